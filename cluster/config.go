@@ -1,0 +1,157 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// Defaults, as the design gives them.
+const (
+	DefaultRaftPort    = 8300
+	DefaultGossipPort  = 8301
+	DefaultGRPCPort    = 50055
+	DefaultHTTPPort    = 8080
+	DefaultForwardHold = 5 * time.Second
+)
+
+// Config is what a server needs to join the cluster.
+type Config struct {
+	// NodeName names this server in gossip and is its Raft server id.
+	NodeName string
+	// DataDir holds the Raft log and snapshots. Required unless InMemory.
+	DataDir string
+	// BindAddr is the address the Raft and gossip listeners bind to.
+	BindAddr string
+	// AdvertiseAddr is the address the other servers reach this one at;
+	// it defaults to BindAddr, or to a private address when BindAddr is a
+	// wildcard.
+	AdvertiseAddr string
+	RaftPort      int
+	GossipPort    int
+	// GRPCPort and HTTPPort are not served by this package; they are
+	// advertised in gossip so peers can forward requests and link to us.
+	GRPCPort int
+	HTTPPort int
+
+	// BootstrapExpect is the number of servers to wait for before the
+	// first Raft configuration is written (0: never bootstrap by count).
+	BootstrapExpect int
+	// Bootstrap makes this server a one-server cluster at once (dev mode).
+	Bootstrap bool
+	// Join lists gossip seeds (host:port); tried until one answers.
+	Join []string
+	// JoinRetryInterval is the pause between rounds of join attempts.
+	JoinRetryInterval time.Duration
+
+	// ForwardHold is how long a request waits for a leader to exist
+	// before it fails with ErrNoLeader.
+	ForwardHold time.Duration
+
+	// Peers reaches other servers (forwarding, bootstrap questions).
+	Peers PeerClient
+
+	Logger *slog.Logger
+
+	// Test hooks: an in-memory Raft transport and stores instead of TCP
+	// and bbolt, and changes to the Raft configuration (timeouts).
+	RaftTransport raft.Transport
+	InMemory      bool
+	TuneRaft      func(*raft.Config)
+	// GossipTimings switches memberlist to its loopback profile: faster
+	// failure detection, for tests and dev mode.
+	GossipTimings GossipTimings
+}
+
+// GossipTimings selects memberlist's timing profile.
+type GossipTimings int
+
+const (
+	GossipLAN GossipTimings = iota
+	GossipLocal
+)
+
+// PeerClient is how this server reaches another server's ClusterService.
+type PeerClient interface {
+	Apply(ctx context.Context, grpcAddr string, command []byte) (index uint64, result []byte, err error)
+	ReadIndex(ctx context.Context, grpcAddr string) (uint64, error)
+	RaftState(ctx context.Context, grpcAddr string) (*daguhav1.RaftStateResponse, error)
+}
+
+func (c *Config) setDefaults() error {
+	if c.NodeName == "" {
+		return errors.New("node name is empty")
+	}
+	if c.DataDir == "" && !c.InMemory {
+		return errors.New("data directory is empty")
+	}
+	if c.BindAddr == "" {
+		c.BindAddr = "0.0.0.0"
+	}
+	if c.AdvertiseAddr == "" {
+		addr, err := advertiseFor(c.BindAddr)
+		if err != nil {
+			return err
+		}
+		c.AdvertiseAddr = addr
+	}
+	for name, port := range map[string]*int{"raft": &c.RaftPort, "gossip": &c.GossipPort, "grpc": &c.GRPCPort, "http": &c.HTTPPort} {
+		if *port < 0 || *port > 65535 {
+			return fmt.Errorf("%s port %d is out of range 0-65535", name, *port)
+		}
+	}
+	if c.BootstrapExpect < 0 {
+		return fmt.Errorf("bootstrap-expect %d is negative", c.BootstrapExpect)
+	}
+	if c.Bootstrap && c.BootstrapExpect > 1 {
+		return fmt.Errorf("bootstrap (single server) and bootstrap-expect=%d exclude each other", c.BootstrapExpect)
+	}
+	if c.ForwardHold <= 0 {
+		c.ForwardHold = DefaultForwardHold
+	}
+	if c.JoinRetryInterval <= 0 {
+		c.JoinRetryInterval = time.Second
+	}
+	if c.Peers == nil {
+		return errors.New("no peer client configured")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// advertiseFor picks the address to advertise for a bind address: the bind
+// address itself unless it is a wildcard, else the first private IPv4
+// address of this host (as Consul and Nomad do).
+func advertiseFor(bind string) (string, error) {
+	ip := net.ParseIP(bind)
+	if ip == nil {
+		return "", fmt.Errorf("bind address %q is not an IP address", bind)
+	}
+	if !ip.IsUnspecified() {
+		return bind, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("list interface addresses to advertise: %w", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsPrivate() {
+			return n.IP.String(), nil
+		}
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			return n.IP.String(), nil
+		}
+	}
+	return "", fmt.Errorf("bind address is %s and no private IPv4 address was found to advertise: set the advertise address", bind)
+}

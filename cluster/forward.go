@@ -1,0 +1,243 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/daguha/daguha/fsm"
+)
+
+var (
+	// ErrNoLeader is returned when no leader was known for the whole
+	// forwarding hold.
+	ErrNoLeader = errors.New("no cluster leader")
+	// ErrNotLeader is returned by the leader-only entry points when this
+	// server is not (or no longer) the established leader; callers retry.
+	ErrNotLeader = errors.New("this server is not the cluster leader")
+)
+
+// RetryableError marks an error after which the request may be tried again
+// at the (possibly new) leader: nothing was applied, or the command is
+// idempotent and applying it again changes nothing.
+type RetryableError struct{ Err error }
+
+func (e *RetryableError) Error() string { return e.Err.Error() }
+func (e *RetryableError) Unwrap() error { return e.Err }
+
+// CommandError is a command's own, deterministic failure: every replica
+// rejected it, and trying again will not help.
+type CommandError struct{ Err error }
+
+func (e *CommandError) Error() string { return e.Err.Error() }
+func (e *CommandError) Unwrap() error { return e.Err }
+
+// applyTimeout bounds how long a command waits to be enqueued in Raft.
+const applyTimeout = 30 * time.Second
+
+// Apply writes a command through Raft from any server: locally on the
+// leader, forwarded to the leader from a follower. While there is no
+// leader it waits, up to the forwarding hold, for one to be elected. All
+// commands are idempotent, so a command that may or may not have been
+// applied when a leader died is simply sent again to the next one.
+func (s *Server) Apply(ctx context.Context, t fsm.MessageType, body proto.Message) (proto.Message, uint64, error) {
+	command, err := fsm.Encode(t, body)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := fsm.Validate(command); err != nil {
+		return nil, 0, &CommandError{Err: err}
+	}
+	var (
+		index   uint64
+		encoded []byte
+	)
+	err = s.withLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
+		var err error
+		if local {
+			var result proto.Message
+			result, index, err = s.applyLocal(command)
+			if err == nil {
+				encoded, err = proto.Marshal(result)
+			}
+			return err
+		}
+		index, encoded, err = s.config.Peers.Apply(ctx, grpcAddr, command)
+		return err
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	result, err := fsm.DecodeResult(t, encoded)
+	if err != nil {
+		return nil, 0, err
+	}
+	return result, index, nil
+}
+
+// ApplyLocal applies an encoded command on this server, which must be the
+// leader; it is what a forwarded Apply runs on the leader.
+func (s *Server) ApplyLocal(command []byte) (uint64, []byte, error) {
+	if err := fsm.Validate(command); err != nil {
+		return 0, nil, &CommandError{Err: err}
+	}
+	result, index, err := s.applyLocal(command)
+	if err != nil {
+		return 0, nil, err
+	}
+	encoded, err := proto.Marshal(result)
+	if err != nil {
+		return 0, nil, fmt.Errorf("encode result: %w", err)
+	}
+	return index, encoded, nil
+}
+
+func (s *Server) applyLocal(command []byte) (proto.Message, uint64, error) {
+	future := s.raft.Apply(command, applyTimeout)
+	if err := future.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost),
+			errors.Is(err, raft.ErrLeadershipTransferInProgress), errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, 0, &RetryableError{Err: fmt.Errorf("%w: %v", ErrNotLeader, err)}
+		}
+		return nil, 0, fmt.Errorf("raft apply: %w", err)
+	}
+	resp, ok := future.Response().(*fsm.Response)
+	if !ok {
+		return nil, 0, fmt.Errorf("raft apply: unexpected response %T", future.Response())
+	}
+	if resp.Err != nil {
+		return nil, future.Index(), &CommandError{Err: resp.Err}
+	}
+	return resp.Result, future.Index(), nil
+}
+
+// ConsistentRead waits until this server's state includes every write
+// acknowledged before the call, so a read from it that follows is
+// linearizable. On a follower it asks the leader how far to catch up.
+func (s *Server) ConsistentRead(ctx context.Context) error {
+	var index uint64
+	err := s.withLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
+		var err error
+		if local {
+			index, err = s.LeaderReadIndex()
+			return err
+		}
+		index, err = s.config.Peers.ReadIndex(ctx, grpcAddr)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return s.fsm.WaitApplied(ctx, index)
+}
+
+// LeaderReadIndex returns, on the established leader, the index a reader
+// must have applied to see every acknowledged write: the leader's own
+// applied index, once it has confirmed with a quorum that it still leads.
+// Every acknowledged write was applied here before it was acknowledged
+// (or before the barrier that established this leader's term).
+func (s *Server) LeaderReadIndex() (uint64, error) {
+	term := s.readyTerm()
+	if term == 0 {
+		return 0, &RetryableError{Err: ErrNotLeader}
+	}
+	index := s.fsm.LastApplied()
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return 0, &RetryableError{Err: fmt.Errorf("%w: %v", ErrNotLeader, err)}
+	}
+	if s.raft.CurrentTerm() != term {
+		return 0, &RetryableError{Err: ErrNotLeader}
+	}
+	return index, nil
+}
+
+// withLeader runs attempt against the leader (locally when this server is
+// the leader), retrying retryable failures and waiting through elections
+// for at most the forwarding hold.
+func (s *Server) withLeader(ctx context.Context, attempt func(ctx context.Context, local bool, grpcAddr string) error) error {
+	holdUntil := time.Now().Add(s.config.ForwardHold)
+	var lastErr error
+	for {
+		changed := s.leaderChanged()
+		local, grpcAddr, known := s.leaderTarget()
+		if known {
+			err := s.attemptUntilLeaderChange(ctx, changed, local, grpcAddr, attempt)
+			var retryable *RetryableError
+			if err == nil || !errors.As(err, &retryable) {
+				return err
+			}
+			lastErr = err
+		} else {
+			lastErr = ErrNoLeader
+		}
+		wait := time.Until(holdUntil)
+		if wait <= 0 {
+			if errors.Is(lastErr, ErrNoLeader) {
+				return fmt.Errorf("%w after waiting %s", ErrNoLeader, s.config.ForwardHold)
+			}
+			return fmt.Errorf("%w (no leader could take the request within %s)", lastErr, s.config.ForwardHold)
+		}
+		// Wake at a leader change, or soon anyway: a failed forward to a
+		// leader that has just died is retried once Raft notices.
+		timer := time.NewTimer(min(wait, 100*time.Millisecond))
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), lastErr)
+		case <-s.shutdownCh:
+			timer.Stop()
+			return &RetryableError{Err: errors.New("server is shutting down")}
+		}
+		timer.Stop()
+	}
+}
+
+// attemptUntilLeaderChange runs one attempt, abandoning it when the leader
+// changes: a forward to a leader that was paused or cut off would
+// otherwise hang, and the command is safe to send again to the new one.
+func (s *Server) attemptUntilLeaderChange(ctx context.Context, changed <-chan struct{}, local bool, grpcAddr string,
+	attempt func(ctx context.Context, local bool, grpcAddr string) error) error {
+	attemptCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-changed:
+			cancel()
+		case <-attemptCtx.Done():
+		}
+	}()
+	err := attempt(attemptCtx, local, grpcAddr)
+	if err != nil && ctx.Err() == nil && attemptCtx.Err() != nil {
+		return &RetryableError{Err: fmt.Errorf("leader changed during the request: %w", err)}
+	}
+	return err
+}
+
+// leaderTarget says where the leader is: this server, a peer's gRPC
+// address, or unknown.
+func (s *Server) leaderTarget() (local bool, grpcAddr string, known bool) {
+	if s.raft.State() == raft.Leader {
+		return true, "", true
+	}
+	_, id := s.raft.LeaderWithID()
+	if id == "" {
+		return false, "", false
+	}
+	member, ok := s.members.get(string(id))
+	if !ok || member.Status != MemberAlive || member.Meta.GRPCAddr == "" {
+		return false, "", false
+	}
+	return false, member.Meta.GRPCAddr, true
+}
+
+// RaftStateLocal answers a peer asking whether this server has Raft state.
+func (s *Server) RaftStateLocal() (hasState bool, lastIndex, term uint64) {
+	return s.HasRaftState(), s.raft.LastIndex(), s.raft.CurrentTerm()
+}

@@ -1,0 +1,203 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// Roles a gossip member can have. Servers and workers share one pool.
+const (
+	RoleServer = "server"
+	RoleWorker = "worker"
+)
+
+// Member states as this server last heard them through gossip.
+const (
+	MemberAlive  = "alive"
+	MemberFailed = "failed"
+	MemberLeft   = "left"
+)
+
+// metaVersion is bumped when the meta layout changes incompatibly.
+const metaVersion = 1
+
+// Meta is what every member says about itself in gossip. It must fit in
+// memberlist's 512-byte meta limit, hence the short JSON keys.
+type Meta struct {
+	Version  int    `json:"v"`
+	Role     string `json:"r"`
+	RaftAddr string `json:"ra,omitempty"`
+	GRPCAddr string `json:"ga,omitempty"`
+	HTTPAddr string `json:"ha,omitempty"`
+	Expect   int    `json:"e,omitempty"`
+}
+
+// Member is one node of the gossip pool.
+type Member struct {
+	Name   string    `json:"name"`
+	Addr   string    `json:"addr"`
+	Status string    `json:"status"`
+	Meta   Meta      `json:"meta"`
+	Since  time.Time `json:"since"`
+}
+
+// members tracks every node gossip has told us about, including the ones
+// that failed or left, which memberlist itself forgets.
+type members struct {
+	mu          sync.Mutex
+	byName      map[string]Member
+	subscribers []chan struct{}
+	now         func() time.Time
+}
+
+func newMembers(now func() time.Time) *members {
+	return &members{byName: map[string]Member{}, now: now}
+}
+
+// subscribe returns a channel that receives (coalesced) whenever the
+// member table changes; the subscriber then reads the whole table.
+func (m *members) subscribe() <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	m.mu.Lock()
+	m.subscribers = append(m.subscribers, ch)
+	m.mu.Unlock()
+	return ch
+}
+
+func (m *members) set(node *memberlist.Node, status string) {
+	var meta Meta
+	if err := json.Unmarshal(node.Meta, &meta); err != nil {
+		meta = Meta{}
+	}
+	m.mu.Lock()
+	m.byName[node.Name] = Member{
+		Name:   node.Name,
+		Addr:   net.JoinHostPort(node.Addr.String(), strconv.Itoa(int(node.Port))),
+		Status: status,
+		Meta:   meta,
+		Since:  m.now(),
+	}
+	for _, ch := range m.subscribers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	m.mu.Unlock()
+}
+
+// NotifyJoin, NotifyLeave and NotifyUpdate implement memberlist.EventDelegate.
+func (m *members) NotifyJoin(node *memberlist.Node) { m.set(node, MemberAlive) }
+func (m *members) NotifyUpdate(node *memberlist.Node) {
+	m.set(node, MemberAlive)
+}
+func (m *members) NotifyLeave(node *memberlist.Node) {
+	if node.State == memberlist.StateLeft {
+		m.set(node, MemberLeft)
+		return
+	}
+	m.set(node, MemberFailed)
+}
+
+// list returns the members in name order, optionally only one role.
+func (m *members) list(role string) []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Member, 0, len(m.byName))
+	for _, member := range m.byName {
+		if role == "" || member.Meta.Role == role {
+			out = append(out, member)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (m *members) get(name string) (Member, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	member, ok := m.byName[name]
+	return member, ok
+}
+
+// metaDelegate answers memberlist's questions about this node.
+type metaDelegate struct {
+	meta []byte
+}
+
+func (d *metaDelegate) NodeMeta(limit int) []byte {
+	if len(d.meta) > limit {
+		return nil
+	}
+	return d.meta
+}
+func (d *metaDelegate) NotifyMsg([]byte)                           {}
+func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *metaDelegate) LocalState(join bool) []byte                { return nil }
+func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+func (s *Server) startGossip() error {
+	meta, err := json.Marshal(Meta{
+		Version:  metaVersion,
+		Role:     RoleServer,
+		RaftAddr: string(s.raftAddr),
+		GRPCAddr: net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.GRPCPort)),
+		HTTPAddr: net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.HTTPPort)),
+		Expect:   s.config.BootstrapExpect,
+	})
+	if err != nil {
+		return fmt.Errorf("encode gossip meta: %w", err)
+	}
+	var conf *memberlist.Config
+	if s.config.GossipTimings == GossipLocal {
+		conf = memberlist.DefaultLocalConfig()
+	} else {
+		conf = memberlist.DefaultLANConfig()
+	}
+	conf.Name = s.config.NodeName
+	conf.BindAddr = s.config.BindAddr
+	conf.BindPort = s.config.GossipPort
+	conf.AdvertiseAddr = s.config.AdvertiseAddr
+	conf.AdvertisePort = s.config.GossipPort
+	conf.Delegate = &metaDelegate{meta: meta}
+	conf.Events = s.members
+	conf.Logger = nil
+	conf.LogOutput = &levelPrefixWriter{logger: s.logger.With("component", "gossip")}
+	list, err := memberlist.Create(conf)
+	if err != nil {
+		return fmt.Errorf("start gossip on %s:%d: %w", s.config.BindAddr, s.config.GossipPort, err)
+	}
+	s.gossip = list
+	if len(s.config.Join) > 0 {
+		s.goFunc(s.joinLoop)
+	}
+	return nil
+}
+
+// joinLoop tries the seeds until one of them answers, then stops: from
+// there on gossip itself keeps the pool together.
+func (s *Server) joinLoop() {
+	for attempt := 1; ; attempt++ {
+		n, err := s.gossip.Join(s.config.Join)
+		if n > 0 {
+			s.logger.Info("joined gossip pool", "seeds", s.config.Join, "reached", n)
+			return
+		}
+		s.logger.Warn("no gossip seed answered; retrying", "seeds", s.config.Join, "attempt", attempt, "error", err)
+		select {
+		case <-time.After(s.config.JoinRetryInterval):
+		case <-s.shutdownCh:
+			return
+		}
+	}
+}
+
+// Members returns the gossip pool as this server sees it.
+func (s *Server) Members() []Member { return s.members.list("") }

@@ -1,0 +1,216 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// LeaderDuty is work only the leader does (matching, reclaim, cron). It
+// runs from the moment this server is an established leader (after a
+// barrier, so its state includes every entry earlier leaders committed)
+// until ctx is cancelled when leadership is lost or the server stops.
+type LeaderDuty func(ctx context.Context)
+
+// leadership is the state of this server's leader duties.
+type leadership struct {
+	notify chan bool
+
+	mu         sync.Mutex
+	duties     []namedDuty
+	readyTerm  uint64 // term in which the barrier completed; 0 when not leader
+	leaderSeen chan struct{}
+}
+
+type namedDuty struct {
+	name string
+	run  LeaderDuty
+}
+
+func (l *leadership) init() {
+	l.notify = make(chan bool, 16)
+	l.leaderSeen = make(chan struct{})
+}
+
+// RegisterLeaderDuty adds a duty; it must be called before the server can
+// become leader (right after New) to be sure of running the first time.
+func (s *Server) RegisterLeaderDuty(name string, duty LeaderDuty) {
+	s.leader.mu.Lock()
+	defer s.leader.mu.Unlock()
+	s.leader.duties = append(s.leader.duties, namedDuty{name: name, run: duty})
+}
+
+// monitorLeadership is the one place leader duties start and stop.
+func (s *Server) monitorLeadership() {
+	var stop func()
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+	}()
+	for {
+		select {
+		case isLeader := <-s.leader.notify:
+			switch {
+			case isLeader && stop == nil:
+				stop = s.startLeaderLoop()
+			case !isLeader && stop != nil:
+				stop()
+				stop = nil
+			}
+		case <-s.shutdownCh:
+			return
+		}
+	}
+}
+
+// startLeaderLoop runs leaderLoop in a goroutine and returns the function
+// that stops it and waits for it.
+func (s *Server) startLeaderLoop() func() {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.leaderLoop(ctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+		s.logger.Info("leader duties stopped")
+	}
+}
+
+// leaderLoop establishes leadership with a barrier, then runs the duties
+// until ctx ends.
+func (s *Server) leaderLoop(ctx context.Context) {
+	term := s.raft.CurrentTerm()
+	for {
+		err := s.raft.Barrier(time.Minute).Error()
+		if err == nil {
+			break
+		}
+		s.logger.Warn("leader barrier failed; retrying", "error", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	s.leader.mu.Lock()
+	s.leader.readyTerm = term
+	duties := append([]namedDuty(nil), s.leader.duties...)
+	s.leader.mu.Unlock()
+	defer func() {
+		s.leader.mu.Lock()
+		s.leader.readyTerm = 0
+		s.leader.mu.Unlock()
+	}()
+	s.logger.Info("established leadership", "term", term)
+
+	var wg sync.WaitGroup
+	duties = append(duties, namedDuty{name: "reconcile-servers", run: s.reconcileServers})
+	for _, duty := range duties {
+		wg.Add(1)
+		go func(duty namedDuty) {
+			defer wg.Done()
+			duty.run(ctx)
+		}(duty)
+	}
+	wg.Wait()
+}
+
+// readyTerm returns the term in which this server established leadership,
+// or 0 when it is not an established leader.
+func (s *Server) readyTerm() uint64 {
+	s.leader.mu.Lock()
+	defer s.leader.mu.Unlock()
+	return s.leader.readyTerm
+}
+
+// observeLeader wakes request goroutines waiting for a leader whenever
+// Raft reports a leader change.
+func (s *Server) observeLeader() {
+	observations := make(chan raft.Observation, 16)
+	observer := raft.NewObserver(observations, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	s.raft.RegisterObserver(observer)
+	defer s.raft.DeregisterObserver(observer)
+	for {
+		select {
+		case <-observations:
+			s.leader.mu.Lock()
+			close(s.leader.leaderSeen)
+			s.leader.leaderSeen = make(chan struct{})
+			s.leader.mu.Unlock()
+		case <-s.shutdownCh:
+			return
+		}
+	}
+}
+
+// leaderChanged returns a channel closed at the next leader change.
+func (s *Server) leaderChanged() <-chan struct{} {
+	s.leader.mu.Lock()
+	defer s.leader.mu.Unlock()
+	return s.leader.leaderSeen
+}
+
+// reconcileServers keeps the Raft configuration in line with the gossip
+// pool: a live server that is not a voter is added, a server that left
+// gracefully is removed. A server that failed is kept: it may come back,
+// and removing it would only shrink the quorum a restart needs.
+func (s *Server) reconcileServers(ctx context.Context) {
+	changed := s.members.subscribe()
+	ticker := time.NewTicker(10 * time.Second)
+	defer ticker.Stop()
+	for {
+		s.reconcileOnce()
+		select {
+		case <-changed:
+		case <-ticker.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (s *Server) reconcileOnce() {
+	future := s.raft.GetConfiguration()
+	if err := future.Error(); err != nil {
+		s.logger.Warn("reconcile: read raft configuration", "error", err)
+		return
+	}
+	inConfig := map[raft.ServerID]raft.Server{}
+	for _, server := range future.Configuration().Servers {
+		inConfig[server.ID] = server
+	}
+	for _, member := range s.members.list(RoleServer) {
+		id := raft.ServerID(member.Name)
+		current, known := inConfig[id]
+		switch member.Status {
+		case MemberAlive:
+			if member.Meta.RaftAddr == "" {
+				continue
+			}
+			if known && current.Address == raft.ServerAddress(member.Meta.RaftAddr) && current.Suffrage == raft.Voter {
+				continue
+			}
+			s.logger.Info("adding server to raft configuration", "server", member.Name, "address", member.Meta.RaftAddr)
+			if err := s.raft.AddVoter(id, raft.ServerAddress(member.Meta.RaftAddr), 0, 10*time.Second).Error(); err != nil {
+				s.logger.Warn("add server", "server", member.Name, "error", err)
+			}
+		case MemberLeft:
+			if !known || id == raft.ServerID(s.config.NodeName) {
+				continue
+			}
+			s.logger.Info("removing server that left", "server", member.Name)
+			if err := s.raft.RemoveServer(id, 0, 10*time.Second).Error(); err != nil {
+				s.logger.Warn("remove server", "server", member.Name, "error", err)
+			}
+		}
+	}
+}

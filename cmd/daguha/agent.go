@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/ops/agent"
+)
+
+// leaveTimeout bounds the graceful part of a stop.
+const leaveTimeout = 5 * time.Second
+
+func agentCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "agent",
+		Usage: "run a daguha server (-server), or everything in one process (-dev)",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "dev", Usage: "single-node server with data in a temporary directory; no set-up"},
+			&cli.BoolFlag{Name: "server", Usage: "run as a server: a Raft voter that coordinates workers"},
+			&cli.IntFlag{Name: "bootstrap-expect", Usage: "number of servers to wait for before forming the cluster"},
+			&cli.StringFlag{Name: "node", Usage: "node name, unique in the cluster (default: hostname)"},
+			&cli.StringFlag{Name: "data-dir", Usage: "directory for Raft state (dev mode: a temporary one, removed at exit)"},
+			&cli.StringFlag{Name: "bind", Value: "0.0.0.0", Usage: "address to listen on (HTTP, gRPC, Raft, gossip)"},
+			&cli.StringFlag{Name: "advertise", Usage: "address other nodes reach this one at (default: bind address, or a private address when binding to all)"},
+			&cli.IntFlag{Name: "http-port", Value: cluster.DefaultHTTPPort, Usage: "HTTP API port"},
+			&cli.IntFlag{Name: "grpc-port", Value: cluster.DefaultGRPCPort, Usage: "gRPC port (workers and servers)"},
+			&cli.IntFlag{Name: "raft-port", Value: cluster.DefaultRaftPort, Usage: "Raft port"},
+			&cli.IntFlag{Name: "gossip-port", Value: cluster.DefaultGossipPort, Usage: "gossip port (TCP and UDP)"},
+			&cli.StringSliceFlag{Name: "join", Usage: "gossip seeds host:port, comma separated; retried until one answers"},
+			&cli.DurationFlag{Name: "forward-hold", Value: cluster.DefaultForwardHold, Usage: "how long a request waits for a leader to be elected"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: runAgent,
+	}
+}
+
+func parseLogLevel(name string) (slog.Level, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(name)); err != nil {
+		return 0, fmt.Errorf("-log-level %q: want debug, info, warn or error", name)
+	}
+	return level, nil
+}
+
+func runAgent(c *cli.Context) error {
+	level, err := parseLogLevel(c.String("log-level"))
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	dev := c.Bool("dev")
+	if !dev && !c.Bool("server") {
+		return errors.New("agent needs -server (a coordinator server) or -dev (everything in one process); worker agents come with dispatch")
+	}
+
+	nodeName := c.String("node")
+	if nodeName == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("no -node given and the hostname is unknown: %w", err)
+		}
+		nodeName = host
+	}
+	bind := c.String("bind")
+	dataDir := c.String("data-dir")
+	config := cluster.Config{
+		NodeName:        nodeName,
+		DataDir:         dataDir,
+		BindAddr:        bind,
+		AdvertiseAddr:   c.String("advertise"),
+		RaftPort:        c.Int("raft-port"),
+		GossipPort:      c.Int("gossip-port"),
+		GRPCPort:        c.Int("grpc-port"),
+		HTTPPort:        c.Int("http-port"),
+		BootstrapExpect: c.Int("bootstrap-expect"),
+		Join:            splitList(c.StringSlice("join")),
+		ForwardHold:     c.Duration("forward-hold"),
+	}
+	if dev {
+		if !c.IsSet("bind") {
+			config.BindAddr = "127.0.0.1"
+		}
+		config.Bootstrap = true
+		config.BootstrapExpect = 0
+		config.GossipTimings = cluster.GossipLocal
+		if dataDir == "" {
+			tmp, err := os.MkdirTemp("", "daguha-dev-")
+			if err != nil {
+				return fmt.Errorf("dev mode data directory: %w", err)
+			}
+			config.DataDir = tmp
+			defer os.RemoveAll(tmp)
+			logger.Info("dev mode: data in a temporary directory, removed at exit", "dir", tmp)
+		}
+	} else if config.DataDir == "" {
+		return errors.New("-data-dir is required for a server (Raft state must survive restarts)")
+	}
+
+	a, err := agent.Start(agent.Config{Cluster: config, HTTPBind: config.BindAddr, GRPCBind: config.BindAddr, Logger: logger})
+	if err != nil {
+		return err
+	}
+	return waitForSignal(a, logger)
+}
+
+// waitForSignal runs until SIGINT or SIGTERM, then stops gracefully: a
+// leader hands leadership over, the node leaves the gossip pool and Raft
+// closes cleanly. A second signal exits at once.
+func waitForSignal(a *agent.Agent, logger *slog.Logger) error {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	sig := <-signals
+	logger.Info("stopping gracefully; signal again to exit at once", "signal", sig.String())
+	go func() {
+		sig := <-signals
+		logger.Warn("second signal: exiting now", "signal", sig.String())
+		os.Exit(1)
+	}()
+	if err := a.Leave(leaveTimeout); err != nil {
+		logger.Warn("leave", "error", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// splitList accepts both repeated flags and comma-separated values.
+func splitList(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			if part = strings.TrimSpace(part); part != "" {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,29 @@
+// Command daguha is the one binary of daguha: servers, workers and the
+// client commands. This package parses flags and wires packages together;
+// behaviour lives in the packages it calls.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	app := &cli.App{
+		Name:    "daguha",
+		Usage:   "a highly available coordinator for Dagu-style distributed workflows",
+		Version: version,
+		Commands: []*cli.Command{
+			agentCommand(),
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "daguha:", err)
+		os.Exit(1)
+	}
+}

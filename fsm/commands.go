@@ -1,0 +1,110 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// MessageType is the first byte of every Raft command.
+type MessageType uint8
+
+// IgnoreUnknown marks a command that a server which does not know its type
+// may skip. Only commands whose loss cannot make replicas disagree on
+// anything an older server reads may carry it.
+const IgnoreUnknown MessageType = 0x80
+
+// Command types. Numbers are forever: add new ones at the end.
+const (
+	NoopType        MessageType = 0
+	EnqueueRunsType MessageType = 1
+)
+
+// ErrEmptyCommand is returned for a command without a type byte.
+var ErrEmptyCommand = errors.New("empty command: no type byte")
+
+// commandBody returns a new, empty body message for a known type, or nil.
+func commandBody(t MessageType) proto.Message {
+	switch t {
+	case NoopType:
+		return &daguhav1.NoopCommand{}
+	case EnqueueRunsType:
+		return &daguhav1.EnqueueRunsCommand{}
+	}
+	return nil
+}
+
+// resultBody returns a new, empty result message for a known type, so a
+// forwarded command's encoded result can be decoded by the caller.
+func resultBody(t MessageType) proto.Message {
+	switch t {
+	case NoopType:
+		return &daguhav1.NoopResult{}
+	case EnqueueRunsType:
+		return &daguhav1.EnqueueRunsResult{}
+	}
+	return nil
+}
+
+// Encode builds a command: the type byte, then the protobuf body.
+func Encode(t MessageType, body proto.Message) ([]byte, error) {
+	encoded, err := proto.MarshalOptions{Deterministic: true}.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("encode command type %d: %w", t, err)
+	}
+	return append([]byte{byte(t)}, encoded...), nil
+}
+
+// Decode splits a command into its type and decoded body. It fails for an
+// unknown type, with or without the ignorable bit: callers that may skip
+// ignorable commands check the bit themselves.
+func Decode(command []byte) (MessageType, proto.Message, error) {
+	if len(command) == 0 {
+		return 0, nil, ErrEmptyCommand
+	}
+	t := MessageType(command[0])
+	body := commandBody(t)
+	if body == nil {
+		return t, nil, fmt.Errorf("unknown command type %d (ignorable: %t)", t&^IgnoreUnknown, t&IgnoreUnknown != 0)
+	}
+	if err := proto.Unmarshal(command[1:], body); err != nil {
+		return t, nil, fmt.Errorf("decode command type %d: %w", t, err)
+	}
+	return t, body, nil
+}
+
+// Validate checks that a command is one this server can apply, before it is
+// written to the log: a leader must never append an entry that would make
+// every replica panic.
+func Validate(command []byte) error {
+	t, body, err := Decode(command)
+	if err != nil {
+		return err
+	}
+	if enqueue, ok := body.(*daguhav1.EnqueueRunsCommand); ok {
+		for i, run := range enqueue.GetRuns() {
+			if run.GetId() == "" {
+				return fmt.Errorf("command type %d: run %d has no id", t, i)
+			}
+			if run.GetDagName() == "" {
+				return fmt.Errorf("command type %d: run %q has no DAG name", t, run.GetId())
+			}
+		}
+	}
+	return nil
+}
+
+// DecodeResult decodes the encoded result of a command of type t.
+func DecodeResult(t MessageType, encoded []byte) (proto.Message, error) {
+	result := resultBody(t)
+	if result == nil {
+		return nil, fmt.Errorf("no result type for command type %d", t)
+	}
+	if err := proto.Unmarshal(encoded, result); err != nil {
+		return nil, fmt.Errorf("decode result of command type %d: %w", t, err)
+	}
+	return result, nil
+}

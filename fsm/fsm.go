@@ -1,0 +1,147 @@
+package fsm
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+	"github.com/daguha/daguha/store"
+)
+
+// Response is what Apply returns for a command: the result message, or the
+// error the command met. Errors here are deterministic (every replica meets
+// the same one); they reject the command, they do not stop the replica.
+type Response struct {
+	Type   MessageType
+	Result proto.Message
+	Err    error
+}
+
+// FSM implements raft.FSM over a store.StateStore.
+type FSM struct {
+	state atomic.Pointer[store.StateStore]
+
+	// applied is the index of the last command applied (or restored);
+	// changed is closed and replaced whenever it moves, to wake waiters.
+	mu      sync.Mutex
+	applied uint64
+	changed chan struct{}
+}
+
+// New returns an FSM over an empty state store.
+func New() (*FSM, error) {
+	s, err := store.NewStateStore()
+	if err != nil {
+		return nil, err
+	}
+	f := &FSM{changed: make(chan struct{})}
+	f.state.Store(s)
+	return f, nil
+}
+
+// State returns the current state store. After a restore it is a new one,
+// so callers fetch it for each read instead of keeping it.
+func (f *FSM) State() *store.StateStore { return f.state.Load() }
+
+// Apply applies one committed Raft entry. Raft calls it from one goroutine.
+func (f *FSM) Apply(entry *raft.Log) interface{} {
+	resp := f.apply(entry.Index, entry.Data)
+	f.setApplied(entry.Index)
+	return resp
+}
+
+func (f *FSM) apply(index uint64, command []byte) *Response {
+	if len(command) == 0 {
+		panic(fmt.Errorf("fsm: entry %d: %w", index, ErrEmptyCommand))
+	}
+	t := MessageType(command[0])
+	body := commandBody(t)
+	if body == nil {
+		if t&IgnoreUnknown != 0 {
+			return &Response{Type: t}
+		}
+		panic(fmt.Errorf("fsm: entry %d: unknown command type %d; refusing to diverge from the other replicas", index, t))
+	}
+	if err := proto.Unmarshal(command[1:], body); err != nil {
+		panic(fmt.Errorf("fsm: entry %d: decode command type %d: %w", index, t, err))
+	}
+	switch msg := body.(type) {
+	case *daguhav1.NoopCommand:
+		return &Response{Type: t, Result: &daguhav1.NoopResult{}}
+	case *daguhav1.EnqueueRunsCommand:
+		return f.applyEnqueueRuns(index, t, msg)
+	}
+	panic(fmt.Errorf("fsm: entry %d: command type %d has no apply method", index, t))
+}
+
+func (f *FSM) applyEnqueueRuns(index uint64, t MessageType, cmd *daguhav1.EnqueueRunsCommand) *Response {
+	outcomes, err := f.State().EnqueueRuns(index, cmd.GetRuns())
+	if err != nil {
+		return &Response{Type: t, Err: err}
+	}
+	return &Response{Type: t, Result: &daguhav1.EnqueueRunsResult{Outcomes: outcomes}}
+}
+
+func (f *FSM) setApplied(index uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if index <= f.applied {
+		return
+	}
+	f.applied = index
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// LastApplied returns the index of the last command this FSM applied.
+func (f *FSM) LastApplied() uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+// WaitApplied blocks until the FSM has applied index, or ctx ends.
+func (f *FSM) WaitApplied(ctx context.Context, index uint64) error {
+	for {
+		f.mu.Lock()
+		applied, changed := f.applied, f.changed
+		f.mu.Unlock()
+		if applied >= index {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for index %d (applied %d): %w", index, applied, ctx.Err())
+		}
+	}
+}
+
+// Snapshot captures the state for Raft. It is cheap: the state store's
+// snapshot is immutable, and Persist streams it while Apply goes on.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &snapshot{state: f.State().Snapshot(), lastApplied: f.LastApplied()}, nil
+}
+
+// Restore replaces the state with a snapshot's. The new store is built
+// aside and swapped in only once the whole stream has been read.
+func (f *FSM) Restore(reader io.ReadCloser) error {
+	defer reader.Close()
+	state, lastApplied, err := ReadSnapshot(reader)
+	if err != nil {
+		return err
+	}
+	f.state.Store(state)
+	f.mu.Lock()
+	f.applied = lastApplied
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,150 @@
+// Package agent assembles one daguha server process: the cluster member
+// (Raft, gossip, forwarding), its gRPC listener and its HTTP API. The
+// command line and the tests both start servers through it, so they run
+// the same wiring.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/rpc"
+)
+
+// Config is one server's settings. Cluster.Peers is filled in here.
+type Config struct {
+	Cluster cluster.Config
+	// HTTPBind and GRPCBind are the listen addresses (host only); the
+	// ports come from Cluster.HTTPPort and Cluster.GRPCPort (0 = any free
+	// port, which is then advertised).
+	HTTPBind string
+	GRPCBind string
+	Logger   *slog.Logger
+}
+
+// Agent is a running server.
+type Agent struct {
+	logger  *slog.Logger
+	cluster *cluster.Server
+	peers   *rpc.PeerClient
+	grpc    *grpc.Server
+	health  *health.Server
+	http    *http.Server
+	httpLn  net.Listener
+	grpcLn  net.Listener
+	served  chan error
+}
+
+// Start opens the listeners, joins the cluster and starts serving.
+func Start(config Config) (*Agent, error) {
+	if config.Logger == nil {
+		config.Logger = slog.Default()
+	}
+	httpLn, err := net.Listen("tcp", net.JoinHostPort(config.HTTPBind, strconv.Itoa(config.Cluster.HTTPPort)))
+	if err != nil {
+		return nil, fmt.Errorf("HTTP listener: %w", err)
+	}
+	grpcLn, err := net.Listen("tcp", net.JoinHostPort(config.GRPCBind, strconv.Itoa(config.Cluster.GRPCPort)))
+	if err != nil {
+		httpLn.Close()
+		return nil, fmt.Errorf("gRPC listener: %w", err)
+	}
+	config.Cluster.HTTPPort = httpLn.Addr().(*net.TCPAddr).Port
+	config.Cluster.GRPCPort = grpcLn.Addr().(*net.TCPAddr).Port
+	peers := rpc.NewPeerClient()
+	config.Cluster.Peers = peers
+	config.Cluster.Logger = config.Logger
+
+	server, err := cluster.New(config.Cluster)
+	if err != nil {
+		httpLn.Close()
+		grpcLn.Close()
+		peers.Close()
+		return nil, err
+	}
+	a := &Agent{
+		logger:  config.Logger,
+		cluster: server,
+		peers:   peers,
+		grpc:    grpc.NewServer(),
+		health:  health.NewServer(),
+		httpLn:  httpLn,
+		grpcLn:  grpcLn,
+		served:  make(chan error, 2),
+	}
+	rpc.RegisterClusterService(a.grpc, server)
+	healthpb.RegisterHealthServer(a.grpc, a.health)
+	a.http = &http.Server{
+		Handler:           api.New(server, api.Options{Logger: config.Logger}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() { a.served <- a.grpc.Serve(grpcLn) }()
+	go func() {
+		err := a.http.Serve(httpLn)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		a.served <- err
+	}()
+	a.logger.Info("agent started", "node", config.Cluster.NodeName,
+		"http", httpLn.Addr().String(), "grpc", grpcLn.Addr().String(),
+		"raft_port", config.Cluster.RaftPort, "gossip_port", config.Cluster.GossipPort)
+	return a, nil
+}
+
+// Cluster returns the cluster member.
+func (a *Agent) Cluster() *cluster.Server { return a.cluster }
+
+// HTTPAddr and GRPCAddr are the addresses actually listened on.
+func (a *Agent) HTTPAddr() string { return a.httpLn.Addr().String() }
+func (a *Agent) GRPCAddr() string { return a.grpcLn.Addr().String() }
+
+// Leave is the graceful part of a stop: leadership is handed over and the
+// server leaves the gossip pool. Call Shutdown after it.
+func (a *Agent) Leave(timeout time.Duration) error {
+	a.health.Shutdown()
+	return a.cluster.Leave(timeout)
+}
+
+// Shutdown stops serving and stops the cluster member, waiting for every
+// goroutine it started.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	var errs []error
+	a.health.Shutdown()
+	if err := a.http.Shutdown(ctx); err != nil {
+		a.http.Close()
+	}
+	stopped := make(chan struct{})
+	go func() {
+		a.grpc.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-ctx.Done():
+		a.grpc.Stop()
+		<-stopped
+	}
+	if err := a.cluster.Shutdown(); err != nil {
+		errs = append(errs, err)
+	}
+	a.peers.Close()
+	for range 2 {
+		if err := <-a.served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,111 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/daguha/daguha/cluster"
+)
+
+// maxBodyBytes bounds a request body: the API takes small JSON documents.
+const maxBodyBytes = 1 << 20
+
+// Server is the HTTP API of one daguha server.
+type Server struct {
+	cluster *cluster.Server
+	logger  *slog.Logger
+	now     func() time.Time
+	mux     *http.ServeMux
+}
+
+// Options configures the API.
+type Options struct {
+	Logger *slog.Logger
+	// Now is the clock used for timestamps the API chooses (enqueue time).
+	Now func() time.Time
+}
+
+// New returns the API handler for a cluster server.
+func New(c *cluster.Server, options Options) *Server {
+	if options.Logger == nil {
+		options.Logger = slog.Default()
+	}
+	if options.Now == nil {
+		options.Now = time.Now
+	}
+	s := &Server{cluster: c, logger: options.Logger, now: options.Now, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /api/v2/health", s.health)
+	s.mux.HandleFunc("GET /api/v2/cluster/leader", s.leader)
+	s.mux.HandleFunc("GET /api/v2/cluster/peers", s.peers)
+	s.mux.HandleFunc("GET /api/v2/cluster/members", s.members)
+	s.mux.HandleFunc("GET /api/v2/agent/self", s.self)
+	s.mux.HandleFunc("POST /api/v2/dag-runs", s.enqueueRun)
+	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}", s.getRun)
+	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, body any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(body)
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, errorBody{Error: err.Error()})
+}
+
+// writeClusterError picks the status code for an error from the cluster.
+func writeClusterError(w http.ResponseWriter, err error) {
+	var command *cluster.CommandError
+	switch {
+	case errors.Is(err, cluster.ErrNoLeader), errors.As(err, new(*cluster.RetryableError)):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err)
+	case errors.As(err, &command):
+		writeError(w, http.StatusConflict, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, err)
+	case errors.Is(err, context.Canceled):
+		writeError(w, http.StatusServiceUnavailable, err)
+	default:
+		writeError(w, http.StatusInternalServerError, err)
+	}
+}
+
+// decodeJSON reads a JSON body strictly: unknown fields and trailing data
+// are errors that name what was wrong.
+func decodeJSON(r *http.Request, out any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("request body: %w", err)
+	}
+	if dec.More() {
+		return errors.New("request body: more than one JSON value")
+	}
+	return nil
+}
+
+// stale reports whether the caller accepts a read from local state that
+// may lag the leader.
+func stale(r *http.Request) bool {
+	v, ok := r.URL.Query()["stale"]
+	return ok && (len(v) == 0 || v[0] == "" || strings.EqualFold(v[0], "true"))
+}

@@ -1,0 +1,134 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// ClusterBackend is what the ClusterService serves from: a cluster.Server.
+type ClusterBackend interface {
+	NodeName() string
+	ApplyLocal(command []byte) (uint64, []byte, error)
+	LeaderReadIndex() (uint64, error)
+	RaftStateLocal() (hasState bool, lastIndex, term uint64)
+}
+
+type clusterService struct {
+	daguhav1.UnimplementedClusterServiceServer
+	backend ClusterBackend
+}
+
+// RegisterClusterService serves the server-to-server service on s.
+func RegisterClusterService(s *grpc.Server, backend ClusterBackend) {
+	daguhav1.RegisterClusterServiceServer(s, &clusterService{backend: backend})
+}
+
+func (c *clusterService) Apply(_ context.Context, req *daguhav1.ApplyRequest) (*daguhav1.ApplyResponse, error) {
+	index, result, err := c.backend.ApplyLocal(req.GetCommand())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &daguhav1.ApplyResponse{Index: index, Result: result}, nil
+}
+
+func (c *clusterService) ReadIndex(context.Context, *daguhav1.ReadIndexRequest) (*daguhav1.ReadIndexResponse, error) {
+	index, err := c.backend.LeaderReadIndex()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &daguhav1.ReadIndexResponse{Index: index}, nil
+}
+
+func (c *clusterService) RaftState(context.Context, *daguhav1.RaftStateRequest) (*daguhav1.RaftStateResponse, error) {
+	hasState, lastIndex, term := c.backend.RaftStateLocal()
+	return &daguhav1.RaftStateResponse{NodeId: c.backend.NodeName(), HasState: hasState, LastIndex: lastIndex, Term: term}, nil
+}
+
+// PeerClient reaches other servers' ClusterService, keeping one
+// connection per address. It implements cluster.PeerClient.
+type PeerClient struct {
+	dialOptions []grpc.DialOption
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+// NewPeerClient returns a client; with no options it speaks plaintext.
+func NewPeerClient(options ...grpc.DialOption) *PeerClient {
+	if len(options) == 0 {
+		options = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	}
+	return &PeerClient{dialOptions: options, conns: map[string]*grpc.ClientConn{}}
+}
+
+func (p *PeerClient) client(addr string) (daguhav1.ClusterServiceClient, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.conns == nil {
+		return nil, fmt.Errorf("peer client is closed")
+	}
+	conn, ok := p.conns[addr]
+	if !ok {
+		var err error
+		conn, err = grpc.NewClient(addr, p.dialOptions...)
+		if err != nil {
+			return nil, fmt.Errorf("connect to server %s: %w", addr, err)
+		}
+		p.conns[addr] = conn
+	}
+	return daguhav1.NewClusterServiceClient(conn), nil
+}
+
+func (p *PeerClient) Apply(ctx context.Context, addr string, command []byte) (uint64, []byte, error) {
+	client, err := p.client(addr)
+	if err != nil {
+		return 0, nil, err
+	}
+	resp, err := client.Apply(ctx, &daguhav1.ApplyRequest{Command: command})
+	if err != nil {
+		return 0, nil, fromStatus(err)
+	}
+	return resp.GetIndex(), resp.GetResult(), nil
+}
+
+func (p *PeerClient) ReadIndex(ctx context.Context, addr string) (uint64, error) {
+	client, err := p.client(addr)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.ReadIndex(ctx, &daguhav1.ReadIndexRequest{})
+	if err != nil {
+		return 0, fromStatus(err)
+	}
+	return resp.GetIndex(), nil
+}
+
+func (p *PeerClient) RaftState(ctx context.Context, addr string) (*daguhav1.RaftStateResponse, error) {
+	client, err := p.client(addr)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.RaftState(ctx, &daguhav1.RaftStateRequest{})
+	if err != nil {
+		return nil, fromStatus(err)
+	}
+	return resp, nil
+}
+
+// Close closes every connection.
+func (p *PeerClient) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for addr, conn := range p.conns {
+		conn.Close()
+		delete(p.conns, addr)
+	}
+	p.conns = nil
+	return nil
+}
