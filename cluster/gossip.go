@@ -37,6 +37,9 @@ type Meta struct {
 	GRPCAddr string `json:"ga,omitempty"`
 	HTTPAddr string `json:"ha,omitempty"`
 	Expect   int    `json:"e,omitempty"`
+	// Leaving is set just before a graceful leave: memberlist reports a
+	// left node and a failed one alike, so the intent travels in the meta.
+	Leaving bool `json:"l,omitempty"`
 }
 
 // Member is one node of the gossip pool.
@@ -99,7 +102,8 @@ func (m *members) NotifyUpdate(node *memberlist.Node) {
 	m.set(node, MemberAlive)
 }
 func (m *members) NotifyLeave(node *memberlist.Node) {
-	if node.State == memberlist.StateLeft {
+	var meta Meta
+	if err := json.Unmarshal(node.Meta, &meta); err == nil && meta.Leaving {
 		m.set(node, MemberLeft)
 		return
 	}
@@ -129,14 +133,24 @@ func (m *members) get(name string) (Member, bool) {
 
 // metaDelegate answers memberlist's questions about this node.
 type metaDelegate struct {
-	meta []byte
+	mu   sync.Mutex
+	meta Meta
 }
 
 func (d *metaDelegate) NodeMeta(limit int) []byte {
-	if len(d.meta) > limit {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	encoded, err := json.Marshal(d.meta)
+	if err != nil || len(encoded) > limit {
 		return nil
 	}
-	return d.meta
+	return encoded
+}
+
+func (d *metaDelegate) setLeaving() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.meta.Leaving = true
 }
 func (d *metaDelegate) NotifyMsg([]byte)                           {}
 func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
@@ -144,16 +158,16 @@ func (d *metaDelegate) LocalState(join bool) []byte                { return nil 
 func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
 func (s *Server) startGossip() error {
-	meta, err := json.Marshal(Meta{
+	s.meta = &metaDelegate{meta: Meta{
 		Version:  metaVersion,
 		Role:     RoleServer,
 		RaftAddr: string(s.raftAddr),
 		GRPCAddr: net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.GRPCPort)),
 		HTTPAddr: net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.HTTPPort)),
 		Expect:   s.config.BootstrapExpect,
-	})
-	if err != nil {
-		return fmt.Errorf("encode gossip meta: %w", err)
+	}}
+	if encoded := s.meta.NodeMeta(memberlist.MetaMaxSize); encoded == nil {
+		return fmt.Errorf("gossip meta does not fit in %d bytes", memberlist.MetaMaxSize)
 	}
 	var conf *memberlist.Config
 	if s.config.GossipTimings == GossipLocal {
@@ -166,7 +180,7 @@ func (s *Server) startGossip() error {
 	conf.BindPort = s.config.GossipPort
 	conf.AdvertiseAddr = s.config.AdvertiseAddr
 	conf.AdvertisePort = s.config.GossipPort
-	conf.Delegate = &metaDelegate{meta: meta}
+	conf.Delegate = s.meta
 	conf.Events = s.members
 	conf.Logger = nil
 	conf.LogOutput = &levelPrefixWriter{logger: s.logger.With("component", "gossip")}
@@ -197,6 +211,17 @@ func (s *Server) joinLoop() {
 			return
 		}
 	}
+}
+
+// leaveGossip tells the pool this is a graceful leave (so the leader
+// removes this server from Raft rather than waiting for it to return),
+// then leaves.
+func (s *Server) leaveGossip(timeout time.Duration) error {
+	s.meta.setLeaving()
+	if err := s.gossip.UpdateNode(timeout); err != nil {
+		s.logger.Warn("announce leave in gossip", "error", err)
+	}
+	return s.gossip.Leave(timeout)
 }
 
 // Members returns the gossip pool as this server sees it.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"regexp"
 	"strings"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -78,6 +79,10 @@ func (h *hclogAdapter) StandardWriter(*hclog.StandardLoggerOptions) io.Writer {
 	return &levelPrefixWriter{logger: h.logger}
 }
 
+// stdLogTimestamp is the date and time the standard logger puts first;
+// slog adds its own.
+var stdLogTimestamp = regexp.MustCompile(`^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}(\.\d+)? `)
+
 // levelPrefixWriter takes lines in the "[LEVEL] text" form that memberlist
 // and the standard logger write, and logs each at its level.
 type levelPrefixWriter struct {
@@ -86,7 +91,7 @@ type levelPrefixWriter struct {
 
 func (w *levelPrefixWriter) Write(p []byte) (int, error) {
 	for _, line := range bytes.Split(bytes.TrimRight(p, "\n"), []byte("\n")) {
-		text := strings.TrimSpace(string(line))
+		text := strings.TrimSpace(stdLogTimestamp.ReplaceAllString(string(line), ""))
 		level := slog.LevelInfo
 		for prefix, l := range map[string]slog.Level{
 			"[DEBUG]": slog.LevelDebug, "[TRACE]": slog.LevelDebug, "[INFO]": slog.LevelInfo,

@@ -30,6 +30,7 @@ type Server struct {
 	transport *raft.NetworkTransport
 
 	gossip  *memberlist.Memberlist
+	meta    *metaDelegate
 	members *members
 
 	// hadState is whether Raft state existed on disk when we started, or
@@ -174,7 +175,7 @@ func (s *Server) Leave(timeout time.Duration) error {
 			errs = append(errs, fmt.Errorf("leadership transfer: %w", err))
 		}
 	}
-	if err := s.gossip.Leave(timeout); err != nil {
+	if err := s.leaveGossip(timeout); err != nil {
 		errs = append(errs, fmt.Errorf("leave gossip: %w", err))
 	}
 	// Give the leader a moment to take us out of the configuration, so a

@@ -1,0 +1,539 @@
+package clustertest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Process is one OS process started from a test, in its own process group
+// so that a kill reaches everything it started. Its output is appended to
+// a log file that survives restarts.
+type Process struct {
+	Name string
+	bin  string
+	args []string
+	log  string
+
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	exitCode int
+	starts   int
+}
+
+// NewProcess prepares a process; Start runs it (again after an exit).
+// Cleanup kills it and fails the test if it outlives the kill.
+func NewProcess(t testing.TB, name, dir, bin string, args ...string) *Process {
+	p := &Process{Name: name, bin: bin, args: args, log: filepath.Join(dir, name+".log")}
+	t.Cleanup(func() {
+		p.Kill()
+		if !p.gone() {
+			t.Errorf("process %s (pid %d) is still alive after the test", name, p.Pid())
+		}
+		if t.Failed() {
+			t.Logf("last lines of %s:\n%s", p.log, p.Tail(60))
+		}
+	})
+	return p
+}
+
+// Start runs the process; it fails if the previous incarnation still runs.
+func (p *Process) Start() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		select {
+		case <-p.exited:
+		default:
+			return fmt.Errorf("%s is already running (pid %d)", p.Name, p.cmd.Process.Pid)
+		}
+	}
+	out, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	p.starts++
+	fmt.Fprintf(out, "=== start %d %s %s %s\n", p.starts, time.Now().Format(time.RFC3339Nano), p.bin, strings.Join(p.args, " "))
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	exited := make(chan struct{})
+	p.cmd, p.exited = cmd, exited
+	go func() {
+		err := cmd.Wait()
+		out.Close()
+		code := 0
+		var exitErr *exec.ExitError
+		if errors.As(err, &exitErr) {
+			code = exitErr.ExitCode()
+		} else if err != nil {
+			code = -1
+		}
+		p.mu.Lock()
+		p.exitCode = code
+		p.mu.Unlock()
+		close(exited)
+	}()
+	return nil
+}
+
+func (p *Process) current() (*exec.Cmd, chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd, p.exited
+}
+
+// Running reports whether the current incarnation has not exited.
+func (p *Process) Running() bool {
+	cmd, exited := p.current()
+	if cmd == nil {
+		return false
+	}
+	select {
+	case <-exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Pid is the current (or last) incarnation's process id, 0 before Start.
+func (p *Process) Pid() int {
+	cmd, _ := p.current()
+	if cmd == nil {
+		return 0
+	}
+	return cmd.Process.Pid
+}
+
+// Exited is closed when the current incarnation exits.
+func (p *Process) Exited() <-chan struct{} {
+	_, exited := p.current()
+	return exited
+}
+
+// ExitCode is the last incarnation's exit code (-1 when killed by signal).
+func (p *Process) ExitCode() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.exitCode
+}
+
+// signal sends sig to the whole process group of the current incarnation.
+func (p *Process) signal(sig syscall.Signal) {
+	if p.Running() {
+		_ = syscall.Kill(-p.Pid(), sig)
+	}
+}
+
+// Kill is kill -9 of the process group; it returns once the process is reaped.
+func (p *Process) Kill() {
+	if !p.Running() {
+		return
+	}
+	p.signal(syscall.SIGCONT) // a stopped process must not hold the kill up
+	p.signal(syscall.SIGKILL)
+	<-p.Exited()
+}
+
+// Stop sends SIGTERM and waits up to 15 s for a graceful exit, then kills.
+func (p *Process) Stop() {
+	if !p.Running() {
+		return
+	}
+	p.signal(syscall.SIGTERM)
+	select {
+	case <-p.Exited():
+	case <-time.After(15 * time.Second):
+		p.Kill()
+	}
+}
+
+// Pause stops the process (SIGSTOP), as a long GC pause or a frozen VM would.
+func (p *Process) Pause() { p.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process.
+func (p *Process) Resume() { p.signal(syscall.SIGCONT) }
+
+// gone reports whether no process of the last incarnation's id remains.
+func (p *Process) gone() bool {
+	pid := p.Pid()
+	if pid == 0 {
+		return true
+	}
+	return Eventually(5*time.Second, 20*time.Millisecond, func() bool {
+		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	})
+}
+
+// LogPath is the file the process writes to.
+func (p *Process) LogPath() string { return p.log }
+
+// Tail returns the last n lines of the log.
+func (p *Process) Tail(n int) string {
+	data, err := os.ReadFile(p.log)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Agent is a daguha server process and its addresses.
+type Agent struct {
+	*Process
+	Name                                     string
+	DataDir                                  string
+	HTTPPort, GRPCPort, RaftPort, GossipPort int
+}
+
+// HTTPAddr is the base URL of the agent's HTTP API.
+func (a *Agent) HTTPAddr() string { return "http://127.0.0.1:" + strconv.Itoa(a.HTTPPort) }
+
+// GossipAddr is the agent's gossip address, for -join.
+func (a *Agent) GossipAddr() string { return "127.0.0.1:" + strconv.Itoa(a.GossipPort) }
+
+// requestTimeout bounds one API call of a test, so a paused or dead
+// server makes a call fail instead of hanging the test.
+const requestTimeout = 2 * time.Second
+
+var httpClient = &http.Client{
+	Transport: &http.Transport{DisableKeepAlives: true},
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
+
+func (a *Agent) do(method, path string, body any, out any, timeout time.Duration) (int, error) {
+	var reader io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		reader = bytes.NewReader(data)
+	}
+	req, err := http.NewRequest(method, a.HTTPAddr()+path, reader)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	client := *httpClient
+	client.Timeout = timeout
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("decode %s %s: %w: %s", method, path, err, data)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// GetJSON sends GET path and decodes a JSON answer into out (if not nil).
+func (a *Agent) GetJSON(path string, out any) (int, error) {
+	return a.do(http.MethodGet, path, nil, out, requestTimeout)
+}
+
+// PostJSON sends body as JSON and decodes a JSON answer into out.
+func (a *Agent) PostJSON(path string, body, out any) (int, error) {
+	return a.do(http.MethodPost, path, body, out, requestTimeout)
+}
+
+// PostJSONTimeout is PostJSON with another time-out, for calls that may
+// be held through an election.
+func (a *Agent) PostJSONTimeout(path string, body, out any, timeout time.Duration) (int, error) {
+	return a.do(http.MethodPost, path, body, out, timeout)
+}
+
+// Health is the answer of GET /api/v2/health.
+type Health struct {
+	Status string `json:"status"`
+	Node   string `json:"node"`
+	Role   string `json:"role"`
+	Leader string `json:"leader"`
+	Code   int    `json:"-"`
+}
+
+// Health asks the agent for its health.
+func (a *Agent) Health() (Health, error) {
+	var h Health
+	code, err := a.GetJSON("/api/v2/health", &h)
+	h.Code = code
+	return h, err
+}
+
+// ClusterOptions describes a cluster of server processes.
+type ClusterOptions struct {
+	Servers         int
+	BootstrapExpect int // 0: the number of servers
+	ExtraArgs       []string
+	// JoinOrder orders the gossip addresses server self is given in -join.
+	JoinOrder func(self int, others []string) []string
+}
+
+// Cluster is a set of daguha server processes on loopback ports.
+type Cluster struct {
+	Agents []*Agent
+	Dir    string
+}
+
+// NewCluster prepares the servers (ports, data directories, command
+// lines) without starting them, so a test can start them in any order.
+func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	bin := BuildBinary(t)
+	expect := opts.BootstrapExpect
+	if expect == 0 {
+		expect = opts.Servers
+	}
+	c := &Cluster{Dir: t.TempDir()}
+	ports := FreePorts(t, 4*opts.Servers)
+	for i := 0; i < opts.Servers; i++ {
+		a := &Agent{
+			Name:       fmt.Sprintf("server%d", i+1),
+			HTTPPort:   ports[4*i],
+			GRPCPort:   ports[4*i+1],
+			RaftPort:   ports[4*i+2],
+			GossipPort: ports[4*i+3],
+		}
+		a.DataDir = filepath.Join(c.Dir, a.Name)
+		c.Agents = append(c.Agents, a)
+	}
+	for i, a := range c.Agents {
+		var others []string
+		for j, b := range c.Agents {
+			if j != i {
+				others = append(others, b.GossipAddr())
+			}
+		}
+		if opts.JoinOrder != nil {
+			others = opts.JoinOrder(i, others)
+		}
+		args := []string{"agent", "-server",
+			"-bootstrap-expect=" + strconv.Itoa(expect),
+			"-node=" + a.Name,
+			"-data-dir=" + a.DataDir,
+			"-bind=127.0.0.1",
+			"-http-port=" + strconv.Itoa(a.HTTPPort),
+			"-grpc-port=" + strconv.Itoa(a.GRPCPort),
+			"-raft-port=" + strconv.Itoa(a.RaftPort),
+			"-gossip-port=" + strconv.Itoa(a.GossipPort),
+			"-join=" + strings.Join(others, ","),
+		}
+		args = append(args, opts.ExtraArgs...)
+		a.Process = NewProcess(t, a.Name, c.Dir, bin, args...)
+	}
+	return c
+}
+
+// StartCluster is NewCluster followed by starting every server in order.
+func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
+	t.Helper()
+	c := NewCluster(t, opts)
+	for _, a := range c.Agents {
+		if err := a.Start(); err != nil {
+			t.Fatalf("start %s: %v", a.Name, err)
+		}
+	}
+	return c
+}
+
+// Running returns the agents whose process runs.
+func (c *Cluster) Running() []*Agent {
+	var out []*Agent
+	for _, a := range c.Agents {
+		if a.Running() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// WaitLeader waits until every running agent names the same leader and
+// exactly one of them says it is the leader, and returns that agent.
+func (c *Cluster) WaitLeader(t testing.TB, timeout time.Duration) *Agent {
+	t.Helper()
+	var leader *Agent
+	WaitFor(t, timeout, "one leader agreed on by every running server", func() (bool, string) {
+		leader = nil
+		seen := map[string]bool{}
+		for _, a := range c.Running() {
+			h, err := a.Health()
+			if err != nil {
+				return false, a.Name + ": " + err.Error()
+			}
+			seen[h.Leader] = true
+			if h.Role == "leader" {
+				if leader != nil {
+					return false, "two servers report role leader"
+				}
+				leader = a
+			}
+		}
+		if leader == nil || len(seen) != 1 || seen[""] {
+			return false, fmt.Sprintf("leaders reported: %v", seen)
+		}
+		return true, ""
+	})
+	return leader
+}
+
+var (
+	givenPortsMu sync.Mutex
+	givenPorts   = map[int]bool{}
+)
+
+// FreePorts returns n distinct ports that are free on 127.0.0.1 for both
+// TCP and UDP (gossip uses both) and were not handed out before in this
+// test binary.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	givenPortsMu.Lock()
+	defer givenPortsMu.Unlock()
+	var ports []int
+	for attempts := 0; len(ports) < n; attempts++ {
+		if attempts > 1000 {
+			t.Fatalf("could not find %d free ports", n)
+		}
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("listen for a free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		udp, err := net.ListenPacket("udp", "127.0.0.1:"+strconv.Itoa(port))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		udp.Close()
+		if givenPorts[port] {
+			continue
+		}
+		givenPorts[port] = true
+		ports = append(ports, port)
+	}
+	return ports
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildDir  string
+	buildErr  error
+)
+
+// BuildBinary builds cmd/daguha once per test binary (or uses $DAGUHA_BIN)
+// and returns its path. TestMain should call CleanupBinary after m.Run.
+func BuildBinary(t testing.TB) string {
+	t.Helper()
+	if bin := os.Getenv("DAGUHA_BIN"); bin != "" {
+		return bin
+	}
+	buildOnce.Do(func() {
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		buildDir, err = os.MkdirTemp("", "daguha-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(buildDir, "daguha")
+		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/daguha")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/daguha: %w\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return builtBin
+}
+
+// CleanupBinary removes the binary BuildBinary built.
+func CleanupBinary() {
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// WaitFor polls cond every 50 ms until it holds, and fails the test with
+// cond's last explanation when timeout passes first.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, detail := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: last: %s", timeout, what, detail)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Eventually polls cond every interval until it holds (true) or timeout
+// passes (false).
+func Eventually(timeout, interval time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(interval)
+	}
+}
