@@ -15,9 +15,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/daguha
 
 # The full suite: formatting, vet, then every package's tests with the race
-# detector (the process-level tests build the binary themselves).
+# detector; the process-level tests build the binary with it too.
 test: check
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
+	DAGUHA_RACE_BINARY=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 check: fmt-check vet
 	$(GO) build ./...

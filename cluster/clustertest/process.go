@@ -44,6 +44,9 @@ func NewProcess(t testing.TB, name, dir, bin string, args ...string) *Process {
 		if !p.gone() {
 			t.Errorf("process %s (pid %d) is still alive after the test", name, p.Pid())
 		}
+		if data, err := os.ReadFile(p.log); err == nil && bytes.Contains(data, []byte("WARNING: DATA RACE")) {
+			t.Errorf("the race detector reported a data race in %s; see %s", name, p.log)
+		}
 		if t.Failed() {
 			t.Logf("last lines of %s:\n%s", p.log, p.Tail(60))
 		}
@@ -452,7 +455,9 @@ var (
 )
 
 // BuildBinary builds cmd/daguha once per test binary (or uses $DAGUHA_BIN)
-// and returns its path. TestMain should call CleanupBinary after m.Run.
+// and returns its path; with DAGUHA_RACE_BINARY=1 the binary is built with
+// the race detector, and a process that reports a race fails its test.
+// TestMain should call CleanupBinary after m.Run.
 func BuildBinary(t testing.TB) string {
 	t.Helper()
 	if bin := os.Getenv("DAGUHA_BIN"); bin != "" {
@@ -470,7 +475,11 @@ func BuildBinary(t testing.TB) string {
 			return
 		}
 		builtBin = filepath.Join(buildDir, "daguha")
-		cmd := exec.Command("go", "build", "-o", builtBin, "./cmd/daguha")
+		args := []string{"build", "-o", builtBin}
+		if os.Getenv("DAGUHA_RACE_BINARY") == "1" {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/daguha")...)
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/daguha: %w\n%s", err, out)
