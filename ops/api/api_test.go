@@ -1,0 +1,138 @@
+package api_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/ops/api"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func startAPI(t *testing.T) *httptest.Server {
+	t.Helper()
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
+	leader := c.Leader(10 * time.Second)
+	fixed := time.Date(2026, 2, 11, 12, 0, 0, 0, time.UTC)
+	srv := httptest.NewServer(api.New(leader.Server, api.Options{Now: func() time.Time { return fixed }}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, err := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("%s %s: content type %q, body %s", method, path, ct, data)
+	}
+	var out map[string]any
+	if err := json.NewDecoder(bytes.NewReader(data)).Decode(&out); err != nil {
+		t.Fatalf("%s %s: body is not JSON: %s", method, path, data)
+	}
+	return resp.StatusCode, out
+}
+
+func TestEnqueueValidationNamesTheBadInput(t *testing.T) {
+	srv := startAPI(t)
+	cases := []struct {
+		name, body, want string
+	}{
+		{"unknown field", `{"dagname": "x"}`, `unknown field "dagname"`},
+		{"missing DAG name", `{"params": "A=1"}`, "dag_name is required"},
+		{"bad DAG name", `{"dag_name": "no spaces"}`, `dag_name "no spaces"`},
+		{"bad run id", `{"dag_name": "etl", "dag_run_id": "a/b"}`, `dag_run_id "a/b"`},
+		{"not JSON", `dag_name=etl`, "request body"},
+		{"two documents", `{"dag_name": "etl"} {}`, "more than one JSON value"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := call(t, srv, "POST", "/api/v2/dag-runs", tc.body)
+			if code != http.StatusBadRequest {
+				t.Fatalf("HTTP %d, want 400; body %v", code, body)
+			}
+			if msg, _ := body["error"].(string); !strings.Contains(msg, tc.want) {
+				t.Fatalf("error %q does not name %q", msg, tc.want)
+			}
+		})
+	}
+}
+
+func TestEnqueueIsIdempotentByRunID(t *testing.T) {
+	srv := startAPI(t)
+	code, body := call(t, srv, "POST", "/api/v2/dag-runs", `{"dag_name": "etl", "dag_run_id": "r1", "params": "A=1"}`)
+	if code != http.StatusCreated || body["dag_run_id"] != "r1" {
+		t.Fatalf("first enqueue: HTTP %d %v", code, body)
+	}
+	code, body = call(t, srv, "POST", "/api/v2/dag-runs", `{"dag_name": "etl", "dag_run_id": "r1", "params": "A=1"}`)
+	if code != http.StatusOK || body["dag_run_id"] != "r1" || body["created"] != false {
+		t.Fatalf("same enqueue again: HTTP %d %v", code, body)
+	}
+	code, body = call(t, srv, "POST", "/api/v2/dag-runs", `{"dag_name": "report", "dag_run_id": "r1"}`)
+	if msg, _ := body["error"].(string); code != http.StatusConflict || !strings.Contains(msg, "etl") || !strings.Contains(msg, "report") {
+		t.Fatalf("conflicting enqueue: HTTP %d %v", code, body)
+	}
+	code, body = call(t, srv, "GET", "/api/v2/dag-runs/r1", "")
+	if code != http.StatusOK || body["status"] != "queued" || body["dag_name"] != "etl" || body["params"] != "A=1" ||
+		body["enqueued_at"] != "2026-02-11T12:00:00Z" || body["root_dag_run_id"] != "" {
+		t.Fatalf("read back: HTTP %d %v", code, body)
+	}
+}
+
+func TestEnqueueWithoutRunIDGetsOne(t *testing.T) {
+	srv := startAPI(t)
+	code, body := call(t, srv, "POST", "/api/v2/dag-runs", `{"dag_name": "etl"}`)
+	id, _ := body["dag_run_id"].(string)
+	if code != http.StatusCreated || len(id) != 36 {
+		t.Fatalf("enqueue without id: HTTP %d %v", code, body)
+	}
+	if code, body := call(t, srv, "GET", "/api/v2/dag-runs/"+id+"?stale", ""); code != http.StatusOK || body["dag_run_id"] != id {
+		t.Fatalf("read the generated id back: HTTP %d %v", code, body)
+	}
+}
+
+func TestNotFoundAnswersNameWhatIsMissing(t *testing.T) {
+	srv := startAPI(t)
+	if code, body := call(t, srv, "GET", "/api/v2/dag-runs/nope", ""); code != 404 || !strings.Contains(body["error"].(string), `"nope"`) {
+		t.Fatalf("missing run: HTTP %d %v", code, body)
+	}
+	if code, body := call(t, srv, "GET", "/api/v2/nothing-here", ""); code != 404 || !strings.Contains(body["error"].(string), "/api/v2/nothing-here") {
+		t.Fatalf("unknown endpoint: HTTP %d %v", code, body)
+	}
+}
+
+func TestClusterEndpointsOnASingleServer(t *testing.T) {
+	srv := startAPI(t)
+	code, health := call(t, srv, "GET", "/api/v2/health", "")
+	if code != 200 || health["role"] != "leader" || health["status"] != "ok" || health["leader"] != health["node"] {
+		t.Fatalf("health: HTTP %d %v", code, health)
+	}
+	code, leader := call(t, srv, "GET", "/api/v2/cluster/leader", "")
+	if code != 200 || leader["leader"] != health["node"] || leader["address"] == "" {
+		t.Fatalf("leader: HTTP %d %v", code, leader)
+	}
+	code, peers := call(t, srv, "GET", "/api/v2/cluster/peers", "")
+	list, _ := peers["peers"].([]any)
+	if code != 200 || len(list) != 1 || list[0].(map[string]any)["leader"] != true || list[0].(map[string]any)["voter"] != true {
+		t.Fatalf("peers: HTTP %d %v", code, peers)
+	}
+}
