@@ -19,20 +19,45 @@ const IgnoreUnknown MessageType = 0x80
 
 // Command types. Numbers are forever: add new ones at the end.
 const (
-	NoopType        MessageType = 0
-	EnqueueRunsType MessageType = 1
+	NoopType            MessageType = 0
+	EnqueueRunsType     MessageType = 1
+	GrantLeasesType     MessageType = 2
+	ReclaimRunsType     MessageType = 3
+	ReportStepsType     MessageType = 4
+	FinishRunsType      MessageType = 5
+	CancelRunsType      MessageType = 6
+	RegisterWorkersType MessageType = 7
+	SetClusterMetaType  MessageType = 8
 )
 
 // ErrEmptyCommand is returned for a command without a type byte.
 var ErrEmptyCommand = errors.New("empty command: no type byte")
 
+// messageTypes pairs each command type with its body and result messages.
+var messageTypes = map[MessageType]struct{ body, result func() proto.Message }{
+	NoopType: {func() proto.Message { return &daguhav1.NoopCommand{} }, func() proto.Message { return &daguhav1.NoopResult{} }},
+	EnqueueRunsType: {func() proto.Message { return &daguhav1.EnqueueRunsCommand{} },
+		func() proto.Message { return &daguhav1.EnqueueRunsResult{} }},
+	GrantLeasesType: {func() proto.Message { return &daguhav1.GrantLeasesCommand{} },
+		func() proto.Message { return &daguhav1.GrantLeasesResult{} }},
+	ReclaimRunsType: {func() proto.Message { return &daguhav1.ReclaimRunsCommand{} },
+		func() proto.Message { return &daguhav1.ReclaimRunsResult{} }},
+	ReportStepsType: {func() proto.Message { return &daguhav1.ReportStepsCommand{} },
+		func() proto.Message { return &daguhav1.ReportStepsResult{} }},
+	FinishRunsType: {func() proto.Message { return &daguhav1.FinishRunsCommand{} },
+		func() proto.Message { return &daguhav1.FinishRunsResult{} }},
+	CancelRunsType: {func() proto.Message { return &daguhav1.CancelRunsCommand{} },
+		func() proto.Message { return &daguhav1.CancelRunsResult{} }},
+	RegisterWorkersType: {func() proto.Message { return &daguhav1.RegisterWorkersCommand{} },
+		func() proto.Message { return &daguhav1.RegisterWorkersResult{} }},
+	SetClusterMetaType: {func() proto.Message { return &daguhav1.SetClusterMetaCommand{} },
+		func() proto.Message { return &daguhav1.SetClusterMetaResult{} }},
+}
+
 // commandBody returns a new, empty body message for a known type, or nil.
 func commandBody(t MessageType) proto.Message {
-	switch t {
-	case NoopType:
-		return &daguhav1.NoopCommand{}
-	case EnqueueRunsType:
-		return &daguhav1.EnqueueRunsCommand{}
+	if m, ok := messageTypes[t]; ok {
+		return m.body()
 	}
 	return nil
 }
@@ -40,11 +65,8 @@ func commandBody(t MessageType) proto.Message {
 // resultBody returns a new, empty result message for a known type, so a
 // forwarded command's encoded result can be decoded by the caller.
 func resultBody(t MessageType) proto.Message {
-	switch t {
-	case NoopType:
-		return &daguhav1.NoopResult{}
-	case EnqueueRunsType:
-		return &daguhav1.EnqueueRunsResult{}
+	if m, ok := messageTypes[t]; ok {
+		return m.result()
 	}
 	return nil
 }

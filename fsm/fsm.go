@@ -71,21 +71,44 @@ func (f *FSM) apply(index uint64, command []byte) *Response {
 	if err := proto.Unmarshal(command[1:], body); err != nil {
 		panic(fmt.Errorf("fsm: entry %d: decode command type %d: %w", index, t, err))
 	}
-	switch msg := body.(type) {
-	case *daguhav1.NoopCommand:
-		return &Response{Type: t, Result: &daguhav1.NoopResult{}}
-	case *daguhav1.EnqueueRunsCommand:
-		return f.applyEnqueueRuns(index, t, msg)
-	}
-	panic(fmt.Errorf("fsm: entry %d: command type %d has no apply method", index, t))
-}
-
-func (f *FSM) applyEnqueueRuns(index uint64, t MessageType, cmd *daguhav1.EnqueueRunsCommand) *Response {
-	outcomes, err := f.State().EnqueueRuns(index, cmd.GetRuns())
+	result, err := f.dispatch(index, body)
 	if err != nil {
 		return &Response{Type: t, Err: err}
 	}
-	return &Response{Type: t, Result: &daguhav1.EnqueueRunsResult{Outcomes: outcomes}}
+	return &Response{Type: t, Result: result}
+}
+
+// dispatch calls the one state-store method of each command type.
+func (f *FSM) dispatch(index uint64, body proto.Message) (proto.Message, error) {
+	state := f.State()
+	switch cmd := body.(type) {
+	case *daguhav1.NoopCommand:
+		return &daguhav1.NoopResult{}, nil
+	case *daguhav1.EnqueueRunsCommand:
+		outcomes, err := state.EnqueueRuns(index, cmd.GetRuns())
+		return &daguhav1.EnqueueRunsResult{Outcomes: outcomes}, err
+	case *daguhav1.GrantLeasesCommand:
+		outcomes, err := state.GrantLeases(index, cmd.GetGrants())
+		return &daguhav1.GrantLeasesResult{Outcomes: outcomes}, err
+	case *daguhav1.ReclaimRunsCommand:
+		outcomes, err := state.ReclaimRuns(index, cmd.GetReclaims())
+		return &daguhav1.ReclaimRunsResult{Outcomes: outcomes}, err
+	case *daguhav1.ReportStepsCommand:
+		outcomes, err := state.ReportSteps(index, cmd.GetReports())
+		return &daguhav1.ReportStepsResult{Outcomes: outcomes}, err
+	case *daguhav1.FinishRunsCommand:
+		outcomes, err := state.FinishRuns(index, cmd.GetFinishes())
+		return &daguhav1.FinishRunsResult{Outcomes: outcomes}, err
+	case *daguhav1.CancelRunsCommand:
+		outcomes, err := state.CancelRuns(index, cmd.GetRunIds(), cmd.GetNowUnixNano())
+		return &daguhav1.CancelRunsResult{Outcomes: outcomes}, err
+	case *daguhav1.RegisterWorkersCommand:
+		return &daguhav1.RegisterWorkersResult{}, state.RegisterWorkers(index, cmd.GetWorkers())
+	case *daguhav1.SetClusterMetaCommand:
+		meta, err := state.SetClusterMeta(index, cmd.GetMeta())
+		return &daguhav1.SetClusterMetaResult{Meta: meta}, err
+	}
+	panic(fmt.Errorf("fsm: entry %d: command %T has no apply method", index, body))
 }
 
 func (f *FSM) setApplied(index uint64) {

@@ -26,9 +26,11 @@ const (
 	snapshotMagic   = "DAGUHASNAP"
 	SnapshotVersion = 1
 
-	recordTableIndex byte = 1
-	recordRun        byte = 2
-	recordEnd        byte = 0xff
+	recordTableIndex  byte = 1
+	recordRun         byte = 2
+	recordWorker      byte = 3
+	recordClusterMeta byte = 4
+	recordEnd         byte = 0xff
 
 	// maxRecordSize bounds one record so a damaged length cannot make a
 	// restore allocate without limit.
@@ -57,6 +59,9 @@ func WriteSnapshot(w io.Writer, state *store.StateStore, lastApplied uint64) err
 	if err := state.EachRun(func(*daguhav1.Run) bool { header.Runs++; return true }); err != nil {
 		return err
 	}
+	if err := state.EachWorker(func(*daguhav1.Worker) bool { header.Workers++; return true }); err != nil {
+		return err
+	}
 	if _, err := buf.WriteString(snapshotMagic); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
@@ -81,6 +86,20 @@ func WriteSnapshot(w io.Writer, state *store.StateStore, lastApplied uint64) err
 	}
 	if writeErr != nil {
 		return writeErr
+	}
+	if err := state.EachWorker(func(w *daguhav1.Worker) bool {
+		writeErr = writeFrame(buf, []byte{recordWorker}, w)
+		return writeErr == nil
+	}); err != nil {
+		return err
+	}
+	if writeErr != nil {
+		return writeErr
+	}
+	if meta := state.ClusterMeta(); meta != nil {
+		if err := writeFrame(buf, []byte{recordClusterMeta}, meta); err != nil {
+			return err
+		}
 	}
 	if err := buf.WriteByte(recordEnd); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
@@ -138,7 +157,7 @@ func ReadSnapshot(r io.Reader) (*store.StateStore, uint64, error) {
 // readRecords reads every record after the header into restore and checks
 // the counts against the header.
 func readRecords(buf *bufio.Reader, restore *store.Restore, header *daguhav1.SnapshotHeader) error {
-	var runs uint64
+	var runs, workers uint64
 	for {
 		kind, err := buf.ReadByte()
 		if err != nil {
@@ -148,6 +167,9 @@ func readRecords(buf *bufio.Reader, restore *store.Restore, header *daguhav1.Sna
 		case recordEnd:
 			if runs != header.GetRuns() {
 				return fmt.Errorf("snapshot has %d runs, header says %d", runs, header.GetRuns())
+			}
+			if workers != header.GetWorkers() {
+				return fmt.Errorf("snapshot has %d workers, header says %d", workers, header.GetWorkers())
 			}
 			return nil
 		case recordTableIndex:
@@ -167,6 +189,23 @@ func readRecords(buf *bufio.Reader, restore *store.Restore, header *daguhav1.Sna
 				return err
 			}
 			runs++
+		case recordWorker:
+			w := &daguhav1.Worker{}
+			if err := readBody(buf, w); err != nil {
+				return fmt.Errorf("snapshot worker record %d: %w", workers+1, err)
+			}
+			if err := restore.Worker(w); err != nil {
+				return err
+			}
+			workers++
+		case recordClusterMeta:
+			meta := &daguhav1.ClusterMeta{}
+			if err := readBody(buf, meta); err != nil {
+				return fmt.Errorf("snapshot cluster meta record: %w", err)
+			}
+			if err := restore.ClusterMeta(meta); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("snapshot record type %d is unknown", kind)
 		}

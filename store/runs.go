@@ -1,12 +1,21 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	memdb "github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/proto"
 
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+const (
+	statusQueued    = daguhav1.RunStatus_RUN_STATUS_QUEUED
+	statusRunning   = daguhav1.RunStatus_RUN_STATUS_RUNNING
+	statusSucceeded = daguhav1.RunStatus_RUN_STATUS_SUCCEEDED
+	statusFailed    = daguhav1.RunStatus_RUN_STATUS_FAILED
+	statusCancelled = daguhav1.RunStatus_RUN_STATUS_CANCELLED
 )
 
 func runsTableSchema() *memdb.TableSchema {
@@ -18,8 +27,80 @@ func runsTableSchema() *memdb.TableSchema {
 				Unique:  true,
 				Indexer: &memdb.StringFieldIndex{Field: "Id"},
 			},
+			// Queued runs by selector, oldest first: each selector's
+			// pending queue, FIFO.
+			"pending": {
+				Name:         "pending",
+				Unique:       true,
+				AllowMissing: true,
+				Indexer:      pendingIndexer{},
+			},
+			// Running runs by worker.
+			"running": {
+				Name:         "running",
+				Unique:       true,
+				AllowMissing: true,
+				Indexer:      runningIndexer{},
+			},
 		},
 	}
+}
+
+// pendingIndexer indexes queued runs as selector key, NUL, create index.
+type pendingIndexer struct{}
+
+func (pendingIndexer) FromObject(obj interface{}) (bool, []byte, error) {
+	run := obj.(*daguhav1.Run)
+	if run.GetStatus() != statusQueued {
+		return false, nil, nil
+	}
+	key := append([]byte(run.GetSelectorKey()), 0)
+	return true, binary.BigEndian.AppendUint64(key, run.GetCreateIndex()), nil
+}
+
+func (pendingIndexer) FromArgs(args ...interface{}) ([]byte, error) {
+	return nil, fmt.Errorf("pending index is queried by prefix only")
+}
+
+func (pendingIndexer) PrefixFromArgs(args ...interface{}) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("pending prefix takes one selector key")
+	}
+	key, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("pending prefix: %T is not a string", args[0])
+	}
+	return append([]byte(key), 0), nil
+}
+
+// runningIndexer indexes running runs as worker id, NUL, run id.
+type runningIndexer struct{}
+
+func (runningIndexer) FromObject(obj interface{}) (bool, []byte, error) {
+	run := obj.(*daguhav1.Run)
+	if run.GetStatus() != statusRunning {
+		return false, nil, nil
+	}
+	key := append([]byte(run.GetWorkerId()), 0)
+	return true, append(key, run.GetId()...), nil
+}
+
+func (runningIndexer) FromArgs(args ...interface{}) ([]byte, error) {
+	return nil, fmt.Errorf("running index is queried by prefix only")
+}
+
+func (runningIndexer) PrefixFromArgs(args ...interface{}) ([]byte, error) {
+	switch len(args) {
+	case 0:
+		return nil, nil
+	case 1:
+		worker, ok := args[0].(string)
+		if !ok {
+			return nil, fmt.Errorf("running prefix: %T is not a string", args[0])
+		}
+		return append([]byte(worker), 0), nil
+	}
+	return nil, fmt.Errorf("running prefix takes at most one worker id")
 }
 
 // EnqueueRuns adds runs that do not exist yet, at Raft index index. A run
@@ -35,31 +116,56 @@ func (s *StateStore) EnqueueRuns(index uint64, runs []*daguhav1.Run) ([]*daguhav
 		if run.GetId() == "" {
 			return nil, fmt.Errorf("enqueue at index %d: run without id", index)
 		}
-		raw, err := txn.First(tableRuns, "id", run.GetId())
+		existing, err := getRun(txn, run.GetId())
 		if err != nil {
-			return nil, fmt.Errorf("enqueue %q: %w", run.GetId(), err)
+			return nil, err
 		}
-		if raw != nil {
+		if existing != nil {
 			outcomes = append(outcomes, &daguhav1.EnqueueOutcome{
 				RunId:    run.GetId(),
-				Conflict: enqueueConflict(raw.(*daguhav1.Run), run),
+				Conflict: enqueueConflict(existing, run),
 			})
 			continue
 		}
 		stored := proto.Clone(run).(*daguhav1.Run)
-		stored.Status = daguhav1.RunStatus_RUN_STATUS_QUEUED
+		stored.Status = statusQueued
+		stored.SelectorKey = SelectorKey(run.GetDag().GetWorkerSelector())
 		stored.CreateIndex = index
 		stored.ModifyIndex = index
+		stored.Attempt, stored.WorkerId, stored.FencingToken = 0, "", 0
 		if err := txn.Insert(tableRuns, stored); err != nil {
 			return nil, fmt.Errorf("enqueue %q: %w", run.GetId(), err)
 		}
+		if err := adjustPending(txn, stored.GetSelectorKey(), stored.GetDag().GetWorkerSelector(), 1); err != nil {
+			return nil, err
+		}
 		outcomes = append(outcomes, &daguhav1.EnqueueOutcome{RunId: run.GetId(), Created: true})
 	}
-	if err := bumpIndex(txn, tableRuns, index); err != nil {
+	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
 		return nil, err
 	}
-	txn.Commit()
 	return outcomes, nil
+}
+
+func commitWithIndex(txn *memdb.Txn, index uint64, tables ...string) error {
+	for _, table := range tables {
+		if err := bumpIndex(txn, table, index); err != nil {
+			return err
+		}
+	}
+	txn.Commit()
+	return nil
+}
+
+func getRun(txn *memdb.Txn, id string) (*daguhav1.Run, error) {
+	raw, err := txn.First(tableRuns, "id", id)
+	if err != nil {
+		return nil, fmt.Errorf("read run %q: %w", id, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	return raw.(*daguhav1.Run), nil
 }
 
 // enqueueConflict explains why a second enqueue with an existing run id is
@@ -77,10 +183,29 @@ func enqueueConflict(existing, again *daguhav1.Run) string {
 // Run returns the run with id, or nil when there is none. The record is
 // shared with the store: do not modify it.
 func (s *StateStore) Run(id string) (*daguhav1.Run, error) {
-	txn := s.db.Txn(false)
-	raw, err := txn.First(tableRuns, "id", id)
+	return getRun(s.db.Txn(false), id)
+}
+
+// EachRun calls fn for every run in id order until fn returns false.
+func (s *StateStore) EachRun(fn func(*daguhav1.Run) bool) error {
+	return s.eachRunIn("id", nil, fn)
+}
+
+// EachRunning calls fn for every running run, by worker, optionally only
+// those of one worker.
+func (s *StateStore) EachRunning(workerID string, fn func(*daguhav1.Run) bool) error {
+	var args []interface{}
+	if workerID != "" {
+		args = []interface{}{workerID}
+	}
+	return s.eachRunIn("running_prefix", args, fn)
+}
+
+// FirstPending returns the oldest queued run with the selector key, or nil.
+func (s *StateStore) FirstPending(selectorKey string) (*daguhav1.Run, error) {
+	raw, err := s.db.Txn(false).First(tableRuns, "pending_prefix", selectorKey)
 	if err != nil {
-		return nil, fmt.Errorf("read run %q: %w", id, err)
+		return nil, fmt.Errorf("first pending run for %q: %w", selectorKey, err)
 	}
 	if raw == nil {
 		return nil, nil
@@ -88,12 +213,15 @@ func (s *StateStore) Run(id string) (*daguhav1.Run, error) {
 	return raw.(*daguhav1.Run), nil
 }
 
-// EachRun calls fn for every run in id order until fn returns false.
-func (s *StateStore) EachRun(fn func(*daguhav1.Run) bool) error {
-	txn := s.db.Txn(false)
-	iter, err := txn.Get(tableRuns, "id")
+// EachPending calls fn for the queued runs of a selector, oldest first.
+func (s *StateStore) EachPending(selectorKey string, fn func(*daguhav1.Run) bool) error {
+	return s.eachRunIn("pending_prefix", []interface{}{selectorKey}, fn)
+}
+
+func (s *StateStore) eachRunIn(index string, args []interface{}, fn func(*daguhav1.Run) bool) error {
+	iter, err := s.db.Txn(false).Get(tableRuns, index, args...)
 	if err != nil {
-		return fmt.Errorf("list runs: %w", err)
+		return fmt.Errorf("list runs by %s: %w", index, err)
 	}
 	for raw := iter.Next(); raw != nil; raw = iter.Next() {
 		if !fn(raw.(*daguhav1.Run)) {
@@ -107,6 +235,9 @@ func (s *StateStore) EachRun(fn func(*daguhav1.Run) bool) error {
 func (r *Restore) Run(run *daguhav1.Run) error {
 	if err := r.txn.Insert(tableRuns, run); err != nil {
 		return fmt.Errorf("restore run %q: %w", run.GetId(), err)
+	}
+	if run.GetStatus() == statusQueued {
+		return adjustPending(r.txn, run.GetSelectorKey(), run.GetDag().GetWorkerSelector(), 1)
 	}
 	return nil
 }

@@ -8,16 +8,22 @@ import (
 
 // Table names. Each table has its own file with its schema and methods.
 const (
-	tableIndex = "index"
-	tableRuns  = "runs"
+	tableIndex     = "index"
+	tableRuns      = "runs"
+	tableSelectors = "selectors"
+	tableWorkers   = "workers"
+	tableMeta      = "meta"
 )
 
 // schema gathers every table's schema. New tables add themselves here.
 func schema() *memdb.DBSchema {
 	return &memdb.DBSchema{
 		Tables: map[string]*memdb.TableSchema{
-			tableIndex: indexTableSchema(),
-			tableRuns:  runsTableSchema(),
+			tableIndex:     indexTableSchema(),
+			tableRuns:      runsTableSchema(),
+			tableSelectors: selectorsTableSchema(),
+			tableWorkers:   workersTableSchema(),
+			tableMeta:      metaTableSchema(),
 		},
 	}
 }

@@ -249,6 +249,1053 @@ func (*NoopResult) Descriptor() ([]byte, []int) {
 	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{4}
 }
 
+// GrantLeasesCommand hands queued runs to workers. The fencing token of
+// each grant is the Raft index of the entry that carries it.
+type GrantLeasesCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Grants        []*Grant               `protobuf:"bytes,1,rep,name=grants,proto3" json:"grants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantLeasesCommand) Reset() {
+	*x = GrantLeasesCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantLeasesCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantLeasesCommand) ProtoMessage() {}
+
+func (x *GrantLeasesCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantLeasesCommand.ProtoReflect.Descriptor instead.
+func (*GrantLeasesCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GrantLeasesCommand) GetGrants() []*Grant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+type Grant struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	RunId    string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	WorkerId string                 `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// The attempt this grant starts: the run's attempt + 1.
+	Attempt uint32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The worker's maxActiveRuns: the grant is refused if the worker already
+	// holds that many runs.
+	MaxActiveRuns uint32 `protobuf:"varint,4,opt,name=max_active_runs,json=maxActiveRuns,proto3" json:"max_active_runs,omitempty"`
+	NowUnixNano   int64  `protobuf:"varint,5,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Grant) Reset() {
+	*x = Grant{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Grant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Grant) ProtoMessage() {}
+
+func (x *Grant) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Grant.ProtoReflect.Descriptor instead.
+func (*Grant) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *Grant) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *Grant) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *Grant) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Grant) GetMaxActiveRuns() uint32 {
+	if x != nil {
+		return x.MaxActiveRuns
+	}
+	return 0
+}
+
+func (x *Grant) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
+}
+
+type GrantLeasesResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*GrantOutcome        `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantLeasesResult) Reset() {
+	*x = GrantLeasesResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantLeasesResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantLeasesResult) ProtoMessage() {}
+
+func (x *GrantLeasesResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantLeasesResult.ProtoReflect.Descriptor instead.
+func (*GrantLeasesResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *GrantLeasesResult) GetOutcomes() []*GrantOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+type GrantOutcome struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RunId        string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Granted      bool                   `protobuf:"varint,2,opt,name=granted,proto3" json:"granted,omitempty"`
+	FencingToken uint64                 `protobuf:"varint,3,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	Refused      string                 `protobuf:"bytes,4,opt,name=refused,proto3" json:"refused,omitempty"`
+	// Present when granted: the run as the worker must execute it.
+	Run           *Run `protobuf:"bytes,5,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantOutcome) Reset() {
+	*x = GrantOutcome{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantOutcome) ProtoMessage() {}
+
+func (x *GrantOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantOutcome.ProtoReflect.Descriptor instead.
+func (*GrantOutcome) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GrantOutcome) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *GrantOutcome) GetGranted() bool {
+	if x != nil {
+		return x.Granted
+	}
+	return false
+}
+
+func (x *GrantOutcome) GetFencingToken() uint64 {
+	if x != nil {
+		return x.FencingToken
+	}
+	return 0
+}
+
+func (x *GrantOutcome) GetRefused() string {
+	if x != nil {
+		return x.Refused
+	}
+	return ""
+}
+
+func (x *GrantOutcome) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+// ReclaimRunsCommand takes runs back from workers that lost their lease.
+type ReclaimRunsCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reclaims      []*Reclaim             `protobuf:"bytes,1,rep,name=reclaims,proto3" json:"reclaims,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReclaimRunsCommand) Reset() {
+	*x = ReclaimRunsCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReclaimRunsCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReclaimRunsCommand) ProtoMessage() {}
+
+func (x *ReclaimRunsCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReclaimRunsCommand.ProtoReflect.Descriptor instead.
+func (*ReclaimRunsCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReclaimRunsCommand) GetReclaims() []*Reclaim {
+	if x != nil {
+		return x.Reclaims
+	}
+	return nil
+}
+
+type Reclaim struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	RunId string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// Only the attempt holding this token is taken back.
+	FencingToken  uint64 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	Reason        string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	NowUnixNano   int64  `protobuf:"varint,4,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Reclaim) Reset() {
+	*x = Reclaim{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Reclaim) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Reclaim) ProtoMessage() {}
+
+func (x *Reclaim) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Reclaim.ProtoReflect.Descriptor instead.
+func (*Reclaim) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Reclaim) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *Reclaim) GetFencingToken() uint64 {
+	if x != nil {
+		return x.FencingToken
+	}
+	return 0
+}
+
+func (x *Reclaim) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Reclaim) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
+}
+
+type ReclaimRunsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*RunOutcome          `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReclaimRunsResult) Reset() {
+	*x = ReclaimRunsResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReclaimRunsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReclaimRunsResult) ProtoMessage() {}
+
+func (x *ReclaimRunsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReclaimRunsResult.ProtoReflect.Descriptor instead.
+func (*ReclaimRunsResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ReclaimRunsResult) GetOutcomes() []*RunOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+// RunOutcome is the generic answer for one run of a batch.
+type RunOutcome struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Applied       bool                   `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	Refused       string                 `protobuf:"bytes,3,opt,name=refused,proto3" json:"refused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunOutcome) Reset() {
+	*x = RunOutcome{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunOutcome) ProtoMessage() {}
+
+func (x *RunOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunOutcome.ProtoReflect.Descriptor instead.
+func (*RunOutcome) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *RunOutcome) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *RunOutcome) GetApplied() bool {
+	if x != nil {
+		return x.Applied
+	}
+	return false
+}
+
+func (x *RunOutcome) GetRefused() string {
+	if x != nil {
+		return x.Refused
+	}
+	return ""
+}
+
+// ReportStepsCommand records step progress reported by lease holders.
+type ReportStepsCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reports       []*StepReport          `protobuf:"bytes,1,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportStepsCommand) Reset() {
+	*x = ReportStepsCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportStepsCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportStepsCommand) ProtoMessage() {}
+
+func (x *ReportStepsCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportStepsCommand.ProtoReflect.Descriptor instead.
+func (*ReportStepsCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ReportStepsCommand) GetReports() []*StepReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+type StepReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	FencingToken  uint64                 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	Step          *StepState             `protobuf:"bytes,3,opt,name=step,proto3" json:"step,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepReport) Reset() {
+	*x = StepReport{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepReport) ProtoMessage() {}
+
+func (x *StepReport) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepReport.ProtoReflect.Descriptor instead.
+func (*StepReport) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StepReport) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *StepReport) GetFencingToken() uint64 {
+	if x != nil {
+		return x.FencingToken
+	}
+	return 0
+}
+
+func (x *StepReport) GetStep() *StepState {
+	if x != nil {
+		return x.Step
+	}
+	return nil
+}
+
+type ReportStepsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*RunOutcome          `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportStepsResult) Reset() {
+	*x = ReportStepsResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportStepsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportStepsResult) ProtoMessage() {}
+
+func (x *ReportStepsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportStepsResult.ProtoReflect.Descriptor instead.
+func (*ReportStepsResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ReportStepsResult) GetOutcomes() []*RunOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+// FinishRunsCommand records the end of runs, exactly once per run.
+type FinishRunsCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Finishes      []*Finish              `protobuf:"bytes,1,rep,name=finishes,proto3" json:"finishes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishRunsCommand) Reset() {
+	*x = FinishRunsCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishRunsCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishRunsCommand) ProtoMessage() {}
+
+func (x *FinishRunsCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishRunsCommand.ProtoReflect.Descriptor instead.
+func (*FinishRunsCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *FinishRunsCommand) GetFinishes() []*Finish {
+	if x != nil {
+		return x.Finishes
+	}
+	return nil
+}
+
+type Finish struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	FencingToken  uint64                 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	Status        RunStatus              `protobuf:"varint,3,opt,name=status,proto3,enum=daguha.v1.RunStatus" json:"status,omitempty"`
+	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	NowUnixNano   int64                  `protobuf:"varint,5,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Finish) Reset() {
+	*x = Finish{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Finish) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Finish) ProtoMessage() {}
+
+func (x *Finish) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Finish.ProtoReflect.Descriptor instead.
+func (*Finish) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *Finish) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *Finish) GetFencingToken() uint64 {
+	if x != nil {
+		return x.FencingToken
+	}
+	return 0
+}
+
+func (x *Finish) GetStatus() RunStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RunStatus_RUN_STATUS_UNSPECIFIED
+}
+
+func (x *Finish) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Finish) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
+}
+
+type FinishRunsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*RunOutcome          `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FinishRunsResult) Reset() {
+	*x = FinishRunsResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FinishRunsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FinishRunsResult) ProtoMessage() {}
+
+func (x *FinishRunsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FinishRunsResult.ProtoReflect.Descriptor instead.
+func (*FinishRunsResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *FinishRunsResult) GetOutcomes() []*RunOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+// CancelRunsCommand cancels queued runs at once and asks running ones to stop.
+type CancelRunsCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunIds        []string               `protobuf:"bytes,1,rep,name=run_ids,json=runIds,proto3" json:"run_ids,omitempty"`
+	NowUnixNano   int64                  `protobuf:"varint,2,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRunsCommand) Reset() {
+	*x = CancelRunsCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRunsCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRunsCommand) ProtoMessage() {}
+
+func (x *CancelRunsCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRunsCommand.ProtoReflect.Descriptor instead.
+func (*CancelRunsCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *CancelRunsCommand) GetRunIds() []string {
+	if x != nil {
+		return x.RunIds
+	}
+	return nil
+}
+
+func (x *CancelRunsCommand) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
+}
+
+type CancelRunsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*RunOutcome          `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRunsResult) Reset() {
+	*x = CancelRunsResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRunsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRunsResult) ProtoMessage() {}
+
+func (x *CancelRunsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRunsResult.ProtoReflect.Descriptor instead.
+func (*CancelRunsResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CancelRunsResult) GetOutcomes() []*RunOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+// RegisterWorkersCommand records workers and their labels.
+type RegisterWorkersCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Workers       []*Worker              `protobuf:"bytes,1,rep,name=workers,proto3" json:"workers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterWorkersCommand) Reset() {
+	*x = RegisterWorkersCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterWorkersCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterWorkersCommand) ProtoMessage() {}
+
+func (x *RegisterWorkersCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterWorkersCommand.ProtoReflect.Descriptor instead.
+func (*RegisterWorkersCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RegisterWorkersCommand) GetWorkers() []*Worker {
+	if x != nil {
+		return x.Workers
+	}
+	return nil
+}
+
+type RegisterWorkersResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegisterWorkersResult) Reset() {
+	*x = RegisterWorkersResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegisterWorkersResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegisterWorkersResult) ProtoMessage() {}
+
+func (x *RegisterWorkersResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegisterWorkersResult.ProtoReflect.Descriptor instead.
+func (*RegisterWorkersResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{22}
+}
+
+// SetClusterMetaCommand writes cluster-wide settings if not set yet.
+type SetClusterMetaCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *ClusterMeta           `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetClusterMetaCommand) Reset() {
+	*x = SetClusterMetaCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetClusterMetaCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetClusterMetaCommand) ProtoMessage() {}
+
+func (x *SetClusterMetaCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetClusterMetaCommand.ProtoReflect.Descriptor instead.
+func (*SetClusterMetaCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SetClusterMetaCommand) GetMeta() *ClusterMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+type SetClusterMetaResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The settings in force after the command (the first writer wins).
+	Meta          *ClusterMeta `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetClusterMetaResult) Reset() {
+	*x = SetClusterMetaResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetClusterMetaResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetClusterMetaResult) ProtoMessage() {}
+
+func (x *SetClusterMetaResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetClusterMetaResult.ProtoReflect.Descriptor instead.
+func (*SetClusterMetaResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SetClusterMetaResult) GetMeta() *ClusterMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
 // SnapshotHeader opens every snapshot stream.
 type SnapshotHeader struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -256,13 +1303,14 @@ type SnapshotHeader struct {
 	// Counts of the records that follow, per table, to check a restore.
 	Runs          uint64 `protobuf:"varint,2,opt,name=runs,proto3" json:"runs,omitempty"`
 	LastIndex     uint64 `protobuf:"varint,3,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	Workers       uint64 `protobuf:"varint,4,opt,name=workers,proto3" json:"workers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_daguha_v1_commands_proto_msgTypes[5]
+	mi := &file_daguha_v1_commands_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -274,7 +1322,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_commands_proto_msgTypes[5]
+	mi := &file_daguha_v1_commands_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -287,7 +1335,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -311,6 +1359,13 @@ func (x *SnapshotHeader) GetLastIndex() uint64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetWorkers() uint64 {
+	if x != nil {
+		return x.Workers
+	}
+	return 0
+}
+
 var File_daguha_v1_commands_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_commands_proto_rawDesc = "" +
@@ -326,12 +1381,74 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\bconflict\x18\x03 \x01(\tR\bconflict\"\r\n" +
 	"\vNoopCommand\"\f\n" +
 	"\n" +
-	"NoopResult\"]\n" +
+	"NoopResult\">\n" +
+	"\x12GrantLeasesCommand\x12(\n" +
+	"\x06grants\x18\x01 \x03(\v2\x10.daguha.v1.GrantR\x06grants\"\xa1\x01\n" +
+	"\x05Grant\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
+	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\rR\aattempt\x12&\n" +
+	"\x0fmax_active_runs\x18\x04 \x01(\rR\rmaxActiveRuns\x12\"\n" +
+	"\rnow_unix_nano\x18\x05 \x01(\x03R\vnowUnixNano\"H\n" +
+	"\x11GrantLeasesResult\x123\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x17.daguha.v1.GrantOutcomeR\boutcomes\"\xa0\x01\n" +
+	"\fGrantOutcome\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
+	"\agranted\x18\x02 \x01(\bR\agranted\x12#\n" +
+	"\rfencing_token\x18\x03 \x01(\x04R\ffencingToken\x12\x18\n" +
+	"\arefused\x18\x04 \x01(\tR\arefused\x12 \n" +
+	"\x03run\x18\x05 \x01(\v2\x0e.daguha.v1.RunR\x03run\"D\n" +
+	"\x12ReclaimRunsCommand\x12.\n" +
+	"\breclaims\x18\x01 \x03(\v2\x12.daguha.v1.ReclaimR\breclaims\"\x81\x01\n" +
+	"\aReclaim\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12#\n" +
+	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\"\n" +
+	"\rnow_unix_nano\x18\x04 \x01(\x03R\vnowUnixNano\"F\n" +
+	"\x11ReclaimRunsResult\x121\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"W\n" +
+	"\n" +
+	"RunOutcome\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
+	"\aapplied\x18\x02 \x01(\bR\aapplied\x12\x18\n" +
+	"\arefused\x18\x03 \x01(\tR\arefused\"E\n" +
+	"\x12ReportStepsCommand\x12/\n" +
+	"\areports\x18\x01 \x03(\v2\x15.daguha.v1.StepReportR\areports\"r\n" +
+	"\n" +
+	"StepReport\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12#\n" +
+	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\x12(\n" +
+	"\x04step\x18\x03 \x01(\v2\x14.daguha.v1.StepStateR\x04step\"F\n" +
+	"\x11ReportStepsResult\x121\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"B\n" +
+	"\x11FinishRunsCommand\x12-\n" +
+	"\bfinishes\x18\x01 \x03(\v2\x11.daguha.v1.FinishR\bfinishes\"\xac\x01\n" +
+	"\x06Finish\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12#\n" +
+	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\x12,\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x14.daguha.v1.RunStatusR\x06status\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\"\n" +
+	"\rnow_unix_nano\x18\x05 \x01(\x03R\vnowUnixNano\"E\n" +
+	"\x10FinishRunsResult\x121\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"P\n" +
+	"\x11CancelRunsCommand\x12\x17\n" +
+	"\arun_ids\x18\x01 \x03(\tR\x06runIds\x12\"\n" +
+	"\rnow_unix_nano\x18\x02 \x01(\x03R\vnowUnixNano\"E\n" +
+	"\x10CancelRunsResult\x121\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"E\n" +
+	"\x16RegisterWorkersCommand\x12+\n" +
+	"\aworkers\x18\x01 \x03(\v2\x11.daguha.v1.WorkerR\aworkers\"\x17\n" +
+	"\x15RegisterWorkersResult\"C\n" +
+	"\x15SetClusterMetaCommand\x12*\n" +
+	"\x04meta\x18\x01 \x01(\v2\x16.daguha.v1.ClusterMetaR\x04meta\"B\n" +
+	"\x14SetClusterMetaResult\x12*\n" +
+	"\x04meta\x18\x01 \x01(\v2\x16.daguha.v1.ClusterMetaR\x04meta\"w\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04runs\x18\x02 \x01(\x04R\x04runs\x12\x1d\n" +
 	"\n" +
-	"last_index\x18\x03 \x01(\x04R\tlastIndexB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"last_index\x18\x03 \x01(\x04R\tlastIndex\x12\x18\n" +
+	"\aworkers\x18\x04 \x01(\x04R\aworkersB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_commands_proto_rawDescOnce sync.Once
@@ -345,24 +1462,63 @@ func file_daguha_v1_commands_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_commands_proto_rawDescData
 }
 
-var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_daguha_v1_commands_proto_goTypes = []any{
-	(*EnqueueRunsCommand)(nil), // 0: daguha.v1.EnqueueRunsCommand
-	(*EnqueueRunsResult)(nil),  // 1: daguha.v1.EnqueueRunsResult
-	(*EnqueueOutcome)(nil),     // 2: daguha.v1.EnqueueOutcome
-	(*NoopCommand)(nil),        // 3: daguha.v1.NoopCommand
-	(*NoopResult)(nil),         // 4: daguha.v1.NoopResult
-	(*SnapshotHeader)(nil),     // 5: daguha.v1.SnapshotHeader
-	(*Run)(nil),                // 6: daguha.v1.Run
+	(*EnqueueRunsCommand)(nil),     // 0: daguha.v1.EnqueueRunsCommand
+	(*EnqueueRunsResult)(nil),      // 1: daguha.v1.EnqueueRunsResult
+	(*EnqueueOutcome)(nil),         // 2: daguha.v1.EnqueueOutcome
+	(*NoopCommand)(nil),            // 3: daguha.v1.NoopCommand
+	(*NoopResult)(nil),             // 4: daguha.v1.NoopResult
+	(*GrantLeasesCommand)(nil),     // 5: daguha.v1.GrantLeasesCommand
+	(*Grant)(nil),                  // 6: daguha.v1.Grant
+	(*GrantLeasesResult)(nil),      // 7: daguha.v1.GrantLeasesResult
+	(*GrantOutcome)(nil),           // 8: daguha.v1.GrantOutcome
+	(*ReclaimRunsCommand)(nil),     // 9: daguha.v1.ReclaimRunsCommand
+	(*Reclaim)(nil),                // 10: daguha.v1.Reclaim
+	(*ReclaimRunsResult)(nil),      // 11: daguha.v1.ReclaimRunsResult
+	(*RunOutcome)(nil),             // 12: daguha.v1.RunOutcome
+	(*ReportStepsCommand)(nil),     // 13: daguha.v1.ReportStepsCommand
+	(*StepReport)(nil),             // 14: daguha.v1.StepReport
+	(*ReportStepsResult)(nil),      // 15: daguha.v1.ReportStepsResult
+	(*FinishRunsCommand)(nil),      // 16: daguha.v1.FinishRunsCommand
+	(*Finish)(nil),                 // 17: daguha.v1.Finish
+	(*FinishRunsResult)(nil),       // 18: daguha.v1.FinishRunsResult
+	(*CancelRunsCommand)(nil),      // 19: daguha.v1.CancelRunsCommand
+	(*CancelRunsResult)(nil),       // 20: daguha.v1.CancelRunsResult
+	(*RegisterWorkersCommand)(nil), // 21: daguha.v1.RegisterWorkersCommand
+	(*RegisterWorkersResult)(nil),  // 22: daguha.v1.RegisterWorkersResult
+	(*SetClusterMetaCommand)(nil),  // 23: daguha.v1.SetClusterMetaCommand
+	(*SetClusterMetaResult)(nil),   // 24: daguha.v1.SetClusterMetaResult
+	(*SnapshotHeader)(nil),         // 25: daguha.v1.SnapshotHeader
+	(*Run)(nil),                    // 26: daguha.v1.Run
+	(*StepState)(nil),              // 27: daguha.v1.StepState
+	(RunStatus)(0),                 // 28: daguha.v1.RunStatus
+	(*Worker)(nil),                 // 29: daguha.v1.Worker
+	(*ClusterMeta)(nil),            // 30: daguha.v1.ClusterMeta
 }
 var file_daguha_v1_commands_proto_depIdxs = []int32{
-	6, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
-	2, // 1: daguha.v1.EnqueueRunsResult.outcomes:type_name -> daguha.v1.EnqueueOutcome
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	26, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
+	2,  // 1: daguha.v1.EnqueueRunsResult.outcomes:type_name -> daguha.v1.EnqueueOutcome
+	6,  // 2: daguha.v1.GrantLeasesCommand.grants:type_name -> daguha.v1.Grant
+	8,  // 3: daguha.v1.GrantLeasesResult.outcomes:type_name -> daguha.v1.GrantOutcome
+	26, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
+	10, // 5: daguha.v1.ReclaimRunsCommand.reclaims:type_name -> daguha.v1.Reclaim
+	12, // 6: daguha.v1.ReclaimRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	14, // 7: daguha.v1.ReportStepsCommand.reports:type_name -> daguha.v1.StepReport
+	27, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
+	12, // 9: daguha.v1.ReportStepsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	17, // 10: daguha.v1.FinishRunsCommand.finishes:type_name -> daguha.v1.Finish
+	28, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
+	12, // 12: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	12, // 13: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	29, // 14: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
+	30, // 15: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
+	30, // 16: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_commands_proto_init() }
@@ -377,7 +1533,7 @@ func file_daguha_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_commands_proto_rawDesc), len(file_daguha_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

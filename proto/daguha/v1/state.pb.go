@@ -84,6 +84,61 @@ func (RunStatus) EnumDescriptor() ([]byte, []int) {
 	return file_daguha_v1_state_proto_rawDescGZIP(), []int{0}
 }
 
+type StepStatus int32
+
+const (
+	StepStatus_STEP_STATUS_UNSPECIFIED StepStatus = 0
+	StepStatus_STEP_STATUS_RUNNING     StepStatus = 1
+	StepStatus_STEP_STATUS_SUCCEEDED   StepStatus = 2
+	StepStatus_STEP_STATUS_FAILED      StepStatus = 3
+	StepStatus_STEP_STATUS_CANCELLED   StepStatus = 4
+)
+
+// Enum value maps for StepStatus.
+var (
+	StepStatus_name = map[int32]string{
+		0: "STEP_STATUS_UNSPECIFIED",
+		1: "STEP_STATUS_RUNNING",
+		2: "STEP_STATUS_SUCCEEDED",
+		3: "STEP_STATUS_FAILED",
+		4: "STEP_STATUS_CANCELLED",
+	}
+	StepStatus_value = map[string]int32{
+		"STEP_STATUS_UNSPECIFIED": 0,
+		"STEP_STATUS_RUNNING":     1,
+		"STEP_STATUS_SUCCEEDED":   2,
+		"STEP_STATUS_FAILED":      3,
+		"STEP_STATUS_CANCELLED":   4,
+	}
+)
+
+func (x StepStatus) Enum() *StepStatus {
+	p := new(StepStatus)
+	*p = x
+	return p
+}
+
+func (x StepStatus) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (StepStatus) Descriptor() protoreflect.EnumDescriptor {
+	return file_daguha_v1_state_proto_enumTypes[1].Descriptor()
+}
+
+func (StepStatus) Type() protoreflect.EnumType {
+	return &file_daguha_v1_state_proto_enumTypes[1]
+}
+
+func (x StepStatus) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use StepStatus.Descriptor instead.
+func (StepStatus) EnumDescriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
 // Run is one DAG run as the cluster records it.
 type Run struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -101,8 +156,28 @@ type Run struct {
 	RootDagRunId     string `protobuf:"bytes,9,opt,name=root_dag_run_id,json=rootDagRunId,proto3" json:"root_dag_run_id,omitempty"`
 	ParentDagRunName string `protobuf:"bytes,10,opt,name=parent_dag_run_name,json=parentDagRunName,proto3" json:"parent_dag_run_name,omitempty"`
 	ParentDagRunId   string `protobuf:"bytes,11,opt,name=parent_dag_run_id,json=parentDagRunId,proto3" json:"parent_dag_run_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The DAG as it was when the run was enqueued: a run keeps running the
+	// definition it started with whatever happens to the stored DAG.
+	Dag *DagSpec `protobuf:"bytes,12,opt,name=dag,proto3" json:"dag,omitempty"`
+	// Canonical form of dag.worker_selector (see package dispatch), the key
+	// the pending queue is indexed by.
+	SelectorKey string `protobuf:"bytes,13,opt,name=selector_key,json=selectorKey,proto3" json:"selector_key,omitempty"`
+	// Dispatch: the current (or last) attempt, 0 before the first grant.
+	Attempt  uint32 `protobuf:"varint,14,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	WorkerId string `protobuf:"bytes,15,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// The Raft index of the grant of the current attempt: it only grows, and
+	// a report carrying an older one is refused.
+	FencingToken       uint64       `protobuf:"varint,16,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	StartedAtUnixNano  int64        `protobuf:"varint,17,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
+	FinishedAtUnixNano int64        `protobuf:"varint,18,opt,name=finished_at_unix_nano,json=finishedAtUnixNano,proto3" json:"finished_at_unix_nano,omitempty"`
+	Error              string       `protobuf:"bytes,19,opt,name=error,proto3" json:"error,omitempty"`
+	Steps              []*StepState `protobuf:"bytes,20,rep,name=steps,proto3" json:"steps,omitempty"`
+	Attempts           []*Attempt   `protobuf:"bytes,21,rep,name=attempts,proto3" json:"attempts,omitempty"`
+	// Set when cancellation was asked for a running run; the worker is told
+	// at its next heartbeat and reports the run cancelled.
+	CancelRequested bool `protobuf:"varint,22,opt,name=cancel_requested,json=cancelRequested,proto3" json:"cancel_requested,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
@@ -212,6 +287,499 @@ func (x *Run) GetParentDagRunId() string {
 	return ""
 }
 
+func (x *Run) GetDag() *DagSpec {
+	if x != nil {
+		return x.Dag
+	}
+	return nil
+}
+
+func (x *Run) GetSelectorKey() string {
+	if x != nil {
+		return x.SelectorKey
+	}
+	return ""
+}
+
+func (x *Run) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Run) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *Run) GetFencingToken() uint64 {
+	if x != nil {
+		return x.FencingToken
+	}
+	return 0
+}
+
+func (x *Run) GetStartedAtUnixNano() int64 {
+	if x != nil {
+		return x.StartedAtUnixNano
+	}
+	return 0
+}
+
+func (x *Run) GetFinishedAtUnixNano() int64 {
+	if x != nil {
+		return x.FinishedAtUnixNano
+	}
+	return 0
+}
+
+func (x *Run) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Run) GetSteps() []*StepState {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *Run) GetAttempts() []*Attempt {
+	if x != nil {
+		return x.Attempts
+	}
+	return nil
+}
+
+func (x *Run) GetCancelRequested() bool {
+	if x != nil {
+		return x.CancelRequested
+	}
+	return false
+}
+
+// DagSpec is what a worker needs to execute a DAG run.
+type DagSpec struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	WorkerSelector map[string]string      `protobuf:"bytes,2,rep,name=worker_selector,json=workerSelector,proto3" json:"worker_selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Steps          []*StepSpec            `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DagSpec) Reset() {
+	*x = DagSpec{}
+	mi := &file_daguha_v1_state_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DagSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DagSpec) ProtoMessage() {}
+
+func (x *DagSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DagSpec.ProtoReflect.Descriptor instead.
+func (*DagSpec) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DagSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DagSpec) GetWorkerSelector() map[string]string {
+	if x != nil {
+		return x.WorkerSelector
+	}
+	return nil
+}
+
+func (x *DagSpec) GetSteps() []*StepSpec {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+type StepSpec struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Command       string                 `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepSpec) Reset() {
+	*x = StepSpec{}
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepSpec) ProtoMessage() {}
+
+func (x *StepSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
+func (*StepSpec) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StepSpec) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StepSpec) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
+type StepState struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Name               string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Status             StepStatus             `protobuf:"varint,2,opt,name=status,proto3,enum=daguha.v1.StepStatus" json:"status,omitempty"`
+	ExitCode           int32                  `protobuf:"varint,3,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	StartedAtUnixNano  int64                  `protobuf:"varint,4,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
+	FinishedAtUnixNano int64                  `protobuf:"varint,5,opt,name=finished_at_unix_nano,json=finishedAtUnixNano,proto3" json:"finished_at_unix_nano,omitempty"`
+	// The last few KiB of the step's stdout and stderr.
+	OutputTail    string `protobuf:"bytes,6,opt,name=output_tail,json=outputTail,proto3" json:"output_tail,omitempty"`
+	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepState) Reset() {
+	*x = StepState{}
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepState) ProtoMessage() {}
+
+func (x *StepState) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepState.ProtoReflect.Descriptor instead.
+func (*StepState) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *StepState) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StepState) GetStatus() StepStatus {
+	if x != nil {
+		return x.Status
+	}
+	return StepStatus_STEP_STATUS_UNSPECIFIED
+}
+
+func (x *StepState) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *StepState) GetStartedAtUnixNano() int64 {
+	if x != nil {
+		return x.StartedAtUnixNano
+	}
+	return 0
+}
+
+func (x *StepState) GetFinishedAtUnixNano() int64 {
+	if x != nil {
+		return x.FinishedAtUnixNano
+	}
+	return 0
+}
+
+func (x *StepState) GetOutputTail() string {
+	if x != nil {
+		return x.OutputTail
+	}
+	return ""
+}
+
+func (x *StepState) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// Attempt is one grant of a run to a worker and how it ended.
+type Attempt struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Attempt           uint32                 `protobuf:"varint,1,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	WorkerId          string                 `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	FencingToken      uint64                 `protobuf:"varint,3,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	StartedAtUnixNano int64                  `protobuf:"varint,4,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
+	EndedAtUnixNano   int64                  `protobuf:"varint,5,opt,name=ended_at_unix_nano,json=endedAtUnixNano,proto3" json:"ended_at_unix_nano,omitempty"`
+	// "succeeded", "failed", "cancelled", or why it was taken back.
+	Outcome       string `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Attempt) Reset() {
+	*x = Attempt{}
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Attempt) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Attempt) ProtoMessage() {}
+
+func (x *Attempt) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
+func (*Attempt) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Attempt) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+func (x *Attempt) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
+func (x *Attempt) GetFencingToken() uint64 {
+	if x != nil {
+		return x.FencingToken
+	}
+	return 0
+}
+
+func (x *Attempt) GetStartedAtUnixNano() int64 {
+	if x != nil {
+		return x.StartedAtUnixNano
+	}
+	return 0
+}
+
+func (x *Attempt) GetEndedAtUnixNano() int64 {
+	if x != nil {
+		return x.EndedAtUnixNano
+	}
+	return 0
+}
+
+func (x *Attempt) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+// Worker is a worker as the cluster registered it.
+type Worker struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	Id                   string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Labels               map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	MaxActiveRuns        uint32                 `protobuf:"varint,3,opt,name=max_active_runs,json=maxActiveRuns,proto3" json:"max_active_runs,omitempty"`
+	RegisteredAtUnixNano int64                  `protobuf:"varint,4,opt,name=registered_at_unix_nano,json=registeredAtUnixNano,proto3" json:"registered_at_unix_nano,omitempty"`
+	ModifyIndex          uint64                 `protobuf:"varint,5,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *Worker) Reset() {
+	*x = Worker{}
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Worker) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Worker) ProtoMessage() {}
+
+func (x *Worker) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Worker.ProtoReflect.Descriptor instead.
+func (*Worker) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *Worker) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Worker) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *Worker) GetMaxActiveRuns() uint32 {
+	if x != nil {
+		return x.MaxActiveRuns
+	}
+	return 0
+}
+
+func (x *Worker) GetRegisteredAtUnixNano() int64 {
+	if x != nil {
+		return x.RegisteredAtUnixNano
+	}
+	return 0
+}
+
+func (x *Worker) GetModifyIndex() uint64 {
+	if x != nil {
+		return x.ModifyIndex
+	}
+	return 0
+}
+
+// ClusterMeta is cluster-wide settings chosen once, by a leader.
+type ClusterMeta struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The HMAC key lease tokens are signed with when no signing key is
+	// configured on the servers.
+	SigningKey    []byte `protobuf:"bytes,1,opt,name=signing_key,json=signingKey,proto3" json:"signing_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterMeta) Reset() {
+	*x = ClusterMeta{}
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterMeta) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterMeta) ProtoMessage() {}
+
+func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterMeta.ProtoReflect.Descriptor instead.
+func (*ClusterMeta) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ClusterMeta) GetSigningKey() []byte {
+	if x != nil {
+		return x.SigningKey
+	}
+	return nil
+}
+
 // TableIndex is the Raft index of the last write to one table; snapshots
 // carry it so a restored store reports the same freshness as a replayed one.
 type TableIndex struct {
@@ -224,7 +792,7 @@ type TableIndex struct {
 
 func (x *TableIndex) Reset() {
 	*x = TableIndex{}
-	mi := &file_daguha_v1_state_proto_msgTypes[1]
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -236,7 +804,7 @@ func (x *TableIndex) String() string {
 func (*TableIndex) ProtoMessage() {}
 
 func (x *TableIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[1]
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -249,7 +817,7 @@ func (x *TableIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableIndex.ProtoReflect.Descriptor instead.
 func (*TableIndex) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{1}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TableIndex) GetTable() string {
@@ -270,7 +838,7 @@ var File_daguha_v1_state_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x15daguha/v1/state.proto\x12\tdaguha.v1\"\x9b\x03\n" +
+	"\x15daguha/v1/state.proto\x12\tdaguha.v1\"\xc1\x06\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bdag_name\x18\x02 \x01(\tR\adagName\x12\x16\n" +
@@ -283,7 +851,56 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x0froot_dag_run_id\x18\t \x01(\tR\frootDagRunId\x12-\n" +
 	"\x13parent_dag_run_name\x18\n" +
 	" \x01(\tR\x10parentDagRunName\x12)\n" +
-	"\x11parent_dag_run_id\x18\v \x01(\tR\x0eparentDagRunId\"8\n" +
+	"\x11parent_dag_run_id\x18\v \x01(\tR\x0eparentDagRunId\x12$\n" +
+	"\x03dag\x18\f \x01(\v2\x12.daguha.v1.DagSpecR\x03dag\x12!\n" +
+	"\fselector_key\x18\r \x01(\tR\vselectorKey\x12\x18\n" +
+	"\aattempt\x18\x0e \x01(\rR\aattempt\x12\x1b\n" +
+	"\tworker_id\x18\x0f \x01(\tR\bworkerId\x12#\n" +
+	"\rfencing_token\x18\x10 \x01(\x04R\ffencingToken\x12/\n" +
+	"\x14started_at_unix_nano\x18\x11 \x01(\x03R\x11startedAtUnixNano\x121\n" +
+	"\x15finished_at_unix_nano\x18\x12 \x01(\x03R\x12finishedAtUnixNano\x12\x14\n" +
+	"\x05error\x18\x13 \x01(\tR\x05error\x12*\n" +
+	"\x05steps\x18\x14 \x03(\v2\x14.daguha.v1.StepStateR\x05steps\x12.\n" +
+	"\battempts\x18\x15 \x03(\v2\x12.daguha.v1.AttemptR\battempts\x12)\n" +
+	"\x10cancel_requested\x18\x16 \x01(\bR\x0fcancelRequested\"\xdc\x01\n" +
+	"\aDagSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
+	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
+	"\x05steps\x18\x03 \x03(\v2\x13.daguha.v1.StepSpecR\x05steps\x1aA\n" +
+	"\x13WorkerSelectorEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"8\n" +
+	"\bStepSpec\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\acommand\x18\x02 \x01(\tR\acommand\"\x86\x02\n" +
+	"\tStepState\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
+	"\x06status\x18\x02 \x01(\x0e2\x15.daguha.v1.StepStatusR\x06status\x12\x1b\n" +
+	"\texit_code\x18\x03 \x01(\x05R\bexitCode\x12/\n" +
+	"\x14started_at_unix_nano\x18\x04 \x01(\x03R\x11startedAtUnixNano\x121\n" +
+	"\x15finished_at_unix_nano\x18\x05 \x01(\x03R\x12finishedAtUnixNano\x12\x1f\n" +
+	"\voutput_tail\x18\x06 \x01(\tR\n" +
+	"outputTail\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\"\xdd\x01\n" +
+	"\aAttempt\x12\x18\n" +
+	"\aattempt\x18\x01 \x01(\rR\aattempt\x12\x1b\n" +
+	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12#\n" +
+	"\rfencing_token\x18\x03 \x01(\x04R\ffencingToken\x12/\n" +
+	"\x14started_at_unix_nano\x18\x04 \x01(\x03R\x11startedAtUnixNano\x12+\n" +
+	"\x12ended_at_unix_nano\x18\x05 \x01(\x03R\x0fendedAtUnixNano\x12\x18\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\"\x8c\x02\n" +
+	"\x06Worker\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
+	"\x06labels\x18\x02 \x03(\v2\x1d.daguha.v1.Worker.LabelsEntryR\x06labels\x12&\n" +
+	"\x0fmax_active_runs\x18\x03 \x01(\rR\rmaxActiveRuns\x125\n" +
+	"\x17registered_at_unix_nano\x18\x04 \x01(\x03R\x14registeredAtUnixNano\x12!\n" +
+	"\fmodify_index\x18\x05 \x01(\x04R\vmodifyIndex\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\".\n" +
+	"\vClusterMeta\x12\x1f\n" +
+	"\vsigning_key\x18\x01 \x01(\fR\n" +
+	"signingKey\"8\n" +
 	"\n" +
 	"TableIndex\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
@@ -294,7 +911,14 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x12RUN_STATUS_RUNNING\x10\x02\x12\x18\n" +
 	"\x14RUN_STATUS_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n" +
-	"\x14RUN_STATUS_CANCELLED\x10\x05B3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"\x14RUN_STATUS_CANCELLED\x10\x05*\x90\x01\n" +
+	"\n" +
+	"StepStatus\x12\x1b\n" +
+	"\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
+	"\x13STEP_STATUS_RUNNING\x10\x01\x12\x19\n" +
+	"\x15STEP_STATUS_SUCCEEDED\x10\x02\x12\x16\n" +
+	"\x12STEP_STATUS_FAILED\x10\x03\x12\x19\n" +
+	"\x15STEP_STATUS_CANCELLED\x10\x04B3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_state_proto_rawDescOnce sync.Once
@@ -308,20 +932,36 @@ func file_daguha_v1_state_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_state_proto_rawDescData
 }
 
-var file_daguha_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_daguha_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_daguha_v1_state_proto_goTypes = []any{
-	(RunStatus)(0),     // 0: daguha.v1.RunStatus
-	(*Run)(nil),        // 1: daguha.v1.Run
-	(*TableIndex)(nil), // 2: daguha.v1.TableIndex
+	(RunStatus)(0),      // 0: daguha.v1.RunStatus
+	(StepStatus)(0),     // 1: daguha.v1.StepStatus
+	(*Run)(nil),         // 2: daguha.v1.Run
+	(*DagSpec)(nil),     // 3: daguha.v1.DagSpec
+	(*StepSpec)(nil),    // 4: daguha.v1.StepSpec
+	(*StepState)(nil),   // 5: daguha.v1.StepState
+	(*Attempt)(nil),     // 6: daguha.v1.Attempt
+	(*Worker)(nil),      // 7: daguha.v1.Worker
+	(*ClusterMeta)(nil), // 8: daguha.v1.ClusterMeta
+	(*TableIndex)(nil),  // 9: daguha.v1.TableIndex
+	nil,                 // 10: daguha.v1.DagSpec.WorkerSelectorEntry
+	nil,                 // 11: daguha.v1.Worker.LabelsEntry
 }
 var file_daguha_v1_state_proto_depIdxs = []int32{
-	0, // 0: daguha.v1.Run.status:type_name -> daguha.v1.RunStatus
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	0,  // 0: daguha.v1.Run.status:type_name -> daguha.v1.RunStatus
+	3,  // 1: daguha.v1.Run.dag:type_name -> daguha.v1.DagSpec
+	5,  // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
+	6,  // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
+	10, // 4: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
+	4,  // 5: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
+	1,  // 6: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
+	11, // 7: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
+	8,  // [8:8] is the sub-list for method output_type
+	8,  // [8:8] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_state_proto_init() }
@@ -334,8 +974,8 @@ func file_daguha_v1_state_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_state_proto_rawDesc), len(file_daguha_v1_state_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   2,
+			NumEnums:      2,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,113 @@
+package store
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	memdb "github.com/hashicorp/go-memdb"
+)
+
+// SelectorKey is the canonical form of a worker selector: its labels
+// sorted by key, as k=v joined with commas ("" for no selector). Runs with
+// equal selectors share one pending queue, and there are few distinct
+// selectors, so a poll looks at each queue's head instead of every run.
+func SelectorKey(selector map[string]string) string {
+	if len(selector) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(selector))
+	for k := range selector {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(selector[k])
+	}
+	return b.String()
+}
+
+// Selector is one distinct worker selector with runs waiting on it.
+type Selector struct {
+	// id is Key with a prefix: memdb treats an empty string as a missing
+	// index value, and the empty selector is a real queue.
+	id      string
+	Key     string
+	Labels  map[string]string
+	Pending uint64
+}
+
+func selectorsTableSchema() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableSelectors,
+		Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: selectorIDIndexer{}},
+		},
+	}
+}
+
+func selectorID(key string) string { return "selector:" + key }
+
+// selectorIDIndexer indexes selectors by their prefixed key.
+type selectorIDIndexer struct{}
+
+func (selectorIDIndexer) FromObject(obj interface{}) (bool, []byte, error) {
+	return true, append([]byte(obj.(*Selector).id), 0), nil
+}
+
+func (selectorIDIndexer) FromArgs(args ...interface{}) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("selector id takes one key")
+	}
+	key, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("selector id: %T is not a string", args[0])
+	}
+	return append([]byte(selectorID(key)), 0), nil
+}
+
+// adjustPending changes the number of queued runs waiting on a selector,
+// dropping the selector when none are left.
+func adjustPending(txn *memdb.Txn, key string, labels map[string]string, delta int) error {
+	raw, err := txn.First(tableSelectors, "id", key)
+	if err != nil {
+		return fmt.Errorf("read selector %q: %w", key, err)
+	}
+	current := &Selector{id: selectorID(key), Key: key, Labels: labels}
+	if raw != nil {
+		existing := raw.(*Selector)
+		current = &Selector{id: existing.id, Key: key, Labels: existing.Labels, Pending: existing.Pending}
+	}
+	if delta < 0 && current.Pending < uint64(-delta) {
+		return fmt.Errorf("selector %q: pending count %d cannot drop by %d", key, current.Pending, -delta)
+	}
+	current.Pending = uint64(int64(current.Pending) + int64(delta))
+	if current.Pending == 0 {
+		if raw != nil {
+			return txn.Delete(tableSelectors, raw)
+		}
+		return nil
+	}
+	return txn.Insert(tableSelectors, current)
+}
+
+// PendingSelectors returns every selector with queued runs, in key order,
+// and a channel closed when that set or its counts change.
+func (s *StateStore) PendingSelectors() ([]*Selector, <-chan struct{}, error) {
+	txn := s.db.Txn(false)
+	iter, err := txn.Get(tableSelectors, "id")
+	if err != nil {
+		return nil, nil, fmt.Errorf("list selectors: %w", err)
+	}
+	var out []*Selector
+	for raw := iter.Next(); raw != nil; raw = iter.Next() {
+		out = append(out, raw.(*Selector))
+	}
+	return out, iter.WatchCh(), nil
+}

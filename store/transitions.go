@@ -1,0 +1,287 @@
+package store
+
+import (
+	"fmt"
+
+	memdb "github.com/hashicorp/go-memdb"
+	"google.golang.org/protobuf/proto"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// The dispatch state changes of a run. Each checks the run's state and,
+// for anything a lease holder reports, the fencing token, so a stale or
+// repeated command changes nothing and says why.
+
+// GrantLeases starts an attempt of each queued run on its worker. The
+// fencing token is index, the Raft index of the entry: it only grows.
+func (s *StateStore) GrantLeases(index uint64, grants []*daguhav1.Grant) ([]*daguhav1.GrantOutcome, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	outcomes := make([]*daguhav1.GrantOutcome, 0, len(grants))
+	for _, grant := range grants {
+		outcome, err := grantOne(txn, index, grant)
+		if err != nil {
+			return nil, err
+		}
+		outcomes = append(outcomes, outcome)
+	}
+	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
+		return nil, err
+	}
+	return outcomes, nil
+}
+
+func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant) (*daguhav1.GrantOutcome, error) {
+	refuse := func(format string, args ...interface{}) (*daguhav1.GrantOutcome, error) {
+		return &daguhav1.GrantOutcome{RunId: grant.GetRunId(), Refused: fmt.Sprintf(format, args...)}, nil
+	}
+	run, err := getRun(txn, grant.GetRunId())
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case run == nil:
+		return refuse("run %q does not exist", grant.GetRunId())
+	case run.GetStatus() != statusQueued:
+		return refuse("run %q is %s, not queued", run.GetId(), run.GetStatus())
+	case grant.GetAttempt() != run.GetAttempt()+1:
+		return refuse("run %q is at attempt %d; grant is for attempt %d", run.GetId(), run.GetAttempt(), grant.GetAttempt())
+	}
+	if max := grant.GetMaxActiveRuns(); max > 0 {
+		held := 0
+		iter, err := txn.Get(tableRuns, "running_prefix", grant.GetWorkerId())
+		if err != nil {
+			return nil, err
+		}
+		for raw := iter.Next(); raw != nil; raw = iter.Next() {
+			held++
+		}
+		if held >= int(max) {
+			return refuse("worker %q holds %d runs, its maxActiveRuns", grant.GetWorkerId(), held)
+		}
+	}
+	updated := proto.Clone(run).(*daguhav1.Run)
+	updated.Status = statusRunning
+	updated.Attempt = grant.GetAttempt()
+	updated.WorkerId = grant.GetWorkerId()
+	updated.FencingToken = index
+	updated.StartedAtUnixNano = grant.GetNowUnixNano()
+	updated.FinishedAtUnixNano = 0
+	updated.Error = ""
+	updated.Steps = nil
+	updated.ModifyIndex = index
+	updated.Attempts = append(updated.Attempts, &daguhav1.Attempt{
+		Attempt:           grant.GetAttempt(),
+		WorkerId:          grant.GetWorkerId(),
+		FencingToken:      index,
+		StartedAtUnixNano: grant.GetNowUnixNano(),
+	})
+	if err := txn.Insert(tableRuns, updated); err != nil {
+		return nil, fmt.Errorf("grant %q: %w", run.GetId(), err)
+	}
+	if err := adjustPending(txn, run.GetSelectorKey(), nil, -1); err != nil {
+		return nil, err
+	}
+	return &daguhav1.GrantOutcome{RunId: run.GetId(), Granted: true, FencingToken: index, Run: updated}, nil
+}
+
+// holderCheck says why a report for (runID, token) is refused, or "".
+func holderCheck(run *daguhav1.Run, runID string, token uint64) string {
+	switch {
+	case run == nil:
+		return fmt.Sprintf("run %q does not exist", runID)
+	case run.GetFencingToken() != token:
+		return fmt.Sprintf("stale lease: run %q is at attempt %d (fencing token %d), the report carries token %d", runID, run.GetAttempt(), run.GetFencingToken(), token)
+	case run.GetStatus() != statusRunning:
+		return fmt.Sprintf("run %q is %s", runID, run.GetStatus())
+	}
+	return ""
+}
+
+// endAttempt records how the current attempt ended.
+func endAttempt(run *daguhav1.Run, now int64, outcome string) {
+	if n := len(run.Attempts); n > 0 && run.Attempts[n-1].GetFencingToken() == run.GetFencingToken() {
+		ended := proto.Clone(run.Attempts[n-1]).(*daguhav1.Attempt)
+		ended.EndedAtUnixNano = now
+		ended.Outcome = outcome
+		run.Attempts[n-1] = ended
+	}
+}
+
+// ReclaimRuns puts runs whose lease was lost back in their queue; the next
+// grant starts a new attempt with a higher fencing token.
+func (s *StateStore) ReclaimRuns(index uint64, reclaims []*daguhav1.Reclaim) ([]*daguhav1.RunOutcome, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	outcomes := make([]*daguhav1.RunOutcome, 0, len(reclaims))
+	for _, reclaim := range reclaims {
+		run, err := getRun(txn, reclaim.GetRunId())
+		if err != nil {
+			return nil, err
+		}
+		if why := holderCheck(run, reclaim.GetRunId(), reclaim.GetFencingToken()); why != "" {
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: reclaim.GetRunId(), Refused: why})
+			continue
+		}
+		updated := proto.Clone(run).(*daguhav1.Run)
+		endAttempt(updated, reclaim.GetNowUnixNano(), "reclaimed: "+reclaim.GetReason())
+		updated.Status = statusQueued
+		updated.WorkerId = ""
+		updated.ModifyIndex = index
+		if updated.GetCancelRequested() {
+			updated.Status = statusCancelled
+			updated.FinishedAtUnixNano = reclaim.GetNowUnixNano()
+		}
+		if err := txn.Insert(tableRuns, updated); err != nil {
+			return nil, fmt.Errorf("reclaim %q: %w", run.GetId(), err)
+		}
+		if updated.GetStatus() == statusQueued {
+			if err := adjustPending(txn, run.GetSelectorKey(), run.GetDag().GetWorkerSelector(), 1); err != nil {
+				return nil, err
+			}
+		}
+		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
+	}
+	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
+		return nil, err
+	}
+	return outcomes, nil
+}
+
+// ReportSteps records step states reported by the holders of the runs.
+func (s *StateStore) ReportSteps(index uint64, reports []*daguhav1.StepReport) ([]*daguhav1.RunOutcome, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	outcomes := make([]*daguhav1.RunOutcome, 0, len(reports))
+	for _, report := range reports {
+		run, err := getRun(txn, report.GetRunId())
+		if err != nil {
+			return nil, err
+		}
+		if why := holderCheck(run, report.GetRunId(), report.GetFencingToken()); why != "" {
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: report.GetRunId(), Refused: why})
+			continue
+		}
+		updated := proto.Clone(run).(*daguhav1.Run)
+		replaced := false
+		for i, step := range updated.Steps {
+			if step.GetName() == report.GetStep().GetName() {
+				updated.Steps[i] = report.GetStep()
+				replaced = true
+				break
+			}
+		}
+		if !replaced {
+			updated.Steps = append(updated.Steps, report.GetStep())
+		}
+		updated.ModifyIndex = index
+		if err := txn.Insert(tableRuns, updated); err != nil {
+			return nil, fmt.Errorf("report step of %q: %w", run.GetId(), err)
+		}
+		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
+	}
+	if err := commitWithIndex(txn, index, tableRuns); err != nil {
+		return nil, err
+	}
+	return outcomes, nil
+}
+
+// FinishRuns records the end of runs. A finish repeated by the same
+// holder is accepted and changes nothing; any other late finish is refused.
+func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*daguhav1.RunOutcome, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	outcomes := make([]*daguhav1.RunOutcome, 0, len(finishes))
+	for _, finish := range finishes {
+		run, err := getRun(txn, finish.GetRunId())
+		if err != nil {
+			return nil, err
+		}
+		switch finish.GetStatus() {
+		case statusSucceeded, statusFailed, statusCancelled:
+		default:
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: finish.GetRunId(), Refused: fmt.Sprintf("%s is not a final status", finish.GetStatus())})
+			continue
+		}
+		if run != nil && run.GetFencingToken() == finish.GetFencingToken() && run.GetStatus() == finish.GetStatus() {
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
+			continue
+		}
+		if why := holderCheck(run, finish.GetRunId(), finish.GetFencingToken()); why != "" {
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: finish.GetRunId(), Refused: why})
+			continue
+		}
+		updated := proto.Clone(run).(*daguhav1.Run)
+		updated.Status = finish.GetStatus()
+		updated.Error = finish.GetError()
+		updated.FinishedAtUnixNano = finish.GetNowUnixNano()
+		updated.ModifyIndex = index
+		endAttempt(updated, finish.GetNowUnixNano(), statusWord(finish.GetStatus()))
+		if err := txn.Insert(tableRuns, updated); err != nil {
+			return nil, fmt.Errorf("finish %q: %w", run.GetId(), err)
+		}
+		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
+	}
+	if err := commitWithIndex(txn, index, tableRuns); err != nil {
+		return nil, err
+	}
+	return outcomes, nil
+}
+
+func statusWord(status daguhav1.RunStatus) string {
+	switch status {
+	case statusSucceeded:
+		return "succeeded"
+	case statusFailed:
+		return "failed"
+	case statusCancelled:
+		return "cancelled"
+	}
+	return status.String()
+}
+
+// CancelRuns cancels queued runs at once and marks running ones for
+// cancellation; finished runs are left as they are.
+func (s *StateStore) CancelRuns(index uint64, ids []string, now int64) ([]*daguhav1.RunOutcome, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	outcomes := make([]*daguhav1.RunOutcome, 0, len(ids))
+	for _, id := range ids {
+		run, err := getRun(txn, id)
+		if err != nil {
+			return nil, err
+		}
+		if run == nil {
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q does not exist", id)})
+			continue
+		}
+		updated := proto.Clone(run).(*daguhav1.Run)
+		switch run.GetStatus() {
+		case statusQueued:
+			updated.Status = statusCancelled
+			updated.FinishedAtUnixNano = now
+			if err := adjustPending(txn, run.GetSelectorKey(), nil, -1); err != nil {
+				return nil, err
+			}
+		case statusRunning:
+			if run.GetCancelRequested() {
+				outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Applied: true})
+				continue
+			}
+			updated.CancelRequested = true
+		default:
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q has already finished: %s", id, statusWord(run.GetStatus()))})
+			continue
+		}
+		updated.ModifyIndex = index
+		if err := txn.Insert(tableRuns, updated); err != nil {
+			return nil, fmt.Errorf("cancel %q: %w", id, err)
+		}
+		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Applied: true})
+	}
+	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
+		return nil, err
+	}
+	return outcomes, nil
+}
