@@ -56,7 +56,7 @@ func (s *Server) Apply(ctx context.Context, t fsm.MessageType, body proto.Messag
 		index   uint64
 		encoded []byte
 	)
-	err = s.withLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
+	err = s.OnLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
 		var err error
 		if local {
 			var result proto.Message
@@ -121,7 +121,7 @@ func (s *Server) applyLocal(command []byte) (proto.Message, uint64, error) {
 // linearizable. On a follower it asks the leader how far to catch up.
 func (s *Server) ConsistentRead(ctx context.Context) error {
 	var index uint64
-	err := s.withLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
+	err := s.OnLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
 		var err error
 		if local {
 			index, err = s.LeaderReadIndex()
@@ -156,10 +156,10 @@ func (s *Server) LeaderReadIndex() (uint64, error) {
 	return index, nil
 }
 
-// withLeader runs attempt against the leader (locally when this server is
+// OnLeader runs attempt against the leader (locally when this server is
 // the leader), retrying retryable failures and waiting through elections
 // for at most the forwarding hold.
-func (s *Server) withLeader(ctx context.Context, attempt func(ctx context.Context, local bool, grpcAddr string) error) error {
+func (s *Server) OnLeader(ctx context.Context, attempt func(ctx context.Context, local bool, grpcAddr string) error) error {
 	holdUntil := time.Now().Add(s.config.ForwardHold)
 	var lastErr error
 	for {

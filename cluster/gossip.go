@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"sort"
 	"strconv"
@@ -169,45 +170,62 @@ func (s *Server) startGossip() error {
 	if encoded := s.meta.NodeMeta(memberlist.MetaMaxSize); encoded == nil {
 		return fmt.Errorf("gossip meta does not fit in %d bytes", memberlist.MetaMaxSize)
 	}
-	var conf *memberlist.Config
-	if s.config.GossipTimings == GossipLocal {
-		conf = memberlist.DefaultLocalConfig()
-	} else {
-		conf = memberlist.DefaultLANConfig()
-	}
-	conf.Name = s.config.NodeName
-	conf.BindAddr = s.config.BindAddr
-	conf.BindPort = s.config.GossipPort
-	conf.AdvertiseAddr = s.config.AdvertiseAddr
-	conf.AdvertisePort = s.config.GossipPort
-	conf.Delegate = s.meta
-	conf.Events = s.members
-	conf.Logger = nil
-	conf.LogOutput = &levelPrefixWriter{logger: s.logger.With("component", "gossip")}
-	list, err := memberlist.Create(conf)
+	list, err := newMemberlist(gossipSettings{
+		name: s.config.NodeName, bind: s.config.BindAddr, advertise: s.config.AdvertiseAddr,
+		port: s.config.GossipPort, timings: s.config.GossipTimings,
+	}, s.meta, s.members, s.logger)
 	if err != nil {
-		return fmt.Errorf("start gossip on %s:%d: %w", s.config.BindAddr, s.config.GossipPort, err)
+		return err
 	}
 	s.gossip = list
 	if len(s.config.Join) > 0 {
-		s.goFunc(s.joinLoop)
+		s.goFunc(func() { joinLoop(list, s.config.Join, s.config.JoinRetryInterval, s.shutdownCh, s.logger) })
 	}
 	return nil
 }
 
+type gossipSettings struct {
+	name, bind, advertise string
+	port                  int
+	timings               GossipTimings
+}
+
+func newMemberlist(settings gossipSettings, meta *metaDelegate, events *members, logger *slog.Logger) (*memberlist.Memberlist, error) {
+	var conf *memberlist.Config
+	if settings.timings == GossipLocal {
+		conf = memberlist.DefaultLocalConfig()
+	} else {
+		conf = memberlist.DefaultLANConfig()
+	}
+	conf.Name = settings.name
+	conf.BindAddr = settings.bind
+	conf.BindPort = settings.port
+	conf.AdvertiseAddr = settings.advertise
+	conf.AdvertisePort = settings.port
+	conf.Delegate = meta
+	conf.Events = events
+	conf.Logger = nil
+	conf.LogOutput = &levelPrefixWriter{logger: logger.With("component", "gossip")}
+	list, err := memberlist.Create(conf)
+	if err != nil {
+		return nil, fmt.Errorf("start gossip on %s:%d: %w", settings.bind, settings.port, err)
+	}
+	return list, nil
+}
+
 // joinLoop tries the seeds until one of them answers, then stops: from
 // there on gossip itself keeps the pool together.
-func (s *Server) joinLoop() {
+func joinLoop(list *memberlist.Memberlist, seeds []string, interval time.Duration, shutdownCh <-chan struct{}, logger *slog.Logger) {
 	for attempt := 1; ; attempt++ {
-		n, err := s.gossip.Join(s.config.Join)
+		n, err := list.Join(seeds)
 		if n > 0 {
-			s.logger.Info("joined gossip pool", "seeds", s.config.Join, "reached", n)
+			logger.Info("joined gossip pool", "seeds", seeds, "reached", n)
 			return
 		}
-		s.logger.Warn("no gossip seed answered; retrying", "seeds", s.config.Join, "attempt", attempt, "error", err)
+		logger.Warn("no gossip seed answered; retrying", "seeds", seeds, "attempt", attempt, "error", err)
 		select {
-		case <-time.After(s.config.JoinRetryInterval):
-		case <-s.shutdownCh:
+		case <-time.After(interval):
+		case <-shutdownCh:
 			return
 		}
 	}

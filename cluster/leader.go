@@ -22,6 +22,22 @@ type leadership struct {
 	duties     []namedDuty
 	readyTerm  uint64 // term in which the barrier completed; 0 when not leader
 	leaderSeen chan struct{}
+	// current runs the duties of the leadership in progress, if any.
+	current *dutyGroup
+}
+
+// dutyGroup is the duties of one leadership term.
+type dutyGroup struct {
+	ctx context.Context
+	wg  sync.WaitGroup
+}
+
+func (g *dutyGroup) start(duty namedDuty) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		duty.run(g.ctx)
+	}()
 }
 
 type namedDuty struct {
@@ -34,12 +50,16 @@ func (l *leadership) init() {
 	l.leaderSeen = make(chan struct{})
 }
 
-// RegisterLeaderDuty adds a duty; it must be called before the server can
-// become leader (right after New) to be sure of running the first time.
+// RegisterLeaderDuty adds a duty. Registered while this server already
+// leads, it starts at once for the rest of that leadership.
 func (s *Server) RegisterLeaderDuty(name string, duty LeaderDuty) {
 	s.leader.mu.Lock()
 	defer s.leader.mu.Unlock()
-	s.leader.duties = append(s.leader.duties, namedDuty{name: name, run: duty})
+	d := namedDuty{name: name, run: duty}
+	s.leader.duties = append(s.leader.duties, d)
+	if s.leader.current != nil {
+		s.leader.current.start(d)
+	}
 }
 
 // monitorLeadership is the one place leader duties start and stop.
@@ -98,27 +118,23 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+	group := &dutyGroup{ctx: ctx}
 	s.leader.mu.Lock()
 	s.leader.readyTerm = term
-	duties := append([]namedDuty(nil), s.leader.duties...)
+	s.leader.current = group
+	group.start(namedDuty{name: "reconcile-servers", run: s.reconcileServers})
+	for _, duty := range s.leader.duties {
+		group.start(duty)
+	}
 	s.leader.mu.Unlock()
-	defer func() {
-		s.leader.mu.Lock()
-		s.leader.readyTerm = 0
-		s.leader.mu.Unlock()
-	}()
 	s.logger.Info("established leadership", "term", term)
 
-	var wg sync.WaitGroup
-	duties = append(duties, namedDuty{name: "reconcile-servers", run: s.reconcileServers})
-	for _, duty := range duties {
-		wg.Add(1)
-		go func(duty namedDuty) {
-			defer wg.Done()
-			duty.run(ctx)
-		}(duty)
-	}
-	wg.Wait()
+	<-ctx.Done()
+	s.leader.mu.Lock()
+	s.leader.readyTerm = 0
+	s.leader.current = nil
+	s.leader.mu.Unlock()
+	group.wg.Wait()
 }
 
 // readyTerm returns the term in which this server established leadership,

@@ -63,30 +63,96 @@ func seed(t *testing.T) uint64 {
 }
 
 // randomLog builds n commands: mostly enqueue batches drawing run ids from
-// a small pool (so retries and conflicts happen), some no-ops, and some
-// ignorable commands of a type this server does not know.
+// a small pool (so retries and conflicts happen), the dispatch commands
+// (grants, reports, finishes, reclaims, cancels, worker registrations) with
+// arguments that are valid about half the time, some no-ops, and some
+// ignorable commands of a type this server does not know. It applies the
+// log to a generator FSM as it goes, to pick plausible arguments.
 func randomLog(t *testing.T, rng *rand.Rand, n int) [][]byte {
 	t.Helper()
+	gen := newFSM(t)
 	dags := []string{"etl", "train-model", "report"}
+	workers := []string{"gpu-1", "cpu-1", "cpu-2"}
+	pickRun := func() *daguhav1.Run {
+		run, _ := gen.State().Run(fmt.Sprintf("run-%d", rng.IntN(3000)))
+		return run
+	}
+	// pickHeld prefers a running run, as reports and finishes come from holders.
+	pickHeld := func() *daguhav1.Run {
+		var running []*daguhav1.Run
+		_ = gen.State().EachRunning("", func(r *daguhav1.Run) bool { running = append(running, r); return len(running) < 50 })
+		if len(running) == 0 || rng.IntN(4) == 0 {
+			return pickRun()
+		}
+		return running[rng.IntN(len(running))]
+	}
+	token := func(run *daguhav1.Run) uint64 {
+		if run != nil && rng.IntN(2) == 0 {
+			return run.GetFencingToken()
+		}
+		return uint64(rng.IntN(len(dags) * 1000))
+	}
 	var log [][]byte
 	for len(log) < n {
+		var command []byte
 		switch p := rng.IntN(100); {
-		case p < 5:
-			log = append(log, encode(t, fsm.NoopType, &daguhav1.NoopCommand{}))
-		case p < 10:
+		case p < 4:
+			command = encode(t, fsm.NoopType, &daguhav1.NoopCommand{})
+		case p < 8:
 			junk := make([]byte, rng.IntN(16))
 			for i := range junk {
 				junk[i] = byte(rng.IntN(256))
 			}
-			log = append(log, append([]byte{byte(fsm.IgnoreUnknown | 0x7e)}, junk...))
+			command = append([]byte{byte(fsm.IgnoreUnknown | 0x7e)}, junk...)
+		case p < 24:
+			var grants []*daguhav1.Grant
+			for range 1 + rng.IntN(5) {
+				if run := pickRun(); run != nil {
+					grants = append(grants, &daguhav1.Grant{RunId: run.GetId(), WorkerId: workers[rng.IntN(len(workers))],
+						Attempt: run.GetAttempt() + uint32(rng.IntN(2)), MaxActiveRuns: uint32(1 + rng.IntN(50)), NowUnixNano: rng.Int64()})
+				}
+			}
+			command = encode(t, fsm.GrantLeasesType, &daguhav1.GrantLeasesCommand{Grants: grants})
+		case p < 28:
+			run := pickHeld()
+			if run == nil {
+				continue
+			}
+			command = encode(t, fsm.ReportStepsType, &daguhav1.ReportStepsCommand{Reports: []*daguhav1.StepReport{{
+				RunId: run.GetId(), FencingToken: token(run),
+				Step: &daguhav1.StepState{Name: fmt.Sprintf("s%d", rng.IntN(3)), Status: daguhav1.StepStatus(rng.IntN(5)), ExitCode: int32(rng.IntN(3))},
+			}}})
+		case p < 36:
+			run := pickHeld()
+			if run == nil {
+				continue
+			}
+			command = encode(t, fsm.FinishRunsType, &daguhav1.FinishRunsCommand{Finishes: []*daguhav1.Finish{{
+				RunId: run.GetId(), FencingToken: token(run), Status: daguhav1.RunStatus(3 + rng.IntN(3)), NowUnixNano: rng.Int64(),
+			}}})
+		case p < 41:
+			run := pickHeld()
+			if run == nil {
+				continue
+			}
+			command = encode(t, fsm.ReclaimRunsType, &daguhav1.ReclaimRunsCommand{Reclaims: []*daguhav1.Reclaim{{
+				RunId: run.GetId(), FencingToken: token(run), Reason: "test", NowUnixNano: rng.Int64(),
+			}}})
+		case p < 44:
+			command = encode(t, fsm.CancelRunsType, &daguhav1.CancelRunsCommand{RunIds: []string{fmt.Sprintf("run-%d", rng.IntN(3000))}, NowUnixNano: rng.Int64()})
+		case p < 46:
+			command = encode(t, fsm.RegisterWorkersType, &daguhav1.RegisterWorkersCommand{Workers: []*daguhav1.Worker{{
+				Id: workers[rng.IntN(len(workers))], Labels: map[string]string{"gpu": fmt.Sprint(rng.IntN(2) == 0)}, MaxActiveRuns: uint32(1 + rng.IntN(9)),
+			}}})
 		default:
 			var runs []*daguhav1.Run
 			for range 1 + rng.IntN(20) {
 				run := &daguhav1.Run{
 					Id:                 fmt.Sprintf("run-%d", rng.IntN(3000)),
 					DagName:            dags[rng.IntN(len(dags))],
-					Params:             fmt.Sprintf("N=%d", rng.IntN(3)),
+					Params:             fmt.Sprintf("N=%d", rng.IntN(2)),
 					EnqueuedAtUnixNano: rng.Int64(),
+					Dag:                &daguhav1.DagSpec{WorkerSelector: map[string]string{"gpu": fmt.Sprint(rng.IntN(2) == 0)}},
 				}
 				if rng.IntN(4) == 0 {
 					run.RootDagRunName, run.RootDagRunId = "root", fmt.Sprintf("root-%d", rng.IntN(50))
@@ -94,8 +160,10 @@ func randomLog(t *testing.T, rng *rand.Rand, n int) [][]byte {
 				}
 				runs = append(runs, run)
 			}
-			log = append(log, enqueueCommand(t, runs...))
+			command = enqueueCommand(t, runs...)
 		}
+		log = append(log, command)
+		gen.Apply(entry(uint64(len(log)), command))
 	}
 	return log
 }
@@ -184,7 +252,19 @@ func TestReplicasFedTheSameLogEndEqual(t *testing.T) {
 	if retries == 0 || conflicts == 0 {
 		t.Fatalf("the log exercised %d retries and %d conflicts; want both", retries, conflicts)
 	}
-	t.Logf("%d runs, %d retries, %d conflicts", created, retries, conflicts)
+	statuses := map[daguhav1.RunStatus]int{}
+	attempts := 0
+	for _, run := range allRuns(t, a) {
+		statuses[run.GetStatus()]++
+		attempts += len(run.GetAttempts())
+	}
+	for _, status := range []daguhav1.RunStatus{daguhav1.RunStatus_RUN_STATUS_QUEUED, daguhav1.RunStatus_RUN_STATUS_RUNNING,
+		daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, daguhav1.RunStatus_RUN_STATUS_CANCELLED} {
+		if statuses[status] == 0 {
+			t.Fatalf("no run ended %s: the log does not exercise dispatch (%v)", status, statuses)
+		}
+	}
+	t.Logf("%d runs, %d retries, %d conflicts, %d attempts, statuses %v", created, retries, conflicts, attempts, statuses)
 }
 
 // memorySink is a raft.SnapshotSink over a buffer.

@@ -67,7 +67,8 @@ func NewPeerClient(options ...grpc.DialOption) *PeerClient {
 	return &PeerClient{dialOptions: options, conns: map[string]*grpc.ClientConn{}}
 }
 
-func (p *PeerClient) client(addr string) (daguhav1.ClusterServiceClient, error) {
+// conn returns the shared connection to a server.
+func (p *PeerClient) conn(addr string) (*grpc.ClientConn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.conns == nil {
@@ -81,6 +82,14 @@ func (p *PeerClient) client(addr string) (daguhav1.ClusterServiceClient, error) 
 			return nil, fmt.Errorf("connect to server %s: %w", addr, err)
 		}
 		p.conns[addr] = conn
+	}
+	return conn, nil
+}
+
+func (p *PeerClient) client(addr string) (daguhav1.ClusterServiceClient, error) {
+	conn, err := p.conn(addr)
+	if err != nil {
+		return nil, err
 	}
 	return daguhav1.NewClusterServiceClient(conn), nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/agent"
 )
 
@@ -39,6 +40,11 @@ func agentCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "join", Usage: "gossip seeds host:port, comma separated; retried until one answers"},
 			&cli.DurationFlag{Name: "forward-hold", Value: cluster.DefaultForwardHold, Usage: "how long a request waits for a leader to be elected"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "coordinator.signing-key", EnvVars: []string{"DAGU_COORDINATOR_SIGNING_KEY"}, Usage: "key that signs lease tokens (default: one the cluster makes up and keeps in its state)"},
+			&cli.DurationFlag{Name: "lease-ttl", Value: dispatch.DefaultLeaseTTL, Usage: "how long a worker's lease on a run lives without a heartbeat"},
+			&cli.StringFlag{Name: "labels", Usage: "worker labels k=v,k=v (worker agents)"},
+			&cli.IntFlag{Name: "max-active-runs", Value: defaultMaxActiveRuns, Usage: "runs a worker executes at once (worker agents; dev mode's worker)"},
+			&cli.StringFlag{Name: "worker-id", Usage: "worker id (default hostname@PID)"},
 		},
 		Action: runAgent,
 	}
@@ -60,7 +66,7 @@ func runAgent(c *cli.Context) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	dev := c.Bool("dev")
 	if !dev && !c.Bool("server") {
-		return errors.New("agent needs -server (a coordinator server) or -dev (everything in one process); worker agents come with dispatch")
+		return runWorkerAgent(c, logger)
 	}
 
 	nodeName := c.String("node")
@@ -106,17 +112,35 @@ func runAgent(c *cli.Context) error {
 		return errors.New("-data-dir is required for a server (Raft state must survive restarts)")
 	}
 
-	a, err := agent.Start(agent.Config{Cluster: config, HTTPBind: config.BindAddr, GRPCBind: config.BindAddr, Logger: logger})
+	dispatchConfig := dispatch.Config{LeaseTTL: c.Duration("lease-ttl")}
+	if key := c.String("coordinator.signing-key"); key != "" {
+		dispatchConfig.SigningKeys = [][]byte{[]byte(key)}
+	}
+	a, err := agent.Start(agent.Config{Cluster: config, HTTPBind: config.BindAddr, GRPCBind: config.BindAddr, Logger: logger, Dispatch: dispatchConfig})
 	if err != nil {
 		return err
 	}
-	return waitForSignal(a, logger)
+	var worker *agent.WorkerAgent
+	if dev {
+		workerConfig, err := workerSettings(c.String("worker-id"), c.String("labels"), c.Int("max-active-runs"))
+		if err != nil {
+			return err
+		}
+		worker, err = agent.StartWorker(agent.WorkerConfig{Worker: workerConfig, Servers: []string{a.GRPCAddr()}, Logger: logger})
+		if err != nil {
+			return err
+		}
+	}
+	waitForSignal(logger)
+	if worker != nil {
+		worker.Stop()
+	}
+	return stopServer(a, logger)
 }
 
-// waitForSignal runs until SIGINT or SIGTERM, then stops gracefully: a
-// leader hands leadership over, the node leaves the gossip pool and Raft
-// closes cleanly. A second signal exits at once.
-func waitForSignal(a *agent.Agent, logger *slog.Logger) error {
+// waitForSignal returns at SIGINT or SIGTERM, for a graceful stop; a
+// second signal exits at once.
+func waitForSignal(logger *slog.Logger) {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	sig := <-signals
@@ -126,6 +150,11 @@ func waitForSignal(a *agent.Agent, logger *slog.Logger) error {
 		logger.Warn("second signal: exiting now", "signal", sig.String())
 		os.Exit(1)
 	}()
+}
+
+// stopServer stops a server gracefully: a leader hands leadership over,
+// the node leaves the gossip pool and Raft closes cleanly.
+func stopServer(a *agent.Agent, logger *slog.Logger) error {
 	if err := a.Leave(leaveTimeout); err != nil {
 		logger.Warn("leave", "error", err)
 	}

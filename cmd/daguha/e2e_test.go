@@ -221,11 +221,23 @@ func enqueue(a *clustertest.Agent, id string) (int, error) {
 	var resp struct {
 		DagRunID string `json:"dag_run_id"`
 	}
-	code, err := a.PostJSON("/api/v2/dag-runs", map[string]string{"dag_name": "e2e", "dag_run_id": id}, &resp)
+	code, err := a.PostJSON("/api/v2/dag-runs", inlineRun(id, nil, "true"), &resp)
 	if err == nil && (code == 201 || code == 200) && resp.DagRunID != id {
 		return code, fmt.Errorf("enqueue %s answered run id %q", id, resp.DagRunID)
 	}
 	return code, err
+}
+
+// inlineRun is an enqueue request for a one-step DAG "e2e".
+func inlineRun(id string, selector map[string]string, command string) map[string]any {
+	return map[string]any{
+		"dag_run_id": id,
+		"dag": map[string]any{
+			"name":           "e2e",
+			"workerSelector": selector,
+			"steps":          []map[string]string{{"name": "step", "command": command}},
+		},
+	}
 }
 
 func followerOf(c *clustertest.Cluster, leader *clustertest.Agent) *clustertest.Agent {
@@ -273,7 +285,7 @@ func enqueueLong(a *clustertest.Agent, id string) (int, error) {
 	var resp struct {
 		DagRunID string `json:"dag_run_id"`
 	}
-	return a.PostJSONTimeout("/api/v2/dag-runs", map[string]string{"dag_name": "e2e", "dag_run_id": id}, &resp, 30*time.Second)
+	return a.PostJSONTimeout("/api/v2/dag-runs", inlineRun(id, nil, "true"), &resp, 30*time.Second)
 }
 
 // writers sends enqueues to random running servers from several

@@ -20,6 +20,9 @@ func main() {
 		Version: version,
 		Commands: []*cli.Command{
 			agentCommand(),
+			workerCommand(),
+			enqueueCommand(),
+			statusCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -19,8 +19,10 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/api"
 	"github.com/daguha/daguha/rpc"
+	"github.com/daguha/daguha/store"
 )
 
 // Config is one server's settings. Cluster.Peers is filled in here.
@@ -32,6 +34,8 @@ type Config struct {
 	HTTPBind string
 	GRPCBind string
 	Logger   *slog.Logger
+	// Dispatch configures the leader's dispatcher (lease TTL, signing keys).
+	Dispatch dispatch.Config
 }
 
 // Agent is a running server.
@@ -74,6 +78,9 @@ func Start(config Config) (*Agent, error) {
 		peers.Close()
 		return nil, err
 	}
+	config.Dispatch.Logger = config.Logger
+	dispatcher := dispatch.New(clusterBackend{server}, config.Dispatch)
+	server.RegisterLeaderDuty("dispatch", dispatcher.RunLeader)
 	a := &Agent{
 		logger:  config.Logger,
 		cluster: server,
@@ -85,6 +92,7 @@ func Start(config Config) (*Agent, error) {
 		served:  make(chan error, 2),
 	}
 	rpc.RegisterClusterService(a.grpc, server)
+	rpc.RegisterCoordinatorService(a.grpc, server, dispatcher, peers)
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	a.http = &http.Server{
 		Handler:           api.New(server, api.Options{Logger: config.Logger}),
@@ -103,6 +111,11 @@ func Start(config Config) (*Agent, error) {
 		"raft_port", config.Cluster.RaftPort, "gossip_port", config.Cluster.GossipPort)
 	return a, nil
 }
+
+// clusterBackend gives the dispatcher writes through Raft and the state.
+type clusterBackend struct{ *cluster.Server }
+
+func (b clusterBackend) State() *store.StateStore { return b.FSM().State() }
 
 // Cluster returns the cluster member.
 func (a *Agent) Cluster() *cluster.Server { return a.cluster }

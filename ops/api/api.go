@@ -46,7 +46,9 @@ func New(c *cluster.Server, options Options) *Server {
 	s.mux.HandleFunc("GET /api/v2/cluster/members", s.members)
 	s.mux.HandleFunc("GET /api/v2/agent/self", s.self)
 	s.mux.HandleFunc("POST /api/v2/dag-runs", s.enqueueRun)
+	s.mux.HandleFunc("GET /api/v2/dag-runs", s.listRuns)
 	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}", s.getRun)
+	s.mux.HandleFunc("POST /api/v2/dag-runs/{dag_run_id}/cancel", s.cancelRun)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})

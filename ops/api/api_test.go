@@ -59,6 +59,12 @@ func TestEnqueueValidationNamesTheBadInput(t *testing.T) {
 	}{
 		{"unknown field", `{"dagname": "x"}`, `unknown field "dagname"`},
 		{"missing DAG name", `{"params": "A=1"}`, "dag_name is required"},
+		{"DAG neither stored nor inline", `{"dag_name": "etl"}`, `no DAG named "etl" is stored`},
+		{"inline DAG without steps", `{"dag": {"name": "etl"}}`, "dag.steps is empty"},
+		{"step without command", `{"dag": {"name": "etl", "steps": [{"name": "a"}]}}`, `dag.steps[0] ("a") has no command`},
+		{"duplicate step names", `{"dag": {"name": "etl", "steps": [{"name": "a", "command": "x"}, {"name": "a", "command": "y"}]}}`, `dag.steps[1].name "a" is used by an earlier step`},
+		{"both selector spellings", `{"dag": {"name": "etl", "workerSelector": {"a": "1"}, "worker_selector": {"a": "1"}, "steps": [{"name": "a", "command": "x"}]}}`, "both workerSelector and worker_selector"},
+		{"names that differ", `{"dag_name": "x", "dag": {"name": "etl", "steps": [{"name": "a", "command": "x"}]}}`, `dag_name "x" and dag.name "etl" differ`},
 		{"bad DAG name", `{"dag_name": "no spaces"}`, `dag_name "no spaces"`},
 		{"bad run id", `{"dag_name": "etl", "dag_run_id": "a/b"}`, `dag_run_id "a/b"`},
 		{"not JSON", `dag_name=etl`, "request body"},
@@ -79,15 +85,15 @@ func TestEnqueueValidationNamesTheBadInput(t *testing.T) {
 
 func TestEnqueueIsIdempotentByRunID(t *testing.T) {
 	srv := startAPI(t)
-	code, body := call(t, srv, "POST", "/api/v2/dag-runs", `{"dag_name": "etl", "dag_run_id": "r1", "params": "A=1"}`)
+	code, body := call(t, srv, "POST", "/api/v2/dag-runs", `{"dag": {"name": "etl", "steps": [{"name": "s", "command": "true"}]}, "dag_run_id": "r1", "params": "A=1"}`)
 	if code != http.StatusCreated || body["dag_run_id"] != "r1" {
 		t.Fatalf("first enqueue: HTTP %d %v", code, body)
 	}
-	code, body = call(t, srv, "POST", "/api/v2/dag-runs", `{"dag_name": "etl", "dag_run_id": "r1", "params": "A=1"}`)
+	code, body = call(t, srv, "POST", "/api/v2/dag-runs", `{"dag": {"name": "etl", "steps": [{"name": "s", "command": "true"}]}, "dag_run_id": "r1", "params": "A=1"}`)
 	if code != http.StatusOK || body["dag_run_id"] != "r1" || body["created"] != false {
 		t.Fatalf("same enqueue again: HTTP %d %v", code, body)
 	}
-	code, body = call(t, srv, "POST", "/api/v2/dag-runs", `{"dag_name": "report", "dag_run_id": "r1"}`)
+	code, body = call(t, srv, "POST", "/api/v2/dag-runs", `{"dag": {"name": "report", "steps": [{"name": "s", "command": "true"}]}, "dag_run_id": "r1"}`)
 	if msg, _ := body["error"].(string); code != http.StatusConflict || !strings.Contains(msg, "etl") || !strings.Contains(msg, "report") {
 		t.Fatalf("conflicting enqueue: HTTP %d %v", code, body)
 	}
@@ -100,7 +106,7 @@ func TestEnqueueIsIdempotentByRunID(t *testing.T) {
 
 func TestEnqueueWithoutRunIDGetsOne(t *testing.T) {
 	srv := startAPI(t)
-	code, body := call(t, srv, "POST", "/api/v2/dag-runs", `{"dag_name": "etl"}`)
+	code, body := call(t, srv, "POST", "/api/v2/dag-runs", `{"dag": {"name": "etl", "steps": [{"name": "s", "command": "true"}]}}`)
 	id, _ := body["dag_run_id"].(string)
 	if code != http.StatusCreated || len(id) != 36 {
 		t.Fatalf("enqueue without id: HTTP %d %v", code, body)

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -21,10 +24,32 @@ var (
 	runIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
 )
 
+// Limits on an inline DAG, so one request cannot bloat the replicated state.
+const (
+	maxSteps       = 1000
+	maxCommandSize = 64 << 10
+)
+
+type stepRequest struct {
+	Name    string `json:"name"`
+	Command string `json:"command"`
+}
+
+// dagRequest is a DAG sent inline with an enqueue. Both Dagu spellings of
+// the selector key are accepted.
+type dagRequest struct {
+	Name                 string            `json:"name"`
+	Description          string            `json:"description"`
+	WorkerSelector       map[string]string `json:"workerSelector"`
+	WorkerSelectorEscape map[string]string `json:"worker_selector"`
+	Steps                []stepRequest     `json:"steps"`
+}
+
 type enqueueRequest struct {
-	DagName  string `json:"dag_name"`
-	DagRunID string `json:"dag_run_id"`
-	Params   string `json:"params"`
+	DagName  string      `json:"dag_name"`
+	DagRunID string      `json:"dag_run_id"`
+	Params   string      `json:"params"`
+	Dag      *dagRequest `json:"dag"`
 }
 
 type enqueueResponse struct {
@@ -33,20 +58,73 @@ type enqueueResponse struct {
 	Created bool `json:"created"`
 }
 
-func (req *enqueueRequest) validate() error {
+// validate checks the request and returns the DAG to run; every problem is
+// reported, each naming the field.
+func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 	var problems []string
-	if req.DagName == "" {
-		problems = append(problems, "dag_name is required")
-	} else if !dagNamePattern.MatchString(req.DagName) {
-		problems = append(problems, fmt.Sprintf("dag_name %q must be 1-128 letters, digits, '_', '.' or '-'", req.DagName))
+	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if req.Dag != nil && req.DagName == "" {
+		req.DagName = req.Dag.Name
+	}
+	switch {
+	case req.DagName == "":
+		add("dag_name is required (or dag.name with an inline dag)")
+	case !dagNamePattern.MatchString(req.DagName):
+		add("dag_name %q must be 1-128 letters, digits, '_', '.' or '-'", req.DagName)
 	}
 	if req.DagRunID != "" && !runIDPattern.MatchString(req.DagRunID) {
-		problems = append(problems, fmt.Sprintf("dag_run_id %q must be 1-128 letters, digits, '_', '.', ':' or '-'", req.DagRunID))
+		add("dag_run_id %q must be 1-128 letters, digits, '_', '.', ':' or '-'", req.DagRunID)
+	}
+	if req.Dag == nil {
+		if len(problems) == 0 {
+			add("no DAG named %q is stored; send the DAG inline in \"dag\"", req.DagName)
+		}
+		return nil, errors.New(strings.Join(problems, "; "))
+	}
+	dag := req.Dag
+	if dag.Name != "" && dag.Name != req.DagName {
+		add("dag_name %q and dag.name %q differ", req.DagName, dag.Name)
+	}
+	selector := dag.WorkerSelector
+	if len(dag.WorkerSelectorEscape) > 0 {
+		if len(selector) > 0 {
+			add("dag has both workerSelector and worker_selector; use one")
+		}
+		selector = dag.WorkerSelectorEscape
+	}
+	for key := range selector {
+		if key == "" {
+			add("dag.workerSelector has an empty label key")
+		}
+	}
+	if len(dag.Steps) == 0 {
+		add("dag.steps is empty: a DAG needs at least one step")
+	}
+	if len(dag.Steps) > maxSteps {
+		add("dag.steps has %d steps, more than the limit of %d", len(dag.Steps), maxSteps)
+	}
+	spec := &daguhav1.DagSpec{Name: req.DagName, WorkerSelector: selector}
+	seen := map[string]bool{}
+	for i, step := range dag.Steps {
+		switch {
+		case step.Name == "":
+			add("dag.steps[%d].name is empty", i)
+		case seen[step.Name]:
+			add("dag.steps[%d].name %q is used by an earlier step", i, step.Name)
+		}
+		seen[step.Name] = true
+		if strings.TrimSpace(step.Command) == "" {
+			add("dag.steps[%d] (%q) has no command", i, step.Name)
+		}
+		if len(step.Command) > maxCommandSize {
+			add("dag.steps[%d] (%q): command is %d bytes, more than %d", i, step.Name, len(step.Command), maxCommandSize)
+		}
+		spec.Steps = append(spec.Steps, &daguhav1.StepSpec{Name: step.Name, Command: step.Command})
 	}
 	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
+		return nil, errors.New(strings.Join(problems, "; "))
 	}
-	return nil
+	return spec, nil
 }
 
 // enqueueRun records a new run. The server that accepts the request picks
@@ -58,7 +136,8 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	if err := req.validate(); err != nil {
+	spec, err := req.validate()
+	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
@@ -75,6 +154,7 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 		DagName:            req.DagName,
 		Params:             req.Params,
 		EnqueuedAtUnixNano: s.now().UnixNano(),
+		Dag:                spec,
 	}
 	result, _, err := s.cluster.Apply(r.Context(), fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: []*daguhav1.Run{run}})
 	if err != nil {
@@ -97,50 +177,147 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// StepView is a step of a run as the API shows it.
+type StepView struct {
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	ExitCode   int32  `json:"exit_code"`
+	StartedAt  string `json:"started_at"`
+	FinishedAt string `json:"finished_at"`
+	OutputTail string `json:"output_tail"`
+	Error      string `json:"error,omitempty"`
+}
+
+// AttemptView is one attempt of a run.
+type AttemptView struct {
+	Attempt      uint32 `json:"attempt"`
+	WorkerID     string `json:"worker_id"`
+	FencingToken uint64 `json:"fencing_token"`
+	StartedAt    string `json:"started_at"`
+	EndedAt      string `json:"ended_at"`
+	Outcome      string `json:"outcome"`
+}
+
 // RunView is a run as the API shows it.
 type RunView struct {
-	DagName          string `json:"dag_name"`
-	DagRunID         string `json:"dag_run_id"`
-	Status           string `json:"status"`
-	Params           string `json:"params"`
-	EnqueuedAt       string `json:"enqueued_at"`
-	RootDagRunName   string `json:"root_dag_run_name"`
-	RootDagRunID     string `json:"root_dag_run_id"`
-	ParentDagRunName string `json:"parent_dag_run_name"`
-	ParentDagRunID   string `json:"parent_dag_run_id"`
-	CreateIndex      uint64 `json:"create_index"`
-	ModifyIndex      uint64 `json:"modify_index"`
+	DagName          string            `json:"dag_name"`
+	DagRunID         string            `json:"dag_run_id"`
+	Status           string            `json:"status"`
+	Params           string            `json:"params"`
+	WorkerSelector   map[string]string `json:"worker_selector"`
+	EnqueuedAt       string            `json:"enqueued_at"`
+	StartedAt        string            `json:"started_at"`
+	FinishedAt       string            `json:"finished_at"`
+	WorkerID         string            `json:"worker_id"`
+	Attempt          uint32            `json:"attempt"`
+	Error            string            `json:"error,omitempty"`
+	Reason           string            `json:"reason,omitempty"`
+	CancelRequested  bool              `json:"cancel_requested,omitempty"`
+	RootDagRunName   string            `json:"root_dag_run_name"`
+	RootDagRunID     string            `json:"root_dag_run_id"`
+	ParentDagRunName string            `json:"parent_dag_run_name"`
+	ParentDagRunID   string            `json:"parent_dag_run_id"`
+	Steps            []StepView        `json:"steps"`
+	Attempts         []AttemptView     `json:"attempts"`
+	CreateIndex      uint64            `json:"create_index"`
+	ModifyIndex      uint64            `json:"modify_index"`
 }
 
 // statusName is the lower-case status word the API uses.
-func statusName(status daguhav1.RunStatus) string {
-	name := strings.TrimPrefix(status.String(), "RUN_STATUS_")
-	return strings.ToLower(name)
+func statusName[T interface{ String() string }](status T, prefix string) string {
+	return strings.ToLower(strings.TrimPrefix(status.String(), prefix))
+}
+
+// timestamp formats a time in RFC 3339 UTC, or "" for none.
+func timestamp(unixNano int64) string {
+	if unixNano == 0 {
+		return ""
+	}
+	return time.Unix(0, unixNano).UTC().Format(time.RFC3339Nano)
 }
 
 func viewRun(run *daguhav1.Run) RunView {
-	return RunView{
+	view := RunView{
 		DagName:          run.GetDagName(),
 		DagRunID:         run.GetId(),
-		Status:           statusName(run.GetStatus()),
+		Status:           statusName(run.GetStatus(), "RUN_STATUS_"),
 		Params:           run.GetParams(),
-		EnqueuedAt:       time.Unix(0, run.GetEnqueuedAtUnixNano()).UTC().Format(time.RFC3339Nano),
+		WorkerSelector:   run.GetDag().GetWorkerSelector(),
+		EnqueuedAt:       timestamp(run.GetEnqueuedAtUnixNano()),
+		StartedAt:        timestamp(run.GetStartedAtUnixNano()),
+		FinishedAt:       timestamp(run.GetFinishedAtUnixNano()),
+		WorkerID:         run.GetWorkerId(),
+		Attempt:          run.GetAttempt(),
+		Error:            run.GetError(),
+		CancelRequested:  run.GetCancelRequested(),
 		RootDagRunName:   run.GetRootDagRunName(),
 		RootDagRunID:     run.GetRootDagRunId(),
 		ParentDagRunName: run.GetParentDagRunName(),
 		ParentDagRunID:   run.GetParentDagRunId(),
+		Steps:            []StepView{},
+		Attempts:         []AttemptView{},
 		CreateIndex:      run.GetCreateIndex(),
 		ModifyIndex:      run.GetModifyIndex(),
 	}
+	if view.WorkerSelector == nil {
+		view.WorkerSelector = map[string]string{}
+	}
+	for _, step := range run.GetSteps() {
+		view.Steps = append(view.Steps, StepView{
+			Name: step.GetName(), Status: statusName(step.GetStatus(), "STEP_STATUS_"), ExitCode: step.GetExitCode(),
+			StartedAt: timestamp(step.GetStartedAtUnixNano()), FinishedAt: timestamp(step.GetFinishedAtUnixNano()),
+			OutputTail: step.GetOutputTail(), Error: step.GetError(),
+		})
+	}
+	for _, a := range run.GetAttempts() {
+		view.Attempts = append(view.Attempts, AttemptView{
+			Attempt: a.GetAttempt(), WorkerID: a.GetWorkerId(), FencingToken: a.GetFencingToken(),
+			StartedAt: timestamp(a.GetStartedAtUnixNano()), EndedAt: timestamp(a.GetEndedAtUnixNano()), Outcome: a.GetOutcome(),
+		})
+	}
+	return view
+}
+
+// queuedReason explains why a queued run is waiting when no registered
+// worker can take it.
+func (s *Server) queuedReason(run *daguhav1.Run) string {
+	if run.GetStatus() != daguhav1.RunStatus_RUN_STATUS_QUEUED {
+		return ""
+	}
+	selector := run.GetDag().GetWorkerSelector()
+	matched, workers := false, 0
+	_ = s.cluster.FSM().State().EachWorker(func(w *daguhav1.Worker) bool {
+		workers++
+		matched = dispatch.Matches(selector, w.GetLabels())
+		return !matched
+	})
+	switch {
+	case matched:
+		return ""
+	case workers == 0:
+		return "no worker has registered with the cluster"
+	case len(selector) == 0:
+		return ""
+	}
+	return "no worker matches selector " + dispatch.FormatLabels(selector)
+}
+
+// readBarrier makes the read that follows linearizable unless ?stale.
+func (s *Server) readBarrier(w http.ResponseWriter, r *http.Request) bool {
+	if stale(r) {
+		return true
+	}
+	if err := s.cluster.ConsistentRead(r.Context()); err != nil {
+		writeClusterError(w, err)
+		return false
+	}
+	return true
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("dag_run_id")
-	if !stale(r) {
-		if err := s.cluster.ConsistentRead(r.Context()); err != nil {
-			writeClusterError(w, err)
-			return
-		}
+	if !s.readBarrier(w, r) {
+		return
 	}
 	run, err := s.cluster.FSM().State().Run(id)
 	if err != nil {
@@ -151,5 +328,78 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no DAG run with id %q", id))
 		return
 	}
-	writeJSON(w, http.StatusOK, viewRun(run))
+	view := viewRun(run)
+	view.Reason = s.queuedReason(run)
+	writeJSON(w, http.StatusOK, view)
+}
+
+type runListBody struct {
+	Runs []RunView `json:"runs"`
+	// Truncated is true when more runs matched than limit.
+	Truncated bool `json:"truncated"`
+}
+
+// listRuns lists runs, filtered by dag_name, status and worker_id, newest
+// first, at most limit (default 100, at most 10000).
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
+	query := r.URL.Query()
+	limit := 100
+	if v := query.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 10000 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("limit %q: want a number from 1 to 10000", v))
+			return
+		}
+		limit = n
+	}
+	statusFilter := query.Get("status")
+	switch statusFilter {
+	case "", "queued", "running", "succeeded", "failed", "cancelled":
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("status %q: want queued, running, succeeded, failed or cancelled", statusFilter))
+		return
+	}
+	if !s.readBarrier(w, r) {
+		return
+	}
+	var matched []*daguhav1.Run
+	_ = s.cluster.FSM().State().EachRun(func(run *daguhav1.Run) bool {
+		if (query.Get("dag_name") == "" || run.GetDagName() == query.Get("dag_name")) &&
+			(statusFilter == "" || statusName(run.GetStatus(), "RUN_STATUS_") == statusFilter) &&
+			(query.Get("worker_id") == "" || run.GetWorkerId() == query.Get("worker_id")) {
+			matched = append(matched, run)
+		}
+		return true
+	})
+	sort.Slice(matched, func(i, j int) bool { return matched[i].GetCreateIndex() > matched[j].GetCreateIndex() })
+	body := runListBody{Runs: []RunView{}}
+	for i, run := range matched {
+		if i == limit {
+			body.Truncated = true
+			break
+		}
+		body.Runs = append(body.Runs, viewRun(run))
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// cancelRun cancels a queued run at once, or asks the worker of a running
+// one to stop it.
+func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("dag_run_id")
+	result, _, err := s.cluster.Apply(r.Context(), fsm.CancelRunsType, &daguhav1.CancelRunsCommand{RunIds: []string{id}, NowUnixNano: s.now().UnixNano()})
+	if err != nil {
+		writeClusterError(w, err)
+		return
+	}
+	outcome := result.(*daguhav1.CancelRunsResult).GetOutcomes()[0]
+	if !outcome.GetApplied() {
+		code := http.StatusConflict
+		if strings.Contains(outcome.GetRefused(), "does not exist") {
+			code = http.StatusNotFound
+		}
+		writeError(w, code, errors.New(outcome.GetRefused()))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"dag_run_id": id})
 }

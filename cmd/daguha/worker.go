@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/ops/agent"
+)
+
+// defaultMaxActiveRuns is the seed's example value for worker.maxActiveRuns.
+const defaultMaxActiveRuns = 10
+
+// workerSettings builds a worker's settings from the forms both command
+// lines share, with the seed's default id hostname@PID.
+func workerSettings(id, labels string, maxActiveRuns int) (dispatch.WorkerConfig, error) {
+	if id == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return dispatch.WorkerConfig{}, fmt.Errorf("no worker id given and the hostname is unknown: %w", err)
+		}
+		id = host + "@" + strconv.Itoa(os.Getpid())
+	}
+	parsed, err := dispatch.ParseLabels(labels)
+	if err != nil {
+		return dispatch.WorkerConfig{}, fmt.Errorf("worker labels: %w", err)
+	}
+	if maxActiveRuns < 1 {
+		return dispatch.WorkerConfig{}, fmt.Errorf("max active runs %d: must be at least 1", maxActiveRuns)
+	}
+	return dispatch.WorkerConfig{ID: id, Labels: parsed, MaxActiveRuns: maxActiveRuns}, nil
+}
+
+// runWorkerAgent is `daguha agent -join=...`: a worker that finds the
+// servers through the gossip pool.
+func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
+	join := splitList(c.StringSlice("join"))
+	if len(join) == 0 {
+		return fmt.Errorf("agent needs -server (a coordinator server), -dev (everything in one process), or -join=HOST:GOSSIPPORT (a worker)")
+	}
+	config, err := workerSettings(c.String("worker-id"), c.String("labels"), c.Int("max-active-runs"))
+	if err != nil {
+		return err
+	}
+	bind := c.String("bind")
+	w, err := agent.StartWorker(agent.WorkerConfig{
+		Worker: config,
+		Gossip: &cluster.WorkerMemberConfig{
+			NodeName: config.ID, BindAddr: bind, AdvertiseAddr: c.String("advertise"),
+			GossipPort: c.Int("gossip-port"), Join: join,
+		},
+		Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	waitForSignal(logger)
+	w.Stop()
+	logger.Info("stopped")
+	return nil
+}
+
+// workerCommand is Dagu's `worker` command, with the seed's flags and
+// environment variables.
+func workerCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "worker",
+		Usage: "run a worker that polls a coordinator for DAG runs (Dagu's command line)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "worker.id", EnvVars: []string{"DAGU_WORKER_ID"}, Usage: "worker id (default hostname@PID)"},
+			&cli.StringFlag{Name: "worker.labels", EnvVars: []string{"DAGU_WORKER_LABELS"}, Usage: "labels k=v,k=v that workerSelector matches"},
+			&cli.StringFlag{Name: "worker.coordinator-host", Value: "127.0.0.1", EnvVars: []string{"DAGU_WORKER_COORDINATOR_HOST"}, Usage: "a coordinator server's host"},
+			&cli.IntFlag{Name: "worker.coordinator-port", Value: cluster.DefaultGRPCPort, EnvVars: []string{"DAGU_WORKER_COORDINATOR_PORT"}, Usage: "the coordinator's gRPC port"},
+			&cli.IntFlag{Name: "worker.max-active-runs", Value: defaultMaxActiveRuns, EnvVars: []string{"DAGU_WORKER_MAX_ACTIVE_RUNS"}, Usage: "runs executed at once"},
+			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		},
+		Action: func(c *cli.Context) error {
+			level, err := parseLogLevel(c.String("log-level"))
+			if err != nil {
+				return err
+			}
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+			config, err := workerSettings(c.String("worker.id"), c.String("worker.labels"), c.Int("worker.max-active-runs"))
+			if err != nil {
+				return err
+			}
+			addr := net.JoinHostPort(c.String("worker.coordinator-host"), strconv.Itoa(c.Int("worker.coordinator-port")))
+			w, err := agent.StartWorker(agent.WorkerConfig{Worker: config, Servers: []string{addr}, Logger: logger})
+			if err != nil {
+				return err
+			}
+			waitForSignal(logger)
+			w.Stop()
+			logger.Info("stopped")
+			return nil
+		},
+	}
+}

@@ -1,0 +1,577 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/daguha/daguha/fsm"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+	"github.com/daguha/daguha/store"
+)
+
+// Defaults for the dispatcher.
+const (
+	DefaultLeaseTTL = 10 * time.Second
+	// maxPollWait bounds a long poll, so a worker hears from the cluster
+	// (and notices a dead server) at least this often.
+	maxPollWait = 30 * time.Second
+	// pendingScanLimit bounds how many reserved runs a poll skips in one
+	// selector's queue before looking elsewhere.
+	pendingScanLimit = 64
+)
+
+var (
+	// ErrNotLeader: this server is not the established leader; retry.
+	ErrNotLeader = errors.New("dispatcher is not running on this server (not the established leader)")
+)
+
+// StaleLeaseError is a report from a worker that no longer holds the run.
+type StaleLeaseError struct{ Reason string }
+
+func (e *StaleLeaseError) Error() string { return e.Reason }
+
+// InvalidRequestError is a request that names bad input.
+type InvalidRequestError struct{ Reason string }
+
+func (e *InvalidRequestError) Error() string { return e.Reason }
+
+// Backend is what the dispatcher needs of the cluster: writes through Raft
+// and the current state.
+type Backend interface {
+	Apply(ctx context.Context, t fsm.MessageType, body proto.Message) (proto.Message, uint64, error)
+	State() *store.StateStore
+}
+
+// Config tunes the dispatcher.
+type Config struct {
+	// LeaseTTL is how long a lease lives without a heartbeat renewing it.
+	LeaseTTL time.Duration
+	// SigningKeys sign lease tokens (the first) and verify them (all).
+	// Empty: the cluster's own key, chosen once by the first leader.
+	SigningKeys [][]byte
+	Now         func() time.Time
+	Logger      *slog.Logger
+	// MaxBatch and InFlight shape the group commit of grants and reports.
+	MaxBatch int
+	InFlight int
+}
+
+// Dispatcher is the leader's side of dispatch. RunLeader is its leader
+// duty; the RPC methods answer only while it runs.
+type Dispatcher struct {
+	backend Backend
+	config  Config
+	logger  *slog.Logger
+
+	mu     sync.Mutex
+	active *leaderState
+}
+
+// New returns a dispatcher; register RunLeader as a leader duty.
+func New(backend Backend, config Config) *Dispatcher {
+	if config.LeaseTTL <= 0 {
+		config.LeaseTTL = DefaultLeaseTTL
+	}
+	if config.Now == nil {
+		config.Now = time.Now
+	}
+	if config.Logger == nil {
+		config.Logger = slog.Default()
+	}
+	if config.MaxBatch <= 0 {
+		config.MaxBatch = 256
+	}
+	if config.InFlight <= 0 {
+		config.InFlight = 4
+	}
+	return &Dispatcher{backend: backend, config: config, logger: config.Logger.With("component", "dispatch")}
+}
+
+// leaderState exists while this server leads; its ctx ends with leadership.
+type leaderState struct {
+	d      *Dispatcher
+	ctx    context.Context
+	signer *Signer
+
+	grants   *batcher[*daguhav1.Grant, *daguhav1.GrantOutcome]
+	reports  *batcher[*daguhav1.StepReport, *daguhav1.RunOutcome]
+	finishes *batcher[*daguhav1.Finish, *daguhav1.RunOutcome]
+
+	// registerMu makes concurrent first calls of a worker (poll and
+	// heartbeat) write its registration once.
+	registerMu sync.Mutex
+
+	mu               sync.Mutex
+	deadlines        map[string]lease
+	reserved         map[string]bool
+	reservedByWorker map[string]int
+	workerLocks      map[string]*sync.Mutex
+	registered       map[string]string
+}
+
+type lease struct {
+	fencingToken uint64
+	deadline     time.Time
+}
+
+func (d *Dispatcher) leader() (*leaderState, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.active == nil {
+		return nil, ErrNotLeader
+	}
+	return d.active, nil
+}
+
+// RunLeader is the leader duty: it serves polls, renews and reclaims
+// leases until ctx ends.
+func (d *Dispatcher) RunLeader(ctx context.Context) {
+	signer, err := d.resolveSigner(ctx)
+	if err != nil {
+		d.logger.Error("dispatch cannot start: no signing key", "error", err)
+		return
+	}
+	st := &leaderState{
+		d: d, ctx: ctx, signer: signer,
+		deadlines:        map[string]lease{},
+		reserved:         map[string]bool{},
+		reservedByWorker: map[string]int{},
+		workerLocks:      map[string]*sync.Mutex{},
+		registered:       map[string]string{},
+	}
+	st.grants = newBatcher(d.config.MaxBatch, d.config.InFlight, st.applyGrants)
+	st.reports = newBatcher(d.config.MaxBatch, d.config.InFlight, st.applyReports)
+	st.finishes = newBatcher(d.config.MaxBatch, d.config.InFlight, st.applyFinishes)
+
+	// Leases are leader memory: a new leader gives every running run a
+	// full lease, so a failover never takes runs from live workers.
+	now := d.config.Now()
+	if err := d.backend.State().EachRunning("", func(run *daguhav1.Run) bool {
+		st.deadlines[run.GetId()] = lease{fencingToken: run.GetFencingToken(), deadline: now.Add(d.config.LeaseTTL)}
+		return true
+	}); err != nil {
+		d.logger.Error("dispatch: read running runs", "error", err)
+		return
+	}
+
+	var wg sync.WaitGroup
+	for _, b := range []func(context.Context){st.grants.run, st.reports.run, st.finishes.run} {
+		wg.Add(1)
+		go func(run func(context.Context)) {
+			defer wg.Done()
+			run(ctx)
+		}(b)
+	}
+	d.mu.Lock()
+	d.active = st
+	d.mu.Unlock()
+	d.logger.Info("dispatch started", "running_runs", len(st.deadlines), "lease_ttl", d.config.LeaseTTL)
+
+	st.reclaimLoop()
+
+	d.mu.Lock()
+	d.active = nil
+	d.mu.Unlock()
+	wg.Wait()
+	d.logger.Info("dispatch stopped")
+}
+
+// resolveSigner uses the configured keys, or the cluster's own key, which
+// the first leader chooses and writes through Raft so every later leader
+// signs and verifies with the same one.
+func (d *Dispatcher) resolveSigner(ctx context.Context) (*Signer, error) {
+	if len(d.config.SigningKeys) > 0 {
+		return NewSigner(d.config.SigningKeys...)
+	}
+	if meta := d.backend.State().ClusterMeta(); meta != nil && len(meta.GetSigningKey()) > 0 {
+		return NewSigner(meta.GetSigningKey())
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	result, _, err := d.backend.Apply(ctx, fsm.SetClusterMetaType, &daguhav1.SetClusterMetaCommand{Meta: &daguhav1.ClusterMeta{SigningKey: key}})
+	if err != nil {
+		return nil, err
+	}
+	return NewSigner(result.(*daguhav1.SetClusterMetaResult).GetMeta().GetSigningKey())
+}
+
+func (st *leaderState) applyGrants(ctx context.Context, grants []*daguhav1.Grant) ([]*daguhav1.GrantOutcome, error) {
+	result, _, err := st.d.backend.Apply(ctx, fsm.GrantLeasesType, &daguhav1.GrantLeasesCommand{Grants: grants})
+	if err != nil {
+		return nil, err
+	}
+	return result.(*daguhav1.GrantLeasesResult).GetOutcomes(), nil
+}
+
+func (st *leaderState) applyReports(ctx context.Context, reports []*daguhav1.StepReport) ([]*daguhav1.RunOutcome, error) {
+	result, _, err := st.d.backend.Apply(ctx, fsm.ReportStepsType, &daguhav1.ReportStepsCommand{Reports: reports})
+	if err != nil {
+		return nil, err
+	}
+	return result.(*daguhav1.ReportStepsResult).GetOutcomes(), nil
+}
+
+func (st *leaderState) applyFinishes(ctx context.Context, finishes []*daguhav1.Finish) ([]*daguhav1.RunOutcome, error) {
+	result, _, err := st.d.backend.Apply(ctx, fsm.FinishRunsType, &daguhav1.FinishRunsCommand{Finishes: finishes})
+	if err != nil {
+		return nil, err
+	}
+	return result.(*daguhav1.FinishRunsResult).GetOutcomes(), nil
+}
+
+// reclaimLoop takes back the runs whose lease lapsed, until leadership ends.
+func (st *leaderState) reclaimLoop() {
+	interval := max(st.d.config.LeaseTTL/5, 50*time.Millisecond)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-st.ctx.Done():
+			return
+		case <-ticker.C:
+			st.reclaimExpired()
+		}
+	}
+}
+
+func (st *leaderState) reclaimExpired() {
+	now := st.d.config.Now()
+	var reclaims []*daguhav1.Reclaim
+	st.mu.Lock()
+	for runID, l := range st.deadlines {
+		if now.After(l.deadline) {
+			reclaims = append(reclaims, &daguhav1.Reclaim{
+				RunId: runID, FencingToken: l.fencingToken, NowUnixNano: now.UnixNano(),
+				Reason: fmt.Sprintf("lease not renewed for %s", st.d.config.LeaseTTL),
+			})
+		}
+	}
+	st.mu.Unlock()
+	if len(reclaims) == 0 {
+		return
+	}
+	result, _, err := st.d.backend.Apply(st.ctx, fsm.ReclaimRunsType, &daguhav1.ReclaimRunsCommand{Reclaims: reclaims})
+	if err != nil {
+		st.d.logger.Warn("reclaim lapsed leases", "runs", len(reclaims), "error", err)
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for i, outcome := range result.(*daguhav1.ReclaimRunsResult).GetOutcomes() {
+		// Applied or not (finished meanwhile), this lease is over.
+		if l, ok := st.deadlines[outcome.GetRunId()]; ok && l.fencingToken == reclaims[i].GetFencingToken() {
+			delete(st.deadlines, outcome.GetRunId())
+		}
+		if outcome.GetApplied() {
+			st.d.logger.Info("reclaimed run", "run", outcome.GetRunId(), "reason", reclaims[i].GetReason())
+		}
+	}
+}
+
+func validateWorker(info *daguhav1.WorkerInfo) error {
+	if info.GetId() == "" {
+		return &InvalidRequestError{Reason: "worker id is empty"}
+	}
+	if info.GetMaxActiveRuns() == 0 {
+		return &InvalidRequestError{Reason: fmt.Sprintf("worker %q: maxActiveRuns must be at least 1", info.GetId())}
+	}
+	return nil
+}
+
+// ensureRegistered records the worker and its labels in the replicated
+// registry when they are new or changed.
+func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.WorkerInfo) error {
+	fingerprint := fmt.Sprintf("%s|%d", FormatLabels(info.GetLabels()), info.GetMaxActiveRuns())
+	st.registerMu.Lock()
+	defer st.registerMu.Unlock()
+	st.mu.Lock()
+	known := st.registered[info.GetId()] == fingerprint
+	st.mu.Unlock()
+	if known {
+		return nil
+	}
+	if w, _ := st.d.backend.State().Worker(info.GetId()); w != nil &&
+		fmt.Sprintf("%s|%d", FormatLabels(w.GetLabels()), w.GetMaxActiveRuns()) == fingerprint {
+		st.mu.Lock()
+		st.registered[info.GetId()] = fingerprint
+		st.mu.Unlock()
+		return nil
+	}
+	_, _, err := st.d.backend.Apply(ctx, fsm.RegisterWorkersType, &daguhav1.RegisterWorkersCommand{Workers: []*daguhav1.Worker{{
+		Id: info.GetId(), Labels: info.GetLabels(), MaxActiveRuns: info.GetMaxActiveRuns(),
+		RegisteredAtUnixNano: st.d.config.Now().UnixNano(),
+	}}})
+	if err != nil {
+		return fmt.Errorf("register worker %q: %w", info.GetId(), err)
+	}
+	st.mu.Lock()
+	st.registered[info.GetId()] = fingerprint
+	st.mu.Unlock()
+	st.d.logger.Info("worker registered", "worker", info.GetId(), "labels", FormatLabels(info.GetLabels()), "max_active_runs", info.GetMaxActiveRuns())
+	return nil
+}
+
+func (st *leaderState) workerLock(id string) *sync.Mutex {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	l, ok := st.workerLocks[id]
+	if !ok {
+		l = &sync.Mutex{}
+		st.workerLocks[id] = l
+	}
+	return l
+}
+
+// Poll waits up to wait for a run the worker can take and grants it.
+func (d *Dispatcher) Poll(ctx context.Context, info *daguhav1.WorkerInfo, wait time.Duration) (*daguhav1.Task, error) {
+	if err := validateWorker(info); err != nil {
+		return nil, err
+	}
+	st, err := d.leader()
+	if err != nil {
+		return nil, err
+	}
+	if err := st.ensureRegistered(ctx, info); err != nil {
+		return nil, err
+	}
+	wait = min(max(wait, 0), maxPollWait)
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	// One poll per worker at a time: maxActiveRuns is checked and the
+	// grant written before the next poll of the same worker looks.
+	lock := st.workerLock(info.GetId())
+	for {
+		lock.Lock()
+		task, watch, err := st.tryGrant(ctx, info)
+		lock.Unlock()
+		if err != nil || task != nil {
+			return task, err
+		}
+		select {
+		case <-watch:
+		case <-timer.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-st.ctx.Done():
+			return nil, ErrNotLeader
+		}
+	}
+}
+
+// capacityRecheck is how soon a worker at its maxActiveRuns looks again.
+const capacityRecheck = 200 * time.Millisecond
+
+// tryGrant matches once. With nothing to grant it returns a channel that
+// is closed when it is worth looking again.
+func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo) (*daguhav1.Task, <-chan struct{}, error) {
+	for {
+		state := st.d.backend.State()
+		selectors, watch, err := state.PendingSelectors()
+		if err != nil {
+			return nil, nil, err
+		}
+		run, full := st.match(state, selectors, info)
+		if full {
+			return nil, afterChan(capacityRecheck), nil
+		}
+		if run == nil {
+			return nil, watch, nil
+		}
+		attempt := run.GetAttempt() + 1
+		outcome, err := st.grants.submit(ctx, st.ctx.Done(), &daguhav1.Grant{
+			RunId: run.GetId(), WorkerId: info.GetId(), Attempt: attempt,
+			MaxActiveRuns: info.GetMaxActiveRuns(), NowUnixNano: st.d.config.Now().UnixNano(),
+		})
+		st.unreserve(run.GetId(), info.GetId())
+		if err != nil {
+			if errors.Is(err, errBatcherStopped) {
+				err = ErrNotLeader
+			}
+			return nil, nil, err
+		}
+		if !outcome.GetGranted() {
+			st.d.logger.Debug("grant refused; matching again", "run", run.GetId(), "reason", outcome.GetRefused())
+			continue
+		}
+		token, err := st.signer.Sign(LeaseClaims{
+			RunID: run.GetId(), Attempt: attempt, WorkerID: info.GetId(), FencingToken: outcome.GetFencingToken(),
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		st.mu.Lock()
+		st.deadlines[run.GetId()] = lease{fencingToken: outcome.GetFencingToken(), deadline: st.d.config.Now().Add(st.d.config.LeaseTTL)}
+		st.mu.Unlock()
+		return &daguhav1.Task{Run: outcome.GetRun(), LeaseToken: token, LeaseTtlMillis: uint32(st.d.config.LeaseTTL.Milliseconds())}, nil, nil
+	}
+}
+
+func afterChan(d time.Duration) <-chan struct{} {
+	ch := make(chan struct{})
+	time.AfterFunc(d, func() { close(ch) })
+	return ch
+}
+
+// match picks the oldest queued run the worker can take among the heads of
+// the selector queues it satisfies, and reserves it. full is true when the
+// worker holds its maxActiveRuns already.
+func (st *leaderState) match(state *store.StateStore, selectors []*store.Selector, info *daguhav1.WorkerInfo) (run *daguhav1.Run, full bool) {
+	held := 0
+	_ = state.EachRunning(info.GetId(), func(*daguhav1.Run) bool { held++; return true })
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if held+st.reservedByWorker[info.GetId()] >= int(info.GetMaxActiveRuns()) {
+		return nil, true
+	}
+	var best *daguhav1.Run
+	for _, selector := range selectors {
+		if !Matches(selector.Labels, info.GetLabels()) {
+			continue
+		}
+		scanned := 0
+		_ = state.EachPending(selector.Key, func(candidate *daguhav1.Run) bool {
+			scanned++
+			if st.reserved[candidate.GetId()] {
+				return scanned < pendingScanLimit
+			}
+			if best == nil || candidate.GetCreateIndex() < best.GetCreateIndex() {
+				best = candidate
+			}
+			return false
+		})
+	}
+	if best != nil {
+		st.reserved[best.GetId()] = true
+		st.reservedByWorker[info.GetId()]++
+	}
+	return best, false
+}
+
+func (st *leaderState) unreserve(runID, workerID string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.reserved, runID)
+	if st.reservedByWorker[workerID]--; st.reservedByWorker[workerID] <= 0 {
+		delete(st.reservedByWorker, workerID)
+	}
+}
+
+// Heartbeat renews the leases the worker still holds and says which runs
+// it must stop.
+func (d *Dispatcher) Heartbeat(ctx context.Context, info *daguhav1.WorkerInfo, held []*daguhav1.HeldLease) (*daguhav1.HeartbeatResponse, error) {
+	if err := validateWorker(info); err != nil {
+		return nil, err
+	}
+	st, err := d.leader()
+	if err != nil {
+		return nil, err
+	}
+	if err := st.ensureRegistered(ctx, info); err != nil {
+		return nil, err
+	}
+	state := d.backend.State()
+	now := d.config.Now()
+	resp := &daguhav1.HeartbeatResponse{}
+	for _, h := range held {
+		claims, err := st.signer.Verify(h.GetLeaseToken())
+		if err != nil || claims.RunID != h.GetRunId() || claims.WorkerID != info.GetId() {
+			resp.LostRunIds = append(resp.LostRunIds, h.GetRunId())
+			continue
+		}
+		run, err := state.Run(claims.RunID)
+		if err != nil {
+			return nil, err
+		}
+		if run == nil || run.GetStatus() != daguhav1.RunStatus_RUN_STATUS_RUNNING || run.GetFencingToken() != claims.FencingToken {
+			resp.LostRunIds = append(resp.LostRunIds, h.GetRunId())
+			continue
+		}
+		st.mu.Lock()
+		st.deadlines[run.GetId()] = lease{fencingToken: claims.FencingToken, deadline: now.Add(d.config.LeaseTTL)}
+		st.mu.Unlock()
+		if run.GetCancelRequested() {
+			resp.CancelRunIds = append(resp.CancelRunIds, run.GetId())
+		}
+	}
+	return resp, nil
+}
+
+// verify checks a lease token and returns its claims.
+func (st *leaderState) verify(token string) (LeaseClaims, error) {
+	claims, err := st.signer.Verify(token)
+	if err != nil {
+		return LeaseClaims{}, err
+	}
+	return claims, nil
+}
+
+func refusal(outcome *daguhav1.RunOutcome) error {
+	if outcome.GetApplied() {
+		return nil
+	}
+	return &StaleLeaseError{Reason: outcome.GetRefused()}
+}
+
+// ReportStep records a step's state under the lease in token.
+func (d *Dispatcher) ReportStep(ctx context.Context, token string, step *daguhav1.StepState) error {
+	st, err := d.leader()
+	if err != nil {
+		return err
+	}
+	claims, err := st.verify(token)
+	if err != nil {
+		return err
+	}
+	if step.GetName() == "" {
+		return &InvalidRequestError{Reason: "step report without a step name"}
+	}
+	outcome, err := st.reports.submit(ctx, st.ctx.Done(), &daguhav1.StepReport{RunId: claims.RunID, FencingToken: claims.FencingToken, Step: step})
+	if err != nil {
+		return notLeaderIfStopped(err)
+	}
+	return refusal(outcome)
+}
+
+// FinishRun records the end of the run under the lease in token.
+func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav1.RunStatus, message string) error {
+	st, err := d.leader()
+	if err != nil {
+		return err
+	}
+	claims, err := st.verify(token)
+	if err != nil {
+		return err
+	}
+	outcome, err := st.finishes.submit(ctx, st.ctx.Done(), &daguhav1.Finish{
+		RunId: claims.RunID, FencingToken: claims.FencingToken, Status: status, Error: message,
+		NowUnixNano: d.config.Now().UnixNano(),
+	})
+	if err != nil {
+		return notLeaderIfStopped(err)
+	}
+	if outcome.GetApplied() {
+		st.mu.Lock()
+		if l, ok := st.deadlines[claims.RunID]; ok && l.fencingToken == claims.FencingToken {
+			delete(st.deadlines, claims.RunID)
+		}
+		st.mu.Unlock()
+	}
+	return refusal(outcome)
+}
+
+func notLeaderIfStopped(err error) error {
+	if errors.Is(err, errBatcherStopped) {
+		return ErrNotLeader
+	}
+	return err
+}

@@ -1,0 +1,159 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/dispatch"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// forwardedKey marks a call a follower forwarded, so the leader it reached
+// answers or fails but never forwards it again.
+const forwardedKey = "x-daguha-forwarded"
+
+// coordinatorService serves workers on every server: the leader answers
+// from its dispatcher, a follower forwards the call to the leader (holding
+// it through an election, like every forwarded request).
+type coordinatorService struct {
+	daguhav1.UnimplementedCoordinatorServiceServer
+	cluster    *cluster.Server
+	dispatcher *dispatch.Dispatcher
+	peers      *PeerClient
+}
+
+// RegisterCoordinatorService serves the worker-facing service on s.
+func RegisterCoordinatorService(s *grpc.Server, c *cluster.Server, d *dispatch.Dispatcher, peers *PeerClient) {
+	daguhav1.RegisterCoordinatorServiceServer(s, &coordinatorService{cluster: c, dispatcher: d, peers: peers})
+}
+
+// dispatchStatus maps dispatcher errors to gRPC statuses.
+func dispatchStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	var (
+		stale   *dispatch.StaleLeaseError
+		invalid *dispatch.InvalidRequestError
+	)
+	switch {
+	case errors.Is(err, dispatch.ErrNotLeader):
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, dispatch.ErrBadToken):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.As(err, &stale):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.As(err, &invalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	return toStatus(err)
+}
+
+// route runs local on the leader, or forward against the leader's
+// CoordinatorService from a follower.
+func (c *coordinatorService) route(ctx context.Context, local func(context.Context) error, forward func(context.Context, daguhav1.CoordinatorServiceClient) error) error {
+	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
+		if !c.cluster.IsLeader() {
+			return status.Error(codes.Unavailable, "forwarded to a server that is no longer the leader")
+		}
+		return dispatchStatus(local(ctx))
+	}
+	err := c.cluster.OnLeader(ctx, func(ctx context.Context, isLocal bool, grpcAddr string) error {
+		var err error
+		if isLocal {
+			err = dispatchStatus(local(ctx))
+		} else {
+			client, cerr := c.peers.coordinator(grpcAddr)
+			if cerr != nil {
+				return &cluster.RetryableError{Err: cerr}
+			}
+			err = forward(metadata.AppendToOutgoingContext(ctx, forwardedKey, "1"), client)
+		}
+		if status.Code(err) == codes.Unavailable {
+			return &cluster.RetryableError{Err: err}
+		}
+		return err
+	})
+	var retryable *cluster.RetryableError
+	if errors.As(err, &retryable) || errors.Is(err, cluster.ErrNoLeader) {
+		return status.Error(codes.Unavailable, err.Error())
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return dispatchStatus(err)
+}
+
+func (c *coordinatorService) Poll(ctx context.Context, req *daguhav1.PollRequest) (*daguhav1.PollResponse, error) {
+	var resp *daguhav1.PollResponse
+	err := c.route(ctx, func(ctx context.Context) error {
+		task, err := c.dispatcher.Poll(ctx, req.GetWorker(), time.Duration(req.GetWaitMillis())*time.Millisecond)
+		resp = &daguhav1.PollResponse{Task: task}
+		return err
+	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
+		var err error
+		resp, err = client.Poll(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+func (c *coordinatorService) Heartbeat(ctx context.Context, req *daguhav1.HeartbeatRequest) (*daguhav1.HeartbeatResponse, error) {
+	var resp *daguhav1.HeartbeatResponse
+	err := c.route(ctx, func(ctx context.Context) error {
+		var err error
+		resp, err = c.dispatcher.Heartbeat(ctx, req.GetWorker(), req.GetLeases())
+		return err
+	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
+		var err error
+		resp, err = client.Heartbeat(ctx, req)
+		return err
+	})
+	return resp, err
+}
+
+func (c *coordinatorService) ReportStep(ctx context.Context, req *daguhav1.ReportStepRequest) (*daguhav1.ReportStepResponse, error) {
+	err := c.route(ctx, func(ctx context.Context) error {
+		return c.dispatcher.ReportStep(ctx, req.GetLeaseToken(), req.GetStep())
+	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
+		_, err := client.ReportStep(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &daguhav1.ReportStepResponse{}, nil
+}
+
+func (c *coordinatorService) FinishRun(ctx context.Context, req *daguhav1.FinishRunRequest) (*daguhav1.FinishRunResponse, error) {
+	err := c.route(ctx, func(ctx context.Context) error {
+		return c.dispatcher.FinishRun(ctx, req.GetLeaseToken(), req.GetStatus(), req.GetError())
+	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
+		_, err := client.FinishRun(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &daguhav1.FinishRunResponse{}, nil
+}
+
+// coordinator returns a client for another server's CoordinatorService.
+func (p *PeerClient) coordinator(addr string) (daguhav1.CoordinatorServiceClient, error) {
+	conn, err := p.conn(addr)
+	if err != nil {
+		return nil, fmt.Errorf("connect to leader %s: %w", addr, err)
+	}
+	return daguhav1.NewCoordinatorServiceClient(conn), nil
+}
