@@ -307,6 +307,8 @@ type ClusterOptions struct {
 type Cluster struct {
 	Agents []*Agent
 	Dir    string
+	t      testing.TB
+	bin    string
 }
 
 // NewCluster prepares the servers (ports, data directories, command
@@ -318,7 +320,7 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	if expect == 0 {
 		expect = opts.Servers
 	}
-	c := &Cluster{Dir: t.TempDir()}
+	c := &Cluster{Dir: t.TempDir(), t: t, bin: bin}
 	ports := FreePorts(t, 4*opts.Servers)
 	for i := 0; i < opts.Servers; i++ {
 		a := &Agent{
@@ -368,6 +370,35 @@ func StartCluster(t testing.TB, opts ClusterOptions) *Cluster {
 		}
 	}
 	return c
+}
+
+// GossipAddrs returns every server's gossip address, for a worker's -join.
+func (c *Cluster) GossipAddrs() []string {
+	var addrs []string
+	for _, a := range c.Agents {
+		addrs = append(addrs, a.GossipAddr())
+	}
+	return addrs
+}
+
+// NewWorker prepares a worker agent that joins the cluster through gossip
+// (`daguha agent -join=...`), with id as its worker id and extra flags
+// (-labels, -max-active-runs). Start it with Start.
+func (c *Cluster) NewWorker(id string, extra ...string) *Process {
+	c.t.Helper()
+	port := FreePorts(c.t, 1)[0]
+	args := append([]string{"agent", "-join=" + strings.Join(c.GossipAddrs(), ","), "-bind=127.0.0.1",
+		"-gossip-port=" + strconv.Itoa(port), "-worker-id=" + id}, extra...)
+	return NewProcess(c.t, id, c.Dir, c.bin, args...)
+}
+
+// NewDaguWorker prepares a worker started with Dagu's command line,
+// pointed at one server's gRPC port.
+func (c *Cluster) NewDaguWorker(id string, server *Agent, extra ...string) *Process {
+	c.t.Helper()
+	args := append([]string{"worker", "--worker.id=" + id, "--worker.coordinator-host=127.0.0.1",
+		"--worker.coordinator-port=" + strconv.Itoa(server.GRPCPort)}, extra...)
+	return NewProcess(c.t, id, c.Dir, c.bin, args...)
 }
 
 // Running returns the agents whose process runs.
