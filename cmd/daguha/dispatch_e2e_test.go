@@ -5,6 +5,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	"github.com/daguha/daguha/cluster/clustertest"
@@ -455,5 +459,87 @@ func TestSameRunIDThroughTwoServersIsOneRun(t *testing.T) {
 	}
 	if len(runs) != 10 {
 		t.Fatalf("%d runs recorded for 10 ids enqueued twice", len(runs))
+	}
+}
+
+// Cancelling a queued run ends it at once; cancelling a running one makes
+// its worker stop the command and report it cancelled. A run whose command
+// fails is a failed run. The gRPC health service answers on every server.
+func TestCancelAndFailure(t *testing.T) {
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
+	leader := c.WaitLeader(t, 30*time.Second)
+	follower := followerOf(c, leader)
+	for _, a := range c.Agents {
+		conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", a.GRPCPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		cancel()
+		conn.Close()
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("grpc.health.v1 on %s: %v, %v", a.Name, resp, err)
+		}
+	}
+
+	mustEnqueue(t, follower, "waits-forever", map[string]string{"nobody": "here"}, "true")
+	var body map[string]string
+	if code, err := follower.PostJSON("/api/v2/dag-runs/waits-forever/cancel", nil, &body); err != nil || code != 200 {
+		t.Fatalf("cancel a queued run: HTTP %d %v", code, err)
+	}
+	waitFinished(t, c, []string{"waits-forever"}, "cancelled", 30*time.Second)
+
+	startProcess(t, c.NewWorker("canceller", "-max-active-runs=2"))
+	mustEnqueue(t, leader, "long", nil, "echo started; sleep 60")
+	mustEnqueue(t, leader, "broken", nil, "echo about to fail; exit 7")
+	clustertest.WaitFor(t, 30*time.Second, "the long run to be running", func() (bool, string) {
+		run, err := getRun(leader, "long")
+		return err == nil && run.Status == "running", fmt.Sprintf("%+v %v", run, err)
+	})
+	started := time.Now()
+	if code, err := follower.PostJSON("/api/v2/dag-runs/long/cancel", nil, &body); err != nil || code != 200 {
+		t.Fatalf("cancel a running run: HTTP %d %v", code, err)
+	}
+	runs := waitFinished(t, c, []string{"long"}, "cancelled", 30*time.Second)
+	t.Logf("a running run was cancelled %s after the request", time.Since(started).Round(time.Millisecond))
+	if steps := runs["long"].Steps; len(steps) != 1 || steps[0].Status != "cancelled" {
+		t.Fatalf("cancelled run's steps: %+v", steps)
+	}
+	runs = waitFinished(t, c, []string{"broken"}, "failed", 30*time.Second)
+	if steps := runs["broken"].Steps; len(steps) != 1 || steps[0].Status != "failed" || !strings.Contains(steps[0].OutputTail, "about to fail") {
+		t.Fatalf("failed run's steps: %+v", steps)
+	}
+	if code, _ := follower.PostJSON("/api/v2/dag-runs/broken/cancel", nil, &body); code != 409 {
+		t.Fatalf("cancelling a finished run answered HTTP %d, want 409", code)
+	}
+	if code, _ := follower.PostJSON("/api/v2/dag-runs/no-such-run/cancel", nil, &body); code != 404 {
+		t.Fatalf("cancelling an unknown run answered HTTP %d, want 404", code)
+	}
+}
+
+// `daguha enqueue FILE --wait` and `daguha status` against a cluster.
+func TestEnqueueAndStatusCommands(t *testing.T) {
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
+	leader := c.WaitLeader(t, 30*time.Second)
+	startProcess(t, c.NewWorker("cli-worker", "-labels=gpu=true"))
+	dir := t.TempDir()
+	file := filepath.Join(dir, "train.yaml")
+	if err := os.WriteFile(file, []byte("name: train-model\nworkerSelector:\n  gpu: \"true\"\nsteps:\n  - name: train\n    command: echo trained\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := clustertest.BuildBinary(t)
+	address := "-address=" + followerOf(c, leader).HTTPAddr()
+	out, err := exec.Command(bin, "enqueue", address, "--run-id=cli-1", "--wait", file).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "cli-1" {
+		t.Fatalf("daguha enqueue --wait: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "status", address, "cli-1").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "succeeded") || !strings.Contains(string(out), "cli-worker") {
+		t.Fatalf("daguha status: %v\n%s", err, out)
+	}
+	out, err = exec.Command(bin, "status", address, "no-such-run").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `no DAG run with id "no-such-run"`) {
+		t.Fatalf("daguha status of an unknown run: %v\n%s", err, out)
 	}
 }

@@ -533,6 +533,11 @@ func TestDevModeIsALeaderWithNoSetUp(t *testing.T) {
 	if code, err := enqueue(agent, "dev-run"); err != nil || code != 201 {
 		t.Fatalf("enqueue in dev mode: HTTP %d, %v", code, err)
 	}
+	clustertest.WaitFor(t, 30*time.Second, "dev mode's own worker to run it", func() (bool, string) {
+		var run runBody
+		code, err := agent.GetJSON("/api/v2/dag-runs/dev-run", &run)
+		return err == nil && code == 200 && run.Status == "succeeded", fmt.Sprintf("HTTP %d %+v %v", code, run, err)
+	})
 	p.Stop()
 	if code := p.ExitCode(); code != 0 {
 		t.Fatalf("dev mode exited %d after SIGTERM; log:\n%s", code, p.Tail(30))
