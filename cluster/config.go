@@ -60,6 +60,11 @@ type Config struct {
 
 	Logger *slog.Logger
 
+	// OnMemberChange, if set, is told of every change in the gossip pool
+	// (servers and workers joining, updating, failing, leaving). It is
+	// called from gossip's goroutines and must not block.
+	OnMemberChange func(Member)
+
 	// Test hooks: an in-memory Raft transport and stores instead of TCP
 	// and bbolt, and changes to the Raft configuration (timeouts).
 	RaftTransport raft.Transport

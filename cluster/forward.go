@@ -237,6 +237,17 @@ func (s *Server) leaderTarget() (local bool, grpcAddr string, known bool) {
 	return false, member.Meta.GRPCAddr, true
 }
 
+// HTTPAddrOf returns the HTTP address a server advertises, by its gRPC
+// address (what OnLeader hands its attempt), or "" when unknown.
+func (s *Server) HTTPAddrOf(grpcAddr string) string {
+	for _, m := range s.members.list(RoleServer) {
+		if m.Meta.GRPCAddr == grpcAddr {
+			return m.Meta.HTTPAddr
+		}
+	}
+	return ""
+}
+
 // RaftStateLocal answers a peer asking whether this server has Raft state.
 func (s *Server) RaftStateLocal() (hasState bool, lastIndex, term uint64) {
 	return s.HasRaftState(), s.raft.LastIndex(), s.raft.CurrentTerm()

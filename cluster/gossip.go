@@ -38,6 +38,8 @@ type Meta struct {
 	GRPCAddr string `json:"ga,omitempty"`
 	HTTPAddr string `json:"ha,omitempty"`
 	Expect   int    `json:"e,omitempty"`
+	// Labels are a worker's labels, when they fit in the meta.
+	Labels map[string]string `json:"lb,omitempty"`
 	// Leaving is set just before a graceful leave: memberlist reports a
 	// left node and a failed one alike, so the intent travels in the meta.
 	Leaving bool `json:"l,omitempty"`
@@ -59,6 +61,8 @@ type members struct {
 	byName      map[string]Member
 	subscribers []chan struct{}
 	now         func() time.Time
+	// onChange, if set, hears every change, outside the lock.
+	onChange func(Member)
 }
 
 func newMembers(now func() time.Time) *members {
@@ -80,21 +84,26 @@ func (m *members) set(node *memberlist.Node, status string) {
 	if err := json.Unmarshal(node.Meta, &meta); err != nil {
 		meta = Meta{}
 	}
-	m.mu.Lock()
-	m.byName[node.Name] = Member{
+	member := Member{
 		Name:   node.Name,
 		Addr:   net.JoinHostPort(node.Addr.String(), strconv.Itoa(int(node.Port))),
 		Status: status,
 		Meta:   meta,
 		Since:  m.now(),
 	}
+	m.mu.Lock()
+	m.byName[node.Name] = member
 	for _, ch := range m.subscribers {
 		select {
 		case ch <- struct{}{}:
 		default:
 		}
 	}
+	onChange := m.onChange
 	m.mu.Unlock()
+	if onChange != nil {
+		onChange(member)
+	}
 }
 
 // NotifyJoin, NotifyLeave and NotifyUpdate implement memberlist.EventDelegate.

@@ -65,6 +65,7 @@ func New(config Config) (*Server, error) {
 		members:    newMembers(time.Now),
 		shutdownCh: make(chan struct{}),
 	}
+	s.members.onChange = config.OnMemberChange
 	s.leader.init()
 	if err := s.startRaft(); err != nil {
 		s.closeStores()

@@ -22,12 +22,15 @@ type WorkerMemberConfig struct {
 	JoinRetryInterval time.Duration
 	GossipTimings     GossipTimings
 	Logger            *slog.Logger
+	// Labels are announced in gossip when they fit in memberlist's meta.
+	Labels map[string]string
 }
 
 // WorkerMember is a worker in the gossip pool: through it the worker
 // learns where the servers are, and the servers learn the worker is there.
 type WorkerMember struct {
 	gossip     *memberlist.Memberlist
+	meta       *metaDelegate
 	members    *members
 	shutdownCh chan struct{}
 	once       sync.Once
@@ -60,7 +63,11 @@ func JoinAsWorker(config WorkerMemberConfig) (*WorkerMember, error) {
 		config.Logger = slog.Default()
 	}
 	w := &WorkerMember{members: newMembers(time.Now), shutdownCh: make(chan struct{})}
-	meta := &metaDelegate{meta: Meta{Version: metaVersion, Role: RoleWorker}}
+	meta := &metaDelegate{meta: Meta{Version: metaVersion, Role: RoleWorker, Labels: config.Labels}}
+	if meta.NodeMeta(memberlist.MetaMaxSize) == nil {
+		config.Logger.Warn("worker labels are too long for gossip meta; servers learn them from the worker's first poll", "limit_bytes", memberlist.MetaMaxSize)
+		meta.meta.Labels = nil
+	}
 	list, err := newMemberlist(gossipSettings{
 		name: config.NodeName, bind: config.BindAddr, advertise: config.AdvertiseAddr,
 		port: config.GossipPort, timings: config.GossipTimings,
@@ -69,6 +76,7 @@ func JoinAsWorker(config WorkerMemberConfig) (*WorkerMember, error) {
 		return nil, err
 	}
 	w.gossip = list
+	w.meta = meta
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
@@ -99,11 +107,15 @@ func (w *WorkerMember) Done() <-chan struct{} { return w.shutdownCh }
 func (w *WorkerMember) Shutdown(timeout time.Duration) error {
 	var err error
 	w.once.Do(func() {
+		w.meta.setLeaving()
+		if e := w.gossip.UpdateNode(timeout); e != nil {
+			err = e
+		}
 		leaveErr := w.gossip.Leave(timeout)
 		close(w.shutdownCh)
 		w.wg.Wait()
-		if e := w.gossip.Shutdown(); e != nil || leaveErr != nil {
-			err = fmt.Errorf("leave gossip: %w", errors.Join(leaveErr, e))
+		if e := w.gossip.Shutdown(); e != nil || leaveErr != nil || err != nil {
+			err = fmt.Errorf("leave gossip: %w", errors.Join(err, leaveErr, e))
 		}
 	})
 	return err

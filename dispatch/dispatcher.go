@@ -61,7 +61,18 @@ type Config struct {
 	// MaxBatch and InFlight shape the group commit of grants and reports.
 	MaxBatch int
 	InFlight int
+	// Heartbeats is this server's table of worker heartbeats (shared with
+	// the API, which reports health from it).
+	Heartbeats *Heartbeats
+	// Thresholds turn heartbeat age into health; past Offline the leader
+	// declares the worker offline and takes its runs back.
+	Thresholds Thresholds
+	// Retention is how long an offline worker stays listed (24 h).
+	Retention time.Duration
 }
+
+// DefaultRetention is how long offline workers stay listed.
+const DefaultRetention = 24 * time.Hour
 
 // Dispatcher is the leader's side of dispatch. RunLeader is its leader
 // duty; the RPC methods answer only while it runs.
@@ -91,6 +102,15 @@ func New(backend Backend, config Config) *Dispatcher {
 	if config.InFlight <= 0 {
 		config.InFlight = 4
 	}
+	if config.Heartbeats == nil {
+		config.Heartbeats = NewHeartbeats(config.Now)
+	}
+	if config.Thresholds == (Thresholds{}) {
+		config.Thresholds = DefaultThresholds
+	}
+	if config.Retention <= 0 {
+		config.Retention = DefaultRetention
+	}
 	return &Dispatcher{backend: backend, config: config, logger: config.Logger.With("component", "dispatch")}
 }
 
@@ -113,7 +133,6 @@ type leaderState struct {
 	reserved         map[string]bool
 	reservedByWorker map[string]int
 	workerLocks      map[string]*sync.Mutex
-	registered       map[string]string
 }
 
 type lease struct {
@@ -144,7 +163,6 @@ func (d *Dispatcher) RunLeader(ctx context.Context) {
 		reserved:         map[string]bool{},
 		reservedByWorker: map[string]int{},
 		workerLocks:      map[string]*sync.Mutex{},
-		registered:       map[string]string{},
 	}
 	st.grants = newBatcher(d.config.MaxBatch, d.config.InFlight, st.applyGrants)
 	st.reports = newBatcher(d.config.MaxBatch, d.config.InFlight, st.applyReports)
@@ -174,6 +192,11 @@ func (d *Dispatcher) RunLeader(ctx context.Context) {
 	d.mu.Unlock()
 	d.logger.Info("dispatch started", "running_runs", len(st.deadlines), "lease_ttl", d.config.LeaseTTL)
 
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		st.livenessLoop()
+	}()
 	st.reclaimLoop()
 
 	d.mu.Lock()
@@ -277,6 +300,76 @@ func (st *leaderState) reclaimExpired() {
 	}
 }
 
+// livenessLoop declares workers offline when their heartbeats stop for
+// longer than the offline threshold (taking back their runs in the same
+// Raft command), and forgets offline workers after the retention.
+func (st *leaderState) livenessLoop() {
+	d := st.d
+	// A worker this server has never heard from (a cluster restarted
+	// whole, say) gets a full offline period from now, not zero.
+	_ = d.backend.State().EachWorker(func(w *daguhav1.Worker) bool {
+		if _, ok := d.config.Heartbeats.Last(w.GetId()); !ok && !w.GetOffline() {
+			d.config.Heartbeats.Seen(w.GetId())
+		}
+		return true
+	})
+	interval := max(d.config.Thresholds.Warning/10, 50*time.Millisecond)
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-st.ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		now := d.config.Now()
+		var offline, expired []string
+		_ = d.backend.State().EachWorker(func(w *daguhav1.Worker) bool {
+			switch {
+			case w.GetOffline() && now.Sub(time.Unix(0, w.GetOfflineAtUnixNano())) > d.config.Retention:
+				expired = append(expired, w.GetId())
+			case !w.GetOffline():
+				if health, _ := d.config.Heartbeats.Health(w.GetId(), d.config.Thresholds); health == Offline {
+					offline = append(offline, w.GetId())
+				}
+			}
+			return true
+		})
+		if len(offline) > 0 {
+			result, _, err := d.backend.Apply(st.ctx, fsm.MarkWorkersOfflineType, &daguhav1.MarkWorkersOfflineCommand{
+				WorkerIds: offline, NowUnixNano: now.UnixNano(),
+				Reason: fmt.Sprintf("no heartbeat for more than %s", d.config.Thresholds.Offline),
+			})
+			if err != nil {
+				d.logger.Warn("declare workers offline", "workers", offline, "error", err)
+			} else {
+				reclaimed := result.(*daguhav1.MarkWorkersOfflineResult).GetReclaimedRunIds()
+				st.mu.Lock()
+				for _, id := range reclaimed {
+					delete(st.deadlines, id)
+				}
+				st.mu.Unlock()
+				d.logger.Warn("workers declared offline", "workers", offline, "runs_taken_back", len(reclaimed))
+			}
+		}
+		if len(expired) > 0 {
+			if _, _, err := d.backend.Apply(st.ctx, fsm.RemoveWorkersType, &daguhav1.RemoveWorkersCommand{WorkerIds: expired}); err != nil {
+				d.logger.Warn("remove expired workers", "workers", expired, "error", err)
+				continue
+			}
+			for _, id := range expired {
+				d.config.Heartbeats.Forget(id)
+			}
+		}
+	}
+}
+
+// Heartbeats is the table health is computed from.
+func (d *Dispatcher) Heartbeats() *Heartbeats { return d.config.Heartbeats }
+
+// Thresholds are the health thresholds in force.
+func (d *Dispatcher) Thresholds() Thresholds { return d.config.Thresholds }
+
 func validateWorker(info *daguhav1.WorkerInfo) error {
 	if info.GetId() == "" {
 		return &InvalidRequestError{Reason: "worker id is empty"}
@@ -288,22 +381,20 @@ func validateWorker(info *daguhav1.WorkerInfo) error {
 }
 
 // ensureRegistered records the worker and its labels in the replicated
-// registry when they are new or changed.
+// registry when they are new or changed, or when the worker comes back
+// after it was declared offline.
 func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.WorkerInfo) error {
-	fingerprint := fmt.Sprintf("%s|%d", FormatLabels(info.GetLabels()), info.GetMaxActiveRuns())
-	st.registerMu.Lock()
-	defer st.registerMu.Unlock()
-	st.mu.Lock()
-	known := st.registered[info.GetId()] == fingerprint
-	st.mu.Unlock()
-	if known {
+	current := func() bool {
+		w, _ := st.d.backend.State().Worker(info.GetId())
+		return w != nil && !w.GetOffline() && w.GetMaxActiveRuns() == info.GetMaxActiveRuns() &&
+			FormatLabels(w.GetLabels()) == FormatLabels(info.GetLabels())
+	}
+	if current() {
 		return nil
 	}
-	if w, _ := st.d.backend.State().Worker(info.GetId()); w != nil &&
-		fmt.Sprintf("%s|%d", FormatLabels(w.GetLabels()), w.GetMaxActiveRuns()) == fingerprint {
-		st.mu.Lock()
-		st.registered[info.GetId()] = fingerprint
-		st.mu.Unlock()
+	st.registerMu.Lock()
+	defer st.registerMu.Unlock()
+	if current() {
 		return nil
 	}
 	_, _, err := st.d.backend.Apply(ctx, fsm.RegisterWorkersType, &daguhav1.RegisterWorkersCommand{Workers: []*daguhav1.Worker{{
@@ -313,9 +404,6 @@ func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.Work
 	if err != nil {
 		return fmt.Errorf("register worker %q: %w", info.GetId(), err)
 	}
-	st.mu.Lock()
-	st.registered[info.GetId()] = fingerprint
-	st.mu.Unlock()
 	st.d.logger.Info("worker registered", "worker", info.GetId(), "labels", FormatLabels(info.GetLabels()), "max_active_runs", info.GetMaxActiveRuns())
 	return nil
 }
@@ -340,6 +428,7 @@ func (d *Dispatcher) Poll(ctx context.Context, info *daguhav1.WorkerInfo, wait t
 	if err != nil {
 		return nil, err
 	}
+	d.config.Heartbeats.Seen(info.GetId())
 	if err := st.ensureRegistered(ctx, info); err != nil {
 		return nil, err
 	}
@@ -476,6 +565,7 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, info *daguhav1.WorkerInfo, h
 	if err != nil {
 		return nil, err
 	}
+	d.config.Heartbeats.Seen(info.GetId())
 	if err := st.ensureRegistered(ctx, info); err != nil {
 		return nil, err
 	}

@@ -19,15 +19,17 @@ const IgnoreUnknown MessageType = 0x80
 
 // Command types. Numbers are forever: add new ones at the end.
 const (
-	NoopType            MessageType = 0
-	EnqueueRunsType     MessageType = 1
-	GrantLeasesType     MessageType = 2
-	ReclaimRunsType     MessageType = 3
-	ReportStepsType     MessageType = 4
-	FinishRunsType      MessageType = 5
-	CancelRunsType      MessageType = 6
-	RegisterWorkersType MessageType = 7
-	SetClusterMetaType  MessageType = 8
+	NoopType               MessageType = 0
+	EnqueueRunsType        MessageType = 1
+	GrantLeasesType        MessageType = 2
+	ReclaimRunsType        MessageType = 3
+	ReportStepsType        MessageType = 4
+	FinishRunsType         MessageType = 5
+	CancelRunsType         MessageType = 6
+	RegisterWorkersType    MessageType = 7
+	SetClusterMetaType     MessageType = 8
+	MarkWorkersOfflineType MessageType = 9
+	RemoveWorkersType      MessageType = 10
 )
 
 // ErrEmptyCommand is returned for a command without a type byte.
@@ -52,6 +54,10 @@ var messageTypes = map[MessageType]struct{ body, result func() proto.Message }{
 		func() proto.Message { return &daguhav1.RegisterWorkersResult{} }},
 	SetClusterMetaType: {func() proto.Message { return &daguhav1.SetClusterMetaCommand{} },
 		func() proto.Message { return &daguhav1.SetClusterMetaResult{} }},
+	MarkWorkersOfflineType: {func() proto.Message { return &daguhav1.MarkWorkersOfflineCommand{} },
+		func() proto.Message { return &daguhav1.MarkWorkersOfflineResult{} }},
+	RemoveWorkersType: {func() proto.Message { return &daguhav1.RemoveWorkersCommand{} },
+		func() proto.Message { return &daguhav1.RemoveWorkersResult{} }},
 }
 
 // commandBody returns a new, empty body message for a known type, or nil.

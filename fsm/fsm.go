@@ -104,6 +104,11 @@ func (f *FSM) dispatch(index uint64, body proto.Message) (proto.Message, error) 
 		return &daguhav1.CancelRunsResult{Outcomes: outcomes}, err
 	case *daguhav1.RegisterWorkersCommand:
 		return &daguhav1.RegisterWorkersResult{}, state.RegisterWorkers(index, cmd.GetWorkers())
+	case *daguhav1.MarkWorkersOfflineCommand:
+		reclaimed, err := state.MarkWorkersOffline(index, cmd.GetWorkerIds(), cmd.GetReason(), cmd.GetNowUnixNano())
+		return &daguhav1.MarkWorkersOfflineResult{ReclaimedRunIds: reclaimed}, err
+	case *daguhav1.RemoveWorkersCommand:
+		return &daguhav1.RemoveWorkersResult{}, state.RemoveWorkers(index, cmd.GetWorkerIds())
 	case *daguhav1.SetClusterMetaCommand:
 		meta, err := state.SetClusterMeta(index, cmd.GetMeta())
 		return &daguhav1.SetClusterMetaResult{Meta: meta}, err

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/daguha/daguha/dispatch"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -21,12 +22,22 @@ type ClusterBackend interface {
 
 type clusterService struct {
 	daguhav1.UnimplementedClusterServiceServer
-	backend ClusterBackend
+	backend    ClusterBackend
+	heartbeats *dispatch.Heartbeats
 }
 
 // RegisterClusterService serves the server-to-server service on s.
-func RegisterClusterService(s *grpc.Server, backend ClusterBackend) {
-	daguhav1.RegisterClusterServiceServer(s, &clusterService{backend: backend})
+func RegisterClusterService(s *grpc.Server, backend ClusterBackend, heartbeats *dispatch.Heartbeats) {
+	daguhav1.RegisterClusterServiceServer(s, &clusterService{backend: backend, heartbeats: heartbeats})
+}
+
+func (c *clusterService) WorkerHeartbeats(context.Context, *daguhav1.WorkerHeartbeatsRequest) (*daguhav1.WorkerHeartbeatsResponse, error) {
+	ids, ages := c.heartbeats.Ages()
+	resp := &daguhav1.WorkerHeartbeatsResponse{WorkerIds: ids}
+	for _, age := range ages {
+		resp.AgeMillis = append(resp.AgeMillis, age.Milliseconds())
+	}
+	return resp, nil
 }
 
 func (c *clusterService) Apply(_ context.Context, req *daguhav1.ApplyRequest) (*daguhav1.ApplyResponse, error) {

@@ -95,7 +95,26 @@ func (c *coordinatorService) route(ctx context.Context, local func(context.Conte
 	return dispatchStatus(err)
 }
 
+// seen records a worker's call on this server, leader or not: every
+// server keeps its own view of which workers are alive.
+func (c *coordinatorService) seen(info *daguhav1.WorkerInfo) {
+	if info.GetId() != "" {
+		c.dispatcher.Heartbeats().Seen(info.GetId())
+	}
+}
+
+func (c *coordinatorService) Discover(context.Context, *daguhav1.DiscoverRequest) (*daguhav1.DiscoverResponse, error) {
+	resp := &daguhav1.DiscoverResponse{}
+	for _, m := range c.cluster.Members() {
+		if m.Meta.Role == cluster.RoleServer && m.Status == cluster.MemberAlive {
+			resp.Servers = append(resp.Servers, &daguhav1.ServerAddress{Name: m.Name, GrpcAddr: m.Meta.GRPCAddr, GossipAddr: m.Addr})
+		}
+	}
+	return resp, nil
+}
+
 func (c *coordinatorService) Poll(ctx context.Context, req *daguhav1.PollRequest) (*daguhav1.PollResponse, error) {
+	c.seen(req.GetWorker())
 	var resp *daguhav1.PollResponse
 	err := c.route(ctx, func(ctx context.Context) error {
 		task, err := c.dispatcher.Poll(ctx, req.GetWorker(), time.Duration(req.GetWaitMillis())*time.Millisecond)
@@ -110,6 +129,7 @@ func (c *coordinatorService) Poll(ctx context.Context, req *daguhav1.PollRequest
 }
 
 func (c *coordinatorService) Heartbeat(ctx context.Context, req *daguhav1.HeartbeatRequest) (*daguhav1.HeartbeatResponse, error) {
+	c.seen(req.GetWorker())
 	var resp *daguhav1.HeartbeatResponse
 	err := c.route(ctx, func(ctx context.Context) error {
 		var err error

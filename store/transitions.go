@@ -124,22 +124,8 @@ func (s *StateStore) ReclaimRuns(index uint64, reclaims []*daguhav1.Reclaim) ([]
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: reclaim.GetRunId(), Refused: why})
 			continue
 		}
-		updated := proto.Clone(run).(*daguhav1.Run)
-		endAttempt(updated, reclaim.GetNowUnixNano(), "reclaimed: "+reclaim.GetReason())
-		updated.Status = statusQueued
-		updated.WorkerId = ""
-		updated.ModifyIndex = index
-		if updated.GetCancelRequested() {
-			updated.Status = statusCancelled
-			updated.FinishedAtUnixNano = reclaim.GetNowUnixNano()
-		}
-		if err := txn.Insert(tableRuns, updated); err != nil {
-			return nil, fmt.Errorf("reclaim %q: %w", run.GetId(), err)
-		}
-		if updated.GetStatus() == statusQueued {
-			if err := adjustPending(txn, run.GetSelectorKey(), run.GetDag().GetWorkerSelector(), 1); err != nil {
-				return nil, err
-			}
+		if err := reclaimRun(txn, index, run, reclaim.GetReason(), reclaim.GetNowUnixNano()); err != nil {
+			return nil, err
 		}
 		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
 	}
@@ -147,6 +133,27 @@ func (s *StateStore) ReclaimRuns(index uint64, reclaims []*daguhav1.Reclaim) ([]
 		return nil, err
 	}
 	return outcomes, nil
+}
+
+// reclaimRun puts a running run back in its queue (or ends it cancelled,
+// when cancellation was asked), closing its current attempt.
+func reclaimRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, reason string, now int64) error {
+	updated := proto.Clone(run).(*daguhav1.Run)
+	endAttempt(updated, now, "reclaimed: "+reason)
+	updated.Status = statusQueued
+	updated.WorkerId = ""
+	updated.ModifyIndex = index
+	if updated.GetCancelRequested() {
+		updated.Status = statusCancelled
+		updated.FinishedAtUnixNano = now
+	}
+	if err := txn.Insert(tableRuns, updated); err != nil {
+		return fmt.Errorf("reclaim %q: %w", run.GetId(), err)
+	}
+	if updated.GetStatus() == statusQueued {
+		return adjustPending(txn, run.GetSelectorKey(), run.GetDag().GetWorkerSelector(), 1)
+	}
+	return nil
 }
 
 // ReportSteps records step states reported by the holders of the runs.

@@ -39,6 +39,64 @@ func (s *StateStore) RegisterWorkers(index uint64, workers []*daguhav1.Worker) e
 	return nil
 }
 
+// MarkWorkersOffline records workers as offline and takes back every run
+// they hold, in one transaction. It returns the ids of the runs taken back.
+func (s *StateStore) MarkWorkersOffline(index uint64, ids []string, reason string, now int64) ([]string, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	var reclaimed []string
+	for _, id := range ids {
+		raw, err := txn.First(tableWorkers, "id", id)
+		if err != nil {
+			return nil, fmt.Errorf("read worker %q: %w", id, err)
+		}
+		if raw == nil || raw.(*daguhav1.Worker).GetOffline() {
+			continue
+		}
+		updated := proto.Clone(raw.(*daguhav1.Worker)).(*daguhav1.Worker)
+		updated.Offline = true
+		updated.OfflineAtUnixNano = now
+		updated.OfflineReason = reason
+		updated.ModifyIndex = index
+		if err := txn.Insert(tableWorkers, updated); err != nil {
+			return nil, fmt.Errorf("mark worker %q offline: %w", id, err)
+		}
+		var held []*daguhav1.Run
+		iter, err := txn.Get(tableRuns, "running_prefix", id)
+		if err != nil {
+			return nil, err
+		}
+		for r := iter.Next(); r != nil; r = iter.Next() {
+			held = append(held, r.(*daguhav1.Run))
+		}
+		for _, run := range held {
+			if err := reclaimRun(txn, index, run, fmt.Sprintf("worker %s is offline", id), now); err != nil {
+				return nil, err
+			}
+			reclaimed = append(reclaimed, run.GetId())
+		}
+	}
+	if err := commitWithIndex(txn, index, tableWorkers, tableRuns, tableSelectors); err != nil {
+		return nil, err
+	}
+	return reclaimed, nil
+}
+
+// RemoveWorkers forgets workers (offline past their retention).
+func (s *StateStore) RemoveWorkers(index uint64, ids []string) error {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	for _, id := range ids {
+		if _, err := txn.DeleteAll(tableWorkers, "id", id); err != nil {
+			return fmt.Errorf("remove worker %q: %w", id, err)
+		}
+	}
+	if err := commitWithIndex(txn, index, tableWorkers); err != nil {
+		return err
+	}
+	return nil
+}
+
 // Worker returns a registered worker, or nil.
 func (s *StateStore) Worker(id string) (*daguhav1.Worker, error) {
 	raw, err := s.db.Txn(false).First(tableWorkers, "id", id)

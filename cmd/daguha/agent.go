@@ -45,6 +45,12 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "labels", Usage: "worker labels k=v,k=v (worker agents)"},
 			&cli.IntFlag{Name: "max-active-runs", Value: defaultMaxActiveRuns, Usage: "runs a worker executes at once (worker agents; dev mode's worker)"},
 			&cli.StringFlag{Name: "worker-id", Usage: "worker id (default hostname@PID)"},
+			&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Second, Usage: "how often a worker heartbeats"},
+			&cli.StringSliceFlag{Name: "api-token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "require this Bearer token on the HTTP API (repeat or comma-separate for several)"},
+			&cli.DurationFlag{Name: "health-warning", Value: dispatch.DefaultThresholds.Warning, Usage: "heartbeat age from which a worker is WARNING"},
+			&cli.DurationFlag{Name: "health-unhealthy", Value: dispatch.DefaultThresholds.Unhealthy, Usage: "heartbeat age past which a worker is UNHEALTHY"},
+			&cli.DurationFlag{Name: "health-offline", Value: dispatch.DefaultThresholds.Offline, Usage: "heartbeat age past which a worker is OFFLINE and its runs are taken back"},
+			&cli.DurationFlag{Name: "worker-retention", Value: dispatch.DefaultRetention, Usage: "how long an offline worker stays listed"},
 		},
 		Action: runAgent,
 	}
@@ -112,11 +118,23 @@ func runAgent(c *cli.Context) error {
 		return errors.New("-data-dir is required for a server (Raft state must survive restarts)")
 	}
 
-	dispatchConfig := dispatch.Config{LeaseTTL: c.Duration("lease-ttl")}
+	dispatchConfig := dispatch.Config{
+		LeaseTTL:  c.Duration("lease-ttl"),
+		Retention: c.Duration("worker-retention"),
+		Thresholds: dispatch.Thresholds{
+			Warning: c.Duration("health-warning"), Unhealthy: c.Duration("health-unhealthy"), Offline: c.Duration("health-offline"),
+		},
+	}
+	if err := dispatchConfig.Thresholds.Validate(); err != nil {
+		return fmt.Errorf("-health-warning/-health-unhealthy/-health-offline: %w", err)
+	}
 	if key := c.String("coordinator.signing-key"); key != "" {
 		dispatchConfig.SigningKeys = [][]byte{[]byte(key)}
 	}
-	a, err := agent.Start(agent.Config{Cluster: config, HTTPBind: config.BindAddr, GRPCBind: config.BindAddr, Logger: logger, Dispatch: dispatchConfig})
+	a, err := agent.Start(agent.Config{
+		Cluster: config, HTTPBind: config.BindAddr, GRPCBind: config.BindAddr, Logger: logger,
+		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
+	})
 	if err != nil {
 		return err
 	}
@@ -126,6 +144,7 @@ func runAgent(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
+		workerConfig.HeartbeatInterval = c.Duration("heartbeat-interval")
 		worker, err = agent.StartWorker(agent.WorkerConfig{Worker: workerConfig, Servers: []string{a.GRPCAddr()}, Logger: logger})
 		if err != nil {
 			return err

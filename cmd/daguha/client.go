@@ -20,16 +20,18 @@ import (
 func clientFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "address", Value: "http://127.0.0.1:8080", EnvVars: []string{"DAGUHA_ADDR"}, Usage: "a server's HTTP address"},
+		&cli.StringFlag{Name: "token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "API token, sent as Authorization: Bearer"},
 	}
 }
 
 type apiClient struct {
 	address string
+	token   string
 	http    *http.Client
 }
 
 func newAPIClient(c *cli.Context) *apiClient {
-	return &apiClient{address: strings.TrimRight(c.String("address"), "/"), http: &http.Client{Timeout: 30 * time.Second}}
+	return &apiClient{address: strings.TrimRight(c.String("address"), "/"), token: c.String("token"), http: &http.Client{Timeout: 30 * time.Second}}
 }
 
 // do sends a request and decodes the JSON answer; an error answer becomes
@@ -48,6 +50,9 @@ func (a *apiClient) do(method, path string, body, out any) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
 	resp, err := a.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, a.address+path, err)

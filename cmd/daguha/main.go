@@ -23,6 +23,7 @@ func main() {
 			workerCommand(),
 			enqueueCommand(),
 			statusCommand(),
+			workersCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -48,12 +49,13 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	config.HeartbeatInterval = c.Duration("heartbeat-interval")
 	bind := c.String("bind")
 	w, err := agent.StartWorker(agent.WorkerConfig{
 		Worker: config,
 		Gossip: &cluster.WorkerMemberConfig{
 			NodeName: config.ID, BindAddr: bind, AdvertiseAddr: c.String("advertise"),
-			GossipPort: c.Int("gossip-port"), Join: join,
+			GossipPort: c.Int("gossip-port"), Join: join, Labels: config.Labels,
 		},
 		Logger: logger,
 	})
@@ -78,6 +80,8 @@ func workerCommand() *cli.Command {
 			&cli.StringFlag{Name: "worker.coordinator-host", Value: "127.0.0.1", EnvVars: []string{"DAGU_WORKER_COORDINATOR_HOST"}, Usage: "a coordinator server's host"},
 			&cli.IntFlag{Name: "worker.coordinator-port", Value: cluster.DefaultGRPCPort, EnvVars: []string{"DAGU_WORKER_COORDINATOR_PORT"}, Usage: "the coordinator's gRPC port"},
 			&cli.IntFlag{Name: "worker.max-active-runs", Value: defaultMaxActiveRuns, EnvVars: []string{"DAGU_WORKER_MAX_ACTIVE_RUNS"}, Usage: "runs executed at once"},
+			&cli.DurationFlag{Name: "worker.heartbeat-interval", Value: time.Second, EnvVars: []string{"DAGU_WORKER_HEARTBEAT_INTERVAL"}, Usage: "how often the worker heartbeats"},
+			&cli.IntFlag{Name: "worker.gossip-port", EnvVars: []string{"DAGU_WORKER_GOSSIP_PORT"}, Usage: "gossip port (default: any free port)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		},
 		Action: func(c *cli.Context) error {
@@ -90,8 +94,14 @@ func workerCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			config.HeartbeatInterval = c.Duration("worker.heartbeat-interval")
 			addr := net.JoinHostPort(c.String("worker.coordinator-host"), strconv.Itoa(c.Int("worker.coordinator-port")))
-			w, err := agent.StartWorker(agent.WorkerConfig{Worker: config, Servers: []string{addr}, Logger: logger})
+			w, err := agent.StartWorker(agent.WorkerConfig{
+				Worker: config, Servers: []string{addr}, Logger: logger,
+				// Find the gossip pool from the coordinator, so every
+				// server sees this worker join, fail and leave.
+				DiscoverGossip: true, GossipPort: c.Int("worker.gossip-port"),
+			})
 			if err != nil {
 				return err
 			}

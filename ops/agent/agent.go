@@ -34,8 +34,11 @@ type Config struct {
 	HTTPBind string
 	GRPCBind string
 	Logger   *slog.Logger
-	// Dispatch configures the leader's dispatcher (lease TTL, signing keys).
+	// Dispatch configures the leader's dispatcher (lease TTL, signing keys,
+	// health thresholds).
 	Dispatch dispatch.Config
+	// APITokens, when any, are required as Bearer tokens on /api/.
+	APITokens []string
 }
 
 // Agent is a running server.
@@ -49,6 +52,9 @@ type Agent struct {
 	httpLn  net.Listener
 	grpcLn  net.Listener
 	served  chan error
+
+	stopFollowing context.CancelFunc
+	following     chan struct{}
 }
 
 // Start opens the listeners, joins the cluster and starts serving.
@@ -70,6 +76,20 @@ func Start(config Config) (*Agent, error) {
 	peers := rpc.NewPeerClient()
 	config.Cluster.Peers = peers
 	config.Cluster.Logger = config.Logger
+	heartbeats := dispatch.NewHeartbeats(config.Dispatch.Now)
+	config.Dispatch.Heartbeats = heartbeats
+	// Gossip tells every server when a worker joins or leaves gracefully.
+	config.Cluster.OnMemberChange = func(m cluster.Member) {
+		if m.Meta.Role != cluster.RoleWorker {
+			return
+		}
+		switch {
+		case m.Status == cluster.MemberLeft || m.Meta.Leaving:
+			heartbeats.Left(m.Name)
+		case m.Status == cluster.MemberAlive:
+			heartbeats.Seen(m.Name)
+		}
+	}
 
 	server, err := cluster.New(config.Cluster)
 	if err != nil {
@@ -91,13 +111,25 @@ func Start(config Config) (*Agent, error) {
 		grpcLn:  grpcLn,
 		served:  make(chan error, 2),
 	}
-	rpc.RegisterClusterService(a.grpc, server)
+	rpc.RegisterClusterService(a.grpc, server, heartbeats)
 	rpc.RegisterCoordinatorService(a.grpc, server, dispatcher, peers)
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	a.http = &http.Server{
-		Handler:           api.New(server, api.Options{Logger: config.Logger}),
+		Handler: api.New(server, api.Options{
+			Logger: config.Logger, Dispatcher: dispatcher, Tokens: config.APITokens,
+		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	if len(config.APITokens) == 0 {
+		a.logger.Warn("no API token configured: the HTTP API is open to anyone who can reach it")
+	}
+	followCtx, stopFollowing := context.WithCancel(context.Background())
+	a.stopFollowing = stopFollowing
+	a.following = make(chan struct{})
+	go func() {
+		defer close(a.following)
+		rpc.FollowHeartbeats(followCtx, server, peers, heartbeats, time.Second, config.Logger)
+	}()
 	go func() { a.served <- a.grpc.Serve(grpcLn) }()
 	go func() {
 		err := a.http.Serve(httpLn)
@@ -136,6 +168,8 @@ func (a *Agent) Leave(timeout time.Duration) error {
 func (a *Agent) Shutdown(ctx context.Context) error {
 	var errs []error
 	a.health.Shutdown()
+	a.stopFollowing()
+	<-a.following
 	if err := a.http.Shutdown(ctx); err != nil {
 		a.http.Close()
 	}

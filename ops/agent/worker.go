@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/rpc"
 )
 
@@ -25,16 +28,23 @@ type WorkerConfig struct {
 	// Gossip, when set, joins the gossip pool and follows the servers
 	// found there.
 	Gossip *cluster.WorkerMemberConfig
-	Logger *slog.Logger
+	// DiscoverGossip asks the Servers for the gossip pool's addresses and
+	// joins it (the Dagu form, given one coordinator address), on
+	// GossipPort (0: any free port).
+	DiscoverGossip bool
+	GossipPort     int
+	Logger         *slog.Logger
 }
 
 // WorkerAgent is a running worker.
 type WorkerAgent struct {
-	logger *slog.Logger
-	conn   *grpc.ClientConn
-	member *cluster.WorkerMember
-	cancel context.CancelFunc
-	done   chan struct{}
+	logger   *slog.Logger
+	conn     *grpc.ClientConn
+	mu       sync.Mutex
+	member   *cluster.WorkerMember
+	cancel   context.CancelFunc
+	done     chan struct{}
+	joinDone chan struct{}
 }
 
 // StartWorker connects to the cluster and starts polling.
@@ -46,27 +56,16 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 	if len(config.Servers) == 0 && config.Gossip == nil {
 		return nil, errors.New("worker: no server address and no gossip seed given")
 	}
-	a := &WorkerAgent{logger: config.Logger, done: make(chan struct{})}
+	a := &WorkerAgent{logger: config.Logger, done: make(chan struct{}), joinDone: make(chan struct{})}
 	list := rpc.NewServerList(config.Servers)
 	if config.Gossip != nil {
 		config.Gossip.Logger = config.Logger
+		config.Gossip.Labels = config.Worker.Labels
 		member, err := cluster.JoinAsWorker(*config.Gossip)
 		if err != nil {
 			return nil, err
 		}
-		a.member = member
-		list.Update(member.Servers())
-		changed := member.Changed()
-		go func() {
-			for {
-				select {
-				case <-changed:
-					list.Update(member.Servers())
-				case <-member.Done():
-					return
-				}
-			}
-		}()
+		a.follow(member, list, config.Servers)
 	}
 	conn, err := list.Dial(grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -86,12 +85,101 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 		defer close(a.done)
 		_ = worker.Run(ctx)
 	}()
+	if config.DiscoverGossip && config.Gossip == nil {
+		go func() {
+			defer close(a.joinDone)
+			a.discoverAndJoin(ctx, conn, list, config)
+		}()
+	} else {
+		close(a.joinDone)
+	}
 	return a, nil
 }
 
+// follow keeps the connection's server list in line with the servers the
+// gossip pool knows, plus the addresses the worker was given.
+func (a *WorkerAgent) follow(member *cluster.WorkerMember, list *rpc.ServerList, given []string) {
+	a.mu.Lock()
+	a.member = member
+	a.mu.Unlock()
+	update := func() {
+		seen := map[string]bool{}
+		var addrs []string
+		for _, addr := range append(member.Servers(), given...) {
+			if !seen[addr] {
+				seen[addr] = true
+				addrs = append(addrs, addr)
+			}
+		}
+		list.Update(addrs)
+	}
+	update()
+	changed := member.Changed()
+	go func() {
+		for {
+			select {
+			case <-changed:
+				update()
+			case <-member.Done():
+				return
+			}
+		}
+	}()
+}
+
+// discoverAndJoin asks the coordinator where the gossip pool is, then
+// joins it, retrying until it succeeds or the worker stops.
+func (a *WorkerAgent) discoverAndJoin(ctx context.Context, conn *grpc.ClientConn, list *rpc.ServerList, config WorkerConfig) {
+	client := daguhav1.NewCoordinatorServiceClient(conn)
+	for attempt := 1; ; attempt++ {
+		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := client.Discover(callCtx, &daguhav1.DiscoverRequest{})
+		cancel()
+		if err == nil && len(resp.GetServers()) > 0 {
+			var seeds []string
+			for _, s := range resp.GetServers() {
+				seeds = append(seeds, s.GetGossipAddr())
+			}
+			bind, err := localAddressFor(config.Servers[0])
+			if err == nil {
+				member, err := cluster.JoinAsWorker(cluster.WorkerMemberConfig{
+					NodeName: config.Worker.ID, BindAddr: bind, GossipPort: config.GossipPort,
+					Join: seeds, Labels: config.Worker.Labels, Logger: config.Logger,
+				})
+				if err == nil {
+					a.follow(member, list, config.Servers)
+					return
+				}
+			}
+			a.logger.Warn("could not join the gossip pool; retrying", "seeds", seeds, "error", err)
+		} else if ctx.Err() == nil {
+			a.logger.Debug("discover servers", "attempt", attempt, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// localAddressFor is the local address this host uses to reach addr: the
+// one the gossip pool can reach it at.
+func localAddressFor(addr string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	return conn.LocalAddr().(*net.TCPAddr).IP.String(), nil
+}
+
 func (a *WorkerAgent) shutdownMember() {
-	if a.member != nil {
-		if err := a.member.Shutdown(2 * time.Second); err != nil {
+	a.mu.Lock()
+	member := a.member
+	a.mu.Unlock()
+	if member != nil {
+		if err := member.Shutdown(2 * time.Second); err != nil {
 			a.logger.Warn("worker gossip shutdown", "error", err)
 		}
 	}
@@ -102,6 +190,7 @@ func (a *WorkerAgent) shutdownMember() {
 func (a *WorkerAgent) Stop() {
 	a.cancel()
 	<-a.done
+	<-a.joinDone
 	a.shutdownMember()
 	a.conn.Close()
 }

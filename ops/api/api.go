@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/dispatch"
 )
 
 // maxBodyBytes bounds a request body: the API takes small JSON documents.
@@ -18,10 +19,12 @@ const maxBodyBytes = 1 << 20
 
 // Server is the HTTP API of one daguha server.
 type Server struct {
-	cluster *cluster.Server
-	logger  *slog.Logger
-	now     func() time.Time
-	mux     *http.ServeMux
+	cluster    *cluster.Server
+	dispatcher *dispatch.Dispatcher
+	logger     *slog.Logger
+	now        func() time.Time
+	mux        *http.ServeMux
+	handler    http.Handler
 }
 
 // Options configures the API.
@@ -29,6 +32,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock used for timestamps the API chooses (enqueue time).
 	Now func() time.Time
+	// Dispatcher supplies worker health (heartbeats and thresholds).
+	Dispatcher *dispatch.Dispatcher
+	// Tokens, when any, are required on every /api/ request but health.
+	Tokens []string
 }
 
 // New returns the API handler for a cluster server.
@@ -39,7 +46,11 @@ func New(c *cluster.Server, options Options) *Server {
 	if options.Now == nil {
 		options.Now = time.Now
 	}
-	s := &Server{cluster: c, logger: options.Logger, now: options.Now, mux: http.NewServeMux()}
+	if options.Dispatcher == nil {
+		options.Dispatcher = dispatch.New(nil, dispatch.Config{Now: options.Now})
+	}
+	s := &Server{cluster: c, dispatcher: options.Dispatcher, logger: options.Logger, now: options.Now, mux: http.NewServeMux()}
+	s.handler = requireToken(options.Tokens, s.mux)
 	s.mux.HandleFunc("GET /api/v2/health", s.health)
 	s.mux.HandleFunc("GET /api/v2/cluster/leader", s.leader)
 	s.mux.HandleFunc("GET /api/v2/cluster/peers", s.peers)
@@ -49,13 +60,14 @@ func New(c *cluster.Server, options Options) *Server {
 	s.mux.HandleFunc("GET /api/v2/dag-runs", s.listRuns)
 	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}", s.getRun)
 	s.mux.HandleFunc("POST /api/v2/dag-runs/{dag_run_id}/cancel", s.cancelRun)
+	s.mux.HandleFunc("GET /api/v2/workers", s.workers)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})
 	return s
 }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 type errorBody struct {
 	Error string `json:"error"`

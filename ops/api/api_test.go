@@ -99,7 +99,7 @@ func TestEnqueueIsIdempotentByRunID(t *testing.T) {
 	}
 	code, body = call(t, srv, "GET", "/api/v2/dag-runs/r1", "")
 	if code != http.StatusOK || body["status"] != "queued" || body["dag_name"] != "etl" || body["params"] != "A=1" ||
-		body["enqueued_at"] != "2026-02-11T12:00:00Z" || body["root_dag_run_id"] != "" {
+		body["enqueued_at"] != "2026-02-11T12:00:00Z" || body["root_dag_run_id"] != "r1" || body["root_dag_run_name"] != "etl" || body["parent_dag_run_id"] != "" {
 		t.Fatalf("read back: HTTP %d %v", code, body)
 	}
 }
@@ -140,5 +140,45 @@ func TestClusterEndpointsOnASingleServer(t *testing.T) {
 	list, _ := peers["peers"].([]any)
 	if code != 200 || len(list) != 1 || list[0].(map[string]any)["leader"] != true || list[0].(map[string]any)["voter"] != true {
 		t.Fatalf("peers: HTTP %d %v", code, peers)
+	}
+}
+
+func TestTokensGuardTheAPIButNotHealth(t *testing.T) {
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
+	leader := c.Leader(10 * time.Second)
+	srv := httptest.NewServer(api.New(leader.Server, api.Options{Tokens: []string{"s3cret", "rotated"}}))
+	t.Cleanup(srv.Close)
+	get := func(path, token string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			t.Fatalf("GET %s: body is not JSON: %v", path, err)
+		}
+		return resp.StatusCode, body
+	}
+	for _, path := range []string{"/api/v2/workers", "/api/v2/dag-runs", "/api/v2/cluster/peers"} {
+		if code, body := get(path, ""); code != 401 || !strings.Contains(body["error"].(string), "missing API token") {
+			t.Errorf("%s without a token: HTTP %d %v", path, code, body)
+		}
+		if code, body := get(path, "wrong"); code != 401 || !strings.Contains(body["error"].(string), "invalid API token") {
+			t.Errorf("%s with a wrong token: HTTP %d %v", path, code, body)
+		}
+		for _, token := range []string{"s3cret", "rotated"} {
+			if code, body := get(path, token); code != 200 {
+				t.Errorf("%s with token %q: HTTP %d %v", path, token, code, body)
+			}
+		}
+	}
+	if code, body := get("/api/v2/health", ""); code != 200 {
+		t.Fatalf("health without a token: HTTP %d %v", code, body)
 	}
 }

@@ -50,6 +50,9 @@ type enqueueRequest struct {
 	DagRunID string      `json:"dag_run_id"`
 	Params   string      `json:"params"`
 	Dag      *dagRequest `json:"dag"`
+	// ParentDagRunID makes this run a child of an existing run: its
+	// parent is that run and its root is the parent's root.
+	ParentDagRunID string `json:"parent_dag_run_id"`
 }
 
 type enqueueResponse struct {
@@ -155,6 +158,26 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 		Params:             req.Params,
 		EnqueuedAtUnixNano: s.now().UnixNano(),
 		Dag:                spec,
+		// A root run is its own root, as in the seed's running_tasks.
+		RootDagRunName: req.DagName,
+		RootDagRunId:   req.DagRunID,
+	}
+	if req.ParentDagRunID != "" {
+		if err := s.cluster.ConsistentRead(r.Context()); err != nil {
+			writeClusterError(w, err)
+			return
+		}
+		parent, err := s.cluster.FSM().State().Run(req.ParentDagRunID)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		if parent == nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("parent_dag_run_id %q: no such run", req.ParentDagRunID))
+			return
+		}
+		run.ParentDagRunName, run.ParentDagRunId = parent.GetDagName(), parent.GetId()
+		run.RootDagRunName, run.RootDagRunId = parent.GetRootDagRunName(), parent.GetRootDagRunId()
 	}
 	result, _, err := s.cluster.Apply(r.Context(), fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: []*daguhav1.Run{run}})
 	if err != nil {

@@ -21,6 +21,96 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type WorkerHeartbeatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerHeartbeatsRequest) Reset() {
+	*x = WorkerHeartbeatsRequest{}
+	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerHeartbeatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerHeartbeatsRequest) ProtoMessage() {}
+
+func (x *WorkerHeartbeatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerHeartbeatsRequest.ProtoReflect.Descriptor instead.
+func (*WorkerHeartbeatsRequest) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+type WorkerHeartbeatsResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	WorkerIds []string               `protobuf:"bytes,1,rep,name=worker_ids,json=workerIds,proto3" json:"worker_ids,omitempty"`
+	// Ages in milliseconds, in the order of worker_ids: ages, not times, so
+	// clocks that differ between servers do not matter.
+	AgeMillis     []int64 `protobuf:"varint,2,rep,packed,name=age_millis,json=ageMillis,proto3" json:"age_millis,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WorkerHeartbeatsResponse) Reset() {
+	*x = WorkerHeartbeatsResponse{}
+	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WorkerHeartbeatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WorkerHeartbeatsResponse) ProtoMessage() {}
+
+func (x *WorkerHeartbeatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WorkerHeartbeatsResponse.ProtoReflect.Descriptor instead.
+func (*WorkerHeartbeatsResponse) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *WorkerHeartbeatsResponse) GetWorkerIds() []string {
+	if x != nil {
+		return x.WorkerIds
+	}
+	return nil
+}
+
+func (x *WorkerHeartbeatsResponse) GetAgeMillis() []int64 {
+	if x != nil {
+		return x.AgeMillis
+	}
+	return nil
+}
+
 type ApplyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// One type byte followed by the protobuf body (see package fsm).
@@ -31,7 +121,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -43,7 +133,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -56,7 +146,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -77,7 +167,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -89,7 +179,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -102,7 +192,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -127,7 +217,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -139,7 +229,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -152,7 +242,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 type ReadIndexResponse struct {
@@ -164,7 +254,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -176,7 +266,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -189,7 +279,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -207,7 +297,7 @@ type RaftStateRequest struct {
 
 func (x *RaftStateRequest) Reset() {
 	*x = RaftStateRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -219,7 +309,7 @@ func (x *RaftStateRequest) String() string {
 func (*RaftStateRequest) ProtoMessage() {}
 
 func (x *RaftStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -232,7 +322,7 @@ func (x *RaftStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStateRequest.ProtoReflect.Descriptor instead.
 func (*RaftStateRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 type RaftStateResponse struct {
@@ -247,7 +337,7 @@ type RaftStateResponse struct {
 
 func (x *RaftStateResponse) Reset() {
 	*x = RaftStateResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -259,7 +349,7 @@ func (x *RaftStateResponse) String() string {
 func (*RaftStateResponse) ProtoMessage() {}
 
 func (x *RaftStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -272,7 +362,7 @@ func (x *RaftStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStateResponse.ProtoReflect.Descriptor instead.
 func (*RaftStateResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RaftStateResponse) GetNodeId() string {
@@ -307,7 +397,13 @@ var File_daguha_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x17daguha/v1/cluster.proto\x12\tdaguha.v1\"(\n" +
+	"\x17daguha/v1/cluster.proto\x12\tdaguha.v1\"\x19\n" +
+	"\x17WorkerHeartbeatsRequest\"X\n" +
+	"\x18WorkerHeartbeatsResponse\x12\x1d\n" +
+	"\n" +
+	"worker_ids\x18\x01 \x03(\tR\tworkerIds\x12\x1d\n" +
+	"\n" +
+	"age_millis\x18\x02 \x03(\x03R\tageMillis\"(\n" +
 	"\fApplyRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"=\n" +
 	"\rApplyResponse\x12\x14\n" +
@@ -322,11 +418,12 @@ const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\thas_state\x18\x02 \x01(\bR\bhasState\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x03 \x01(\x04R\tlastIndex\x12\x12\n" +
-	"\x04term\x18\x04 \x01(\x04R\x04term2\xdc\x01\n" +
+	"\x04term\x18\x04 \x01(\x04R\x04term2\xb9\x02\n" +
 	"\x0eClusterService\x12:\n" +
 	"\x05Apply\x12\x17.daguha.v1.ApplyRequest\x1a\x18.daguha.v1.ApplyResponse\x12F\n" +
 	"\tReadIndex\x12\x1b.daguha.v1.ReadIndexRequest\x1a\x1c.daguha.v1.ReadIndexResponse\x12F\n" +
-	"\tRaftState\x12\x1b.daguha.v1.RaftStateRequest\x1a\x1c.daguha.v1.RaftStateResponseB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"\tRaftState\x12\x1b.daguha.v1.RaftStateRequest\x1a\x1c.daguha.v1.RaftStateResponse\x12[\n" +
+	"\x10WorkerHeartbeats\x12\".daguha.v1.WorkerHeartbeatsRequest\x1a#.daguha.v1.WorkerHeartbeatsResponseB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_cluster_proto_rawDescOnce sync.Once
@@ -340,24 +437,28 @@ func file_daguha_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_cluster_proto_rawDescData
 }
 
-var file_daguha_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_daguha_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_daguha_v1_cluster_proto_goTypes = []any{
-	(*ApplyRequest)(nil),      // 0: daguha.v1.ApplyRequest
-	(*ApplyResponse)(nil),     // 1: daguha.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),  // 2: daguha.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil), // 3: daguha.v1.ReadIndexResponse
-	(*RaftStateRequest)(nil),  // 4: daguha.v1.RaftStateRequest
-	(*RaftStateResponse)(nil), // 5: daguha.v1.RaftStateResponse
+	(*WorkerHeartbeatsRequest)(nil),  // 0: daguha.v1.WorkerHeartbeatsRequest
+	(*WorkerHeartbeatsResponse)(nil), // 1: daguha.v1.WorkerHeartbeatsResponse
+	(*ApplyRequest)(nil),             // 2: daguha.v1.ApplyRequest
+	(*ApplyResponse)(nil),            // 3: daguha.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),         // 4: daguha.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),        // 5: daguha.v1.ReadIndexResponse
+	(*RaftStateRequest)(nil),         // 6: daguha.v1.RaftStateRequest
+	(*RaftStateResponse)(nil),        // 7: daguha.v1.RaftStateResponse
 }
 var file_daguha_v1_cluster_proto_depIdxs = []int32{
-	0, // 0: daguha.v1.ClusterService.Apply:input_type -> daguha.v1.ApplyRequest
-	2, // 1: daguha.v1.ClusterService.ReadIndex:input_type -> daguha.v1.ReadIndexRequest
-	4, // 2: daguha.v1.ClusterService.RaftState:input_type -> daguha.v1.RaftStateRequest
-	1, // 3: daguha.v1.ClusterService.Apply:output_type -> daguha.v1.ApplyResponse
-	3, // 4: daguha.v1.ClusterService.ReadIndex:output_type -> daguha.v1.ReadIndexResponse
-	5, // 5: daguha.v1.ClusterService.RaftState:output_type -> daguha.v1.RaftStateResponse
-	3, // [3:6] is the sub-list for method output_type
-	0, // [0:3] is the sub-list for method input_type
+	2, // 0: daguha.v1.ClusterService.Apply:input_type -> daguha.v1.ApplyRequest
+	4, // 1: daguha.v1.ClusterService.ReadIndex:input_type -> daguha.v1.ReadIndexRequest
+	6, // 2: daguha.v1.ClusterService.RaftState:input_type -> daguha.v1.RaftStateRequest
+	0, // 3: daguha.v1.ClusterService.WorkerHeartbeats:input_type -> daguha.v1.WorkerHeartbeatsRequest
+	3, // 4: daguha.v1.ClusterService.Apply:output_type -> daguha.v1.ApplyResponse
+	5, // 5: daguha.v1.ClusterService.ReadIndex:output_type -> daguha.v1.ReadIndexResponse
+	7, // 6: daguha.v1.ClusterService.RaftState:output_type -> daguha.v1.RaftStateResponse
+	1, // 7: daguha.v1.ClusterService.WorkerHeartbeats:output_type -> daguha.v1.WorkerHeartbeatsResponse
+	4, // [4:8] is the sub-list for method output_type
+	0, // [0:4] is the sub-list for method input_type
 	0, // [0:0] is the sub-list for extension type_name
 	0, // [0:0] is the sub-list for extension extendee
 	0, // [0:0] is the sub-list for field type_name
@@ -374,7 +475,7 @@ func file_daguha_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_cluster_proto_rawDesc), len(file_daguha_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

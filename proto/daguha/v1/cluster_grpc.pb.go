@@ -19,9 +19,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ClusterService_Apply_FullMethodName     = "/daguha.v1.ClusterService/Apply"
-	ClusterService_ReadIndex_FullMethodName = "/daguha.v1.ClusterService/ReadIndex"
-	ClusterService_RaftState_FullMethodName = "/daguha.v1.ClusterService/RaftState"
+	ClusterService_Apply_FullMethodName            = "/daguha.v1.ClusterService/Apply"
+	ClusterService_ReadIndex_FullMethodName        = "/daguha.v1.ClusterService/ReadIndex"
+	ClusterService_RaftState_FullMethodName        = "/daguha.v1.ClusterService/RaftState"
+	ClusterService_WorkerHeartbeats_FullMethodName = "/daguha.v1.ClusterService/WorkerHeartbeats"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -40,6 +41,9 @@ type ClusterServiceClient interface {
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
 	// RaftState tells whether this server has any Raft state on disk.
 	RaftState(ctx context.Context, in *RaftStateRequest, opts ...grpc.CallOption) (*RaftStateResponse, error)
+	// WorkerHeartbeats returns how long ago this server last heard from each
+	// worker, so followers keep a warm copy of the leader's view.
+	WorkerHeartbeats(ctx context.Context, in *WorkerHeartbeatsRequest, opts ...grpc.CallOption) (*WorkerHeartbeatsResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -80,6 +84,16 @@ func (c *clusterServiceClient) RaftState(ctx context.Context, in *RaftStateReque
 	return out, nil
 }
 
+func (c *clusterServiceClient) WorkerHeartbeats(ctx context.Context, in *WorkerHeartbeatsRequest, opts ...grpc.CallOption) (*WorkerHeartbeatsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WorkerHeartbeatsResponse)
+	err := c.cc.Invoke(ctx, ClusterService_WorkerHeartbeats_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -96,6 +110,9 @@ type ClusterServiceServer interface {
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
 	// RaftState tells whether this server has any Raft state on disk.
 	RaftState(context.Context, *RaftStateRequest) (*RaftStateResponse, error)
+	// WorkerHeartbeats returns how long ago this server last heard from each
+	// worker, so followers keep a warm copy of the leader's view.
+	WorkerHeartbeats(context.Context, *WorkerHeartbeatsRequest) (*WorkerHeartbeatsResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -114,6 +131,9 @@ func (UnimplementedClusterServiceServer) ReadIndex(context.Context, *ReadIndexRe
 }
 func (UnimplementedClusterServiceServer) RaftState(context.Context, *RaftStateRequest) (*RaftStateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RaftState not implemented")
+}
+func (UnimplementedClusterServiceServer) WorkerHeartbeats(context.Context, *WorkerHeartbeatsRequest) (*WorkerHeartbeatsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WorkerHeartbeats not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -190,6 +210,24 @@ func _ClusterService_RaftState_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_WorkerHeartbeats_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WorkerHeartbeatsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).WorkerHeartbeats(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_WorkerHeartbeats_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).WorkerHeartbeats(ctx, req.(*WorkerHeartbeatsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -208,6 +246,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RaftState",
 			Handler:    _ClusterService_RaftState_Handler,
+		},
+		{
+			MethodName: "WorkerHeartbeats",
+			Handler:    _ClusterService_WorkerHeartbeats_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1206,6 +1206,194 @@ func (*RegisterWorkersResult) Descriptor() ([]byte, []int) {
 	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{22}
 }
 
+// MarkWorkersOfflineCommand records that workers are offline and takes
+// back every run they hold.
+type MarkWorkersOfflineCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WorkerIds     []string               `protobuf:"bytes,1,rep,name=worker_ids,json=workerIds,proto3" json:"worker_ids,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	NowUnixNano   int64                  `protobuf:"varint,3,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkWorkersOfflineCommand) Reset() {
+	*x = MarkWorkersOfflineCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkWorkersOfflineCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkWorkersOfflineCommand) ProtoMessage() {}
+
+func (x *MarkWorkersOfflineCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkWorkersOfflineCommand.ProtoReflect.Descriptor instead.
+func (*MarkWorkersOfflineCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *MarkWorkersOfflineCommand) GetWorkerIds() []string {
+	if x != nil {
+		return x.WorkerIds
+	}
+	return nil
+}
+
+func (x *MarkWorkersOfflineCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MarkWorkersOfflineCommand) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
+}
+
+type MarkWorkersOfflineResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The runs taken back, to be granted again.
+	ReclaimedRunIds []string `protobuf:"bytes,1,rep,name=reclaimed_run_ids,json=reclaimedRunIds,proto3" json:"reclaimed_run_ids,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *MarkWorkersOfflineResult) Reset() {
+	*x = MarkWorkersOfflineResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkWorkersOfflineResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkWorkersOfflineResult) ProtoMessage() {}
+
+func (x *MarkWorkersOfflineResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkWorkersOfflineResult.ProtoReflect.Descriptor instead.
+func (*MarkWorkersOfflineResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *MarkWorkersOfflineResult) GetReclaimedRunIds() []string {
+	if x != nil {
+		return x.ReclaimedRunIds
+	}
+	return nil
+}
+
+// RemoveWorkersCommand forgets offline workers after their retention.
+type RemoveWorkersCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	WorkerIds     []string               `protobuf:"bytes,1,rep,name=worker_ids,json=workerIds,proto3" json:"worker_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveWorkersCommand) Reset() {
+	*x = RemoveWorkersCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveWorkersCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveWorkersCommand) ProtoMessage() {}
+
+func (x *RemoveWorkersCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveWorkersCommand.ProtoReflect.Descriptor instead.
+func (*RemoveWorkersCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RemoveWorkersCommand) GetWorkerIds() []string {
+	if x != nil {
+		return x.WorkerIds
+	}
+	return nil
+}
+
+type RemoveWorkersResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveWorkersResult) Reset() {
+	*x = RemoveWorkersResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveWorkersResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveWorkersResult) ProtoMessage() {}
+
+func (x *RemoveWorkersResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveWorkersResult.ProtoReflect.Descriptor instead.
+func (*RemoveWorkersResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{26}
+}
+
 // SetClusterMetaCommand writes cluster-wide settings if not set yet.
 type SetClusterMetaCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1216,7 +1404,7 @@ type SetClusterMetaCommand struct {
 
 func (x *SetClusterMetaCommand) Reset() {
 	*x = SetClusterMetaCommand{}
-	mi := &file_daguha_v1_commands_proto_msgTypes[23]
+	mi := &file_daguha_v1_commands_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1228,7 +1416,7 @@ func (x *SetClusterMetaCommand) String() string {
 func (*SetClusterMetaCommand) ProtoMessage() {}
 
 func (x *SetClusterMetaCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_commands_proto_msgTypes[23]
+	mi := &file_daguha_v1_commands_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1241,7 +1429,7 @@ func (x *SetClusterMetaCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClusterMetaCommand.ProtoReflect.Descriptor instead.
 func (*SetClusterMetaCommand) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{23}
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SetClusterMetaCommand) GetMeta() *ClusterMeta {
@@ -1261,7 +1449,7 @@ type SetClusterMetaResult struct {
 
 func (x *SetClusterMetaResult) Reset() {
 	*x = SetClusterMetaResult{}
-	mi := &file_daguha_v1_commands_proto_msgTypes[24]
+	mi := &file_daguha_v1_commands_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1273,7 +1461,7 @@ func (x *SetClusterMetaResult) String() string {
 func (*SetClusterMetaResult) ProtoMessage() {}
 
 func (x *SetClusterMetaResult) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_commands_proto_msgTypes[24]
+	mi := &file_daguha_v1_commands_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1286,7 +1474,7 @@ func (x *SetClusterMetaResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetClusterMetaResult.ProtoReflect.Descriptor instead.
 func (*SetClusterMetaResult) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{24}
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SetClusterMetaResult) GetMeta() *ClusterMeta {
@@ -1310,7 +1498,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_daguha_v1_commands_proto_msgTypes[25]
+	mi := &file_daguha_v1_commands_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1322,7 +1510,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_commands_proto_msgTypes[25]
+	mi := &file_daguha_v1_commands_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1335,7 +1523,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{25}
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SnapshotHeader) GetVersion() uint32 {
@@ -1438,7 +1626,18 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"E\n" +
 	"\x16RegisterWorkersCommand\x12+\n" +
 	"\aworkers\x18\x01 \x03(\v2\x11.daguha.v1.WorkerR\aworkers\"\x17\n" +
-	"\x15RegisterWorkersResult\"C\n" +
+	"\x15RegisterWorkersResult\"v\n" +
+	"\x19MarkWorkersOfflineCommand\x12\x1d\n" +
+	"\n" +
+	"worker_ids\x18\x01 \x03(\tR\tworkerIds\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\"\n" +
+	"\rnow_unix_nano\x18\x03 \x01(\x03R\vnowUnixNano\"F\n" +
+	"\x18MarkWorkersOfflineResult\x12*\n" +
+	"\x11reclaimed_run_ids\x18\x01 \x03(\tR\x0freclaimedRunIds\"5\n" +
+	"\x14RemoveWorkersCommand\x12\x1d\n" +
+	"\n" +
+	"worker_ids\x18\x01 \x03(\tR\tworkerIds\"\x15\n" +
+	"\x13RemoveWorkersResult\"C\n" +
 	"\x15SetClusterMetaCommand\x12*\n" +
 	"\x04meta\x18\x01 \x01(\v2\x16.daguha.v1.ClusterMetaR\x04meta\"B\n" +
 	"\x14SetClusterMetaResult\x12*\n" +
@@ -1462,58 +1661,62 @@ func file_daguha_v1_commands_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_commands_proto_rawDescData
 }
 
-var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_daguha_v1_commands_proto_goTypes = []any{
-	(*EnqueueRunsCommand)(nil),     // 0: daguha.v1.EnqueueRunsCommand
-	(*EnqueueRunsResult)(nil),      // 1: daguha.v1.EnqueueRunsResult
-	(*EnqueueOutcome)(nil),         // 2: daguha.v1.EnqueueOutcome
-	(*NoopCommand)(nil),            // 3: daguha.v1.NoopCommand
-	(*NoopResult)(nil),             // 4: daguha.v1.NoopResult
-	(*GrantLeasesCommand)(nil),     // 5: daguha.v1.GrantLeasesCommand
-	(*Grant)(nil),                  // 6: daguha.v1.Grant
-	(*GrantLeasesResult)(nil),      // 7: daguha.v1.GrantLeasesResult
-	(*GrantOutcome)(nil),           // 8: daguha.v1.GrantOutcome
-	(*ReclaimRunsCommand)(nil),     // 9: daguha.v1.ReclaimRunsCommand
-	(*Reclaim)(nil),                // 10: daguha.v1.Reclaim
-	(*ReclaimRunsResult)(nil),      // 11: daguha.v1.ReclaimRunsResult
-	(*RunOutcome)(nil),             // 12: daguha.v1.RunOutcome
-	(*ReportStepsCommand)(nil),     // 13: daguha.v1.ReportStepsCommand
-	(*StepReport)(nil),             // 14: daguha.v1.StepReport
-	(*ReportStepsResult)(nil),      // 15: daguha.v1.ReportStepsResult
-	(*FinishRunsCommand)(nil),      // 16: daguha.v1.FinishRunsCommand
-	(*Finish)(nil),                 // 17: daguha.v1.Finish
-	(*FinishRunsResult)(nil),       // 18: daguha.v1.FinishRunsResult
-	(*CancelRunsCommand)(nil),      // 19: daguha.v1.CancelRunsCommand
-	(*CancelRunsResult)(nil),       // 20: daguha.v1.CancelRunsResult
-	(*RegisterWorkersCommand)(nil), // 21: daguha.v1.RegisterWorkersCommand
-	(*RegisterWorkersResult)(nil),  // 22: daguha.v1.RegisterWorkersResult
-	(*SetClusterMetaCommand)(nil),  // 23: daguha.v1.SetClusterMetaCommand
-	(*SetClusterMetaResult)(nil),   // 24: daguha.v1.SetClusterMetaResult
-	(*SnapshotHeader)(nil),         // 25: daguha.v1.SnapshotHeader
-	(*Run)(nil),                    // 26: daguha.v1.Run
-	(*StepState)(nil),              // 27: daguha.v1.StepState
-	(RunStatus)(0),                 // 28: daguha.v1.RunStatus
-	(*Worker)(nil),                 // 29: daguha.v1.Worker
-	(*ClusterMeta)(nil),            // 30: daguha.v1.ClusterMeta
+	(*EnqueueRunsCommand)(nil),        // 0: daguha.v1.EnqueueRunsCommand
+	(*EnqueueRunsResult)(nil),         // 1: daguha.v1.EnqueueRunsResult
+	(*EnqueueOutcome)(nil),            // 2: daguha.v1.EnqueueOutcome
+	(*NoopCommand)(nil),               // 3: daguha.v1.NoopCommand
+	(*NoopResult)(nil),                // 4: daguha.v1.NoopResult
+	(*GrantLeasesCommand)(nil),        // 5: daguha.v1.GrantLeasesCommand
+	(*Grant)(nil),                     // 6: daguha.v1.Grant
+	(*GrantLeasesResult)(nil),         // 7: daguha.v1.GrantLeasesResult
+	(*GrantOutcome)(nil),              // 8: daguha.v1.GrantOutcome
+	(*ReclaimRunsCommand)(nil),        // 9: daguha.v1.ReclaimRunsCommand
+	(*Reclaim)(nil),                   // 10: daguha.v1.Reclaim
+	(*ReclaimRunsResult)(nil),         // 11: daguha.v1.ReclaimRunsResult
+	(*RunOutcome)(nil),                // 12: daguha.v1.RunOutcome
+	(*ReportStepsCommand)(nil),        // 13: daguha.v1.ReportStepsCommand
+	(*StepReport)(nil),                // 14: daguha.v1.StepReport
+	(*ReportStepsResult)(nil),         // 15: daguha.v1.ReportStepsResult
+	(*FinishRunsCommand)(nil),         // 16: daguha.v1.FinishRunsCommand
+	(*Finish)(nil),                    // 17: daguha.v1.Finish
+	(*FinishRunsResult)(nil),          // 18: daguha.v1.FinishRunsResult
+	(*CancelRunsCommand)(nil),         // 19: daguha.v1.CancelRunsCommand
+	(*CancelRunsResult)(nil),          // 20: daguha.v1.CancelRunsResult
+	(*RegisterWorkersCommand)(nil),    // 21: daguha.v1.RegisterWorkersCommand
+	(*RegisterWorkersResult)(nil),     // 22: daguha.v1.RegisterWorkersResult
+	(*MarkWorkersOfflineCommand)(nil), // 23: daguha.v1.MarkWorkersOfflineCommand
+	(*MarkWorkersOfflineResult)(nil),  // 24: daguha.v1.MarkWorkersOfflineResult
+	(*RemoveWorkersCommand)(nil),      // 25: daguha.v1.RemoveWorkersCommand
+	(*RemoveWorkersResult)(nil),       // 26: daguha.v1.RemoveWorkersResult
+	(*SetClusterMetaCommand)(nil),     // 27: daguha.v1.SetClusterMetaCommand
+	(*SetClusterMetaResult)(nil),      // 28: daguha.v1.SetClusterMetaResult
+	(*SnapshotHeader)(nil),            // 29: daguha.v1.SnapshotHeader
+	(*Run)(nil),                       // 30: daguha.v1.Run
+	(*StepState)(nil),                 // 31: daguha.v1.StepState
+	(RunStatus)(0),                    // 32: daguha.v1.RunStatus
+	(*Worker)(nil),                    // 33: daguha.v1.Worker
+	(*ClusterMeta)(nil),               // 34: daguha.v1.ClusterMeta
 }
 var file_daguha_v1_commands_proto_depIdxs = []int32{
-	26, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
+	30, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
 	2,  // 1: daguha.v1.EnqueueRunsResult.outcomes:type_name -> daguha.v1.EnqueueOutcome
 	6,  // 2: daguha.v1.GrantLeasesCommand.grants:type_name -> daguha.v1.Grant
 	8,  // 3: daguha.v1.GrantLeasesResult.outcomes:type_name -> daguha.v1.GrantOutcome
-	26, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
+	30, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
 	10, // 5: daguha.v1.ReclaimRunsCommand.reclaims:type_name -> daguha.v1.Reclaim
 	12, // 6: daguha.v1.ReclaimRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	14, // 7: daguha.v1.ReportStepsCommand.reports:type_name -> daguha.v1.StepReport
-	27, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
+	31, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
 	12, // 9: daguha.v1.ReportStepsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	17, // 10: daguha.v1.FinishRunsCommand.finishes:type_name -> daguha.v1.Finish
-	28, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
+	32, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
 	12, // 12: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	12, // 13: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	29, // 14: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
-	30, // 15: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
-	30, // 16: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
+	33, // 14: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
+	34, // 15: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
+	34, // 16: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
 	17, // [17:17] is the sub-list for method output_type
 	17, // [17:17] is the sub-list for method input_type
 	17, // [17:17] is the sub-list for extension type_name
@@ -1533,7 +1736,7 @@ func file_daguha_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_commands_proto_rawDesc), len(file_daguha_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -21,6 +21,146 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type DiscoverRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscoverRequest) Reset() {
+	*x = DiscoverRequest{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscoverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscoverRequest) ProtoMessage() {}
+
+func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscoverRequest.ProtoReflect.Descriptor instead.
+func (*DiscoverRequest) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{0}
+}
+
+type DiscoverResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Servers       []*ServerAddress       `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DiscoverResponse) Reset() {
+	*x = DiscoverResponse{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiscoverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiscoverResponse) ProtoMessage() {}
+
+func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiscoverResponse.ProtoReflect.Descriptor instead.
+func (*DiscoverResponse) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DiscoverResponse) GetServers() []*ServerAddress {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+type ServerAddress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	GrpcAddr      string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	GossipAddr    string                 `protobuf:"bytes,3,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServerAddress) Reset() {
+	*x = ServerAddress{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServerAddress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServerAddress) ProtoMessage() {}
+
+func (x *ServerAddress) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServerAddress.ProtoReflect.Descriptor instead.
+func (*ServerAddress) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ServerAddress) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ServerAddress) GetGrpcAddr() string {
+	if x != nil {
+		return x.GrpcAddr
+	}
+	return ""
+}
+
+func (x *ServerAddress) GetGossipAddr() string {
+	if x != nil {
+		return x.GossipAddr
+	}
+	return ""
+}
+
 type WorkerInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -32,7 +172,7 @@ type WorkerInfo struct {
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[0]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -44,7 +184,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[0]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -57,7 +197,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{0}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *WorkerInfo) GetId() string {
@@ -91,7 +231,7 @@ type PollRequest struct {
 
 func (x *PollRequest) Reset() {
 	*x = PollRequest{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[1]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -103,7 +243,7 @@ func (x *PollRequest) String() string {
 func (*PollRequest) ProtoMessage() {}
 
 func (x *PollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[1]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -116,7 +256,7 @@ func (x *PollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollRequest.ProtoReflect.Descriptor instead.
 func (*PollRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{1}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PollRequest) GetWorker() *WorkerInfo {
@@ -143,7 +283,7 @@ type PollResponse struct {
 
 func (x *PollResponse) Reset() {
 	*x = PollResponse{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[2]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -155,7 +295,7 @@ func (x *PollResponse) String() string {
 func (*PollResponse) ProtoMessage() {}
 
 func (x *PollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[2]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -168,7 +308,7 @@ func (x *PollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollResponse.ProtoReflect.Descriptor instead.
 func (*PollResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{2}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PollResponse) GetTask() *Task {
@@ -192,7 +332,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[3]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -204,7 +344,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[3]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -217,7 +357,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{3}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Task) GetRun() *Run {
@@ -251,7 +391,7 @@ type HeldLease struct {
 
 func (x *HeldLease) Reset() {
 	*x = HeldLease{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[4]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -263,7 +403,7 @@ func (x *HeldLease) String() string {
 func (*HeldLease) ProtoMessage() {}
 
 func (x *HeldLease) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[4]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -276,7 +416,7 @@ func (x *HeldLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldLease.ProtoReflect.Descriptor instead.
 func (*HeldLease) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{4}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HeldLease) GetRunId() string {
@@ -303,7 +443,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[5]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -315,7 +455,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[5]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -328,7 +468,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *HeartbeatRequest) GetWorker() *WorkerInfo {
@@ -358,7 +498,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[6]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +510,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[6]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +523,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{6}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *HeartbeatResponse) GetCancelRunIds() []string {
@@ -410,7 +550,7 @@ type ReportStepRequest struct {
 
 func (x *ReportStepRequest) Reset() {
 	*x = ReportStepRequest{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[7]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +562,7 @@ func (x *ReportStepRequest) String() string {
 func (*ReportStepRequest) ProtoMessage() {}
 
 func (x *ReportStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[7]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +575,7 @@ func (x *ReportStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStepRequest.ProtoReflect.Descriptor instead.
 func (*ReportStepRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{7}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReportStepRequest) GetLeaseToken() string {
@@ -460,7 +600,7 @@ type ReportStepResponse struct {
 
 func (x *ReportStepResponse) Reset() {
 	*x = ReportStepResponse{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[8]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -472,7 +612,7 @@ func (x *ReportStepResponse) String() string {
 func (*ReportStepResponse) ProtoMessage() {}
 
 func (x *ReportStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[8]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -485,7 +625,7 @@ func (x *ReportStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStepResponse.ProtoReflect.Descriptor instead.
 func (*ReportStepResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{8}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{11}
 }
 
 type FinishRunRequest struct {
@@ -499,7 +639,7 @@ type FinishRunRequest struct {
 
 func (x *FinishRunRequest) Reset() {
 	*x = FinishRunRequest{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[9]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +651,7 @@ func (x *FinishRunRequest) String() string {
 func (*FinishRunRequest) ProtoMessage() {}
 
 func (x *FinishRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[9]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +664,7 @@ func (x *FinishRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishRunRequest.ProtoReflect.Descriptor instead.
 func (*FinishRunRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{9}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FinishRunRequest) GetLeaseToken() string {
@@ -556,7 +696,7 @@ type FinishRunResponse struct {
 
 func (x *FinishRunResponse) Reset() {
 	*x = FinishRunResponse{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[10]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -568,7 +708,7 @@ func (x *FinishRunResponse) String() string {
 func (*FinishRunResponse) ProtoMessage() {}
 
 func (x *FinishRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[10]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -581,14 +721,22 @@ func (x *FinishRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishRunResponse.ProtoReflect.Descriptor instead.
 func (*FinishRunResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{10}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{13}
 }
 
 var File_daguha_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
-	"\x1bdaguha/v1/coordinator.proto\x12\tdaguha.v1\x1a\x15daguha/v1/state.proto\"\xba\x01\n" +
+	"\x1bdaguha/v1/coordinator.proto\x12\tdaguha.v1\x1a\x15daguha/v1/state.proto\"\x11\n" +
+	"\x0fDiscoverRequest\"F\n" +
+	"\x10DiscoverResponse\x122\n" +
+	"\aservers\x18\x01 \x03(\v2\x18.daguha.v1.ServerAddressR\aservers\"a\n" +
+	"\rServerAddress\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1f\n" +
+	"\vgossip_addr\x18\x03 \x01(\tR\n" +
+	"gossipAddr\"\xba\x01\n" +
 	"\n" +
 	"WorkerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
@@ -629,13 +777,14 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"leaseToken\x12,\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x14.daguha.v1.RunStatusR\x06status\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\"\x13\n" +
-	"\x11FinishRunResponse2\xa8\x02\n" +
+	"\x11FinishRunResponse2\xed\x02\n" +
 	"\x12CoordinatorService\x127\n" +
 	"\x04Poll\x12\x16.daguha.v1.PollRequest\x1a\x17.daguha.v1.PollResponse\x12F\n" +
 	"\tHeartbeat\x12\x1b.daguha.v1.HeartbeatRequest\x1a\x1c.daguha.v1.HeartbeatResponse\x12I\n" +
 	"\n" +
 	"ReportStep\x12\x1c.daguha.v1.ReportStepRequest\x1a\x1d.daguha.v1.ReportStepResponse\x12F\n" +
-	"\tFinishRun\x12\x1b.daguha.v1.FinishRunRequest\x1a\x1c.daguha.v1.FinishRunResponseB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"\tFinishRun\x12\x1b.daguha.v1.FinishRunRequest\x1a\x1c.daguha.v1.FinishRunResponse\x12C\n" +
+	"\bDiscover\x12\x1a.daguha.v1.DiscoverRequest\x1a\x1b.daguha.v1.DiscoverResponseB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_coordinator_proto_rawDescOnce sync.Once
@@ -649,46 +798,52 @@ func file_daguha_v1_coordinator_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_coordinator_proto_rawDescData
 }
 
-var file_daguha_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_daguha_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_daguha_v1_coordinator_proto_goTypes = []any{
-	(*WorkerInfo)(nil),         // 0: daguha.v1.WorkerInfo
-	(*PollRequest)(nil),        // 1: daguha.v1.PollRequest
-	(*PollResponse)(nil),       // 2: daguha.v1.PollResponse
-	(*Task)(nil),               // 3: daguha.v1.Task
-	(*HeldLease)(nil),          // 4: daguha.v1.HeldLease
-	(*HeartbeatRequest)(nil),   // 5: daguha.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),  // 6: daguha.v1.HeartbeatResponse
-	(*ReportStepRequest)(nil),  // 7: daguha.v1.ReportStepRequest
-	(*ReportStepResponse)(nil), // 8: daguha.v1.ReportStepResponse
-	(*FinishRunRequest)(nil),   // 9: daguha.v1.FinishRunRequest
-	(*FinishRunResponse)(nil),  // 10: daguha.v1.FinishRunResponse
-	nil,                        // 11: daguha.v1.WorkerInfo.LabelsEntry
-	(*Run)(nil),                // 12: daguha.v1.Run
-	(*StepState)(nil),          // 13: daguha.v1.StepState
-	(RunStatus)(0),             // 14: daguha.v1.RunStatus
+	(*DiscoverRequest)(nil),    // 0: daguha.v1.DiscoverRequest
+	(*DiscoverResponse)(nil),   // 1: daguha.v1.DiscoverResponse
+	(*ServerAddress)(nil),      // 2: daguha.v1.ServerAddress
+	(*WorkerInfo)(nil),         // 3: daguha.v1.WorkerInfo
+	(*PollRequest)(nil),        // 4: daguha.v1.PollRequest
+	(*PollResponse)(nil),       // 5: daguha.v1.PollResponse
+	(*Task)(nil),               // 6: daguha.v1.Task
+	(*HeldLease)(nil),          // 7: daguha.v1.HeldLease
+	(*HeartbeatRequest)(nil),   // 8: daguha.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),  // 9: daguha.v1.HeartbeatResponse
+	(*ReportStepRequest)(nil),  // 10: daguha.v1.ReportStepRequest
+	(*ReportStepResponse)(nil), // 11: daguha.v1.ReportStepResponse
+	(*FinishRunRequest)(nil),   // 12: daguha.v1.FinishRunRequest
+	(*FinishRunResponse)(nil),  // 13: daguha.v1.FinishRunResponse
+	nil,                        // 14: daguha.v1.WorkerInfo.LabelsEntry
+	(*Run)(nil),                // 15: daguha.v1.Run
+	(*StepState)(nil),          // 16: daguha.v1.StepState
+	(RunStatus)(0),             // 17: daguha.v1.RunStatus
 }
 var file_daguha_v1_coordinator_proto_depIdxs = []int32{
-	11, // 0: daguha.v1.WorkerInfo.labels:type_name -> daguha.v1.WorkerInfo.LabelsEntry
-	0,  // 1: daguha.v1.PollRequest.worker:type_name -> daguha.v1.WorkerInfo
-	3,  // 2: daguha.v1.PollResponse.task:type_name -> daguha.v1.Task
-	12, // 3: daguha.v1.Task.run:type_name -> daguha.v1.Run
-	0,  // 4: daguha.v1.HeartbeatRequest.worker:type_name -> daguha.v1.WorkerInfo
-	4,  // 5: daguha.v1.HeartbeatRequest.leases:type_name -> daguha.v1.HeldLease
-	13, // 6: daguha.v1.ReportStepRequest.step:type_name -> daguha.v1.StepState
-	14, // 7: daguha.v1.FinishRunRequest.status:type_name -> daguha.v1.RunStatus
-	1,  // 8: daguha.v1.CoordinatorService.Poll:input_type -> daguha.v1.PollRequest
-	5,  // 9: daguha.v1.CoordinatorService.Heartbeat:input_type -> daguha.v1.HeartbeatRequest
-	7,  // 10: daguha.v1.CoordinatorService.ReportStep:input_type -> daguha.v1.ReportStepRequest
-	9,  // 11: daguha.v1.CoordinatorService.FinishRun:input_type -> daguha.v1.FinishRunRequest
-	2,  // 12: daguha.v1.CoordinatorService.Poll:output_type -> daguha.v1.PollResponse
-	6,  // 13: daguha.v1.CoordinatorService.Heartbeat:output_type -> daguha.v1.HeartbeatResponse
-	8,  // 14: daguha.v1.CoordinatorService.ReportStep:output_type -> daguha.v1.ReportStepResponse
-	10, // 15: daguha.v1.CoordinatorService.FinishRun:output_type -> daguha.v1.FinishRunResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	2,  // 0: daguha.v1.DiscoverResponse.servers:type_name -> daguha.v1.ServerAddress
+	14, // 1: daguha.v1.WorkerInfo.labels:type_name -> daguha.v1.WorkerInfo.LabelsEntry
+	3,  // 2: daguha.v1.PollRequest.worker:type_name -> daguha.v1.WorkerInfo
+	6,  // 3: daguha.v1.PollResponse.task:type_name -> daguha.v1.Task
+	15, // 4: daguha.v1.Task.run:type_name -> daguha.v1.Run
+	3,  // 5: daguha.v1.HeartbeatRequest.worker:type_name -> daguha.v1.WorkerInfo
+	7,  // 6: daguha.v1.HeartbeatRequest.leases:type_name -> daguha.v1.HeldLease
+	16, // 7: daguha.v1.ReportStepRequest.step:type_name -> daguha.v1.StepState
+	17, // 8: daguha.v1.FinishRunRequest.status:type_name -> daguha.v1.RunStatus
+	4,  // 9: daguha.v1.CoordinatorService.Poll:input_type -> daguha.v1.PollRequest
+	8,  // 10: daguha.v1.CoordinatorService.Heartbeat:input_type -> daguha.v1.HeartbeatRequest
+	10, // 11: daguha.v1.CoordinatorService.ReportStep:input_type -> daguha.v1.ReportStepRequest
+	12, // 12: daguha.v1.CoordinatorService.FinishRun:input_type -> daguha.v1.FinishRunRequest
+	0,  // 13: daguha.v1.CoordinatorService.Discover:input_type -> daguha.v1.DiscoverRequest
+	5,  // 14: daguha.v1.CoordinatorService.Poll:output_type -> daguha.v1.PollResponse
+	9,  // 15: daguha.v1.CoordinatorService.Heartbeat:output_type -> daguha.v1.HeartbeatResponse
+	11, // 16: daguha.v1.CoordinatorService.ReportStep:output_type -> daguha.v1.ReportStepResponse
+	13, // 17: daguha.v1.CoordinatorService.FinishRun:output_type -> daguha.v1.FinishRunResponse
+	1,  // 18: daguha.v1.CoordinatorService.Discover:output_type -> daguha.v1.DiscoverResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_coordinator_proto_init() }
@@ -703,7 +858,7 @@ func file_daguha_v1_coordinator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_coordinator_proto_rawDesc), len(file_daguha_v1_coordinator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

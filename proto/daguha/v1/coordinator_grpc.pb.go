@@ -23,6 +23,7 @@ const (
 	CoordinatorService_Heartbeat_FullMethodName  = "/daguha.v1.CoordinatorService/Heartbeat"
 	CoordinatorService_ReportStep_FullMethodName = "/daguha.v1.CoordinatorService/ReportStep"
 	CoordinatorService_FinishRun_FullMethodName  = "/daguha.v1.CoordinatorService/FinishRun"
+	CoordinatorService_Discover_FullMethodName   = "/daguha.v1.CoordinatorService/Discover"
 )
 
 // CoordinatorServiceClient is the client API for CoordinatorService service.
@@ -42,6 +43,9 @@ type CoordinatorServiceClient interface {
 	ReportStep(ctx context.Context, in *ReportStepRequest, opts ...grpc.CallOption) (*ReportStepResponse, error)
 	// FinishRun records the run's end under its lease.
 	FinishRun(ctx context.Context, in *FinishRunRequest, opts ...grpc.CallOption) (*FinishRunResponse, error)
+	// Discover lists the servers, so a worker given one address can join
+	// the gossip pool and find the others.
+	Discover(ctx context.Context, in *DiscoverRequest, opts ...grpc.CallOption) (*DiscoverResponse, error)
 }
 
 type coordinatorServiceClient struct {
@@ -92,6 +96,16 @@ func (c *coordinatorServiceClient) FinishRun(ctx context.Context, in *FinishRunR
 	return out, nil
 }
 
+func (c *coordinatorServiceClient) Discover(ctx context.Context, in *DiscoverRequest, opts ...grpc.CallOption) (*DiscoverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DiscoverResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_Discover_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinatorServiceServer is the server API for CoordinatorService service.
 // All implementations must embed UnimplementedCoordinatorServiceServer
 // for forward compatibility.
@@ -109,6 +123,9 @@ type CoordinatorServiceServer interface {
 	ReportStep(context.Context, *ReportStepRequest) (*ReportStepResponse, error)
 	// FinishRun records the run's end under its lease.
 	FinishRun(context.Context, *FinishRunRequest) (*FinishRunResponse, error)
+	// Discover lists the servers, so a worker given one address can join
+	// the gossip pool and find the others.
+	Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error)
 	mustEmbedUnimplementedCoordinatorServiceServer()
 }
 
@@ -130,6 +147,9 @@ func (UnimplementedCoordinatorServiceServer) ReportStep(context.Context, *Report
 }
 func (UnimplementedCoordinatorServiceServer) FinishRun(context.Context, *FinishRunRequest) (*FinishRunResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FinishRun not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Discover not implemented")
 }
 func (UnimplementedCoordinatorServiceServer) mustEmbedUnimplementedCoordinatorServiceServer() {}
 func (UnimplementedCoordinatorServiceServer) testEmbeddedByValue()                            {}
@@ -224,6 +244,24 @@ func _CoordinatorService_FinishRun_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoordinatorService_Discover_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DiscoverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).Discover(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_Discover_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).Discover(ctx, req.(*DiscoverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CoordinatorService_ServiceDesc is the grpc.ServiceDesc for CoordinatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -246,6 +284,10 @@ var CoordinatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FinishRun",
 			Handler:    _CoordinatorService_FinishRun_Handler,
+		},
+		{
+			MethodName: "Discover",
+			Handler:    _CoordinatorService_Discover_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

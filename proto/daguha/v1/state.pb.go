@@ -664,8 +664,13 @@ type Worker struct {
 	MaxActiveRuns        uint32                 `protobuf:"varint,3,opt,name=max_active_runs,json=maxActiveRuns,proto3" json:"max_active_runs,omitempty"`
 	RegisteredAtUnixNano int64                  `protobuf:"varint,4,opt,name=registered_at_unix_nano,json=registeredAtUnixNano,proto3" json:"registered_at_unix_nano,omitempty"`
 	ModifyIndex          uint64                 `protobuf:"varint,5,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Set by the leader when the worker's heartbeats stopped for longer than
+	// the offline threshold; cleared when the worker registers again.
+	Offline           bool   `protobuf:"varint,6,opt,name=offline,proto3" json:"offline,omitempty"`
+	OfflineAtUnixNano int64  `protobuf:"varint,7,opt,name=offline_at_unix_nano,json=offlineAtUnixNano,proto3" json:"offline_at_unix_nano,omitempty"`
+	OfflineReason     string `protobuf:"bytes,8,opt,name=offline_reason,json=offlineReason,proto3" json:"offline_reason,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Worker) Reset() {
@@ -731,6 +736,27 @@ func (x *Worker) GetModifyIndex() uint64 {
 		return x.ModifyIndex
 	}
 	return 0
+}
+
+func (x *Worker) GetOffline() bool {
+	if x != nil {
+		return x.Offline
+	}
+	return false
+}
+
+func (x *Worker) GetOfflineAtUnixNano() int64 {
+	if x != nil {
+		return x.OfflineAtUnixNano
+	}
+	return 0
+}
+
+func (x *Worker) GetOfflineReason() string {
+	if x != nil {
+		return x.OfflineReason
+	}
+	return ""
 }
 
 // ClusterMeta is cluster-wide settings chosen once, by a leader.
@@ -888,13 +914,16 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\rfencing_token\x18\x03 \x01(\x04R\ffencingToken\x12/\n" +
 	"\x14started_at_unix_nano\x18\x04 \x01(\x03R\x11startedAtUnixNano\x12+\n" +
 	"\x12ended_at_unix_nano\x18\x05 \x01(\x03R\x0fendedAtUnixNano\x12\x18\n" +
-	"\aoutcome\x18\x06 \x01(\tR\aoutcome\"\x8c\x02\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\"\xfe\x02\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1d.daguha.v1.Worker.LabelsEntryR\x06labels\x12&\n" +
 	"\x0fmax_active_runs\x18\x03 \x01(\rR\rmaxActiveRuns\x125\n" +
 	"\x17registered_at_unix_nano\x18\x04 \x01(\x03R\x14registeredAtUnixNano\x12!\n" +
-	"\fmodify_index\x18\x05 \x01(\x04R\vmodifyIndex\x1a9\n" +
+	"\fmodify_index\x18\x05 \x01(\x04R\vmodifyIndex\x12\x18\n" +
+	"\aoffline\x18\x06 \x01(\bR\aoffline\x12/\n" +
+	"\x14offline_at_unix_nano\x18\a \x01(\x03R\x11offlineAtUnixNano\x12%\n" +
+	"\x0eoffline_reason\x18\b \x01(\tR\rofflineReason\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\".\n" +

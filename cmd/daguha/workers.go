@@ -1,0 +1,97 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+)
+
+// healthMarks are the seed's indicators; the word is printed too, so the
+// colour is not the only carrier of health.
+var healthMarks = map[string]string{"HEALTHY": "🟢", "WARNING": "🟡", "UNHEALTHY": "🔴", "OFFLINE": "⚫"}
+
+type workersAnswer struct {
+	Workers []struct {
+		ID            string            `json:"id"`
+		Labels        map[string]string `json:"labels"`
+		HealthStatus  string            `json:"health_status"`
+		LastHeartbeat string            `json:"last_heartbeat"`
+		RunningTasks  []struct {
+			DagName        string `json:"dag_name"`
+			DagRunID       string `json:"dag_run_id"`
+			RootDagRunName string `json:"root_dag_run_name"`
+			ParentDagRunID string `json:"parent_dag_run_id"`
+		} `json:"running_tasks"`
+	} `json:"workers"`
+}
+
+func workersCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "workers",
+		Usage: "list workers with their health, labels and running tasks",
+		Flags: append(clientFlags(),
+			&cli.BoolFlag{Name: "json", Usage: "print the API's JSON"},
+			&cli.BoolFlag{Name: "stale", Usage: "this server's own view instead of the leader's"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return errors.New("workers takes no arguments")
+			}
+			path := "/api/v2/workers"
+			if c.Bool("stale") {
+				path += "?stale=true"
+			}
+			var raw json.RawMessage
+			if err := newAPIClient(c).do("GET", path, nil, &raw); err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				fmt.Println(string(raw))
+				return nil
+			}
+			var answer workersAnswer
+			if err := json.Unmarshal(raw, &answer); err != nil {
+				return err
+			}
+			return printWorkers(answer, time.Now())
+		},
+	}
+}
+
+func printWorkers(answer workersAnswer, now time.Time) error {
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tHEALTH\tLAST HEARTBEAT\tLABELS\tRUNNING")
+	for _, worker := range answer.Workers {
+		age := "never"
+		if t, err := time.Parse(time.RFC3339Nano, worker.LastHeartbeat); err == nil {
+			age = now.Sub(t).Round(100*time.Millisecond).String() + " ago"
+		}
+		keys := make([]string, 0, len(worker.Labels))
+		for k := range worker.Labels {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		labels := make([]string, 0, len(keys))
+		for _, k := range keys {
+			labels = append(labels, k+"="+worker.Labels[k])
+		}
+		var tasks []string
+		for _, task := range worker.RunningTasks {
+			name := task.DagName + "/" + task.DagRunID
+			if task.ParentDagRunID != "" {
+				name += " (root " + task.RootDagRunName + ")"
+			}
+			tasks = append(tasks, name)
+		}
+		fmt.Fprintf(w, "%s\t%s %s\t%s\t%s\t%s\n", worker.ID, healthMarks[worker.HealthStatus], worker.HealthStatus, age,
+			strings.Join(labels, ","), strings.Join(tasks, ", "))
+	}
+	return w.Flush()
+}
