@@ -7,7 +7,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test check vet fmt-check unit proto proto-check tools run clean
+.PHONY: all build test check vet fmt-check unit bench proto proto-check tools run clean
 
 all: build
 
@@ -31,6 +31,11 @@ fmt-check:
 # Fast feedback: the packages without process-level tests.
 unit:
 	$(GO) test -count=1 ./fsm/... ./store/... ./rpc/...
+
+# Benchmarks against real processes; each prints its figures as JSON.
+BENCHTIME ?= 10x
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./dispatch ./ops/bench
 
 tools:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)

@@ -148,9 +148,17 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 			leases = append(leases, &daguhav1.HeldLease{RunId: id, LeaseToken: run.token})
 		}
 		w.mu.Unlock()
+		req := &daguhav1.HeartbeatRequest{Worker: w.info, Leases: leases}
 		callCtx, cancel := context.WithTimeout(ctx, 3*w.config.HeartbeatInterval+2*time.Second)
-		resp, err := w.client.Heartbeat(callCtx, &daguhav1.HeartbeatRequest{Worker: w.info, Leases: leases})
+		resp, err := w.client.Heartbeat(callCtx, req)
 		cancel()
+		if status.Code(err) == codes.Unavailable && ctx.Err() == nil {
+			// The server it reached is down: try another at once rather
+			// than stay silent for a whole interval.
+			callCtx, cancel := context.WithTimeout(ctx, 3*w.config.HeartbeatInterval+2*time.Second)
+			resp, err = w.client.Heartbeat(callCtx, req)
+			cancel()
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				w.logger.Debug("heartbeat failed", "error", err)

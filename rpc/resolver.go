@@ -10,9 +10,10 @@ import (
 )
 
 // ServerList is a gRPC resolver over a list of server addresses that can
-// change (workers learn servers through gossip). The connection picks the
-// first server that answers and moves on when it fails; a follower it
-// lands on forwards to the leader.
+// change (workers learn servers through gossip). The connection keeps a
+// subchannel to every server and spreads calls over those that are up
+// (round robin), so a server's death costs a worker no reconnection
+// delay; a follower a call lands on forwards it to the leader.
 type ServerList struct {
 	scheme string
 
@@ -30,7 +31,8 @@ func NewServerList(addrs []string) *ServerList {
 
 // Dial returns a client connection that uses the list.
 func (l *ServerList) Dial(options ...grpc.DialOption) (*grpc.ClientConn, error) {
-	options = append(options, grpc.WithResolvers(l))
+	options = append(options, grpc.WithResolvers(l),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig": [{"round_robin": {}}]}`))
 	return grpc.NewClient(l.scheme+":///servers", options...)
 }
 

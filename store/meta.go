@@ -27,8 +27,14 @@ func metaTableSchema() *memdb.TableSchema {
 }
 
 // SetClusterMeta stores the settings unless some are stored already: the
-// first leader's choice stands. It returns the settings in force.
+// first leader's choice stands. It returns the settings in force. A command
+// without settings is refused: stored, it would count as set on a replica
+// that replayed it but vanish from snapshots (which hold no record for it),
+// so a restored replica would take the next leader's settings instead.
 func (s *StateStore) SetClusterMeta(index uint64, meta *daguhav1.ClusterMeta) (*daguhav1.ClusterMeta, error) {
+	if meta == nil {
+		return nil, fmt.Errorf("set cluster meta at index %d: no settings", index)
+	}
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	raw, err := txn.First(tableMeta, "id", clusterMetaKey)

@@ -27,8 +27,8 @@ func runsTableSchema() *memdb.TableSchema {
 				Unique:  true,
 				Indexer: &memdb.StringFieldIndex{Field: "Id"},
 			},
-			// Queued runs by selector, oldest first: each selector's
-			// pending queue, FIFO.
+			// Queued runs by selector, oldest first (then by id within
+			// one enqueue entry): each selector's pending queue, FIFO.
 			"pending": {
 				Name:         "pending",
 				Unique:       true,
@@ -46,7 +46,10 @@ func runsTableSchema() *memdb.TableSchema {
 	}
 }
 
-// pendingIndexer indexes queued runs as selector key, NUL, create index.
+// pendingIndexer indexes queued runs as selector key, NUL, create index
+// (8 bytes, big endian), run id. The run id keeps the key unique: the runs
+// of one enqueue batch share their create index, and a unique memdb index
+// silently keeps only the last object inserted under a key.
 type pendingIndexer struct{}
 
 func (pendingIndexer) FromObject(obj interface{}) (bool, []byte, error) {
@@ -55,7 +58,8 @@ func (pendingIndexer) FromObject(obj interface{}) (bool, []byte, error) {
 		return false, nil, nil
 	}
 	key := append([]byte(run.GetSelectorKey()), 0)
-	return true, binary.BigEndian.AppendUint64(key, run.GetCreateIndex()), nil
+	key = binary.BigEndian.AppendUint64(key, run.GetCreateIndex())
+	return true, append(key, run.GetId()...), nil
 }
 
 func (pendingIndexer) FromArgs(args ...interface{}) ([]byte, error) {
@@ -213,7 +217,8 @@ func (s *StateStore) FirstPending(selectorKey string) (*daguhav1.Run, error) {
 	return raw.(*daguhav1.Run), nil
 }
 
-// EachPending calls fn for the queued runs of a selector, oldest first.
+// EachPending calls fn for the queued runs of a selector, oldest first
+// (runs created by the same entry in id order).
 func (s *StateStore) EachPending(selectorKey string, fn func(*daguhav1.Run) bool) error {
 	return s.eachRunIn("pending_prefix", []interface{}{selectorKey}, fn)
 }
@@ -231,7 +236,9 @@ func (s *StateStore) eachRunIn(index string, args []interface{}, fn func(*daguha
 	return nil
 }
 
-// Run inserts a run read from a snapshot into a store being rebuilt.
+// Run inserts a run read from a snapshot into a store being rebuilt. A run
+// id seen twice means a damaged snapshot: the second record would replace
+// the first but count twice in its selector's pending queue.
 func (r *Restore) Run(run *daguhav1.Run) error {
 	if err := r.txn.Insert(tableRuns, run); err != nil {
 		return fmt.Errorf("restore run %q: %w", run.GetId(), err)

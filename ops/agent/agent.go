@@ -128,7 +128,7 @@ func Start(config Config) (*Agent, error) {
 	a.following = make(chan struct{})
 	go func() {
 		defer close(a.following)
-		rpc.FollowHeartbeats(followCtx, server, peers, heartbeats, time.Second, config.Logger)
+		rpc.ShareHeartbeats(followCtx, server, peers, heartbeats, time.Second, config.Logger)
 	}()
 	go func() { a.served <- a.grpc.Serve(grpcLn) }()
 	go func() {
