@@ -240,6 +240,11 @@ func (s *StateStore) eachRunIn(index string, args []interface{}, fn func(*daguha
 // id seen twice means a damaged snapshot: the second record would replace
 // the first but count twice in its selector's pending queue.
 func (r *Restore) Run(run *daguhav1.Run) error {
+	if existing, err := getRun(r.txn, run.GetId()); err != nil {
+		return err
+	} else if existing != nil {
+		return fmt.Errorf("restore run %q: run %q appears twice in the snapshot", run.GetId(), run.GetId())
+	}
 	if err := r.txn.Insert(tableRuns, run); err != nil {
 		return fmt.Errorf("restore run %q: %w", run.GetId(), err)
 	}
