@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -35,7 +36,8 @@ func (c *clusterService) WorkerHeartbeats(context.Context, *daguhav1.WorkerHeart
 	ids, ages := c.heartbeats.Ages()
 	resp := &daguhav1.WorkerHeartbeatsResponse{WorkerIds: ids}
 	for _, age := range ages {
-		resp.AgeMillis = append(resp.AgeMillis, age.Milliseconds())
+		// Round up: a copy may date a heartbeat earlier, never later.
+		resp.AgeMillis = append(resp.AgeMillis, (age+time.Millisecond-1).Milliseconds())
 	}
 	return resp, nil
 }

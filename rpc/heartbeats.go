@@ -51,11 +51,16 @@ func copyHeartbeats(ctx context.Context, peers *PeerClient, addr string, table *
 	}
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	// The ages were measured somewhere between sending and receiving;
+	// counting them back from the moment of sending never dates a
+	// heartbeat later than it was, so copies passed from server to server
+	// cannot creep forward and keep a dead worker alive.
+	sent := time.Now()
 	resp, err := client.WorkerHeartbeats(callCtx, &daguhav1.WorkerHeartbeatsRequest{})
 	if err != nil {
 		return fromStatus(err)
 	}
-	now := time.Now()
+	now := sent
 	for i, id := range resp.GetWorkerIds() {
 		if i < len(resp.GetAgeMillis()) {
 			table.SeenAt(id, now.Add(-time.Duration(resp.GetAgeMillis()[i])*time.Millisecond))
