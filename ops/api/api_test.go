@@ -63,6 +63,8 @@ func TestEnqueueValidationNamesTheBadInput(t *testing.T) {
 		{"inline DAG without steps", `{"dag": {"name": "etl"}}`, "dag.steps is empty"},
 		{"step without command", `{"dag": {"name": "etl", "steps": [{"name": "a"}]}}`, `dag.steps[0] ("a") has no command`},
 		{"duplicate step names", `{"dag": {"name": "etl", "steps": [{"name": "a", "command": "x"}, {"name": "a", "command": "y"}]}}`, `dag.steps[1].name "a" is used by an earlier step`},
+		{"selector key with '='", `{"dag": {"name": "etl", "workerSelector": {"a=b": "1"}, "steps": [{"name": "a", "command": "x"}]}}`, `key "a=b" must not contain`},
+		{"selector value with ','", `{"dag": {"name": "etl", "workerSelector": {"gpu": "true,zone=eu"}, "steps": [{"name": "a", "command": "x"}]}}`, `value "true,zone=eu" of "gpu" must not contain ','`},
 		{"both selector spellings", `{"dag": {"name": "etl", "workerSelector": {"a": "1"}, "worker_selector": {"a": "1"}, "steps": [{"name": "a", "command": "x"}]}}`, "both workerSelector and worker_selector"},
 		{"names that differ", `{"dag_name": "x", "dag": {"name": "etl", "steps": [{"name": "a", "command": "x"}]}}`, `dag_name "x" and dag.name "etl" differ`},
 		{"bad DAG name", `{"dag_name": "no spaces"}`, `dag_name "no spaces"`},

@@ -95,9 +95,21 @@ func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 		}
 		selector = dag.WorkerSelectorEscape
 	}
+	keys := make([]string, 0, len(selector))
 	for key := range selector {
-		if key == "" {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		// Selectors are queued under "k=v,k=v": a key holding '=' or ','
+		// or a value holding ',' would make two selectors share a queue.
+		switch {
+		case key == "":
 			add("dag.workerSelector has an empty label key")
+		case strings.ContainsAny(key, "=,"):
+			add("dag.workerSelector key %q must not contain '=' or ','", key)
+		case strings.Contains(selector[key], ","):
+			add("dag.workerSelector value %q of %q must not contain ','", selector[key], key)
 		}
 	}
 	if len(dag.Steps) == 0 {
