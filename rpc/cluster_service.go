@@ -37,7 +37,7 @@ func (c *clusterService) WorkerHeartbeats(context.Context, *daguhav1.WorkerHeart
 	resp := &daguhav1.WorkerHeartbeatsResponse{WorkerIds: ids}
 	for _, age := range ages {
 		// Round up: a copy may date a heartbeat earlier, never later.
-		resp.AgeMillis = append(resp.AgeMillis, (age+time.Millisecond-1).Milliseconds())
+		resp.AgeMillis = append(resp.AgeMillis, (age + time.Millisecond - 1).Milliseconds())
 	}
 	return resp, nil
 }
