@@ -561,3 +561,33 @@ func TestDevModeIsALeaderWithNoSetUp(t *testing.T) {
 		t.Fatalf("dev mode data directory %s still exists after exit (stat: %v)", dataDir, err)
 	}
 }
+
+// A server that joins a running cluster (no bootstrap-expect, -join to the
+// others) is added by the leader as a voter and catches up.
+func TestNewServerJoinsARunningCluster(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.ClusterOptions{Servers: 4, BootstrapExpect: 3})
+	for _, a := range c.Agents[:3] {
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := c.WaitLeader(t, 30*time.Second)
+	waitVoters(t, c, names(c.Agents[:3]))
+	if code, err := enqueue(leader, "before-join"); err != nil || code != 201 {
+		t.Fatalf("enqueue: HTTP %d %v", code, err)
+	}
+	if err := c.Agents[3].Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitVoters(t, c, names(c.Agents))
+	newcomer := c.Agents[3]
+	clustertest.WaitFor(t, 30*time.Second, "the new server to have the earlier write", func() (bool, string) {
+		var run runBody
+		code, err := newcomer.GetJSON("/api/v2/dag-runs/before-join?stale", &run)
+		return err == nil && code == 200, fmt.Sprintf("HTTP %d %v", code, err)
+	})
+	var self selfBody
+	if _, err := newcomer.GetJSON("/api/v2/agent/self", &self); err != nil || !strings.HasPrefix(self.Bootstrap, "skipped") {
+		t.Fatalf("the new server's bootstrap decision: %q %v", self.Bootstrap, err)
+	}
+}
