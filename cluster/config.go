@@ -60,6 +60,12 @@ type Config struct {
 
 	Logger *slog.Logger
 
+	// RaftTLS, when set, runs Raft over TLS (mutual with a CA).
+	RaftTLS *RaftTLS
+	// GossipKeys encrypt the gossip pool (memberlist's AES keys, 16, 24 or
+	// 32 bytes): the first encrypts, all decrypt, so keys can be rotated.
+	GossipKeys [][]byte
+
 	// OnMemberChange, if set, is told of every change in the gossip pool
 	// (servers and workers joining, updating, failing, leaving). It is
 	// called from gossip's goroutines and must not block.

@@ -181,7 +181,7 @@ func (s *Server) startGossip() error {
 	}
 	list, err := newMemberlist(gossipSettings{
 		name: s.config.NodeName, bind: s.config.BindAddr, advertise: s.config.AdvertiseAddr,
-		port: s.config.GossipPort, timings: s.config.GossipTimings,
+		port: s.config.GossipPort, timings: s.config.GossipTimings, keys: s.config.GossipKeys,
 	}, s.meta, s.members, s.logger)
 	if err != nil {
 		return err
@@ -197,6 +197,8 @@ type gossipSettings struct {
 	name, bind, advertise string
 	port                  int
 	timings               GossipTimings
+	// keys encrypt the pool: the first encrypts, all decrypt.
+	keys [][]byte
 }
 
 func newMemberlist(settings gossipSettings, meta *metaDelegate, events *members, logger *slog.Logger) (*memberlist.Memberlist, error) {
@@ -215,6 +217,14 @@ func newMemberlist(settings gossipSettings, meta *metaDelegate, events *members,
 	conf.Events = events
 	conf.Logger = nil
 	conf.LogOutput = &levelPrefixWriter{logger: logger.With("component", "gossip")}
+	if len(settings.keys) > 0 {
+		keyring, err := memberlist.NewKeyring(settings.keys, settings.keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("gossip encryption keys: %w", err)
+		}
+		conf.Keyring = keyring
+		conf.GossipVerifyIncoming, conf.GossipVerifyOutgoing = true, true
+	}
 	list, err := memberlist.Create(conf)
 	if err != nil {
 		return nil, fmt.Errorf("start gossip on %s:%d: %w", settings.bind, settings.port, err)

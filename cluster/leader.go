@@ -215,6 +215,15 @@ func (s *Server) reconcileOnce() {
 			if known && current.Address == raft.ServerAddress(member.Meta.RaftAddr) && current.Suffrage == raft.Voter {
 				continue
 			}
+			// Add only a server this one can speak to: a voter nobody can
+			// reach (a wrong certificate, say) would only raise the quorum.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := s.config.Peers.RaftState(ctx, member.Meta.GRPCAddr)
+			cancel()
+			if err != nil {
+				s.logger.Warn("not adding a server this leader cannot reach", "server", member.Name, "grpc", member.Meta.GRPCAddr, "error", err)
+				continue
+			}
 			s.logger.Info("adding server to raft configuration", "server", member.Name, "address", member.Meta.RaftAddr)
 			if err := s.raft.AddVoter(id, raft.ServerAddress(member.Meta.RaftAddr), 0, 10*time.Second).Error(); err != nil {
 				s.logger.Warn("add server", "server", member.Name, "error", err)

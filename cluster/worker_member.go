@@ -24,6 +24,8 @@ type WorkerMemberConfig struct {
 	Logger            *slog.Logger
 	// Labels are announced in gossip when they fit in memberlist's meta.
 	Labels map[string]string
+	// GossipKeys encrypt the pool, as on the servers.
+	GossipKeys [][]byte
 }
 
 // WorkerMember is a worker in the gossip pool: through it the worker
@@ -70,7 +72,7 @@ func JoinAsWorker(config WorkerMemberConfig) (*WorkerMember, error) {
 	}
 	list, err := newMemberlist(gossipSettings{
 		name: config.NodeName, bind: config.BindAddr, advertise: config.AdvertiseAddr,
-		port: config.GossipPort, timings: config.GossipTimings,
+		port: config.GossipPort, timings: config.GossipTimings, keys: config.GossipKeys,
 	}, meta, w.members, config.Logger)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 
@@ -49,7 +50,13 @@ func (l *ServerList) Update(addrs []string) {
 func (l *ServerList) state() resolver.State {
 	state := resolver.State{}
 	for _, a := range l.addrs {
-		state.Addresses = append(state.Addresses, resolver.Address{Addr: a})
+		// TLS checks each server's certificate against the host it is
+		// reached at, not the list's made-up target name.
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = a
+		}
+		state.Addresses = append(state.Addresses, resolver.Address{Addr: a, ServerName: host})
 	}
 	return state
 }

@@ -301,6 +301,8 @@ type ClusterOptions struct {
 	ExtraArgs       []string
 	// JoinOrder orders the gossip addresses server self is given in -join.
 	JoinOrder func(self int, others []string) []string
+	// ArgsFor adds flags for one server (after ExtraArgs).
+	ArgsFor func(i int) []string
 }
 
 // Cluster is a set of daguha server processes on loopback ports.
@@ -355,6 +357,9 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 			"-join=" + strings.Join(others, ","),
 		}
 		args = append(args, opts.ExtraArgs...)
+		if opts.ArgsFor != nil {
+			args = append(args, opts.ArgsFor(i)...)
+		}
 		a.Process = NewProcess(t, a.Name, c.Dir, bin, args...)
 	}
 	return c

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/agent"
+	"github.com/daguha/daguha/ops/tlsutil"
 )
 
 // leaveTimeout bounds the graceful part of a stop.
@@ -25,7 +27,7 @@ func agentCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "agent",
 		Usage: "run a daguha server (-server), or everything in one process (-dev)",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "dev", Usage: "single-node server with data in a temporary directory; no set-up"},
 			&cli.BoolFlag{Name: "server", Usage: "run as a server: a Raft voter that coordinates workers"},
 			&cli.IntFlag{Name: "bootstrap-expect", Usage: "number of servers to wait for before forming the cluster"},
@@ -51,7 +53,7 @@ func agentCommand() *cli.Command {
 			&cli.DurationFlag{Name: "health-unhealthy", Value: dispatch.DefaultThresholds.Unhealthy, Usage: "heartbeat age past which a worker is UNHEALTHY"},
 			&cli.DurationFlag{Name: "health-offline", Value: dispatch.DefaultThresholds.Offline, Usage: "heartbeat age past which a worker is OFFLINE and its runs are taken back"},
 			&cli.DurationFlag{Name: "worker-retention", Value: dispatch.DefaultRetention, Usage: "how long an offline worker stays listed"},
-		},
+		}, append(coordinatorTLSFlags(), workerTLSFlags()...)...),
 		Action: runAgent,
 	}
 }
@@ -98,6 +100,11 @@ func runAgent(c *cli.Context) error {
 		Join:            splitList(c.StringSlice("join")),
 		ForwardHold:     c.Duration("forward-hold"),
 	}
+	keys, err := gossipKeys(c)
+	if err != nil {
+		return err
+	}
+	config.GossipKeys = keys
 	if dev {
 		if !c.IsSet("bind") {
 			config.BindAddr = "127.0.0.1"
@@ -133,7 +140,7 @@ func runAgent(c *cli.Context) error {
 	}
 	a, err := agent.Start(agent.Config{
 		Cluster: config, HTTPBind: config.BindAddr, GRPCBind: config.BindAddr, Logger: logger,
-		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
+		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")), TLS: coordinatorTLS(c),
 	})
 	if err != nil {
 		return err
@@ -145,7 +152,11 @@ func runAgent(c *cli.Context) error {
 			return err
 		}
 		workerConfig.HeartbeatInterval = c.Duration("heartbeat-interval")
-		worker, err = agent.StartWorker(agent.WorkerConfig{Worker: workerConfig, Servers: []string{a.GRPCAddr()}, Logger: logger})
+		workerTLSConfig, err := devWorkerTLS(c)
+		if err != nil {
+			return err
+		}
+		worker, err = agent.StartWorker(agent.WorkerConfig{Worker: workerConfig, Servers: []string{a.GRPCAddr()}, Logger: logger, TLS: workerTLSConfig})
 		if err != nil {
 			return err
 		}
@@ -155,6 +166,16 @@ func runAgent(c *cli.Context) error {
 		worker.Stop()
 	}
 	return stopServer(a, logger)
+}
+
+// devWorkerTLS is dev mode's own worker's TLS: the server's certificate
+// as its client certificate when the server speaks TLS.
+func devWorkerTLS(c *cli.Context) (*tls.Config, error) {
+	files := coordinatorTLS(c)
+	if !files.Enabled() {
+		return nil, nil
+	}
+	return tlsutil.ClientConfig(files)
 }
 
 // waitForSignal returns at SIGINT or SIGTERM, for a graceful stop; a

@@ -24,6 +24,8 @@ func main() {
 			enqueueCommand(),
 			statusCommand(),
 			workersCommand(),
+			keygenCommand(),
+			tlsCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -51,8 +51,16 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 	}
 	config.HeartbeatInterval = c.Duration("heartbeat-interval")
 	bind := c.String("bind")
+	tlsConfig, err := workerTLS(c)
+	if err != nil {
+		return err
+	}
+	keys, err := gossipKeys(c)
+	if err != nil {
+		return err
+	}
 	w, err := agent.StartWorker(agent.WorkerConfig{
-		Worker: config,
+		Worker: config, TLS: tlsConfig, GossipKeys: keys,
 		Gossip: &cluster.WorkerMemberConfig{
 			NodeName: config.ID, BindAddr: bind, AdvertiseAddr: c.String("advertise"),
 			GossipPort: c.Int("gossip-port"), Join: join, Labels: config.Labels,
@@ -74,7 +82,7 @@ func workerCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "worker",
 		Usage: "run a worker that polls a coordinator for DAG runs (Dagu's command line)",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "worker.id", EnvVars: []string{"DAGU_WORKER_ID"}, Usage: "worker id (default hostname@PID)"},
 			&cli.StringFlag{Name: "worker.labels", EnvVars: []string{"DAGU_WORKER_LABELS"}, Usage: "labels k=v,k=v that workerSelector matches"},
 			&cli.StringFlag{Name: "worker.coordinator-host", Value: "127.0.0.1", EnvVars: []string{"DAGU_WORKER_COORDINATOR_HOST"}, Usage: "a coordinator server's host"},
@@ -83,7 +91,8 @@ func workerCommand() *cli.Command {
 			&cli.DurationFlag{Name: "worker.heartbeat-interval", Value: time.Second, EnvVars: []string{"DAGU_WORKER_HEARTBEAT_INTERVAL"}, Usage: "how often the worker heartbeats"},
 			&cli.IntFlag{Name: "worker.gossip-port", EnvVars: []string{"DAGU_WORKER_GOSSIP_PORT"}, Usage: "gossip port (default: any free port)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-		},
+			&cli.StringSliceFlag{Name: "encrypt", EnvVars: []string{"DAGU_CLUSTER_ENCRYPT"}, Usage: "gossip encryption key(s), as on the servers"},
+		}, workerTLSFlags()...),
 		Action: func(c *cli.Context) error {
 			level, err := parseLogLevel(c.String("log-level"))
 			if err != nil {
@@ -96,8 +105,16 @@ func workerCommand() *cli.Command {
 			}
 			config.HeartbeatInterval = c.Duration("worker.heartbeat-interval")
 			addr := net.JoinHostPort(c.String("worker.coordinator-host"), strconv.Itoa(c.Int("worker.coordinator-port")))
+			tlsConfig, err := workerTLS(c)
+			if err != nil {
+				return err
+			}
+			keys, err := gossipKeys(c)
+			if err != nil {
+				return err
+			}
 			w, err := agent.StartWorker(agent.WorkerConfig{
-				Worker: config, Servers: []string{addr}, Logger: logger,
+				Worker: config, Servers: []string{addr}, Logger: logger, TLS: tlsConfig, GossipKeys: keys,
 				// Find the gossip pool from the coordinator, so every
 				// server sees this worker join, fail and leave.
 				DiscoverGossip: true, GossipPort: c.Int("worker.gossip-port"),

@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/tlsutil"
 	"github.com/daguha/daguha/rpc"
 	"github.com/daguha/daguha/store"
 )
@@ -39,6 +41,10 @@ type Config struct {
 	Dispatch dispatch.Config
 	// APITokens, when any, are required as Bearer tokens on /api/.
 	APITokens []string
+	// TLS, when set, makes the gRPC port (workers and servers) and Raft
+	// speak TLS with this certificate; with a CA, mutual TLS: every peer,
+	// worker or server, must present a certificate the CA signed.
+	TLS tlsutil.Files
 }
 
 // Agent is a running server.
@@ -73,7 +79,30 @@ func Start(config Config) (*Agent, error) {
 	}
 	config.Cluster.HTTPPort = httpLn.Addr().(*net.TCPAddr).Port
 	config.Cluster.GRPCPort = grpcLn.Addr().(*net.TCPAddr).Port
-	peers := rpc.NewPeerClient()
+	var (
+		serverOptions []grpc.ServerOption
+		peerOptions   []grpc.DialOption
+	)
+	if config.TLS.Enabled() {
+		serverTLS, err := tlsutil.ServerConfig(config.TLS)
+		if err != nil {
+			httpLn.Close()
+			grpcLn.Close()
+			return nil, fmt.Errorf("coordinator TLS: %w", err)
+		}
+		// Towards other servers this server is the client, with its own
+		// certificate.
+		clientTLS, err := tlsutil.ClientConfig(config.TLS)
+		if err != nil {
+			httpLn.Close()
+			grpcLn.Close()
+			return nil, fmt.Errorf("coordinator TLS: %w", err)
+		}
+		serverOptions = append(serverOptions, grpc.Creds(credentials.NewTLS(serverTLS)))
+		peerOptions = append(peerOptions, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
+		config.Cluster.RaftTLS = &cluster.RaftTLS{Server: serverTLS, Client: clientTLS}
+	}
+	peers := rpc.NewPeerClient(peerOptions...)
 	config.Cluster.Peers = peers
 	config.Cluster.Logger = config.Logger
 	heartbeats := dispatch.NewHeartbeats(config.Dispatch.Now)
@@ -105,7 +134,7 @@ func Start(config Config) (*Agent, error) {
 		logger:  config.Logger,
 		cluster: server,
 		peers:   peers,
-		grpc:    grpc.NewServer(),
+		grpc:    grpc.NewServer(serverOptions...),
 		health:  health.NewServer(),
 		httpLn:  httpLn,
 		grpcLn:  grpcLn,

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/daguha/daguha/cluster"
@@ -33,7 +35,12 @@ type WorkerConfig struct {
 	// GossipPort (0: any free port).
 	DiscoverGossip bool
 	GossipPort     int
-	Logger         *slog.Logger
+	// GossipKeys encrypt the gossip pool, as on the servers.
+	GossipKeys [][]byte
+	// TLS, when set, is the worker's side of TLS to the servers; nil
+	// speaks plaintext.
+	TLS    *tls.Config
+	Logger *slog.Logger
 }
 
 // WorkerAgent is a running worker.
@@ -61,13 +68,20 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 	if config.Gossip != nil {
 		config.Gossip.Logger = config.Logger
 		config.Gossip.Labels = config.Worker.Labels
+		config.Gossip.GossipKeys = config.GossipKeys
 		member, err := cluster.JoinAsWorker(*config.Gossip)
 		if err != nil {
 			return nil, err
 		}
 		a.follow(member, list, config.Servers)
 	}
-	conn, err := list.Dial(grpc.WithTransportCredentials(insecure.NewCredentials()))
+	creds := insecure.NewCredentials()
+	if config.TLS != nil {
+		creds = credentials.NewTLS(config.TLS)
+	} else {
+		config.Logger.Warn("worker speaks plaintext to the coordinator: set --worker.insecure=false or --worker.tls-* for TLS")
+	}
+	conn, err := list.Dial(grpc.WithTransportCredentials(creds))
 	if err != nil {
 		a.shutdownMember()
 		return nil, fmt.Errorf("worker: connect: %w", err)
@@ -144,7 +158,7 @@ func (a *WorkerAgent) discoverAndJoin(ctx context.Context, conn *grpc.ClientConn
 			if err == nil {
 				member, err := cluster.JoinAsWorker(cluster.WorkerMemberConfig{
 					NodeName: config.Worker.ID, BindAddr: bind, GossipPort: config.GossipPort,
-					Join: seeds, Labels: config.Worker.Labels, Logger: config.Logger,
+					Join: seeds, Labels: config.Worker.Labels, Logger: config.Logger, GossipKeys: config.GossipKeys,
 				})
 				if err == nil {
 					a.follow(member, list, config.Servers)
