@@ -49,6 +49,7 @@ func agentCommand() *cli.Command {
 			&cli.StringFlag{Name: "worker-id", Usage: "worker id (default hostname@PID)"},
 			&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Second, Usage: "how often a worker heartbeats"},
 			&cli.StringSliceFlag{Name: "api-token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "require this Bearer token on the HTTP API (repeat or comma-separate for several)"},
+			&cli.StringSliceFlag{Name: "api-read-token", EnvVars: []string{"DAGUHA_API_READ_TOKEN"}, Usage: "a Bearer token that may read the API but not change anything"},
 			&cli.DurationFlag{Name: "health-warning", Value: dispatch.DefaultThresholds.Warning, Usage: "heartbeat age from which a worker is WARNING"},
 			&cli.DurationFlag{Name: "health-unhealthy", Value: dispatch.DefaultThresholds.Unhealthy, Usage: "heartbeat age past which a worker is UNHEALTHY"},
 			&cli.DurationFlag{Name: "health-offline", Value: dispatch.DefaultThresholds.Offline, Usage: "heartbeat age past which a worker is OFFLINE and its runs are taken back"},
@@ -140,7 +141,8 @@ func runAgent(c *cli.Context) error {
 	}
 	a, err := agent.Start(agent.Config{
 		Cluster: config, HTTPBind: config.BindAddr, GRPCBind: config.BindAddr, Logger: logger,
-		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")), TLS: coordinatorTLS(c),
+		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
+		APIReadTokens: splitList(c.StringSlice("api-read-token")), TLS: coordinatorTLS(c),
 	})
 	if err != nil {
 		return err

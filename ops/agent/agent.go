@@ -39,8 +39,10 @@ type Config struct {
 	// Dispatch configures the leader's dispatcher (lease TTL, signing keys,
 	// health thresholds).
 	Dispatch dispatch.Config
-	// APITokens, when any, are required as Bearer tokens on /api/.
-	APITokens []string
+	// APITokens, when any, are required as Bearer tokens on /api/;
+	// APIReadTokens may only read.
+	APITokens     []string
+	APIReadTokens []string
 	// TLS, when set, makes the gRPC port (workers and servers) and Raft
 	// speak TLS with this certificate; with a CA, mutual TLS: every peer,
 	// worker or server, must present a certificate the CA signed.
@@ -145,11 +147,11 @@ func Start(config Config) (*Agent, error) {
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	a.http = &http.Server{
 		Handler: api.New(server, api.Options{
-			Logger: config.Logger, Dispatcher: dispatcher, Tokens: config.APITokens,
+			Logger: config.Logger, Dispatcher: dispatcher, Tokens: config.APITokens, ReadTokens: config.APIReadTokens,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	if len(config.APITokens) == 0 {
+	if len(config.APITokens) == 0 && len(config.APIReadTokens) == 0 {
 		a.logger.Warn("no API token configured: the HTTP API is open to anyone who can reach it")
 	}
 	followCtx, stopFollowing := context.WithCancel(context.Background())

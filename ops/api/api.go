@@ -36,6 +36,8 @@ type Options struct {
 	Dispatcher *dispatch.Dispatcher
 	// Tokens, when any, are required on every /api/ request but health.
 	Tokens []string
+	// ReadTokens may read but not change anything.
+	ReadTokens []string
 }
 
 // New returns the API handler for a cluster server.
@@ -50,7 +52,7 @@ func New(c *cluster.Server, options Options) *Server {
 		options.Dispatcher = dispatch.New(nil, dispatch.Config{Now: options.Now})
 	}
 	s := &Server{cluster: c, dispatcher: options.Dispatcher, logger: options.Logger, now: options.Now, mux: http.NewServeMux()}
-	s.handler = requireToken(options.Tokens, s.mux)
+	s.handler = requireToken(options.Tokens, options.ReadTokens, s.mux)
 	s.mux.HandleFunc("GET /api/v2/health", s.health)
 	s.mux.HandleFunc("GET /api/v2/cluster/leader", s.leader)
 	s.mux.HandleFunc("GET /api/v2/cluster/peers", s.peers)

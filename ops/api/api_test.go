@@ -148,7 +148,7 @@ func TestClusterEndpointsOnASingleServer(t *testing.T) {
 func TestTokensGuardTheAPIButNotHealth(t *testing.T) {
 	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
 	leader := c.Leader(10 * time.Second)
-	srv := httptest.NewServer(api.New(leader.Server, api.Options{Tokens: []string{"s3cret", "rotated"}}))
+	srv := httptest.NewServer(api.New(leader.Server, api.Options{Tokens: []string{"s3cret", "rotated"}, ReadTokens: []string{"reader"}}))
 	t.Cleanup(srv.Close)
 	get := func(path, token string) (int, map[string]any) {
 		t.Helper()
@@ -182,5 +182,30 @@ func TestTokensGuardTheAPIButNotHealth(t *testing.T) {
 	}
 	if code, body := get("/api/v2/health", ""); code != 200 {
 		t.Fatalf("health without a token: HTTP %d %v", code, body)
+	}
+	if code, body := get("/api/v2/dag-runs", "reader"); code != 200 {
+		t.Fatalf("a read with the read-only token: HTTP %d %v", code, body)
+	}
+	post := func(token string) (int, string) {
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v2/dag-runs", strings.NewReader(`{"dag": {"name": "etl", "steps": [{"name": "s", "command": "true"}]}}`))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(data)
+	}
+	if code, body := post("reader"); code != 403 || !strings.Contains(body, "may only read") {
+		t.Fatalf("a write with the read-only token: HTTP %d %s", code, body)
+	}
+	if code, _ := post(""); code != 401 {
+		t.Fatalf("a write without a token: HTTP %d", code)
+	}
+	if code, body := post("s3cret"); code != 201 {
+		t.Fatalf("a write with the full token: HTTP %d %s", code, body)
 	}
 }

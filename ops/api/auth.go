@@ -9,10 +9,19 @@ import (
 
 // requireToken wraps next so that every /api/ request but the health
 // probe must carry one of the tokens as "Authorization: Bearer TOKEN".
-// With no token configured the API is open.
-func requireToken(tokens []string, next http.Handler) http.Handler {
-	if len(tokens) == 0 {
+// A read-only token passes reads (GET, HEAD) and gets 403 on anything that
+// changes state. With no token configured the API is open.
+func requireToken(tokens, readTokens []string, next http.Handler) http.Handler {
+	if len(tokens) == 0 && len(readTokens) == 0 {
 		return next
+	}
+	matches := func(given string, list []string) bool {
+		for _, token := range list {
+			if subtle.ConstantTimeCompare([]byte(given), []byte(token)) == 1 {
+				return true
+			}
+		}
+		return false
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/api/v2/health" || !strings.HasPrefix(r.URL.Path, "/api/") {
@@ -20,13 +29,17 @@ func requireToken(tokens []string, next http.Handler) http.Handler {
 			return
 		}
 		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if ok {
-			for _, token := range tokens {
-				if subtle.ConstantTimeCompare([]byte(given), []byte(token)) == 1 {
-					next.ServeHTTP(w, r)
-					return
-				}
+		if ok && matches(given, tokens) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if ok && matches(given, readTokens) {
+			if r.Method == http.MethodGet || r.Method == http.MethodHead {
+				next.ServeHTTP(w, r)
+				return
 			}
+			writeError(w, http.StatusForbidden, errors.New("this API token may only read"))
+			return
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="daguha"`)
 		if !ok {
