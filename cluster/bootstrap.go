@@ -50,6 +50,10 @@ func (s *Server) tryBootstrap() bool {
 		}
 		servers = append(servers, member)
 	}
+	if err := s.keyConflict(); err != nil {
+		s.setBootstrapStatus("refused: " + err.Error())
+		return false
+	}
 	if len(servers) < expect {
 		s.setBootstrapStatus(fmt.Sprintf("waiting: %d of %d expected servers seen", len(servers), expect))
 		return false

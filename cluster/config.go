@@ -66,6 +66,11 @@ type Config struct {
 	// 32 bytes): the first encrypts, all decrypt, so keys can be rotated.
 	GossipKeys [][]byte
 
+	// SigningKeyIDs are fingerprints of the lease signing keys, the
+	// signing one first. Servers compare them: keys that cannot verify
+	// each other's tokens would make every failover refuse every worker.
+	SigningKeyIDs []string
+
 	// OnMemberChange, if set, is told of every change in the gossip pool
 	// (servers and workers joining, updating, failing, leaving). It is
 	// called from gossip's goroutines and must not block.

@@ -38,6 +38,9 @@ type Meta struct {
 	GRPCAddr string `json:"ga,omitempty"`
 	HTTPAddr string `json:"ha,omitempty"`
 	Expect   int    `json:"e,omitempty"`
+	// SigningKeys are the fingerprints of a server's lease signing keys,
+	// the signing one first (none: the cluster's own key).
+	SigningKeys []string `json:"sk,omitempty"`
 	// Labels are a worker's labels, when they fit in the meta.
 	Labels map[string]string `json:"lb,omitempty"`
 	// Leaving is set just before a graceful leave: memberlist reports a
@@ -169,12 +172,13 @@ func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
 func (s *Server) startGossip() error {
 	s.meta = &metaDelegate{meta: Meta{
-		Version:  metaVersion,
-		Role:     RoleServer,
-		RaftAddr: string(s.raftAddr),
-		GRPCAddr: net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.GRPCPort)),
-		HTTPAddr: net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.HTTPPort)),
-		Expect:   s.config.BootstrapExpect,
+		Version:     metaVersion,
+		Role:        RoleServer,
+		RaftAddr:    string(s.raftAddr),
+		GRPCAddr:    net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.GRPCPort)),
+		HTTPAddr:    net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.HTTPPort)),
+		Expect:      s.config.BootstrapExpect,
+		SigningKeys: s.config.SigningKeyIDs,
 	}}
 	if encoded := s.meta.NodeMeta(memberlist.MetaMaxSize); encoded == nil {
 		return fmt.Errorf("gossip meta does not fit in %d bytes", memberlist.MetaMaxSize)

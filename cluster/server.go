@@ -37,6 +37,9 @@ type Server struct {
 	// has been written since (bootstrap): a server with state never
 	// bootstraps and tells peers that ask.
 	hadState atomic.Bool
+	// hadStateAtStart: this server was part of a cluster before this run.
+	hadStateAtStart bool
+	fatal           chan error
 	// bootstrap reports what bootstrap-expect decided, for operators.
 	bootstrapMu     sync.Mutex
 	bootstrapStatus string
@@ -64,6 +67,7 @@ func New(config Config) (*Server, error) {
 		fsm:        f,
 		members:    newMembers(time.Now),
 		shutdownCh: make(chan struct{}),
+		fatal:      make(chan error, 1),
 	}
 	s.members.onChange = config.OnMemberChange
 	s.leader.init()
@@ -76,8 +80,10 @@ func New(config Config) (*Server, error) {
 		s.closeStores()
 		return nil, err
 	}
+	s.hadStateAtStart = s.hadState.Load()
 	s.goFunc(s.monitorLeadership)
 	s.goFunc(s.observeLeader)
+	s.goFunc(s.watchKeyConflicts)
 	switch {
 	case config.Bootstrap:
 		s.bootstrapSelf()

@@ -85,3 +85,9 @@ func (s *Signer) Verify(token string) (LeaseClaims, error) {
 	}
 	return LeaseClaims{}, ErrBadToken
 }
+
+// KeyID is a short fingerprint of a signing key, safe to show and to
+// gossip: servers compare fingerprints, never keys.
+func KeyID(key []byte) string {
+	return fmt.Sprintf("%x", mac(key, []byte("daguha signing key id"))[:8])
+}

@@ -104,6 +104,21 @@ func (p *Process) current() (*exec.Cmd, chan struct{}) {
 	return p.cmd, p.exited
 }
 
+// Args returns the arguments of the next Start.
+func (p *Process) Args() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.args...)
+}
+
+// SetArgs changes the arguments for the next Start (a restart with a new
+// setting).
+func (p *Process) SetArgs(args []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.args = append([]string(nil), args...)
+}
+
 // Running reports whether the current incarnation has not exited.
 func (p *Process) Running() bool {
 	cmd, exited := p.current()

@@ -42,7 +42,7 @@ func agentCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "join", Usage: "gossip seeds host:port, comma separated; retried until one answers"},
 			&cli.DurationFlag{Name: "forward-hold", Value: cluster.DefaultForwardHold, Usage: "how long a request waits for a leader to be elected"},
 			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-			&cli.StringFlag{Name: "coordinator.signing-key", EnvVars: []string{"DAGU_COORDINATOR_SIGNING_KEY"}, Usage: "key that signs lease tokens (default: one the cluster makes up and keeps in its state)"},
+			&cli.StringSliceFlag{Name: "coordinator.signing-key", EnvVars: []string{"DAGU_COORDINATOR_SIGNING_KEY"}, Usage: "key that signs lease tokens (default: one the cluster makes up and keeps in its state); several, comma-separated, for rotation: the first signs, all verify"},
 			&cli.DurationFlag{Name: "lease-ttl", Value: dispatch.DefaultLeaseTTL, Usage: "how long a worker's lease on a run lives without a heartbeat"},
 			&cli.StringFlag{Name: "labels", Usage: "worker labels k=v,k=v (worker agents)"},
 			&cli.IntFlag{Name: "max-active-runs", Value: defaultMaxActiveRuns, Usage: "runs a worker executes at once (worker agents; dev mode's worker)"},
@@ -136,8 +136,8 @@ func runAgent(c *cli.Context) error {
 	if err := dispatchConfig.Thresholds.Validate(); err != nil {
 		return fmt.Errorf("-health-warning/-health-unhealthy/-health-offline: %w", err)
 	}
-	if key := c.String("coordinator.signing-key"); key != "" {
-		dispatchConfig.SigningKeys = [][]byte{[]byte(key)}
+	for _, key := range splitList(c.StringSlice("coordinator.signing-key")) {
+		dispatchConfig.SigningKeys = append(dispatchConfig.SigningKeys, []byte(key))
 	}
 	a, err := agent.Start(agent.Config{
 		Cluster: config, HTTPBind: config.BindAddr, GRPCBind: config.BindAddr, Logger: logger,
@@ -163,9 +163,15 @@ func runAgent(c *cli.Context) error {
 			return err
 		}
 	}
-	waitForSignal(logger)
+	fatal := waitForSignalOr(logger, a.Fatal())
 	if worker != nil {
 		worker.Stop()
+	}
+	if fatal != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+		return fatal
 	}
 	return stopServer(a, logger)
 }
@@ -182,16 +188,26 @@ func devWorkerTLS(c *cli.Context) (*tls.Config, error) {
 
 // waitForSignal returns at SIGINT or SIGTERM, for a graceful stop; a
 // second signal exits at once.
-func waitForSignal(logger *slog.Logger) {
+func waitForSignal(logger *slog.Logger) { waitForSignalOr(logger, nil) }
+
+// waitForSignalOr is waitForSignal that also returns the first error
+// from fatal (the server found it must not go on).
+func waitForSignalOr(logger *slog.Logger, fatal <-chan error) error {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	sig := <-signals
+	var sig os.Signal
+	select {
+	case sig = <-signals:
+	case err := <-fatal:
+		return err
+	}
 	logger.Info("stopping gracefully; signal again to exit at once", "signal", sig.String())
 	go func() {
 		sig := <-signals
 		logger.Warn("second signal: exiting now", "signal", sig.String())
 		os.Exit(1)
 	}()
+	return nil
 }
 
 // stopServer stops a server gracefully: a leader hands leadership over,

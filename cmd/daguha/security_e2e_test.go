@@ -16,8 +16,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/ops/tlsutil"
@@ -206,5 +208,99 @@ func TestGossipEncryption(t *testing.T) {
 			t.Fatalf("a worker with another gossip key joined: %v", list)
 		}
 		time.Sleep(200 * time.Millisecond) // sampling interval of the observation
+	}
+}
+
+// withArg returns args with every flag named name replaced by name=value.
+func withArg(args []string, name, value string) []string {
+	var out []string
+	for _, a := range args {
+		if !strings.HasPrefix(a, name+"=") {
+			out = append(out, a)
+		}
+	}
+	return append(out, name+"="+value)
+}
+
+// Acceptance 4: a token signed with the previous key is accepted while a
+// rotation is under way (new key signs, old key verifies) and refused once
+// the old key is retired.
+func TestSigningKeyRotation(t *testing.T) {
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1, ExtraArgs: []string{"-lease-ttl=120s", "--coordinator.signing-key=alpha-key"}})
+	server := c.WaitLeader(t, 30*time.Second)
+	mustEnqueue(t, server, "rotating", map[string]string{"only": "test"}, "true")
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", server.GRPCPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := daguhav1.NewCoordinatorServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := client.Poll(ctx, &daguhav1.PollRequest{Worker: &daguhav1.WorkerInfo{Id: "test-worker", Labels: map[string]string{"only": "test"}, MaxActiveRuns: 1}, WaitMillis: 10000})
+	if err != nil || resp.GetTask() == nil {
+		t.Fatalf("poll: %v %v", resp, err)
+	}
+	oldToken := resp.GetTask().GetLeaseToken()
+	report := func(step string) error {
+		clustertest.WaitFor(t, 30*time.Second, "the restarted server to lead", func() (bool, string) {
+			h, err := server.Health()
+			return err == nil && h.Role == "leader", fmt.Sprintf("%+v %v", h, err)
+		})
+		var err error
+		for attempt := 0; attempt < 50; attempt++ {
+			_, err = client.ReportStep(ctx, &daguhav1.ReportStepRequest{LeaseToken: oldToken, Step: &daguhav1.StepState{Name: step, Status: daguhav1.StepStatus_STEP_STATUS_RUNNING}})
+			if status.Code(err) != codes.Unavailable {
+				return err
+			}
+			time.Sleep(100 * time.Millisecond) // the dispatcher starts just after leadership
+		}
+		return err
+	}
+	restartWith := func(keys string) {
+		server.Stop()
+		server.SetArgs(withArg(server.Args(), "--coordinator.signing-key", keys))
+		if err := server.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	restartWith("beta-key,alpha-key")
+	if err := report("during-rotation"); err != nil {
+		t.Fatalf("a token signed with the previous key was refused during the rotation: %v", err)
+	}
+	restartWith("beta-key")
+	if err := report("after-rotation"); status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a token signed with the retired key after the rotation: %v, want PermissionDenied", err)
+	}
+	run, err := getRun(server, "rotating")
+	if err != nil || len(run.Steps) != 1 || run.Steps[0].Name != "during-rotation" {
+		t.Fatalf("the run's steps after the rotation: %+v %v", run, err)
+	}
+}
+
+// Servers started with signing keys that cannot verify each other's
+// tokens refuse to start, saying so, instead of forming a cluster whose
+// every failover would refuse every worker.
+func TestMismatchedSigningKeysRefuseToStart(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.ClusterOptions{Servers: 3, ArgsFor: func(i int) []string {
+		if i == 2 {
+			return []string{"--coordinator.signing-key=other-key"}
+		}
+		return []string{"--coordinator.signing-key=cluster-key"}
+	}})
+	for _, a := range c.Agents {
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range c.Agents {
+		select {
+		case <-a.Exited():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s did not refuse to start; log:\n%s", a.Name, a.Tail(20))
+		}
+		if a.ExitCode() == 0 || !strings.Contains(a.Tail(50), "signing key mismatch with server") {
+			t.Fatalf("%s exited %d without naming the mismatch; log:\n%s", a.Name, a.ExitCode(), a.Tail(20))
+		}
 	}
 }

@@ -107,6 +107,10 @@ func Start(config Config) (*Agent, error) {
 	peers := rpc.NewPeerClient(peerOptions...)
 	config.Cluster.Peers = peers
 	config.Cluster.Logger = config.Logger
+	config.Cluster.SigningKeyIDs = nil
+	for _, key := range config.Dispatch.SigningKeys {
+		config.Cluster.SigningKeyIDs = append(config.Cluster.SigningKeyIDs, dispatch.KeyID(key))
+	}
 	heartbeats := dispatch.NewHeartbeats(config.Dispatch.Now)
 	config.Dispatch.Heartbeats = heartbeats
 	// Gossip tells every server when a worker joins or leaves gracefully.
@@ -179,6 +183,9 @@ func Start(config Config) (*Agent, error) {
 type clusterBackend struct{ *cluster.Server }
 
 func (b clusterBackend) State() *store.StateStore { return b.FSM().State() }
+
+// Fatal receives an error when the server must stop.
+func (a *Agent) Fatal() <-chan error { return a.cluster.Fatal() }
 
 // Cluster returns the cluster member.
 func (a *Agent) Cluster() *cluster.Server { return a.cluster }
