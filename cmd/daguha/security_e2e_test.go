@@ -304,3 +304,91 @@ func TestMismatchedSigningKeysRefuseToStart(t *testing.T) {
 		}
 	}
 }
+
+// Acceptance 3 (second half): the gossip key goes from A to B by three
+// rolling restarts (A,B then B,A then B) while a client keeps writing;
+// no write fails, and at the end a node with only A cannot join.
+func TestGossipKeyRotationWithoutDowntime(t *testing.T) {
+	keyA := base64.StdEncoding.EncodeToString([]byte("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))
+	keyB := base64.StdEncoding.EncodeToString([]byte("BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"))
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, ExtraArgs: []string{"-encrypt=" + keyA, "-forward-hold=15s"}})
+	c.WaitLeader(t, 30*time.Second)
+	waitVoters(t, c, names(c.Agents))
+
+	stop := make(chan struct{})
+	failures := make(chan string, 1000)
+	writes := 0
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 2000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			// As a client with the list of servers would, move to the next
+			// server when one does not answer (it is being restarted);
+			// downtime is when none takes the write.
+			var lastErr string
+			ok := false
+			for attempt := 0; attempt < 3 && !ok; attempt++ {
+				target := c.Agents[(i+attempt)%len(c.Agents)]
+				var resp struct{}
+				code, err := target.PostJSONTimeout("/api/v2/dag-runs", inlineRun(fmt.Sprintf("rotation-%d", i), nil, "true"), &resp, 30*time.Second)
+				switch {
+				case err == nil && (code == 201 || code == 200):
+					ok = true
+				case err == nil:
+					lastErr = fmt.Sprintf("%s answered HTTP %d", target.Name, code)
+					attempt = 3 // a server that answers with an error is downtime
+				default:
+					lastErr = fmt.Sprintf("%s: %v", target.Name, err)
+				}
+			}
+			if !ok {
+				failures <- fmt.Sprintf("write %d: %s", i, lastErr)
+			}
+			writes++
+			time.Sleep(20 * time.Millisecond) // pace of the client
+		}
+	}()
+	for _, keys := range []string{keyA + "," + keyB, keyB + "," + keyA, keyB} {
+		for _, a := range c.Agents {
+			a.Stop()
+			a.SetArgs(withArg(a.Args(), "-encrypt", keys))
+			if err := a.Start(); err != nil {
+				t.Fatal(err)
+			}
+			c.WaitLeader(t, 30*time.Second)
+			waitVoters(t, c, names(c.Agents))
+		}
+	}
+	close(stop)
+	<-done
+	close(failures)
+	for f := range failures {
+		t.Error(f)
+	}
+	t.Logf("%d writes during three rolling restarts", writes)
+
+	startProcess(t, c.NewWorker("old-key", "-encrypt="+keyA))
+	startProcess(t, c.NewWorker("new-key", "-encrypt="+keyB))
+	clustertest.WaitFor(t, 30*time.Second, "the worker with key B to be healthy", func() (bool, string) {
+		workers, err := workersOf(c.Agents[0], true)
+		return err == nil && workers["new-key"].HealthStatus == "HEALTHY", fmt.Sprintf("%+v %v", workers, err)
+	})
+	var body struct {
+		Members []struct {
+			Name string `json:"name"`
+		} `json:"members"`
+	}
+	if _, err := c.Agents[0].GetJSON("/api/v2/cluster/members", &body); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range body.Members {
+		if m.Name == "old-key" {
+			t.Fatal("a node with only the retired key joined the pool")
+		}
+	}
+}
