@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -224,10 +225,20 @@ type Agent struct {
 	Name                                     string
 	DataDir                                  string
 	HTTPPort, GRPCPort, RaftPort, GossipPort int
+	// HTTPS, when set, is how the test reaches an API served over HTTPS;
+	// Token, when set, is sent as a Bearer token.
+	HTTPS *tls.Config
+	Token string
 }
 
 // HTTPAddr is the base URL of the agent's HTTP API.
-func (a *Agent) HTTPAddr() string { return "http://127.0.0.1:" + strconv.Itoa(a.HTTPPort) }
+func (a *Agent) HTTPAddr() string {
+	scheme := "http"
+	if a.HTTPS != nil {
+		scheme = "https"
+	}
+	return scheme + "://127.0.0.1:" + strconv.Itoa(a.HTTPPort)
+}
 
 // GossipAddr is the agent's gossip address, for -join.
 func (a *Agent) GossipAddr() string { return "127.0.0.1:" + strconv.Itoa(a.GossipPort) }
@@ -257,8 +268,14 @@ func (a *Agent) do(method, path string, body any, out any, timeout time.Duration
 		return 0, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if a.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.Token)
+	}
 	client := *httpClient
 	client.Timeout = timeout
+	if a.HTTPS != nil {
+		client.Transport = &http.Transport{DisableKeepAlives: true, TLSClientConfig: a.HTTPS}
+	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
@@ -318,6 +335,9 @@ type ClusterOptions struct {
 	JoinOrder func(self int, others []string) []string
 	// ArgsFor adds flags for one server (after ExtraArgs).
 	ArgsFor func(i int) []string
+	// HTTPS and Token are set on every agent (see Agent).
+	HTTPS *tls.Config
+	Token string
 }
 
 // Cluster is a set of daguha server processes on loopback ports.
@@ -341,6 +361,8 @@ func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	ports := FreePorts(t, 4*opts.Servers)
 	for i := 0; i < opts.Servers; i++ {
 		a := &Agent{
+			HTTPS:      opts.HTTPS,
+			Token:      opts.Token,
 			Name:       fmt.Sprintf("server%d", i+1),
 			HTTPPort:   ports[4*i],
 			GRPCPort:   ports[4*i+1],

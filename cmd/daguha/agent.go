@@ -142,7 +142,7 @@ func runAgent(c *cli.Context) error {
 	a, err := agent.Start(agent.Config{
 		Cluster: config, HTTPBind: config.BindAddr, GRPCBind: config.BindAddr, Logger: logger,
 		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
-		APIReadTokens: splitList(c.StringSlice("api-read-token")), TLS: coordinatorTLS(c),
+		APIReadTokens: splitList(c.StringSlice("api-read-token")), TLS: coordinatorTLS(c), HTTPTLS: httpTLS(c),
 	})
 	if err != nil {
 		return err

@@ -13,6 +13,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
+
+	"github.com/daguha/daguha/ops/tlsutil"
 )
 
 // clientFlags are the flags every client command takes, as Nomad's and
@@ -21,6 +23,7 @@ func clientFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "address", Value: "http://127.0.0.1:8080", EnvVars: []string{"DAGUHA_ADDR"}, Usage: "a server's HTTP address"},
 		&cli.StringFlag{Name: "token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "API token, sent as Authorization: Bearer"},
+		&cli.StringFlag{Name: "ca-file", EnvVars: []string{"DAGUHA_CACERT"}, Usage: "CA (PEM) that signed the server's HTTPS certificate (default: the system's)"},
 	}
 }
 
@@ -30,8 +33,16 @@ type apiClient struct {
 	http    *http.Client
 }
 
-func newAPIClient(c *cli.Context) *apiClient {
-	return &apiClient{address: strings.TrimRight(c.String("address"), "/"), token: c.String("token"), http: &http.Client{Timeout: 30 * time.Second}}
+func newAPIClient(c *cli.Context) (*apiClient, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	if ca := c.String("ca-file"); ca != "" {
+		config, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: ca})
+		if err != nil {
+			return nil, fmt.Errorf("-ca-file: %w", err)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: config}
+	}
+	return &apiClient{address: strings.TrimRight(c.String("address"), "/"), token: c.String("token"), http: client}, nil
 }
 
 // do sends a request and decodes the JSON answer; an error answer becomes
@@ -122,7 +133,10 @@ func enqueueCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			client := newAPIClient(c)
+			client, err := newAPIClient(c)
+			if err != nil {
+				return err
+			}
 			var resp struct {
 				DagRunID string `json:"dag_run_id"`
 			}
@@ -184,8 +198,12 @@ func statusCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return errors.New("status takes one run id")
 			}
+			client, err := newAPIClient(c)
+			if err != nil {
+				return err
+			}
 			var run runStatus
-			if err := newAPIClient(c).do("GET", "/api/v2/dag-runs/"+c.Args().First(), nil, &run); err != nil {
+			if err := client.do("GET", "/api/v2/dag-runs/"+c.Args().First(), nil, &run); err != nil {
 				return err
 			}
 			fmt.Printf("run        %s\ndag        %s\nstatus     %s\n", run.DagRunID, run.DagName, run.Status)

@@ -8,7 +8,9 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -391,4 +393,127 @@ func TestGossipKeyRotationWithoutDowntime(t *testing.T) {
 			t.Fatal("a node with only the retired key joined the pool")
 		}
 	}
+}
+
+// Acceptance 6: a whole cluster with every secret configured (mutual TLS
+// on gRPC and Raft, HTTPS, a gossip key, a signing key, API tokens) runs a
+// DAG through a worker, answers the API, meets a bad token and bad input;
+// then every log line and every API answer is searched for the key, the
+// tokens and the private key bytes, and none is found.
+func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
+	p := newPKI(t, "cluster CA")
+	serverCert, serverKey := p.serverCert("server")
+	workerCert, workerKey := p.issue("worker", tlsutil.CertOptions{Client: true})
+	signingKey := fmt.Sprintf("signing-%d", time.Now().UnixNano())
+	gossipKey := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%032d", time.Now().UnixNano())))
+	token, readToken := fmt.Sprintf("token-%d", time.Now().UnixNano()), fmt.Sprintf("reader-%d", time.Now().UnixNano())
+	https, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: p.caFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{
+		Servers: 3, HTTPS: https, Token: token,
+		ExtraArgs: []string{
+			"--coordinator.tls-cert=" + serverCert, "--coordinator.tls-key=" + serverKey, "--coordinator.tls-ca=" + p.caFile,
+			"-http-tls-cert=" + serverCert, "-http-tls-key=" + serverKey, "-http-tls-ca=" + p.caFile,
+			"-encrypt=" + gossipKey, "--coordinator.signing-key=" + signingKey,
+			"-api-token=" + token, "-api-read-token=" + readToken,
+		},
+	})
+	leader := c.WaitLeader(t, 30*time.Second)
+	worker := startProcess(t, c.NewWorker("secure-worker", "-encrypt="+gossipKey, "--worker.insecure=false",
+		"--worker.tls-cert="+workerCert, "--worker.tls-key="+workerKey, "--worker.tls-ca="+p.caFile))
+	follower := followerOf(c, leader)
+	mustEnqueue(t, follower, "secret-run", nil, "echo ran")
+	waitFinished(t, c, []string{"secret-run"}, "succeeded", 60*time.Second)
+
+	var answers []string
+	record := func(a *clustertest.Agent, method, path, body string, token string, wantCode int) {
+		req, _ := http.NewRequest(method, a.HTTPAddr()+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: https}}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		data, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != wantCode {
+			t.Fatalf("%s %s: HTTP %d, want %d: %s", method, path, resp.StatusCode, wantCode, data)
+		}
+		answers = append(answers, string(data))
+	}
+	for _, a := range c.Agents {
+		for _, path := range []string{"/api/v2/workers", "/api/v2/workers?stale=true", "/api/v2/agent/self", "/api/v2/cluster/members",
+			"/api/v2/cluster/peers", "/api/v2/cluster/leader", "/api/v2/dag-runs", "/api/v2/dag-runs/secret-run"} {
+			record(a, "GET", path, "", token, 200)
+		}
+		record(a, "GET", "/api/v2/health", "", "", 200)
+		record(a, "GET", "/api/v2/workers", "", "wrong-token", 401)
+		record(a, "POST", "/api/v2/dag-runs", `{"dag": {"name": "x", "steps": []}}`, token, 400)
+		record(a, "POST", "/api/v2/dag-runs", `{"dag": {"name": "x", "steps": [{"name": "a", "command": "true"}]}}`, readToken, 403)
+	}
+	plain := &http.Client{Timeout: 5 * time.Second}
+	if resp, err := plain.Get(strings.Replace(leader.HTTPAddr(), "https://", "http://", 1) + "/api/v2/health"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Fatal("the HTTPS port answered plain HTTP")
+		}
+	}
+
+	worker.Stop()
+	for _, a := range c.Agents {
+		a.Stop()
+	}
+	secrets := map[string]string{"signing key": signingKey, "gossip key": gossipKey, "API token": token, "read-only token": readToken}
+	for _, keyFile := range []string{serverKey, workerKey} {
+		data, err := os.ReadFile(keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, line := range strings.Split(string(data), "\n") {
+			if len(line) > 20 && !strings.HasPrefix(line, "-----") {
+				secrets[fmt.Sprintf("line %d of %s", i+1, filepath.Base(keyFile))] = line
+			}
+		}
+	}
+	// The logs are searched without their "=== start" lines: those are the
+	// harness's own record of the command line it ran, not the server's.
+	texts := map[string]string{}
+	for i, answer := range answers {
+		texts[fmt.Sprintf("API answer %d", i)] = answer
+	}
+	for _, proc := range append([]*clustertest.Process{worker}, processes(c)...) {
+		data, err := os.ReadFile(proc.LogPath())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kept []string
+		for _, line := range strings.Split(string(data), "\n") {
+			if !strings.HasPrefix(line, "=== start") {
+				kept = append(kept, line)
+			}
+		}
+		texts[proc.Name+" log"] = strings.Join(kept, "\n")
+	}
+	lines := 0
+	for where, text := range texts {
+		lines += strings.Count(text, "\n") + 1
+		for what, secret := range secrets {
+			if strings.Contains(text, secret) {
+				t.Errorf("the %s appears in the %s", what, where)
+			}
+		}
+	}
+	t.Logf("searched %d API answers and %d log lines for %d secrets", len(answers), lines, len(secrets))
+}
+
+func processes(c *clustertest.Cluster) []*clustertest.Process {
+	var out []*clustertest.Process
+	for _, a := range c.Agents {
+		out = append(out, a.Process)
+	}
+	return out
 }

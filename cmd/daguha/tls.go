@@ -22,6 +22,9 @@ func coordinatorTLSFlags() []cli.Flag {
 		&cli.StringFlag{Name: "coordinator.tls-cert", EnvVars: []string{"DAGU_COORDINATOR_TLS_CERT"}, Usage: "server certificate (PEM): gRPC and Raft speak TLS"},
 		&cli.StringFlag{Name: "coordinator.tls-key", EnvVars: []string{"DAGU_COORDINATOR_TLS_KEY"}, Usage: "server certificate's private key (PEM)"},
 		&cli.StringFlag{Name: "coordinator.tls-ca", EnvVars: []string{"DAGU_COORDINATOR_TLS_CA"}, Usage: "CA (PEM): mutual TLS, every worker and server must present a certificate it signed"},
+		&cli.StringFlag{Name: "http-tls-cert", EnvVars: []string{"DAGUHA_HTTP_TLS_CERT"}, Usage: "certificate (PEM): serve the HTTP API over HTTPS"},
+		&cli.StringFlag{Name: "http-tls-key", EnvVars: []string{"DAGUHA_HTTP_TLS_KEY"}, Usage: "the HTTPS certificate's private key (PEM)"},
+		&cli.StringFlag{Name: "http-tls-ca", EnvVars: []string{"DAGUHA_HTTP_TLS_CA"}, Usage: "CA (PEM) that signed the other servers' HTTPS certificates, for forwarding (default: the system's)"},
 		&cli.StringSliceFlag{Name: "encrypt", EnvVars: []string{"DAGU_CLUSTER_ENCRYPT"}, Usage: "gossip encryption key (base64, from daguha keygen); several for rotation: the first encrypts, all decrypt"},
 	}
 }
@@ -34,6 +37,10 @@ func workerTLSFlags() []cli.Flag {
 		&cli.StringFlag{Name: "worker.tls-key", EnvVars: []string{"DAGU_WORKER_TLS_KEY"}, Usage: "client certificate's private key (PEM)"},
 		&cli.StringFlag{Name: "worker.tls-ca", EnvVars: []string{"DAGU_WORKER_TLS_CA"}, Usage: "CA (PEM) that signed the coordinator's certificate"},
 	}
+}
+
+func httpTLS(c *cli.Context) tlsutil.Files {
+	return tlsutil.Files{CertFile: c.String("http-tls-cert"), KeyFile: c.String("http-tls-key"), CAFile: c.String("http-tls-ca")}
 }
 
 func coordinatorTLS(c *cli.Context) tlsutil.Files {

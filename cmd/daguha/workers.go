@@ -48,8 +48,12 @@ func workersCommand() *cli.Command {
 			if c.Bool("stale") {
 				path += "?stale=true"
 			}
+			client, err := newAPIClient(c)
+			if err != nil {
+				return err
+			}
 			var raw json.RawMessage
-			if err := newAPIClient(c).do("GET", path, nil, &raw); err != nil {
+			if err := client.do("GET", path, nil, &raw); err != nil {
 				return err
 			}
 			if c.Bool("json") {

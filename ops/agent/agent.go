@@ -6,6 +6,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,6 +44,9 @@ type Config struct {
 	// APIReadTokens may only read.
 	APITokens     []string
 	APIReadTokens []string
+	// HTTPTLS, when set (cert and key), serves the HTTP API over HTTPS;
+	// its CA file, if any, is trusted when forwarding to the leader.
+	HTTPTLS tlsutil.Files
 	// TLS, when set, makes the gRPC port (workers and servers) and Raft
 	// speak TLS with this certificate; with a CA, mutual TLS: every peer,
 	// worker or server, must present a certificate the CA signed.
@@ -149,11 +153,30 @@ func Start(config Config) (*Agent, error) {
 	rpc.RegisterClusterService(a.grpc, server, heartbeats)
 	rpc.RegisterCoordinatorService(a.grpc, server, dispatcher, peers)
 	healthpb.RegisterHealthServer(a.grpc, a.health)
+	apiOptions := api.Options{
+		Logger: config.Logger, Dispatcher: dispatcher, Tokens: config.APITokens, ReadTokens: config.APIReadTokens,
+	}
+	var httpsConfig *tls.Config
+	if config.HTTPTLS.Enabled() {
+		var err error
+		// HTTPS verifies callers only through API tokens: no client
+		// certificates are asked for on the API.
+		httpsConfig, err = tlsutil.ServerConfig(tlsutil.Files{CertFile: config.HTTPTLS.CertFile, KeyFile: config.HTTPTLS.KeyFile})
+		if err == nil {
+			apiOptions.ForwardTLS, err = tlsutil.ClientConfig(tlsutil.Files{CAFile: config.HTTPTLS.CAFile})
+		}
+		if err != nil {
+			server.Shutdown()
+			httpLn.Close()
+			grpcLn.Close()
+			peers.Close()
+			return nil, fmt.Errorf("HTTP TLS: %w", err)
+		}
+	}
 	a.http = &http.Server{
-		Handler: api.New(server, api.Options{
-			Logger: config.Logger, Dispatcher: dispatcher, Tokens: config.APITokens, ReadTokens: config.APIReadTokens,
-		}),
+		Handler:           api.New(server, apiOptions),
 		ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig:         httpsConfig,
 	}
 	if len(config.APITokens) == 0 && len(config.APIReadTokens) == 0 {
 		a.logger.Warn("no API token configured: the HTTP API is open to anyone who can reach it")
@@ -167,7 +190,12 @@ func Start(config Config) (*Agent, error) {
 	}()
 	go func() { a.served <- a.grpc.Serve(grpcLn) }()
 	go func() {
-		err := a.http.Serve(httpLn)
+		var err error
+		if httpsConfig != nil {
+			err = a.http.ServeTLS(httpLn, "", "")
+		} else {
+			err = a.http.Serve(httpLn)
+		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}

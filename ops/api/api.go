@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,8 @@ const maxBodyBytes = 1 << 20
 
 // Server is the HTTP API of one daguha server.
 type Server struct {
+	forward    *http.Client
+	scheme     string
 	cluster    *cluster.Server
 	dispatcher *dispatch.Dispatcher
 	logger     *slog.Logger
@@ -38,6 +41,9 @@ type Options struct {
 	Tokens []string
 	// ReadTokens may read but not change anything.
 	ReadTokens []string
+	// ForwardTLS, when set, means the servers' HTTP API speaks HTTPS:
+	// requests forwarded to the leader use it to verify the leader.
+	ForwardTLS *tls.Config
 }
 
 // New returns the API handler for a cluster server.
@@ -53,6 +59,11 @@ func New(c *cluster.Server, options Options) *Server {
 	}
 	s := &Server{cluster: c, dispatcher: options.Dispatcher, logger: options.Logger, now: options.Now, mux: http.NewServeMux()}
 	s.handler = requireToken(options.Tokens, options.ReadTokens, s.mux)
+	s.scheme, s.forward = "http", &http.Client{Timeout: 30 * time.Second}
+	if options.ForwardTLS != nil {
+		s.scheme = "https"
+		s.forward.Transport = &http.Transport{TLSClientConfig: options.ForwardTLS}
+	}
 	s.mux.HandleFunc("GET /api/v2/health", s.health)
 	s.mux.HandleFunc("GET /api/v2/cluster/leader", s.leader)
 	s.mux.HandleFunc("GET /api/v2/cluster/peers", s.peers)

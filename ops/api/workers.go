@@ -96,9 +96,6 @@ func rfc3339(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-// forwardClient is for requests a follower relays to the leader.
-var forwardClient = &http.Client{Timeout: 30 * time.Second}
-
 // forwardToLeader relays a read to the leader's HTTP API with ?stale=true
 // (the leader answers from its own view), holding through an election.
 func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) {
@@ -118,12 +115,12 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) {
 		}
 		query := r.URL.Query()
 		query.Set("stale", "true")
-		req, err := http.NewRequestWithContext(ctx, r.Method, "http://"+httpAddr+r.URL.Path+"?"+query.Encode(), nil)
+		req, err := http.NewRequestWithContext(ctx, r.Method, s.scheme+"://"+httpAddr+r.URL.Path+"?"+query.Encode(), nil)
 		if err != nil {
 			return err
 		}
 		req.Header.Set("Authorization", r.Header.Get("Authorization"))
-		resp, err := forwardClient.Do(req)
+		resp, err := s.forward.Do(req)
 		if err != nil {
 			return &cluster.RetryableError{Err: fmt.Errorf("forward to the leader at %s: %w", httpAddr, err)}
 		}
