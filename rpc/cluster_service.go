@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -153,4 +154,52 @@ func (p *PeerClient) Close() error {
 	}
 	p.conns = nil
 	return nil
+}
+
+// OperatorBackend is what the operator RPCs run on the leader.
+type OperatorBackend interface {
+	RemovePeerLocal(id string) error
+	TransferLeadershipLocal(id string) error
+}
+
+func (c *clusterService) RemovePeer(_ context.Context, req *daguhav1.RemovePeerRequest) (*daguhav1.RemovePeerResponse, error) {
+	op, ok := c.backend.(OperatorBackend)
+	if !ok {
+		return nil, toStatus(errors.New("operator changes are not served here"))
+	}
+	if err := op.RemovePeerLocal(req.GetId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &daguhav1.RemovePeerResponse{}, nil
+}
+
+func (c *clusterService) TransferLeadership(_ context.Context, req *daguhav1.TransferLeadershipRequest) (*daguhav1.TransferLeadershipResponse, error) {
+	op, ok := c.backend.(OperatorBackend)
+	if !ok {
+		return nil, toStatus(errors.New("operator changes are not served here"))
+	}
+	if err := op.TransferLeadershipLocal(req.GetId()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &daguhav1.TransferLeadershipResponse{}, nil
+}
+
+// RemovePeer asks the leader at addr to remove a server.
+func (p *PeerClient) RemovePeer(ctx context.Context, addr, id string) error {
+	client, err := p.client(addr)
+	if err != nil {
+		return err
+	}
+	_, err = client.RemovePeer(ctx, &daguhav1.RemovePeerRequest{Id: id})
+	return fromStatus(err)
+}
+
+// TransferLeadership asks the leader at addr to hand leadership over.
+func (p *PeerClient) TransferLeadership(ctx context.Context, addr, id string) error {
+	client, err := p.client(addr)
+	if err != nil {
+		return err
+	}
+	_, err = client.TransferLeadership(ctx, &daguhav1.TransferLeadershipRequest{Id: id})
+	return fromStatus(err)
 }

@@ -26,6 +26,7 @@ func main() {
 			workersCommand(),
 			keygenCommand(),
 			tlsCommand(),
+			operatorCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -5,6 +5,8 @@ package main
 
 import (
 	"fmt"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -83,4 +85,69 @@ func TestRollingRestartUnderRuns(t *testing.T) {
 		}
 	}
 	t.Logf("%d runs enqueued during the rolling restart of three servers, each finished once", len(enqueued))
+}
+
+// Acceptance 5 of the operations issue (operator commands): list-peers
+// shows every server with its state and last index; transfer-leadership
+// moves leadership where asked; remove-peer takes a dead server out.
+func TestOperatorRaftCommands(t *testing.T) {
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
+	leader := c.WaitLeader(t, 30*time.Second)
+	waitVoters(t, c, names(c.Agents))
+	bin := clustertest.BuildBinary(t)
+	follower := followerOf(c, leader)
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(bin, append(args, "-address="+follower.HTTPAddr())...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("daguha %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	out := run("operator", "raft", "list-peers")
+	for _, a := range c.Agents {
+		if !strings.Contains(out, a.Name) {
+			t.Fatalf("list-peers does not show %s:\n%s", a.Name, out)
+		}
+	}
+	if !strings.Contains(out, "leader") || strings.Contains(out, "unreachable") || strings.Count(out, "true") != 3 {
+		t.Fatalf("list-peers:\n%s", out)
+	}
+
+	leader = c.WaitLeader(t, 30*time.Second)
+	var target *clustertest.Agent
+	for _, a := range c.Agents {
+		if a != leader {
+			target = a
+		}
+	}
+	run("operator", "raft", "transfer-leadership", "-id="+target.Name)
+	clustertest.WaitFor(t, 30*time.Second, "leadership to move to "+target.Name, func() (bool, string) {
+		h, err := target.Health()
+		return err == nil && h.Role == "leader", fmt.Sprintf("%+v %v", h, err)
+	})
+	follower = followerOf(c, target)
+
+	leader = target
+	var victim *clustertest.Agent
+	for _, a := range c.Agents {
+		if a != leader && a != follower {
+			victim = a
+		}
+	}
+	victim.Kill()
+	run("operator", "raft", "remove-peer", "-id="+victim.Name)
+	var rest []string
+	for _, a := range c.Running() {
+		rest = append(rest, a.Name)
+	}
+	waitVoters(t, c, rest)
+	bad, err := exec.Command(bin, "operator", "raft", "remove-peer", "-id=no-such-server", "-address="+follower.HTTPAddr()).CombinedOutput()
+	if err == nil || !strings.Contains(string(bad), "no-such-server") {
+		t.Fatalf("removing an unknown server: %v\n%s", err, bad)
+	}
+	bad, err = exec.Command(bin, "operator", "raft", "remove-peer", "-id="+leader.Name, "-address="+follower.HTTPAddr()).CombinedOutput()
+	if err == nil || !strings.Contains(string(bad), "transfer leadership first") {
+		t.Fatalf("removing the leader: %v\n%s", err, bad)
+	}
 }

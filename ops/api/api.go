@@ -74,6 +74,9 @@ func New(c *cluster.Server, options Options) *Server {
 	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}", s.getRun)
 	s.mux.HandleFunc("POST /api/v2/dag-runs/{dag_run_id}/cancel", s.cancelRun)
 	s.mux.HandleFunc("GET /api/v2/workers", s.workers)
+	s.mux.HandleFunc("GET /api/v2/operator/raft/peers", s.raftPeers)
+	s.mux.HandleFunc("POST /api/v2/operator/raft/remove-peer", s.removePeer)
+	s.mux.HandleFunc("POST /api/v2/operator/raft/transfer-leadership", s.transferLeadership)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})

@@ -21,6 +21,166 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type RemovePeerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePeerRequest) Reset() {
+	*x = RemovePeerRequest{}
+	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePeerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePeerRequest) ProtoMessage() {}
+
+func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
+func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RemovePeerRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type RemovePeerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemovePeerResponse) Reset() {
+	*x = RemovePeerResponse{}
+	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovePeerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovePeerResponse) ProtoMessage() {}
+
+func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
+func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+type TransferLeadershipRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipRequest) Reset() {
+	*x = TransferLeadershipRequest{}
+	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipRequest) ProtoMessage() {}
+
+func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TransferLeadershipRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type TransferLeadershipResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipResponse) Reset() {
+	*x = TransferLeadershipResponse{}
+	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipResponse) ProtoMessage() {}
+
+func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{3}
+}
+
 type WorkerHeartbeatsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -29,7 +189,7 @@ type WorkerHeartbeatsRequest struct {
 
 func (x *WorkerHeartbeatsRequest) Reset() {
 	*x = WorkerHeartbeatsRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -41,7 +201,7 @@ func (x *WorkerHeartbeatsRequest) String() string {
 func (*WorkerHeartbeatsRequest) ProtoMessage() {}
 
 func (x *WorkerHeartbeatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -54,7 +214,7 @@ func (x *WorkerHeartbeatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHeartbeatsRequest.ProtoReflect.Descriptor instead.
 func (*WorkerHeartbeatsRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 type WorkerHeartbeatsResponse struct {
@@ -69,7 +229,7 @@ type WorkerHeartbeatsResponse struct {
 
 func (x *WorkerHeartbeatsResponse) Reset() {
 	*x = WorkerHeartbeatsResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -81,7 +241,7 @@ func (x *WorkerHeartbeatsResponse) String() string {
 func (*WorkerHeartbeatsResponse) ProtoMessage() {}
 
 func (x *WorkerHeartbeatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -94,7 +254,7 @@ func (x *WorkerHeartbeatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHeartbeatsResponse.ProtoReflect.Descriptor instead.
 func (*WorkerHeartbeatsResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *WorkerHeartbeatsResponse) GetWorkerIds() []string {
@@ -121,7 +281,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -133,7 +293,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -146,7 +306,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -167,7 +327,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -179,7 +339,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -192,7 +352,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -217,7 +377,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -229,7 +389,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -242,7 +402,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 type ReadIndexResponse struct {
@@ -254,7 +414,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -266,7 +426,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -279,7 +439,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -297,7 +457,7 @@ type RaftStateRequest struct {
 
 func (x *RaftStateRequest) Reset() {
 	*x = RaftStateRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[6]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -309,7 +469,7 @@ func (x *RaftStateRequest) String() string {
 func (*RaftStateRequest) ProtoMessage() {}
 
 func (x *RaftStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[6]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -322,7 +482,7 @@ func (x *RaftStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStateRequest.ProtoReflect.Descriptor instead.
 func (*RaftStateRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 type RaftStateResponse struct {
@@ -337,7 +497,7 @@ type RaftStateResponse struct {
 
 func (x *RaftStateResponse) Reset() {
 	*x = RaftStateResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[7]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -349,7 +509,7 @@ func (x *RaftStateResponse) String() string {
 func (*RaftStateResponse) ProtoMessage() {}
 
 func (x *RaftStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[7]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -362,7 +522,7 @@ func (x *RaftStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStateResponse.ProtoReflect.Descriptor instead.
 func (*RaftStateResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RaftStateResponse) GetNodeId() string {
@@ -397,7 +557,13 @@ var File_daguha_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x17daguha/v1/cluster.proto\x12\tdaguha.v1\"\x19\n" +
+	"\x17daguha/v1/cluster.proto\x12\tdaguha.v1\"#\n" +
+	"\x11RemovePeerRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
+	"\x12RemovePeerResponse\"+\n" +
+	"\x19TransferLeadershipRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x1c\n" +
+	"\x1aTransferLeadershipResponse\"\x19\n" +
 	"\x17WorkerHeartbeatsRequest\"X\n" +
 	"\x18WorkerHeartbeatsResponse\x12\x1d\n" +
 	"\n" +
@@ -418,12 +584,15 @@ const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\thas_state\x18\x02 \x01(\bR\bhasState\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x03 \x01(\x04R\tlastIndex\x12\x12\n" +
-	"\x04term\x18\x04 \x01(\x04R\x04term2\xb9\x02\n" +
+	"\x04term\x18\x04 \x01(\x04R\x04term2\xe7\x03\n" +
 	"\x0eClusterService\x12:\n" +
 	"\x05Apply\x12\x17.daguha.v1.ApplyRequest\x1a\x18.daguha.v1.ApplyResponse\x12F\n" +
 	"\tReadIndex\x12\x1b.daguha.v1.ReadIndexRequest\x1a\x1c.daguha.v1.ReadIndexResponse\x12F\n" +
 	"\tRaftState\x12\x1b.daguha.v1.RaftStateRequest\x1a\x1c.daguha.v1.RaftStateResponse\x12[\n" +
-	"\x10WorkerHeartbeats\x12\".daguha.v1.WorkerHeartbeatsRequest\x1a#.daguha.v1.WorkerHeartbeatsResponseB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"\x10WorkerHeartbeats\x12\".daguha.v1.WorkerHeartbeatsRequest\x1a#.daguha.v1.WorkerHeartbeatsResponse\x12I\n" +
+	"\n" +
+	"RemovePeer\x12\x1c.daguha.v1.RemovePeerRequest\x1a\x1d.daguha.v1.RemovePeerResponse\x12a\n" +
+	"\x12TransferLeadership\x12$.daguha.v1.TransferLeadershipRequest\x1a%.daguha.v1.TransferLeadershipResponseB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_cluster_proto_rawDescOnce sync.Once
@@ -437,31 +606,39 @@ func file_daguha_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_cluster_proto_rawDescData
 }
 
-var file_daguha_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_daguha_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_daguha_v1_cluster_proto_goTypes = []any{
-	(*WorkerHeartbeatsRequest)(nil),  // 0: daguha.v1.WorkerHeartbeatsRequest
-	(*WorkerHeartbeatsResponse)(nil), // 1: daguha.v1.WorkerHeartbeatsResponse
-	(*ApplyRequest)(nil),             // 2: daguha.v1.ApplyRequest
-	(*ApplyResponse)(nil),            // 3: daguha.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),         // 4: daguha.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),        // 5: daguha.v1.ReadIndexResponse
-	(*RaftStateRequest)(nil),         // 6: daguha.v1.RaftStateRequest
-	(*RaftStateResponse)(nil),        // 7: daguha.v1.RaftStateResponse
+	(*RemovePeerRequest)(nil),          // 0: daguha.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 1: daguha.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 2: daguha.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 3: daguha.v1.TransferLeadershipResponse
+	(*WorkerHeartbeatsRequest)(nil),    // 4: daguha.v1.WorkerHeartbeatsRequest
+	(*WorkerHeartbeatsResponse)(nil),   // 5: daguha.v1.WorkerHeartbeatsResponse
+	(*ApplyRequest)(nil),               // 6: daguha.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 7: daguha.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 8: daguha.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 9: daguha.v1.ReadIndexResponse
+	(*RaftStateRequest)(nil),           // 10: daguha.v1.RaftStateRequest
+	(*RaftStateResponse)(nil),          // 11: daguha.v1.RaftStateResponse
 }
 var file_daguha_v1_cluster_proto_depIdxs = []int32{
-	2, // 0: daguha.v1.ClusterService.Apply:input_type -> daguha.v1.ApplyRequest
-	4, // 1: daguha.v1.ClusterService.ReadIndex:input_type -> daguha.v1.ReadIndexRequest
-	6, // 2: daguha.v1.ClusterService.RaftState:input_type -> daguha.v1.RaftStateRequest
-	0, // 3: daguha.v1.ClusterService.WorkerHeartbeats:input_type -> daguha.v1.WorkerHeartbeatsRequest
-	3, // 4: daguha.v1.ClusterService.Apply:output_type -> daguha.v1.ApplyResponse
-	5, // 5: daguha.v1.ClusterService.ReadIndex:output_type -> daguha.v1.ReadIndexResponse
-	7, // 6: daguha.v1.ClusterService.RaftState:output_type -> daguha.v1.RaftStateResponse
-	1, // 7: daguha.v1.ClusterService.WorkerHeartbeats:output_type -> daguha.v1.WorkerHeartbeatsResponse
-	4, // [4:8] is the sub-list for method output_type
-	0, // [0:4] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	6,  // 0: daguha.v1.ClusterService.Apply:input_type -> daguha.v1.ApplyRequest
+	8,  // 1: daguha.v1.ClusterService.ReadIndex:input_type -> daguha.v1.ReadIndexRequest
+	10, // 2: daguha.v1.ClusterService.RaftState:input_type -> daguha.v1.RaftStateRequest
+	4,  // 3: daguha.v1.ClusterService.WorkerHeartbeats:input_type -> daguha.v1.WorkerHeartbeatsRequest
+	0,  // 4: daguha.v1.ClusterService.RemovePeer:input_type -> daguha.v1.RemovePeerRequest
+	2,  // 5: daguha.v1.ClusterService.TransferLeadership:input_type -> daguha.v1.TransferLeadershipRequest
+	7,  // 6: daguha.v1.ClusterService.Apply:output_type -> daguha.v1.ApplyResponse
+	9,  // 7: daguha.v1.ClusterService.ReadIndex:output_type -> daguha.v1.ReadIndexResponse
+	11, // 8: daguha.v1.ClusterService.RaftState:output_type -> daguha.v1.RaftStateResponse
+	5,  // 9: daguha.v1.ClusterService.WorkerHeartbeats:output_type -> daguha.v1.WorkerHeartbeatsResponse
+	1,  // 10: daguha.v1.ClusterService.RemovePeer:output_type -> daguha.v1.RemovePeerResponse
+	3,  // 11: daguha.v1.ClusterService.TransferLeadership:output_type -> daguha.v1.TransferLeadershipResponse
+	6,  // [6:12] is the sub-list for method output_type
+	0,  // [0:6] is the sub-list for method input_type
+	0,  // [0:0] is the sub-list for extension type_name
+	0,  // [0:0] is the sub-list for extension extendee
+	0,  // [0:0] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_cluster_proto_init() }
@@ -475,7 +652,7 @@ func file_daguha_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_cluster_proto_rawDesc), len(file_daguha_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ClusterService_Apply_FullMethodName            = "/daguha.v1.ClusterService/Apply"
-	ClusterService_ReadIndex_FullMethodName        = "/daguha.v1.ClusterService/ReadIndex"
-	ClusterService_RaftState_FullMethodName        = "/daguha.v1.ClusterService/RaftState"
-	ClusterService_WorkerHeartbeats_FullMethodName = "/daguha.v1.ClusterService/WorkerHeartbeats"
+	ClusterService_Apply_FullMethodName              = "/daguha.v1.ClusterService/Apply"
+	ClusterService_ReadIndex_FullMethodName          = "/daguha.v1.ClusterService/ReadIndex"
+	ClusterService_RaftState_FullMethodName          = "/daguha.v1.ClusterService/RaftState"
+	ClusterService_WorkerHeartbeats_FullMethodName   = "/daguha.v1.ClusterService/WorkerHeartbeats"
+	ClusterService_RemovePeer_FullMethodName         = "/daguha.v1.ClusterService/RemovePeer"
+	ClusterService_TransferLeadership_FullMethodName = "/daguha.v1.ClusterService/TransferLeadership"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -44,6 +46,11 @@ type ClusterServiceClient interface {
 	// WorkerHeartbeats returns how long ago this server last heard from each
 	// worker, so followers keep a warm copy of the leader's view.
 	WorkerHeartbeats(ctx context.Context, in *WorkerHeartbeatsRequest, opts ...grpc.CallOption) (*WorkerHeartbeatsResponse, error)
+	// RemovePeer takes a server out of the Raft configuration (leader only).
+	RemovePeer(ctx context.Context, in *RemovePeerRequest, opts ...grpc.CallOption) (*RemovePeerResponse, error)
+	// TransferLeadership hands leadership to a server, or to the most
+	// up-to-date follower when no id is given (leader only).
+	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -94,6 +101,26 @@ func (c *clusterServiceClient) WorkerHeartbeats(ctx context.Context, in *WorkerH
 	return out, nil
 }
 
+func (c *clusterServiceClient) RemovePeer(ctx context.Context, in *RemovePeerRequest, opts ...grpc.CallOption) (*RemovePeerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemovePeerResponse)
+	err := c.cc.Invoke(ctx, ClusterService_RemovePeer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *clusterServiceClient) TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TransferLeadershipResponse)
+	err := c.cc.Invoke(ctx, ClusterService_TransferLeadership_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -113,6 +140,11 @@ type ClusterServiceServer interface {
 	// WorkerHeartbeats returns how long ago this server last heard from each
 	// worker, so followers keep a warm copy of the leader's view.
 	WorkerHeartbeats(context.Context, *WorkerHeartbeatsRequest) (*WorkerHeartbeatsResponse, error)
+	// RemovePeer takes a server out of the Raft configuration (leader only).
+	RemovePeer(context.Context, *RemovePeerRequest) (*RemovePeerResponse, error)
+	// TransferLeadership hands leadership to a server, or to the most
+	// up-to-date follower when no id is given (leader only).
+	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -134,6 +166,12 @@ func (UnimplementedClusterServiceServer) RaftState(context.Context, *RaftStateRe
 }
 func (UnimplementedClusterServiceServer) WorkerHeartbeats(context.Context, *WorkerHeartbeatsRequest) (*WorkerHeartbeatsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method WorkerHeartbeats not implemented")
+}
+func (UnimplementedClusterServiceServer) RemovePeer(context.Context, *RemovePeerRequest) (*RemovePeerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemovePeer not implemented")
+}
+func (UnimplementedClusterServiceServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -228,6 +266,42 @@ func _ClusterService_WorkerHeartbeats_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ClusterService_RemovePeer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemovePeerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).RemovePeer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_RemovePeer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).RemovePeer(ctx, req.(*RemovePeerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ClusterService_TransferLeadership_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TransferLeadershipRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).TransferLeadership(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_TransferLeadership_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).TransferLeadership(ctx, req.(*TransferLeadershipRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -250,6 +324,14 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "WorkerHeartbeats",
 			Handler:    _ClusterService_WorkerHeartbeats_Handler,
+		},
+		{
+			MethodName: "RemovePeer",
+			Handler:    _ClusterService_RemovePeer_Handler,
+		},
+		{
+			MethodName: "TransferLeadership",
+			Handler:    _ClusterService_TransferLeadership_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,172 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// ErrUnknownPeer is returned for a server id not in the configuration.
+var ErrUnknownPeer = errors.New("no such server in the Raft configuration")
+
+// OperatorClient reaches the leader for operator changes; PeerClient
+// implementations that support them provide it.
+type OperatorClient interface {
+	RemovePeer(ctx context.Context, grpcAddr, id string) error
+	TransferLeadership(ctx context.Context, grpcAddr, id string) error
+}
+
+// RemovePeer takes a server out of the Raft configuration, from any
+// server (the leader does it). A server still alive in gossip would be
+// added back: stop it first.
+func (s *Server) RemovePeer(ctx context.Context, id string) error {
+	return s.OnLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
+		if !local {
+			return s.operator().RemovePeer(ctx, grpcAddr, id)
+		}
+		return s.RemovePeerLocal(id)
+	})
+}
+
+// RemovePeerLocal removes a server on the leader.
+func (s *Server) RemovePeerLocal(id string) error {
+	servers, err := s.configuration()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, server := range servers {
+		found = found || server.ID == raft.ServerID(id)
+	}
+	if !found {
+		return &CommandError{Err: fmt.Errorf("%w: %q", ErrUnknownPeer, id)}
+	}
+	if id == s.config.NodeName {
+		return &CommandError{Err: errors.New("the leader cannot remove itself: transfer leadership first")}
+	}
+	if err := s.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
+		return retryableRaftError(err)
+	}
+	s.logger.Info("server removed by an operator", "server", id)
+	return nil
+}
+
+// TransferLeadership hands leadership to the server id, or to the most
+// up-to-date follower when id is empty.
+func (s *Server) TransferLeadership(ctx context.Context, id string) error {
+	return s.OnLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
+		if !local {
+			return s.operator().TransferLeadership(ctx, grpcAddr, id)
+		}
+		return s.TransferLeadershipLocal(id)
+	})
+}
+
+// TransferLeadershipLocal transfers leadership from this leader. Asking
+// the leader to transfer to itself succeeds: it is where the caller wants
+// leadership to be, and a forwarded request abandoned when leadership
+// moved is retried at the new leader.
+func (s *Server) TransferLeadershipLocal(id string) error {
+	if id == s.config.NodeName {
+		return nil
+	}
+	var future raft.Future
+	if id == "" {
+		future = s.raft.LeadershipTransfer()
+	} else {
+		servers, err := s.configuration()
+		if err != nil {
+			return err
+		}
+		var target *raft.Server
+		for i := range servers {
+			if servers[i].ID == raft.ServerID(id) {
+				target = &servers[i]
+			}
+		}
+		switch {
+		case target == nil:
+			return &CommandError{Err: fmt.Errorf("%w: %q", ErrUnknownPeer, id)}
+		case target.Suffrage != raft.Voter:
+			return &CommandError{Err: fmt.Errorf("server %q is not a voter", id)}
+		}
+		future = s.raft.LeadershipTransferToServer(target.ID, target.Address)
+	}
+	if err := future.Error(); err != nil {
+		return &CommandError{Err: fmt.Errorf("leadership transfer: %w", err)}
+	}
+	s.logger.Info("leadership transferred by an operator", "to", id)
+	return nil
+}
+
+func retryableRaftError(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		return &RetryableError{Err: err}
+	}
+	return err
+}
+
+func (s *Server) operator() OperatorClient {
+	if op, ok := s.config.Peers.(OperatorClient); ok {
+		return op
+	}
+	return noOperator{}
+}
+
+type noOperator struct{}
+
+func (noOperator) RemovePeer(context.Context, string, string) error {
+	return errors.New("this server cannot reach the leader for operator changes")
+}
+func (noOperator) TransferLeadership(context.Context, string, string) error {
+	return errors.New("this server cannot reach the leader for operator changes")
+}
+
+// PeerState is one server of the Raft configuration with what it says of
+// itself.
+type PeerState struct {
+	Peer
+	// State is "leader", "follower", or "unreachable".
+	State     string `json:"state"`
+	LastIndex uint64 `json:"last_index"`
+	Term      uint64 `json:"term"`
+}
+
+// PeerStates lists the Raft configuration, asking each server over gRPC
+// for its last index.
+func (s *Server) PeerStates(ctx context.Context) ([]PeerState, error) {
+	peers, err := s.Peers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PeerState, len(peers))
+	for i, p := range peers {
+		out[i] = PeerState{Peer: p, State: "follower"}
+		if p.Leader {
+			out[i].State = "leader"
+		}
+		if p.ID == s.config.NodeName {
+			out[i].LastIndex, out[i].Term = s.raft.LastIndex(), s.raft.CurrentTerm()
+			continue
+		}
+		member, ok := s.members.get(p.ID)
+		if !ok || member.Meta.GRPCAddr == "" {
+			out[i].State = "unreachable"
+			continue
+		}
+		callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		state, err := s.config.Peers.RaftState(callCtx, member.Meta.GRPCAddr)
+		cancel()
+		if err != nil {
+			out[i].State = "unreachable"
+			continue
+		}
+		out[i].LastIndex, out[i].Term = state.GetLastIndex(), state.GetTerm()
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}

@@ -1,0 +1,59 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/daguha/daguha/cluster"
+)
+
+type peerStatesBody struct {
+	Peers []cluster.PeerState `json:"peers"`
+}
+
+// raftPeers lists the Raft configuration with each server's state and
+// last log index.
+func (s *Server) raftPeers(w http.ResponseWriter, r *http.Request) {
+	peers, err := s.cluster.PeerStates(r.Context())
+	if err != nil {
+		writeClusterError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, peerStatesBody{Peers: peers})
+}
+
+type peerRequest struct {
+	ID string `json:"id"`
+}
+
+func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) {
+	var req peerRequest
+	if err := decodeJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if req.ID == "" {
+		writeError(w, http.StatusBadRequest, errors.New("id is required: the server to remove"))
+		return
+	}
+	if err := s.cluster.RemovePeer(r.Context(), req.ID); err != nil {
+		writeClusterError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"removed": req.ID})
+}
+
+func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request) {
+	var req peerRequest
+	if r.ContentLength != 0 {
+		if err := decodeJSON(r, &req); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+	}
+	if err := s.cluster.TransferLeadership(r.Context(), req.ID); err != nil {
+		writeClusterError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"transferred_to": req.ID})
+}
