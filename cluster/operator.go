@@ -1,13 +1,17 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/daguha/daguha/fsm"
 )
 
 // ErrUnknownPeer is returned for a server id not in the configuration.
@@ -169,4 +173,59 @@ func (s *Server) PeerStates(ctx context.Context) ([]PeerState, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// MaxArchiveBytes bounds an archive sent for restore between servers.
+const MaxArchiveBytes = 256 << 20
+
+// ArchiveClient forwards a restore to the leader.
+type ArchiveClient interface {
+	RestoreSnapshot(ctx context.Context, grpcAddr string, archive []byte) error
+}
+
+// WriteArchive streams a snapshot of this server's state to w. Call
+// ConsistentRead first for a linearizable point: then any server can
+// serve it.
+func (s *Server) WriteArchive(w io.Writer) error {
+	state, applied := s.fsm.State().Snapshot(), s.fsm.LastApplied()
+	return fsm.WriteArchive(w, fsm.ArchiveHeader{
+		Index: applied, Term: s.raft.CurrentTerm(), Node: s.config.NodeName,
+		CreatedAt: time.Now().UTC().Format(time.RFC3339),
+	}, state, applied)
+}
+
+// RestoreArchive replaces the cluster's state with an archive's, through
+// the leader. A truncated, altered or unreadable archive is refused before
+// anything changes.
+func (s *Server) RestoreArchive(ctx context.Context, archive []byte) error {
+	if _, _, err := fsm.InspectArchive(archive); err != nil {
+		return &CommandError{Err: err}
+	}
+	return s.OnLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
+		if !local {
+			client, ok := s.config.Peers.(ArchiveClient)
+			if !ok {
+				return errors.New("this server cannot forward a restore to the leader")
+			}
+			return client.RestoreSnapshot(ctx, grpcAddr, archive)
+		}
+		return s.RestoreArchiveLocal(archive)
+	})
+}
+
+// RestoreArchiveLocal restores on the leader; Raft sends the new state to
+// the followers as a snapshot.
+func (s *Server) RestoreArchiveLocal(archive []byte) error {
+	header, counts, err := fsm.InspectArchive(archive)
+	if err != nil {
+		return &CommandError{Err: err}
+	}
+	_, snapshot, _ := fsm.ReadArchive(archive)
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: header.Index, Term: header.Term, Size: int64(len(snapshot))}
+	if err := s.raft.Restore(meta, bytes.NewReader(snapshot), 5*time.Minute); err != nil {
+		return retryableRaftError(fmt.Errorf("restore: %w", err))
+	}
+	s.logger.Warn("cluster state replaced from a snapshot archive", "archive_index", header.Index, "archive_node", header.Node,
+		"runs", counts.Runs, "workers", counts.Workers)
+	return nil
 }

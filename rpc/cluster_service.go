@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -201,5 +202,32 @@ func (p *PeerClient) TransferLeadership(ctx context.Context, addr, id string) er
 		return err
 	}
 	_, err = client.TransferLeadership(ctx, &daguhav1.TransferLeadershipRequest{Id: id})
+	return fromStatus(err)
+}
+
+// ArchiveBackend restores archives on the leader.
+type ArchiveBackend interface {
+	RestoreArchiveLocal(archive []byte) error
+}
+
+func (c *clusterService) RestoreSnapshot(_ context.Context, req *daguhav1.RestoreSnapshotRequest) (*daguhav1.RestoreSnapshotResponse, error) {
+	backend, ok := c.backend.(ArchiveBackend)
+	if !ok {
+		return nil, toStatus(errors.New("restores are not served here"))
+	}
+	if err := backend.RestoreArchiveLocal(req.GetArchive()); err != nil {
+		return nil, toStatus(err)
+	}
+	return &daguhav1.RestoreSnapshotResponse{}, nil
+}
+
+// RestoreSnapshot sends an archive to the leader at addr.
+func (p *PeerClient) RestoreSnapshot(ctx context.Context, addr string, archive []byte) error {
+	client, err := p.client(addr)
+	if err != nil {
+		return err
+	}
+	_, err = client.RestoreSnapshot(ctx, &daguhav1.RestoreSnapshotRequest{Archive: archive},
+		grpc.MaxCallSendMsgSize(cluster.MaxArchiveBytes+1<<20))
 	return fromStatus(err)
 }

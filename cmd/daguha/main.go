@@ -27,6 +27,7 @@ func main() {
 			keygenCommand(),
 			tlsCommand(),
 			operatorCommand(),
+			snapshotCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -4,8 +4,13 @@ package main
 // commands, snapshots.
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -150,4 +155,133 @@ func TestOperatorRaftCommands(t *testing.T) {
 	if err == nil || !strings.Contains(string(bad), "transfer leadership first") {
 		t.Fatalf("removing the leader: %v\n%s", err, bad)
 	}
+}
+
+// Acceptance 4 of the operations issue: snapshot save, wipe every server,
+// snapshot restore gives back every run and worker; a truncated or
+// altered file is refused, by the command and by the server.
+func TestSnapshotSaveWipeRestore(t *testing.T) {
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
+	leader := c.WaitLeader(t, 30*time.Second)
+	worker := startProcess(t, c.NewWorker("snap-worker", "-labels=gpu=true"))
+	var ids []string
+	for i := 0; i < 20; i++ {
+		id := fmt.Sprintf("snap-%d", i)
+		selector := map[string]string(nil)
+		if i%4 == 0 {
+			selector = map[string]string{"zone": "nowhere"} // stays queued
+		}
+		mustEnqueue(t, c.Agents[i%3], id, selector, "echo kept")
+		ids = append(ids, id)
+	}
+	var done []string
+	for i, id := range ids {
+		if i%4 != 0 {
+			done = append(done, id)
+		}
+	}
+	waitFinished(t, c, done, "succeeded", 60*time.Second)
+	worker.Stop()
+	before, err := listRuns(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	bin := clustertest.BuildBinary(t)
+	file := filepath.Join(t.TempDir(), "cluster.snap")
+	address := "-address=" + followerOf(c, leader).HTTPAddr()
+	if out, err := exec.Command(bin, "snapshot", "save", address, file).CombinedOutput(); err != nil {
+		t.Fatalf("snapshot save: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "snapshot", "inspect", file).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "runs      20") || !strings.Contains(string(out), "workers   1") {
+		t.Fatalf("snapshot inspect: %v\n%s", err, out)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	truncated, altered := filepath.Join(t.TempDir(), "truncated.snap"), filepath.Join(t.TempDir(), "altered.snap")
+	os.WriteFile(truncated, data[:len(data)/2], 0o600)
+	flipped := append([]byte(nil), data...)
+	flipped[len(flipped)/2] ^= 0x20
+	os.WriteFile(altered, flipped, 0o600)
+	for _, bad := range []string{truncated, altered} {
+		out, err := exec.Command(bin, "snapshot", "restore", address, bad).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "truncated or altered") {
+			t.Fatalf("restore of %s: %v\n%s", filepath.Base(bad), err, out)
+		}
+		var body struct {
+			Error string `json:"error"`
+		}
+		req, _ := http.NewRequest("POST", leader.HTTPAddr()+"/api/v2/operator/snapshot", bytes.NewReader(mustRead(t, bad)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 409 || !strings.Contains(body.Error, "truncated or altered") {
+			t.Fatalf("the server took %s: HTTP %d %q", filepath.Base(bad), resp.StatusCode, body.Error)
+		}
+	}
+
+	// Wipe: every server loses its data directory and a new cluster forms.
+	for _, a := range c.Agents {
+		a.Kill()
+		if err := os.RemoveAll(a.DataDir); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, a := range c.Agents {
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader = c.WaitLeader(t, 30*time.Second)
+	if runs, err := listRuns(c); err != nil || len(runs) != 0 {
+		t.Fatalf("the wiped cluster still has %d runs (%v)", len(runs), err)
+	}
+	address = "-address=" + followerOf(c, leader).HTTPAddr()
+	if out, err := exec.Command(bin, "snapshot", "restore", address, file).CombinedOutput(); err != nil {
+		t.Fatalf("snapshot restore: %v\n%s", err, out)
+	}
+	clustertest.WaitFor(t, 30*time.Second, "every server to have every run back", func() (bool, string) {
+		for _, a := range c.Agents {
+			for _, id := range ids {
+				run, err := getRunStale(a, id)
+				if err != nil || run.Status != before[id].Status || run.WorkerID != before[id].WorkerID {
+					return false, fmt.Sprintf("%s: %s is %+v (%v), was %+v", a.Name, id, run, err, before[id])
+				}
+			}
+		}
+		return true, ""
+	})
+	for _, a := range c.Agents {
+		workers, err := workersOf(a, true)
+		if err != nil || len(workers) != 1 {
+			t.Fatalf("%s after the restore: workers %v %v", a.Name, workers, err)
+		}
+		if _, ok := workers["snap-worker"]; !ok {
+			t.Fatalf("%s after the restore: the worker record is missing: %v", a.Name, workers)
+		}
+	}
+}
+
+func getRunStale(a *clustertest.Agent, id string) (runView, error) {
+	var run runView
+	code, err := a.GetJSON("/api/v2/dag-runs/"+id+"?stale", &run)
+	if err == nil && code != 200 {
+		err = fmt.Errorf("HTTP %d", code)
+	}
+	return run, err
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

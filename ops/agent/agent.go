@@ -144,11 +144,12 @@ func Start(config Config) (*Agent, error) {
 		logger:  config.Logger,
 		cluster: server,
 		peers:   peers,
-		grpc:    grpc.NewServer(serverOptions...),
-		health:  health.NewServer(),
-		httpLn:  httpLn,
-		grpcLn:  grpcLn,
-		served:  make(chan error, 2),
+		// A restore forwarded to the leader carries the whole archive.
+		grpc:   grpc.NewServer(append(serverOptions, grpc.MaxRecvMsgSize(cluster.MaxArchiveBytes+1<<20))...),
+		health: health.NewServer(),
+		httpLn: httpLn,
+		grpcLn: grpcLn,
+		served: make(chan error, 2),
 	}
 	rpc.RegisterClusterService(a.grpc, server, heartbeats)
 	rpc.RegisterCoordinatorService(a.grpc, server, dispatcher, peers)

@@ -77,6 +77,8 @@ func New(c *cluster.Server, options Options) *Server {
 	s.mux.HandleFunc("GET /api/v2/operator/raft/peers", s.raftPeers)
 	s.mux.HandleFunc("POST /api/v2/operator/raft/remove-peer", s.removePeer)
 	s.mux.HandleFunc("POST /api/v2/operator/raft/transfer-leadership", s.transferLeadership)
+	s.mux.HandleFunc("GET /api/v2/operator/snapshot", s.saveSnapshot)
+	s.mux.HandleFunc("POST /api/v2/operator/snapshot", s.restoreSnapshot)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s", r.Method, r.URL.Path))
 	})

@@ -21,6 +21,86 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type RestoreSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Archive       []byte                 `protobuf:"bytes,1,opt,name=archive,proto3" json:"archive,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreSnapshotRequest) Reset() {
+	*x = RestoreSnapshotRequest{}
+	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreSnapshotRequest) ProtoMessage() {}
+
+func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*RestoreSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RestoreSnapshotRequest) GetArchive() []byte {
+	if x != nil {
+		return x.Archive
+	}
+	return nil
+}
+
+type RestoreSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreSnapshotResponse) Reset() {
+	*x = RestoreSnapshotResponse{}
+	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreSnapshotResponse) ProtoMessage() {}
+
+func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*RestoreSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
 type RemovePeerRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -30,7 +110,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -42,7 +122,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -55,7 +135,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *RemovePeerRequest) GetId() string {
@@ -73,7 +153,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -85,7 +165,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[1]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -98,7 +178,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 type TransferLeadershipRequest struct {
@@ -110,7 +190,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -122,7 +202,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[2]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -135,7 +215,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *TransferLeadershipRequest) GetId() string {
@@ -153,7 +233,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -165,7 +245,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[3]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -178,7 +258,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 type WorkerHeartbeatsRequest struct {
@@ -189,7 +269,7 @@ type WorkerHeartbeatsRequest struct {
 
 func (x *WorkerHeartbeatsRequest) Reset() {
 	*x = WorkerHeartbeatsRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -201,7 +281,7 @@ func (x *WorkerHeartbeatsRequest) String() string {
 func (*WorkerHeartbeatsRequest) ProtoMessage() {}
 
 func (x *WorkerHeartbeatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[4]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -214,7 +294,7 @@ func (x *WorkerHeartbeatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHeartbeatsRequest.ProtoReflect.Descriptor instead.
 func (*WorkerHeartbeatsRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 type WorkerHeartbeatsResponse struct {
@@ -229,7 +309,7 @@ type WorkerHeartbeatsResponse struct {
 
 func (x *WorkerHeartbeatsResponse) Reset() {
 	*x = WorkerHeartbeatsResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -241,7 +321,7 @@ func (x *WorkerHeartbeatsResponse) String() string {
 func (*WorkerHeartbeatsResponse) ProtoMessage() {}
 
 func (x *WorkerHeartbeatsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[5]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -254,7 +334,7 @@ func (x *WorkerHeartbeatsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerHeartbeatsResponse.ProtoReflect.Descriptor instead.
 func (*WorkerHeartbeatsResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *WorkerHeartbeatsResponse) GetWorkerIds() []string {
@@ -281,7 +361,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[6]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -293,7 +373,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[6]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -306,7 +386,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -327,7 +407,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[7]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -339,7 +419,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[7]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -352,7 +432,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -377,7 +457,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[8]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -389,7 +469,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[8]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -402,7 +482,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 type ReadIndexResponse struct {
@@ -414,7 +494,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[9]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +506,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[9]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +519,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -457,7 +537,7 @@ type RaftStateRequest struct {
 
 func (x *RaftStateRequest) Reset() {
 	*x = RaftStateRequest{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[10]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +549,7 @@ func (x *RaftStateRequest) String() string {
 func (*RaftStateRequest) ProtoMessage() {}
 
 func (x *RaftStateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[10]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +562,7 @@ func (x *RaftStateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStateRequest.ProtoReflect.Descriptor instead.
 func (*RaftStateRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 type RaftStateResponse struct {
@@ -497,7 +577,7 @@ type RaftStateResponse struct {
 
 func (x *RaftStateResponse) Reset() {
 	*x = RaftStateResponse{}
-	mi := &file_daguha_v1_cluster_proto_msgTypes[11]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -509,7 +589,7 @@ func (x *RaftStateResponse) String() string {
 func (*RaftStateResponse) ProtoMessage() {}
 
 func (x *RaftStateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_cluster_proto_msgTypes[11]
+	mi := &file_daguha_v1_cluster_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -522,7 +602,7 @@ func (x *RaftStateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RaftStateResponse.ProtoReflect.Descriptor instead.
 func (*RaftStateResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{11}
+	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RaftStateResponse) GetNodeId() string {
@@ -557,7 +637,10 @@ var File_daguha_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x17daguha/v1/cluster.proto\x12\tdaguha.v1\"#\n" +
+	"\x17daguha/v1/cluster.proto\x12\tdaguha.v1\"2\n" +
+	"\x16RestoreSnapshotRequest\x12\x18\n" +
+	"\aarchive\x18\x01 \x01(\fR\aarchive\"\x19\n" +
+	"\x17RestoreSnapshotResponse\"#\n" +
 	"\x11RemovePeerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
 	"\x12RemovePeerResponse\"+\n" +
@@ -584,7 +667,7 @@ const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\thas_state\x18\x02 \x01(\bR\bhasState\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x03 \x01(\x04R\tlastIndex\x12\x12\n" +
-	"\x04term\x18\x04 \x01(\x04R\x04term2\xe7\x03\n" +
+	"\x04term\x18\x04 \x01(\x04R\x04term2\xc1\x04\n" +
 	"\x0eClusterService\x12:\n" +
 	"\x05Apply\x12\x17.daguha.v1.ApplyRequest\x1a\x18.daguha.v1.ApplyResponse\x12F\n" +
 	"\tReadIndex\x12\x1b.daguha.v1.ReadIndexRequest\x1a\x1c.daguha.v1.ReadIndexResponse\x12F\n" +
@@ -592,7 +675,8 @@ const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\x10WorkerHeartbeats\x12\".daguha.v1.WorkerHeartbeatsRequest\x1a#.daguha.v1.WorkerHeartbeatsResponse\x12I\n" +
 	"\n" +
 	"RemovePeer\x12\x1c.daguha.v1.RemovePeerRequest\x1a\x1d.daguha.v1.RemovePeerResponse\x12a\n" +
-	"\x12TransferLeadership\x12$.daguha.v1.TransferLeadershipRequest\x1a%.daguha.v1.TransferLeadershipResponseB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"\x12TransferLeadership\x12$.daguha.v1.TransferLeadershipRequest\x1a%.daguha.v1.TransferLeadershipResponse\x12X\n" +
+	"\x0fRestoreSnapshot\x12!.daguha.v1.RestoreSnapshotRequest\x1a\".daguha.v1.RestoreSnapshotResponseB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_cluster_proto_rawDescOnce sync.Once
@@ -606,36 +690,40 @@ func file_daguha_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_cluster_proto_rawDescData
 }
 
-var file_daguha_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_daguha_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_daguha_v1_cluster_proto_goTypes = []any{
-	(*RemovePeerRequest)(nil),          // 0: daguha.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),         // 1: daguha.v1.RemovePeerResponse
-	(*TransferLeadershipRequest)(nil),  // 2: daguha.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 3: daguha.v1.TransferLeadershipResponse
-	(*WorkerHeartbeatsRequest)(nil),    // 4: daguha.v1.WorkerHeartbeatsRequest
-	(*WorkerHeartbeatsResponse)(nil),   // 5: daguha.v1.WorkerHeartbeatsResponse
-	(*ApplyRequest)(nil),               // 6: daguha.v1.ApplyRequest
-	(*ApplyResponse)(nil),              // 7: daguha.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),           // 8: daguha.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),          // 9: daguha.v1.ReadIndexResponse
-	(*RaftStateRequest)(nil),           // 10: daguha.v1.RaftStateRequest
-	(*RaftStateResponse)(nil),          // 11: daguha.v1.RaftStateResponse
+	(*RestoreSnapshotRequest)(nil),     // 0: daguha.v1.RestoreSnapshotRequest
+	(*RestoreSnapshotResponse)(nil),    // 1: daguha.v1.RestoreSnapshotResponse
+	(*RemovePeerRequest)(nil),          // 2: daguha.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),         // 3: daguha.v1.RemovePeerResponse
+	(*TransferLeadershipRequest)(nil),  // 4: daguha.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 5: daguha.v1.TransferLeadershipResponse
+	(*WorkerHeartbeatsRequest)(nil),    // 6: daguha.v1.WorkerHeartbeatsRequest
+	(*WorkerHeartbeatsResponse)(nil),   // 7: daguha.v1.WorkerHeartbeatsResponse
+	(*ApplyRequest)(nil),               // 8: daguha.v1.ApplyRequest
+	(*ApplyResponse)(nil),              // 9: daguha.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),           // 10: daguha.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),          // 11: daguha.v1.ReadIndexResponse
+	(*RaftStateRequest)(nil),           // 12: daguha.v1.RaftStateRequest
+	(*RaftStateResponse)(nil),          // 13: daguha.v1.RaftStateResponse
 }
 var file_daguha_v1_cluster_proto_depIdxs = []int32{
-	6,  // 0: daguha.v1.ClusterService.Apply:input_type -> daguha.v1.ApplyRequest
-	8,  // 1: daguha.v1.ClusterService.ReadIndex:input_type -> daguha.v1.ReadIndexRequest
-	10, // 2: daguha.v1.ClusterService.RaftState:input_type -> daguha.v1.RaftStateRequest
-	4,  // 3: daguha.v1.ClusterService.WorkerHeartbeats:input_type -> daguha.v1.WorkerHeartbeatsRequest
-	0,  // 4: daguha.v1.ClusterService.RemovePeer:input_type -> daguha.v1.RemovePeerRequest
-	2,  // 5: daguha.v1.ClusterService.TransferLeadership:input_type -> daguha.v1.TransferLeadershipRequest
-	7,  // 6: daguha.v1.ClusterService.Apply:output_type -> daguha.v1.ApplyResponse
-	9,  // 7: daguha.v1.ClusterService.ReadIndex:output_type -> daguha.v1.ReadIndexResponse
-	11, // 8: daguha.v1.ClusterService.RaftState:output_type -> daguha.v1.RaftStateResponse
-	5,  // 9: daguha.v1.ClusterService.WorkerHeartbeats:output_type -> daguha.v1.WorkerHeartbeatsResponse
-	1,  // 10: daguha.v1.ClusterService.RemovePeer:output_type -> daguha.v1.RemovePeerResponse
-	3,  // 11: daguha.v1.ClusterService.TransferLeadership:output_type -> daguha.v1.TransferLeadershipResponse
-	6,  // [6:12] is the sub-list for method output_type
-	0,  // [0:6] is the sub-list for method input_type
+	8,  // 0: daguha.v1.ClusterService.Apply:input_type -> daguha.v1.ApplyRequest
+	10, // 1: daguha.v1.ClusterService.ReadIndex:input_type -> daguha.v1.ReadIndexRequest
+	12, // 2: daguha.v1.ClusterService.RaftState:input_type -> daguha.v1.RaftStateRequest
+	6,  // 3: daguha.v1.ClusterService.WorkerHeartbeats:input_type -> daguha.v1.WorkerHeartbeatsRequest
+	2,  // 4: daguha.v1.ClusterService.RemovePeer:input_type -> daguha.v1.RemovePeerRequest
+	4,  // 5: daguha.v1.ClusterService.TransferLeadership:input_type -> daguha.v1.TransferLeadershipRequest
+	0,  // 6: daguha.v1.ClusterService.RestoreSnapshot:input_type -> daguha.v1.RestoreSnapshotRequest
+	9,  // 7: daguha.v1.ClusterService.Apply:output_type -> daguha.v1.ApplyResponse
+	11, // 8: daguha.v1.ClusterService.ReadIndex:output_type -> daguha.v1.ReadIndexResponse
+	13, // 9: daguha.v1.ClusterService.RaftState:output_type -> daguha.v1.RaftStateResponse
+	7,  // 10: daguha.v1.ClusterService.WorkerHeartbeats:output_type -> daguha.v1.WorkerHeartbeatsResponse
+	3,  // 11: daguha.v1.ClusterService.RemovePeer:output_type -> daguha.v1.RemovePeerResponse
+	5,  // 12: daguha.v1.ClusterService.TransferLeadership:output_type -> daguha.v1.TransferLeadershipResponse
+	1,  // 13: daguha.v1.ClusterService.RestoreSnapshot:output_type -> daguha.v1.RestoreSnapshotResponse
+	7,  // [7:14] is the sub-list for method output_type
+	0,  // [0:7] is the sub-list for method input_type
 	0,  // [0:0] is the sub-list for extension type_name
 	0,  // [0:0] is the sub-list for extension extendee
 	0,  // [0:0] is the sub-list for field type_name
@@ -652,7 +740,7 @@ func file_daguha_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_cluster_proto_rawDesc), len(file_daguha_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/daguha/daguha/fsm"
+)
+
+// progressWriter reports how much has been written, at most twice a second.
+type progressWriter struct {
+	w       io.Writer
+	written int64
+	last    time.Time
+	label   string
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.written += int64(n)
+	if time.Since(p.last) > 500*time.Millisecond {
+		fmt.Fprintf(os.Stderr, "\r%s %d KiB", p.label, p.written>>10)
+		p.last = time.Now()
+	}
+	return n, err
+}
+
+func snapshotCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "snapshot",
+		Usage: "save, inspect and restore the cluster's state",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "save",
+				Usage:     "write a consistent snapshot of the cluster's state to FILE (checksummed)",
+				ArgsUsage: "FILE",
+				Flags:     clientFlags(),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return errors.New("snapshot save takes one file")
+					}
+					client, err := newAPIClient(c)
+					if err != nil {
+						return err
+					}
+					req, err := http.NewRequest("GET", client.address+"/api/v2/operator/snapshot", nil)
+					if err != nil {
+						return err
+					}
+					if client.token != "" {
+						req.Header.Set("Authorization", "Bearer "+client.token)
+					}
+					streaming := *client.http
+					streaming.Timeout = 0
+					resp, err := streaming.Do(req)
+					if err != nil {
+						return err
+					}
+					defer resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						body, _ := io.ReadAll(resp.Body)
+						return fmt.Errorf("snapshot save: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+					}
+					tmp := c.Args().First() + ".part"
+					f, err := os.Create(tmp)
+					if err != nil {
+						return err
+					}
+					progress := &progressWriter{w: f, label: "saving"}
+					_, copyErr := io.Copy(progress, resp.Body)
+					closeErr := f.Close()
+					fmt.Fprintf(os.Stderr, "\rsaved %d KiB\n", progress.written>>10)
+					if copyErr != nil || closeErr != nil {
+						os.Remove(tmp)
+						return fmt.Errorf("snapshot save: %w", errors.Join(copyErr, closeErr))
+					}
+					data, err := os.ReadFile(tmp)
+					if err != nil {
+						return err
+					}
+					header, counts, err := fsm.InspectArchive(data)
+					if err != nil {
+						os.Remove(tmp)
+						return fmt.Errorf("the snapshot received is damaged: %w", err)
+					}
+					if err := os.Rename(tmp, c.Args().First()); err != nil {
+						return err
+					}
+					fmt.Printf("saved snapshot at index %d: %d runs, %d workers\n", header.Index, counts.Runs, counts.Workers)
+					return nil
+				},
+			},
+			{
+				Name:      "inspect",
+				Usage:     "check a snapshot file and show what it holds",
+				ArgsUsage: "FILE",
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return errors.New("snapshot inspect takes one file")
+					}
+					data, err := os.ReadFile(c.Args().First())
+					if err != nil {
+						return err
+					}
+					header, counts, err := fsm.InspectArchive(data)
+					if err != nil {
+						return err
+					}
+					fmt.Printf("version   %d\nindex     %d\nterm      %d\nnode      %s\ncreated   %s\nruns      %d\nworkers   %d\nsize      %d bytes\n",
+						header.Version, header.Index, header.Term, header.Node, header.CreatedAt, counts.Runs, counts.Workers, len(data))
+					return nil
+				},
+			},
+			{
+				Name:      "restore",
+				Usage:     "replace the cluster's state with a snapshot file (for disaster recovery)",
+				ArgsUsage: "FILE",
+				Flags:     clientFlags(),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return errors.New("snapshot restore takes one file")
+					}
+					data, err := os.ReadFile(c.Args().First())
+					if err != nil {
+						return err
+					}
+					if _, _, err := fsm.InspectArchive(data); err != nil {
+						return err
+					}
+					client, err := newAPIClient(c)
+					if err != nil {
+						return err
+					}
+					req, err := http.NewRequest("POST", client.address+"/api/v2/operator/snapshot", strings.NewReader(string(data)))
+					if err != nil {
+						return err
+					}
+					if client.token != "" {
+						req.Header.Set("Authorization", "Bearer "+client.token)
+					}
+					slow := *client.http
+					slow.Timeout = 10 * time.Minute
+					resp, err := slow.Do(req)
+					if err != nil {
+						return err
+					}
+					defer resp.Body.Close()
+					body, _ := io.ReadAll(resp.Body)
+					if resp.StatusCode != http.StatusOK {
+						return fmt.Errorf("snapshot restore: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+					}
+					fmt.Println("restored")
+					return nil
+				},
+			},
+		},
+	}
+}
