@@ -25,6 +25,8 @@ import (
 // a log file that survives restarts.
 type Process struct {
 	Name string
+	// Env is added to the test's environment for the process.
+	Env  []string
 	bin  string
 	args []string
 	log  string
@@ -73,6 +75,7 @@ func (p *Process) Start() error {
 	p.starts++
 	fmt.Fprintf(out, "=== start %d %s %s %s\n", p.starts, time.Now().Format(time.RFC3339Nano), p.bin, strings.Join(p.args, " "))
 	cmd := exec.Command(p.bin, p.args...)
+	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

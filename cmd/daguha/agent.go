@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -25,38 +26,67 @@ const leaveTimeout = 5 * time.Second
 
 func agentCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "agent",
-		Usage: "run a daguha server (-server), or everything in one process (-dev)",
-		Flags: append([]cli.Flag{
-			&cli.BoolFlag{Name: "dev", Usage: "single-node server with data in a temporary directory; no set-up"},
-			&cli.BoolFlag{Name: "server", Usage: "run as a server: a Raft voter that coordinates workers"},
-			&cli.IntFlag{Name: "bootstrap-expect", Usage: "number of servers to wait for before forming the cluster"},
-			&cli.StringFlag{Name: "node", Usage: "node name, unique in the cluster (default: hostname)"},
-			&cli.StringFlag{Name: "data-dir", Usage: "directory for Raft state (dev mode: a temporary one, removed at exit)"},
-			&cli.StringFlag{Name: "bind", Value: "0.0.0.0", Usage: "address to listen on (HTTP, gRPC, Raft, gossip)"},
-			&cli.StringFlag{Name: "advertise", Usage: "address other nodes reach this one at (default: bind address, or a private address when binding to all)"},
-			&cli.IntFlag{Name: "http-port", Value: cluster.DefaultHTTPPort, Usage: "HTTP API port"},
-			&cli.IntFlag{Name: "grpc-port", Value: cluster.DefaultGRPCPort, Usage: "gRPC port (workers and servers)"},
-			&cli.IntFlag{Name: "raft-port", Value: cluster.DefaultRaftPort, Usage: "Raft port"},
-			&cli.IntFlag{Name: "gossip-port", Value: cluster.DefaultGossipPort, Usage: "gossip port (TCP and UDP)"},
-			&cli.StringSliceFlag{Name: "join", Usage: "gossip seeds host:port, comma separated; retried until one answers"},
-			&cli.DurationFlag{Name: "forward-hold", Value: cluster.DefaultForwardHold, Usage: "how long a request waits for a leader to be elected"},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
-			&cli.StringSliceFlag{Name: "coordinator.signing-key", EnvVars: []string{"DAGU_COORDINATOR_SIGNING_KEY"}, Usage: "key that signs lease tokens (default: one the cluster makes up and keeps in its state); several, comma-separated, for rotation: the first signs, all verify"},
-			&cli.DurationFlag{Name: "lease-ttl", Value: dispatch.DefaultLeaseTTL, Usage: "how long a worker's lease on a run lives without a heartbeat"},
-			&cli.StringFlag{Name: "labels", Usage: "worker labels k=v,k=v (worker agents)"},
-			&cli.IntFlag{Name: "max-active-runs", Value: defaultMaxActiveRuns, Usage: "runs a worker executes at once (worker agents; dev mode's worker)"},
-			&cli.StringFlag{Name: "worker-id", Usage: "worker id (default hostname@PID)"},
-			&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Second, Usage: "how often a worker heartbeats"},
-			&cli.StringSliceFlag{Name: "api-token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "require this Bearer token on the HTTP API (repeat or comma-separate for several)"},
-			&cli.StringSliceFlag{Name: "api-read-token", EnvVars: []string{"DAGUHA_API_READ_TOKEN"}, Usage: "a Bearer token that may read the API but not change anything"},
-			&cli.DurationFlag{Name: "health-warning", Value: dispatch.DefaultThresholds.Warning, Usage: "heartbeat age from which a worker is WARNING"},
-			&cli.DurationFlag{Name: "health-unhealthy", Value: dispatch.DefaultThresholds.Unhealthy, Usage: "heartbeat age past which a worker is UNHEALTHY"},
-			&cli.DurationFlag{Name: "health-offline", Value: dispatch.DefaultThresholds.Offline, Usage: "heartbeat age past which a worker is OFFLINE and its runs are taken back"},
-			&cli.DurationFlag{Name: "worker-retention", Value: dispatch.DefaultRetention, Usage: "how long an offline worker stays listed"},
-		}, append(coordinatorTLSFlags(), workerTLSFlags()...)...),
+		Name:   "agent",
+		Usage:  "run a daguha server (-server), or everything in one process (-dev)",
+		Flags:  agentFlags(),
 		Action: runAgent,
 	}
+}
+
+// seedServerFlags are Dagu's names for the server's addresses.
+func seedServerFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "host", Value: "127.0.0.1", EnvVars: []string{"DAGU_HOST"}, Usage: "address the HTTP API (and web UI) listens on"},
+		&cli.IntFlag{Name: "port", Value: cluster.DefaultHTTPPort, EnvVars: []string{"DAGU_PORT"}, Usage: "HTTP port"},
+		&cli.StringFlag{Name: "coordinator.host", Value: "0.0.0.0", EnvVars: []string{"DAGU_COORDINATOR_HOST"}, Usage: "address the coordinator's gRPC port listens on"},
+		&cli.IntFlag{Name: "coordinator.port", Value: cluster.DefaultGRPCPort, EnvVars: []string{"DAGU_COORDINATOR_PORT"}, Usage: "coordinator gRPC port"},
+	}
+}
+
+// seedServerCommand is Dagu's start-all or coordinator: a server that
+// bootstraps itself when alone, or joins with the cluster flags.
+func seedServerCommand(name, usage string) *cli.Command {
+	var flags []cli.Flag
+	for _, f := range agentFlags() {
+		switch f.Names()[0] {
+		case "dev", "server", "http-port", "grpc-port", "labels", "max-active-runs", "worker-id", "heartbeat-interval",
+			"worker.insecure", "worker.tls-cert", "worker.tls-key", "worker.tls-ca":
+			continue
+		}
+		flags = append(flags, f)
+	}
+	return &cli.Command{Name: name, Usage: usage, Flags: append(seedServerFlags(), flags...), Action: runAgent}
+}
+
+func agentFlags() []cli.Flag {
+	return append([]cli.Flag{
+		&cli.BoolFlag{Name: "dev", Usage: "single-node server with data in a temporary directory; no set-up"},
+		&cli.BoolFlag{Name: "server", Usage: "run as a server: a Raft voter that coordinates workers"},
+		&cli.IntFlag{Name: "bootstrap-expect", Usage: "number of servers to wait for before forming the cluster"},
+		&cli.StringFlag{Name: "node", Usage: "node name, unique in the cluster (default: hostname)"},
+		&cli.StringFlag{Name: "data-dir", Usage: "directory for Raft state (dev mode: a temporary one, removed at exit)"},
+		&cli.StringFlag{Name: "bind", Value: "0.0.0.0", Usage: "address to listen on (HTTP, gRPC, Raft, gossip)"},
+		&cli.StringFlag{Name: "advertise", Usage: "address other nodes reach this one at (default: bind address, or a private address when binding to all)"},
+		&cli.IntFlag{Name: "http-port", Value: cluster.DefaultHTTPPort, Usage: "HTTP API port"},
+		&cli.IntFlag{Name: "grpc-port", Value: cluster.DefaultGRPCPort, Usage: "gRPC port (workers and servers)"},
+		&cli.IntFlag{Name: "raft-port", Value: cluster.DefaultRaftPort, Usage: "Raft port"},
+		&cli.IntFlag{Name: "gossip-port", Value: cluster.DefaultGossipPort, Usage: "gossip port (TCP and UDP)"},
+		&cli.StringSliceFlag{Name: "join", Usage: "gossip seeds host:port, comma separated; retried until one answers"},
+		&cli.DurationFlag{Name: "forward-hold", Value: cluster.DefaultForwardHold, Usage: "how long a request waits for a leader to be elected"},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		&cli.StringSliceFlag{Name: "coordinator.signing-key", EnvVars: []string{"DAGU_COORDINATOR_SIGNING_KEY"}, Usage: "key that signs lease tokens (default: one the cluster makes up and keeps in its state); several, comma-separated, for rotation: the first signs, all verify"},
+		&cli.DurationFlag{Name: "lease-ttl", Value: dispatch.DefaultLeaseTTL, Usage: "how long a worker's lease on a run lives without a heartbeat"},
+		&cli.StringFlag{Name: "labels", Usage: "worker labels k=v,k=v (worker agents)"},
+		&cli.IntFlag{Name: "max-active-runs", Value: defaultMaxActiveRuns, Usage: "runs a worker executes at once (worker agents; dev mode's worker)"},
+		&cli.StringFlag{Name: "worker-id", Usage: "worker id (default hostname@PID)"},
+		&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Second, Usage: "how often a worker heartbeats"},
+		&cli.StringSliceFlag{Name: "api-token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "require this Bearer token on the HTTP API (repeat or comma-separate for several)"},
+		&cli.StringSliceFlag{Name: "api-read-token", EnvVars: []string{"DAGUHA_API_READ_TOKEN"}, Usage: "a Bearer token that may read the API but not change anything"},
+		&cli.DurationFlag{Name: "health-warning", Value: dispatch.DefaultThresholds.Warning, Usage: "heartbeat age from which a worker is WARNING"},
+		&cli.DurationFlag{Name: "health-unhealthy", Value: dispatch.DefaultThresholds.Unhealthy, Usage: "heartbeat age past which a worker is UNHEALTHY"},
+		&cli.DurationFlag{Name: "health-offline", Value: dispatch.DefaultThresholds.Offline, Usage: "heartbeat age past which a worker is OFFLINE and its runs are taken back"},
+		&cli.DurationFlag{Name: "worker-retention", Value: dispatch.DefaultRetention, Usage: "how long an offline worker stays listed"},
+	}, append(coordinatorTLSFlags(), workerTLSFlags()...)...)
 }
 
 func parseLogLevel(name string) (slog.Level, error) {
@@ -74,7 +104,8 @@ func runAgent(c *cli.Context) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	dev := c.Bool("dev")
-	if !dev && !c.Bool("server") {
+	seed := c.Command.Name != "agent" // start-all or coordinator
+	if !dev && !seed && !c.Bool("server") {
 		return runWorkerAgent(c, logger)
 	}
 
@@ -106,6 +137,21 @@ func runAgent(c *cli.Context) error {
 		return err
 	}
 	config.GossipKeys = keys
+	httpBind, grpcBind := config.BindAddr, config.BindAddr
+	if seed {
+		httpBind, grpcBind = c.String("host"), c.String("coordinator.host")
+		config.HTTPPort, config.GRPCPort = c.Int("port"), c.Int("coordinator.port")
+		// Alone (no seeds, no count to wait for), the server is its own
+		// cluster, as Dagu's single coordinator is.
+		config.Bootstrap = len(config.Join) == 0 && config.BootstrapExpect == 0
+		if config.DataDir == "" {
+			dir, err := defaultDataDir()
+			if err != nil {
+				return err
+			}
+			config.DataDir = dir
+		}
+	}
 	if dev {
 		if !c.IsSet("bind") {
 			config.BindAddr = "127.0.0.1"
@@ -139,8 +185,11 @@ func runAgent(c *cli.Context) error {
 	for _, key := range splitList(c.StringSlice("coordinator.signing-key")) {
 		dispatchConfig.SigningKeys = append(dispatchConfig.SigningKeys, []byte(key))
 	}
+	if dev {
+		httpBind, grpcBind = config.BindAddr, config.BindAddr
+	}
 	a, err := agent.Start(agent.Config{
-		Cluster: config, HTTPBind: config.BindAddr, GRPCBind: config.BindAddr, Logger: logger,
+		Cluster: config, HTTPBind: httpBind, GRPCBind: grpcBind, Logger: logger,
 		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
 		APIReadTokens: splitList(c.StringSlice("api-read-token")), TLS: coordinatorTLS(c), HTTPTLS: httpTLS(c),
 	})
@@ -174,6 +223,19 @@ func runAgent(c *cli.Context) error {
 		return fatal
 	}
 	return stopServer(a, logger)
+}
+
+// defaultDataDir is where start-all and coordinator keep their state
+// without -data-dir: $DAGU_HOME/data, else ~/.local/share/daguha.
+func defaultDataDir() (string, error) {
+	if home := os.Getenv("DAGU_HOME"); home != "" {
+		return filepath.Join(home, "data"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no -data-dir, no DAGU_HOME and no home directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "daguha"), nil
 }
 
 // devWorkerTLS is dev mode's own worker's TLS: the server's certificate

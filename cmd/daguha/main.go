@@ -20,6 +20,8 @@ func main() {
 		Version: version,
 		Commands: []*cli.Command{
 			agentCommand(),
+			seedServerCommand("start-all", "run a server with the API (Dagu's start-all); alone it is its own cluster"),
+			seedServerCommand("coordinator", "run a coordinator server (Dagu's coordinator); alone it is its own cluster"),
 			workerCommand(),
 			enqueueCommand(),
 			statusCommand(),

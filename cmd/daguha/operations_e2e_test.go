@@ -285,3 +285,65 @@ func mustRead(t *testing.T, path string) []byte {
 	}
 	return data
 }
+
+// Acceptance 3 of the operations issue: the seed's command lines
+// (start-all, coordinator, and the three worker examples) work against
+// each other on loopback. The coordinator host of the worker examples is
+// 127.0.0.1 here, and the cluster flags keep Raft and gossip on loopback.
+func TestSeedCommandLines(t *testing.T) {
+	bin := clustertest.BuildBinary(t)
+	workerLines := map[string][]string{
+		"gpu-worker":    {"--worker.labels", "gpu=true,cuda=11.8,memory=64G"},
+		"cpu-worker":    {"--worker.labels", "cpu-arch=amd64,cpu-cores=32,region=us-east-1"},
+		"region-worker": {"--worker.labels", "region=eu-west-1,compliance=gdpr"},
+	}
+	for _, server := range []string{"start-all", "coordinator"} {
+		t.Run(server, func(t *testing.T) {
+			dir := t.TempDir()
+			ports := clustertest.FreePorts(t, 4)
+			var args []string
+			if server == "start-all" {
+				args = []string{"start-all", "--host=0.0.0.0", fmt.Sprintf("--port=%d", ports[0]), fmt.Sprintf("--coordinator.port=%d", ports[1])}
+			} else {
+				args = []string{"coordinator", "--coordinator.host=0.0.0.0", fmt.Sprintf("--coordinator.port=%d", ports[1]), fmt.Sprintf("--port=%d", ports[0])}
+			}
+			args = append(args, "-bind=127.0.0.1", fmt.Sprintf("-raft-port=%d", ports[2]), fmt.Sprintf("-gossip-port=%d", ports[3]))
+			p := clustertest.NewProcess(t, server, dir, bin, args...)
+			p.Env = []string{"DAGU_HOME=" + dir}
+			if err := p.Start(); err != nil {
+				t.Fatal(err)
+			}
+			a := &clustertest.Agent{Process: p, Name: server, HTTPPort: ports[0], GRPCPort: ports[1]}
+			clustertest.WaitFor(t, 30*time.Second, server+" to lead its own cluster", func() (bool, string) {
+				h, err := a.Health()
+				return err == nil && h.Role == "leader", fmt.Sprintf("%+v %v", h, err)
+			})
+			for id, labels := range workerLines {
+				w := clustertest.NewProcess(t, id, dir, bin, append([]string{"worker"}, append(labels,
+					"--worker.coordinator-host=127.0.0.1", fmt.Sprintf("--worker.coordinator-port=%d", ports[1]), "--worker.id="+id)...)...)
+				startProcess(t, w)
+			}
+			routes := map[string]map[string]string{
+				"gpu-run":    {"gpu": "true"},
+				"cpu-run":    {"cpu-cores": "32"},
+				"region-run": {"region": "eu-west-1"},
+			}
+			want := map[string]string{"gpu-run": "gpu-worker", "cpu-run": "cpu-worker", "region-run": "region-worker"}
+			for id, selector := range routes {
+				mustEnqueue(t, a, id, selector, "echo "+id)
+			}
+			clustertest.WaitFor(t, 60*time.Second, "each run on its worker", func() (bool, string) {
+				for id, worker := range want {
+					run, err := getRun(a, id)
+					if err != nil || run.Status != "succeeded" || run.WorkerID != worker {
+						return false, fmt.Sprintf("%s: %+v %v", id, run, err)
+					}
+				}
+				return true, ""
+			})
+			if _, err := os.Stat(filepath.Join(dir, "data", "raft", "raft.db")); err != nil {
+				t.Fatalf("%s did not keep its state under $DAGU_HOME/data: %v", server, err)
+			}
+		})
+	}
+}
