@@ -51,6 +51,11 @@ type Config struct {
 	// JoinRetryInterval is the pause between rounds of join attempts.
 	JoinRetryInterval time.Duration
 
+	// DeadServerTimeout is how long a server must have been failed in
+	// gossip before the leader removes it from Raft, and then only when
+	// enough live voters remain (0: 2 minutes).
+	DeadServerTimeout time.Duration
+
 	// ForwardHold is how long a request waits for a leader to exist
 	// before it fails with ErrNoLeader.
 	ForwardHold time.Duration
@@ -131,6 +136,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.ForwardHold <= 0 {
 		c.ForwardHold = DefaultForwardHold
+	}
+	if c.DeadServerTimeout <= 0 {
+		c.DeadServerTimeout = 2 * time.Minute
 	}
 	if c.JoinRetryInterval <= 0 {
 		c.JoinRetryInterval = time.Second

@@ -181,7 +181,7 @@ func (s *Server) leaderChanged() <-chan struct{} {
 // and removing it would only shrink the quorum a restart needs.
 func (s *Server) reconcileServers(ctx context.Context) {
 	changed := s.members.subscribe()
-	ticker := time.NewTicker(10 * time.Second)
+	ticker := time.NewTicker(min(10*time.Second, max(s.config.DeadServerTimeout/4, 100*time.Millisecond)))
 	defer ticker.Stop()
 	for {
 		s.reconcileOnce()
@@ -236,6 +236,38 @@ func (s *Server) reconcileOnce() {
 			if err := s.raft.RemoveServer(id, 0, 10*time.Second).Error(); err != nil {
 				s.logger.Warn("remove server", "server", member.Name, "error", err)
 			}
+		case MemberFailed:
+			if known && current.Suffrage == raft.Voter && time.Since(member.Since) > s.config.DeadServerTimeout {
+				s.removeDeadServer(member, inConfig)
+			}
 		}
+	}
+}
+
+// removeDeadServer takes a server that has been failed for longer than the
+// dead-server timeout out of the Raft configuration, but only when the
+// live voters that remain are at least the cluster's intended size (a
+// replacement has joined) and a majority of what remains: cleaning up
+// must never cost the quorum.
+func (s *Server) removeDeadServer(dead Member, inConfig map[raft.ServerID]raft.Server) {
+	live := 0
+	voters := 0
+	for id, server := range inConfig {
+		if server.Suffrage != raft.Voter || id == raft.ServerID(dead.Name) {
+			continue
+		}
+		voters++
+		if m, ok := s.members.get(string(id)); ok && m.Status == MemberAlive {
+			live++
+		}
+	}
+	intended := max(s.config.BootstrapExpect, 3)
+	if live < intended || live <= voters/2 {
+		s.logger.Info("keeping a dead server: no healthy replacement yet", "server", dead.Name, "live_voters", live, "intended", intended)
+		return
+	}
+	s.logger.Warn("removing dead server", "server", dead.Name, "failed_for", time.Since(dead.Since).Round(time.Second), "live_voters", live)
+	if err := s.raft.RemoveServer(raft.ServerID(dead.Name), 0, 10*time.Second).Error(); err != nil {
+		s.logger.Warn("remove dead server", "server", dead.Name, "error", err)
 	}
 }

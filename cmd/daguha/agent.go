@@ -73,6 +73,7 @@ func agentFlags() []cli.Flag {
 		&cli.IntFlag{Name: "gossip-port", Value: cluster.DefaultGossipPort, Usage: "gossip port (TCP and UDP)"},
 		&cli.StringSliceFlag{Name: "join", Usage: "gossip seeds host:port, comma separated; retried until one answers"},
 		&cli.DurationFlag{Name: "forward-hold", Value: cluster.DefaultForwardHold, Usage: "how long a request waits for a leader to be elected"},
+		&cli.DurationFlag{Name: "dead-server-timeout", Value: 2 * time.Minute, Usage: "how long a server must be failed before the leader removes it, once a healthy replacement has joined"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringSliceFlag{Name: "coordinator.signing-key", EnvVars: []string{"DAGU_COORDINATOR_SIGNING_KEY"}, Usage: "key that signs lease tokens (default: one the cluster makes up and keeps in its state); several, comma-separated, for rotation: the first signs, all verify"},
 		&cli.DurationFlag{Name: "lease-ttl", Value: dispatch.DefaultLeaseTTL, Usage: "how long a worker's lease on a run lives without a heartbeat"},
@@ -120,17 +121,18 @@ func runAgent(c *cli.Context) error {
 	bind := c.String("bind")
 	dataDir := c.String("data-dir")
 	config := cluster.Config{
-		NodeName:        nodeName,
-		DataDir:         dataDir,
-		BindAddr:        bind,
-		AdvertiseAddr:   c.String("advertise"),
-		RaftPort:        c.Int("raft-port"),
-		GossipPort:      c.Int("gossip-port"),
-		GRPCPort:        c.Int("grpc-port"),
-		HTTPPort:        c.Int("http-port"),
-		BootstrapExpect: c.Int("bootstrap-expect"),
-		Join:            splitList(c.StringSlice("join")),
-		ForwardHold:     c.Duration("forward-hold"),
+		NodeName:          nodeName,
+		DataDir:           dataDir,
+		BindAddr:          bind,
+		AdvertiseAddr:     c.String("advertise"),
+		RaftPort:          c.Int("raft-port"),
+		GossipPort:        c.Int("gossip-port"),
+		GRPCPort:          c.Int("grpc-port"),
+		HTTPPort:          c.Int("http-port"),
+		BootstrapExpect:   c.Int("bootstrap-expect"),
+		Join:              splitList(c.StringSlice("join")),
+		ForwardHold:       c.Duration("forward-hold"),
+		DeadServerTimeout: c.Duration("dead-server-timeout"),
 	}
 	keys, err := gossipKeys(c)
 	if err != nil {

@@ -347,3 +347,49 @@ func TestSeedCommandLines(t *testing.T) {
 		})
 	}
 }
+
+// Autopilot-style clean-up: a dead server is kept while no replacement
+// exists (removing it would leave fewer live voters than the cluster is
+// meant to have), and removed once a new server has joined.
+func TestDeadServerIsReplaced(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.ClusterOptions{Servers: 4, BootstrapExpect: 3, ExtraArgs: []string{"-dead-server-timeout=2s"}})
+	for _, a := range c.Agents[:3] {
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	leader := c.WaitLeader(t, 30*time.Second)
+	waitVoters(t, c, names(c.Agents[:3]))
+	var dead *clustertest.Agent
+	for _, a := range c.Agents[:3] {
+		if a != leader {
+			dead = a
+		}
+	}
+	dead.Kill()
+	killed := time.Now()
+	// Watch well past the timeout: with no replacement the dead server stays.
+	for time.Since(killed) < 6*time.Second {
+		voters, err := votersOf(leader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(voters) != 3 {
+			t.Fatalf("with no replacement the configuration changed to %v", voters)
+		}
+		time.Sleep(200 * time.Millisecond) // sampling interval of the observation
+	}
+	if err := c.Agents[3].Start(); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, a := range c.Agents {
+		if a != dead {
+			want = append(want, a.Name)
+		}
+	}
+	waitVoters(t, c, want)
+	if !strings.Contains(leader.Tail(300), "removing dead server") {
+		t.Fatal("the leader did not log the clean-up")
+	}
+}
