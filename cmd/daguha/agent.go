@@ -74,7 +74,8 @@ func agentFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "join", Usage: "gossip seeds host:port, comma separated; retried until one answers"},
 		&cli.DurationFlag{Name: "forward-hold", Value: cluster.DefaultForwardHold, Usage: "how long a request waits for a leader to be elected"},
 		&cli.DurationFlag{Name: "dead-server-timeout", Value: 2 * time.Minute, Usage: "how long a server must be failed before the leader removes it, once a healthy replacement has joined"},
-		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DAGUHA_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DAGUHA_LOG_FORMAT"}, Usage: "text or json"},
 		&cli.StringSliceFlag{Name: "coordinator.signing-key", EnvVars: []string{"DAGU_COORDINATOR_SIGNING_KEY"}, Usage: "key that signs lease tokens (default: one the cluster makes up and keeps in its state); several, comma-separated, for rotation: the first signs, all verify"},
 		&cli.DurationFlag{Name: "lease-ttl", Value: dispatch.DefaultLeaseTTL, Usage: "how long a worker's lease on a run lives without a heartbeat"},
 		&cli.StringFlag{Name: "labels", Usage: "worker labels k=v,k=v (worker agents)"},
@@ -90,6 +91,23 @@ func agentFlags() []cli.Flag {
 	}, append(coordinatorTLSFlags(), workerTLSFlags()...)...)
 }
 
+// newLogger is the one logger of the process (raft and memberlist write
+// through it too), in the format and at the level asked for.
+func newLogger(c *cli.Context) (*slog.Logger, error) {
+	level, err := parseLogLevel(c.String("log-level"))
+	if err != nil {
+		return nil, err
+	}
+	options := &slog.HandlerOptions{Level: level}
+	switch c.String("log-format") {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(os.Stderr, options)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, options)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: want text or json", c.String("log-format"))
+}
+
 func parseLogLevel(name string) (slog.Level, error) {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(name)); err != nil {
@@ -99,11 +117,10 @@ func parseLogLevel(name string) (slog.Level, error) {
 }
 
 func runAgent(c *cli.Context) error {
-	level, err := parseLogLevel(c.String("log-level"))
+	logger, err := newLogger(c)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	dev := c.Bool("dev")
 	seed := c.Command.Name != "agent" // start-all or coordinator
 	if !dev && !seed && !c.Bool("server") {

@@ -7,6 +7,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -589,5 +590,43 @@ func TestNewServerJoinsARunningCluster(t *testing.T) {
 	var self selfBody
 	if _, err := newcomer.GetJSON("/api/v2/agent/self", &self); err != nil || !strings.HasPrefix(self.Bootstrap, "skipped") {
 		t.Fatalf("the new server's bootstrap decision: %q %v", self.Bootstrap, err)
+	}
+}
+
+// With -log-format=json every line the server writes, the Raft library's
+// included, is one JSON object.
+func TestJSONLogs(t *testing.T) {
+	bin := clustertest.BuildBinary(t)
+	ports := clustertest.FreePorts(t, 4)
+	p := clustertest.NewProcess(t, "json", t.TempDir(), bin, "agent", "-dev", "-log-format=json", "-log-level=debug",
+		fmt.Sprintf("-http-port=%d", ports[0]), fmt.Sprintf("-grpc-port=%d", ports[1]),
+		fmt.Sprintf("-raft-port=%d", ports[2]), fmt.Sprintf("-gossip-port=%d", ports[3]))
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	a := &clustertest.Agent{Process: p, Name: "json", HTTPPort: ports[0]}
+	clustertest.WaitFor(t, 30*time.Second, "the dev server to lead", func() (bool, string) {
+		h, err := a.Health()
+		return err == nil && h.Role == "leader", fmt.Sprintf("%+v %v", h, err)
+	})
+	p.Stop()
+	components := map[string]bool{}
+	for _, line := range strings.Split(p.Tail(500), "\n") {
+		if strings.HasPrefix(line, "=== start") || line == "" {
+			continue
+		}
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("a log line is not JSON: %q", line)
+		}
+		if entry["level"] == nil || entry["msg"] == nil {
+			t.Fatalf("a log line without level or msg: %q", line)
+		}
+		if c, ok := entry["component"].(string); ok {
+			components[c] = true
+		}
+	}
+	if !components["raft"] {
+		t.Fatalf("raft's lines did not come through the JSON logger: components %v", components)
 	}
 }

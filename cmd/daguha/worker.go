@@ -90,15 +90,15 @@ func workerCommand() *cli.Command {
 			&cli.IntFlag{Name: "worker.max-active-runs", Value: defaultMaxActiveRuns, EnvVars: []string{"DAGU_WORKER_MAX_ACTIVE_RUNS"}, Usage: "runs executed at once"},
 			&cli.DurationFlag{Name: "worker.heartbeat-interval", Value: time.Second, EnvVars: []string{"DAGU_WORKER_HEARTBEAT_INTERVAL"}, Usage: "how often the worker heartbeats"},
 			&cli.IntFlag{Name: "worker.gossip-port", EnvVars: []string{"DAGU_WORKER_GOSSIP_PORT"}, Usage: "gossip port (default: any free port)"},
-			&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DAGUHA_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
+			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DAGUHA_LOG_FORMAT"}, Usage: "text or json"},
 			&cli.StringSliceFlag{Name: "encrypt", EnvVars: []string{"DAGU_CLUSTER_ENCRYPT"}, Usage: "gossip encryption key(s), as on the servers"},
 		}, workerTLSFlags()...),
 		Action: func(c *cli.Context) error {
-			level, err := parseLogLevel(c.String("log-level"))
+			logger, err := newLogger(c)
 			if err != nil {
 				return err
 			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 			config, err := workerSettings(c.String("worker.id"), c.String("worker.labels"), c.Int("worker.max-active-runs"))
 			if err != nil {
 				return err
