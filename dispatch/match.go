@@ -24,7 +24,8 @@ func Matches(selector, labels map[string]string) bool {
 func SelectorKey(selector map[string]string) string { return store.SelectorKey(selector) }
 
 // ParseLabels reads "k=v,k=v" (the seed's --worker.labels form). Keys must
-// be non-empty; a value may be empty ("k=").
+// be non-empty; a value may be empty ("k=") but holds no '=' (so
+// "a=b=c" is refused rather than read one way or the other).
 func ParseLabels(text string) (map[string]string, error) {
 	labels := map[string]string{}
 	for _, part := range strings.Split(text, ",") {
@@ -39,6 +40,9 @@ func ParseLabels(text string) (map[string]string, error) {
 		}
 		if _, dup := labels[key]; dup {
 			return nil, fmt.Errorf("label %q is given twice", key)
+		}
+		if strings.Contains(value, "=") {
+			return nil, fmt.Errorf("label %q: want key=value, and the value must not contain '='", part)
 		}
 		labels[key] = strings.TrimSpace(value)
 	}

@@ -57,6 +57,7 @@ func TestParseLabels(t *testing.T) {
 		"gpu":             `label "gpu": want key=value`,
 		"=true":           `label "=true": want key=value`,
 		"gpu=true,gpu=no": `label "gpu" is given twice`,
+		"a=b=c":           `label "a=b=c": want key=value, and the value must not contain '='`,
 	} {
 		if _, err := ParseLabels(input); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseLabels(%q): %v, want %q", input, err, want)

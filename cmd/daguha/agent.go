@@ -60,6 +60,7 @@ func seedServerCommand(name, usage string) *cli.Command {
 
 func agentFlags() []cli.Flag {
 	return append([]cli.Flag{
+		configFlag(),
 		&cli.BoolFlag{Name: "dev", Usage: "single-node server with data in a temporary directory; no set-up"},
 		&cli.BoolFlag{Name: "server", Usage: "run as a server: a Raft voter that coordinates workers"},
 		&cli.IntFlag{Name: "bootstrap-expect", Usage: "number of servers to wait for before forming the cluster"},
@@ -119,6 +120,9 @@ func parseLogLevel(name string) (slog.Level, error) {
 func runAgent(c *cli.Context) error {
 	logger, err := newLogger(c)
 	if err != nil {
+		return err
+	}
+	if err := loadSettings(c, logger.Warn); err != nil {
 		return err
 	}
 	dev := c.Bool("dev")

@@ -83,6 +83,7 @@ func workerCommand() *cli.Command {
 		Name:  "worker",
 		Usage: "run a worker that polls a coordinator for DAG runs (Dagu's command line)",
 		Flags: append([]cli.Flag{
+			configFlag(),
 			&cli.StringFlag{Name: "worker.id", EnvVars: []string{"DAGU_WORKER_ID"}, Usage: "worker id (default hostname@PID)"},
 			&cli.StringFlag{Name: "worker.labels", EnvVars: []string{"DAGU_WORKER_LABELS"}, Usage: "labels k=v,k=v that workerSelector matches"},
 			&cli.StringFlag{Name: "worker.coordinator-host", Value: "127.0.0.1", EnvVars: []string{"DAGU_WORKER_COORDINATOR_HOST"}, Usage: "a coordinator server's host"},
@@ -97,6 +98,9 @@ func workerCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c)
 			if err != nil {
+				return err
+			}
+			if err := loadSettings(c, logger.Warn); err != nil {
 				return err
 			}
 			config, err := workerSettings(c.String("worker.id"), c.String("worker.labels"), c.Int("worker.max-active-runs"))

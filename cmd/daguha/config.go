@@ -1,0 +1,268 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+	"gopkg.in/yaml.v3"
+
+	"github.com/daguha/daguha/dispatch"
+)
+
+// configKey ties a config.yaml key to the flag it sets. The flag carries
+// the environment variable and the default, so each setting is written
+// down once: here for the file, in the flag for the rest.
+type configKey struct {
+	key  string // dotted path in config.yaml
+	flag string
+}
+
+// configKeys are the keys config.yaml may hold: the seed's coordinator
+// and worker sections, Dagu's host and port, and daguha's cluster and api
+// sections. A key sets its flag only in the commands that have the flag,
+// so one file can serve servers and workers.
+var configKeys = []configKey{
+	{"host", "host"},
+	{"port", "port"},
+	{"coordinator.host", "coordinator.host"},
+	{"coordinator.port", "coordinator.port"},
+	{"coordinator.signingKey", "coordinator.signing-key"},
+	{"coordinator.tls.certFile", "coordinator.tls-cert"},
+	{"coordinator.tls.keyFile", "coordinator.tls-key"},
+	{"coordinator.tls.caFile", "coordinator.tls-ca"},
+	{"worker.id", "worker.id"},
+	{"worker.maxActiveRuns", "worker.max-active-runs"},
+	{"worker.coordinatorHost", "worker.coordinator-host"},
+	{"worker.coordinatorPort", "worker.coordinator-port"},
+	{"worker.labels", "worker.labels"},
+	{"worker.insecure", "worker.insecure"},
+	{"worker.heartbeatInterval", "worker.heartbeat-interval"},
+	{"worker.tls.certFile", "worker.tls-cert"},
+	{"worker.tls.keyFile", "worker.tls-key"},
+	{"worker.tls.caFile", "worker.tls-ca"},
+	{"cluster.nodeName", "node"},
+	{"cluster.dataDir", "data-dir"},
+	{"cluster.bind", "bind"},
+	{"cluster.advertise", "advertise"},
+	{"cluster.bootstrapExpect", "bootstrap-expect"},
+	{"cluster.raftPort", "raft-port"},
+	{"cluster.gossipPort", "gossip-port"},
+	{"cluster.join", "join"},
+	{"cluster.encrypt", "encrypt"},
+	{"cluster.forwardHold", "forward-hold"},
+	{"cluster.leaseTTL", "lease-ttl"},
+	{"cluster.deadServerTimeout", "dead-server-timeout"},
+	{"cluster.health.warning", "health-warning"},
+	{"cluster.health.unhealthy", "health-unhealthy"},
+	{"cluster.health.offline", "health-offline"},
+	{"cluster.workerRetention", "worker-retention"},
+	{"api.tokens", "api-token"},
+	{"api.readTokens", "api-read-token"},
+	{"api.tls.certFile", "http-tls-cert"},
+	{"api.tls.keyFile", "http-tls-key"},
+	{"api.tls.caFile", "http-tls-ca"},
+}
+
+// configFlag is the --config flag of the commands that read config.yaml.
+func configFlag() cli.Flag {
+	return &cli.StringFlag{Name: "config", EnvVars: []string{"DAGU_CONFIG"}, Usage: "config.yaml (default: $DAGU_HOME/config.yaml, else ~/.config/dagu/config.yaml, when present)"}
+}
+
+// configPath is --config, else $DAGU_HOME/config.yaml, else
+// ~/.config/dagu/config.yaml; "" when none is given and none exists.
+func configPath(c *cli.Context) string {
+	if path := c.String("config"); path != "" {
+		return path
+	}
+	var candidates []string
+	if home := os.Getenv("DAGU_HOME"); home != "" {
+		candidates = append(candidates, filepath.Join(home, "config.yaml"))
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		candidates = append(candidates, filepath.Join(home, ".config", "dagu", "config.yaml"))
+	}
+	for _, path := range candidates {
+		if _, err := os.Stat(path); err == nil {
+			return path
+		}
+	}
+	return ""
+}
+
+// flatten turns nested YAML maps into dotted keys; a map under a key that
+// takes a map (worker.labels) stays whole.
+func flatten(prefix string, value any, out map[string]any) {
+	m, ok := value.(map[string]any)
+	if !ok || prefix == "worker.labels" {
+		out[prefix] = value
+		return
+	}
+	for k, v := range m {
+		key := k
+		if prefix != "" {
+			key = prefix + "." + k
+		}
+		flatten(key, v, out)
+	}
+}
+
+// configValue renders a YAML value as the flag's text form.
+func configValue(key string, value any) (string, error) {
+	switch v := value.(type) {
+	case map[string]any:
+		var parts []string
+		for k, item := range v {
+			if _, nested := item.(map[string]any); nested {
+				return "", fmt.Errorf("%s.%s: want a value, not a map", key, k)
+			}
+			parts = append(parts, fmt.Sprintf("%s=%v", k, item))
+		}
+		sort.Strings(parts)
+		return strings.Join(parts, ","), nil
+	case []any:
+		var parts []string
+		for _, item := range v {
+			parts = append(parts, fmt.Sprint(item))
+		}
+		return strings.Join(parts, ","), nil
+	case nil:
+		return "", nil
+	}
+	return fmt.Sprint(value), nil
+}
+
+func hasFlag(c *cli.Context, name string) bool {
+	for _, f := range c.Command.Flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sources records where each flag's value came from, for error messages.
+type sources map[string]string
+
+// applyConfig reads config.yaml (if any) into the flags that neither the
+// command line nor the environment set: flag > env > file > default. It
+// returns the keys it did not know, to be reported as warnings.
+func applyConfig(c *cli.Context) (sources, []string, error) {
+	from := sources{}
+	for _, f := range c.Command.Flags {
+		name := f.Names()[0]
+		if c.IsSet(name) {
+			from[name] = "flag or environment"
+		}
+	}
+	path := configPath(c)
+	if path == "" {
+		return from, nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config file: %w", err)
+	}
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	flat := map[string]any{}
+	flatten("", doc, flat)
+	known := map[string]string{}
+	for _, k := range configKeys {
+		known[k.key] = k.flag
+	}
+	var unknown []string
+	keys := make([]string, 0, len(flat))
+	for k := range flat {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		flag, ok := known[key]
+		if !ok {
+			unknown = append(unknown, key)
+			continue
+		}
+		if !hasFlag(c, flag) || c.IsSet(flag) {
+			continue
+		}
+		text, err := configValue(key, flat[key])
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s in %s: %w", key, path, err)
+		}
+		if err := c.Set(flag, text); err != nil {
+			return nil, nil, fmt.Errorf("%s in %s: %q is not a valid value: %v", key, path, text, err)
+		}
+		from[flag] = fmt.Sprintf("%s in %s", key, path)
+	}
+	return from, unknown, nil
+}
+
+// where names the source of a flag's value for an error message.
+func (s sources) where(flag string) string {
+	if src, ok := s[flag]; ok {
+		return src
+	}
+	return "default"
+}
+
+// checkSettings validates what flags, environment and file produced,
+// naming the key and where its value came from.
+func checkSettings(c *cli.Context, from sources) error {
+	var problems []string
+	for _, name := range []string{"port", "coordinator.port", "http-port", "grpc-port", "raft-port", "gossip-port", "worker.coordinator-port", "worker.gossip-port"} {
+		if !hasFlag(c, name) {
+			continue
+		}
+		if port := c.Int(name); port < 0 || port > 65535 {
+			problems = append(problems, fmt.Sprintf("%s: port %d (from %s) is out of range 0-65535", name, port, from.where(name)))
+		}
+	}
+	for _, name := range []string{"coordinator.tls-cert", "coordinator.tls-key", "coordinator.tls-ca", "worker.tls-cert", "worker.tls-key",
+		"worker.tls-ca", "http-tls-cert", "http-tls-key", "http-tls-ca"} {
+		if !hasFlag(c, name) || c.String(name) == "" {
+			continue
+		}
+		if _, err := os.Stat(c.String(name)); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: file %s (from %s) cannot be read: %v", name, c.String(name), from.where(name), errors.Unwrap(err)))
+		}
+	}
+	for _, name := range []string{"labels", "worker.labels"} {
+		if !hasFlag(c, name) {
+			continue
+		}
+		if err := validateLabels(c.String(name)); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v (from %s)", name, err, from.where(name)))
+		}
+	}
+	if len(problems) > 0 {
+		return errors.New(strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func validateLabels(text string) error {
+	_, err := dispatch.ParseLabels(text)
+	return err
+}
+
+// loadSettings applies config.yaml and checks the result; every command
+// that runs a server or a worker calls it first.
+func loadSettings(c *cli.Context, warn func(string, ...any)) error {
+	from, unknown, err := applyConfig(c)
+	if err != nil {
+		return err
+	}
+	for _, key := range unknown {
+		warn("unknown key in the config file; ignored", "key", key)
+	}
+	return checkSettings(c, from)
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/daguha/daguha/cluster/clustertest"
+)
+
+// resolve runs a command with flags, applies config.yaml and returns the
+// effective value of each named flag, or the error.
+func resolve(t *testing.T, flags []cli.Flag, args []string, names ...string) (map[string]string, error) {
+	t.Helper()
+	got := map[string]string{}
+	probe := &cli.Command{Name: "probe", Flags: flags, Action: func(c *cli.Context) error {
+		// Only the file is applied: the seed's example paths do not exist,
+		// and checking them is TestBadConfigurationIsNamed's business.
+		if _, _, err := applyConfig(c); err != nil {
+			return err
+		}
+		for _, name := range names {
+			switch v := c.Value(name).(type) {
+			case cli.StringSlice:
+				got[name] = "[" + strings.Join(v.Value(), ",") + "]"
+			case *cli.StringSlice:
+				got[name] = "[" + strings.Join(v.Value(), ",") + "]"
+			default:
+				got[name] = fmt.Sprint(v)
+			}
+		}
+		return nil
+	}}
+	app := &cli.App{Name: "daguha", Commands: []*cli.Command{probe}, ExitErrHandler: func(*cli.Context, error) {}}
+	app.Writer, app.ErrWriter = &strings.Builder{}, &strings.Builder{}
+	err := app.Run(append([]string{"daguha", "probe"}, args...))
+	return got, err
+}
+
+func writeConfig(t *testing.T, text string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// Every seed key, at each layer: default, then config.yaml over the
+// default, the environment over the file, the flag over the environment.
+func TestConfigPrecedence(t *testing.T) {
+	server := seedServerCommand("start-all", "").Flags
+	worker := workerCommand().Flags
+	cases := []struct {
+		key, flag, env    string
+		flags             []cli.Flag
+		yaml              string
+		def, file, envVal string
+		flagVal           string
+	}{
+		{"coordinator.host", "coordinator.host", "DAGU_COORDINATOR_HOST", server, "coordinator:\n  host: 10.0.0.1\n", "0.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3"},
+		{"coordinator.port", "coordinator.port", "DAGU_COORDINATOR_PORT", server, "coordinator:\n  port: 50001\n", "50055", "50001", "50002", "50003"},
+		{"coordinator.signingKey", "coordinator.signing-key", "DAGU_COORDINATOR_SIGNING_KEY", server, "coordinator:\n  signingKey: from-file\n", "[]", "[from-file]", "[from-env]", "[from-flag]"},
+		{"coordinator.tls.certFile", "coordinator.tls-cert", "DAGU_COORDINATOR_TLS_CERT", server, "coordinator:\n  tls:\n    certFile: file.crt\n", "", "file.crt", "env.crt", "flag.crt"},
+		{"coordinator.tls.keyFile", "coordinator.tls-key", "DAGU_COORDINATOR_TLS_KEY", server, "coordinator:\n  tls:\n    keyFile: file.key\n", "", "file.key", "env.key", "flag.key"},
+		{"coordinator.tls.caFile", "coordinator.tls-ca", "DAGU_COORDINATOR_TLS_CA", server, "coordinator:\n  tls:\n    caFile: file-ca.crt\n", "", "file-ca.crt", "env-ca.crt", "flag-ca.crt"},
+		{"worker.id", "worker.id", "DAGU_WORKER_ID", worker, "worker:\n  id: file-worker\n", "", "file-worker", "env-worker", "flag-worker"},
+		{"worker.maxActiveRuns", "worker.max-active-runs", "DAGU_WORKER_MAX_ACTIVE_RUNS", worker, "worker:\n  maxActiveRuns: 3\n", "10", "3", "4", "5"},
+		{"worker.coordinatorHost", "worker.coordinator-host", "DAGU_WORKER_COORDINATOR_HOST", worker, "worker:\n  coordinatorHost: file.example\n", "127.0.0.1", "file.example", "env.example", "flag.example"},
+		{"worker.coordinatorPort", "worker.coordinator-port", "DAGU_WORKER_COORDINATOR_PORT", worker, "worker:\n  coordinatorPort: 50011\n", "50055", "50011", "50012", "50013"},
+		{"worker.labels", "worker.labels", "DAGU_WORKER_LABELS", worker, "worker:\n  labels:\n    gpu: \"true\"\n    memory: 64G\n", "", "gpu=true,memory=64G", "region=us-east-1", "cpu=yes"},
+		{"worker.insecure", "worker.insecure", "DAGU_WORKER_INSECURE", worker, "worker:\n  insecure: false\n", "true", "false", "true", "false"},
+		{"worker.tls.certFile", "worker.tls-cert", "DAGU_WORKER_TLS_CERT", worker, "worker:\n  tls:\n    certFile: file.crt\n", "", "file.crt", "env.crt", "flag.crt"},
+		{"worker.tls.keyFile", "worker.tls-key", "DAGU_WORKER_TLS_KEY", worker, "worker:\n  tls:\n    keyFile: file.key\n", "", "file.key", "env.key", "flag.key"},
+		{"worker.tls.caFile", "worker.tls-ca", "DAGU_WORKER_TLS_CA", worker, "worker:\n  tls:\n    caFile: file-ca.crt\n", "", "file-ca.crt", "env-ca.crt", "flag-ca.crt"},
+	}
+	t.Setenv("DAGU_HOME", t.TempDir()) // no config file found by default
+	for _, tc := range cases {
+		t.Run(tc.key, func(t *testing.T) {
+			want := func(layer, got, expected string) {
+				t.Helper()
+				if got != expected {
+					t.Errorf("%s: %s = %q, want %q", layer, tc.key, got, expected)
+				}
+			}
+			got, err := resolve(t, tc.flags, nil, tc.flag)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want("default", got[tc.flag], tc.def)
+			file := writeConfig(t, tc.yaml)
+			if got, err = resolve(t, tc.flags, []string{"--config=" + file}, tc.flag); err != nil {
+				t.Fatal(err)
+			}
+			want("file over default", got[tc.flag], tc.file)
+			t.Setenv(tc.env, strings.Trim(tc.envVal, "[]"))
+			if got, err = resolve(t, tc.flags, []string{"--config=" + file}, tc.flag); err != nil {
+				t.Fatal(err)
+			}
+			want("env over file", got[tc.flag], tc.envVal)
+			if got, err = resolve(t, tc.flags, []string{"--config=" + file, "--" + tc.flag + "=" + strings.Trim(tc.flagVal, "[]")}, tc.flag); err != nil {
+				t.Fatal(err)
+			}
+			want("flag over env", got[tc.flag], tc.flagVal)
+		})
+	}
+}
+
+// The seed's config.yaml blocks and environment variables load as written.
+func TestSeedConfigurationLoads(t *testing.T) {
+	t.Setenv("DAGU_HOME", t.TempDir())
+	file := writeConfig(t, `# config.yaml
+coordinator:
+  host: 0.0.0.0
+  port: 50055
+  signingKey: "your-secret-key"
+  tls:
+    certFile: /path/to/server.crt
+    keyFile: /path/to/server.key
+    caFile: /path/to/ca.crt # For mutual TLS
+worker:
+  id: "worker-gpu-01" # Defaults to hostname@PID
+  maxActiveRuns: 10
+  coordinatorHost: coordinator.example.com
+  coordinatorPort: 50055
+  labels:
+    gpu: "true"
+    memory: "64G"
+    region: "us-east-1"
+  insecure: false # Use TLS
+  tls:
+    certFile: /path/to/client.crt
+    keyFile: /path/to/client.key
+    caFile: /path/to/ca.crt
+`)
+	got, err := resolve(t, seedServerCommand("coordinator", "").Flags, []string{"--config=" + file},
+		"coordinator.host", "coordinator.port", "coordinator.signing-key", "coordinator.tls-cert", "coordinator.tls-key", "coordinator.tls-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"coordinator.host": "0.0.0.0", "coordinator.port": "50055", "coordinator.signing-key": "[your-secret-key]",
+		"coordinator.tls-cert": "/path/to/server.crt", "coordinator.tls-key": "/path/to/server.key", "coordinator.tls-ca": "/path/to/ca.crt"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	got, err = resolve(t, workerCommand().Flags, []string{"--config=" + file}, "worker.id", "worker.max-active-runs", "worker.coordinator-host",
+		"worker.coordinator-port", "worker.labels", "worker.insecure", "worker.tls-cert", "worker.tls-key", "worker.tls-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = map[string]string{"worker.id": "worker-gpu-01", "worker.max-active-runs": "10", "worker.coordinator-host": "coordinator.example.com",
+		"worker.coordinator-port": "50055", "worker.labels": "gpu=true,memory=64G,region=us-east-1", "worker.insecure": "false",
+		"worker.tls-cert": "/path/to/client.crt", "worker.tls-key": "/path/to/client.key", "worker.tls-ca": "/path/to/ca.crt"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	for k, v := range map[string]string{"DAGU_COORDINATOR_HOST": "0.0.0.0", "DAGU_COORDINATOR_PORT": "50055", "DAGU_COORDINATOR_SIGNING_KEY": "secret"} {
+		t.Setenv(k, v)
+	}
+	got, err = resolve(t, seedServerCommand("coordinator", "").Flags, nil, "coordinator.host", "coordinator.port", "coordinator.signing-key")
+	if err != nil || got["coordinator.host"] != "0.0.0.0" || got["coordinator.port"] != "50055" || got["coordinator.signing-key"] != "[secret]" {
+		t.Fatalf("the seed's coordinator variables: %v %v", got, err)
+	}
+	for k, v := range map[string]string{"DAGU_WORKER_ID": "worker-01", "DAGU_WORKER_COORDINATOR_HOST": "coordinator.example.com", "DAGU_WORKER_LABELS": "gpu=true,region=us-east-1"} {
+		t.Setenv(k, v)
+	}
+	got, err = resolve(t, workerCommand().Flags, nil, "worker.id", "worker.coordinator-host", "worker.labels")
+	if err != nil || got["worker.id"] != "worker-01" || got["worker.coordinator-host"] != "coordinator.example.com" || got["worker.labels"] != "gpu=true,region=us-east-1" {
+		t.Fatalf("the seed's worker variables: %v %v", got, err)
+	}
+}
+
+// Bad configuration ends the process with one line naming the key and
+// where the value came from.
+func TestBadConfigurationIsNamed(t *testing.T) {
+	bin := clustertest.BuildBinary(t)
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"wrong type", "worker:\n  coordinatorPort: abc\n", []string{"worker.coordinatorPort", "config.yaml", `"abc"`}},
+		{"bad port", "worker:\n  coordinatorPort: 70000\n", []string{"worker.coordinator-port", "port 70000", "worker.coordinatorPort in", "out of range"}},
+		{"label without value", "worker:\n  labels: gpu\n", []string{"worker.labels", `label "gpu"`, "worker.labels in"}},
+		{"label without key", "worker:\n  labels: \"=x\"\n", []string{"worker.labels", `label "=x"`}},
+		{"label with two =", "worker:\n  labels: a=b=c\n", []string{"worker.labels", `label "a=b=c"`}},
+		{"missing certificate", "worker:\n  insecure: false\n  tls:\n    certFile: /nonexistent/client.crt\n", []string{"worker.tls-cert", "/nonexistent/client.crt", "worker.tls.certFile in"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			file := writeConfig(t, tc.yaml)
+			cmd := exec.Command(bin, "worker", "--config="+file, "--worker.coordinator-host=127.0.0.1")
+			cmd.Env = append(os.Environ(), "DAGU_HOME="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("daguha worker started with a bad config:\n%s", out)
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			last := lines[len(lines)-1]
+			for _, w := range tc.want {
+				if !strings.Contains(last, w) {
+					t.Errorf("error %q does not name %q", last, w)
+				}
+			}
+		})
+	}
+}
