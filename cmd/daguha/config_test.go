@@ -213,3 +213,39 @@ func TestBadConfigurationIsNamed(t *testing.T) {
 		})
 	}
 }
+
+// `daguha config show` prints each setting with its source and hides
+// secrets; `daguha config validate` accepts a good file and names every
+// problem of a bad one.
+func TestConfigShowAndValidate(t *testing.T) {
+	bin := clustertest.BuildBinary(t)
+	file := writeConfig(t, "coordinator:\n  port: 50001\n  signingKey: very-secret\nworker:\n  id: file-worker\n  labels:\n    gpu: \"true\"\n")
+	cmd := exec.Command(bin, "config", "show", "--for=start-all", "--", "--config="+file, "--port=9999")
+	cmd.Env = append(os.Environ(), "DAGU_HOME="+t.TempDir(), "DAGU_COORDINATOR_HOST=10.1.2.3")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("config show: %v\n%s", err, out)
+	}
+	text := string(out)
+	for _, want := range []string{"coordinator.port", "50001", "coordinator.port in " + file, "10.1.2.3", "flag or environment", "9999", "(set, hidden)"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("config show does not say %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "very-secret") {
+		t.Fatalf("config show printed the signing key:\n%s", text)
+	}
+	if out, err := exec.Command(bin, "config", "validate", file).CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
+		t.Fatalf("a good file did not validate: %v\n%s", err, out)
+	}
+	bad := writeConfig(t, "coordinator:\n  port: 70000\nworker:\n  labels: a=b=c\nnonsense: 1\n")
+	out, err = exec.Command(bin, "config", "validate", bad).CombinedOutput()
+	if err == nil {
+		t.Fatalf("a bad file validated:\n%s", out)
+	}
+	for _, want := range []string{"unknown key nonsense", "port 70000", `label "a=b=c"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("config validate does not say %q:\n%s", want, out)
+		}
+	}
+}

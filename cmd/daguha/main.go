@@ -30,6 +30,7 @@ func main() {
 			tlsCommand(),
 			operatorCommand(),
 			snapshotCommand(),
+			configCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
