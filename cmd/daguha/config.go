@@ -266,3 +266,35 @@ func loadSettings(c *cli.Context, warn func(string, ...any)) error {
 	}
 	return checkSettings(c, from)
 }
+
+// annotateConfigKeys adds "(config: key)" to the usage of every flag that
+// config.yaml can set, so --help shows flag, environment variable and
+// config key of each setting side by side.
+func annotateConfigKeys(commands []*cli.Command) {
+	keyOf := map[string]string{}
+	for _, k := range configKeys {
+		keyOf[k.flag] = k.key
+	}
+	for _, cmd := range commands {
+		for _, f := range cmd.Flags {
+			key, ok := keyOf[f.Names()[0]]
+			if !ok {
+				continue
+			}
+			note := " (config: " + key + ")"
+			switch flag := f.(type) {
+			case *cli.StringFlag:
+				flag.Usage += note
+			case *cli.IntFlag:
+				flag.Usage += note
+			case *cli.BoolFlag:
+				flag.Usage += note
+			case *cli.DurationFlag:
+				flag.Usage += note
+			case *cli.StringSliceFlag:
+				flag.Usage += note
+			}
+		}
+		annotateConfigKeys(cmd.Subcommands)
+	}
+}

@@ -248,4 +248,13 @@ func TestConfigShowAndValidate(t *testing.T) {
 			t.Errorf("config validate does not say %q:\n%s", want, out)
 		}
 	}
+	help, err := exec.Command(bin, "worker", "--help").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(help), "\n") {
+		if strings.Contains(line, "--worker.labels") && !(strings.Contains(line, "(config: worker.labels)") && strings.Contains(line, "$DAGU_WORKER_LABELS")) {
+			t.Fatalf("--help does not name the config key and variable beside the flag: %q", line)
+		}
+	}
 }

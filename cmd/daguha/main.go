@@ -33,6 +33,7 @@ func main() {
 			configCommand(),
 		},
 	}
+	annotateConfigKeys(app.Commands)
 	if err := app.Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "daguha:", err)
 		os.Exit(1)
