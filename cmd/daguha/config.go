@@ -267,9 +267,32 @@ func loadSettings(c *cli.Context, warn func(string, ...any)) error {
 	return checkSettings(c, from)
 }
 
+// envName is the environment variable a config key gets when its flag
+// has none of its own: DAGU_ and the key in upper snake case
+// (cluster.dataDir: DAGU_CLUSTER_DATA_DIR), the seed's naming scheme.
+func envName(key string) string {
+	var b strings.Builder
+	b.WriteString("DAGU_")
+	for i, r := range key {
+		switch {
+		case r == '.':
+			b.WriteByte('_')
+		case r >= 'A' && r <= 'Z':
+			if i > 0 && key[i-1] != '.' {
+				b.WriteByte('_')
+			}
+			b.WriteRune(r)
+		default:
+			b.WriteString(strings.ToUpper(string(r)))
+		}
+	}
+	return b.String()
+}
+
 // annotateConfigKeys adds "(config: key)" to the usage of every flag that
-// config.yaml can set, so --help shows flag, environment variable and
-// config key of each setting side by side.
+// config.yaml can set, and an environment variable named after the key to
+// those without one, so --help shows flag, variable and config key of
+// each setting side by side.
 func annotateConfigKeys(commands []*cli.Command) {
 	keyOf := map[string]string{}
 	for _, k := range configKeys {
@@ -281,18 +304,33 @@ func annotateConfigKeys(commands []*cli.Command) {
 			if !ok {
 				continue
 			}
-			note := " (config: " + key + ")"
+			note, env := " (config: "+key+")", envName(key)
 			switch flag := f.(type) {
 			case *cli.StringFlag:
 				flag.Usage += note
+				if len(flag.EnvVars) == 0 {
+					flag.EnvVars = []string{env}
+				}
 			case *cli.IntFlag:
 				flag.Usage += note
+				if len(flag.EnvVars) == 0 {
+					flag.EnvVars = []string{env}
+				}
 			case *cli.BoolFlag:
 				flag.Usage += note
+				if len(flag.EnvVars) == 0 {
+					flag.EnvVars = []string{env}
+				}
 			case *cli.DurationFlag:
 				flag.Usage += note
+				if len(flag.EnvVars) == 0 {
+					flag.EnvVars = []string{env}
+				}
 			case *cli.StringSliceFlag:
 				flag.Usage += note
+				if len(flag.EnvVars) == 0 {
+					flag.EnvVars = []string{env}
+				}
 			}
 		}
 		annotateConfigKeys(cmd.Subcommands)

@@ -258,3 +258,17 @@ func TestConfigShowAndValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestEnvNamesFollowTheSeedsScheme(t *testing.T) {
+	for key, want := range map[string]string{
+		"cluster.dataDir":        "DAGU_CLUSTER_DATA_DIR",
+		"cluster.nodeName":       "DAGU_CLUSTER_NODE_NAME",
+		"worker.coordinatorHost": "DAGU_WORKER_COORDINATOR_HOST",
+		"coordinator.signingKey": "DAGU_COORDINATOR_SIGNING_KEY",
+		"cluster.health.warning": "DAGU_CLUSTER_HEALTH_WARNING",
+	} {
+		if got := envName(key); got != want {
+			t.Errorf("envName(%q) = %q, want %q", key, got, want)
+		}
+	}
+}
