@@ -419,8 +419,10 @@ func (st *leaderState) workerLock(id string) *sync.Mutex {
 	return l
 }
 
-// Poll waits up to wait for a run the worker can take and grants it.
-func (d *Dispatcher) Poll(ctx context.Context, info *daguhav1.WorkerInfo, wait time.Duration) (*daguhav1.Task, error) {
+// workerCall is what every call from a worker does first: check the
+// worker's description, find the leader's state, note that the worker
+// was heard from, and register it when it is new, changed or returning.
+func (d *Dispatcher) workerCall(ctx context.Context, info *daguhav1.WorkerInfo) (*leaderState, error) {
 	if err := validateWorker(info); err != nil {
 		return nil, err
 	}
@@ -430,6 +432,15 @@ func (d *Dispatcher) Poll(ctx context.Context, info *daguhav1.WorkerInfo, wait t
 	}
 	d.config.Heartbeats.Seen(info.GetId())
 	if err := st.ensureRegistered(ctx, info); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Poll waits up to wait for a run the worker can take and grants it.
+func (d *Dispatcher) Poll(ctx context.Context, info *daguhav1.WorkerInfo, wait time.Duration) (*daguhav1.Task, error) {
+	st, err := d.workerCall(ctx, info)
+	if err != nil {
 		return nil, err
 	}
 	wait = min(max(wait, 0), maxPollWait)
@@ -558,15 +569,8 @@ func (st *leaderState) unreserve(runID, workerID string) {
 // Heartbeat renews the leases the worker still holds and says which runs
 // it must stop.
 func (d *Dispatcher) Heartbeat(ctx context.Context, info *daguhav1.WorkerInfo, held []*daguhav1.HeldLease) (*daguhav1.HeartbeatResponse, error) {
-	if err := validateWorker(info); err != nil {
-		return nil, err
-	}
-	st, err := d.leader()
+	st, err := d.workerCall(ctx, info)
 	if err != nil {
-		return nil, err
-	}
-	d.config.Heartbeats.Seen(info.GetId())
-	if err := st.ensureRegistered(ctx, info); err != nil {
 		return nil, err
 	}
 	state := d.backend.State()

@@ -45,6 +45,26 @@ func newAPIClient(c *cli.Context) (*apiClient, error) {
 	return &apiClient{address: strings.TrimRight(c.String("address"), "/"), token: c.String("token"), http: client}, nil
 }
 
+// send sends a request with the client's token; timeout 0 means none
+// (a stream of any length).
+func (a *apiClient) send(method, path string, body io.Reader, timeout time.Duration) (*http.Response, error) {
+	req, err := http.NewRequest(method, a.address+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if a.token != "" {
+		req.Header.Set("Authorization", "Bearer "+a.token)
+	}
+	client := *a.http
+	client.Timeout = timeout
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, a.address+path, err)
+	}
+	return resp, nil
+}
+
 // do sends a request and decodes the JSON answer; an error answer becomes
 // an error carrying the server's message.
 func (a *apiClient) do(method, path string, body, out any) error {
@@ -56,17 +76,9 @@ func (a *apiClient) do(method, path string, body, out any) error {
 		}
 		reader = bytes.NewReader(data)
 	}
-	req, err := http.NewRequest(method, a.address+path, reader)
+	resp, err := a.send(method, path, reader, a.http.Timeout)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if a.token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.token)
-	}
-	resp, err := a.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, a.address+path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)

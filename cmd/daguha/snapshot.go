@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -50,16 +51,7 @@ func snapshotCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					req, err := http.NewRequest("GET", client.address+"/api/v2/operator/snapshot", nil)
-					if err != nil {
-						return err
-					}
-					if client.token != "" {
-						req.Header.Set("Authorization", "Bearer "+client.token)
-					}
-					streaming := *client.http
-					streaming.Timeout = 0
-					resp, err := streaming.Do(req)
+					resp, err := client.send("GET", "/api/v2/operator/snapshot", nil, 0)
 					if err != nil {
 						return err
 					}
@@ -138,16 +130,7 @@ func snapshotCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					req, err := http.NewRequest("POST", client.address+"/api/v2/operator/snapshot", strings.NewReader(string(data)))
-					if err != nil {
-						return err
-					}
-					if client.token != "" {
-						req.Header.Set("Authorization", "Bearer "+client.token)
-					}
-					slow := *client.http
-					slow.Timeout = 10 * time.Minute
-					resp, err := slow.Do(req)
+					resp, err := client.send("POST", "/api/v2/operator/snapshot", bytes.NewReader(data), 10*time.Minute)
 					if err != nil {
 						return err
 					}
