@@ -251,6 +251,30 @@ func (st *leaderState) applyFinishes(ctx context.Context, finishes []*daguhav1.F
 	return result.(*daguhav1.FinishRunsResult).GetOutcomes(), nil
 }
 
+// adoptUnknownLeases gives a full lease to every running run this leader
+// has no deadline for (its state was replaced by a snapshot restore, or a
+// grant reached the state another way), and forgets deadlines of runs
+// that are no longer running, so every lease is watched exactly once.
+func (st *leaderState) adoptUnknownLeases(now time.Time) {
+	running := map[string]uint64{}
+	_ = st.d.backend.State().EachRunning("", func(run *daguhav1.Run) bool {
+		running[run.GetId()] = run.GetFencingToken()
+		return true
+	})
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for id, token := range running {
+		if l, ok := st.deadlines[id]; !ok || l.fencingToken != token {
+			st.deadlines[id] = lease{fencingToken: token, deadline: now.Add(st.d.config.LeaseTTL)}
+		}
+	}
+	for id := range st.deadlines {
+		if _, ok := running[id]; !ok {
+			delete(st.deadlines, id)
+		}
+	}
+}
+
 // reclaimLoop takes back the runs whose lease lapsed, until leadership ends.
 func (st *leaderState) reclaimLoop() {
 	interval := max(st.d.config.LeaseTTL/5, 50*time.Millisecond)
@@ -268,6 +292,7 @@ func (st *leaderState) reclaimLoop() {
 
 func (st *leaderState) reclaimExpired() {
 	now := st.d.config.Now()
+	st.adoptUnknownLeases(now)
 	var reclaims []*daguhav1.Reclaim
 	st.mu.Lock()
 	for runID, l := range st.deadlines {

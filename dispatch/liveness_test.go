@@ -9,6 +9,7 @@ import (
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
 )
@@ -112,5 +113,38 @@ func TestLeaderDeclaresSilentWorkersOfflineAndForgetsThemAfterRetention(t *testi
 	clustertest.WaitFor(t, 10*time.Second, "the worker to be forgotten after the retention", func() (bool, string) {
 		w, _ := state().Worker("w1")
 		return w == nil, w.String()
+	})
+}
+
+// A running run the leader holds no lease for (here granted straight
+// through Raft, as after a snapshot restore) is adopted with a full lease
+// and taken back when nobody renews it.
+func TestLeaderAdoptsRunningRunsItHasNoLeaseFor(t *testing.T) {
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
+	leader := c.Leader(10 * time.Second)
+	fake := &clock{now: time.Date(2026, 2, 11, 12, 0, 0, 0, time.UTC)}
+	d := dispatch.New(backend{leader.Server}, dispatch.Config{Now: fake.Now, LeaseTTL: 10 * time.Second,
+		Thresholds: dispatch.Thresholds{Warning: time.Hour, Unhealthy: 2 * time.Hour, Offline: 3 * time.Hour}})
+	leader.Server.RegisterLeaderDuty("dispatch", d.RunLeader)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := leader.Server.Apply(ctx, fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: []*daguhav1.Run{{Id: "orphan", DagName: "d"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := leader.Server.Apply(ctx, fsm.GrantLeasesType, &daguhav1.GrantLeasesCommand{Grants: []*daguhav1.Grant{{RunId: "orphan", WorkerId: "ghost", Attempt: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	state := func() *store.StateStore { return leader.Server.FSM().State() }
+	clustertest.WaitFor(t, 10*time.Second, "the dispatcher to run", func() (bool, string) {
+		_, err := d.Heartbeat(ctx, &daguhav1.WorkerInfo{Id: "probe", MaxActiveRuns: 1}, nil)
+		return err == nil, "not yet"
+	})
+	// Time moves on while nobody renews the lease: the leader must adopt
+	// it and, a lease TTL later, take the run back (before adoption
+	// existed, this run stayed running forever).
+	clustertest.WaitFor(t, 20*time.Second, "the unrenewed run to be taken back", func() (bool, string) {
+		fake.Advance(time.Second)
+		run, _ := state().Run("orphan")
+		return run.GetStatus() == daguhav1.RunStatus_RUN_STATUS_QUEUED, run.String()
 	})
 }
