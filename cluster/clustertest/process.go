@@ -182,6 +182,7 @@ func (p *Process) Stop() {
 		return
 	}
 	p.signal(syscall.SIGTERM)
+	p.signal(syscall.SIGCONT) // a paused process only sees the TERM once continued
 	select {
 	case <-p.Exited():
 	case <-time.After(15 * time.Second):

@@ -2,8 +2,10 @@ package clustertest
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -87,6 +89,29 @@ func TestProcessStopIsGracefulAndRestartAppendsToTheLog(t *testing.T) {
 	}
 }
 
+func TestProcessStopContinuesAPausedProcess(t *testing.T) {
+	p := NewProcess(t, "paused", t.TempDir(), "/bin/sh", "-c", `trap 'exit 0' TERM; printf 'is%s\n' -ready; while :; do sleep 0.05; done`)
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The marker is assembled by printf so the command line in the log's
+	// start line does not match it before the trap is set.
+	WaitFor(t, 5*time.Second, "the script to be ready", func() (bool, string) {
+		return strings.Contains(p.Tail(10), "is-ready"), p.Tail(5)
+	})
+	p.Pause()
+	WaitFor(t, 5*time.Second, "the process to be stopped", func() (bool, string) {
+		state := procState(t, p.Pid())
+		return state == "T", "state " + state
+	})
+	p.Stop()
+	// Exit code 0 is the trap's: a paused process that never saw the TERM
+	// would have been killed after the grace period instead (-1).
+	if code := p.ExitCode(); code != 0 {
+		t.Fatalf("exit code %d after Stop of a paused process, want 0", code)
+	}
+}
+
 func TestFreePortsAreDistinctAndBindable(t *testing.T) {
 	ports := FreePorts(t, 20)
 	seen := map[int]bool{}
@@ -120,5 +145,42 @@ func TestEventually(t *testing.T) {
 	}
 	if Eventually(30*time.Millisecond, time.Millisecond, func() bool { return false }) {
 		t.Fatal("Eventually reported true for a condition that never held")
+	}
+}
+
+// fatalTB records Fatalf and ends the goroutine like testing.T does, so a
+// test can see WaitFor fail without failing itself.
+type fatalTB struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalTB) Helper() {}
+
+func (f *fatalTB) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func TestWaitFor(t *testing.T) {
+	calls := 0
+	WaitFor(t, 5*time.Second, "the third call", func() (bool, string) {
+		calls++
+		return calls == 3, ""
+	})
+	if calls != 3 {
+		t.Fatalf("WaitFor returned after %d calls, want 3", calls)
+	}
+
+	f := &fatalTB{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		WaitFor(f, 30*time.Millisecond, "nothing", func() (bool, string) { return false, "still nothing" })
+	}()
+	<-done
+	want := "timed out after 30ms waiting for nothing: last: still nothing"
+	if f.msg != want {
+		t.Fatalf("WaitFor failed with %q, want %q", f.msg, want)
 	}
 }
