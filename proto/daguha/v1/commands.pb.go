@@ -915,6 +915,7 @@ type Finish struct {
 	Status        RunStatus              `protobuf:"varint,3,opt,name=status,proto3,enum=daguha.v1.RunStatus" json:"status,omitempty"`
 	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
 	NowUnixNano   int64                  `protobuf:"varint,5,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	Outputs       map[string]string      `protobuf:"bytes,6,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -982,6 +983,13 @@ func (x *Finish) GetNowUnixNano() int64 {
 		return x.NowUnixNano
 	}
 	return 0
+}
+
+func (x *Finish) GetOutputs() map[string]string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
 }
 
 type FinishRunsResult struct {
@@ -1492,6 +1500,8 @@ type SnapshotHeader struct {
 	Runs          uint64 `protobuf:"varint,2,opt,name=runs,proto3" json:"runs,omitempty"`
 	LastIndex     uint64 `protobuf:"varint,3,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
 	Workers       uint64 `protobuf:"varint,4,opt,name=workers,proto3" json:"workers,omitempty"`
+	Dags          uint64 `protobuf:"varint,5,opt,name=dags,proto3" json:"dags,omitempty"`
+	Schedules     uint64 `protobuf:"varint,6,opt,name=schedules,proto3" json:"schedules,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1554,6 +1564,412 @@ func (x *SnapshotHeader) GetWorkers() uint64 {
 	return 0
 }
 
+func (x *SnapshotHeader) GetDags() uint64 {
+	if x != nil {
+		return x.Dags
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetSchedules() uint64 {
+	if x != nil {
+		return x.Schedules
+	}
+	return 0
+}
+
+// PutDagsCommand stores DAG definitions; one whose content hash is
+// unchanged is left as it is.
+type PutDagsCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dags          []*StoredDag           `protobuf:"bytes,1,rep,name=dags,proto3" json:"dags,omitempty"`
+	NowUnixNano   int64                  `protobuf:"varint,2,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutDagsCommand) Reset() {
+	*x = PutDagsCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutDagsCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutDagsCommand) ProtoMessage() {}
+
+func (x *PutDagsCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutDagsCommand.ProtoReflect.Descriptor instead.
+func (*PutDagsCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *PutDagsCommand) GetDags() []*StoredDag {
+	if x != nil {
+		return x.Dags
+	}
+	return nil
+}
+
+func (x *PutDagsCommand) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
+}
+
+type PutDagsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*DagOutcome          `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutDagsResult) Reset() {
+	*x = PutDagsResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutDagsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutDagsResult) ProtoMessage() {}
+
+func (x *PutDagsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutDagsResult.ProtoReflect.Descriptor instead.
+func (*PutDagsResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *PutDagsResult) GetOutcomes() []*DagOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+type DagOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "created", "updated" or "unchanged".
+	Result        string `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DagOutcome) Reset() {
+	*x = DagOutcome{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DagOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DagOutcome) ProtoMessage() {}
+
+func (x *DagOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DagOutcome.ProtoReflect.Descriptor instead.
+func (*DagOutcome) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *DagOutcome) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DagOutcome) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+// DeleteDagsCommand forgets stored DAGs (their runs are kept).
+type DeleteDagsCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Names         []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteDagsCommand) Reset() {
+	*x = DeleteDagsCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteDagsCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteDagsCommand) ProtoMessage() {}
+
+func (x *DeleteDagsCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteDagsCommand.ProtoReflect.Descriptor instead.
+func (*DeleteDagsCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *DeleteDagsCommand) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+type DeleteDagsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deleted       []string               `protobuf:"bytes,1,rep,name=deleted,proto3" json:"deleted,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteDagsResult) Reset() {
+	*x = DeleteDagsResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteDagsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteDagsResult) ProtoMessage() {}
+
+func (x *DeleteDagsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteDagsResult.ProtoReflect.Descriptor instead.
+func (*DeleteDagsResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *DeleteDagsResult) GetDeleted() []string {
+	if x != nil {
+		return x.Deleted
+	}
+	return nil
+}
+
+// FireSchedulesCommand records cron firings. Each firing is keyed by
+// (DAG, slot): a slot at or before the DAG's last fired slot is refused,
+// so a slot fires once whatever the failovers. A fired slot enqueues its
+// run, whose id the leader derived from the key.
+type FireSchedulesCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Firings       []*Firing              `protobuf:"bytes,1,rep,name=firings,proto3" json:"firings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FireSchedulesCommand) Reset() {
+	*x = FireSchedulesCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FireSchedulesCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FireSchedulesCommand) ProtoMessage() {}
+
+func (x *FireSchedulesCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FireSchedulesCommand.ProtoReflect.Descriptor instead.
+func (*FireSchedulesCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *FireSchedulesCommand) GetFirings() []*Firing {
+	if x != nil {
+		return x.Firings
+	}
+	return nil
+}
+
+type Firing struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DagName       string                 `protobuf:"bytes,1,opt,name=dag_name,json=dagName,proto3" json:"dag_name,omitempty"`
+	SlotUnix      int64                  `protobuf:"varint,2,opt,name=slot_unix,json=slotUnix,proto3" json:"slot_unix,omitempty"`
+	Run           *Run                   `protobuf:"bytes,3,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Firing) Reset() {
+	*x = Firing{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Firing) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Firing) ProtoMessage() {}
+
+func (x *Firing) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Firing.ProtoReflect.Descriptor instead.
+func (*Firing) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *Firing) GetDagName() string {
+	if x != nil {
+		return x.DagName
+	}
+	return ""
+}
+
+func (x *Firing) GetSlotUnix() int64 {
+	if x != nil {
+		return x.SlotUnix
+	}
+	return 0
+}
+
+func (x *Firing) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
+type FireSchedulesResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*RunOutcome          `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FireSchedulesResult) Reset() {
+	*x = FireSchedulesResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FireSchedulesResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FireSchedulesResult) ProtoMessage() {}
+
+func (x *FireSchedulesResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FireSchedulesResult.ProtoReflect.Descriptor instead.
+func (*FireSchedulesResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *FireSchedulesResult) GetOutcomes() []*RunOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
 var File_daguha_v1_commands_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_commands_proto_rawDesc = "" +
@@ -1610,13 +2026,17 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\x11ReportStepsResult\x121\n" +
 	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"B\n" +
 	"\x11FinishRunsCommand\x12-\n" +
-	"\bfinishes\x18\x01 \x03(\v2\x11.daguha.v1.FinishR\bfinishes\"\xac\x01\n" +
+	"\bfinishes\x18\x01 \x03(\v2\x11.daguha.v1.FinishR\bfinishes\"\xa2\x02\n" +
 	"\x06Finish\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\x12,\n" +
 	"\x06status\x18\x03 \x01(\x0e2\x14.daguha.v1.RunStatusR\x06status\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\"\n" +
-	"\rnow_unix_nano\x18\x05 \x01(\x03R\vnowUnixNano\"E\n" +
+	"\rnow_unix_nano\x18\x05 \x01(\x03R\vnowUnixNano\x128\n" +
+	"\aoutputs\x18\x06 \x03(\v2\x1e.daguha.v1.Finish.OutputsEntryR\aoutputs\x1a:\n" +
+	"\fOutputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +
 	"\x10FinishRunsResult\x121\n" +
 	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"P\n" +
 	"\x11CancelRunsCommand\x12\x17\n" +
@@ -1641,13 +2061,36 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\x15SetClusterMetaCommand\x12*\n" +
 	"\x04meta\x18\x01 \x01(\v2\x16.daguha.v1.ClusterMetaR\x04meta\"B\n" +
 	"\x14SetClusterMetaResult\x12*\n" +
-	"\x04meta\x18\x01 \x01(\v2\x16.daguha.v1.ClusterMetaR\x04meta\"w\n" +
+	"\x04meta\x18\x01 \x01(\v2\x16.daguha.v1.ClusterMetaR\x04meta\"\xa9\x01\n" +
 	"\x0eSnapshotHeader\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04runs\x18\x02 \x01(\x04R\x04runs\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x03 \x01(\x04R\tlastIndex\x12\x18\n" +
-	"\aworkers\x18\x04 \x01(\x04R\aworkersB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"\aworkers\x18\x04 \x01(\x04R\aworkers\x12\x12\n" +
+	"\x04dags\x18\x05 \x01(\x04R\x04dags\x12\x1c\n" +
+	"\tschedules\x18\x06 \x01(\x04R\tschedules\"^\n" +
+	"\x0ePutDagsCommand\x12(\n" +
+	"\x04dags\x18\x01 \x03(\v2\x14.daguha.v1.StoredDagR\x04dags\x12\"\n" +
+	"\rnow_unix_nano\x18\x02 \x01(\x03R\vnowUnixNano\"B\n" +
+	"\rPutDagsResult\x121\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.DagOutcomeR\boutcomes\"8\n" +
+	"\n" +
+	"DagOutcome\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06result\x18\x02 \x01(\tR\x06result\")\n" +
+	"\x11DeleteDagsCommand\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\",\n" +
+	"\x10DeleteDagsResult\x12\x18\n" +
+	"\adeleted\x18\x01 \x03(\tR\adeleted\"C\n" +
+	"\x14FireSchedulesCommand\x12+\n" +
+	"\afirings\x18\x01 \x03(\v2\x11.daguha.v1.FiringR\afirings\"b\n" +
+	"\x06Firing\x12\x19\n" +
+	"\bdag_name\x18\x01 \x01(\tR\adagName\x12\x1b\n" +
+	"\tslot_unix\x18\x02 \x01(\x03R\bslotUnix\x12 \n" +
+	"\x03run\x18\x03 \x01(\v2\x0e.daguha.v1.RunR\x03run\"H\n" +
+	"\x13FireSchedulesResult\x121\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomesB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_commands_proto_rawDescOnce sync.Once
@@ -1661,7 +2104,7 @@ func file_daguha_v1_commands_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_commands_proto_rawDescData
 }
 
-var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_daguha_v1_commands_proto_goTypes = []any{
 	(*EnqueueRunsCommand)(nil),        // 0: daguha.v1.EnqueueRunsCommand
 	(*EnqueueRunsResult)(nil),         // 1: daguha.v1.EnqueueRunsResult
@@ -1693,35 +2136,51 @@ var file_daguha_v1_commands_proto_goTypes = []any{
 	(*SetClusterMetaCommand)(nil),     // 27: daguha.v1.SetClusterMetaCommand
 	(*SetClusterMetaResult)(nil),      // 28: daguha.v1.SetClusterMetaResult
 	(*SnapshotHeader)(nil),            // 29: daguha.v1.SnapshotHeader
-	(*Run)(nil),                       // 30: daguha.v1.Run
-	(*StepState)(nil),                 // 31: daguha.v1.StepState
-	(RunStatus)(0),                    // 32: daguha.v1.RunStatus
-	(*Worker)(nil),                    // 33: daguha.v1.Worker
-	(*ClusterMeta)(nil),               // 34: daguha.v1.ClusterMeta
+	(*PutDagsCommand)(nil),            // 30: daguha.v1.PutDagsCommand
+	(*PutDagsResult)(nil),             // 31: daguha.v1.PutDagsResult
+	(*DagOutcome)(nil),                // 32: daguha.v1.DagOutcome
+	(*DeleteDagsCommand)(nil),         // 33: daguha.v1.DeleteDagsCommand
+	(*DeleteDagsResult)(nil),          // 34: daguha.v1.DeleteDagsResult
+	(*FireSchedulesCommand)(nil),      // 35: daguha.v1.FireSchedulesCommand
+	(*Firing)(nil),                    // 36: daguha.v1.Firing
+	(*FireSchedulesResult)(nil),       // 37: daguha.v1.FireSchedulesResult
+	nil,                               // 38: daguha.v1.Finish.OutputsEntry
+	(*Run)(nil),                       // 39: daguha.v1.Run
+	(*StepState)(nil),                 // 40: daguha.v1.StepState
+	(RunStatus)(0),                    // 41: daguha.v1.RunStatus
+	(*Worker)(nil),                    // 42: daguha.v1.Worker
+	(*ClusterMeta)(nil),               // 43: daguha.v1.ClusterMeta
+	(*StoredDag)(nil),                 // 44: daguha.v1.StoredDag
 }
 var file_daguha_v1_commands_proto_depIdxs = []int32{
-	30, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
+	39, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
 	2,  // 1: daguha.v1.EnqueueRunsResult.outcomes:type_name -> daguha.v1.EnqueueOutcome
 	6,  // 2: daguha.v1.GrantLeasesCommand.grants:type_name -> daguha.v1.Grant
 	8,  // 3: daguha.v1.GrantLeasesResult.outcomes:type_name -> daguha.v1.GrantOutcome
-	30, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
+	39, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
 	10, // 5: daguha.v1.ReclaimRunsCommand.reclaims:type_name -> daguha.v1.Reclaim
 	12, // 6: daguha.v1.ReclaimRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	14, // 7: daguha.v1.ReportStepsCommand.reports:type_name -> daguha.v1.StepReport
-	31, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
+	40, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
 	12, // 9: daguha.v1.ReportStepsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	17, // 10: daguha.v1.FinishRunsCommand.finishes:type_name -> daguha.v1.Finish
-	32, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
-	12, // 12: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	12, // 13: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	33, // 14: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
-	34, // 15: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
-	34, // 16: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	41, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
+	38, // 12: daguha.v1.Finish.outputs:type_name -> daguha.v1.Finish.OutputsEntry
+	12, // 13: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	12, // 14: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	42, // 15: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
+	43, // 16: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
+	43, // 17: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
+	44, // 18: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
+	32, // 19: daguha.v1.PutDagsResult.outcomes:type_name -> daguha.v1.DagOutcome
+	36, // 20: daguha.v1.FireSchedulesCommand.firings:type_name -> daguha.v1.Firing
+	39, // 21: daguha.v1.Firing.run:type_name -> daguha.v1.Run
+	12, // 22: daguha.v1.FireSchedulesResult.outcomes:type_name -> daguha.v1.RunOutcome
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_commands_proto_init() }
@@ -1736,7 +2195,7 @@ func file_daguha_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_commands_proto_rawDesc), len(file_daguha_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

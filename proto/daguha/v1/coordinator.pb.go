@@ -21,6 +21,328 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type StepLogRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	RunId    string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	StepName string                 `protobuf:"bytes,2,opt,name=step_name,json=stepName,proto3" json:"step_name,omitempty"`
+	// 0: the latest attempt this worker ran.
+	Attempt       uint32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepLogRequest) Reset() {
+	*x = StepLogRequest{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepLogRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepLogRequest) ProtoMessage() {}
+
+func (x *StepLogRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepLogRequest.ProtoReflect.Descriptor instead.
+func (*StepLogRequest) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *StepLogRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *StepLogRequest) GetStepName() string {
+	if x != nil {
+		return x.StepName
+	}
+	return ""
+}
+
+func (x *StepLogRequest) GetAttempt() uint32 {
+	if x != nil {
+		return x.Attempt
+	}
+	return 0
+}
+
+type StepLogChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepLogChunk) Reset() {
+	*x = StepLogChunk{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepLogChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepLogChunk) ProtoMessage() {}
+
+func (x *StepLogChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepLogChunk.ProtoReflect.Descriptor instead.
+func (*StepLogChunk) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *StepLogChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type EnqueueChildRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The parent's lease.
+	LeaseToken    string `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	StepName      string `protobuf:"bytes,2,opt,name=step_name,json=stepName,proto3" json:"step_name,omitempty"`
+	Retry         uint32 `protobuf:"varint,3,opt,name=retry,proto3" json:"retry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnqueueChildRequest) Reset() {
+	*x = EnqueueChildRequest{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnqueueChildRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnqueueChildRequest) ProtoMessage() {}
+
+func (x *EnqueueChildRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnqueueChildRequest.ProtoReflect.Descriptor instead.
+func (*EnqueueChildRequest) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *EnqueueChildRequest) GetLeaseToken() string {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return ""
+}
+
+func (x *EnqueueChildRequest) GetStepName() string {
+	if x != nil {
+		return x.StepName
+	}
+	return ""
+}
+
+func (x *EnqueueChildRequest) GetRetry() uint32 {
+	if x != nil {
+		return x.Retry
+	}
+	return 0
+}
+
+type EnqueueChildResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ChildRunId    string                 `protobuf:"bytes,1,opt,name=child_run_id,json=childRunId,proto3" json:"child_run_id,omitempty"`
+	Created       bool                   `protobuf:"varint,2,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnqueueChildResponse) Reset() {
+	*x = EnqueueChildResponse{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnqueueChildResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnqueueChildResponse) ProtoMessage() {}
+
+func (x *EnqueueChildResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnqueueChildResponse.ProtoReflect.Descriptor instead.
+func (*EnqueueChildResponse) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EnqueueChildResponse) GetChildRunId() string {
+	if x != nil {
+		return x.ChildRunId
+	}
+	return ""
+}
+
+func (x *EnqueueChildResponse) GetCreated() bool {
+	if x != nil {
+		return x.Created
+	}
+	return false
+}
+
+type WatchRunRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	RunId          string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	MinModifyIndex uint64                 `protobuf:"varint,2,opt,name=min_modify_index,json=minModifyIndex,proto3" json:"min_modify_index,omitempty"`
+	WaitMillis     uint32                 `protobuf:"varint,3,opt,name=wait_millis,json=waitMillis,proto3" json:"wait_millis,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *WatchRunRequest) Reset() {
+	*x = WatchRunRequest{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRunRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRunRequest) ProtoMessage() {}
+
+func (x *WatchRunRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRunRequest.ProtoReflect.Descriptor instead.
+func (*WatchRunRequest) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *WatchRunRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *WatchRunRequest) GetMinModifyIndex() uint64 {
+	if x != nil {
+		return x.MinModifyIndex
+	}
+	return 0
+}
+
+func (x *WatchRunRequest) GetWaitMillis() uint32 {
+	if x != nil {
+		return x.WaitMillis
+	}
+	return 0
+}
+
+type WatchRunResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Run           *Run                   `protobuf:"bytes,1,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRunResponse) Reset() {
+	*x = WatchRunResponse{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRunResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRunResponse) ProtoMessage() {}
+
+func (x *WatchRunResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRunResponse.ProtoReflect.Descriptor instead.
+func (*WatchRunResponse) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *WatchRunResponse) GetRun() *Run {
+	if x != nil {
+		return x.Run
+	}
+	return nil
+}
+
 type DiscoverRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -29,7 +351,7 @@ type DiscoverRequest struct {
 
 func (x *DiscoverRequest) Reset() {
 	*x = DiscoverRequest{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[0]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -41,7 +363,7 @@ func (x *DiscoverRequest) String() string {
 func (*DiscoverRequest) ProtoMessage() {}
 
 func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[0]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -54,7 +376,7 @@ func (x *DiscoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverRequest.ProtoReflect.Descriptor instead.
 func (*DiscoverRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{0}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{6}
 }
 
 type DiscoverResponse struct {
@@ -66,7 +388,7 @@ type DiscoverResponse struct {
 
 func (x *DiscoverResponse) Reset() {
 	*x = DiscoverResponse{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[1]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -78,7 +400,7 @@ func (x *DiscoverResponse) String() string {
 func (*DiscoverResponse) ProtoMessage() {}
 
 func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[1]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -91,7 +413,7 @@ func (x *DiscoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DiscoverResponse.ProtoReflect.Descriptor instead.
 func (*DiscoverResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{1}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DiscoverResponse) GetServers() []*ServerAddress {
@@ -112,7 +434,7 @@ type ServerAddress struct {
 
 func (x *ServerAddress) Reset() {
 	*x = ServerAddress{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[2]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -124,7 +446,7 @@ func (x *ServerAddress) String() string {
 func (*ServerAddress) ProtoMessage() {}
 
 func (x *ServerAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[2]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -137,7 +459,7 @@ func (x *ServerAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServerAddress.ProtoReflect.Descriptor instead.
 func (*ServerAddress) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{2}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ServerAddress) GetName() string {
@@ -172,7 +494,7 @@ type WorkerInfo struct {
 
 func (x *WorkerInfo) Reset() {
 	*x = WorkerInfo{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[3]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +506,7 @@ func (x *WorkerInfo) String() string {
 func (*WorkerInfo) ProtoMessage() {}
 
 func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[3]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +519,7 @@ func (x *WorkerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerInfo.ProtoReflect.Descriptor instead.
 func (*WorkerInfo) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{3}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *WorkerInfo) GetId() string {
@@ -231,7 +553,7 @@ type PollRequest struct {
 
 func (x *PollRequest) Reset() {
 	*x = PollRequest{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[4]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -243,7 +565,7 @@ func (x *PollRequest) String() string {
 func (*PollRequest) ProtoMessage() {}
 
 func (x *PollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[4]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -256,7 +578,7 @@ func (x *PollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollRequest.ProtoReflect.Descriptor instead.
 func (*PollRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{4}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PollRequest) GetWorker() *WorkerInfo {
@@ -283,7 +605,7 @@ type PollResponse struct {
 
 func (x *PollResponse) Reset() {
 	*x = PollResponse{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[5]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -295,7 +617,7 @@ func (x *PollResponse) String() string {
 func (*PollResponse) ProtoMessage() {}
 
 func (x *PollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[5]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -308,7 +630,7 @@ func (x *PollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PollResponse.ProtoReflect.Descriptor instead.
 func (*PollResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PollResponse) GetTask() *Task {
@@ -332,7 +654,7 @@ type Task struct {
 
 func (x *Task) Reset() {
 	*x = Task{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[6]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +666,7 @@ func (x *Task) String() string {
 func (*Task) ProtoMessage() {}
 
 func (x *Task) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[6]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +679,7 @@ func (x *Task) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Task.ProtoReflect.Descriptor instead.
 func (*Task) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{6}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Task) GetRun() *Run {
@@ -391,7 +713,7 @@ type HeldLease struct {
 
 func (x *HeldLease) Reset() {
 	*x = HeldLease{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[7]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -403,7 +725,7 @@ func (x *HeldLease) String() string {
 func (*HeldLease) ProtoMessage() {}
 
 func (x *HeldLease) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[7]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -416,7 +738,7 @@ func (x *HeldLease) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldLease.ProtoReflect.Descriptor instead.
 func (*HeldLease) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{7}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *HeldLease) GetRunId() string {
@@ -443,7 +765,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[8]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +777,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[8]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +790,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{8}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HeartbeatRequest) GetWorker() *WorkerInfo {
@@ -498,7 +820,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[9]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +832,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[9]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +845,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{9}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *HeartbeatResponse) GetCancelRunIds() []string {
@@ -550,7 +872,7 @@ type ReportStepRequest struct {
 
 func (x *ReportStepRequest) Reset() {
 	*x = ReportStepRequest{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[10]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -562,7 +884,7 @@ func (x *ReportStepRequest) String() string {
 func (*ReportStepRequest) ProtoMessage() {}
 
 func (x *ReportStepRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[10]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -575,7 +897,7 @@ func (x *ReportStepRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStepRequest.ProtoReflect.Descriptor instead.
 func (*ReportStepRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{10}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReportStepRequest) GetLeaseToken() string {
@@ -600,7 +922,7 @@ type ReportStepResponse struct {
 
 func (x *ReportStepResponse) Reset() {
 	*x = ReportStepResponse{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[11]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +934,7 @@ func (x *ReportStepResponse) String() string {
 func (*ReportStepResponse) ProtoMessage() {}
 
 func (x *ReportStepResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[11]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +947,7 @@ func (x *ReportStepResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportStepResponse.ProtoReflect.Descriptor instead.
 func (*ReportStepResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{11}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{17}
 }
 
 type FinishRunRequest struct {
@@ -633,13 +955,14 @@ type FinishRunRequest struct {
 	LeaseToken    string                 `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	Status        RunStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=daguha.v1.RunStatus" json:"status,omitempty"`
 	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Outputs       map[string]string      `protobuf:"bytes,4,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FinishRunRequest) Reset() {
 	*x = FinishRunRequest{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[12]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +974,7 @@ func (x *FinishRunRequest) String() string {
 func (*FinishRunRequest) ProtoMessage() {}
 
 func (x *FinishRunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[12]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +987,7 @@ func (x *FinishRunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishRunRequest.ProtoReflect.Descriptor instead.
 func (*FinishRunRequest) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{12}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FinishRunRequest) GetLeaseToken() string {
@@ -688,6 +1011,13 @@ func (x *FinishRunRequest) GetError() string {
 	return ""
 }
 
+func (x *FinishRunRequest) GetOutputs() map[string]string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
 type FinishRunResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -696,7 +1026,7 @@ type FinishRunResponse struct {
 
 func (x *FinishRunResponse) Reset() {
 	*x = FinishRunResponse{}
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[13]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -708,7 +1038,7 @@ func (x *FinishRunResponse) String() string {
 func (*FinishRunResponse) ProtoMessage() {}
 
 func (x *FinishRunResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_coordinator_proto_msgTypes[13]
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -721,14 +1051,36 @@ func (x *FinishRunResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FinishRunResponse.ProtoReflect.Descriptor instead.
 func (*FinishRunResponse) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{13}
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{19}
 }
 
 var File_daguha_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
-	"\x1bdaguha/v1/coordinator.proto\x12\tdaguha.v1\x1a\x15daguha/v1/state.proto\"\x11\n" +
+	"\x1bdaguha/v1/coordinator.proto\x12\tdaguha.v1\x1a\x15daguha/v1/state.proto\"^\n" +
+	"\x0eStepLogRequest\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
+	"\tstep_name\x18\x02 \x01(\tR\bstepName\x12\x18\n" +
+	"\aattempt\x18\x03 \x01(\rR\aattempt\"\"\n" +
+	"\fStepLogChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"i\n" +
+	"\x13EnqueueChildRequest\x12\x1f\n" +
+	"\vlease_token\x18\x01 \x01(\tR\n" +
+	"leaseToken\x12\x1b\n" +
+	"\tstep_name\x18\x02 \x01(\tR\bstepName\x12\x14\n" +
+	"\x05retry\x18\x03 \x01(\rR\x05retry\"R\n" +
+	"\x14EnqueueChildResponse\x12 \n" +
+	"\fchild_run_id\x18\x01 \x01(\tR\n" +
+	"childRunId\x12\x18\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"s\n" +
+	"\x0fWatchRunRequest\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12(\n" +
+	"\x10min_modify_index\x18\x02 \x01(\x04R\x0eminModifyIndex\x12\x1f\n" +
+	"\vwait_millis\x18\x03 \x01(\rR\n" +
+	"waitMillis\"4\n" +
+	"\x10WatchRunResponse\x12 \n" +
+	"\x03run\x18\x01 \x01(\v2\x0e.daguha.v1.RunR\x03run\"\x11\n" +
 	"\x0fDiscoverRequest\"F\n" +
 	"\x10DiscoverResponse\x122\n" +
 	"\aservers\x18\x01 \x03(\v2\x18.daguha.v1.ServerAddressR\aservers\"a\n" +
@@ -771,20 +1123,28 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\vlease_token\x18\x01 \x01(\tR\n" +
 	"leaseToken\x12(\n" +
 	"\x04step\x18\x02 \x01(\v2\x14.daguha.v1.StepStateR\x04step\"\x14\n" +
-	"\x12ReportStepResponse\"w\n" +
+	"\x12ReportStepResponse\"\xf7\x01\n" +
 	"\x10FinishRunRequest\x12\x1f\n" +
 	"\vlease_token\x18\x01 \x01(\tR\n" +
 	"leaseToken\x12,\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x14.daguha.v1.RunStatusR\x06status\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\x13\n" +
-	"\x11FinishRunResponse2\xed\x02\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12B\n" +
+	"\aoutputs\x18\x04 \x03(\v2(.daguha.v1.FinishRunRequest.OutputsEntryR\aoutputs\x1a:\n" +
+	"\fOutputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x13\n" +
+	"\x11FinishRunResponse2\x83\x04\n" +
 	"\x12CoordinatorService\x127\n" +
 	"\x04Poll\x12\x16.daguha.v1.PollRequest\x1a\x17.daguha.v1.PollResponse\x12F\n" +
 	"\tHeartbeat\x12\x1b.daguha.v1.HeartbeatRequest\x1a\x1c.daguha.v1.HeartbeatResponse\x12I\n" +
 	"\n" +
 	"ReportStep\x12\x1c.daguha.v1.ReportStepRequest\x1a\x1d.daguha.v1.ReportStepResponse\x12F\n" +
 	"\tFinishRun\x12\x1b.daguha.v1.FinishRunRequest\x1a\x1c.daguha.v1.FinishRunResponse\x12C\n" +
-	"\bDiscover\x12\x1a.daguha.v1.DiscoverRequest\x1a\x1b.daguha.v1.DiscoverResponseB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"\bDiscover\x12\x1a.daguha.v1.DiscoverRequest\x1a\x1b.daguha.v1.DiscoverResponse\x12O\n" +
+	"\fEnqueueChild\x12\x1e.daguha.v1.EnqueueChildRequest\x1a\x1f.daguha.v1.EnqueueChildResponse\x12C\n" +
+	"\bWatchRun\x12\x1a.daguha.v1.WatchRunRequest\x1a\x1b.daguha.v1.WatchRunResponse2S\n" +
+	"\x10WorkerLogService\x12?\n" +
+	"\aStepLog\x12\x19.daguha.v1.StepLogRequest\x1a\x17.daguha.v1.StepLogChunk0\x01B3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_coordinator_proto_rawDescOnce sync.Once
@@ -798,52 +1158,67 @@ func file_daguha_v1_coordinator_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_coordinator_proto_rawDescData
 }
 
-var file_daguha_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_daguha_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_daguha_v1_coordinator_proto_goTypes = []any{
-	(*DiscoverRequest)(nil),    // 0: daguha.v1.DiscoverRequest
-	(*DiscoverResponse)(nil),   // 1: daguha.v1.DiscoverResponse
-	(*ServerAddress)(nil),      // 2: daguha.v1.ServerAddress
-	(*WorkerInfo)(nil),         // 3: daguha.v1.WorkerInfo
-	(*PollRequest)(nil),        // 4: daguha.v1.PollRequest
-	(*PollResponse)(nil),       // 5: daguha.v1.PollResponse
-	(*Task)(nil),               // 6: daguha.v1.Task
-	(*HeldLease)(nil),          // 7: daguha.v1.HeldLease
-	(*HeartbeatRequest)(nil),   // 8: daguha.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),  // 9: daguha.v1.HeartbeatResponse
-	(*ReportStepRequest)(nil),  // 10: daguha.v1.ReportStepRequest
-	(*ReportStepResponse)(nil), // 11: daguha.v1.ReportStepResponse
-	(*FinishRunRequest)(nil),   // 12: daguha.v1.FinishRunRequest
-	(*FinishRunResponse)(nil),  // 13: daguha.v1.FinishRunResponse
-	nil,                        // 14: daguha.v1.WorkerInfo.LabelsEntry
-	(*Run)(nil),                // 15: daguha.v1.Run
-	(*StepState)(nil),          // 16: daguha.v1.StepState
-	(RunStatus)(0),             // 17: daguha.v1.RunStatus
+	(*StepLogRequest)(nil),       // 0: daguha.v1.StepLogRequest
+	(*StepLogChunk)(nil),         // 1: daguha.v1.StepLogChunk
+	(*EnqueueChildRequest)(nil),  // 2: daguha.v1.EnqueueChildRequest
+	(*EnqueueChildResponse)(nil), // 3: daguha.v1.EnqueueChildResponse
+	(*WatchRunRequest)(nil),      // 4: daguha.v1.WatchRunRequest
+	(*WatchRunResponse)(nil),     // 5: daguha.v1.WatchRunResponse
+	(*DiscoverRequest)(nil),      // 6: daguha.v1.DiscoverRequest
+	(*DiscoverResponse)(nil),     // 7: daguha.v1.DiscoverResponse
+	(*ServerAddress)(nil),        // 8: daguha.v1.ServerAddress
+	(*WorkerInfo)(nil),           // 9: daguha.v1.WorkerInfo
+	(*PollRequest)(nil),          // 10: daguha.v1.PollRequest
+	(*PollResponse)(nil),         // 11: daguha.v1.PollResponse
+	(*Task)(nil),                 // 12: daguha.v1.Task
+	(*HeldLease)(nil),            // 13: daguha.v1.HeldLease
+	(*HeartbeatRequest)(nil),     // 14: daguha.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),    // 15: daguha.v1.HeartbeatResponse
+	(*ReportStepRequest)(nil),    // 16: daguha.v1.ReportStepRequest
+	(*ReportStepResponse)(nil),   // 17: daguha.v1.ReportStepResponse
+	(*FinishRunRequest)(nil),     // 18: daguha.v1.FinishRunRequest
+	(*FinishRunResponse)(nil),    // 19: daguha.v1.FinishRunResponse
+	nil,                          // 20: daguha.v1.WorkerInfo.LabelsEntry
+	nil,                          // 21: daguha.v1.FinishRunRequest.OutputsEntry
+	(*Run)(nil),                  // 22: daguha.v1.Run
+	(*StepState)(nil),            // 23: daguha.v1.StepState
+	(RunStatus)(0),               // 24: daguha.v1.RunStatus
 }
 var file_daguha_v1_coordinator_proto_depIdxs = []int32{
-	2,  // 0: daguha.v1.DiscoverResponse.servers:type_name -> daguha.v1.ServerAddress
-	14, // 1: daguha.v1.WorkerInfo.labels:type_name -> daguha.v1.WorkerInfo.LabelsEntry
-	3,  // 2: daguha.v1.PollRequest.worker:type_name -> daguha.v1.WorkerInfo
-	6,  // 3: daguha.v1.PollResponse.task:type_name -> daguha.v1.Task
-	15, // 4: daguha.v1.Task.run:type_name -> daguha.v1.Run
-	3,  // 5: daguha.v1.HeartbeatRequest.worker:type_name -> daguha.v1.WorkerInfo
-	7,  // 6: daguha.v1.HeartbeatRequest.leases:type_name -> daguha.v1.HeldLease
-	16, // 7: daguha.v1.ReportStepRequest.step:type_name -> daguha.v1.StepState
-	17, // 8: daguha.v1.FinishRunRequest.status:type_name -> daguha.v1.RunStatus
-	4,  // 9: daguha.v1.CoordinatorService.Poll:input_type -> daguha.v1.PollRequest
-	8,  // 10: daguha.v1.CoordinatorService.Heartbeat:input_type -> daguha.v1.HeartbeatRequest
-	10, // 11: daguha.v1.CoordinatorService.ReportStep:input_type -> daguha.v1.ReportStepRequest
-	12, // 12: daguha.v1.CoordinatorService.FinishRun:input_type -> daguha.v1.FinishRunRequest
-	0,  // 13: daguha.v1.CoordinatorService.Discover:input_type -> daguha.v1.DiscoverRequest
-	5,  // 14: daguha.v1.CoordinatorService.Poll:output_type -> daguha.v1.PollResponse
-	9,  // 15: daguha.v1.CoordinatorService.Heartbeat:output_type -> daguha.v1.HeartbeatResponse
-	11, // 16: daguha.v1.CoordinatorService.ReportStep:output_type -> daguha.v1.ReportStepResponse
-	13, // 17: daguha.v1.CoordinatorService.FinishRun:output_type -> daguha.v1.FinishRunResponse
-	1,  // 18: daguha.v1.CoordinatorService.Discover:output_type -> daguha.v1.DiscoverResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	22, // 0: daguha.v1.WatchRunResponse.run:type_name -> daguha.v1.Run
+	8,  // 1: daguha.v1.DiscoverResponse.servers:type_name -> daguha.v1.ServerAddress
+	20, // 2: daguha.v1.WorkerInfo.labels:type_name -> daguha.v1.WorkerInfo.LabelsEntry
+	9,  // 3: daguha.v1.PollRequest.worker:type_name -> daguha.v1.WorkerInfo
+	12, // 4: daguha.v1.PollResponse.task:type_name -> daguha.v1.Task
+	22, // 5: daguha.v1.Task.run:type_name -> daguha.v1.Run
+	9,  // 6: daguha.v1.HeartbeatRequest.worker:type_name -> daguha.v1.WorkerInfo
+	13, // 7: daguha.v1.HeartbeatRequest.leases:type_name -> daguha.v1.HeldLease
+	23, // 8: daguha.v1.ReportStepRequest.step:type_name -> daguha.v1.StepState
+	24, // 9: daguha.v1.FinishRunRequest.status:type_name -> daguha.v1.RunStatus
+	21, // 10: daguha.v1.FinishRunRequest.outputs:type_name -> daguha.v1.FinishRunRequest.OutputsEntry
+	10, // 11: daguha.v1.CoordinatorService.Poll:input_type -> daguha.v1.PollRequest
+	14, // 12: daguha.v1.CoordinatorService.Heartbeat:input_type -> daguha.v1.HeartbeatRequest
+	16, // 13: daguha.v1.CoordinatorService.ReportStep:input_type -> daguha.v1.ReportStepRequest
+	18, // 14: daguha.v1.CoordinatorService.FinishRun:input_type -> daguha.v1.FinishRunRequest
+	6,  // 15: daguha.v1.CoordinatorService.Discover:input_type -> daguha.v1.DiscoverRequest
+	2,  // 16: daguha.v1.CoordinatorService.EnqueueChild:input_type -> daguha.v1.EnqueueChildRequest
+	4,  // 17: daguha.v1.CoordinatorService.WatchRun:input_type -> daguha.v1.WatchRunRequest
+	0,  // 18: daguha.v1.WorkerLogService.StepLog:input_type -> daguha.v1.StepLogRequest
+	11, // 19: daguha.v1.CoordinatorService.Poll:output_type -> daguha.v1.PollResponse
+	15, // 20: daguha.v1.CoordinatorService.Heartbeat:output_type -> daguha.v1.HeartbeatResponse
+	17, // 21: daguha.v1.CoordinatorService.ReportStep:output_type -> daguha.v1.ReportStepResponse
+	19, // 22: daguha.v1.CoordinatorService.FinishRun:output_type -> daguha.v1.FinishRunResponse
+	7,  // 23: daguha.v1.CoordinatorService.Discover:output_type -> daguha.v1.DiscoverResponse
+	3,  // 24: daguha.v1.CoordinatorService.EnqueueChild:output_type -> daguha.v1.EnqueueChildResponse
+	5,  // 25: daguha.v1.CoordinatorService.WatchRun:output_type -> daguha.v1.WatchRunResponse
+	1,  // 26: daguha.v1.WorkerLogService.StepLog:output_type -> daguha.v1.StepLogChunk
+	19, // [19:27] is the sub-list for method output_type
+	11, // [11:19] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_coordinator_proto_init() }
@@ -858,9 +1233,9 @@ func file_daguha_v1_coordinator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_coordinator_proto_rawDesc), len(file_daguha_v1_coordinator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   22,
 			NumExtensions: 0,
-			NumServices:   1,
+			NumServices:   2,
 		},
 		GoTypes:           file_daguha_v1_coordinator_proto_goTypes,
 		DependencyIndexes: file_daguha_v1_coordinator_proto_depIdxs,

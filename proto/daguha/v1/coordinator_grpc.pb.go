@@ -19,11 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	CoordinatorService_Poll_FullMethodName       = "/daguha.v1.CoordinatorService/Poll"
-	CoordinatorService_Heartbeat_FullMethodName  = "/daguha.v1.CoordinatorService/Heartbeat"
-	CoordinatorService_ReportStep_FullMethodName = "/daguha.v1.CoordinatorService/ReportStep"
-	CoordinatorService_FinishRun_FullMethodName  = "/daguha.v1.CoordinatorService/FinishRun"
-	CoordinatorService_Discover_FullMethodName   = "/daguha.v1.CoordinatorService/Discover"
+	CoordinatorService_Poll_FullMethodName         = "/daguha.v1.CoordinatorService/Poll"
+	CoordinatorService_Heartbeat_FullMethodName    = "/daguha.v1.CoordinatorService/Heartbeat"
+	CoordinatorService_ReportStep_FullMethodName   = "/daguha.v1.CoordinatorService/ReportStep"
+	CoordinatorService_FinishRun_FullMethodName    = "/daguha.v1.CoordinatorService/FinishRun"
+	CoordinatorService_Discover_FullMethodName     = "/daguha.v1.CoordinatorService/Discover"
+	CoordinatorService_EnqueueChild_FullMethodName = "/daguha.v1.CoordinatorService/EnqueueChild"
+	CoordinatorService_WatchRun_FullMethodName     = "/daguha.v1.CoordinatorService/WatchRun"
 )
 
 // CoordinatorServiceClient is the client API for CoordinatorService service.
@@ -46,6 +48,13 @@ type CoordinatorServiceClient interface {
 	// Discover lists the servers, so a worker given one address can join
 	// the gossip pool and find the others.
 	Discover(ctx context.Context, in *DiscoverRequest, opts ...grpc.CallOption) (*DiscoverResponse, error)
+	// EnqueueChild starts a child run for a run/call step of a run the
+	// worker holds. The child's id is derived from the parent's id, the step
+	// and the retry, so asking twice starts one child.
+	EnqueueChild(ctx context.Context, in *EnqueueChildRequest, opts ...grpc.CallOption) (*EnqueueChildResponse, error)
+	// WatchRun answers when the run's record changed after min_modify_index,
+	// or after wait_millis with the record as it is (a blocking query).
+	WatchRun(ctx context.Context, in *WatchRunRequest, opts ...grpc.CallOption) (*WatchRunResponse, error)
 }
 
 type coordinatorServiceClient struct {
@@ -106,6 +115,26 @@ func (c *coordinatorServiceClient) Discover(ctx context.Context, in *DiscoverReq
 	return out, nil
 }
 
+func (c *coordinatorServiceClient) EnqueueChild(ctx context.Context, in *EnqueueChildRequest, opts ...grpc.CallOption) (*EnqueueChildResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(EnqueueChildResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_EnqueueChild_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *coordinatorServiceClient) WatchRun(ctx context.Context, in *WatchRunRequest, opts ...grpc.CallOption) (*WatchRunResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WatchRunResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_WatchRun_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // CoordinatorServiceServer is the server API for CoordinatorService service.
 // All implementations must embed UnimplementedCoordinatorServiceServer
 // for forward compatibility.
@@ -126,6 +155,13 @@ type CoordinatorServiceServer interface {
 	// Discover lists the servers, so a worker given one address can join
 	// the gossip pool and find the others.
 	Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error)
+	// EnqueueChild starts a child run for a run/call step of a run the
+	// worker holds. The child's id is derived from the parent's id, the step
+	// and the retry, so asking twice starts one child.
+	EnqueueChild(context.Context, *EnqueueChildRequest) (*EnqueueChildResponse, error)
+	// WatchRun answers when the run's record changed after min_modify_index,
+	// or after wait_millis with the record as it is (a blocking query).
+	WatchRun(context.Context, *WatchRunRequest) (*WatchRunResponse, error)
 	mustEmbedUnimplementedCoordinatorServiceServer()
 }
 
@@ -150,6 +186,12 @@ func (UnimplementedCoordinatorServiceServer) FinishRun(context.Context, *FinishR
 }
 func (UnimplementedCoordinatorServiceServer) Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Discover not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) EnqueueChild(context.Context, *EnqueueChildRequest) (*EnqueueChildResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnqueueChild not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) WatchRun(context.Context, *WatchRunRequest) (*WatchRunResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method WatchRun not implemented")
 }
 func (UnimplementedCoordinatorServiceServer) mustEmbedUnimplementedCoordinatorServiceServer() {}
 func (UnimplementedCoordinatorServiceServer) testEmbeddedByValue()                            {}
@@ -262,6 +304,42 @@ func _CoordinatorService_Discover_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoordinatorService_EnqueueChild_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnqueueChildRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).EnqueueChild(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_EnqueueChild_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).EnqueueChild(ctx, req.(*EnqueueChildRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _CoordinatorService_WatchRun_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WatchRunRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).WatchRun(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_WatchRun_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).WatchRun(ctx, req.(*WatchRunRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // CoordinatorService_ServiceDesc is the grpc.ServiceDesc for CoordinatorService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -289,7 +367,126 @@ var CoordinatorService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Discover",
 			Handler:    _CoordinatorService_Discover_Handler,
 		},
+		{
+			MethodName: "EnqueueChild",
+			Handler:    _CoordinatorService_EnqueueChild_Handler,
+		},
+		{
+			MethodName: "WatchRun",
+			Handler:    _CoordinatorService_WatchRun_Handler,
+		},
 	},
 	Streams:  []grpc.StreamDesc{},
+	Metadata: "daguha/v1/coordinator.proto",
+}
+
+const (
+	WorkerLogService_StepLog_FullMethodName = "/daguha.v1.WorkerLogService/StepLog"
+)
+
+// WorkerLogServiceClient is the client API for WorkerLogService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// WorkerLogService is served by each worker: the full logs of the steps it
+// ran, while it lives.
+type WorkerLogServiceClient interface {
+	StepLog(ctx context.Context, in *StepLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StepLogChunk], error)
+}
+
+type workerLogServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewWorkerLogServiceClient(cc grpc.ClientConnInterface) WorkerLogServiceClient {
+	return &workerLogServiceClient{cc}
+}
+
+func (c *workerLogServiceClient) StepLog(ctx context.Context, in *StepLogRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[StepLogChunk], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &WorkerLogService_ServiceDesc.Streams[0], WorkerLogService_StepLog_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[StepLogRequest, StepLogChunk]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WorkerLogService_StepLogClient = grpc.ServerStreamingClient[StepLogChunk]
+
+// WorkerLogServiceServer is the server API for WorkerLogService service.
+// All implementations must embed UnimplementedWorkerLogServiceServer
+// for forward compatibility.
+//
+// WorkerLogService is served by each worker: the full logs of the steps it
+// ran, while it lives.
+type WorkerLogServiceServer interface {
+	StepLog(*StepLogRequest, grpc.ServerStreamingServer[StepLogChunk]) error
+	mustEmbedUnimplementedWorkerLogServiceServer()
+}
+
+// UnimplementedWorkerLogServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedWorkerLogServiceServer struct{}
+
+func (UnimplementedWorkerLogServiceServer) StepLog(*StepLogRequest, grpc.ServerStreamingServer[StepLogChunk]) error {
+	return status.Error(codes.Unimplemented, "method StepLog not implemented")
+}
+func (UnimplementedWorkerLogServiceServer) mustEmbedUnimplementedWorkerLogServiceServer() {}
+func (UnimplementedWorkerLogServiceServer) testEmbeddedByValue()                          {}
+
+// UnsafeWorkerLogServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to WorkerLogServiceServer will
+// result in compilation errors.
+type UnsafeWorkerLogServiceServer interface {
+	mustEmbedUnimplementedWorkerLogServiceServer()
+}
+
+func RegisterWorkerLogServiceServer(s grpc.ServiceRegistrar, srv WorkerLogServiceServer) {
+	// If the following call panics, it indicates UnimplementedWorkerLogServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&WorkerLogService_ServiceDesc, srv)
+}
+
+func _WorkerLogService_StepLog_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(StepLogRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(WorkerLogServiceServer).StepLog(m, &grpc.GenericServerStream[StepLogRequest, StepLogChunk]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type WorkerLogService_StepLogServer = grpc.ServerStreamingServer[StepLogChunk]
+
+// WorkerLogService_ServiceDesc is the grpc.ServiceDesc for WorkerLogService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var WorkerLogService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "daguha.v1.WorkerLogService",
+	HandlerType: (*WorkerLogServiceServer)(nil),
+	Methods:     []grpc.MethodDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "StepLog",
+			Handler:       _WorkerLogService_StepLog_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "daguha/v1/coordinator.proto",
 }

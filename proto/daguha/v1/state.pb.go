@@ -92,6 +92,8 @@ const (
 	StepStatus_STEP_STATUS_SUCCEEDED   StepStatus = 2
 	StepStatus_STEP_STATUS_FAILED      StepStatus = 3
 	StepStatus_STEP_STATUS_CANCELLED   StepStatus = 4
+	// Not run: a dependency failed or was skipped, or the run ended first.
+	StepStatus_STEP_STATUS_SKIPPED StepStatus = 5
 )
 
 // Enum value maps for StepStatus.
@@ -102,6 +104,7 @@ var (
 		2: "STEP_STATUS_SUCCEEDED",
 		3: "STEP_STATUS_FAILED",
 		4: "STEP_STATUS_CANCELLED",
+		5: "STEP_STATUS_SKIPPED",
 	}
 	StepStatus_value = map[string]int32{
 		"STEP_STATUS_UNSPECIFIED": 0,
@@ -109,6 +112,7 @@ var (
 		"STEP_STATUS_SUCCEEDED":   2,
 		"STEP_STATUS_FAILED":      3,
 		"STEP_STATUS_CANCELLED":   4,
+		"STEP_STATUS_SKIPPED":     5,
 	}
 )
 
@@ -176,8 +180,17 @@ type Run struct {
 	// Set when cancellation was asked for a running run; the worker is told
 	// at its next heartbeat and reports the run cancelled.
 	CancelRequested bool `protobuf:"varint,22,opt,name=cancel_requested,json=cancelRequested,proto3" json:"cancel_requested,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// DAGs a run/call step may start before looking at the stored ones: the
+	// other documents of the DAG's file, inherited by its children.
+	LocalDags []*DagSpec `protobuf:"bytes,23,rep,name=local_dags,json=localDags,proto3" json:"local_dags,omitempty"`
+	// The cron slot that started this run (unix seconds), 0 for others.
+	ScheduleSlotUnix int64 `protobuf:"varint,24,opt,name=schedule_slot_unix,json=scheduleSlotUnix,proto3" json:"schedule_slot_unix,omitempty"`
+	// Values of the steps' output variables, reported at the end.
+	Outputs map[string]string `protobuf:"bytes,25,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The step of the parent run that started this one.
+	ParentStepName string `protobuf:"bytes,26,opt,name=parent_step_name,json=parentStepName,proto3" json:"parent_step_name,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
@@ -364,14 +377,61 @@ func (x *Run) GetCancelRequested() bool {
 	return false
 }
 
-// DagSpec is what a worker needs to execute a DAG run.
+func (x *Run) GetLocalDags() []*DagSpec {
+	if x != nil {
+		return x.LocalDags
+	}
+	return nil
+}
+
+func (x *Run) GetScheduleSlotUnix() int64 {
+	if x != nil {
+		return x.ScheduleSlotUnix
+	}
+	return 0
+}
+
+func (x *Run) GetOutputs() map[string]string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+func (x *Run) GetParentStepName() string {
+	if x != nil {
+		return x.ParentStepName
+	}
+	return ""
+}
+
+// DagSpec is a DAG as parsed from one YAML document: what a worker needs
+// to execute a run of it, and what the leader needs to schedule it.
 type DagSpec struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	Name           string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	WorkerSelector map[string]string      `protobuf:"bytes,2,rep,name=worker_selector,json=workerSelector,proto3" json:"worker_selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Steps          []*StepSpec            `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	Description    string                 `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// Cron expressions (five fields, or six with seconds first), each
+	// optionally prefixed by CRON_TZ=Zone.
+	Schedule []string `protobuf:"bytes,5,rep,name=schedule,proto3" json:"schedule,omitempty"`
+	// Default params in order; a positional one has an empty name.
+	Params []*Param `protobuf:"bytes,6,rep,name=params,proto3" json:"params,omitempty"`
+	// DAG-level environment, in order (a later value may use an earlier one).
+	Env []*EnvVar `protobuf:"bytes,7,rep,name=env,proto3" json:"env,omitempty"`
+	// At most this many runs of the DAG are running at once (0: no limit).
+	MaxActiveRuns uint32 `protobuf:"varint,8,opt,name=max_active_runs,json=maxActiveRuns,proto3" json:"max_active_runs,omitempty"`
+	// The whole run is stopped after this many seconds (0: no limit).
+	TimeoutSec int64 `protobuf:"varint,9,opt,name=timeout_sec,json=timeoutSec,proto3" json:"timeout_sec,omitempty"`
+	// Which missed schedule slots fire when a leader comes back:
+	// "latest" (default), "all" (every slot in catchup_window_sec) or "none".
+	Catchup          string `protobuf:"bytes,10,opt,name=catchup,proto3" json:"catchup,omitempty"`
+	CatchupWindowSec int64  `protobuf:"varint,11,opt,name=catchup_window_sec,json=catchupWindowSec,proto3" json:"catchup_window_sec,omitempty"`
+	// The file the DAG came from, for messages only.
+	SourceFile    string `protobuf:"bytes,12,opt,name=source_file,json=sourceFile,proto3" json:"source_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DagSpec) Reset() {
@@ -425,17 +485,255 @@ func (x *DagSpec) GetSteps() []*StepSpec {
 	return nil
 }
 
-type StepSpec struct {
+func (x *DagSpec) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *DagSpec) GetSchedule() []string {
+	if x != nil {
+		return x.Schedule
+	}
+	return nil
+}
+
+func (x *DagSpec) GetParams() []*Param {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *DagSpec) GetEnv() []*EnvVar {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *DagSpec) GetMaxActiveRuns() uint32 {
+	if x != nil {
+		return x.MaxActiveRuns
+	}
+	return 0
+}
+
+func (x *DagSpec) GetTimeoutSec() int64 {
+	if x != nil {
+		return x.TimeoutSec
+	}
+	return 0
+}
+
+func (x *DagSpec) GetCatchup() string {
+	if x != nil {
+		return x.Catchup
+	}
+	return ""
+}
+
+func (x *DagSpec) GetCatchupWindowSec() int64 {
+	if x != nil {
+		return x.CatchupWindowSec
+	}
+	return 0
+}
+
+func (x *DagSpec) GetSourceFile() string {
+	if x != nil {
+		return x.SourceFile
+	}
+	return ""
+}
+
+type Param struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Command       string                 `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
+func (x *Param) Reset() {
+	*x = Param{}
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Param) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Param) ProtoMessage() {}
+
+func (x *Param) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Param.ProtoReflect.Descriptor instead.
+func (*Param) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Param) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Param) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type EnvVar struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnvVar) Reset() {
+	*x = EnvVar{}
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnvVar) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnvVar) ProtoMessage() {}
+
+func (x *EnvVar) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
+func (*EnvVar) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *EnvVar) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *EnvVar) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+type RetryPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Retries after the first failure (0: none).
+	Limit         uint32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	IntervalSec   int64  `protobuf:"varint,2,opt,name=interval_sec,json=intervalSec,proto3" json:"interval_sec,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryPolicy) Reset() {
+	*x = RetryPolicy{}
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryPolicy) ProtoMessage() {}
+
+func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
+func (*RetryPolicy) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RetryPolicy) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetIntervalSec() int64 {
+	if x != nil {
+		return x.IntervalSec
+	}
+	return 0
+}
+
+type StepSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// A shell command line, run with sh -c.
+	Command string `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	// A script, run with sh (command, if also set, is ignored).
+	Script  string    `protobuf:"bytes,3,opt,name=script,proto3" json:"script,omitempty"`
+	Dir     string    `protobuf:"bytes,4,opt,name=dir,proto3" json:"dir,omitempty"`
+	Env     []*EnvVar `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty"`
+	Depends []string  `protobuf:"bytes,6,rep,name=depends,proto3" json:"depends,omitempty"`
+	// Capture the step's stdout (trimmed) into this variable for later steps.
+	Output      string       `protobuf:"bytes,7,opt,name=output,proto3" json:"output,omitempty"`
+	RetryPolicy *RetryPolicy `protobuf:"bytes,8,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	TimeoutSec  int64        `protobuf:"varint,9,opt,name=timeout_sec,json=timeoutSec,proto3" json:"timeout_sec,omitempty"`
+	// Dependants run even when this step fails.
+	ContinueOnFailure bool `protobuf:"varint,10,opt,name=continue_on_failure,json=continueOnFailure,proto3" json:"continue_on_failure,omitempty"`
+	// run/call: the step starts a child run of this DAG and takes its result.
+	ChildDag    string `protobuf:"bytes,11,opt,name=child_dag,json=childDag,proto3" json:"child_dag,omitempty"`
+	ChildParams string `protobuf:"bytes,12,opt,name=child_params,json=childParams,proto3" json:"child_params,omitempty"`
+	// Routes the child run; else the child DAG's own selector.
+	WorkerSelector map[string]string `protobuf:"bytes,13,rep,name=worker_selector,json=workerSelector,proto3" json:"worker_selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Description    string            `protobuf:"bytes,14,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
 func (x *StepSpec) Reset() {
 	*x = StepSpec{}
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +745,7 @@ func (x *StepSpec) String() string {
 func (*StepSpec) ProtoMessage() {}
 
 func (x *StepSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +758,7 @@ func (x *StepSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
 func (*StepSpec) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StepSpec) GetName() string {
@@ -477,6 +775,254 @@ func (x *StepSpec) GetCommand() string {
 	return ""
 }
 
+func (x *StepSpec) GetScript() string {
+	if x != nil {
+		return x.Script
+	}
+	return ""
+}
+
+func (x *StepSpec) GetDir() string {
+	if x != nil {
+		return x.Dir
+	}
+	return ""
+}
+
+func (x *StepSpec) GetEnv() []*EnvVar {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *StepSpec) GetDepends() []string {
+	if x != nil {
+		return x.Depends
+	}
+	return nil
+}
+
+func (x *StepSpec) GetOutput() string {
+	if x != nil {
+		return x.Output
+	}
+	return ""
+}
+
+func (x *StepSpec) GetRetryPolicy() *RetryPolicy {
+	if x != nil {
+		return x.RetryPolicy
+	}
+	return nil
+}
+
+func (x *StepSpec) GetTimeoutSec() int64 {
+	if x != nil {
+		return x.TimeoutSec
+	}
+	return 0
+}
+
+func (x *StepSpec) GetContinueOnFailure() bool {
+	if x != nil {
+		return x.ContinueOnFailure
+	}
+	return false
+}
+
+func (x *StepSpec) GetChildDag() string {
+	if x != nil {
+		return x.ChildDag
+	}
+	return ""
+}
+
+func (x *StepSpec) GetChildParams() string {
+	if x != nil {
+		return x.ChildParams
+	}
+	return ""
+}
+
+func (x *StepSpec) GetWorkerSelector() map[string]string {
+	if x != nil {
+		return x.WorkerSelector
+	}
+	return nil
+}
+
+func (x *StepSpec) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+// StoredDag is a DAG definition kept in the replicated state: the first
+// document of a file, with the file's other documents as its local DAGs.
+type StoredDag struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Spec      *DagSpec               `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	LocalDags []*DagSpec             `protobuf:"bytes,2,rep,name=local_dags,json=localDags,proto3" json:"local_dags,omitempty"`
+	// The YAML text as pushed, and its SHA-256 (hex).
+	Source            string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
+	ContentHash       string `protobuf:"bytes,4,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
+	CreateIndex       uint64 `protobuf:"varint,5,opt,name=create_index,json=createIndex,proto3" json:"create_index,omitempty"`
+	ModifyIndex       uint64 `protobuf:"varint,6,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	UpdatedAtUnixNano int64  `protobuf:"varint,7,opt,name=updated_at_unix_nano,json=updatedAtUnixNano,proto3" json:"updated_at_unix_nano,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *StoredDag) Reset() {
+	*x = StoredDag{}
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredDag) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredDag) ProtoMessage() {}
+
+func (x *StoredDag) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredDag.ProtoReflect.Descriptor instead.
+func (*StoredDag) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *StoredDag) GetSpec() *DagSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *StoredDag) GetLocalDags() []*DagSpec {
+	if x != nil {
+		return x.LocalDags
+	}
+	return nil
+}
+
+func (x *StoredDag) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *StoredDag) GetContentHash() string {
+	if x != nil {
+		return x.ContentHash
+	}
+	return ""
+}
+
+func (x *StoredDag) GetCreateIndex() uint64 {
+	if x != nil {
+		return x.CreateIndex
+	}
+	return 0
+}
+
+func (x *StoredDag) GetModifyIndex() uint64 {
+	if x != nil {
+		return x.ModifyIndex
+	}
+	return 0
+}
+
+func (x *StoredDag) GetUpdatedAtUnixNano() int64 {
+	if x != nil {
+		return x.UpdatedAtUnixNano
+	}
+	return 0
+}
+
+// ScheduleRecord is the last cron slot fired for a DAG.
+type ScheduleRecord struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DagName       string                 `protobuf:"bytes,1,opt,name=dag_name,json=dagName,proto3" json:"dag_name,omitempty"`
+	LastSlotUnix  int64                  `protobuf:"varint,2,opt,name=last_slot_unix,json=lastSlotUnix,proto3" json:"last_slot_unix,omitempty"`
+	LastRunId     string                 `protobuf:"bytes,3,opt,name=last_run_id,json=lastRunId,proto3" json:"last_run_id,omitempty"`
+	ModifyIndex   uint64                 `protobuf:"varint,4,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScheduleRecord) Reset() {
+	*x = ScheduleRecord{}
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScheduleRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScheduleRecord) ProtoMessage() {}
+
+func (x *ScheduleRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScheduleRecord.ProtoReflect.Descriptor instead.
+func (*ScheduleRecord) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ScheduleRecord) GetDagName() string {
+	if x != nil {
+		return x.DagName
+	}
+	return ""
+}
+
+func (x *ScheduleRecord) GetLastSlotUnix() int64 {
+	if x != nil {
+		return x.LastSlotUnix
+	}
+	return 0
+}
+
+func (x *ScheduleRecord) GetLastRunId() string {
+	if x != nil {
+		return x.LastRunId
+	}
+	return ""
+}
+
+func (x *ScheduleRecord) GetModifyIndex() uint64 {
+	if x != nil {
+		return x.ModifyIndex
+	}
+	return 0
+}
+
 type StepState struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	Name               string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -485,15 +1031,19 @@ type StepState struct {
 	StartedAtUnixNano  int64                  `protobuf:"varint,4,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
 	FinishedAtUnixNano int64                  `protobuf:"varint,5,opt,name=finished_at_unix_nano,json=finishedAtUnixNano,proto3" json:"finished_at_unix_nano,omitempty"`
 	// The last few KiB of the step's stdout and stderr.
-	OutputTail    string `protobuf:"bytes,6,opt,name=output_tail,json=outputTail,proto3" json:"output_tail,omitempty"`
-	Error         string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	OutputTail string `protobuf:"bytes,6,opt,name=output_tail,json=outputTail,proto3" json:"output_tail,omitempty"`
+	Error      string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	// 1 for the first try; retries count up.
+	Retry uint32 `protobuf:"varint,8,opt,name=retry,proto3" json:"retry,omitempty"`
+	// For a run/call step: the child run it started.
+	ChildRunId    string `protobuf:"bytes,9,opt,name=child_run_id,json=childRunId,proto3" json:"child_run_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +1055,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +1068,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StepState) GetName() string {
@@ -570,6 +1120,20 @@ func (x *StepState) GetError() string {
 	return ""
 }
 
+func (x *StepState) GetRetry() uint32 {
+	if x != nil {
+		return x.Retry
+	}
+	return 0
+}
+
+func (x *StepState) GetChildRunId() string {
+	if x != nil {
+		return x.ChildRunId
+	}
+	return ""
+}
+
 // Attempt is one grant of a run to a worker and how it ended.
 type Attempt struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -586,7 +1150,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -598,7 +1162,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -611,7 +1175,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Attempt) GetAttempt() uint32 {
@@ -675,7 +1239,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +1251,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +1264,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Worker) GetId() string {
@@ -771,7 +1335,7 @@ type ClusterMeta struct {
 
 func (x *ClusterMeta) Reset() {
 	*x = ClusterMeta{}
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +1347,7 @@ func (x *ClusterMeta) String() string {
 func (*ClusterMeta) ProtoMessage() {}
 
 func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +1360,7 @@ func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMeta.ProtoReflect.Descriptor instead.
 func (*ClusterMeta) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClusterMeta) GetSigningKey() []byte {
@@ -818,7 +1382,7 @@ type TableIndex struct {
 
 func (x *TableIndex) Reset() {
 	*x = TableIndex{}
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -830,7 +1394,7 @@ func (x *TableIndex) String() string {
 func (*TableIndex) ProtoMessage() {}
 
 func (x *TableIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -843,7 +1407,7 @@ func (x *TableIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableIndex.ProtoReflect.Descriptor instead.
 func (*TableIndex) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TableIndex) GetTable() string {
@@ -864,7 +1428,7 @@ var File_daguha_v1_state_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x15daguha/v1/state.proto\x12\tdaguha.v1\"\xc1\x06\n" +
+	"\x15daguha/v1/state.proto\x12\tdaguha.v1\"\xbf\b\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bdag_name\x18\x02 \x01(\tR\adagName\x12\x16\n" +
@@ -888,17 +1452,77 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x05error\x18\x13 \x01(\tR\x05error\x12*\n" +
 	"\x05steps\x18\x14 \x03(\v2\x14.daguha.v1.StepStateR\x05steps\x12.\n" +
 	"\battempts\x18\x15 \x03(\v2\x12.daguha.v1.AttemptR\battempts\x12)\n" +
-	"\x10cancel_requested\x18\x16 \x01(\bR\x0fcancelRequested\"\xdc\x01\n" +
+	"\x10cancel_requested\x18\x16 \x01(\bR\x0fcancelRequested\x121\n" +
+	"\n" +
+	"local_dags\x18\x17 \x03(\v2\x12.daguha.v1.DagSpecR\tlocalDags\x12,\n" +
+	"\x12schedule_slot_unix\x18\x18 \x01(\x03R\x10scheduleSlotUnix\x125\n" +
+	"\aoutputs\x18\x19 \x03(\v2\x1b.daguha.v1.Run.OutputsEntryR\aoutputs\x12(\n" +
+	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x1a:\n" +
+	"\fOutputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x04\n" +
 	"\aDagSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
 	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
-	"\x05steps\x18\x03 \x03(\v2\x13.daguha.v1.StepSpecR\x05steps\x1aA\n" +
+	"\x05steps\x18\x03 \x03(\v2\x13.daguha.v1.StepSpecR\x05steps\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x1a\n" +
+	"\bschedule\x18\x05 \x03(\tR\bschedule\x12(\n" +
+	"\x06params\x18\x06 \x03(\v2\x10.daguha.v1.ParamR\x06params\x12#\n" +
+	"\x03env\x18\a \x03(\v2\x11.daguha.v1.EnvVarR\x03env\x12&\n" +
+	"\x0fmax_active_runs\x18\b \x01(\rR\rmaxActiveRuns\x12\x1f\n" +
+	"\vtimeout_sec\x18\t \x01(\x03R\n" +
+	"timeoutSec\x12\x18\n" +
+	"\acatchup\x18\n" +
+	" \x01(\tR\acatchup\x12,\n" +
+	"\x12catchup_window_sec\x18\v \x01(\x03R\x10catchupWindowSec\x12\x1f\n" +
+	"\vsource_file\x18\f \x01(\tR\n" +
+	"sourceFile\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"8\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"1\n" +
+	"\x05Param\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"2\n" +
+	"\x06EnvVar\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"F\n" +
+	"\vRetryPolicy\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\x12!\n" +
+	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\"\xbc\x04\n" +
 	"\bStepSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
-	"\acommand\x18\x02 \x01(\tR\acommand\"\x86\x02\n" +
+	"\acommand\x18\x02 \x01(\tR\acommand\x12\x16\n" +
+	"\x06script\x18\x03 \x01(\tR\x06script\x12\x10\n" +
+	"\x03dir\x18\x04 \x01(\tR\x03dir\x12#\n" +
+	"\x03env\x18\x05 \x03(\v2\x11.daguha.v1.EnvVarR\x03env\x12\x18\n" +
+	"\adepends\x18\x06 \x03(\tR\adepends\x12\x16\n" +
+	"\x06output\x18\a \x01(\tR\x06output\x129\n" +
+	"\fretry_policy\x18\b \x01(\v2\x16.daguha.v1.RetryPolicyR\vretryPolicy\x12\x1f\n" +
+	"\vtimeout_sec\x18\t \x01(\x03R\n" +
+	"timeoutSec\x12.\n" +
+	"\x13continue_on_failure\x18\n" +
+	" \x01(\bR\x11continueOnFailure\x12\x1b\n" +
+	"\tchild_dag\x18\v \x01(\tR\bchildDag\x12!\n" +
+	"\fchild_params\x18\f \x01(\tR\vchildParams\x12P\n" +
+	"\x0fworker_selector\x18\r \x03(\v2'.daguha.v1.StepSpec.WorkerSelectorEntryR\x0eworkerSelector\x12 \n" +
+	"\vdescription\x18\x0e \x01(\tR\vdescription\x1aA\n" +
+	"\x13WorkerSelectorEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x02\n" +
+	"\tStoredDag\x12&\n" +
+	"\x04spec\x18\x01 \x01(\v2\x12.daguha.v1.DagSpecR\x04spec\x121\n" +
+	"\n" +
+	"local_dags\x18\x02 \x03(\v2\x12.daguha.v1.DagSpecR\tlocalDags\x12\x16\n" +
+	"\x06source\x18\x03 \x01(\tR\x06source\x12!\n" +
+	"\fcontent_hash\x18\x04 \x01(\tR\vcontentHash\x12!\n" +
+	"\fcreate_index\x18\x05 \x01(\x04R\vcreateIndex\x12!\n" +
+	"\fmodify_index\x18\x06 \x01(\x04R\vmodifyIndex\x12/\n" +
+	"\x14updated_at_unix_nano\x18\a \x01(\x03R\x11updatedAtUnixNano\"\x94\x01\n" +
+	"\x0eScheduleRecord\x12\x19\n" +
+	"\bdag_name\x18\x01 \x01(\tR\adagName\x12$\n" +
+	"\x0elast_slot_unix\x18\x02 \x01(\x03R\flastSlotUnix\x12\x1e\n" +
+	"\vlast_run_id\x18\x03 \x01(\tR\tlastRunId\x12!\n" +
+	"\fmodify_index\x18\x04 \x01(\x04R\vmodifyIndex\"\xbe\x02\n" +
 	"\tStepState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.daguha.v1.StepStatusR\x06status\x12\x1b\n" +
@@ -907,7 +1531,10 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x15finished_at_unix_nano\x18\x05 \x01(\x03R\x12finishedAtUnixNano\x12\x1f\n" +
 	"\voutput_tail\x18\x06 \x01(\tR\n" +
 	"outputTail\x12\x14\n" +
-	"\x05error\x18\a \x01(\tR\x05error\"\xdd\x01\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12\x14\n" +
+	"\x05retry\x18\b \x01(\rR\x05retry\x12 \n" +
+	"\fchild_run_id\x18\t \x01(\tR\n" +
+	"childRunId\"\xdd\x01\n" +
 	"\aAttempt\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\rR\aattempt\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12#\n" +
@@ -940,14 +1567,15 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x12RUN_STATUS_RUNNING\x10\x02\x12\x18\n" +
 	"\x14RUN_STATUS_SUCCEEDED\x10\x03\x12\x15\n" +
 	"\x11RUN_STATUS_FAILED\x10\x04\x12\x18\n" +
-	"\x14RUN_STATUS_CANCELLED\x10\x05*\x90\x01\n" +
+	"\x14RUN_STATUS_CANCELLED\x10\x05*\xa9\x01\n" +
 	"\n" +
 	"StepStatus\x12\x1b\n" +
 	"\x17STEP_STATUS_UNSPECIFIED\x10\x00\x12\x17\n" +
 	"\x13STEP_STATUS_RUNNING\x10\x01\x12\x19\n" +
 	"\x15STEP_STATUS_SUCCEEDED\x10\x02\x12\x16\n" +
 	"\x12STEP_STATUS_FAILED\x10\x03\x12\x19\n" +
-	"\x15STEP_STATUS_CANCELLED\x10\x04B3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"\x15STEP_STATUS_CANCELLED\x10\x04\x12\x17\n" +
+	"\x13STEP_STATUS_SKIPPED\x10\x05B3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_state_proto_rawDescOnce sync.Once
@@ -962,35 +1590,51 @@ func file_daguha_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_daguha_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_daguha_v1_state_proto_goTypes = []any{
-	(RunStatus)(0),      // 0: daguha.v1.RunStatus
-	(StepStatus)(0),     // 1: daguha.v1.StepStatus
-	(*Run)(nil),         // 2: daguha.v1.Run
-	(*DagSpec)(nil),     // 3: daguha.v1.DagSpec
-	(*StepSpec)(nil),    // 4: daguha.v1.StepSpec
-	(*StepState)(nil),   // 5: daguha.v1.StepState
-	(*Attempt)(nil),     // 6: daguha.v1.Attempt
-	(*Worker)(nil),      // 7: daguha.v1.Worker
-	(*ClusterMeta)(nil), // 8: daguha.v1.ClusterMeta
-	(*TableIndex)(nil),  // 9: daguha.v1.TableIndex
-	nil,                 // 10: daguha.v1.DagSpec.WorkerSelectorEntry
-	nil,                 // 11: daguha.v1.Worker.LabelsEntry
+	(RunStatus)(0),         // 0: daguha.v1.RunStatus
+	(StepStatus)(0),        // 1: daguha.v1.StepStatus
+	(*Run)(nil),            // 2: daguha.v1.Run
+	(*DagSpec)(nil),        // 3: daguha.v1.DagSpec
+	(*Param)(nil),          // 4: daguha.v1.Param
+	(*EnvVar)(nil),         // 5: daguha.v1.EnvVar
+	(*RetryPolicy)(nil),    // 6: daguha.v1.RetryPolicy
+	(*StepSpec)(nil),       // 7: daguha.v1.StepSpec
+	(*StoredDag)(nil),      // 8: daguha.v1.StoredDag
+	(*ScheduleRecord)(nil), // 9: daguha.v1.ScheduleRecord
+	(*StepState)(nil),      // 10: daguha.v1.StepState
+	(*Attempt)(nil),        // 11: daguha.v1.Attempt
+	(*Worker)(nil),         // 12: daguha.v1.Worker
+	(*ClusterMeta)(nil),    // 13: daguha.v1.ClusterMeta
+	(*TableIndex)(nil),     // 14: daguha.v1.TableIndex
+	nil,                    // 15: daguha.v1.Run.OutputsEntry
+	nil,                    // 16: daguha.v1.DagSpec.WorkerSelectorEntry
+	nil,                    // 17: daguha.v1.StepSpec.WorkerSelectorEntry
+	nil,                    // 18: daguha.v1.Worker.LabelsEntry
 }
 var file_daguha_v1_state_proto_depIdxs = []int32{
 	0,  // 0: daguha.v1.Run.status:type_name -> daguha.v1.RunStatus
 	3,  // 1: daguha.v1.Run.dag:type_name -> daguha.v1.DagSpec
-	5,  // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
-	6,  // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
-	10, // 4: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
-	4,  // 5: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
-	1,  // 6: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
-	11, // 7: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
-	8,  // [8:8] is the sub-list for method output_type
-	8,  // [8:8] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	10, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
+	11, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
+	3,  // 4: daguha.v1.Run.local_dags:type_name -> daguha.v1.DagSpec
+	15, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
+	16, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
+	7,  // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
+	4,  // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
+	5,  // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
+	5,  // 10: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
+	6,  // 11: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	17, // 12: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
+	3,  // 13: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
+	3,  // 14: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
+	1,  // 15: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
+	18, // 16: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_state_proto_init() }
@@ -1004,7 +1648,7 @@ func file_daguha_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_state_proto_rawDesc), len(file_daguha_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   10,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
