@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -80,6 +81,9 @@ type Config struct {
 	// (servers and workers joining, updating, failing, leaving). It is
 	// called from gossip's goroutines and must not block.
 	OnMemberChange func(Member)
+
+	// Metrics, when set, records commit latency and leader changes.
+	Metrics *metrics.Metrics
 
 	// Test hooks: an in-memory Raft transport and stores instead of TCP
 	// and bbolt, and changes to the Raft configuration (timeouts).

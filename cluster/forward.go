@@ -53,11 +53,14 @@ func (s *Server) Apply(ctx context.Context, t fsm.MessageType, body proto.Messag
 		return nil, 0, &CommandError{Err: err}
 	}
 	var (
-		index   uint64
-		encoded []byte
+		index     uint64
+		encoded   []byte
+		forwarded bool
 	)
+	began := time.Now()
 	err = s.OnLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
 		var err error
+		forwarded = !local
 		if local {
 			var result proto.Message
 			result, index, err = s.applyLocal(command)
@@ -72,6 +75,7 @@ func (s *Server) Apply(ctx context.Context, t fsm.MessageType, body proto.Messag
 	if err != nil {
 		return nil, 0, err
 	}
+	s.config.Metrics.ObserveApply(forwarded, time.Since(began))
 	result, err := fsm.DecodeResult(t, encoded)
 	if err != nil {
 		return nil, 0, err
@@ -97,6 +101,7 @@ func (s *Server) ApplyLocal(command []byte) (uint64, []byte, error) {
 }
 
 func (s *Server) applyLocal(command []byte) (proto.Message, uint64, error) {
+	began := time.Now()
 	future := s.raft.Apply(command, applyTimeout)
 	if err := future.Error(); err != nil {
 		switch {
@@ -106,6 +111,7 @@ func (s *Server) applyLocal(command []byte) (proto.Message, uint64, error) {
 		}
 		return nil, 0, fmt.Errorf("raft apply: %w", err)
 	}
+	s.config.Metrics.ObserveCommit(time.Since(began))
 	resp, ok := future.Response().(*fsm.Response)
 	if !ok {
 		return nil, 0, fmt.Errorf("raft apply: unexpected response %T", future.Response())

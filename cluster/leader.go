@@ -155,9 +155,16 @@ func (s *Server) observeLeader() {
 	})
 	s.raft.RegisterObserver(observer)
 	defer s.raft.DeregisterObserver(observer)
+	var lastLeader raft.ServerID
 	for {
 		select {
-		case <-observations:
+		case o := <-observations:
+			if id := o.Data.(raft.LeaderObservation).LeaderID; id != "" && id != lastLeader {
+				if lastLeader != "" {
+					s.config.Metrics.LeaderChanged()
+				}
+				lastLeader = id
+			}
 			s.leader.mu.Lock()
 			close(s.leader.leaderSeen)
 			s.leader.leaderSeen = make(chan struct{})

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/daguha/daguha/fsm"
+	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
 )
@@ -69,6 +70,8 @@ type Config struct {
 	Thresholds Thresholds
 	// Retention is how long an offline worker stays listed (24 h).
 	Retention time.Duration
+	// Metrics, when set, counts grants, ends, reclaims and refusals.
+	Metrics *metrics.Metrics
 }
 
 // DefaultRetention is how long offline workers stay listed.
@@ -312,6 +315,7 @@ func (st *leaderState) reclaimExpired() {
 		st.d.logger.Warn("reclaim lapsed leases", "runs", len(reclaims), "error", err)
 		return
 	}
+	st.d.config.Metrics.LeasesReclaimed(metrics.ReclaimLeaseExpired, countApplied(result.(*daguhav1.ReclaimRunsResult).GetOutcomes()))
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for i, outcome := range result.(*daguhav1.ReclaimRunsResult).GetOutcomes() {
@@ -369,6 +373,7 @@ func (st *leaderState) livenessLoop() {
 				d.logger.Warn("declare workers offline", "workers", offline, "error", err)
 			} else {
 				reclaimed := result.(*daguhav1.MarkWorkersOfflineResult).GetReclaimedRunIds()
+				d.config.Metrics.LeasesReclaimed(metrics.ReclaimWorkerOffline, len(reclaimed))
 				st.mu.Lock()
 				for _, id := range reclaimed {
 					delete(st.deadlines, id)
@@ -537,6 +542,7 @@ func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo) 
 		st.mu.Lock()
 		st.deadlines[run.GetId()] = lease{fencingToken: outcome.GetFencingToken(), deadline: st.d.config.Now().Add(st.d.config.LeaseTTL)}
 		st.mu.Unlock()
+		st.d.config.Metrics.LeaseGranted(queueWait(outcome.GetRun()), attempt == 1)
 		return &daguhav1.Task{Run: outcome.GetRun(), LeaseToken: token, LeaseTtlMillis: uint32(st.d.config.LeaseTTL.Milliseconds())}, nil, nil
 	}
 }
@@ -598,9 +604,14 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, info *daguhav1.WorkerInfo, h
 	if err != nil {
 		return nil, err
 	}
+	began := time.Now()
 	state := d.backend.State()
 	now := d.config.Now()
 	resp := &daguhav1.HeartbeatResponse{}
+	defer func() {
+		d.config.Metrics.ReportRefused(metrics.RefusedHeartbeat, len(resp.LostRunIds))
+		d.config.Metrics.ObserveHeartbeat(time.Since(began))
+	}()
 	for _, h := range held {
 		claims, err := st.signer.Verify(h.GetLeaseToken())
 		if err != nil || claims.RunID != h.GetRunId() || claims.WorkerID != info.GetId() {
@@ -649,6 +660,7 @@ func (d *Dispatcher) ReportStep(ctx context.Context, token string, step *daguhav
 	}
 	claims, err := st.verify(token)
 	if err != nil {
+		d.config.Metrics.ReportRefused(metrics.RefusedStep, 1)
 		return err
 	}
 	if step.GetName() == "" {
@@ -657,6 +669,9 @@ func (d *Dispatcher) ReportStep(ctx context.Context, token string, step *daguhav
 	outcome, err := st.reports.submit(ctx, st.ctx.Done(), &daguhav1.StepReport{RunId: claims.RunID, FencingToken: claims.FencingToken, Step: step})
 	if err != nil {
 		return notLeaderIfStopped(err)
+	}
+	if !outcome.GetApplied() {
+		d.config.Metrics.ReportRefused(metrics.RefusedStep, 1)
 	}
 	return refusal(outcome)
 }
@@ -669,6 +684,7 @@ func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav
 	}
 	claims, err := st.verify(token)
 	if err != nil {
+		d.config.Metrics.ReportRefused(metrics.RefusedFinish, 1)
 		return err
 	}
 	outcome, err := st.finishes.submit(ctx, st.ctx.Done(), &daguhav1.Finish{
@@ -684,6 +700,9 @@ func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav
 			delete(st.deadlines, claims.RunID)
 		}
 		st.mu.Unlock()
+		d.config.Metrics.RunFinished(runStatusLabel(status))
+	} else {
+		d.config.Metrics.ReportRefused(metrics.RefusedFinish, 1)
 	}
 	return refusal(outcome)
 }

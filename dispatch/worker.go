@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -29,6 +30,9 @@ type WorkerConfig struct {
 	ReportTimeout time.Duration
 	Logger        *slog.Logger
 	Now           func() time.Time
+	// Metrics, when set, records runs in progress, step durations and
+	// heartbeat round trips.
+	Metrics *metrics.WorkerMetrics
 }
 
 // Worker polls the cluster for runs and executes them.
@@ -76,6 +80,7 @@ func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, err
 	if config.Now == nil {
 		config.Now = time.Now
 	}
+	config.Metrics.SetCapacity(config.MaxActiveRuns)
 	return &Worker{
 		config:  config,
 		client:  daguhav1.NewCoordinatorServiceClient(conn),
@@ -150,6 +155,7 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 		w.mu.Unlock()
 		req := &daguhav1.HeartbeatRequest{Worker: w.info, Leases: leases}
 		callCtx, cancel := context.WithTimeout(ctx, 3*w.config.HeartbeatInterval+2*time.Second)
+		began := time.Now()
 		resp, err := w.client.Heartbeat(callCtx, req)
 		cancel()
 		if status.Code(err) == codes.Unavailable && ctx.Err() == nil {
@@ -158,6 +164,9 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 			callCtx, cancel := context.WithTimeout(ctx, 3*w.config.HeartbeatInterval+2*time.Second)
 			resp, err = w.client.Heartbeat(callCtx, req)
 			cancel()
+		}
+		if ctx.Err() == nil {
+			w.config.Metrics.Heartbeat(time.Since(began), err)
 		}
 		if err != nil {
 			if ctx.Err() == nil {
@@ -199,6 +208,9 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	}()
 	logger := w.logger.With("run", run.GetId(), "dag", run.GetDagName(), "attempt", run.GetAttempt())
 	logger.Info("run started")
+	w.config.Metrics.RunStarted()
+	ended := metrics.RunAbandoned
+	defer func() { w.config.Metrics.RunEnded(ended) }()
 
 	final, message := daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, ""
 	for _, spec := range run.GetDag().GetSteps() {
@@ -222,6 +234,7 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 		default:
 			step.Status = daguhav1.StepStatus_STEP_STATUS_SUCCEEDED
 		}
+		w.config.Metrics.StepFinished(stepStatusLabel(step.Status), time.Duration(step.FinishedAtUnixNano-started))
 		if runCtx.Err() != nil {
 			final, message = w.abandon(logger, runCtx, context.Cause(runCtx))
 			if final == daguhav1.RunStatus_RUN_STATUS_CANCELLED {
@@ -256,6 +269,7 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 		logger.Warn("run end not recorded", "status", final, "error", err)
 		return
 	}
+	ended = runStatusLabel(final)
 	logger.Info("run finished", "status", final)
 }
 

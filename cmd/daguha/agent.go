@@ -49,7 +49,7 @@ func seedServerCommand(name, usage string) *cli.Command {
 	var flags []cli.Flag
 	for _, f := range agentFlags() {
 		switch f.Names()[0] {
-		case "dev", "server", "http-port", "grpc-port", "labels", "max-active-runs", "worker-id", "heartbeat-interval",
+		case "dev", "server", "http-port", "grpc-port", "labels", "max-active-runs", "worker-id", "heartbeat-interval", "metrics-addr",
 			"worker.insecure", "worker.tls-cert", "worker.tls-key", "worker.tls-ca":
 			continue
 		}
@@ -83,6 +83,7 @@ func agentFlags() []cli.Flag {
 		&cli.IntFlag{Name: "max-active-runs", Value: defaultMaxActiveRuns, Usage: "runs a worker executes at once (worker agents; dev mode's worker)"},
 		&cli.StringFlag{Name: "worker-id", Usage: "worker id (default hostname@PID)"},
 		&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Second, Usage: "how often a worker heartbeats"},
+		&cli.StringFlag{Name: "metrics-addr", Usage: "serve a worker agent's Prometheus /metrics on this host:port (servers serve theirs on the HTTP port)"},
 		&cli.StringSliceFlag{Name: "api-token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "require this Bearer token on the HTTP API (repeat or comma-separate for several)"},
 		&cli.StringSliceFlag{Name: "api-read-token", EnvVars: []string{"DAGUHA_API_READ_TOKEN"}, Usage: "a Bearer token that may read the API but not change anything"},
 		&cli.DurationFlag{Name: "health-warning", Value: dispatch.DefaultThresholds.Warning, Usage: "heartbeat age from which a worker is WARNING"},
@@ -230,7 +231,8 @@ func runAgent(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		worker, err = agent.StartWorker(agent.WorkerConfig{Worker: workerConfig, Servers: []string{a.GRPCAddr()}, Logger: logger, TLS: workerTLSConfig})
+		worker, err = agent.StartWorker(agent.WorkerConfig{Worker: workerConfig, Servers: []string{a.GRPCAddr()}, Logger: logger, TLS: workerTLSConfig,
+			MetricsAddr: c.String("metrics-addr")})
 		if err != nil {
 			return err
 		}

@@ -45,6 +45,9 @@ var configKeys = []configKey{
 	{"worker.tls.certFile", "worker.tls-cert"},
 	{"worker.tls.keyFile", "worker.tls-key"},
 	{"worker.tls.caFile", "worker.tls-ca"},
+	// One key, two spellings: Dagu's worker command and the worker agent.
+	{"worker.metricsAddr", "worker.metrics-addr"},
+	{"worker.metricsAddr", "metrics-addr"},
 	{"cluster.nodeName", "node"},
 	{"cluster.dataDir", "data-dir"},
 	{"cluster.bind", "bind"},
@@ -175,9 +178,9 @@ func applyConfig(c *cli.Context) (sources, []string, error) {
 	}
 	flat := map[string]any{}
 	flatten("", doc, flat)
-	known := map[string]string{}
+	known := map[string][]string{}
 	for _, k := range configKeys {
-		known[k.key] = k.flag
+		known[k.key] = append(known[k.key], k.flag)
 	}
 	var unknown []string
 	keys := make([]string, 0, len(flat))
@@ -186,22 +189,24 @@ func applyConfig(c *cli.Context) (sources, []string, error) {
 	}
 	sort.Strings(keys)
 	for _, key := range keys {
-		flag, ok := known[key]
+		flags, ok := known[key]
 		if !ok {
 			unknown = append(unknown, key)
 			continue
 		}
-		if !hasFlag(c, flag) || c.IsSet(flag) {
-			continue
+		for _, flag := range flags {
+			if !hasFlag(c, flag) || c.IsSet(flag) {
+				continue
+			}
+			text, err := configValue(key, flat[key])
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s in %s: %w", key, path, err)
+			}
+			if err := c.Set(flag, text); err != nil {
+				return nil, nil, fmt.Errorf("%s in %s: %q is not a valid value: %v", key, path, text, err)
+			}
+			from[flag] = fmt.Sprintf("%s in %s", key, path)
 		}
-		text, err := configValue(key, flat[key])
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s in %s: %w", key, path, err)
-		}
-		if err := c.Set(flag, text); err != nil {
-			return nil, nil, fmt.Errorf("%s in %s: %q is not a valid value: %v", key, path, text, err)
-		}
-		from[flag] = fmt.Sprintf("%s in %s", key, path)
 	}
 	return from, unknown, nil
 }

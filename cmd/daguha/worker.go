@@ -65,7 +65,7 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 			NodeName: config.ID, BindAddr: bind, AdvertiseAddr: c.String("advertise"),
 			GossipPort: c.Int("gossip-port"), Join: join, Labels: config.Labels,
 		},
-		Logger: logger,
+		Logger: logger, MetricsAddr: c.String("metrics-addr"),
 	})
 	if err != nil {
 		return err
@@ -94,6 +94,7 @@ func workerCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DAGUHA_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DAGUHA_LOG_FORMAT"}, Usage: "text or json"},
 			&cli.StringSliceFlag{Name: "encrypt", EnvVars: []string{"DAGU_CLUSTER_ENCRYPT"}, Usage: "gossip encryption key(s), as on the servers"},
+			&cli.StringFlag{Name: "worker.metrics-addr", Usage: "serve the worker's Prometheus /metrics on this host:port (default: not served)"},
 		}, workerTLSFlags()...),
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c)
@@ -122,6 +123,7 @@ func workerCommand() *cli.Command {
 				// Find the gossip pool from the coordinator, so every
 				// server sees this worker join, fail and leave.
 				DiscoverGossip: true, GossipPort: c.Int("worker.gossip-port"),
+				MetricsAddr: c.String("worker.metrics-addr"),
 			})
 			if err != nil {
 				return err

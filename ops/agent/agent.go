@@ -23,6 +23,7 @@ import (
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/metrics"
 	"github.com/daguha/daguha/ops/tlsutil"
 	"github.com/daguha/daguha/rpc"
 	"github.com/daguha/daguha/store"
@@ -51,6 +52,8 @@ type Config struct {
 	// speak TLS with this certificate; with a CA, mutual TLS: every peer,
 	// worker or server, must present a certificate the CA signed.
 	TLS tlsutil.Files
+	// Metrics are served at /metrics on the HTTP port (nil: new ones).
+	Metrics *metrics.Metrics
 }
 
 // Agent is a running server.
@@ -108,6 +111,12 @@ func Start(config Config) (*Agent, error) {
 		peerOptions = append(peerOptions, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
 		config.Cluster.RaftTLS = &cluster.RaftTLS{Server: serverTLS, Client: clientTLS}
 	}
+	if config.Metrics == nil {
+		config.Metrics = metrics.New()
+	}
+	config.Cluster.Metrics = config.Metrics
+	config.Dispatch.Metrics = config.Metrics
+	serverOptions = append(serverOptions, config.Metrics.GRPCServerOptions()...)
 	peers := rpc.NewPeerClient(peerOptions...)
 	config.Cluster.Peers = peers
 	config.Cluster.Logger = config.Logger
@@ -154,8 +163,11 @@ func Start(config Config) (*Agent, error) {
 	rpc.RegisterClusterService(a.grpc, server, heartbeats)
 	rpc.RegisterCoordinatorService(a.grpc, server, dispatcher, peers)
 	healthpb.RegisterHealthServer(a.grpc, a.health)
+	config.Metrics.InitializeGRPC(a.grpc)
+	watchState(config.Metrics, server, dispatcher)
 	apiOptions := api.Options{
 		Logger: config.Logger, Dispatcher: dispatcher, Tokens: config.APITokens, ReadTokens: config.APIReadTokens,
+		Metrics: config.Metrics,
 	}
 	var httpsConfig *tls.Config
 	if config.HTTPTLS.Enabled() {
@@ -174,8 +186,11 @@ func Start(config Config) (*Agent, error) {
 			return nil, fmt.Errorf("HTTP TLS: %w", err)
 		}
 	}
+	routes := http.NewServeMux()
+	routes.Handle("GET /metrics", config.Metrics.Handler())
+	routes.Handle("/", api.New(server, apiOptions))
 	a.http = &http.Server{
-		Handler:           api.New(server, apiOptions),
+		Handler:           config.Metrics.InstrumentHTTP(routes),
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         httpsConfig,
 	}

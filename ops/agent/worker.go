@@ -16,6 +16,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/rpc"
 )
@@ -41,6 +42,8 @@ type WorkerConfig struct {
 	// speaks plaintext.
 	TLS    *tls.Config
 	Logger *slog.Logger
+	// MetricsAddr, when set (host:port), serves the worker's /metrics.
+	MetricsAddr string
 }
 
 // WorkerAgent is a running worker.
@@ -52,6 +55,8 @@ type WorkerAgent struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	joinDone chan struct{}
+	// stopMetrics ends the metrics listener, if any.
+	stopMetrics context.CancelFunc
 }
 
 // StartWorker connects to the cluster and starts polling.
@@ -63,7 +68,16 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 	if len(config.Servers) == 0 && config.Gossip == nil {
 		return nil, errors.New("worker: no server address and no gossip seed given")
 	}
-	a := &WorkerAgent{logger: config.Logger, done: make(chan struct{}), joinDone: make(chan struct{})}
+	a := &WorkerAgent{logger: config.Logger, done: make(chan struct{}), joinDone: make(chan struct{}), stopMetrics: func() {}}
+	if config.MetricsAddr != "" {
+		config.Worker.Metrics = metrics.NewWorker()
+		ctx, cancel := context.WithCancel(context.Background())
+		if _, err := config.Worker.Metrics.Serve(ctx, config.MetricsAddr, config.Logger); err != nil {
+			cancel()
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+		a.stopMetrics = cancel
+	}
 	list := rpc.NewServerList(config.Servers)
 	if config.Gossip != nil {
 		config.Gossip.Logger = config.Logger
@@ -71,6 +85,7 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 		config.Gossip.GossipKeys = config.GossipKeys
 		member, err := cluster.JoinAsWorker(*config.Gossip)
 		if err != nil {
+			a.stopMetrics()
 			return nil, err
 		}
 		a.follow(member, list, config.Servers)
@@ -84,6 +99,7 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 	conn, err := list.Dial(grpc.WithTransportCredentials(creds))
 	if err != nil {
 		a.shutdownMember()
+		a.stopMetrics()
 		return nil, fmt.Errorf("worker: connect: %w", err)
 	}
 	a.conn = conn
@@ -91,6 +107,7 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 	if err != nil {
 		conn.Close()
 		a.shutdownMember()
+		a.stopMetrics()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -207,4 +224,5 @@ func (a *WorkerAgent) Stop() {
 	<-a.joinDone
 	a.shutdownMember()
 	a.conn.Close()
+	a.stopMetrics()
 }

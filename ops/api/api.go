@@ -13,6 +13,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/ops/metrics"
 )
 
 // maxBodyBytes bounds a request body: the API takes small JSON documents.
@@ -24,6 +25,7 @@ type Server struct {
 	scheme     string
 	cluster    *cluster.Server
 	dispatcher *dispatch.Dispatcher
+	metrics    *metrics.Metrics
 	logger     *slog.Logger
 	now        func() time.Time
 	mux        *http.ServeMux
@@ -44,6 +46,8 @@ type Options struct {
 	// ForwardTLS, when set, means the servers' HTTP API speaks HTTPS:
 	// requests forwarded to the leader use it to verify the leader.
 	ForwardTLS *tls.Config
+	// Metrics, when set, counts the runs enqueued here.
+	Metrics *metrics.Metrics
 }
 
 // New returns the API handler for a cluster server.
@@ -57,7 +61,7 @@ func New(c *cluster.Server, options Options) *Server {
 	if options.Dispatcher == nil {
 		options.Dispatcher = dispatch.New(nil, dispatch.Config{Now: options.Now})
 	}
-	s := &Server{cluster: c, dispatcher: options.Dispatcher, logger: options.Logger, now: options.Now, mux: http.NewServeMux()}
+	s := &Server{cluster: c, dispatcher: options.Dispatcher, metrics: options.Metrics, logger: options.Logger, now: options.Now, mux: http.NewServeMux()}
 	s.handler = requireToken(options.Tokens, options.ReadTokens, s.mux)
 	s.scheme, s.forward = "http", &http.Client{Timeout: 30 * time.Second}
 	if options.ForwardTLS != nil {

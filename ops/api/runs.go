@@ -206,6 +206,7 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 	case outcome.GetConflict() != "":
 		writeError(w, http.StatusConflict, errors.New(outcome.GetConflict()))
 	case outcome.GetCreated():
+		s.metrics.RunEnqueued()
 		writeJSON(w, http.StatusCreated, enqueueResponse{DagRunID: run.GetId(), Created: true})
 	default:
 		writeJSON(w, http.StatusOK, enqueueResponse{DagRunID: run.GetId()})
