@@ -31,6 +31,7 @@ func main() {
 			operatorCommand(),
 			snapshotCommand(),
 			configCommand(),
+			healthCommand(),
 		},
 	}
 	annotateConfigKeys(app.Commands)

@@ -70,6 +70,7 @@ type Agent struct {
 
 	stopFollowing context.CancelFunc
 	following     chan struct{}
+	healthDone    chan struct{}
 }
 
 // Start opens the listeners, joins the cluster and starts serving.
@@ -200,6 +201,11 @@ func Start(config Config) (*Agent, error) {
 	followCtx, stopFollowing := context.WithCancel(context.Background())
 	a.stopFollowing = stopFollowing
 	a.following = make(chan struct{})
+	a.healthDone = make(chan struct{})
+	go func() {
+		defer close(a.healthDone)
+		a.watchLeaderHealth(followCtx)
+	}()
 	go func() {
 		defer close(a.following)
 		rpc.ShareHeartbeats(followCtx, server, peers, heartbeats, time.Second, config.Logger)
@@ -252,6 +258,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.health.Shutdown()
 	a.stopFollowing()
 	<-a.following
+	<-a.healthDone
 	if err := a.http.Shutdown(ctx); err != nil {
 		a.http.Close()
 	}
