@@ -7,7 +7,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test check vet fmt-check unit bench proto proto-check tools run clean
+.PHONY: all build test check vet fmt-check unit bench proto proto-check tools run clean image
 
 all: build
 
@@ -59,3 +59,28 @@ run:
 
 clean:
 	rm -rf bin
+
+# The container image, built with no registry: a static binary and the
+# host's CA certificates in a FROM scratch image (see Dockerfile), plus
+# the host's static busybox as /bin/sh when there is one (Debian:
+# busybox-static), so workers can run their steps' commands.
+IMAGE     ?= daguha:latest
+IMAGE_DIR := bin/image
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+BUSYBOX   ?= $(firstword $(wildcard /bin/busybox /usr/bin/busybox))
+CA_CERTS  ?= /etc/ssl/certs/ca-certificates.crt
+
+image:
+	rm -rf $(IMAGE_DIR)
+	mkdir -p $(IMAGE_DIR)/etc/ssl/certs $(IMAGE_DIR)/bin $(IMAGE_DIR)/tmp $(IMAGE_DIR)/var/lib/daguha/data
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(IMAGE_DIR)/daguha ./cmd/daguha
+	cp $(CA_CERTS) $(IMAGE_DIR)/etc/ssl/certs/ca-certificates.crt
+	printf 'root:x:0:0:root:/root:/sbin/nologin\ndaguha:x:65532:65532:daguha:/var/lib/daguha:/sbin/nologin\n' > $(IMAGE_DIR)/etc/passwd
+	printf 'root:x:0:\ndaguha:x:65532:\n' > $(IMAGE_DIR)/etc/group
+	chmod 1777 $(IMAGE_DIR)/tmp
+	@if [ -n "$(BUSYBOX)" ] && file -L "$(BUSYBOX)" | grep -q 'statically linked'; then \
+		cp "$(BUSYBOX)" $(IMAGE_DIR)/bin/busybox; ln -s busybox $(IMAGE_DIR)/bin/sh; \
+	else \
+		echo "warning: no static busybox (apt-get install busybox-static): the image has no shell, workers in it cannot run steps"; \
+	fi
+	docker build -f Dockerfile -t $(IMAGE) $(IMAGE_DIR)
