@@ -145,7 +145,7 @@ func TestPutDagsComparesContentHashes(t *testing.T) {
 		return outcomes[0].GetResult()
 	}
 	for i, step := range []struct {
-		hash, want string
+		hash, want     string
 		create, modify uint64
 	}{
 		{"h1", store.DagCreated, 1, 1},
