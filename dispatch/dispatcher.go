@@ -37,6 +37,11 @@ type StaleLeaseError struct{ Reason string }
 
 func (e *StaleLeaseError) Error() string { return e.Reason }
 
+// NotFoundError is a request for something that does not exist.
+type NotFoundError struct{ Reason string }
+
+func (e *NotFoundError) Error() string { return e.Reason }
+
 // InvalidRequestError is a request that names bad input.
 type InvalidRequestError struct{ Reason string }
 
@@ -192,10 +197,14 @@ func (d *Dispatcher) RunLeader(ctx context.Context) {
 	d.mu.Unlock()
 	d.logger.Info("dispatch started", "running_runs", len(st.deadlines), "lease_ttl", d.config.LeaseTTL)
 
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		st.livenessLoop()
+	}()
+	go func() {
+		defer wg.Done()
+		newScheduler(d.backend, d.config.Now, d.logger).run(ctx)
 	}()
 	st.reclaimLoop()
 
@@ -662,7 +671,7 @@ func (d *Dispatcher) ReportStep(ctx context.Context, token string, step *daguhav
 }
 
 // FinishRun records the end of the run under the lease in token.
-func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav1.RunStatus, message string) error {
+func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav1.RunStatus, message string, outputs map[string]string) error {
 	st, err := d.leader()
 	if err != nil {
 		return err
@@ -673,7 +682,7 @@ func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav
 	}
 	outcome, err := st.finishes.submit(ctx, st.ctx.Done(), &daguhav1.Finish{
 		RunId: claims.RunID, FencingToken: claims.FencingToken, Status: status, Error: message,
-		NowUnixNano: d.config.Now().UnixNano(),
+		NowUnixNano: d.config.Now().UnixNano(), Outputs: outputs,
 	})
 	if err != nil {
 		return notLeaderIfStopped(err)
