@@ -5,12 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/robfig/cron/v3"
 
+	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
@@ -35,15 +35,6 @@ const DefaultCatchupWindow = time.Hour
 // time: the scheduler looks every ScheduleTick, and a slot found due
 // within this grace is fired under every catch-up rule.
 const lateGrace = 2 * time.Second
-
-// scheduleParser reads Dagu's cron expressions: five fields, or six with
-// seconds first, descriptors (@daily, @every 10m), and a CRON_TZ= prefix.
-var scheduleParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
-
-// ParseSchedule parses one cron expression of a DAG's schedule.
-func ParseSchedule(expr string) (cron.Schedule, error) {
-	return scheduleParser.Parse(strings.TrimSpace(expr))
-}
 
 // scheduleNamespace makes the ids of scheduled runs: a name-based UUID of
 // (DAG, slot), so whichever leader fires a slot, its run has one id.
@@ -229,7 +220,7 @@ func (s *scheduler) schedules(stored *daguhav1.StoredDag) ([]cron.Schedule, bool
 	}
 	var schedules []cron.Schedule
 	for _, expr := range stored.GetSpec().GetSchedule() {
-		schedule, err := ParseSchedule(expr)
+		schedule, err := dagfile.ParseSchedule(expr)
 		if err != nil {
 			// Pushed DAGs are validated; this is a DAG stored by an older
 			// or a broken client. Say so once per content.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -17,7 +18,7 @@ func mustSchedules(t *testing.T, exprs ...string) []cron.Schedule {
 	t.Helper()
 	var out []cron.Schedule
 	for _, e := range exprs {
-		s, err := dispatch.ParseSchedule(e)
+		s, err := dagfile.ParseSchedule(e)
 		if err != nil {
 			t.Fatalf("parse %q: %v", e, err)
 		}
@@ -95,7 +96,7 @@ func TestDueSlotsOfSeveralSchedulesAndTimeZones(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("due %v; want both schedules' slots", got)
 	}
-	if _, err := dispatch.ParseSchedule("61 * * * *"); err == nil {
+	if _, err := dagfile.ParseSchedule("61 * * * *"); err == nil {
 		t.Fatal("a bad minute parsed")
 	}
 }

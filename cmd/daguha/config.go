@@ -45,6 +45,7 @@ var configKeys = []configKey{
 	{"worker.tls.certFile", "worker.tls-cert"},
 	{"worker.tls.keyFile", "worker.tls-key"},
 	{"worker.tls.caFile", "worker.tls-ca"},
+	{"dagsDir", "dags"},
 	{"cluster.nodeName", "node"},
 	{"cluster.dataDir", "data-dir"},
 	{"cluster.bind", "bind"},

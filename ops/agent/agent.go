@@ -51,6 +51,9 @@ type Config struct {
 	// speak TLS with this certificate; with a CA, mutual TLS: every peer,
 	// worker or server, must present a certificate the CA signed.
 	TLS tlsutil.Files
+	// DagsDir, when set, is a directory of DAG files this server pushes
+	// into the cluster, and pushes again whenever one changes.
+	DagsDir string
 }
 
 // Agent is a running server.
@@ -67,6 +70,7 @@ type Agent struct {
 
 	stopFollowing context.CancelFunc
 	following     chan struct{}
+	syncing       chan struct{}
 }
 
 // Start opens the listeners, joins the cluster and starts serving.
@@ -174,8 +178,9 @@ func Start(config Config) (*Agent, error) {
 			return nil, fmt.Errorf("HTTP TLS: %w", err)
 		}
 	}
+	apiServer := api.New(server, apiOptions)
 	a.http = &http.Server{
-		Handler:           api.New(server, apiOptions),
+		Handler:           apiServer,
 		ReadHeaderTimeout: 10 * time.Second,
 		TLSConfig:         httpsConfig,
 	}
@@ -188,6 +193,13 @@ func Start(config Config) (*Agent, error) {
 	go func() {
 		defer close(a.following)
 		rpc.ShareHeartbeats(followCtx, server, peers, heartbeats, time.Second, config.Logger)
+	}()
+	a.syncing = make(chan struct{})
+	go func() {
+		defer close(a.syncing)
+		if config.DagsDir != "" {
+			syncDags(followCtx, config.DagsDir, apiServer, config.Logger)
+		}
 	}()
 	go func() { a.served <- a.grpc.Serve(grpcLn) }()
 	go func() {
@@ -237,6 +249,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.health.Shutdown()
 	a.stopFollowing()
 	<-a.following
+	<-a.syncing
 	if err := a.http.Shutdown(ctx); err != nil {
 		a.http.Close()
 	}
