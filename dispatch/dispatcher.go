@@ -421,7 +421,7 @@ func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.Work
 	current := func() bool {
 		w, _ := st.d.backend.State().Worker(info.GetId())
 		return w != nil && !w.GetOffline() && w.GetMaxActiveRuns() == info.GetMaxActiveRuns() &&
-			FormatLabels(w.GetLabels()) == FormatLabels(info.GetLabels())
+			FormatLabels(w.GetLabels()) == FormatLabels(info.GetLabels()) && w.GetLogAddr() == info.GetLogAddr()
 	}
 	if current() {
 		return nil
@@ -433,7 +433,7 @@ func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.Work
 	}
 	_, _, err := st.d.backend.Apply(ctx, fsm.RegisterWorkersType, &daguhav1.RegisterWorkersCommand{Workers: []*daguhav1.Worker{{
 		Id: info.GetId(), Labels: info.GetLabels(), MaxActiveRuns: info.GetMaxActiveRuns(),
-		RegisteredAtUnixNano: st.d.config.Now().UnixNano(),
+		RegisteredAtUnixNano: st.d.config.Now().UnixNano(), LogAddr: info.GetLogAddr(),
 	}}})
 	if err != nil {
 		return fmt.Errorf("register worker %q: %w", info.GetId(), err)

@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -160,6 +161,15 @@ func Start(config Config) (*Agent, error) {
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	apiOptions := api.Options{
 		Logger: config.Logger, Dispatcher: dispatcher, Tokens: config.APITokens, ReadTokens: config.APIReadTokens,
+		// Workers' log services speak what the gRPC port speaks: TLS with
+		// this server's certificate when TLS is on.
+		DialWorker: func(addr string) (*grpc.ClientConn, error) {
+			options := peerOptions
+			if !config.TLS.Enabled() {
+				options = append(options, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			}
+			return grpc.NewClient(addr, options...)
+		},
 	}
 	var httpsConfig *tls.Config
 	if config.HTTPTLS.Enabled() {

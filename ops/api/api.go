@@ -28,6 +28,7 @@ type Server struct {
 	now        func() time.Time
 	mux        *http.ServeMux
 	handler    http.Handler
+	dialWorker WorkerDialer
 }
 
 // Options configures the API.
@@ -44,6 +45,9 @@ type Options struct {
 	// ForwardTLS, when set, means the servers' HTTP API speaks HTTPS:
 	// requests forwarded to the leader use it to verify the leader.
 	ForwardTLS *tls.Config
+	// DialWorker connects to workers' log services (step logs); nil: the
+	// API cannot fetch full logs.
+	DialWorker WorkerDialer
 }
 
 // New returns the API handler for a cluster server.
@@ -57,7 +61,7 @@ func New(c *cluster.Server, options Options) *Server {
 	if options.Dispatcher == nil {
 		options.Dispatcher = dispatch.New(nil, dispatch.Config{Now: options.Now})
 	}
-	s := &Server{cluster: c, dispatcher: options.Dispatcher, logger: options.Logger, now: options.Now, mux: http.NewServeMux()}
+	s := &Server{cluster: c, dispatcher: options.Dispatcher, logger: options.Logger, now: options.Now, mux: http.NewServeMux(), dialWorker: options.DialWorker}
 	s.handler = requireToken(options.Tokens, options.ReadTokens, s.mux)
 	s.scheme, s.forward = "http", &http.Client{Timeout: 30 * time.Second}
 	if options.ForwardTLS != nil {
@@ -73,6 +77,7 @@ func New(c *cluster.Server, options Options) *Server {
 	s.mux.HandleFunc("GET /api/v2/dag-runs", s.listRuns)
 	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}", s.getRun)
 	s.mux.HandleFunc("POST /api/v2/dag-runs/{dag_run_id}/cancel", s.cancelRun)
+	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}/steps/{step}/log", s.stepLog)
 	s.mux.HandleFunc("GET /api/v2/workers", s.workers)
 	s.mux.HandleFunc("POST /api/v2/dags", s.pushDags)
 	s.mux.HandleFunc("GET /api/v2/dags", s.listDags)

@@ -498,6 +498,8 @@ type WorkerInfo struct {
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Labels        map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	MaxActiveRuns uint32                 `protobuf:"varint,3,opt,name=max_active_runs,json=maxActiveRuns,proto3" json:"max_active_runs,omitempty"`
+	// Where the worker serves WorkerLogService (host:port), if it does.
+	LogAddr       string `protobuf:"bytes,4,opt,name=log_addr,json=logAddr,proto3" json:"log_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -551,6 +553,13 @@ func (x *WorkerInfo) GetMaxActiveRuns() uint32 {
 		return x.MaxActiveRuns
 	}
 	return 0
+}
+
+func (x *WorkerInfo) GetLogAddr() string {
+	if x != nil {
+		return x.LogAddr
+	}
+	return ""
 }
 
 type PollRequest struct {
@@ -1099,12 +1108,13 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1f\n" +
 	"\vgossip_addr\x18\x03 \x01(\tR\n" +
-	"gossipAddr\"\xba\x01\n" +
+	"gossipAddr\"\xd5\x01\n" +
 	"\n" +
 	"WorkerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
 	"\x06labels\x18\x02 \x03(\v2!.daguha.v1.WorkerInfo.LabelsEntryR\x06labels\x12&\n" +
-	"\x0fmax_active_runs\x18\x03 \x01(\rR\rmaxActiveRuns\x1a9\n" +
+	"\x0fmax_active_runs\x18\x03 \x01(\rR\rmaxActiveRuns\x12\x19\n" +
+	"\blog_addr\x18\x04 \x01(\tR\alogAddr\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
