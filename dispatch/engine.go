@@ -463,7 +463,14 @@ func (x *execution) report(st *daguhav1.StepState) error {
 		return context.Cause(x.parent)
 	}
 	err := x.host.ReportStep(x.parent, st)
-	if err != nil && !x.cancelled() {
+	if err != nil && x.cancelled() {
+		// Cancelled during the call: the report still goes out.
+		if err := x.host.ReportStep(context.WithoutCancel(x.parent), st); err != nil {
+			x.logger.Warn("step report failed while cancelling", "step", st.GetName(), "error", err)
+		}
+		return nil
+	}
+	if err != nil {
 		x.mu.Lock()
 		if x.reportErr == nil {
 			x.reportErr = fmt.Errorf("reporting step %q: %w", st.GetName(), err)
