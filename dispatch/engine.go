@@ -391,9 +391,13 @@ func (x *execution) schedule() {
 		release(i)
 	}
 	// The attempt stopped early: what never started was skipped.
+	reason := "the run ended first"
+	if cause := context.Cause(x.ctx); cause != nil {
+		reason = cause.Error()
+	}
 	for i := range x.steps {
 		if x.final(i) == daguhav1.StepStatus_STEP_STATUS_UNSPECIFIED {
-			x.skip(i, context.Cause(x.ctx).Error())
+			x.skip(i, reason)
 		}
 	}
 }
