@@ -38,6 +38,11 @@ type StaleLeaseError struct{ Reason string }
 
 func (e *StaleLeaseError) Error() string { return e.Reason }
 
+// NotFoundError is a request for something that does not exist.
+type NotFoundError struct{ Reason string }
+
+func (e *NotFoundError) Error() string { return e.Reason }
+
 // InvalidRequestError is a request that names bad input.
 type InvalidRequestError struct{ Reason string }
 
@@ -195,10 +200,16 @@ func (d *Dispatcher) RunLeader(ctx context.Context) {
 	d.mu.Unlock()
 	d.logger.Info("dispatch started", "running_runs", len(st.deadlines), "lease_ttl", d.config.LeaseTTL)
 
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		st.livenessLoop()
+	}()
+	go func() {
+		defer wg.Done()
+		s := newScheduler(d.backend, d.config.Now, d.logger)
+		s.metrics = d.config.Metrics
+		s.run(ctx)
 	}()
 	st.reclaimLoop()
 
@@ -417,7 +428,7 @@ func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.Work
 	current := func() bool {
 		w, _ := st.d.backend.State().Worker(info.GetId())
 		return w != nil && !w.GetOffline() && w.GetMaxActiveRuns() == info.GetMaxActiveRuns() &&
-			FormatLabels(w.GetLabels()) == FormatLabels(info.GetLabels())
+			FormatLabels(w.GetLabels()) == FormatLabels(info.GetLabels()) && w.GetLogAddr() == info.GetLogAddr()
 	}
 	if current() {
 		return nil
@@ -429,7 +440,7 @@ func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.Work
 	}
 	_, _, err := st.d.backend.Apply(ctx, fsm.RegisterWorkersType, &daguhav1.RegisterWorkersCommand{Workers: []*daguhav1.Worker{{
 		Id: info.GetId(), Labels: info.GetLabels(), MaxActiveRuns: info.GetMaxActiveRuns(),
-		RegisteredAtUnixNano: st.d.config.Now().UnixNano(),
+		RegisteredAtUnixNano: st.d.config.Now().UnixNano(), LogAddr: info.GetLogAddr(),
 	}}})
 	if err != nil {
 		return fmt.Errorf("register worker %q: %w", info.GetId(), err)
@@ -677,7 +688,7 @@ func (d *Dispatcher) ReportStep(ctx context.Context, token string, step *daguhav
 }
 
 // FinishRun records the end of the run under the lease in token.
-func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav1.RunStatus, message string) error {
+func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav1.RunStatus, message string, outputs map[string]string) error {
 	st, err := d.leader()
 	if err != nil {
 		return err
@@ -689,7 +700,7 @@ func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav
 	}
 	outcome, err := st.finishes.submit(ctx, st.ctx.Done(), &daguhav1.Finish{
 		RunId: claims.RunID, FencingToken: claims.FencingToken, Status: status, Error: message,
-		NowUnixNano: d.config.Now().UnixNano(),
+		NowUnixNano: d.config.Now().UnixNano(), Outputs: outputs,
 	})
 	if err != nil {
 		return notLeaderIfStopped(err)

@@ -3,6 +3,8 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"io"
+	"os"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -10,9 +12,19 @@ import (
 )
 
 // outputTailBytes is how much of a step's output is kept and reported.
-const outputTailBytes = 4 << 10
+const outputTailBytes = 64 << 10
 
-// tailBuffer keeps the last max bytes written to it.
+// maxOutputValueBytes bounds the stdout a step may capture into an output
+// variable; a step printing more fails rather than pass on a cut value.
+const maxOutputValueBytes = 1 << 20
+
+// defaultKillGrace is how long a stopped step's processes get between
+// SIGTERM and SIGKILL.
+const defaultKillGrace = 5 * time.Second
+
+// tailBuffer keeps the last max bytes written to it. It grows up to twice
+// max before moving the tail to the front, so a long output costs linear
+// time rather than a copy of max bytes per write.
 type tailBuffer struct {
 	mu  sync.Mutex
 	max int
@@ -22,9 +34,14 @@ type tailBuffer struct {
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(p) >= t.max {
+		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
+		return len(p), nil
+	}
 	t.buf = append(t.buf, p...)
-	if over := len(t.buf) - t.max; over > 0 {
-		t.buf = append([]byte(nil), t.buf[over:]...)
+	if len(t.buf) > 2*t.max {
+		n := copy(t.buf, t.buf[len(t.buf)-t.max:])
+		t.buf = t.buf[:n]
 	}
 	return len(p), nil
 }
@@ -32,42 +49,217 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(t.buf) > t.max {
+		return string(t.buf[len(t.buf)-t.max:])
+	}
 	return string(t.buf)
 }
 
-// stepResult is how one command ended.
-type stepResult struct {
-	exitCode int
-	output   string
-	err      error
+// capBuffer keeps the first max bytes written to it and remembers whether
+// more came.
+type capBuffer struct {
+	max      int
+	buf      []byte
+	overflow bool
 }
 
-// runCommand runs command with `sh -c` in its own process group, so that
-// cancelling ctx stops it and everything it started.
-func runCommand(ctx context.Context, command string) stepResult {
-	out := &tailBuffer{max: outputTailBytes}
-	cmd := exec.Command("sh", "-c", command)
-	cmd.Stdout, cmd.Stderr = out, out
+func (c *capBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if room := c.max - len(c.buf); n > room {
+		c.overflow = true
+		p = p[:max(room, 0)]
+	}
+	c.buf = append(c.buf, p...)
+	return n, nil
+}
+
+// lenientWriter passes writes on and swallows the first failure and all
+// after it: a full disk must not stall the copier (and so the step
+// writing into its pipe); the tail is still kept.
+type lenientWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (l *lenientWriter) Write(p []byte) (int, error) {
+	if l.err == nil {
+		_, l.err = l.w.Write(p)
+	}
+	return len(p), nil
+}
+
+// lockedWriter serialises writes from the stdout and stderr copiers.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// process is one command a step runs.
+type process struct {
+	argv []string
+	dir  string
+	env  []string
+	// log receives the whole combined output when not nil.
+	log io.Writer
+	// capture keeps stdout (up to maxOutputValueBytes) apart as well.
+	capture bool
+	grace   time.Duration
+}
+
+// processResult is how a process ended.
+type processResult struct {
+	exitCode int
+	tail     string
+	stdout   string
+	overflow bool
+	// err is the start or exit error; nil for exit status 0.
+	err error
+	// stopped: ctx ended while the process ran and it was killed.
+	stopped bool
+}
+
+// runProcess runs p in its own process group. Its output goes through
+// pipes the worker owns (not os/exec's copiers), so a background process
+// that keeps them open cannot hold the step up. When ctx ends the whole
+// group gets SIGTERM, then SIGKILL after the grace; when the command ends
+// by itself, processes it left behind in its group are stopped the same
+// way: a step's processes never outlive it.
+func runProcess(ctx context.Context, p process) processResult {
+	grace := p.grace
+	if grace <= 0 {
+		grace = defaultKillGrace
+	}
+	tail := &tailBuffer{max: outputTailBytes}
+	var combined io.Writer = tail
+	if p.log != nil {
+		combined = io.MultiWriter(&lenientWriter{w: p.log}, tail)
+	}
+	combined = &lockedWriter{w: combined}
+	var captured *capBuffer
+
+	cmd := exec.Command(p.argv[0], p.argv[1:]...)
+	cmd.Dir = p.dir
+	cmd.Env = p.env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return stepResult{exitCode: -1, err: err}
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-ctx.Done():
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case err = <-done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			err = <-done
+
+	var readers []*os.File
+	var writers []*os.File
+	closeAll := func(files []*os.File) {
+		for _, f := range files {
+			_ = f.Close()
 		}
-		return stepResult{exitCode: exitCode(err), output: out.String(), err: ctx.Err()}
 	}
-	return stepResult{exitCode: exitCode(err), output: out.String(), err: err}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		return processResult{exitCode: -1, err: err}
+	}
+	readers, writers = append(readers, outR), append(writers, outW)
+	cmd.Stdout, cmd.Stderr = outW, outW
+	copies := []io.Writer{combined}
+	if p.capture {
+		errR, errW, err := os.Pipe()
+		if err != nil {
+			closeAll(readers)
+			closeAll(writers)
+			return processResult{exitCode: -1, err: err}
+		}
+		readers, writers = append(readers, errR), append(writers, errW)
+		cmd.Stderr = errW
+		captured = &capBuffer{max: maxOutputValueBytes}
+		copies = []io.Writer{io.MultiWriter(combined, captured), combined}
+	}
+	if err := cmd.Start(); err != nil {
+		closeAll(readers)
+		closeAll(writers)
+		return processResult{exitCode: -1, err: err}
+	}
+	closeAll(writers)
+	pgid := cmd.Process.Pid
+
+	var copying sync.WaitGroup
+	for i, r := range readers {
+		copying.Add(1)
+		go func() {
+			defer copying.Done()
+			_, _ = io.Copy(copies[i], r)
+		}()
+	}
+	drained := make(chan struct{})
+	go func() {
+		copying.Wait()
+		close(drained)
+	}()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+
+	var waitErr error
+	stopped := false
+	select {
+	case waitErr = <-exited:
+		if ctx.Err() != nil {
+			// Ended as the context did: still clear the group.
+			stopped = true
+		}
+		if groupExists(pgid) {
+			stopGroup(pgid, grace, nil, drained)
+		}
+	case <-ctx.Done():
+		stopped = true
+		stopGroup(pgid, grace, exited, drained)
+		waitErr = <-exited
+	}
+	// Everything in the group is dead; output still open now belongs to
+	// processes that left the group. Give the copiers a moment, then cut.
+	select {
+	case <-drained:
+	case <-time.After(time.Second):
+		closeAll(readers)
+		<-drained
+	}
+	closeAll(readers)
+
+	result := processResult{exitCode: exitCode(waitErr), tail: tail.String(), err: waitErr, stopped: stopped}
+	if captured != nil {
+		result.stdout, result.overflow = string(captured.buf), captured.overflow
+	}
+	return result
+}
+
+// stopGroup sends SIGTERM to the process group, waits until the leader
+// has exited (when exited is not nil; the value is put back) and the
+// output pipes are closed, or the grace passed, then sends SIGKILL.
+// Killing the group even after everything looked gone is cheap and covers
+// members that closed their output.
+func stopGroup(pgid int, grace time.Duration, exited chan error, drained <-chan struct{}) {
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	if exited != nil {
+		select {
+		case err := <-exited:
+			exited <- err
+		case <-timer.C:
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			return
+		}
+	}
+	select {
+	case <-drained:
+	case <-timer.C:
+	}
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+}
+
+// groupExists tells whether any process (zombies included) is in the
+// group.
+func groupExists(pgid int) bool {
+	return syscall.Kill(-pgid, 0) == nil
 }
 
 func exitCode(err error) int {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync"
 	"time"
 
@@ -33,6 +34,16 @@ type WorkerConfig struct {
 	// Metrics, when set, records runs in progress, step durations and
 	// heartbeat round trips.
 	Metrics *metrics.WorkerMetrics
+	// LogDir keeps the full output of every step (default: a new
+	// directory daguha-worker-logs-* in the system's temporary directory).
+	LogDir string
+	// NoopExecutor makes every command or script step succeed at once
+	// without starting a process (run/call steps still start child runs):
+	// for benchmarks of the coordinator, never for real work.
+	NoopExecutor bool
+	// KillGrace is how long a stopped step's processes get between
+	// SIGTERM and SIGKILL (default 5 s).
+	KillGrace time.Duration
 }
 
 // Worker polls the cluster for runs and executes them.
@@ -41,6 +52,7 @@ type Worker struct {
 	client daguhav1.CoordinatorServiceClient
 	logger *slog.Logger
 	info   *daguhav1.WorkerInfo
+	engine *Engine
 
 	mu      sync.Mutex
 	running map[string]*activeRun
@@ -81,10 +93,19 @@ func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, err
 		config.Now = time.Now
 	}
 	config.Metrics.SetCapacity(config.MaxActiveRuns)
+	if config.LogDir == "" {
+		dir, err := os.MkdirTemp(os.TempDir(), "daguha-worker-logs-*")
+		if err != nil {
+			return nil, fmt.Errorf("worker %q: step log directory: %w", config.ID, err)
+		}
+		config.LogDir = dir
+	}
+	logger := config.Logger.With("worker", config.ID)
 	return &Worker{
 		config:  config,
 		client:  daguhav1.NewCoordinatorServiceClient(conn),
-		logger:  config.Logger.With("worker", config.ID),
+		logger:  logger,
+		engine:  &Engine{LogDir: config.LogDir, Now: config.Now, Logger: logger, KillGrace: config.KillGrace, Noop: config.NoopExecutor},
 		info:    &daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns)},
 		running: map[string]*activeRun{},
 		slots:   make(chan struct{}, config.MaxActiveRuns),
@@ -193,7 +214,7 @@ func (w *Worker) stop(runID string, cause error) {
 	}
 }
 
-// execute runs the steps of a task in order, reporting each, then the end.
+// execute runs a task with the engine, then reports its end.
 func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	run := task.GetRun()
 	runCtx, cancel := context.WithCancelCause(ctx)
@@ -212,57 +233,18 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	ended := metrics.RunAbandoned
 	defer func() { w.config.Metrics.RunEnded(ended) }()
 
-	final, message := daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, ""
-	for _, spec := range run.GetDag().GetSteps() {
-		started := w.config.Now().UnixNano()
-		if err := w.report(runCtx, task, &daguhav1.StepState{Name: spec.GetName(), Status: daguhav1.StepStatus_STEP_STATUS_RUNNING, StartedAtUnixNano: started}); err != nil {
-			final, message = w.abandon(logger, runCtx, err)
-			break
-		}
-		result := runCommand(runCtx, spec.GetCommand())
-		step := &daguhav1.StepState{
-			Name: spec.GetName(), ExitCode: int32(result.exitCode), OutputTail: result.output,
-			StartedAtUnixNano: started, FinishedAtUnixNano: w.config.Now().UnixNano(),
-		}
-		switch {
-		case runCtx.Err() != nil:
-			step.Status = daguhav1.StepStatus_STEP_STATUS_CANCELLED
-			step.Error = context.Cause(runCtx).Error()
-		case result.err != nil:
-			step.Status = daguhav1.StepStatus_STEP_STATUS_FAILED
-			step.Error = result.err.Error()
-		default:
-			step.Status = daguhav1.StepStatus_STEP_STATUS_SUCCEEDED
-		}
-		w.config.Metrics.StepFinished(stepStatusLabel(step.Status), time.Duration(step.FinishedAtUnixNano-started))
-		if runCtx.Err() != nil {
-			final, message = w.abandon(logger, runCtx, context.Cause(runCtx))
-			if final == daguhav1.RunStatus_RUN_STATUS_CANCELLED {
-				_ = w.report(context.WithoutCancel(ctx), task, step)
-			}
-			break
-		}
-		if err := w.report(runCtx, task, step); err != nil {
-			final, message = w.abandon(logger, runCtx, err)
-			break
-		}
-		if step.Status == daguhav1.StepStatus_STEP_STATUS_FAILED {
-			final, message = daguhav1.RunStatus_RUN_STATUS_FAILED, fmt.Sprintf("step %q failed: %s", spec.GetName(), result.err)
-			break
-		}
-	}
-	if final == daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED {
-		logger.Info("run abandoned: this worker no longer holds it", "reason", message)
-		return
-	}
-	finishCtx := context.WithoutCancel(ctx)
+	final, message, outputs := w.engine.Execute(runCtx, run, &workerHost{w: w, task: task})
 	if ctx.Err() != nil {
 		// The worker is stopping: leave the run to be reclaimed.
 		logger.Info("worker stopping; run left for another worker")
 		return
 	}
-	err := w.retry(finishCtx, func(callCtx context.Context) error {
-		_, err := w.client.FinishRun(callCtx, &daguhav1.FinishRunRequest{LeaseToken: task.GetLeaseToken(), Status: final, Error: message})
+	if final == daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED {
+		logger.Info("run abandoned: this worker no longer holds it", "reason", message)
+		return
+	}
+	err := w.retry(context.WithoutCancel(ctx), func(callCtx context.Context) error {
+		_, err := w.client.FinishRun(callCtx, &daguhav1.FinishRunRequest{LeaseToken: task.GetLeaseToken(), Status: final, Error: message, Outputs: outputs})
 		return err
 	})
 	if err != nil {
@@ -273,14 +255,72 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	logger.Info("run finished", "status", final)
 }
 
-// abandon decides how a run that cannot go on ends: cancelled runs are
-// reported cancelled; a lost lease or a refused report means another
-// attempt owns the run and this one reports nothing more.
-func (w *Worker) abandon(logger *slog.Logger, runCtx context.Context, err error) (daguhav1.RunStatus, string) {
-	if errors.Is(context.Cause(runCtx), errCancelled) || errors.Is(err, errCancelled) {
-		return daguhav1.RunStatus_RUN_STATUS_CANCELLED, "cancelled"
+// LogDir is where the worker keeps the full logs of the steps it ran.
+func (w *Worker) LogDir() string { return w.engine.LogDir }
+
+// LogServer serves the worker's step logs (the caller registers it on a
+// gRPC server of its own).
+func (w *Worker) LogServer() *LogServer { return NewLogServer(w.engine.LogDir) }
+
+// workerHost is the cluster as one attempt's engine sees it: calls under
+// the task's lease.
+type workerHost struct {
+	w    *Worker
+	task *daguhav1.Task
+}
+
+func (h *workerHost) ReportStep(ctx context.Context, step *daguhav1.StepState) error {
+	if step.GetFinishedAtUnixNano() > 0 && step.GetStartedAtUnixNano() > 0 {
+		h.w.config.Metrics.StepFinished(stepStatusLabel(step.GetStatus()), time.Duration(step.GetFinishedAtUnixNano()-step.GetStartedAtUnixNano()))
 	}
-	return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, err.Error()
+	return h.w.report(ctx, h.task, step)
+}
+
+func (h *workerHost) StartChild(ctx context.Context, stepName string, retry uint32) (string, error) {
+	var childID string
+	err := h.w.retry(ctx, func(callCtx context.Context) error {
+		resp, err := h.w.client.EnqueueChild(callCtx, &daguhav1.EnqueueChildRequest{LeaseToken: h.task.GetLeaseToken(), StepName: stepName, Retry: retry})
+		childID = resp.GetChildRunId()
+		return err
+	})
+	if err == nil && childID == "" {
+		err = errors.New("the cluster returned no child run id")
+	}
+	return childID, err
+}
+
+// watchWait is how long one WatchRun call waits for a change.
+const watchWait = 10 * time.Second
+
+// WaitChild long-polls the child's record until it has ended. Server
+// failures are retried (without ReportTimeout's bound: the child may run
+// for long); a refusal ends the wait.
+func (h *workerHost) WaitChild(ctx context.Context, childRunID string) (*daguhav1.Run, error) {
+	var last uint64
+	backoff := newBackoff()
+	for {
+		callCtx, cancel := context.WithTimeout(ctx, watchWait+10*time.Second)
+		resp, err := h.w.client.WatchRun(callCtx, &daguhav1.WatchRunRequest{RunId: childRunID, MinModifyIndex: last, WaitMillis: uint32(watchWait.Milliseconds())})
+		cancel()
+		if ctx.Err() != nil {
+			return nil, context.Cause(ctx)
+		}
+		if err != nil {
+			switch status.Code(err) {
+			case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
+				backoff.wait(ctx)
+				continue
+			}
+			return nil, err
+		}
+		backoff.reset()
+		run := resp.GetRun()
+		switch run.GetStatus() {
+		case daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, daguhav1.RunStatus_RUN_STATUS_FAILED, daguhav1.RunStatus_RUN_STATUS_CANCELLED:
+			return run, nil
+		}
+		last = max(last, run.GetModifyIndex())
+	}
 }
 
 func (w *Worker) report(ctx context.Context, task *daguhav1.Task, step *daguhav1.StepState) error {

@@ -30,6 +30,9 @@ const (
 	SetClusterMetaType     MessageType = 8
 	MarkWorkersOfflineType MessageType = 9
 	RemoveWorkersType      MessageType = 10
+	PutDagsType            MessageType = 11
+	DeleteDagsType         MessageType = 12
+	FireSchedulesType      MessageType = 13
 )
 
 // ErrEmptyCommand is returned for a command without a type byte.
@@ -58,6 +61,12 @@ var messageTypes = map[MessageType]struct{ body, result func() proto.Message }{
 		func() proto.Message { return &daguhav1.MarkWorkersOfflineResult{} }},
 	RemoveWorkersType: {func() proto.Message { return &daguhav1.RemoveWorkersCommand{} },
 		func() proto.Message { return &daguhav1.RemoveWorkersResult{} }},
+	PutDagsType: {func() proto.Message { return &daguhav1.PutDagsCommand{} },
+		func() proto.Message { return &daguhav1.PutDagsResult{} }},
+	DeleteDagsType: {func() proto.Message { return &daguhav1.DeleteDagsCommand{} },
+		func() proto.Message { return &daguhav1.DeleteDagsResult{} }},
+	FireSchedulesType: {func() proto.Message { return &daguhav1.FireSchedulesCommand{} },
+		func() proto.Message { return &daguhav1.FireSchedulesResult{} }},
 }
 
 // commandBody returns a new, empty body message for a known type, or nil.
@@ -112,15 +121,38 @@ func Validate(command []byte) error {
 	if err != nil {
 		return err
 	}
-	if enqueue, ok := body.(*daguhav1.EnqueueRunsCommand); ok {
-		for i, run := range enqueue.GetRuns() {
-			if run.GetId() == "" {
-				return fmt.Errorf("command type %d: run %d has no id", t, i)
-			}
-			if run.GetDagName() == "" {
-				return fmt.Errorf("command type %d: run %q has no DAG name", t, run.GetId())
+	switch cmd := body.(type) {
+	case *daguhav1.EnqueueRunsCommand:
+		for i, run := range cmd.GetRuns() {
+			if err := validateRun(t, i, run); err != nil {
+				return err
 			}
 		}
+	case *daguhav1.FireSchedulesCommand:
+		for i, firing := range cmd.GetFirings() {
+			if err := validateRun(t, i, firing.GetRun()); err != nil {
+				return err
+			}
+			if firing.GetRun().GetDagName() != firing.GetDagName() {
+				return fmt.Errorf("command type %d: firing %d of DAG %q carries a run of %q", t, i, firing.GetDagName(), firing.GetRun().GetDagName())
+			}
+		}
+	case *daguhav1.PutDagsCommand:
+		for i, dag := range cmd.GetDags() {
+			if dag.GetSpec().GetName() == "" {
+				return fmt.Errorf("command type %d: DAG %d has no name", t, i)
+			}
+		}
+	}
+	return nil
+}
+
+func validateRun(t MessageType, i int, run *daguhav1.Run) error {
+	if run.GetId() == "" {
+		return fmt.Errorf("command type %d: run %d has no id", t, i)
+	}
+	if run.GetDagName() == "" {
+		return fmt.Errorf("command type %d: run %q has no DAG name", t, run.GetId())
 	}
 	return nil
 }

@@ -112,6 +112,15 @@ func (f *FSM) dispatch(index uint64, body proto.Message) (proto.Message, error) 
 	case *daguhav1.SetClusterMetaCommand:
 		meta, err := state.SetClusterMeta(index, cmd.GetMeta())
 		return &daguhav1.SetClusterMetaResult{Meta: meta}, err
+	case *daguhav1.PutDagsCommand:
+		outcomes, err := state.PutDags(index, cmd.GetDags(), cmd.GetNowUnixNano())
+		return &daguhav1.PutDagsResult{Outcomes: outcomes}, err
+	case *daguhav1.DeleteDagsCommand:
+		deleted, err := state.DeleteDags(index, cmd.GetNames())
+		return &daguhav1.DeleteDagsResult{Deleted: deleted}, err
+	case *daguhav1.FireSchedulesCommand:
+		outcomes, err := state.FireSchedules(index, cmd.GetFirings())
+		return &daguhav1.FireSchedulesResult{Outcomes: outcomes}, err
 	}
 	panic(fmt.Errorf("fsm: entry %d: command %T has no apply method", index, body))
 }

@@ -161,7 +161,20 @@ func randomLog(t *testing.T, rng *rand.Rand, n int) [][]byte {
 			command = encode(t, fsm.ReclaimRunsType, &daguhav1.ReclaimRunsCommand{Reclaims: []*daguhav1.Reclaim{{
 				RunId: run.GetId(), FencingToken: token(run), Reason: "test", NowUnixNano: rng.Int64(),
 			}}})
-		case p < 44:
+		case p < 47:
+			name := dags[rng.IntN(len(dags))]
+			command = encode(t, fsm.PutDagsType, &daguhav1.PutDagsCommand{NowUnixNano: rng.Int64(), Dags: []*daguhav1.StoredDag{{
+				Spec: &daguhav1.DagSpec{Name: name}, ContentHash: fmt.Sprint(rng.IntN(3)), Source: "name: " + name,
+			}}})
+		case p < 48:
+			command = encode(t, fsm.DeleteDagsType, &daguhav1.DeleteDagsCommand{Names: []string{dags[rng.IntN(len(dags))]}})
+		case p < 52:
+			name := dags[rng.IntN(len(dags))]
+			slot := int64(rng.IntN(40))
+			command = encode(t, fsm.FireSchedulesType, &daguhav1.FireSchedulesCommand{Firings: []*daguhav1.Firing{{
+				DagName: name, SlotUnix: slot, Run: &daguhav1.Run{Id: fmt.Sprintf("sched-%s-%d", name, slot), DagName: name, ScheduleSlotUnix: slot},
+			}}})
+		case p < 55:
 			command = encode(t, fsm.CancelRunsType, &daguhav1.CancelRunsCommand{RunIds: []string{runID(), runID()}, NowUnixNano: rng.Int64()})
 		case p < 46:
 			command = encode(t, fsm.RegisterWorkersType, &daguhav1.RegisterWorkersCommand{Workers: []*daguhav1.Worker{{
@@ -185,8 +198,14 @@ func randomLog(t *testing.T, rng *rand.Rand, n int) [][]byte {
 					run.Dag = &daguhav1.DagSpec{Name: run.GetDagName(), WorkerSelector: map[string]string{"gpu": "false", "zone": "eu"}}
 				}
 				if rng.IntN(4) == 0 {
+					// A child, usually of a run that exists, so that
+					// cancellations and finishes reach down hierarchies.
+					parentID := fmt.Sprintf("parent-%d", rng.IntN(50))
+					if parent := pickHeld(); parent != nil && rng.IntN(4) != 0 {
+						parentID = parent.GetId()
+					}
 					run.RootDagRunName, run.RootDagRunId = "root", fmt.Sprintf("root-%d", rng.IntN(50))
-					run.ParentDagRunName, run.ParentDagRunId = "parent", fmt.Sprintf("parent-%d", rng.IntN(50))
+					run.ParentDagRunName, run.ParentDagRunId = "parent", parentID
 				}
 				runs = append(runs, run)
 			}
@@ -415,6 +434,7 @@ func TestReplicasFedTheSameLogEndEqual(t *testing.T) {
 	log := randomLog(t, rng, 10_000)
 	a, b := newFSM(t), newFSM(t)
 	distinct := map[string]bool{}
+	fired := map[string]bool{}
 	var created, retries, conflicts, noops, ignored int
 	for i, command := range log {
 		index := uint64(i + 1)
@@ -453,6 +473,23 @@ func TestReplicasFedTheSameLogEndEqual(t *testing.T) {
 					retries++
 				}
 			}
+		case *daguhav1.FireSchedulesResult:
+			_, body, err := fsm.Decode(command)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, o := range result.GetOutcomes() {
+				firing := body.(*daguhav1.FireSchedulesCommand).GetFirings()[j]
+				slot := fmt.Sprintf("%s@%d", firing.GetDagName(), firing.GetSlotUnix())
+				if o.GetApplied() {
+					if fired[slot] {
+						t.Fatalf("entry %d: slot %s fired twice", index, slot)
+					}
+					fired[slot] = true
+					distinct[o.GetRunId()] = true
+					created++
+				}
+			}
 		case *daguhav1.NoopResult:
 			noops++
 		case nil:
@@ -473,6 +510,9 @@ func TestReplicasFedTheSameLogEndEqual(t *testing.T) {
 	runs := allRuns(t, a.State())
 	if len(runs) != len(distinct) || len(runs) != created {
 		t.Fatalf("store has %d runs; %d distinct ids were enqueued, %d created", len(runs), len(distinct), created)
+	}
+	if len(fired) == 0 {
+		t.Fatal("no schedule slot fired")
 	}
 	if retries == 0 || conflicts == 0 || noops == 0 || ignored == 0 {
 		t.Fatalf("the log exercised %d retries, %d conflicts, %d no-ops, %d ignorable commands; want some of each", retries, conflicts, noops, ignored)
@@ -588,7 +628,7 @@ func TestUnknownCommandTypes(t *testing.T) {
 		wantPanic []string // nil: must be skipped without a panic
 	}{
 		{"unknown type without the ignorable bit panics", []byte{0x7e, 1, 2}, []string{"unknown command type 126", "entry 2"}},
-		{"the next unassigned type panics", []byte{byte(fsm.RemoveWorkersType) + 1}, []string{"unknown command type 11", "entry 2"}},
+		{"the next unassigned type panics", []byte{byte(fsm.FireSchedulesType) + 1}, []string{"unknown command type 14", "entry 2"}},
 		{"the highest type without the bit panics", append([]byte{0x7f}, enqueueBody...), []string{"unknown command type 127", "entry 2"}},
 		{"an empty command panics", nil, []string{"empty command", "entry 2"}},
 		{"a known type with a corrupt body panics", []byte{byte(fsm.EnqueueRunsType), 0xff, 0xff, 0xff}, []string{"decode command type 1", "entry 2"}},
@@ -739,7 +779,7 @@ func TestEnqueueStoresAQueuedRunAtTheEntryIndex(t *testing.T) {
 	// the command says; the request's own fields are kept.
 	sent := &daguhav1.Run{
 		Id: "r", DagName: "etl", Params: "A=1", EnqueuedAtUnixNano: 1234,
-		RootDagRunName: "root", RootDagRunId: "root-1", ParentDagRunName: "parent", ParentDagRunId: "parent-1",
+		RootDagRunName: "root", RootDagRunId: "root-1",
 		Dag:    &daguhav1.DagSpec{Name: "etl", WorkerSelector: map[string]string{"zone": "eu", "gpu": "true"}},
 		Status: daguhav1.RunStatus_RUN_STATUS_RUNNING, CreateIndex: 1, ModifyIndex: 1, SelectorKey: "bogus",
 		Attempt: 3, WorkerId: "w", FencingToken: 9,
@@ -960,7 +1000,7 @@ func TestReadSnapshotRejectsDamagedStreams(t *testing.T) {
 		{"an empty stream", nil, "read snapshot magic"},
 		{"wrong magic", append([]byte("NOTASNAPSH"), good[10:]...), "not a daguha snapshot"},
 		{"version 0", snapshotStream(&daguhav1.SnapshotHeader{}), "version 0 is not supported"},
-		{"a future version", snapshotStream(&daguhav1.SnapshotHeader{Version: fsm.SnapshotVersion + 1}), "version 2 is not supported"},
+		{"a future version", snapshotStream(&daguhav1.SnapshotHeader{Version: fsm.SnapshotVersion + 1}), fmt.Sprintf("version %d is not supported", fsm.SnapshotVersion+1)},
 		{"a corrupt header", append([]byte("DAGUHASNAP\x03"), 0xff, 0xff, 0xff), "snapshot header"},
 		{"an unknown record type", append(append([]byte(nil), good[:len(good)-1]...), 0x42, 0), "record type 66 is unknown"},
 		{"fewer runs than the header says", snapshotStream(header(5, 0)), "has 0 runs, header says 5"},

@@ -14,7 +14,8 @@ import (
 	"github.com/daguha/daguha/store"
 )
 
-// Snapshot stream format, version 1:
+// Snapshot stream format, version 2 (version 1 had no DAG or schedule
+// records, and is still read):
 //
 //	magic "DAGUHASNAP" | uvarint header length | SnapshotHeader
 //	then per record: record type byte | uvarint length | protobuf body
@@ -24,12 +25,14 @@ import (
 // equal contents write byte-equal snapshots.
 const (
 	snapshotMagic   = "DAGUHASNAP"
-	SnapshotVersion = 1
+	SnapshotVersion = 2
 
 	recordTableIndex  byte = 1
 	recordRun         byte = 2
 	recordWorker      byte = 3
 	recordClusterMeta byte = 4
+	recordDag         byte = 5
+	recordSchedule    byte = 6
 	recordEnd         byte = 0xff
 
 	// maxRecordSize bounds one record so a damaged length cannot make a
@@ -62,6 +65,12 @@ func WriteSnapshot(w io.Writer, state *store.StateStore, lastApplied uint64) err
 	if err := state.EachWorker(func(*daguhav1.Worker) bool { header.Workers++; return true }); err != nil {
 		return err
 	}
+	if err := state.EachDag(func(*daguhav1.StoredDag) bool { header.Dags++; return true }); err != nil {
+		return err
+	}
+	if err := state.EachSchedule(func(*daguhav1.ScheduleRecord) bool { header.Schedules++; return true }); err != nil {
+		return err
+	}
 	if _, err := buf.WriteString(snapshotMagic); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
@@ -89,6 +98,24 @@ func WriteSnapshot(w io.Writer, state *store.StateStore, lastApplied uint64) err
 	}
 	if err := state.EachWorker(func(w *daguhav1.Worker) bool {
 		writeErr = writeFrame(buf, []byte{recordWorker}, w)
+		return writeErr == nil
+	}); err != nil {
+		return err
+	}
+	if writeErr != nil {
+		return writeErr
+	}
+	if err := state.EachDag(func(dag *daguhav1.StoredDag) bool {
+		writeErr = writeFrame(buf, []byte{recordDag}, dag)
+		return writeErr == nil
+	}); err != nil {
+		return err
+	}
+	if writeErr != nil {
+		return writeErr
+	}
+	if err := state.EachSchedule(func(record *daguhav1.ScheduleRecord) bool {
+		writeErr = writeFrame(buf, []byte{recordSchedule}, record)
 		return writeErr == nil
 	}); err != nil {
 		return err
@@ -140,7 +167,7 @@ func ReadSnapshot(r io.Reader) (*store.StateStore, uint64, error) {
 	if err := readBody(buf, header); err != nil {
 		return nil, 0, fmt.Errorf("snapshot header: %w", err)
 	}
-	if header.GetVersion() != SnapshotVersion {
+	if header.GetVersion() < 1 || header.GetVersion() > SnapshotVersion {
 		return nil, 0, fmt.Errorf("snapshot version %d is not supported (this server reads version %d)", header.GetVersion(), SnapshotVersion)
 	}
 	restore, err := store.NewRestore()
@@ -157,7 +184,7 @@ func ReadSnapshot(r io.Reader) (*store.StateStore, uint64, error) {
 // readRecords reads every record after the header into restore and checks
 // the counts against the header.
 func readRecords(buf *bufio.Reader, restore *store.Restore, header *daguhav1.SnapshotHeader) error {
-	var runs, workers uint64
+	var runs, workers, dags, schedules uint64
 	for {
 		kind, err := buf.ReadByte()
 		if err != nil {
@@ -170,6 +197,9 @@ func readRecords(buf *bufio.Reader, restore *store.Restore, header *daguhav1.Sna
 			}
 			if workers != header.GetWorkers() {
 				return fmt.Errorf("snapshot has %d workers, header says %d", workers, header.GetWorkers())
+			}
+			if dags != header.GetDags() || schedules != header.GetSchedules() {
+				return fmt.Errorf("snapshot has %d DAGs and %d schedules, header says %d and %d", dags, schedules, header.GetDags(), header.GetSchedules())
 			}
 			return nil
 		case recordTableIndex:
@@ -206,6 +236,24 @@ func readRecords(buf *bufio.Reader, restore *store.Restore, header *daguhav1.Sna
 			if err := restore.ClusterMeta(meta); err != nil {
 				return err
 			}
+		case recordDag:
+			dag := &daguhav1.StoredDag{}
+			if err := readBody(buf, dag); err != nil {
+				return fmt.Errorf("snapshot DAG record %d: %w", dags+1, err)
+			}
+			if err := restore.Dag(dag); err != nil {
+				return err
+			}
+			dags++
+		case recordSchedule:
+			record := &daguhav1.ScheduleRecord{}
+			if err := readBody(buf, record); err != nil {
+				return fmt.Errorf("snapshot schedule record %d: %w", schedules+1, err)
+			}
+			if err := restore.Schedule(record); err != nil {
+				return err
+			}
+			schedules++
 		default:
 			return fmt.Errorf("snapshot record type %d is unknown", kind)
 		}

@@ -44,8 +44,9 @@ func dispatchStatus(err error) error {
 		return err
 	}
 	var (
-		stale   *dispatch.StaleLeaseError
-		invalid *dispatch.InvalidRequestError
+		stale    *dispatch.StaleLeaseError
+		invalid  *dispatch.InvalidRequestError
+		notFound *dispatch.NotFoundError
 	)
 	switch {
 	case errors.Is(err, dispatch.ErrNotLeader):
@@ -56,6 +57,8 @@ func dispatchStatus(err error) error {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.As(err, &invalid):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.As(err, &notFound):
+		return status.Error(codes.NotFound, err.Error())
 	}
 	return toStatus(err)
 }
@@ -158,7 +161,7 @@ func (c *coordinatorService) ReportStep(ctx context.Context, req *daguhav1.Repor
 
 func (c *coordinatorService) FinishRun(ctx context.Context, req *daguhav1.FinishRunRequest) (*daguhav1.FinishRunResponse, error) {
 	err := c.route(ctx, func(ctx context.Context) error {
-		return c.dispatcher.FinishRun(ctx, req.GetLeaseToken(), req.GetStatus(), req.GetError())
+		return c.dispatcher.FinishRun(ctx, req.GetLeaseToken(), req.GetStatus(), req.GetError(), req.GetOutputs())
 	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
 		_, err := client.FinishRun(ctx, req)
 		return err
@@ -167,6 +170,40 @@ func (c *coordinatorService) FinishRun(ctx context.Context, req *daguhav1.Finish
 		return nil, err
 	}
 	return &daguhav1.FinishRunResponse{}, nil
+}
+
+func (c *coordinatorService) EnqueueChild(ctx context.Context, req *daguhav1.EnqueueChildRequest) (*daguhav1.EnqueueChildResponse, error) {
+	var resp *daguhav1.EnqueueChildResponse
+	err := c.route(ctx, func(ctx context.Context) error {
+		id, created, err := c.dispatcher.EnqueueChild(ctx, req.GetLeaseToken(), req.GetStepName(), req.GetRetry(), req.GetParams())
+		resp = &daguhav1.EnqueueChildResponse{ChildRunId: id, Created: created}
+		return err
+	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
+		var err error
+		resp, err = client.EnqueueChild(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// maxWatchWait bounds one blocking query.
+const maxWatchWait = 60 * time.Second
+
+// WatchRun is answered by the server the worker reached, from its own
+// state, without forwarding: a blocking read may lag the leader a little.
+func (c *coordinatorService) WatchRun(ctx context.Context, req *daguhav1.WatchRunRequest) (*daguhav1.WatchRunResponse, error) {
+	if req.GetRunId() == "" {
+		return nil, status.Error(codes.InvalidArgument, "watch: no run id")
+	}
+	wait := min(time.Duration(req.GetWaitMillis())*time.Millisecond, maxWatchWait)
+	run, err := dispatch.WatchRun(ctx, c.cluster.FSM().State, req.GetRunId(), req.GetMinModifyIndex(), wait)
+	if err != nil {
+		return nil, dispatchStatus(err)
+	}
+	return &daguhav1.WatchRunResponse{Run: run}, nil
 }
 
 // coordinator returns a client for another server's CoordinatorService.

@@ -35,6 +35,12 @@ func runsTableSchema() *memdb.TableSchema {
 				AllowMissing: true,
 				Indexer:      pendingIndexer{},
 			},
+			// Child runs by parent run id.
+			"parent": {
+				Name:         "parent",
+				AllowMissing: true,
+				Indexer:      &memdb.StringFieldIndex{Field: "ParentDagRunId"},
+			},
 			// Running runs by worker.
 			"running": {
 				Name:         "running",
@@ -117,38 +123,59 @@ func (s *StateStore) EnqueueRuns(index uint64, runs []*daguhav1.Run) ([]*daguhav
 
 	outcomes := make([]*daguhav1.EnqueueOutcome, 0, len(runs))
 	for _, run := range runs {
-		if run.GetId() == "" {
-			return nil, fmt.Errorf("enqueue at index %d: run without id", index)
-		}
-		existing, err := getRun(txn, run.GetId())
+		outcome, err := enqueueRun(txn, index, run)
 		if err != nil {
 			return nil, err
 		}
-		if existing != nil {
-			outcomes = append(outcomes, &daguhav1.EnqueueOutcome{
-				RunId:    run.GetId(),
-				Conflict: enqueueConflict(existing, run),
-			})
-			continue
-		}
-		stored := proto.Clone(run).(*daguhav1.Run)
-		stored.Status = statusQueued
-		stored.SelectorKey = SelectorKey(run.GetDag().GetWorkerSelector())
-		stored.CreateIndex = index
-		stored.ModifyIndex = index
-		stored.Attempt, stored.WorkerId, stored.FencingToken = 0, "", 0
-		if err := txn.Insert(tableRuns, stored); err != nil {
-			return nil, fmt.Errorf("enqueue %q: %w", run.GetId(), err)
-		}
-		if err := adjustPending(txn, stored.GetSelectorKey(), stored.GetDag().GetWorkerSelector(), 1); err != nil {
-			return nil, err
-		}
-		outcomes = append(outcomes, &daguhav1.EnqueueOutcome{RunId: run.GetId(), Created: true})
+		outcomes = append(outcomes, outcome)
 	}
 	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
 		return nil, err
 	}
 	return outcomes, nil
+}
+
+// enqueueRun adds one run inside txn. A child run is refused once its
+// parent has ended or is being cancelled: a worker's late request for a
+// child must not outlive the cancellation of its root.
+func enqueueRun(txn *memdb.Txn, index uint64, run *daguhav1.Run) (*daguhav1.EnqueueOutcome, error) {
+	if run.GetId() == "" {
+		return nil, fmt.Errorf("enqueue at index %d: run without id", index)
+	}
+	existing, err := getRun(txn, run.GetId())
+	if err != nil {
+		return nil, err
+	}
+	if existing != nil {
+		return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Conflict: enqueueConflict(existing, run)}, nil
+	}
+	if parentID := run.GetParentDagRunId(); parentID != "" {
+		parent, err := getRun(txn, parentID)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case parent == nil:
+			return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Conflict: fmt.Sprintf("parent run %q does not exist", parentID)}, nil
+		case parent.GetStatus() != statusRunning && parent.GetStatus() != statusQueued:
+			return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Conflict: fmt.Sprintf("parent run %q has ended: %s", parentID, statusWord(parent.GetStatus()))}, nil
+		case parent.GetCancelRequested():
+			return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Conflict: fmt.Sprintf("parent run %q is being cancelled", parentID)}, nil
+		}
+	}
+	stored := proto.Clone(run).(*daguhav1.Run)
+	stored.Status = statusQueued
+	stored.SelectorKey = SelectorKey(run.GetDag().GetWorkerSelector())
+	stored.CreateIndex = index
+	stored.ModifyIndex = index
+	stored.Attempt, stored.WorkerId, stored.FencingToken = 0, "", 0
+	if err := txn.Insert(tableRuns, stored); err != nil {
+		return nil, fmt.Errorf("enqueue %q: %w", run.GetId(), err)
+	}
+	if err := adjustPending(txn, stored.GetSelectorKey(), stored.GetDag().GetWorkerSelector(), 1); err != nil {
+		return nil, err
+	}
+	return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Created: true}, nil
 }
 
 func commitWithIndex(txn *memdb.Txn, index uint64, tables ...string) error {
@@ -203,6 +230,29 @@ func (s *StateStore) EachRunning(workerID string, fn func(*daguhav1.Run) bool) e
 		args = []interface{}{workerID}
 	}
 	return s.eachRunIn("running_prefix", args, fn)
+}
+
+// Children returns the child runs of a run, in id order.
+func (s *StateStore) Children(runID string) ([]*daguhav1.Run, error) {
+	var children []*daguhav1.Run
+	err := s.eachRunIn("parent", []interface{}{runID}, func(run *daguhav1.Run) bool {
+		children = append(children, run)
+		return true
+	})
+	return children, err
+}
+
+// RunWatch returns the run (nil if none) and a channel closed when its
+// record changes, for blocking queries.
+func (s *StateStore) RunWatch(id string) (*daguhav1.Run, <-chan struct{}, error) {
+	watch, raw, err := s.db.Txn(false).FirstWatch(tableRuns, "id", id)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read run %q: %w", id, err)
+	}
+	if raw == nil {
+		return nil, watch, nil
+	}
+	return raw.(*daguhav1.Run), watch, nil
 }
 
 // FirstPending returns the oldest queued run with the selector key, or nil.

@@ -13,6 +13,8 @@ const (
 	tableSelectors = "selectors"
 	tableWorkers   = "workers"
 	tableMeta      = "meta"
+	tableDags      = "dags"
+	tableSchedules = "schedules"
 )
 
 // schema gathers every table's schema. New tables add themselves here.
@@ -24,6 +26,8 @@ func schema() *memdb.DBSchema {
 			tableSelectors: selectorsTableSchema(),
 			tableWorkers:   workersTableSchema(),
 			tableMeta:      metaTableSchema(),
+			tableDags:      dagsTableSchema(),
+			tableSchedules: schedulesTableSchema(),
 		},
 	}
 }

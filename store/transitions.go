@@ -223,14 +223,19 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 		updated.Status = finish.GetStatus()
 		updated.Error = finish.GetError()
 		updated.FinishedAtUnixNano = finish.GetNowUnixNano()
+		updated.Outputs = finish.GetOutputs()
 		updated.ModifyIndex = index
 		endAttempt(updated, finish.GetNowUnixNano(), statusWord(finish.GetStatus()))
 		if err := txn.Insert(tableRuns, updated); err != nil {
 			return nil, fmt.Errorf("finish %q: %w", run.GetId(), err)
 		}
+		// A run that ended leaves no child behind it.
+		if err := cancelDescendants(txn, index, run.GetId(), finish.GetNowUnixNano()); err != nil {
+			return nil, err
+		}
 		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
 	}
-	if err := commitWithIndex(txn, index, tableRuns); err != nil {
+	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
 		return nil, err
 	}
 	return outcomes, nil
@@ -249,7 +254,8 @@ func statusWord(status daguhav1.RunStatus) string {
 }
 
 // CancelRuns cancels queued runs at once and marks running ones for
-// cancellation; finished runs are left as they are.
+// cancellation; finished runs are left as they are. Cancelling a run
+// cancels all its descendants too.
 func (s *StateStore) CancelRuns(index uint64, ids []string, now int64) ([]*daguhav1.RunOutcome, error) {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
@@ -263,27 +269,15 @@ func (s *StateStore) CancelRuns(index uint64, ids []string, now int64) ([]*daguh
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q does not exist", id)})
 			continue
 		}
-		updated := proto.Clone(run).(*daguhav1.Run)
-		switch run.GetStatus() {
-		case statusQueued:
-			updated.Status = statusCancelled
-			updated.FinishedAtUnixNano = now
-			if err := adjustPending(txn, run.GetSelectorKey(), nil, -1); err != nil {
-				return nil, err
-			}
-		case statusRunning:
-			if run.GetCancelRequested() {
-				outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Applied: true})
-				continue
-			}
-			updated.CancelRequested = true
-		default:
+		if run.GetStatus() != statusQueued && run.GetStatus() != statusRunning {
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q has already finished: %s", id, statusWord(run.GetStatus()))})
 			continue
 		}
-		updated.ModifyIndex = index
-		if err := txn.Insert(tableRuns, updated); err != nil {
-			return nil, fmt.Errorf("cancel %q: %w", id, err)
+		if err := cancelRun(txn, index, run, now); err != nil {
+			return nil, err
+		}
+		if err := cancelDescendants(txn, index, id, now); err != nil {
+			return nil, err
 		}
 		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Applied: true})
 	}
@@ -291,4 +285,53 @@ func (s *StateStore) CancelRuns(index uint64, ids []string, now int64) ([]*daguh
 		return nil, err
 	}
 	return outcomes, nil
+}
+
+// cancelRun cancels a queued run at once and asks a running one to stop.
+func cancelRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, now int64) error {
+	updated := proto.Clone(run).(*daguhav1.Run)
+	switch run.GetStatus() {
+	case statusQueued:
+		updated.Status = statusCancelled
+		updated.FinishedAtUnixNano = now
+		if err := adjustPending(txn, run.GetSelectorKey(), nil, -1); err != nil {
+			return err
+		}
+	case statusRunning:
+		if run.GetCancelRequested() {
+			return nil
+		}
+		updated.CancelRequested = true
+	default:
+		return nil
+	}
+	updated.ModifyIndex = index
+	if err := txn.Insert(tableRuns, updated); err != nil {
+		return fmt.Errorf("cancel %q: %w", run.GetId(), err)
+	}
+	return nil
+}
+
+// cancelDescendants cancels every run below runID in its hierarchy.
+func cancelDescendants(txn *memdb.Txn, index uint64, runID string, now int64) error {
+	pending := []string{runID}
+	for len(pending) > 0 {
+		parent := pending[0]
+		pending = pending[1:]
+		iter, err := txn.Get(tableRuns, "parent", parent)
+		if err != nil {
+			return fmt.Errorf("children of %q: %w", parent, err)
+		}
+		var children []*daguhav1.Run
+		for raw := iter.Next(); raw != nil; raw = iter.Next() {
+			children = append(children, raw.(*daguhav1.Run))
+		}
+		for _, child := range children {
+			if err := cancelRun(txn, index, child, now); err != nil {
+				return err
+			}
+			pending = append(pending, child.GetId())
+		}
+	}
+	return nil
 }

@@ -66,6 +66,7 @@ func agentFlags() []cli.Flag {
 		&cli.IntFlag{Name: "bootstrap-expect", Usage: "number of servers to wait for before forming the cluster"},
 		&cli.StringFlag{Name: "node", Usage: "node name, unique in the cluster (default: hostname)"},
 		&cli.StringFlag{Name: "data-dir", Usage: "directory for Raft state (dev mode: a temporary one, removed at exit)"},
+		&cli.StringFlag{Name: "dags", Usage: "directory of DAG files (servers): pushed into the cluster at start and again whenever a file changes"},
 		&cli.StringFlag{Name: "bind", Value: "0.0.0.0", Usage: "address to listen on (HTTP, gRPC, Raft, gossip)"},
 		&cli.StringFlag{Name: "advertise", Usage: "address other nodes reach this one at (default: bind address, or a private address when binding to all)"},
 		&cli.IntFlag{Name: "http-port", Value: cluster.DefaultHTTPPort, Usage: "HTTP API port"},
@@ -216,6 +217,7 @@ func runAgent(c *cli.Context) error {
 		Cluster: config, HTTPBind: httpBind, GRPCBind: grpcBind, Logger: logger,
 		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
 		APIReadTokens: splitList(c.StringSlice("api-read-token")), TLS: coordinatorTLS(c), HTTPTLS: httpTLS(c),
+		DagsDir: c.String("dags"),
 	})
 	if err != nil {
 		return err

@@ -48,6 +48,7 @@ var configKeys = []configKey{
 	// One key, two spellings: Dagu's worker command and the worker agent.
 	{"worker.metricsAddr", "worker.metrics-addr"},
 	{"worker.metricsAddr", "metrics-addr"},
+	{"dagsDir", "dags"},
 	{"cluster.nodeName", "node"},
 	{"cluster.dataDir", "data-dir"},
 	{"cluster.bind", "bind"},

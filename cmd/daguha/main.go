@@ -25,6 +25,8 @@ func main() {
 			workerCommand(),
 			enqueueCommand(),
 			statusCommand(),
+			cancelCommand(),
+			dagCommand(),
 			workersCommand(),
 			keygenCommand(),
 			tlsCommand(),

@@ -17,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
@@ -54,6 +55,9 @@ type Config struct {
 	TLS tlsutil.Files
 	// Metrics are served at /metrics on the HTTP port (nil: new ones).
 	Metrics *metrics.Metrics
+	// DagsDir, when set, is a directory of DAG files this server pushes
+	// into the cluster, and pushes again whenever one changes.
+	DagsDir string
 }
 
 // Agent is a running server.
@@ -71,6 +75,7 @@ type Agent struct {
 	stopFollowing context.CancelFunc
 	following     chan struct{}
 	healthDone    chan struct{}
+	syncing       chan struct{}
 }
 
 // Start opens the listeners, joins the cluster and starts serving.
@@ -169,6 +174,15 @@ func Start(config Config) (*Agent, error) {
 	apiOptions := api.Options{
 		Logger: config.Logger, Dispatcher: dispatcher, Tokens: config.APITokens, ReadTokens: config.APIReadTokens,
 		Metrics: config.Metrics,
+		// Workers' log services speak what the gRPC port speaks: TLS with
+		// this server's certificate when TLS is on.
+		DialWorker: func(addr string) (*grpc.ClientConn, error) {
+			options := peerOptions
+			if !config.TLS.Enabled() {
+				options = append(options, grpc.WithTransportCredentials(insecure.NewCredentials()))
+			}
+			return grpc.NewClient(addr, options...)
+		},
 	}
 	var httpsConfig *tls.Config
 	if config.HTTPTLS.Enabled() {
@@ -187,9 +201,10 @@ func Start(config Config) (*Agent, error) {
 			return nil, fmt.Errorf("HTTP TLS: %w", err)
 		}
 	}
+	apiServer := api.New(server, apiOptions)
 	routes := http.NewServeMux()
 	routes.Handle("GET /metrics", config.Metrics.Handler())
-	routes.Handle("/", api.New(server, apiOptions))
+	routes.Handle("/", apiServer)
 	a.http = &http.Server{
 		Handler:           config.Metrics.InstrumentHTTP(routes),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -209,6 +224,13 @@ func Start(config Config) (*Agent, error) {
 	go func() {
 		defer close(a.following)
 		rpc.ShareHeartbeats(followCtx, server, peers, heartbeats, time.Second, config.Logger)
+	}()
+	a.syncing = make(chan struct{})
+	go func() {
+		defer close(a.syncing)
+		if config.DagsDir != "" {
+			syncDags(followCtx, config.DagsDir, apiServer, config.Logger)
+		}
 	}()
 	go func() { a.served <- a.grpc.Serve(grpcLn) }()
 	go func() {
@@ -259,6 +281,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.stopFollowing()
 	<-a.following
 	<-a.healthDone
+	<-a.syncing
 	if err := a.http.Shutdown(ctx); err != nil {
 		a.http.Close()
 	}

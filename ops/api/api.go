@@ -30,6 +30,7 @@ type Server struct {
 	now        func() time.Time
 	mux        *http.ServeMux
 	handler    http.Handler
+	dialWorker WorkerDialer
 }
 
 // Options configures the API.
@@ -48,6 +49,9 @@ type Options struct {
 	ForwardTLS *tls.Config
 	// Metrics, when set, counts the runs enqueued here.
 	Metrics *metrics.Metrics
+	// DialWorker connects to workers' log services (step logs); nil: the
+	// API cannot fetch full logs.
+	DialWorker WorkerDialer
 }
 
 // New returns the API handler for a cluster server.
@@ -61,7 +65,7 @@ func New(c *cluster.Server, options Options) *Server {
 	if options.Dispatcher == nil {
 		options.Dispatcher = dispatch.New(nil, dispatch.Config{Now: options.Now})
 	}
-	s := &Server{cluster: c, dispatcher: options.Dispatcher, metrics: options.Metrics, logger: options.Logger, now: options.Now, mux: http.NewServeMux()}
+	s := &Server{cluster: c, dispatcher: options.Dispatcher, metrics: options.Metrics, logger: options.Logger, now: options.Now, mux: http.NewServeMux(), dialWorker: options.DialWorker}
 	s.handler = requireToken(options.Tokens, options.ReadTokens, s.mux)
 	s.scheme, s.forward = "http", &http.Client{Timeout: 30 * time.Second}
 	if options.ForwardTLS != nil {
@@ -77,7 +81,12 @@ func New(c *cluster.Server, options Options) *Server {
 	s.mux.HandleFunc("GET /api/v2/dag-runs", s.listRuns)
 	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}", s.getRun)
 	s.mux.HandleFunc("POST /api/v2/dag-runs/{dag_run_id}/cancel", s.cancelRun)
+	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}/steps/{step}/log", s.stepLog)
 	s.mux.HandleFunc("GET /api/v2/workers", s.workers)
+	s.mux.HandleFunc("POST /api/v2/dags", s.pushDags)
+	s.mux.HandleFunc("GET /api/v2/dags", s.listDags)
+	s.mux.HandleFunc("GET /api/v2/dags/{name}", s.getDag)
+	s.mux.HandleFunc("DELETE /api/v2/dags/{name}", s.deleteDag)
 	s.mux.HandleFunc("GET /api/v2/operator/raft/peers", s.raftPeers)
 	s.mux.HandleFunc("POST /api/v2/operator/raft/remove-peer", s.removePeer)
 	s.mux.HandleFunc("POST /api/v2/operator/raft/transfer-leadership", s.transferLeadership)

@@ -59,7 +59,6 @@ func TestEnqueueValidationNamesTheBadInput(t *testing.T) {
 	}{
 		{"unknown field", `{"dagname": "x"}`, `unknown field "dagname"`},
 		{"missing DAG name", `{"params": "A=1"}`, "dag_name is required"},
-		{"DAG neither stored nor inline", `{"dag_name": "etl"}`, `no DAG named "etl" is stored`},
 		{"inline DAG without steps", `{"dag": {"name": "etl"}}`, "dag.steps is empty"},
 		{"step without command", `{"dag": {"name": "etl", "steps": [{"name": "a"}]}}`, `dag.steps[0] ("a") has no command`},
 		{"duplicate step names", `{"dag": {"name": "etl", "steps": [{"name": "a", "command": "x"}, {"name": "a", "command": "y"}]}}`, `dag.steps[1].name "a" is used by an earlier step`},

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -50,6 +51,11 @@ type enqueueRequest struct {
 	DagRunID string      `json:"dag_run_id"`
 	Params   string      `json:"params"`
 	Dag      *dagRequest `json:"dag"`
+	// Yaml is a whole DAG file (Dagu's YAML, several documents allowed):
+	// its first DAG runs, the others are its local DAGs. File names it in
+	// messages and gives the DAG its default name.
+	Yaml string `json:"yaml"`
+	File string `json:"file"`
 	// ParentDagRunID makes this run a child of an existing run: its
 	// parent is that run and its root is the parent's root.
 	ParentDagRunID string `json:"parent_dag_run_id"`
@@ -79,10 +85,11 @@ func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 		add("dag_run_id %q must be 1-128 letters, digits, '_', '.', ':' or '-'", req.DagRunID)
 	}
 	if req.Dag == nil {
-		if len(problems) == 0 {
-			add("no DAG named %q is stored; send the DAG inline in \"dag\"", req.DagName)
+		if len(problems) > 0 {
+			return nil, errors.New(strings.Join(problems, "; "))
 		}
-		return nil, errors.New(strings.Join(problems, "; "))
+		// A stored DAG, looked up by the caller.
+		return nil, nil
 	}
 	dag := req.Dag
 	if dag.Name != "" && dag.Name != req.DagName {
@@ -151,9 +158,60 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	spec, err := req.validate()
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
+	var (
+		spec   *daguhav1.DagSpec
+		locals []*daguhav1.DagSpec
+		err    error
+	)
+	if req.Yaml != "" {
+		if req.Dag != nil {
+			writeError(w, http.StatusBadRequest, errors.New("send either yaml or dag, not both"))
+			return
+		}
+		if err := s.cluster.ConsistentRead(r.Context()); err != nil {
+			writeClusterError(w, err)
+			return
+		}
+		name := req.File
+		if name == "" {
+			name = "request.yaml"
+		}
+		files, err := ParseDags(s.cluster.FSM().State(), []DagSource{{Name: name, Content: req.Yaml}})
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		spec, locals = files[0].Dags[0], files[0].Dags[1:]
+		if req.DagName != "" && req.DagName != spec.GetName() {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("dag_name %q and the file's DAG %q differ", req.DagName, spec.GetName()))
+			return
+		}
+		req.DagName = spec.GetName()
+	} else {
+		spec, err = req.validate()
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+	}
+	if spec == nil {
+		if err := s.cluster.ConsistentRead(r.Context()); err != nil {
+			writeClusterError(w, err)
+			return
+		}
+		stored, err := s.cluster.FSM().State().Dag(req.DagName)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		if stored == nil {
+			writeError(w, http.StatusNotFound, fmt.Errorf("no DAG named %q is stored (push it with daguha dag push, or send the file in \"yaml\")", req.DagName))
+			return
+		}
+		spec, locals = stored.GetSpec(), stored.GetLocalDags()
+	}
+	if _, err := dagfile.MergeParams(spec.GetParams(), req.Params); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("params %q: %w", req.Params, err))
 		return
 	}
 	if req.DagRunID == "" {
@@ -170,6 +228,7 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 		Params:             req.Params,
 		EnqueuedAtUnixNano: s.now().UnixNano(),
 		Dag:                spec,
+		LocalDags:          locals,
 		// A root run is its own root, as in the seed's running_tasks.
 		RootDagRunName: req.DagName,
 		RootDagRunId:   req.DagRunID,
@@ -222,6 +281,20 @@ type StepView struct {
 	FinishedAt string `json:"finished_at"`
 	OutputTail string `json:"output_tail"`
 	Error      string `json:"error,omitempty"`
+	// Retry is 1 for the first try of the step.
+	Retry      uint32 `json:"retry,omitempty"`
+	ChildRunID string `json:"child_dag_run_id,omitempty"`
+}
+
+// ChildView is a child run, in its parent's detail.
+type ChildView struct {
+	DagName    string `json:"dag_name"`
+	DagRunID   string `json:"dag_run_id"`
+	Status     string `json:"status"`
+	StepName   string `json:"step_name"`
+	WorkerID   string `json:"worker_id"`
+	StartedAt  string `json:"started_at"`
+	FinishedAt string `json:"finished_at"`
 }
 
 // AttemptView is one attempt of a run.
@@ -253,10 +326,15 @@ type RunView struct {
 	RootDagRunID     string            `json:"root_dag_run_id"`
 	ParentDagRunName string            `json:"parent_dag_run_name"`
 	ParentDagRunID   string            `json:"parent_dag_run_id"`
+	ParentStepName   string            `json:"parent_step_name,omitempty"`
+	ScheduledSlot    string            `json:"scheduled_slot,omitempty"`
+	Outputs          map[string]string `json:"outputs"`
 	Steps            []StepView        `json:"steps"`
 	Attempts         []AttemptView     `json:"attempts"`
-	CreateIndex      uint64            `json:"create_index"`
-	ModifyIndex      uint64            `json:"modify_index"`
+	// Children is in a run's detail only.
+	Children    []ChildView `json:"children,omitempty"`
+	CreateIndex uint64      `json:"create_index"`
+	ModifyIndex uint64      `json:"modify_index"`
 }
 
 // statusName is the lower-case status word the API uses.
@@ -290,6 +368,8 @@ func viewRun(run *daguhav1.Run) RunView {
 		RootDagRunID:     run.GetRootDagRunId(),
 		ParentDagRunName: run.GetParentDagRunName(),
 		ParentDagRunID:   run.GetParentDagRunId(),
+		ParentStepName:   run.GetParentStepName(),
+		Outputs:          run.GetOutputs(),
 		Steps:            []StepView{},
 		Attempts:         []AttemptView{},
 		CreateIndex:      run.GetCreateIndex(),
@@ -298,11 +378,17 @@ func viewRun(run *daguhav1.Run) RunView {
 	if view.WorkerSelector == nil {
 		view.WorkerSelector = map[string]string{}
 	}
+	if view.Outputs == nil {
+		view.Outputs = map[string]string{}
+	}
+	if slot := run.GetScheduleSlotUnix(); slot != 0 {
+		view.ScheduledSlot = timestamp(slot * 1e9)
+	}
 	for _, step := range run.GetSteps() {
 		view.Steps = append(view.Steps, StepView{
 			Name: step.GetName(), Status: statusName(step.GetStatus(), "STEP_STATUS_"), ExitCode: step.GetExitCode(),
 			StartedAt: timestamp(step.GetStartedAtUnixNano()), FinishedAt: timestamp(step.GetFinishedAtUnixNano()),
-			OutputTail: step.GetOutputTail(), Error: step.GetError(),
+			OutputTail: step.GetOutputTail(), Error: step.GetError(), Retry: step.GetRetry(), ChildRunID: step.GetChildRunId(),
 		})
 	}
 	for _, a := range run.GetAttempts() {
@@ -364,8 +450,42 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no DAG run with id %q", id))
 		return
 	}
+	// A blocking query, as Consul's: ?index=N answers once the run's
+	// modify index passes N, or after ?wait (default 30 s, at most 60 s).
+	if v := r.URL.Query().Get("index"); v != "" {
+		index, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("index %q: want a Raft index", v))
+			return
+		}
+		wait := 30 * time.Second
+		if v := r.URL.Query().Get("wait"); v != "" {
+			if wait, err = time.ParseDuration(v); err != nil || wait <= 0 {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("wait %q: want a duration such as 10s", v))
+				return
+			}
+		}
+		run, err = dispatch.WatchRun(r.Context(), s.cluster.FSM().State, id, index, min(wait, time.Minute))
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, err)
+			return
+		}
+	}
 	view := viewRun(run)
 	view.Reason = s.queuedReason(run)
+	children, err := s.cluster.FSM().State().Children(id)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err)
+		return
+	}
+	view.Children = []ChildView{}
+	for _, child := range children {
+		view.Children = append(view.Children, ChildView{
+			DagName: child.GetDagName(), DagRunID: child.GetId(), Status: statusName(child.GetStatus(), "RUN_STATUS_"),
+			StepName: child.GetParentStepName(), WorkerID: child.GetWorkerId(),
+			StartedAt: timestamp(child.GetStartedAtUnixNano()), FinishedAt: timestamp(child.GetFinishedAtUnixNano()),
+		})
+	}
 	writeJSON(w, http.StatusOK, view)
 }
 
@@ -401,6 +521,8 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	var matched []*daguhav1.Run
 	_ = s.cluster.FSM().State().EachRun(func(run *daguhav1.Run) bool {
 		if (query.Get("dag_name") == "" || run.GetDagName() == query.Get("dag_name")) &&
+			(query.Get("root_dag_run_id") == "" || run.GetRootDagRunId() == query.Get("root_dag_run_id")) &&
+			(query.Get("parent_dag_run_id") == "" || run.GetParentDagRunId() == query.Get("parent_dag_run_id")) &&
 			(statusFilter == "" || statusName(run.GetStatus(), "RUN_STATUS_") == statusFilter) &&
 			(query.Get("worker_id") == "" || run.GetWorkerId() == query.Get("worker_id")) {
 			matched = append(matched, run)

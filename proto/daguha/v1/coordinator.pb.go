@@ -129,9 +129,12 @@ func (x *StepLogChunk) GetData() []byte {
 type EnqueueChildRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The parent's lease.
-	LeaseToken    string `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
-	StepName      string `protobuf:"bytes,2,opt,name=step_name,json=stepName,proto3" json:"step_name,omitempty"`
-	Retry         uint32 `protobuf:"varint,3,opt,name=retry,proto3" json:"retry,omitempty"`
+	LeaseToken string `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	StepName   string `protobuf:"bytes,2,opt,name=step_name,json=stepName,proto3" json:"step_name,omitempty"`
+	Retry      uint32 `protobuf:"varint,3,opt,name=retry,proto3" json:"retry,omitempty"`
+	// The step's params for the child, after the worker substituted its
+	// variables into them.
+	Params        string `protobuf:"bytes,4,opt,name=params,proto3" json:"params,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -185,6 +188,13 @@ func (x *EnqueueChildRequest) GetRetry() uint32 {
 		return x.Retry
 	}
 	return 0
+}
+
+func (x *EnqueueChildRequest) GetParams() string {
+	if x != nil {
+		return x.Params
+	}
+	return ""
 }
 
 type EnqueueChildResponse struct {
@@ -488,6 +498,8 @@ type WorkerInfo struct {
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Labels        map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	MaxActiveRuns uint32                 `protobuf:"varint,3,opt,name=max_active_runs,json=maxActiveRuns,proto3" json:"max_active_runs,omitempty"`
+	// Where the worker serves WorkerLogService (host:port), if it does.
+	LogAddr       string `protobuf:"bytes,4,opt,name=log_addr,json=logAddr,proto3" json:"log_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -541,6 +553,13 @@ func (x *WorkerInfo) GetMaxActiveRuns() uint32 {
 		return x.MaxActiveRuns
 	}
 	return 0
+}
+
+func (x *WorkerInfo) GetLogAddr() string {
+	if x != nil {
+		return x.LogAddr
+	}
+	return ""
 }
 
 type PollRequest struct {
@@ -1064,12 +1083,13 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\tstep_name\x18\x02 \x01(\tR\bstepName\x12\x18\n" +
 	"\aattempt\x18\x03 \x01(\rR\aattempt\"\"\n" +
 	"\fStepLogChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"i\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x81\x01\n" +
 	"\x13EnqueueChildRequest\x12\x1f\n" +
 	"\vlease_token\x18\x01 \x01(\tR\n" +
 	"leaseToken\x12\x1b\n" +
 	"\tstep_name\x18\x02 \x01(\tR\bstepName\x12\x14\n" +
-	"\x05retry\x18\x03 \x01(\rR\x05retry\"R\n" +
+	"\x05retry\x18\x03 \x01(\rR\x05retry\x12\x16\n" +
+	"\x06params\x18\x04 \x01(\tR\x06params\"R\n" +
 	"\x14EnqueueChildResponse\x12 \n" +
 	"\fchild_run_id\x18\x01 \x01(\tR\n" +
 	"childRunId\x12\x18\n" +
@@ -1088,12 +1108,13 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1f\n" +
 	"\vgossip_addr\x18\x03 \x01(\tR\n" +
-	"gossipAddr\"\xba\x01\n" +
+	"gossipAddr\"\xd5\x01\n" +
 	"\n" +
 	"WorkerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
 	"\x06labels\x18\x02 \x03(\v2!.daguha.v1.WorkerInfo.LabelsEntryR\x06labels\x12&\n" +
-	"\x0fmax_active_runs\x18\x03 \x01(\rR\rmaxActiveRuns\x1a9\n" +
+	"\x0fmax_active_runs\x18\x03 \x01(\rR\rmaxActiveRuns\x12\x19\n" +
+	"\blog_addr\x18\x04 \x01(\tR\alogAddr\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +

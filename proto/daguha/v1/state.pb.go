@@ -1233,8 +1233,10 @@ type Worker struct {
 	Offline           bool   `protobuf:"varint,6,opt,name=offline,proto3" json:"offline,omitempty"`
 	OfflineAtUnixNano int64  `protobuf:"varint,7,opt,name=offline_at_unix_nano,json=offlineAtUnixNano,proto3" json:"offline_at_unix_nano,omitempty"`
 	OfflineReason     string `protobuf:"bytes,8,opt,name=offline_reason,json=offlineReason,proto3" json:"offline_reason,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Where the worker serves the full logs of its steps (host:port).
+	LogAddr       string `protobuf:"bytes,9,opt,name=log_addr,json=logAddr,proto3" json:"log_addr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Worker) Reset() {
@@ -1319,6 +1321,13 @@ func (x *Worker) GetOfflineAtUnixNano() int64 {
 func (x *Worker) GetOfflineReason() string {
 	if x != nil {
 		return x.OfflineReason
+	}
+	return ""
+}
+
+func (x *Worker) GetLogAddr() string {
+	if x != nil {
+		return x.LogAddr
 	}
 	return ""
 }
@@ -1541,7 +1550,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\rfencing_token\x18\x03 \x01(\x04R\ffencingToken\x12/\n" +
 	"\x14started_at_unix_nano\x18\x04 \x01(\x03R\x11startedAtUnixNano\x12+\n" +
 	"\x12ended_at_unix_nano\x18\x05 \x01(\x03R\x0fendedAtUnixNano\x12\x18\n" +
-	"\aoutcome\x18\x06 \x01(\tR\aoutcome\"\xfe\x02\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\"\x99\x03\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1d.daguha.v1.Worker.LabelsEntryR\x06labels\x12&\n" +
@@ -1550,7 +1559,8 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\fmodify_index\x18\x05 \x01(\x04R\vmodifyIndex\x12\x18\n" +
 	"\aoffline\x18\x06 \x01(\bR\aoffline\x12/\n" +
 	"\x14offline_at_unix_nano\x18\a \x01(\x03R\x11offlineAtUnixNano\x12%\n" +
-	"\x0eoffline_reason\x18\b \x01(\tR\rofflineReason\x1a9\n" +
+	"\x0eoffline_reason\x18\b \x01(\tR\rofflineReason\x12\x19\n" +
+	"\blog_addr\x18\t \x01(\tR\alogAddr\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\".\n" +

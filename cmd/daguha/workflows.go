@@ -1,0 +1,451 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/daguha/daguha/dispatch/dagfile"
+	"github.com/daguha/daguha/ops/api"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// Exit codes of `enqueue --wait`: the run's result.
+const (
+	exitFailed    = 1
+	exitCancelled = 2
+)
+
+// isDagFile tells a DAG file argument from a stored DAG's name.
+func isDagFile(arg string) bool {
+	if strings.HasSuffix(arg, ".yaml") || strings.HasSuffix(arg, ".yml") || strings.ContainsRune(arg, os.PathSeparator) {
+		return true
+	}
+	info, err := os.Stat(arg)
+	return err == nil && !info.IsDir()
+}
+
+// joinParams turns the words after `--` back into Dagu's params string,
+// quoting the ones a split on spaces would break.
+func joinParams(words []string) string {
+	params := make([]*daguhav1.Param, len(words))
+	for i, w := range words {
+		params[i] = &daguhav1.Param{Value: w}
+		if name, value, named := strings.Cut(w, "="); named && name != "" && !strings.ContainsAny(name, " \t") {
+			params[i] = &daguhav1.Param{Name: name, Value: value}
+		}
+	}
+	return dagfile.FormatParams(params)
+}
+
+func enqueueCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "enqueue",
+		Usage: "enqueue a run of a DAG file or of a stored DAG",
+		Description: "The first argument is a DAG file (Dagu's YAML; its first document runs, the others are\n" +
+			"its local DAGs) or the name of a stored DAG (daguha dag push). Params follow `--`:\n" +
+			"   daguha enqueue etl.yaml -- 2026-01-01 REGION=eu\n" +
+			"With --wait the command prints each step's progress on stderr and exits with the run's\n" +
+			"result: 0 succeeded, 1 failed, 2 cancelled. The run id is printed on stdout.",
+		ArgsUsage: "FILE.yaml|NAME [-- PARAMS...]",
+		Flags: append(clientFlags(),
+			&cli.StringFlag{Name: "run-id", Usage: "the run's id (default: the server makes one up); the same id twice is one run"},
+			&cli.StringFlag{Name: "params", Usage: "the run's params as one string (or give them after --)"},
+			&cli.BoolFlag{Name: "wait", Usage: "follow the run until it ends, printing step progress; exit with its result"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() < 1 {
+				return errors.New("enqueue takes a DAG file or a stored DAG's name, then optional params after --")
+			}
+			target := c.Args().First()
+			params := c.String("params")
+			if rest := c.Args().Tail(); len(rest) > 0 {
+				if params != "" {
+					return errors.New("give params either with --params or after --, not both")
+				}
+				params = joinParams(rest)
+			}
+			body := map[string]any{"dag_run_id": c.String("run-id"), "params": params}
+			if isDagFile(target) {
+				data, err := os.ReadFile(target)
+				if err != nil {
+					return err
+				}
+				body["yaml"], body["file"] = string(data), filepath.Base(target)
+			} else {
+				body["dag_name"] = target
+			}
+			client, err := newAPIClient(c)
+			if err != nil {
+				return err
+			}
+			var resp struct {
+				DagRunID string `json:"dag_run_id"`
+				Created  bool   `json:"created"`
+			}
+			if err := client.do("POST", "/api/v2/dag-runs", body, &resp); err != nil {
+				return err
+			}
+			fmt.Println(resp.DagRunID)
+			if !c.Bool("wait") {
+				return nil
+			}
+			return followRun(client, resp.DagRunID, c.App.ErrWriter)
+		},
+	}
+}
+
+// followRun prints a run's step progress as it changes, with blocking
+// queries, and returns the run's result as an exit code.
+func followRun(client *apiClient, id string, out io.Writer) error {
+	if out == nil {
+		out = os.Stderr
+	}
+	var (
+		index   uint64
+		printed = map[string]string{}
+		status  string
+	)
+	for {
+		var run api.RunView
+		path := fmt.Sprintf("/api/v2/dag-runs/%s?index=%d&wait=30s", url.PathEscape(id), index)
+		if err := client.doTimeout("GET", path, nil, &run, 45*time.Second); err != nil {
+			return err
+		}
+		index = run.ModifyIndex
+		if run.Status != status {
+			switch run.Status {
+			case "queued":
+				reason := ""
+				if run.Reason != "" {
+					reason = " (" + run.Reason + ")"
+				}
+				fmt.Fprintf(out, "run %s of %s queued%s\n", id, run.DagName, reason)
+			case "running":
+				fmt.Fprintf(out, "run %s running on %s (attempt %d)\n", id, run.WorkerID, run.Attempt)
+			}
+			status = run.Status
+		}
+		for _, step := range run.Steps {
+			key := step.Status + "/" + fmt.Sprint(step.Retry) + "/" + step.ChildRunID
+			if printed[step.Name] == key {
+				continue
+			}
+			printed[step.Name] = key
+			fmt.Fprintf(out, "  %s\n", stepLine(step))
+		}
+		switch run.Status {
+		case "succeeded":
+			fmt.Fprintf(out, "run %s succeeded in %s\n", id, elapsed(run.StartedAt, run.FinishedAt))
+			return nil
+		case "failed":
+			return cli.Exit(fmt.Sprintf("run %s failed: %s", id, run.Error), exitFailed)
+		case "cancelled":
+			return cli.Exit(fmt.Sprintf("run %s cancelled", id), exitCancelled)
+		}
+	}
+}
+
+// stepLine is one line about a step: its status, and how it ended.
+func stepLine(step api.StepView) string {
+	line := fmt.Sprintf("%-24s %-10s", step.Name, step.Status)
+	if step.Retry > 1 {
+		line += fmt.Sprintf(" retry %d", step.Retry-1)
+	}
+	switch step.Status {
+	case "succeeded", "failed", "cancelled":
+		line += fmt.Sprintf(" exit %d, %s", step.ExitCode, elapsed(step.StartedAt, step.FinishedAt))
+	}
+	if step.ChildRunID != "" {
+		line += " child run " + step.ChildRunID
+	}
+	if step.Error != "" && step.Status != "succeeded" {
+		line += ": " + step.Error
+	}
+	return line
+}
+
+func elapsed(from, to string) string {
+	start, err1 := time.Parse(time.RFC3339Nano, from)
+	end, err2 := time.Parse(time.RFC3339Nano, to)
+	if err1 != nil || err2 != nil {
+		return "-"
+	}
+	return end.Sub(start).Round(time.Millisecond).String()
+}
+
+func statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show a DAG run: its steps, output tails and hierarchy",
+		ArgsUsage: "RUN_ID",
+		Flags: append(clientFlags(),
+			&cli.IntFlag{Name: "tail", Value: 5, Usage: "lines of each step's output to show (0: none)"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return errors.New("status takes one run id")
+			}
+			client, err := newAPIClient(c)
+			if err != nil {
+				return err
+			}
+			var run api.RunView
+			if err := client.do("GET", "/api/v2/dag-runs/"+url.PathEscape(c.Args().First()), nil, &run); err != nil {
+				return err
+			}
+			printRun(os.Stdout, run, c.Int("tail"))
+			return nil
+		},
+	}
+}
+
+func printRun(out io.Writer, run api.RunView, tail int) {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(w, "%s\t%s\n", k, v)
+		}
+	}
+	row("run", run.DagRunID)
+	row("dag", run.DagName)
+	row("status", run.Status)
+	row("waiting", run.Reason)
+	row("params", run.Params)
+	if run.WorkerID != "" {
+		row("worker", fmt.Sprintf("%s (attempt %d)", run.WorkerID, run.Attempt))
+	}
+	if run.RootDagRunID != "" && run.RootDagRunID != run.DagRunID {
+		row("root", fmt.Sprintf("%s %s", run.RootDagRunName, run.RootDagRunID))
+	}
+	if run.ParentDagRunID != "" {
+		row("parent", fmt.Sprintf("%s %s (step %s)", run.ParentDagRunName, run.ParentDagRunID, run.ParentStepName))
+	}
+	row("scheduled", run.ScheduledSlot)
+	row("enqueued", run.EnqueuedAt)
+	row("started", run.StartedAt)
+	row("finished", run.FinishedAt)
+	row("error", run.Error)
+	keys := make([]string, 0, len(run.Outputs))
+	for k := range run.Outputs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		row("output", k+"="+run.Outputs[k])
+	}
+	_ = w.Flush()
+	if len(run.Steps) > 0 {
+		fmt.Fprintln(out, "\nsteps:")
+		for _, step := range run.Steps {
+			fmt.Fprintf(out, "  %s\n", stepLine(step))
+			if tail > 0 && step.OutputTail != "" {
+				lines := strings.Split(strings.TrimRight(step.OutputTail, "\n"), "\n")
+				if len(lines) > tail {
+					lines = lines[len(lines)-tail:]
+				}
+				for _, l := range lines {
+					fmt.Fprintf(out, "      | %s\n", l)
+				}
+			}
+		}
+	}
+	if len(run.Children) > 0 {
+		fmt.Fprintln(out, "\nchildren:")
+		for _, child := range run.Children {
+			fmt.Fprintf(out, "  %-24s %-10s %s (step %s, worker %s)\n", child.DagName, child.Status, child.DagRunID, child.StepName, child.WorkerID)
+		}
+	}
+}
+
+func cancelCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "cancel",
+		Usage:     "cancel a DAG run and all its descendants",
+		ArgsUsage: "RUN_ID",
+		Flags:     clientFlags(),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return errors.New("cancel takes one run id")
+			}
+			client, err := newAPIClient(c)
+			if err != nil {
+				return err
+			}
+			id := c.Args().First()
+			if err := client.do("POST", "/api/v2/dag-runs/"+url.PathEscape(id)+"/cancel", nil, nil); err != nil {
+				return err
+			}
+			fmt.Printf("cancellation of %s and its descendants requested\n", id)
+			return nil
+		},
+	}
+}
+
+// dagFiles expands the arguments of `dag push`: files, and the *.yaml and
+// *.yml files of directories.
+func dagFiles(args []string) ([]api.DagSource, error) {
+	var sources []api.DagSource
+	add := func(path string) error {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		sources = append(sources, api.DagSource{Name: path, Content: string(data)})
+		return nil
+	}
+	for _, arg := range args {
+		info, err := os.Stat(arg)
+		if err != nil {
+			return nil, err
+		}
+		if !info.IsDir() {
+			if err := add(arg); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		entries, err := os.ReadDir(arg)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			if !e.IsDir() && (strings.HasSuffix(e.Name(), ".yaml") || strings.HasSuffix(e.Name(), ".yml")) {
+				if err := add(filepath.Join(arg, e.Name())); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	if len(sources) == 0 {
+		return nil, errors.New("no DAG files found")
+	}
+	return sources, nil
+}
+
+func dagCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "dag",
+		Usage: "store, list and show DAG definitions in the cluster",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "push",
+				Usage:     "validate DAG files and store them in the cluster (unchanged ones are left alone)",
+				ArgsUsage: "FILE.yaml|DIR...",
+				Flags:     clientFlags(),
+				Action: func(c *cli.Context) error {
+					if c.NArg() == 0 {
+						return errors.New("dag push takes DAG files or directories")
+					}
+					sources, err := dagFiles(c.Args().Slice())
+					if err != nil {
+						return err
+					}
+					client, err := newAPIClient(c)
+					if err != nil {
+						return err
+					}
+					var resp struct {
+						Dags []api.DagOutcome `json:"dags"`
+					}
+					if err := client.do("POST", "/api/v2/dags", map[string]any{"files": sources}, &resp); err != nil {
+						return err
+					}
+					for _, d := range resp.Dags {
+						fmt.Printf("%-10s %s (%s)\n", d.Result, d.Name, d.File)
+					}
+					return nil
+				},
+			},
+			{
+				Name:  "list",
+				Usage: "list the stored DAGs",
+				Flags: clientFlags(),
+				Action: func(c *cli.Context) error {
+					client, err := newAPIClient(c)
+					if err != nil {
+						return err
+					}
+					var resp struct {
+						Dags []api.DagView `json:"dags"`
+					}
+					if err := client.do("GET", "/api/v2/dags", nil, &resp); err != nil {
+						return err
+					}
+					w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+					fmt.Fprintln(w, "NAME\tSTEPS\tSCHEDULE\tSELECTOR\tUPDATED")
+					for _, d := range resp.Dags {
+						fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", d.Name, len(d.Steps), orDash(strings.Join(d.Schedule, "; ")), orDash(formatSelector(d.WorkerSelector)), d.UpdatedAt)
+					}
+					return w.Flush()
+				},
+			},
+			{
+				Name:      "show",
+				Usage:     "print a stored DAG's YAML as pushed",
+				ArgsUsage: "NAME",
+				Flags:     clientFlags(),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return errors.New("dag show takes one DAG name")
+					}
+					client, err := newAPIClient(c)
+					if err != nil {
+						return err
+					}
+					var dag api.DagView
+					if err := client.do("GET", "/api/v2/dags/"+url.PathEscape(c.Args().First()), nil, &dag); err != nil {
+						return err
+					}
+					fmt.Print(dag.Source)
+					return nil
+				},
+			},
+			{
+				Name:      "delete",
+				Usage:     "forget a stored DAG (its runs are kept)",
+				ArgsUsage: "NAME",
+				Flags:     clientFlags(),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return errors.New("dag delete takes one DAG name")
+					}
+					client, err := newAPIClient(c)
+					if err != nil {
+						return err
+					}
+					return client.do("DELETE", "/api/v2/dags/"+url.PathEscape(c.Args().First()), nil, nil)
+				},
+			},
+		},
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func formatSelector(selector map[string]string) string {
+	keys := make([]string, 0, len(selector))
+	for k := range selector {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + selector[k]
+	}
+	return strings.Join(parts, ",")
+}

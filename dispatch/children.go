@@ -1,0 +1,145 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/daguha/daguha/fsm"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+	"github.com/daguha/daguha/store"
+)
+
+// childNamespace makes child run ids: a child's id is a name-based UUID of
+// its parent's id, the step and the retry, so a parent step that runs
+// again (on another worker after a failover, say) asks for the same child
+// and the cluster answers with the one that exists.
+var childNamespace = uuid.MustParse("6f1c8a53-9b0e-4c55-a3a4-2d9e7b1c0d41")
+
+// ChildRunID returns the id of the child run a run/call step starts.
+func ChildRunID(parentID, step string, retry uint32) string {
+	return uuid.NewSHA1(childNamespace, []byte(parentID+"\x00"+step+"\x00"+strconv.FormatUint(uint64(retry), 10))).String()
+}
+
+// ResolveDag finds the DAG a run/call step names: first among the local
+// DAGs the run carries (the other documents of its file), then among the
+// stored DAGs. It returns the spec and the local DAGs the child inherits.
+func ResolveDag(state *store.StateStore, locals []*daguhav1.DagSpec, name string) (*daguhav1.DagSpec, []*daguhav1.DagSpec, error) {
+	for _, local := range locals {
+		if local.GetName() == name {
+			return local, locals, nil
+		}
+	}
+	stored, err := state.Dag(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if stored == nil {
+		return nil, nil, &InvalidRequestError{Reason: fmt.Sprintf("no DAG named %q: it is neither in the parent's file nor stored (daguha dag push)", name)}
+	}
+	return stored.GetSpec(), stored.GetLocalDags(), nil
+}
+
+// EnqueueChild enqueues the child run of a run/call step of the run the
+// lease in token holds. Asking again for the same step and retry returns
+// the same child.
+func (d *Dispatcher) EnqueueChild(ctx context.Context, token, stepName string, retry uint32, params string) (string, bool, error) {
+	st, err := d.leader()
+	if err != nil {
+		return "", false, err
+	}
+	claims, err := st.verify(token)
+	if err != nil {
+		return "", false, err
+	}
+	state := d.backend.State()
+	parent, err := state.Run(claims.RunID)
+	if err != nil {
+		return "", false, err
+	}
+	if parent == nil || parent.GetStatus() != daguhav1.RunStatus_RUN_STATUS_RUNNING || parent.GetFencingToken() != claims.FencingToken {
+		return "", false, &StaleLeaseError{Reason: fmt.Sprintf("run %q is not held by this lease (attempt %d)", claims.RunID, claims.Attempt)}
+	}
+	var step *daguhav1.StepSpec
+	for _, s := range parent.GetDag().GetSteps() {
+		if s.GetName() == stepName {
+			step = s
+		}
+	}
+	if step == nil || step.GetChildDag() == "" {
+		return "", false, &InvalidRequestError{Reason: fmt.Sprintf("DAG %q has no run/call step named %q", parent.GetDagName(), stepName)}
+	}
+	spec, locals, err := ResolveDag(state, parent.GetLocalDags(), step.GetChildDag())
+	if err != nil {
+		return "", false, err
+	}
+	spec = proto.Clone(spec).(*daguhav1.DagSpec)
+	if len(step.GetWorkerSelector()) > 0 {
+		spec.WorkerSelector = step.GetWorkerSelector()
+	}
+	rootName, rootID := parent.GetRootDagRunName(), parent.GetRootDagRunId()
+	if rootID == "" {
+		rootName, rootID = parent.GetDagName(), parent.GetId()
+	}
+	child := &daguhav1.Run{
+		Id:                 ChildRunID(parent.GetId(), stepName, retry),
+		DagName:            spec.GetName(),
+		Params:             params,
+		EnqueuedAtUnixNano: d.config.Now().UnixNano(),
+		RootDagRunName:     rootName,
+		RootDagRunId:       rootID,
+		ParentDagRunName:   parent.GetDagName(),
+		ParentDagRunId:     parent.GetId(),
+		ParentStepName:     stepName,
+		Dag:                spec,
+		LocalDags:          locals,
+	}
+	result, _, err := d.backend.Apply(ctx, fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: []*daguhav1.Run{child}})
+	if err != nil {
+		return "", false, err
+	}
+	outcomes := result.(*daguhav1.EnqueueRunsResult).GetOutcomes()
+	if len(outcomes) != 1 {
+		return "", false, fmt.Errorf("enqueue of child %q: %d outcomes", child.GetId(), len(outcomes))
+	}
+	if conflict := outcomes[0].GetConflict(); conflict != "" {
+		return "", false, &StaleLeaseError{Reason: "child run refused: " + conflict}
+	}
+	if outcomes[0].GetCreated() {
+		d.config.Metrics.RunEnqueued()
+	}
+	return child.GetId(), outcomes[0].GetCreated(), nil
+}
+
+// WatchRun is a blocking query on one run, answered from this server's
+// state (leader or not): it returns when the run's modify index passes
+// minIndex, or when wait ends, with the run as it then is.
+func WatchRun(ctx context.Context, state func() *store.StateStore, runID string, minIndex uint64, wait time.Duration) (*daguhav1.Run, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		run, watch, err := state().RunWatch(runID)
+		if err != nil {
+			return nil, err
+		}
+		// A run this server does not know yet may be on its way here (a
+		// follower a little behind the leader): wait for it as for a change.
+		if run != nil && run.GetModifyIndex() > minIndex {
+			return run, nil
+		}
+		select {
+		case <-watch:
+		case <-timer.C:
+			if run == nil {
+				return nil, &NotFoundError{Reason: fmt.Sprintf("run %q does not exist", runID)}
+			}
+			return run, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,90 @@
+// Package dagfile reads DAG files written in Dagu's YAML into the records
+// the cluster stores and runs (daguhav1.DagSpec, daguhav1.StoredDag). It
+// reports everything wrong with a file at once, each problem with the
+// file, the line and the key, so that a push is refused with a message
+// that says where to look. It does no I/O and keeps no state: callers
+// hand it the bytes, and CheckChildren asks them which DAGs are stored.
+//
+// # Documents
+//
+// A file holds one or more YAML documents separated by "---". The first
+// is the main DAG; the others are its local DAGs, which its run/call
+// steps (and theirs) may start by name. Empty documents are skipped. The
+// first DAG's name defaults to the file's base name without .yaml or
+// .yml; every other document needs a name, and no two DAGs of a file may
+// share one. A DAG name is letters, digits, '_', '.' and '-', starting
+// with a letter, a digit or '_', at most 128 characters. YAML anchors,
+// aliases and merge keys (<<) may be used anywhere.
+//
+// # Keys of a DAG
+//
+// Every key may be written in camelCase or in snake_case (maxActiveRuns
+// or max_active_runs), but not both in one map. Any key not listed here
+// is a problem ("unknown key"), at the top level and in steps alike.
+//
+//	name            string (see above)
+//	description     string
+//	params          default params: a string "a b KEY=v" (see ParseParams),
+//	                a list of "KEY=v" strings (one without KEY= is positional),
+//	                a list of {KEY: v} maps, or a map; a named param once only
+//	env             a list of "K=V" strings, a list of {K: V} maps, or a map;
+//	                kept in the order written (a later value may use an earlier one)
+//	schedule        a cron expression or a list of them (see ParseSchedule);
+//	                stored trimmed, a TZ= prefix written as CRON_TZ=
+//	workerSelector  a map of label: value that a worker's labels must match;
+//	                values YAML reads as numbers or true/false keep their text
+//	                (gpu: true is "true"); names and values are non-empty,
+//	                hold no '=' or ',' and no surrounding spaces; names are at
+//	                most 253 bytes, values 63
+//	maxActiveRuns   a whole number ≥ 0 (0: no limit)
+//	timeoutSec      a whole number of seconds ≥ 0 (0: no limit)
+//	catchup         latest, all or none
+//	catchupWindow   a Go duration such as 6h, stored in whole seconds
+//	steps           a non-empty list of steps (below)
+//	command         a DAG without steps may be just a command (a string, or a
+//	                list of strings joined by spaces): one step named after the
+//	                DAG. With steps it is accepted and not used, as in the
+//	                seed's example that writes both.
+//	type            graph (the default: steps wait only for their depends) or
+//	                chain (a step without depends waits for the one before it)
+//	tags, group     accepted and not used (they only sort DAGs in Dagu's UI)
+//
+// Numbers may also be written quoted ("30"). Timeouts and intervals are at
+// most 9223372036 seconds, the longest time.Duration.
+//
+// # Keys of a step
+//
+//	name            required, unique in the DAG, no surrounding spaces
+//	description     string
+//	command         a shell command line (a string, or a list of strings
+//	                joined by spaces); run with sh -c
+//	script          a script, run with sh
+//	run, call       the name of a child DAG to start (both mean the same);
+//	                a document of the file or a stored DAG (see CheckChildren)
+//	params          only on a run/call step: the child's params, a string in
+//	                Dagu's form (checked, kept as written) or a map or list as
+//	                for a DAG's params, written out as "K=V K2=V2" with quotes
+//	                where needed (see FormatParams)
+//	workerSelector  only on a run/call step: routes the child run (else the
+//	                child DAG's own selector applies)
+//	dir             the working directory
+//	env             as for a DAG
+//	depends         a step name or a list of them; each must be a step of the
+//	                DAG, and the steps must not depend on one another in a cycle
+//	output          a variable name (letters, digits, '_', not starting with a
+//	                digit) that takes the step's trimmed stdout
+//	retryPolicy     {limit: retries after the first failure, intervalSec}
+//	timeoutSec      a whole number of seconds ≥ 0
+//	continueOn      {failure: true} lets dependants run when the step fails;
+//	                skipped is accepted and not used
+//	type            only "command" (Dagu's default executor) is accepted
+//	tags, group     accepted and not used
+//
+// A step has exactly one of command, script, run and call: Dagu's use of
+// command as the interpreter of a script is not supported. Steps are
+// maps; Dagu's one-line form (- echo hi) and generated step names are not.
+//
+// Not supported, so reported as unknown keys: Dagu's preconditions,
+// handlers (handlerOn), executors, mail, dotenv, shell, queues, repeat
+// policies and the other keys not listed above.
+package dagfile

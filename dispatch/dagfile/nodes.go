@@ -1,0 +1,323 @@
+package dagfile
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Helpers that read yaml.Node values, reporting every mismatch with the
+// node's line instead of stopping at the first one.
+
+// resolve follows aliases to the node they name. A file cannot make an
+// alias name an alias, but the bound keeps a hand-built tree from looping.
+func resolve(n *yaml.Node) *yaml.Node {
+	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 16; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
+}
+
+// describe names what a node is, for "want X, got Y" messages.
+func describe(n *yaml.Node) string {
+	n = resolve(n)
+	switch {
+	case n == nil:
+		return "nothing"
+	case n.Kind == yaml.MappingNode:
+		return "a map"
+	case n.Kind == yaml.SequenceNode:
+		return "a list"
+	case n.Kind == yaml.AliasNode:
+		return "an alias"
+	case n.Kind != yaml.ScalarNode:
+		return "a document"
+	}
+	switch n.ShortTag() {
+	case "!!null":
+		return "null"
+	case "!!bool":
+		return "true/false"
+	case "!!int", "!!float":
+		return "a number"
+	}
+	return "a string"
+}
+
+// entry is one key of a mapping, after merge keys ("<<: *base") are applied.
+type entry struct {
+	key   string
+	keyAt *yaml.Node
+	value *yaml.Node
+}
+
+// maxMergeDepth bounds how deep merge keys are followed: a merged map may
+// merge another, and a file can make a map merge itself.
+const maxMergeDepth = 8
+
+// entries lists a mapping's keys in the order written, with the keys of
+// merged maps after them (an explicit key overrides a merged one; of two
+// merged maps the first given wins, as YAML's merge key says). Non-string
+// keys are reported under path.
+func (c *collector) entries(n *yaml.Node, path string) []entry {
+	return c.mergedEntries(n, path, 0)
+}
+
+func (c *collector) mergedEntries(n *yaml.Node, path string, depth int) []entry {
+	n = resolve(n)
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	var own []entry
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		rk := resolve(k)
+		if rk == nil || rk.Kind != yaml.ScalarNode {
+			c.add(k, path, "a key must be a string, got %s", describe(k))
+			continue
+		}
+		if rk.ShortTag() == "!!merge" {
+			merges = append(merges, v)
+			continue
+		}
+		own = append(own, entry{key: rk.Value, keyAt: k, value: v})
+	}
+	if len(merges) == 0 {
+		return own
+	}
+	seen := map[string]bool{}
+	for _, e := range own {
+		seen[e.key] = true
+	}
+	for _, m := range merges {
+		var sources []*yaml.Node
+		switch rm := resolve(m); {
+		case rm != nil && rm.Kind == yaml.MappingNode:
+			sources = []*yaml.Node{rm}
+		case rm != nil && rm.Kind == yaml.SequenceNode:
+			sources = rm.Content
+		}
+		if len(sources) == 0 {
+			c.add(m, path, "a merge key (<<) takes a map or a list of maps, got %s", describe(m))
+			continue
+		}
+		for _, src := range sources {
+			if rs := resolve(src); rs == nil || rs.Kind != yaml.MappingNode {
+				c.add(src, path, "a merge key (<<) takes a map or a list of maps, got %s", describe(src))
+				continue
+			}
+			if depth >= maxMergeDepth {
+				c.add(src, path, "merge keys (<<) nest more than %d deep", maxMergeDepth)
+				continue
+			}
+			for _, e := range c.mergedEntries(src, path, depth+1) {
+				if !seen[e.key] {
+					seen[e.key] = true
+					own = append(own, e)
+				}
+			}
+		}
+	}
+	return own
+}
+
+// keyTable maps the camelCase and snake_case spellings of known keys to
+// the camelCase one.
+type keyTable map[string]string
+
+func newKeyTable(camel ...string) keyTable {
+	t := keyTable{}
+	for _, k := range camel {
+		t[k] = k
+		t[snakeCase(k)] = k
+	}
+	return t
+}
+
+func snakeCase(camel string) string {
+	var b strings.Builder
+	for _, r := range camel {
+		if unicode.IsUpper(r) {
+			b.WriteByte('_')
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// fields reads a mapping of known keys: it reports unknown keys (with a
+// suggestion when one is close) and keys given twice (in either spelling),
+// and returns the entries by their camelCase name.
+func (c *collector) fields(n *yaml.Node, path string, known keyTable) map[string]entry {
+	out := map[string]entry{}
+	for _, e := range c.entries(n, path) {
+		name, ok := known[e.key]
+		if !ok {
+			msg := fmt.Sprintf("unknown key %q", e.key)
+			if s := suggest(e.key, known); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			}
+			c.add(e.keyAt, join(path, e.key), "%s", msg)
+			continue
+		}
+		if prev, dup := out[name]; dup {
+			c.add(e.keyAt, join(path, e.key), "given twice (first as %q on line %d)", prev.key, prev.keyAt.Line)
+			continue
+		}
+		out[name] = e
+	}
+	return out
+}
+
+// join makes the path of a key inside path.
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+
+// suggest returns the known key closest to an unknown one, if it is close
+// enough to be a likely typo.
+func suggest(key string, known keyTable) string {
+	spellings := make([]string, 0, len(known))
+	for spelling := range known {
+		spellings = append(spellings, spelling)
+	}
+	sort.Strings(spellings)
+	best, bestDistance := "", math.MaxInt
+	for _, spelling := range spellings {
+		if d := editDistance(strings.ToLower(key), strings.ToLower(spelling)); d < bestDistance {
+			best, bestDistance = spelling, d
+		}
+	}
+	if bestDistance > 2 || bestDistance*2 >= len(key) {
+		return ""
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return math.MaxInt
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// text reads a scalar as the text written: a number or true/false is kept
+// as its text, null is "". ok is false (and a problem reported) for a map
+// or a list.
+func (c *collector) text(n *yaml.Node, path string) (string, bool) {
+	r := resolve(n)
+	if isNull(r) {
+		return "", true
+	}
+	if r.Kind != yaml.ScalarNode {
+		c.add(n, path, "want a string, got %s", describe(n))
+		return "", false
+	}
+	return r.Value, true
+}
+
+// texts reads a string or a list of strings.
+func (c *collector) texts(n *yaml.Node, path string) ([]string, []*yaml.Node) {
+	r := resolve(n)
+	if isNull(r) {
+		return nil, nil
+	}
+	if r.Kind == yaml.SequenceNode {
+		var values []string
+		var at []*yaml.Node
+		for i, item := range r.Content {
+			v, ok := c.text(item, index(path, i))
+			if ok {
+				values = append(values, v)
+				at = append(at, item)
+			}
+		}
+		return values, at
+	}
+	v, ok := c.text(n, path)
+	if !ok {
+		return nil, nil
+	}
+	return []string{v}, []*yaml.Node{n}
+}
+
+// integer reads a whole number between 0 and limit; a quoted one ("30")
+// is accepted too.
+func (c *collector) integer(n *yaml.Node, path string, limit int64) (int64, bool) {
+	r := resolve(n)
+	if isNull(r) {
+		return 0, true
+	}
+	var v int64
+	bad := r.Kind != yaml.ScalarNode
+	if !bad {
+		switch r.ShortTag() {
+		case "!!int":
+			bad = r.Decode(&v) != nil
+		case "!!str":
+			var err error
+			v, err = strconv.ParseInt(strings.TrimSpace(r.Value), 10, 64)
+			bad = err != nil
+		default:
+			bad = true
+		}
+	}
+	if bad {
+		c.add(n, path, "want a whole number, got %s", describe(n))
+		return 0, false
+	}
+	if v < 0 {
+		c.add(n, path, "must not be negative, got %d", v)
+		return 0, false
+	}
+	if v > limit {
+		c.add(n, path, "must be at most %d, got %d", limit, v)
+		return 0, false
+	}
+	return v, true
+}
+
+func (c *collector) boolean(n *yaml.Node, path string) (bool, bool) {
+	r := resolve(n)
+	if isNull(r) {
+		return false, true
+	}
+	var v bool
+	if r.Kind != yaml.ScalarNode || r.Decode(&v) != nil {
+		c.add(n, path, "want true or false, got %s", describe(n))
+		return false, false
+	}
+	return v, true
+}

@@ -1,0 +1,845 @@
+package dagfile
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// File is one parsed DAG file: Dags[0] is the main DAG, the others its
+// local DAGs (Dagu's `---` documents).
+type File struct {
+	Path   string
+	Source []byte
+	Dags   []*daguhav1.DagSpec
+
+	// The run/call steps of every DAG, for CheckChildren.
+	children []childRef
+}
+
+// childRef is one run/call step: which DAG of the file it is in, where,
+// and the DAG it starts.
+type childRef struct {
+	dag  int
+	key  string
+	line int
+	name string
+}
+
+// maxSeconds is the longest timeout or interval accepted: the longest a
+// time.Duration can hold, so that nobody downstream overflows.
+const maxSeconds = int64(math.MaxInt64 / int64(time.Second))
+
+// maxNameLength bounds DAG names, which end up in keys, URLs and logs.
+const maxNameLength = 128
+
+var dagKeys = newKeyTable("name", "description", "params", "env", "schedule", "workerSelector",
+	"maxActiveRuns", "timeoutSec", "catchup", "catchupWindow", "steps", "command",
+	"tags", "group", "type")
+
+var stepKeys = newKeyTable("name", "description", "command", "script", "dir", "env", "depends",
+	"output", "retryPolicy", "timeoutSec", "continueOn", "run", "call", "params", "workerSelector",
+	"tags", "group", "type")
+
+var retryKeys = newKeyTable("limit", "intervalSec")
+
+var continueOnKeys = newKeyTable("failure", "skipped")
+
+// Parse reads a DAG file. When the file is not valid YAML, or is YAML but
+// not a valid DAG file, the error is Problems listing everything wrong,
+// each with the file, the line and the key.
+func Parse(path string, data []byte) (*File, error) {
+	c := &collector{path: path}
+	if !utf8.Valid(data) {
+		c.addLine(1, "", "the file is not UTF-8 text")
+		return nil, c.err()
+	}
+	roots := c.documents(data)
+	if len(roots) == 0 && len(c.problems) == 0 {
+		c.addLine(1, "", "empty file: want a DAG, a map with a name and steps")
+	}
+	f := &File{Path: path, Source: bytes.Clone(data)}
+	nameLines := map[string]int{}
+	for i, root := range roots {
+		dag, nameAt := c.dag(root, i == 0, f)
+		if dag == nil {
+			continue
+		}
+		if dag.Name != "" {
+			line := 1
+			if nameAt != nil {
+				line = nameAt.Line
+			}
+			if first, dup := nameLines[dag.Name]; dup {
+				c.addLine(line, "name", "DAG name %q is already used in this file (line %d)", dag.Name, first)
+			} else {
+				nameLines[dag.Name] = line
+			}
+		}
+		f.Dags = append(f.Dags, dag)
+	}
+	c.checkRunCycles(f)
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// documents decodes every YAML document of the file and returns the
+// non-empty ones.
+func (c *collector) documents(data []byte) (roots []*yaml.Node) {
+	defer func() {
+		// The YAML decoder is outside input's first reader: a bug in it
+		// must make a problem, not a crashed server.
+		if r := recover(); r != nil {
+			c.addLine(1, "", "invalid YAML (%v)", r)
+		}
+	}()
+	decoder := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := decoder.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return roots
+		}
+		if err != nil {
+			c.syntax(err)
+			return roots
+		}
+		if len(doc.Content) == 0 || isNull(resolve(doc.Content[0])) {
+			continue // an empty document, as a trailing --- makes
+		}
+		roots = append(roots, doc.Content[0])
+	}
+}
+
+var yamlLine = regexp.MustCompile(`^line (\d+): `)
+
+// syntax reports a YAML syntax error at the line the decoder names (line 1
+// when it names none).
+func (c *collector) syntax(err error) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	line := 1
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		if n, convErr := strconv.Atoi(m[1]); convErr == nil {
+			line = n
+		}
+		msg = msg[len(m[0]):]
+	}
+	c.addLine(line, "", "invalid YAML: %s", msg)
+}
+
+// stepInfo remembers where a step's parts are written, for the checks
+// that need all the steps.
+type stepInfo struct {
+	at          *yaml.Node
+	path        string
+	nameAt      *yaml.Node
+	dependsKey  *yaml.Node
+	dependsPath string
+	dependsAt   []*yaml.Node // parallel to the step's Depends
+	childKey    *yaml.Node
+	childPath   string
+}
+
+// dag reads one document. It returns nil when the document is not a map.
+func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec, *yaml.Node) {
+	if r := resolve(root); r == nil || r.Kind != yaml.MappingNode {
+		c.add(root, "", "a DAG must be a map with keys such as name and steps, got %s", describe(root))
+		return nil, nil
+	}
+	fields := c.fields(root, "", dagKeys)
+	dag := &daguhav1.DagSpec{SourceFile: f.Path}
+
+	var nameAt *yaml.Node
+	if e, ok := fields["name"]; ok {
+		if v, ok := c.text(e.value, e.key); ok {
+			if msg := checkDagName(v); msg != "" {
+				c.add(e.value, e.key, "%s", msg)
+			} else {
+				dag.Name, nameAt = v, e.value
+			}
+		}
+	} else if first {
+		base := filepath.Base(f.Path)
+		lower := strings.ToLower(base)
+		for _, ext := range []string{".yaml", ".yml"} {
+			if strings.HasSuffix(lower, ext) {
+				base = base[:len(base)-len(ext)]
+				break
+			}
+		}
+		if msg := checkDagName(base); msg != "" {
+			c.add(root, "name", "no name is given, and the file name %q cannot be one: %s", base, msg)
+		} else {
+			dag.Name = base
+		}
+	} else {
+		c.add(root, "name", "a DAG after the first in a file needs a name")
+	}
+
+	if e, ok := fields["description"]; ok {
+		dag.Description, _ = c.text(e.value, e.key)
+	}
+	if e, ok := fields["params"]; ok {
+		dag.Params = c.params(e.value, e.key)
+	}
+	if e, ok := fields["env"]; ok {
+		dag.Env = c.env(e.value, e.key)
+	}
+	if e, ok := fields["schedule"]; ok {
+		c.schedules(dag, e)
+	}
+	if e, ok := fields["workerSelector"]; ok {
+		dag.WorkerSelector = c.selector(e.value, e.key)
+	}
+	if e, ok := fields["maxActiveRuns"]; ok {
+		v, _ := c.integer(e.value, e.key, math.MaxUint32)
+		dag.MaxActiveRuns = uint32(v)
+	}
+	if e, ok := fields["timeoutSec"]; ok {
+		dag.TimeoutSec, _ = c.integer(e.value, e.key, maxSeconds)
+	}
+	if e, ok := fields["catchup"]; ok {
+		if v, ok := c.text(e.value, e.key); ok {
+			switch v {
+			case "latest", "all", "none":
+				dag.Catchup = v
+			default:
+				c.add(e.value, e.key, "want latest, all or none, got %q", v)
+			}
+		}
+	}
+	if e, ok := fields["catchupWindow"]; ok {
+		dag.CatchupWindowSec = c.window(e)
+	}
+	chain := false
+	if e, ok := fields["type"]; ok {
+		if v, ok := c.text(e.value, e.key); ok {
+			switch v {
+			case "", "graph":
+			case "chain":
+				chain = true
+			default:
+				c.add(e.value, e.key, "want graph or chain, got %q", v)
+			}
+		}
+	}
+	// tags and group only sort DAGs in Dagu's UI.
+
+	var infos []*stepInfo
+	if e, ok := fields["steps"]; ok {
+		dag.Steps, infos = c.steps(e)
+	} else if e, ok := fields["command"]; ok {
+		// A DAG written as just a command: one step, named after the DAG.
+		commands, _ := c.texts(e.value, e.key)
+		if command := strings.Join(commands, " "); command != "" {
+			name := dag.Name
+			if name == "" {
+				name = "main"
+			}
+			dag.Steps = []*daguhav1.StepSpec{{Name: name, Command: command}}
+			infos = []*stepInfo{{at: e.keyAt, path: "steps[0]", nameAt: e.keyAt}}
+		} else {
+			c.add(e.value, e.key, "must not be empty")
+		}
+	} else {
+		c.add(root, "steps", "a DAG needs steps")
+	}
+	// With steps, a top-level command says nothing more (the seed's own
+	// example writes both): it is accepted and not used.
+
+	if chain {
+		for i := 1; i < len(dag.Steps); i++ {
+			if infos[i].dependsKey == nil && dag.Steps[i-1].Name != "" {
+				dag.Steps[i].Depends = []string{dag.Steps[i-1].Name}
+				infos[i].dependsAt = []*yaml.Node{infos[i].at}
+				infos[i].dependsKey = infos[i].at
+				infos[i].dependsPath = join(infos[i].path, "depends")
+			}
+		}
+	}
+	c.checkSteps(dag.Steps, infos)
+	for i, info := range infos {
+		if info.childKey != nil {
+			f.children = append(f.children, childRef{dag: len(f.Dags), key: info.childPath, line: info.childKey.Line, name: dag.Steps[i].ChildDag})
+		}
+	}
+	return dag, nameAt
+}
+
+func (c *collector) schedules(dag *daguhav1.DagSpec, e entry) {
+	specs, at := c.texts(e.value, e.key)
+	list := resolve(e.value).Kind == yaml.SequenceNode
+	for i, spec := range specs {
+		key := e.key
+		if list {
+			key = index(e.key, i)
+		}
+		if _, err := ParseSchedule(spec); err != nil {
+			c.add(at[i], key, "bad cron expression: %v", err)
+			continue
+		}
+		dag.Schedule = append(dag.Schedule, normalizeSchedule(spec))
+	}
+}
+
+// window reads catchupWindow: a Go duration such as "6h", kept in whole
+// seconds.
+func (c *collector) window(e entry) int64 {
+	v, ok := c.text(e.value, e.key)
+	if !ok || v == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		c.add(e.value, e.key, "want a duration such as 6h or 90m, got %q", v)
+		return 0
+	}
+	if d < 0 {
+		c.add(e.value, e.key, "must not be negative, got %s", v)
+		return 0
+	}
+	return int64(d / time.Second)
+}
+
+func (c *collector) steps(e entry) ([]*daguhav1.StepSpec, []*stepInfo) {
+	list := resolve(e.value)
+	if list == nil || list.Kind != yaml.SequenceNode {
+		c.add(e.value, e.key, "want a list of steps, got %s", describe(e.value))
+		return nil, nil
+	}
+	if len(list.Content) == 0 {
+		c.add(e.value, e.key, "a DAG needs at least one step")
+		return nil, nil
+	}
+	var steps []*daguhav1.StepSpec
+	var infos []*stepInfo
+	for i, item := range list.Content {
+		if step, info := c.step(item, index(e.key, i)); step != nil {
+			steps = append(steps, step)
+			infos = append(infos, info)
+		}
+	}
+	return steps, infos
+}
+
+// step reads one step; nil when it is not a map.
+func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepInfo) {
+	r := resolve(n)
+	if r == nil || r.Kind != yaml.MappingNode {
+		if r != nil && r.Kind == yaml.ScalarNode && !isNull(r) {
+			c.add(n, path, "a step is a map with a name and a command; the one-line form (- echo hi) is not supported")
+		} else {
+			c.add(n, path, "a step must be a map with a name and a command, got %s", describe(n))
+		}
+		return nil, nil
+	}
+	fields := c.fields(r, path, stepKeys)
+	step := &daguhav1.StepSpec{}
+	info := &stepInfo{at: n, path: path}
+
+	if e, ok := fields["name"]; ok {
+		key := join(path, e.key)
+		if v, ok := c.text(e.value, key); ok {
+			switch {
+			case strings.TrimSpace(v) == "":
+				c.add(e.value, key, "must not be empty")
+			case strings.TrimSpace(v) != v:
+				c.add(e.value, key, "%q: a step name must not start or end with a space", v)
+			case strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }):
+				c.add(e.value, key, "%q: a step name must not contain control characters", v)
+			default:
+				step.Name, info.nameAt = v, e.value
+			}
+		}
+	} else {
+		c.add(n, join(path, "name"), "a step needs a name")
+	}
+	if e, ok := fields["description"]; ok {
+		step.Description, _ = c.text(e.value, join(path, e.key))
+	}
+	if e, ok := fields["dir"]; ok {
+		step.Dir, _ = c.text(e.value, join(path, e.key))
+	}
+	if e, ok := fields["env"]; ok {
+		step.Env = c.env(e.value, join(path, e.key))
+	}
+	if e, ok := fields["timeoutSec"]; ok {
+		step.TimeoutSec, _ = c.integer(e.value, join(path, e.key), maxSeconds)
+	}
+	if e, ok := fields["output"]; ok {
+		key := join(path, e.key)
+		if v, ok := c.text(e.value, key); ok {
+			if !isIdentifier(v) {
+				c.add(e.value, key, "%q: a variable name is letters, digits and underscores, starting with a letter or an underscore", v)
+			} else {
+				step.Output = v
+			}
+		}
+	}
+	if e, ok := fields["depends"]; ok {
+		key := join(path, e.key)
+		info.dependsKey, info.dependsPath = e.keyAt, key
+		names, at := c.texts(e.value, key)
+		seen := map[string]bool{}
+		for i, name := range names {
+			switch {
+			case name == "":
+				c.add(at[i], key, "an empty step name")
+			case !seen[name]:
+				seen[name] = true
+				step.Depends = append(step.Depends, name)
+				info.dependsAt = append(info.dependsAt, at[i])
+			}
+		}
+	}
+	if e, ok := fields["retryPolicy"]; ok {
+		step.RetryPolicy = c.retryPolicy(e, join(path, e.key))
+	}
+	if e, ok := fields["continueOn"]; ok {
+		key := join(path, e.key)
+		if r := resolve(e.value); r == nil || r.Kind != yaml.MappingNode {
+			if !isNull(r) {
+				c.add(e.value, key, "want a map such as {failure: true}, got %s", describe(e.value))
+			}
+		} else {
+			on := c.fields(r, key, continueOnKeys)
+			if f, ok := on["failure"]; ok {
+				step.ContinueOnFailure, _ = c.boolean(f.value, join(key, f.key))
+			}
+			if s, ok := on["skipped"]; ok {
+				// Accepted for Dagu's files; a skipped step never stops
+				// its dependants here anyway.
+				c.boolean(s.value, join(key, s.key))
+			}
+		}
+	}
+	if e, ok := fields["type"]; ok {
+		key := join(path, e.key)
+		if v, ok := c.text(e.value, key); ok && v != "" && v != "command" {
+			c.add(e.value, key, "step type %q is not supported: a step runs a command, a script, or a child DAG (run/call)", v)
+		}
+	}
+
+	c.action(step, info, fields, path)
+
+	child := step.ChildDag != ""
+	if e, ok := fields["params"]; ok {
+		key := join(path, e.key)
+		if child {
+			step.ChildParams = c.childParams(e.value, key)
+		} else if info.childKey == nil {
+			c.add(e.keyAt, key, "params are for run/call steps, to pass to the child DAG")
+		}
+	}
+	if e, ok := fields["workerSelector"]; ok {
+		key := join(path, e.key)
+		selector := c.selector(e.value, key)
+		if child {
+			step.WorkerSelector = selector
+		} else if info.childKey == nil {
+			c.add(e.keyAt, key, "on a step, workerSelector routes the child run of a run/call step; to route this DAG's runs, put it at the top level")
+		}
+	}
+	return step, info
+}
+
+// action reads what the step does: exactly one of command, script, run
+// and call.
+func (c *collector) action(step *daguhav1.StepSpec, info *stepInfo, fields map[string]entry, path string) {
+	var given []entry
+	for _, name := range []string{"command", "script", "run", "call"} {
+		if e, ok := fields[name]; ok {
+			given = append(given, e)
+		}
+	}
+	if len(given) == 0 {
+		c.add(info.at, path, "a step needs one of command, script, run or call")
+		return
+	}
+	// In the order written, so the second one written is the one reported.
+	if len(given) > 1 {
+		if given[1].keyAt.Line < given[0].keyAt.Line {
+			given[0], given[1] = given[1], given[0]
+		}
+		for _, e := range given[2:] {
+			if e.keyAt.Line < given[1].keyAt.Line {
+				given[1] = e
+			}
+		}
+		c.add(given[1].keyAt, join(path, given[1].key), "a step takes one of command, script, run or call; %s is already given", given[0].key)
+		return
+	}
+	e := given[0]
+	key := join(path, e.key)
+	switch e.key {
+	case "command":
+		parts, _ := c.texts(e.value, key)
+		step.Command = strings.Join(parts, " ")
+		if strings.TrimSpace(step.Command) == "" {
+			c.add(e.value, key, "must not be empty")
+		}
+	case "script":
+		if v, ok := c.text(e.value, key); ok {
+			step.Script = v
+			if strings.TrimSpace(v) == "" {
+				c.add(e.value, key, "must not be empty")
+			}
+		}
+	default: // run, call
+		info.childKey, info.childPath = e.keyAt, key
+		if v, ok := c.text(e.value, key); ok {
+			if msg := checkDagName(v); msg != "" {
+				c.add(e.value, key, "%s", msg)
+			} else {
+				step.ChildDag = v
+			}
+		}
+	}
+}
+
+func (c *collector) retryPolicy(e entry, key string) *daguhav1.RetryPolicy {
+	r := resolve(e.value)
+	if isNull(r) {
+		return nil
+	}
+	if r.Kind != yaml.MappingNode {
+		c.add(e.value, key, "want a map such as {limit: 3, intervalSec: 10}, got %s", describe(e.value))
+		return nil
+	}
+	policy := &daguhav1.RetryPolicy{}
+	fields := c.fields(r, key, retryKeys)
+	if l, ok := fields["limit"]; ok {
+		v, _ := c.integer(l.value, join(key, l.key), math.MaxUint32)
+		policy.Limit = uint32(v)
+	}
+	if i, ok := fields["intervalSec"]; ok {
+		policy.IntervalSec, _ = c.integer(i.value, join(key, i.key), maxSeconds)
+	}
+	return policy
+}
+
+// selector reads a workerSelector: label names to the exact values a
+// worker's labels must have.
+func (c *collector) selector(n *yaml.Node, path string) map[string]string {
+	r := resolve(n)
+	if isNull(r) {
+		return nil
+	}
+	if r.Kind != yaml.MappingNode {
+		c.add(n, path, "want a map of label: value, got %s", describe(n))
+		return nil
+	}
+	selector := map[string]string{}
+	lines := map[string]int{}
+	for _, e := range c.entries(r, path) {
+		key := join(path, e.key)
+		if msg := checkLabel("name", e.key, 253); msg != "" {
+			c.add(e.keyAt, key, "%s", msg)
+			continue
+		}
+		if first, dup := lines[e.key]; dup {
+			c.add(e.keyAt, key, "given twice (first on line %d)", first)
+			continue
+		}
+		lines[e.key] = e.keyAt.Line
+		v, ok := c.text(e.value, key)
+		if !ok {
+			continue
+		}
+		if msg := checkLabel("value", v, 63); msg != "" {
+			c.add(e.value, key, "%s", msg)
+			continue
+		}
+		selector[e.key] = v
+	}
+	if len(selector) == 0 {
+		return nil
+	}
+	return selector
+}
+
+// checkLabel says what is wrong with a selector label's name or value, if
+// anything. Workers give their labels as k=v,k=v, trimmed, so a name or
+// value with = or , or surrounding spaces could match no worker.
+func checkLabel(what, s string, maxLength int) string {
+	switch {
+	case s == "":
+		return "a label " + what + " must not be empty"
+	case len(s) > maxLength:
+		return "a label " + what + " is at most " + strconv.Itoa(maxLength) + " bytes long"
+	case strings.ContainsAny(s, "=,"):
+		return "a label " + what + " must not contain = or , (" + strconv.Quote(s) + ")"
+	case strings.TrimSpace(s) != s:
+		return "a label " + what + " must not start or end with a space (" + strconv.Quote(s) + ")"
+	case strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }):
+		return "a label " + what + " must not contain control characters (" + strconv.Quote(s) + ")"
+	}
+	return ""
+}
+
+// checkDagName says what is wrong with a DAG name, if anything: letters,
+// digits, '_', '.' and '-', starting with a letter, digit or '_'.
+func checkDagName(name string) string {
+	if name == "" {
+		return "a DAG name must not be empty"
+	}
+	if len(name) > maxNameLength {
+		return "a DAG name is at most " + strconv.Itoa(maxNameLength) + " characters long"
+	}
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		ok := ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+			(i > 0 && (ch == '.' || ch == '-'))
+		if !ok {
+			return strconv.Quote(name) + ": a DAG name is letters, digits, '_', '.' and '-', starting with a letter, a digit or '_'"
+		}
+	}
+	return ""
+}
+
+// checkSteps checks what needs all the steps of a DAG: unique names,
+// dependencies on steps that exist, and no dependency cycle.
+func (c *collector) checkSteps(steps []*daguhav1.StepSpec, infos []*stepInfo) {
+	byName := map[string]int{}
+	for i, step := range steps {
+		if step.Name == "" {
+			continue
+		}
+		if first, dup := byName[step.Name]; dup {
+			c.add(infos[i].nameAt, join(infos[i].path, "name"), "step name %q is already used by %s (line %d)",
+				step.Name, infos[first].path, infos[first].nameAt.Line)
+			continue
+		}
+		byName[step.Name] = i
+	}
+	edges := make([][]int, len(steps))
+	for i, step := range steps {
+		for k, dep := range step.Depends {
+			j, ok := byName[dep]
+			if !ok {
+				c.add(infos[i].dependsAt[k], infos[i].dependsPath, "unknown step %q", dep)
+				continue
+			}
+			edges[i] = append(edges[i], j)
+		}
+	}
+	for _, cycle := range cycles(edges) {
+		names := make([]string, 0, len(cycle)+1)
+		for _, i := range cycle {
+			names = append(names, steps[i].Name)
+		}
+		names = append(names, steps[cycle[0]].Name)
+		first := infos[cycle[0]]
+		c.add(first.dependsKey, first.dependsPath, "dependency cycle: %s", strings.Join(names, " -> "))
+	}
+}
+
+// checkRunCycles reports DAGs of the file that would start one another
+// (or themselves) through run/call without end.
+func (c *collector) checkRunCycles(f *File) {
+	byName := map[string]int{}
+	for i, dag := range f.Dags {
+		if _, dup := byName[dag.Name]; !dup && dag.Name != "" {
+			byName[dag.Name] = i
+		}
+	}
+	edges := make([][]int, len(f.Dags))
+	// via[i][j] is the first run/call step of DAG i that starts DAG j.
+	via := make([]map[int]childRef, len(f.Dags))
+	for _, ref := range f.children {
+		j, ok := byName[ref.name]
+		if !ok {
+			continue
+		}
+		if via[ref.dag] == nil {
+			via[ref.dag] = map[int]childRef{}
+		}
+		if _, seen := via[ref.dag][j]; !seen {
+			via[ref.dag][j] = ref
+			edges[ref.dag] = append(edges[ref.dag], j)
+		}
+	}
+	for _, cycle := range cycles(edges) {
+		names := make([]string, 0, len(cycle)+1)
+		for _, i := range cycle {
+			names = append(names, f.Dags[i].Name)
+		}
+		names = append(names, f.Dags[cycle[0]].Name)
+		next := cycle[0]
+		if len(cycle) > 1 {
+			next = cycle[1]
+		}
+		ref := via[cycle[0]][next]
+		c.addLine(ref.line, ref.key, "run cycle: %s; each run would start the next without end", strings.Join(names, " -> "))
+	}
+}
+
+// cycles finds the cycles of a directed graph: for each strongly connected
+// component that has one, the shortest cycle through its lowest node,
+// starting there. They come in the order of those nodes.
+func cycles(edges [][]int) [][]int {
+	n := len(edges)
+	component := make([]int, n)
+	for i := range component {
+		component[i] = -1
+	}
+	// Tarjan's algorithm, iterative so a long chain of steps cannot
+	// exhaust the stack.
+	indexOf := make([]int, n)
+	low := make([]int, n)
+	onStack := make([]bool, n)
+	for i := range indexOf {
+		indexOf[i] = -1
+	}
+	var stack []int
+	next, components := 0, 0
+	type frame struct{ node, edge int }
+	for root := 0; root < n; root++ {
+		if indexOf[root] >= 0 {
+			continue
+		}
+		calls := []frame{{root, 0}}
+		indexOf[root], low[root] = next, next
+		next++
+		stack = append(stack, root)
+		onStack[root] = true
+		for len(calls) > 0 {
+			top := &calls[len(calls)-1]
+			v := top.node
+			if top.edge < len(edges[v]) {
+				w := edges[v][top.edge]
+				top.edge++
+				if indexOf[w] < 0 {
+					indexOf[w], low[w] = next, next
+					next++
+					stack = append(stack, w)
+					onStack[w] = true
+					calls = append(calls, frame{w, 0})
+				} else if onStack[w] {
+					low[v] = min(low[v], indexOf[w])
+				}
+				continue
+			}
+			calls = calls[:len(calls)-1]
+			if len(calls) > 0 {
+				parent := calls[len(calls)-1].node
+				low[parent] = min(low[parent], low[v])
+			}
+			if low[v] == indexOf[v] {
+				for {
+					w := stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+					onStack[w] = false
+					component[w] = components
+					if w == v {
+						break
+					}
+				}
+				components++
+			}
+		}
+	}
+
+	size := make([]int, components)
+	for _, comp := range component {
+		size[comp]++
+	}
+	done := make([]bool, components)
+	var found [][]int
+	for start := 0; start < n; start++ {
+		comp := component[start]
+		if done[comp] {
+			continue
+		}
+		done[comp] = true
+		selfLoop := false
+		for _, w := range edges[start] {
+			selfLoop = selfLoop || w == start
+		}
+		if selfLoop {
+			found = append(found, []int{start})
+			continue
+		}
+		if size[comp] < 2 {
+			continue
+		}
+		// Breadth first from start within the component, back to start.
+		previous := map[int]int{start: -1}
+		queue := []int{start}
+		var last int = -1
+		for len(queue) > 0 && last < 0 {
+			v := queue[0]
+			queue = queue[1:]
+			for _, w := range edges[v] {
+				if w == start {
+					last = v
+					break
+				}
+				if _, seen := previous[w]; !seen && component[w] == comp {
+					previous[w] = v
+					queue = append(queue, w)
+				}
+			}
+		}
+		if last < 0 {
+			continue // cannot happen in a component of two or more
+		}
+		var path []int
+		for v := last; v >= 0; v = previous[v] {
+			path = append(path, v)
+		}
+		for i, j := 0, len(path)-1; i < j; i, j = i+1, j-1 {
+			path[i], path[j] = path[j], path[i]
+		}
+		found = append(found, path)
+	}
+	return found
+}
+
+// CheckChildren reports run/call steps that start a DAG that is neither a
+// document of this file nor known (stored). Each problem has the line of
+// the run or call key.
+func (f *File) CheckChildren(known func(name string) bool) error {
+	local := map[string]bool{}
+	for _, dag := range f.Dags {
+		local[dag.GetName()] = true
+	}
+	c := &collector{path: f.Path}
+	for _, ref := range f.children {
+		if local[ref.name] || (known != nil && known(ref.name)) {
+			continue
+		}
+		c.addLine(ref.line, ref.key, "unknown DAG %q: it is not in this file and not stored", ref.name)
+	}
+	return c.err()
+}
+
+// Stored is the record the file is kept as: the first DAG, the others as
+// its local DAGs, the text and its SHA-256. It shares the DagSpecs with f.
+func (f *File) Stored() *daguhav1.StoredDag {
+	sum := sha256.Sum256(f.Source)
+	stored := &daguhav1.StoredDag{
+		Source:      string(f.Source),
+		ContentHash: hex.EncodeToString(sum[:]),
+	}
+	if len(f.Dags) > 0 {
+		stored.Spec = f.Dags[0]
+		stored.LocalDags = append([]*daguhav1.DagSpec(nil), f.Dags[1:]...)
+	}
+	return stored
+}

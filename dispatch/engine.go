@@ -1,0 +1,954 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// RunHost is what the engine needs from the cluster while running one
+// attempt.
+type RunHost interface {
+	ReportStep(ctx context.Context, step *daguhav1.StepState) error
+	// StartChild asks the cluster to enqueue the child run of a run/call
+	// step (idempotent per step+retry).
+	StartChild(ctx context.Context, stepName string, retry uint32) (childRunID string, err error)
+	// WaitChild blocks until the child run has ended and returns its
+	// record.
+	WaitChild(ctx context.Context, childRunID string) (*daguhav1.Run, error)
+}
+
+// Engine runs the steps of a DAG run as Dagu does: as a graph by their
+// dependencies, independent steps at once.
+//
+// Semantics, step by step:
+//   - A step starts when every step it depends on has ended. It runs if
+//     each of them succeeded, or failed with continue_on_failure; else
+//     (failed, skipped, cancelled) it is reported SKIPPED and does not run.
+//   - A command runs as `sh -c COMMAND sh ARG1 ARG2...`, a script as
+//     `sh FILE ARG1...`, so the run's positional params are $1, $2... in
+//     the shell itself. Each step runs in its own process group; when it
+//     ends, times out or is cancelled, the whole group is stopped (SIGTERM,
+//     then SIGKILL after KillGrace), so no process outlives its step.
+//   - Variables, in increasing precedence: the worker's environment;
+//     DAG_NAME and DAG_RUN_ID; the DAG's env in order (a value may use the
+//     ones before it and the worker's environment); the named params (the
+//     run's params merged over the DAG's defaults, taken literally); the
+//     outputs of the steps the step depends on, directly or not;
+//     DAG_RUN_STEP_NAME; the step's env in order. All of them are in the
+//     process's environment, where the shell expands $NAME and ${NAME} in
+//     command and script itself. The engine does not paste values into
+//     the shell text as Dagu does: a value holding quotes or `;` (a param
+//     given with the run, a step's output) would change the command, where
+//     the shell's own expansion keeps it data. Only in dir and child_params,
+//     which no shell sees, does the engine replace $NAME, ${NAME}, $1...
+//     (its variables, the positional params, then the worker's
+//     environment); other references are left as they are.
+//   - output: VAR captures the step's stdout, without its trailing
+//     newlines, when the step ran to its end (succeeded, or failed); more
+//     than 1 MiB of stdout fails the step. For a run/call step the value is
+//     the child run's outputs as JSON with sorted keys.
+//   - retry_policy retries a failed step (a timeout is a failure) up to
+//     limit times, interval_sec apart; each try is reported with retry
+//     1, 2, ...; the end of every try is reported.
+//   - timeout_sec of a step fails the try with "timed out after Ns";
+//     timeout_sec of the DAG stops the whole run: running steps fail with
+//     "run timed out after Ns", the rest are SKIPPED, the run FAILS.
+//   - The run SUCCEEDS when no step failed, counting a failure with
+//     continue_on_failure as no failure (Dagu would mark such a run
+//     partially succeeded; there is no such status here). It FAILS with
+//     "step X failed: ..." naming the first failed step in DAG order. It is
+//     CANCELLED when ctx is cancelled with cause errCancelled: running
+//     steps are reported CANCELLED, steps not started SKIPPED.
+//   - Any other end of ctx (lease lost, worker stopping) or a refused
+//     report stops the attempt silently: processes are killed, nothing more
+//     is reported, and Execute returns RUN_STATUS_UNSPECIFIED.
+type Engine struct {
+	// LogDir holds the full output of every step, at LogPath. Empty: full
+	// logs are not kept (reports still carry the tail).
+	LogDir string
+	Now    func() time.Time
+	Logger *slog.Logger
+	// MaxParallel bounds the steps of one run running at once (0: no
+	// bound).
+	MaxParallel int
+	// KillGrace is how long stopped processes get between SIGTERM and
+	// SIGKILL (default 5 s).
+	KillGrace time.Duration
+	// Noop: command and script steps succeed at once without starting a
+	// process (their output variables are empty). run/call steps still
+	// start child runs. For benchmarks of the coordinator.
+	Noop bool
+}
+
+// LogPath is the file holding the full output of a step in one attempt of
+// a run: LogDir/<run-id>/<attempt>/<step>.log, names made safe for a path.
+func (e *Engine) LogPath(runID string, attempt uint32, step string) string {
+	return filepath.Join(e.LogDir, safeName(runID), strconv.FormatUint(uint64(attempt), 10), safeName(step)+".log")
+}
+
+// safeName turns a run id or step name into one path element: kept as it
+// is when it is made of letters, digits, '.', '_' and '-' only and does
+// not start with a dot; else the other bytes become '_' and a hash of the
+// original is appended, so two names never share a file.
+func safeName(name string) string {
+	ok := name != "" && name[0] != '.'
+	for i := 0; ok && i < len(name); i++ {
+		ok = isSafeByte(name[i])
+	}
+	if ok {
+		return name
+	}
+	b := []byte(name)
+	for i := range b {
+		if !isSafeByte(b[i]) {
+			b[i] = '_'
+		}
+	}
+	sum := sha256.Sum256([]byte(name))
+	return "_" + string(b) + "-" + hex.EncodeToString(sum[:4])
+}
+
+func isSafeByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+}
+
+// timeoutError is the cause of a context ended by a step's or the run's
+// timeout.
+type timeoutError struct {
+	run bool
+	sec int64
+}
+
+func (t *timeoutError) Error() string {
+	if t.run {
+		return fmt.Sprintf("run timed out after %ds", t.sec)
+	}
+	return fmt.Sprintf("timed out after %ds", t.sec)
+}
+
+// Execute runs one attempt of run and returns its end: status, error
+// message and output variables. A report the host refuses means the
+// attempt must stop (its lease is lost): RUN_STATUS_UNSPECIFIED then.
+func (e *Engine) Execute(ctx context.Context, run *daguhav1.Run, host RunHost) (daguhav1.RunStatus, string, map[string]string) {
+	x := &execution{e: e, run: run, host: host, parent: ctx, steps: run.GetDag().GetSteps()}
+	if x.now = e.Now; x.now == nil {
+		x.now = time.Now
+	}
+	if x.logger = e.Logger; x.logger == nil {
+		x.logger = slog.Default()
+	}
+	x.logger = x.logger.With("run", run.GetId(), "attempt", run.GetAttempt())
+	if err := x.buildGraph(); err != nil {
+		return daguhav1.RunStatus_RUN_STATUS_FAILED, "invalid DAG: " + err.Error(), nil
+	}
+	if err := x.buildScope(); err != nil {
+		return daguhav1.RunStatus_RUN_STATUS_FAILED, err.Error(), nil
+	}
+	var stop context.CancelCauseFunc
+	x.ctx, stop = context.WithCancelCause(ctx)
+	defer stop(nil)
+	x.stop = stop
+	if sec := run.GetDag().GetTimeoutSec(); sec > 0 {
+		var cancel context.CancelFunc
+		x.ctx, cancel = context.WithTimeoutCause(x.ctx, time.Duration(sec)*time.Second, &timeoutError{run: true, sec: sec})
+		defer cancel()
+	}
+	x.schedule()
+	return x.result()
+}
+
+// execution is the state of one Execute call.
+type execution struct {
+	e      *Engine
+	run    *daguhav1.Run
+	host   RunHost
+	now    func() time.Time
+	logger *slog.Logger
+	// parent is Execute's ctx; ctx is the attempt's (stop, run timeout).
+	parent context.Context
+	ctx    context.Context
+	stop   context.CancelCauseFunc
+
+	steps     []*daguhav1.StepSpec
+	deps      [][]int
+	children  [][]int
+	ancestors [][]int // in DAG order
+
+	base       []envVar // builtins, DAG env, named params
+	positional []string
+
+	mu        sync.Mutex
+	status    []daguhav1.StepStatus // final; UNSPECIFIED until ended
+	errs      []string
+	outputs   []*envVar // output variable per step, once captured
+	reportErr error
+}
+
+type envVar struct{ name, value string }
+
+func (x *execution) buildGraph() error {
+	n := len(x.steps)
+	index := make(map[string]int, n)
+	for i, s := range x.steps {
+		if s.GetName() == "" {
+			return fmt.Errorf("step %d has no name", i+1)
+		}
+		if _, dup := index[s.GetName()]; dup {
+			return fmt.Errorf("two steps are named %q", s.GetName())
+		}
+		index[s.GetName()] = i
+	}
+	x.deps, x.children = make([][]int, n), make([][]int, n)
+	for i, s := range x.steps {
+		seen := map[int]bool{}
+		for _, d := range s.GetDepends() {
+			j, ok := index[d]
+			if !ok {
+				return fmt.Errorf("step %q depends on %q, which is not a step", s.GetName(), d)
+			}
+			if j == i {
+				return fmt.Errorf("step %q depends on itself", s.GetName())
+			}
+			if !seen[j] {
+				seen[j] = true
+				x.deps[i] = append(x.deps[i], j)
+				x.children[j] = append(x.children[j], i)
+			}
+		}
+	}
+	// Ancestors by depth-first search; a grey node met again is a cycle.
+	const white, grey, black = 0, 1, 2
+	colour := make([]int, n)
+	sets := make([]map[int]bool, n)
+	var visit func(i int) error
+	visit = func(i int) error {
+		switch colour[i] {
+		case grey:
+			return fmt.Errorf("steps depend on each other in a cycle through %q", x.steps[i].GetName())
+		case black:
+			return nil
+		}
+		colour[i] = grey
+		sets[i] = map[int]bool{}
+		for _, j := range x.deps[i] {
+			if err := visit(j); err != nil {
+				return err
+			}
+			sets[i][j] = true
+			for k := range sets[j] {
+				sets[i][k] = true
+			}
+		}
+		colour[i] = black
+		return nil
+	}
+	x.ancestors = make([][]int, n)
+	for i := range x.steps {
+		if err := visit(i); err != nil {
+			return err
+		}
+	}
+	for i := range x.steps {
+		for j := range x.steps {
+			if sets[i][j] {
+				x.ancestors[i] = append(x.ancestors[i], j)
+			}
+		}
+	}
+	x.status = make([]daguhav1.StepStatus, n)
+	x.errs = make([]string, n)
+	x.outputs = make([]*envVar, n)
+	return nil
+}
+
+// buildScope computes the variables every step shares.
+func (x *execution) buildScope() error {
+	dag := x.run.GetDag()
+	x.base = []envVar{{"DAG_NAME", dagName(x.run)}, {"DAG_RUN_ID", x.run.GetId()}}
+	for _, v := range dag.GetEnv() {
+		value := expandVars(v.GetValue(), x.lookup(x.base, true, false))
+		x.base = append(x.base, envVar{v.GetName(), value})
+	}
+	given, err := parseParams(x.run.GetParams())
+	if err != nil {
+		return fmt.Errorf("params: %w", err)
+	}
+	for _, p := range mergeParams(dag.GetParams(), given) {
+		if p.name == "" {
+			x.positional = append(x.positional, p.value)
+		} else {
+			x.base = append(x.base, envVar{p.name, p.value})
+		}
+	}
+	return nil
+}
+
+func dagName(run *daguhav1.Run) string {
+	if name := run.GetDag().GetName(); name != "" {
+		return name
+	}
+	return run.GetDagName()
+}
+
+// lookup resolves a name against vars (the last of a name wins), then the
+// positional params and the worker's environment when asked to.
+func (x *execution) lookup(vars []envVar, osEnv, positional bool) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		if n, err := strconv.Atoi(name); err == nil && name[0] != '0' {
+			if positional && n >= 1 && n <= len(x.positional) {
+				return x.positional[n-1], true
+			}
+			return "", false
+		}
+		for i := len(vars) - 1; i >= 0; i-- {
+			if vars[i].name == name {
+				return vars[i].value, true
+			}
+		}
+		if osEnv {
+			return os.LookupEnv(name)
+		}
+		return "", false
+	}
+}
+
+// stepVars is the scope of step i: the shared variables, the outputs of
+// its ancestors, its name and its env.
+func (x *execution) stepVars(i int) []envVar {
+	vars := append([]envVar(nil), x.base...)
+	x.mu.Lock()
+	for _, j := range x.ancestors[i] {
+		if o := x.outputs[j]; o != nil {
+			vars = append(vars, *o)
+		}
+	}
+	x.mu.Unlock()
+	vars = append(vars, envVar{"DAG_RUN_STEP_NAME", x.steps[i].GetName()})
+	for _, v := range x.steps[i].GetEnv() {
+		vars = append(vars, envVar{v.GetName(), expandVars(v.GetValue(), x.lookup(vars, true, false))})
+	}
+	return vars
+}
+
+// schedule starts steps as their dependencies end until none is left.
+func (x *execution) schedule() {
+	n := len(x.steps)
+	waiting := make([]int, n)
+	var ready []int
+	for i := range x.steps {
+		waiting[i] = len(x.deps[i])
+		if waiting[i] == 0 {
+			ready = append(ready, i)
+		}
+	}
+	ended := make(chan int)
+	running := 0
+	// release marks the dependants of a step that ended; the ones whose
+	// dependencies all ended run or are skipped (skipping releases theirs).
+	var release func(i int)
+	release = func(i int) {
+		for _, c := range x.children[i] {
+			if waiting[c]--; waiting[c] > 0 {
+				continue
+			}
+			if reason := x.blockedBy(c); reason != "" {
+				x.skip(c, reason)
+				release(c)
+			} else {
+				ready = append(ready, c)
+			}
+		}
+	}
+	for {
+		for len(ready) > 0 && x.ctx.Err() == nil && (x.e.MaxParallel <= 0 || running < x.e.MaxParallel) {
+			i := ready[0]
+			ready = ready[1:]
+			running++
+			go func() {
+				x.runStep(i)
+				ended <- i
+			}()
+		}
+		if running == 0 {
+			break
+		}
+		i := <-ended
+		running--
+		release(i)
+	}
+	// The attempt stopped early: what never started was skipped.
+	reason := "the run ended first"
+	if cause := context.Cause(x.ctx); cause != nil {
+		reason = cause.Error()
+	}
+	for i := range x.steps {
+		if x.final(i) == daguhav1.StepStatus_STEP_STATUS_UNSPECIFIED {
+			x.skip(i, reason)
+		}
+	}
+}
+
+// blockedBy says why step i may not run, or "" when it may.
+func (x *execution) blockedBy(i int) string {
+	for _, d := range x.deps[i] {
+		switch x.final(d) {
+		case daguhav1.StepStatus_STEP_STATUS_SUCCEEDED:
+		case daguhav1.StepStatus_STEP_STATUS_FAILED:
+			if !x.steps[d].GetContinueOnFailure() {
+				return fmt.Sprintf("dependency %q failed", x.steps[d].GetName())
+			}
+		default:
+			return fmt.Sprintf("dependency %q did not succeed", x.steps[d].GetName())
+		}
+	}
+	return ""
+}
+
+func (x *execution) final(i int) daguhav1.StepStatus {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.status[i]
+}
+
+func (x *execution) setFinal(i int, st *daguhav1.StepState) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.status[i], x.errs[i] = st.GetStatus(), st.GetError()
+}
+
+func (x *execution) skip(i int, reason string) {
+	now := x.now().UnixNano()
+	st := &daguhav1.StepState{Name: x.steps[i].GetName(), Status: daguhav1.StepStatus_STEP_STATUS_SKIPPED,
+		StartedAtUnixNano: now, FinishedAtUnixNano: now, Error: reason}
+	x.setFinal(i, st)
+	x.report(st)
+}
+
+// cancelled tells whether the run is being cancelled (as opposed to
+// abandoned).
+func (x *execution) cancelled() bool {
+	return errors.Is(context.Cause(x.parent), errCancelled)
+}
+
+// report sends a step's state unless the attempt is being given up. A
+// refused report gives the attempt up. Once the run is being cancelled
+// the reports go out regardless of the cancelled context and their
+// failures no longer matter.
+func (x *execution) report(st *daguhav1.StepState) error {
+	st.OutputTail = strings.ToValidUTF8(st.GetOutputTail(), "\uFFFD")
+	st.Error = strings.ToValidUTF8(st.GetError(), "\uFFFD")
+	x.mu.Lock()
+	failed := x.reportErr
+	x.mu.Unlock()
+	if failed != nil {
+		return failed
+	}
+	if x.cancelled() {
+		if err := x.host.ReportStep(context.WithoutCancel(x.parent), st); err != nil {
+			x.logger.Warn("step report failed while cancelling", "step", st.GetName(), "error", err)
+		}
+		return nil
+	}
+	if err := x.parent.Err(); err != nil {
+		return context.Cause(x.parent)
+	}
+	err := x.host.ReportStep(x.parent, st)
+	if err != nil && x.cancelled() {
+		// Cancelled during the call: the report still goes out.
+		if err := x.host.ReportStep(context.WithoutCancel(x.parent), st); err != nil {
+			x.logger.Warn("step report failed while cancelling", "step", st.GetName(), "error", err)
+		}
+		return nil
+	}
+	if err != nil {
+		x.mu.Lock()
+		if x.reportErr == nil {
+			x.reportErr = fmt.Errorf("reporting step %q: %w", st.GetName(), err)
+		}
+		err = x.reportErr
+		x.mu.Unlock()
+		x.stop(err)
+		return err
+	}
+	return nil
+}
+
+// runStep runs step i with its retries and reports its end.
+func (x *execution) runStep(i int) {
+	spec := x.steps[i]
+	limit := spec.GetRetryPolicy().GetLimit()
+	interval := time.Duration(spec.GetRetryPolicy().GetIntervalSec()) * time.Second
+	for try := uint32(1); ; try++ {
+		st, ok := x.try(i, try)
+		if !ok {
+			// The running report was refused: the attempt is over.
+			x.setFinal(i, &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_CANCELLED, Error: "not started"})
+			return
+		}
+		if st.GetStatus() != daguhav1.StepStatus_STEP_STATUS_FAILED || try > limit || x.ctx.Err() != nil {
+			x.setFinal(i, st)
+			x.report(st)
+			return
+		}
+		x.logger.Info("step failed; retrying", "step", spec.GetName(), "retry", try, "error", st.GetError())
+		if x.report(st) != nil {
+			x.setFinal(i, st)
+			return
+		}
+		if !sleepCtx(x.ctx, interval) {
+			// Stopped between tries: the failed try stands, or the step
+			// is cancelled with the run.
+			if x.cancelled() {
+				st = &daguhav1.StepState{Name: st.GetName(), Status: daguhav1.StepStatus_STEP_STATUS_CANCELLED, Retry: try,
+					StartedAtUnixNano: st.GetStartedAtUnixNano(), FinishedAtUnixNano: x.now().UnixNano(),
+					ExitCode: st.GetExitCode(), OutputTail: st.GetOutputTail(), ChildRunId: st.GetChildRunId(), Error: "cancelled"}
+				x.report(st)
+			}
+			x.setFinal(i, st)
+			return
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// try runs one try of step i: it reports it running and returns how it
+// ended (not yet reported). ok is false when the running report was
+// refused and nothing ran.
+func (x *execution) try(i int, retry uint32) (*daguhav1.StepState, bool) {
+	spec := x.steps[i]
+	started := x.now().UnixNano()
+	running := &daguhav1.StepState{Name: spec.GetName(), Status: daguhav1.StepStatus_STEP_STATUS_RUNNING, StartedAtUnixNano: started, Retry: retry}
+	if x.report(running) != nil {
+		return nil, false
+	}
+	ctx := x.ctx
+	if sec := spec.GetTimeoutSec(); sec > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, time.Duration(sec)*time.Second, &timeoutError{sec: sec})
+		defer cancel()
+	}
+	vars := x.stepVars(i)
+	var st *daguhav1.StepState
+	if spec.GetChildDag() != "" {
+		st = x.runChild(ctx, i, retry, started, vars)
+	} else {
+		st = x.runCommand(ctx, i, retry, vars)
+	}
+	st.Name, st.Retry, st.StartedAtUnixNano, st.FinishedAtUnixNano = spec.GetName(), retry, started, x.now().UnixNano()
+	return st, true
+}
+
+// stopped turns the end of ctx into the step's state: FAILED for a
+// timeout, CANCELLED otherwise.
+func stoppedState(ctx context.Context) *daguhav1.StepState {
+	cause := context.Cause(ctx)
+	var timeout *timeoutError
+	if errors.As(cause, &timeout) {
+		return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: timeout.Error()}
+	}
+	if errors.Is(cause, errCancelled) {
+		return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_CANCELLED, Error: "cancelled"}
+	}
+	return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_CANCELLED, Error: cause.Error()}
+}
+
+func (x *execution) runCommand(ctx context.Context, i int, retry uint32, vars []envVar) *daguhav1.StepState {
+	spec := x.steps[i]
+	if x.e.Noop {
+		x.setOutput(i, "")
+		return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_SUCCEEDED}
+	}
+	outside := x.lookup(vars, true, true)
+	env := os.Environ()
+	for _, v := range vars {
+		env = append(env, v.name+"="+v.value)
+	}
+	p := process{dir: expandVars(spec.GetDir(), outside), env: env, capture: spec.GetOutput() != "", grace: x.e.KillGrace}
+
+	logFile, err := x.openLog(spec.GetName(), retry)
+	if err != nil {
+		x.logger.Warn("step log not kept", "step", spec.GetName(), "error", err)
+	} else if logFile != nil {
+		defer logFile.Close()
+		p.log = logFile
+	}
+	if spec.GetScript() != "" {
+		path, err := x.writeScript(spec.GetName(), spec.GetScript())
+		if err != nil {
+			return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, ExitCode: -1, Error: "writing script: " + err.Error()}
+		}
+		defer os.Remove(path)
+		p.argv = append([]string{"sh", path}, x.positional...)
+	} else {
+		p.argv = append([]string{"sh", "-c", spec.GetCommand(), "sh"}, x.positional...)
+	}
+
+	res := runProcess(ctx, p)
+	st := &daguhav1.StepState{ExitCode: int32(res.exitCode), OutputTail: res.tail}
+	switch {
+	case res.stopped:
+		stopped := stoppedState(ctx)
+		st.Status, st.Error = stopped.Status, stopped.Error
+		return st
+	case res.err != nil:
+		st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, res.err.Error()
+	case res.overflow:
+		st.Status = daguhav1.StepStatus_STEP_STATUS_FAILED
+		st.Error = fmt.Sprintf("output %s: the step printed more than %d bytes", spec.GetOutput(), maxOutputValueBytes)
+		return st
+	default:
+		st.Status = daguhav1.StepStatus_STEP_STATUS_SUCCEEDED
+	}
+	if spec.GetOutput() != "" && !res.overflow {
+		x.setOutput(i, strings.TrimRight(res.stdout, "\r\n"))
+	}
+	return st
+}
+
+func (x *execution) setOutput(i int, value string) {
+	name := x.steps[i].GetOutput()
+	if name == "" {
+		return
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.outputs[i] = &envVar{name, value}
+}
+
+// openLog opens the step's log file: created on the first try, appended
+// to (after a marker line) on the next ones. nil without a LogDir.
+func (x *execution) openLog(step string, retry uint32) (*os.File, error) {
+	if x.e.LogDir == "" {
+		return nil, nil
+	}
+	path := x.e.LogPath(x.run.GetId(), x.run.GetAttempt(), step)
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if retry > 1 {
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if retry > 1 {
+		_, _ = fmt.Fprintf(f, "\n--- daguha: retry %d ---\n", retry)
+	}
+	return f, nil
+}
+
+// writeScript puts a step's script in a private file for sh to read.
+func (x *execution) writeScript(step, script string) (string, error) {
+	dir := ""
+	if x.e.LogDir != "" {
+		dir = filepath.Dir(x.e.LogPath(x.run.GetId(), x.run.GetAttempt(), step))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", err
+		}
+	}
+	f, err := os.CreateTemp(dir, safeName(step)+".*.sh")
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.WriteString(f, script); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// runChild runs a run/call step: it starts the child run (the cluster
+// derives its id from the step and the retry, so asking again is safe)
+// and takes its result.
+func (x *execution) runChild(ctx context.Context, i int, retry uint32, started int64, vars []envVar) *daguhav1.StepState {
+	spec := x.steps[i]
+	if params := spec.GetChildParams(); params != "" {
+		// The cluster enqueues the child from the stored spec: the
+		// resolved params are logged for the reader, not sent.
+		x.logger.Debug("child params", "step", spec.GetName(), "params", expandVars(params, x.lookup(vars, true, true)))
+	}
+	childID, err := x.host.StartChild(ctx, spec.GetName(), retry)
+	if err != nil {
+		if ctx.Err() != nil {
+			return stoppedState(ctx)
+		}
+		return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: "starting child run: " + err.Error()}
+	}
+	if x.report(&daguhav1.StepState{Name: spec.GetName(), Status: daguhav1.StepStatus_STEP_STATUS_RUNNING,
+		StartedAtUnixNano: started, Retry: retry, ChildRunId: childID}) != nil {
+		st := stoppedState(x.ctx)
+		st.ChildRunId = childID
+		return st
+	}
+	child, err := x.host.WaitChild(ctx, childID)
+	var st *daguhav1.StepState
+	switch {
+	case ctx.Err() != nil:
+		st = stoppedState(ctx)
+	case err != nil:
+		st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: fmt.Sprintf("waiting for child run %s: %v", childID, err)}
+	default:
+		switch child.GetStatus() {
+		case daguhav1.RunStatus_RUN_STATUS_SUCCEEDED:
+			st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_SUCCEEDED}
+		case daguhav1.RunStatus_RUN_STATUS_FAILED:
+			st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: fmt.Sprintf("child run %s failed: %s", childID, child.GetError())}
+		case daguhav1.RunStatus_RUN_STATUS_CANCELLED:
+			// The parent is not being cancelled (ctx is live): the child
+			// alone was, and the step fails.
+			st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: fmt.Sprintf("child run %s was cancelled", childID)}
+		default:
+			st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: fmt.Sprintf("child run %s ended as %s", childID, child.GetStatus())}
+		}
+		if spec.GetOutput() != "" && (st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED || st.Status == daguhav1.StepStatus_STEP_STATUS_FAILED) {
+			outputs := child.GetOutputs()
+			if outputs == nil {
+				outputs = map[string]string{}
+			}
+			encoded, _ := json.Marshal(outputs) // a map's keys come out sorted
+			x.setOutput(i, string(encoded))
+		}
+	}
+	st.ChildRunId = childID
+	return st
+}
+
+// result is the run's end once every step has.
+func (x *execution) result() (daguhav1.RunStatus, string, map[string]string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	outputs := map[string]string{}
+	for _, o := range x.outputs {
+		if o != nil {
+			outputs[o.name] = strings.ToValidUTF8(o.value, "\uFFFD")
+		}
+	}
+	switch {
+	case errors.Is(context.Cause(x.parent), errCancelled):
+		return daguhav1.RunStatus_RUN_STATUS_CANCELLED, "cancelled", outputs
+	case x.reportErr != nil:
+		return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, x.reportErr.Error(), outputs
+	case x.parent.Err() != nil:
+		return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, context.Cause(x.parent).Error(), outputs
+	}
+	// The run's timeout counts when it stopped something (it may fire as
+	// the last step ends).
+	var timeout *timeoutError
+	if cause := context.Cause(x.ctx); errors.As(cause, &timeout) && timeout.run {
+		for _, s := range x.status {
+			if s != daguhav1.StepStatus_STEP_STATUS_SUCCEEDED {
+				return daguhav1.RunStatus_RUN_STATUS_FAILED, timeout.Error(), outputs
+			}
+		}
+	}
+	for i, s := range x.status {
+		if s == daguhav1.StepStatus_STEP_STATUS_FAILED && !x.steps[i].GetContinueOnFailure() {
+			return daguhav1.RunStatus_RUN_STATUS_FAILED, fmt.Sprintf("step %s failed: %s", x.steps[i].GetName(), x.errs[i]), outputs
+		}
+	}
+	return daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, "", outputs
+}
+
+// expandVars replaces $NAME, ${NAME} and $1, ${10} in s where lookup
+// knows the name, and leaves every other $ as it is.
+func expandVars(s string, lookup func(string) (string, bool)) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if s[i] != '$' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		name, end := "", i+1
+		switch c := s[i+1]; {
+		case c == '{':
+			if close := strings.IndexByte(s[i+2:], '}'); close >= 0 {
+				name, end = s[i+2:i+2+close], i+3+close
+			}
+		case c >= '0' && c <= '9':
+			name, end = s[i+1:i+2], i+2
+		case isNameStart(c):
+			j := i + 2
+			for j < len(s) && (isNameStart(s[j]) || s[j] >= '0' && s[j] <= '9') {
+				j++
+			}
+			name, end = s[i+1:j], j
+		}
+		if value, ok := lookupName(name, lookup); ok {
+			b.WriteString(value)
+			i = end
+			continue
+		}
+		b.WriteByte('$')
+		i++
+	}
+	return b.String()
+}
+
+func lookupName(name string, lookup func(string) (string, bool)) (string, bool) {
+	if !validName(name) && !isPositional(name) {
+		return "", false
+	}
+	return lookup(name)
+}
+
+func isNameStart(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+}
+
+func validName(s string) bool {
+	if s == "" || !isNameStart(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !isNameStart(s[i]) && (s[i] < '0' || s[i] > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func isPositional(s string) bool {
+	if s == "" || s[0] == '0' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// param is one parsed param: positional when name is empty.
+type param struct{ name, value string }
+
+// parseParams splits a params string the way the DAG language does:
+// params are separated by blanks; a double-quoted part may hold blanks
+// (\" and \\ escape inside it); NAME=value, with NAME a shell variable
+// name before any quote, is named, anything else positional.
+//
+// Kept minimal and unexported on purpose: dispatch/dagfile.ParseParams is
+// the full parser, and the two are to be merged into one.
+func parseParams(s string) ([]param, error) {
+	var params []param
+	i := 0
+	for {
+		for i < len(s) && isBlank(s[i]) {
+			i++
+		}
+		if i == len(s) {
+			return params, nil
+		}
+		var p param
+		var b strings.Builder
+		quoted := false
+		for i < len(s) && !isBlank(s[i]) {
+			c := s[i]
+			switch {
+			case c == '"':
+				quoted = true
+				i++
+				for {
+					if i == len(s) {
+						return nil, fmt.Errorf("unterminated quote in %q", s)
+					}
+					if s[i] == '"' {
+						i++
+						break
+					}
+					if s[i] == '\\' && i+1 < len(s) && (s[i+1] == '"' || s[i+1] == '\\') {
+						i++
+					}
+					b.WriteByte(s[i])
+					i++
+				}
+			case c == '=' && !quoted && p.name == "" && validName(b.String()):
+				p.name = b.String()
+				b.Reset()
+				i++
+			default:
+				b.WriteByte(c)
+				i++
+			}
+		}
+		p.value = b.String()
+		params = append(params, p)
+	}
+}
+
+func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// mergeParams lays the params given with the run over the DAG's defaults:
+// the n-th positional one replaces the n-th positional default, a named
+// one the default of its name; the others are added at the end.
+func mergeParams(defaults []*daguhav1.Param, given []param) []param {
+	merged := make([]param, 0, len(defaults)+len(given))
+	var slots []int // where the positional defaults are in merged
+	for _, d := range defaults {
+		if d.GetName() == "" {
+			slots = append(slots, len(merged))
+		}
+		merged = append(merged, param{d.GetName(), d.GetValue()})
+	}
+	n := 0
+	for _, g := range given {
+		if g.name == "" {
+			if n < len(slots) {
+				merged[slots[n]].value = g.value
+			} else {
+				merged = append(merged, g)
+			}
+			n++
+			continue
+		}
+		found := false
+		for k := range merged {
+			if merged[k].name == g.name {
+				merged[k].value, found = g.value, true
+				break
+			}
+		}
+		if !found {
+			merged = append(merged, g)
+		}
+	}
+	return merged
+}

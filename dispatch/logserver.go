@@ -1,0 +1,92 @@
+package dispatch
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// logChunkBytes is the size of one StepLog message.
+const logChunkBytes = 32 << 10
+
+// LogServer serves the step logs an Engine wrote under Dir.
+type LogServer struct {
+	daguhav1.UnimplementedWorkerLogServiceServer
+	dir    string
+	engine *Engine
+}
+
+// NewLogServer serves the logs under dir (an Engine's LogDir).
+func NewLogServer(dir string) *LogServer {
+	return &LogServer{dir: dir, engine: &Engine{LogDir: dir}}
+}
+
+// StepLog streams the full log of one step of a run, in chunks of 32 KiB.
+// Attempt 0 is the latest attempt of the run this worker holds logs of.
+func (s *LogServer) StepLog(req *daguhav1.StepLogRequest, stream grpc.ServerStreamingServer[daguhav1.StepLogChunk]) error {
+	runID, step := req.GetRunId(), req.GetStepName()
+	if runID == "" || step == "" {
+		return status.Error(codes.InvalidArgument, "a step log request needs a run id and a step name")
+	}
+	if s.dir == "" {
+		return status.Error(codes.NotFound, "this worker keeps no step logs")
+	}
+	attempt := req.GetAttempt()
+	if attempt == 0 {
+		latest, err := s.latestAttempt(runID)
+		if err != nil {
+			return err
+		}
+		attempt = latest
+	}
+	f, err := os.Open(s.engine.LogPath(runID, attempt, step))
+	if errors.Is(err, fs.ErrNotExist) {
+		return status.Errorf(codes.NotFound, "no log of step %q of run %s (attempt %d) on this worker", step, runID, attempt)
+	}
+	if err != nil {
+		return status.Errorf(codes.Internal, "log of step %q of run %s: %v", step, runID, err)
+	}
+	defer f.Close()
+	buf := make([]byte, logChunkBytes)
+	for {
+		n, err := io.ReadFull(f, buf)
+		if n > 0 {
+			if err := stream.Send(&daguhav1.StepLogChunk{Data: buf[:n]}); err != nil {
+				return err
+			}
+		}
+		switch {
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			return nil
+		case err != nil:
+			return status.Errorf(codes.Internal, "reading the log of step %q of run %s: %v", step, runID, err)
+		}
+	}
+}
+
+// latestAttempt is the highest attempt directory of a run.
+func (s *LogServer) latestAttempt(runID string) (uint32, error) {
+	entries, err := os.ReadDir(filepath.Join(s.dir, safeName(runID)))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return 0, status.Errorf(codes.Internal, "logs of run %s: %v", runID, err)
+	}
+	latest, found := uint32(0), false
+	for _, e := range entries {
+		if n, err := strconv.ParseUint(e.Name(), 10, 32); err == nil && e.IsDir() && (!found || uint32(n) > latest) {
+			latest, found = uint32(n), true
+		}
+	}
+	if !found {
+		return 0, status.Errorf(codes.NotFound, "no logs of run %s on this worker", runID)
+	}
+	return latest, nil
+}

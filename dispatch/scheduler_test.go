@@ -1,0 +1,159 @@
+package dispatch_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/dagfile"
+	"github.com/daguha/daguha/fsm"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+func mustSchedules(t *testing.T, exprs ...string) []cron.Schedule {
+	t.Helper()
+	var out []cron.Schedule
+	for _, e := range exprs {
+		s, err := dagfile.ParseSchedule(e)
+		if err != nil {
+			t.Fatalf("parse %q: %v", e, err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func unixes(slots []time.Time) []int64 {
+	var out []int64
+	for _, s := range slots {
+		out = append(out, s.Unix())
+	}
+	return out
+}
+
+func TestDueSlotsFollowTheCatchupRule(t *testing.T) {
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	everySecond := mustSchedules(t, "* * * * * *")
+	cases := []struct {
+		name       string
+		after, now time.Duration // from base
+		catchup    string
+		window     time.Duration
+		want       []int64 // seconds after base
+	}{
+		{"nothing is due before the next slot", 0, 900 * time.Millisecond, "", 0, nil},
+		{"the next slot is due", 0, 1100 * time.Millisecond, "", 0, []int64{1}},
+		{"two slots on time both fire", 0, 2100 * time.Millisecond, "", 0, []int64{1, 2}},
+		// Slot 9 is 1.1 s late, within the grace: it is not a missed slot.
+		{"latest: of the missed slots only the last fires", 0, 10*time.Second + 100*time.Millisecond, dispatch.CatchupLatest, 0, []int64{9, 10}},
+		{"default is latest", 0, 10*time.Second + 100*time.Millisecond, "", 0, []int64{9, 10}},
+		{"all: every missed slot fires", 0, 5*time.Second + 100*time.Millisecond, dispatch.CatchupAll, 0, []int64{1, 2, 3, 4, 5}},
+		{"all: only within the window", 0, 10*time.Second + 100*time.Millisecond, dispatch.CatchupAll, 3 * time.Second, []int64{8, 9, 10}},
+		{"none: missed slots are skipped, on-time ones fire", 0, 10*time.Second + 100*time.Millisecond, dispatch.CatchupNone, 0, []int64{9, 10}},
+		{"a slot at 'after' itself is not due again", 5 * time.Second, 5*time.Second + 500*time.Millisecond, "", 0, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := dispatch.DueSlots(everySecond, base.Add(tc.after), base.Add(tc.now), tc.catchup, tc.window)
+			var want []int64
+			for _, s := range tc.want {
+				want = append(want, base.Unix()+s)
+			}
+			if gotU := unixes(got); len(gotU) != len(want) || (len(want) > 0 && !equal(gotU, want)) {
+				t.Fatalf("due %v, want %v", gotU, want)
+			}
+		})
+	}
+}
+
+func equal(a, b []int64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestDueSlotsOfSeveralSchedulesAndTimeZones(t *testing.T) {
+	// 09:00 in Berlin is 08:00 UTC in winter.
+	berlin := mustSchedules(t, "CRON_TZ=Europe/Berlin 0 9 * * *", "30 8 * * *")
+	after := time.Date(2026, 1, 10, 7, 0, 0, 0, time.UTC)
+	now := time.Date(2026, 1, 10, 8, 0, 1, 0, time.UTC)
+	got := dispatch.DueSlots(berlin, after, now, dispatch.CatchupAll, 0)
+	if len(got) != 1 || !got[0].Equal(time.Date(2026, 1, 10, 8, 0, 0, 0, time.UTC)) {
+		t.Fatalf("due %v; want 08:00 UTC (09:00 Berlin)", got)
+	}
+	now = time.Date(2026, 1, 10, 8, 30, 1, 0, time.UTC)
+	got = dispatch.DueSlots(berlin, after, now, dispatch.CatchupAll, 0)
+	if len(got) != 2 {
+		t.Fatalf("due %v; want both schedules' slots", got)
+	}
+	if _, err := dagfile.ParseSchedule("61 * * * *"); err == nil {
+		t.Fatal("a bad minute parsed")
+	}
+}
+
+// The leader's scheduler fires each slot of a stored DAG once, with the
+// run id derived from (DAG, slot), driven by a fake clock.
+func TestLeaderFiresEachSlotOnceByItsClock(t *testing.T) {
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
+	leader := c.Leader(10 * time.Second)
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	fake := &clock{now: start}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Stored before the dispatcher starts, at the fake start time.
+	if _, _, err := leader.Server.Apply(ctx, fsm.PutDagsType, &daguhav1.PutDagsCommand{NowUnixNano: start.UnixNano(), Dags: []*daguhav1.StoredDag{{
+		Spec:        &daguhav1.DagSpec{Name: "tick", Schedule: []string{"*/2 * * * * *"}},
+		ContentHash: "h1",
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(backend{leader.Server}, dispatch.Config{Now: fake.Now, LeaseTTL: time.Hour})
+	leader.Server.RegisterLeaderDuty("dispatch", d.RunLeader)
+
+	fired := func() map[int64]string {
+		slots := map[int64]string{}
+		_ = leader.Server.FSM().State().EachRun(func(r *daguhav1.Run) bool {
+			if r.GetScheduleSlotUnix() != 0 {
+				if _, dup := slots[r.GetScheduleSlotUnix()]; dup {
+					t.Errorf("slot %d has two runs", r.GetScheduleSlotUnix())
+				}
+				slots[r.GetScheduleSlotUnix()] = r.GetId()
+			}
+			return true
+		})
+		return slots
+	}
+	// Advance the fake clock slot by slot; each even second fires once.
+	for i := 1; i <= 5; i++ {
+		fake.Advance(time.Second)
+		want := i / 2
+		clustertest.WaitFor(t, 10*time.Second, "the slot to fire", func() (bool, string) {
+			got := fired()
+			return len(got) == want, "fired " + itoa(len(got))
+		})
+	}
+	for slot, id := range fired() {
+		if id != dispatch.ScheduledRunID("tick", time.Unix(slot, 0)) {
+			t.Fatalf("slot %d has run id %s, not the derived one", slot, id)
+		}
+		if (slot-start.Unix())%2 != 0 {
+			t.Fatalf("slot %d is not on the schedule", slot)
+		}
+	}
+	record, _ := leader.Server.FSM().State().Schedule("tick")
+	if record.GetLastSlotUnix() != start.Unix()+4 {
+		t.Fatalf("last fired slot %d, want %d", record.GetLastSlotUnix(), start.Unix()+4)
+	}
+}
+
+func itoa(n int) string { return time.Duration(n).String() }

@@ -1,0 +1,104 @@
+package store
+
+import (
+	"fmt"
+
+	memdb "github.com/hashicorp/go-memdb"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+func schedulesTableSchema() *memdb.TableSchema {
+	return &memdb.TableSchema{
+		Name: tableSchedules,
+		Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "DagName"}},
+		},
+	}
+}
+
+// FireSchedules records cron firings and enqueues their runs, in one
+// transaction. A firing whose slot is not after the DAG's last fired slot
+// is refused: that slot (or a later one) has fired already, by this leader
+// or an earlier one, and firing it again would run it twice.
+func (s *StateStore) FireSchedules(index uint64, firings []*daguhav1.Firing) ([]*daguhav1.RunOutcome, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	outcomes := make([]*daguhav1.RunOutcome, 0, len(firings))
+	for _, firing := range firings {
+		name, slot := firing.GetDagName(), firing.GetSlotUnix()
+		run := firing.GetRun()
+		if run.GetId() == "" || run.GetDagName() != name {
+			return nil, fmt.Errorf("fire schedule of %q at index %d: the run must have an id and be of that DAG", name, index)
+		}
+		last, err := getSchedule(txn, name)
+		if err != nil {
+			return nil, err
+		}
+		if last != nil && last.GetLastSlotUnix() >= slot {
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(),
+				Refused: fmt.Sprintf("DAG %q has fired slot %d already (last fired %d)", name, slot, last.GetLastSlotUnix())})
+			continue
+		}
+		record := &daguhav1.ScheduleRecord{DagName: name, LastSlotUnix: slot, LastRunId: run.GetId(), ModifyIndex: index}
+		if err := txn.Insert(tableSchedules, record); err != nil {
+			return nil, fmt.Errorf("fire schedule of %q: %w", name, err)
+		}
+		enqueued, err := enqueueRun(txn, index, run)
+		if err != nil {
+			return nil, err
+		}
+		if enqueued.GetConflict() != "" || !enqueued.GetCreated() {
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Refused: "run exists already: " + enqueued.GetConflict()})
+			continue
+		}
+		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
+	}
+	if err := commitWithIndex(txn, index, tableSchedules, tableRuns, tableSelectors); err != nil {
+		return nil, err
+	}
+	return outcomes, nil
+}
+
+func getSchedule(txn *memdb.Txn, name string) (*daguhav1.ScheduleRecord, error) {
+	raw, err := txn.First(tableSchedules, "id", name)
+	if err != nil {
+		return nil, fmt.Errorf("read schedule of %q: %w", name, err)
+	}
+	if raw == nil {
+		return nil, nil
+	}
+	return raw.(*daguhav1.ScheduleRecord), nil
+}
+
+// Schedule returns the last firing recorded for a DAG, or nil.
+func (s *StateStore) Schedule(name string) (*daguhav1.ScheduleRecord, error) {
+	return getSchedule(s.db.Txn(false), name)
+}
+
+// EachSchedule calls fn for every schedule record in DAG name order.
+func (s *StateStore) EachSchedule(fn func(*daguhav1.ScheduleRecord) bool) error {
+	iter, err := s.db.Txn(false).Get(tableSchedules, "id")
+	if err != nil {
+		return fmt.Errorf("list schedules: %w", err)
+	}
+	for raw := iter.Next(); raw != nil; raw = iter.Next() {
+		if !fn(raw.(*daguhav1.ScheduleRecord)) {
+			break
+		}
+	}
+	return nil
+}
+
+// Schedule inserts a schedule record read from a snapshot.
+func (r *Restore) Schedule(record *daguhav1.ScheduleRecord) error {
+	if existing, err := getSchedule(r.txn, record.GetDagName()); err != nil {
+		return err
+	} else if existing != nil {
+		return fmt.Errorf("restore schedule of %q: it appears twice in the snapshot", record.GetDagName())
+	}
+	if err := r.txn.Insert(tableSchedules, record); err != nil {
+		return fmt.Errorf("restore schedule of %q: %w", record.GetDagName(), err)
+	}
+	return nil
+}

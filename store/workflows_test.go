@@ -1,0 +1,173 @@
+package store_test
+
+import (
+	"strings"
+	"testing"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+	"github.com/daguha/daguha/store"
+)
+
+func grant(t *testing.T, s *store.StateStore, index uint64, runID, worker string) uint64 {
+	t.Helper()
+	outcomes, err := s.GrantLeases(index, []*daguhav1.Grant{{RunId: runID, WorkerId: worker, Attempt: 1, MaxActiveRuns: 10, NowUnixNano: int64(index)}})
+	if err != nil || len(outcomes) != 1 || !outcomes[0].GetGranted() {
+		t.Fatalf("grant %s: %v %v", runID, outcomes, err)
+	}
+	return outcomes[0].GetFencingToken()
+}
+
+func status(t *testing.T, s *store.StateStore, id string) *daguhav1.Run {
+	t.Helper()
+	run, err := s.Run(id)
+	if err != nil || run == nil {
+		t.Fatalf("run %s: %v %v", id, run, err)
+	}
+	return run
+}
+
+func child(id, parent, root string) *daguhav1.Run {
+	return &daguhav1.Run{Id: id, DagName: "d-" + id, ParentDagRunId: parent, ParentDagRunName: "d-" + parent, RootDagRunId: root, RootDagRunName: "d-" + root}
+}
+
+func TestFireSchedulesFiresEachSlotOnce(t *testing.T) {
+	s := newStore(t)
+	fire := func(index uint64, slot int64) *daguhav1.RunOutcome {
+		t.Helper()
+		outcomes, err := s.FireSchedules(index, []*daguhav1.Firing{{DagName: "nightly", SlotUnix: slot,
+			Run: &daguhav1.Run{Id: "nightly@" + string(rune('a'+slot)), DagName: "nightly", ScheduleSlotUnix: slot}}})
+		if err != nil || len(outcomes) != 1 {
+			t.Fatalf("fire slot %d: %v %v", slot, outcomes, err)
+		}
+		return outcomes[0]
+	}
+	if o := fire(1, 10); !o.GetApplied() {
+		t.Fatalf("first firing refused: %v", o)
+	}
+	if o := fire(2, 10); o.GetApplied() || !strings.Contains(o.GetRefused(), "fired slot 10 already") {
+		t.Fatalf("the same slot again: %v", o)
+	}
+	if o := fire(3, 9); o.GetApplied() {
+		t.Fatalf("an earlier slot after a later one fired: %v", o)
+	}
+	if o := fire(4, 11); !o.GetApplied() {
+		t.Fatalf("the next slot refused: %v", o)
+	}
+	record, err := s.Schedule("nightly")
+	if err != nil || record.GetLastSlotUnix() != 11 || record.GetModifyIndex() != 4 {
+		t.Fatalf("schedule record %v %v", record, err)
+	}
+	if ids := runIDs(t, s, 0); len(ids) != 2 {
+		t.Fatalf("runs %v; want one per fired slot", ids)
+	}
+	if run := status(t, s, "nightly@k"); run.GetStatus() != daguhav1.RunStatus_RUN_STATUS_QUEUED || run.GetScheduleSlotUnix() != 10 {
+		t.Fatalf("the slot's run %v", run)
+	}
+}
+
+func TestCancelReachesEveryDescendant(t *testing.T) {
+	s := newStore(t)
+	enqueue(t, s, 1, &daguhav1.Run{Id: "root", DagName: "d-root"})
+	grant(t, s, 2, "root", "w1")
+	enqueue(t, s, 3, child("child", "root", "root"))
+	grant(t, s, 4, "child", "w2")
+	enqueue(t, s, 5, child("grandchild", "child", "root"))
+	enqueue(t, s, 6, child("sibling", "root", "root"))
+	if _, err := s.CancelRuns(7, []string{"root"}, 70); err != nil {
+		t.Fatal(err)
+	}
+	// Running runs are asked to stop; queued ones end at once.
+	for id, want := range map[string]daguhav1.RunStatus{
+		"root": daguhav1.RunStatus_RUN_STATUS_RUNNING, "child": daguhav1.RunStatus_RUN_STATUS_RUNNING,
+		"grandchild": daguhav1.RunStatus_RUN_STATUS_CANCELLED, "sibling": daguhav1.RunStatus_RUN_STATUS_CANCELLED,
+	} {
+		run := status(t, s, id)
+		if run.GetStatus() != want {
+			t.Errorf("%s is %v, want %v", id, run.GetStatus(), want)
+		}
+		if want == daguhav1.RunStatus_RUN_STATUS_RUNNING && !run.GetCancelRequested() {
+			t.Errorf("%s was not asked to stop", id)
+		}
+	}
+	if ids, count := pending(t, s, ""); len(ids) != 0 || count > 0 {
+		t.Fatalf("pending after cancel: %v (count %d)", ids, count)
+	}
+	// A child asked for after the cancellation is refused.
+	o := enqueue(t, s, 8, child("late", "child", "root"))
+	if o[0].GetCreated() || !strings.Contains(o[0].GetConflict(), "being cancelled") {
+		t.Fatalf("late child: %v", o)
+	}
+}
+
+func TestAnEndedRunLeavesNoChildBehind(t *testing.T) {
+	s := newStore(t)
+	enqueue(t, s, 1, &daguhav1.Run{Id: "root", DagName: "d-root"})
+	token := grant(t, s, 2, "root", "w1")
+	enqueue(t, s, 3, child("child", "root", "root"))
+	grant(t, s, 4, "child", "w2")
+	enqueue(t, s, 5, child("grandchild", "child", "root"))
+	outcomes, err := s.FinishRuns(6, []*daguhav1.Finish{{RunId: "root", FencingToken: token, Status: daguhav1.RunStatus_RUN_STATUS_FAILED,
+		Error: "timed out", NowUnixNano: 60, Outputs: map[string]string{"X": "1"}}})
+	if err != nil || !outcomes[0].GetApplied() {
+		t.Fatalf("finish: %v %v", outcomes, err)
+	}
+	if run := status(t, s, "root"); run.GetOutputs()["X"] != "1" {
+		t.Fatalf("outputs not recorded: %v", run)
+	}
+	if run := status(t, s, "child"); !run.GetCancelRequested() {
+		t.Fatalf("the running child was not asked to stop: %v", run)
+	}
+	if run := status(t, s, "grandchild"); run.GetStatus() != daguhav1.RunStatus_RUN_STATUS_CANCELLED {
+		t.Fatalf("the queued grandchild is %v", run.GetStatus())
+	}
+	o := enqueue(t, s, 7, child("late", "root", "root"))
+	if o[0].GetCreated() || !strings.Contains(o[0].GetConflict(), "has ended: failed") {
+		t.Fatalf("child of an ended run: %v", o)
+	}
+	o = enqueue(t, s, 8, child("orphan", "nobody", "nobody"))
+	if o[0].GetCreated() || !strings.Contains(o[0].GetConflict(), `parent run "nobody" does not exist`) {
+		t.Fatalf("child of no run: %v", o)
+	}
+	children, err := s.Children("root")
+	if err != nil || len(children) != 1 || children[0].GetId() != "child" {
+		t.Fatalf("children of root: %v %v", children, err)
+	}
+}
+
+func TestPutDagsComparesContentHashes(t *testing.T) {
+	s := newStore(t)
+	put := func(index uint64, hash string) string {
+		t.Helper()
+		outcomes, err := s.PutDags(index, []*daguhav1.StoredDag{{Spec: &daguhav1.DagSpec{Name: "etl"}, ContentHash: hash}}, int64(index))
+		if err != nil || len(outcomes) != 1 {
+			t.Fatalf("put: %v %v", outcomes, err)
+		}
+		return outcomes[0].GetResult()
+	}
+	for i, step := range []struct {
+		hash, want     string
+		create, modify uint64
+	}{
+		{"h1", store.DagCreated, 1, 1},
+		{"h1", store.DagUnchanged, 1, 1},
+		{"h2", store.DagUpdated, 1, 3},
+	} {
+		if got := put(uint64(i+1), step.hash); got != step.want {
+			t.Fatalf("put %d: %s, want %s", i+1, got, step.want)
+		}
+		dag, err := s.Dag("etl")
+		if err != nil || dag.GetCreateIndex() != step.create || dag.GetModifyIndex() != step.modify {
+			t.Fatalf("put %d: stored %v %v", i+1, dag, err)
+		}
+	}
+	if _, err := s.PutDags(4, []*daguhav1.StoredDag{{Spec: &daguhav1.DagSpec{}}}, 4); err == nil {
+		t.Fatal("a DAG without a name was stored")
+	}
+	deleted, err := s.DeleteDags(5, []string{"etl", "missing"})
+	if err != nil || len(deleted) != 1 {
+		t.Fatalf("delete: %v %v", deleted, err)
+	}
+	if dag, _ := s.Dag("etl"); dag != nil {
+		t.Fatalf("deleted DAG still stored: %v", dag)
+	}
+}
