@@ -62,8 +62,8 @@ clean:
 
 # The container image, built with no registry: a static binary and the
 # host's CA certificates in a FROM scratch image (see Dockerfile), plus
-# the host's static busybox as /bin/sh when there is one (Debian:
-# busybox-static), so workers can run their steps' commands.
+# the host's static busybox (sh, cat, sleep, ...) when there is one
+# (Debian: busybox-static), so workers can run their steps' commands.
 IMAGE     ?= daguha:latest
 IMAGE_DIR := bin/image
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -79,7 +79,8 @@ image:
 	printf 'root:x:0:\ndaguha:x:65532:\n' > $(IMAGE_DIR)/etc/group
 	chmod 1777 $(IMAGE_DIR)/tmp
 	@if [ -n "$(BUSYBOX)" ] && file -L "$(BUSYBOX)" | grep -q 'statically linked'; then \
-		cp "$(BUSYBOX)" $(IMAGE_DIR)/bin/busybox; ln -s busybox $(IMAGE_DIR)/bin/sh; \
+		cp "$(BUSYBOX)" $(IMAGE_DIR)/bin/busybox; \
+		for applet in $$("$(BUSYBOX)" --list); do [ "$$applet" = busybox ] || ln -sf busybox $(IMAGE_DIR)/bin/$$applet; done; \
 	else \
 		echo "warning: no static busybox (apt-get install busybox-static): the image has no shell, workers in it cannot run steps"; \
 	fi
