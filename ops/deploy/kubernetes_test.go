@@ -369,7 +369,7 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Fatal("no PodDisruptionBudget")
 		}
 		if pdb.Spec.MinAvailable == nil || *pdb.Spec.MinAvailable != 2 {
-			t.Errorf("PDB %s minAvailable %v; want 2 of 3", pdb.Metadata.Name, pdb.Spec.MinAvailable)
+			t.Errorf("PDB %s minAvailable %s; want 2 of 3", pdb.Metadata.Name, fmtInt(pdb.Spec.MinAvailable))
 		}
 		for _, w := range workloads(objects) {
 			selects := subset(pdb.Spec.matchLabels, w.Spec.Template.Metadata.Labels)
@@ -521,4 +521,11 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("cpu workers ask for a GPU")
 		}
 	})
+}
+
+func fmtInt(p *int) string {
+	if p == nil {
+		return "unset"
+	}
+	return strconv.Itoa(*p)
 }

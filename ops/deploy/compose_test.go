@@ -1,0 +1,304 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/dispatch/dagfile"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	clustertest.CleanupBinary()
+	os.Exit(code)
+}
+
+type composeFile struct {
+	Services map[string]struct {
+		Image       string   `yaml:"image"`
+		Command     []string `yaml:"command"`
+		Volumes     []string `yaml:"volumes"`
+		Healthcheck struct {
+			Disable bool `yaml:"disable"`
+		} `yaml:"healthcheck"`
+		Deploy struct {
+			Replicas int `yaml:"replicas"`
+		} `yaml:"deploy"`
+	} `yaml:"services"`
+	Volumes map[string]any `yaml:"volumes"`
+}
+
+// TestComposeFile checks the Compose file without Docker: three servers
+// that expect three and join each other, each on its own named volume;
+// the seed's worker pools with replicas; and the DAGs directory holding
+// the seed's two-document example, which daguha's DAG parser accepts.
+func TestComposeFile(t *testing.T) {
+	data, err := os.ReadFile("compose/compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f composeFile
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		t.Fatalf("compose.yaml: %v", err)
+	}
+	servers := []string{"server1", "server2", "server3"}
+	var seeds []string
+	for _, s := range servers {
+		seeds = append(seeds, s+":8301")
+	}
+	for _, name := range servers {
+		s, ok := f.Services[name]
+		if !ok {
+			t.Fatalf("no service %s", name)
+		}
+		for _, want := range []string{"-server", "-bootstrap-expect=3", "-node=" + name, "-join=" + strings.Join(seeds, ","), "-dags=/etc/dagu/dags"} {
+			if !contains(s.Command, want) {
+				t.Errorf("%s command %v lacks %s", name, s.Command, want)
+			}
+		}
+		dataVolume := ""
+		for _, v := range s.Volumes {
+			if strings.HasSuffix(v, ":/var/lib/daguha/data") {
+				dataVolume = strings.TrimSuffix(v, ":/var/lib/daguha/data")
+			}
+		}
+		if _, declared := f.Volumes[dataVolume]; !declared {
+			t.Errorf("%s keeps its Raft state on %q, not a declared named volume", name, dataVolume)
+		}
+		if !contains(s.Volumes, "./dags:/etc/dagu/dags:ro") {
+			t.Errorf("%s does not mount ./dags", name)
+		}
+		if s.Healthcheck.Disable {
+			t.Errorf("%s turns off the image's health check", name)
+		}
+	}
+	for name, labels := range map[string]string{"worker-gpu": "gpu=true", "worker-cpu": "cpu-only=true"} {
+		w, ok := f.Services[name]
+		if !ok {
+			t.Fatalf("no service %s", name)
+		}
+		if w.Deploy.Replicas < 2 {
+			t.Errorf("%s has %d replicas; the seed runs a pool", name, w.Deploy.Replicas)
+		}
+		if !strings.Contains(strings.Join(w.Command, " "), labels) {
+			t.Errorf("%s command %v lacks the seed's label %s", name, w.Command, labels)
+		}
+		if !w.Healthcheck.Disable {
+			t.Errorf("%s keeps the servers' health check, which a worker would always fail", name)
+		}
+	}
+
+	example := "compose/dags/distributed-pipeline.yaml"
+	src, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parsed, err := dagfile.Parse(example, src)
+	if err != nil {
+		t.Fatalf("the example DAG does not parse: %v", err)
+	}
+	var names []string
+	for _, d := range parsed.Dags {
+		names = append(names, d.GetName())
+	}
+	if strings.Join(names, ",") != "distributed-pipeline,train-model" {
+		t.Errorf("example DAGs %v; want the seed's distributed-pipeline and its local train-model", names)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, item := range list {
+		if item == s {
+			return true
+		}
+	}
+	return false
+}
+
+// composeCommand returns how to run Compose here ("docker compose" or
+// docker-compose), or skips the test saying why.
+func composeCommand(t *testing.T) []string {
+	t.Helper()
+	if os.Getenv("DAGUHA_DOCKER_TESTS") != "1" {
+		t.Skip("set DAGUHA_DOCKER_TESTS=1 to build the image and run the Compose cluster (about two minutes, needs Docker)")
+	}
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("docker is not installed: cannot build the image or run Compose")
+	}
+	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
+		t.Skipf("the Docker engine does not answer: %v\n%s", err, out)
+	}
+	if exec.Command("docker", "compose", "version").Run() == nil {
+		return []string{"docker", "compose"}
+	}
+	if path, err := exec.LookPath("docker-compose"); err == nil {
+		return []string{path}
+	}
+	t.Skip("neither docker compose nor docker-compose is installed")
+	return nil
+}
+
+func run(t *testing.T, dir string, env []string, timeout time.Duration, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return strings.TrimSpace(out.String()), err
+}
+
+func getJSON(url string, out any) error {
+	client := &http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// TestComposeClusterSurvivesLeaderLoss builds the image (make image),
+// brings the Compose file up under a project name of its own, runs the
+// seed's DAG example, stops the leader's container, runs the example
+// again through another server, and takes everything down, checking
+// that no container, network or volume of the project is left.
+func TestComposeClusterSurvivesLeaderLoss(t *testing.T) {
+	compose := composeCommand(t)
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "ops", "deploy", "compose")
+	image := "daguha:compose-test"
+	if out, err := run(t, root, nil, 10*time.Minute, "make", "image", "IMAGE="+image); err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	project := "daguhatest" + hex.EncodeToString(suffix)
+	// Published on loopback only, on ports Docker picks.
+	env := []string{"DAGUHA_IMAGE=" + image, "COMPOSE_PROJECT_NAME=" + project,
+		"DAGUHA_SERVER1_HTTP=127.0.0.1::8080", "DAGUHA_SERVER2_HTTP=127.0.0.1::8080", "DAGUHA_SERVER3_HTTP=127.0.0.1::8080"}
+	composeRun := func(timeout time.Duration, args ...string) (string, error) {
+		full := append(append([]string{}, compose[1:]...), append([]string{"-p", project}, args...)...)
+		return run(t, dir, env, timeout, compose[0], full...)
+	}
+	down := func() {
+		if out, err := composeRun(3*time.Minute, "down", "-v", "--remove-orphans", "--timeout", "10"); err != nil {
+			t.Errorf("compose down: %v\n%s", err, out)
+		}
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			out, _ := composeRun(time.Minute, "logs", "--no-color", "--tail", "30")
+			t.Logf("logs of %s:\n%s", project, out)
+		}
+		down()
+	})
+	started := time.Now()
+	if out, err := composeRun(5*time.Minute, "up", "-d"); err != nil {
+		t.Fatalf("compose up: %v\n%s", err, out)
+	}
+	api := map[string]string{}
+	for _, s := range []string{"server1", "server2", "server3"} {
+		out, err := composeRun(time.Minute, "port", s, "8080")
+		if err != nil {
+			t.Fatalf("compose port %s: %v\n%s", s, err, out)
+		}
+		api[s] = "http://" + strings.TrimSpace(out)
+	}
+
+	// The cluster forms, the image's health check (daguha health) turns
+	// every server healthy, and all seven workers register.
+	var leader string
+	clustertest.WaitFor(t, 3*time.Minute, "a leader, three healthy server containers and seven healthy workers", func() (bool, string) {
+		var l struct {
+			Leader string `json:"leader"`
+		}
+		if err := getJSON(api["server1"]+"/api/v2/cluster/leader", &l); err != nil || l.Leader == "" {
+			return false, fmt.Sprintf("leader %q, %v", l.Leader, err)
+		}
+		leader = l.Leader
+		for _, s := range []string{"server1", "server2", "server3"} {
+			id, _ := composeRun(30*time.Second, "ps", "-q", s)
+			health, _ := run(t, dir, nil, 30*time.Second, "docker", "inspect", "-f", "{{.State.Health.Status}}", strings.TrimSpace(id))
+			if health != "healthy" {
+				return false, s + " container health: " + health
+			}
+		}
+		var workers struct {
+			Workers []struct {
+				HealthStatus string `json:"health_status"`
+			} `json:"workers"`
+		}
+		if err := getJSON(api["server1"]+"/api/v2/workers", &workers); err != nil {
+			return false, err.Error()
+		}
+		healthy := 0
+		for _, w := range workers.Workers {
+			if w.HealthStatus == "HEALTHY" {
+				healthy++
+			}
+		}
+		return healthy == 7, fmt.Sprintf("%d of 7 workers healthy", healthy)
+	})
+	t.Logf("cluster of 3 servers and 7 workers up %s after compose up; leader %s", time.Since(started).Round(time.Second), leader)
+
+	bin := clustertest.BuildBinary(t)
+	runExample := func(server string) {
+		t.Helper()
+		var out string
+		// Each server pushes ./dags at start; the DAG may not be stored yet.
+		clustertest.WaitFor(t, 2*time.Minute, "the seed's example to run to success through "+server, func() (bool, string) {
+			var err error
+			out, err = run(t, dir, nil, 90*time.Second, bin, "enqueue", "-address="+api[server], "--wait", "distributed-pipeline")
+			return err == nil && strings.Contains(out, "succeeded"), fmt.Sprintf("%v: %s", err, out)
+		})
+		t.Logf("through %s:\n%s", server, out)
+	}
+	runExample(leader)
+
+	began := time.Now()
+	if out, err := composeRun(time.Minute, "stop", leader); err != nil {
+		t.Fatalf("stop %s: %v\n%s", leader, err, out)
+	}
+	t.Logf("stopped the leader %s's container in %s", leader, time.Since(began).Round(time.Millisecond))
+	survivor := "server1"
+	if leader == survivor {
+		survivor = "server2"
+	}
+	runExample(survivor)
+
+	down()
+	for _, kind := range [][]string{{"ps", "-a", "-q"}, {"network", "ls", "-q"}, {"volume", "ls", "-q"}} {
+		args := append(kind, "--filter", "label=com.docker.compose.project="+project)
+		out, err := run(t, dir, nil, 30*time.Second, "docker", args...)
+		if err != nil {
+			t.Fatalf("docker %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		if out != "" {
+			t.Errorf("after compose down, docker %s still lists:\n%s", strings.Join(kind, " "), out)
+		}
+	}
+}
