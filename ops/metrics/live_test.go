@@ -285,6 +285,28 @@ func TestLiveClusterMetrics(t *testing.T) {
 		t.Errorf("worker max_active_runs = %v; want 4", got)
 	}
 
+	t.Run("docs/metrics.md lists every metric", func(t *testing.T) {
+		doc, err := os.ReadFile(repoFile(t, "docs/metrics.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range append(after, w) {
+			for name := range e.names {
+				if !strings.HasPrefix(name, "daguha_") {
+					continue
+				}
+				family := name
+				for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+					if base, ok := strings.CutSuffix(name, suffix); ok && e.names[base+"_bucket"] {
+						family = base
+					}
+				}
+				if !strings.Contains(string(doc), "`"+family+"`") && !strings.Contains(string(doc), "`"+family+"{") {
+					t.Errorf("%s is exported but docs/metrics.md does not list it", family)
+				}
+			}
+		}
+	})
 	t.Run("dashboard queries name exported metrics", func(t *testing.T) {
 		exported := map[string]bool{}
 		for _, e := range append(after, w) {

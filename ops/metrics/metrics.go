@@ -156,6 +156,9 @@ func New() *Metrics {
 	for _, path := range []string{"local", "forwarded"} {
 		m.raftApply.WithLabelValues(path)
 	}
+	for _, collector := range []string{"raft", "queues", "workers"} {
+		m.scrapeFailures.WithLabelValues(collector)
+	}
 	return m
 }
 
