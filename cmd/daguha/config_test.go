@@ -272,3 +272,33 @@ func TestEnvNamesFollowTheSeedsScheme(t *testing.T) {
 		}
 	}
 }
+
+// worker.metricsAddr sets the metrics address of both worker command
+// lines: Dagu's worker (--worker.metrics-addr) and the worker agent
+// (-metrics-addr); a flag still wins over the file.
+func TestWorkerMetricsAddrFromConfig(t *testing.T) {
+	path := writeConfig(t, "worker:\n  metricsAddr: 127.0.0.1:9100\n")
+	for _, tc := range []struct {
+		name  string
+		flags []cli.Flag
+		flag  string
+	}{
+		{"worker", workerCommand().Flags, "worker.metrics-addr"},
+		{"agent", agentFlags(), "metrics-addr"},
+	} {
+		got, err := resolve(t, tc.flags, []string{"--config=" + path}, tc.flag)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got[tc.flag] != "127.0.0.1:9100" {
+			t.Errorf("%s: %s = %q from the file; want 127.0.0.1:9100", tc.name, tc.flag, got[tc.flag])
+		}
+		got, err = resolve(t, tc.flags, []string{"--config=" + path, "--" + tc.flag + "=0.0.0.0:9200"}, tc.flag)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got[tc.flag] != "0.0.0.0:9200" {
+			t.Errorf("%s: %s = %q; the flag should win over the file", tc.name, tc.flag, got[tc.flag])
+		}
+	}
+}
