@@ -385,6 +385,7 @@ func checkDashboard(t *testing.T, path string, exported map[string]bool) {
 	sort.Strings(missing)
 	if len(missing) > 0 {
 		t.Errorf("the dashboard queries metrics no server or worker exports:\n  %s", strings.Join(missing, "\n  "))
+		return
 	}
 	t.Logf("%d panels query %d distinct metrics, all exported", len(all), len(used))
 }
