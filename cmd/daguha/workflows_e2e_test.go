@@ -1,4 +1,4 @@
-package main_test
+package main
 
 import (
 	"bytes"
@@ -117,7 +117,7 @@ echo "model trained"
 	startProcess(t, c.NewWorker("plain-worker"))
 
 	file := writeFile(t, filepath.Join(dir, "pipeline.yaml"), seedPipeline, 0o644)
-	address := "-address=http://" + followerOf(c, leader).HTTPAddr()
+	address := "-address=" + followerOf(c, leader).HTTPAddr()
 	if out, errOut, code := runCLI(t, "dag", "push", address, file); code != 0 || !strings.Contains(out, "distributed-pipeline") {
 		t.Fatalf("dag push: exit %d\n%s%s", code, out, errOut)
 	}
@@ -171,7 +171,7 @@ echo "model trained"
 
 func fetchLog(t *testing.T, a *clustertest.Agent, runID, step string) string {
 	t.Helper()
-	out, errOut, code := runCLI(t, "logs", "-address=http://"+a.HTTPAddr(), runID, step)
+	out, errOut, code := runCLI(t, "logs", "-address="+a.HTTPAddr(), runID, step)
 	if code != 0 {
 		t.Fatalf("daguha logs %s %s: exit %d\n%s%s", runID, step, code, out, errOut)
 	}
@@ -219,7 +219,7 @@ steps:
     command: echo never
     depends: slow
 `, counter, pidFile), 0o644)
-	address := "-address=http://" + leader.HTTPAddr()
+	address := "-address=" + leader.HTTPAddr()
 	if out, errOut, code := runCLI(t, "enqueue", address, "--run-id=graph-1", file); code != 0 {
 		t.Fatalf("enqueue: exit %d\n%s%s", code, out, errOut)
 	}
@@ -299,7 +299,7 @@ steps:
   - name: busy
     command: sleep 300 & echo $! >> %[1]s; wait
 `, pids), 0o644)
-	address := "-address=http://" + followerOf(c, leader).HTTPAddr()
+	address := "-address=" + followerOf(c, leader).HTTPAddr()
 	if out, errOut, code := runCLI(t, "enqueue", address, "--run-id=tree-1", file); code != 0 {
 		t.Fatalf("enqueue: exit %d\n%s%s", code, out, errOut)
 	}
@@ -354,7 +354,7 @@ func TestScheduleFiresEachSlotOnceThroughFailovers(t *testing.T) {
 	startProcess(t, c.NewWorker("cron-worker", "-max-active-runs=8"))
 	dir := t.TempDir()
 	file := writeFile(t, filepath.Join(dir, "tick.yaml"), "name: tick\nschedule: \"* * * * * *\"\nsteps:\n  - name: t\n    command: \"true\"\n", 0o644)
-	if out, errOut, code := runCLI(t, "dag", "push", "-address=http://"+leader.HTTPAddr(), file); code != 0 {
+	if out, errOut, code := runCLI(t, "dag", "push", "-address="+leader.HTTPAddr(), file); code != 0 {
 		t.Fatalf("dag push: exit %d\n%s%s", code, out, errOut)
 	}
 	type outage struct{ from, to time.Time }
@@ -384,7 +384,7 @@ func TestScheduleFiresEachSlotOnceThroughFailovers(t *testing.T) {
 	}
 	// Stop the schedule, then read the record.
 	writeFile(t, file, "name: tick\nsteps:\n  - name: t\n    command: \"true\"\n", 0o644)
-	if out, errOut, code := runCLI(t, "dag", "push", "-address=http://"+leader.HTTPAddr(), file); code != 0 {
+	if out, errOut, code := runCLI(t, "dag", "push", "-address="+leader.HTTPAddr(), file); code != 0 {
 		t.Fatalf("dag push: exit %d\n%s%s", code, out, errOut)
 	}
 	slots := scheduledSlots(t, c)
