@@ -204,10 +204,18 @@ func suggest(key string, known keyTable) string {
 			best, bestDistance = spelling, d
 		}
 	}
-	if bestDistance > 2 || bestDistance*2 >= len(key) {
-		return ""
+	if bestDistance <= 2 && bestDistance*2 < len(key) {
+		return best
 	}
-	return best
+	// A shortened key: timeout for timeoutSec.
+	if len(key) >= 4 {
+		for _, spelling := range spellings {
+			if strings.HasPrefix(strings.ToLower(spelling), strings.ToLower(key)) {
+				return spelling
+			}
+		}
+	}
+	return ""
 }
 
 func editDistance(a, b string) int {

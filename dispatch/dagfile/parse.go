@@ -116,7 +116,7 @@ func (c *collector) documents(data []byte) (roots []*yaml.Node) {
 			return roots
 		}
 		if err != nil {
-			c.syntax(err)
+			c.syntax(err, data)
 			return roots
 		}
 		if len(doc.Content) == 0 || isNull(resolve(doc.Content[0])) {
@@ -126,18 +126,51 @@ func (c *collector) documents(data []byte) (roots []*yaml.Node) {
 	}
 }
 
-var yamlLine = regexp.MustCompile(`^line (\d+): `)
+var (
+	yamlLine      = regexp.MustCompile(`^line (\d+): `)
+	unknownAnchor = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
+)
 
-// syntax reports a YAML syntax error at the line the decoder names (line 1
-// when it names none).
-func (c *collector) syntax(err error) {
+// yamlParserProblems are the messages of yaml.v3's parser (as opposed to
+// its scanner): it reports their line counting from 0.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// syntax reports a YAML syntax error at the line the decoder names. For
+// its parser's errors that is the start of the block or flow collection
+// being read when the error was found; with no line, it is line 1.
+func (c *collector) syntax(err error, data []byte) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 1
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		msg = msg[len(m[0]):]
 		if n, convErr := strconv.Atoi(m[1]); convErr == nil {
 			line = n
+			if yamlParserProblems[msg] {
+				line++
+			}
 		}
-		msg = msg[len(m[0]):]
+	} else if m := unknownAnchor.FindStringSubmatch(msg); m != nil {
+		// The decoder names no line: find the alias.
+		if at := bytes.Index(data, []byte("*"+m[1])); at >= 0 {
+			line = 1 + bytes.Count(data[:at], []byte("\n"))
+		}
+	}
+	// An error at the end of the input may be placed on the line after
+	// the last.
+	if lines := bytes.Count(bytes.TrimRight(data, " \t\r\n"), []byte("\n")) + 1; line > lines {
+		line = lines
 	}
 	c.addLine(line, "", "invalid YAML: %s", msg)
 }
