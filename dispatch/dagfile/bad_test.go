@@ -86,6 +86,7 @@ func TestBadDagFiles(t *testing.T) {
 		{"step name is empty", "", "steps:\n  - name: \"\"\n    command: x\n", 2, "steps[0].name", "must not be empty"},
 		{"step without a command", "", "steps:\n  - name: a\n    dir: /tmp\n", 2, "steps[0]", "needs one of command, script, run or call"},
 		{"step with an empty command", "", "steps:\n  - name: a\n    command: \"\"\n", 3, "steps[0].command", "must not be empty"},
+		{"step with a null command", "", "steps:\n  - name: a\n    command:\n", 2, "steps[0]", "needs one of command, script, run or call"},
 		{"step with command and run", "", "steps:\n  - name: a\n    command: x\n    run: child\n", 4, "steps[0].run", "command is already given"},
 		{"step with run and call", "", "steps:\n  - name: a\n    call: one\n    run: two\n", 4, "steps[0].run", "call is already given"},
 		{"step with a bad child name", "", "steps:\n  - name: a\n    run: ../etc\n", 3, "steps[0].run", "a DAG name is letters"},

@@ -496,7 +496,9 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 func (c *collector) action(step *daguhav1.StepSpec, info *stepInfo, fields map[string]entry, path string) {
 	var given []entry
 	for _, name := range []string{"command", "script", "run", "call"} {
-		if e, ok := fields[name]; ok {
+		// A null one is not given: "command: null" takes away a command
+		// that a merge key (<<) brought in.
+		if e, ok := fields[name]; ok && !isNull(resolve(e.value)) {
 			given = append(given, e)
 		}
 	}
