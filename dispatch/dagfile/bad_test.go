@@ -2,6 +2,7 @@ package dagfile
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -107,6 +108,9 @@ func TestBadDagFiles(t *testing.T) {
 			3, "steps[0].run", "run cycle: top -> helper -> top"},
 		{"a DAG that runs itself", "", "name: self\nsteps:\n  - name: a\n    run: self\n", 4, "steps[0].run", "run cycle: self -> self"},
 		{"merge key of a string", "", "steps:\n  - <<: x\n    name: a\n    command: x\n", 2, "steps[0]", "a merge key (<<) takes a map"},
+		{"alias inside its own anchor", "", "steps:\n  - &s\n    name: a\n    command: x\n    env: [*s]\n", 5, "", "alias *s refers to a node it is inside"},
+		{"merge of itself", "", "steps:\n  - &s\n    name: a\n    command: x\n    <<: [*s, *s]\n", 5, "", "alias *s refers to a node it is inside"},
+		{"alias bomb", "", aliasBomb(), 1, "", "aliases make this document far larger"},
 		{"non-string key", "", "? [a, b]\n: x\nsteps:\n" + ok, 1, "", "a key must be a string, got a list"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -131,4 +135,22 @@ func TestBadDagFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// aliasBomb is a few kilobytes of YAML whose aliases expand to 10^8 nodes.
+func aliasBomb() string {
+	var b strings.Builder
+	b.WriteString("description: &l0 x\n")
+	for level := 1; level <= 8; level++ {
+		fmt.Fprintf(&b, "tags%d: &l%d [", level, level)
+		for i := 0; i < 10; i++ {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "*l%d", level-1)
+		}
+		b.WriteString("]\n")
+	}
+	b.WriteString("steps: [*l8, *l8]\n")
+	return b.String()
 }

@@ -122,9 +122,69 @@ func (c *collector) documents(data []byte) (roots []*yaml.Node) {
 		if len(doc.Content) == 0 || isNull(resolve(doc.Content[0])) {
 			continue // an empty document, as a trailing --- makes
 		}
+		if !c.checkAliases(doc.Content[0]) {
+			continue
+		}
 		roots = append(roots, doc.Content[0])
 	}
 }
+
+// checkAliases refuses a document whose aliases refer to a node they are
+// inside, or make it much larger than it is written (a small file must not
+// make the reader below walk a billion nodes).
+func (c *collector) checkAliases(root *yaml.Node) bool {
+	sizes := map[*yaml.Node]int{}
+	open := map[*yaml.Node]bool{}
+	var cyclic *yaml.Node
+	written := 0
+	var size func(n *yaml.Node, viaAlias bool) int
+	size = func(n *yaml.Node, viaAlias bool) int {
+		if n == nil || cyclic != nil {
+			return 0
+		}
+		if n.Kind == yaml.AliasNode {
+			if !viaAlias {
+				written++
+			}
+			if open[n.Alias] {
+				cyclic = n
+				return 0
+			}
+			return 1 + size(n.Alias, true)
+		}
+		if s, done := sizes[n]; done {
+			return s
+		}
+		if !viaAlias {
+			written++
+		}
+		open[n] = true
+		total := 1
+		for _, child := range n.Content {
+			total += size(child, viaAlias)
+			if total > maxExpandedNodes {
+				total = maxExpandedNodes + 1
+			}
+		}
+		open[n] = false
+		sizes[n] = total
+		return total
+	}
+	expanded := size(root, false)
+	if cyclic != nil {
+		c.add(cyclic, "", "alias *%s refers to a node it is inside", cyclic.Value)
+		return false
+	}
+	if expanded > 10*written+10000 {
+		c.add(root, "", "aliases make this document far larger than it is written (%d nodes for %d written)", expanded, written)
+		return false
+	}
+	return true
+}
+
+// maxExpandedNodes caps the count checkAliases makes, so it cannot
+// overflow.
+const maxExpandedNodes = 1 << 30
 
 var (
 	yamlLine      = regexp.MustCompile(`^line (\d+): `)
