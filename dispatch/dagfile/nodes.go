@@ -303,7 +303,11 @@ func (c *collector) integer(n *yaml.Node, path string, limit int64) (int64, bool
 		}
 	}
 	if bad {
-		c.add(n, path, "want a whole number, got %s", describe(n))
+		got := describe(n)
+		if r.Kind == yaml.ScalarNode {
+			got = strconv.Quote(r.Value)
+		}
+		c.add(n, path, "want a whole number, got %s", got)
 		return 0, false
 	}
 	if v < 0 {
