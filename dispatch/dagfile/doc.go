@@ -14,7 +14,11 @@
 // .yml; every other document needs a name, and no two DAGs of a file may
 // share one. A DAG name is letters, digits, '_', '.' and '-', starting
 // with a letter, a digit or '_', at most 128 characters. YAML anchors,
-// aliases and merge keys (<<) may be used anywhere.
+// aliases and merge keys (<<) may be used anywhere, but an alias inside
+// its own anchor, or aliases that make a document more than ten times
+// larger than written, are refused. A YAML syntax error is reported at
+// the line yaml.v3 names: for its parser's errors, the start of the
+// collection it was reading.
 //
 // # Keys of a DAG
 //

@@ -368,3 +368,38 @@ steps:
 		}
 	}
 }
+
+func TestAnchorsAliasesAndMergeKeys(t *testing.T) {
+	f := mustParse(t, "etl.yaml", `name: etl
+type: chain
+steps:
+  - &base
+    name: extract
+    command: [python, extract.py]
+    output: ROWS
+    retry_policy: &retry {limit: 2, interval_sec: 5}
+  - <<: *base
+    name: load
+    command: null
+    script: echo $ROWS
+    output: LOADED
+  - name: child
+    call: report
+    retryPolicy: *retry
+    params: {WHO: "a b", N: 3}
+---
+name: report
+steps:
+  - {name: r, command: echo report}
+`)
+	retry := &daguhav1.RetryPolicy{Limit: 2, IntervalSec: 5}
+	assertDag(t, f.Dags[0], &daguhav1.DagSpec{
+		Name:       "etl",
+		SourceFile: "etl.yaml",
+		Steps: []*daguhav1.StepSpec{
+			{Name: "extract", Command: "python extract.py", Output: "ROWS", RetryPolicy: retry},
+			{Name: "load", Script: "echo $ROWS", Output: "LOADED", RetryPolicy: retry, Depends: []string{"extract"}},
+			{Name: "child", ChildDag: "report", ChildParams: `WHO="a b" N=3`, RetryPolicy: retry, Depends: []string{"load"}},
+		},
+	})
+}
