@@ -190,6 +190,7 @@ func TestStepGraphThroughTheCluster(t *testing.T) {
 	pidFile := filepath.Join(dir, "orphan.pid")
 	counter := filepath.Join(dir, "tries")
 	file := writeFile(t, filepath.Join(dir, "graph.yaml"), fmt.Sprintf(`name: graph
+type: graph
 steps:
   - name: a
     command: echo a
@@ -281,6 +282,7 @@ func TestCancellingTheRootCancelsEveryDescendant(t *testing.T) {
 	dir := t.TempDir()
 	pids := filepath.Join(dir, "pids")
 	file := writeFile(t, filepath.Join(dir, "tree.yaml"), fmt.Sprintf(`name: root
+type: graph
 steps:
   - name: busy
     command: sleep 300 & echo $! >> %[1]s; wait
@@ -288,6 +290,7 @@ steps:
     run: middle
 ---
 name: middle
+type: graph
 steps:
   - name: busy
     command: sleep 300 & echo $! >> %[1]s; wait

@@ -49,8 +49,9 @@
 //	                list of strings joined by spaces): one step named after the
 //	                DAG. With steps it is accepted and not used, as in the
 //	                seed's example that writes both.
-//	type            graph (the default: steps wait only for their depends) or
-//	                chain (a step without depends waits for the one before it)
+//	type            chain (the default, as in current Dagu: a step without
+//	                depends waits for the one before it) or graph (steps wait
+//	                only for their depends; independent ones run at once)
 //	tags, group     accepted and not used (they only sort DAGs in Dagu's UI)
 //
 // Numbers may also be written quoted ("30"). Timeouts and intervals are at

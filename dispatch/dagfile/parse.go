@@ -319,13 +319,14 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 	if e, ok := fields["catchupWindow"]; ok {
 		dag.CatchupWindowSec = c.window(e)
 	}
-	chain := false
+	// As in current Dagu, steps form a chain unless the DAG says graph.
+	chain := true
 	if e, ok := fields["type"]; ok {
 		if v, ok := c.text(e.value, e.key); ok {
 			switch v {
-			case "", "graph":
-			case "chain":
-				chain = true
+			case "graph":
+				chain = false
+			case "", "chain":
 			default:
 				c.add(e.value, e.key, "want graph or chain, got %q", v)
 			}

@@ -273,6 +273,20 @@ steps:
 	if want := "a< b<a c<a d<c"; strings.Join(got, " ") != want {
 		t.Errorf("depends = %q, want %q", strings.Join(got, " "), want)
 	}
+	// chain is the default; graph leaves steps without depends independent.
+	for doc, want := range map[string]string{
+		"steps:\n  - {name: a, command: x}\n  - {name: b, command: x}\n":              "a< b<a",
+		"type: graph\nsteps:\n  - {name: a, command: x}\n  - {name: b, command: x}\n": "a< b<",
+		"steps:\n  - {name: a, command: x}\n  - {name: b, command: x, depends: []}\n": "a< b<",
+	} {
+		got = nil
+		for _, s := range mustParse(t, "d.yaml", doc).Dags[0].GetSteps() {
+			got = append(got, s.GetName()+"<"+strings.Join(s.GetDepends(), ","))
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%q: depends = %q, want %q", doc, strings.Join(got, " "), want)
+		}
+	}
 }
 
 func TestADagWithOnlyACommandIsOneStep(t *testing.T) {
