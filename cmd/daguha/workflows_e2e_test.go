@@ -95,9 +95,20 @@ steps:
 // runs on the gpu worker as a child of distributed-pipeline, and while it
 // runs /api/v2/workers shows its root and parent.
 func TestSeedPipelineRunsItsChildOnTheGpuWorker(t *testing.T) {
-	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
-	leader := c.WaitLeader(t, 30*time.Second)
 	dir := t.TempDir()
+	// As in the seed's Compose example, the DAGs come from a mounted
+	// directory (--dags), here on one server.
+	dags := filepath.Join(dir, "dags")
+	if err := os.Mkdir(dags, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, ArgsFor: func(i int) []string {
+		if i == 0 {
+			return []string{"-dags=" + dags}
+		}
+		return nil
+	}})
+	leader := c.WaitLeader(t, 30*time.Second)
 	// `python train_model.py` on the gpu worker: a stand-in python on its
 	// PATH that trains until the test says stop.
 	bin := filepath.Join(dir, "bin")
@@ -116,11 +127,12 @@ echo "model trained"
 	startProcess(t, gpu)
 	startProcess(t, c.NewWorker("plain-worker"))
 
-	file := writeFile(t, filepath.Join(dir, "pipeline.yaml"), seedPipeline, 0o644)
+	writeFile(t, filepath.Join(dags, "pipeline.yaml"), seedPipeline, 0o644)
 	address := "-address=" + followerOf(c, leader).HTTPAddr()
-	if out, errOut, code := runCLI(t, "dag", "push", address, file); code != 0 || !strings.Contains(out, "distributed-pipeline") {
-		t.Fatalf("dag push: exit %d\n%s%s", code, out, errOut)
-	}
+	clustertest.WaitFor(t, 30*time.Second, "the DAGs directory to be pushed", func() (bool, string) {
+		out, errOut, _ := runCLI(t, "dag", "list", address)
+		return strings.Contains(out, "distributed-pipeline"), out + errOut
+	})
 	if out, errOut, code := runCLI(t, "enqueue", address, "--run-id=pipe-1", "distributed-pipeline"); code != 0 || strings.TrimSpace(out) != "pipe-1" {
 		t.Fatalf("enqueue: exit %d\n%s%s", code, out, errOut)
 	}
