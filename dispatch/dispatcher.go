@@ -140,6 +140,7 @@ type leaderState struct {
 	deadlines        map[string]lease
 	reserved         map[string]bool
 	reservedByWorker map[string]int
+	reservedByDag    map[string]int
 	workerLocks      map[string]*sync.Mutex
 }
 
@@ -170,6 +171,7 @@ func (d *Dispatcher) RunLeader(ctx context.Context) {
 		deadlines:        map[string]lease{},
 		reserved:         map[string]bool{},
 		reservedByWorker: map[string]int{},
+		reservedByDag:    map[string]int{},
 		workerLocks:      map[string]*sync.Mutex{},
 	}
 	st.grants = newBatcher(d.config.MaxBatch, d.config.InFlight, st.applyGrants)
@@ -521,11 +523,16 @@ func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo) 
 		if err != nil {
 			return nil, nil, err
 		}
-		run, full := st.match(state, selectors, info)
+		run, full, limited := st.match(state, selectors, info)
 		if full {
 			return nil, afterChan(capacityRecheck), nil
 		}
 		if run == nil {
+			if limited {
+				// Runs wait for their DAG's maxActiveRuns: a run of it
+				// ending changes no pending queue, so look again soon.
+				return nil, afterChan(capacityRecheck), nil
+			}
 			return nil, watch, nil
 		}
 		attempt := run.GetAttempt() + 1
@@ -533,7 +540,7 @@ func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo) 
 			RunId: run.GetId(), WorkerId: info.GetId(), Attempt: attempt,
 			MaxActiveRuns: info.GetMaxActiveRuns(), NowUnixNano: st.d.config.Now().UnixNano(),
 		})
-		st.unreserve(run.GetId(), info.GetId())
+		st.unreserve(run, info.GetId())
 		if err != nil {
 			if errors.Is(err, errBatcherStopped) {
 				err = ErrNotLeader
@@ -567,13 +574,23 @@ func afterChan(d time.Duration) <-chan struct{} {
 // match picks the oldest queued run the worker can take among the heads of
 // the selector queues it satisfies, and reserves it. full is true when the
 // worker holds its maxActiveRuns already.
-func (st *leaderState) match(state *store.StateStore, selectors []*store.Selector, info *daguhav1.WorkerInfo) (run *daguhav1.Run, full bool) {
+func (st *leaderState) match(state *store.StateStore, selectors []*store.Selector, info *daguhav1.WorkerInfo) (run *daguhav1.Run, full, limited bool) {
 	held := 0
 	_ = state.EachRunning(info.GetId(), func(*daguhav1.Run) bool { held++; return true })
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if held+st.reservedByWorker[info.GetId()] >= int(info.GetMaxActiveRuns()) {
-		return nil, true
+		return nil, true, false
+	}
+	// atLimit says whether a DAG already runs its maxActiveRuns, counting
+	// the runs other polls are granting now.
+	atLimit := func(run *daguhav1.Run) bool {
+		max := run.GetDag().GetMaxActiveRuns()
+		if max == 0 {
+			return false
+		}
+		running, err := state.RunningOfDag(run.GetDagName())
+		return err != nil || running+st.reservedByDag[run.GetDagName()] >= int(max)
 	}
 	var best *daguhav1.Run
 	for _, selector := range selectors {
@@ -586,6 +603,10 @@ func (st *leaderState) match(state *store.StateStore, selectors []*store.Selecto
 			if st.reserved[candidate.GetId()] {
 				return scanned < pendingScanLimit
 			}
+			if atLimit(candidate) {
+				limited = true
+				return scanned < pendingScanLimit
+			}
 			if best == nil || candidate.GetCreateIndex() < best.GetCreateIndex() {
 				best = candidate
 			}
@@ -595,16 +616,20 @@ func (st *leaderState) match(state *store.StateStore, selectors []*store.Selecto
 	if best != nil {
 		st.reserved[best.GetId()] = true
 		st.reservedByWorker[info.GetId()]++
+		st.reservedByDag[best.GetDagName()]++
 	}
-	return best, false
+	return best, false, limited
 }
 
-func (st *leaderState) unreserve(runID, workerID string) {
+func (st *leaderState) unreserve(run *daguhav1.Run, workerID string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	delete(st.reserved, runID)
+	delete(st.reserved, run.GetId())
 	if st.reservedByWorker[workerID]--; st.reservedByWorker[workerID] <= 0 {
 		delete(st.reservedByWorker, workerID)
+	}
+	if st.reservedByDag[run.GetDagName()]--; st.reservedByDag[run.GetDagName()] <= 0 {
+		delete(st.reservedByDag, run.GetDagName())
 	}
 }
 

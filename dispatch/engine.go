@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/daguha/daguha/dispatch/dagfile"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -25,7 +26,7 @@ type RunHost interface {
 	ReportStep(ctx context.Context, step *daguhav1.StepState) error
 	// StartChild asks the cluster to enqueue the child run of a run/call
 	// step (idempotent per step+retry).
-	StartChild(ctx context.Context, stepName string, retry uint32) (childRunID string, err error)
+	StartChild(ctx context.Context, stepName string, retry uint32, params string) (childRunID string, err error)
 	// WaitChild blocks until the child run has ended and returns its
 	// record.
 	WaitChild(ctx context.Context, childRunID string) (*daguhav1.Run, error)
@@ -283,15 +284,15 @@ func (x *execution) buildScope() error {
 		value := expandVars(v.GetValue(), x.lookup(x.base, true, false))
 		x.base = append(x.base, envVar{v.GetName(), value})
 	}
-	given, err := parseParams(x.run.GetParams())
+	params, err := dagfile.MergeParams(dag.GetParams(), x.run.GetParams())
 	if err != nil {
 		return fmt.Errorf("params: %w", err)
 	}
-	for _, p := range mergeParams(dag.GetParams(), given) {
-		if p.name == "" {
-			x.positional = append(x.positional, p.value)
+	for _, p := range params {
+		if p.GetName() == "" {
+			x.positional = append(x.positional, p.GetValue())
 		} else {
-			x.base = append(x.base, envVar{p.name, p.value})
+			x.base = append(x.base, envVar{p.GetName(), p.GetValue()})
 		}
 	}
 	return nil
@@ -696,12 +697,10 @@ func (x *execution) writeScript(step, script string) (string, error) {
 // and takes its result.
 func (x *execution) runChild(ctx context.Context, i int, retry uint32, started int64, vars []envVar) *daguhav1.StepState {
 	spec := x.steps[i]
-	if params := spec.GetChildParams(); params != "" {
-		// The cluster enqueues the child from the stored spec: the
-		// resolved params are logged for the reader, not sent.
-		x.logger.Debug("child params", "step", spec.GetName(), "params", expandVars(params, x.lookup(vars, true, true)))
-	}
-	childID, err := x.host.StartChild(ctx, spec.GetName(), retry)
+	// The child's params are the step's, with this run's variables
+	// (params, env, outputs) substituted: no shell sees them.
+	params := expandVars(spec.GetChildParams(), x.lookup(vars, true, true))
+	childID, err := x.host.StartChild(ctx, spec.GetName(), retry, params)
 	if err != nil {
 		if ctx.Err() != nil {
 			return stoppedState(ctx)
@@ -855,100 +854,4 @@ func isPositional(s string) bool {
 		}
 	}
 	return true
-}
-
-// param is one parsed param: positional when name is empty.
-type param struct{ name, value string }
-
-// parseParams splits a params string the way the DAG language does:
-// params are separated by blanks; a double-quoted part may hold blanks
-// (\" and \\ escape inside it); NAME=value, with NAME a shell variable
-// name before any quote, is named, anything else positional.
-//
-// Kept minimal and unexported on purpose: dispatch/dagfile.ParseParams is
-// the full parser, and the two are to be merged into one.
-func parseParams(s string) ([]param, error) {
-	var params []param
-	i := 0
-	for {
-		for i < len(s) && isBlank(s[i]) {
-			i++
-		}
-		if i == len(s) {
-			return params, nil
-		}
-		var p param
-		var b strings.Builder
-		quoted := false
-		for i < len(s) && !isBlank(s[i]) {
-			c := s[i]
-			switch {
-			case c == '"':
-				quoted = true
-				i++
-				for {
-					if i == len(s) {
-						return nil, fmt.Errorf("unterminated quote in %q", s)
-					}
-					if s[i] == '"' {
-						i++
-						break
-					}
-					if s[i] == '\\' && i+1 < len(s) && (s[i+1] == '"' || s[i+1] == '\\') {
-						i++
-					}
-					b.WriteByte(s[i])
-					i++
-				}
-			case c == '=' && !quoted && p.name == "" && validName(b.String()):
-				p.name = b.String()
-				b.Reset()
-				i++
-			default:
-				b.WriteByte(c)
-				i++
-			}
-		}
-		p.value = b.String()
-		params = append(params, p)
-	}
-}
-
-func isBlank(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
-// mergeParams lays the params given with the run over the DAG's defaults:
-// the n-th positional one replaces the n-th positional default, a named
-// one the default of its name; the others are added at the end.
-func mergeParams(defaults []*daguhav1.Param, given []param) []param {
-	merged := make([]param, 0, len(defaults)+len(given))
-	var slots []int // where the positional defaults are in merged
-	for _, d := range defaults {
-		if d.GetName() == "" {
-			slots = append(slots, len(merged))
-		}
-		merged = append(merged, param{d.GetName(), d.GetValue()})
-	}
-	n := 0
-	for _, g := range given {
-		if g.name == "" {
-			if n < len(slots) {
-				merged[slots[n]].value = g.value
-			} else {
-				merged = append(merged, g)
-			}
-			n++
-			continue
-		}
-		found := false
-		for k := range merged {
-			if merged[k].name == g.name {
-				merged[k].value, found = g.value, true
-				break
-			}
-		}
-		if !found {
-			merged = append(merged, g)
-		}
-	}
-	return merged
 }

@@ -34,6 +34,7 @@ type fakeHost struct {
 	// children: the status and outputs each child run ends with, by id.
 	children    map[string]*daguhav1.Run
 	childCalls  []string
+	childParams []string
 	childByStep map[string]string
 }
 
@@ -58,11 +59,12 @@ func cloneState(s *daguhav1.StepState) *daguhav1.StepState {
 
 // StartChild derives the child's id from step and retry, as the cluster
 // does, and records every call.
-func (h *fakeHost) StartChild(ctx context.Context, step string, retry uint32) (string, error) {
+func (h *fakeHost) StartChild(ctx context.Context, step string, retry uint32, params string) (string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	id := fmt.Sprintf("child-%s-%d", step, retry)
 	h.childCalls = append(h.childCalls, fmt.Sprintf("%s/%d", step, retry))
+	h.childParams = append(h.childParams, params)
 	return id, nil
 }
 
@@ -477,6 +479,9 @@ func TestEngineChildSteps(t *testing.T) {
 			t.Errorf("child starts %q: want %s once", calls, want)
 		}
 	}
+	if params := strings.Join(host.childParams, " "); !strings.Contains(params, "X="+dir) {
+		t.Errorf("child params %q: want X=%s, the run's D substituted", params, dir)
+	}
 	if strings.Contains(calls, "call/3") {
 		t.Errorf("a child was started after one succeeded: %q", calls)
 	}
@@ -537,31 +542,6 @@ func TestEngineRefusesABrokenGraph(t *testing.T) {
 		if r.status != daguhav1.RunStatus_RUN_STATUS_FAILED || !strings.HasPrefix(r.message, "invalid DAG: ") || len(host.last()) != 0 {
 			t.Errorf("%s: %s %q, reports %v", name, r.status, r.message, host.last())
 		}
-	}
-}
-
-func TestParseParams(t *testing.T) {
-	for in, want := range map[string]string{
-		``:                            ``,
-		`a b`:                         `=a =b`,
-		`X=1 "two words" Y="a \"b\""`: `X=1 =two words Y=a "b"`,
-		`--flag=x 1X=y X==z`:          `=--flag=x =1X=y X==z`,
-	} {
-		got, err := parseParams(in)
-		if err != nil {
-			t.Errorf("%q: %v", in, err)
-			continue
-		}
-		var parts []string
-		for _, p := range got {
-			parts = append(parts, p.name+"="+p.value)
-		}
-		if s := strings.Join(parts, " "); s != want {
-			t.Errorf("%q: %q, want %q", in, s, want)
-		}
-	}
-	if _, err := parseParams(`"open`); err == nil {
-		t.Error("an unterminated quote is accepted")
 	}
 }
 

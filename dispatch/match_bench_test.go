@@ -62,7 +62,7 @@ func BenchmarkPollMatch(b *testing.B) {
 	for _, pending := range []int{1000, 100000} {
 		b.Run(fmt.Sprintf("pending=%d", pending), func(b *testing.B) {
 			state := benchState(b, pending)
-			st := &leaderState{reserved: map[string]bool{}, reservedByWorker: map[string]int{}}
+			st := &leaderState{reserved: map[string]bool{}, reservedByWorker: map[string]int{}, reservedByDag: map[string]int{}}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
@@ -71,11 +71,11 @@ func BenchmarkPollMatch(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				run, full := st.match(state, selectors, info)
+				run, full, _ := st.match(state, selectors, info)
 				if run == nil || full {
 					b.Fatalf("worker %s found nothing among %d pending runs", info.GetId(), pending)
 				}
-				st.unreserve(run.GetId(), info.GetId())
+				st.unreserve(run, info.GetId())
 			}
 		})
 	}

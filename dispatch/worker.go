@@ -44,6 +44,9 @@ type WorkerConfig struct {
 	// KillGrace is how long a stopped step's processes get between
 	// SIGTERM and SIGKILL (default 5 s).
 	KillGrace time.Duration
+	// LogAddr is where this worker serves its step logs (host:port), told
+	// to the cluster so the API can fetch them; empty when it does not.
+	LogAddr string
 }
 
 // Worker polls the cluster for runs and executes them.
@@ -106,7 +109,7 @@ func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, err
 		client:  daguhav1.NewCoordinatorServiceClient(conn),
 		logger:  logger,
 		engine:  &Engine{LogDir: config.LogDir, Now: config.Now, Logger: logger, KillGrace: config.KillGrace, Noop: config.NoopExecutor},
-		info:    &daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns)},
+		info:    &daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns), LogAddr: config.LogAddr},
 		running: map[string]*activeRun{},
 		slots:   make(chan struct{}, config.MaxActiveRuns),
 	}, nil
@@ -276,10 +279,10 @@ func (h *workerHost) ReportStep(ctx context.Context, step *daguhav1.StepState) e
 	return h.w.report(ctx, h.task, step)
 }
 
-func (h *workerHost) StartChild(ctx context.Context, stepName string, retry uint32) (string, error) {
+func (h *workerHost) StartChild(ctx context.Context, stepName string, retry uint32, params string) (string, error) {
 	var childID string
 	err := h.w.retry(ctx, func(callCtx context.Context) error {
-		resp, err := h.w.client.EnqueueChild(callCtx, &daguhav1.EnqueueChildRequest{LeaseToken: h.task.GetLeaseToken(), StepName: stepName, Retry: retry})
+		resp, err := h.w.client.EnqueueChild(callCtx, &daguhav1.EnqueueChildRequest{LeaseToken: h.task.GetLeaseToken(), StepName: stepName, Retry: retry, Params: params})
 		childID = resp.GetChildRunId()
 		return err
 	})

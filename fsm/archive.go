@@ -84,6 +84,8 @@ func ReadArchive(data []byte) (ArchiveHeader, []byte, error) {
 type ArchiveCounts struct {
 	Runs        int  `json:"runs"`
 	Workers     int  `json:"workers"`
+	Dags        int  `json:"dags"`
+	Schedules   int  `json:"schedules"`
 	ClusterMeta bool `json:"cluster_meta"`
 }
 
@@ -101,6 +103,8 @@ func InspectArchive(data []byte) (ArchiveHeader, ArchiveCounts, error) {
 	var counts ArchiveCounts
 	_ = state.EachRun(func(*daguhav1.Run) bool { counts.Runs++; return true })
 	_ = state.EachWorker(func(*daguhav1.Worker) bool { counts.Workers++; return true })
+	_ = state.EachDag(func(*daguhav1.StoredDag) bool { counts.Dags++; return true })
+	_ = state.EachSchedule(func(*daguhav1.ScheduleRecord) bool { counts.Schedules++; return true })
 	counts.ClusterMeta = state.ClusterMeta() != nil
 	return header, counts, nil
 }

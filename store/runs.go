@@ -41,6 +41,12 @@ func runsTableSchema() *memdb.TableSchema {
 				AllowMissing: true,
 				Indexer:      &memdb.StringFieldIndex{Field: "ParentDagRunId"},
 			},
+			// Running runs by DAG name, for the DAG's maxActiveRuns.
+			"dag_running": {
+				Name:         "dag_running",
+				AllowMissing: true,
+				Indexer:      dagRunningIndexer{},
+			},
 			// Running runs by worker.
 			"running": {
 				Name:         "running",
@@ -81,6 +87,28 @@ func (pendingIndexer) PrefixFromArgs(args ...interface{}) ([]byte, error) {
 		return nil, fmt.Errorf("pending prefix: %T is not a string", args[0])
 	}
 	return append([]byte(key), 0), nil
+}
+
+// dagRunningIndexer indexes running runs by DAG name.
+type dagRunningIndexer struct{}
+
+func (dagRunningIndexer) FromObject(obj interface{}) (bool, []byte, error) {
+	run := obj.(*daguhav1.Run)
+	if run.GetStatus() != statusRunning {
+		return false, nil, nil
+	}
+	return true, append([]byte(run.GetDagName()), 0), nil
+}
+
+func (dagRunningIndexer) FromArgs(args ...interface{}) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("dag_running index takes one DAG name")
+	}
+	name, ok := args[0].(string)
+	if !ok {
+		return nil, fmt.Errorf("dag_running index: %T is not a string", args[0])
+	}
+	return append([]byte(name), 0), nil
 }
 
 // runningIndexer indexes running runs as worker id, NUL, run id.
@@ -230,6 +258,19 @@ func (s *StateStore) EachRunning(workerID string, fn func(*daguhav1.Run) bool) e
 		args = []interface{}{workerID}
 	}
 	return s.eachRunIn("running_prefix", args, fn)
+}
+
+// RunningOfDag counts the running runs of a DAG.
+func (s *StateStore) RunningOfDag(dag string) (int, error) {
+	iter, err := s.db.Txn(false).Get(tableRuns, "dag_running", dag)
+	if err != nil {
+		return 0, fmt.Errorf("running runs of %q: %w", dag, err)
+	}
+	n := 0
+	for raw := iter.Next(); raw != nil; raw = iter.Next() {
+		n++
+	}
+	return n, nil
 }
 
 // Children returns the child runs of a run, in id order.

@@ -100,7 +100,7 @@ func TestProcessStopContinuesAPausedProcess(t *testing.T) {
 		return strings.Contains(p.Tail(10), "is-ready"), p.Tail(5)
 	})
 	p.Pause()
-	WaitFor(t, 5*time.Second, "the process to be stopped", func() (bool, string) {
+	WaitFor(t, 30*time.Second, "the process to be stopped", func() (bool, string) {
 		state := procState(t, p.Pid())
 		return state == "T", "state " + state
 	})

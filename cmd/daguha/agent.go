@@ -85,6 +85,8 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "worker-id", Usage: "worker id (default hostname@PID)"},
 		&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Second, Usage: "how often a worker heartbeats"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve a worker agent's Prometheus /metrics on this host:port (servers serve theirs on the HTTP port)"},
+		&cli.StringFlag{Name: "step-log-dir", Usage: "where a worker keeps the full logs of its steps (default: a new temporary directory)"},
+		&cli.IntFlag{Name: "step-log-port", Usage: "port a worker serves its step logs to the servers on, at -bind (0: any free port; -1: none)"},
 		&cli.StringSliceFlag{Name: "api-token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "require this Bearer token on the HTTP API (repeat or comma-separate for several)"},
 		&cli.StringSliceFlag{Name: "api-read-token", EnvVars: []string{"DAGUHA_API_READ_TOKEN"}, Usage: "a Bearer token that may read the API but not change anything"},
 		&cli.DurationFlag{Name: "health-warning", Value: dispatch.DefaultThresholds.Warning, Usage: "heartbeat age from which a worker is WARNING"},
@@ -229,12 +231,13 @@ func runAgent(c *cli.Context) error {
 			return err
 		}
 		workerConfig.HeartbeatInterval = c.Duration("heartbeat-interval")
+		workerConfig.LogDir = c.String("step-log-dir")
 		workerTLSConfig, err := devWorkerTLS(c)
 		if err != nil {
 			return err
 		}
 		worker, err = agent.StartWorker(agent.WorkerConfig{Worker: workerConfig, Servers: []string{a.GRPCAddr()}, Logger: logger, TLS: workerTLSConfig,
-			MetricsAddr: c.String("metrics-addr")})
+			MetricsAddr: c.String("metrics-addr"), LogBind: stepLogBind(config.BindAddr, c.Int("step-log-port"))})
 		if err != nil {
 			return err
 		}

@@ -42,6 +42,8 @@ var configKeys = []configKey{
 	{"worker.labels", "worker.labels"},
 	{"worker.insecure", "worker.insecure"},
 	{"worker.heartbeatInterval", "worker.heartbeat-interval"},
+	{"worker.stepLogDir", "worker.step-log-dir"},
+	{"worker.stepLogAddr", "worker.step-log-addr"},
 	{"worker.tls.certFile", "worker.tls-cert"},
 	{"worker.tls.keyFile", "worker.tls-key"},
 	{"worker.tls.caFile", "worker.tls-ca"},

@@ -5,8 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -518,28 +516,41 @@ func TestCancelAndFailure(t *testing.T) {
 	}
 }
 
-// `daguha enqueue FILE --wait` and `daguha status` against a cluster.
+// Workflows acceptance 6: `daguha enqueue FILE --wait` prints step
+// progress and exits 0 for a run that succeeds and non-zero for one that
+// fails; `daguha status` shows the run.
 func TestEnqueueAndStatusCommands(t *testing.T) {
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
 	startProcess(t, c.NewWorker("cli-worker", "-labels=gpu=true"))
 	dir := t.TempDir()
-	file := filepath.Join(dir, "train.yaml")
-	if err := os.WriteFile(file, []byte("name: train-model\nworkerSelector:\n  gpu: \"true\"\nsteps:\n  - name: train\n    command: echo trained\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	bin := clustertest.BuildBinary(t)
+	good := writeFile(t, filepath.Join(dir, "train.yaml"), "name: train-model\nworkerSelector:\n  gpu: \"true\"\nparams: EPOCHS=1\nsteps:\n  - name: prepare\n    command: echo preparing\n  - name: train\n    command: echo trained for $EPOCHS epochs\n", 0o644)
+	bad := writeFile(t, filepath.Join(dir, "broken.yaml"), "name: broken\nsteps:\n  - name: ok\n    command: \"true\"\n  - name: boom\n    command: echo about to fail; exit 7\n  - name: never\n    command: \"true\"\n", 0o644)
 	address := "-address=" + followerOf(c, leader).HTTPAddr()
-	out, err := exec.Command(bin, "enqueue", address, "--run-id=cli-1", "--wait", file).CombinedOutput()
-	if err != nil || strings.TrimSpace(string(out)) != "cli-1" {
-		t.Fatalf("daguha enqueue --wait: %v\n%s", err, out)
+
+	out, errOut, code := runCLI(t, "enqueue", address, "--run-id=cli-1", "--wait", good, "--", "EPOCHS=3")
+	if code != 0 || strings.TrimSpace(out) != "cli-1" {
+		t.Fatalf("enqueue --wait of a succeeding DAG: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
-	out, err = exec.Command(bin, "status", address, "cli-1").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "succeeded") || !strings.Contains(string(out), "cli-worker") {
-		t.Fatalf("daguha status: %v\n%s", err, out)
+	for _, want := range []string{"running on cli-worker", "prepare", "train", "succeeded", "run cli-1 succeeded"} {
+		if !strings.Contains(errOut, want) {
+			t.Fatalf("progress does not show %q:\n%s", want, errOut)
+		}
 	}
-	out, err = exec.Command(bin, "status", address, "no-such-run").CombinedOutput()
-	if err == nil || !strings.Contains(string(out), `no DAG run with id "no-such-run"`) {
-		t.Fatalf("daguha status of an unknown run: %v\n%s", err, out)
+	out, errOut, code = runCLI(t, "enqueue", address, "--run-id=cli-2", "--wait", bad)
+	if code == 0 || !strings.Contains(errOut, "boom") || !strings.Contains(errOut, "failed") {
+		t.Fatalf("enqueue --wait of a failing DAG: exit %d\nstdout %s\nstderr %s", code, out, errOut)
+	}
+	out, errOut, code = runCLI(t, "status", address, "cli-1")
+	if code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(out, "cli-worker") || !strings.Contains(out, "trained for 3 epochs") {
+		t.Fatalf("daguha status: exit %d\n%s%s", code, out, errOut)
+	}
+	out, errOut, code = runCLI(t, "status", address, "cli-2")
+	if code != 0 || !strings.Contains(out, "exit 7") || !strings.Contains(out, "skipped") {
+		t.Fatalf("daguha status of the failed run: exit %d\n%s%s", code, out, errOut)
+	}
+	_, errOut, code = runCLI(t, "status", address, "no-such-run")
+	if code == 0 || !strings.Contains(errOut, `no DAG run with id "no-such-run"`) {
+		t.Fatalf("daguha status of an unknown run: exit %d\n%s", code, errOut)
 	}
 }

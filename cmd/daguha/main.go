@@ -26,6 +26,7 @@ func main() {
 			enqueueCommand(),
 			statusCommand(),
 			cancelCommand(),
+			logsCommand(),
 			dagCommand(),
 			workersCommand(),
 			keygenCommand(),

@@ -85,7 +85,7 @@ func snapshotCommand() *cli.Command {
 					if err := os.Rename(tmp, c.Args().First()); err != nil {
 						return err
 					}
-					fmt.Printf("saved snapshot at index %d: %d runs, %d workers\n", header.Index, counts.Runs, counts.Workers)
+					fmt.Printf("saved snapshot at index %d: %d runs, %d workers, %d DAGs\n", header.Index, counts.Runs, counts.Workers, counts.Dags)
 					return nil
 				},
 			},
@@ -105,8 +105,8 @@ func snapshotCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					fmt.Printf("version   %d\nindex     %d\nterm      %d\nnode      %s\ncreated   %s\nruns      %d\nworkers   %d\nsize      %d bytes\n",
-						header.Version, header.Index, header.Term, header.Node, header.CreatedAt, counts.Runs, counts.Workers, len(data))
+					fmt.Printf("version   %d\nindex     %d\nterm      %d\nnode      %s\ncreated   %s\nruns      %d\nworkers   %d\ndags      %d\nschedules %d\nsize      %d bytes\n",
+						header.Version, header.Index, header.Term, header.Node, header.CreatedAt, counts.Runs, counts.Workers, counts.Dags, counts.Schedules, len(data))
 					return nil
 				},
 			},

@@ -38,6 +38,15 @@ func workerSettings(id, labels string, maxActiveRuns int) (dispatch.WorkerConfig
 	return dispatch.WorkerConfig{ID: id, Labels: parsed, MaxActiveRuns: maxActiveRuns}, nil
 }
 
+// stepLogBind is the step log service's address for a worker bound to
+// host: port 0 picks a free port, a negative one turns the service off.
+func stepLogBind(host string, port int) string {
+	if port < 0 {
+		return "off"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
 // runWorkerAgent is `daguha agent -join=...`: a worker that finds the
 // servers through the gossip pool.
 func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
@@ -50,6 +59,7 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 		return err
 	}
 	config.HeartbeatInterval = c.Duration("heartbeat-interval")
+	config.LogDir = c.String("step-log-dir")
 	bind := c.String("bind")
 	tlsConfig, err := workerTLS(c)
 	if err != nil {
@@ -65,7 +75,9 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 			NodeName: config.ID, BindAddr: bind, AdvertiseAddr: c.String("advertise"),
 			GossipPort: c.Int("gossip-port"), Join: join, Labels: config.Labels,
 		},
-		Logger: logger, MetricsAddr: c.String("metrics-addr"),
+		Logger:      logger,
+		LogBind:     stepLogBind(bind, c.Int("step-log-port")),
+		MetricsAddr: c.String("metrics-addr"),
 	})
 	if err != nil {
 		return err
@@ -91,6 +103,8 @@ func workerCommand() *cli.Command {
 			&cli.IntFlag{Name: "worker.max-active-runs", Value: defaultMaxActiveRuns, EnvVars: []string{"DAGU_WORKER_MAX_ACTIVE_RUNS"}, Usage: "runs executed at once"},
 			&cli.DurationFlag{Name: "worker.heartbeat-interval", Value: time.Second, EnvVars: []string{"DAGU_WORKER_HEARTBEAT_INTERVAL"}, Usage: "how often the worker heartbeats"},
 			&cli.IntFlag{Name: "worker.gossip-port", EnvVars: []string{"DAGU_WORKER_GOSSIP_PORT"}, Usage: "gossip port (default: any free port)"},
+			&cli.StringFlag{Name: "worker.step-log-dir", Usage: "where the worker keeps the full logs of its steps (default: a new temporary directory)"},
+			&cli.StringFlag{Name: "worker.step-log-addr", Value: "0.0.0.0:0", Usage: "host:port the worker serves its step logs to the servers on (port 0: any free one; \"off\": none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DAGUHA_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DAGUHA_LOG_FORMAT"}, Usage: "text or json"},
 			&cli.StringSliceFlag{Name: "encrypt", EnvVars: []string{"DAGU_CLUSTER_ENCRYPT"}, Usage: "gossip encryption key(s), as on the servers"},
@@ -109,6 +123,7 @@ func workerCommand() *cli.Command {
 				return err
 			}
 			config.HeartbeatInterval = c.Duration("worker.heartbeat-interval")
+			config.LogDir = c.String("worker.step-log-dir")
 			addr := net.JoinHostPort(c.String("worker.coordinator-host"), strconv.Itoa(c.Int("worker.coordinator-port")))
 			tlsConfig, err := workerTLS(c)
 			if err != nil {
@@ -123,6 +138,7 @@ func workerCommand() *cli.Command {
 				// Find the gossip pool from the coordinator, so every
 				// server sees this worker join, fail and leave.
 				DiscoverGossip: true, GossipPort: c.Int("worker.gossip-port"),
+				LogBind:     c.String("worker.step-log-addr"),
 				MetricsAddr: c.String("worker.metrics-addr"),
 			})
 			if err != nil {

@@ -449,3 +449,37 @@ func formatSelector(selector map[string]string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+func logsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "logs",
+		Usage:     "print the full log of a step, from the worker that ran it",
+		ArgsUsage: "RUN_ID STEP",
+		Flags: append(clientFlags(),
+			&cli.UintFlag{Name: "attempt", Usage: "the attempt whose log to print (default: the latest)"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 2 {
+				return errors.New("logs takes a run id and a step name")
+			}
+			client, err := newAPIClient(c)
+			if err != nil {
+				return err
+			}
+			path := "/api/v2/dag-runs/" + url.PathEscape(c.Args().Get(0)) + "/steps/" + url.PathEscape(c.Args().Get(1)) + "/log"
+			if n := c.Uint("attempt"); n > 0 {
+				path += fmt.Sprintf("?attempt=%d", n)
+			}
+			resp, err := client.send("GET", path, nil, 0)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return responseError(resp)
+			}
+			_, err = io.Copy(os.Stdout, resp.Body)
+			return err
+		},
+	}
+}

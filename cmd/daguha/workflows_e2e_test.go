@@ -95,9 +95,20 @@ steps:
 // runs on the gpu worker as a child of distributed-pipeline, and while it
 // runs /api/v2/workers shows its root and parent.
 func TestSeedPipelineRunsItsChildOnTheGpuWorker(t *testing.T) {
-	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
-	leader := c.WaitLeader(t, 30*time.Second)
 	dir := t.TempDir()
+	// As in the seed's Compose example, the DAGs come from a mounted
+	// directory (--dags), here on one server.
+	dags := filepath.Join(dir, "dags")
+	if err := os.Mkdir(dags, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, ArgsFor: func(i int) []string {
+		if i == 0 {
+			return []string{"-dags=" + dags}
+		}
+		return nil
+	}})
+	leader := c.WaitLeader(t, 30*time.Second)
 	// `python train_model.py` on the gpu worker: a stand-in python on its
 	// PATH that trains until the test says stop.
 	bin := filepath.Join(dir, "bin")
@@ -116,11 +127,12 @@ echo "model trained"
 	startProcess(t, gpu)
 	startProcess(t, c.NewWorker("plain-worker"))
 
-	file := writeFile(t, filepath.Join(dir, "pipeline.yaml"), seedPipeline, 0o644)
-	address := "-address=http://" + followerOf(c, leader).HTTPAddr()
-	if out, errOut, code := runCLI(t, "dag", "push", address, file); code != 0 || !strings.Contains(out, "distributed-pipeline") {
-		t.Fatalf("dag push: exit %d\n%s%s", code, out, errOut)
-	}
+	writeFile(t, filepath.Join(dags, "pipeline.yaml"), seedPipeline, 0o644)
+	address := "-address=" + followerOf(c, leader).HTTPAddr()
+	clustertest.WaitFor(t, 30*time.Second, "the DAGs directory to be pushed", func() (bool, string) {
+		out, errOut, _ := runCLI(t, "dag", "list", address)
+		return strings.Contains(out, "distributed-pipeline"), out + errOut
+	})
 	if out, errOut, code := runCLI(t, "enqueue", address, "--run-id=pipe-1", "distributed-pipeline"); code != 0 || strings.TrimSpace(out) != "pipe-1" {
 		t.Fatalf("enqueue: exit %d\n%s%s", code, out, errOut)
 	}
@@ -171,7 +183,7 @@ echo "model trained"
 
 func fetchLog(t *testing.T, a *clustertest.Agent, runID, step string) string {
 	t.Helper()
-	out, errOut, code := runCLI(t, "logs", "-address=http://"+a.HTTPAddr(), runID, step)
+	out, errOut, code := runCLI(t, "logs", "-address="+a.HTTPAddr(), runID, step)
 	if code != 0 {
 		t.Fatalf("daguha logs %s %s: exit %d\n%s%s", runID, step, code, out, errOut)
 	}
@@ -190,6 +202,7 @@ func TestStepGraphThroughTheCluster(t *testing.T) {
 	pidFile := filepath.Join(dir, "orphan.pid")
 	counter := filepath.Join(dir, "tries")
 	file := writeFile(t, filepath.Join(dir, "graph.yaml"), fmt.Sprintf(`name: graph
+type: graph
 steps:
   - name: a
     command: echo a
@@ -219,7 +232,7 @@ steps:
     command: echo never
     depends: slow
 `, counter, pidFile), 0o644)
-	address := "-address=http://" + leader.HTTPAddr()
+	address := "-address=" + leader.HTTPAddr()
 	if out, errOut, code := runCLI(t, "enqueue", address, "--run-id=graph-1", file); code != 0 {
 		t.Fatalf("enqueue: exit %d\n%s%s", code, out, errOut)
 	}
@@ -281,6 +294,7 @@ func TestCancellingTheRootCancelsEveryDescendant(t *testing.T) {
 	dir := t.TempDir()
 	pids := filepath.Join(dir, "pids")
 	file := writeFile(t, filepath.Join(dir, "tree.yaml"), fmt.Sprintf(`name: root
+type: graph
 steps:
   - name: busy
     command: sleep 300 & echo $! >> %[1]s; wait
@@ -288,6 +302,7 @@ steps:
     run: middle
 ---
 name: middle
+type: graph
 steps:
   - name: busy
     command: sleep 300 & echo $! >> %[1]s; wait
@@ -299,7 +314,7 @@ steps:
   - name: busy
     command: sleep 300 & echo $! >> %[1]s; wait
 `, pids), 0o644)
-	address := "-address=http://" + followerOf(c, leader).HTTPAddr()
+	address := "-address=" + followerOf(c, leader).HTTPAddr()
 	if out, errOut, code := runCLI(t, "enqueue", address, "--run-id=tree-1", file); code != 0 {
 		t.Fatalf("enqueue: exit %d\n%s%s", code, out, errOut)
 	}
@@ -354,7 +369,7 @@ func TestScheduleFiresEachSlotOnceThroughFailovers(t *testing.T) {
 	startProcess(t, c.NewWorker("cron-worker", "-max-active-runs=8"))
 	dir := t.TempDir()
 	file := writeFile(t, filepath.Join(dir, "tick.yaml"), "name: tick\nschedule: \"* * * * * *\"\nsteps:\n  - name: t\n    command: \"true\"\n", 0o644)
-	if out, errOut, code := runCLI(t, "dag", "push", "-address=http://"+leader.HTTPAddr(), file); code != 0 {
+	if out, errOut, code := runCLI(t, "dag", "push", "-address="+leader.HTTPAddr(), file); code != 0 {
 		t.Fatalf("dag push: exit %d\n%s%s", code, out, errOut)
 	}
 	type outage struct{ from, to time.Time }
@@ -384,7 +399,7 @@ func TestScheduleFiresEachSlotOnceThroughFailovers(t *testing.T) {
 	}
 	// Stop the schedule, then read the record.
 	writeFile(t, file, "name: tick\nsteps:\n  - name: t\n    command: \"true\"\n", 0o644)
-	if out, errOut, code := runCLI(t, "dag", "push", "-address=http://"+leader.HTTPAddr(), file); code != 0 {
+	if out, errOut, code := runCLI(t, "dag", "push", "-address="+leader.HTTPAddr(), file); code != 0 {
 		t.Fatalf("dag push: exit %d\n%s%s", code, out, errOut)
 	}
 	slots := scheduledSlots(t, c)

@@ -14,7 +14,11 @@
 // .yml; every other document needs a name, and no two DAGs of a file may
 // share one. A DAG name is letters, digits, '_', '.' and '-', starting
 // with a letter, a digit or '_', at most 128 characters. YAML anchors,
-// aliases and merge keys (<<) may be used anywhere.
+// aliases and merge keys (<<) may be used anywhere, but an alias inside
+// its own anchor, or aliases that make a document more than ten times
+// larger than written, are refused. A YAML syntax error is reported at
+// the line yaml.v3 names: for its parser's errors, the start of the
+// collection it was reading.
 //
 // # Keys of a DAG
 //
@@ -45,8 +49,9 @@
 //	                list of strings joined by spaces): one step named after the
 //	                DAG. With steps it is accepted and not used, as in the
 //	                seed's example that writes both.
-//	type            graph (the default: steps wait only for their depends) or
-//	                chain (a step without depends waits for the one before it)
+//	type            chain (the default, as in current Dagu: a step without
+//	                depends waits for the one before it) or graph (steps wait
+//	                only for their depends; independent ones run at once)
 //	tags, group     accepted and not used (they only sort DAGs in Dagu's UI)
 //
 // Numbers may also be written quoted ("30"). Timeouts and intervals are at

@@ -204,10 +204,18 @@ func suggest(key string, known keyTable) string {
 			best, bestDistance = spelling, d
 		}
 	}
-	if bestDistance > 2 || bestDistance*2 >= len(key) {
-		return ""
+	if bestDistance <= 2 && bestDistance*2 < len(key) {
+		return best
 	}
-	return best
+	// A shortened key: timeout for timeoutSec.
+	if len(key) >= 4 {
+		for _, spelling := range spellings {
+			if strings.HasPrefix(strings.ToLower(spelling), strings.ToLower(key)) {
+				return spelling
+			}
+		}
+	}
+	return ""
 }
 
 func editDistance(a, b string) int {
@@ -295,7 +303,11 @@ func (c *collector) integer(n *yaml.Node, path string, limit int64) (int64, bool
 		}
 	}
 	if bad {
-		c.add(n, path, "want a whole number, got %s", describe(n))
+		got := describe(n)
+		if r.Kind == yaml.ScalarNode {
+			got = strconv.Quote(r.Value)
+		}
+		c.add(n, path, "want a whole number, got %s", got)
 		return 0, false
 	}
 	if v < 0 {

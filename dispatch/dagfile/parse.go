@@ -116,28 +116,121 @@ func (c *collector) documents(data []byte) (roots []*yaml.Node) {
 			return roots
 		}
 		if err != nil {
-			c.syntax(err)
+			c.syntax(err, data)
 			return roots
 		}
 		if len(doc.Content) == 0 || isNull(resolve(doc.Content[0])) {
 			continue // an empty document, as a trailing --- makes
 		}
+		if !c.checkAliases(doc.Content[0]) {
+			continue
+		}
 		roots = append(roots, doc.Content[0])
 	}
 }
 
-var yamlLine = regexp.MustCompile(`^line (\d+): `)
+// checkAliases refuses a document whose aliases refer to a node they are
+// inside, or make it much larger than it is written (a small file must not
+// make the reader below walk a billion nodes).
+func (c *collector) checkAliases(root *yaml.Node) bool {
+	sizes := map[*yaml.Node]int{}
+	open := map[*yaml.Node]bool{}
+	var cyclic *yaml.Node
+	written := 0
+	var size func(n *yaml.Node, viaAlias bool) int
+	size = func(n *yaml.Node, viaAlias bool) int {
+		if n == nil || cyclic != nil {
+			return 0
+		}
+		if n.Kind == yaml.AliasNode {
+			if !viaAlias {
+				written++
+			}
+			if open[n.Alias] {
+				cyclic = n
+				return 0
+			}
+			return 1 + size(n.Alias, true)
+		}
+		if s, done := sizes[n]; done {
+			return s
+		}
+		if !viaAlias {
+			written++
+		}
+		open[n] = true
+		total := 1
+		for _, child := range n.Content {
+			total += size(child, viaAlias)
+			if total > maxExpandedNodes {
+				total = maxExpandedNodes + 1
+			}
+		}
+		open[n] = false
+		sizes[n] = total
+		return total
+	}
+	expanded := size(root, false)
+	if cyclic != nil {
+		c.add(cyclic, "", "alias *%s refers to a node it is inside", cyclic.Value)
+		return false
+	}
+	if expanded > 10*written+10000 {
+		c.add(root, "", "aliases make this document far larger than it is written (%d nodes for %d written)", expanded, written)
+		return false
+	}
+	return true
+}
 
-// syntax reports a YAML syntax error at the line the decoder names (line 1
-// when it names none).
-func (c *collector) syntax(err error) {
+// maxExpandedNodes caps the count checkAliases makes, so it cannot
+// overflow.
+const maxExpandedNodes = 1 << 30
+
+var (
+	yamlLine      = regexp.MustCompile(`^line (\d+): `)
+	unknownAnchor = regexp.MustCompile(`^unknown anchor '(.*)' referenced$`)
+)
+
+// yamlParserProblems are the messages of yaml.v3's parser (as opposed to
+// its scanner): it reports their line counting from 0.
+var yamlParserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected <stream-start>":   true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+// syntax reports a YAML syntax error at the line the decoder names. For
+// its parser's errors that is the start of the block or flow collection
+// being read when the error was found; with no line, it is line 1.
+func (c *collector) syntax(err error, data []byte) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 1
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		msg = msg[len(m[0]):]
 		if n, convErr := strconv.Atoi(m[1]); convErr == nil {
 			line = n
+			if yamlParserProblems[msg] {
+				line++
+			}
 		}
-		msg = msg[len(m[0]):]
+	} else if m := unknownAnchor.FindStringSubmatch(msg); m != nil {
+		// The decoder names no line: find the alias.
+		if at := bytes.Index(data, []byte("*"+m[1])); at >= 0 {
+			line = 1 + bytes.Count(data[:at], []byte("\n"))
+		}
+	}
+	// An error at the end of the input may be placed on the line after
+	// the last.
+	if lines := bytes.Count(bytes.TrimRight(data, " \t\r\n"), []byte("\n")) + 1; line > lines {
+		line = lines
 	}
 	c.addLine(line, "", "invalid YAML: %s", msg)
 }
@@ -226,13 +319,14 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 	if e, ok := fields["catchupWindow"]; ok {
 		dag.CatchupWindowSec = c.window(e)
 	}
-	chain := false
+	// As in current Dagu, steps form a chain unless the DAG says graph.
+	chain := true
 	if e, ok := fields["type"]; ok {
 		if v, ok := c.text(e.value, e.key); ok {
 			switch v {
-			case "", "graph":
-			case "chain":
-				chain = true
+			case "graph":
+				chain = false
+			case "", "chain":
 			default:
 				c.add(e.value, e.key, "want graph or chain, got %q", v)
 			}
@@ -463,7 +557,9 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 func (c *collector) action(step *daguhav1.StepSpec, info *stepInfo, fields map[string]entry, path string) {
 	var given []entry
 	for _, name := range []string{"command", "script", "run", "call"} {
-		if e, ok := fields[name]; ok {
+		// A null one is not given: "command: null" takes away a command
+		// that a merge key (<<) brought in.
+		if e, ok := fields[name]; ok && !isNull(resolve(e.value)) {
 			given = append(given, e)
 		}
 	}

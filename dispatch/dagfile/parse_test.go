@@ -273,6 +273,20 @@ steps:
 	if want := "a< b<a c<a d<c"; strings.Join(got, " ") != want {
 		t.Errorf("depends = %q, want %q", strings.Join(got, " "), want)
 	}
+	// chain is the default; graph leaves steps without depends independent.
+	for doc, want := range map[string]string{
+		"steps:\n  - {name: a, command: x}\n  - {name: b, command: x}\n":              "a< b<a",
+		"type: graph\nsteps:\n  - {name: a, command: x}\n  - {name: b, command: x}\n": "a< b<",
+		"steps:\n  - {name: a, command: x}\n  - {name: b, command: x, depends: []}\n": "a< b<",
+	} {
+		got = nil
+		for _, s := range mustParse(t, "d.yaml", doc).Dags[0].GetSteps() {
+			got = append(got, s.GetName()+"<"+strings.Join(s.GetDepends(), ","))
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%q: depends = %q, want %q", doc, strings.Join(got, " "), want)
+		}
+	}
 }
 
 func TestADagWithOnlyACommandIsOneStep(t *testing.T) {
@@ -367,4 +381,39 @@ steps:
 			t.Errorf("problems out of line order:\n%v", err)
 		}
 	}
+}
+
+func TestAnchorsAliasesAndMergeKeys(t *testing.T) {
+	f := mustParse(t, "etl.yaml", `name: etl
+type: chain
+steps:
+  - &base
+    name: extract
+    command: [python, extract.py]
+    output: ROWS
+    retry_policy: &retry {limit: 2, interval_sec: 5}
+  - <<: *base
+    name: load
+    command: null
+    script: echo $ROWS
+    output: LOADED
+  - name: child
+    call: report
+    retryPolicy: *retry
+    params: {WHO: "a b", N: 3}
+---
+name: report
+steps:
+  - {name: r, command: echo report}
+`)
+	retry := &daguhav1.RetryPolicy{Limit: 2, IntervalSec: 5}
+	assertDag(t, f.Dags[0], &daguhav1.DagSpec{
+		Name:       "etl",
+		SourceFile: "etl.yaml",
+		Steps: []*daguhav1.StepSpec{
+			{Name: "extract", Command: "python extract.py", Output: "ROWS", RetryPolicy: retry},
+			{Name: "load", Script: "echo $ROWS", Output: "LOADED", RetryPolicy: retry, Depends: []string{"extract"}},
+			{Name: "child", ChildDag: "report", ChildParams: `WHO="a b" N=3`, RetryPolicy: retry, Depends: []string{"load"}},
+		},
+	})
 }

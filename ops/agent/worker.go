@@ -44,11 +44,17 @@ type WorkerConfig struct {
 	Logger *slog.Logger
 	// MetricsAddr, when set (host:port), serves the worker's /metrics.
 	MetricsAddr string
+	// LogBind is where the worker serves its step logs to the servers
+	// (host:port; port 0 picks a free one). Empty: 0.0.0.0:0. "off": no
+	// log service. A host of 0.0.0.0 is advertised as the address this
+	// worker reaches the cluster from.
+	LogBind string
 }
 
 // WorkerAgent is a running worker.
 type WorkerAgent struct {
 	logger   *slog.Logger
+	logs     *grpc.Server
 	conn     *grpc.ClientConn
 	mu       sync.Mutex
 	member   *cluster.WorkerMember
@@ -78,6 +84,11 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 		}
 		a.stopMetrics = cancel
 	}
+	logLn, err := a.listenForLogs(&config)
+	if err != nil {
+		a.stopMetrics()
+		return nil, err
+	}
 	list := rpc.NewServerList(config.Servers)
 	if config.Gossip != nil {
 		config.Gossip.Logger = config.Logger
@@ -86,6 +97,7 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 		member, err := cluster.JoinAsWorker(*config.Gossip)
 		if err != nil {
 			a.stopMetrics()
+			closeListener(logLn)
 			return nil, err
 		}
 		a.follow(member, list, config.Servers)
@@ -98,6 +110,7 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 	}
 	conn, err := list.Dial(grpc.WithTransportCredentials(creds))
 	if err != nil {
+		closeListener(logLn)
 		a.shutdownMember()
 		a.stopMetrics()
 		return nil, fmt.Errorf("worker: connect: %w", err)
@@ -105,10 +118,14 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 	a.conn = conn
 	worker, err := dispatch.NewWorker(conn, config.Worker)
 	if err != nil {
+		closeListener(logLn)
 		conn.Close()
 		a.shutdownMember()
 		a.stopMetrics()
 		return nil, err
+	}
+	if logLn != nil {
+		a.serveLogs(logLn, worker, config)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
@@ -205,6 +222,66 @@ func localAddressFor(addr string) (string, error) {
 	return conn.LocalAddr().(*net.TCPAddr).IP.String(), nil
 }
 
+// listenForLogs opens the step log service's listener and sets the
+// address the worker tells the cluster.
+func (a *WorkerAgent) listenForLogs(config *WorkerConfig) (net.Listener, error) {
+	bind := config.LogBind
+	switch bind {
+	case "off":
+		return nil, nil
+	case "":
+		bind = "0.0.0.0:0"
+	}
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, fmt.Errorf("worker: step log listener %s: %w", bind, err)
+	}
+	addr := ln.Addr().(*net.TCPAddr)
+	host := addr.IP.String()
+	if addr.IP.IsUnspecified() {
+		host = ""
+		var targets []string
+		targets = append(targets, config.Servers...)
+		if config.Gossip != nil {
+			targets = append(targets, config.Gossip.Join...)
+		}
+		for _, target := range targets {
+			if local, err := localAddressFor(target); err == nil {
+				host = local
+				break
+			}
+		}
+		if host == "" {
+			ln.Close()
+			return nil, fmt.Errorf("worker: cannot tell which address the servers reach this worker at for step logs; set the log address's host")
+		}
+	}
+	config.Worker.LogAddr = net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	return ln, nil
+}
+
+// serveLogs serves the worker's step logs. With TLS, the servers are
+// asked for certificates the CA signed, as the servers ask workers.
+func (a *WorkerAgent) serveLogs(ln net.Listener, worker *dispatch.Worker, config WorkerConfig) {
+	var options []grpc.ServerOption
+	if config.TLS != nil {
+		options = append(options, grpc.Creds(credentials.NewTLS(&tls.Config{
+			Certificates: config.TLS.Certificates, ClientCAs: config.TLS.RootCAs,
+			ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12,
+		})))
+	}
+	a.logs = grpc.NewServer(options...)
+	daguhav1.RegisterWorkerLogServiceServer(a.logs, worker.LogServer())
+	go func() { _ = a.logs.Serve(ln) }()
+	a.logger.Info("serving step logs", "addr", config.Worker.LogAddr, "dir", worker.LogDir())
+}
+
+func closeListener(ln net.Listener) {
+	if ln != nil {
+		ln.Close()
+	}
+}
+
 func (a *WorkerAgent) shutdownMember() {
 	a.mu.Lock()
 	member := a.member
@@ -224,5 +301,8 @@ func (a *WorkerAgent) Stop() {
 	<-a.joinDone
 	a.shutdownMember()
 	a.conn.Close()
+	if a.logs != nil {
+		a.logs.Stop()
+	}
 	a.stopMetrics()
 }

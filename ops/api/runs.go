@@ -141,7 +141,12 @@ func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 		if len(step.Command) > maxCommandSize {
 			add("dag.steps[%d] (%q): command is %d bytes, more than %d", i, step.Name, len(step.Command), maxCommandSize)
 		}
-		spec.Steps = append(spec.Steps, &daguhav1.StepSpec{Name: step.Name, Command: step.Command})
+		// An inline DAG's steps run in the order given, as a chain.
+		stepSpec := &daguhav1.StepSpec{Name: step.Name, Command: step.Command}
+		if i > 0 {
+			stepSpec.Depends = []string{dag.Steps[i-1].Name}
+		}
+		spec.Steps = append(spec.Steps, stepSpec)
 	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
