@@ -78,7 +78,7 @@ image:
 	printf 'root:x:0:0:root:/root:/sbin/nologin\ndaguha:x:65532:65532:daguha:/var/lib/daguha:/sbin/nologin\n' > $(IMAGE_DIR)/etc/passwd
 	printf 'root:x:0:\ndaguha:x:65532:\n' > $(IMAGE_DIR)/etc/group
 	chmod 1777 $(IMAGE_DIR)/tmp
-	@if [ -n "$(BUSYBOX)" ] && file -L "$(BUSYBOX)" | grep -q 'statically linked'; then \
+	@if [ -n "$(BUSYBOX)" ] && ldd "$(BUSYBOX)" 2>&1 | grep -q 'not a dynamic executable'; then \
 		cp "$(BUSYBOX)" $(IMAGE_DIR)/bin/busybox; \
 		for applet in $$("$(BUSYBOX)" --list); do [ "$$applet" = busybox ] || ln -sf busybox $(IMAGE_DIR)/bin/$$applet; done; \
 	else \
