@@ -133,8 +133,8 @@ func contains(list []string, s string) bool {
 // docker-compose), or skips the test saying why.
 func composeCommand(t *testing.T) []string {
 	t.Helper()
-	if os.Getenv("DAGUHA_DOCKER_TESTS") != "1" {
-		t.Skip("set DAGUHA_DOCKER_TESTS=1 to build the image and run the Compose cluster (about two minutes, needs Docker)")
+	if os.Getenv("DAGUHA_DOCKER_TESTS") == "0" {
+		t.Skip("DAGUHA_DOCKER_TESTS=0: the Compose cluster test is turned off")
 	}
 	if _, err := exec.LookPath("docker"); err != nil {
 		t.Skip("docker is not installed: cannot build the image or run Compose")

@@ -1,6 +1,6 @@
 // Package deploy holds daguha's deployment files (compose/, kubernetes/)
 // and the tests that hold them to account: the Kubernetes manifests'
-// cross-references, the Compose file's shape, and (with Docker and
-// DAGUHA_DOCKER_TESTS=1) a real Compose cluster that survives the loss
-// of its leader. It has no Go code of its own.
+// cross-references, the Compose file's shape, and (wherever Docker
+// answers, unless DAGUHA_DOCKER_TESTS=0) a real Compose cluster that
+// survives the loss of its leader. It has no Go code of its own.
 package deploy
