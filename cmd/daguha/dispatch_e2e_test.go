@@ -542,7 +542,8 @@ func TestEnqueueAndStatusCommands(t *testing.T) {
 		t.Fatalf("enqueue --wait of a failing DAG: exit %d\nstdout %s\nstderr %s", code, out, errOut)
 	}
 	out, errOut, code = runCLI(t, "status", address, "cli-1")
-	if code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(out, "cli-worker") || !strings.Contains(out, "trained for 3 epochs") {
+	if code != 0 || !strings.Contains(out, "succeeded") || !strings.Contains(out, "cli-worker") || !strings.Contains(out, "trained for 3 epochs") ||
+		!strings.Contains(out, "params    EPOCHS=3\n") {
 		t.Fatalf("daguha status: exit %d\n%s%s", code, out, errOut)
 	}
 	out, errOut, code = runCLI(t, "status", address, "cli-2")

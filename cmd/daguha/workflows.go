@@ -68,7 +68,12 @@ func enqueueCommand() *cli.Command {
 			}
 			target := c.Args().First()
 			params := c.String("params")
-			if rest := c.Args().Tail(); len(rest) > 0 {
+			rest := c.Args().Tail()
+			// The flag parser leaves the `--` that ends the flags in place.
+			if len(rest) > 0 && rest[0] == "--" {
+				rest = rest[1:]
+			}
+			if len(rest) > 0 {
 				if params != "" {
 					return errors.New("give params either with --params or after --, not both")
 				}
