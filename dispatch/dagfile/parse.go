@@ -62,10 +62,37 @@ var continueOnKeys = newKeyTable("failure", "skipped")
 // not a valid DAG file, the error is Problems listing everything wrong,
 // each with the file, the line and the key.
 func Parse(path string, data []byte) (*File, error) {
+	f, c := parse(path, data)
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Check is Parse followed by CheckChildren, reporting the problems of both
+// together: a file with other problems still has its unknown child DAGs
+// named, so a push shows everything wrong at once.
+func Check(path string, data []byte, known func(name string) bool) (*File, error) {
+	f, c := parse(path, data)
+	if f != nil {
+		var children Problems
+		if errors.As(f.CheckChildren(known), &children) {
+			c.problems = append(c.problems, children...)
+		}
+	}
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// parse reads what it can of a file: the DAGs that parsed, and every
+// problem met on the way.
+func parse(path string, data []byte) (*File, *collector) {
 	c := &collector{path: path}
 	if !utf8.Valid(data) {
 		c.addLine(1, "", "the file is not UTF-8 text")
-		return nil, c.err()
+		return nil, c
 	}
 	roots := c.documents(data)
 	if len(roots) == 0 && len(c.problems) == 0 {
@@ -92,10 +119,7 @@ func Parse(path string, data []byte) (*File, error) {
 		f.Dags = append(f.Dags, dag)
 	}
 	c.checkRunCycles(f)
-	if err := c.err(); err != nil {
-		return nil, err
-	}
-	return f, nil
+	return f, c
 }
 
 // documents decodes every YAML document of the file and returns the

@@ -417,3 +417,14 @@ steps:
 		},
 	})
 }
+
+func TestCheckReportsChildrenWithTheOtherProblems(t *testing.T) {
+	_, err := Check("both.yaml", []byte("steps:\n  - name: a\n    command: echo\n    depends: nowhere\n  - name: b\n    run: missing\n"), nil)
+	var problems Problems
+	if !errors.As(err, &problems) || len(problems) != 2 || problems[0].Line != 4 || problems[1].Line != 6 || problems[1].Key != "steps[1].run" {
+		t.Fatalf("problems %v", err)
+	}
+	if f, err := Check("ok.yaml", []byte("steps:\n  - name: b\n    run: stored\n"), func(n string) bool { return n == "stored" }); err != nil || f == nil {
+		t.Fatalf("a known child: %v", err)
+	}
+}

@@ -50,9 +50,27 @@ func ParseDags(state *store.StateStore, sources []DagSource) ([]*dagfile.File, e
 		other    []string
 		files    []*dagfile.File
 	)
+	// Which DAGs the push defines comes first, so that a file may call a
+	// DAG of a file after it; each file is then parsed and checked once,
+	// with every problem it has.
 	byName := map[string]string{}
 	for _, source := range sources {
-		file, err := dagfile.Parse(source.Name, []byte(source.Content))
+		if f, err := dagfile.Parse(source.Name, []byte(source.Content)); err == nil {
+			if _, dup := byName[f.Dags[0].GetName()]; !dup {
+				byName[f.Dags[0].GetName()] = source.Name
+			}
+		}
+	}
+	known := func(name string) bool {
+		if _, ok := byName[name]; ok {
+			return true
+		}
+		stored, err := state.Dag(name)
+		return err == nil && stored != nil
+	}
+	defined := map[string]string{}
+	for _, source := range sources {
+		file, err := dagfile.Check(source.Name, []byte(source.Content), known)
 		if err != nil {
 			var p dagfile.Problems
 			if errors.As(err, &p) {
@@ -63,30 +81,13 @@ func ParseDags(state *store.StateStore, sources []DagSource) ([]*dagfile.File, e
 			continue
 		}
 		name := file.Dags[0].GetName()
-		if first, dup := byName[name]; dup {
+		if first, dup := defined[name]; dup {
 			problems = append(problems, dagfile.Problem{File: source.Name, Line: 1, Key: "name",
 				Message: fmt.Sprintf("DAG %q is also defined by %s in this push", name, first)})
 			continue
 		}
-		byName[name] = source.Name
+		defined[name] = source.Name
 		files = append(files, file)
-	}
-	known := func(name string) bool {
-		if _, ok := byName[name]; ok {
-			return true
-		}
-		stored, err := state.Dag(name)
-		return err == nil && stored != nil
-	}
-	for _, file := range files {
-		if err := file.CheckChildren(known); err != nil {
-			var p dagfile.Problems
-			if errors.As(err, &p) {
-				problems = append(problems, p...)
-			} else {
-				other = append(other, err.Error())
-			}
-		}
 	}
 	if len(problems) > 0 || len(other) > 0 {
 		return nil, &dagErrors{problems: problems, other: other}

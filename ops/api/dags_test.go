@@ -88,14 +88,15 @@ func TestPushListShowAndDeleteDags(t *testing.T) {
 
 func TestPushReportsEveryProblemWithFileAndLine(t *testing.T) {
 	srv := startAPI(t)
-	bad := "name: broken\nsteps:\n  - name: a\n    command: echo\n    depends: nowhere\n"
+	// One file with two problems of different kinds: both are named.
+	bad := "name: broken\nsteps:\n  - name: a\n    command: echo\n    depends: nowhere\n  - name: c\n    run: unheard-of\n"
 	orphan := "name: orphan\nsteps:\n  - name: a\n    command: echo\n  - name: b\n    run: nobody-knows\n"
 	code, body := call(t, srv, "POST", "/api/v2/dags", pushBody(t, map[string]string{"broken.yaml": bad, "orphan.yaml": orphan}))
 	if code != http.StatusBadRequest {
 		t.Fatalf("HTTP %d %v", code, body)
 	}
 	msg, _ := body["error"].(string)
-	for _, want := range []string{"broken.yaml:5", "nowhere", "orphan.yaml:6", "nobody-knows"} {
+	for _, want := range []string{"broken.yaml:5", "nowhere", "broken.yaml:7", "unheard-of", "orphan.yaml:6", "nobody-knows"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not mention %q", msg, want)
 		}
