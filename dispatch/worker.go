@@ -51,11 +51,13 @@ type WorkerConfig struct {
 
 // Worker polls the cluster for runs and executes them.
 type Worker struct {
-	config WorkerConfig
-	client daguhav1.CoordinatorServiceClient
-	logger *slog.Logger
-	info   *daguhav1.WorkerInfo
-	engine *Engine
+	// ownLogDir: the worker made its log directory and removes it at the end.
+	ownLogDir bool
+	config    WorkerConfig
+	client    daguhav1.CoordinatorServiceClient
+	logger    *slog.Logger
+	info      *daguhav1.WorkerInfo
+	engine    *Engine
 
 	mu      sync.Mutex
 	running map[string]*activeRun
@@ -96,7 +98,8 @@ func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, err
 		config.Now = time.Now
 	}
 	config.Metrics.SetCapacity(config.MaxActiveRuns)
-	if config.LogDir == "" {
+	ownLogDir := config.LogDir == ""
+	if ownLogDir {
 		dir, err := os.MkdirTemp(os.TempDir(), "daguha-worker-logs-*")
 		if err != nil {
 			return nil, fmt.Errorf("worker %q: step log directory: %w", config.ID, err)
@@ -105,13 +108,14 @@ func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, err
 	}
 	logger := config.Logger.With("worker", config.ID)
 	return &Worker{
-		config:  config,
-		client:  daguhav1.NewCoordinatorServiceClient(conn),
-		logger:  logger,
-		engine:  &Engine{LogDir: config.LogDir, Now: config.Now, Logger: logger, KillGrace: config.KillGrace, Noop: config.NoopExecutor},
-		info:    &daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns), LogAddr: config.LogAddr},
-		running: map[string]*activeRun{},
-		slots:   make(chan struct{}, config.MaxActiveRuns),
+		ownLogDir: ownLogDir,
+		config:    config,
+		client:    daguhav1.NewCoordinatorServiceClient(conn),
+		logger:    logger,
+		engine:    &Engine{LogDir: config.LogDir, Now: config.Now, Logger: logger, KillGrace: config.KillGrace, Noop: config.NoopExecutor},
+		info:      &daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns), LogAddr: config.LogAddr},
+		running:   map[string]*activeRun{},
+		slots:     make(chan struct{}, config.MaxActiveRuns),
 	}, nil
 }
 
@@ -149,6 +153,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	if w.ownLogDir {
+		// A temporary log directory lives as long as the worker: its logs
+		// can be fetched while the worker lives, and not after.
+		if err := os.RemoveAll(w.config.LogDir); err != nil {
+			w.logger.Warn("remove the step log directory", "dir", w.config.LogDir, "error", err)
+		}
+	}
 	return nil
 }
 
