@@ -113,7 +113,7 @@ func TestWorkerRunsChildStepsThroughTheCoordinator(t *testing.T) {
 	}
 	defer conn.Close()
 
-	worker, err := NewWorker(conn, WorkerConfig{ID: "w1", MaxActiveRuns: 1, PollWait: 100 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond})
+	worker, err := NewWorker(conn, WorkerConfig{ID: "w1", MaxActiveRuns: 1, PollWait: 100 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond, LogDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
