@@ -159,3 +159,36 @@ func TestWorkerRunsChildStepsThroughTheCoordinator(t *testing.T) {
 		t.Errorf("the step log is not in the worker's log dir: %v", err)
 	}
 }
+
+// A worker given no log directory makes a temporary one and removes it
+// when it stops; one it was given is kept.
+func TestWorkerRemovesOnlyTheLogDirItMade(t *testing.T) {
+	conn, err := grpc.NewClient("passthrough:///nowhere", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	given := t.TempDir()
+	for _, dir := range []string{"", given} {
+		worker, err := NewWorker(conn, WorkerConfig{ID: "w", MaxActiveRuns: 1, LogDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		made := worker.LogDir()
+		if _, err := os.Stat(made); err != nil {
+			t.Fatalf("log dir %s: %v", made, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := worker.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+		_, err = os.Stat(made)
+		if dir == "" && !os.IsNotExist(err) {
+			t.Fatalf("the temporary log dir %s is left behind: %v", made, err)
+		}
+		if dir != "" && err != nil {
+			t.Fatalf("the given log dir %s was removed: %v", made, err)
+		}
+	}
+}
