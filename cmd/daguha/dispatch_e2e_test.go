@@ -467,18 +467,20 @@ func TestCancelAndFailure(t *testing.T) {
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
 	follower := followerOf(c, leader)
+	// The default health service is SERVING once the server knows a
+	// leader, which a follower learns a moment after the leader itself.
 	for _, a := range c.Agents {
 		conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", a.GRPCPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
-		cancel()
+		clustertest.WaitFor(t, 15*time.Second, "grpc.health.v1 SERVING on "+a.Name, func() (bool, string) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{})
+			return err == nil && resp.GetStatus() == healthpb.HealthCheckResponse_SERVING, fmt.Sprintf("%v, %v", resp, err)
+		})
 		conn.Close()
-		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
-			t.Fatalf("grpc.health.v1 on %s: %v, %v", a.Name, resp, err)
-		}
 	}
 
 	mustEnqueue(t, follower, "waits-forever", map[string]string{"nobody": "here"}, "true")

@@ -376,6 +376,13 @@ func fsmIndex(a *clustertest.Agent) uint64 {
 // what the leader had applied when the wait began.
 func waitCaughtUp(t *testing.T, c *clustertest.Cluster, leader *clustertest.Agent) {
 	t.Helper()
+	// A linearizable read on the leader first: a leader just elected after
+	// a restart may not have applied the whole log yet, and its applied
+	// index alone would be too low a target.
+	clustertest.WaitFor(t, 30*time.Second, "a linearizable read on the leader", func() (bool, string) {
+		code, err := leader.GetJSON("/api/v2/dag-runs?limit=1", nil)
+		return err == nil && code == 200, fmt.Sprintf("HTTP %d %v", code, err)
+	})
 	target := fsmIndex(leader)
 	clustertest.WaitFor(t, 30*time.Second, fmt.Sprintf("every server to apply index %d", target), func() (bool, string) {
 		for _, a := range c.Running() {
