@@ -24,6 +24,7 @@ import (
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/webui"
 	"github.com/daguha/daguha/ops/metrics"
 	"github.com/daguha/daguha/ops/tlsutil"
 	"github.com/daguha/daguha/rpc"
@@ -204,7 +205,8 @@ func Start(config Config) (*Agent, error) {
 	apiServer := api.New(server, apiOptions)
 	routes := http.NewServeMux()
 	routes.Handle("GET /metrics", config.Metrics.Handler())
-	routes.Handle("/", apiServer)
+	routes.Handle("/api/", apiServer)
+	routes.Handle("/", webui.Handler())
 	a.http = &http.Server{
 		Handler:           config.Metrics.InstrumentHTTP(routes),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -1,0 +1,410 @@
+// daguha's web UI: plain JavaScript over the public /api/v2 endpoints.
+// Every page is drawn from API answers; nothing here has data of its own.
+"use strict";
+
+const TOKEN_KEY = "daguha-token";
+const POLL_MS = 1500;
+const HEALTH = {
+  HEALTHY: { icon: "🟢", text: "Healthy" },
+  WARNING: { icon: "🟡", text: "Warning" },
+  UNHEALTHY: { icon: "🔴", text: "Unhealthy" },
+  OFFLINE: { icon: "⚫", text: "Offline" },
+};
+const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+
+let timer = null;     // the current page's refresh
+let generation = 0;   // bumps on every navigation, so stale answers are dropped
+let pollError = false; // the error shown came from a refresh, not from an action
+
+// h builds an element: h("a", {href: "#/x"}, "text", child...). Text is
+// always set as text, never as HTML.
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else if (k === "class") el.className = v;
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+class AuthError extends Error {}
+
+function showError(message) {
+  pollError = false;
+  document.getElementById("error-text").textContent = message;
+  document.getElementById("error").hidden = false;
+}
+
+function clearError() {
+  document.getElementById("error").hidden = true;
+  pollError = false;
+}
+
+// api calls the API with the tab's token. A 401 asks for a token; any
+// other failure is shown to the person and thrown.
+async function api(path, options = {}) {
+  const headers = { "Content-Type": "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = "Bearer " + token;
+  let resp;
+  try {
+    resp = await fetch(path, { ...options, headers });
+  } catch (e) {
+    showError(`Cannot reach the server: ${e.message}`);
+    throw e;
+  }
+  if (resp.status === 401) {
+    if (token) sessionStorage.removeItem(TOKEN_KEY);
+    askToken(token ? "The token was refused; enter a valid one." : "");
+    throw new AuthError("token required");
+  }
+  const text = await resp.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+  if (!resp.ok) {
+    const message = (body && body.error) || text || resp.statusText;
+    showError(`${options.method || "GET"} ${path}: ${message} (HTTP ${resp.status})`);
+    throw new Error(message);
+  }
+  return body;
+}
+
+function askToken(note) {
+  const login = document.getElementById("login");
+  document.getElementById("main").replaceChildren();
+  login.hidden = false;
+  if (note) showError(note);
+  stopPolling();
+  document.getElementById("token").focus();
+}
+
+function stopPolling() {
+  if (timer) clearTimeout(timer);
+  timer = null;
+}
+
+// every refreshes a page until the next navigation; draw returns false to stop.
+function every(draw) {
+  const gen = generation;
+  const tick = async () => {
+    if (gen !== generation) return;
+    let again = true;
+    try {
+      again = (await draw()) !== false;
+      document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+      // A refresh that works again clears the error a refresh showed.
+      if (pollError) clearError();
+    } catch (e) {
+      if (e instanceof AuthError) return;
+      pollError = true;
+    }
+    if (again && gen === generation) timer = setTimeout(tick, POLL_MS);
+  };
+  tick();
+}
+
+function ago(iso) {
+  if (!iso) return "never";
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s}s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)}m ${s % 60}s ago`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m ago`;
+}
+
+function when(iso) {
+  return iso ? new Date(iso).toLocaleString() : "";
+}
+
+function duration(from, to) {
+  if (!from || !to) return "";
+  const ms = Date.parse(to) - Date.parse(from);
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+function healthBadge(status) {
+  const hs = HEALTH[status] || { icon: "❔", text: status };
+  return h("span", { class: `health health-${status}` }, h("span", { "aria-hidden": "true" }, hs.icon + " "), hs.text);
+}
+
+function statusBadge(status) {
+  return h("span", { class: `status status-${status}` }, status);
+}
+
+function runLink(id, label) {
+  return h("a", { href: `#/runs/${encodeURIComponent(id)}` }, label || id);
+}
+
+function chips(labels) {
+  const keys = Object.keys(labels || {}).sort();
+  if (!keys.length) return h("div", { class: "chips muted" }, "no labels");
+  return h("div", { class: "chips", "aria-label": "labels" }, keys.map((k) => h("span", { class: "chip" }, `${k}=${labels[k]}`)));
+}
+
+function table(headers, rows, empty) {
+  if (!rows.length) return h("p", { class: "muted" }, empty);
+  return h("div", { class: "table-wrap" },
+    h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))))));
+}
+
+// ---- Workers -----------------------------------------------------------
+
+// taskTree draws a worker's running tasks as root → parent → child.
+function taskTree(tasks) {
+  if (!tasks.length) return h("p", { class: "muted" }, "no running tasks");
+  return h("ul", { class: "tree", "aria-label": "running tasks" }, tasks.map((t) => {
+    const self = h("li", {}, runLink(t.dag_run_id, t.dag_name), " ", h("span", { class: "muted" }, `started ${ago(t.started_at)}`));
+    const isRoot = !t.root_dag_run_id || t.root_dag_run_id === t.dag_run_id;
+    if (isRoot) return self;
+    const chain = h("ul", {}, self);
+    let outer = chain;
+    if (t.parent_dag_run_id && t.parent_dag_run_id !== t.root_dag_run_id) {
+      outer = h("ul", {}, h("li", {}, runLink(t.parent_dag_run_id, t.parent_dag_run_name), chain));
+    }
+    return h("li", {}, runLink(t.root_dag_run_id, t.root_dag_run_name), outer);
+  }));
+}
+
+function workersPage(main) {
+  const state = { label: "", health: "" };
+  const list = h("div", { class: "cards", id: "workers" });
+  const labelInput = h("input", { id: "label-filter", placeholder: "gpu=true", oninput: (e) => { state.label = e.target.value.trim(); draw(); } });
+  const healthSelect = h("select", { id: "health-filter", onchange: (e) => { state.health = e.target.value; draw(); } },
+    h("option", { value: "" }, "any"), Object.entries(HEALTH).map(([k, v]) => h("option", { value: k }, v.text)));
+  main.replaceChildren(h("h1", {}, "Workers"),
+    h("div", { class: "filters" },
+      h("label", { for: "label-filter" }, "Label", labelInput),
+      h("label", { for: "health-filter" }, "Health", healthSelect)),
+    list);
+  let workers = [];
+  const matches = (w) => {
+    if (state.health && w.health_status !== state.health) return false;
+    if (!state.label) return true;
+    const [k, v] = state.label.split("=");
+    return Object.entries(w.labels || {}).some(([lk, lv]) => (v === undefined ? (lk + "=" + lv).includes(k) : lk === k && lv === v));
+  };
+  const draw = () => {
+    const shown = workers.filter(matches);
+    if (!shown.length) {
+      list.replaceChildren(h("p", { class: "muted" }, workers.length ? "no worker matches the filters" : "no worker has registered"));
+      return;
+    }
+    list.replaceChildren(...shown.map((w) => h("article", { class: "card worker", "data-worker": w.id },
+      h("h2", {}, w.id),
+      h("div", { class: "row" }, healthBadge(w.health_status), h("span", { class: "muted" }, `last heartbeat ${ago(w.last_heartbeat)}`)),
+      chips(w.labels),
+      h("h3", { class: "muted", style: "font-size:.9em;margin:8px 0 2px" }, `Running tasks (${w.running_tasks.length})`),
+      taskTree(w.running_tasks))));
+  };
+  every(async () => {
+    workers = (await api("/api/v2/workers")).workers;
+    draw();
+  });
+}
+
+// ---- Runs --------------------------------------------------------------
+
+function runsPage(main, query) {
+  const params = new URLSearchParams(query);
+  const field = (id, label, name, placeholder) => h("label", { for: id }, label,
+    h("input", { id, name, value: params.get(name) || "", placeholder }));
+  const form = h("form", { class: "filters", id: "run-filters", onsubmit: (e) => {
+    e.preventDefault();
+    const q = new URLSearchParams();
+    for (const name of ["dag_name", "status", "worker_id"]) {
+      const v = form.elements[name].value.trim();
+      if (v) q.set(name, v);
+    }
+    location.hash = "#/runs" + (q.toString() ? "?" + q : "");
+  } },
+  field("f-dag", "DAG", "dag_name", "any"),
+  h("label", { for: "f-status" }, "Status", h("select", { id: "f-status", name: "status" },
+    ["", "queued", "running", "succeeded", "failed", "cancelled"].map((s) => h("option", { value: s, selected: params.get("status") === s }, s || "any")))),
+  field("f-worker", "Worker", "worker_id", "any"),
+  h("button", { type: "submit" }, "Filter"));
+  const list = h("div", { id: "runs" });
+  main.replaceChildren(h("h1", {}, "Runs"), form, list);
+  const q = new URLSearchParams();
+  for (const name of ["dag_name", "status", "worker_id"]) if (params.get(name)) q.set(name, params.get(name));
+  q.set("limit", "200");
+  every(async () => {
+    const body = await api("/api/v2/dag-runs?" + q);
+    list.replaceChildren(table(["Run", "DAG", "Status", "Worker", "Enqueued", "Took"], body.runs.map((r) => [
+      runLink(r.dag_run_id), r.dag_name, statusBadge(r.status), r.worker_id, when(r.enqueued_at), duration(r.started_at, r.finished_at)]),
+    "no runs"), body.truncated ? h("p", { class: "muted" }, "showing the newest 200") : "");
+  });
+}
+
+function runPage(main, id) {
+  const title = h("h1", {}, "Run ", id);
+  const body = h("div", { id: "run" });
+  main.replaceChildren(title, body);
+  every(async () => {
+    const run = await api("/api/v2/dag-runs/" + encodeURIComponent(id));
+    const cancel = h("button", { type: "button", class: "danger", id: "cancel-run", disabled: FINAL.has(run.status) || run.cancel_requested,
+      onclick: async () => {
+        cancel.disabled = true;
+        try { await api(`/api/v2/dag-runs/${encodeURIComponent(id)}/cancel`, { method: "POST" }); clearError(); } catch (e) { cancel.disabled = false; }
+      } }, run.cancel_requested && !FINAL.has(run.status) ? "Cancelling…" : "Cancel run");
+    const facts = [
+      ["Status", h("span", { id: "run-status" }, statusBadge(run.status))],
+      ["DAG", run.dag_name],
+      ["Params", run.params || "—"],
+      ["Worker", run.worker_id ? `${run.worker_id} (attempt ${run.attempt})` : "—"],
+      ["Waiting", run.reason],
+      ["Root", run.root_dag_run_id && run.root_dag_run_id !== run.dag_run_id ? runLink(run.root_dag_run_id, `${run.root_dag_run_name} ${run.root_dag_run_id}`) : null],
+      ["Parent", run.parent_dag_run_id ? h("span", {}, runLink(run.parent_dag_run_id, `${run.parent_dag_run_name} ${run.parent_dag_run_id}`), ` (step ${run.parent_step_name || "?"})`) : null],
+      ["Scheduled", run.scheduled_slot ? when(run.scheduled_slot) : null],
+      ["Enqueued", when(run.enqueued_at)],
+      ["Started", when(run.started_at)],
+      ["Finished", when(run.finished_at)],
+      ["Error", run.error],
+    ].filter(([, v]) => v);
+    const outputs = Object.entries(run.outputs || {});
+    body.replaceChildren(
+      h("div", { class: "row" }, cancel),
+      h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      outputs.length ? [h("h2", {}, "Outputs"), h("dl", { class: "facts" }, outputs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))] : "",
+      h("h2", {}, "Steps"),
+      table(["Step", "Status", "Exit", "Started", "Took", "Output (tail)"], run.steps.map((s) => [
+        h("span", {}, s.name, s.child_dag_run_id ? [" → ", runLink(s.child_dag_run_id, "child run")] : ""),
+        h("span", {}, statusBadge(s.status), s.retry > 1 ? ` (try ${s.retry})` : ""),
+        s.status === "running" ? "" : String(s.exit_code),
+        when(s.started_at), duration(s.started_at, s.finished_at),
+        h("div", {}, s.error ? h("div", { class: "status-failed" }, s.error) : "", s.output_tail ? h("pre", {}, s.output_tail) : ""),
+      ]), "no step has started"),
+      h("h2", {}, "Children"),
+      table(["Run", "DAG", "Step", "Status", "Worker"], (run.children || []).map((c) => [
+        runLink(c.dag_run_id), c.dag_name, c.step_name, statusBadge(c.status), c.worker_id]), "no child runs"),
+      h("h2", {}, "Attempts"),
+      table(["Attempt", "Worker", "Fencing token", "Started", "Ended", "Outcome"], run.attempts.map((a) => [
+        String(a.attempt), a.worker_id, String(a.fencing_token), when(a.started_at), when(a.ended_at), a.outcome || "running"]), "not started yet"));
+    const children = run.children || [];
+    return !FINAL.has(run.status) || children.some((c) => !FINAL.has(c.status));
+  });
+}
+
+// ---- DAGs --------------------------------------------------------------
+
+function dagsPage(main) {
+  const list = h("div", { id: "dags" });
+  main.replaceChildren(h("h1", {}, "DAGs"), list);
+  every(async () => {
+    const body = await api("/api/v2/dags");
+    list.replaceChildren(table(["DAG", "Steps", "Schedule", "Worker selector", "Updated"], body.dags.map((d) => [
+      h("a", { href: `#/dags/${encodeURIComponent(d.name)}` }, d.name), String(d.steps.length),
+      d.schedule.join("; ") || "—", Object.entries(d.worker_selector).map(([k, v]) => `${k}=${v}`).join(", ") || "any worker",
+      when(d.updated_at)]), "no DAG is stored: push one with daguha dag push, or start a server with --dags"));
+    return false;
+  });
+}
+
+function dagPage(main, name) {
+  const params = h("input", { id: "params", name: "params", placeholder: "2026-01-01 REGION=eu" });
+  const runID = h("input", { id: "run-id", name: "run_id", placeholder: "made up by the server" });
+  const submit = h("button", { type: "submit", id: "enqueue" }, "Enqueue a run");
+  const form = h("form", { class: "filters", id: "enqueue-form", onsubmit: async (e) => {
+    e.preventDefault();
+    submit.disabled = true;
+    try {
+      const body = await api("/api/v2/dag-runs", { method: "POST", body: JSON.stringify({ dag_name: name, params: params.value, dag_run_id: runID.value.trim() }) });
+      clearError();
+      location.hash = "#/runs/" + encodeURIComponent(body.dag_run_id);
+    } catch (err) {
+      submit.disabled = false;
+    }
+  } }, h("label", { for: "params" }, "Params", params), h("label", { for: "run-id" }, "Run id (optional)", runID), submit);
+  const details = h("div", { id: "dag" });
+  main.replaceChildren(h("h1", {}, "DAG ", name), form, details);
+  every(async () => {
+    const d = await api("/api/v2/dags/" + encodeURIComponent(name));
+    if (!params.value && d.params) params.placeholder = d.params;
+    details.replaceChildren(
+      h("dl", { class: "facts" },
+        h("dt", {}, "Description"), h("dd", {}, d.description || "—"),
+        h("dt", {}, "Schedule"), h("dd", {}, d.schedule.join("; ") || "—"),
+        h("dt", {}, "Last scheduled"), h("dd", {}, d.last_scheduled_run_id ? runLink(d.last_scheduled_run_id, when(d.last_scheduled_slot)) : "—"),
+        h("dt", {}, "Worker selector"), h("dd", {}, chips(d.worker_selector)),
+        h("dt", {}, "Default params"), h("dd", {}, d.params || "—"),
+        h("dt", {}, "Local DAGs"), h("dd", {}, d.local_dags.join(", ") || "—"),
+        h("dt", {}, "File"), h("dd", {}, d.file || "—")),
+      h("h2", {}, "Steps"),
+      table(["Step", "Runs", "Depends on"], d.steps.map((s) => [s.name, s.run ? `child DAG ${s.run}` : (s.command || "script"), s.depends.join(", ") || "—"]), "no steps"),
+      h("h2", {}, "Definition"), h("pre", { id: "dag-source" }, d.source),
+      h("p", {}, h("a", { href: `#/runs?dag_name=${encodeURIComponent(name)}` }, "Runs of this DAG")));
+    return false;
+  });
+}
+
+// ---- Cluster -----------------------------------------------------------
+
+function clusterPage(main) {
+  const body = h("div", { id: "cluster" });
+  main.replaceChildren(h("h1", {}, "Cluster"), body);
+  every(async () => {
+    const [peers, self, members] = await Promise.all([
+      api("/api/v2/operator/raft/peers"), api("/api/v2/agent/self"), api("/api/v2/cluster/members")]);
+    const gossip = {};
+    for (const m of members.members) gossip[m.name] = m;
+    const servers = peers.peers.map((p) => {
+      const m = gossip[p.id];
+      const alive = m ? m.status : "unknown";
+      const healthy = p.state !== "unreachable" && alive === "alive";
+      return [h("strong", {}, p.id), p.address,
+        h("span", { class: `status ${p.leader ? "status-running" : ""}` }, p.leader ? "leader" : p.state),
+        h("span", { class: healthy ? "health health-HEALTHY" : "health health-UNHEALTHY" }, healthy ? "✔ healthy" : `✖ ${p.state === "unreachable" ? "unreachable" : alive}`),
+        p.voter ? "yes" : "no", String(p.last_index), String(p.term)];
+    });
+    body.replaceChildren(
+      h("dl", { class: "facts" },
+        h("dt", {}, "Leader"), h("dd", { id: "cluster-leader" }, self.leader || "none"),
+        h("dt", {}, "This server"), h("dd", {}, `${self.node} (${self.role})`),
+        h("dt", {}, "Term"), h("dd", {}, String(self.raft.term)),
+        h("dt", {}, "Indexes"), h("dd", {}, `last ${self.raft.last_index}, commit ${self.raft.commit_index}, applied ${self.raft.applied_index}`)),
+      h("h2", {}, "Servers"),
+      table(["Server", "Raft address", "Role", "Health", "Voter", "Last index", "Term"], servers, "no servers"),
+      h("h2", {}, "Gossip members"),
+      table(["Name", "Address", "Role", "Status", "Since"], members.members.map((m) => [m.name, m.addr, (m.meta && m.meta.r) || "?", m.status, when(m.since)]), "none"));
+  });
+}
+
+// ---- Routing -----------------------------------------------------------
+
+function route() {
+  stopPolling();
+  generation++;
+  clearError();
+  const main = document.getElementById("main");
+  if (document.getElementById("login").hidden === false && !sessionStorage.getItem(TOKEN_KEY)) return;
+  const hash = location.hash.replace(/^#\/?/, "") || "workers";
+  const [path, query] = hash.split("?");
+  const parts = path.split("/").map(decodeURIComponent);
+  for (const a of document.querySelectorAll("header nav a")) {
+    if (a.dataset.page === parts[0]) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
+  }
+  switch (parts[0]) {
+    case "runs": return parts[1] ? runPage(main, parts[1]) : runsPage(main, query || "");
+    case "dags": return parts[1] ? dagPage(main, parts[1]) : dagsPage(main);
+    case "cluster": return clusterPage(main);
+    default: return workersPage(main);
+  }
+}
+
+document.getElementById("error-close").addEventListener("click", clearError);
+document.getElementById("login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const value = document.getElementById("token").value.trim();
+  if (!value) return;
+  sessionStorage.setItem(TOKEN_KEY, value);
+  document.getElementById("token").value = "";
+  document.getElementById("login").hidden = true;
+  route();
+});
+window.addEventListener("hashchange", route);
+route();
