@@ -24,9 +24,9 @@ import (
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/api"
-	"github.com/daguha/daguha/ops/webui"
 	"github.com/daguha/daguha/ops/metrics"
 	"github.com/daguha/daguha/ops/tlsutil"
+	"github.com/daguha/daguha/ops/webui"
 	"github.com/daguha/daguha/rpc"
 	"github.com/daguha/daguha/store"
 )
