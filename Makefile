@@ -7,7 +7,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test check vet fmt-check unit bench proto proto-check tools run clean image docker-test
+.PHONY: all build test check vet fmt-check unit bench bench-micro proto proto-check tools run clean image docker-test
 
 all: build
 
@@ -34,7 +34,15 @@ unit:
 
 # Benchmarks against real processes; each prints its figures as JSON.
 BENCHTIME ?= 10x
+# The benchmark suite against real processes: one JSON object per figure
+# on stdout, a table on stderr, results in ops/bench/results/<date>.json.
+# BENCH_QUICK=1 runs a reduced version in about a minute.
 bench:
+	$(GO) test -c -o bin/bench.test ./ops/bench
+	cd ops/bench && DAGUHA_BENCH=1 ../../bin/bench.test -test.run '^TestBenchSuite$$' -test.timeout 90m
+
+# Go microbenchmarks of single parts (matching, heartbeats).
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./dispatch ./ops/bench
 
 tools:

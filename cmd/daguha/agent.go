@@ -85,6 +85,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "worker-id", Usage: "worker id (default hostname@PID)"},
 		&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Second, Usage: "how often a worker heartbeats"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve a worker agent's Prometheus /metrics on this host:port (servers serve theirs on the HTTP port)"},
+		&cli.BoolFlag{Name: "noop-executor", Usage: "worker agents: complete every command or script step at once without starting a process (to benchmark the coordinator alone)"},
 		&cli.StringFlag{Name: "step-log-dir", Usage: "where a worker keeps the full logs of its steps (default: a new temporary directory)"},
 		&cli.IntFlag{Name: "step-log-port", Usage: "port a worker serves its step logs to the servers on, at -bind (0: any free port; -1: none)"},
 		&cli.StringSliceFlag{Name: "api-token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "require this Bearer token on the HTTP API (repeat or comma-separate for several)"},

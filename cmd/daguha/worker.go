@@ -60,6 +60,7 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 	}
 	config.HeartbeatInterval = c.Duration("heartbeat-interval")
 	config.LogDir = c.String("step-log-dir")
+	config.NoopExecutor = c.Bool("noop-executor")
 	bind := c.String("bind")
 	tlsConfig, err := workerTLS(c)
 	if err != nil {

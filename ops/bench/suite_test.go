@@ -1,0 +1,708 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/fsm"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+	"github.com/daguha/daguha/store"
+)
+
+// figure is one measured figure, printed as one JSON object.
+type figure map[string]any
+
+// suite runs the figures of `make bench` in order and keeps them.
+type suite struct {
+	t       *testing.T
+	quick   bool
+	figures []figure
+}
+
+func (s *suite) add(f figure) {
+	f["load_avg_1m"] = loadAverage()
+	out, err := json.Marshal(f)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	fmt.Println(string(out))
+	s.figures = append(s.figures, f)
+}
+
+// pick is the full value, or the quick one under BENCH_QUICK=1.
+func (s *suite) pick(full, quick int) int {
+	if s.quick {
+		return quick
+	}
+	return full
+}
+
+func loadAverage() float64 {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	v, _ := strconv.ParseFloat(strings.Fields(string(data))[0], 64)
+	return v
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// dist is the p50/p99/max of durations, in milliseconds.
+func dist(ds []time.Duration) figure {
+	sorted := append([]time.Duration(nil), ds...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	return figure{"p50": ms(percentile(sorted, 0.50)), "p99": ms(percentile(sorted, 0.99)), "max": ms(percentile(sorted, 1)), "n": len(sorted)}
+}
+
+// TestBenchSuite is `make bench`: every figure of the benchmarks issue as
+// JSON on stdout, a table on stderr, and a results file. It runs only when
+// DAGUHA_BENCH=1 (make bench sets it); BENCH_QUICK=1 shrinks every load.
+func TestBenchSuite(t *testing.T) {
+	if os.Getenv("DAGUHA_BENCH") != "1" {
+		t.Skip("the benchmark suite runs with make bench (DAGUHA_BENCH=1)")
+	}
+	s := &suite{t: t, quick: os.Getenv("BENCH_QUICK") == "1"}
+	started := time.Now()
+	fsyncRate := s.baselineFsync()
+	raftRate := s.baselineRaft()
+	one := s.throughput(1, true, fsyncRate, raftRate, 0)
+	s.throughput(3, true, fsyncRate, raftRate, one)
+	s.throughput(3, false, fsyncRate, raftRate, 0)
+	if !s.quick {
+		for _, clients := range []int{1, 4, 16} {
+			s.throughputWith(3, true, clients, fsyncRate, raftRate, 0)
+		}
+	}
+	s.latency()
+	s.failover()
+	s.reclaim()
+	s.matching()
+	s.snapshot()
+	s.catchUp()
+	s.heartbeats()
+	s.summary(time.Since(started))
+}
+
+// ---- baselines ---------------------------------------------------------
+
+// baselineFsync is the disk's synchronous small-write rate in the same
+// temporary directory the servers use: the bound every Raft commit has.
+func (s *suite) baselineFsync() float64 {
+	f, err := os.CreateTemp(s.t.TempDir(), "fsync")
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer f.Close()
+	block := make([]byte, 4096)
+	n, start := 0, time.Now()
+	for time.Since(start) < 2*time.Second && n < 100000 {
+		if _, err := f.Write(block); err != nil {
+			s.t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			s.t.Fatal(err)
+		}
+		n++
+	}
+	rate := float64(n) / time.Since(start).Seconds()
+	s.add(figure{"name": "baseline_fsync", "value": rate, "unit": "fsync'd 4 KiB writes/s", "params": figure{"seconds": 2}})
+	return rate
+}
+
+// ---- dispatch ----------------------------------------------------------
+
+func inlineRun(id, command string) map[string]any {
+	return map[string]any{"dag_run_id": id, "dag": map[string]any{"name": "bench", "steps": []map[string]string{{"name": "s", "command": command}}}}
+}
+
+// finishedTotal sums daguha_runs_finished_total over the servers.
+func finishedTotal(c *clustertest.Cluster) float64 {
+	total := 0.0
+	for _, a := range c.Running() {
+		resp, err := httpGet(a.HTTPAddr() + "/metrics")
+		if err != nil {
+			continue
+		}
+		sc := bufio.NewScanner(strings.NewReader(resp))
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, "daguha_runs_finished_total{") {
+				fields := strings.Fields(line)
+				v, _ := strconv.ParseFloat(fields[len(fields)-1], 64)
+				total += v
+			}
+		}
+	}
+	return total
+}
+
+func waitWorkers(t testing.TB, a *clustertest.Agent, n int) {
+	clustertest.WaitFor(t, 60*time.Second, fmt.Sprintf("%d workers registered", n), func() (bool, string) {
+		var body struct {
+			Workers []json.RawMessage `json:"workers"`
+		}
+		code, err := a.GetJSON("/api/v2/workers", &body)
+		return err == nil && code == 200 && len(body.Workers) >= n, fmt.Sprintf("%d", len(body.Workers))
+	})
+}
+
+// throughput enqueues runs from many concurrent clients across the
+// servers and measures runs/s from the first enqueue to the last finish.
+func (s *suite) throughput(servers int, noop bool, fsyncRate, raftRate, singleServer float64) float64 {
+	return s.throughputWith(servers, noop, 64, fsyncRate, raftRate, singleServer)
+}
+
+func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, raftRate, singleServer float64) float64 {
+	runs := s.pick(5000, 600)
+	if !noop {
+		runs = s.pick(2000, 300)
+	}
+	workers := 4
+	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: servers})
+	leader := c.WaitLeader(s.t, 60*time.Second)
+	for i := 0; i < workers; i++ {
+		args := []string{"-max-active-runs=64"}
+		if noop {
+			args = append(args, "-noop-executor")
+		}
+		p := c.NewWorker(fmt.Sprintf("tp-%d-%d", servers, i), args...)
+		if err := p.Start(); err != nil {
+			s.t.Fatal(err)
+		}
+		defer p.Stop()
+	}
+	waitWorkers(s.t, leader, workers)
+	command := "true"
+	var next, failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for cl := 0; cl < clients; cl++ {
+		wg.Add(1)
+		go func(cl int) {
+			defer wg.Done()
+			a := c.Agents[cl%servers]
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(runs) {
+					return
+				}
+				var out map[string]any
+				code, err := a.PostJSONTimeout("/api/v2/dag-runs", inlineRun(fmt.Sprintf("tp-%d-%t-%d", servers, noop, i), command), &out, 30*time.Second)
+				if err != nil || code >= 300 {
+					failed.Add(1)
+				}
+			}
+		}(cl)
+	}
+	wg.Wait()
+	enqueued := time.Since(start)
+	clustertest.WaitFor(s.t, 10*time.Minute, "every run finished", func() (bool, string) {
+		done := finishedTotal(c)
+		return done >= float64(runs)-float64(failed.Load()), fmt.Sprintf("%.0f of %d", done, runs)
+	})
+	elapsed := time.Since(start)
+	rate := float64(runs) / elapsed.Seconds()
+	name := "dispatch_throughput"
+	executor := "noop"
+	if !noop {
+		executor = "sh -c true"
+	}
+	if clients != 64 {
+		name = "dispatch_throughput_by_clients"
+	}
+	f := figure{"name": name, "value": rate, "unit": "runs/s enqueue→finished", "params": figure{
+		"servers": servers, "runs": runs, "clients": clients, "workers": workers, "max_active_runs": 64, "executor": executor},
+		"enqueue_rate": float64(runs) / enqueued.Seconds(), "failed_enqueues": failed.Load(),
+		"baseline": figure{"raft_apply_per_s": raftRate, "fsync_per_s": fsyncRate}, "ratio": rate / raftRate}
+	if singleServer > 0 {
+		f["single_server"] = singleServer
+		f["ratio_to_single_server"] = rate / singleServer
+	}
+	s.add(f)
+	for _, a := range c.Agents {
+		a.Stop()
+	}
+	return rate
+}
+
+// latency: on an idle cluster, enqueue → the step started on a worker,
+// one run at a time, from the servers' own timestamps.
+func (s *suite) latency() {
+	n := s.pick(200, 20)
+	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 3})
+	leader := c.WaitLeader(s.t, 60*time.Second)
+	w := c.NewWorker("lat", "-noop-executor")
+	if err := w.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	defer w.Stop()
+	waitWorkers(s.t, leader, 1)
+	var ds []time.Duration
+	for i := 0; i < n; i++ {
+		id := fmt.Sprintf("lat-%d", i)
+		a := c.Agents[i%3]
+		if code, err := a.PostJSON("/api/v2/dag-runs", inlineRun(id, "true"), nil); err != nil || code >= 300 {
+			s.t.Fatalf("enqueue %s: HTTP %d %v", id, code, err)
+		}
+		d := stepStarted(s.t, leader, id)
+		ds = append(ds, d)
+	}
+	f := dist(ds)
+	s.add(figure{"name": "dispatch_latency", "value": f["p50"], "unit": "ms enqueue→step started (p50)", "p50": f["p50"], "p99": f["p99"], "max": f["max"],
+		"params": figure{"servers": 3, "runs": n, "executor": "noop", "enqueued_through": "each server in turn"}})
+}
+
+type runBody struct {
+	Status      string `json:"status"`
+	EnqueuedAt  string `json:"enqueued_at"`
+	StartedAt   string `json:"started_at"`
+	Attempt     uint32 `json:"attempt"`
+	ModifyIndex uint64 `json:"modify_index"`
+	Steps       []struct {
+		StartedAt string `json:"started_at"`
+	} `json:"steps"`
+	Attempts []struct {
+		Attempt   uint32 `json:"attempt"`
+		StartedAt string `json:"started_at"`
+	} `json:"attempts"`
+}
+
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// stepStarted waits (blocking queries) for the run's first step to start
+// and returns enqueue → start.
+func stepStarted(t testing.TB, a *clustertest.Agent, id string) time.Duration {
+	var index uint64
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		var run runBody
+		code, err := a.GetJSON(fmt.Sprintf("/api/v2/dag-runs/%s?index=%d&wait=10s", id, index), &run)
+		if err == nil && code == 200 {
+			if len(run.Steps) > 0 && run.Steps[0].StartedAt != "" {
+				return parseTime(run.Steps[0].StartedAt).Sub(parseTime(run.EnqueuedAt))
+			}
+			index = run.ModifyIndex
+		}
+	}
+	t.Fatalf("run %s did not start", id)
+	return 0
+}
+
+// failover: kill -9 of the leader → the first run dispatched by the new
+// leader (a probe enqueued every 20 ms through the survivors).
+func (s *suite) failover() {
+	kills := s.pick(10, 2)
+	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 3})
+	leader := c.WaitLeader(s.t, 60*time.Second)
+	w := c.NewWorker("fo", "-noop-executor", "-max-active-runs=64")
+	if err := w.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	defer w.Stop()
+	waitWorkers(s.t, leader, 1)
+	var ds []time.Duration
+	for k := 0; k < kills; k++ {
+		leader = c.WaitLeader(s.t, 60*time.Second)
+		var survivors []*clustertest.Agent
+		for _, a := range c.Agents {
+			if a != leader {
+				survivors = append(survivors, a)
+			}
+		}
+		killed := leader
+		killed.Kill()
+		t0 := time.Now()
+		var first atomic.Int64 // unix nanos of the first probe's start
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		var wg sync.WaitGroup
+		for p := 0; p < 1000 && ctx.Err() == nil && first.Load() == 0; p++ {
+			id := fmt.Sprintf("fo-%d-%d", k, p)
+			wg.Add(1)
+			go func(a *clustertest.Agent) {
+				defer wg.Done()
+				if code, err := a.PostJSONTimeout("/api/v2/dag-runs", inlineRun(id, "true"), nil, 30*time.Second); err != nil || code >= 300 {
+					return
+				}
+				for ctx.Err() == nil && first.Load() == 0 {
+					var run runBody
+					if code, err := a.GetJSON("/api/v2/dag-runs/"+id+"?stale&index=0&wait=1s", &run); err == nil && code == 200 && run.StartedAt != "" {
+						first.CompareAndSwap(0, parseTime(run.StartedAt).UnixNano())
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}(survivors[p%2])
+			time.Sleep(20 * time.Millisecond) // the probes' spacing
+		}
+		wg.Wait()
+		cancel()
+		if first.Load() == 0 {
+			s.t.Fatalf("kill %d: no run started after the failover", k)
+		}
+		ds = append(ds, time.Unix(0, first.Load()).Sub(t0))
+		if err := killed.Start(); err != nil {
+			s.t.Fatal(err)
+		}
+		clustertest.WaitFor(s.t, 60*time.Second, "the killed server back", func() (bool, string) {
+			h, err := killed.Health()
+			return err == nil && h.Leader != "", fmt.Sprintf("%v", err)
+		})
+	}
+	f := dist(ds)
+	s.add(figure{"name": "failover", "value": f["p50"], "unit": "ms kill -9 of the leader → first run started (median)", "median": f["p50"], "max": f["max"], "p99": f["p99"],
+		"params": figure{"servers": 3, "kills": kills}})
+}
+
+// reclaim: a worker killed → its run started on another worker.
+func (s *suite) reclaim() {
+	tries := s.pick(3, 1)
+	ttl := "10s"
+	if s.quick {
+		ttl = "3s"
+	}
+	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 3, ExtraArgs: []string{"-lease-ttl=" + ttl}})
+	leader := c.WaitLeader(s.t, 60*time.Second)
+	var ds []time.Duration
+	for k := 0; k < tries; k++ {
+		a := c.NewWorker(fmt.Sprintf("rc-a-%d", k))
+		if err := a.Start(); err != nil {
+			s.t.Fatal(err)
+		}
+		id := fmt.Sprintf("rc-%d", k)
+		if code, err := leader.PostJSON("/api/v2/dag-runs", inlineRun(id, "sleep 300"), nil); err != nil || code >= 300 {
+			s.t.Fatalf("enqueue: %d %v", code, err)
+		}
+		stepStarted(s.t, leader, id)
+		b := c.NewWorker(fmt.Sprintf("rc-b-%d", k))
+		if err := b.Start(); err != nil {
+			s.t.Fatal(err)
+		}
+		waitWorkers(s.t, leader, 2*k+2)
+		a.Kill()
+		t0 := time.Now()
+		var run runBody
+		clustertest.WaitFor(s.t, 3*time.Minute, "the run started again elsewhere", func() (bool, string) {
+			code, err := leader.GetJSON("/api/v2/dag-runs/"+id, &run)
+			return err == nil && code == 200 && run.Attempt >= 2 && run.StartedAt != "", fmt.Sprintf("attempt %d", run.Attempt)
+		})
+		var second time.Time
+		for _, at := range run.Attempts {
+			if at.Attempt == 2 {
+				second = parseTime(at.StartedAt)
+			}
+		}
+		ds = append(ds, second.Sub(t0))
+		b.Stop()
+	}
+	f := dist(ds)
+	s.add(figure{"name": "reclaim", "value": f["p50"], "unit": "ms worker killed → its run started elsewhere (median)", "max": f["max"],
+		"params": figure{"tries": tries, "lease_ttl": ttl, "offline_after": "30s (default)"},
+		"note":   "bounded by the lease TTL: a killed worker's lease is not renewed, and the leader takes the run back when it expires"})
+}
+
+// ---- matching, snapshots, catch-up, heartbeats ------------------------
+
+func benchSelectors() []map[string]string {
+	var out []map[string]string
+	for r := 0; r < 10; r++ {
+		out = append(out, map[string]string{"region": fmt.Sprintf("r%d", r)})
+		for t := 0; t < 4; t++ {
+			out = append(out, map[string]string{"region": fmt.Sprintf("r%d", r), "tier": fmt.Sprintf("t%d", t)})
+		}
+	}
+	return out
+}
+
+// fillState enqueues n runs over the 50 selectors, 1,000 per command.
+func fillState(t testing.TB, n int, steps int) *store.StateStore {
+	state, err := store.NewStateStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	selectors := benchSelectors()
+	var stepSpecs []*daguhav1.StepSpec
+	for i := 0; i < steps; i++ {
+		stepSpecs = append(stepSpecs, &daguhav1.StepSpec{Name: fmt.Sprintf("step-%d", i), Command: "echo a typical command line"})
+	}
+	index := uint64(1)
+	for start := 0; start < n; start += 1000 {
+		var runs []*daguhav1.Run
+		for i := start; i < min(start+1000, n); i++ {
+			runs = append(runs, &daguhav1.Run{Id: fmt.Sprintf("run-%08d", i), DagName: "bench", EnqueuedAtUnixNano: int64(i),
+				Dag: &daguhav1.DagSpec{Name: "bench", WorkerSelector: selectors[i%len(selectors)], Steps: stepSpecs}})
+		}
+		if _, err := state.EnqueueRuns(index, runs); err != nil {
+			t.Fatal(err)
+		}
+		index++
+	}
+	return state
+}
+
+// matching: the matching cost of one poll with many pending runs, in
+// process; and a real leader's resident memory holding them.
+func (s *suite) matching() {
+	pending := s.pick(100000, 10000)
+	state := fillState(s.t, pending, 1)
+	workers := make([]*daguhav1.WorkerInfo, 1000)
+	for j := range workers {
+		workers[j] = &daguhav1.WorkerInfo{Id: fmt.Sprintf("w-%04d", j), MaxActiveRuns: 4,
+			Labels: map[string]string{"region": fmt.Sprintf("r%d", j%10), "tier": fmt.Sprintf("t%d", j%4)}}
+	}
+	var ds []time.Duration
+	for i := 0; i < 20000; i++ {
+		start := time.Now()
+		run, err := dispatch.MatchOnce(state, workers[i%len(workers)])
+		ds = append(ds, time.Since(start))
+		if err != nil || run == nil {
+			s.t.Fatalf("match: %v %v", run, err)
+		}
+	}
+	f := dist(ds)
+	s.add(figure{"name": "matching", "value": f["p99"], "unit": "ms per poll's matching (p99)", "p50": f["p50"], "p99": f["p99"], "max": f["max"],
+		"params": figure{"pending": pending, "selectors": 50, "workers": 1000, "polls": len(ds), "in_process": true}})
+
+	// A real server holding pending runs nobody takes.
+	real := s.pick(100000, 2000)
+	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 1})
+	leader := c.WaitLeader(s.t, 60*time.Second)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for cl := 0; cl < 64; cl++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(real) {
+					return
+				}
+				body := inlineRun(fmt.Sprintf("pend-%d", i), "true")
+				body["dag"].(map[string]any)["workerSelector"] = benchSelectors()[i%50]
+				_, _ = leader.PostJSONTimeout("/api/v2/dag-runs", body, nil, 30*time.Second)
+			}
+		}()
+	}
+	wg.Wait()
+	rss := rssMiB(leader.Pid())
+	s.add(figure{"name": "matching_leader_rss", "value": rss, "unit": "MiB resident (leader)", "params": figure{"pending": real, "servers": 1}})
+	leader.Stop()
+}
+
+func rssMiB(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return -1
+}
+
+// snapshot: save and restore of the whole state, in process.
+func (s *suite) snapshot() {
+	n := s.pick(1000000, 50000)
+	state := fillState(s.t, n, 2)
+	path := filepath.Join(s.t.TempDir(), "snapshot")
+	f, err := os.Create(path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	start := time.Now()
+	if err := fsm.WriteSnapshot(f, state, uint64(n/1000)); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		s.t.Fatal(err)
+	}
+	save := time.Since(start)
+	f.Close()
+	info, _ := os.Stat(path)
+	state = nil
+	runtime.GC()
+	r, err := os.Open(path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	start = time.Now()
+	restored, _, err := fsm.ReadSnapshot(r)
+	restore := time.Since(start)
+	r.Close()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	count := 0
+	_ = restored.EachRun(func(*daguhav1.Run) bool { count++; return true })
+	if count != n {
+		s.t.Fatalf("restored %d runs of %d", count, n)
+	}
+	s.add(figure{"name": "snapshot_save", "value": save.Seconds(), "unit": "s", "params": figure{"runs": n, "bytes": info.Size(), "fsync": true}})
+	s.add(figure{"name": "snapshot_restore", "value": restore.Seconds(), "unit": "s", "params": figure{"runs": n, "bytes": info.Size()}})
+}
+
+// catchUp: a server that lost its data directory rejoins a cluster
+// holding runs and applies everything.
+func (s *suite) catchUp() {
+	runs := s.pick(20000, 500)
+	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 3})
+	leader := c.WaitLeader(s.t, 60*time.Second)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for cl := 0; cl < 64; cl++ {
+		wg.Add(1)
+		go func(cl int) {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(runs) {
+					return
+				}
+				body := inlineRun(fmt.Sprintf("cu-%d", i), "true")
+				body["dag"].(map[string]any)["workerSelector"] = map[string]string{"nobody": "here"}
+				_, _ = c.Agents[cl%3].PostJSONTimeout("/api/v2/dag-runs", body, nil, 30*time.Second)
+			}
+		}(cl)
+	}
+	wg.Wait()
+	var follower *clustertest.Agent
+	for _, a := range c.Agents {
+		if a != leader {
+			follower = a
+		}
+	}
+	follower.Kill()
+	if err := os.RemoveAll(follower.DataDir); err != nil {
+		s.t.Fatal(err)
+	}
+	target := fsmIndexOf(s.t, leader)
+	start := time.Now()
+	if err := follower.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	clustertest.WaitFor(s.t, 5*time.Minute, "the wiped server caught up", func() (bool, string) {
+		got := fsmIndexOf(nil, follower)
+		return got >= target, fmt.Sprintf("%d of %d", got, target)
+	})
+	took := time.Since(start)
+	s.add(figure{"name": "catch_up", "value": took.Seconds(), "unit": "s from start of a wiped server to applying the leader's index",
+		"params": figure{"runs": runs, "index": target}})
+}
+
+// fsmIndexOf is the index of the last command a server applied (0 when
+// it does not answer; with t, a failure to answer fails the test).
+func fsmIndexOf(t testing.TB, a *clustertest.Agent) uint64 {
+	var self struct {
+		Raft struct {
+			FSMIndex uint64 `json:"fsm_index"`
+		} `json:"raft"`
+	}
+	if _, err := a.GetJSON("/api/v2/agent/self", &self); err != nil && t != nil {
+		t.Fatal(err)
+	}
+	return self.Raft.FSMIndex
+}
+
+func (s *suite) heartbeats() {
+	workers := s.pick(10000, 1000)
+	seconds := s.pick(10, 2)
+	f := heartbeatLoad(s.t, workers, seconds)
+	s.add(f)
+}
+
+// ---- output ------------------------------------------------------------
+
+func (s *suite) summary(took time.Duration) {
+	w := os.Stderr
+	fmt.Fprintf(w, "\n%-28s %14s  %s\n", "figure", "value", "unit")
+	for _, f := range s.figures {
+		fmt.Fprintf(w, "%-28v %14.2f  %v\n", f["name"], toFloat(f["value"]), f["unit"])
+	}
+	fmt.Fprintf(w, "(%s, quick=%t, load average now %.2f)\n", took.Round(time.Second), s.quick, loadAverage())
+	machine := figure{"go": runtime.Version(), "nproc": runtime.NumCPU(), "cpu": cpuModel(), "memory_mib": memMiB(), "quick": s.quick,
+		"date": time.Now().UTC().Format(time.RFC3339), "took_s": took.Seconds()}
+	out, _ := json.MarshalIndent(figure{"machine": machine, "figures": s.figures}, "", "  ")
+	dir := filepath.Join("results")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	name := time.Now().UTC().Format("2006-01-02")
+	if s.quick {
+		name += "-quick"
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), append(out, '\n'), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	if !s.quick {
+		if err := writeCharts(s.figures, filepath.Join("..", "..", "docs")); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+func toFloat(v any) float64 {
+	switch x := v.(type) {
+	case float64:
+		return x
+	case int:
+		return float64(x)
+	}
+	return 0
+}
+
+func cpuModel() string {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "model name") {
+			return strings.TrimSpace(strings.SplitN(line, ":", 2)[1])
+		}
+	}
+	return "unknown"
+}
+
+func memMiB() float64 {
+	data, _ := os.ReadFile("/proc/meminfo")
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "MemTotal:") {
+			kb, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+var benchHTTP = &http.Client{Timeout: 10 * time.Second}
+
+func httpGet(url string) (string, error) {
+	resp, err := benchHTTP.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return string(data), err
+}
