@@ -100,6 +100,13 @@ func (s *Server) startRaft() error {
 	conf.LocalID = raft.ServerID(s.config.NodeName)
 	conf.Logger = newHCLog(s.logger, "raft")
 	conf.NotifyCh = s.leader.notify
+	// Buffer the apply channel so the leader writes every command waiting
+	// there in one log append (one fsync) instead of one each: a bare
+	// three-node cluster on this project's benchmark machine went from
+	// ~215 to ~3,800 entries/s with it (docs/performance.md). The cost is
+	// that a command may be applied after its Apply timed out; every
+	// command here is idempotent or fenced, so a retry changes nothing.
+	conf.BatchApplyCh = true
 	if s.config.TuneRaft != nil {
 		s.config.TuneRaft(conf)
 	}

@@ -82,6 +82,11 @@ func TestBenchSuite(t *testing.T) {
 	started := time.Now()
 	fsyncRate := s.baselineFsync()
 	raftRate := s.baselineRaft()
+	if os.Getenv("BENCH_ONLY") == "raft" {
+		s.bareRaft(true)
+		return
+	}
+	s.bareRaft(true)
 	one := s.throughput(1, true, fsyncRate, raftRate, 0)
 	s.throughput(3, true, fsyncRate, raftRate, one)
 	s.throughput(3, false, fsyncRate, raftRate, 0)
