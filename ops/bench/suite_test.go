@@ -180,6 +180,9 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 	if !noop {
 		runs = s.pick(2000, 300)
 	}
+	if clients < 64 {
+		runs = s.pick(100*clients, 50*clients)
+	}
 	workers := 4
 	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: servers})
 	leader := c.WaitLeader(s.t, 60*time.Second)
