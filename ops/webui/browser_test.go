@@ -302,6 +302,14 @@ func TestTokenIsAskedForOnceAndKept(t *testing.T) {
 	if strings.Contains(shown, "secret-worker") {
 		t.Fatalf("data shown before the token was given:\n%s", shown)
 	}
+	// A wrong token is refused, said so, and asked for again.
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys("#token", "not-the-token"),
+		chromedp.Click("#login-form button"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the refusal and the form again", `!document.querySelector("#login").hidden && `+textOf("#error-text")+`.includes("refused") && !document.body.innerText.includes("secret-worker")`, 30*time.Second)
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys("#token", token),
 		chromedp.Click("#login-form button"),
@@ -314,4 +322,9 @@ func TestTokenIsAskedForOnceAndKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the cluster page without a second prompt", textOf("#cluster-leader")+` === "server1" && document.querySelector("#login").hidden`, 30*time.Second)
+	// A reload of the tab keeps it too (sessionStorage).
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the cluster page after a reload without a prompt", textOf("#cluster-leader")+` === "server1" && document.querySelector("#login").hidden`, 30*time.Second)
 }
