@@ -156,13 +156,19 @@ func TestWorkersPageFollowsHealthAndHierarchy(t *testing.T) {
 
 	// A three-level hierarchy: the leaf runs on the gpu worker.
 	post(t, server, "/api/v2/dag-runs", map[string]string{"yaml": hierarchyYAML, "file": "tree.yaml", "dag_run_id": "tree-1"})
+	// Nested, not merely in order: the leaf's item is inside the parent's,
+	// which is inside the root's, and the root is drawn once however many
+	// of its runs the worker has.
 	waitJS(t, ctx, "the leaf under its root and parent on the gpu worker", fmt.Sprintf(`(() => {
 		const tree = document.querySelector(%q + " .tree");
 		if (!tree) return false;
-		const links = [...tree.querySelectorAll("a")].map(a => a.textContent);
-		const root = links.indexOf("top"), parent = links.indexOf("middle"), leaf = links.indexOf("leaf");
-		return root >= 0 && parent > root && leaf > parent &&
-			tree.querySelector('a[href="#/runs/tree-1"]') !== null;
+		const named = (name) => [...tree.querySelectorAll("li")].filter(li => li.querySelector(":scope > a").textContent === name);
+		const [root, parent, leaf] = [named("top"), named("middle"), named("leaf")];
+		return root.length === 1 && parent.length === 1 && leaf.length === 1 &&
+			root[0].querySelector(":scope > a").getAttribute("href") === "#/runs/tree-1" &&
+			leaf[0].parentElement.closest("li") === parent[0] &&
+			parent[0].parentElement.closest("li") === root[0] &&
+			leaf[0].innerText.includes("started");
 	})()`, card("gpu-worker")), 60*time.Second)
 	screenshot(t, ctx, "workers")
 

@@ -155,20 +155,40 @@ function table(headers, rows, empty) {
 
 // ---- Workers -----------------------------------------------------------
 
-// taskTree draws a worker's running tasks as root → parent → child.
+// taskTree draws a worker's running tasks as trees root → parent → child,
+// one tree per root run, each run a link to its page. A root or parent
+// that is not among this worker's tasks runs on another worker: it is
+// drawn for the context, marked so.
 function taskTree(tasks) {
   if (!tasks.length) return h("p", { class: "muted" }, "no running tasks");
-  return h("ul", { class: "tree", "aria-label": "running tasks" }, tasks.map((t) => {
-    const self = h("li", {}, runLink(t.dag_run_id, t.dag_name), " ", h("span", { class: "muted" }, `started ${ago(t.started_at)}`));
-    const isRoot = !t.root_dag_run_id || t.root_dag_run_id === t.dag_run_id;
-    if (isRoot) return self;
-    const chain = h("ul", {}, self);
-    let outer = chain;
-    if (t.parent_dag_run_id && t.parent_dag_run_id !== t.root_dag_run_id) {
-      outer = h("ul", {}, h("li", {}, runLink(t.parent_dag_run_id, t.parent_dag_run_name), chain));
-    }
-    return h("li", {}, runLink(t.root_dag_run_id, t.root_dag_run_name), outer);
-  }));
+  const nodes = new Map();
+  const node = (id, name) => {
+    if (!nodes.has(id)) nodes.set(id, { id, name, task: null, children: [], placed: false });
+    const n = nodes.get(id);
+    if (!n.name) n.name = name;
+    return n;
+  };
+  const place = (child, parent) => {
+    if (child.placed || child === parent) return;
+    child.placed = true;
+    parent.children.push(child);
+  };
+  for (const t of tasks) node(t.dag_run_id, t.dag_name).task = t;
+  for (const t of tasks) {
+    const rootID = t.root_dag_run_id && t.root_dag_run_id !== t.dag_run_id ? t.root_dag_run_id : "";
+    if (!rootID) continue;
+    const root = node(rootID, t.root_dag_run_name);
+    const parentID = t.parent_dag_run_id || rootID;
+    const parent = parentID === rootID ? root : node(parentID, t.parent_dag_run_name);
+    place(nodes.get(t.dag_run_id), parent);
+    // A parent running here is placed by its own task; one running
+    // elsewhere hangs from the root (levels between them are not known).
+    if (parent !== root && !parent.task) place(parent, root);
+  }
+  const draw = (n) => h("li", { "data-run": n.id }, runLink(n.id, n.name || n.id), " ",
+    h("span", { class: "muted" }, n.task ? `started ${ago(n.task.started_at)}` : "(on another worker)"),
+    n.children.length ? h("ul", {}, n.children.map(draw)) : "");
+  return h("ul", { class: "tree", "aria-label": "running tasks" }, [...nodes.values()].filter((n) => !n.placed).map(draw));
 }
 
 function workersPage(main) {
