@@ -98,6 +98,33 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot %s (%d bytes)", path, len(png))
 }
 
+// waitRefreshes waits until the page has redrawn itself n more times
+// (the header's "updated" time changes on every refresh).
+func waitRefreshes(t *testing.T, ctx context.Context, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		before, err := chromedp.Run(ctx, chromedp.Evaluate[string](textOf("#updated")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, "a refresh", fmt.Sprintf(`%s !== %q`, textOf("#updated"), before), 30*time.Second)
+	}
+}
+
+// setSelect chooses a value in a <select> the way a person does: the
+// value changes and the change event fires.
+func setSelect(t *testing.T, ctx context.Context, selector, value string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
+		const s = document.querySelector(%q);
+		s.value = %q;
+		s.dispatchEvent(new Event("change", { bubbles: true }));
+		return true;
+	})()`, selector, value))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func start(t *testing.T, p *clustertest.Process) {
 	t.Helper()
 	if err := p.Start(); err != nil {
@@ -140,7 +167,7 @@ steps:
 func TestWorkersPageFollowsHealthAndHierarchy(t *testing.T) {
 	ctx := browser(t)
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1,
-		ExtraArgs: []string{"-health-warning=2s", "-health-unhealthy=4s", "-health-offline=2m"}})
+		ExtraArgs: []string{"-health-warning=2s", "-health-unhealthy=4s", "-health-offline=12s"}})
 	server := c.WaitLeader(t, 30*time.Second)
 	start(t, c.NewWorker("gpu-worker", "-labels=gpu=true,zone=eu"))
 	sleepy := c.NewWorker("sleepy-worker", "-labels=pool=batch")
@@ -172,6 +199,19 @@ func TestWorkersPageFollowsHealthAndHierarchy(t *testing.T) {
 	})()`, card("gpu-worker")), 60*time.Second)
 	screenshot(t, ctx, "workers")
 
+	// The keyboard focus stays on a run's link while the page refreshes
+	// (every card is redrawn each time).
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
+		const leaf = [...document.querySelectorAll(%q + " .tree a")].find(a => a.textContent === "leaf");
+		leaf.focus();
+		window.__leaf = leaf.getAttribute("href");
+		return document.activeElement === leaf;
+	})()`, card("gpu-worker")))); err != nil {
+		t.Fatal(err)
+	}
+	waitRefreshes(t, ctx, 2)
+	waitJS(t, ctx, "the focus still on the leaf's link", `document.activeElement.getAttribute("href") === window.__leaf && document.activeElement.textContent === "leaf"`, time.Second)
+
 	// Paused: the same page, never reloaded, goes Warning then Unhealthy.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__marker = "same page"`)); err != nil {
 		t.Fatal(err)
@@ -179,6 +219,11 @@ func TestWorkersPageFollowsHealthAndHierarchy(t *testing.T) {
 	sleepy.Pause()
 	waitJS(t, ctx, "Warning for the paused worker", textOf(card("sleepy-worker"))+`.includes("Warning")`, 30*time.Second)
 	waitJS(t, ctx, "Unhealthy for the paused worker", textOf(card("sleepy-worker"))+`.includes("Unhealthy")`, 30*time.Second)
+	// The health filter keeps the workers in that state only.
+	setSelect(t, ctx, "#health-filter", "UNHEALTHY")
+	waitJS(t, ctx, "the health filter", `document.querySelectorAll("[data-worker]").length === 1 && document.querySelector(`+"`"+card("sleepy-worker")+"`"+`) !== null`, 10*time.Second)
+	setSelect(t, ctx, "#health-filter", "")
+	waitJS(t, ctx, "Offline past the offline threshold", textOf(card("sleepy-worker"))+`.includes("Offline")`, 30*time.Second)
 	waitJS(t, ctx, "the page not reloaded", `window.__marker === "same page"`, time.Second)
 	// Health is in words too, not only in colour.
 	waitJS(t, ctx, "the gpu worker still Healthy", textOf(card("gpu-worker"))+`.includes("Healthy")`, 10*time.Second)

@@ -41,6 +41,28 @@ function showError(message) {
   document.getElementById("error").hidden = false;
 }
 
+// swap replaces what a refreshing part of the page shows. The keyboard
+// focus, when it was inside, moves to the element that stands for the
+// same thing in the new content (same data-key, link target or id): a
+// refresh every 1.5 s must not throw a keyboard user back to the top.
+function swap(container, ...children) {
+  const focused = document.activeElement;
+  const key = focused && focused !== container && container.contains(focused) ? focusKey(focused) : "";
+  container.replaceChildren(...children.flat(Infinity).filter((c) => c !== undefined && c !== null && c !== false && c !== ""));
+  if (!key) return;
+  for (const el of container.querySelectorAll("a, button, input, select, textarea, summary, [tabindex]")) {
+    if (focusKey(el) === key) {
+      el.focus({ preventScroll: true });
+      return;
+    }
+  }
+}
+
+function focusKey(el) {
+  const id = el.dataset.key || el.getAttribute("href") || el.id;
+  return id ? el.tagName + " " + id : "";
+}
+
 function clearError() {
   document.getElementById("error").hidden = true;
   pollError = false;
@@ -212,10 +234,10 @@ function workersPage(main) {
   const draw = () => {
     const shown = workers.filter(matches);
     if (!shown.length) {
-      list.replaceChildren(h("p", { class: "muted" }, workers.length ? "no worker matches the filters" : "no worker has registered"));
+      swap(list, h("p", { class: "muted" }, workers.length ? "no worker matches the filters" : "no worker has registered"));
       return;
     }
-    list.replaceChildren(...shown.map((w) => h("article", { class: "card worker", "data-worker": w.id },
+    swap(list, ...shown.map((w) => h("article", { class: "card worker", "data-worker": w.id },
       h("h2", {}, w.id),
       h("div", { class: "row" }, healthBadge(w.health_status), h("span", { class: "muted" }, `last heartbeat ${ago(w.last_heartbeat)}`)),
       chips(w.labels),
@@ -255,7 +277,7 @@ function runsPage(main, query) {
   q.set("limit", "200");
   every(async () => {
     const body = await api("/api/v2/dag-runs?" + q);
-    list.replaceChildren(table(["Run", "DAG", "Status", "Worker", "Enqueued", "Took"], body.runs.map((r) => [
+    swap(list, table(["Run", "DAG", "Status", "Worker", "Enqueued", "Took"], body.runs.map((r) => [
       runLink(r.dag_run_id), r.dag_name, statusBadge(r.status), r.worker_id, when(r.enqueued_at), duration(r.started_at, r.finished_at)]),
     "no runs"), body.truncated ? h("p", { class: "muted" }, "showing the newest 200") : "");
   });
@@ -317,7 +339,7 @@ function dagsPage(main) {
   main.replaceChildren(h("h1", {}, "DAGs"), list);
   every(async () => {
     const body = await api("/api/v2/dags");
-    list.replaceChildren(table(["DAG", "Steps", "Schedule", "Worker selector", "Updated"], body.dags.map((d) => [
+    swap(list, table(["DAG", "Steps", "Schedule", "Worker selector", "Updated"], body.dags.map((d) => [
       h("a", { href: `#/dags/${encodeURIComponent(d.name)}` }, d.name), String(d.steps.length),
       d.schedule.join("; ") || "—", Object.entries(d.worker_selector).map(([k, v]) => `${k}=${v}`).join(", ") || "any worker",
       when(d.updated_at)]), "no DAG is stored: push one with daguha dag push, or start a server with --dags"));
@@ -345,7 +367,7 @@ function dagPage(main, name) {
   every(async () => {
     const d = await api("/api/v2/dags/" + encodeURIComponent(name));
     if (!params.value && d.params) params.placeholder = d.params;
-    details.replaceChildren(
+    swap(details,
       h("dl", { class: "facts" },
         h("dt", {}, "Description"), h("dd", {}, d.description || "—"),
         h("dt", {}, "Schedule"), h("dd", {}, d.schedule.join("; ") || "—"),
@@ -381,7 +403,7 @@ function clusterPage(main) {
         h("span", { class: healthy ? "health health-HEALTHY" : "health health-UNHEALTHY" }, healthy ? "✔ healthy" : `✖ ${p.state === "unreachable" ? "unreachable" : alive}`),
         p.voter ? "yes" : "no", String(p.last_index), String(p.term)];
     });
-    body.replaceChildren(
+    swap(body,
       h("dl", { class: "facts" },
         h("dt", {}, "Leader"), h("dd", { id: "cluster-leader" }, self.leader || "none"),
         h("dt", {}, "This server"), h("dd", {}, `${self.node} (${self.role})`),
