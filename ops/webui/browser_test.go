@@ -244,7 +244,7 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 	server := c.WaitLeader(t, 30*time.Second)
 	start(t, c.NewWorker("ui-worker"))
 	post(t, server, "/api/v2/dags", map[string]any{"files": []map[string]string{
-		{"name": "hello.yaml", "content": "name: hello\nparams: WHO=world\nsteps:\n  - name: greet\n    command: echo hello $WHO\n  - name: done\n    command: echo done\n"},
+		{"name": "hello.yaml", "content": "name: hello\nparams: WHO=world\nsteps:\n  - name: greet\n    command: echo hello $WHO\n    output: GREETING\n  - name: done\n    command: echo done\n"},
 		{"name": "long.yaml", "content": "name: long\nsteps:\n  - name: wait\n    command: sleep 300\n"},
 	}})
 
@@ -268,6 +268,12 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 	waitJS(t, ctx, "the run's page", `location.hash.startsWith("#/runs/")`, 30*time.Second)
 	waitJS(t, ctx, "the run succeeded", textOf("#run-status")+` === "succeeded"`, 60*time.Second)
 	waitJS(t, ctx, "the steps' output", textOf("#run")+`.includes("hello browser") && `+textOf("#run")+`.includes("ui-worker")`, 10*time.Second)
+	waitJS(t, ctx, "the run's outputs, drawn as elements", textOf("#run-outputs")+`.includes("GREETING") && `+textOf("#run-outputs")+`.includes("hello browser") && !`+textOf("#run")+`.includes("[object")`, 10*time.Second)
+	// The whole log of a step, fetched from the worker through the API.
+	if err := chromedp.Do(ctx, chromedp.Click(`button[data-key="log greet"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the full log of greet", textOf(`pre.log[data-step="greet"]`)+`.includes("hello browser")`, 30*time.Second)
 	screenshot(t, ctx, "run")
 
 	// Cancel a long run with the button.
@@ -277,10 +283,27 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 	}
 	waitJS(t, ctx, "the long run running", textOf("#run-status")+` === "running"`, 60*time.Second)
 	waitJS(t, ctx, "the cancel button enabled", `!document.querySelector("#cancel-run").disabled`, 10*time.Second)
-	if err := chromedp.Do(ctx, chromedp.Click("#cancel-run")); err != nil {
+	// With the keyboard: the button keeps the focus through refreshes and
+	// Enter presses it.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#cancel-run").focus(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitRefreshes(t, ctx, 2)
+	waitJS(t, ctx, "the focus still on the cancel button", `document.activeElement.id === "cancel-run"`, time.Second)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the run cancelled", textOf("#run-status")+` === "cancelled"`, 60*time.Second)
+
+	// The runs list, filtered by status and by DAG.
+	if err := chromedp.Do(ctx, chromedp.Navigate(server.HTTPAddr()+"/#/runs?status=cancelled")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the cancelled runs only", textOf("#runs")+`.includes("long-1") && !`+textOf("#runs")+`.includes("hello")`, 30*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(server.HTTPAddr()+"/#/runs?dag_name=hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the runs of hello only", textOf("#runs")+`.includes("succeeded") && !`+textOf("#runs")+`.includes("long-1")`, 30*time.Second)
 
 	// An API error is shown, not swallowed: a run that does not exist.
 	if err := chromedp.Do(ctx, chromedp.Navigate(server.HTTPAddr()+"/#/runs/no-such-run")); err != nil {

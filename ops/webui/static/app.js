@@ -68,9 +68,10 @@ function clearError() {
   pollError = false;
 }
 
-// api calls the API with the tab's token. A 401 asks for a token; any
-// other failure is shown to the person and thrown.
-async function api(path, options = {}) {
+// api calls the API with the tab's token and returns the decoded JSON (the
+// text with raw: true). A 401 asks for a token; any other failure is shown
+// to the person and thrown.
+async function api(path, { raw, ...options } = {}) {
   const headers = { "Content-Type": "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = "Bearer " + token;
@@ -87,6 +88,7 @@ async function api(path, options = {}) {
     throw new AuthError("token required");
   }
   const text = await resp.text();
+  if (resp.ok && raw) return text;
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
   if (!resp.ok) {
@@ -284,19 +286,60 @@ function runsPage(main, query) {
 }
 
 function runPage(main, id) {
-  const title = h("h1", {}, "Run ", id);
+  const runPath = "/api/v2/dag-runs/" + encodeURIComponent(id);
+  // The button lives outside the refreshed part: a refresh does not take
+  // it from under the pointer or the keyboard focus.
+  const cancel = h("button", { type: "button", class: "danger", id: "cancel-run", disabled: true,
+    onclick: async () => {
+      cancel.disabled = true;
+      try {
+        await api(runPath + "/cancel", { method: "POST" });
+        clearError();
+        cancel.textContent = "Cancelling…";
+      } catch (e) {
+        cancel.disabled = false;
+      }
+    } }, "Cancel run");
   const body = h("div", { id: "run" });
-  main.replaceChildren(title, body);
-  every(async () => {
-    const run = await api("/api/v2/dag-runs/" + encodeURIComponent(id));
-    const cancel = h("button", { type: "button", class: "danger", id: "cancel-run", disabled: FINAL.has(run.status) || run.cancel_requested,
-      onclick: async () => {
-        cancel.disabled = true;
-        try { await api(`/api/v2/dag-runs/${encodeURIComponent(id)}/cancel`, { method: "POST" }); clearError(); } catch (e) { cancel.disabled = false; }
-      } }, run.cancel_requested && !FINAL.has(run.status) ? "Cancelling…" : "Cancel run");
+  main.replaceChildren(h("h1", {}, "Run ", id), h("div", { class: "row" }, cancel), body);
+  const logs = new Map(); // step name -> { text } or { loading: true }, for the full logs asked for
+  let run = null;
+
+  // A step's whole log is on the worker that ran it; the run keeps the tail.
+  const toggleLog = async (step) => {
+    if (logs.has(step)) {
+      logs.delete(step);
+      draw();
+      return;
+    }
+    logs.set(step, { loading: true });
+    draw();
+    try {
+      logs.set(step, { text: await api(`${runPath}/steps/${encodeURIComponent(step)}/log`, { raw: true }) });
+    } catch (e) {
+      logs.delete(step);
+    }
+    draw();
+  };
+
+  const stepOutput = (s) => {
+    const log = logs.get(s.name);
+    return h("div", {},
+      s.error ? h("div", { class: "status-failed" }, s.error) : "",
+      log && log.text !== undefined ? "" : (s.output_tail ? h("pre", {}, s.output_tail) : ""),
+      s.started_at ? h("button", { type: "button", class: "link", "data-key": "log " + s.name, "aria-expanded": String(Boolean(log)),
+        onclick: () => toggleLog(s.name) }, log ? (log.loading ? "Loading the full log…" : "Show the tail only") : "Full log") : "",
+      log && log.text !== undefined ? h("pre", { class: "log", "data-step": s.name, "aria-label": `full log of ${s.name}` }, log.text || "(empty)") : "");
+  };
+
+  const draw = () => {
+    if (!run) return;
+    const going = !FINAL.has(run.status);
+    cancel.disabled = !going || run.cancel_requested;
+    cancel.textContent = run.cancel_requested && going ? "Cancelling…" : "Cancel run";
     const facts = [
       ["Status", h("span", { id: "run-status" }, statusBadge(run.status))],
-      ["DAG", run.dag_name],
+      ["DAG", h("a", { href: `#/dags/${encodeURIComponent(run.dag_name)}` }, run.dag_name)],
       ["Params", run.params || "—"],
       ["Worker", run.worker_id ? `${run.worker_id} (attempt ${run.attempt})` : "—"],
       ["Waiting", run.reason],
@@ -308,18 +351,17 @@ function runPage(main, id) {
       ["Finished", when(run.finished_at)],
       ["Error", run.error],
     ].filter(([, v]) => v);
-    const outputs = Object.entries(run.outputs || {});
-    body.replaceChildren(
-      h("div", { class: "row" }, cancel),
+    const outputs = Object.entries(run.outputs || {}).sort(([a], [b]) => a.localeCompare(b));
+    swap(body,
       h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
-      outputs.length ? [h("h2", {}, "Outputs"), h("dl", { class: "facts" }, outputs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))] : "",
+      outputs.length ? [h("h2", {}, "Outputs"), h("dl", { class: "facts", id: "run-outputs" }, outputs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))] : "",
       h("h2", {}, "Steps"),
-      table(["Step", "Status", "Exit", "Started", "Took", "Output (tail)"], run.steps.map((s) => [
+      table(["Step", "Status", "Exit", "Started", "Took", "Output"], run.steps.map((s) => [
         h("span", {}, s.name, s.child_dag_run_id ? [" → ", runLink(s.child_dag_run_id, "child run")] : ""),
         h("span", {}, statusBadge(s.status), s.retry > 1 ? ` (try ${s.retry})` : ""),
-        s.status === "running" ? "" : String(s.exit_code),
+        s.status === "running" || !s.started_at ? "" : String(s.exit_code),
         when(s.started_at), duration(s.started_at, s.finished_at),
-        h("div", {}, s.error ? h("div", { class: "status-failed" }, s.error) : "", s.output_tail ? h("pre", {}, s.output_tail) : ""),
+        stepOutput(s),
       ]), "no step has started"),
       h("h2", {}, "Children"),
       table(["Run", "DAG", "Step", "Status", "Worker"], (run.children || []).map((c) => [
@@ -327,6 +369,11 @@ function runPage(main, id) {
       h("h2", {}, "Attempts"),
       table(["Attempt", "Worker", "Fencing token", "Started", "Ended", "Outcome"], run.attempts.map((a) => [
         String(a.attempt), a.worker_id, String(a.fencing_token), when(a.started_at), when(a.ended_at), a.outcome || "running"]), "not started yet"));
+  };
+
+  every(async () => {
+    run = await api(runPath);
+    draw();
     const children = run.children || [];
     return !FINAL.has(run.status) || children.some((c) => !FINAL.has(c.status));
   });
