@@ -324,6 +324,13 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 	}
 	waitJS(t, ctx, "the run page on a phone", textOf("#run-status")+` === "cancelled"`, 30*time.Second)
 	waitJS(t, ctx, "no page-wide sideways scroll", `document.documentElement.scrollWidth <= window.innerWidth`, 5*time.Second)
+	// Nothing of a step is cut off at the right: the table's rows stack.
+	waitJS(t, ctx, "the step's log button within the screen", `(() => {
+		const b = document.querySelector('button[data-key="log wait"]');
+		if (!b) return false;
+		const r = b.getBoundingClientRect();
+		return r.width > 0 && r.right <= window.innerWidth && r.left >= 0;
+	})()`, 5*time.Second)
 	screenshot(t, ctx, "run-phone")
 
 	// With the keyboard: Tab from the top reaches the navigation's links
@@ -344,6 +351,7 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 			break
 		}
 	}
+	waitJS(t, ctx, "a visible focus ring on the link reached with Tab", `document.activeElement.getAttribute("href") === "#/dags" && getComputedStyle(document.activeElement).outlineStyle === "solid"`, time.Second)
 	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
 		t.Fatal(err)
 	}

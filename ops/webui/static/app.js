@@ -173,8 +173,8 @@ function chips(labels) {
 function table(headers, rows, empty) {
   if (!rows.length) return h("p", { class: "muted" }, empty);
   return h("div", { class: "table-wrap" },
-    h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
-      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))))));
+    h("table", { class: "stack" }, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { "data-label": headers[i] }, c)))))));
 }
 
 // ---- Workers -----------------------------------------------------------
@@ -326,10 +326,11 @@ function runPage(main, id) {
     const log = logs.get(s.name);
     return h("div", {},
       s.error ? h("div", { class: "status-failed" }, s.error) : "",
-      log && log.text !== undefined ? "" : (s.output_tail ? h("pre", {}, s.output_tail) : ""),
+      log && log.text !== undefined
+        ? h("pre", { class: "log", "data-step": s.name, "aria-label": `full log of ${s.name}` }, log.text || "(empty)")
+        : (s.output_tail ? h("pre", {}, s.output_tail) : ""),
       s.started_at ? h("button", { type: "button", class: "link", "data-key": "log " + s.name, "aria-expanded": String(Boolean(log)),
-        onclick: () => toggleLog(s.name) }, log ? (log.loading ? "Loading the full log…" : "Show the tail only") : "Full log") : "",
-      log && log.text !== undefined ? h("pre", { class: "log", "data-step": s.name, "aria-label": `full log of ${s.name}` }, log.text || "(empty)") : "");
+        onclick: () => toggleLog(s.name) }, log ? (log.loading ? "Loading the full log…" : "Show the tail only") : "Full log") : "");
   };
 
   const draw = () => {
