@@ -141,7 +141,6 @@ type leaderState struct {
 	reserved         map[string]bool
 	reservedByWorker map[string]int
 	reservedByDag    map[string]int
-	workerLocks      map[string]*sync.Mutex
 }
 
 type lease struct {
@@ -172,7 +171,6 @@ func (d *Dispatcher) RunLeader(ctx context.Context) {
 		reserved:         map[string]bool{},
 		reservedByWorker: map[string]int{},
 		reservedByDag:    map[string]int{},
-		workerLocks:      map[string]*sync.Mutex{},
 	}
 	st.grants = newBatcher(d.config.MaxBatch, d.config.InFlight, st.applyGrants)
 	st.reports = newBatcher(d.config.MaxBatch, d.config.InFlight, st.applyReports)
@@ -451,17 +449,6 @@ func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.Work
 	return nil
 }
 
-func (st *leaderState) workerLock(id string) *sync.Mutex {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	l, ok := st.workerLocks[id]
-	if !ok {
-		l = &sync.Mutex{}
-		st.workerLocks[id] = l
-	}
-	return l
-}
-
 // workerCall is what every call from a worker does first: check the
 // worker's description, find the leader's state, note that the worker
 // was heard from, and register it when it is new, changed or returning.
@@ -489,13 +476,11 @@ func (d *Dispatcher) Poll(ctx context.Context, info *daguhav1.WorkerInfo, wait t
 	wait = min(max(wait, 0), maxPollWait)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	// One poll per worker at a time: maxActiveRuns is checked and the
-	// grant written before the next poll of the same worker looks.
-	lock := st.workerLock(info.GetId())
+	// A worker may poll several times at once: matching counts the runs
+	// reserved for its polls in flight against its maxActiveRuns, and the
+	// grant itself is refused in the state machine past that limit.
 	for {
-		lock.Lock()
 		task, watch, err := st.tryGrant(ctx, info)
-		lock.Unlock()
 		if err != nil || task != nil {
 			return task, err
 		}

@@ -128,6 +128,32 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.heartbeatLoop(ctx)
 	}()
 	w.logger.Info("worker started", "labels", FormatLabels(w.config.Labels), "max_active_runs", w.config.MaxActiveRuns)
+	// Several polls at once, so a worker with free slots is not held to
+	// one grant per round trip; the slots bound what runs at once.
+	pollers := min(w.config.MaxActiveRuns, maxPollers)
+	for range pollers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.pollLoop(ctx, &wg)
+		}()
+	}
+	wg.Wait()
+	if w.ownLogDir {
+		// A temporary log directory lives as long as the worker: its logs
+		// can be fetched while the worker lives, and not after.
+		if err := os.RemoveAll(w.config.LogDir); err != nil {
+			w.logger.Warn("remove the step log directory", "dir", w.config.LogDir, "error", err)
+		}
+	}
+	return nil
+}
+
+// maxPollers bounds the polls one worker keeps open at once.
+const maxPollers = 4
+
+// pollLoop takes a free slot, polls for a run and executes it, until ctx ends.
+func (w *Worker) pollLoop(ctx context.Context, wg *sync.WaitGroup) {
 	backoff := newBackoff()
 	for ctx.Err() == nil {
 		select {
@@ -152,15 +178,6 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.execute(ctx, task)
 		}()
 	}
-	wg.Wait()
-	if w.ownLogDir {
-		// A temporary log directory lives as long as the worker: its logs
-		// can be fetched while the worker lives, and not after.
-		if err := os.RemoveAll(w.config.LogDir); err != nil {
-			w.logger.Warn("remove the step log directory", "dir", w.config.LogDir, "error", err)
-		}
-	}
-	return nil
 }
 
 func (w *Worker) poll(ctx context.Context) (*daguhav1.Task, error) {

@@ -251,7 +251,7 @@ func TestLeaderKillWith500RunsInFlight(t *testing.T) {
 			for i := g; i < len(ids); i += 5 {
 				target := c.Agents[(g+i)%3]
 				var resp struct{}
-				code, err := target.PostJSONTimeout("/api/v2/dag-runs", inlineRun(ids[i], nil, "sleep 0.05"), &resp, 30*time.Second)
+				code, err := target.PostJSONTimeout("/api/v2/dag-runs", inlineRun(ids[i], nil, "sleep 1"), &resp, 30*time.Second)
 				if err != nil || code != 201 {
 					errs <- fmt.Errorf("enqueue %s: HTTP %d %v", ids[i], code, err)
 					return

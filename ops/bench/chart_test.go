@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"testing"
 )
 
 // writeCharts draws the figures of a full run as two SVG bar charts:
@@ -25,13 +27,18 @@ func writeCharts(figures []figure, dir string) error {
 		}
 	}
 	sort.Slice(points, func(i, j int) bool { return points[i][0] < points[j][0] })
+	if len(points) == 0 && latency == nil {
+		return nil
+	}
 	var bars []bar
 	for _, p := range points {
 		bars = append(bars, bar{fmt.Sprintf("%.0f clients", p[0]), p[1]})
 	}
-	if err := os.WriteFile(filepath.Join(dir, "performance-throughput.svg"),
-		[]byte(barChart("dispatch throughput, 3 servers, no-op executor (runs/s)", bars)), 0o644); err != nil {
-		return err
+	if len(bars) > 0 {
+		if err := os.WriteFile(filepath.Join(dir, "performance-throughput.svg"),
+			[]byte(barChart("dispatch throughput, 3 servers, no-op executor (runs/s)", bars)), 0o644); err != nil {
+			return err
+		}
 	}
 	if latency != nil {
 		bars = []bar{{"p50", toFloat(latency["p50"])}, {"p99", toFloat(latency["p99"])}, {"max", toFloat(latency["max"])}}
@@ -41,6 +48,47 @@ func writeCharts(figures []figure, dir string) error {
 		}
 	}
 	return nil
+}
+
+// TestRenderCharts redraws the charts from saved figures (JSON lines),
+// for a run that was finished in parts: DAGUHA_BENCH_CHARTS=a.jsonl,b.jsonl.
+func TestRenderCharts(t *testing.T) {
+	files := os.Getenv("DAGUHA_BENCH_CHARTS")
+	if files == "" {
+		t.Skip("set DAGUHA_BENCH_CHARTS to redraw the charts from saved figures")
+	}
+	var figures []figure
+	for _, name := range strings.Split(files, ",") {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var f figure
+			if err := json.Unmarshal([]byte(line), &f); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if p, ok := f["params"].(map[string]any); ok {
+				f["params"] = normalize(p)
+			}
+			figures = append(figures, f)
+		}
+	}
+	if err := writeCharts(figures, filepath.Join("..", "..", "docs")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// normalize turns decoded JSON numbers back into the ints the suite uses.
+func normalize(p map[string]any) figure {
+	out := figure{}
+	for k, v := range p {
+		if f, ok := v.(float64); ok && f == float64(int(f)) {
+			v = int(f)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 type bar struct {

@@ -82,26 +82,39 @@ func TestBenchSuite(t *testing.T) {
 	started := time.Now()
 	fsyncRate := s.baselineFsync()
 	raftRate := s.baselineRaft()
-	if os.Getenv("BENCH_ONLY") == "raft" {
-		s.bareRaft(true)
-		return
-	}
 	s.bareRaft(true)
-	one := s.throughput(1, true, fsyncRate, raftRate, 0)
-	s.throughput(3, true, fsyncRate, raftRate, one)
-	s.throughput(3, false, fsyncRate, raftRate, 0)
-	if !s.quick {
-		for _, clients := range []int{1, 4, 16} {
-			s.throughputWith(3, true, clients, fsyncRate, raftRate, 0)
-		}
+	// BENCH_FROM=NAME starts at that part (the baselines always run), to
+	// finish a run that an overloaded machine broke off.
+	parts := []struct {
+		name string
+		run  func()
+	}{
+		{"throughput", func() {
+			one := s.throughput(1, true, fsyncRate, raftRate, 0)
+			s.throughput(3, true, fsyncRate, raftRate, one)
+			s.throughput(3, false, fsyncRate, raftRate, 0)
+			if !s.quick {
+				for _, clients := range []int{1, 4, 16} {
+					s.throughputWith(3, true, clients, fsyncRate, raftRate, 0)
+				}
+			}
+		}},
+		{"latency", s.latency},
+		{"failover", s.failover},
+		{"reclaim", s.reclaim},
+		{"matching", s.matching},
+		{"snapshot", s.snapshot},
+		{"catchup", s.catchUp},
+		{"heartbeats", s.heartbeats},
 	}
-	s.latency()
-	s.failover()
-	s.reclaim()
-	s.matching()
-	s.snapshot()
-	s.catchUp()
-	s.heartbeats()
+	from := os.Getenv("BENCH_FROM")
+	for _, part := range parts {
+		if from != "" && part.name != from {
+			continue
+		}
+		from = ""
+		part.run()
+	}
 	s.summary(time.Since(started))
 }
 
@@ -267,15 +280,27 @@ func (s *suite) latency() {
 	for i := 0; i < n; i++ {
 		id := fmt.Sprintf("lat-%d", i)
 		a := c.Agents[i%3]
-		if code, err := a.PostJSON("/api/v2/dag-runs", inlineRun(id, "true"), nil); err != nil || code >= 300 {
-			s.t.Fatalf("enqueue %s: HTTP %d %v", id, code, err)
-		}
+		enqueue(s.t, a, inlineRun(id, "true"))
 		d := stepStarted(s.t, leader, id)
 		ds = append(ds, d)
 	}
 	f := dist(ds)
 	s.add(figure{"name": "dispatch_latency", "value": f["p50"], "unit": "ms enqueue→step started (p50)", "p50": f["p50"], "p99": f["p99"], "max": f["max"],
 		"params": figure{"servers": 3, "runs": n, "executor": "noop", "enqueued_through": "each server in turn"}})
+}
+
+// enqueue sends an enqueue, retrying a request that timed out on a
+// loaded machine (the same run id twice is one run).
+func enqueue(t testing.TB, a *clustertest.Agent, body map[string]any) {
+	var lastErr error
+	for try := 0; try < 3; try++ {
+		code, err := a.PostJSONTimeout("/api/v2/dag-runs", body, nil, 60*time.Second)
+		if err == nil && code < 300 {
+			return
+		}
+		lastErr = fmt.Errorf("HTTP %d %v", code, err)
+	}
+	t.Fatalf("enqueue %v: %v", body["dag_run_id"], lastErr)
 }
 
 type runBody struct {
@@ -330,6 +355,7 @@ func (s *suite) failover() {
 	defer w.Stop()
 	waitWorkers(s.t, leader, 1)
 	var ds []time.Duration
+	timeouts := 0
 	for k := 0; k < kills; k++ {
 		leader = c.WaitLeader(s.t, 60*time.Second)
 		var survivors []*clustertest.Agent
@@ -366,9 +392,12 @@ func (s *suite) failover() {
 		wg.Wait()
 		cancel()
 		if first.Load() == 0 {
-			s.t.Fatalf("kill %d: no run started after the failover", k)
+			// On an overloaded machine a probe may not start within the
+			// minute: counted, not hidden, and the run goes on.
+			timeouts++
+		} else {
+			ds = append(ds, time.Unix(0, first.Load()).Sub(t0))
 		}
-		ds = append(ds, time.Unix(0, first.Load()).Sub(t0))
 		if err := killed.Start(); err != nil {
 			s.t.Fatal(err)
 		}
@@ -379,7 +408,7 @@ func (s *suite) failover() {
 	}
 	f := dist(ds)
 	s.add(figure{"name": "failover", "value": f["p50"], "unit": "ms kill -9 of the leader → first run started (median)", "median": f["p50"], "max": f["max"], "p99": f["p99"],
-		"params": figure{"servers": 3, "kills": kills}})
+		"params": figure{"servers": 3, "kills": kills}, "no_start_within_60s": timeouts})
 }
 
 // reclaim: a worker killed → its run started on another worker.
@@ -398,9 +427,7 @@ func (s *suite) reclaim() {
 			s.t.Fatal(err)
 		}
 		id := fmt.Sprintf("rc-%d", k)
-		if code, err := leader.PostJSON("/api/v2/dag-runs", inlineRun(id, "sleep 300"), nil); err != nil || code >= 300 {
-			s.t.Fatalf("enqueue: %d %v", code, err)
-		}
+		enqueue(s.t, leader, inlineRun(id, "sleep 300"))
 		stepStarted(s.t, leader, id)
 		b := c.NewWorker(fmt.Sprintf("rc-b-%d", k))
 		if err := b.Start(); err != nil {
