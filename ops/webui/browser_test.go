@@ -98,6 +98,33 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Logf("screenshot %s (%d bytes)", path, len(png))
 }
 
+// waitRefreshes waits until the page has redrawn itself n more times
+// (the header's "updated" time changes on every refresh).
+func waitRefreshes(t *testing.T, ctx context.Context, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		before, err := chromedp.Run(ctx, chromedp.Evaluate[string](textOf("#updated")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, "a refresh", fmt.Sprintf(`%s !== %q`, textOf("#updated"), before), 30*time.Second)
+	}
+}
+
+// setSelect chooses a value in a <select> the way a person does: the
+// value changes and the change event fires.
+func setSelect(t *testing.T, ctx context.Context, selector, value string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
+		const s = document.querySelector(%q);
+		s.value = %q;
+		s.dispatchEvent(new Event("change", { bubbles: true }));
+		return true;
+	})()`, selector, value))); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func start(t *testing.T, p *clustertest.Process) {
 	t.Helper()
 	if err := p.Start(); err != nil {
@@ -140,7 +167,7 @@ steps:
 func TestWorkersPageFollowsHealthAndHierarchy(t *testing.T) {
 	ctx := browser(t)
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1,
-		ExtraArgs: []string{"-health-warning=2s", "-health-unhealthy=4s", "-health-offline=2m"}})
+		ExtraArgs: []string{"-health-warning=2s", "-health-unhealthy=4s", "-health-offline=12s"}})
 	server := c.WaitLeader(t, 30*time.Second)
 	start(t, c.NewWorker("gpu-worker", "-labels=gpu=true,zone=eu"))
 	sleepy := c.NewWorker("sleepy-worker", "-labels=pool=batch")
@@ -156,15 +183,34 @@ func TestWorkersPageFollowsHealthAndHierarchy(t *testing.T) {
 
 	// A three-level hierarchy: the leaf runs on the gpu worker.
 	post(t, server, "/api/v2/dag-runs", map[string]string{"yaml": hierarchyYAML, "file": "tree.yaml", "dag_run_id": "tree-1"})
+	// Nested, not merely in order: the leaf's item is inside the parent's,
+	// which is inside the root's, and the root is drawn once however many
+	// of its runs the worker has.
 	waitJS(t, ctx, "the leaf under its root and parent on the gpu worker", fmt.Sprintf(`(() => {
 		const tree = document.querySelector(%q + " .tree");
 		if (!tree) return false;
-		const links = [...tree.querySelectorAll("a")].map(a => a.textContent);
-		const root = links.indexOf("top"), parent = links.indexOf("middle"), leaf = links.indexOf("leaf");
-		return root >= 0 && parent > root && leaf > parent &&
-			tree.querySelector('a[href="#/runs/tree-1"]') !== null;
+		const named = (name) => [...tree.querySelectorAll("li")].filter(li => li.querySelector(":scope > a").textContent === name);
+		const [root, parent, leaf] = [named("top"), named("middle"), named("leaf")];
+		return root.length === 1 && parent.length === 1 && leaf.length === 1 &&
+			root[0].querySelector(":scope > a").getAttribute("href") === "#/runs/tree-1" &&
+			leaf[0].parentElement.closest("li") === parent[0] &&
+			parent[0].parentElement.closest("li") === root[0] &&
+			leaf[0].innerText.includes("started");
 	})()`, card("gpu-worker")), 60*time.Second)
 	screenshot(t, ctx, "workers")
+
+	// The keyboard focus stays on a run's link while the page refreshes
+	// (every card is redrawn each time).
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`(() => {
+		const leaf = [...document.querySelectorAll(%q + " .tree a")].find(a => a.textContent === "leaf");
+		leaf.focus();
+		window.__leaf = leaf.getAttribute("href");
+		return document.activeElement === leaf;
+	})()`, card("gpu-worker")))); err != nil {
+		t.Fatal(err)
+	}
+	waitRefreshes(t, ctx, 2)
+	waitJS(t, ctx, "the focus still on the leaf's link", `document.activeElement.getAttribute("href") === window.__leaf && document.activeElement.textContent === "leaf"`, time.Second)
 
 	// Paused: the same page, never reloaded, goes Warning then Unhealthy.
 	if _, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.__marker = "same page"`)); err != nil {
@@ -173,6 +219,11 @@ func TestWorkersPageFollowsHealthAndHierarchy(t *testing.T) {
 	sleepy.Pause()
 	waitJS(t, ctx, "Warning for the paused worker", textOf(card("sleepy-worker"))+`.includes("Warning")`, 30*time.Second)
 	waitJS(t, ctx, "Unhealthy for the paused worker", textOf(card("sleepy-worker"))+`.includes("Unhealthy")`, 30*time.Second)
+	// The health filter keeps the workers in that state only.
+	setSelect(t, ctx, "#health-filter", "UNHEALTHY")
+	waitJS(t, ctx, "the health filter", `document.querySelectorAll("[data-worker]").length === 1 && document.querySelector(`+"`"+card("sleepy-worker")+"`"+`) !== null`, 10*time.Second)
+	setSelect(t, ctx, "#health-filter", "")
+	waitJS(t, ctx, "Offline past the offline threshold", textOf(card("sleepy-worker"))+`.includes("Offline")`, 30*time.Second)
 	waitJS(t, ctx, "the page not reloaded", `window.__marker === "same page"`, time.Second)
 	// Health is in words too, not only in colour.
 	waitJS(t, ctx, "the gpu worker still Healthy", textOf(card("gpu-worker"))+`.includes("Healthy")`, 10*time.Second)
@@ -193,7 +244,7 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 	server := c.WaitLeader(t, 30*time.Second)
 	start(t, c.NewWorker("ui-worker"))
 	post(t, server, "/api/v2/dags", map[string]any{"files": []map[string]string{
-		{"name": "hello.yaml", "content": "name: hello\nparams: WHO=world\nsteps:\n  - name: greet\n    command: echo hello $WHO\n  - name: done\n    command: echo done\n"},
+		{"name": "hello.yaml", "content": "name: hello\nparams: WHO=world\nsteps:\n  - name: greet\n    command: echo hello $WHO\n    output: GREETING\n  - name: done\n    command: echo done\n"},
 		{"name": "long.yaml", "content": "name: long\nsteps:\n  - name: wait\n    command: sleep 300\n"},
 	}})
 
@@ -217,6 +268,12 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 	waitJS(t, ctx, "the run's page", `location.hash.startsWith("#/runs/")`, 30*time.Second)
 	waitJS(t, ctx, "the run succeeded", textOf("#run-status")+` === "succeeded"`, 60*time.Second)
 	waitJS(t, ctx, "the steps' output", textOf("#run")+`.includes("hello browser") && `+textOf("#run")+`.includes("ui-worker")`, 10*time.Second)
+	waitJS(t, ctx, "the run's outputs, drawn as elements", textOf("#run-outputs")+`.includes("GREETING") && `+textOf("#run-outputs")+`.includes("hello browser") && !`+textOf("#run")+`.includes("[object")`, 10*time.Second)
+	// The whole log of a step, fetched from the worker through the API.
+	if err := chromedp.Do(ctx, chromedp.Click(`button[data-key="log greet"]`)); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the full log of greet", textOf(`pre.log[data-step="greet"]`)+`.includes("hello browser")`, 30*time.Second)
 	screenshot(t, ctx, "run")
 
 	// Cancel a long run with the button.
@@ -226,10 +283,27 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 	}
 	waitJS(t, ctx, "the long run running", textOf("#run-status")+` === "running"`, 60*time.Second)
 	waitJS(t, ctx, "the cancel button enabled", `!document.querySelector("#cancel-run").disabled`, 10*time.Second)
-	if err := chromedp.Do(ctx, chromedp.Click("#cancel-run")); err != nil {
+	// With the keyboard: the button keeps the focus through refreshes and
+	// Enter presses it.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#cancel-run").focus(), true`)); err != nil {
+		t.Fatal(err)
+	}
+	waitRefreshes(t, ctx, 2)
+	waitJS(t, ctx, "the focus still on the cancel button", `document.activeElement.id === "cancel-run"`, time.Second)
+	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the run cancelled", textOf("#run-status")+` === "cancelled"`, 60*time.Second)
+
+	// The runs list, filtered by status and by DAG.
+	if err := chromedp.Do(ctx, chromedp.Navigate(server.HTTPAddr()+"/#/runs?status=cancelled")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the cancelled runs only", textOf("#runs")+`.includes("long-1") && !`+textOf("#runs")+`.includes("hello")`, 30*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Navigate(server.HTTPAddr()+"/#/runs?dag_name=hello")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the runs of hello only", textOf("#runs")+`.includes("succeeded") && !`+textOf("#runs")+`.includes("long-1")`, 30*time.Second)
 
 	// An API error is shown, not swallowed: a run that does not exist.
 	if err := chromedp.Do(ctx, chromedp.Navigate(server.HTTPAddr()+"/#/runs/no-such-run")); err != nil {
@@ -250,6 +324,13 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 	}
 	waitJS(t, ctx, "the run page on a phone", textOf("#run-status")+` === "cancelled"`, 30*time.Second)
 	waitJS(t, ctx, "no page-wide sideways scroll", `document.documentElement.scrollWidth <= window.innerWidth`, 5*time.Second)
+	// Nothing of a step is cut off at the right: the table's rows stack.
+	waitJS(t, ctx, "the step's log button within the screen", `(() => {
+		const b = document.querySelector('button[data-key="log wait"]');
+		if (!b) return false;
+		const r = b.getBoundingClientRect();
+		return r.width > 0 && r.right <= window.innerWidth && r.left >= 0;
+	})()`, 5*time.Second)
 	screenshot(t, ctx, "run-phone")
 
 	// With the keyboard: Tab from the top reaches the navigation's links
@@ -270,6 +351,7 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 			break
 		}
 	}
+	waitJS(t, ctx, "a visible focus ring on the link reached with Tab", `document.activeElement.getAttribute("href") === "#/dags" && getComputedStyle(document.activeElement).outlineStyle === "solid"`, time.Second)
 	if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
 		t.Fatal(err)
 	}
@@ -302,6 +384,14 @@ func TestTokenIsAskedForOnceAndKept(t *testing.T) {
 	if strings.Contains(shown, "secret-worker") {
 		t.Fatalf("data shown before the token was given:\n%s", shown)
 	}
+	// A wrong token is refused, said so, and asked for again.
+	if err := chromedp.Do(ctx,
+		chromedp.SendKeys("#token", "not-the-token"),
+		chromedp.Click("#login-form button"),
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the refusal and the form again", `!document.querySelector("#login").hidden && `+textOf("#error-text")+`.includes("refused") && !document.body.innerText.includes("secret-worker")`, 30*time.Second)
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys("#token", token),
 		chromedp.Click("#login-form button"),
@@ -314,4 +404,9 @@ func TestTokenIsAskedForOnceAndKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the cluster page without a second prompt", textOf("#cluster-leader")+` === "server1" && document.querySelector("#login").hidden`, 30*time.Second)
+	// A reload of the tab keeps it too (sessionStorage).
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the cluster page after a reload without a prompt", textOf("#cluster-leader")+` === "server1" && document.querySelector("#login").hidden`, 30*time.Second)
 }

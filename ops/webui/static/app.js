@@ -41,14 +41,37 @@ function showError(message) {
   document.getElementById("error").hidden = false;
 }
 
+// swap replaces what a refreshing part of the page shows. The keyboard
+// focus, when it was inside, moves to the element that stands for the
+// same thing in the new content (same data-key, link target or id): a
+// refresh every 1.5 s must not throw a keyboard user back to the top.
+function swap(container, ...children) {
+  const focused = document.activeElement;
+  const key = focused && focused !== container && container.contains(focused) ? focusKey(focused) : "";
+  container.replaceChildren(...children.flat(Infinity).filter((c) => c !== undefined && c !== null && c !== false && c !== ""));
+  if (!key) return;
+  for (const el of container.querySelectorAll("a, button, input, select, textarea, summary, [tabindex]")) {
+    if (focusKey(el) === key) {
+      el.focus({ preventScroll: true });
+      return;
+    }
+  }
+}
+
+function focusKey(el) {
+  const id = el.dataset.key || el.getAttribute("href") || el.id;
+  return id ? el.tagName + " " + id : "";
+}
+
 function clearError() {
   document.getElementById("error").hidden = true;
   pollError = false;
 }
 
-// api calls the API with the tab's token. A 401 asks for a token; any
-// other failure is shown to the person and thrown.
-async function api(path, options = {}) {
+// api calls the API with the tab's token and returns the decoded JSON (the
+// text with raw: true). A 401 asks for a token; any other failure is shown
+// to the person and thrown.
+async function api(path, { raw, ...options } = {}) {
   const headers = { "Content-Type": "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = "Bearer " + token;
@@ -65,6 +88,7 @@ async function api(path, options = {}) {
     throw new AuthError("token required");
   }
   const text = await resp.text();
+  if (resp.ok && raw) return text;
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
   if (!resp.ok) {
@@ -149,26 +173,46 @@ function chips(labels) {
 function table(headers, rows, empty) {
   if (!rows.length) return h("p", { class: "muted" }, empty);
   return h("div", { class: "table-wrap" },
-    h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
-      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, c)))))));
+    h("table", { class: "stack" }, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { "data-label": headers[i] }, c)))))));
 }
 
 // ---- Workers -----------------------------------------------------------
 
-// taskTree draws a worker's running tasks as root → parent → child.
+// taskTree draws a worker's running tasks as trees root → parent → child,
+// one tree per root run, each run a link to its page. A root or parent
+// that is not among this worker's tasks runs on another worker: it is
+// drawn for the context, marked so.
 function taskTree(tasks) {
   if (!tasks.length) return h("p", { class: "muted" }, "no running tasks");
-  return h("ul", { class: "tree", "aria-label": "running tasks" }, tasks.map((t) => {
-    const self = h("li", {}, runLink(t.dag_run_id, t.dag_name), " ", h("span", { class: "muted" }, `started ${ago(t.started_at)}`));
-    const isRoot = !t.root_dag_run_id || t.root_dag_run_id === t.dag_run_id;
-    if (isRoot) return self;
-    const chain = h("ul", {}, self);
-    let outer = chain;
-    if (t.parent_dag_run_id && t.parent_dag_run_id !== t.root_dag_run_id) {
-      outer = h("ul", {}, h("li", {}, runLink(t.parent_dag_run_id, t.parent_dag_run_name), chain));
-    }
-    return h("li", {}, runLink(t.root_dag_run_id, t.root_dag_run_name), outer);
-  }));
+  const nodes = new Map();
+  const node = (id, name) => {
+    if (!nodes.has(id)) nodes.set(id, { id, name, task: null, children: [], placed: false });
+    const n = nodes.get(id);
+    if (!n.name) n.name = name;
+    return n;
+  };
+  const place = (child, parent) => {
+    if (child.placed || child === parent) return;
+    child.placed = true;
+    parent.children.push(child);
+  };
+  for (const t of tasks) node(t.dag_run_id, t.dag_name).task = t;
+  for (const t of tasks) {
+    const rootID = t.root_dag_run_id && t.root_dag_run_id !== t.dag_run_id ? t.root_dag_run_id : "";
+    if (!rootID) continue;
+    const root = node(rootID, t.root_dag_run_name);
+    const parentID = t.parent_dag_run_id || rootID;
+    const parent = parentID === rootID ? root : node(parentID, t.parent_dag_run_name);
+    place(nodes.get(t.dag_run_id), parent);
+    // A parent running here is placed by its own task; one running
+    // elsewhere hangs from the root (levels between them are not known).
+    if (parent !== root && !parent.task) place(parent, root);
+  }
+  const draw = (n) => h("li", { "data-run": n.id }, runLink(n.id, n.name || n.id), " ",
+    h("span", { class: "muted" }, n.task ? `started ${ago(n.task.started_at)}` : "(on another worker)"),
+    n.children.length ? h("ul", {}, n.children.map(draw)) : "");
+  return h("ul", { class: "tree", "aria-label": "running tasks" }, [...nodes.values()].filter((n) => !n.placed).map(draw));
 }
 
 function workersPage(main) {
@@ -192,10 +236,10 @@ function workersPage(main) {
   const draw = () => {
     const shown = workers.filter(matches);
     if (!shown.length) {
-      list.replaceChildren(h("p", { class: "muted" }, workers.length ? "no worker matches the filters" : "no worker has registered"));
+      swap(list, h("p", { class: "muted" }, workers.length ? "no worker matches the filters" : "no worker has registered"));
       return;
     }
-    list.replaceChildren(...shown.map((w) => h("article", { class: "card worker", "data-worker": w.id },
+    swap(list, ...shown.map((w) => h("article", { class: "card worker", "data-worker": w.id },
       h("h2", {}, w.id),
       h("div", { class: "row" }, healthBadge(w.health_status), h("span", { class: "muted" }, `last heartbeat ${ago(w.last_heartbeat)}`)),
       chips(w.labels),
@@ -235,26 +279,68 @@ function runsPage(main, query) {
   q.set("limit", "200");
   every(async () => {
     const body = await api("/api/v2/dag-runs?" + q);
-    list.replaceChildren(table(["Run", "DAG", "Status", "Worker", "Enqueued", "Took"], body.runs.map((r) => [
+    swap(list, table(["Run", "DAG", "Status", "Worker", "Enqueued", "Took"], body.runs.map((r) => [
       runLink(r.dag_run_id), r.dag_name, statusBadge(r.status), r.worker_id, when(r.enqueued_at), duration(r.started_at, r.finished_at)]),
     "no runs"), body.truncated ? h("p", { class: "muted" }, "showing the newest 200") : "");
   });
 }
 
 function runPage(main, id) {
-  const title = h("h1", {}, "Run ", id);
+  const runPath = "/api/v2/dag-runs/" + encodeURIComponent(id);
+  // The button lives outside the refreshed part: a refresh does not take
+  // it from under the pointer or the keyboard focus.
+  const cancel = h("button", { type: "button", class: "danger", id: "cancel-run", disabled: true,
+    onclick: async () => {
+      cancel.disabled = true;
+      try {
+        await api(runPath + "/cancel", { method: "POST" });
+        clearError();
+        cancel.textContent = "Cancelling…";
+      } catch (e) {
+        cancel.disabled = false;
+      }
+    } }, "Cancel run");
   const body = h("div", { id: "run" });
-  main.replaceChildren(title, body);
-  every(async () => {
-    const run = await api("/api/v2/dag-runs/" + encodeURIComponent(id));
-    const cancel = h("button", { type: "button", class: "danger", id: "cancel-run", disabled: FINAL.has(run.status) || run.cancel_requested,
-      onclick: async () => {
-        cancel.disabled = true;
-        try { await api(`/api/v2/dag-runs/${encodeURIComponent(id)}/cancel`, { method: "POST" }); clearError(); } catch (e) { cancel.disabled = false; }
-      } }, run.cancel_requested && !FINAL.has(run.status) ? "Cancelling…" : "Cancel run");
+  main.replaceChildren(h("h1", {}, "Run ", id), h("div", { class: "row" }, cancel), body);
+  const logs = new Map(); // step name -> { text } or { loading: true }, for the full logs asked for
+  let run = null;
+
+  // A step's whole log is on the worker that ran it; the run keeps the tail.
+  const toggleLog = async (step) => {
+    if (logs.has(step)) {
+      logs.delete(step);
+      draw();
+      return;
+    }
+    logs.set(step, { loading: true });
+    draw();
+    try {
+      logs.set(step, { text: await api(`${runPath}/steps/${encodeURIComponent(step)}/log`, { raw: true }) });
+    } catch (e) {
+      logs.delete(step);
+    }
+    draw();
+  };
+
+  const stepOutput = (s) => {
+    const log = logs.get(s.name);
+    return h("div", {},
+      s.error ? h("div", { class: "status-failed" }, s.error) : "",
+      log && log.text !== undefined
+        ? h("pre", { class: "log", "data-step": s.name, "aria-label": `full log of ${s.name}` }, log.text || "(empty)")
+        : (s.output_tail ? h("pre", {}, s.output_tail) : ""),
+      s.started_at ? h("button", { type: "button", class: "link", "data-key": "log " + s.name, "aria-expanded": String(Boolean(log)),
+        onclick: () => toggleLog(s.name) }, log ? (log.loading ? "Loading the full log…" : "Show the tail only") : "Full log") : "");
+  };
+
+  const draw = () => {
+    if (!run) return;
+    const going = !FINAL.has(run.status);
+    cancel.disabled = !going || run.cancel_requested;
+    cancel.textContent = run.cancel_requested && going ? "Cancelling…" : "Cancel run";
     const facts = [
       ["Status", h("span", { id: "run-status" }, statusBadge(run.status))],
-      ["DAG", run.dag_name],
+      ["DAG", h("a", { href: `#/dags/${encodeURIComponent(run.dag_name)}` }, run.dag_name)],
       ["Params", run.params || "—"],
       ["Worker", run.worker_id ? `${run.worker_id} (attempt ${run.attempt})` : "—"],
       ["Waiting", run.reason],
@@ -266,18 +352,17 @@ function runPage(main, id) {
       ["Finished", when(run.finished_at)],
       ["Error", run.error],
     ].filter(([, v]) => v);
-    const outputs = Object.entries(run.outputs || {});
-    body.replaceChildren(
-      h("div", { class: "row" }, cancel),
+    const outputs = Object.entries(run.outputs || {}).sort(([a], [b]) => a.localeCompare(b));
+    swap(body,
       h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
-      outputs.length ? [h("h2", {}, "Outputs"), h("dl", { class: "facts" }, outputs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))] : "",
+      outputs.length ? [h("h2", {}, "Outputs"), h("dl", { class: "facts", id: "run-outputs" }, outputs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))] : "",
       h("h2", {}, "Steps"),
-      table(["Step", "Status", "Exit", "Started", "Took", "Output (tail)"], run.steps.map((s) => [
+      table(["Step", "Status", "Exit", "Started", "Took", "Output"], run.steps.map((s) => [
         h("span", {}, s.name, s.child_dag_run_id ? [" → ", runLink(s.child_dag_run_id, "child run")] : ""),
         h("span", {}, statusBadge(s.status), s.retry > 1 ? ` (try ${s.retry})` : ""),
-        s.status === "running" ? "" : String(s.exit_code),
+        s.status === "running" || !s.started_at ? "" : String(s.exit_code),
         when(s.started_at), duration(s.started_at, s.finished_at),
-        h("div", {}, s.error ? h("div", { class: "status-failed" }, s.error) : "", s.output_tail ? h("pre", {}, s.output_tail) : ""),
+        stepOutput(s),
       ]), "no step has started"),
       h("h2", {}, "Children"),
       table(["Run", "DAG", "Step", "Status", "Worker"], (run.children || []).map((c) => [
@@ -285,6 +370,11 @@ function runPage(main, id) {
       h("h2", {}, "Attempts"),
       table(["Attempt", "Worker", "Fencing token", "Started", "Ended", "Outcome"], run.attempts.map((a) => [
         String(a.attempt), a.worker_id, String(a.fencing_token), when(a.started_at), when(a.ended_at), a.outcome || "running"]), "not started yet"));
+  };
+
+  every(async () => {
+    run = await api(runPath);
+    draw();
     const children = run.children || [];
     return !FINAL.has(run.status) || children.some((c) => !FINAL.has(c.status));
   });
@@ -297,7 +387,7 @@ function dagsPage(main) {
   main.replaceChildren(h("h1", {}, "DAGs"), list);
   every(async () => {
     const body = await api("/api/v2/dags");
-    list.replaceChildren(table(["DAG", "Steps", "Schedule", "Worker selector", "Updated"], body.dags.map((d) => [
+    swap(list, table(["DAG", "Steps", "Schedule", "Worker selector", "Updated"], body.dags.map((d) => [
       h("a", { href: `#/dags/${encodeURIComponent(d.name)}` }, d.name), String(d.steps.length),
       d.schedule.join("; ") || "—", Object.entries(d.worker_selector).map(([k, v]) => `${k}=${v}`).join(", ") || "any worker",
       when(d.updated_at)]), "no DAG is stored: push one with daguha dag push, or start a server with --dags"));
@@ -325,7 +415,7 @@ function dagPage(main, name) {
   every(async () => {
     const d = await api("/api/v2/dags/" + encodeURIComponent(name));
     if (!params.value && d.params) params.placeholder = d.params;
-    details.replaceChildren(
+    swap(details,
       h("dl", { class: "facts" },
         h("dt", {}, "Description"), h("dd", {}, d.description || "—"),
         h("dt", {}, "Schedule"), h("dd", {}, d.schedule.join("; ") || "—"),
@@ -361,7 +451,7 @@ function clusterPage(main) {
         h("span", { class: healthy ? "health health-HEALTHY" : "health health-UNHEALTHY" }, healthy ? "✔ healthy" : `✖ ${p.state === "unreachable" ? "unreachable" : alive}`),
         p.voter ? "yes" : "no", String(p.last_index), String(p.term)];
     });
-    body.replaceChildren(
+    swap(body,
       h("dl", { class: "facts" },
         h("dt", {}, "Leader"), h("dd", { id: "cluster-leader" }, self.leader || "none"),
         h("dt", {}, "This server"), h("dd", {}, `${self.node} (${self.role})`),
