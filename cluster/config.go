@@ -57,6 +57,13 @@ type Config struct {
 	// enough live voters remain (0: 2 minutes).
 	DeadServerTimeout time.Duration
 
+	// RaftTimeout is Raft's heartbeat and election timeout: a follower
+	// that hears nothing from the leader for between one and two of it
+	// starts an election. The leader's lease is half of it. 0: 1 s,
+	// hashicorp/raft's default, which rides out scheduling stalls of a
+	// loaded host; a quiet LAN fails over sooner with 300-500 ms.
+	RaftTimeout time.Duration
+
 	// ForwardHold is how long a request waits for a leader to exist
 	// before it fails with ErrNoLeader.
 	ForwardHold time.Duration

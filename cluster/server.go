@@ -107,6 +107,11 @@ func (s *Server) startRaft() error {
 	// that a command may be applied after its Apply timed out; every
 	// command here is idempotent or fenced, so a retry changes nothing.
 	conf.BatchApplyCh = true
+	if t := s.config.RaftTimeout; t > 0 {
+		conf.HeartbeatTimeout = t
+		conf.ElectionTimeout = t
+		conf.LeaderLeaseTimeout = t / 2
+	}
 	if s.config.TuneRaft != nil {
 		s.config.TuneRaft(conf)
 	}

@@ -75,6 +75,8 @@ func agentFlags() []cli.Flag {
 		&cli.IntFlag{Name: "gossip-port", Value: cluster.DefaultGossipPort, Usage: "gossip port (TCP and UDP)"},
 		&cli.StringSliceFlag{Name: "join", Usage: "gossip seeds host:port, comma separated; retried until one answers"},
 		&cli.DurationFlag{Name: "forward-hold", Value: cluster.DefaultForwardHold, Usage: "how long a request waits for a leader to be elected"},
+		&cli.DurationFlag{Name: "raft-timeout", Value: time.Second, Usage: "Raft heartbeat and election timeout (the leader lease is half): a leader's death is noticed after 1-2x this; 300-500ms fails over sooner on a quiet LAN, 1s rides out a loaded host's stalls"},
+		&cli.BoolFlag{Name: "pprof", Usage: "serve Go's profiler at /debug/pprof/ on the HTTP port (needs a full API token when tokens are set)"},
 		&cli.DurationFlag{Name: "dead-server-timeout", Value: 2 * time.Minute, Usage: "how long a server must be failed before the leader removes it, once a healthy replacement has joined"},
 		&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DAGUHA_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DAGUHA_LOG_FORMAT"}, Usage: "text or json"},
@@ -159,6 +161,10 @@ func runAgent(c *cli.Context) error {
 		Join:              splitList(c.StringSlice("join")),
 		ForwardHold:       c.Duration("forward-hold"),
 		DeadServerTimeout: c.Duration("dead-server-timeout"),
+		RaftTimeout:       c.Duration("raft-timeout"),
+	}
+	if t := config.RaftTimeout; t < 50*time.Millisecond || t > time.Minute {
+		return fmt.Errorf("-raft-timeout %s: must be between 50ms and 1m", t)
 	}
 	keys, err := gossipKeys(c)
 	if err != nil {
@@ -220,7 +226,7 @@ func runAgent(c *cli.Context) error {
 		Cluster: config, HTTPBind: httpBind, GRPCBind: grpcBind, Logger: logger,
 		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
 		APIReadTokens: splitList(c.StringSlice("api-read-token")), TLS: coordinatorTLS(c), HTTPTLS: httpTLS(c),
-		DagsDir: c.String("dags"),
+		DagsDir: c.String("dags"), Pprof: c.Bool("pprof"),
 	})
 	if err != nil {
 		return err

@@ -61,6 +61,8 @@ var configKeys = []configKey{
 	{"cluster.join", "join"},
 	{"cluster.encrypt", "encrypt"},
 	{"cluster.forwardHold", "forward-hold"},
+	{"cluster.raftTimeout", "raft-timeout"},
+	{"debug.pprof", "pprof"},
 	{"cluster.leaseTTL", "lease-ttl"},
 	{"cluster.deadServerTimeout", "dead-server-timeout"},
 	{"cluster.health.warning", "health-warning"},

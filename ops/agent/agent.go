@@ -59,6 +59,9 @@ type Config struct {
 	// DagsDir, when set, is a directory of DAG files this server pushes
 	// into the cluster, and pushes again whenever one changes.
 	DagsDir string
+	// Pprof serves Go's profiler at /debug/pprof/ on the HTTP port,
+	// behind a full API token when tokens are set.
+	Pprof bool
 }
 
 // Agent is a running server.
@@ -207,6 +210,10 @@ func Start(config Config) (*Agent, error) {
 	routes.Handle("GET /metrics", config.Metrics.Handler())
 	routes.Handle("/api/", apiServer)
 	routes.Handle("/", webui.Handler())
+	if config.Pprof {
+		routes.Handle("/debug/pprof/", api.RequireWriteToken(config.APITokens, config.APIReadTokens, pprofHandler()))
+		a.logger.Info("profiler served at /debug/pprof/")
+	}
 	a.http = &http.Server{
 		Handler:           config.Metrics.InstrumentHTTP(routes),
 		ReadHeaderTimeout: 10 * time.Second,

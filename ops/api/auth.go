@@ -49,3 +49,23 @@ func requireToken(tokens, readTokens []string, next http.Handler) http.Handler {
 		writeError(w, http.StatusUnauthorized, errors.New("invalid API token"))
 	})
 }
+
+// RequireWriteToken guards a handler outside /api/ (the profiler) with
+// the API's full tokens: a read-only token is refused, and with no token
+// of either kind configured the handler is open, as the API is.
+func RequireWriteToken(tokens, readTokens []string, next http.Handler) http.Handler {
+	if len(tokens) == 0 && len(readTokens) == 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		given, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		for _, token := range tokens {
+			if ok && subtle.ConstantTimeCompare([]byte(given), []byte(token)) == 1 {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="daguha"`)
+		writeError(w, http.StatusUnauthorized, errors.New("the profiler needs a full API token: send Authorization: Bearer <token>"))
+	})
+}
