@@ -55,17 +55,18 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // It reports the leader's CPU use (share of one core) and the heartbeat
 // RPC latency seen by the workers, including forwarding from followers.
 func BenchmarkHeartbeats1000Workers(b *testing.B) {
-	f := heartbeatLoad(b, 1000, b.N)
+	f := heartbeatLoad(b, 1000, b.N, nil)
 	b.ReportMetric(f["value"].(float64), "leader-cpu-%")
 	out, _ := json.Marshal(f)
 	fmt.Println(string(out))
 }
 
 // heartbeatLoad runs workers simulated workers heartbeating once a second
-// for the given seconds against three real servers and returns the figure.
-func heartbeatLoad(tb testing.TB, workers, seconds int) figure {
+// for the given seconds against three real servers and returns the figure;
+// with profile, the leader's CPU profile over those seconds goes with it.
+func heartbeatLoad(tb testing.TB, workers, seconds int, profile func(leader *clustertest.Agent, seconds int) func() map[string]any) figure {
 	const conns = 20
-	c := clustertest.StartCluster(tb, clustertest.ClusterOptions{Servers: 3})
+	c := clustertest.StartCluster(tb, clustertest.ClusterOptions{Servers: 3, ExtraArgs: []string{"-pprof"}})
 	leader := c.WaitLeader(tb, 60*time.Second)
 	defer func() {
 		for _, a := range c.Agents {
@@ -117,6 +118,10 @@ func heartbeatLoad(tb testing.TB, workers, seconds int) figure {
 	if b, ok := tb.(*testing.B); ok {
 		b.ResetTimer()
 	}
+	var profiled func() map[string]any
+	if profile != nil {
+		profiled = profile(leader, seconds)
+	}
 	started := time.Now()
 	for round := 0; round < seconds; round++ {
 		roundStart := time.Now()
@@ -153,7 +158,7 @@ func heartbeatLoad(tb testing.TB, workers, seconds int) figure {
 	if failures > 0 {
 		tb.Errorf("%d heartbeats failed", failures)
 	}
-	return figure{
+	f := figure{
 		"name": "heartbeats", "value": cpuShare * 100, "unit": "leader CPU % of one core",
 		"params":     figure{"workers": workers, "interval_s": 1, "seconds": seconds, "servers": 3, "race_binary": os.Getenv("DAGUHA_RACE_BINARY") == "1"},
 		"heartbeats": len(latencies), "failures": failures,
@@ -163,4 +168,8 @@ func heartbeatLoad(tb testing.TB, workers, seconds int) figure {
 			"max": ms(percentile(latencies, 1)),
 		},
 	}
+	if profiled != nil {
+		f["profile_leader"] = profiled()
+	}
+	return f
 }

@@ -86,7 +86,8 @@ func TestBenchSuite(t *testing.T) {
 	// throughput is a fraction of.
 	raftRate := s.bareRaft(true)
 	// BENCH_FROM=NAME starts at that part (the baselines always run), to
-	// finish a run that an overloaded machine broke off.
+	// finish a run that an overloaded machine broke off; BENCH_ONLY=NAME
+	// runs that part alone.
 	parts := []struct {
 		name string
 		run  func()
@@ -109,13 +110,15 @@ func TestBenchSuite(t *testing.T) {
 		{"catchup", s.catchUp},
 		{"heartbeats", s.heartbeats},
 	}
-	from := os.Getenv("BENCH_FROM")
+	from, only := os.Getenv("BENCH_FROM"), os.Getenv("BENCH_ONLY")
 	for _, part := range parts {
-		if from != "" && part.name != from {
+		if from != "" && part.name != from || only != "" && part.name != only {
 			continue
 		}
 		from = ""
+		began := time.Now()
 		part.run()
+		fmt.Fprintf(os.Stderr, "--- part %s took %s\n", part.name, time.Since(began).Round(100*time.Millisecond))
 	}
 	s.summary(time.Since(started))
 }
@@ -199,7 +202,7 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 		runs = s.pick(100*clients, 50*clients)
 	}
 	workers := 4
-	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: servers})
+	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: servers, ExtraArgs: []string{"-pprof"}})
 	leader := c.WaitLeader(s.t, 60*time.Second)
 	for i := 0; i < workers; i++ {
 		args := []string{"-max-active-runs=64"}
@@ -215,6 +218,16 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 	waitWorkers(s.t, leader, workers)
 	command := "true"
 	var next, failed atomic.Int64
+	// The leader's CPU profile over the first seconds of the load: where a
+	// run's time goes on the server that does most of the work.
+	var profile func() map[string]any
+	if servers == 3 && clients == 64 {
+		executor := "noop"
+		if !noop {
+			executor = "sh"
+		}
+		profile = s.profileServer(leader, fmt.Sprintf("throughput-3-servers-%s-leader", executor), s.pick(5, 1))
+	}
 	start := time.Now()
 	var wg sync.WaitGroup
 	for cl := 0; cl < clients; cl++ {
@@ -255,6 +268,9 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 		"servers": servers, "runs": runs, "clients": clients, "workers": workers, "max_active_runs": 64, "executor": executor},
 		"enqueue_rate": float64(runs) / enqueued.Seconds(), "failed_enqueues": failed.Load(),
 		"baseline": figure{"raft_apply_per_s": raftRate, "fsync_per_s": fsyncRate}, "ratio": rate / raftRate}
+	if profile != nil {
+		f["profile_leader"] = profile()
+	}
 	if singleServer > 0 {
 		f["single_server"] = singleServer
 		f["ratio_to_single_server"] = rate / singleServer
@@ -570,14 +586,17 @@ func (s *suite) snapshot() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	start := time.Now()
-	if err := fsm.WriteSnapshot(f, state, uint64(n/1000)); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := f.Sync(); err != nil {
-		s.t.Fatal(err)
-	}
-	save := time.Since(start)
+	var save time.Duration
+	saveProfile := s.profileHere("snapshot-save", func() {
+		start := time.Now()
+		if err := fsm.WriteSnapshot(f, state, uint64(n/1000)); err != nil {
+			s.t.Fatal(err)
+		}
+		if err := f.Sync(); err != nil {
+			s.t.Fatal(err)
+		}
+		save = time.Since(start)
+	})
 	f.Close()
 	info, _ := os.Stat(path)
 	state = nil
@@ -586,9 +605,15 @@ func (s *suite) snapshot() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	start = time.Now()
-	restored, _, err := fsm.ReadSnapshot(r)
-	restore := time.Since(start)
+	var (
+		restored *store.StateStore
+		restore  time.Duration
+	)
+	restoreProfile := s.profileHere("snapshot-restore", func() {
+		start := time.Now()
+		restored, _, err = fsm.ReadSnapshot(r)
+		restore = time.Since(start)
+	})
 	r.Close()
 	if err != nil {
 		s.t.Fatal(err)
@@ -598,8 +623,8 @@ func (s *suite) snapshot() {
 	if count != n {
 		s.t.Fatalf("restored %d runs of %d", count, n)
 	}
-	s.add(figure{"name": "snapshot_save", "value": save.Seconds(), "unit": "s", "params": figure{"runs": n, "bytes": info.Size(), "fsync": true}})
-	s.add(figure{"name": "snapshot_restore", "value": restore.Seconds(), "unit": "s", "params": figure{"runs": n, "bytes": info.Size()}})
+	s.add(figure{"name": "snapshot_save", "value": save.Seconds(), "unit": "s", "params": figure{"runs": n, "bytes": info.Size(), "fsync": true}, "profile": saveProfile})
+	s.add(figure{"name": "snapshot_restore", "value": restore.Seconds(), "unit": "s", "params": figure{"runs": n, "bytes": info.Size()}, "profile": restoreProfile})
 }
 
 // catchUp: a server that lost its data directory rejoins a cluster
@@ -667,7 +692,9 @@ func fsmIndexOf(t testing.TB, a *clustertest.Agent) uint64 {
 func (s *suite) heartbeats() {
 	workers := s.pick(10000, 1000)
 	seconds := s.pick(10, 2)
-	f := heartbeatLoad(s.t, workers, seconds)
+	f := heartbeatLoad(s.t, workers, seconds, func(leader *clustertest.Agent, seconds int) func() map[string]any {
+		return s.profileServer(leader, "heartbeats-leader", seconds)
+	})
 	s.add(f)
 }
 
