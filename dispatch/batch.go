@@ -17,14 +17,16 @@ type batcher[Item, Outcome any] struct {
 	wg       sync.WaitGroup
 }
 
+// batchRequest is what one caller submits: its items go into one batch
+// together.
 type batchRequest[Item, Outcome any] struct {
-	item  Item
+	items []Item
 	reply chan batchReply[Outcome]
 }
 
 type batchReply[Outcome any] struct {
-	outcome Outcome
-	err     error
+	outcomes []Outcome
+	err      error
 }
 
 var errBatcherStopped = errors.New("leader is stepping down")
@@ -57,11 +59,13 @@ func (b *batcher[Item, Outcome]) run(ctx context.Context) {
 			return
 		}
 		batch := []batchRequest[Item, Outcome]{first}
+		count := len(first.items)
 	collect:
-		for len(batch) < b.maxBatch {
+		for count < b.maxBatch {
 			select {
 			case r := <-b.requests:
 				batch = append(batch, r)
+				count += len(r.items)
 			default:
 				break collect
 			}
@@ -70,20 +74,22 @@ func (b *batcher[Item, Outcome]) run(ctx context.Context) {
 		go func() {
 			defer b.wg.Done()
 			defer func() { <-b.inFlight }()
-			items := make([]Item, len(batch))
-			for i, r := range batch {
-				items[i] = r.item
+			items := make([]Item, 0, count)
+			for _, r := range batch {
+				items = append(items, r.items...)
 			}
 			outcomes, err := b.apply(ctx, items)
-			for i, r := range batch {
-				if err != nil || i >= len(outcomes) {
-					if err == nil {
-						err = errors.New("batch returned fewer outcomes than items")
-					}
+			if err == nil && len(outcomes) != len(items) {
+				err = errors.New("batch returned fewer outcomes than items")
+			}
+			at := 0
+			for _, r := range batch {
+				if err != nil {
 					r.reply <- batchReply[Outcome]{err: err}
 					continue
 				}
-				r.reply <- batchReply[Outcome]{outcome: outcomes[i]}
+				r.reply <- batchReply[Outcome]{outcomes: outcomes[at : at+len(r.items)]}
+				at += len(r.items)
 			}
 		}()
 	}
@@ -102,21 +108,32 @@ func (b *batcher[Item, Outcome]) drain() {
 
 // submit adds one item and waits for its outcome.
 func (b *batcher[Item, Outcome]) submit(ctx context.Context, done <-chan struct{}, item Item) (Outcome, error) {
-	var zero Outcome
+	outcomes, err := b.submitAll(ctx, done, []Item{item})
+	if err != nil {
+		var zero Outcome
+		return zero, err
+	}
+	return outcomes[0], nil
+}
+
+// submitAll adds items that go into one batch together (one Raft entry,
+// unless they are more than a batch holds) and waits for their outcomes,
+// in order. It fails as a whole: a batch is one command.
+func (b *batcher[Item, Outcome]) submitAll(ctx context.Context, done <-chan struct{}, items []Item) ([]Outcome, error) {
 	reply := make(chan batchReply[Outcome], 1)
 	select {
-	case b.requests <- batchRequest[Item, Outcome]{item: item, reply: reply}:
+	case b.requests <- batchRequest[Item, Outcome]{items: items, reply: reply}:
 	case <-ctx.Done():
-		return zero, ctx.Err()
+		return nil, ctx.Err()
 	case <-done:
-		return zero, errBatcherStopped
+		return nil, errBatcherStopped
 	}
 	select {
 	case r := <-reply:
-		return r.outcome, r.err
+		return r.outcomes, r.err
 	case <-ctx.Done():
-		return zero, ctx.Err()
+		return nil, ctx.Err()
 	case <-done:
-		return zero, errBatcherStopped
+		return nil, errBatcherStopped
 	}
 }

@@ -469,10 +469,26 @@ func (d *Dispatcher) workerCall(ctx context.Context, info *daguhav1.WorkerInfo) 
 
 // Poll waits up to wait for a run the worker can take and grants it.
 func (d *Dispatcher) Poll(ctx context.Context, info *daguhav1.WorkerInfo, wait time.Duration) (*daguhav1.Task, error) {
+	tasks, err := d.PollMany(ctx, info, wait, 1)
+	if len(tasks) == 0 {
+		return nil, err
+	}
+	return tasks[0], err
+}
+
+// maxTasksPerPoll bounds the runs one poll takes (the worker asks for at
+// most this many, the leader grants at most this many).
+const maxTasksPerPoll = 64
+
+// PollMany waits up to wait for runs the worker can take and grants up to
+// max of them at once: matched together, committed in one Raft entry by
+// the grant batcher. It returns as soon as at least one is granted.
+func (d *Dispatcher) PollMany(ctx context.Context, info *daguhav1.WorkerInfo, wait time.Duration, limit int) ([]*daguhav1.Task, error) {
 	st, err := d.workerCall(ctx, info)
 	if err != nil {
 		return nil, err
 	}
+	limit = min(maxTasksPerPoll, max(limit, 1))
 	wait = min(max(wait, 0), maxPollWait)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
@@ -480,9 +496,9 @@ func (d *Dispatcher) Poll(ctx context.Context, info *daguhav1.WorkerInfo, wait t
 	// reserved for its polls in flight against its maxActiveRuns, and the
 	// grant itself is refused in the state machine past that limit.
 	for {
-		task, watch, err := st.tryGrant(ctx, info)
-		if err != nil || task != nil {
-			return task, err
+		tasks, watch, err := st.tryGrant(ctx, info, limit)
+		if err != nil || len(tasks) > 0 {
+			return tasks, err
 		}
 		select {
 		case <-watch:
@@ -499,55 +515,88 @@ func (d *Dispatcher) Poll(ctx context.Context, info *daguhav1.WorkerInfo, wait t
 // capacityRecheck is how soon a worker at its maxActiveRuns looks again.
 const capacityRecheck = 200 * time.Millisecond
 
-// tryGrant matches once. With nothing to grant it returns a channel that
-// is closed when it is worth looking again.
-func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo) (*daguhav1.Task, <-chan struct{}, error) {
+// tryGrant matches up to max runs and grants them. With nothing to grant
+// it returns a channel that is closed when it is worth looking again.
+func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo, limit int) ([]*daguhav1.Task, <-chan struct{}, error) {
 	for {
 		state := st.d.backend.State()
 		selectors, watch, err := state.PendingSelectors()
 		if err != nil {
 			return nil, nil, err
 		}
-		run, full, limited := st.match(state, selectors, info)
-		if full {
-			return nil, afterChan(capacityRecheck), nil
+		var (
+			runs          []*daguhav1.Run
+			full, limited bool
+		)
+		for len(runs) < limit {
+			run, f, l := st.match(state, selectors, info)
+			full, limited = full || f, limited || l
+			if run == nil {
+				break
+			}
+			runs = append(runs, run)
 		}
-		if run == nil {
-			if limited {
-				// Runs wait for their DAG's maxActiveRuns: a run of it
-				// ending changes no pending queue, so look again soon.
+		if len(runs) == 0 {
+			if full || limited {
+				// At its maxActiveRuns the worker frees a slot without
+				// changing a pending queue; runs waiting for their DAG's
+				// maxActiveRuns likewise: look again soon.
 				return nil, afterChan(capacityRecheck), nil
 			}
 			return nil, watch, nil
 		}
-		attempt := run.GetAttempt() + 1
-		outcome, err := st.grants.submit(ctx, st.ctx.Done(), &daguhav1.Grant{
-			RunId: run.GetId(), WorkerId: info.GetId(), Attempt: attempt,
-			MaxActiveRuns: info.GetMaxActiveRuns(), NowUnixNano: st.d.config.Now().UnixNano(),
-		})
-		st.unreserve(run, info.GetId())
-		if err != nil {
-			if errors.Is(err, errBatcherStopped) {
-				err = ErrNotLeader
-			}
-			return nil, nil, err
+		tasks, refused, err := st.grant(ctx, info, runs)
+		if err != nil || len(tasks) > 0 || refused == 0 {
+			return tasks, nil, err
 		}
+		// Every grant was refused (the run moved on meanwhile): match again.
+	}
+}
+
+// grant commits the grants of the matched runs (one Raft entry, as the
+// batcher gathers them) and signs a lease token for each granted one.
+func (st *leaderState) grant(ctx context.Context, info *daguhav1.WorkerInfo, runs []*daguhav1.Run) (tasks []*daguhav1.Task, refused int, err error) {
+	now := st.d.config.Now().UnixNano()
+	grants := make([]*daguhav1.Grant, len(runs))
+	for i, run := range runs {
+		grants[i] = &daguhav1.Grant{
+			RunId: run.GetId(), WorkerId: info.GetId(), Attempt: run.GetAttempt() + 1,
+			MaxActiveRuns: info.GetMaxActiveRuns(), NowUnixNano: now,
+		}
+	}
+	outcomes, err := st.grants.submitAll(ctx, st.ctx.Done(), grants)
+	for _, run := range runs {
+		st.unreserve(run, info.GetId())
+	}
+	if err != nil {
+		if errors.Is(err, errBatcherStopped) {
+			err = ErrNotLeader
+		}
+		// Grants whose fate is unknown are not handed out: if they did
+		// commit, their leases expire unrenewed and the runs are reclaimed.
+		return nil, 0, err
+	}
+	for i, run := range runs {
+		outcome := outcomes[i]
 		if !outcome.GetGranted() {
 			st.d.logger.Debug("grant refused; matching again", "run", run.GetId(), "reason", outcome.GetRefused())
+			refused++
 			continue
 		}
-		token, err := st.signer.Sign(LeaseClaims{
+		attempt := run.GetAttempt() + 1
+		token, serr := st.signer.Sign(LeaseClaims{
 			RunID: run.GetId(), Attempt: attempt, WorkerID: info.GetId(), FencingToken: outcome.GetFencingToken(),
 		})
-		if err != nil {
-			return nil, nil, err
+		if serr != nil {
+			return nil, 0, serr
 		}
 		st.mu.Lock()
 		st.deadlines[run.GetId()] = lease{fencingToken: outcome.GetFencingToken(), deadline: st.d.config.Now().Add(st.d.config.LeaseTTL)}
 		st.mu.Unlock()
 		st.d.config.Metrics.LeaseGranted(queueWait(outcome.GetRun()), attempt == 1)
-		return &daguhav1.Task{Run: outcome.GetRun(), LeaseToken: token, LeaseTtlMillis: uint32(st.d.config.LeaseTTL.Milliseconds())}, nil, nil
+		tasks = append(tasks, &daguhav1.Task{Run: outcome.GetRun(), LeaseToken: token, LeaseTtlMillis: uint32(st.d.config.LeaseTTL.Milliseconds())})
 	}
+	return tasks, refused, nil
 }
 
 func afterChan(d time.Duration) <-chan struct{} {

@@ -152,7 +152,8 @@ func (w *Worker) Run(ctx context.Context) error {
 // maxPollers bounds the polls one worker keeps open at once.
 const maxPollers = 4
 
-// pollLoop takes a free slot, polls for a run and executes it, until ctx ends.
+// pollLoop takes a free slot, and every other slot free at that moment,
+// polls for that many runs and executes what it gets, until ctx ends.
 func (w *Worker) pollLoop(ctx context.Context, wg *sync.WaitGroup) {
 	backoff := newBackoff()
 	for ctx.Err() == nil {
@@ -161,33 +162,60 @@ func (w *Worker) pollLoop(ctx context.Context, wg *sync.WaitGroup) {
 		case <-ctx.Done():
 			continue
 		}
-		task, err := w.poll(ctx)
-		if err != nil || task == nil {
+		taken := 1
+	more:
+		for taken < maxTasksPerPoll {
+			select {
+			case w.slots <- struct{}{}:
+				taken++
+			default:
+				break more
+			}
+		}
+		tasks, err := w.poll(ctx, taken)
+		for range taken - len(tasks) {
 			<-w.slots
-			if err != nil && ctx.Err() == nil {
+		}
+		if err != nil && len(tasks) == 0 {
+			if ctx.Err() == nil {
 				w.logger.Warn("poll failed; retrying", "error", err)
 				backoff.wait(ctx)
 			}
 			continue
 		}
-		backoff.reset()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer func() { <-w.slots }()
-			w.execute(ctx, task)
-		}()
+		if len(tasks) > 0 {
+			backoff.reset()
+		}
+		for _, task := range tasks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-w.slots }()
+				w.execute(ctx, task)
+			}()
+		}
 	}
 }
 
-func (w *Worker) poll(ctx context.Context) (*daguhav1.Task, error) {
+// poll asks for up to n runs; a server that hands out more than asked
+// (none should) has the surplus ignored, to be reclaimed when unrenewed.
+func (w *Worker) poll(ctx context.Context, n int) ([]*daguhav1.Task, error) {
 	callCtx, cancel := context.WithTimeout(ctx, w.config.PollWait+10*time.Second)
 	defer cancel()
-	resp, err := w.client.Poll(callCtx, &daguhav1.PollRequest{Worker: w.info, WaitMillis: uint32(w.config.PollWait.Milliseconds())})
+	resp, err := w.client.Poll(callCtx, &daguhav1.PollRequest{Worker: w.info, WaitMillis: uint32(w.config.PollWait.Milliseconds()), MaxTasks: uint32(n)})
 	if err != nil {
 		return nil, err
 	}
-	return resp.GetTask(), nil
+	var tasks []*daguhav1.Task
+	if task := resp.GetTask(); task != nil {
+		tasks = append(tasks, task)
+	}
+	tasks = append(tasks, resp.GetMoreTasks()...)
+	if len(tasks) > n {
+		w.logger.Warn("the server granted more runs than asked for; ignoring the surplus", "asked", n, "granted", len(tasks))
+		tasks = tasks[:n]
+	}
+	return tasks, nil
 }
 
 func (w *Worker) heartbeatLoop(ctx context.Context) {

@@ -120,8 +120,11 @@ func (c *coordinatorService) Poll(ctx context.Context, req *daguhav1.PollRequest
 	c.seen(req.GetWorker())
 	var resp *daguhav1.PollResponse
 	err := c.route(ctx, func(ctx context.Context) error {
-		task, err := c.dispatcher.Poll(ctx, req.GetWorker(), time.Duration(req.GetWaitMillis())*time.Millisecond)
-		resp = &daguhav1.PollResponse{Task: task}
+		tasks, err := c.dispatcher.PollMany(ctx, req.GetWorker(), time.Duration(req.GetWaitMillis())*time.Millisecond, int(req.GetMaxTasks()))
+		resp = &daguhav1.PollResponse{}
+		if len(tasks) > 0 {
+			resp.Task, resp.MoreTasks = tasks[0], tasks[1:]
+		}
 		return err
 	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
 		var err error

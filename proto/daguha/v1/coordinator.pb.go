@@ -563,9 +563,12 @@ func (x *WorkerInfo) GetLogAddr() string {
 }
 
 type PollRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Worker        *WorkerInfo            `protobuf:"bytes,1,opt,name=worker,proto3" json:"worker,omitempty"`
-	WaitMillis    uint32                 `protobuf:"varint,2,opt,name=wait_millis,json=waitMillis,proto3" json:"wait_millis,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Worker     *WorkerInfo            `protobuf:"bytes,1,opt,name=worker,proto3" json:"worker,omitempty"`
+	WaitMillis uint32                 `protobuf:"varint,2,opt,name=wait_millis,json=waitMillis,proto3" json:"wait_millis,omitempty"`
+	// How many runs the worker takes at once (its free slots); 0 means 1.
+	// The leader grants all it matched in one Raft commit.
+	MaxTasks      uint32 `protobuf:"varint,3,opt,name=max_tasks,json=maxTasks,proto3" json:"max_tasks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -614,10 +617,19 @@ func (x *PollRequest) GetWaitMillis() uint32 {
 	return 0
 }
 
+func (x *PollRequest) GetMaxTasks() uint32 {
+	if x != nil {
+		return x.MaxTasks
+	}
+	return 0
+}
+
 type PollResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Absent when nothing could be taken before the wait ended.
-	Task          *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Task *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	// The runs granted beyond the first, when max_tasks > 1.
+	MoreTasks     []*Task `protobuf:"bytes,2,rep,name=more_tasks,json=moreTasks,proto3" json:"more_tasks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -655,6 +667,13 @@ func (*PollResponse) Descriptor() ([]byte, []int) {
 func (x *PollResponse) GetTask() *Task {
 	if x != nil {
 		return x.Task
+	}
+	return nil
+}
+
+func (x *PollResponse) GetMoreTasks() []*Task {
+	if x != nil {
+		return x.MoreTasks
 	}
 	return nil
 }
@@ -1117,13 +1136,16 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\blog_addr\x18\x04 \x01(\tR\alogAddr\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"z\n" +
 	"\vPollRequest\x12-\n" +
 	"\x06worker\x18\x01 \x01(\v2\x15.daguha.v1.WorkerInfoR\x06worker\x12\x1f\n" +
 	"\vwait_millis\x18\x02 \x01(\rR\n" +
-	"waitMillis\"3\n" +
+	"waitMillis\x12\x1b\n" +
+	"\tmax_tasks\x18\x03 \x01(\rR\bmaxTasks\"c\n" +
 	"\fPollResponse\x12#\n" +
-	"\x04task\x18\x01 \x01(\v2\x0f.daguha.v1.TaskR\x04task\"s\n" +
+	"\x04task\x18\x01 \x01(\v2\x0f.daguha.v1.TaskR\x04task\x12.\n" +
+	"\n" +
+	"more_tasks\x18\x02 \x03(\v2\x0f.daguha.v1.TaskR\tmoreTasks\"s\n" +
 	"\x04Task\x12 \n" +
 	"\x03run\x18\x01 \x01(\v2\x0e.daguha.v1.RunR\x03run\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
@@ -1213,33 +1235,34 @@ var file_daguha_v1_coordinator_proto_depIdxs = []int32{
 	20, // 2: daguha.v1.WorkerInfo.labels:type_name -> daguha.v1.WorkerInfo.LabelsEntry
 	9,  // 3: daguha.v1.PollRequest.worker:type_name -> daguha.v1.WorkerInfo
 	12, // 4: daguha.v1.PollResponse.task:type_name -> daguha.v1.Task
-	22, // 5: daguha.v1.Task.run:type_name -> daguha.v1.Run
-	9,  // 6: daguha.v1.HeartbeatRequest.worker:type_name -> daguha.v1.WorkerInfo
-	13, // 7: daguha.v1.HeartbeatRequest.leases:type_name -> daguha.v1.HeldLease
-	23, // 8: daguha.v1.ReportStepRequest.step:type_name -> daguha.v1.StepState
-	24, // 9: daguha.v1.FinishRunRequest.status:type_name -> daguha.v1.RunStatus
-	21, // 10: daguha.v1.FinishRunRequest.outputs:type_name -> daguha.v1.FinishRunRequest.OutputsEntry
-	10, // 11: daguha.v1.CoordinatorService.Poll:input_type -> daguha.v1.PollRequest
-	14, // 12: daguha.v1.CoordinatorService.Heartbeat:input_type -> daguha.v1.HeartbeatRequest
-	16, // 13: daguha.v1.CoordinatorService.ReportStep:input_type -> daguha.v1.ReportStepRequest
-	18, // 14: daguha.v1.CoordinatorService.FinishRun:input_type -> daguha.v1.FinishRunRequest
-	6,  // 15: daguha.v1.CoordinatorService.Discover:input_type -> daguha.v1.DiscoverRequest
-	2,  // 16: daguha.v1.CoordinatorService.EnqueueChild:input_type -> daguha.v1.EnqueueChildRequest
-	4,  // 17: daguha.v1.CoordinatorService.WatchRun:input_type -> daguha.v1.WatchRunRequest
-	0,  // 18: daguha.v1.WorkerLogService.StepLog:input_type -> daguha.v1.StepLogRequest
-	11, // 19: daguha.v1.CoordinatorService.Poll:output_type -> daguha.v1.PollResponse
-	15, // 20: daguha.v1.CoordinatorService.Heartbeat:output_type -> daguha.v1.HeartbeatResponse
-	17, // 21: daguha.v1.CoordinatorService.ReportStep:output_type -> daguha.v1.ReportStepResponse
-	19, // 22: daguha.v1.CoordinatorService.FinishRun:output_type -> daguha.v1.FinishRunResponse
-	7,  // 23: daguha.v1.CoordinatorService.Discover:output_type -> daguha.v1.DiscoverResponse
-	3,  // 24: daguha.v1.CoordinatorService.EnqueueChild:output_type -> daguha.v1.EnqueueChildResponse
-	5,  // 25: daguha.v1.CoordinatorService.WatchRun:output_type -> daguha.v1.WatchRunResponse
-	1,  // 26: daguha.v1.WorkerLogService.StepLog:output_type -> daguha.v1.StepLogChunk
-	19, // [19:27] is the sub-list for method output_type
-	11, // [11:19] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	12, // 5: daguha.v1.PollResponse.more_tasks:type_name -> daguha.v1.Task
+	22, // 6: daguha.v1.Task.run:type_name -> daguha.v1.Run
+	9,  // 7: daguha.v1.HeartbeatRequest.worker:type_name -> daguha.v1.WorkerInfo
+	13, // 8: daguha.v1.HeartbeatRequest.leases:type_name -> daguha.v1.HeldLease
+	23, // 9: daguha.v1.ReportStepRequest.step:type_name -> daguha.v1.StepState
+	24, // 10: daguha.v1.FinishRunRequest.status:type_name -> daguha.v1.RunStatus
+	21, // 11: daguha.v1.FinishRunRequest.outputs:type_name -> daguha.v1.FinishRunRequest.OutputsEntry
+	10, // 12: daguha.v1.CoordinatorService.Poll:input_type -> daguha.v1.PollRequest
+	14, // 13: daguha.v1.CoordinatorService.Heartbeat:input_type -> daguha.v1.HeartbeatRequest
+	16, // 14: daguha.v1.CoordinatorService.ReportStep:input_type -> daguha.v1.ReportStepRequest
+	18, // 15: daguha.v1.CoordinatorService.FinishRun:input_type -> daguha.v1.FinishRunRequest
+	6,  // 16: daguha.v1.CoordinatorService.Discover:input_type -> daguha.v1.DiscoverRequest
+	2,  // 17: daguha.v1.CoordinatorService.EnqueueChild:input_type -> daguha.v1.EnqueueChildRequest
+	4,  // 18: daguha.v1.CoordinatorService.WatchRun:input_type -> daguha.v1.WatchRunRequest
+	0,  // 19: daguha.v1.WorkerLogService.StepLog:input_type -> daguha.v1.StepLogRequest
+	11, // 20: daguha.v1.CoordinatorService.Poll:output_type -> daguha.v1.PollResponse
+	15, // 21: daguha.v1.CoordinatorService.Heartbeat:output_type -> daguha.v1.HeartbeatResponse
+	17, // 22: daguha.v1.CoordinatorService.ReportStep:output_type -> daguha.v1.ReportStepResponse
+	19, // 23: daguha.v1.CoordinatorService.FinishRun:output_type -> daguha.v1.FinishRunResponse
+	7,  // 24: daguha.v1.CoordinatorService.Discover:output_type -> daguha.v1.DiscoverResponse
+	3,  // 25: daguha.v1.CoordinatorService.EnqueueChild:output_type -> daguha.v1.EnqueueChildResponse
+	5,  // 26: daguha.v1.CoordinatorService.WatchRun:output_type -> daguha.v1.WatchRunResponse
+	1,  // 27: daguha.v1.WorkerLogService.StepLog:output_type -> daguha.v1.StepLogChunk
+	20, // [20:28] is the sub-list for method output_type
+	12, // [12:20] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_coordinator_proto_init() }
