@@ -72,6 +72,7 @@ type Agent struct {
 	grpc    *grpc.Server
 	health  *health.Server
 	http    *http.Server
+	api     *api.Server
 	httpLn  net.Listener
 	grpcLn  net.Listener
 	served  chan error
@@ -206,6 +207,7 @@ func Start(config Config) (*Agent, error) {
 		}
 	}
 	apiServer := api.New(server, apiOptions)
+	a.api = apiServer
 	routes := http.NewServeMux()
 	routes.Handle("GET /metrics", config.Metrics.Handler())
 	routes.Handle("/api/", apiServer)
@@ -294,6 +296,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	if err := a.http.Shutdown(ctx); err != nil {
 		a.http.Close()
 	}
+	a.api.Close()
 	stopped := make(chan struct{})
 	go func() {
 		a.grpc.GracefulStop()

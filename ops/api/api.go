@@ -14,6 +14,7 @@ import (
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/metrics"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
 // maxBodyBytes bounds a request body: the API takes small JSON documents.
@@ -31,6 +32,10 @@ type Server struct {
 	mux        *http.ServeMux
 	handler    http.Handler
 	dialWorker WorkerDialer
+
+	enqueues    *dispatch.Batcher[*daguhav1.Run, enqueueResult]
+	stopBatcher context.CancelFunc
+	batcherDone chan struct{}
 }
 
 // Options configures the API.
@@ -67,6 +72,7 @@ func New(c *cluster.Server, options Options) *Server {
 	}
 	s := &Server{cluster: c, dispatcher: options.Dispatcher, metrics: options.Metrics, logger: options.Logger, now: options.Now, mux: http.NewServeMux(), dialWorker: options.DialWorker}
 	s.handler = requireToken(options.Tokens, options.ReadTokens, s.mux)
+	s.startEnqueueBatcher()
 	s.scheme, s.forward = "http", &http.Client{Timeout: 30 * time.Second}
 	if options.ForwardTLS != nil {
 		s.scheme = "https"

@@ -25,7 +25,9 @@ func startAPI(t *testing.T) *httptest.Server {
 	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
 	leader := c.Leader(10 * time.Second)
 	fixed := time.Date(2026, 2, 11, 12, 0, 0, 0, time.UTC)
-	srv := httptest.NewServer(api.New(leader.Server, api.Options{Now: func() time.Time { return fixed }}))
+	handler := api.New(leader.Server, api.Options{Now: func() time.Time { return fixed }})
+	srv := httptest.NewServer(handler)
+	t.Cleanup(handler.Close)
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -147,7 +149,9 @@ func TestClusterEndpointsOnASingleServer(t *testing.T) {
 func TestTokensGuardTheAPIButNotHealth(t *testing.T) {
 	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
 	leader := c.Leader(10 * time.Second)
-	srv := httptest.NewServer(api.New(leader.Server, api.Options{Tokens: []string{"s3cret", "rotated"}, ReadTokens: []string{"reader"}}))
+	handler := api.New(leader.Server, api.Options{Tokens: []string{"s3cret", "rotated"}, ReadTokens: []string{"reader"}})
+	t.Cleanup(handler.Close)
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	get := func(path, token string) (int, map[string]any) {
 		t.Helper()

@@ -255,17 +255,11 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 		run.ParentDagRunName, run.ParentDagRunId = parent.GetDagName(), parent.GetId()
 		run.RootDagRunName, run.RootDagRunId = parent.GetRootDagRunName(), parent.GetRootDagRunId()
 	}
-	result, _, err := s.cluster.Apply(r.Context(), fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: []*daguhav1.Run{run}})
+	outcome, err := s.enqueue(r.Context(), run)
 	if err != nil {
 		writeClusterError(w, err)
 		return
 	}
-	outcomes := result.(*daguhav1.EnqueueRunsResult).GetOutcomes()
-	if len(outcomes) != 1 {
-		writeError(w, http.StatusInternalServerError, fmt.Errorf("enqueue returned %d outcomes for one run", len(outcomes)))
-		return
-	}
-	outcome := outcomes[0]
 	switch {
 	case outcome.GetConflict() != "":
 		writeError(w, http.StatusConflict, errors.New(outcome.GetConflict()))

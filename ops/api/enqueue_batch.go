@@ -1,0 +1,98 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/fsm"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// Enqueues that arrive while earlier ones are on their way to the leader
+// go together in one EnqueueRuns command: one forward, one Raft entry and
+// one fsync for all of them. Under light load a batch is one run and adds
+// no wait; under load batches grow, up to enqueueBatchMax runs.
+const (
+	enqueueBatchMax      = 64
+	enqueueBatchInFlight = 4
+)
+
+// enqueueResult is what became of one run of a batch: its outcome, or the
+// error that concerns it alone.
+type enqueueResult struct {
+	outcome *daguhav1.EnqueueOutcome
+	err     error
+}
+
+func (s *Server) startEnqueueBatcher() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopBatcher = cancel
+	s.batcherDone = make(chan struct{})
+	s.enqueues = dispatch.NewBatcher(enqueueBatchMax, enqueueBatchInFlight, s.applyEnqueues)
+	go func() {
+		defer close(s.batcherDone)
+		s.enqueues.Run(ctx)
+	}()
+}
+
+// Close stops the enqueue batcher; requests still waiting fail. The
+// handler must not serve after it.
+func (s *Server) Close() {
+	s.stopBatcher()
+	<-s.batcherDone
+}
+
+// enqueue writes one run through the batcher and returns its outcome.
+func (s *Server) enqueue(ctx context.Context, run *daguhav1.Run) (*daguhav1.EnqueueOutcome, error) {
+	result, err := s.enqueues.Submit(ctx, nil, run)
+	if errors.Is(err, dispatch.ErrBatcherStopped) {
+		return nil, fmt.Errorf("%w: the server is shutting down", cluster.ErrNotLeader)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return result.outcome, result.err
+}
+
+// applyEnqueues writes a batch of runs as one command. A command the
+// state machine refuses as a whole is written again run by run, so one
+// bad run fails alone and its error names it.
+func (s *Server) applyEnqueues(ctx context.Context, runs []*daguhav1.Run) ([]enqueueResult, error) {
+	results, err := s.applyEnqueueCommand(ctx, runs)
+	var refused *cluster.CommandError
+	if err == nil || len(runs) == 1 || !errors.As(err, &refused) {
+		return results, err
+	}
+	results = make([]enqueueResult, len(runs))
+	for i, run := range runs {
+		one, err := s.applyEnqueueCommand(ctx, []*daguhav1.Run{run})
+		if err != nil {
+			results[i] = enqueueResult{err: err}
+			continue
+		}
+		results[i] = one[0]
+	}
+	return results, nil
+}
+
+func (s *Server) applyEnqueueCommand(ctx context.Context, runs []*daguhav1.Run) ([]enqueueResult, error) {
+	result, _, err := s.cluster.Apply(ctx, fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: runs})
+	if err != nil {
+		return nil, err
+	}
+	outcomes := result.(*daguhav1.EnqueueRunsResult).GetOutcomes()
+	if len(outcomes) != len(runs) {
+		return nil, fmt.Errorf("enqueue of %d runs returned %d outcomes", len(runs), len(outcomes))
+	}
+	results := make([]enqueueResult, len(runs))
+	for i, outcome := range outcomes {
+		if outcome.GetRunId() != "" && outcome.GetRunId() != runs[i].GetId() {
+			return nil, fmt.Errorf("enqueue outcome %d is for run %q, not %q", i, outcome.GetRunId(), runs[i].GetId())
+		}
+		results[i] = enqueueResult{outcome: outcome}
+	}
+	return results, nil
+}
