@@ -156,10 +156,70 @@ func hasFlag(c *cli.Context, name string) bool {
 // sources records where each flag's value came from, for error messages.
 type sources map[string]string
 
+// configFile is config.yaml read and checked on its own, before any
+// command's flags: the text form of each known key's value, and the keys
+// it does not know.
+type configFile struct {
+	path    string
+	values  map[string]string
+	unknown []string
+}
+
+// readConfig decodes config.yaml. It touches no flags, so a fuzz test can
+// call it on any bytes; an error names the file and the key.
+func readConfig(path string, data []byte) (*configFile, error) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	flat := map[string]any{}
+	flatten("", doc, flat)
+	known := map[string]bool{}
+	for _, k := range configKeys {
+		known[k.key] = true
+	}
+	file := &configFile{path: path, values: map[string]string{}}
+	keys := make([]string, 0, len(flat))
+	for k := range flat {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, key := range keys {
+		if !known[key] {
+			file.unknown = append(file.unknown, key)
+			continue
+		}
+		text, err := configValue(key, flat[key])
+		if err != nil {
+			return nil, fmt.Errorf("%s in %s: %w", key, path, err)
+		}
+		file.values[key] = text
+	}
+	return file, nil
+}
+
 // applyConfig reads config.yaml (if any) into the flags that neither the
 // command line nor the environment set: flag > env > file > default. It
 // returns the keys it did not know, to be reported as warnings.
 func applyConfig(c *cli.Context) (sources, []string, error) {
+	path := configPath(c)
+	if path == "" {
+		return setBy(c), nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config file: %w", err)
+	}
+	file, err := readConfig(path, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	from, err := file.apply(c)
+	return from, file.unknown, err
+}
+
+// setBy records the flags the command line or the environment set.
+func setBy(c *cli.Context) sources {
 	from := sources{}
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
@@ -167,51 +227,35 @@ func applyConfig(c *cli.Context) (sources, []string, error) {
 			from[name] = "flag or environment"
 		}
 	}
-	path := configPath(c)
-	if path == "" {
-		return from, nil, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("config file: %w", err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, fmt.Errorf("config file %s: %w", path, err)
-	}
-	flat := map[string]any{}
-	flatten("", doc, flat)
-	known := map[string][]string{}
-	for _, k := range configKeys {
-		known[k.key] = append(known[k.key], k.flag)
-	}
-	var unknown []string
-	keys := make([]string, 0, len(flat))
-	for k := range flat {
+	return from
+}
+
+// apply sets each flag of the command that the file has a value for and
+// the command line and the environment left alone.
+func (file *configFile) apply(c *cli.Context) (sources, error) {
+	from := setBy(c)
+	keys := make([]string, 0, len(file.values))
+	for k := range file.values {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	flagsOf := map[string][]string{}
+	for _, k := range configKeys {
+		flagsOf[k.key] = append(flagsOf[k.key], k.flag)
+	}
 	for _, key := range keys {
-		flags, ok := known[key]
-		if !ok {
-			unknown = append(unknown, key)
-			continue
-		}
-		for _, flag := range flags {
+		text := file.values[key]
+		for _, flag := range flagsOf[key] {
 			if !hasFlag(c, flag) || c.IsSet(flag) {
 				continue
 			}
-			text, err := configValue(key, flat[key])
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s in %s: %w", key, path, err)
-			}
 			if err := c.Set(flag, text); err != nil {
-				return nil, nil, fmt.Errorf("%s in %s: %q is not a valid value: %v", key, path, text, err)
+				return nil, fmt.Errorf("%s in %s: %q is not a valid value: %v", key, file.path, text, err)
 			}
-			from[flag] = fmt.Sprintf("%s in %s", key, path)
+			from[flag] = fmt.Sprintf("%s in %s", key, file.path)
 		}
 	}
-	return from, unknown, nil
+	return from, nil
 }
 
 // where names the source of a flag's value for an error message.
