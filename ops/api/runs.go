@@ -110,13 +110,23 @@ func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 	for _, key := range keys {
 		// Selectors are queued under "k=v,k=v": a key holding '=' or ','
 		// or a value holding ',' would make two selectors share a queue.
+		// Workers give their labels as k=v,k=v, trimmed, with no '=' in a
+		// value: a selector that differs there would match no worker, and
+		// its runs would wait for ever.
+		value := selector[key]
 		switch {
 		case key == "":
 			add("dag.workerSelector has an empty label key")
 		case strings.ContainsAny(key, "=,"):
 			add("dag.workerSelector key %q must not contain '=' or ','", key)
-		case strings.Contains(selector[key], ","):
-			add("dag.workerSelector value %q of %q must not contain ','", selector[key], key)
+		case strings.Contains(value, ","):
+			add("dag.workerSelector value %q of %q must not contain ','", value, key)
+		case strings.Contains(value, "="):
+			add("dag.workerSelector value %q of %q must not contain '=': no worker can have such a label", value, key)
+		case strings.TrimSpace(key) != key || strings.TrimSpace(value) != value:
+			add("dag.workerSelector %q: %q must not start or end with a space: no worker can have such a label", key, value)
+		case strings.ContainsFunc(key+value, func(r rune) bool { return r < ' ' || r == 0x7f }):
+			add("dag.workerSelector %q: %q must not contain control characters", key, value)
 		}
 	}
 	if len(dag.Steps) == 0 {
