@@ -71,6 +71,8 @@ func TestEnqueueValidationNamesTheBadInput(t *testing.T) {
 		{"names that differ", `{"dag_name": "x", "dag": {"name": "etl", "steps": [{"name": "a", "command": "x"}]}}`, `dag_name "x" and dag.name "etl" differ`},
 		{"bad DAG name", `{"dag_name": "no spaces"}`, `dag_name "no spaces"`},
 		{"bad run id", `{"dag_name": "etl", "dag_run_id": "a/b"}`, `dag_run_id "a/b"`},
+		{"run id that a URL cleans away", `{"dag_name": "etl", "dag_run_id": ".."}`, `dag_run_id ".." cannot be used in a URL`},
+		{"bad run id with a DAG file", `{"yaml": "steps:\n  - name: s\n    command: x\n", "dag_run_id": "a b"}`, `dag_run_id "a b" must be`},
 		{"not JSON", `dag_name=etl`, "request body"},
 		{"two documents", `{"dag_name": "etl"} {}`, "more than one JSON value"},
 	}

@@ -67,6 +67,21 @@ type enqueueResponse struct {
 	Created bool `json:"created"`
 }
 
+// checkRunID says what is wrong with a caller's run id, if anything
+// ("" is none: the server picks one).
+func checkRunID(id string) error {
+	switch {
+	case id == "":
+	case !runIDPattern.MatchString(id):
+		return fmt.Errorf("dag_run_id %q must be 1-128 letters, digits, '_', '.', ':' or '-'", id)
+	case id == "." || id == "..":
+		// A URL cleans a dot segment out: the run could never be read
+		// or cancelled by its id.
+		return fmt.Errorf("dag_run_id %q cannot be used in a URL; . and .. are not run ids", id)
+	}
+	return nil
+}
+
 // validate checks the request and returns the DAG to run; every problem is
 // reported, each naming the field.
 func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
@@ -81,8 +96,8 @@ func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 	case !dagNamePattern.MatchString(req.DagName):
 		add("dag_name %q must be 1-128 letters, digits, '_', '.' or '-'", req.DagName)
 	}
-	if req.DagRunID != "" && !runIDPattern.MatchString(req.DagRunID) {
-		add("dag_run_id %q must be 1-128 letters, digits, '_', '.', ':' or '-'", req.DagRunID)
+	if err := checkRunID(req.DagRunID); err != nil {
+		add("%v", err)
 	}
 	if req.Dag == nil {
 		if len(problems) > 0 {
@@ -181,6 +196,10 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 	if req.Yaml != "" {
 		if req.Dag != nil {
 			writeError(w, http.StatusBadRequest, errors.New("send either yaml or dag, not both"))
+			return
+		}
+		if err := checkRunID(req.DagRunID); err != nil {
+			writeError(w, http.StatusBadRequest, err)
 			return
 		}
 		if err := s.cluster.ConsistentRead(r.Context()); err != nil {
