@@ -127,6 +127,13 @@ func TestNotFoundAnswersNameWhatIsMissing(t *testing.T) {
 	if code, body := call(t, srv, "GET", "/api/v2/dag-runs/nope", ""); code != 404 || !strings.Contains(body["error"].(string), `"nope"`) {
 		t.Fatalf("missing run: HTTP %d %v", code, body)
 	}
+	// Not UTF-8: no command can carry the name (was a 500, found by FuzzAPIBodies).
+	if code, body := call(t, srv, "POST", "/api/v2/dag-runs/%9C/cancel", ""); code != 404 || !strings.Contains(body["error"].(string), `"\x9c"`) {
+		t.Fatalf("cancel a run id that is not UTF-8: HTTP %d %v", code, body)
+	}
+	if code, body := call(t, srv, "DELETE", "/api/v2/dags/%9C", ""); code != 404 || !strings.Contains(body["error"].(string), `"\x9c"`) {
+		t.Fatalf("delete a DAG name that is not UTF-8: HTTP %d %v", code, body)
+	}
 	if code, body := call(t, srv, "GET", "/api/v2/nothing-here", ""); code != 404 || !strings.Contains(body["error"].(string), "/api/v2/nothing-here") {
 		t.Fatalf("unknown endpoint: HTTP %d %v", code, body)
 	}

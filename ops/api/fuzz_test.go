@@ -16,8 +16,9 @@ import (
 	"github.com/daguha/daguha/ops/api"
 )
 
-// fuzzEndpoints are the requests that carry a body (and cancel, whose
-// run id is the input): the fuzzer picks one with a byte.
+// fuzzEndpoints are the requests that carry a body, and those that change
+// state by a name in the path (cancel, delete): the fuzzer picks one with
+// a byte. New ones go at the end, so the corpus keeps its meaning.
 var fuzzEndpoints = []struct{ method, path string }{
 	{"POST", "/api/v2/dag-runs"},
 	{"POST", "/api/v2/dags"},
@@ -25,6 +26,7 @@ var fuzzEndpoints = []struct{ method, path string }{
 	{"POST", "/api/v2/operator/raft/remove-peer"},
 	{"POST", "/api/v2/operator/raft/transfer-leadership"},
 	{"POST", "/api/v2/operator/snapshot"},
+	{"DELETE", "/api/v2/dags/{}"},
 }
 
 type recorded struct {
@@ -72,6 +74,8 @@ func FuzzAPIBodies(f *testing.F) {
 	add(4, "", `{"id": "server-0"}`)
 	add(4, "", ``)
 	add(5, "", "DAGUHA")
+	add(6, "stored", "")
+	add(6, "nope", "")
 	// One cluster for every input of this process: a cluster per input
 	// would be thousands of times slower.
 	c := clustertest.StartInProc(f, clustertest.InProcOptions{Servers: 1})
@@ -80,9 +84,10 @@ func FuzzAPIBodies(f *testing.F) {
 	h := api.New(leader.Server, api.Options{Now: func() time.Time { return fixed }})
 	f.Fuzz(func(t *testing.T, endpoint uint8, id string, body []byte) {
 		e := fuzzEndpoints[int(endpoint)%len(fuzzEndpoints)]
-		if strings.Contains(e.path, "{}") && (id == "." || id == "..") {
-			// A dot segment is cleaned out of the URL (ServeMux answers
-			// with a redirect), so it is no run id: enqueue refuses it.
+		if strings.Contains(e.path, "{}") && (id == "" || id == "." || id == "..") {
+			// An empty or dot segment is cleaned out of the URL (ServeMux
+			// answers with a redirect), so it is no run id: enqueue
+			// refuses it.
 			return
 		}
 		path := strings.ReplaceAll(e.path, "{}", url.PathEscape(id))
@@ -131,6 +136,10 @@ func FuzzAPIBodies(f *testing.F) {
 				if back.code != http.StatusOK || back.body["name"] != name {
 					t.Fatalf("pushed %q, read back HTTP %d %s", name, back.code, back.raw)
 				}
+			}
+		case "/api/v2/dags/{}":
+			if back := serve(t, h, "GET", path, nil); back.code != http.StatusNotFound {
+				t.Fatalf("deleted DAG %q, read back HTTP %d %s", id, back.code, back.raw)
 			}
 		case "/api/v2/dag-runs/{}/cancel":
 			back := serve(t, h, "GET", path[:len(path)-len("/cancel")], nil)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -579,6 +580,11 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 // one to stop it.
 func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("dag_run_id")
+	if !utf8.ValidString(id) {
+		// No run has such an id, and no command can carry it.
+		writeError(w, http.StatusNotFound, fmt.Errorf("no DAG run with id %q (not UTF-8)", id))
+		return
+	}
 	result, _, err := s.cluster.Apply(r.Context(), fsm.CancelRunsType, &daguhav1.CancelRunsCommand{RunIds: []string{id}, NowUnixNano: s.now().UnixNano()})
 	if err != nil {
 		writeClusterError(w, err)
