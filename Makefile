@@ -7,7 +7,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test check vet fmt-check unit bench bench-micro proto proto-check tools run clean image docker-test
+.PHONY: all build test check vet fmt-check unit fuzz-short fuzz-long bench bench-micro proto proto-check tools run clean image docker-test
 
 all: build
 
@@ -31,6 +31,24 @@ fmt-check:
 # Fast feedback: the packages without process-level tests.
 unit:
 	$(GO) test -count=1 ./fsm/... ./store/... ./rpc/...
+
+# Every fuzz target in the repository (func FuzzXxx in a _test.go file),
+# one at a time for FUZZTIME each: go test -fuzz takes one target per run.
+# Crashing inputs land in the package's testdata/fuzz/FuzzXxx: commit them
+# with the fix. fuzz-short is CI's few seconds each; fuzz-long a soak.
+FUZZTIME ?= 3s
+FUZZFLAGS ?= -parallel=1
+fuzz-short:
+	@set -e; grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do \
+		pkg="./$$(dirname "$${file#./}")"; \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' "$$file"); do \
+			echo "--- fuzz $$pkg $$target for $(FUZZTIME)"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) "$$pkg"; \
+		done; \
+	done
+
+fuzz-long:
+	$(MAKE) fuzz-short FUZZTIME=10m
 
 # Benchmarks against real processes; each prints its figures as JSON.
 BENCHTIME ?= 10x

@@ -102,48 +102,6 @@ func configPath(c *cli.Context) string {
 	return ""
 }
 
-// flatten turns nested YAML maps into dotted keys; a map under a key that
-// takes a map (worker.labels) stays whole.
-func flatten(prefix string, value any, out map[string]any) {
-	m, ok := value.(map[string]any)
-	if !ok || prefix == "worker.labels" {
-		out[prefix] = value
-		return
-	}
-	for k, v := range m {
-		key := k
-		if prefix != "" {
-			key = prefix + "." + k
-		}
-		flatten(key, v, out)
-	}
-}
-
-// configValue renders a YAML value as the flag's text form.
-func configValue(key string, value any) (string, error) {
-	switch v := value.(type) {
-	case map[string]any:
-		var parts []string
-		for k, item := range v {
-			if _, nested := item.(map[string]any); nested {
-				return "", fmt.Errorf("%s.%s: want a value, not a map", key, k)
-			}
-			parts = append(parts, fmt.Sprintf("%s=%v", k, item))
-		}
-		sort.Strings(parts)
-		return strings.Join(parts, ","), nil
-	case []any:
-		var parts []string
-		for _, item := range v {
-			parts = append(parts, fmt.Sprint(item))
-		}
-		return strings.Join(parts, ","), nil
-	case nil:
-		return "", nil
-	}
-	return fmt.Sprint(value), nil
-}
-
 func hasFlag(c *cli.Context, name string) bool {
 	for _, f := range c.Command.Flags {
 		for _, n := range f.Names() {
@@ -158,10 +116,260 @@ func hasFlag(c *cli.Context, name string) bool {
 // sources records where each flag's value came from, for error messages.
 type sources map[string]string
 
+// configFile is config.yaml read and checked on its own, before any
+// command's flags: the text form of each known key's value, and the keys
+// it does not know.
+type configFile struct {
+	path    string
+	values  map[string]string
+	unknown []string
+}
+
+// maxConfigKeys bounds the keys a config file may spell out, aliases
+// expanded, so a small file of nested aliases cannot take the memory.
+const maxConfigKeys = 10000
+
+// readConfig decodes config.yaml. It touches no flags, so a fuzz test can
+// call it on any bytes; an error names the file, the line and the key.
+//
+// A value is taken as written, as it would be given on the command line
+// or in a DAGU_ variable: YAML's typing would turn a worker id 0123 into
+// 83, a label 11.80 into 11.8 (which a DAG's workerSelector "11.80" would
+// then not match) and an empty value into "<nil>".
+func readConfig(path string, data []byte) (*configFile, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	file := &configFile{path: path, values: map[string]string{}}
+	if len(doc.Content) == 0 {
+		return file, nil
+	}
+	root := resolveAlias(doc.Content[0])
+	if isNullNode(root) {
+		return file, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("config file %s: line %d: want a map of settings, got a %s", path, root.Line, kindName(root))
+	}
+	known := map[string]bool{}
+	prefixes := map[string]bool{}
+	for _, k := range configKeys {
+		known[k.key] = true
+		for i := range k.key {
+			if k.key[i] == '.' {
+				prefixes[k.key[:i]] = true
+			}
+		}
+	}
+	count := 0
+	var walk func(prefix string, n *yaml.Node) error
+	walk = func(prefix string, n *yaml.Node) error {
+		entries, err := mapEntries(n, prefix)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			key := e.key
+			if prefix != "" {
+				key = prefix + "." + e.key
+			}
+			if count++; count > maxConfigKeys {
+				return fmt.Errorf("line %d: more than %d keys", e.line, maxConfigKeys)
+			}
+			value := resolveAlias(e.value)
+			switch {
+			case known[key]:
+				text, err := configText(key, value)
+				if err != nil {
+					return fmt.Errorf("line %d: %s: %w", value.Line, key, err)
+				}
+				file.values[key] = text
+			case prefixes[key] && value.Kind == yaml.MappingNode:
+				if err := walk(key, value); err != nil {
+					return err
+				}
+			default:
+				// Unknown keys are reported, not read: their contents
+				// may be anything.
+				file.unknown = append(file.unknown, key)
+			}
+		}
+		return nil
+	}
+	if err := walk("", root); err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	sort.Strings(file.unknown)
+	return file, nil
+}
+
+type mapEntry struct {
+	key   string
+	line  int
+	value *yaml.Node
+}
+
+// mapEntries lists a mapping's entries in order, merge keys (<<)
+// expanded with the explicit keys winning as YAML says; a key given twice
+// is an error naming both lines.
+func mapEntries(n *yaml.Node, prefix string) ([]mapEntry, error) {
+	return mergedEntries(n, prefix, map[*yaml.Node]bool{})
+}
+
+// mergedEntries is mapEntries with the maps being merged, so that a map
+// merged into itself (an anchor's alias inside it) is refused.
+func mergedEntries(n *yaml.Node, prefix string, merging map[*yaml.Node]bool) ([]mapEntry, error) {
+	if merging[n] {
+		return nil, fmt.Errorf("line %d: %s: a map is merged into itself", n.Line, orTop(prefix))
+	}
+	merging[n] = true
+	defer delete(merging, n)
+	var explicit, merged []mapEntry
+	lines := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolveAlias(n.Content[i]), n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			return nil, fmt.Errorf("line %d: %s: a key must be a word, not a %s", k.Line, orTop(prefix), kindName(k))
+		}
+		if k.ShortTag() == "!!merge" {
+			from := resolveAlias(v)
+			sources := []*yaml.Node{from}
+			if from.Kind == yaml.SequenceNode {
+				sources = from.Content
+			}
+			for _, source := range sources {
+				source = resolveAlias(source)
+				if source.Kind != yaml.MappingNode {
+					return nil, fmt.Errorf("line %d: %s: << merges a map, not a %s", source.Line, orTop(prefix), kindName(source))
+				}
+				entries, err := mergedEntries(source, prefix, merging)
+				if err != nil {
+					return nil, err
+				}
+				merged = append(merged, entries...)
+			}
+			continue
+		}
+		name := k.Value
+		if prefix != "" {
+			name = prefix + "." + k.Value
+		}
+		if first, dup := lines[k.Value]; dup {
+			return nil, fmt.Errorf("line %d: %s is given twice (first on line %d)", k.Line, name, first)
+		}
+		lines[k.Value] = k.Line
+		explicit = append(explicit, mapEntry{key: k.Value, line: k.Line, value: v})
+	}
+	for _, e := range merged {
+		if _, over := lines[e.key]; !over {
+			lines[e.key] = e.line
+			explicit = append(explicit, e)
+		}
+	}
+	return explicit, nil
+}
+
+// configText renders a value as its flag's text: a scalar as written, a
+// list as its items joined by commas, a map (worker.labels) as k=v,k=v.
+func configText(key string, n *yaml.Node) (string, error) {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		if isNullNode(n) {
+			return "", nil
+		}
+		return n.Value, nil
+	case yaml.SequenceNode:
+		parts := make([]string, 0, len(n.Content))
+		for i, item := range n.Content {
+			item = resolveAlias(item)
+			if item.Kind != yaml.ScalarNode {
+				return "", fmt.Errorf("item %d: want a value, not a %s", i, kindName(item))
+			}
+			if !isNullNode(item) {
+				parts = append(parts, item.Value)
+			}
+		}
+		return strings.Join(parts, ","), nil
+	case yaml.MappingNode:
+		if key != "worker.labels" {
+			return "", fmt.Errorf("want a value, not a map")
+		}
+		entries, err := mapEntries(n, key)
+		if err != nil {
+			return "", err
+		}
+		parts := make([]string, 0, len(entries))
+		for _, e := range entries {
+			v := resolveAlias(e.value)
+			if v.Kind != yaml.ScalarNode {
+				return "", fmt.Errorf("%s: want a value, not a %s", e.key, kindName(v))
+			}
+			text := v.Value
+			if isNullNode(v) {
+				text = ""
+			}
+			parts = append(parts, e.key+"="+text)
+		}
+		sort.Strings(parts)
+		return strings.Join(parts, ","), nil
+	}
+	return "", fmt.Errorf("want a value, not a %s", kindName(n))
+}
+
+// resolveAlias follows *alias to its anchored node.
+func resolveAlias(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNullNode(n *yaml.Node) bool {
+	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "map"
+	case yaml.SequenceNode:
+		return "list"
+	case yaml.ScalarNode:
+		return "value"
+	}
+	return "YAML node"
+}
+
+func orTop(prefix string) string {
+	if prefix == "" {
+		return "top level"
+	}
+	return prefix
+}
+
 // applyConfig reads config.yaml (if any) into the flags that neither the
 // command line nor the environment set: flag > env > file > default. It
 // returns the keys it did not know, to be reported as warnings.
 func applyConfig(c *cli.Context) (sources, []string, error) {
+	path := configPath(c)
+	if path == "" {
+		return setBy(c), nil, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config file: %w", err)
+	}
+	file, err := readConfig(path, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	from, err := file.apply(c)
+	return from, file.unknown, err
+}
+
+// setBy records the flags the command line or the environment set.
+func setBy(c *cli.Context) sources {
 	from := sources{}
 	for _, f := range c.Command.Flags {
 		name := f.Names()[0]
@@ -169,51 +377,35 @@ func applyConfig(c *cli.Context) (sources, []string, error) {
 			from[name] = "flag or environment"
 		}
 	}
-	path := configPath(c)
-	if path == "" {
-		return from, nil, nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, nil, fmt.Errorf("config file: %w", err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, fmt.Errorf("config file %s: %w", path, err)
-	}
-	flat := map[string]any{}
-	flatten("", doc, flat)
-	known := map[string][]string{}
-	for _, k := range configKeys {
-		known[k.key] = append(known[k.key], k.flag)
-	}
-	var unknown []string
-	keys := make([]string, 0, len(flat))
-	for k := range flat {
+	return from
+}
+
+// apply sets each flag of the command that the file has a value for and
+// the command line and the environment left alone.
+func (file *configFile) apply(c *cli.Context) (sources, error) {
+	from := setBy(c)
+	keys := make([]string, 0, len(file.values))
+	for k := range file.values {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	flagsOf := map[string][]string{}
+	for _, k := range configKeys {
+		flagsOf[k.key] = append(flagsOf[k.key], k.flag)
+	}
 	for _, key := range keys {
-		flags, ok := known[key]
-		if !ok {
-			unknown = append(unknown, key)
-			continue
-		}
-		for _, flag := range flags {
+		text := file.values[key]
+		for _, flag := range flagsOf[key] {
 			if !hasFlag(c, flag) || c.IsSet(flag) {
 				continue
 			}
-			text, err := configValue(key, flat[key])
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s in %s: %w", key, path, err)
-			}
 			if err := c.Set(flag, text); err != nil {
-				return nil, nil, fmt.Errorf("%s in %s: %q is not a valid value: %v", key, path, text, err)
+				return nil, fmt.Errorf("%s in %s: %q is not a valid value: %v", key, file.path, text, err)
 			}
-			from[flag] = fmt.Sprintf("%s in %s", key, path)
+			from[flag] = fmt.Sprintf("%s in %s", key, file.path)
 		}
 	}
-	return from, unknown, nil
+	return from, nil
 }
 
 // where names the source of a flag's value for an error message.

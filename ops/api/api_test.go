@@ -66,10 +66,15 @@ func TestEnqueueValidationNamesTheBadInput(t *testing.T) {
 		{"duplicate step names", `{"dag": {"name": "etl", "steps": [{"name": "a", "command": "x"}, {"name": "a", "command": "y"}]}}`, `dag.steps[1].name "a" is used by an earlier step`},
 		{"selector key with '='", `{"dag": {"name": "etl", "workerSelector": {"a=b": "1"}, "steps": [{"name": "a", "command": "x"}]}}`, `key "a=b" must not contain`},
 		{"selector value with ','", `{"dag": {"name": "etl", "workerSelector": {"gpu": "true,zone=eu"}, "steps": [{"name": "a", "command": "x"}]}}`, `value "true,zone=eu" of "gpu" must not contain ','`},
+		{"selector key with a space around it", `{"dag": {"name": "etl", "workerSelector": {" gpu": "true"}, "steps": [{"name": "a", "command": "x"}]}}`, `" gpu": "true" must not start or end with a space`},
+		{"selector value with '='", `{"dag": {"name": "etl", "workerSelector": {"gpu": "a=b"}, "steps": [{"name": "a", "command": "x"}]}}`, `value "a=b" of "gpu" must not contain '='`},
+		{"selector with a control character", `{"dag": {"name": "etl", "workerSelector": {"gpu": "a\u0000"}, "steps": [{"name": "a", "command": "x"}]}}`, `"gpu": "a\x00" must not contain control characters`},
 		{"both selector spellings", `{"dag": {"name": "etl", "workerSelector": {"a": "1"}, "worker_selector": {"a": "1"}, "steps": [{"name": "a", "command": "x"}]}}`, "both workerSelector and worker_selector"},
 		{"names that differ", `{"dag_name": "x", "dag": {"name": "etl", "steps": [{"name": "a", "command": "x"}]}}`, `dag_name "x" and dag.name "etl" differ`},
 		{"bad DAG name", `{"dag_name": "no spaces"}`, `dag_name "no spaces"`},
 		{"bad run id", `{"dag_name": "etl", "dag_run_id": "a/b"}`, `dag_run_id "a/b"`},
+		{"run id that a URL cleans away", `{"dag_name": "etl", "dag_run_id": ".."}`, `dag_run_id ".." cannot be used in a URL`},
+		{"bad run id with a DAG file", `{"yaml": "steps:\n  - name: s\n    command: x\n", "dag_run_id": "a b"}`, `dag_run_id "a b" must be`},
 		{"not JSON", `dag_name=etl`, "request body"},
 		{"two documents", `{"dag_name": "etl"} {}`, "more than one JSON value"},
 	}
@@ -123,6 +128,13 @@ func TestNotFoundAnswersNameWhatIsMissing(t *testing.T) {
 	srv := startAPI(t)
 	if code, body := call(t, srv, "GET", "/api/v2/dag-runs/nope", ""); code != 404 || !strings.Contains(body["error"].(string), `"nope"`) {
 		t.Fatalf("missing run: HTTP %d %v", code, body)
+	}
+	// Not UTF-8: no command can carry the name (was a 500, found by FuzzAPIBodies).
+	if code, body := call(t, srv, "POST", "/api/v2/dag-runs/%9C/cancel", ""); code != 404 || !strings.Contains(body["error"].(string), `"\x9c"`) {
+		t.Fatalf("cancel a run id that is not UTF-8: HTTP %d %v", code, body)
+	}
+	if code, body := call(t, srv, "DELETE", "/api/v2/dags/%9C", ""); code != 404 || !strings.Contains(body["error"].(string), `"\x9c"`) {
+		t.Fatalf("delete a DAG name that is not UTF-8: HTTP %d %v", code, body)
 	}
 	if code, body := call(t, srv, "GET", "/api/v2/nothing-here", ""); code != 404 || !strings.Contains(body["error"].(string), "/api/v2/nothing-here") {
 		t.Fatalf("unknown endpoint: HTTP %d %v", code, body)

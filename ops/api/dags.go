@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/fsm"
@@ -267,6 +268,11 @@ func (s *Server) getDag(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteDag(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
+	if !utf8.ValidString(name) {
+		// No DAG has such a name, and no command can carry it.
+		writeError(w, http.StatusNotFound, fmt.Errorf("no DAG named %q is stored (not UTF-8)", name))
+		return
+	}
 	result, _, err := s.cluster.Apply(r.Context(), fsm.DeleteDagsType, &daguhav1.DeleteDagsCommand{Names: []string{name}})
 	if err != nil {
 		writeClusterError(w, err)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -67,6 +68,21 @@ type enqueueResponse struct {
 	Created bool `json:"created"`
 }
 
+// checkRunID says what is wrong with a caller's run id, if anything
+// ("" is none: the server picks one).
+func checkRunID(id string) error {
+	switch {
+	case id == "":
+	case !runIDPattern.MatchString(id):
+		return fmt.Errorf("dag_run_id %q must be 1-128 letters, digits, '_', '.', ':' or '-'", id)
+	case id == "." || id == "..":
+		// A URL cleans a dot segment out: the run could never be read
+		// or cancelled by its id.
+		return fmt.Errorf("dag_run_id %q cannot be used in a URL; . and .. are not run ids", id)
+	}
+	return nil
+}
+
 // validate checks the request and returns the DAG to run; every problem is
 // reported, each naming the field.
 func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
@@ -81,8 +97,8 @@ func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 	case !dagNamePattern.MatchString(req.DagName):
 		add("dag_name %q must be 1-128 letters, digits, '_', '.' or '-'", req.DagName)
 	}
-	if req.DagRunID != "" && !runIDPattern.MatchString(req.DagRunID) {
-		add("dag_run_id %q must be 1-128 letters, digits, '_', '.', ':' or '-'", req.DagRunID)
+	if err := checkRunID(req.DagRunID); err != nil {
+		add("%v", err)
 	}
 	if req.Dag == nil {
 		if len(problems) > 0 {
@@ -110,13 +126,23 @@ func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 	for _, key := range keys {
 		// Selectors are queued under "k=v,k=v": a key holding '=' or ','
 		// or a value holding ',' would make two selectors share a queue.
+		// Workers give their labels as k=v,k=v, trimmed, with no '=' in a
+		// value: a selector that differs there would match no worker, and
+		// its runs would wait for ever.
+		value := selector[key]
 		switch {
 		case key == "":
 			add("dag.workerSelector has an empty label key")
 		case strings.ContainsAny(key, "=,"):
 			add("dag.workerSelector key %q must not contain '=' or ','", key)
-		case strings.Contains(selector[key], ","):
-			add("dag.workerSelector value %q of %q must not contain ','", selector[key], key)
+		case strings.Contains(value, ","):
+			add("dag.workerSelector value %q of %q must not contain ','", value, key)
+		case strings.Contains(value, "="):
+			add("dag.workerSelector value %q of %q must not contain '=': no worker can have such a label", value, key)
+		case strings.TrimSpace(key) != key || strings.TrimSpace(value) != value:
+			add("dag.workerSelector %q: %q must not start or end with a space: no worker can have such a label", key, value)
+		case strings.ContainsFunc(key+value, func(r rune) bool { return r < ' ' || r == 0x7f }):
+			add("dag.workerSelector %q: %q must not contain control characters", key, value)
 		}
 	}
 	if len(dag.Steps) == 0 {
@@ -171,6 +197,10 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 	if req.Yaml != "" {
 		if req.Dag != nil {
 			writeError(w, http.StatusBadRequest, errors.New("send either yaml or dag, not both"))
+			return
+		}
+		if err := checkRunID(req.DagRunID); err != nil {
+			writeError(w, http.StatusBadRequest, err)
 			return
 		}
 		if err := s.cluster.ConsistentRead(r.Context()); err != nil {
@@ -544,6 +574,11 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 // one to stop it.
 func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("dag_run_id")
+	if !utf8.ValidString(id) {
+		// No run has such an id, and no command can carry it.
+		writeError(w, http.StatusNotFound, fmt.Errorf("no DAG run with id %q (not UTF-8)", id))
+		return
+	}
 	result, _, err := s.cluster.Apply(r.Context(), fsm.CancelRunsType, &daguhav1.CancelRunsCommand{RunIds: []string{id}, NowUnixNano: s.now().UnixNano()})
 	if err != nil {
 		writeClusterError(w, err)
