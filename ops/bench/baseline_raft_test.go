@@ -39,7 +39,7 @@ func (s *suite) baselineRaft() float64 {
 // the apply channel (Config.BatchApplyCh), so the effect of that one
 // setting shows in one run.
 func (s *suite) bareRaft(batch bool) float64 {
-	entries := s.pick(20000, 5000)
+	entries := s.pick(20000, 3000)
 	var nodes []*raft.Raft
 	var servers []raft.Server
 	var transports []*raft.NetworkTransport

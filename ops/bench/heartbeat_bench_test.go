@@ -162,6 +162,9 @@ func heartbeatLoad(tb testing.TB, workers, seconds int, profile func(leader *clu
 		"name": "heartbeats", "value": cpuShare * 100, "unit": "leader CPU % of one core",
 		"params":     figure{"workers": workers, "interval_s": 1, "seconds": seconds, "servers": 3, "race_binary": os.Getenv("DAGUHA_RACE_BINARY") == "1"},
 		"heartbeats": len(latencies), "failures": failures,
+		// What the load generator achieved, sharing the machine: below
+		// workers/s when it could not keep up.
+		"heartbeats_per_s": float64(len(latencies)) / elapsed.Seconds(),
 		"latency_ms": figure{
 			"p50": ms(percentile(latencies, 0.50)),
 			"p99": ms(percentile(latencies, 0.99)),

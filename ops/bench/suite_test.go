@@ -104,7 +104,14 @@ func TestBenchSuite(t *testing.T) {
 			}
 		}},
 		{"latency", s.latency},
-		{"failover", s.failover},
+		{"failover", func() {
+			// The LAN setting the docs recommend, and beside it, in full
+			// runs, daguha's conservative default.
+			s.failover(lanRaftTimeout)
+			if !s.quick {
+				s.failover("")
+			}
+		}},
 		{"reclaim", s.reclaim},
 		{"matching", s.matching},
 		{"snapshot", s.snapshot},
@@ -135,8 +142,9 @@ func (s *suite) baselineFsync() float64 {
 	}
 	defer f.Close()
 	block := make([]byte, 4096)
+	seconds := s.pick(2, 1)
 	n, start := 0, time.Now()
-	for time.Since(start) < 2*time.Second && n < 100000 {
+	for time.Since(start) < time.Duration(seconds)*time.Second && n < 100000 {
 		if _, err := f.Write(block); err != nil {
 			s.t.Fatal(err)
 		}
@@ -146,7 +154,7 @@ func (s *suite) baselineFsync() float64 {
 		n++
 	}
 	rate := float64(n) / time.Since(start).Seconds()
-	s.add(figure{"name": "baseline_fsync", "value": rate, "unit": "fsync'd 4 KiB writes/s", "params": figure{"seconds": 2}})
+	s.add(figure{"name": "baseline_fsync", "value": rate, "unit": "fsync'd 4 KiB writes/s", "params": figure{"seconds": seconds}})
 	return rate
 }
 
@@ -205,6 +213,17 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 	workers := 4
 	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: servers, ExtraArgs: []string{"-pprof"}})
 	leader := c.WaitLeader(s.t, 60*time.Second)
+	var procs []*clustertest.Process
+	// Workers stop before the servers: a worker whose servers are gone
+	// waits out its shutdown timeouts.
+	defer func() {
+		for _, p := range procs {
+			p.Stop()
+		}
+		for _, a := range c.Agents {
+			a.Stop()
+		}
+	}()
 	for i := 0; i < workers; i++ {
 		args := []string{"-max-active-runs=64"}
 		if noop {
@@ -214,7 +233,7 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 		if err := p.Start(); err != nil {
 			s.t.Fatal(err)
 		}
-		defer p.Stop()
+		procs = append(procs, p)
 	}
 	waitWorkers(s.t, leader, workers)
 	command := "true"
@@ -276,9 +295,6 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 		f["ratio_to_single_server"] = rate / singleServer
 	}
 	s.add(f)
-	for _, a := range c.Agents {
-		a.Stop()
-	}
 	return rate
 }
 
@@ -289,10 +305,10 @@ func (s *suite) latency() {
 	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(s.t, 60*time.Second)
 	w := c.NewWorker("lat", "-noop-executor")
+	defer stopCluster(c, w)
 	if err := w.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	defer w.Stop()
 	waitWorkers(s.t, leader, 1)
 	var ds []time.Duration
 	for i := 0; i < n; i++ {
@@ -360,17 +376,36 @@ func stepStarted(t testing.TB, a *clustertest.Agent, id string) time.Duration {
 	return 0
 }
 
+// lanRaftTimeout is the -raft-timeout the failover figure is measured
+// with: what docs/performance.md recommends on a LAN (daguha's default, 1s,
+// is kept for loaded and virtualised hosts, as Consul's raft_multiplier).
+const lanRaftTimeout = "500ms"
+
 // failover: kill -9 of the leader → the first run dispatched by the new
 // leader (a probe enqueued every 20 ms through the survivors).
-func (s *suite) failover() {
+func (s *suite) failover(raftTimeout string) {
 	kills := s.pick(10, 2)
-	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 3})
+	name := "failover"
+	if raftTimeout == "" {
+		name = "failover_default_timeout"
+	}
+	// BENCH_RAFT_TIMEOUT=DURATION overrides the setting measured.
+	if env := os.Getenv("BENCH_RAFT_TIMEOUT"); env != "" {
+		raftTimeout = env
+	}
+	var extra []string
+	if raftTimeout != "" {
+		extra = append(extra, "-raft-timeout="+raftTimeout)
+	} else {
+		raftTimeout = "default"
+	}
+	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 3, ExtraArgs: extra})
 	leader := c.WaitLeader(s.t, 60*time.Second)
 	w := c.NewWorker("fo", "-noop-executor", "-max-active-runs=64")
+	defer stopCluster(c, w)
 	if err := w.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	defer w.Stop()
 	waitWorkers(s.t, leader, 1)
 	var ds []time.Duration
 	timeouts := 0
@@ -425,8 +460,8 @@ func (s *suite) failover() {
 		})
 	}
 	f := dist(ds)
-	s.add(figure{"name": "failover", "value": f["p50"], "unit": "ms kill -9 of the leader → first run started (median)", "median": f["p50"], "max": f["max"], "p99": f["p99"],
-		"params": figure{"servers": 3, "kills": kills}, "no_start_within_60s": timeouts})
+	s.add(figure{"name": name, "value": f["p50"], "unit": "ms kill -9 of the leader → first run started (median)", "median": f["p50"], "max": f["max"], "p99": f["p99"],
+		"params": figure{"servers": 3, "kills": kills, "raft_timeout": raftTimeout}, "no_start_within_60s": timeouts})
 }
 
 // reclaim: a worker killed → its run started on another worker.
@@ -434,13 +469,15 @@ func (s *suite) reclaim() {
 	tries := s.pick(3, 1)
 	ttl := "10s"
 	if s.quick {
-		ttl = "3s"
+		ttl = "2s"
 	}
 	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 3, ExtraArgs: []string{"-lease-ttl=" + ttl}})
+	defer stopCluster(c)
 	leader := c.WaitLeader(s.t, 60*time.Second)
 	var ds []time.Duration
 	for k := 0; k < tries; k++ {
 		a := c.NewWorker(fmt.Sprintf("rc-a-%d", k))
+		defer a.Kill()
 		if err := a.Start(); err != nil {
 			s.t.Fatal(err)
 		}
@@ -448,6 +485,7 @@ func (s *suite) reclaim() {
 		enqueue(s.t, leader, inlineRun(id, "sleep 300"))
 		stepStarted(s.t, leader, id)
 		b := c.NewWorker(fmt.Sprintf("rc-b-%d", k))
+		defer b.Stop()
 		if err := b.Start(); err != nil {
 			s.t.Fatal(err)
 		}
@@ -553,7 +591,7 @@ func (s *suite) matching() {
 				}
 				body := inlineRun(fmt.Sprintf("pend-%d", i), "true")
 				body["dag"].(map[string]any)["workerSelector"] = benchSelectors()[i%50]
-				_, _ = leader.PostJSONTimeout("/api/v2/dag-runs", body, nil, 30*time.Second)
+				_, _ = postKeepAlive(leader, "/api/v2/dag-runs", body)
 			}
 		}()
 	}
@@ -632,6 +670,7 @@ func (s *suite) snapshot() {
 func (s *suite) catchUp() {
 	runs := s.pick(20000, 500)
 	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 3})
+	defer stopCluster(c)
 	leader := c.WaitLeader(s.t, 60*time.Second)
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -690,7 +729,7 @@ func fsmIndexOf(t testing.TB, a *clustertest.Agent) uint64 {
 }
 
 func (s *suite) heartbeats() {
-	workers := s.pick(10000, 1000)
+	workers := s.pick(10000, 500)
 	seconds := s.pick(10, 2)
 	f := heartbeatLoad(s.t, workers, seconds, func(leader *clustertest.Agent, seconds int) func() map[string]any {
 		return s.profileServer(leader, "heartbeats-leader", seconds)
@@ -796,4 +835,16 @@ func postKeepAlive(a *clustertest.Agent, path string, body any) (int, error) {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, nil
+}
+
+// stopCluster stops a part's workers, then its servers, so the next part
+// runs on a machine without them (the test's cleanup would only stop
+// them at the end of the whole suite).
+func stopCluster(c *clustertest.Cluster, workers ...*clustertest.Process) {
+	for _, w := range workers {
+		w.Stop()
+	}
+	for _, a := range c.Agents {
+		a.Stop()
+	}
 }
