@@ -68,11 +68,7 @@ func heartbeatLoad(tb testing.TB, workers, seconds int, profile func(leader *clu
 	const conns = 20
 	c := clustertest.StartCluster(tb, clustertest.ClusterOptions{Servers: 3, ExtraArgs: []string{"-pprof"}})
 	leader := c.WaitLeader(tb, 60*time.Second)
-	defer func() {
-		for _, a := range c.Agents {
-			a.Stop()
-		}
-	}()
+	defer stopCluster(c)
 	var clients []daguhav1.CoordinatorServiceClient
 	for i := 0; i < conns; i++ {
 		conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", c.Agents[i%3].GRPCPort), grpc.WithTransportCredentials(insecure.NewCredentials()))

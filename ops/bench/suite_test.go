@@ -203,9 +203,9 @@ func (s *suite) throughput(servers int, noop bool, fsyncRate, raftRate, singleSe
 }
 
 func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, raftRate, singleServer float64) float64 {
-	runs := s.pick(5000, 600)
+	runs := s.pick(5000, 400)
 	if !noop {
-		runs = s.pick(2000, 300)
+		runs = s.pick(2000, 200)
 	}
 	if clients < 64 {
 		runs = s.pick(100*clients, 50*clients)
@@ -216,14 +216,7 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 	var procs []*clustertest.Process
 	// Workers stop before the servers: a worker whose servers are gone
 	// waits out its shutdown timeouts.
-	defer func() {
-		for _, p := range procs {
-			p.Stop()
-		}
-		for _, a := range c.Agents {
-			a.Stop()
-		}
-	}()
+	defer func() { stopCluster(c, procs...) }()
 	for i := 0; i < workers; i++ {
 		args := []string{"-max-active-runs=64"}
 		if noop {
@@ -617,7 +610,7 @@ func rssMiB(pid int) float64 {
 
 // snapshot: save and restore of the whole state, in process.
 func (s *suite) snapshot() {
-	n := s.pick(1000000, 50000)
+	n := s.pick(1000000, 20000)
 	state := fillState(s.t, n, 2)
 	path := filepath.Join(s.t.TempDir(), "snapshot")
 	f, err := os.Create(path)
@@ -668,7 +661,7 @@ func (s *suite) snapshot() {
 // catchUp: a server that lost its data directory rejoins a cluster
 // holding runs and applies everything.
 func (s *suite) catchUp() {
-	runs := s.pick(20000, 500)
+	runs := s.pick(20000, 300)
 	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 3})
 	defer stopCluster(c)
 	leader := c.WaitLeader(s.t, 60*time.Second)
@@ -730,7 +723,7 @@ func fsmIndexOf(t testing.TB, a *clustertest.Agent) uint64 {
 
 func (s *suite) heartbeats() {
 	workers := s.pick(10000, 500)
-	seconds := s.pick(10, 2)
+	seconds := s.pick(10, 1)
 	f := heartbeatLoad(s.t, workers, seconds, func(leader *clustertest.Agent, seconds int) func() map[string]any {
 		return s.profileServer(leader, "heartbeats-leader", seconds)
 	})
@@ -837,14 +830,22 @@ func postKeepAlive(a *clustertest.Agent, path string, body any) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// stopCluster stops a part's workers, then its servers, so the next part
+// stopCluster stops a part's workers, then kills its servers, so the next part
 // runs on a machine without them (the test's cleanup would only stop
 // them at the end of the whole suite).
 func stopCluster(c *clustertest.Cluster, workers ...*clustertest.Process) {
+	var wg sync.WaitGroup
 	for _, w := range workers {
-		w.Stop()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.Stop()
+		}()
 	}
+	wg.Wait()
+	// The servers' state is thrown away: kill them rather than wait for
+	// each to hand over leadership and leave.
 	for _, a := range c.Agents {
-		a.Stop()
+		a.Kill()
 	}
 }
