@@ -302,3 +302,30 @@ func TestWorkerMetricsAddrFromConfig(t *testing.T) {
 		}
 	}
 }
+
+// A Raft timeout outside what elections can work with stops the server
+// with a line naming the flag, whether from the flag or from the file.
+func TestBadRaftTimeoutIsNamed(t *testing.T) {
+	bin := clustertest.BuildBinary(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"flag too short", []string{"-raft-timeout=10ms"}, "-raft-timeout 10ms: must be between 50ms and 1m"},
+		{"file too long", []string{"--config=" + writeConfig(t, "cluster:\n  raftTimeout: 2m\n")}, "-raft-timeout 2m0s: must be between 50ms and 1m"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"agent", "-server", "-bind=127.0.0.1", "-data-dir=" + t.TempDir()}, tc.args...)
+			cmd := exec.Command(bin, args...)
+			cmd.Env = append(os.Environ(), "DAGU_HOME="+t.TempDir())
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("daguha agent started with a bad Raft timeout:\n%s", out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("output does not say %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
