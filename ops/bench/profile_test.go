@@ -22,11 +22,7 @@ func (s *suite) profilePath(name string) string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		s.t.Fatal(err)
 	}
-	stem := time.Now().UTC().Format("2006-01-02")
-	if s.quick {
-		stem += "-quick"
-	}
-	return filepath.Join(dir, stem+"-"+name+".pprof")
+	return filepath.Join(dir, s.runName()+"-"+name+".pprof")
 }
 
 // profileServer starts a CPU profile of a server (started with -pprof)

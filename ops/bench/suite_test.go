@@ -746,14 +746,11 @@ func (s *suite) summary(took time.Duration) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		s.t.Fatal(err)
 	}
-	name := time.Now().UTC().Format("2006-01-02")
-	if s.quick {
-		name += "-quick"
-	}
+	name := s.runName()
 	if err := os.WriteFile(filepath.Join(dir, name+".json"), append(out, '\n'), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
-	if !s.quick {
+	if !s.quick && s.partial() == "" {
 		if err := writeCharts(s.figures, filepath.Join("..", "..", "docs")); err != nil {
 			s.t.Fatal(err)
 		}
@@ -848,4 +845,30 @@ func stopCluster(c *clustertest.Cluster, workers ...*clustertest.Process) {
 	for _, a := range c.Agents {
 		a.Kill()
 	}
+}
+
+// partial names the part a run was limited to (BENCH_ONLY or BENCH_FROM),
+// or is empty for a whole run.
+func (s *suite) partial() string {
+	if only := os.Getenv("BENCH_ONLY"); only != "" {
+		return "only-" + only
+	}
+	if from := os.Getenv("BENCH_FROM"); from != "" {
+		return "from-" + from
+	}
+	return ""
+}
+
+// runName names a run's results and profiles: the date, then -quick and
+// the part for reduced and partial runs, so neither replaces the day's
+// full run (nor the charts in docs/, drawn only from full runs).
+func (s *suite) runName() string {
+	name := time.Now().UTC().Format("2006-01-02")
+	if s.quick {
+		name += "-quick"
+	}
+	if p := s.partial(); p != "" {
+		name += "-" + p
+	}
+	return name
 }
