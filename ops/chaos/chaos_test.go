@@ -79,7 +79,8 @@ func settleAndCheck(t *testing.T, h *Harness, hist *History, settle time.Duratio
 }
 
 // The short mode `make test` runs: a fixed seed, the four faults the
-// promises are most often broken by, then two chosen by the seed, with
+// promises are most often broken by, a paused server and a full disk,
+// then one fault chosen by the seed, with
 // four clients enqueueing, reading and cancelling throughout and a DAG
 // firing every second; then porcupine and the invariants.
 func TestChaosShort(t *testing.T) {
@@ -97,7 +98,7 @@ func TestChaosShort(t *testing.T) {
 	clients := StartClients(h, hist, ClientOptions{Clients: 4, MaxOps: 2000, Pause: 100 * time.Millisecond, Seed: seed, FirstStepSleep: "0.2"})
 	nemesis := NewNemesis(t, h, seed)
 	explainOnFailure(t, seed, nemesis)
-	for _, kind := range []string{KillLeader, PartitionLeader, PartitionWorker, KillAllServers, nemesis.Pick(), nemesis.Pick()} {
+	for _, kind := range []string{KillLeader, PartitionLeader, PartitionWorker, KillAllServers, PauseServer, DiskFull, nemesis.Pick()} {
 		nemesis.Inject(kind)
 		nemesis.Quiet(time.Second, 3*time.Second)
 	}
@@ -293,8 +294,8 @@ func TestChaosSoak(t *testing.T) {
 	if err := PushCronDag(h.WaitLeader(30 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	sampler := StartSampler(h, 10*time.Second)
 	hist := &History{}
+	sampler := StartSampler(h, hist, 10*time.Second)
 	clients := StartClients(h, hist, ClientOptions{Clients: 6, MaxOps: 1 << 20, Pause: 40 * time.Millisecond, Seed: seed, FirstStepSleep: "0.1"})
 	nemesis := NewNemesis(t, h, seed)
 	explainOnFailure(t, seed, nemesis)
