@@ -111,6 +111,15 @@ func SweepLeftovers() []string {
 	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
 		for _, line := range strings.Split(string(out), "\n") {
 			if fields := strings.Fields(line); len(fields) > 0 && stale(fields[0]) {
+				// The processes the dead run started in it outlived it.
+				if pids, err := exec.Command("ip", "netns", "pids", fields[0]).Output(); err == nil {
+					for _, p := range strings.Fields(string(pids)) {
+						if pid, err := strconv.Atoi(p); err == nil {
+							_ = syscall.Kill(pid, syscall.SIGKILL)
+							removed = append(removed, "process "+p)
+						}
+					}
+				}
 				if run("ip", "netns", "del", fields[0]) == nil {
 					removed = append(removed, "netns "+fields[0])
 				}
