@@ -136,7 +136,9 @@ func (n *Nemesis) Inject(kind string) Fault {
 		check(h.Net.Heal())
 	case PartitionWorker:
 		w := h.Workers[n.rng.IntN(len(h.Workers))]
-		fault.Target, fault.Hold = w.ID, n.hold(3*time.Second, 12*time.Second)
+		// Longer than the lease (5 s) and the offline threshold (6 s):
+		// the worker's runs are always taken back while it is away.
+		fault.Target, fault.Hold = w.ID, n.hold(7*time.Second, 12*time.Second)
 		check(h.Net.Isolate(w.Node, h.ServerNodes(nil)...))
 		time.Sleep(fault.Hold)
 		check(h.Net.Heal())
