@@ -7,7 +7,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test check vet fmt-check unit fuzz-short fuzz-long bench bench-micro proto proto-check tools run clean image docker-test
+.PHONY: all build test check vet fmt-check unit fuzz-short fuzz-long bench bench-micro chaos proto proto-check tools run clean image docker-test
 
 all: build
 
@@ -58,6 +58,15 @@ BENCHTIME ?= 10x
 bench:
 	$(GO) test -c -o bin/bench.test ./ops/bench
 	cd ops/bench && DAGUHA_BENCH=1 ../../bin/bench.test -test.run '^TestBenchSuite$$' -test.timeout 90m
+
+# The fault-injection soak (docs/reliability.md): CHAOS_DURATION of random
+# faults against real processes in network namespaces (root), then the
+# checkers; prints a JSON summary. CHAOS_SEED replays a run. make test
+# runs the short mode (TestChaosShort) on its own.
+CHAOS_DURATION ?= 30m
+chaos:
+	$(GO) test -c -o bin/chaos.test ./ops/chaos
+	cd ops/chaos && CHAOS_DURATION=$(CHAOS_DURATION) ../../bin/chaos.test -test.run '^TestChaosSoak$$' -test.v -test.timeout 0
 
 # Go microbenchmarks of single parts (matching, heartbeats).
 bench-micro:

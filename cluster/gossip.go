@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -137,6 +139,23 @@ func (m *members) list(role string) []Member {
 	return out
 }
 
+// failedServerAddrs returns the gossip addresses of the servers other
+// than self that this node last heard of as failed (not left), from its
+// own table: memberlist's node records are only safe to read under its
+// lock, so the addresses were copied when memberlist reported the change.
+func (m *members) failedServerAddrs(self string) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var addrs []string
+	for name, member := range m.byName {
+		if name != self && member.Meta.Role == RoleServer && member.Status == MemberFailed {
+			addrs = append(addrs, member.Addr)
+		}
+	}
+	sort.Strings(addrs)
+	return addrs
+}
+
 func (m *members) get(name string) (Member, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -192,7 +211,9 @@ func (s *Server) startGossip() error {
 	}
 	s.gossip = list
 	if len(s.config.Join) > 0 {
-		s.goFunc(func() { joinLoop(list, s.config.Join, s.config.JoinRetryInterval, s.shutdownCh, s.logger) })
+		s.goFunc(func() {
+			joinLoop(list, s.config.NodeName, s.members, s.config.Join, s.config.JoinRetryInterval, s.shutdownCh, s.logger)
+		})
 	}
 	return nil
 }
@@ -236,22 +257,57 @@ func newMemberlist(settings gossipSettings, meta *metaDelegate, events *members,
 	return list, nil
 }
 
-// joinLoop tries the seeds until one of them answers, then stops: from
-// there on gossip itself keeps the pool together.
-func joinLoop(list *memberlist.Memberlist, seeds []string, interval time.Duration, shutdownCh <-chan struct{}, logger *slog.Logger) {
-	for attempt := 1; ; attempt++ {
-		n, err := list.Join(seeds)
-		if n > 0 {
-			logger.Info("joined gossip pool", "seeds", seeds, "reached", n)
-			return
+// joinLoop tries the seeds until one of them answers, then keeps the node
+// in the pool: whenever a server this node knew is failed in its view, it
+// joins the seeds and the failed servers' last addresses again.
+// memberlist alone does not heal that split: a node marked dead is only
+// gossiped to for a short while, and a restarted server joins its own
+// seeds, not the workers. Without this, workers whose servers were all
+// killed and restarted (or cut off for longer than that while) would
+// never hear of them again.
+func joinLoop(list *memberlist.Memberlist, self string, table *members, seeds []string, interval time.Duration, shutdownCh <-chan struct{}, logger *slog.Logger) {
+	joined, failures, lastTargets := false, 0, ""
+	for {
+		targets := seeds
+		if joined {
+			targets = nil
+			if failed := table.failedServerAddrs(self); len(failed) > 0 {
+				targets = appendMissing(append([]string(nil), seeds...), failed)
+			}
 		}
-		logger.Warn("no gossip seed answered; retrying", "seeds", seeds, "attempt", attempt, "error", err)
+		if len(targets) > 0 {
+			n, err := list.Join(targets)
+			key := strings.Join(targets, ",")
+			switch {
+			case n > 0 && !joined:
+				logger.Info("joined gossip pool", "seeds", seeds, "reached", n)
+			case n > 0 && key != lastTargets:
+				logger.Info("joined gossip seeds again: a server had failed in this node's view", "targets", targets, "reached", n)
+			case n == 0 && (failures == 0 || failures%30 == 0):
+				logger.Warn("no gossip seed answered; retrying", "seeds", targets, "attempt", failures+1, "error", err)
+			}
+			if n > 0 {
+				joined, failures, lastTargets = true, 0, key
+			} else {
+				failures++
+			}
+		}
 		select {
 		case <-time.After(interval):
 		case <-shutdownCh:
 			return
 		}
 	}
+}
+
+// appendMissing appends to list the entries of more it does not hold.
+func appendMissing(list, more []string) []string {
+	for _, m := range more {
+		if !slices.Contains(list, m) {
+			list = append(list, m)
+		}
+	}
+	return list
 }
 
 // leaveGossip tells the pool this is a graceful leave (so the leader

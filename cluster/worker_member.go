@@ -82,7 +82,7 @@ func JoinAsWorker(config WorkerMemberConfig) (*WorkerMember, error) {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		joinLoop(list, config.Join, config.JoinRetryInterval, w.shutdownCh, config.Logger)
+		joinLoop(list, config.NodeName, w.members, config.Join, config.JoinRetryInterval, w.shutdownCh, config.Logger)
 	}()
 	return w, nil
 }

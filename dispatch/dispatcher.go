@@ -692,7 +692,8 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, info *daguhav1.WorkerInfo, h
 		if err != nil {
 			return nil, err
 		}
-		if run == nil || run.GetStatus() != daguhav1.RunStatus_RUN_STATUS_RUNNING || run.GetFencingToken() != claims.FencingToken {
+		current := run != nil && run.GetStatus() == daguhav1.RunStatus_RUN_STATUS_RUNNING && run.GetFencingToken() == claims.FencingToken
+		if run == nil || !current && store.FencingChecked {
 			resp.LostRunIds = append(resp.LostRunIds, h.GetRunId())
 			continue
 		}

@@ -45,7 +45,9 @@ type RunHost interface {
 //     ends, times out or is cancelled, the whole group is stopped (SIGTERM,
 //     then SIGKILL after KillGrace), so no process outlives its step.
 //   - Variables, in increasing precedence: the worker's environment;
-//     DAG_NAME and DAG_RUN_ID; the DAG's env in order (a value may use the
+//     DAG_NAME, DAG_RUN_ID, DAG_RUN_ATTEMPT and DAG_RUN_FENCING_TOKEN (the
+//     attempt's number and its lease's fencing token, so a step can tell
+//     one execution from another); the DAG's env in order (a value may use the
 //     ones before it and the worker's environment); the named params (the
 //     run's params merged over the DAG's defaults, taken literally); the
 //     outputs of the steps the step depends on, directly or not;
@@ -279,7 +281,11 @@ func (x *execution) buildGraph() error {
 // buildScope computes the variables every step shares.
 func (x *execution) buildScope() error {
 	dag := x.run.GetDag()
-	x.base = []envVar{{"DAG_NAME", dagName(x.run)}, {"DAG_RUN_ID", x.run.GetId()}}
+	x.base = []envVar{
+		{"DAG_NAME", dagName(x.run)}, {"DAG_RUN_ID", x.run.GetId()},
+		{"DAG_RUN_ATTEMPT", strconv.FormatUint(uint64(x.run.GetAttempt()), 10)},
+		{"DAG_RUN_FENCING_TOKEN", strconv.FormatUint(x.run.GetFencingToken(), 10)},
+	}
 	for _, v := range dag.GetEnv() {
 		value := expandVars(v.GetValue(), x.lookup(x.base, true, false))
 		x.base = append(x.base, envVar{v.GetName(), value})

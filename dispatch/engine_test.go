@@ -389,7 +389,7 @@ func TestEngineVariables(t *testing.T) {
 		&daguhav1.StepSpec{Name: "env", Command: `printf '%s|%s|%s' "$B" "${S}" "$C" > "$D/env"`,
 			Env: []*daguhav1.EnvVar{{Name: "S", Value: "${B}3"}}},
 		&daguhav1.StepSpec{Name: "quoted", Command: `printf '%s' "$Q" > "$D/quoted"; printf '%s' "${Q}" >> "$D/quoted"`},
-		&daguhav1.StepSpec{Name: "builtins", Command: `printf '%s|%s|%s' "$DAG_NAME" "${DAG_RUN_ID}" "$DAG_RUN_STEP_NAME" > "$D/builtins"`},
+		&daguhav1.StepSpec{Name: "builtins", Command: `printf '%s|%s|%s|%s|%s' "$DAG_NAME" "${DAG_RUN_ID}" "$DAG_RUN_STEP_NAME" "$DAG_RUN_ATTEMPT" "$DAG_RUN_FENCING_TOKEN" > "$D/builtins"`},
 		&daguhav1.StepSpec{Name: "produce", Command: `echo "made by $DAG_RUN_STEP_NAME"; echo; echo`, Output: "MADE"},
 		&daguhav1.StepSpec{Name: "consume", Depends: []string{"produce"}, Dir: "${D}/sub",
 			Command: `printf '%s|%s|%s' "${MADE}" "$MADE" "$(basename "$(pwd)")" > "$D/consume"`},
@@ -399,6 +399,7 @@ func TestEngineVariables(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o700); err != nil {
 		t.Fatal(err)
 	}
+	run.Attempt, run.FencingToken = 3, 41
 	run.Params = `first NAME="hello world" Q="it's \"quoted\"; touch $D/pwned"`
 	run.Dag.Params = []*daguhav1.Param{{Value: "p1"}, {Value: "p2"}, {Name: "NAME", Value: "default"}, {Name: "OTHER", Value: "kept"}}
 	run.Dag.Env = append(run.Dag.Env, &daguhav1.EnvVar{Name: "A", Value: "1"}, &daguhav1.EnvVar{Name: "B", Value: "${A}2"},
@@ -410,7 +411,7 @@ func TestEngineVariables(t *testing.T) {
 	for file, want := range map[string]string{
 		"params":   "first|p2|hello world|kept|2",
 		"env":      "12|123|os-1",
-		"builtins": "test|run-1|builtins",
+		"builtins": "test|run-1|builtins|3|41",
 		"consume":  "made by produce|made by produce|sub",
 		"script":   "first|made by produce",
 		"quoted":   strings.Repeat(`it's "quoted"; touch $D/pwned`, 2),

@@ -286,7 +286,10 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 		delete(w.running, run.GetId())
 		w.mu.Unlock()
 	}()
-	logger := w.logger.With("run", run.GetId(), "dag", run.GetDagName(), "attempt", run.GetAttempt())
+	// Every line of an attempt names its attempt and fencing token, so an
+	// execution can be told from a later one of the same run (the chaos
+	// suite's checkers read them).
+	logger := w.logger.With("run", run.GetId(), "dag", run.GetDagName(), "attempt", run.GetAttempt(), "fencing_token", run.GetFencingToken())
 	logger.Info("run started")
 	w.config.Metrics.RunStarted()
 	ended := metrics.RunAbandoned
@@ -302,16 +305,19 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 		logger.Info("run abandoned: this worker no longer holds it", "reason", message)
 		return
 	}
+	called := time.Now()
 	err := w.retry(context.WithoutCancel(ctx), func(callCtx context.Context) error {
 		_, err := w.client.FinishRun(callCtx, &daguhav1.FinishRunRequest{LeaseToken: task.GetLeaseToken(), Status: final, Error: message, Outputs: outputs})
 		return err
 	})
 	if err != nil {
-		logger.Warn("run end not recorded", "status", final, "error", err)
+		logger.Warn("run end not recorded", "status", final.String(), "called_at_unix_nano", called.UnixNano(), "error", err)
 		return
 	}
 	ended = runStatusLabel(final)
-	logger.Info("run finished", "status", final)
+	// The run's end as the cluster accepted it, between called_at and the
+	// line's own time.
+	logger.Info("run finished", "status", final.String(), "called_at_unix_nano", called.UnixNano())
 }
 
 // LogDir is where the worker keeps the full logs of the steps it ran.
@@ -332,7 +338,20 @@ func (h *workerHost) ReportStep(ctx context.Context, step *daguhav1.StepState) e
 	if step.GetFinishedAtUnixNano() > 0 && step.GetStartedAtUnixNano() > 0 {
 		h.w.config.Metrics.StepFinished(stepStatusLabel(step.GetStatus()), time.Duration(step.GetFinishedAtUnixNano()-step.GetStartedAtUnixNano()))
 	}
-	return h.w.report(ctx, h.task, step)
+	called := time.Now()
+	err := h.w.report(ctx, h.task, step)
+	// One line per step report and its answer: what this attempt (under
+	// this fencing token) told the cluster, and whether it was taken.
+	run := h.task.GetRun()
+	attrs := []any{"run", run.GetId(), "attempt", run.GetAttempt(), "fencing_token", run.GetFencingToken(),
+		"step", step.GetName(), "step_status", step.GetStatus().String(), "retry", step.GetRetry(),
+		"called_at_unix_nano", called.UnixNano()}
+	if err != nil {
+		h.w.logger.Info("step report not taken", append(attrs, "error", err)...)
+	} else {
+		h.w.logger.Info("step reported", attrs...)
+	}
+	return err
 }
 
 func (h *workerHost) StartChild(ctx context.Context, stepName string, retry uint32, params string) (string, error) {

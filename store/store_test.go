@@ -452,3 +452,24 @@ func TestRaftStoresSurviveReopen(t *testing.T) {
 		t.Fatalf("snapshot body after reopen: %q, %v", data, err)
 	}
 }
+
+// Regression: a client whose enqueue's commit outlived its leader (the
+// leader committed, then lost leadership before answering) sends the same
+// run id again to the new leader, stamped with a later enqueue time. It
+// is the same run, not a conflict, and the first record stands.
+func TestEnqueueRetriedWithALaterEnqueueTimeIsTheSameRun(t *testing.T) {
+	s := newStore(t)
+	spec := &daguhav1.DagSpec{Name: "d", Steps: []*daguhav1.StepSpec{{Name: "s", Command: "true"}}}
+	first := enqueue(t, s, 5, &daguhav1.Run{Id: "a", DagName: "d", Params: "X=1", Dag: spec, EnqueuedAtUnixNano: 100})
+	if !first[0].GetCreated() {
+		t.Fatalf("first enqueue: %v", first[0])
+	}
+	again := enqueue(t, s, 9, &daguhav1.Run{Id: "a", DagName: "d", Params: "X=1", Dag: spec, EnqueuedAtUnixNano: 200})
+	if again[0].GetConflict() != "" || again[0].GetCreated() {
+		t.Fatalf("retried enqueue: %v, want no conflict and not created again", again[0])
+	}
+	run, err := s.Run("a")
+	if err != nil || run.GetEnqueuedAtUnixNano() != 100 || run.GetCreateIndex() != 5 {
+		t.Fatalf("the record after the retry: %v %v, want the first enqueue's", run, err)
+	}
+}

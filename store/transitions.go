@@ -91,6 +91,8 @@ func holderCheck(run *daguhav1.Run, runID string, token uint64) string {
 	switch {
 	case run == nil:
 		return fmt.Sprintf("run %q does not exist", runID)
+	case !FencingChecked:
+		return ""
 	case run.GetFencingToken() != token:
 		return fmt.Sprintf("stale lease: run %q is at attempt %d (fencing token %d), the report carries token %d", runID, run.GetAttempt(), run.GetFencingToken(), token)
 	case run.GetStatus() != statusRunning:

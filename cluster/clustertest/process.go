@@ -26,7 +26,11 @@ import (
 type Process struct {
 	Name string
 	// Env is added to the test's environment for the process.
-	Env  []string
+	Env []string
+	// Wrap, when set, is put before the binary on the command line: for
+	// example ip netns exec NAME, to run the process in a network
+	// namespace (the wrapper must exec the binary, keeping its pid).
+	Wrap []string
 	bin  string
 	args []string
 	log  string
@@ -73,8 +77,9 @@ func (p *Process) Start() error {
 		return err
 	}
 	p.starts++
-	fmt.Fprintf(out, "=== start %d %s %s %s\n", p.starts, time.Now().Format(time.RFC3339Nano), p.bin, strings.Join(p.args, " "))
-	cmd := exec.Command(p.bin, p.args...)
+	argv := append(append(append([]string(nil), p.Wrap...), p.bin), p.args...)
+	fmt.Fprintf(out, "=== start %d %s %s\n", p.starts, time.Now().Format(time.RFC3339Nano), strings.Join(argv, " "))
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), p.Env...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -229,6 +234,8 @@ type Agent struct {
 	Name                                     string
 	DataDir                                  string
 	HTTPPort, GRPCPort, RaftPort, GossipPort int
+	// Host is the address the agent listens on (default 127.0.0.1).
+	Host string
 	// HTTPS, when set, is how the test reaches an API served over HTTPS;
 	// Token, when set, is sent as a Bearer token.
 	HTTPS *tls.Config
@@ -241,11 +248,18 @@ func (a *Agent) HTTPAddr() string {
 	if a.HTTPS != nil {
 		scheme = "https"
 	}
-	return scheme + "://127.0.0.1:" + strconv.Itoa(a.HTTPPort)
+	return scheme + "://" + net.JoinHostPort(a.host(), strconv.Itoa(a.HTTPPort))
+}
+
+func (a *Agent) host() string {
+	if a.Host == "" {
+		return "127.0.0.1"
+	}
+	return a.Host
 }
 
 // GossipAddr is the agent's gossip address, for -join.
-func (a *Agent) GossipAddr() string { return "127.0.0.1:" + strconv.Itoa(a.GossipPort) }
+func (a *Agent) GossipAddr() string { return net.JoinHostPort(a.host(), strconv.Itoa(a.GossipPort)) }
 
 // requestTimeout bounds one API call of a test, so a paused or dead
 // server makes a call fail instead of hanging the test.
@@ -525,10 +539,9 @@ func FreePorts(t testing.TB, n int) []int {
 }
 
 var (
-	buildOnce sync.Once
-	builtBin  string
-	buildDir  string
-	buildErr  error
+	buildMu  sync.Mutex
+	builds   = map[string]string{}
+	buildDir string
 )
 
 // BuildBinary builds cmd/daguha once per test binary (or uses $DAGUHA_BIN)
@@ -540,38 +553,56 @@ func BuildBinary(t testing.TB) string {
 	if bin := os.Getenv("DAGUHA_BIN"); bin != "" {
 		return bin
 	}
-	buildOnce.Do(func() {
-		root, err := moduleRoot()
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildDir, err = os.MkdirTemp("", "daguha-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		builtBin = filepath.Join(buildDir, "daguha")
-		args := []string{"build", "-o", builtBin}
-		if os.Getenv("DAGUHA_RACE_BINARY") == "1" {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command("go", append(args, "./cmd/daguha")...)
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/daguha: %w\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin, err := BuildVariant("", os.Getenv("DAGUHA_RACE_BINARY") == "1")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return builtBin
+	return bin
 }
 
-// CleanupBinary removes the binary BuildBinary built.
+// BuildVariant builds cmd/daguha with build tags (comma separated, "" for
+// none) and optionally the race detector, once per test binary for each
+// combination, and returns its path.
+func BuildVariant(tags string, race bool) (string, error) {
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	key := tags + "|" + strconv.FormatBool(race)
+	if bin, ok := builds[key]; ok {
+		return bin, nil
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	if buildDir == "" {
+		if buildDir, err = os.MkdirTemp("", "daguha-bin-"); err != nil {
+			return "", err
+		}
+	}
+	bin := filepath.Join(buildDir, fmt.Sprintf("daguha-%d", len(builds)))
+	args := []string{"build", "-o", bin}
+	if race {
+		args = append(args, "-race")
+	}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	cmd := exec.Command("go", append(args, "./cmd/daguha")...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go %s ./cmd/daguha: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	builds[key] = bin
+	return bin, nil
+}
+
+// CleanupBinary removes the binaries BuildBinary and BuildVariant built.
 func CleanupBinary() {
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)
+		buildDir, builds = "", map[string]string{}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,6 +89,36 @@ func TestEnqueueValidationNamesTheBadInput(t *testing.T) {
 				t.Fatalf("error %q does not name %q", msg, tc.want)
 			}
 		})
+	}
+}
+
+// Regression: the retry of an enqueue whose commit outlived its leader
+// reaches a server whose clock has moved on; the enqueue time it picks
+// differs from the first one's, and the answer is still "exists", not a
+// conflict.
+func TestEnqueueRetriedLaterIsNotAConflict(t *testing.T) {
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
+	leader := c.Leader(10 * time.Second)
+	var mu sync.Mutex
+	clock := time.Date(2026, 2, 11, 12, 0, 0, 0, time.UTC)
+	now := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		clock = clock.Add(time.Second)
+		return clock
+	}
+	srv := httptest.NewServer(api.New(leader.Server, api.Options{Now: now}))
+	t.Cleanup(srv.Close)
+	request := `{"dag": {"name": "etl", "steps": [{"name": "s", "command": "true"}]}, "dag_run_id": "r1"}`
+	if code, body := call(t, srv, "POST", "/api/v2/dag-runs", request); code != http.StatusCreated {
+		t.Fatalf("first enqueue: HTTP %d %v", code, body)
+	}
+	_, first := call(t, srv, "GET", "/api/v2/dag-runs/r1", "")
+	if code, body := call(t, srv, "POST", "/api/v2/dag-runs", request); code != http.StatusOK || body["created"] != false {
+		t.Fatalf("the retry: HTTP %d %v, want 200 and created false", code, body)
+	}
+	if _, after := call(t, srv, "GET", "/api/v2/dag-runs/r1", ""); after["enqueued_at"] != first["enqueued_at"] {
+		t.Fatalf("the retry changed the enqueue time from %v to %v", first["enqueued_at"], after["enqueued_at"])
 	}
 }
 

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -285,6 +286,10 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 		run.ParentDagRunName, run.ParentDagRunId = parent.GetDagName(), parent.GetId()
 		run.RootDagRunName, run.RootDagRunId = parent.GetRootDagRunName(), parent.GetRootDagRunId()
 	}
+	if ackBeforeCommit {
+		s.enqueueUncommitted(w, run)
+		return
+	}
 	outcome, err := s.enqueue(r.Context(), run)
 	if err != nil {
 		writeClusterError(w, err)
@@ -299,6 +304,21 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, enqueueResponse{DagRunID: run.GetId()})
 	}
+}
+
+// enqueueUncommitted is the enqueue of the chaos_broken_ack build (see
+// ackBeforeCommit), wrong on purpose: it answers "created" at once and
+// hands the command to Raft in the background, for two seconds at most.
+// The line it logs when the background write ends lets a test wait for
+// the write to be given up before it heals a partition.
+func (s *Server) enqueueUncommitted(w http.ResponseWriter, run *daguhav1.Run) {
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, _, err := s.cluster.Apply(ctx, fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: []*daguhav1.Run{run}})
+		s.logger.Warn("chaos_broken_ack: background enqueue ended", "run", run.GetId(), "error", err)
+	}()
+	writeJSON(w, http.StatusCreated, enqueueResponse{DagRunID: run.GetId(), Created: true})
 }
 
 // StepView is a step of a run as the API shows it.

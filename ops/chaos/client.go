@@ -1,0 +1,201 @@
+package chaos
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// chaosDag is the DAG the clients enqueue inline: two steps that each
+// record their execution (run, attempt, fencing token, worker) in the
+// worker's exec file and in their output.
+func chaosDag(firstStepSleep string) map[string]any {
+	return map[string]any{
+		"name": "chaos",
+		"steps": []map[string]string{
+			{"name": "first", "command": execLine + "; sleep " + firstStepSleep},
+			{"name": "second", "command": execLine},
+		},
+	}
+}
+
+// cronDagName is the DAG with a schedule every second.
+const cronDagName = "chaos-cron"
+
+// cronDagFile fires every second; its one step records itself.
+var cronDagFile = fmt.Sprintf(`name: %s
+schedule: "* * * * * *"
+steps:
+  - name: tick
+    command: %q
+`, cronDagName, execLine)
+
+// requestTimeout bounds one client call; past it the outcome is unknown.
+const requestTimeout = 4 * time.Second
+
+// ClientOptions shape the recording clients.
+type ClientOptions struct {
+	Clients int
+	// MaxOps bounds each client's operations; Pause is the gap between
+	// two of one client's operations.
+	MaxOps int
+	Pause  time.Duration
+	Seed   uint64
+	// FirstStepSleep is how long the first step of each run sleeps
+	// (a shell duration, e.g. "0.2").
+	FirstStepSleep string
+}
+
+// Clients run concurrent recording clients against the servers.
+type Clients struct {
+	h    *Harness
+	hist *History
+	opts ClientOptions
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// StartClients starts the clients; Stop ends them and waits.
+func StartClients(h *Harness, hist *History, opts ClientOptions) *Clients {
+	c := &Clients{h: h, hist: hist, opts: opts, stop: make(chan struct{})}
+	for i := 0; i < opts.Clients; i++ {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.run(i, rand.New(rand.NewPCG(opts.Seed, uint64(i)+1)))
+		}()
+	}
+	return c
+}
+
+// Stop ends the clients and waits for their calls in flight.
+func (c *Clients) Stop() {
+	close(c.stop)
+	c.wg.Wait()
+}
+
+func (c *Clients) run(client int, rng *rand.Rand) {
+	var mine []string
+	for n := 0; n < c.opts.MaxOps; n++ {
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(c.opts.Pause):
+		}
+		server := c.h.Servers[rng.IntN(len(c.h.Servers))]
+		roll := rng.IntN(100)
+		switch {
+		case len(mine) == 0 || roll < 55:
+			id := fmt.Sprintf("c%d-%d", client, n)
+			mine = append(mine, id)
+			c.hist.Add(Enqueue(server, client, id, chaosDag(c.opts.FirstStepSleep)))
+		case roll < 62:
+			c.hist.Add(Enqueue(server, client, mine[rng.IntN(len(mine))], chaosDag(c.opts.FirstStepSleep)))
+		case roll < 92:
+			if op, ok := Read(server, client, mine[rng.IntN(len(mine))]); ok {
+				c.hist.Add(op)
+			}
+		default:
+			if op, ok := Cancel(server, client, mine[rng.IntN(len(mine))]); ok {
+				c.hist.Add(op)
+			}
+		}
+	}
+}
+
+// refused reports an error that proves the request never reached a
+// server (nothing listened): such a call had no effect.
+func refused(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// Enqueue enqueues a run with a caller-chosen id and records the outcome.
+// A refused connection is recorded as unknown too: harmless, and the
+// history stays complete.
+func Enqueue(s *Server, client int, id string, dag map[string]any) Op {
+	op := Op{Client: client, Kind: OpEnqueue, RunID: id, Server: s.Name, Call: time.Now().UnixNano()}
+	var resp struct {
+		Created bool `json:"created"`
+	}
+	code, err := call(s, http.MethodPost, "/api/v2/dag-runs", map[string]any{"dag_run_id": id, "dag": dag}, &resp, requestTimeout)
+	op.Return = time.Now().UnixNano()
+	switch {
+	case err != nil:
+		op.Result, op.Return, op.Detail = ResultUnknown, Never, err.Error()
+	case code == http.StatusCreated || code == http.StatusOK:
+		op.Result, op.Detail = ResultOK, fmt.Sprintf("HTTP %d created=%v", code, resp.Created)
+	case code == http.StatusConflict:
+		op.Result = ResultConflict
+	default:
+		op.Result, op.Return, op.Detail = ResultUnknown, Never, fmt.Sprintf("HTTP %d", code)
+	}
+	return op
+}
+
+// Read reads a run's status (a linearizable read). A read that got no
+// answer changed nothing and is not recorded (ok false).
+func Read(s *Server, client int, id string) (Op, bool) {
+	op := Op{Client: client, Kind: OpRead, RunID: id, Server: s.Name, Call: time.Now().UnixNano()}
+	var run struct {
+		Status string `json:"status"`
+	}
+	code, err := call(s, http.MethodGet, "/api/v2/dag-runs/"+id, nil, &run, requestTimeout)
+	op.Return = time.Now().UnixNano()
+	switch {
+	case err != nil:
+		return op, false
+	case code == http.StatusOK:
+		op.Result = run.Status
+	case code == http.StatusNotFound:
+		op.Result = ResultNotFound
+	default:
+		return op, false
+	}
+	return op, true
+}
+
+// Cancel cancels a run and records the outcome.
+func Cancel(s *Server, client int, id string) (Op, bool) {
+	op := Op{Client: client, Kind: OpCancel, RunID: id, Server: s.Name, Call: time.Now().UnixNano()}
+	code, err := call(s, http.MethodPost, "/api/v2/dag-runs/"+id+"/cancel", nil, nil, requestTimeout)
+	op.Return = time.Now().UnixNano()
+	switch {
+	case err != nil && refused(err):
+		return op, false
+	case err != nil:
+		op.Result, op.Return, op.Detail = ResultUnknown, Never, err.Error()
+	case code == http.StatusOK:
+		op.Result = ResultOK
+	case code == http.StatusNotFound:
+		op.Result = ResultNotFound
+	case code == http.StatusConflict:
+		op.Result = ResultFinished
+	default:
+		op.Result, op.Return, op.Detail = ResultUnknown, Never, fmt.Sprintf("HTTP %d", code)
+	}
+	return op, true
+}
+
+// PushCronDag stores the DAG with a schedule every second.
+func PushCronDag(s *Server) error {
+	body := map[string]any{"files": []map[string]string{{"name": "cron.yaml", "content": cronDagFile}}}
+	code, err := call(s, http.MethodPost, "/api/v2/dags", body, nil, 30*time.Second)
+	if err == nil && code >= 300 {
+		err = fmt.Errorf("push %s: HTTP %d", cronDagName, code)
+	}
+	return err
+}
+
+// DeleteCronDag removes the DAG with a schedule, so no slot fires while
+// the checkers wait for every run to end.
+func DeleteCronDag(s *Server) error {
+	code, err := call(s, http.MethodDelete, "/api/v2/dags/"+cronDagName, nil, nil, 30*time.Second)
+	if err == nil && code >= 300 && code != http.StatusNotFound {
+		err = fmt.Errorf("delete %s: HTTP %d", cronDagName, code)
+	}
+	return err
+}
