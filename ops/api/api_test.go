@@ -107,7 +107,9 @@ func TestEnqueueRetriedLaterIsNotAConflict(t *testing.T) {
 		clock = clock.Add(time.Second)
 		return clock
 	}
-	srv := httptest.NewServer(api.New(leader.Server, api.Options{Now: now}))
+	handler := api.New(leader.Server, api.Options{Now: now})
+	t.Cleanup(handler.Close)
+	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	request := `{"dag": {"name": "etl", "steps": [{"name": "s", "command": "true"}]}, "dag_run_id": "r1"}`
 	if code, body := call(t, srv, "POST", "/api/v2/dag-runs", request); code != http.StatusCreated {
