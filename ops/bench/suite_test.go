@@ -34,6 +34,8 @@ type suite struct {
 	t       *testing.T
 	quick   bool
 	figures []figure
+	// fsyncRate is the disk baseline of this run (fsyncs per second).
+	fsyncRate float64
 }
 
 func (s *suite) add(f figure) {
@@ -82,6 +84,7 @@ func TestBenchSuite(t *testing.T) {
 	s := &suite{t: t, quick: os.Getenv("BENCH_QUICK") == "1"}
 	started := time.Now()
 	fsyncRate := s.baselineFsync()
+	s.fsyncRate = fsyncRate
 	s.baselineRaft()
 	// daguha's Raft batches its appends, so that is the baseline its
 	// throughput is a fraction of.
@@ -312,8 +315,17 @@ func (s *suite) latency() {
 		ds = append(ds, d)
 	}
 	f := dist(ds)
-	s.add(figure{"name": "dispatch_latency", "value": f["p50"], "unit": "ms enqueue→step started (p50)", "p50": f["p50"], "p99": f["p99"], "max": f["max"],
-		"params": figure{"servers": 3, "runs": n, "executor": "noop", "enqueued_through": "each server in turn"}})
+	lat := figure{"name": "dispatch_latency", "value": f["p50"], "unit": "ms enqueue→step started (p50)", "p50": f["p50"], "p99": f["p99"], "max": f["max"],
+		"params": figure{"servers": 3, "runs": n, "executor": "noop", "enqueued_through": "each server in turn"}}
+	if s.fsyncRate > 0 {
+		// The path is three commits (enqueue, grant, the step's start
+		// report), each behind an fsync on the leader and a follower: the
+		// baseline is one fsync's time on this disk.
+		fsyncMs := 1000 / s.fsyncRate
+		lat["baseline"] = figure{"fsync_ms": fsyncMs}
+		lat["ratio_to_fsync"] = toFloat(f["p50"]) / fsyncMs
+	}
+	s.add(lat)
 }
 
 // enqueue sends an enqueue, retrying a request that timed out on a
@@ -453,8 +465,17 @@ func (s *suite) failover(raftTimeout string) {
 		})
 	}
 	f := dist(ds)
-	s.add(figure{"name": name, "value": f["p50"], "unit": "ms kill -9 of the leader → first run started (median)", "median": f["p50"], "max": f["max"], "p99": f["p99"],
-		"params": figure{"servers": 3, "kills": kills, "raft_timeout": raftTimeout}, "no_start_within_60s": timeouts})
+	fo := figure{"name": name, "value": f["p50"], "unit": "ms kill -9 of the leader → first run started (median)", "median": f["p50"], "max": f["max"], "p99": f["p99"],
+		"params": figure{"servers": 3, "kills": kills, "raft_timeout": raftTimeout}, "no_start_within_60s": timeouts}
+	// Raft's timeout is the floor of a failover: a follower waits one to
+	// two of it before it stands for election.
+	timeout := time.Second
+	if d, err := time.ParseDuration(raftTimeout); err == nil {
+		timeout = d
+	}
+	fo["baseline"] = figure{"raft_timeout_ms": ms(timeout)}
+	fo["ratio_to_raft_timeout"] = toFloat(f["p50"]) / ms(timeout)
+	s.add(fo)
 }
 
 // reclaim: a worker killed → its run started on another worker.
