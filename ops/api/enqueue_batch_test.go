@@ -3,6 +3,8 @@ package api_test
 import (
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -64,4 +66,67 @@ func TestConcurrentEnqueuesAreBatchedWithoutMixingAnswers(t *testing.T) {
 		indexes[body["create_index"]] = true
 	}
 	t.Logf("%d runs took %d commands", runs-2, len(indexes))
+}
+
+// Listing pages through every run exactly once, newest first, even when
+// runs enqueued in one command share a create index across a page edge.
+func TestListRunsPagesThroughEveryRunOnce(t *testing.T) {
+	srv := startAPI(t)
+	const runs = 25
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body := fmt.Sprintf(`{"dag": {"name": "page", "steps": [{"name": "s", "command": "true"}]}, "dag_run_id": "p%02d"}`, i)
+			if code, out := call(t, srv, "POST", "/api/v2/dag-runs", body); code != http.StatusCreated {
+				t.Errorf("enqueue p%02d: HTTP %d %v", i, code, out)
+			}
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	lastIndex := -1.0
+	after, pages := "", 0
+	for {
+		path := "/api/v2/dag-runs?limit=7"
+		if after != "" {
+			path += "&after=" + url.QueryEscape(after)
+		}
+		code, body := call(t, srv, "GET", path, "")
+		if code != http.StatusOK {
+			t.Fatalf("GET %s: HTTP %d %v", path, code, body)
+		}
+		pages++
+		for _, item := range body["runs"].([]any) {
+			run := item.(map[string]any)
+			id := run["dag_run_id"].(string)
+			if seen[id] {
+				t.Fatalf("run %s listed twice", id)
+			}
+			seen[id] = true
+			index := run["create_index"].(float64)
+			if lastIndex >= 0 && index > lastIndex {
+				t.Fatalf("run %s (create index %v) after one of index %v: not newest first", id, index, lastIndex)
+			}
+			lastIndex = index
+		}
+		next, _ := body["next"].(string)
+		if body["truncated"] != true {
+			if next != "" {
+				t.Fatalf("last page has a next cursor %q", next)
+			}
+			break
+		}
+		if next == "" || pages > runs {
+			t.Fatalf("truncated page without a usable next cursor: %v", body)
+		}
+		after = next
+	}
+	if len(seen) != runs || pages != 4 {
+		t.Fatalf("paged through %d runs in %d pages, want %d in 4", len(seen), pages, runs)
+	}
+	if code, body := call(t, srv, "GET", "/api/v2/dag-runs?after=nonsense", ""); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(body["error"]), "nonsense") {
+		t.Fatalf("bad cursor: HTTP %d %v", code, body)
+	}
 }

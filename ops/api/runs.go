@@ -542,10 +542,40 @@ type runListBody struct {
 	Runs []RunView `json:"runs"`
 	// Truncated is true when more runs matched than limit.
 	Truncated bool `json:"truncated"`
+	// Next, when truncated, is the cursor of the next page: pass it as
+	// ?after= (with the same filters) for the runs that follow.
+	Next string `json:"next,omitempty"`
+}
+
+// runCursor is a place in the list's order (newest first: create index
+// down, then run id down; runs enqueued in one command share an index).
+type runCursor struct {
+	index uint64
+	id    string
+}
+
+func (c runCursor) String() string { return fmt.Sprintf("%d/%s", c.index, c.id) }
+
+func parseRunCursor(text string) (runCursor, error) {
+	index, id, ok := strings.Cut(text, "/")
+	n, err := strconv.ParseUint(index, 10, 64)
+	if !ok || err != nil || id == "" {
+		return runCursor{}, fmt.Errorf("after %q: not a cursor from a previous page's \"next\"", text)
+	}
+	return runCursor{index: n, id: id}, nil
+}
+
+// before reports whether run a comes before run b in the list's order.
+func listedBefore(a, b *daguhav1.Run) bool {
+	if a.GetCreateIndex() != b.GetCreateIndex() {
+		return a.GetCreateIndex() > b.GetCreateIndex()
+	}
+	return a.GetId() > b.GetId()
 }
 
 // listRuns lists runs, filtered by dag_name, status and worker_id, newest
-// first, at most limit (default 100, at most 10000).
+// first, at most limit (default 100, at most 10000) per page; ?after=
+// with the previous page's next cursor gives the following page.
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	query := r.URL.Query()
 	limit := 100
@@ -556,6 +586,15 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		limit = n
+	}
+	var after *runCursor
+	if v := query.Get("after"); v != "" {
+		c, err := parseRunCursor(v)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		after = &c
 	}
 	statusFilter := query.Get("status")
 	switch statusFilter {
@@ -573,16 +612,19 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 			(query.Get("root_dag_run_id") == "" || run.GetRootDagRunId() == query.Get("root_dag_run_id")) &&
 			(query.Get("parent_dag_run_id") == "" || run.GetParentDagRunId() == query.Get("parent_dag_run_id")) &&
 			(statusFilter == "" || statusName(run.GetStatus(), "RUN_STATUS_") == statusFilter) &&
-			(query.Get("worker_id") == "" || run.GetWorkerId() == query.Get("worker_id")) {
+			(query.Get("worker_id") == "" || run.GetWorkerId() == query.Get("worker_id")) &&
+			(after == nil || listedBefore(&daguhav1.Run{CreateIndex: after.index, Id: after.id}, run)) {
 			matched = append(matched, run)
 		}
 		return true
 	})
-	sort.Slice(matched, func(i, j int) bool { return matched[i].GetCreateIndex() > matched[j].GetCreateIndex() })
+	sort.Slice(matched, func(i, j int) bool { return listedBefore(matched[i], matched[j]) })
 	body := runListBody{Runs: []RunView{}}
 	for i, run := range matched {
 		if i == limit {
 			body.Truncated = true
+			last := matched[i-1]
+			body.Next = runCursor{index: last.GetCreateIndex(), id: last.GetId()}.String()
 			break
 		}
 		body.Runs = append(body.Runs, viewRun(run))

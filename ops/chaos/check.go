@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -92,19 +93,34 @@ func listFinal(h *Harness) (map[string]finalRun, error) {
 	if leader == nil {
 		return nil, fmt.Errorf("no leader: %s", why)
 	}
-	var body struct {
-		Runs      []finalRun `json:"runs"`
-		Truncated bool       `json:"truncated"`
-	}
-	code, err := call(leader, http.MethodGet, "/api/v2/dag-runs?limit=10000", nil, &body, 30*time.Second)
-	if err != nil || code != http.StatusOK {
-		return nil, fmt.Errorf("list runs: HTTP %d %v", code, err)
-	}
+	// Page through every run: a soak enqueues far more than one page.
 	runs := map[string]finalRun{}
-	for _, r := range body.Runs {
-		runs[r.DagRunID] = r
+	after := ""
+	for page := 0; ; page++ {
+		var body struct {
+			Runs      []finalRun `json:"runs"`
+			Truncated bool       `json:"truncated"`
+			Next      string     `json:"next"`
+		}
+		path := "/api/v2/dag-runs?limit=10000"
+		if after != "" {
+			path += "&after=" + url.QueryEscape(after)
+		}
+		code, err := call(leader, http.MethodGet, path, nil, &body, 30*time.Second)
+		if err != nil || code != http.StatusOK {
+			return nil, fmt.Errorf("list runs (page %d): HTTP %d %v", page+1, code, err)
+		}
+		for _, r := range body.Runs {
+			runs[r.DagRunID] = r
+		}
+		if !body.Truncated {
+			return runs, nil
+		}
+		if body.Next == "" || page > 1000 {
+			return nil, fmt.Errorf("list runs: page %d is truncated without a next cursor", page+1)
+		}
+		after = body.Next
 	}
-	return runs, nil
 }
 
 // getFinal reads one run; found is false on 404.
@@ -179,7 +195,7 @@ func Check(h *Harness, ops []Op, runs map[string]finalRun) *Report {
 		if _, ok := runs[id]; ok {
 			continue
 		}
-		// The list holds at most 10,000 runs: ask for the others one by one.
+		// Listed after the list was read (a late commit): read it alone.
 		run, found, err := getFinal(h, id)
 		switch {
 		case err != nil:
