@@ -236,14 +236,23 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 	var next, failed atomic.Int64
 	// The leader's CPU profile over the first seconds of the load: where a
 	// run's time goes on the server that does most of the work.
-	var profile func() map[string]any
+	var profile, followerProfile func() map[string]any
 	if servers == 3 && clients == 64 {
 		executor := "noop"
 		if !noop {
 			executor = "sh"
 		}
 		profile = s.profileServer(leader, fmt.Sprintf("throughput-3-servers-%s-leader", executor), s.pick(5, 1))
+		// A follower's share is as large as the leader's: it serves the
+		// enqueues and worker calls sent to it and applies every entry.
+		for _, a := range c.Agents {
+			if a != leader {
+				followerProfile = s.profileServer(a, fmt.Sprintf("throughput-3-servers-%s-follower", executor), s.pick(5, 1))
+				break
+			}
+		}
 	}
+	meter := newCPUMeter(c, leader, procs)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for cl := 0; cl < clients; cl++ {
@@ -270,6 +279,7 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 		return done >= float64(runs)-float64(failed.Load()), fmt.Sprintf("%.0f of %d", done, runs)
 	})
 	elapsed := time.Since(start)
+	cpu := meter.stop(runs)
 	rate := float64(runs) / elapsed.Seconds()
 	name := "dispatch_throughput"
 	executor := "noop"
@@ -282,9 +292,13 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 	f := figure{"name": name, "value": rate, "unit": "runs/s enqueue→finished", "params": figure{
 		"servers": servers, "runs": runs, "clients": clients, "workers": workers, "max_active_runs": 64, "executor": executor},
 		"enqueue_rate": float64(runs) / enqueued.Seconds(), "failed_enqueues": failed.Load(),
-		"baseline": figure{"raft_apply_per_s": raftRate, "fsync_per_s": fsyncRate}, "ratio": rate / raftRate}
+		"baseline": figure{"raft_apply_per_s": raftRate, "fsync_per_s": fsyncRate}, "ratio": rate / raftRate,
+		"cpu_ms_per_run": cpu["cpu_ms_per_run"], "cores_busy": cpu["cores_busy"]}
 	if profile != nil {
 		f["profile_leader"] = profile()
+	}
+	if followerProfile != nil {
+		f["profile_follower"] = followerProfile()
 	}
 	if singleServer > 0 {
 		f["single_server"] = singleServer
