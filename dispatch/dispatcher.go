@@ -75,6 +75,12 @@ type Config struct {
 	Thresholds Thresholds
 	// Retention is how long an offline worker stays listed (24 h).
 	Retention time.Duration
+	// RunRetention is how long an ended run stays in the state before the
+	// leader removes it with its whole hierarchy; 0 keeps runs forever.
+	RunRetention time.Duration
+	// PruneInterval is how often the leader looks for runs past the run
+	// retention (default: a tenth of it, between a second and a minute).
+	PruneInterval time.Duration
 	// Metrics, when set, counts grants, ends, reclaims and refusals.
 	Metrics *metrics.Metrics
 }
@@ -205,6 +211,14 @@ func (d *Dispatcher) RunLeader(ctx context.Context) {
 		defer wg.Done()
 		st.livenessLoop()
 	}()
+	if d.config.RunRetention > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p := &pruner{backend: d.backend, retention: d.config.RunRetention, interval: d.config.PruneInterval, now: d.config.Now, d: d}
+			p.run(ctx)
+		}()
+	}
 	go func() {
 		defer wg.Done()
 		s := newScheduler(d.backend, d.config.Now, d.logger)

@@ -33,6 +33,7 @@ const (
 	PutDagsType            MessageType = 11
 	DeleteDagsType         MessageType = 12
 	FireSchedulesType      MessageType = 13
+	PruneRunsType          MessageType = 14
 )
 
 // ErrEmptyCommand is returned for a command without a type byte.
@@ -67,6 +68,8 @@ var messageTypes = map[MessageType]struct{ body, result func() proto.Message }{
 		func() proto.Message { return &daguhav1.DeleteDagsResult{} }},
 	FireSchedulesType: {func() proto.Message { return &daguhav1.FireSchedulesCommand{} },
 		func() proto.Message { return &daguhav1.FireSchedulesResult{} }},
+	PruneRunsType: {func() proto.Message { return &daguhav1.PruneRunsCommand{} },
+		func() proto.Message { return &daguhav1.PruneRunsResult{} }},
 }
 
 // commandBody returns a new, empty body message for a known type, or nil.
@@ -136,6 +139,10 @@ func Validate(command []byte) error {
 			if firing.GetRun().GetDagName() != firing.GetDagName() {
 				return fmt.Errorf("command type %d: firing %d of DAG %q carries a run of %q", t, i, firing.GetDagName(), firing.GetRun().GetDagName())
 			}
+		}
+	case *daguhav1.PruneRunsCommand:
+		if cmd.GetEndedBeforeUnixNano() <= 0 {
+			return fmt.Errorf("command type %d: prune runs without a cutoff time", t)
 		}
 	case *daguhav1.PutDagsCommand:
 		for i, dag := range cmd.GetDags() {

@@ -121,6 +121,9 @@ func (f *FSM) dispatch(index uint64, body proto.Message) (proto.Message, error) 
 	case *daguhav1.FireSchedulesCommand:
 		outcomes, err := state.FireSchedules(index, cmd.GetFirings())
 		return &daguhav1.FireSchedulesResult{Outcomes: outcomes}, err
+	case *daguhav1.PruneRunsCommand:
+		pruned, removed, err := state.PruneRuns(index, cmd.GetRootRunIds(), cmd.GetEndedBeforeUnixNano())
+		return &daguhav1.PruneRunsResult{PrunedRootRunIds: pruned, RunsRemoved: removed}, err
 	}
 	panic(fmt.Errorf("fsm: entry %d: command %T has no apply method", index, body))
 }

@@ -176,10 +176,21 @@ func randomLog(t *testing.T, rng *rand.Rand, n int) [][]byte {
 			}}})
 		case p < 55:
 			command = encode(t, fsm.CancelRunsType, &daguhav1.CancelRunsCommand{RunIds: []string{runID(), runID()}, NowUnixNano: rng.Int64()})
-		case p < 46:
+		case p < 58:
 			command = encode(t, fsm.RegisterWorkersType, &daguhav1.RegisterWorkersCommand{Workers: []*daguhav1.Worker{{
 				Id: workers[rng.IntN(len(workers))], Labels: map[string]string{"gpu": fmt.Sprint(rng.IntN(2) == 0)}, MaxActiveRuns: uint32(1 + rng.IntN(9)),
 			}}})
+		case p < 61:
+			// Retention: the roots the leader would propose for a random
+			// cutoff (finish times are random), and some that do not
+			// qualify (children, runs still going, ids that never were).
+			before := 1 + rng.Int64N(1<<62)
+			roots, _, err := gen.State().PruneCandidates("", 3000, 20, before)
+			if err != nil {
+				t.Fatal(err)
+			}
+			roots = append(roots, runID(), fmt.Sprintf("parent-%d", rng.IntN(50)))
+			command = encode(t, fsm.PruneRunsType, &daguhav1.PruneRunsCommand{RootRunIds: roots, EndedBeforeUnixNano: before})
 		default:
 			var runs []*daguhav1.Run
 			for range 1 + rng.IntN(20) {
@@ -435,7 +446,7 @@ func TestReplicasFedTheSameLogEndEqual(t *testing.T) {
 	a, b := newFSM(t), newFSM(t)
 	distinct := map[string]bool{}
 	fired := map[string]bool{}
-	var created, retries, conflicts, noops, ignored int
+	var created, retries, conflicts, noops, ignored, pruned, removed int
 	for i, command := range log {
 		index := uint64(i + 1)
 		resp := requireSameResponse(t, index, a.Apply(entry(index, command)), b.Apply(entry(index, command)))
@@ -490,6 +501,12 @@ func TestReplicasFedTheSameLogEndEqual(t *testing.T) {
 					created++
 				}
 			}
+		case *daguhav1.PruneRunsResult:
+			pruned += len(result.GetPrunedRootRunIds())
+			removed += int(result.GetRunsRemoved())
+			if len(result.GetPrunedRootRunIds()) > int(result.GetRunsRemoved()) {
+				t.Fatalf("entry %d: %d roots pruned but %d runs removed", index, len(result.GetPrunedRootRunIds()), result.GetRunsRemoved())
+			}
 		case *daguhav1.NoopResult:
 			noops++
 		case nil:
@@ -508,8 +525,21 @@ func TestReplicasFedTheSameLogEndEqual(t *testing.T) {
 
 	// Sanity: the log exercised what it is meant to.
 	runs := allRuns(t, a.State())
-	if len(runs) != len(distinct) || len(runs) != created {
-		t.Fatalf("store has %d runs; %d distinct ids were enqueued, %d created", len(runs), len(distinct), created)
+	if len(runs) != created-removed || len(runs) > len(distinct) {
+		t.Fatalf("store has %d runs; %d distinct ids were enqueued, %d created, %d pruned", len(runs), len(distinct), created, removed)
+	}
+	if pruned == 0 {
+		t.Fatal("no run was pruned: the log does not exercise retention")
+	}
+	// Retention removes whole hierarchies: no child outlives its parent.
+	byID := map[string]bool{}
+	for _, run := range runs {
+		byID[run.GetId()] = true
+	}
+	for _, run := range runs {
+		if parent := run.GetParentDagRunId(); parent != "" && !byID[parent] {
+			t.Fatalf("run %q outlived its parent %q", run.GetId(), parent)
+		}
 	}
 	if len(fired) == 0 {
 		t.Fatal("no schedule slot fired")
@@ -529,8 +559,8 @@ func TestReplicasFedTheSameLogEndEqual(t *testing.T) {
 			t.Fatalf("no run ended %s: the log does not exercise dispatch (%v)", status, statuses)
 		}
 	}
-	t.Logf("%d entries: %d runs, %d retries, %d conflicts, %d no-ops, %d ignored, %d attempts, statuses %v",
-		len(log), created, retries, conflicts, noops, ignored, attempts, statuses)
+	t.Logf("%d entries: %d runs, %d retries, %d conflicts, %d no-ops, %d ignored, %d attempts, %d hierarchies (%d runs) pruned, statuses %v",
+		len(log), created, retries, conflicts, noops, ignored, attempts, pruned, removed, statuses)
 }
 
 // ---- snapshot and restore --------------------------------------------------
@@ -628,7 +658,7 @@ func TestUnknownCommandTypes(t *testing.T) {
 		wantPanic []string // nil: must be skipped without a panic
 	}{
 		{"unknown type without the ignorable bit panics", []byte{0x7e, 1, 2}, []string{"unknown command type 126", "entry 2"}},
-		{"the next unassigned type panics", []byte{byte(fsm.FireSchedulesType) + 1}, []string{"unknown command type 14", "entry 2"}},
+		{"the next unassigned type panics", []byte{byte(fsm.PruneRunsType) + 1}, []string{"unknown command type 15", "entry 2"}},
 		{"the highest type without the bit panics", append([]byte{0x7f}, enqueueBody...), []string{"unknown command type 127", "entry 2"}},
 		{"an empty command panics", nil, []string{"empty command", "entry 2"}},
 		{"a known type with a corrupt body panics", []byte{byte(fsm.EnqueueRunsType), 0xff, 0xff, 0xff}, []string{"decode command type 1", "entry 2"}},

@@ -29,6 +29,8 @@ func seedCommands(t testing.TB) [][]byte {
 		encode(t, fsm.SetClusterMetaType, &daguhav1.SetClusterMetaCommand{}),
 		encode(t, fsm.MarkWorkersOfflineType, &daguhav1.MarkWorkersOfflineCommand{WorkerIds: []string{"w1", "w1"}, Reason: "gone"}),
 		encode(t, fsm.RemoveWorkersType, &daguhav1.RemoveWorkersCommand{WorkerIds: []string{"w1"}}),
+		encode(t, fsm.PruneRunsType, &daguhav1.PruneRunsCommand{RootRunIds: []string{"r1", "q1", "nope", "r1"}, EndedBeforeUnixNano: 1 << 62}),
+		encode(t, fsm.PruneRunsType, &daguhav1.PruneRunsCommand{RootRunIds: []string{"r1"}}),
 		{},
 		{byte(fsm.EnqueueRunsType), 0xff, 0xff},
 		{ignorableType, 1, 2},

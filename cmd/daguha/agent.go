@@ -96,6 +96,7 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "health-unhealthy", Value: dispatch.DefaultThresholds.Unhealthy, Usage: "heartbeat age past which a worker is UNHEALTHY"},
 		&cli.DurationFlag{Name: "health-offline", Value: dispatch.DefaultThresholds.Offline, Usage: "heartbeat age past which a worker is OFFLINE and its runs are taken back"},
 		&cli.DurationFlag{Name: "worker-retention", Value: dispatch.DefaultRetention, Usage: "how long an offline worker stays listed"},
+		&cli.DurationFlag{Name: "run-retention", Value: dispatch.DefaultRunRetention, Usage: "how long an ended run stays in the cluster's state (with its child runs) before the leader removes it; 0 keeps every run forever"},
 	}, append(coordinatorTLSFlags(), workerTLSFlags()...)...)
 }
 
@@ -206,9 +207,13 @@ func runAgent(c *cli.Context) error {
 		return errors.New("-data-dir is required for a server (Raft state must survive restarts)")
 	}
 
+	if c.Duration("run-retention") < 0 {
+		return fmt.Errorf("-run-retention=%s: want a duration of zero (keep every run) or more", c.Duration("run-retention"))
+	}
 	dispatchConfig := dispatch.Config{
-		LeaseTTL:  c.Duration("lease-ttl"),
-		Retention: c.Duration("worker-retention"),
+		LeaseTTL:     c.Duration("lease-ttl"),
+		Retention:    c.Duration("worker-retention"),
+		RunRetention: c.Duration("run-retention"),
 		Thresholds: dispatch.Thresholds{
 			Warning: c.Duration("health-warning"), Unhealthy: c.Duration("health-unhealthy"), Offline: c.Duration("health-offline"),
 		},

@@ -69,6 +69,7 @@ var configKeys = []configKey{
 	{"cluster.health.unhealthy", "health-unhealthy"},
 	{"cluster.health.offline", "health-offline"},
 	{"cluster.workerRetention", "worker-retention"},
+	{"cluster.runRetention", "run-retention"},
 	{"api.tokens", "api-token"},
 	{"api.readTokens", "api-read-token"},
 	{"api.tls.certFile", "http-tls-cert"},

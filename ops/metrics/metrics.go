@@ -47,6 +47,7 @@ type Metrics struct {
 	enqueued       prometheus.Counter
 	started        prometheus.Counter
 	finished       *prometheus.CounterVec
+	pruned         prometheus.Counter
 	granted        prometheus.Counter
 	reclaimed      *prometheus.CounterVec
 	refused        *prometheus.CounterVec
@@ -94,6 +95,10 @@ func New() *Metrics {
 		Namespace: Namespace, Subsystem: "runs", Name: "finished_total",
 		Help: "Runs this server, as leader, recorded as ended, by status (succeeded, failed, cancelled). Sum over servers.",
 	}, []string{"status"})
+	m.pruned = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Subsystem: "runs", Name: "pruned_total",
+		Help: "Ended runs this server, as leader, removed past the run retention (a root and every run below it). Sum over servers.",
+	})
 	m.granted = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: Namespace, Subsystem: "dispatch", Name: "leases_granted_total",
 		Help: "Leases this server, as leader, granted: every attempt of a run, first or after a reclaim.",
@@ -138,7 +143,7 @@ func New() *Metrics {
 		Help: "Scrapes in which a collector could not read the state it reports, by collector.",
 	}, []string{"collector"})
 	for _, c := range []prometheus.Collector{m.raftCommit, m.raftApply, m.leaderChanges, m.enqueued, m.started, m.finished,
-		m.granted, m.reclaimed, m.refused, m.queueWait, m.heartbeat, m.grpc, m.httpRequests, m.httpDuration,
+		m.pruned, m.granted, m.reclaimed, m.refused, m.queueWait, m.heartbeat, m.grpc, m.httpRequests, m.httpDuration,
 		m.httpInFlight, m.scrapeFailures} {
 		f(c)
 	}
@@ -225,6 +230,13 @@ func (m *Metrics) LeaseGranted(waited time.Duration, first bool) {
 func (m *Metrics) RunFinished(status string) {
 	if m != nil {
 		m.finished.WithLabelValues(status).Inc()
+	}
+}
+
+// RunsPruned counts n runs removed past the run retention.
+func (m *Metrics) RunsPruned(n uint64) {
+	if m != nil && n > 0 {
+		m.pruned.Add(float64(n))
 	}
 }
 

@@ -1970,6 +1970,118 @@ func (x *FireSchedulesResult) GetOutcomes() []*RunOutcome {
 	return nil
 }
 
+// PruneRunsCommand removes ended runs past the cluster's run retention:
+// for each named root run, the root and every run below it in its
+// hierarchy, provided the root ended before ended_before_unix_nano and
+// every run of the hierarchy has ended. A root that does not qualify (any
+// more) is left alone, so the command is safe to repeat. The leader picks
+// the roots and the cutoff; every replica applies the same checks.
+type PruneRunsCommand struct {
+	state               protoimpl.MessageState `protogen:"open.v1"`
+	RootRunIds          []string               `protobuf:"bytes,1,rep,name=root_run_ids,json=rootRunIds,proto3" json:"root_run_ids,omitempty"`
+	EndedBeforeUnixNano int64                  `protobuf:"varint,2,opt,name=ended_before_unix_nano,json=endedBeforeUnixNano,proto3" json:"ended_before_unix_nano,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *PruneRunsCommand) Reset() {
+	*x = PruneRunsCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneRunsCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneRunsCommand) ProtoMessage() {}
+
+func (x *PruneRunsCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneRunsCommand.ProtoReflect.Descriptor instead.
+func (*PruneRunsCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *PruneRunsCommand) GetRootRunIds() []string {
+	if x != nil {
+		return x.RootRunIds
+	}
+	return nil
+}
+
+func (x *PruneRunsCommand) GetEndedBeforeUnixNano() int64 {
+	if x != nil {
+		return x.EndedBeforeUnixNano
+	}
+	return 0
+}
+
+type PruneRunsResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// pruned_root_run_ids are the roots whose hierarchy was removed.
+	PrunedRootRunIds []string `protobuf:"bytes,1,rep,name=pruned_root_run_ids,json=prunedRootRunIds,proto3" json:"pruned_root_run_ids,omitempty"`
+	// runs_removed counts every run removed, roots and descendants.
+	RunsRemoved   uint64 `protobuf:"varint,2,opt,name=runs_removed,json=runsRemoved,proto3" json:"runs_removed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneRunsResult) Reset() {
+	*x = PruneRunsResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneRunsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneRunsResult) ProtoMessage() {}
+
+func (x *PruneRunsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneRunsResult.ProtoReflect.Descriptor instead.
+func (*PruneRunsResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *PruneRunsResult) GetPrunedRootRunIds() []string {
+	if x != nil {
+		return x.PrunedRootRunIds
+	}
+	return nil
+}
+
+func (x *PruneRunsResult) GetRunsRemoved() uint64 {
+	if x != nil {
+		return x.RunsRemoved
+	}
+	return 0
+}
+
 var File_daguha_v1_commands_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_commands_proto_rawDesc = "" +
@@ -2090,7 +2202,14 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\tslot_unix\x18\x02 \x01(\x03R\bslotUnix\x12 \n" +
 	"\x03run\x18\x03 \x01(\v2\x0e.daguha.v1.RunR\x03run\"H\n" +
 	"\x13FireSchedulesResult\x121\n" +
-	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomesB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"i\n" +
+	"\x10PruneRunsCommand\x12 \n" +
+	"\froot_run_ids\x18\x01 \x03(\tR\n" +
+	"rootRunIds\x123\n" +
+	"\x16ended_before_unix_nano\x18\x02 \x01(\x03R\x13endedBeforeUnixNano\"c\n" +
+	"\x0fPruneRunsResult\x12-\n" +
+	"\x13pruned_root_run_ids\x18\x01 \x03(\tR\x10prunedRootRunIds\x12!\n" +
+	"\fruns_removed\x18\x02 \x01(\x04R\vrunsRemovedB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_commands_proto_rawDescOnce sync.Once
@@ -2104,7 +2223,7 @@ func file_daguha_v1_commands_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_commands_proto_rawDescData
 }
 
-var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_daguha_v1_commands_proto_goTypes = []any{
 	(*EnqueueRunsCommand)(nil),        // 0: daguha.v1.EnqueueRunsCommand
 	(*EnqueueRunsResult)(nil),         // 1: daguha.v1.EnqueueRunsResult
@@ -2144,37 +2263,39 @@ var file_daguha_v1_commands_proto_goTypes = []any{
 	(*FireSchedulesCommand)(nil),      // 35: daguha.v1.FireSchedulesCommand
 	(*Firing)(nil),                    // 36: daguha.v1.Firing
 	(*FireSchedulesResult)(nil),       // 37: daguha.v1.FireSchedulesResult
-	nil,                               // 38: daguha.v1.Finish.OutputsEntry
-	(*Run)(nil),                       // 39: daguha.v1.Run
-	(*StepState)(nil),                 // 40: daguha.v1.StepState
-	(RunStatus)(0),                    // 41: daguha.v1.RunStatus
-	(*Worker)(nil),                    // 42: daguha.v1.Worker
-	(*ClusterMeta)(nil),               // 43: daguha.v1.ClusterMeta
-	(*StoredDag)(nil),                 // 44: daguha.v1.StoredDag
+	(*PruneRunsCommand)(nil),          // 38: daguha.v1.PruneRunsCommand
+	(*PruneRunsResult)(nil),           // 39: daguha.v1.PruneRunsResult
+	nil,                               // 40: daguha.v1.Finish.OutputsEntry
+	(*Run)(nil),                       // 41: daguha.v1.Run
+	(*StepState)(nil),                 // 42: daguha.v1.StepState
+	(RunStatus)(0),                    // 43: daguha.v1.RunStatus
+	(*Worker)(nil),                    // 44: daguha.v1.Worker
+	(*ClusterMeta)(nil),               // 45: daguha.v1.ClusterMeta
+	(*StoredDag)(nil),                 // 46: daguha.v1.StoredDag
 }
 var file_daguha_v1_commands_proto_depIdxs = []int32{
-	39, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
+	41, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
 	2,  // 1: daguha.v1.EnqueueRunsResult.outcomes:type_name -> daguha.v1.EnqueueOutcome
 	6,  // 2: daguha.v1.GrantLeasesCommand.grants:type_name -> daguha.v1.Grant
 	8,  // 3: daguha.v1.GrantLeasesResult.outcomes:type_name -> daguha.v1.GrantOutcome
-	39, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
+	41, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
 	10, // 5: daguha.v1.ReclaimRunsCommand.reclaims:type_name -> daguha.v1.Reclaim
 	12, // 6: daguha.v1.ReclaimRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	14, // 7: daguha.v1.ReportStepsCommand.reports:type_name -> daguha.v1.StepReport
-	40, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
+	42, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
 	12, // 9: daguha.v1.ReportStepsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	17, // 10: daguha.v1.FinishRunsCommand.finishes:type_name -> daguha.v1.Finish
-	41, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
-	38, // 12: daguha.v1.Finish.outputs:type_name -> daguha.v1.Finish.OutputsEntry
+	43, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
+	40, // 12: daguha.v1.Finish.outputs:type_name -> daguha.v1.Finish.OutputsEntry
 	12, // 13: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	12, // 14: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	42, // 15: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
-	43, // 16: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
-	43, // 17: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
-	44, // 18: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
+	44, // 15: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
+	45, // 16: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
+	45, // 17: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
+	46, // 18: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
 	32, // 19: daguha.v1.PutDagsResult.outcomes:type_name -> daguha.v1.DagOutcome
 	36, // 20: daguha.v1.FireSchedulesCommand.firings:type_name -> daguha.v1.Firing
-	39, // 21: daguha.v1.Firing.run:type_name -> daguha.v1.Run
+	41, // 21: daguha.v1.Firing.run:type_name -> daguha.v1.Run
 	12, // 22: daguha.v1.FireSchedulesResult.outcomes:type_name -> daguha.v1.RunOutcome
 	23, // [23:23] is the sub-list for method output_type
 	23, // [23:23] is the sub-list for method input_type
@@ -2195,7 +2316,7 @@ func file_daguha_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_commands_proto_rawDesc), len(file_daguha_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
