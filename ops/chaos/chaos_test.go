@@ -64,8 +64,10 @@ func explainOnFailure(t *testing.T, seed uint64, nemesis *Nemesis) {
 }
 
 // settleAndCheck stops the cron DAG, waits for every run to end and
-// holds the history to the promises.
-func settleAndCheck(t *testing.T, h *Harness, hist *History, settle time.Duration) *Report {
+// holds the history to the promises. With an observer (a cluster that
+// prunes ended runs), the runs it saw end and the cluster then pruned
+// complete the settled state.
+func settleAndCheck(t *testing.T, h *Harness, hist *History, settle time.Duration, observer *Observer) *Report {
 	t.Helper()
 	leader := h.WaitLeader(90 * time.Second)
 	if err := DeleteCronDag(leader); err != nil {
@@ -75,8 +77,36 @@ func settleAndCheck(t *testing.T, h *Harness, hist *History, settle time.Duratio
 	if err != nil {
 		t.Fatalf("settle: %v", err)
 	}
-	return Check(h, hist.Ops(), runs)
+	var (
+		pruned   int
+		vanished []string
+	)
+	if observer != nil {
+		observer.Stop()
+		runs, pruned, vanished = observer.Merge(runs)
+	}
+	report := Check(h, hist.Ops(), runs)
+	report.Pruned = pruned
+	if observer != nil {
+		report.ObserverReads = observer.Reads()
+	}
+	for _, id := range vanished {
+		report.Vanished++
+		report.problem(id, "VANISHED: run %s was seen queued or running and is gone from the settled state", id)
+	}
+	return report
 }
+
+// Run retention in the fault runs: short, so the servers prune ended runs
+// throughout (and their memory is flat), and many times the observer's
+// interval and the longest outage the nemesis causes, so every run is
+// seen ended before it is pruned. Clients reuse only run ids they made
+// within a third of it, so no client asks after a pruned run.
+const (
+	shortRunRetention = 30 * time.Second
+	soakRunRetention  = 3 * time.Minute
+	observeEvery      = 2 * time.Second
+)
 
 // The short mode `make test` runs: a fixed seed, the four faults the
 // promises are most often broken by, a paused server and a full disk,
@@ -88,14 +118,16 @@ func TestChaosShort(t *testing.T) {
 		t.Skip("CHAOS_DURATION is set: the soak runs instead")
 	}
 	seed := seed(t, 20261125)
-	h := NewHarness(t, Options{Servers: 3, Workers: 3, Bin: binary(t, ""), DiskServer: 2})
+	h := NewHarness(t, Options{Servers: 3, Workers: 3, Bin: binary(t, ""), DiskServer: 2, RunRetention: shortRunRetention})
 	h.Start()
 	began := time.Now()
 	if err := PushCronDag(h.WaitLeader(30 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	hist := &History{}
-	clients := StartClients(h, hist, ClientOptions{Clients: 4, MaxOps: 2000, Pause: 100 * time.Millisecond, Seed: seed, FirstStepSleep: "0.2"})
+	observer := StartObserver(h, observeEvery)
+	clients := StartClients(h, hist, ClientOptions{Clients: 4, MaxOps: 2000, Pause: 100 * time.Millisecond, Seed: seed, FirstStepSleep: "0.2",
+		ReuseWithin: shortRunRetention / 3})
 	nemesis := NewNemesis(t, h, seed)
 	explainOnFailure(t, seed, nemesis)
 	for _, kind := range []string{KillLeader, PartitionLeader, PartitionWorker, KillAllServers, PauseServer, DiskFull, nemesis.Pick()} {
@@ -103,7 +135,7 @@ func TestChaosShort(t *testing.T) {
 		nemesis.Quiet(time.Second, 3*time.Second)
 	}
 	clients.Stop()
-	report := settleAndCheck(t, h, hist, 2*time.Minute)
+	report := settleAndCheck(t, h, hist, 2*time.Minute, observer)
 	report.Seed, report.Schedule, report.Duration = seed, nemesis.Schedule(), time.Since(began).Round(time.Second).String()
 	for _, f := range report.Schedule {
 		report.Faults[f.Kind]++
@@ -113,7 +145,7 @@ func TestChaosShort(t *testing.T) {
 		t.Fatal(report.Explain())
 	}
 	// A history with nothing in it would pass every check.
-	if report.Acked < 20 || report.Finishes < 20 || report.CronRuns < 5 || report.LinearizableRuns < 20 {
+	if report.Acked < 20 || report.Finishes < 20 || report.CronRuns < 5 || report.LinearizableRuns < 20 || report.Pruned < 10 {
 		t.Fatalf("the history is too thin to prove anything: %s", report.JSON())
 	}
 }
@@ -228,7 +260,7 @@ func TestCheckersCatchLostAcks(t *testing.T) {
 	h := NewHarness(t, Options{Servers: 3, Workers: 1, Bin: binary(t, "chaos_broken_ack"), DiskServer: -1})
 	hist := &History{}
 	lostAckScenario(t, h, hist, true)
-	report := settleAndCheck(t, h, hist, time.Minute)
+	report := settleAndCheck(t, h, hist, time.Minute, nil)
 	t.Logf("the checkers on the broken build:\n%s", report.Explain())
 	if report.Lost == 0 || report.NotLinearizable == 0 {
 		t.Fatalf("the checkers did not catch the lost ack: %s", report.JSON())
@@ -242,7 +274,7 @@ func TestCheckersCatchStaleResults(t *testing.T) {
 	h := NewHarness(t, Options{Servers: 3, Workers: 2, Bin: binary(t, "chaos_broken_fencing"), DiskServer: -1})
 	hist := &History{}
 	staleWorkerScenario(t, h, hist)
-	report := settleAndCheck(t, h, hist, time.Minute)
+	report := settleAndCheck(t, h, hist, time.Minute, nil)
 	t.Logf("the checkers on the broken build:\n%s", report.Explain())
 	if report.Stale == 0 || report.Twice == 0 {
 		t.Fatalf("the checkers did not catch the stale results: %s", report.JSON())
@@ -257,7 +289,7 @@ func TestScenariosPassOnTheCorrectBuild(t *testing.T) {
 		h := NewHarness(t, Options{Servers: 3, Workers: 1, Bin: binary(t, ""), DiskServer: -1})
 		hist := &History{}
 		lostAckScenario(t, h, hist, false)
-		if report := settleAndCheck(t, h, hist, time.Minute); report.Failed() {
+		if report := settleAndCheck(t, h, hist, time.Minute, nil); report.Failed() {
 			t.Fatal(report.Explain())
 		}
 	})
@@ -265,7 +297,7 @@ func TestScenariosPassOnTheCorrectBuild(t *testing.T) {
 		h := NewHarness(t, Options{Servers: 3, Workers: 2, Bin: binary(t, ""), DiskServer: -1})
 		hist := &History{}
 		staleWorkerScenario(t, h, hist)
-		report := settleAndCheck(t, h, hist, time.Minute)
+		report := settleAndCheck(t, h, hist, time.Minute, nil)
 		if report.Failed() {
 			t.Fatal(report.Explain())
 		}
@@ -288,15 +320,17 @@ func TestChaosSoak(t *testing.T) {
 		t.Fatalf("CHAOS_DURATION %q: want a duration such as 30m", value)
 	}
 	seed := seed(t, uint64(time.Now().UnixNano()))
-	h := NewHarness(t, Options{Servers: 3, Workers: 3, Bin: binary(t, ""), DiskServer: 2})
+	h := NewHarness(t, Options{Servers: 3, Workers: 3, Bin: binary(t, ""), DiskServer: 2, RunRetention: soakRunRetention})
 	h.Start()
 	began := time.Now()
 	if err := PushCronDag(h.WaitLeader(30 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	hist := &History{}
-	sampler := StartSampler(h, hist, 10*time.Second)
-	clients := StartClients(h, hist, ClientOptions{Clients: 6, MaxOps: 1 << 20, Pause: 40 * time.Millisecond, Seed: seed, FirstStepSleep: "0.1"})
+	sampler := StartSampler(h, 10*time.Second)
+	observer := StartObserver(h, observeEvery)
+	clients := StartClients(h, hist, ClientOptions{Clients: 6, MaxOps: 1 << 20, Pause: 40 * time.Millisecond, Seed: seed, FirstStepSleep: "0.1",
+		ReuseWithin: soakRunRetention / 3})
 	nemesis := NewNemesis(t, h, seed)
 	explainOnFailure(t, seed, nemesis)
 	for n := 0; time.Since(began) < duration && n < 10000; n++ {
@@ -305,7 +339,7 @@ func TestChaosSoak(t *testing.T) {
 	}
 	clients.Stop()
 	sampler.Stop()
-	report := settleAndCheck(t, h, hist, 5*time.Minute)
+	report := settleAndCheck(t, h, hist, 5*time.Minute, observer)
 	report.Seed, report.Schedule, report.Duration = seed, nemesis.Schedule(), time.Since(began).Round(time.Second).String()
 	for _, f := range report.Schedule {
 		report.Faults[f.Kind]++

@@ -18,6 +18,7 @@ type finalRun struct {
 	DagRunID      string `json:"dag_run_id"`
 	Status        string `json:"status"`
 	Attempt       uint32 `json:"attempt"`
+	ModifyIndex   uint64 `json:"modify_index"`
 	ScheduledSlot string `json:"scheduled_slot"`
 	Steps         []struct {
 		Name       string `json:"name"`
@@ -52,6 +53,11 @@ type Report struct {
 	Acked    int `json:"acked_enqueues"`
 	Runs     int `json:"runs"`
 	Finishes int `json:"finishes"`
+	// Pruned counts the runs the cluster removed past its run retention
+	// during the test (observed ended, then gone); ObserverReads the
+	// complete reads of every run that observed them.
+	Pruned        int `json:"runs_pruned"`
+	ObserverReads int `json:"observer_reads,omitempty"`
 	// Executions counts step executions from the workers' exec files
 	// (delivery is at least once: re-executions after reclaims count).
 	Executions int `json:"step_executions"`
@@ -61,6 +67,7 @@ type Report struct {
 	Twice            int `json:"finished_twice"`
 	Stale            int `json:"stale_results"`
 	NotEnded         int `json:"not_ended"`
+	Vanished         int `json:"vanished"`
 	CronTwice        int `json:"cron_slots_fired_twice"`
 	NotLinearizable  int `json:"not_linearizable"`
 	LinearizableRuns int `json:"linearizable_runs_checked"`

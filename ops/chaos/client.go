@@ -48,6 +48,17 @@ type ClientOptions struct {
 	// FirstStepSleep is how long the first step of each run sleeps
 	// (a shell duration, e.g. "0.2").
 	FirstStepSleep string
+	// ReuseWithin, when set, limits the run ids a client enqueues again,
+	// reads and cancels to those it made within this long: a cluster
+	// with a run retention forgets ended runs, and an id asked after past
+	// it is a new run, which the model does not allow for.
+	ReuseWithin time.Duration
+}
+
+// madeRun is a run id a client made, and when.
+type madeRun struct {
+	id string
+	at time.Time
 }
 
 // Clients run concurrent recording clients against the servers.
@@ -79,28 +90,36 @@ func (c *Clients) Stop() {
 }
 
 func (c *Clients) run(client int, rng *rand.Rand) {
-	var mine []string
+	var mine []madeRun
 	for n := 0; n < c.opts.MaxOps; n++ {
 		select {
 		case <-c.stop:
 			return
 		case <-time.After(c.opts.Pause):
 		}
+		if c.opts.ReuseWithin > 0 {
+			// Forget the ids made too long ago (mine is oldest first).
+			cut := 0
+			for cut < len(mine) && time.Since(mine[cut].at) > c.opts.ReuseWithin {
+				cut++
+			}
+			mine = mine[cut:]
+		}
 		server := c.h.Servers[rng.IntN(len(c.h.Servers))]
 		roll := rng.IntN(100)
 		switch {
 		case len(mine) == 0 || roll < 55:
 			id := fmt.Sprintf("c%d-%d", client, n)
-			mine = append(mine, id)
+			mine = append(mine, madeRun{id: id, at: time.Now()})
 			c.hist.Add(Enqueue(server, client, id, chaosDag(c.opts.FirstStepSleep)))
 		case roll < 62:
-			c.hist.Add(Enqueue(server, client, mine[rng.IntN(len(mine))], chaosDag(c.opts.FirstStepSleep)))
+			c.hist.Add(Enqueue(server, client, mine[rng.IntN(len(mine))].id, chaosDag(c.opts.FirstStepSleep)))
 		case roll < 92:
-			if op, ok := Read(server, client, mine[rng.IntN(len(mine))]); ok {
+			if op, ok := Read(server, client, mine[rng.IntN(len(mine))].id); ok {
 				c.hist.Add(op)
 			}
 		default:
-			if op, ok := Cancel(server, client, mine[rng.IntN(len(mine))]); ok {
+			if op, ok := Cancel(server, client, mine[rng.IntN(len(mine))].id); ok {
 				c.hist.Add(op)
 			}
 		}

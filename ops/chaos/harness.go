@@ -40,6 +40,9 @@ type Options struct {
 	DiskServer int
 	// WorkerArgs are added to every worker's command line.
 	WorkerArgs []string
+	// RunRetention, when set, is the servers' -run-retention: they prune
+	// ended runs older than it (use an Observer to see them first).
+	RunRetention time.Duration
 }
 
 // Server is a daguha server in its namespace.
@@ -150,6 +153,9 @@ func NewHarness(t testing.TB, opts Options) *Harness {
 		args := []string{"agent", "-server", "-bootstrap-expect=" + strconv.Itoa(opts.Servers), "-node=" + s.Name,
 			"-data-dir=" + s.DataDir, "-bind=" + s.Node.IP, "-join=" + strings.Join(others, ","), "-log-format=json"}
 		args = append(args, serverTimings...)
+		if opts.RunRetention > 0 {
+			args = append(args, "-run-retention="+opts.RunRetention.String())
+		}
 		s.Process = clustertest.NewProcess(t, s.Name, h.LogDir, h.bin, args...)
 		s.Process.Wrap = s.Node.Wrap()
 	}

@@ -82,19 +82,6 @@ func (h *History) Add(op Op) {
 	h.mu.Unlock()
 }
 
-// Acked counts the distinct runs whose enqueue was answered ok so far.
-func (h *History) Acked() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	seen := map[string]bool{}
-	for _, op := range h.ops {
-		if op.Kind == OpEnqueue && op.Result == ResultOK {
-			seen[op.RunID] = true
-		}
-	}
-	return len(seen)
-}
-
 // Ops returns the operations so far, by call time.
 func (h *History) Ops() []Op {
 	h.mu.Lock()

@@ -17,16 +17,13 @@ type resourceSample struct {
 	at         time.Time
 	rss        float64
 	goroutines float64
-	// runs is how many runs the clients had been told were enqueued:
-	// the servers keep every run, so their memory grows with it.
-	runs float64
 }
 
 // ResourceTrend says whether a process's memory and goroutines stayed
 // flat over its longest-lived incarnation: the mean of the last third of
-// the samples against the mean of the first third (after warm-up).
-// Servers keep every run they were given (finished runs are not pruned),
-// so their memory is judged per run added: RSSPerRunKiB.
+// the samples against the mean of the first third (after warm-up). The
+// soak runs the servers with a short run retention, so what they hold is
+// bounded and their memory must stay flat like the workers'.
 type ResourceTrend struct {
 	Process         string  `json:"process"`
 	Samples         int     `json:"samples"`
@@ -35,47 +32,35 @@ type ResourceTrend struct {
 	RSSLastMiB      float64 `json:"rss_last_mib"`
 	GoroutinesFirst float64 `json:"goroutines_first"`
 	GoroutinesLast  float64 `json:"goroutines_last"`
-	RunsAdded       float64 `json:"runs_added,omitempty"`
-	RSSPerRunKiB    float64 `json:"rss_growth_kib_per_run_added,omitempty"`
 	Flat            bool    `json:"flat"`
 }
-
-// maxServerKiBPerRun is the memory growth per stored run a server may
-// show and still count as flat: a run's record (DAG, steps, outputs,
-// attempts) is a few KiB, and Go's heap target doubles what is live.
-const maxServerKiBPerRun = 32
 
 // Sampler reads /metrics of every process at an interval.
 type Sampler struct {
 	mu      sync.Mutex
 	samples map[string][]resourceSample
-	servers map[string]bool
 	stop    chan struct{}
 	done    chan struct{}
 }
 
 // metricsTarget is a process whose /metrics the sampler reads.
 type metricsTarget struct {
-	server bool
-	name   string
-	url    string
-	pid    func() int
-	up     func() bool
+	name string
+	url  string
+	pid  func() int
+	up   func() bool
 }
 
 // StartSampler samples every server (HTTP port) and worker (its metrics
 // address) every interval until Stop.
-func StartSampler(h *Harness, hist *History, interval time.Duration) *Sampler {
-	s := &Sampler{samples: map[string][]resourceSample{}, servers: map[string]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+func StartSampler(h *Harness, interval time.Duration) *Sampler {
+	s := &Sampler{samples: map[string][]resourceSample{}, stop: make(chan struct{}), done: make(chan struct{})}
 	var targets []metricsTarget
 	for _, srv := range h.Servers {
-		targets = append(targets, metricsTarget{true, srv.Name, srv.HTTPAddr() + "/metrics", srv.Pid, srv.Running})
+		targets = append(targets, metricsTarget{srv.Name, srv.HTTPAddr() + "/metrics", srv.Pid, srv.Running})
 	}
 	for _, w := range h.Workers {
-		targets = append(targets, metricsTarget{false, w.ID, "http://" + w.Node.IP + ":" + strconv.Itoa(workerMetricsPort) + "/metrics", w.Pid, w.Running})
-	}
-	for _, target := range targets {
-		s.servers[target.name] = target.server
+		targets = append(targets, metricsTarget{w.ID, "http://" + w.Node.IP + ":" + strconv.Itoa(workerMetricsPort) + "/metrics", w.Pid, w.Running})
 	}
 	go func() {
 		defer close(s.done)
@@ -92,7 +77,7 @@ func StartSampler(h *Harness, hist *History, interval time.Duration) *Sampler {
 					continue
 				}
 				if sample, err := readMetrics(target.url); err == nil {
-					sample.pid, sample.at, sample.runs = target.pid(), time.Now(), float64(hist.Acked())
+					sample.pid, sample.at = target.pid(), time.Now()
 					s.mu.Lock()
 					s.samples[target.name] = append(s.samples[target.name], sample)
 					s.mu.Unlock()
@@ -143,9 +128,7 @@ func readMetrics(url string) (resourceSample, error) {
 // Trends returns each process's trend over its longest incarnation. The
 // first fifth of an incarnation's samples is warm-up and left out.
 // Flat: goroutines grew less than 50% (plus 50, for calls a fault left
-// waiting) from the first third to the last; a worker's memory grew less
-// than 50%; a server's memory grew less than maxServerKiBPerRun per run
-// added between the two thirds.
+// waiting) from the first third to the last, and memory less than 50%.
 func (s *Sampler) Trends() []ResourceTrend {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -176,24 +159,13 @@ func (s *Sampler) Trends() []ResourceTrend {
 		}
 		rss := func(x resourceSample) float64 { return x.rss / (1 << 20) }
 		gor := func(x resourceSample) float64 { return x.goroutines }
-		runs := func(x resourceSample) float64 { return x.runs }
 		t := ResourceTrend{
 			Process: name, Samples: len(longest),
 			Span:        longest[len(longest)-1].at.Sub(longest[0].at).Round(time.Second).String(),
 			RSSFirstMiB: mean(first, rss), RSSLastMiB: mean(last, rss),
 			GoroutinesFirst: mean(first, gor), GoroutinesLast: mean(last, gor),
 		}
-		t.Flat = t.GoroutinesLast < 1.5*t.GoroutinesFirst+50
-		if s.servers[name] {
-			t.RunsAdded = mean(last, runs) - mean(first, runs)
-			growth := (t.RSSLastMiB - t.RSSFirstMiB) * 1024
-			if t.RunsAdded > 0 {
-				t.RSSPerRunKiB = growth / t.RunsAdded
-			}
-			t.Flat = t.Flat && (growth <= 0 || t.RunsAdded > 0 && t.RSSPerRunKiB < maxServerKiBPerRun)
-		} else {
-			t.Flat = t.Flat && t.RSSLastMiB < 1.5*t.RSSFirstMiB
-		}
+		t.Flat = t.GoroutinesLast < 1.5*t.GoroutinesFirst+50 && t.RSSLastMiB < 1.5*t.RSSFirstMiB
 		out = append(out, t)
 	}
 	return out
