@@ -435,7 +435,7 @@ func checkSettings(c *cli.Context, from sources) error {
 			continue
 		}
 		if _, err := os.Stat(c.String(name)); err != nil {
-			problems = append(problems, fmt.Sprintf("%s: file %s (from %s) cannot be read: %v", name, c.String(name), from.where(name), errors.Unwrap(err)))
+			problems = append(problems, fmt.Sprintf("%s: file %q (from %s) cannot be read: %v", name, c.String(name), from.where(name), errors.Unwrap(err)))
 		}
 	}
 	for _, name := range []string{"labels", "worker.labels"} {
@@ -447,10 +447,16 @@ func checkSettings(c *cli.Context, from sources) error {
 		}
 	}
 	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
+		return &settingsError{problems: problems}
 	}
 	return nil
 }
+
+// settingsError is every problem checkSettings found, each naming its
+// flag and where the value came from, shown on one line.
+type settingsError struct{ problems []string }
+
+func (e *settingsError) Error() string { return strings.Join(e.problems, "; ") }
 
 func validateLabels(text string) error {
 	_, err := dispatch.ParseLabels(text)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"strings"
 	"testing"
@@ -139,7 +140,11 @@ func FuzzConfigFile(f *testing.F) {
 				}
 			}
 			if err := checkSettings(c, from); err != nil {
-				for _, problem := range strings.Split(err.Error(), "; ") {
+				var settings *settingsError
+				if !errors.As(err, &settings) {
+					t.Fatalf("%s: checkSettings returned %T, not its list of problems", name, err)
+				}
+				for _, problem := range settings.problems {
 					flagName, _, _ := strings.Cut(problem, ":")
 					if !hasFlag(c, flagName) {
 						t.Fatalf("%s: problem %q does not start with the flag", name, problem)
