@@ -340,7 +340,7 @@ func (r *Restore) Run(run *daguhav1.Run) error {
 		return fmt.Errorf("restore run %q: %w", run.GetId(), err)
 	}
 	if run.GetStatus() == statusQueued {
-		return adjustPending(r.txn, run.GetSelectorKey(), run.GetDag().GetWorkerSelector(), 1)
+		r.countPending(run.GetSelectorKey(), run.GetDag().GetWorkerSelector())
 	}
 	return nil
 }

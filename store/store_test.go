@@ -365,7 +365,10 @@ func TestRestoreRebuildsQueues(t *testing.T) {
 	if err := restore.TableIndex(&daguhav1.TableIndex{Table: "runs", Index: 9}); err != nil {
 		t.Fatal(err)
 	}
-	s := restore.Commit()
+	s, err := restore.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if ids, count := pending(t, s, "gpu=true"); strings.Join(ids, ",") != "c,a,b" || count != 3 {
 		t.Fatalf("restored queue %v (count %d), want c,a,b (3)", ids, count)
 	}
