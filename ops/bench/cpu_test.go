@@ -1,45 +1,22 @@
 package bench
 
 import (
-	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/daguha/daguha/cluster/clustertest"
 )
 
-// clockTicks is the unit of utime and stime in /proc/PID/stat (USER_HZ,
-// 100 on every Linux this runs on).
-const clockTicks = 100
-
-// processCPU is the CPU time (user + system) a process has used, from
-// /proc/PID/stat; 0 when it cannot be read.
+// processCPU is the CPU time (user + system) a process has used; 0 when
+// it cannot be read.
 func processCPU(pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	seconds, err := cpuSeconds(pid)
 	if err != nil {
 		return 0
 	}
-	// The command name (field 2) is in parentheses and may hold spaces:
-	// count fields from after its closing parenthesis.
-	s := string(data)
-	end := strings.LastIndexByte(s, ')')
-	if end < 0 {
-		return 0
-	}
-	fields := strings.Fields(s[end+1:])
-	// fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(fields) < 13 {
-		return 0
-	}
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	return time.Duration(utime+stime) * time.Second / clockTicks
+	return time.Duration(seconds * float64(time.Second))
 }
 
 // selfCPU is the CPU time this test process (the load generator) has used.
@@ -116,3 +93,37 @@ func (m *cpuMeter) stop(runs int) figure {
 }
 
 func round3(v float64) float64 { return float64(int64(v*1000+0.5)) / 1000 }
+
+// rawFileTimes writes a file of path's size to the same directory with one
+// fsync at the end, then reads path back whole: the disk's own time for the
+// bytes a snapshot moves, the baseline of its save and restore.
+func rawFileTimes(t testing.TB, path string) (write, read time.Duration) {
+	info, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := path + ".raw"
+	defer os.Remove(raw)
+	f, err := os.Create(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	start := time.Now()
+	for left := info.Size(); left > 0; left -= int64(len(chunk)) {
+		if _, err := f.Write(chunk[:min(left, int64(len(chunk)))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	write = time.Since(start)
+	f.Close()
+	start = time.Now()
+	data, err := os.ReadFile(path)
+	if err != nil || int64(len(data)) != info.Size() {
+		t.Fatalf("read %s back: %d bytes, %v", path, len(data), err)
+	}
+	return write, time.Since(start)
+}

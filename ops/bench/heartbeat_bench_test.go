@@ -14,6 +14,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
@@ -102,15 +103,6 @@ func heartbeatLoad(tb testing.TB, workers, seconds int, profile func(leader *clu
 	}
 	wg.Wait()
 
-	startCPU, err := cpuSeconds(leader.Pid())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var (
-		mu        sync.Mutex
-		latencies []time.Duration
-		failures  int
-	)
 	if b, ok := tb.(*testing.B); ok {
 		b.ResetTimer()
 	}
@@ -118,39 +110,25 @@ func heartbeatLoad(tb testing.TB, workers, seconds int, profile func(leader *clu
 	if profile != nil {
 		profiled = profile(leader, seconds)
 	}
-	started := time.Now()
-	for round := 0; round < seconds; round++ {
-		roundStart := time.Now()
-		for i := 0; i < workers; i++ {
-			wg.Add(1)
-			// Spread the workers over the second, as real ones drift apart.
-			delay := time.Duration(i) * time.Second / time.Duration(workers)
-			go func(i int) {
-				defer wg.Done()
-				time.Sleep(time.Until(roundStart.Add(delay)))
-				d, err := beat(ctx, i)
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					failures++
-					return
-				}
-				latencies = append(latencies, d)
-			}(i)
-		}
-		wg.Wait()
-		time.Sleep(time.Until(roundStart.Add(time.Second)))
-	}
-	elapsed := time.Since(started)
+	cpuShare, latencies, failures, elapsed := leaderLoad(tb, leader, workers, seconds, beat)
 	if b, ok := tb.(*testing.B); ok {
 		b.StopTimer()
 	}
-	endCPU, err := cpuSeconds(leader.Pid())
-	if err != nil {
-		tb.Fatal(err)
+	// The profile covers the heartbeats alone, not the baseline after.
+	var profiledFigure map[string]any
+	if profiled != nil {
+		profiledFigure = profiled()
 	}
+	// The baseline: the same calls at the same rate, but of the gRPC
+	// health check, answered by the leader without any dispatch work:
+	// what a bare unary call costs this process on this machine.
+	health := healthpb.NewHealthClient(leaderConn(tb, leader))
+	bare, _, bareFailures, _ := leaderLoad(tb, leader, workers, seconds, func(ctx context.Context, i int) (time.Duration, error) {
+		start := time.Now()
+		_, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: "liveness"})
+		return time.Since(start), err
+	})
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	cpuShare := (endCPU - startCPU) / elapsed.Seconds()
 	if failures > 0 {
 		tb.Errorf("%d heartbeats failed", failures)
 	}
@@ -167,8 +145,71 @@ func heartbeatLoad(tb testing.TB, workers, seconds int, profile func(leader *clu
 			"max": ms(percentile(latencies, 1)),
 		},
 	}
-	if profiled != nil {
-		f["profile_leader"] = profiled()
+	if profiledFigure != nil {
+		f["profile_leader"] = profiledFigure
+	}
+	f["baseline"] = figure{"bare_grpc_calls_leader_cpu_percent": bare * 100, "failures": bareFailures,
+		"what": "the same number of gRPC health checks a second, all to the leader over one connection"}
+	if bare > 0 {
+		f["ratio_to_bare_grpc"] = cpuShare / bare
 	}
 	return f
+}
+
+// leaderConn is a gRPC connection to the leader alone.
+func leaderConn(tb testing.TB, leader *clustertest.Agent) *grpc.ClientConn {
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", leader.GRPCPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// leaderLoad makes calls calls a second, each of the numbers 0..calls-1
+// once a second, spread over the second as real workers drift apart, for
+// the given seconds; it returns the leader's CPU share over that time (1:
+// one core), the calls' latencies (sorted by the caller), the failures
+// and the time it took.
+func leaderLoad(tb testing.TB, leader *clustertest.Agent, calls, seconds int, call func(ctx context.Context, i int) (time.Duration, error)) (float64, []time.Duration, int, time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(seconds)*time.Second+5*time.Minute)
+	defer cancel()
+	startCPU, err := cpuSeconds(leader.Pid())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var (
+		mu        sync.Mutex
+		wg        sync.WaitGroup
+		latencies []time.Duration
+		failures  int
+	)
+	started := time.Now()
+	for round := 0; round < seconds; round++ {
+		roundStart := time.Now()
+		for i := 0; i < calls; i++ {
+			wg.Add(1)
+			delay := time.Duration(i) * time.Second / time.Duration(calls)
+			go func(i int) {
+				defer wg.Done()
+				time.Sleep(time.Until(roundStart.Add(delay)))
+				d, err := call(ctx, i)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					failures++
+					return
+				}
+				latencies = append(latencies, d)
+			}(i)
+		}
+		wg.Wait()
+		time.Sleep(time.Until(roundStart.Add(time.Second)))
+	}
+	elapsed := time.Since(started)
+	endCPU, err := cpuSeconds(leader.Pid())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return (endCPU - startCPU) / elapsed.Seconds(), latencies, failures, elapsed
 }

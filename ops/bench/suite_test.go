@@ -36,6 +36,9 @@ type suite struct {
 	figures []figure
 	// fsyncRate is the disk baseline of this run (fsyncs per second).
 	fsyncRate float64
+	// restoreRate is the snapshot figure's restore rate (runs per second),
+	// the catch-up figure's baseline.
+	restoreRate float64
 }
 
 func (s *suite) add(f figure) {
@@ -535,9 +538,14 @@ func (s *suite) reclaim() {
 		b.Stop()
 	}
 	f := dist(ds)
+	ttlDuration, _ := time.ParseDuration(ttl)
 	s.add(figure{"name": "reclaim", "value": f["p50"], "unit": "ms worker killed → its run started elsewhere (median)", "max": f["max"],
 		"params": figure{"tries": tries, "lease_ttl": ttl, "offline_after": "30s (default)"},
-		"note":   "bounded by the lease TTL: a killed worker's lease is not renewed, and the leader takes the run back when it expires"})
+		// The lease TTL is the floor: the leader takes a run back only
+		// once its lease has gone unrenewed that long.
+		"baseline":           figure{"lease_ttl_ms": ms(ttlDuration)},
+		"ratio_to_lease_ttl": toFloat(f["p50"]) / ms(ttlDuration),
+		"note":               "bounded by the lease TTL: a killed worker's lease is not renewed, and the leader takes the run back when it expires"})
 }
 
 // ---- matching, snapshots, catch-up, heartbeats ------------------------
@@ -583,29 +591,39 @@ func fillState(t testing.TB, n int, steps int) *store.StateStore {
 // process; and a real leader's resident memory holding them.
 func (s *suite) matching() {
 	pending := s.pick(100000, 10000)
-	state := fillState(s.t, pending, 1)
 	workers := make([]*daguhav1.WorkerInfo, 1000)
 	for j := range workers {
 		workers[j] = &daguhav1.WorkerInfo{Id: fmt.Sprintf("w-%04d", j), MaxActiveRuns: 4,
 			Labels: map[string]string{"region": fmt.Sprintf("r%d", j%10), "tier": fmt.Sprintf("t%d", j%4)}}
 	}
-	var ds []time.Duration
-	for i := 0; i < 20000; i++ {
-		start := time.Now()
-		run, err := dispatch.MatchOnce(state, workers[i%len(workers)])
-		ds = append(ds, time.Since(start))
-		if err != nil || run == nil {
-			s.t.Fatalf("match: %v %v", run, err)
+	polls := func(state *store.StateStore) figure {
+		var ds []time.Duration
+		for i := 0; i < 20000; i++ {
+			start := time.Now()
+			run, err := dispatch.MatchOnce(state, workers[i%len(workers)])
+			ds = append(ds, time.Since(start))
+			if err != nil || run == nil {
+				s.t.Fatalf("match: %v %v", run, err)
+			}
 		}
+		return dist(ds)
 	}
-	f := dist(ds)
+	// The baseline: the same polls over the same 50 selectors with 1,000
+	// runs pending. Matching reads the head of each selector's queue, so
+	// its cost must not grow with what waits behind the heads.
+	small := polls(fillState(s.t, 1000, 1))
+	f := polls(fillState(s.t, pending, 1))
 	s.add(figure{"name": "matching", "value": f["p99"], "unit": "ms per poll's matching (p99)", "p50": f["p50"], "p99": f["p99"], "max": f["max"],
-		"params": figure{"pending": pending, "selectors": 50, "workers": 1000, "polls": len(ds), "in_process": true}})
+		"params":                    figure{"pending": pending, "selectors": 50, "workers": 1000, "polls": 20000, "in_process": true},
+		"baseline":                  figure{"pending": 1000, "p50": small["p50"], "p99": small["p99"]},
+		"ratio_p50_to_1000_pending": toFloat(f["p50"]) / toFloat(small["p50"]),
+		"ratio_p99_to_1000_pending": toFloat(f["p99"]) / toFloat(small["p99"])})
 
 	// A real server holding pending runs nobody takes.
 	real := s.pick(100000, 2000)
 	c := clustertest.StartCluster(s.t, clustertest.ClusterOptions{Servers: 1})
 	leader := c.WaitLeader(s.t, 60*time.Second)
+	idle := rssMiB(leader.Pid())
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for cl := 0; cl < 64; cl++ {
@@ -625,7 +643,9 @@ func (s *suite) matching() {
 	}
 	wg.Wait()
 	rss := rssMiB(leader.Pid())
-	s.add(figure{"name": "matching_leader_rss", "value": rss, "unit": "MiB resident (leader)", "params": figure{"pending": real, "servers": 1}})
+	s.add(figure{"name": "matching_leader_rss", "value": rss, "unit": "MiB resident (leader)", "params": figure{"pending": real, "servers": 1},
+		"baseline": figure{"idle_leader_mib": idle}, "ratio_to_idle": rss / idle,
+		"kib_per_pending_run": (rss - idle) * 1024 / float64(real)})
 	leader.Stop()
 }
 
@@ -689,8 +709,14 @@ func (s *suite) snapshot() {
 	if count != n {
 		s.t.Fatalf("restored %d runs of %d", count, n)
 	}
-	s.add(figure{"name": "snapshot_save", "value": save.Seconds(), "unit": "s", "params": figure{"runs": n, "bytes": info.Size(), "fsync": true}, "profile": saveProfile})
-	s.add(figure{"name": "snapshot_restore", "value": restore.Seconds(), "unit": "s", "params": figure{"runs": n, "bytes": info.Size()}, "profile": restoreProfile})
+	rawWrite, rawRead := rawFileTimes(s.t, path)
+	s.add(figure{"name": "snapshot_save", "value": save.Seconds(), "unit": "s", "params": figure{"runs": n, "bytes": info.Size(), "fsync": true}, "profile": saveProfile,
+		"baseline": figure{"raw_write_s": rawWrite.Seconds()}, "ratio_to_raw_write": save.Seconds() / rawWrite.Seconds()})
+	s.add(figure{"name": "snapshot_restore", "value": restore.Seconds(), "unit": "s", "params": figure{"runs": n, "bytes": info.Size()}, "profile": restoreProfile,
+		"baseline": figure{"raw_read_s": rawRead.Seconds()}, "ratio_to_raw_read": restore.Seconds() / rawRead.Seconds()})
+	if s.restoreRate == 0 && restore > 0 {
+		s.restoreRate = float64(n) / restore.Seconds()
+	}
 }
 
 // catchUp: a server that lost its data directory rejoins a cluster
@@ -738,8 +764,17 @@ func (s *suite) catchUp() {
 		return got >= target, fmt.Sprintf("%d of %d", got, target)
 	})
 	took := time.Since(start)
-	s.add(figure{"name": "catch_up", "value": took.Seconds(), "unit": "s from start of a wiped server to applying the leader's index",
-		"params": figure{"runs": runs, "index": target}})
+	f := figure{"name": "catch_up", "value": took.Seconds(), "unit": "s from start of a wiped server to applying the leader's index",
+		"params": figure{"runs": runs, "index": target}}
+	// The baseline: restoring as many runs from a snapshot in process, at
+	// the rate the snapshot figure of this run measured; what catch-up
+	// adds is the process start, the election of its place and the copy.
+	if s.restoreRate > 0 {
+		local := float64(runs) / s.restoreRate
+		f["baseline"] = figure{"in_process_restore_s": local}
+		f["ratio_to_in_process_restore"] = took.Seconds() / local
+	}
+	s.add(f)
 }
 
 // fsmIndexOf is the index of the last command a server applied (0 when
