@@ -344,7 +344,9 @@ func TestChaosSoak(t *testing.T) {
 	for _, f := range report.Schedule {
 		report.Faults[f.Kind]++
 	}
-	report.Resources = sampler.Trends()
+	// Warm-up: until the servers hold what the retention keeps (a run
+	// retention and a minute), or a fifth of the run if that is longer.
+	report.Resources = sampler.Trends(began, max(soakRunRetention+time.Minute, duration/5))
 	fmt.Println(report.JSON())
 	if report.Failed() {
 		t.Fatal(report.Explain())
