@@ -159,41 +159,56 @@ func reclaimRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, reason string, 
 }
 
 // ReportSteps records step states reported by the holders of the runs.
+// The reports of one run in one command (a worker sends several states at
+// once) change one copy of the run, inserted once, in order.
 func (s *StateStore) ReportSteps(index uint64, reports []*daguhav1.StepReport) ([]*daguhav1.RunOutcome, error) {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	outcomes := make([]*daguhav1.RunOutcome, 0, len(reports))
+	changed := map[string]*daguhav1.Run{}
+	var order []*daguhav1.Run
 	for _, report := range reports {
-		run, err := getRun(txn, report.GetRunId())
-		if err != nil {
-			return nil, err
+		run := changed[report.GetRunId()]
+		if run == nil {
+			var err error
+			if run, err = getRun(txn, report.GetRunId()); err != nil {
+				return nil, err
+			}
 		}
 		if why := holderCheck(run, report.GetRunId(), report.GetFencingToken()); why != "" {
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: report.GetRunId(), Refused: why})
 			continue
 		}
-		updated := proto.Clone(run).(*daguhav1.Run)
-		replaced := false
-		for i, step := range updated.Steps {
-			if step.GetName() == report.GetStep().GetName() {
-				updated.Steps[i] = report.GetStep()
-				replaced = true
-				break
-			}
+		if _, ok := changed[run.GetId()]; !ok {
+			run = proto.Clone(run).(*daguhav1.Run)
+			changed[run.GetId()] = run
+			order = append(order, run)
 		}
-		if !replaced {
-			updated.Steps = append(updated.Steps, report.GetStep())
-		}
-		updated.ModifyIndex = index
-		if err := txn.Insert(tableRuns, updated); err != nil {
+		setStep(run, report.GetStep())
+		run.ModifyIndex = index
+		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
+	}
+	for _, run := range order {
+		if err := txn.Insert(tableRuns, run); err != nil {
 			return nil, fmt.Errorf("report step of %q: %w", run.GetId(), err)
 		}
-		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
 	}
 	if err := commitWithIndex(txn, index, tableRuns); err != nil {
 		return nil, err
 	}
 	return outcomes, nil
+}
+
+// setStep records a step's state in a run being changed: it replaces the
+// step's earlier state, or is added after the others.
+func setStep(run *daguhav1.Run, step *daguhav1.StepState) {
+	for i, s := range run.Steps {
+		if s.GetName() == step.GetName() {
+			run.Steps[i] = step
+			return
+		}
+	}
+	run.Steps = append(run.Steps, step)
 }
 
 // FinishRuns records the end of runs. A finish repeated by the same
@@ -222,6 +237,11 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 			continue
 		}
 		updated := proto.Clone(run).(*daguhav1.Run)
+		// The steps the holder had not reported yet go with its finish,
+		// checked with it.
+		for _, step := range finish.GetSteps() {
+			setStep(updated, step)
+		}
 		updated.Status = finish.GetStatus()
 		updated.Error = finish.GetError()
 		updated.FinishedAtUnixNano = finish.GetNowUnixNano()

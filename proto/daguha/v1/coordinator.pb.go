@@ -686,8 +686,14 @@ type Task struct {
 	// token. Every report about this attempt carries it.
 	LeaseToken     string `protobuf:"bytes,2,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	LeaseTtlMillis uint32 `protobuf:"varint,3,opt,name=lease_ttl_millis,json=leaseTtlMillis,proto3" json:"lease_ttl_millis,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The granting server takes several step states per report
+	// (ReportStepRequest.steps) and the last ones with the finish
+	// (FinishRunRequest.steps). A worker may then hold a step's end and send
+	// it with the run's next report or its finish; without it (an older
+	// server) the worker reports every state on its own.
+	TakesStepBatches bool `protobuf:"varint,4,opt,name=takes_step_batches,json=takesStepBatches,proto3" json:"takes_step_batches,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -739,6 +745,13 @@ func (x *Task) GetLeaseTtlMillis() uint32 {
 		return x.LeaseTtlMillis
 	}
 	return 0
+}
+
+func (x *Task) GetTakesStepBatches() bool {
+	if x != nil {
+		return x.TakesStepBatches
+	}
+	return false
 }
 
 type HeldLease struct {
@@ -901,9 +914,13 @@ func (x *HeartbeatResponse) GetLostRunIds() []string {
 }
 
 type ReportStepRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaseToken    string                 `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
-	Step          *StepState             `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	LeaseToken string                 `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// One step state (older workers send only this).
+	Step *StepState `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
+	// Step states recorded in order, before step when both are set, all
+	// under the one lease: taken or refused together.
+	Steps         []*StepState `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -952,6 +969,13 @@ func (x *ReportStepRequest) GetStep() *StepState {
 	return nil
 }
 
+func (x *ReportStepRequest) GetSteps() []*StepState {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
 type ReportStepResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -989,11 +1013,14 @@ func (*ReportStepResponse) Descriptor() ([]byte, []int) {
 }
 
 type FinishRunRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaseToken    string                 `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
-	Status        RunStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=daguha.v1.RunStatus" json:"status,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
-	Outputs       map[string]string      `protobuf:"bytes,4,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	LeaseToken string                 `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	Status     RunStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=daguha.v1.RunStatus" json:"status,omitempty"`
+	Error      string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Outputs    map[string]string      `protobuf:"bytes,4,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Step states not reported yet (the last steps' ends), recorded in order
+	// in the same transaction as the finish, before it.
+	Steps         []*StepState `protobuf:"bytes,5,rep,name=steps,proto3" json:"steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1052,6 +1079,13 @@ func (x *FinishRunRequest) GetError() string {
 func (x *FinishRunRequest) GetOutputs() map[string]string {
 	if x != nil {
 		return x.Outputs
+	}
+	return nil
+}
+
+func (x *FinishRunRequest) GetSteps() []*StepState {
+	if x != nil {
+		return x.Steps
 	}
 	return nil
 }
@@ -1145,12 +1179,13 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\fPollResponse\x12#\n" +
 	"\x04task\x18\x01 \x01(\v2\x0f.daguha.v1.TaskR\x04task\x12.\n" +
 	"\n" +
-	"more_tasks\x18\x02 \x03(\v2\x0f.daguha.v1.TaskR\tmoreTasks\"s\n" +
+	"more_tasks\x18\x02 \x03(\v2\x0f.daguha.v1.TaskR\tmoreTasks\"\xa1\x01\n" +
 	"\x04Task\x12 \n" +
 	"\x03run\x18\x01 \x01(\v2\x0e.daguha.v1.RunR\x03run\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
 	"leaseToken\x12(\n" +
-	"\x10lease_ttl_millis\x18\x03 \x01(\rR\x0eleaseTtlMillis\"C\n" +
+	"\x10lease_ttl_millis\x18\x03 \x01(\rR\x0eleaseTtlMillis\x12,\n" +
+	"\x12takes_step_batches\x18\x04 \x01(\bR\x10takesStepBatches\"C\n" +
 	"\tHeldLease\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
@@ -1161,18 +1196,20 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\x11HeartbeatResponse\x12$\n" +
 	"\x0ecancel_run_ids\x18\x01 \x03(\tR\fcancelRunIds\x12 \n" +
 	"\flost_run_ids\x18\x02 \x03(\tR\n" +
-	"lostRunIds\"^\n" +
+	"lostRunIds\"\x8a\x01\n" +
 	"\x11ReportStepRequest\x12\x1f\n" +
 	"\vlease_token\x18\x01 \x01(\tR\n" +
 	"leaseToken\x12(\n" +
-	"\x04step\x18\x02 \x01(\v2\x14.daguha.v1.StepStateR\x04step\"\x14\n" +
-	"\x12ReportStepResponse\"\xf7\x01\n" +
+	"\x04step\x18\x02 \x01(\v2\x14.daguha.v1.StepStateR\x04step\x12*\n" +
+	"\x05steps\x18\x03 \x03(\v2\x14.daguha.v1.StepStateR\x05steps\"\x14\n" +
+	"\x12ReportStepResponse\"\xa3\x02\n" +
 	"\x10FinishRunRequest\x12\x1f\n" +
 	"\vlease_token\x18\x01 \x01(\tR\n" +
 	"leaseToken\x12,\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x14.daguha.v1.RunStatusR\x06status\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12B\n" +
-	"\aoutputs\x18\x04 \x03(\v2(.daguha.v1.FinishRunRequest.OutputsEntryR\aoutputs\x1a:\n" +
+	"\aoutputs\x18\x04 \x03(\v2(.daguha.v1.FinishRunRequest.OutputsEntryR\aoutputs\x12*\n" +
+	"\x05steps\x18\x05 \x03(\v2\x14.daguha.v1.StepStateR\x05steps\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x13\n" +
@@ -1240,29 +1277,31 @@ var file_daguha_v1_coordinator_proto_depIdxs = []int32{
 	9,  // 7: daguha.v1.HeartbeatRequest.worker:type_name -> daguha.v1.WorkerInfo
 	13, // 8: daguha.v1.HeartbeatRequest.leases:type_name -> daguha.v1.HeldLease
 	23, // 9: daguha.v1.ReportStepRequest.step:type_name -> daguha.v1.StepState
-	24, // 10: daguha.v1.FinishRunRequest.status:type_name -> daguha.v1.RunStatus
-	21, // 11: daguha.v1.FinishRunRequest.outputs:type_name -> daguha.v1.FinishRunRequest.OutputsEntry
-	10, // 12: daguha.v1.CoordinatorService.Poll:input_type -> daguha.v1.PollRequest
-	14, // 13: daguha.v1.CoordinatorService.Heartbeat:input_type -> daguha.v1.HeartbeatRequest
-	16, // 14: daguha.v1.CoordinatorService.ReportStep:input_type -> daguha.v1.ReportStepRequest
-	18, // 15: daguha.v1.CoordinatorService.FinishRun:input_type -> daguha.v1.FinishRunRequest
-	6,  // 16: daguha.v1.CoordinatorService.Discover:input_type -> daguha.v1.DiscoverRequest
-	2,  // 17: daguha.v1.CoordinatorService.EnqueueChild:input_type -> daguha.v1.EnqueueChildRequest
-	4,  // 18: daguha.v1.CoordinatorService.WatchRun:input_type -> daguha.v1.WatchRunRequest
-	0,  // 19: daguha.v1.WorkerLogService.StepLog:input_type -> daguha.v1.StepLogRequest
-	11, // 20: daguha.v1.CoordinatorService.Poll:output_type -> daguha.v1.PollResponse
-	15, // 21: daguha.v1.CoordinatorService.Heartbeat:output_type -> daguha.v1.HeartbeatResponse
-	17, // 22: daguha.v1.CoordinatorService.ReportStep:output_type -> daguha.v1.ReportStepResponse
-	19, // 23: daguha.v1.CoordinatorService.FinishRun:output_type -> daguha.v1.FinishRunResponse
-	7,  // 24: daguha.v1.CoordinatorService.Discover:output_type -> daguha.v1.DiscoverResponse
-	3,  // 25: daguha.v1.CoordinatorService.EnqueueChild:output_type -> daguha.v1.EnqueueChildResponse
-	5,  // 26: daguha.v1.CoordinatorService.WatchRun:output_type -> daguha.v1.WatchRunResponse
-	1,  // 27: daguha.v1.WorkerLogService.StepLog:output_type -> daguha.v1.StepLogChunk
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	23, // 10: daguha.v1.ReportStepRequest.steps:type_name -> daguha.v1.StepState
+	24, // 11: daguha.v1.FinishRunRequest.status:type_name -> daguha.v1.RunStatus
+	21, // 12: daguha.v1.FinishRunRequest.outputs:type_name -> daguha.v1.FinishRunRequest.OutputsEntry
+	23, // 13: daguha.v1.FinishRunRequest.steps:type_name -> daguha.v1.StepState
+	10, // 14: daguha.v1.CoordinatorService.Poll:input_type -> daguha.v1.PollRequest
+	14, // 15: daguha.v1.CoordinatorService.Heartbeat:input_type -> daguha.v1.HeartbeatRequest
+	16, // 16: daguha.v1.CoordinatorService.ReportStep:input_type -> daguha.v1.ReportStepRequest
+	18, // 17: daguha.v1.CoordinatorService.FinishRun:input_type -> daguha.v1.FinishRunRequest
+	6,  // 18: daguha.v1.CoordinatorService.Discover:input_type -> daguha.v1.DiscoverRequest
+	2,  // 19: daguha.v1.CoordinatorService.EnqueueChild:input_type -> daguha.v1.EnqueueChildRequest
+	4,  // 20: daguha.v1.CoordinatorService.WatchRun:input_type -> daguha.v1.WatchRunRequest
+	0,  // 21: daguha.v1.WorkerLogService.StepLog:input_type -> daguha.v1.StepLogRequest
+	11, // 22: daguha.v1.CoordinatorService.Poll:output_type -> daguha.v1.PollResponse
+	15, // 23: daguha.v1.CoordinatorService.Heartbeat:output_type -> daguha.v1.HeartbeatResponse
+	17, // 24: daguha.v1.CoordinatorService.ReportStep:output_type -> daguha.v1.ReportStepResponse
+	19, // 25: daguha.v1.CoordinatorService.FinishRun:output_type -> daguha.v1.FinishRunResponse
+	7,  // 26: daguha.v1.CoordinatorService.Discover:output_type -> daguha.v1.DiscoverResponse
+	3,  // 27: daguha.v1.CoordinatorService.EnqueueChild:output_type -> daguha.v1.EnqueueChildResponse
+	5,  // 28: daguha.v1.CoordinatorService.WatchRun:output_type -> daguha.v1.WatchRunResponse
+	1,  // 29: daguha.v1.WorkerLogService.StepLog:output_type -> daguha.v1.StepLogChunk
+	22, // [22:30] is the sub-list for method output_type
+	14, // [14:22] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_coordinator_proto_init() }
