@@ -594,7 +594,8 @@ func (st *leaderState) grant(ctx context.Context, info *daguhav1.WorkerInfo, run
 		st.deadlines[run.GetId()] = lease{fencingToken: outcome.GetFencingToken(), deadline: st.d.config.Now().Add(st.d.config.LeaseTTL)}
 		st.mu.Unlock()
 		st.d.config.Metrics.LeaseGranted(queueWait(outcome.GetRun()), attempt == 1)
-		tasks = append(tasks, &daguhav1.Task{Run: outcome.GetRun(), LeaseToken: token, LeaseTtlMillis: uint32(st.d.config.LeaseTTL.Milliseconds())})
+		tasks = append(tasks, &daguhav1.Task{Run: outcome.GetRun(), LeaseToken: token, LeaseTtlMillis: uint32(st.d.config.LeaseTTL.Milliseconds()),
+			TakesStepBatches: true})
 	}
 	return tasks, refused, nil
 }
@@ -725,6 +726,12 @@ func refusal(outcome *daguhav1.RunOutcome) error {
 
 // ReportStep records a step's state under the lease in token.
 func (d *Dispatcher) ReportStep(ctx context.Context, token string, step *daguhav1.StepState) error {
+	return d.ReportSteps(ctx, token, []*daguhav1.StepState{step})
+}
+
+// ReportSteps records step states, in order, under the lease in token, in
+// one Raft entry: all taken, or all refused.
+func (d *Dispatcher) ReportSteps(ctx context.Context, token string, steps []*daguhav1.StepState) error {
 	st, err := d.leader()
 	if err != nil {
 		return err
@@ -734,21 +741,42 @@ func (d *Dispatcher) ReportStep(ctx context.Context, token string, step *daguhav
 		d.config.Metrics.ReportRefused(metrics.RefusedStep, 1)
 		return err
 	}
-	if step.GetName() == "" {
+	if len(steps) == 0 {
 		return &InvalidRequestError{Reason: "step report without a step name"}
 	}
-	outcome, err := st.reports.submit(ctx, st.ctx.Done(), &daguhav1.StepReport{RunId: claims.RunID, FencingToken: claims.FencingToken, Step: step})
+	if err := validateSteps(steps); err != nil {
+		return err
+	}
+	reports := make([]*daguhav1.StepReport, len(steps))
+	for i, step := range steps {
+		reports[i] = &daguhav1.StepReport{RunId: claims.RunID, FencingToken: claims.FencingToken, Step: step}
+	}
+	outcomes, err := st.reports.submitAll(ctx, st.ctx.Done(), reports)
 	if err != nil {
 		return notLeaderIfStopped(err)
 	}
-	if !outcome.GetApplied() {
-		d.config.Metrics.ReportRefused(metrics.RefusedStep, 1)
+	// One run, one token: every outcome is the same.
+	for _, outcome := range outcomes {
+		if !outcome.GetApplied() {
+			d.config.Metrics.ReportRefused(metrics.RefusedStep, 1)
+			return refusal(outcome)
+		}
 	}
-	return refusal(outcome)
+	return nil
 }
 
-// FinishRun records the end of the run under the lease in token.
-func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav1.RunStatus, message string, outputs map[string]string) error {
+func validateSteps(steps []*daguhav1.StepState) error {
+	for _, step := range steps {
+		if step.GetName() == "" {
+			return &InvalidRequestError{Reason: "step report without a step name"}
+		}
+	}
+	return nil
+}
+
+// FinishRun records the end of the run under the lease in token, with the
+// step states not reported yet (recorded first, in the same transaction).
+func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav1.RunStatus, message string, outputs map[string]string, steps []*daguhav1.StepState) error {
 	st, err := d.leader()
 	if err != nil {
 		return err
@@ -758,9 +786,12 @@ func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav
 		d.config.Metrics.ReportRefused(metrics.RefusedFinish, 1)
 		return err
 	}
+	if err := validateSteps(steps); err != nil {
+		return err
+	}
 	outcome, err := st.finishes.submit(ctx, st.ctx.Done(), &daguhav1.Finish{
 		RunId: claims.RunID, FencingToken: claims.FencingToken, Status: status, Error: message,
-		NowUnixNano: d.config.Now().UnixNano(), Outputs: outputs,
+		NowUnixNano: d.config.Now().UnixNano(), Outputs: outputs, Steps: steps,
 	})
 	if err != nil {
 		return notLeaderIfStopped(err)

@@ -151,7 +151,7 @@ func (c *coordinatorService) Heartbeat(ctx context.Context, req *daguhav1.Heartb
 
 func (c *coordinatorService) ReportStep(ctx context.Context, req *daguhav1.ReportStepRequest) (*daguhav1.ReportStepResponse, error) {
 	err := c.route(ctx, func(ctx context.Context) error {
-		return c.dispatcher.ReportStep(ctx, req.GetLeaseToken(), req.GetStep())
+		return c.dispatcher.ReportSteps(ctx, req.GetLeaseToken(), requestSteps(req))
 	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
 		_, err := client.ReportStep(ctx, req)
 		return err
@@ -162,9 +162,19 @@ func (c *coordinatorService) ReportStep(ctx context.Context, req *daguhav1.Repor
 	return &daguhav1.ReportStepResponse{}, nil
 }
 
+// requestSteps are the states a report carries: steps in order, then the
+// single step older workers send.
+func requestSteps(req *daguhav1.ReportStepRequest) []*daguhav1.StepState {
+	steps := req.GetSteps()
+	if step := req.GetStep(); step != nil {
+		steps = append(steps[:len(steps):len(steps)], step)
+	}
+	return steps
+}
+
 func (c *coordinatorService) FinishRun(ctx context.Context, req *daguhav1.FinishRunRequest) (*daguhav1.FinishRunResponse, error) {
 	err := c.route(ctx, func(ctx context.Context) error {
-		return c.dispatcher.FinishRun(ctx, req.GetLeaseToken(), req.GetStatus(), req.GetError(), req.GetOutputs())
+		return c.dispatcher.FinishRun(ctx, req.GetLeaseToken(), req.GetStatus(), req.GetError(), req.GetOutputs(), req.GetSteps())
 	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
 		_, err := client.FinishRun(ctx, req)
 		return err
