@@ -47,6 +47,11 @@ type WorkerConfig struct {
 	// LogAddr is where this worker serves its step logs (host:port), told
 	// to the cluster so the API can fetch them; empty when it does not.
 	LogAddr string
+	// HoldSteps is how long a step's end may wait to go with its run's
+	// next report or its finish before it is sent on its own (default
+	// 100 ms; servers that do not take step batches get every state at
+	// once).
+	HoldSteps time.Duration
 }
 
 // Worker polls the cluster for runs and executes them.
@@ -58,6 +63,9 @@ type Worker struct {
 	logger    *slog.Logger
 	info      *daguhav1.WorkerInfo
 	engine    *Engine
+
+	// holdSteps is config.HoldSteps.
+	holdSteps time.Duration
 
 	mu      sync.Mutex
 	running map[string]*activeRun
@@ -97,6 +105,9 @@ func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, err
 	if config.Now == nil {
 		config.Now = time.Now
 	}
+	if config.HoldSteps <= 0 {
+		config.HoldSteps = DefaultHoldSteps
+	}
 	config.Metrics.SetCapacity(config.MaxActiveRuns)
 	ownLogDir := config.LogDir == ""
 	if ownLogDir {
@@ -114,6 +125,7 @@ func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, err
 		logger:    logger,
 		engine:    &Engine{LogDir: config.LogDir, Now: config.Now, Logger: logger, KillGrace: config.KillGrace, Noop: config.NoopExecutor},
 		info:      &daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns), LogAddr: config.LogAddr},
+		holdSteps: config.HoldSteps,
 		running:   map[string]*activeRun{},
 		slots:     make(chan struct{}, config.MaxActiveRuns),
 	}, nil
@@ -295,7 +307,9 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	ended := metrics.RunAbandoned
 	defer func() { w.config.Metrics.RunEnded(ended) }()
 
-	final, message, outputs := w.engine.Execute(runCtx, run, &workerHost{w: w, task: task})
+	host := newWorkerHost(w, task, runCtx)
+	defer host.close()
+	final, message, outputs := w.engine.Execute(runCtx, run, host)
 	if ctx.Err() != nil {
 		// The worker is stopping: leave the run to be reclaimed.
 		logger.Info("worker stopping; run left for another worker")
@@ -305,11 +319,19 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 		logger.Info("run abandoned: this worker no longer holds it", "reason", message)
 		return
 	}
+	// The step ends the host still holds go with the finish.
+	held, lost := host.drain()
+	if lost != nil && final != daguhav1.RunStatus_RUN_STATUS_CANCELLED {
+		// A held end was refused as the last step ended: the lease is gone.
+		logger.Info("run abandoned: this worker no longer holds it", "reason", lost.Error())
+		return
+	}
 	called := time.Now()
 	err := w.retry(context.WithoutCancel(ctx), func(callCtx context.Context) error {
-		_, err := w.client.FinishRun(callCtx, &daguhav1.FinishRunRequest{LeaseToken: task.GetLeaseToken(), Status: final, Error: message, Outputs: outputs})
+		_, err := w.client.FinishRun(callCtx, &daguhav1.FinishRunRequest{LeaseToken: task.GetLeaseToken(), Status: final, Error: message, Outputs: outputs, Steps: held})
 		return err
 	})
+	host.logSteps(held, called, err)
 	if err != nil {
 		logger.Warn("run end not recorded", "status", final.String(), "called_at_unix_nano", called.UnixNano(), "error", err)
 		return
@@ -326,33 +348,6 @@ func (w *Worker) LogDir() string { return w.engine.LogDir }
 // LogServer serves the worker's step logs (the caller registers it on a
 // gRPC server of its own).
 func (w *Worker) LogServer() *LogServer { return NewLogServer(w.engine.LogDir) }
-
-// workerHost is the cluster as one attempt's engine sees it: calls under
-// the task's lease.
-type workerHost struct {
-	w    *Worker
-	task *daguhav1.Task
-}
-
-func (h *workerHost) ReportStep(ctx context.Context, step *daguhav1.StepState) error {
-	if step.GetFinishedAtUnixNano() > 0 && step.GetStartedAtUnixNano() > 0 {
-		h.w.config.Metrics.StepFinished(stepStatusLabel(step.GetStatus()), time.Duration(step.GetFinishedAtUnixNano()-step.GetStartedAtUnixNano()))
-	}
-	called := time.Now()
-	err := h.w.report(ctx, h.task, step)
-	// One line per step report and its answer: what this attempt (under
-	// this fencing token) told the cluster, and whether it was taken.
-	run := h.task.GetRun()
-	attrs := []any{"run", run.GetId(), "attempt", run.GetAttempt(), "fencing_token", run.GetFencingToken(),
-		"step", step.GetName(), "step_status", step.GetStatus().String(), "retry", step.GetRetry(),
-		"called_at_unix_nano", called.UnixNano()}
-	if err != nil {
-		h.w.logger.Info("step report not taken", append(attrs, "error", err)...)
-	} else {
-		h.w.logger.Info("step reported", attrs...)
-	}
-	return err
-}
 
 func (h *workerHost) StartChild(ctx context.Context, stepName string, retry uint32, params string) (string, error) {
 	var childID string
@@ -401,9 +396,15 @@ func (h *workerHost) WaitChild(ctx context.Context, childRunID string) (*daguhav
 	}
 }
 
-func (w *Worker) report(ctx context.Context, task *daguhav1.Task, step *daguhav1.StepState) error {
+// reportSteps sends step states of one run in one call, retried through
+// server failures; older servers take one state per call.
+func (w *Worker) reportSteps(ctx context.Context, task *daguhav1.Task, steps []*daguhav1.StepState) error {
+	req := &daguhav1.ReportStepRequest{LeaseToken: task.GetLeaseToken(), Steps: steps}
+	if len(steps) == 1 {
+		req = &daguhav1.ReportStepRequest{LeaseToken: task.GetLeaseToken(), Step: steps[0]}
+	}
 	return w.retry(ctx, func(callCtx context.Context) error {
-		_, err := w.client.ReportStep(callCtx, &daguhav1.ReportStepRequest{LeaseToken: task.GetLeaseToken(), Step: step})
+		_, err := w.client.ReportStep(callCtx, req)
 		return err
 	})
 }
