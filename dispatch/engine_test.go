@@ -622,18 +622,35 @@ type holdingHost struct {
 	heldMu     sync.Mutex
 	held       []*daguhav1.StepState
 	refuseHeld func(*daguhav1.StepState) error
+	lost       error
 }
 
 func (h *holdingHost) HoldStep(step *daguhav1.StepState, failed func(error)) {
 	h.heldMu.Lock()
 	h.held = append(h.held, cloneState(step))
-	refuse := h.refuseHeld
-	h.heldMu.Unlock()
-	if refuse != nil {
-		if err := refuse(step); err != nil {
-			go failed(err)
-		}
+	var err error
+	if h.refuseHeld != nil {
+		err = h.refuseHeld(step)
 	}
+	if err != nil && h.lost == nil {
+		h.lost = err
+	}
+	h.heldMu.Unlock()
+	if err != nil {
+		go failed(err)
+	}
+}
+
+// ReportStep refuses every report after a refused held end, as the
+// worker's host does: the next report would have carried it.
+func (h *holdingHost) ReportStep(ctx context.Context, step *daguhav1.StepState) error {
+	h.heldMu.Lock()
+	lost := h.lost
+	h.heldMu.Unlock()
+	if lost != nil {
+		return lost
+	}
+	return h.fakeHost.ReportStep(ctx, step)
 }
 
 func (h *holdingHost) heldStates() []*daguhav1.StepState {
@@ -710,7 +727,7 @@ func TestEngineGivesUpWhenAHeldEndIsRefused(t *testing.T) {
 	run := testRun(dir,
 		&daguhav1.StepSpec{Name: "quick", Command: `while [ ! -e "$D/pid" ]; do sleep 0.02; done`},
 		&daguhav1.StepSpec{Name: "slow", Command: `echo $$ > "$D/pid"; exec sleep 300`},
-		&daguhav1.StepSpec{Name: "after", Command: "true", Depends: []string{"quick"}},
+		&daguhav1.StepSpec{Name: "after", Command: `touch "$D/after-ran"`, Depends: []string{"quick"}},
 	)
 	r := execute(t, context.Background(), testEngine(t), run, host)
 	if r.status != daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED || !strings.Contains(r.message, "lease lost") {
@@ -718,6 +735,9 @@ func TestEngineGivesUpWhenAHeldEndIsRefused(t *testing.T) {
 	}
 	if got := host.last(); got["after"] != nil {
 		t.Errorf("a step started after the refusal: %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "after-ran")); err == nil {
+		t.Error("a step ran after the refusal")
 	}
 	pid := readPid(t, filepath.Join(dir, "pid"))
 	waitFor(t, 5*time.Second, "the sleep to be gone", func() bool { return processGone(pid) })

@@ -332,6 +332,12 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 		return err
 	})
 	host.logSteps(held, called, err)
+	if err != nil && len(held) > 0 && !retryable(err) {
+		// The finish carried steps' ends, and the cluster refused them: as
+		// when such a report is refused on its own, the lease is gone.
+		logger.Info("run abandoned: this worker no longer holds it", "reason", err.Error())
+		return
+	}
 	if err != nil {
 		logger.Warn("run end not recorded", "status", final.String(), "called_at_unix_nano", called.UnixNano(), "error", err)
 		return
@@ -421,9 +427,7 @@ func (w *Worker) retry(ctx context.Context, call func(context.Context) error) er
 		if err == nil {
 			return nil
 		}
-		switch status.Code(err) {
-		case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
-		default:
+		if !retryable(err) {
 			return err
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -431,6 +435,15 @@ func (w *Worker) retry(ctx context.Context, call func(context.Context) error) er
 		}
 		backoff.wait(ctx)
 	}
+}
+
+// retryable tells a server failure, worth trying again, from a refusal.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
+		return true
+	}
+	return false
 }
 
 // backoff waits longer after each failure, up to two seconds.

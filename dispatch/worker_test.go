@@ -211,6 +211,8 @@ type recordingCoordinator struct {
 	finish   *daguhav1.FinishRunRequest
 	finished chan struct{}
 	refuse   func(steps []*daguhav1.StepState) bool
+	// refuseFinish refuses every finish as stale.
+	refuseFinish bool
 }
 
 func describeSteps(steps []*daguhav1.StepState) string {
@@ -267,6 +269,12 @@ func (f *recordingCoordinator) FinishRun(_ context.Context, req *daguhav1.Finish
 		f.finish = proto.Clone(req).(*daguhav1.FinishRunRequest)
 		close(f.finished)
 	}
+	if f.refuseFinish {
+		return nil, status.Error(codes.FailedPrecondition, "stale lease")
+	}
+	if f.refuseFinish {
+		return nil, status.Error(codes.FailedPrecondition, "stale lease")
+	}
 	return &daguhav1.FinishRunResponse{}, nil
 }
 
@@ -308,7 +316,7 @@ func (b *syncBuffer) lines(t *testing.T, msgs ...string) []string {
 			t.Fatalf("log line %q: %v", line, err)
 		}
 		if slices.Contains(msgs, l.Msg) {
-			if l.CalledAt == 0 || l.Attempt != 1 || l.Token != 7 {
+			if l.Step != "" && l.CalledAt == 0 || l.Attempt != 1 || l.Token != 7 {
 				t.Errorf("log line without its attempt, token or call time: %s", line)
 			}
 			out = append(out, l.Msg+" "+l.Step+":"+strings.TrimPrefix(l.Status, "STEP_STATUS_"))
@@ -447,6 +455,26 @@ func TestWorkerGivesUpWhenAHeldEndIsRefused(t *testing.T) {
 		}
 	}
 	if got := logs.lines(t, "step report not taken"); !slices.Contains(got, "step report not taken quick:SUCCEEDED") {
+		t.Errorf("log: %v", got)
+	}
+}
+
+// A finish refused with the ends it carried (the lease was lost as the
+// last step ended) abandons the run, as a refused end report did.
+func TestWorkerAbandonsTheRunWhenTheFinishCarryingEndsIsRefused(t *testing.T) {
+	coordinator := &recordingCoordinator{finished: make(chan struct{}), refuseFinish: true, task: batchTask(&daguhav1.StepSpec{Name: "a", Command: "true"})}
+	logs := runOneTask(t, coordinator, WorkerConfig{NoopExecutor: true, HoldSteps: time.Hour}, func() bool {
+		select {
+		case <-coordinator.finished:
+			return true
+		default:
+			return false
+		}
+	})
+	waitFor(t, 5*time.Second, "the worker to give the run up", func() bool {
+		return len(logs.lines(t, "run abandoned: this worker no longer holds it")) == 1
+	})
+	if got := logs.lines(t, "step report not taken", "run end not recorded"); len(got) != 1 || got[0] != "step report not taken a:SUCCEEDED" {
 		t.Errorf("log: %v", got)
 	}
 }
