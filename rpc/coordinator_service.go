@@ -185,6 +185,32 @@ func (c *coordinatorService) FinishRun(ctx context.Context, req *daguhav1.Finish
 	return &daguhav1.FinishRunResponse{}, nil
 }
 
+// Report records several runs' reports in one call, with an outcome per
+// item; the call itself fails only when the leader cannot be reached.
+func (c *coordinatorService) Report(ctx context.Context, req *daguhav1.ReportRequest) (*daguhav1.ReportResponse, error) {
+	var resp *daguhav1.ReportResponse
+	err := c.route(ctx, func(ctx context.Context) error {
+		resp = &daguhav1.ReportResponse{Outcomes: make([]*daguhav1.ReportOutcome, len(req.GetItems()))}
+		for i, err := range c.dispatcher.Report(ctx, req.GetItems()) {
+			outcome := &daguhav1.ReportOutcome{}
+			if err != nil {
+				s := status.Convert(dispatchStatus(err))
+				outcome.Code, outcome.Message = uint32(s.Code()), s.Message()
+			}
+			resp.Outcomes[i] = outcome
+		}
+		return nil
+	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
+		var err error
+		resp, err = client.Report(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
 func (c *coordinatorService) EnqueueChild(ctx context.Context, req *daguhav1.EnqueueChildRequest) (*daguhav1.EnqueueChildResponse, error) {
 	var resp *daguhav1.EnqueueChildResponse
 	err := c.route(ctx, func(ctx context.Context) error {
