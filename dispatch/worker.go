@@ -60,6 +60,7 @@ type Worker struct {
 	ownLogDir bool
 	config    WorkerConfig
 	client    daguhav1.CoordinatorServiceClient
+	reporter  *reporter
 	logger    *slog.Logger
 	info      *daguhav1.WorkerInfo
 	engine    *Engine
@@ -118,10 +119,12 @@ func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, err
 		config.LogDir = dir
 	}
 	logger := config.Logger.With("worker", config.ID)
+	client := daguhav1.NewCoordinatorServiceClient(conn)
 	return &Worker{
 		ownLogDir: ownLogDir,
 		config:    config,
-		client:    daguhav1.NewCoordinatorServiceClient(conn),
+		client:    client,
+		reporter:  newReporter(client),
 		logger:    logger,
 		engine:    &Engine{LogDir: config.LogDir, Now: config.Now, Logger: logger, KillGrace: config.KillGrace, Noop: config.NoopExecutor},
 		info:      &daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns), LogAddr: config.LogAddr},
@@ -151,6 +154,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	w.reporter.wg.Wait()
 	if w.ownLogDir {
 		// A temporary log directory lives as long as the worker: its logs
 		// can be fetched while the worker lives, and not after.
@@ -328,8 +332,8 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	}
 	called := time.Now()
 	err := w.retry(context.WithoutCancel(ctx), func(callCtx context.Context) error {
-		_, err := w.client.FinishRun(callCtx, &daguhav1.FinishRunRequest{LeaseToken: task.GetLeaseToken(), Status: final, Error: message, Outputs: outputs, Steps: held})
-		return err
+		return w.reporter.submit(callCtx, &daguhav1.ReportItem{LeaseToken: task.GetLeaseToken(), Steps: held,
+			Finish: &daguhav1.RunEnd{Status: final, Error: message, Outputs: outputs}})
 	})
 	host.logSteps(held, called, err)
 	if err != nil && len(held) > 0 && !retryable(err) {
@@ -402,16 +406,12 @@ func (h *workerHost) WaitChild(ctx context.Context, childRunID string) (*daguhav
 	}
 }
 
-// reportSteps sends step states of one run in one call, retried through
-// server failures; older servers take one state per call.
+// reportSteps sends step states of one run as one item of the worker's
+// next report, retried through server failures.
 func (w *Worker) reportSteps(ctx context.Context, task *daguhav1.Task, steps []*daguhav1.StepState) error {
-	req := &daguhav1.ReportStepRequest{LeaseToken: task.GetLeaseToken(), Steps: steps}
-	if len(steps) == 1 {
-		req = &daguhav1.ReportStepRequest{LeaseToken: task.GetLeaseToken(), Step: steps[0]}
-	}
+	item := &daguhav1.ReportItem{LeaseToken: task.GetLeaseToken(), Steps: steps}
 	return w.retry(ctx, func(callCtx context.Context) error {
-		_, err := w.client.ReportStep(callCtx, req)
-		return err
+		return w.reporter.submit(callCtx, item)
 	})
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
@@ -143,20 +144,91 @@ func waitSucceeded(t *testing.T, s *clustertest.InProcServer, ids []string, step
 }
 
 // A worker reaching a follower: each step's start is a report of its own,
-// its end goes with the next start or the finish, and every end lands in
-// the run's record on every server.
-func TestStepEndsTravelWithTheNextReportThroughAFollower(t *testing.T) {
+// its end goes with the next start or the finish, the reports of runs
+// that arrive together go as one Report call, and every end lands in the
+// run's record on every server.
+func TestReportsOfManyRunsTravelTogetherThroughAFollower(t *testing.T) {
 	c := startServedCluster(t, 3)
 	c.Leader(10 * time.Second)
 	follower := c.Followers()[0]
-	runWorker(t, follower.GRPCAddr, dispatch.WorkerConfig{ID: "w1", MaxActiveRuns: 8, HoldSteps: time.Hour, PollWait: time.Second})
+	runWorker(t, follower.GRPCAddr, dispatch.WorkerConfig{ID: "w1", MaxActiveRuns: 20, HoldSteps: time.Hour, PollWait: time.Second})
 	dag := &daguhav1.DagSpec{Name: "two", Steps: []*daguhav1.StepSpec{{Name: "a", Command: "true"}, {Name: "b", Command: "true", Depends: []string{"a"}}}}
-	ids := enqueueRuns(t, follower, 20, dag)
+	ids := enqueueRuns(t, follower, 40, dag)
 	for _, s := range c.Servers {
 		waitSucceeded(t, s, ids, 2)
 	}
 	counter := c.counters[follower.Name]
-	if reports, finishes := counter.count("ReportStep"), counter.count("FinishRun"); reports != 2*len(ids) || finishes != len(ids) {
-		t.Errorf("%d step reports and %d finishes for %d two-step runs, want %d and %d", reports, finishes, len(ids), 2*len(ids), len(ids))
+	// Per run: a's start; a's end with b's start; the finish with b's end.
+	items := 3 * len(ids)
+	reports := counter.count("Report")
+	if singles := counter.count("ReportStep") + counter.count("FinishRun"); singles != 0 || reports == 0 || reports >= items {
+		t.Errorf("%d Report calls and %d single calls for %d report items", reports, singles, items)
 	}
+	t.Logf("%d report items of %d runs in %d Report calls", items, len(ids), reports)
+}
+
+// One Report call: each item is taken or refused on its own, a forged
+// token refused as the single call would be, and a finish records the
+// steps it carries.
+func TestReportAnswersEachItem(t *testing.T) {
+	c := startServedCluster(t, 3)
+	c.Leader(10 * time.Second)
+	follower := c.Followers()[0]
+	dag := &daguhav1.DagSpec{Name: "one", Steps: []*daguhav1.StepSpec{{Name: "a", Command: "true"}}}
+	enqueueRuns(t, follower, 2, dag)
+	conn, err := grpc.NewClient(follower.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := daguhav1.NewCoordinatorServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var tasks []*daguhav1.Task
+	clustertest.WaitFor(t, 10*time.Second, "two runs granted", func() (bool, string) {
+		resp, err := client.Poll(ctx, &daguhav1.PollRequest{Worker: &daguhav1.WorkerInfo{Id: "tester", MaxActiveRuns: 2}, WaitMillis: 1000, MaxTasks: 2})
+		if err != nil {
+			return false, err.Error()
+		}
+		if resp.GetTask() != nil {
+			tasks = append(tasks, resp.GetTask())
+		}
+		tasks = append(tasks, resp.GetMoreTasks()...)
+		return len(tasks) == 2, fmt.Sprintf("%d granted", len(tasks))
+	})
+	step := func(status daguhav1.StepStatus) []*daguhav1.StepState {
+		return []*daguhav1.StepState{{Name: "a", Status: status}}
+	}
+	resp, err := client.Report(ctx, &daguhav1.ReportRequest{Items: []*daguhav1.ReportItem{
+		{LeaseToken: tasks[0].GetLeaseToken(), Steps: step(daguhav1.StepStatus_STEP_STATUS_RUNNING)},
+		{LeaseToken: "forged", Steps: step(daguhav1.StepStatus_STEP_STATUS_RUNNING)},
+		{LeaseToken: tasks[1].GetLeaseToken(), Steps: step(daguhav1.StepStatus_STEP_STATUS_SUCCEEDED),
+			Finish: &daguhav1.RunEnd{Status: daguhav1.RunStatus_RUN_STATUS_SUCCEEDED}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []codes.Code
+	for _, o := range resp.GetOutcomes() {
+		got = append(got, codes.Code(o.GetCode()))
+	}
+	if fmt.Sprint(got) != fmt.Sprint([]codes.Code{codes.OK, codes.PermissionDenied, codes.OK}) {
+		t.Fatalf("outcomes %v", resp.GetOutcomes())
+	}
+	// The finished run's lease no longer holds: a late report is stale.
+	resp, err = client.Report(ctx, &daguhav1.ReportRequest{Items: []*daguhav1.ReportItem{
+		{LeaseToken: tasks[1].GetLeaseToken(), Steps: step(daguhav1.StepStatus_STEP_STATUS_FAILED)},
+	}})
+	if err != nil || len(resp.GetOutcomes()) != 1 || codes.Code(resp.GetOutcomes()[0].GetCode()) != codes.FailedPrecondition {
+		t.Fatalf("a report after the finish: %v %v", resp, err)
+	}
+	state := follower.Server.FSM().State()
+	clustertest.WaitFor(t, 10*time.Second, "the follower to apply the reports", func() (bool, string) {
+		running, _ := state.Run(tasks[0].GetRun().GetId())
+		finished, _ := state.Run(tasks[1].GetRun().GetId())
+		ok := len(running.GetSteps()) == 1 && running.GetSteps()[0].GetStatus() == daguhav1.StepStatus_STEP_STATUS_RUNNING &&
+			finished.GetStatus() == daguhav1.RunStatus_RUN_STATUS_SUCCEEDED && len(finished.GetSteps()) == 1 &&
+			finished.GetSteps()[0].GetStatus() == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED
+		return ok, fmt.Sprintf("%v / %v", running, finished)
+	})
 }
