@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	memdb "github.com/hashicorp/go-memdb"
-	"google.golang.org/protobuf/proto"
 
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -191,7 +190,7 @@ func enqueueRun(txn *memdb.Txn, index uint64, run *daguhav1.Run) (*daguhav1.Enqu
 			return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Conflict: fmt.Sprintf("parent run %q is being cancelled", parentID)}, nil
 		}
 	}
-	stored := proto.Clone(run).(*daguhav1.Run)
+	stored := copyRun(run)
 	stored.Status = statusQueued
 	stored.SelectorKey = SelectorKey(run.GetDag().GetWorkerSelector())
 	stored.CreateIndex = index

@@ -61,7 +61,7 @@ func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant) (*daguhav1.Gr
 			return refuse("worker %q holds %d runs, its maxActiveRuns", grant.GetWorkerId(), held)
 		}
 	}
-	updated := proto.Clone(run).(*daguhav1.Run)
+	updated := copyRun(run)
 	updated.Status = statusRunning
 	updated.Attempt = grant.GetAttempt()
 	updated.WorkerId = grant.GetWorkerId()
@@ -140,7 +140,7 @@ func (s *StateStore) ReclaimRuns(index uint64, reclaims []*daguhav1.Reclaim) ([]
 // reclaimRun puts a running run back in its queue (or ends it cancelled,
 // when cancellation was asked), closing its current attempt.
 func reclaimRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, reason string, now int64) error {
-	updated := proto.Clone(run).(*daguhav1.Run)
+	updated := copyRun(run)
 	endAttempt(updated, now, "reclaimed: "+reason)
 	updated.Status = statusQueued
 	updated.WorkerId = ""
@@ -180,7 +180,7 @@ func (s *StateStore) ReportSteps(index uint64, reports []*daguhav1.StepReport) (
 			continue
 		}
 		if _, ok := changed[run.GetId()]; !ok {
-			run = proto.Clone(run).(*daguhav1.Run)
+			run = copyRun(run)
 			changed[run.GetId()] = run
 			order = append(order, run)
 		}
@@ -236,7 +236,7 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: finish.GetRunId(), Refused: why})
 			continue
 		}
-		updated := proto.Clone(run).(*daguhav1.Run)
+		updated := copyRun(run)
 		// The steps the holder had not reported yet go with its finish,
 		// checked with it.
 		for _, step := range finish.GetSteps() {
@@ -311,7 +311,7 @@ func (s *StateStore) CancelRuns(index uint64, ids []string, now int64) ([]*daguh
 
 // cancelRun cancels a queued run at once and asks a running one to stop.
 func cancelRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, now int64) error {
-	updated := proto.Clone(run).(*daguhav1.Run)
+	updated := copyRun(run)
 	switch run.GetStatus() {
 	case statusQueued:
 		updated.Status = statusCancelled
