@@ -19,12 +19,19 @@ func (s *StateStore) GrantLeases(index uint64, grants []*daguhav1.Grant) ([]*dag
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	outcomes := make([]*daguhav1.GrantOutcome, 0, len(grants))
+	var pending pendingCounts
+	// The runs each worker holds, counted once per entry and kept up to
+	// date by its grants (an entry grants many runs to one worker).
+	held := map[string]int{}
 	for _, grant := range grants {
-		outcome, err := grantOne(txn, index, grant)
+		outcome, err := grantOne(txn, index, grant, &pending, held)
 		if err != nil {
 			return nil, err
 		}
 		outcomes = append(outcomes, outcome)
+	}
+	if err := pending.write(txn); err != nil {
+		return nil, err
 	}
 	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
 		return nil, err
@@ -32,7 +39,7 @@ func (s *StateStore) GrantLeases(index uint64, grants []*daguhav1.Grant) ([]*dag
 	return outcomes, nil
 }
 
-func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant) (*daguhav1.GrantOutcome, error) {
+func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant, pending *pendingCounts, held map[string]int) (*daguhav1.GrantOutcome, error) {
 	refuse := func(format string, args ...interface{}) (*daguhav1.GrantOutcome, error) {
 		return &daguhav1.GrantOutcome{RunId: grant.GetRunId(), Refused: fmt.Sprintf(format, args...)}, nil
 	}
@@ -48,18 +55,19 @@ func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant) (*daguhav1.Gr
 	case grant.GetAttempt() != run.GetAttempt()+1:
 		return refuse("run %q is at attempt %d; grant is for attempt %d", run.GetId(), run.GetAttempt(), grant.GetAttempt())
 	}
-	if max := grant.GetMaxActiveRuns(); max > 0 {
-		held := 0
+	count, counted := held[grant.GetWorkerId()]
+	if !counted {
 		iter, err := txn.Get(tableRuns, "running_prefix", grant.GetWorkerId())
 		if err != nil {
 			return nil, err
 		}
 		for raw := iter.Next(); raw != nil; raw = iter.Next() {
-			held++
+			count++
 		}
-		if held >= int(max) {
-			return refuse("worker %q holds %d runs, its maxActiveRuns", grant.GetWorkerId(), held)
-		}
+		held[grant.GetWorkerId()] = count
+	}
+	if max := grant.GetMaxActiveRuns(); max > 0 && count >= int(max) {
+		return refuse("worker %q holds %d runs, its maxActiveRuns", grant.GetWorkerId(), count)
 	}
 	updated := copyRun(run)
 	updated.Status = statusRunning
@@ -80,9 +88,8 @@ func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant) (*daguhav1.Gr
 	if err := txn.Insert(tableRuns, updated); err != nil {
 		return nil, fmt.Errorf("grant %q: %w", run.GetId(), err)
 	}
-	if err := adjustPending(txn, run.GetSelectorKey(), nil, -1); err != nil {
-		return nil, err
-	}
+	held[grant.GetWorkerId()]++
+	pending.add(run.GetSelectorKey(), nil, -1)
 	return &daguhav1.GrantOutcome{RunId: run.GetId(), Granted: true, FencingToken: index, Run: updated}, nil
 }
 
