@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"testing"
 
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
@@ -97,5 +98,45 @@ func TestFinishRecordsItsStepsOrNoneOfThem(t *testing.T) {
 	}
 	if again := status(t, s, "r"); again.GetModifyIndex() != 5 || stepsOf(again)["a"].GetStatus() != stepSucceeded {
 		t.Fatalf("a repeated finish changed the run: %v", again)
+	}
+}
+
+// The grants of one entry count against the worker's maxActiveRuns with
+// the runs it held before, and the pending counts of the selectors follow
+// every enqueue and grant of the entry.
+func TestGrantsOfOneEntryCountTogether(t *testing.T) {
+	s := newStore(t)
+	enqueue(t, s, 1, &daguhav1.Run{Id: "held", DagName: "d"})
+	grant(t, s, 2, "held", "w")
+	enqueue(t, s, 3, &daguhav1.Run{Id: "a", DagName: "d"}, &daguhav1.Run{Id: "b", DagName: "d"},
+		&daguhav1.Run{Id: "c", DagName: "d"}, &daguhav1.Run{Id: "g1", DagName: "d", Dag: gpu}, &daguhav1.Run{Id: "g2", DagName: "d", Dag: gpu})
+	if _, count := pending(t, s, ""); count != 3 {
+		t.Fatalf("pending without selector: %d, want 3", count)
+	}
+	if _, count := pending(t, s, "gpu=true"); count != 2 {
+		t.Fatalf("pending on gpu: %d, want 2", count)
+	}
+	outcomes, err := s.GrantLeases(4, []*daguhav1.Grant{
+		{RunId: "a", WorkerId: "w", Attempt: 1, MaxActiveRuns: 3},
+		{RunId: "g1", WorkerId: "w", Attempt: 1, MaxActiveRuns: 3},
+		{RunId: "b", WorkerId: "w", Attempt: 1, MaxActiveRuns: 3},
+		{RunId: "g2", WorkerId: "other", Attempt: 1, MaxActiveRuns: 3},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var granted []bool
+	for _, o := range outcomes {
+		granted = append(granted, o.GetGranted())
+	}
+	if fmt.Sprint(granted) != "[true true false true]" {
+		t.Fatalf("grants %v: w holds 1 and may take 2 more", outcomes)
+	}
+	ids, count := pending(t, s, "")
+	if count != 2 || fmt.Sprint(ids) != "[b c]" {
+		t.Fatalf("pending without selector: %v (%d), want [b c]", ids, count)
+	}
+	if ids, count := pending(t, s, "gpu=true"); count != -1 || len(ids) != 0 {
+		t.Fatalf("the gpu selector should be gone: %v (%d)", ids, count)
 	}
 }
