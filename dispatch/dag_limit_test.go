@@ -47,7 +47,7 @@ func TestDagMaxActiveRunsHoldsItsOtherRuns(t *testing.T) {
 	if third, err := d.Poll(ctx, info, 500*time.Millisecond); err != nil || third != nil {
 		t.Fatalf("a third run was granted while a1 runs: %v %v", third.GetRun().GetId(), err)
 	}
-	if err := d.FinishRun(ctx, first.GetLeaseToken(), daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, "", nil); err != nil {
+	if err := d.FinishRun(ctx, first.GetLeaseToken(), daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, "", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	next, err := d.Poll(ctx, info, 5*time.Second)

@@ -608,7 +608,8 @@ func (st *leaderState) grant(ctx context.Context, info *daguhav1.WorkerInfo, run
 		st.deadlines[run.GetId()] = lease{fencingToken: outcome.GetFencingToken(), deadline: st.d.config.Now().Add(st.d.config.LeaseTTL)}
 		st.mu.Unlock()
 		st.d.config.Metrics.LeaseGranted(queueWait(outcome.GetRun()), attempt == 1)
-		tasks = append(tasks, &daguhav1.Task{Run: outcome.GetRun(), LeaseToken: token, LeaseTtlMillis: uint32(st.d.config.LeaseTTL.Milliseconds())})
+		tasks = append(tasks, &daguhav1.Task{Run: outcome.GetRun(), LeaseToken: token, LeaseTtlMillis: uint32(st.d.config.LeaseTTL.Milliseconds()),
+			TakesStepBatches: true})
 	}
 	return tasks, refused, nil
 }
@@ -739,57 +740,126 @@ func refusal(outcome *daguhav1.RunOutcome) error {
 
 // ReportStep records a step's state under the lease in token.
 func (d *Dispatcher) ReportStep(ctx context.Context, token string, step *daguhav1.StepState) error {
-	st, err := d.leader()
-	if err != nil {
-		return err
-	}
-	claims, err := st.verify(token)
-	if err != nil {
-		d.config.Metrics.ReportRefused(metrics.RefusedStep, 1)
-		return err
-	}
-	if step.GetName() == "" {
-		return &InvalidRequestError{Reason: "step report without a step name"}
-	}
-	outcome, err := st.reports.submit(ctx, st.ctx.Done(), &daguhav1.StepReport{RunId: claims.RunID, FencingToken: claims.FencingToken, Step: step})
-	if err != nil {
-		return notLeaderIfStopped(err)
-	}
-	if !outcome.GetApplied() {
-		d.config.Metrics.ReportRefused(metrics.RefusedStep, 1)
-	}
-	return refusal(outcome)
+	return d.ReportSteps(ctx, token, []*daguhav1.StepState{step})
 }
 
-// FinishRun records the end of the run under the lease in token.
-func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav1.RunStatus, message string, outputs map[string]string) error {
+// ReportSteps records step states, in order, under the lease in token, in
+// one Raft entry: all taken, or all refused.
+func (d *Dispatcher) ReportSteps(ctx context.Context, token string, steps []*daguhav1.StepState) error {
+	return d.Report(ctx, []*daguhav1.ReportItem{{LeaseToken: token, Steps: steps}})[0]
+}
+
+func validateSteps(steps []*daguhav1.StepState) error {
+	for _, step := range steps {
+		if step.GetName() == "" {
+			return &InvalidRequestError{Reason: "step report without a step name"}
+		}
+	}
+	return nil
+}
+
+// FinishRun records the end of the run under the lease in token, with the
+// step states not reported yet (recorded first, in the same transaction).
+func (d *Dispatcher) FinishRun(ctx context.Context, token string, status daguhav1.RunStatus, message string, outputs map[string]string, steps []*daguhav1.StepState) error {
+	return d.Report(ctx, []*daguhav1.ReportItem{{LeaseToken: token, Steps: steps,
+		Finish: &daguhav1.RunEnd{Status: status, Error: message, Outputs: outputs}}})[0]
+}
+
+// Report records the items of a worker's report: each item's step states
+// (ReportSteps) or, when it has a finish, its end with those states
+// (FinishRun), under the item's own lease. The step reports of all items
+// go to the group commit together, and so do the finishes: a worker's
+// report of many runs costs a Raft entry or two, not one per run. errs[i]
+// is what ReportSteps or FinishRun would have returned for item i alone.
+func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (errs []error) {
+	errs = make([]error, len(items))
 	st, err := d.leader()
 	if err != nil {
-		return err
-	}
-	claims, err := st.verify(token)
-	if err != nil {
-		d.config.Metrics.ReportRefused(metrics.RefusedFinish, 1)
-		return err
-	}
-	outcome, err := st.finishes.submit(ctx, st.ctx.Done(), &daguhav1.Finish{
-		RunId: claims.RunID, FencingToken: claims.FencingToken, Status: status, Error: message,
-		NowUnixNano: d.config.Now().UnixNano(), Outputs: outputs,
-	})
-	if err != nil {
-		return notLeaderIfStopped(err)
-	}
-	if outcome.GetApplied() {
-		st.mu.Lock()
-		if l, ok := st.deadlines[claims.RunID]; ok && l.fencingToken == claims.FencingToken {
-			delete(st.deadlines, claims.RunID)
+		for i := range errs {
+			errs[i] = err
 		}
-		st.mu.Unlock()
-		d.config.Metrics.RunFinished(runStatusLabel(status))
-	} else {
-		d.config.Metrics.ReportRefused(metrics.RefusedFinish, 1)
+		return errs
 	}
-	return refusal(outcome)
+	var (
+		reports    []*daguhav1.StepReport
+		reportItem []int // the item of each report
+		finishes   []*daguhav1.Finish
+		finishItem []int
+	)
+	now := d.config.Now().UnixNano()
+	for i, item := range items {
+		refusedKind := metrics.RefusedStep
+		if item.GetFinish() != nil {
+			refusedKind = metrics.RefusedFinish
+		}
+		claims, err := st.verify(item.GetLeaseToken())
+		if err != nil {
+			d.config.Metrics.ReportRefused(refusedKind, 1)
+			errs[i] = err
+			continue
+		}
+		if err := validateSteps(item.GetSteps()); err != nil {
+			errs[i] = err
+			continue
+		}
+		if end := item.GetFinish(); end != nil {
+			finishes = append(finishes, &daguhav1.Finish{
+				RunId: claims.RunID, FencingToken: claims.FencingToken, Status: end.GetStatus(), Error: end.GetError(),
+				NowUnixNano: now, Outputs: end.GetOutputs(), Steps: item.GetSteps(),
+			})
+			finishItem = append(finishItem, i)
+			continue
+		}
+		if len(item.GetSteps()) == 0 {
+			errs[i] = &InvalidRequestError{Reason: "step report without a step name"}
+			continue
+		}
+		for _, step := range item.GetSteps() {
+			reports = append(reports, &daguhav1.StepReport{RunId: claims.RunID, FencingToken: claims.FencingToken, Step: step})
+			reportItem = append(reportItem, i)
+		}
+	}
+	var wg sync.WaitGroup
+	if len(reports) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			outcomes, err := st.reports.submitAll(ctx, st.ctx.Done(), reports)
+			for j, i := range reportItem {
+				switch {
+				case err != nil:
+					errs[i] = notLeaderIfStopped(err)
+				case errs[i] == nil && !outcomes[j].GetApplied():
+					// One run, one token: the item's reports share a fate.
+					d.config.Metrics.ReportRefused(metrics.RefusedStep, 1)
+					errs[i] = refusal(outcomes[j])
+				}
+			}
+		}()
+	}
+	if len(finishes) > 0 {
+		outcomes, err := st.finishes.submitAll(ctx, st.ctx.Done(), finishes)
+		for j, i := range finishItem {
+			if err != nil {
+				errs[i] = notLeaderIfStopped(err)
+				continue
+			}
+			finish := finishes[j]
+			if !outcomes[j].GetApplied() {
+				d.config.Metrics.ReportRefused(metrics.RefusedFinish, 1)
+				errs[i] = refusal(outcomes[j])
+				continue
+			}
+			st.mu.Lock()
+			if l, ok := st.deadlines[finish.GetRunId()]; ok && l.fencingToken == finish.GetFencingToken() {
+				delete(st.deadlines, finish.GetRunId())
+			}
+			st.mu.Unlock()
+			d.config.Metrics.RunFinished(runStatusLabel(finish.GetStatus()))
+		}
+	}
+	wg.Wait()
+	return errs
 }
 
 func notLeaderIfStopped(err error) error {

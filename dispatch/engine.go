@@ -32,6 +32,18 @@ type RunHost interface {
 	WaitChild(ctx context.Context, childRunID string) (*daguhav1.Run, error)
 }
 
+// StepHolder is a RunHost that need not send a step's end at once. A
+// step's start is always reported, and acknowledged, before its command
+// runs; its end (SUCCEEDED, FAILED, SKIPPED, CANCELLED) changes nothing
+// the attempt does next, so HoldStep may keep it to go with the run's next
+// report or its finish, or send it on its own shortly after. If the
+// cluster refuses it, or it cannot be sent, the host calls failed with the
+// error a ReportStep of it would have returned (from another goroutine,
+// at most once).
+type StepHolder interface {
+	HoldStep(step *daguhav1.StepState, failed func(error))
+}
+
 // Engine runs the steps of a DAG run as Dagu does: as a graph by their
 // dependencies, independent steps at once.
 //
@@ -78,7 +90,10 @@ type RunHost interface {
 //     steps are reported CANCELLED, steps not started SKIPPED.
 //   - Any other end of ctx (lease lost, worker stopping) or a refused
 //     report stops the attempt silently: processes are killed, nothing more
-//     is reported, and Execute returns RUN_STATUS_UNSPECIFIED.
+//     is reported, and Execute returns RUN_STATUS_UNSPECIFIED. A step's
+//     start report must be taken before the step runs; its end may be held
+//     by a host that is a StepHolder, and refused later: that stops the
+//     attempt the same way.
 type Engine struct {
 	// LogDir holds the full output of every step, at LogPath. Empty: full
 	// logs are not kept (reports still carry the tail).
@@ -442,7 +457,7 @@ func (x *execution) skip(i int, reason string) {
 	st := &daguhav1.StepState{Name: x.steps[i].GetName(), Status: daguhav1.StepStatus_STEP_STATUS_SKIPPED,
 		StartedAtUnixNano: now, FinishedAtUnixNano: now, Error: reason}
 	x.setFinal(i, st)
-	x.report(st)
+	x.reportEnd(st)
 }
 
 // cancelled tells whether the run is being cancelled (as opposed to
@@ -451,17 +466,37 @@ func (x *execution) cancelled() bool {
 	return errors.Is(context.Cause(x.parent), errCancelled)
 }
 
+func sanitize(st *daguhav1.StepState) {
+	st.OutputTail = strings.ToValidUTF8(st.GetOutputTail(), "\uFFFD")
+	st.Error = strings.ToValidUTF8(st.GetError(), "\uFFFD")
+}
+
+// failure is the refusal that gave the attempt up, if one did.
+func (x *execution) failure() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.reportErr
+}
+
+// refused gives the attempt up after the cluster refused a report of st.
+func (x *execution) refused(st *daguhav1.StepState, err error) error {
+	x.mu.Lock()
+	if x.reportErr == nil {
+		x.reportErr = fmt.Errorf("reporting step %q: %w", st.GetName(), err)
+	}
+	err = x.reportErr
+	x.mu.Unlock()
+	x.stop(err)
+	return err
+}
+
 // report sends a step's state unless the attempt is being given up. A
 // refused report gives the attempt up. Once the run is being cancelled
 // the reports go out regardless of the cancelled context and their
 // failures no longer matter.
 func (x *execution) report(st *daguhav1.StepState) error {
-	st.OutputTail = strings.ToValidUTF8(st.GetOutputTail(), "\uFFFD")
-	st.Error = strings.ToValidUTF8(st.GetError(), "\uFFFD")
-	x.mu.Lock()
-	failed := x.reportErr
-	x.mu.Unlock()
-	if failed != nil {
+	sanitize(st)
+	if failed := x.failure(); failed != nil {
 		return failed
 	}
 	if x.cancelled() {
@@ -482,16 +517,41 @@ func (x *execution) report(st *daguhav1.StepState) error {
 		return nil
 	}
 	if err != nil {
-		x.mu.Lock()
-		if x.reportErr == nil {
-			x.reportErr = fmt.Errorf("reporting step %q: %w", st.GetName(), err)
-		}
-		err = x.reportErr
-		x.mu.Unlock()
-		x.stop(err)
-		return err
+		return x.refused(st, err)
 	}
 	return nil
+}
+
+// reportEnd reports a step's end (a try's, or a skip): as report does, or,
+// with a host that holds ends, handed to it to go with a later call. A
+// held end refused later gives the attempt up then.
+func (x *execution) reportEnd(st *daguhav1.StepState) error {
+	holder, ok := x.host.(StepHolder)
+	if !ok {
+		return x.report(st)
+	}
+	sanitize(st)
+	if failed := x.failure(); failed != nil {
+		return failed
+	}
+	warn := func(err error) {
+		x.logger.Warn("step report failed while cancelling", "step", st.GetName(), "error", err)
+	}
+	if x.cancelled() {
+		holder.HoldStep(st, warn)
+		return nil
+	}
+	if err := x.parent.Err(); err != nil {
+		return context.Cause(x.parent)
+	}
+	holder.HoldStep(st, func(err error) {
+		if x.cancelled() {
+			warn(err)
+			return
+		}
+		x.refused(st, err)
+	})
+	return x.failure()
 }
 
 // runStep runs step i with its retries and reports its end.
@@ -508,11 +568,11 @@ func (x *execution) runStep(i int) {
 		}
 		if st.GetStatus() != daguhav1.StepStatus_STEP_STATUS_FAILED || try > limit || x.ctx.Err() != nil {
 			x.setFinal(i, st)
-			x.report(st)
+			x.reportEnd(st)
 			return
 		}
 		x.logger.Info("step failed; retrying", "step", spec.GetName(), "retry", try, "error", st.GetError())
-		if x.report(st) != nil {
+		if x.reportEnd(st) != nil {
 			x.setFinal(i, st)
 			return
 		}
@@ -523,7 +583,7 @@ func (x *execution) runStep(i int) {
 				st = &daguhav1.StepState{Name: st.GetName(), Status: daguhav1.StepStatus_STEP_STATUS_CANCELLED, Retry: try,
 					StartedAtUnixNano: st.GetStartedAtUnixNano(), FinishedAtUnixNano: x.now().UnixNano(),
 					ExitCode: st.GetExitCode(), OutputTail: st.GetOutputTail(), ChildRunId: st.GetChildRunId(), Error: "cancelled"}
-				x.report(st)
+				x.reportEnd(st)
 			}
 			x.setFinal(i, st)
 			return

@@ -613,3 +613,148 @@ func TestLogServerStreamsStepLogs(t *testing.T) {
 		}
 	}
 }
+
+// holdingHost is a fakeHost that holds step ends (a StepHolder): held
+// records them, and refuseHeld, when set, refuses one (from another
+// goroutine, as a later call would).
+type holdingHost struct {
+	fakeHost
+	heldMu     sync.Mutex
+	held       []*daguhav1.StepState
+	refuseHeld func(*daguhav1.StepState) error
+	lost       error
+}
+
+func (h *holdingHost) HoldStep(step *daguhav1.StepState, failed func(error)) {
+	h.heldMu.Lock()
+	h.held = append(h.held, cloneState(step))
+	var err error
+	if h.refuseHeld != nil {
+		err = h.refuseHeld(step)
+	}
+	if err != nil && h.lost == nil {
+		h.lost = err
+	}
+	h.heldMu.Unlock()
+	if err != nil {
+		go failed(err)
+	}
+}
+
+// ReportStep refuses every report after a refused held end, as the
+// worker's host does: the next report would have carried it.
+func (h *holdingHost) ReportStep(ctx context.Context, step *daguhav1.StepState) error {
+	h.heldMu.Lock()
+	lost := h.lost
+	h.heldMu.Unlock()
+	if lost != nil {
+		return lost
+	}
+	return h.fakeHost.ReportStep(ctx, step)
+}
+
+func (h *holdingHost) heldStates() []*daguhav1.StepState {
+	h.heldMu.Lock()
+	defer h.heldMu.Unlock()
+	return append([]*daguhav1.StepState(nil), h.held...)
+}
+
+// A host that holds ends gets every end through HoldStep and only starts
+// through ReportStep, and a step still runs only once its start report was
+// taken: a refused start runs nothing.
+func TestEngineHoldsEndsAndRunsAStepOnlyAfterItsStartWasTaken(t *testing.T) {
+	dir := t.TempDir()
+	host := &holdingHost{}
+	run := testRun(dir,
+		&daguhav1.StepSpec{Name: "a", Command: `touch "$D/a"`},
+		&daguhav1.StepSpec{Name: "b", Command: `exit 2`, Depends: []string{"a"}, RetryPolicy: &daguhav1.RetryPolicy{Limit: 1}},
+		&daguhav1.StepSpec{Name: "c", Command: `true`, Depends: []string{"b"}},
+	)
+	r := execute(t, context.Background(), testEngine(t), run, host)
+	if r.status != daguhav1.RunStatus_RUN_STATUS_FAILED {
+		t.Fatalf("run: %s %q", r.status, r.message)
+	}
+	var started, ended []string
+	for _, s := range host.last() {
+		if s.GetStatus() != daguhav1.StepStatus_STEP_STATUS_RUNNING {
+			t.Errorf("an end went through ReportStep: %v", s)
+		}
+	}
+	host.mu.Lock()
+	for _, s := range host.reports {
+		started = append(started, fmt.Sprintf("%s/%d", s.GetName(), s.GetRetry()))
+	}
+	host.mu.Unlock()
+	for _, s := range host.heldStates() {
+		ended = append(ended, fmt.Sprintf("%s/%d:%s", s.GetName(), s.GetRetry(), strings.TrimPrefix(s.GetStatus().String(), "STEP_STATUS_")))
+	}
+	if got := strings.Join(started, " "); got != "a/1 b/1 b/2" {
+		t.Errorf("starts reported: %s", got)
+	}
+	if got := strings.Join(ended, " "); got != "a/1:SUCCEEDED b/1:FAILED b/2:FAILED c/0:SKIPPED" {
+		t.Errorf("ends held: %s", got)
+	}
+
+	refusing := &holdingHost{fakeHost: fakeHost{refuse: func(s *daguhav1.StepState) error {
+		if s.GetName() == "b" {
+			return errors.New("lease lost")
+		}
+		return nil
+	}}}
+	r = execute(t, context.Background(), testEngine(t), testRun(dir,
+		&daguhav1.StepSpec{Name: "a", Command: `true`},
+		&daguhav1.StepSpec{Name: "b", Command: `touch "$D/b-ran"`, Depends: []string{"a"}},
+	), refusing)
+	if r.status != daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED || !strings.Contains(r.message, "lease lost") {
+		t.Fatalf("run with a refused start: %s %q", r.status, r.message)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "b-ran")); err == nil {
+		t.Error("a step whose start report was refused ran")
+	}
+}
+
+// A held end refused later gives the attempt up as a refused report does:
+// the running step is killed, nothing else starts, the end is UNSPECIFIED;
+// while the run is being cancelled such a refusal no longer matters.
+func TestEngineGivesUpWhenAHeldEndIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	host := &holdingHost{refuseHeld: func(s *daguhav1.StepState) error {
+		if s.GetName() == "quick" {
+			return errors.New("lease lost")
+		}
+		return nil
+	}}
+	run := testRun(dir,
+		&daguhav1.StepSpec{Name: "quick", Command: `while [ ! -e "$D/pid" ]; do sleep 0.02; done`},
+		&daguhav1.StepSpec{Name: "slow", Command: `echo $$ > "$D/pid"; exec sleep 300`},
+		&daguhav1.StepSpec{Name: "after", Command: `touch "$D/after-ran"`, Depends: []string{"quick"}},
+	)
+	r := execute(t, context.Background(), testEngine(t), run, host)
+	if r.status != daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED || !strings.Contains(r.message, "lease lost") {
+		t.Fatalf("run: %s %q", r.status, r.message)
+	}
+	if got := host.last(); got["after"] != nil {
+		t.Errorf("a step started after the refusal: %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "after-ran")); err == nil {
+		t.Error("a step ran after the refusal")
+	}
+	pid := readPid(t, filepath.Join(dir, "pid"))
+	waitFor(t, 5*time.Second, "the sleep to be gone", func() bool { return processGone(pid) })
+
+	dir = t.TempDir()
+	cancelling := &holdingHost{refuseHeld: func(*daguhav1.StepState) error { return errors.New("server gone") }}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	go func() {
+		readPid(t, filepath.Join(dir, "pid"))
+		cancel(errCancelled)
+	}()
+	r = execute(t, ctx, testEngine(t), testRun(dir, &daguhav1.StepSpec{Name: "slow", Command: `echo $$ > "$D/pid"; exec sleep 300`}), cancelling)
+	if r.status != daguhav1.RunStatus_RUN_STATUS_CANCELLED {
+		t.Fatalf("cancelled run: %s %q", r.status, r.message)
+	}
+	if held := cancelling.heldStates(); len(held) != 1 || held[0].GetStatus() != daguhav1.StepStatus_STEP_STATUS_CANCELLED {
+		t.Errorf("held while cancelling: %v", held)
+	}
+}

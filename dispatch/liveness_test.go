@@ -92,7 +92,7 @@ func TestLeaderDeclaresSilentWorkersOfflineAndForgetsThemAfterRetention(t *testi
 	if len(resp.GetLostRunIds()) != 1 || resp.GetLostRunIds()[0] != "r1" {
 		t.Fatalf("the returning worker was not told its old run is lost: %v", resp)
 	}
-	if err := d.FinishRun(ctx, task.GetLeaseToken(), daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, "", nil); err == nil {
+	if err := d.FinishRun(ctx, task.GetLeaseToken(), daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, "", nil, nil); err == nil {
 		t.Fatal("a finish under the lease from before the worker went offline was accepted")
 	}
 	if w, _ := state().Worker("w1"); w.GetOffline() {

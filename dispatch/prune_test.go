@@ -48,7 +48,7 @@ func TestLeaderPrunesRunsPastTheRunRetention(t *testing.T) {
 	})
 	finish := func(id string) {
 		t.Helper()
-		if err := d.FinishRun(ctx, tokens[id], daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, "", nil); err != nil {
+		if err := d.FinishRun(ctx, tokens[id], daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, "", nil, nil); err != nil {
 			t.Fatalf("finish %s: %v", id, err)
 		}
 	}

@@ -47,6 +47,11 @@ type WorkerConfig struct {
 	// LogAddr is where this worker serves its step logs (host:port), told
 	// to the cluster so the API can fetch them; empty when it does not.
 	LogAddr string
+	// HoldSteps is how long a step's end may wait to go with its run's
+	// next report or its finish before it is sent on its own (default
+	// 100 ms; servers that do not take step batches get every state at
+	// once).
+	HoldSteps time.Duration
 }
 
 // Worker polls the cluster for runs and executes them.
@@ -55,9 +60,13 @@ type Worker struct {
 	ownLogDir bool
 	config    WorkerConfig
 	client    daguhav1.CoordinatorServiceClient
+	reporter  *reporter
 	logger    *slog.Logger
 	info      *daguhav1.WorkerInfo
 	engine    *Engine
+
+	// holdSteps is config.HoldSteps.
+	holdSteps time.Duration
 
 	mu      sync.Mutex
 	running map[string]*activeRun
@@ -97,6 +106,9 @@ func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, err
 	if config.Now == nil {
 		config.Now = time.Now
 	}
+	if config.HoldSteps <= 0 {
+		config.HoldSteps = DefaultHoldSteps
+	}
 	config.Metrics.SetCapacity(config.MaxActiveRuns)
 	ownLogDir := config.LogDir == ""
 	if ownLogDir {
@@ -107,13 +119,16 @@ func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, err
 		config.LogDir = dir
 	}
 	logger := config.Logger.With("worker", config.ID)
+	client := daguhav1.NewCoordinatorServiceClient(conn)
 	return &Worker{
 		ownLogDir: ownLogDir,
 		config:    config,
-		client:    daguhav1.NewCoordinatorServiceClient(conn),
+		client:    client,
+		reporter:  newReporter(client),
 		logger:    logger,
 		engine:    &Engine{LogDir: config.LogDir, Now: config.Now, Logger: logger, KillGrace: config.KillGrace, Noop: config.NoopExecutor},
 		info:      &daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns), LogAddr: config.LogAddr},
+		holdSteps: config.HoldSteps,
 		running:   map[string]*activeRun{},
 		slots:     make(chan struct{}, config.MaxActiveRuns),
 	}, nil
@@ -139,6 +154,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	w.reporter.wg.Wait()
 	if w.ownLogDir {
 		// A temporary log directory lives as long as the worker: its logs
 		// can be fetched while the worker lives, and not after.
@@ -295,7 +311,9 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	ended := metrics.RunAbandoned
 	defer func() { w.config.Metrics.RunEnded(ended) }()
 
-	final, message, outputs := w.engine.Execute(runCtx, run, &workerHost{w: w, task: task})
+	host := newWorkerHost(w, task, runCtx)
+	defer host.close()
+	final, message, outputs := w.engine.Execute(runCtx, run, host)
 	if ctx.Err() != nil {
 		// The worker is stopping: leave the run to be reclaimed.
 		logger.Info("worker stopping; run left for another worker")
@@ -305,11 +323,25 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 		logger.Info("run abandoned: this worker no longer holds it", "reason", message)
 		return
 	}
+	// The step ends the host still holds go with the finish.
+	held, lost := host.drain()
+	if lost != nil && final != daguhav1.RunStatus_RUN_STATUS_CANCELLED {
+		// A held end was refused as the last step ended: the lease is gone.
+		logger.Info("run abandoned: this worker no longer holds it", "reason", lost.Error())
+		return
+	}
 	called := time.Now()
 	err := w.retry(context.WithoutCancel(ctx), func(callCtx context.Context) error {
-		_, err := w.client.FinishRun(callCtx, &daguhav1.FinishRunRequest{LeaseToken: task.GetLeaseToken(), Status: final, Error: message, Outputs: outputs})
-		return err
+		return w.reporter.submit(callCtx, &daguhav1.ReportItem{LeaseToken: task.GetLeaseToken(), Steps: held,
+			Finish: &daguhav1.RunEnd{Status: final, Error: message, Outputs: outputs}})
 	})
+	host.logSteps(held, called, err)
+	if err != nil && len(held) > 0 && !retryable(err) {
+		// The finish carried steps' ends, and the cluster refused them: as
+		// when such a report is refused on its own, the lease is gone.
+		logger.Info("run abandoned: this worker no longer holds it", "reason", err.Error())
+		return
+	}
 	if err != nil {
 		logger.Warn("run end not recorded", "status", final.String(), "called_at_unix_nano", called.UnixNano(), "error", err)
 		return
@@ -326,33 +358,6 @@ func (w *Worker) LogDir() string { return w.engine.LogDir }
 // LogServer serves the worker's step logs (the caller registers it on a
 // gRPC server of its own).
 func (w *Worker) LogServer() *LogServer { return NewLogServer(w.engine.LogDir) }
-
-// workerHost is the cluster as one attempt's engine sees it: calls under
-// the task's lease.
-type workerHost struct {
-	w    *Worker
-	task *daguhav1.Task
-}
-
-func (h *workerHost) ReportStep(ctx context.Context, step *daguhav1.StepState) error {
-	if step.GetFinishedAtUnixNano() > 0 && step.GetStartedAtUnixNano() > 0 {
-		h.w.config.Metrics.StepFinished(stepStatusLabel(step.GetStatus()), time.Duration(step.GetFinishedAtUnixNano()-step.GetStartedAtUnixNano()))
-	}
-	called := time.Now()
-	err := h.w.report(ctx, h.task, step)
-	// One line per step report and its answer: what this attempt (under
-	// this fencing token) told the cluster, and whether it was taken.
-	run := h.task.GetRun()
-	attrs := []any{"run", run.GetId(), "attempt", run.GetAttempt(), "fencing_token", run.GetFencingToken(),
-		"step", step.GetName(), "step_status", step.GetStatus().String(), "retry", step.GetRetry(),
-		"called_at_unix_nano", called.UnixNano()}
-	if err != nil {
-		h.w.logger.Info("step report not taken", append(attrs, "error", err)...)
-	} else {
-		h.w.logger.Info("step reported", attrs...)
-	}
-	return err
-}
 
 func (h *workerHost) StartChild(ctx context.Context, stepName string, retry uint32, params string) (string, error) {
 	var childID string
@@ -401,10 +406,12 @@ func (h *workerHost) WaitChild(ctx context.Context, childRunID string) (*daguhav
 	}
 }
 
-func (w *Worker) report(ctx context.Context, task *daguhav1.Task, step *daguhav1.StepState) error {
+// reportSteps sends step states of one run as one item of the worker's
+// next report, retried through server failures.
+func (w *Worker) reportSteps(ctx context.Context, task *daguhav1.Task, steps []*daguhav1.StepState) error {
+	item := &daguhav1.ReportItem{LeaseToken: task.GetLeaseToken(), Steps: steps}
 	return w.retry(ctx, func(callCtx context.Context) error {
-		_, err := w.client.ReportStep(callCtx, &daguhav1.ReportStepRequest{LeaseToken: task.GetLeaseToken(), Step: step})
-		return err
+		return w.reporter.submit(callCtx, item)
 	})
 }
 
@@ -420,9 +427,7 @@ func (w *Worker) retry(ctx context.Context, call func(context.Context) error) er
 		if err == nil {
 			return nil
 		}
-		switch status.Code(err) {
-		case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
-		default:
+		if !retryable(err) {
 			return err
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
@@ -430,6 +435,15 @@ func (w *Worker) retry(ctx context.Context, call func(context.Context) error) er
 		}
 		backoff.wait(ctx)
 	}
+}
+
+// retryable tells a server failure, worth trying again, from a refusal.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted, codes.ResourceExhausted:
+		return true
+	}
+	return false
 }
 
 // backoff waits longer after each failure, up to two seconds.

@@ -115,6 +115,9 @@ func randomLog(t *testing.T, rng *rand.Rand, n int) [][]byte {
 		}
 		return uint64(rng.IntN(n))
 	}
+	randomStep := func() *daguhav1.StepState {
+		return &daguhav1.StepState{Name: fmt.Sprintf("s%d", rng.IntN(3)), Status: daguhav1.StepStatus(rng.IntN(5)), ExitCode: int32(rng.IntN(3))}
+	}
 	var log [][]byte
 	for len(log) < n {
 		var command []byte
@@ -141,17 +144,25 @@ func randomLog(t *testing.T, rng *rand.Rand, n int) [][]byte {
 			if run == nil {
 				continue
 			}
-			command = encode(t, fsm.ReportStepsType, &daguhav1.ReportStepsCommand{Reports: []*daguhav1.StepReport{{
-				RunId: run.GetId(), FencingToken: token(run),
-				Step: &daguhav1.StepState{Name: fmt.Sprintf("s%d", rng.IntN(3)), Status: daguhav1.StepStatus(rng.IntN(5)), ExitCode: int32(rng.IntN(3))},
-			}}})
+			// A worker sends several states of a run at once.
+			var reports []*daguhav1.StepReport
+			for range 1 + rng.IntN(3) {
+				reports = append(reports, &daguhav1.StepReport{RunId: run.GetId(), FencingToken: token(run), Step: randomStep()})
+			}
+			command = encode(t, fsm.ReportStepsType, &daguhav1.ReportStepsCommand{Reports: reports})
 		case p < 36:
 			run := pickHeld()
 			if run == nil {
 				continue
 			}
+			// The last steps' states go with the finish.
+			var steps []*daguhav1.StepState
+			for range rng.IntN(3) {
+				steps = append(steps, randomStep())
+			}
 			command = encode(t, fsm.FinishRunsType, &daguhav1.FinishRunsCommand{Finishes: []*daguhav1.Finish{{
 				RunId: run.GetId(), FencingToken: token(run), Status: daguhav1.RunStatus(2 + rng.IntN(4)), NowUnixNano: rng.Int64(),
+				Steps: steps,
 			}}})
 		case p < 41:
 			run := pickHeld()

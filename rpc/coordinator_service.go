@@ -151,7 +151,7 @@ func (c *coordinatorService) Heartbeat(ctx context.Context, req *daguhav1.Heartb
 
 func (c *coordinatorService) ReportStep(ctx context.Context, req *daguhav1.ReportStepRequest) (*daguhav1.ReportStepResponse, error) {
 	err := c.route(ctx, func(ctx context.Context) error {
-		return c.dispatcher.ReportStep(ctx, req.GetLeaseToken(), req.GetStep())
+		return c.dispatcher.ReportSteps(ctx, req.GetLeaseToken(), requestSteps(req))
 	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
 		_, err := client.ReportStep(ctx, req)
 		return err
@@ -162,9 +162,19 @@ func (c *coordinatorService) ReportStep(ctx context.Context, req *daguhav1.Repor
 	return &daguhav1.ReportStepResponse{}, nil
 }
 
+// requestSteps are the states a report carries: steps in order, then the
+// single step older workers send.
+func requestSteps(req *daguhav1.ReportStepRequest) []*daguhav1.StepState {
+	steps := req.GetSteps()
+	if step := req.GetStep(); step != nil {
+		steps = append(steps[:len(steps):len(steps)], step)
+	}
+	return steps
+}
+
 func (c *coordinatorService) FinishRun(ctx context.Context, req *daguhav1.FinishRunRequest) (*daguhav1.FinishRunResponse, error) {
 	err := c.route(ctx, func(ctx context.Context) error {
-		return c.dispatcher.FinishRun(ctx, req.GetLeaseToken(), req.GetStatus(), req.GetError(), req.GetOutputs())
+		return c.dispatcher.FinishRun(ctx, req.GetLeaseToken(), req.GetStatus(), req.GetError(), req.GetOutputs(), req.GetSteps())
 	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
 		_, err := client.FinishRun(ctx, req)
 		return err
@@ -173,6 +183,32 @@ func (c *coordinatorService) FinishRun(ctx context.Context, req *daguhav1.Finish
 		return nil, err
 	}
 	return &daguhav1.FinishRunResponse{}, nil
+}
+
+// Report records several runs' reports in one call, with an outcome per
+// item; the call itself fails only when the leader cannot be reached.
+func (c *coordinatorService) Report(ctx context.Context, req *daguhav1.ReportRequest) (*daguhav1.ReportResponse, error) {
+	var resp *daguhav1.ReportResponse
+	err := c.route(ctx, func(ctx context.Context) error {
+		resp = &daguhav1.ReportResponse{Outcomes: make([]*daguhav1.ReportOutcome, len(req.GetItems()))}
+		for i, err := range c.dispatcher.Report(ctx, req.GetItems()) {
+			outcome := &daguhav1.ReportOutcome{}
+			if err != nil {
+				s := status.Convert(dispatchStatus(err))
+				outcome.Code, outcome.Message = uint32(s.Code()), s.Message()
+			}
+			resp.Outcomes[i] = outcome
+		}
+		return nil
+	}, func(ctx context.Context, client daguhav1.CoordinatorServiceClient) error {
+		var err error
+		resp, err = client.Report(ctx, req)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
 func (c *coordinatorService) EnqueueChild(ctx context.Context, req *daguhav1.EnqueueChildRequest) (*daguhav1.EnqueueChildResponse, error) {

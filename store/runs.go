@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	memdb "github.com/hashicorp/go-memdb"
-	"google.golang.org/protobuf/proto"
 
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -150,12 +149,16 @@ func (s *StateStore) EnqueueRuns(index uint64, runs []*daguhav1.Run) ([]*daguhav
 	defer txn.Abort()
 
 	outcomes := make([]*daguhav1.EnqueueOutcome, 0, len(runs))
+	var pending pendingCounts
 	for _, run := range runs {
-		outcome, err := enqueueRun(txn, index, run)
+		outcome, err := enqueueRun(txn, index, run, &pending)
 		if err != nil {
 			return nil, err
 		}
 		outcomes = append(outcomes, outcome)
+	}
+	if err := pending.write(txn); err != nil {
+		return nil, err
 	}
 	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
 		return nil, err
@@ -166,7 +169,7 @@ func (s *StateStore) EnqueueRuns(index uint64, runs []*daguhav1.Run) ([]*daguhav
 // enqueueRun adds one run inside txn. A child run is refused once its
 // parent has ended or is being cancelled: a worker's late request for a
 // child must not outlive the cancellation of its root.
-func enqueueRun(txn *memdb.Txn, index uint64, run *daguhav1.Run) (*daguhav1.EnqueueOutcome, error) {
+func enqueueRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, pending *pendingCounts) (*daguhav1.EnqueueOutcome, error) {
 	if run.GetId() == "" {
 		return nil, fmt.Errorf("enqueue at index %d: run without id", index)
 	}
@@ -191,7 +194,7 @@ func enqueueRun(txn *memdb.Txn, index uint64, run *daguhav1.Run) (*daguhav1.Enqu
 			return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Conflict: fmt.Sprintf("parent run %q is being cancelled", parentID)}, nil
 		}
 	}
-	stored := proto.Clone(run).(*daguhav1.Run)
+	stored := copyRun(run)
 	stored.Status = statusQueued
 	stored.SelectorKey = SelectorKey(run.GetDag().GetWorkerSelector())
 	stored.CreateIndex = index
@@ -200,9 +203,7 @@ func enqueueRun(txn *memdb.Txn, index uint64, run *daguhav1.Run) (*daguhav1.Enqu
 	if err := txn.Insert(tableRuns, stored); err != nil {
 		return nil, fmt.Errorf("enqueue %q: %w", run.GetId(), err)
 	}
-	if err := adjustPending(txn, stored.GetSelectorKey(), stored.GetDag().GetWorkerSelector(), 1); err != nil {
-		return nil, err
-	}
+	pending.add(stored.GetSelectorKey(), stored.GetDag().GetWorkerSelector(), 1)
 	return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Created: true}, nil
 }
 

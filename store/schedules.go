@@ -25,6 +25,7 @@ func (s *StateStore) FireSchedules(index uint64, firings []*daguhav1.Firing) ([]
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	outcomes := make([]*daguhav1.RunOutcome, 0, len(firings))
+	var pending pendingCounts
 	for _, firing := range firings {
 		name, slot := firing.GetDagName(), firing.GetSlotUnix()
 		run := firing.GetRun()
@@ -44,7 +45,7 @@ func (s *StateStore) FireSchedules(index uint64, firings []*daguhav1.Firing) ([]
 		if err := txn.Insert(tableSchedules, record); err != nil {
 			return nil, fmt.Errorf("fire schedule of %q: %w", name, err)
 		}
-		enqueued, err := enqueueRun(txn, index, run)
+		enqueued, err := enqueueRun(txn, index, run, &pending)
 		if err != nil {
 			return nil, err
 		}
@@ -53,6 +54,9 @@ func (s *StateStore) FireSchedules(index uint64, firings []*daguhav1.Firing) ([]
 			continue
 		}
 		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
+	}
+	if err := pending.write(txn); err != nil {
+		return nil, err
 	}
 	if err := commitWithIndex(txn, index, tableSchedules, tableRuns, tableSelectors); err != nil {
 		return nil, err

@@ -97,6 +97,43 @@ func adjustPending(txn *memdb.Txn, key string, labels map[string]string, delta i
 	return txn.Insert(tableSelectors, current)
 }
 
+// pendingCounts gathers the changes a transaction makes to the pending
+// counts of selectors, so that each selector is written once when the
+// transaction ends instead of once per run: an entry that enqueues or
+// grants 64 runs of one selector wrote its record 64 times.
+type pendingCounts struct {
+	keys   []string // in the order first met: every replica writes alike
+	deltas map[string]int
+	labels map[string]map[string]string
+}
+
+// add records a change of the queue of key; labels (nil when unknown) are
+// the selector's, for a selector that has no record yet.
+func (p *pendingCounts) add(key string, labels map[string]string, delta int) {
+	if p.deltas == nil {
+		p.deltas, p.labels = map[string]int{}, map[string]map[string]string{}
+	}
+	if _, ok := p.deltas[key]; !ok {
+		p.keys = append(p.keys, key)
+	}
+	p.deltas[key] += delta
+	if p.labels[key] == nil && labels != nil {
+		p.labels[key] = labels
+	}
+}
+
+// write applies the gathered changes inside txn.
+func (p *pendingCounts) write(txn *memdb.Txn) error {
+	for _, key := range p.keys {
+		if delta := p.deltas[key]; delta != 0 {
+			if err := adjustPending(txn, key, p.labels[key], delta); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // PendingSelectors returns every selector with queued runs, in key order,
 // and a channel closed when that set or its counts change.
 func (s *StateStore) PendingSelectors() ([]*Selector, <-chan struct{}, error) {

@@ -19,12 +19,19 @@ func (s *StateStore) GrantLeases(index uint64, grants []*daguhav1.Grant) ([]*dag
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	outcomes := make([]*daguhav1.GrantOutcome, 0, len(grants))
+	var pending pendingCounts
+	// The runs each worker holds, counted once per entry and kept up to
+	// date by its grants (an entry grants many runs to one worker).
+	held := map[string]int{}
 	for _, grant := range grants {
-		outcome, err := grantOne(txn, index, grant)
+		outcome, err := grantOne(txn, index, grant, &pending, held)
 		if err != nil {
 			return nil, err
 		}
 		outcomes = append(outcomes, outcome)
+	}
+	if err := pending.write(txn); err != nil {
+		return nil, err
 	}
 	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
 		return nil, err
@@ -32,7 +39,7 @@ func (s *StateStore) GrantLeases(index uint64, grants []*daguhav1.Grant) ([]*dag
 	return outcomes, nil
 }
 
-func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant) (*daguhav1.GrantOutcome, error) {
+func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant, pending *pendingCounts, held map[string]int) (*daguhav1.GrantOutcome, error) {
 	refuse := func(format string, args ...interface{}) (*daguhav1.GrantOutcome, error) {
 		return &daguhav1.GrantOutcome{RunId: grant.GetRunId(), Refused: fmt.Sprintf(format, args...)}, nil
 	}
@@ -48,20 +55,21 @@ func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant) (*daguhav1.Gr
 	case grant.GetAttempt() != run.GetAttempt()+1:
 		return refuse("run %q is at attempt %d; grant is for attempt %d", run.GetId(), run.GetAttempt(), grant.GetAttempt())
 	}
-	if max := grant.GetMaxActiveRuns(); max > 0 {
-		held := 0
+	count, counted := held[grant.GetWorkerId()]
+	if !counted {
 		iter, err := txn.Get(tableRuns, "running_prefix", grant.GetWorkerId())
 		if err != nil {
 			return nil, err
 		}
 		for raw := iter.Next(); raw != nil; raw = iter.Next() {
-			held++
+			count++
 		}
-		if held >= int(max) {
-			return refuse("worker %q holds %d runs, its maxActiveRuns", grant.GetWorkerId(), held)
-		}
+		held[grant.GetWorkerId()] = count
 	}
-	updated := proto.Clone(run).(*daguhav1.Run)
+	if max := grant.GetMaxActiveRuns(); max > 0 && count >= int(max) {
+		return refuse("worker %q holds %d runs, its maxActiveRuns", grant.GetWorkerId(), count)
+	}
+	updated := copyRun(run)
 	updated.Status = statusRunning
 	updated.Attempt = grant.GetAttempt()
 	updated.WorkerId = grant.GetWorkerId()
@@ -80,9 +88,8 @@ func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant) (*daguhav1.Gr
 	if err := txn.Insert(tableRuns, updated); err != nil {
 		return nil, fmt.Errorf("grant %q: %w", run.GetId(), err)
 	}
-	if err := adjustPending(txn, run.GetSelectorKey(), nil, -1); err != nil {
-		return nil, err
-	}
+	held[grant.GetWorkerId()]++
+	pending.add(run.GetSelectorKey(), nil, -1)
 	return &daguhav1.GrantOutcome{RunId: run.GetId(), Granted: true, FencingToken: index, Run: updated}, nil
 }
 
@@ -140,7 +147,7 @@ func (s *StateStore) ReclaimRuns(index uint64, reclaims []*daguhav1.Reclaim) ([]
 // reclaimRun puts a running run back in its queue (or ends it cancelled,
 // when cancellation was asked), closing its current attempt.
 func reclaimRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, reason string, now int64) error {
-	updated := proto.Clone(run).(*daguhav1.Run)
+	updated := copyRun(run)
 	endAttempt(updated, now, "reclaimed: "+reason)
 	updated.Status = statusQueued
 	updated.WorkerId = ""
@@ -159,41 +166,56 @@ func reclaimRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, reason string, 
 }
 
 // ReportSteps records step states reported by the holders of the runs.
+// The reports of one run in one command (a worker sends several states at
+// once) change one copy of the run, inserted once, in order.
 func (s *StateStore) ReportSteps(index uint64, reports []*daguhav1.StepReport) ([]*daguhav1.RunOutcome, error) {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	outcomes := make([]*daguhav1.RunOutcome, 0, len(reports))
+	changed := map[string]*daguhav1.Run{}
+	var order []*daguhav1.Run
 	for _, report := range reports {
-		run, err := getRun(txn, report.GetRunId())
-		if err != nil {
-			return nil, err
+		run := changed[report.GetRunId()]
+		if run == nil {
+			var err error
+			if run, err = getRun(txn, report.GetRunId()); err != nil {
+				return nil, err
+			}
 		}
 		if why := holderCheck(run, report.GetRunId(), report.GetFencingToken()); why != "" {
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: report.GetRunId(), Refused: why})
 			continue
 		}
-		updated := proto.Clone(run).(*daguhav1.Run)
-		replaced := false
-		for i, step := range updated.Steps {
-			if step.GetName() == report.GetStep().GetName() {
-				updated.Steps[i] = report.GetStep()
-				replaced = true
-				break
-			}
+		if _, ok := changed[run.GetId()]; !ok {
+			run = copyRun(run)
+			changed[run.GetId()] = run
+			order = append(order, run)
 		}
-		if !replaced {
-			updated.Steps = append(updated.Steps, report.GetStep())
-		}
-		updated.ModifyIndex = index
-		if err := txn.Insert(tableRuns, updated); err != nil {
+		setStep(run, report.GetStep())
+		run.ModifyIndex = index
+		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
+	}
+	for _, run := range order {
+		if err := txn.Insert(tableRuns, run); err != nil {
 			return nil, fmt.Errorf("report step of %q: %w", run.GetId(), err)
 		}
-		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
 	}
 	if err := commitWithIndex(txn, index, tableRuns); err != nil {
 		return nil, err
 	}
 	return outcomes, nil
+}
+
+// setStep records a step's state in a run being changed: it replaces the
+// step's earlier state, or is added after the others.
+func setStep(run *daguhav1.Run, step *daguhav1.StepState) {
+	for i, s := range run.Steps {
+		if s.GetName() == step.GetName() {
+			run.Steps[i] = step
+			return
+		}
+	}
+	run.Steps = append(run.Steps, step)
 }
 
 // FinishRuns records the end of runs. A finish repeated by the same
@@ -221,7 +243,12 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: finish.GetRunId(), Refused: why})
 			continue
 		}
-		updated := proto.Clone(run).(*daguhav1.Run)
+		updated := copyRun(run)
+		// The steps the holder had not reported yet go with its finish,
+		// checked with it.
+		for _, step := range finish.GetSteps() {
+			setStep(updated, step)
+		}
 		updated.Status = finish.GetStatus()
 		updated.Error = finish.GetError()
 		updated.FinishedAtUnixNano = finish.GetNowUnixNano()
@@ -291,7 +318,7 @@ func (s *StateStore) CancelRuns(index uint64, ids []string, now int64) ([]*daguh
 
 // cancelRun cancels a queued run at once and asks a running one to stop.
 func cancelRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, now int64) error {
-	updated := proto.Clone(run).(*daguhav1.Run)
+	updated := copyRun(run)
 	switch run.GetStatus() {
 	case statusQueued:
 		updated.Status = statusCancelled

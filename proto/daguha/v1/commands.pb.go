@@ -909,13 +909,17 @@ func (x *FinishRunsCommand) GetFinishes() []*Finish {
 }
 
 type Finish struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	FencingToken  uint64                 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
-	Status        RunStatus              `protobuf:"varint,3,opt,name=status,proto3,enum=daguha.v1.RunStatus" json:"status,omitempty"`
-	Error         string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
-	NowUnixNano   int64                  `protobuf:"varint,5,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
-	Outputs       map[string]string      `protobuf:"bytes,6,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	RunId        string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	FencingToken uint64                 `protobuf:"varint,2,opt,name=fencing_token,json=fencingToken,proto3" json:"fencing_token,omitempty"`
+	Status       RunStatus              `protobuf:"varint,3,opt,name=status,proto3,enum=daguha.v1.RunStatus" json:"status,omitempty"`
+	Error        string                 `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	NowUnixNano  int64                  `protobuf:"varint,5,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	Outputs      map[string]string      `protobuf:"bytes,6,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Step states recorded before the finish, in order, in the same
+	// transaction and under the same fencing check: a refused finish
+	// records none of them.
+	Steps         []*StepState `protobuf:"bytes,7,rep,name=steps,proto3" json:"steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -988,6 +992,13 @@ func (x *Finish) GetNowUnixNano() int64 {
 func (x *Finish) GetOutputs() map[string]string {
 	if x != nil {
 		return x.Outputs
+	}
+	return nil
+}
+
+func (x *Finish) GetSteps() []*StepState {
+	if x != nil {
+		return x.Steps
 	}
 	return nil
 }
@@ -2138,14 +2149,15 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\x11ReportStepsResult\x121\n" +
 	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"B\n" +
 	"\x11FinishRunsCommand\x12-\n" +
-	"\bfinishes\x18\x01 \x03(\v2\x11.daguha.v1.FinishR\bfinishes\"\xa2\x02\n" +
+	"\bfinishes\x18\x01 \x03(\v2\x11.daguha.v1.FinishR\bfinishes\"\xce\x02\n" +
 	"\x06Finish\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12#\n" +
 	"\rfencing_token\x18\x02 \x01(\x04R\ffencingToken\x12,\n" +
 	"\x06status\x18\x03 \x01(\x0e2\x14.daguha.v1.RunStatusR\x06status\x12\x14\n" +
 	"\x05error\x18\x04 \x01(\tR\x05error\x12\"\n" +
 	"\rnow_unix_nano\x18\x05 \x01(\x03R\vnowUnixNano\x128\n" +
-	"\aoutputs\x18\x06 \x03(\v2\x1e.daguha.v1.Finish.OutputsEntryR\aoutputs\x1a:\n" +
+	"\aoutputs\x18\x06 \x03(\v2\x1e.daguha.v1.Finish.OutputsEntryR\aoutputs\x12*\n" +
+	"\x05steps\x18\a \x03(\v2\x14.daguha.v1.StepStateR\x05steps\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"E\n" +
@@ -2287,21 +2299,22 @@ var file_daguha_v1_commands_proto_depIdxs = []int32{
 	17, // 10: daguha.v1.FinishRunsCommand.finishes:type_name -> daguha.v1.Finish
 	43, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
 	40, // 12: daguha.v1.Finish.outputs:type_name -> daguha.v1.Finish.OutputsEntry
-	12, // 13: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	12, // 14: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	44, // 15: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
-	45, // 16: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
-	45, // 17: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
-	46, // 18: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
-	32, // 19: daguha.v1.PutDagsResult.outcomes:type_name -> daguha.v1.DagOutcome
-	36, // 20: daguha.v1.FireSchedulesCommand.firings:type_name -> daguha.v1.Firing
-	41, // 21: daguha.v1.Firing.run:type_name -> daguha.v1.Run
-	12, // 22: daguha.v1.FireSchedulesResult.outcomes:type_name -> daguha.v1.RunOutcome
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	42, // 13: daguha.v1.Finish.steps:type_name -> daguha.v1.StepState
+	12, // 14: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	12, // 15: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	44, // 16: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
+	45, // 17: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
+	45, // 18: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
+	46, // 19: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
+	32, // 20: daguha.v1.PutDagsResult.outcomes:type_name -> daguha.v1.DagOutcome
+	36, // 21: daguha.v1.FireSchedulesCommand.firings:type_name -> daguha.v1.Firing
+	41, // 22: daguha.v1.Firing.run:type_name -> daguha.v1.Run
+	12, // 23: daguha.v1.FireSchedulesResult.outcomes:type_name -> daguha.v1.RunOutcome
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_commands_proto_init() }

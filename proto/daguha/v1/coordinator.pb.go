@@ -686,8 +686,14 @@ type Task struct {
 	// token. Every report about this attempt carries it.
 	LeaseToken     string `protobuf:"bytes,2,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
 	LeaseTtlMillis uint32 `protobuf:"varint,3,opt,name=lease_ttl_millis,json=leaseTtlMillis,proto3" json:"lease_ttl_millis,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The granting server takes several step states per report
+	// (ReportStepRequest.steps) and the last ones with the finish
+	// (FinishRunRequest.steps). A worker may then hold a step's end and send
+	// it with the run's next report or its finish; without it (an older
+	// server) the worker reports every state on its own.
+	TakesStepBatches bool `protobuf:"varint,4,opt,name=takes_step_batches,json=takesStepBatches,proto3" json:"takes_step_batches,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -739,6 +745,13 @@ func (x *Task) GetLeaseTtlMillis() uint32 {
 		return x.LeaseTtlMillis
 	}
 	return 0
+}
+
+func (x *Task) GetTakesStepBatches() bool {
+	if x != nil {
+		return x.TakesStepBatches
+	}
+	return false
 }
 
 type HeldLease struct {
@@ -901,9 +914,13 @@ func (x *HeartbeatResponse) GetLostRunIds() []string {
 }
 
 type ReportStepRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaseToken    string                 `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
-	Step          *StepState             `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	LeaseToken string                 `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// One step state (older workers send only this).
+	Step *StepState `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
+	// Step states recorded in order, before step when both are set, all
+	// under the one lease: taken or refused together.
+	Steps         []*StepState `protobuf:"bytes,3,rep,name=steps,proto3" json:"steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -952,6 +969,13 @@ func (x *ReportStepRequest) GetStep() *StepState {
 	return nil
 }
 
+func (x *ReportStepRequest) GetSteps() []*StepState {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
 type ReportStepResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -989,11 +1013,14 @@ func (*ReportStepResponse) Descriptor() ([]byte, []int) {
 }
 
 type FinishRunRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaseToken    string                 `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
-	Status        RunStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=daguha.v1.RunStatus" json:"status,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
-	Outputs       map[string]string      `protobuf:"bytes,4,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	LeaseToken string                 `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	Status     RunStatus              `protobuf:"varint,2,opt,name=status,proto3,enum=daguha.v1.RunStatus" json:"status,omitempty"`
+	Error      string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Outputs    map[string]string      `protobuf:"bytes,4,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// Step states not reported yet (the last steps' ends), recorded in order
+	// in the same transaction as the finish, before it.
+	Steps         []*StepState `protobuf:"bytes,5,rep,name=steps,proto3" json:"steps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1056,6 +1083,13 @@ func (x *FinishRunRequest) GetOutputs() map[string]string {
 	return nil
 }
 
+func (x *FinishRunRequest) GetSteps() []*StepState {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
 type FinishRunResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1090,6 +1124,274 @@ func (x *FinishRunResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use FinishRunResponse.ProtoReflect.Descriptor instead.
 func (*FinishRunResponse) Descriptor() ([]byte, []int) {
 	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{19}
+}
+
+type ReportRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*ReportItem          `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportRequest) Reset() {
+	*x = ReportRequest{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportRequest) ProtoMessage() {}
+
+func (x *ReportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportRequest.ProtoReflect.Descriptor instead.
+func (*ReportRequest) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ReportRequest) GetItems() []*ReportItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+// ReportItem is what one ReportStep or FinishRun call carries.
+type ReportItem struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	LeaseToken string                 `protobuf:"bytes,1,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	// Step states recorded in order.
+	Steps []*StepState `protobuf:"bytes,2,rep,name=steps,proto3" json:"steps,omitempty"`
+	// Present: the run's end, recorded after steps in the same transaction
+	// (as FinishRun with FinishRunRequest.steps).
+	Finish        *RunEnd `protobuf:"bytes,3,opt,name=finish,proto3" json:"finish,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportItem) Reset() {
+	*x = ReportItem{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportItem) ProtoMessage() {}
+
+func (x *ReportItem) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportItem.ProtoReflect.Descriptor instead.
+func (*ReportItem) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ReportItem) GetLeaseToken() string {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return ""
+}
+
+func (x *ReportItem) GetSteps() []*StepState {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+func (x *ReportItem) GetFinish() *RunEnd {
+	if x != nil {
+		return x.Finish
+	}
+	return nil
+}
+
+type RunEnd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        RunStatus              `protobuf:"varint,1,opt,name=status,proto3,enum=daguha.v1.RunStatus" json:"status,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	Outputs       map[string]string      `protobuf:"bytes,3,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RunEnd) Reset() {
+	*x = RunEnd{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RunEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RunEnd) ProtoMessage() {}
+
+func (x *RunEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RunEnd.ProtoReflect.Descriptor instead.
+func (*RunEnd) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RunEnd) GetStatus() RunStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RunStatus_RUN_STATUS_UNSPECIFIED
+}
+
+func (x *RunEnd) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RunEnd) GetOutputs() map[string]string {
+	if x != nil {
+		return x.Outputs
+	}
+	return nil
+}
+
+type ReportResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per item, in order.
+	Outcomes      []*ReportOutcome `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportResponse) Reset() {
+	*x = ReportResponse{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportResponse) ProtoMessage() {}
+
+func (x *ReportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportResponse.ProtoReflect.Descriptor instead.
+func (*ReportResponse) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ReportResponse) GetOutcomes() []*ReportOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+type ReportOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gRPC status code the item alone would have met: 0 when taken,
+	// FAILED_PRECONDITION when its lease is stale, UNAVAILABLE when it may
+	// be tried again, ...
+	Code          uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportOutcome) Reset() {
+	*x = ReportOutcome{}
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportOutcome) ProtoMessage() {}
+
+func (x *ReportOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_coordinator_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportOutcome.ProtoReflect.Descriptor instead.
+func (*ReportOutcome) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_coordinator_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *ReportOutcome) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ReportOutcome) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
 }
 
 var File_daguha_v1_coordinator_proto protoreflect.FileDescriptor
@@ -1145,12 +1447,13 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\fPollResponse\x12#\n" +
 	"\x04task\x18\x01 \x01(\v2\x0f.daguha.v1.TaskR\x04task\x12.\n" +
 	"\n" +
-	"more_tasks\x18\x02 \x03(\v2\x0f.daguha.v1.TaskR\tmoreTasks\"s\n" +
+	"more_tasks\x18\x02 \x03(\v2\x0f.daguha.v1.TaskR\tmoreTasks\"\xa1\x01\n" +
 	"\x04Task\x12 \n" +
 	"\x03run\x18\x01 \x01(\v2\x0e.daguha.v1.RunR\x03run\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
 	"leaseToken\x12(\n" +
-	"\x10lease_ttl_millis\x18\x03 \x01(\rR\x0eleaseTtlMillis\"C\n" +
+	"\x10lease_ttl_millis\x18\x03 \x01(\rR\x0eleaseTtlMillis\x12,\n" +
+	"\x12takes_step_batches\x18\x04 \x01(\bR\x10takesStepBatches\"C\n" +
 	"\tHeldLease\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
@@ -1161,28 +1464,51 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\x11HeartbeatResponse\x12$\n" +
 	"\x0ecancel_run_ids\x18\x01 \x03(\tR\fcancelRunIds\x12 \n" +
 	"\flost_run_ids\x18\x02 \x03(\tR\n" +
-	"lostRunIds\"^\n" +
+	"lostRunIds\"\x8a\x01\n" +
 	"\x11ReportStepRequest\x12\x1f\n" +
 	"\vlease_token\x18\x01 \x01(\tR\n" +
 	"leaseToken\x12(\n" +
-	"\x04step\x18\x02 \x01(\v2\x14.daguha.v1.StepStateR\x04step\"\x14\n" +
-	"\x12ReportStepResponse\"\xf7\x01\n" +
+	"\x04step\x18\x02 \x01(\v2\x14.daguha.v1.StepStateR\x04step\x12*\n" +
+	"\x05steps\x18\x03 \x03(\v2\x14.daguha.v1.StepStateR\x05steps\"\x14\n" +
+	"\x12ReportStepResponse\"\xa3\x02\n" +
 	"\x10FinishRunRequest\x12\x1f\n" +
 	"\vlease_token\x18\x01 \x01(\tR\n" +
 	"leaseToken\x12,\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x14.daguha.v1.RunStatusR\x06status\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12B\n" +
-	"\aoutputs\x18\x04 \x03(\v2(.daguha.v1.FinishRunRequest.OutputsEntryR\aoutputs\x1a:\n" +
+	"\aoutputs\x18\x04 \x03(\v2(.daguha.v1.FinishRunRequest.OutputsEntryR\aoutputs\x12*\n" +
+	"\x05steps\x18\x05 \x03(\v2\x14.daguha.v1.StepStateR\x05steps\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x13\n" +
-	"\x11FinishRunResponse2\x83\x04\n" +
+	"\x11FinishRunResponse\"<\n" +
+	"\rReportRequest\x12+\n" +
+	"\x05items\x18\x01 \x03(\v2\x15.daguha.v1.ReportItemR\x05items\"\x84\x01\n" +
+	"\n" +
+	"ReportItem\x12\x1f\n" +
+	"\vlease_token\x18\x01 \x01(\tR\n" +
+	"leaseToken\x12*\n" +
+	"\x05steps\x18\x02 \x03(\v2\x14.daguha.v1.StepStateR\x05steps\x12)\n" +
+	"\x06finish\x18\x03 \x01(\v2\x11.daguha.v1.RunEndR\x06finish\"\xc2\x01\n" +
+	"\x06RunEnd\x12,\n" +
+	"\x06status\x18\x01 \x01(\x0e2\x14.daguha.v1.RunStatusR\x06status\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x128\n" +
+	"\aoutputs\x18\x03 \x03(\v2\x1e.daguha.v1.RunEnd.OutputsEntryR\aoutputs\x1a:\n" +
+	"\fOutputsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"F\n" +
+	"\x0eReportResponse\x124\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x18.daguha.v1.ReportOutcomeR\boutcomes\"=\n" +
+	"\rReportOutcome\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage2\xc2\x04\n" +
 	"\x12CoordinatorService\x127\n" +
 	"\x04Poll\x12\x16.daguha.v1.PollRequest\x1a\x17.daguha.v1.PollResponse\x12F\n" +
 	"\tHeartbeat\x12\x1b.daguha.v1.HeartbeatRequest\x1a\x1c.daguha.v1.HeartbeatResponse\x12I\n" +
 	"\n" +
 	"ReportStep\x12\x1c.daguha.v1.ReportStepRequest\x1a\x1d.daguha.v1.ReportStepResponse\x12F\n" +
-	"\tFinishRun\x12\x1b.daguha.v1.FinishRunRequest\x1a\x1c.daguha.v1.FinishRunResponse\x12C\n" +
+	"\tFinishRun\x12\x1b.daguha.v1.FinishRunRequest\x1a\x1c.daguha.v1.FinishRunResponse\x12=\n" +
+	"\x06Report\x12\x18.daguha.v1.ReportRequest\x1a\x19.daguha.v1.ReportResponse\x12C\n" +
 	"\bDiscover\x12\x1a.daguha.v1.DiscoverRequest\x1a\x1b.daguha.v1.DiscoverResponse\x12O\n" +
 	"\fEnqueueChild\x12\x1e.daguha.v1.EnqueueChildRequest\x1a\x1f.daguha.v1.EnqueueChildResponse\x12C\n" +
 	"\bWatchRun\x12\x1a.daguha.v1.WatchRunRequest\x1a\x1b.daguha.v1.WatchRunResponse2S\n" +
@@ -1201,7 +1527,7 @@ func file_daguha_v1_coordinator_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_coordinator_proto_rawDescData
 }
 
-var file_daguha_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_daguha_v1_coordinator_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_daguha_v1_coordinator_proto_goTypes = []any{
 	(*StepLogRequest)(nil),       // 0: daguha.v1.StepLogRequest
 	(*StepLogChunk)(nil),         // 1: daguha.v1.StepLogChunk
@@ -1223,46 +1549,62 @@ var file_daguha_v1_coordinator_proto_goTypes = []any{
 	(*ReportStepResponse)(nil),   // 17: daguha.v1.ReportStepResponse
 	(*FinishRunRequest)(nil),     // 18: daguha.v1.FinishRunRequest
 	(*FinishRunResponse)(nil),    // 19: daguha.v1.FinishRunResponse
-	nil,                          // 20: daguha.v1.WorkerInfo.LabelsEntry
-	nil,                          // 21: daguha.v1.FinishRunRequest.OutputsEntry
-	(*Run)(nil),                  // 22: daguha.v1.Run
-	(*StepState)(nil),            // 23: daguha.v1.StepState
-	(RunStatus)(0),               // 24: daguha.v1.RunStatus
+	(*ReportRequest)(nil),        // 20: daguha.v1.ReportRequest
+	(*ReportItem)(nil),           // 21: daguha.v1.ReportItem
+	(*RunEnd)(nil),               // 22: daguha.v1.RunEnd
+	(*ReportResponse)(nil),       // 23: daguha.v1.ReportResponse
+	(*ReportOutcome)(nil),        // 24: daguha.v1.ReportOutcome
+	nil,                          // 25: daguha.v1.WorkerInfo.LabelsEntry
+	nil,                          // 26: daguha.v1.FinishRunRequest.OutputsEntry
+	nil,                          // 27: daguha.v1.RunEnd.OutputsEntry
+	(*Run)(nil),                  // 28: daguha.v1.Run
+	(*StepState)(nil),            // 29: daguha.v1.StepState
+	(RunStatus)(0),               // 30: daguha.v1.RunStatus
 }
 var file_daguha_v1_coordinator_proto_depIdxs = []int32{
-	22, // 0: daguha.v1.WatchRunResponse.run:type_name -> daguha.v1.Run
+	28, // 0: daguha.v1.WatchRunResponse.run:type_name -> daguha.v1.Run
 	8,  // 1: daguha.v1.DiscoverResponse.servers:type_name -> daguha.v1.ServerAddress
-	20, // 2: daguha.v1.WorkerInfo.labels:type_name -> daguha.v1.WorkerInfo.LabelsEntry
+	25, // 2: daguha.v1.WorkerInfo.labels:type_name -> daguha.v1.WorkerInfo.LabelsEntry
 	9,  // 3: daguha.v1.PollRequest.worker:type_name -> daguha.v1.WorkerInfo
 	12, // 4: daguha.v1.PollResponse.task:type_name -> daguha.v1.Task
 	12, // 5: daguha.v1.PollResponse.more_tasks:type_name -> daguha.v1.Task
-	22, // 6: daguha.v1.Task.run:type_name -> daguha.v1.Run
+	28, // 6: daguha.v1.Task.run:type_name -> daguha.v1.Run
 	9,  // 7: daguha.v1.HeartbeatRequest.worker:type_name -> daguha.v1.WorkerInfo
 	13, // 8: daguha.v1.HeartbeatRequest.leases:type_name -> daguha.v1.HeldLease
-	23, // 9: daguha.v1.ReportStepRequest.step:type_name -> daguha.v1.StepState
-	24, // 10: daguha.v1.FinishRunRequest.status:type_name -> daguha.v1.RunStatus
-	21, // 11: daguha.v1.FinishRunRequest.outputs:type_name -> daguha.v1.FinishRunRequest.OutputsEntry
-	10, // 12: daguha.v1.CoordinatorService.Poll:input_type -> daguha.v1.PollRequest
-	14, // 13: daguha.v1.CoordinatorService.Heartbeat:input_type -> daguha.v1.HeartbeatRequest
-	16, // 14: daguha.v1.CoordinatorService.ReportStep:input_type -> daguha.v1.ReportStepRequest
-	18, // 15: daguha.v1.CoordinatorService.FinishRun:input_type -> daguha.v1.FinishRunRequest
-	6,  // 16: daguha.v1.CoordinatorService.Discover:input_type -> daguha.v1.DiscoverRequest
-	2,  // 17: daguha.v1.CoordinatorService.EnqueueChild:input_type -> daguha.v1.EnqueueChildRequest
-	4,  // 18: daguha.v1.CoordinatorService.WatchRun:input_type -> daguha.v1.WatchRunRequest
-	0,  // 19: daguha.v1.WorkerLogService.StepLog:input_type -> daguha.v1.StepLogRequest
-	11, // 20: daguha.v1.CoordinatorService.Poll:output_type -> daguha.v1.PollResponse
-	15, // 21: daguha.v1.CoordinatorService.Heartbeat:output_type -> daguha.v1.HeartbeatResponse
-	17, // 22: daguha.v1.CoordinatorService.ReportStep:output_type -> daguha.v1.ReportStepResponse
-	19, // 23: daguha.v1.CoordinatorService.FinishRun:output_type -> daguha.v1.FinishRunResponse
-	7,  // 24: daguha.v1.CoordinatorService.Discover:output_type -> daguha.v1.DiscoverResponse
-	3,  // 25: daguha.v1.CoordinatorService.EnqueueChild:output_type -> daguha.v1.EnqueueChildResponse
-	5,  // 26: daguha.v1.CoordinatorService.WatchRun:output_type -> daguha.v1.WatchRunResponse
-	1,  // 27: daguha.v1.WorkerLogService.StepLog:output_type -> daguha.v1.StepLogChunk
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	29, // 9: daguha.v1.ReportStepRequest.step:type_name -> daguha.v1.StepState
+	29, // 10: daguha.v1.ReportStepRequest.steps:type_name -> daguha.v1.StepState
+	30, // 11: daguha.v1.FinishRunRequest.status:type_name -> daguha.v1.RunStatus
+	26, // 12: daguha.v1.FinishRunRequest.outputs:type_name -> daguha.v1.FinishRunRequest.OutputsEntry
+	29, // 13: daguha.v1.FinishRunRequest.steps:type_name -> daguha.v1.StepState
+	21, // 14: daguha.v1.ReportRequest.items:type_name -> daguha.v1.ReportItem
+	29, // 15: daguha.v1.ReportItem.steps:type_name -> daguha.v1.StepState
+	22, // 16: daguha.v1.ReportItem.finish:type_name -> daguha.v1.RunEnd
+	30, // 17: daguha.v1.RunEnd.status:type_name -> daguha.v1.RunStatus
+	27, // 18: daguha.v1.RunEnd.outputs:type_name -> daguha.v1.RunEnd.OutputsEntry
+	24, // 19: daguha.v1.ReportResponse.outcomes:type_name -> daguha.v1.ReportOutcome
+	10, // 20: daguha.v1.CoordinatorService.Poll:input_type -> daguha.v1.PollRequest
+	14, // 21: daguha.v1.CoordinatorService.Heartbeat:input_type -> daguha.v1.HeartbeatRequest
+	16, // 22: daguha.v1.CoordinatorService.ReportStep:input_type -> daguha.v1.ReportStepRequest
+	18, // 23: daguha.v1.CoordinatorService.FinishRun:input_type -> daguha.v1.FinishRunRequest
+	20, // 24: daguha.v1.CoordinatorService.Report:input_type -> daguha.v1.ReportRequest
+	6,  // 25: daguha.v1.CoordinatorService.Discover:input_type -> daguha.v1.DiscoverRequest
+	2,  // 26: daguha.v1.CoordinatorService.EnqueueChild:input_type -> daguha.v1.EnqueueChildRequest
+	4,  // 27: daguha.v1.CoordinatorService.WatchRun:input_type -> daguha.v1.WatchRunRequest
+	0,  // 28: daguha.v1.WorkerLogService.StepLog:input_type -> daguha.v1.StepLogRequest
+	11, // 29: daguha.v1.CoordinatorService.Poll:output_type -> daguha.v1.PollResponse
+	15, // 30: daguha.v1.CoordinatorService.Heartbeat:output_type -> daguha.v1.HeartbeatResponse
+	17, // 31: daguha.v1.CoordinatorService.ReportStep:output_type -> daguha.v1.ReportStepResponse
+	19, // 32: daguha.v1.CoordinatorService.FinishRun:output_type -> daguha.v1.FinishRunResponse
+	23, // 33: daguha.v1.CoordinatorService.Report:output_type -> daguha.v1.ReportResponse
+	7,  // 34: daguha.v1.CoordinatorService.Discover:output_type -> daguha.v1.DiscoverResponse
+	3,  // 35: daguha.v1.CoordinatorService.EnqueueChild:output_type -> daguha.v1.EnqueueChildResponse
+	5,  // 36: daguha.v1.CoordinatorService.WatchRun:output_type -> daguha.v1.WatchRunResponse
+	1,  // 37: daguha.v1.WorkerLogService.StepLog:output_type -> daguha.v1.StepLogChunk
+	29, // [29:38] is the sub-list for method output_type
+	20, // [20:29] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_coordinator_proto_init() }
@@ -1277,7 +1619,7 @@ func file_daguha_v1_coordinator_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_coordinator_proto_rawDesc), len(file_daguha_v1_coordinator_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -23,6 +23,7 @@ const (
 	CoordinatorService_Heartbeat_FullMethodName    = "/daguha.v1.CoordinatorService/Heartbeat"
 	CoordinatorService_ReportStep_FullMethodName   = "/daguha.v1.CoordinatorService/ReportStep"
 	CoordinatorService_FinishRun_FullMethodName    = "/daguha.v1.CoordinatorService/FinishRun"
+	CoordinatorService_Report_FullMethodName       = "/daguha.v1.CoordinatorService/Report"
 	CoordinatorService_Discover_FullMethodName     = "/daguha.v1.CoordinatorService/Discover"
 	CoordinatorService_EnqueueChild_FullMethodName = "/daguha.v1.CoordinatorService/EnqueueChild"
 	CoordinatorService_WatchRun_FullMethodName     = "/daguha.v1.CoordinatorService/WatchRun"
@@ -45,6 +46,11 @@ type CoordinatorServiceClient interface {
 	ReportStep(ctx context.Context, in *ReportStepRequest, opts ...grpc.CallOption) (*ReportStepResponse, error)
 	// FinishRun records the run's end under its lease.
 	FinishRun(ctx context.Context, in *FinishRunRequest, opts ...grpc.CallOption) (*FinishRunResponse, error)
+	// Report records the step states and ends of several runs a worker
+	// holds, each item under its own lease, with an outcome per item: what
+	// ReportStep or FinishRun would have answered for that item alone. A
+	// worker sends the reports of its runs that arrive together as one call.
+	Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*ReportResponse, error)
 	// Discover lists the servers, so a worker given one address can join
 	// the gossip pool and find the others.
 	Discover(ctx context.Context, in *DiscoverRequest, opts ...grpc.CallOption) (*DiscoverResponse, error)
@@ -105,6 +111,16 @@ func (c *coordinatorServiceClient) FinishRun(ctx context.Context, in *FinishRunR
 	return out, nil
 }
 
+func (c *coordinatorServiceClient) Report(ctx context.Context, in *ReportRequest, opts ...grpc.CallOption) (*ReportResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportResponse)
+	err := c.cc.Invoke(ctx, CoordinatorService_Report_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *coordinatorServiceClient) Discover(ctx context.Context, in *DiscoverRequest, opts ...grpc.CallOption) (*DiscoverResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(DiscoverResponse)
@@ -152,6 +168,11 @@ type CoordinatorServiceServer interface {
 	ReportStep(context.Context, *ReportStepRequest) (*ReportStepResponse, error)
 	// FinishRun records the run's end under its lease.
 	FinishRun(context.Context, *FinishRunRequest) (*FinishRunResponse, error)
+	// Report records the step states and ends of several runs a worker
+	// holds, each item under its own lease, with an outcome per item: what
+	// ReportStep or FinishRun would have answered for that item alone. A
+	// worker sends the reports of its runs that arrive together as one call.
+	Report(context.Context, *ReportRequest) (*ReportResponse, error)
 	// Discover lists the servers, so a worker given one address can join
 	// the gossip pool and find the others.
 	Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error)
@@ -183,6 +204,9 @@ func (UnimplementedCoordinatorServiceServer) ReportStep(context.Context, *Report
 }
 func (UnimplementedCoordinatorServiceServer) FinishRun(context.Context, *FinishRunRequest) (*FinishRunResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FinishRun not implemented")
+}
+func (UnimplementedCoordinatorServiceServer) Report(context.Context, *ReportRequest) (*ReportResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Report not implemented")
 }
 func (UnimplementedCoordinatorServiceServer) Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Discover not implemented")
@@ -286,6 +310,24 @@ func _CoordinatorService_FinishRun_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CoordinatorService_Report_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(CoordinatorServiceServer).Report(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: CoordinatorService_Report_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(CoordinatorServiceServer).Report(ctx, req.(*ReportRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _CoordinatorService_Discover_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(DiscoverRequest)
 	if err := dec(in); err != nil {
@@ -362,6 +404,10 @@ var CoordinatorService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FinishRun",
 			Handler:    _CoordinatorService_FinishRun_Handler,
+		},
+		{
+			MethodName: "Report",
+			Handler:    _CoordinatorService_Report_Handler,
 		},
 		{
 			MethodName: "Discover",
