@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/fsm"
@@ -17,7 +15,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	clustertest.MainWithLeakCheck(m)
 }
 
 func enqueue(ctx context.Context, s *cluster.Server, id string) error {

@@ -20,21 +20,11 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/daguha/daguha/cluster/clustertest"
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	clustertest.CleanupBinary()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	clustertest.MainWithLeakCheck(m, clustertest.CleanupBinary)
 }
 
 type selfBody struct {

@@ -11,14 +11,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/ops/api"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	clustertest.MainWithLeakCheck(m)
 }
 
 func startAPI(t *testing.T) *httptest.Server {
