@@ -209,9 +209,11 @@ func (s *suite) throughput(servers int, noop bool, fsyncRate, raftRate, singleSe
 }
 
 func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, raftRate, singleServer float64) float64 {
-	runs := s.pick(5000, 400)
+	// Enough runs that the load lasts well past the ramp (and the leader's
+	// 5 s profile) at a few thousand runs a second.
+	runs := s.pick(20000, 400)
 	if !noop {
-		runs = s.pick(2000, 200)
+		runs = s.pick(5000, 200)
 	}
 	if clients < 64 {
 		runs = s.pick(100*clients, 50*clients)
