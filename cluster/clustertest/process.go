@@ -446,9 +446,11 @@ func (c *Cluster) GossipAddrs() []string {
 // (-labels, -max-active-runs). Start it with Start.
 func (c *Cluster) NewWorker(id string, extra ...string) *Process {
 	c.t.Helper()
-	port := FreePorts(c.t, 1)[0]
+	// Gossip port 0: the worker binds any free port and advertises it.
+	// A port picked free here could be taken by another test's process
+	// before the worker binds it (a CI run lost a worker that way).
 	args := append([]string{"agent", "-join=" + strings.Join(c.GossipAddrs(), ","), "-bind=127.0.0.1",
-		"-gossip-port=" + strconv.Itoa(port), "-worker-id=" + id}, extra...)
+		"-gossip-port=0", "-worker-id=" + id}, extra...)
 	return NewProcess(c.t, id, c.Dir, c.bin, args...)
 }
 
