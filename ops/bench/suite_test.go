@@ -822,7 +822,16 @@ func (s *suite) summary(took time.Duration) {
 	if err := os.WriteFile(filepath.Join(dir, name+".json"), append(out, '\n'), 0o644); err != nil {
 		s.t.Fatal(err)
 	}
-	if !s.quick && s.partial() == "" {
+	if s.partial() != "" {
+		return
+	}
+	// A whole run, quick or full, fails unless it printed every figure
+	// of the benchmarks issue with its unit, parameters, distribution and
+	// ratio to a baseline.
+	if problems := incomplete(s.figures); len(problems) > 0 {
+		s.t.Fatalf("the run lacks figures (results kept in %s):\n%s", filepath.Join(dir, name+".json"), strings.Join(problems, "\n"))
+	}
+	if !s.quick {
 		if err := writeCharts(s.figures, filepath.Join("..", "..", "docs")); err != nil {
 			s.t.Fatal(err)
 		}
