@@ -121,6 +121,15 @@ func TestMutualTLS(t *testing.T) {
 	if runs["over-tls"].WorkerID != "tls-worker" {
 		t.Fatalf("run over TLS: %+v", runs["over-tls"])
 	}
+	// The full step log comes from the worker's log service, which speaks
+	// TLS too: through the leader and through a follower, with the
+	// worker's certificate made for a client only (as the docs show).
+	for _, a := range []*clustertest.Agent{leader, followerOf(c, leader)} {
+		code, body, err := getText(a.HTTPAddr() + "/api/v2/dag-runs/over-tls/steps/step/log")
+		if err != nil || code != http.StatusOK || !strings.Contains(body, "secure") {
+			t.Fatalf("step log over TLS through %s: HTTP %d, %v, %q", a.Name, code, err, body)
+		}
+	}
 
 	addr := fmt.Sprintf("127.0.0.1:%d", leader.GRPCPort)
 	load := func(f tlsutil.Files) *tls.Config {
@@ -537,4 +546,16 @@ func processes(c *clustertest.Cluster) []*clustertest.Process {
 		out = append(out, a.Process)
 	}
 	return out
+}
+
+// getText GETs a URL and returns its status and body.
+func getText(url string) (int, string, error) {
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(data), err
 }

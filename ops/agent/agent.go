@@ -100,8 +100,9 @@ func Start(config Config) (*Agent, error) {
 	config.Cluster.HTTPPort = httpLn.Addr().(*net.TCPAddr).Port
 	config.Cluster.GRPCPort = grpcLn.Addr().(*net.TCPAddr).Port
 	var (
-		serverOptions []grpc.ServerOption
-		peerOptions   []grpc.DialOption
+		serverOptions    []grpc.ServerOption
+		peerOptions      []grpc.DialOption
+		workerLogOptions []grpc.DialOption
 	)
 	if config.TLS.Enabled() {
 		serverTLS, err := tlsutil.ServerConfig(config.TLS)
@@ -118,6 +119,15 @@ func Start(config Config) (*Agent, error) {
 			grpcLn.Close()
 			return nil, fmt.Errorf("coordinator TLS: %w", err)
 		}
+		// Towards workers' log services, which serve with the workers'
+		// client certificates: the chain to the CA is what is checked.
+		workerTLS, err := tlsutil.PeerCAConfig(config.TLS)
+		if err != nil {
+			httpLn.Close()
+			grpcLn.Close()
+			return nil, fmt.Errorf("coordinator TLS: %w", err)
+		}
+		workerLogOptions = append(workerLogOptions, grpc.WithTransportCredentials(credentials.NewTLS(workerTLS)))
 		serverOptions = append(serverOptions, grpc.Creds(credentials.NewTLS(serverTLS)))
 		peerOptions = append(peerOptions, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
 		config.Cluster.RaftTLS = &cluster.RaftTLS{Server: serverTLS, Client: clientTLS}
@@ -182,9 +192,9 @@ func Start(config Config) (*Agent, error) {
 		// Workers' log services speak what the gRPC port speaks: TLS with
 		// this server's certificate when TLS is on.
 		DialWorker: func(addr string) (*grpc.ClientConn, error) {
-			options := peerOptions
+			options := workerLogOptions
 			if !config.TLS.Enabled() {
-				options = append(options, grpc.WithTransportCredentials(insecure.NewCredentials()))
+				options = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 			}
 			return grpc.NewClient(addr, options...)
 		},

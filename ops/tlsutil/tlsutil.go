@@ -196,3 +196,61 @@ func ClientConfig(f Files) (*tls.Config, error) {
 	}
 	return config, nil
 }
+
+// PeerCAConfig is the dialling side towards a peer that presents the
+// certificate it has for being a client: a worker's step log service,
+// which serves with the worker's certificate. Such a certificate is
+// often made for client authentication only and names no address (a
+// worker's address is whatever it was given, a pod's IP, a DHCP lease),
+// so the usual checks of a server would refuse every worker. What is
+// verified instead is what makes a worker a worker to the cluster: the
+// certificate chains to the CA (any key usage accepted) and is within
+// its validity. The address dialled is the one the worker registered,
+// itself over mutual TLS. This side presents its own certificate, which
+// the worker's log service requires.
+func PeerCAConfig(f Files) (*tls.Config, error) {
+	certs, err := loadPair(f)
+	if err != nil {
+		return nil, err
+	}
+	var roots *x509.CertPool
+	if f.CAFile != "" {
+		if roots, err = loadPool(f.CAFile); err != nil {
+			return nil, err
+		}
+	}
+	return &tls.Config{
+		Certificates: certs, MinVersion: tls.VersionTLS12,
+		// The standard verification checks the host name and a server's
+		// key usage; VerifyPeerCertificate below does the rest of it.
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			return verifyChain(raw, roots)
+		},
+	}, nil
+}
+
+// verifyChain verifies a presented chain (leaf first) against roots (the
+// system's when nil), accepting any key usage and no host name.
+func verifyChain(raw [][]byte, roots *x509.CertPool) error {
+	if len(raw) == 0 {
+		return errors.New("the peer presented no certificate")
+	}
+	chain := make([]*x509.Certificate, len(raw))
+	for i, der := range raw {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("the peer's certificate %d: %w", i, err)
+		}
+		chain[i] = cert
+	}
+	intermediates := x509.NewCertPool()
+	for _, cert := range chain[1:] {
+		intermediates.AddCert(cert)
+	}
+	_, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: intermediates, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		return fmt.Errorf("the peer's certificate %q: %w", chain[0].Subject.CommonName, err)
+	}
+	return nil
+}
