@@ -37,6 +37,11 @@ type WorkerConfig struct {
 	// LogDir keeps the full output of every step (default: a new
 	// directory daguha-worker-logs-* in the system's temporary directory).
 	LogDir string
+	// LogRetention is how long the logs of a run stay in LogDir after
+	// they were last written; the worker removes older ones (but of the
+	// runs it is executing) when it starts and then regularly. 0 keeps
+	// them forever (DefaultStepLogRetention is what the commands use).
+	LogRetention time.Duration
 	// NoopExecutor makes every command or script step succeed at once
 	// without starting a process (run/call steps still start child runs):
 	// for benchmarks of the coordinator, never for real work.
@@ -143,6 +148,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.heartbeatLoop(ctx)
 	}()
 	w.logger.Info("worker started", "labels", FormatLabels(w.config.Labels), "max_active_runs", w.config.MaxActiveRuns)
+	if w.config.LogRetention > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.stepLogRetentionLoop(ctx)
+		}()
+	}
 	// Several polls at once, so a worker with free slots is not held to
 	// one grant per round trip; the slots bound what runs at once.
 	pollers := min(w.config.MaxActiveRuns, maxPollers)
@@ -163,6 +175,22 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// stepLogRetentionLoop sweeps the step logs at start and then every
+// stepLogSweepEvery until ctx ends (a temporary log directory too: a
+// worker may live for months).
+func (w *Worker) stepLogRetentionLoop(ctx context.Context) {
+	ticker := time.NewTicker(stepLogSweepEvery(w.config.LogRetention))
+	defer ticker.Stop()
+	for {
+		w.sweepStepLogs()
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
 }
 
 // maxPollers bounds the polls one worker keeps open at once.

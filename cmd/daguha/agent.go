@@ -89,6 +89,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve a worker agent's Prometheus /metrics on this host:port (servers serve theirs on the HTTP port)"},
 		&cli.BoolFlag{Name: "noop-executor", Usage: "worker agents: complete every command or script step at once without starting a process (to benchmark the coordinator alone)"},
 		&cli.StringFlag{Name: "step-log-dir", Usage: "where a worker keeps the full logs of its steps (default: a new temporary directory)"},
+		&cli.DurationFlag{Name: "step-log-retention", Value: dispatch.DefaultStepLogRetention, Usage: "how long a worker keeps a run's full step logs after they were last written; 0 keeps them forever"},
 		&cli.IntFlag{Name: "step-log-port", Usage: "port a worker serves its step logs to the servers on, at -bind (0: any free port; -1: none)"},
 		&cli.StringSliceFlag{Name: "api-token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "require this Bearer token on the HTTP API (repeat or comma-separate for several)"},
 		&cli.StringSliceFlag{Name: "api-read-token", EnvVars: []string{"DAGUHA_API_READ_TOKEN"}, Usage: "a Bearer token that may read the API but not change anything"},
@@ -244,6 +245,9 @@ func runAgent(c *cli.Context) error {
 		}
 		workerConfig.HeartbeatInterval = c.Duration("heartbeat-interval")
 		workerConfig.LogDir = c.String("step-log-dir")
+		if workerConfig.LogRetention, err = stepLogRetention(c, "step-log-retention"); err != nil {
+			return err
+		}
 		workerTLSConfig, err := devWorkerTLS(c)
 		if err != nil {
 			return err

@@ -44,6 +44,9 @@ var configKeys = []configKey{
 	{"worker.heartbeatInterval", "worker.heartbeat-interval"},
 	{"worker.stepLogDir", "worker.step-log-dir"},
 	{"worker.stepLogAddr", "worker.step-log-addr"},
+	// One key, two spellings, as worker.metricsAddr below.
+	{"worker.stepLogRetention", "worker.step-log-retention"},
+	{"worker.stepLogRetention", "step-log-retention"},
 	{"worker.tls.certFile", "worker.tls-cert"},
 	{"worker.tls.keyFile", "worker.tls-key"},
 	{"worker.tls.caFile", "worker.tls-ca"},

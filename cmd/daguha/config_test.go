@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/dispatch"
 )
 
 // resolve runs a command with flags, applies config.yaml and returns the
@@ -325,6 +326,55 @@ func TestBadRaftTimeoutIsNamed(t *testing.T) {
 			}
 			if !strings.Contains(string(out), tc.want) {
 				t.Errorf("output does not say %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+// worker.stepLogRetention sets the step log retention of both worker
+// command lines; the default is the run retention's; a negative one stops
+// the worker with a line naming the flag, from the flag or from the file.
+func TestWorkerStepLogRetention(t *testing.T) {
+	path := writeConfig(t, "worker:\n  stepLogRetention: 72h\n")
+	for _, tc := range []struct {
+		name  string
+		flags []cli.Flag
+		flag  string
+	}{
+		{"worker", workerCommand().Flags, "worker.step-log-retention"},
+		{"agent", agentFlags(), "step-log-retention"},
+	} {
+		got, err := resolve(t, tc.flags, nil, tc.flag)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got[tc.flag] != dispatch.DefaultStepLogRetention.String() {
+			t.Errorf("%s: %s defaults to %q; want %s", tc.name, tc.flag, got[tc.flag], dispatch.DefaultStepLogRetention)
+		}
+		got, err = resolve(t, tc.flags, []string{"--config=" + path}, tc.flag)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got[tc.flag] != "72h0m0s" {
+			t.Errorf("%s: %s = %q from the file; want 72h0m0s", tc.name, tc.flag, got[tc.flag])
+		}
+	}
+	bin := clustertest.BuildBinary(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"worker flag", []string{"worker", "--worker.step-log-retention=-1h"}, "-worker.step-log-retention=-1h0m0s: want a duration of zero (keep every log) or more"},
+		{"worker file", []string{"worker", "--config=" + writeConfig(t, "worker:\n  stepLogRetention: -5m\n")}, "-worker.step-log-retention=-5m0s: want a duration"},
+		{"agent flag", []string{"agent", "-join=127.0.0.1:1", "-step-log-retention=-2h"}, "-step-log-retention=-2h0m0s: want a duration"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, tc.args...)
+			cmd.Dir = t.TempDir()
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("%v: %v, output:\n%s\nwant it to say %q", tc.args, err, out, tc.want)
 			}
 		})
 	}

@@ -38,6 +38,15 @@ func workerSettings(id, labels string, maxActiveRuns int) (dispatch.WorkerConfig
 	return dispatch.WorkerConfig{ID: id, Labels: parsed, MaxActiveRuns: maxActiveRuns}, nil
 }
 
+// stepLogRetention is a worker's step log retention flag, checked.
+func stepLogRetention(c *cli.Context, flag string) (time.Duration, error) {
+	retention := c.Duration(flag)
+	if retention < 0 {
+		return 0, fmt.Errorf("-%s=%s: want a duration of zero (keep every log) or more", flag, retention)
+	}
+	return retention, nil
+}
+
 // stepLogBind is the step log service's address for a worker bound to
 // host: port 0 picks a free port, a negative one turns the service off.
 func stepLogBind(host string, port int) string {
@@ -60,6 +69,9 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 	}
 	config.HeartbeatInterval = c.Duration("heartbeat-interval")
 	config.LogDir = c.String("step-log-dir")
+	if config.LogRetention, err = stepLogRetention(c, "step-log-retention"); err != nil {
+		return err
+	}
 	config.NoopExecutor = c.Bool("noop-executor")
 	bind := c.String("bind")
 	tlsConfig, err := workerTLS(c)
@@ -105,6 +117,7 @@ func workerCommand() *cli.Command {
 			&cli.DurationFlag{Name: "worker.heartbeat-interval", Value: time.Second, EnvVars: []string{"DAGU_WORKER_HEARTBEAT_INTERVAL"}, Usage: "how often the worker heartbeats"},
 			&cli.IntFlag{Name: "worker.gossip-port", EnvVars: []string{"DAGU_WORKER_GOSSIP_PORT"}, Usage: "gossip port (default: any free port)"},
 			&cli.StringFlag{Name: "worker.step-log-dir", Usage: "where the worker keeps the full logs of its steps (default: a new temporary directory)"},
+			&cli.DurationFlag{Name: "worker.step-log-retention", Value: dispatch.DefaultStepLogRetention, Usage: "how long the worker keeps a run's full step logs after they were last written; 0 keeps them forever"},
 			&cli.StringFlag{Name: "worker.step-log-addr", Value: "0.0.0.0:0", Usage: "host:port the worker serves its step logs to the servers on (port 0: any free one; \"off\": none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DAGUHA_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DAGUHA_LOG_FORMAT"}, Usage: "text or json"},
@@ -125,6 +138,9 @@ func workerCommand() *cli.Command {
 			}
 			config.HeartbeatInterval = c.Duration("worker.heartbeat-interval")
 			config.LogDir = c.String("worker.step-log-dir")
+			if config.LogRetention, err = stepLogRetention(c, "worker.step-log-retention"); err != nil {
+				return err
+			}
 			addr := net.JoinHostPort(c.String("worker.coordinator-host"), strconv.Itoa(c.Int("worker.coordinator-port")))
 			tlsConfig, err := workerTLS(c)
 			if err != nil {
