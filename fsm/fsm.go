@@ -116,7 +116,7 @@ func (f *FSM) dispatch(index uint64, body proto.Message) (proto.Message, error) 
 		outcomes, err := state.PutDags(index, cmd.GetDags(), cmd.GetNowUnixNano())
 		return &daguhav1.PutDagsResult{Outcomes: outcomes}, err
 	case *daguhav1.DeleteDagsCommand:
-		deleted, err := state.DeleteDags(index, cmd.GetNames())
+		deleted, err := state.DeleteDags(index, cmd.GetNames(), cmd.GetIfContentHash())
 		return &daguhav1.DeleteDagsResult{Deleted: deleted}, err
 	case *daguhav1.FireSchedulesCommand:
 		outcomes, err := state.FireSchedules(index, cmd.GetFirings())

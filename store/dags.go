@@ -88,9 +88,11 @@ func (s *StateStore) PutDags(index uint64, dags []*daguhav1.StoredDag, now int64
 	return outcomes, nil
 }
 
-// DeleteDags forgets stored DAGs; names that are not stored are skipped.
-// Runs of a deleted DAG keep the definition they were enqueued with.
-func (s *StateStore) DeleteDags(index uint64, names []string) ([]string, error) {
+// DeleteDags forgets stored DAGs; names that are not stored are skipped,
+// as are names ifHash gives a content hash for that the stored DAG no
+// longer has. Runs of a deleted DAG keep the definition they were
+// enqueued with.
+func (s *StateStore) DeleteDags(index uint64, names []string, ifHash map[string]string) ([]string, error) {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	var deleted []string
@@ -100,6 +102,9 @@ func (s *StateStore) DeleteDags(index uint64, names []string) ([]string, error) 
 			return nil, err
 		}
 		if existing == nil {
+			continue
+		}
+		if want, ok := ifHash[name]; ok && existing.GetContentHash() != want {
 			continue
 		}
 		if err := txn.Delete(tableDags, existing); err != nil {

@@ -163,7 +163,15 @@ func TestPutDagsComparesContentHashes(t *testing.T) {
 	if _, err := s.PutDags(4, []*daguhav1.StoredDag{{Spec: &daguhav1.DagSpec{}}}, 4); err == nil {
 		t.Fatal("a DAG without a name was stored")
 	}
-	deleted, err := s.DeleteDags(5, []string{"etl", "missing"})
+	// A delete on condition of a hash the DAG no longer has keeps it.
+	deleted, err := s.DeleteDags(5, []string{"etl"}, map[string]string{"etl": "h1"})
+	if err != nil || len(deleted) != 0 {
+		t.Fatalf("delete if h1 (stored: h2): %v %v", deleted, err)
+	}
+	if dag, _ := s.Dag("etl"); dag == nil {
+		t.Fatal("a delete on condition of an old hash removed the DAG")
+	}
+	deleted, err = s.DeleteDags(6, []string{"etl", "missing"}, map[string]string{"etl": "h2"})
 	if err != nil || len(deleted) != 1 {
 		t.Fatalf("delete: %v %v", deleted, err)
 	}

@@ -179,6 +179,18 @@ echo "model trained"
 	if code != 0 || !strings.Contains(out, "parent") || !strings.Contains(out, "pipe-1") {
 		t.Fatalf("status of the child: exit %d\n%s%s", code, out, errOut)
 	}
+	// Removing the file from the DAGs directory deletes its DAG, as in
+	// Dagu's dags directory; its runs stay.
+	if err := os.Remove(filepath.Join(dags, "pipeline.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, 30*time.Second, "the removed file's DAG to be deleted", func() (bool, string) {
+		out, errOut, code := runCLI(t, "dag", "list", address)
+		return code == 0 && !strings.Contains(out, "distributed-pipeline"), out + errOut
+	})
+	if _, err := runDetail(c, "pipe-1"); err != nil {
+		t.Fatalf("the run of the deleted DAG: %v", err)
+	}
 }
 
 func fetchLog(t *testing.T, a *clustertest.Agent, runID, step string) string {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -250,7 +251,11 @@ func Start(config Config) (*Agent, error) {
 	go func() {
 		defer close(a.syncing)
 		if config.DagsDir != "" {
-			syncDags(followCtx, config.DagsDir, apiServer, config.Logger)
+			statePath := ""
+			if config.Cluster.DataDir != "" && !config.Cluster.InMemory {
+				statePath = filepath.Join(config.Cluster.DataDir, DagsDirStateFile)
+			}
+			syncDags(followCtx, config.DagsDir, statePath, apiServer, config.Logger)
 		}
 	}()
 	go func() { a.served <- a.grpc.Serve(grpcLn) }()

@@ -3,7 +3,10 @@ package agent
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -21,16 +24,41 @@ const DagsScanInterval = 2 * time.Second
 // dagPusher is what the directory sync needs of the API.
 type dagPusher interface {
 	PushDags(ctx context.Context, sources []api.DagSource) ([]api.DagOutcome, error)
+	DeleteDagsIf(ctx context.Context, hashes map[string]string) ([]string, error)
 }
+
+// dagsDirState is what a server remembers of its DAGs directory, kept in
+// its data directory so that a file removed while the server was down is
+// noticed when it is back: the DAG each file stored, with the file's
+// content hash then, and DAGs it stored that are to be deleted still.
+type dagsDirState struct {
+	Files    map[string]ownedDag `json:"files"`
+	Retiring map[string]string   `json:"retiring,omitempty"`
+}
+
+type ownedDag struct {
+	Dag  string `json:"dag"`
+	Hash string `json:"hash"`
+}
+
+// DagsDirStateFile is the name of that record in a server's data dir.
+const DagsDirStateFile = "dags-dir.json"
 
 // syncDags pushes the DAG files of dir into the cluster, then every change
 // to them, by content hash: mounting a directory of DAGs works as Dagu's
 // dags directory does. Files are pushed together, so one may call a DAG of
 // another. A set of files with problems is logged, with every problem,
-// and tried again once a file changes. Removing a file does not delete its
-// DAG (use daguha dag delete).
-func syncDags(ctx context.Context, dir string, pusher dagPusher, logger *slog.Logger) {
+// and tried again once a file changes.
+//
+// Removing a file deletes the DAG it stored, and a file that comes to
+// define another DAG name deletes the one it defined before; each only
+// while the stored DAG is still the file's content this server pushed
+// (a DAG pushed since by hand or by another server from other content
+// stays), and never a DAG another file of the directory defines. With
+// statePath (in the server's data directory) this survives a restart.
+func syncDags(ctx context.Context, dir, statePath string, pusher dagPusher, logger *slog.Logger) {
 	logger = logger.With("dags_dir", dir)
+	state := loadDagsDirState(statePath, logger)
 	pushed := map[string][32]byte{} // file -> hash of its content last stored
 	var failed string               // fingerprint of the file set that last failed validation
 	ticker := time.NewTicker(DagsScanInterval)
@@ -39,6 +67,8 @@ func syncDags(ctx context.Context, dir string, pusher dagPusher, logger *slog.Lo
 		sources, hashes, err := readDagDir(dir)
 		switch {
 		case err != nil:
+			// An unreadable directory (a volume not mounted yet) says
+			// nothing about which DAGs were removed: nothing is deleted.
 			logger.Warn("cannot read the DAGs directory", "error", err)
 		default:
 			var changed []api.DagSource
@@ -48,6 +78,7 @@ func syncDags(ctx context.Context, dir string, pusher dagPusher, logger *slog.Lo
 				}
 			}
 			fingerprint := setFingerprint(hashes)
+			dirty := false
 			if len(changed) > 0 && fingerprint != failed {
 				outcomes, err := pusher.PushDags(ctx, changed)
 				var bad interface{ Unwrap() error }
@@ -61,6 +92,13 @@ func syncDags(ctx context.Context, dir string, pusher dagPusher, logger *slog.Lo
 						if o.Result != "unchanged" {
 							logger.Info("DAG stored from the DAGs directory", "dag", o.Name, "file", o.File, "result", o.Result)
 						}
+						sum := hashes[o.File]
+						before, had := state.Files[o.File]
+						if had && before.Dag != o.Name {
+							state.Retiring[before.Dag] = before.Hash
+						}
+						state.Files[o.File] = ownedDag{Dag: o.Name, Hash: hex.EncodeToString(sum[:])}
+						dirty = true
 					}
 				case errors.As(err, &bad):
 					failed = fingerprint
@@ -72,12 +110,110 @@ func syncDags(ctx context.Context, dir string, pusher dagPusher, logger *slog.Lo
 					}
 				}
 			}
+			for file, owned := range state.Files {
+				if _, present := hashes[file]; !present {
+					state.Retiring[owned.Dag] = owned.Hash
+					delete(state.Files, file)
+					delete(pushed, file)
+					dirty = true
+				}
+			}
+			if retireDags(ctx, pusher, &state, logger) {
+				dirty = true
+			}
+			if dirty {
+				saveDagsDirState(statePath, state, logger)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-ticker.C:
 		}
+	}
+}
+
+// retireDags deletes the DAGs of state.Retiring, but those a file of the
+// directory stores now, and reports whether it changed state. A failed
+// delete (no leader) is tried again at the next scan.
+func retireDags(ctx context.Context, pusher dagPusher, state *dagsDirState, logger *slog.Logger) bool {
+	if len(state.Retiring) == 0 {
+		return false
+	}
+	changed := false
+	for _, owned := range state.Files {
+		if _, ok := state.Retiring[owned.Dag]; ok {
+			delete(state.Retiring, owned.Dag)
+			changed = true
+		}
+	}
+	if len(state.Retiring) == 0 {
+		return changed
+	}
+	deleted, err := pusher.DeleteDagsIf(ctx, state.Retiring)
+	if err != nil {
+		if ctx.Err() == nil {
+			logger.Debug("deleting the DAGs of removed files failed; retrying", "error", err)
+		}
+		return changed
+	}
+	gone := map[string]bool{}
+	for _, name := range deleted {
+		gone[name] = true
+	}
+	for name := range state.Retiring {
+		if gone[name] {
+			logger.Info("DAG deleted: its file left the DAGs directory or defines another DAG now", "dag", name)
+		} else {
+			logger.Info("DAG of a removed file not deleted: it is no longer stored, or was stored since from other content", "dag", name)
+		}
+	}
+	state.Retiring = map[string]string{}
+	return true
+}
+
+func loadDagsDirState(path string, logger *slog.Logger) dagsDirState {
+	state := dagsDirState{Files: map[string]ownedDag{}, Retiring: map[string]string{}}
+	if path == "" {
+		return state
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return state
+	}
+	var loaded dagsDirState
+	if err == nil {
+		err = json.Unmarshal(data, &loaded)
+	}
+	if err != nil {
+		// Without it, files removed while the server was down are not
+		// noticed; nothing else depends on it.
+		logger.Warn("the record of the DAGs directory's files is unreadable; starting afresh", "file", path, "error", err)
+		return state
+	}
+	for file, owned := range loaded.Files {
+		state.Files[file] = owned
+	}
+	for name, hash := range loaded.Retiring {
+		state.Retiring[name] = hash
+	}
+	return state
+}
+
+// saveDagsDirState writes the record whole, through a temporary file.
+func saveDagsDirState(path string, state dagsDirState, logger *slog.Logger) {
+	if path == "" {
+		return
+	}
+	data, err := json.MarshalIndent(state, "", "  ")
+	if err == nil {
+		tmp := path + ".tmp"
+		if err = os.WriteFile(tmp, append(data, '\n'), 0o600); err == nil {
+			err = os.Rename(tmp, path)
+		}
+	}
+	if err != nil {
+		logger.Warn("cannot record the DAGs directory's files", "file", path, "error", err)
 	}
 }
 

@@ -2,6 +2,8 @@ package agent
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -48,6 +50,10 @@ func (p *recordingPusher) PushDags(ctx context.Context, sources []api.DagSource)
 	return nil, nil
 }
 
+func (p *recordingPusher) DeleteDagsIf(ctx context.Context, hashes map[string]string) ([]string, error) {
+	return nil, nil
+}
+
 func (p *recordingPusher) history() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -77,7 +83,7 @@ func TestSyncDagsPushesChangesByContent(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		syncDags(ctx, dir, pusher, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		syncDags(ctx, dir, "", pusher, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}()
 	defer func() { cancel(); <-done }()
 	waitHistory := func(want string) {
@@ -99,4 +105,189 @@ func TestSyncDagsPushesChangesByContent(t *testing.T) {
 	// Refused together: nothing is recorded until the bad file is fixed.
 	write("c.yaml", "C1")
 	waitHistory("[a.yaml=A1 b.yml=B1] [b.yml=B2] [a.yaml=A2 c.yaml=C1]")
+}
+
+// storePusher stands in for the cluster's DAG table: a file's DAG is named
+// by its content's first word; a push stores it under the file's content
+// hash, a conditional delete compares that hash.
+type storePusher struct {
+	mu      sync.Mutex
+	dags    map[string]string // DAG -> content hash
+	deletes []string
+}
+
+func contentHash(content string) string {
+	sum := sha256.Sum256([]byte(content))
+	return hex.EncodeToString(sum[:])
+}
+
+func (p *storePusher) PushDags(ctx context.Context, sources []api.DagSource) ([]api.DagOutcome, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var outcomes []api.DagOutcome
+	for _, s := range sources {
+		name, hash := strings.Fields(s.Content)[0], contentHash(s.Content)
+		result := "created"
+		if old, ok := p.dags[name]; ok {
+			result = "updated"
+			if old == hash {
+				result = "unchanged"
+			}
+		}
+		p.dags[name] = hash
+		outcomes = append(outcomes, api.DagOutcome{Name: name, File: s.Name, Result: result})
+	}
+	return outcomes, nil
+}
+
+func (p *storePusher) DeleteDagsIf(ctx context.Context, hashes map[string]string) ([]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var deleted []string
+	for name, hash := range hashes {
+		p.deletes = append(p.deletes, name)
+		if stored, ok := p.dags[name]; ok && stored == hash {
+			delete(p.dags, name)
+			deleted = append(deleted, name)
+		}
+	}
+	return deleted, nil
+}
+
+func (p *storePusher) stored() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var names []string
+	for name := range p.dags {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return strings.Join(names, " ")
+}
+
+// Removing a file deletes its DAG, and a file that comes to define
+// another DAG deletes the one before; not a DAG stored since from other
+// content, not a DAG whose file was only renamed, not when the directory
+// cannot be read; and a file removed while the server was down is
+// noticed through the record in its data directory.
+func TestSyncDagsDeletesTheDagsOfRemovedFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dags")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	statePath := filepath.Join(t.TempDir(), DagsDirStateFile)
+	write := func(name, content string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	remove := func(name string) {
+		t.Helper()
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pusher := &storePusher{dags: map[string]string{}}
+	startLogged := func(logger *slog.Logger) func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			syncDags(ctx, dir, statePath, pusher, logger)
+		}()
+		return func() { cancel(); <-done }
+	}
+	start := func() func() { return startLogged(slog.New(slog.NewTextHandler(io.Discard, nil))) }
+	waitStored := func(want string) {
+		t.Helper()
+		clustertest.WaitFor(t, 20*time.Second, "stored DAGs "+want, func() (bool, string) {
+			got := pusher.stored()
+			return got == want, got
+		})
+	}
+	write("a.yaml", "etl v1")
+	write("b.yaml", "report v1")
+	write("c.yaml", "moved v1")
+	write("e.yaml", "nightly v1")
+	stop := start()
+	waitStored("etl moved nightly report")
+
+	remove("a.yaml")
+	waitStored("moved nightly report")
+
+	// b.yaml now defines another DAG: the one it defined goes.
+	write("b.yaml", "summary v1")
+	waitStored("moved nightly summary")
+
+	// Renamed with the same content: the DAG stays.
+	if err := os.Rename(filepath.Join(dir, "c.yaml"), filepath.Join(dir, "d.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	clustertest.WaitFor(t, 20*time.Second, "the rename to be recorded", func() (bool, string) {
+		data, err := os.ReadFile(statePath)
+		return err == nil && strings.Contains(string(data), `"d.yaml"`) && !strings.Contains(string(data), `"c.yaml"`), string(data)
+	})
+	if got := pusher.stored(); got != "moved nightly summary" {
+		t.Fatalf("after the rename: stored %q, want moved nightly summary", got)
+	}
+	// Somebody stores summary from other content; then b.yaml goes: the
+	// other version stays.
+	pusher.mu.Lock()
+	pusher.dags["summary"] = contentHash("summary by hand")
+	pusher.mu.Unlock()
+	remove("b.yaml")
+	clustertest.WaitFor(t, 20*time.Second, "the removal of b.yaml to be acted on", func() (bool, string) {
+		pusher.mu.Lock()
+		defer pusher.mu.Unlock()
+		for _, name := range pusher.deletes {
+			if name == "summary" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprint(pusher.deletes)
+	})
+	if got := pusher.stored(); got != "moved nightly summary" {
+		t.Fatalf("after the removal of b.yaml: stored %q, want moved nightly summary (the other version)", got)
+	}
+	stop()
+
+	// A file removed while the server is down.
+	remove("e.yaml")
+	stop = start()
+	waitStored("moved summary")
+	stop()
+
+	// An unreadable directory deletes nothing.
+	if err := os.Rename(dir, dir+".away"); err != nil {
+		t.Fatal(err)
+	}
+	before := len(pusher.deletes)
+	logs := &syncBuffer{}
+	stop = startLogged(slog.New(slog.NewTextHandler(logs, nil)))
+	defer stop()
+	clustertest.WaitFor(t, 20*time.Second, "two scans of the missing directory", func() (bool, string) {
+		return strings.Count(logs.String(), "cannot read the DAGs directory") >= 2, logs.String()
+	})
+	if got := pusher.stored(); got != "moved summary" || len(pusher.deletes) != before {
+		t.Fatalf("with the directory gone: stored %q, deletes %v", got, pusher.deletes)
+	}
+}
+
+// syncBuffer is a log destination safe for the sync's goroutine.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

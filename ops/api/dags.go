@@ -266,6 +266,25 @@ func (s *Server) getDag(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, viewDag(state, dag, true))
 }
 
+// DeleteDagsIf deletes each named DAG while its stored content hash is
+// the one given (a hex SHA-256 of its file, as pushed), and returns the
+// names it deleted: a DAG stored again since, from other content, stays.
+func (s *Server) DeleteDagsIf(ctx context.Context, hashes map[string]string) ([]string, error) {
+	if len(hashes) == 0 {
+		return nil, nil
+	}
+	cmd := &daguhav1.DeleteDagsCommand{IfContentHash: hashes}
+	for name := range hashes {
+		cmd.Names = append(cmd.Names, name)
+	}
+	sort.Strings(cmd.Names)
+	result, _, err := s.cluster.Apply(ctx, fsm.DeleteDagsType, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return result.(*daguhav1.DeleteDagsResult).GetDeleted(), nil
+}
+
 func (s *Server) deleteDag(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	if !utf8.ValidString(name) {

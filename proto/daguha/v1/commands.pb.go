@@ -1742,8 +1742,12 @@ func (x *DagOutcome) GetResult() string {
 
 // DeleteDagsCommand forgets stored DAGs (their runs are kept).
 type DeleteDagsCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Names         []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Names []string               `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	// A name listed here is deleted only while its stored content hash is
+	// the one given: a server that removes the DAG of a file it pushed
+	// does not remove a version somebody stored since.
+	IfContentHash map[string]string `protobuf:"bytes,2,rep,name=if_content_hash,json=ifContentHash,proto3" json:"if_content_hash,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1781,6 +1785,13 @@ func (*DeleteDagsCommand) Descriptor() ([]byte, []int) {
 func (x *DeleteDagsCommand) GetNames() []string {
 	if x != nil {
 		return x.Names
+	}
+	return nil
+}
+
+func (x *DeleteDagsCommand) GetIfContentHash() map[string]string {
+	if x != nil {
+		return x.IfContentHash
 	}
 	return nil
 }
@@ -2202,9 +2213,13 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\n" +
 	"DagOutcome\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
-	"\x06result\x18\x02 \x01(\tR\x06result\")\n" +
+	"\x06result\x18\x02 \x01(\tR\x06result\"\xc4\x01\n" +
 	"\x11DeleteDagsCommand\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names\",\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\x12W\n" +
+	"\x0fif_content_hash\x18\x02 \x03(\v2/.daguha.v1.DeleteDagsCommand.IfContentHashEntryR\rifContentHash\x1a@\n" +
+	"\x12IfContentHashEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\",\n" +
 	"\x10DeleteDagsResult\x12\x18\n" +
 	"\adeleted\x18\x01 \x03(\tR\adeleted\"C\n" +
 	"\x14FireSchedulesCommand\x12+\n" +
@@ -2235,7 +2250,7 @@ func file_daguha_v1_commands_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_commands_proto_rawDescData
 }
 
-var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_daguha_v1_commands_proto_goTypes = []any{
 	(*EnqueueRunsCommand)(nil),        // 0: daguha.v1.EnqueueRunsCommand
 	(*EnqueueRunsResult)(nil),         // 1: daguha.v1.EnqueueRunsResult
@@ -2278,43 +2293,45 @@ var file_daguha_v1_commands_proto_goTypes = []any{
 	(*PruneRunsCommand)(nil),          // 38: daguha.v1.PruneRunsCommand
 	(*PruneRunsResult)(nil),           // 39: daguha.v1.PruneRunsResult
 	nil,                               // 40: daguha.v1.Finish.OutputsEntry
-	(*Run)(nil),                       // 41: daguha.v1.Run
-	(*StepState)(nil),                 // 42: daguha.v1.StepState
-	(RunStatus)(0),                    // 43: daguha.v1.RunStatus
-	(*Worker)(nil),                    // 44: daguha.v1.Worker
-	(*ClusterMeta)(nil),               // 45: daguha.v1.ClusterMeta
-	(*StoredDag)(nil),                 // 46: daguha.v1.StoredDag
+	nil,                               // 41: daguha.v1.DeleteDagsCommand.IfContentHashEntry
+	(*Run)(nil),                       // 42: daguha.v1.Run
+	(*StepState)(nil),                 // 43: daguha.v1.StepState
+	(RunStatus)(0),                    // 44: daguha.v1.RunStatus
+	(*Worker)(nil),                    // 45: daguha.v1.Worker
+	(*ClusterMeta)(nil),               // 46: daguha.v1.ClusterMeta
+	(*StoredDag)(nil),                 // 47: daguha.v1.StoredDag
 }
 var file_daguha_v1_commands_proto_depIdxs = []int32{
-	41, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
+	42, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
 	2,  // 1: daguha.v1.EnqueueRunsResult.outcomes:type_name -> daguha.v1.EnqueueOutcome
 	6,  // 2: daguha.v1.GrantLeasesCommand.grants:type_name -> daguha.v1.Grant
 	8,  // 3: daguha.v1.GrantLeasesResult.outcomes:type_name -> daguha.v1.GrantOutcome
-	41, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
+	42, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
 	10, // 5: daguha.v1.ReclaimRunsCommand.reclaims:type_name -> daguha.v1.Reclaim
 	12, // 6: daguha.v1.ReclaimRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	14, // 7: daguha.v1.ReportStepsCommand.reports:type_name -> daguha.v1.StepReport
-	42, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
+	43, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
 	12, // 9: daguha.v1.ReportStepsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	17, // 10: daguha.v1.FinishRunsCommand.finishes:type_name -> daguha.v1.Finish
-	43, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
+	44, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
 	40, // 12: daguha.v1.Finish.outputs:type_name -> daguha.v1.Finish.OutputsEntry
-	42, // 13: daguha.v1.Finish.steps:type_name -> daguha.v1.StepState
+	43, // 13: daguha.v1.Finish.steps:type_name -> daguha.v1.StepState
 	12, // 14: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	12, // 15: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	44, // 16: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
-	45, // 17: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
-	45, // 18: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
-	46, // 19: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
+	45, // 16: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
+	46, // 17: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
+	46, // 18: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
+	47, // 19: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
 	32, // 20: daguha.v1.PutDagsResult.outcomes:type_name -> daguha.v1.DagOutcome
-	36, // 21: daguha.v1.FireSchedulesCommand.firings:type_name -> daguha.v1.Firing
-	41, // 22: daguha.v1.Firing.run:type_name -> daguha.v1.Run
-	12, // 23: daguha.v1.FireSchedulesResult.outcomes:type_name -> daguha.v1.RunOutcome
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	41, // 21: daguha.v1.DeleteDagsCommand.if_content_hash:type_name -> daguha.v1.DeleteDagsCommand.IfContentHashEntry
+	36, // 22: daguha.v1.FireSchedulesCommand.firings:type_name -> daguha.v1.Firing
+	42, // 23: daguha.v1.Firing.run:type_name -> daguha.v1.Run
+	12, // 24: daguha.v1.FireSchedulesResult.outcomes:type_name -> daguha.v1.RunOutcome
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_commands_proto_init() }
@@ -2329,7 +2346,7 @@ func file_daguha_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_commands_proto_rawDesc), len(file_daguha_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
