@@ -78,6 +78,10 @@ type Config struct {
 	// RunRetention is how long an ended run stays in the state before the
 	// leader removes it with its whole hierarchy; 0 keeps runs forever.
 	RunRetention time.Duration
+	// ScheduleZone is the zone of the schedules that name none with
+	// CRON_TZ= (Dagu's tz setting); nil: the server's local zone. Every
+	// server should have the same, as any of them may lead.
+	ScheduleZone *time.Location
 	// PruneInterval is how often the leader looks for runs past the run
 	// retention (default: a tenth of it, between a second and a minute).
 	PruneInterval time.Duration
@@ -204,7 +208,11 @@ func (d *Dispatcher) RunLeader(ctx context.Context) {
 	d.mu.Lock()
 	d.active = st
 	d.mu.Unlock()
-	d.logger.Info("dispatch started", "running_runs", len(st.deadlines), "lease_ttl", d.config.LeaseTTL)
+	zone := "Local"
+	if d.config.ScheduleZone != nil {
+		zone = d.config.ScheduleZone.String()
+	}
+	d.logger.Info("dispatch started", "running_runs", len(st.deadlines), "lease_ttl", d.config.LeaseTTL, "schedule_zone", zone)
 
 	wg.Add(2)
 	go func() {
@@ -222,6 +230,7 @@ func (d *Dispatcher) RunLeader(ctx context.Context) {
 	go func() {
 		defer wg.Done()
 		s := newScheduler(d.backend, d.config.Now, d.logger)
+		s.zone = d.config.ScheduleZone
 		s.metrics = d.config.Metrics
 		s.run(ctx)
 	}()

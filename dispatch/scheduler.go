@@ -121,6 +121,8 @@ type scheduler struct {
 	bad map[string]string
 	// metrics counts the runs the schedules enqueue (nil: not counted).
 	metrics *metrics.Metrics
+	// zone is the zone of schedules without CRON_TZ= (nil: local).
+	zone *time.Location
 }
 
 type parsedSchedules struct {
@@ -197,6 +199,11 @@ func (s *scheduler) due(state *store.StateStore, stored *daguhav1.StoredDag, now
 	}
 	if record != nil {
 		after = time.Unix(record.GetLastSlotUnix(), 0)
+	}
+	if s.zone != nil {
+		// A schedule without CRON_TZ= is read in the zone of the times
+		// it is given.
+		after, now = after.In(s.zone), now.In(s.zone)
 	}
 	slots := DueSlots(schedules, after, now, spec.GetCatchup(), time.Duration(spec.GetCatchupWindowSec())*time.Second)
 	firings := make([]*daguhav1.Firing, 0, len(slots))

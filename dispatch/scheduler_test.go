@@ -157,3 +157,44 @@ func TestLeaderFiresEachSlotOnceByItsClock(t *testing.T) {
 }
 
 func itoa(n int) string { return time.Duration(n).String() }
+
+// With a schedule zone (Dagu's tz), a schedule without CRON_TZ= is read
+// in that zone; one with CRON_TZ= keeps its own.
+func TestScheduleZoneReadsSchedulesWithoutCronTZ(t *testing.T) {
+	tokyo, err := time.LoadLocation("Asia/Tokyo") // UTC+9, no summer time
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
+	leader := c.Leader(10 * time.Second)
+	// 08:59:58 in Tokyo, 23:59:58 UTC the day before.
+	start := time.Date(2026, 3, 1, 23, 59, 58, 0, time.UTC)
+	fake := &clock{now: start}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := leader.Server.Apply(ctx, fsm.PutDagsType, &daguhav1.PutDagsCommand{NowUnixNano: start.UnixNano(), Dags: []*daguhav1.StoredDag{
+		{Spec: &daguhav1.DagSpec{Name: "tokyo-nine", Schedule: []string{"0 9 * * *"}}, ContentHash: "h1"},
+		{Spec: &daguhav1.DagSpec{Name: "utc-nine", Schedule: []string{"CRON_TZ=UTC 0 9 * * *"}}, ContentHash: "h2"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(backend{leader.Server}, dispatch.Config{Now: fake.Now, LeaseTTL: time.Hour, ScheduleZone: tokyo})
+	leader.Server.RegisterLeaderDuty("dispatch", d.RunLeader)
+	fake.Advance(3 * time.Second)
+	var fired []*daguhav1.Run
+	clustertest.WaitFor(t, 10*time.Second, "09:00 in Tokyo to fire", func() (bool, string) {
+		fired = nil
+		_ = leader.Server.FSM().State().EachRun(func(r *daguhav1.Run) bool {
+			fired = append(fired, r)
+			return true
+		})
+		return len(fired) > 0, "nothing fired"
+	})
+	want := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+	if len(fired) != 1 || fired[0].GetDagName() != "tokyo-nine" || fired[0].GetScheduleSlotUnix() != want.Unix() {
+		for _, r := range fired {
+			t.Logf("fired %s at %s", r.GetDagName(), time.Unix(r.GetScheduleSlotUnix(), 0).UTC())
+		}
+		t.Fatalf("want only tokyo-nine, at %s (09:00 in Tokyo)", want)
+	}
+}

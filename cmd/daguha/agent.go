@@ -66,6 +66,7 @@ func agentFlags() []cli.Flag {
 		&cli.IntFlag{Name: "bootstrap-expect", Usage: "number of servers to wait for before forming the cluster"},
 		&cli.StringFlag{Name: "node", Usage: "node name, unique in the cluster (default: hostname)"},
 		&cli.StringFlag{Name: "data-dir", Usage: "directory for Raft state (dev mode: a temporary one, removed at exit)"},
+		&cli.StringFlag{Name: "tz", Usage: "IANA time zone (such as Europe/Berlin) of the DAG schedules that name none with CRON_TZ= (servers; give every server the same); default: the server's local zone"},
 		&cli.StringFlag{Name: "dags", Usage: "directory of DAG files (servers): pushed into the cluster at start and again whenever a file changes"},
 		&cli.StringFlag{Name: "bind", Value: "0.0.0.0", Usage: "address to listen on (HTTP, gRPC, Raft, gossip)"},
 		&cli.StringFlag{Name: "advertise", Usage: "address other nodes reach this one at (default: bind address, or a private address when binding to all)"},
@@ -211,7 +212,12 @@ func runAgent(c *cli.Context) error {
 	if c.Duration("run-retention") < 0 {
 		return fmt.Errorf("-run-retention=%s: want a duration of zero (keep every run) or more", c.Duration("run-retention"))
 	}
+	zone, err := scheduleZone(c.String("tz"))
+	if err != nil {
+		return err
+	}
 	dispatchConfig := dispatch.Config{
+		ScheduleZone: zone,
 		LeaseTTL:     c.Duration("lease-ttl"),
 		Retention:    c.Duration("worker-retention"),
 		RunRetention: c.Duration("run-retention"),
@@ -344,4 +350,17 @@ func splitList(values []string) []string {
 		}
 	}
 	return out
+}
+
+// scheduleZone is the -tz setting: nil for none or Local (the server's
+// own zone), else the IANA zone it names.
+func scheduleZone(name string) (*time.Location, error) {
+	if name == "" || name == "Local" {
+		return nil, nil
+	}
+	zone, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("-tz=%s: not an IANA time zone such as Europe/Berlin or UTC", name)
+	}
+	return zone, nil
 }

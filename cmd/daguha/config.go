@@ -54,6 +54,8 @@ var configKeys = []configKey{
 	{"worker.metricsAddr", "worker.metrics-addr"},
 	{"worker.metricsAddr", "metrics-addr"},
 	{"dagsDir", "dags"},
+	// Dagu's time zone setting: here, the zone of schedules without CRON_TZ=.
+	{"tz", "tz"},
 	{"cluster.nodeName", "node"},
 	{"cluster.dataDir", "data-dir"},
 	{"cluster.bind", "bind"},

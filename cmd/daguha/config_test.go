@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -372,10 +373,52 @@ func TestWorkerStepLogRetention(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(bin, tc.args...)
 			cmd.Dir = t.TempDir()
+			cmd.Env = append(os.Environ(), "DAGU_HOME="+t.TempDir())
 			out, err := cmd.CombinedOutput()
 			if err == nil || !strings.Contains(string(out), tc.want) {
 				t.Fatalf("%v: %v, output:\n%s\nwant it to say %q", tc.args, err, out, tc.want)
 			}
 		})
 	}
+}
+
+// Dagu's tz setting (-tz, config tz, DAGU_TZ) reaches the scheduler; a
+// zone that does not exist stops the server with a line naming it.
+func TestScheduleZoneSetting(t *testing.T) {
+	got, err := resolve(t, agentFlags(), []string{"--config=" + writeConfig(t, "tz: Europe/Berlin\n")}, "tz")
+	if err != nil || got["tz"] != "Europe/Berlin" {
+		t.Fatalf("tz from the file: %q, %v", got["tz"], err)
+	}
+	bin := clustertest.BuildBinary(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  string
+		want string
+	}{
+		{"flag", []string{"-tz=Mars/Olympus"}, "", "-tz=Mars/Olympus: not an IANA time zone"},
+		{"environment", nil, "DAGU_TZ=Atlantis", "-tz=Atlantis: not an IANA time zone"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(bin, append([]string{"agent", "-dev", "-http-port=0", "-grpc-port=0", "-raft-port=0", "-gossip-port=0"}, tc.args...)...)
+			cmd.Env = append(os.Environ(), "DAGU_HOME="+t.TempDir())
+			if tc.env != "" {
+				cmd.Env = append(cmd.Env, tc.env)
+			}
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), tc.want) {
+				t.Fatalf("%v %s: %v, output:\n%s\nwant it to say %q", tc.args, tc.env, err, out, tc.want)
+			}
+		})
+	}
+	good := clustertest.NewProcess(t, "tz", t.TempDir(), bin, "agent", "-dev", "-tz=Asia/Tokyo",
+		"-http-port=0", "-grpc-port=0", "-raft-port=0", "-gossip-port=0")
+	if err := good.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer good.Stop()
+	clustertest.WaitFor(t, 60*time.Second, "the leader's scheduler to take the zone", func() (bool, string) {
+		tail := good.Tail(200)
+		return strings.Contains(tail, "schedule_zone=Asia/Tokyo"), tail
+	})
 }

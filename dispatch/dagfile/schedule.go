@@ -18,8 +18,8 @@ var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | 
 // day-of-month month day-of-week), or six with seconds first; or a
 // descriptor (@yearly, @monthly, @weekly, @daily, @midnight, @hourly,
 // @every DURATION). It may start with "CRON_TZ=Zone " (or "TZ=Zone ") to
-// be read in that IANA zone; without one, the schedule is in the local
-// zone of the process that evaluates it.
+// be read in that IANA zone; without one, the schedule is in the zone of
+// the times it is evaluated at (the servers' tz setting, else local).
 func ParseSchedule(expr string) (schedule cron.Schedule, err error) {
 	spec := strings.TrimSpace(expr)
 	if spec == "" {
