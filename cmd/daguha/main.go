@@ -8,12 +8,18 @@ import (
 	"os"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/daguha/daguha/ops/initproc"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
 func main() {
+	// As a container's first process, be its init (see ops/initproc).
+	if code, ran := initproc.Run(); ran {
+		os.Exit(code)
+	}
 	app := &cli.App{
 		Name:    "daguha",
 		Usage:   "a highly available coordinator for Dagu-style distributed workflows",
