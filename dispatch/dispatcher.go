@@ -360,6 +360,7 @@ func (st *leaderState) reclaimExpired() {
 		if outcome.GetApplied() {
 			st.d.logger.Info("reclaimed run", "run", outcome.GetRunId(), "reason", reclaims[i].GetReason())
 		}
+		st.d.config.Metrics.RunsCancelledAtOnce(outcome.GetEndedCancelled())
 	}
 }
 
@@ -408,6 +409,7 @@ func (st *leaderState) livenessLoop() {
 			} else {
 				reclaimed := result.(*daguhav1.MarkWorkersOfflineResult).GetReclaimedRunIds()
 				d.config.Metrics.LeasesReclaimed(metrics.ReclaimWorkerOffline, len(reclaimed))
+				d.config.Metrics.RunsCancelledAtOnce(result.(*daguhav1.MarkWorkersOfflineResult).GetEndedCancelled())
 				st.mu.Lock()
 				for _, id := range reclaimed {
 					delete(st.deadlines, id)
@@ -865,6 +867,7 @@ func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (
 			}
 			st.mu.Unlock()
 			d.config.Metrics.RunFinished(runStatusLabel(finish.GetStatus()))
+			d.config.Metrics.RunsCancelledAtOnce(outcomes[j].GetEndedCancelled())
 		}
 	}
 	wg.Wait()

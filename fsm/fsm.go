@@ -105,8 +105,8 @@ func (f *FSM) dispatch(index uint64, body proto.Message) (proto.Message, error) 
 	case *daguhav1.RegisterWorkersCommand:
 		return &daguhav1.RegisterWorkersResult{}, state.RegisterWorkers(index, cmd.GetWorkers())
 	case *daguhav1.MarkWorkersOfflineCommand:
-		reclaimed, err := state.MarkWorkersOffline(index, cmd.GetWorkerIds(), cmd.GetReason(), cmd.GetNowUnixNano())
-		return &daguhav1.MarkWorkersOfflineResult{ReclaimedRunIds: reclaimed}, err
+		reclaimed, ended, err := state.MarkWorkersOffline(index, cmd.GetWorkerIds(), cmd.GetReason(), cmd.GetNowUnixNano())
+		return &daguhav1.MarkWorkersOfflineResult{ReclaimedRunIds: reclaimed, EndedCancelled: ended}, err
 	case *daguhav1.RemoveWorkersCommand:
 		return &daguhav1.RemoveWorkersResult{}, state.RemoveWorkers(index, cmd.GetWorkerIds())
 	case *daguhav1.SetClusterMetaCommand:

@@ -281,16 +281,36 @@ func TestPendingQueueFollowsTheRun(t *testing.T) {
 			_, err := s.GrantLeases(5, []*daguhav1.Grant{{RunId: "c", WorkerId: "w", Attempt: 1}, {RunId: "b", WorkerId: "w", Attempt: 2}})
 			return err
 		}, nil},
-		{"mark the worker offline", func() error {
-			if err := s.RegisterWorkers(6, []*daguhav1.Worker{{Id: "w"}}); err != nil {
-				return err
-			}
-			reclaimed, err := s.MarkWorkersOffline(7, []string{"w"}, "gone", 0)
-			if err == nil && strings.Join(reclaimed, ",") != "b,c" {
-				t.Fatalf("reclaimed %v, want b,c", reclaimed)
+		{"ask c to stop while it runs", func() error {
+			o, err := s.CancelRuns(6, []string{"c"}, 0)
+			if err == nil && o[0].GetEndedCancelled() != 0 {
+				t.Fatalf("a running run counted ended by its cancel: %v", o[0])
 			}
 			return err
-		}, []string{"b", "c"}},
+		}, nil},
+		{"mark the worker offline", func() error {
+			if err := s.RegisterWorkers(7, []*daguhav1.Worker{{Id: "w"}}); err != nil {
+				return err
+			}
+			reclaimed, ended, err := s.MarkWorkersOffline(8, []string{"w"}, "gone", 0)
+			if err == nil && (strings.Join(reclaimed, ",") != "b,c" || ended != 1) {
+				t.Fatalf("reclaimed %v with %d ended; want b,c with 1 (c, whose cancel was asked)", reclaimed, ended)
+			}
+			return err
+		}, []string{"b"}},
+		{"grant b, ask it to stop, reclaim it", func() error {
+			if _, err := s.GrantLeases(9, []*daguhav1.Grant{{RunId: "b", WorkerId: "w2", Attempt: 3}}); err != nil {
+				return err
+			}
+			if _, err := s.CancelRuns(10, []string{"b"}, 0); err != nil {
+				return err
+			}
+			o, err := s.ReclaimRuns(11, []*daguhav1.Reclaim{{RunId: "b", FencingToken: 9, Reason: "lost"}})
+			if err == nil && (!o[0].GetApplied() || o[0].GetEndedCancelled() != 1) {
+				t.Fatalf("reclaim of a run asked to stop: %v; want applied with 1 ended", o[0])
+			}
+			return err
+		}, nil},
 	}
 	for _, step := range steps {
 		if err := step.apply(); err != nil {

@@ -133,10 +133,15 @@ func (s *StateStore) ReclaimRuns(index uint64, reclaims []*daguhav1.Reclaim) ([]
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: reclaim.GetRunId(), Refused: why})
 			continue
 		}
-		if err := reclaimRun(txn, index, run, reclaim.GetReason(), reclaim.GetNowUnixNano()); err != nil {
+		cancelled, err := reclaimRun(txn, index, run, reclaim.GetReason(), reclaim.GetNowUnixNano())
+		if err != nil {
 			return nil, err
 		}
-		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
+		outcome := &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true}
+		if cancelled {
+			outcome.EndedCancelled = 1
+		}
+		outcomes = append(outcomes, outcome)
 	}
 	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
 		return nil, err
@@ -145,8 +150,8 @@ func (s *StateStore) ReclaimRuns(index uint64, reclaims []*daguhav1.Reclaim) ([]
 }
 
 // reclaimRun puts a running run back in its queue (or ends it cancelled,
-// when cancellation was asked), closing its current attempt.
-func reclaimRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, reason string, now int64) error {
+// when cancellation was asked, and says so), closing its current attempt.
+func reclaimRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, reason string, now int64) (bool, error) {
 	updated := copyRun(run)
 	endAttempt(updated, now, "reclaimed: "+reason)
 	updated.Status = statusQueued
@@ -157,12 +162,12 @@ func reclaimRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, reason string, 
 		updated.FinishedAtUnixNano = now
 	}
 	if err := txn.Insert(tableRuns, updated); err != nil {
-		return fmt.Errorf("reclaim %q: %w", run.GetId(), err)
+		return false, fmt.Errorf("reclaim %q: %w", run.GetId(), err)
 	}
 	if updated.GetStatus() == statusQueued {
-		return adjustPending(txn, run.GetSelectorKey(), run.GetDag().GetWorkerSelector(), 1)
+		return false, adjustPending(txn, run.GetSelectorKey(), run.GetDag().GetWorkerSelector(), 1)
 	}
-	return nil
+	return true, nil
 }
 
 // ReportSteps records step states reported by the holders of the runs.
@@ -259,10 +264,11 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 			return nil, fmt.Errorf("finish %q: %w", run.GetId(), err)
 		}
 		// A run that ended leaves no child behind it.
-		if err := cancelDescendants(txn, index, run.GetId(), finish.GetNowUnixNano()); err != nil {
+		ended, err := cancelDescendants(txn, index, run.GetId(), finish.GetNowUnixNano())
+		if err != nil {
 			return nil, err
 		}
-		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
+		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true, EndedCancelled: ended})
 	}
 	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
 		return nil, err
@@ -302,13 +308,18 @@ func (s *StateStore) CancelRuns(index uint64, ids []string, now int64) ([]*daguh
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q has already finished: %s", id, statusWord(run.GetStatus()))})
 			continue
 		}
-		if err := cancelRun(txn, index, run, now); err != nil {
+		self, err := cancelRun(txn, index, run, now)
+		if err != nil {
 			return nil, err
 		}
-		if err := cancelDescendants(txn, index, id, now); err != nil {
+		ended, err := cancelDescendants(txn, index, id, now)
+		if err != nil {
 			return nil, err
 		}
-		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Applied: true})
+		if self {
+			ended++
+		}
+		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Applied: true, EndedCancelled: ended})
 	}
 	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
 		return nil, err
@@ -316,51 +327,60 @@ func (s *StateStore) CancelRuns(index uint64, ids []string, now int64) ([]*daguh
 	return outcomes, nil
 }
 
-// cancelRun cancels a queued run at once and asks a running one to stop.
-func cancelRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, now int64) error {
+// cancelRun cancels a queued run at once (and says it ended it) and asks
+// a running one to stop.
+func cancelRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, now int64) (bool, error) {
 	updated := copyRun(run)
+	ended := false
 	switch run.GetStatus() {
 	case statusQueued:
 		updated.Status = statusCancelled
 		updated.FinishedAtUnixNano = now
 		if err := adjustPending(txn, run.GetSelectorKey(), nil, -1); err != nil {
-			return err
+			return false, err
 		}
+		ended = true
 	case statusRunning:
 		if run.GetCancelRequested() {
-			return nil
+			return false, nil
 		}
 		updated.CancelRequested = true
 	default:
-		return nil
+		return false, nil
 	}
 	updated.ModifyIndex = index
 	if err := txn.Insert(tableRuns, updated); err != nil {
-		return fmt.Errorf("cancel %q: %w", run.GetId(), err)
+		return false, fmt.Errorf("cancel %q: %w", run.GetId(), err)
 	}
-	return nil
+	return ended, nil
 }
 
-// cancelDescendants cancels every run below runID in its hierarchy.
-func cancelDescendants(txn *memdb.Txn, index uint64, runID string, now int64) error {
+// cancelDescendants cancels every run below runID in its hierarchy and
+// returns how many queued ones it ended.
+func cancelDescendants(txn *memdb.Txn, index uint64, runID string, now int64) (uint32, error) {
+	var ended uint32
 	pending := []string{runID}
 	for len(pending) > 0 {
 		parent := pending[0]
 		pending = pending[1:]
 		iter, err := txn.Get(tableRuns, "parent", parent)
 		if err != nil {
-			return fmt.Errorf("children of %q: %w", parent, err)
+			return 0, fmt.Errorf("children of %q: %w", parent, err)
 		}
 		var children []*daguhav1.Run
 		for raw := iter.Next(); raw != nil; raw = iter.Next() {
 			children = append(children, raw.(*daguhav1.Run))
 		}
 		for _, child := range children {
-			if err := cancelRun(txn, index, child, now); err != nil {
-				return err
+			done, err := cancelRun(txn, index, child, now)
+			if err != nil {
+				return 0, err
+			}
+			if done {
+				ended++
 			}
 			pending = append(pending, child.GetId())
 		}
 	}
-	return nil
+	return ended, nil
 }

@@ -40,15 +40,17 @@ func (s *StateStore) RegisterWorkers(index uint64, workers []*daguhav1.Worker) e
 }
 
 // MarkWorkersOffline records workers as offline and takes back every run
-// they hold, in one transaction. It returns the ids of the runs taken back.
-func (s *StateStore) MarkWorkersOffline(index uint64, ids []string, reason string, now int64) ([]string, error) {
+// they hold, in one transaction. It returns the ids of the runs taken
+// back, and how many of them it ended because a cancel had been asked.
+func (s *StateStore) MarkWorkersOffline(index uint64, ids []string, reason string, now int64) ([]string, uint32, error) {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	var reclaimed []string
+	var ended uint32
 	for _, id := range ids {
 		raw, err := txn.First(tableWorkers, "id", id)
 		if err != nil {
-			return nil, fmt.Errorf("read worker %q: %w", id, err)
+			return nil, 0, fmt.Errorf("read worker %q: %w", id, err)
 		}
 		if raw == nil || raw.(*daguhav1.Worker).GetOffline() {
 			continue
@@ -59,27 +61,31 @@ func (s *StateStore) MarkWorkersOffline(index uint64, ids []string, reason strin
 		updated.OfflineReason = reason
 		updated.ModifyIndex = index
 		if err := txn.Insert(tableWorkers, updated); err != nil {
-			return nil, fmt.Errorf("mark worker %q offline: %w", id, err)
+			return nil, 0, fmt.Errorf("mark worker %q offline: %w", id, err)
 		}
 		var held []*daguhav1.Run
 		iter, err := txn.Get(tableRuns, "running_prefix", id)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		for r := iter.Next(); r != nil; r = iter.Next() {
 			held = append(held, r.(*daguhav1.Run))
 		}
 		for _, run := range held {
-			if err := reclaimRun(txn, index, run, fmt.Sprintf("worker %s is offline", id), now); err != nil {
-				return nil, err
+			cancelled, err := reclaimRun(txn, index, run, fmt.Sprintf("worker %s is offline", id), now)
+			if err != nil {
+				return nil, 0, err
+			}
+			if cancelled {
+				ended++
 			}
 			reclaimed = append(reclaimed, run.GetId())
 		}
 	}
 	if err := commitWithIndex(txn, index, tableWorkers, tableRuns, tableSelectors); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return reclaimed, nil
+	return reclaimed, ended, nil
 }
 
 // RemoveWorkers forgets workers (offline past their retention).

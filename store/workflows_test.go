@@ -73,8 +73,18 @@ func TestCancelReachesEveryDescendant(t *testing.T) {
 	grant(t, s, 4, "child", "w2")
 	enqueue(t, s, 5, child("grandchild", "child", "root"))
 	enqueue(t, s, 6, child("sibling", "root", "root"))
-	if _, err := s.CancelRuns(7, []string{"root"}, 70); err != nil {
+	outcomes, err := s.CancelRuns(7, []string{"root"}, 70)
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The two queued descendants ended at once; the running root did not.
+	if outcomes[0].GetEndedCancelled() != 2 {
+		t.Fatalf("cancel outcome %v: want 2 runs ended cancelled", outcomes[0])
+	}
+	// A queued run cancelled ends itself.
+	enqueue(t, s, 8, &daguhav1.Run{Id: "lone", DagName: "d"})
+	if outcomes, err := s.CancelRuns(9, []string{"lone"}, 90); err != nil || outcomes[0].GetEndedCancelled() != 1 {
+		t.Fatalf("cancel of a queued run: %v %v; want 1 ended", outcomes, err)
 	}
 	// Running runs are asked to stop; queued ones end at once.
 	for id, want := range map[string]daguhav1.RunStatus{
@@ -93,7 +103,7 @@ func TestCancelReachesEveryDescendant(t *testing.T) {
 		t.Fatalf("pending after cancel: %v (count %d)", ids, count)
 	}
 	// A child asked for after the cancellation is refused.
-	o := enqueue(t, s, 8, child("late", "child", "root"))
+	o := enqueue(t, s, 10, child("late", "child", "root"))
 	if o[0].GetCreated() || !strings.Contains(o[0].GetConflict(), "being cancelled") {
 		t.Fatalf("late child: %v", o)
 	}
@@ -110,6 +120,11 @@ func TestAnEndedRunLeavesNoChildBehind(t *testing.T) {
 		Error: "timed out", NowUnixNano: 60, Outputs: map[string]string{"X": "1"}}})
 	if err != nil || !outcomes[0].GetApplied() {
 		t.Fatalf("finish: %v %v", outcomes, err)
+	}
+	// The queued grandchild ended with it (the root's own end is the
+	// worker's finish, not counted here).
+	if outcomes[0].GetEndedCancelled() != 1 {
+		t.Fatalf("finish outcome %v: want 1 descendant ended cancelled", outcomes[0])
 	}
 	if run := status(t, s, "root"); run.GetOutputs()["X"] != "1" {
 		t.Fatalf("outputs not recorded: %v", run)

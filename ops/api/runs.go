@@ -647,6 +647,7 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	outcome := result.(*daguhav1.CancelRunsResult).GetOutcomes()[0]
+	s.metrics.RunsCancelledAtOnce(outcome.GetEndedCancelled())
 	if !outcome.GetApplied() {
 		code := http.StatusConflict
 		if strings.Contains(outcome.GetRefused(), "does not exist") {

@@ -267,6 +267,34 @@ func TestLiveClusterMetrics(t *testing.T) {
 		t.Errorf("no forwarded write timed, though followers took enqueues")
 	}
 
+	// A queued run cancelled ends with no worker's finish: it is counted
+	// cancelled all the same (by the server that applied the cancel), and
+	// leaves the stranded queue.
+	cancelledBefore := total(`daguha_runs_finished_total{status="cancelled"}`)
+	var follower *clustertest.Agent
+	for _, a := range c.Agents {
+		if a != leader {
+			follower = a
+		}
+	}
+	if code, err := follower.PostJSON("/api/v2/dag-runs/stranded-0/cancel", nil, nil); err != nil || code != http.StatusOK {
+		t.Fatalf("cancel stranded-0 through %s: HTTP %d, %v", follower.Name, code, err)
+	}
+	clustertest.WaitFor(t, 30*time.Second, "the cancelled queued run counted, and gone from the queue", func() (bool, string) {
+		all, err := scrapeAll()
+		if err != nil {
+			return false, err.Error()
+		}
+		cancelled := 0.0
+		for i, e := range all {
+			cancelled += e.sum(`daguha_runs_finished_total{status="cancelled"}`)
+			if depth := e.samples[`daguha_dispatch_queue_depth{selector="pool=nobody-has-this"}`]; depth != stranded-1 {
+				return false, fmt.Sprintf("%s: stranded queue depth %v", c.Agents[i].Name, depth)
+			}
+		}
+		return cancelled-cancelledBefore == 1, fmt.Sprintf("cancelled grew by %v", cancelled-cancelledBefore)
+	})
+
 	w, err := scrape(t, "http://"+workerMetrics+"/metrics")
 	if err != nil {
 		t.Fatalf("worker metrics: %v", err)

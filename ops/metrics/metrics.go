@@ -233,6 +233,15 @@ func (m *Metrics) RunFinished(status string) {
 	}
 }
 
+// RunsCancelledAtOnce counts n runs that ended cancelled with no finish
+// of a worker: queued runs cancelled (by a cancel or with their parent)
+// and runs taken back whose cancel had been asked.
+func (m *Metrics) RunsCancelledAtOnce(n uint32) {
+	if m != nil && n > 0 {
+		m.finished.WithLabelValues("cancelled").Add(float64(n))
+	}
+}
+
 // RunsPruned counts n runs removed past the run retention.
 func (m *Metrics) RunsPruned(n uint64) {
 	if m != nil && n > 0 {

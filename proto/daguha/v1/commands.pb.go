@@ -655,12 +655,17 @@ func (x *ReclaimRunsResult) GetOutcomes() []*RunOutcome {
 
 // RunOutcome is the generic answer for one run of a batch.
 type RunOutcome struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RunId         string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
-	Applied       bool                   `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
-	Refused       string                 `protobuf:"bytes,3,opt,name=refused,proto3" json:"refused,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	RunId   string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Applied bool                   `protobuf:"varint,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	Refused string                 `protobuf:"bytes,3,opt,name=refused,proto3" json:"refused,omitempty"`
+	// Runs the item ended cancelled at once, with no worker's finish: the
+	// run itself when it was queued (a cancel) or reclaimed with a cancel
+	// asked, and its descendants that were queued. For the ended-runs
+	// counters of whoever applied the command.
+	EndedCancelled uint32 `protobuf:"varint,4,opt,name=ended_cancelled,json=endedCancelled,proto3" json:"ended_cancelled,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RunOutcome) Reset() {
@@ -712,6 +717,13 @@ func (x *RunOutcome) GetRefused() string {
 		return x.Refused
 	}
 	return ""
+}
+
+func (x *RunOutcome) GetEndedCancelled() uint32 {
+	if x != nil {
+		return x.EndedCancelled
+	}
+	return 0
 }
 
 // ReportStepsCommand records step progress reported by lease holders.
@@ -1291,8 +1303,10 @@ type MarkWorkersOfflineResult struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The runs taken back, to be granted again.
 	ReclaimedRunIds []string `protobuf:"bytes,1,rep,name=reclaimed_run_ids,json=reclaimedRunIds,proto3" json:"reclaimed_run_ids,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Of those, the ones a cancel had been asked for: ended cancelled.
+	EndedCancelled uint32 `protobuf:"varint,2,opt,name=ended_cancelled,json=endedCancelled,proto3" json:"ended_cancelled,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *MarkWorkersOfflineResult) Reset() {
@@ -1330,6 +1344,13 @@ func (x *MarkWorkersOfflineResult) GetReclaimedRunIds() []string {
 		return x.ReclaimedRunIds
 	}
 	return nil
+}
+
+func (x *MarkWorkersOfflineResult) GetEndedCancelled() uint32 {
+	if x != nil {
+		return x.EndedCancelled
+	}
+	return 0
 }
 
 // RemoveWorkersCommand forgets offline workers after their retention.
@@ -2144,12 +2165,13 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\"\n" +
 	"\rnow_unix_nano\x18\x04 \x01(\x03R\vnowUnixNano\"F\n" +
 	"\x11ReclaimRunsResult\x121\n" +
-	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"W\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"\x80\x01\n" +
 	"\n" +
 	"RunOutcome\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aapplied\x18\x02 \x01(\bR\aapplied\x12\x18\n" +
-	"\arefused\x18\x03 \x01(\tR\arefused\"E\n" +
+	"\arefused\x18\x03 \x01(\tR\arefused\x12'\n" +
+	"\x0fended_cancelled\x18\x04 \x01(\rR\x0eendedCancelled\"E\n" +
 	"\x12ReportStepsCommand\x12/\n" +
 	"\areports\x18\x01 \x03(\v2\x15.daguha.v1.StepReportR\areports\"r\n" +
 	"\n" +
@@ -2186,9 +2208,10 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\n" +
 	"worker_ids\x18\x01 \x03(\tR\tworkerIds\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\"\n" +
-	"\rnow_unix_nano\x18\x03 \x01(\x03R\vnowUnixNano\"F\n" +
+	"\rnow_unix_nano\x18\x03 \x01(\x03R\vnowUnixNano\"o\n" +
 	"\x18MarkWorkersOfflineResult\x12*\n" +
-	"\x11reclaimed_run_ids\x18\x01 \x03(\tR\x0freclaimedRunIds\"5\n" +
+	"\x11reclaimed_run_ids\x18\x01 \x03(\tR\x0freclaimedRunIds\x12'\n" +
+	"\x0fended_cancelled\x18\x02 \x01(\rR\x0eendedCancelled\"5\n" +
 	"\x14RemoveWorkersCommand\x12\x1d\n" +
 	"\n" +
 	"worker_ids\x18\x01 \x03(\tR\tworkerIds\"\x15\n" +
