@@ -606,7 +606,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	if !s.readBarrier(w, r) {
 		return
 	}
-	var matched []*daguhav1.Run
+	kept := &newest{limit: limit}
 	_ = s.cluster.FSM().State().EachRun(func(run *daguhav1.Run) bool {
 		if (query.Get("dag_name") == "" || run.GetDagName() == query.Get("dag_name")) &&
 			(query.Get("root_dag_run_id") == "" || run.GetRootDagRunId() == query.Get("root_dag_run_id")) &&
@@ -614,20 +614,19 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 			(statusFilter == "" || statusName(run.GetStatus(), "RUN_STATUS_") == statusFilter) &&
 			(query.Get("worker_id") == "" || run.GetWorkerId() == query.Get("worker_id")) &&
 			(after == nil || listedBefore(&daguhav1.Run{CreateIndex: after.index, Id: after.id}, run)) {
-			matched = append(matched, run)
+			kept.offer(run)
 		}
 		return true
 	})
-	sort.Slice(matched, func(i, j int) bool { return listedBefore(matched[i], matched[j]) })
+	runs, truncated := kept.page()
 	body := runListBody{Runs: []RunView{}}
-	for i, run := range matched {
-		if i == limit {
-			body.Truncated = true
-			last := matched[i-1]
-			body.Next = runCursor{index: last.GetCreateIndex(), id: last.GetId()}.String()
-			break
-		}
+	for _, run := range runs {
 		body.Runs = append(body.Runs, viewRun(run))
+	}
+	if truncated {
+		body.Truncated = true
+		last := runs[len(runs)-1]
+		body.Next = runCursor{index: last.GetCreateIndex(), id: last.GetId()}.String()
 	}
 	writeJSON(w, http.StatusOK, body)
 }
