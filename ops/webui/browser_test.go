@@ -304,6 +304,20 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the runs of hello only", textOf("#runs")+`.includes("succeeded") && !`+textOf("#runs")+`.includes("long-1")`, 30*time.Second)
+	// Pages of one run: the newest (long-1), then through "Older runs" the
+	// hello run and no further page, and back to the newest.
+	if err := chromedp.Do(ctx, chromedp.Navigate(server.HTTPAddr()+"/#/runs?limit=1")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the first page of one run", textOf("#runs")+`.includes("long-1") && !`+textOf("#runs")+`.includes("hello") && !!document.querySelector("#older-runs")`, 30*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Click("#older-runs")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "the second page: the hello run, the last", textOf("#runs")+`.includes("hello") && !`+textOf("#runs")+`.includes("long-1") && !document.querySelector("#older-runs") && !!document.querySelector("#newest-runs")`, 30*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Click("#newest-runs")); err != nil {
+		t.Fatal(err)
+	}
+	waitJS(t, ctx, "back on the newest page", textOf("#runs")+`.includes("long-1") && !document.querySelector("#newest-runs")`, 30*time.Second)
 
 	// An API error is shown, not swallowed: a run that does not exist.
 	if err := chromedp.Do(ctx, chromedp.Navigate(server.HTTPAddr()+"/#/runs/no-such-run")); err != nil {

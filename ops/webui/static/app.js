@@ -276,12 +276,27 @@ function runsPage(main, query) {
   main.replaceChildren(h("h1", {}, "Runs"), form, list);
   const q = new URLSearchParams();
   for (const name of ["dag_name", "status", "worker_id"]) if (params.get(name)) q.set(name, params.get(name));
-  q.set("limit", "200");
+  // A page of runs, newest first; ?after= (the API's cursor) pages on,
+  // ?limit= sets the page's size (1 to 200).
+  const limit = Math.min(Math.max(parseInt(params.get("limit"), 10) || 200, 1), 200);
+  q.set("limit", String(limit));
+  const after = params.get("after");
+  if (after) q.set("after", after);
+  const pageLink = (id, text, cursor) => {
+    const p = new URLSearchParams(q);
+    if (limit === 200) p.delete("limit");
+    if (cursor) p.set("after", cursor); else p.delete("after");
+    return h("a", { id, href: "#/runs" + (p.toString() ? "?" + p : "") }, text);
+  };
   every(async () => {
     const body = await api("/api/v2/dag-runs?" + q);
+    const nav = h("p", { class: "row muted" },
+      after ? pageLink("newest-runs", "← Newest runs", "") : "",
+      body.truncated ? pageLink("older-runs", `Older runs →`, body.next) : "",
+      body.truncated || after ? ` ${body.runs.length} run${body.runs.length === 1 ? "" : "s"} on this page` : "");
     swap(list, table(["Run", "DAG", "Status", "Worker", "Enqueued", "Took"], body.runs.map((r) => [
       runLink(r.dag_run_id), r.dag_name, statusBadge(r.status), r.worker_id, when(r.enqueued_at), duration(r.started_at, r.finished_at)]),
-    "no runs"), body.truncated ? h("p", { class: "muted" }, "showing the newest 200") : "");
+    after ? "no older runs" : "no runs"), after || body.truncated ? nav : "");
   });
 }
 
