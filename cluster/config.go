@@ -84,6 +84,12 @@ type Config struct {
 	// each other's tokens would make every failover refuse every worker.
 	SigningKeyIDs []string
 
+	// ScheduleZone names the zone this server's scheduler reads schedules
+	// without CRON_TZ= in (an IANA name, or "local NAME+OFFSET"). Servers
+	// compare it and warn when they differ: a DAG would fire at another
+	// hour after a failover. Empty: not compared.
+	ScheduleZone string
+
 	// OnMemberChange, if set, is told of every change in the gossip pool
 	// (servers and workers joining, updating, failing, leaving). It is
 	// called from gossip's goroutines and must not block.

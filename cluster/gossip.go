@@ -43,6 +43,8 @@ type Meta struct {
 	// SigningKeys are the fingerprints of a server's lease signing keys,
 	// the signing one first (none: the cluster's own key).
 	SigningKeys []string `json:"sk,omitempty"`
+	// Zone is a server's schedule zone (Config.ScheduleZone).
+	Zone string `json:"tz,omitempty"`
 	// Labels are a worker's labels, when they fit in the meta.
 	Labels map[string]string `json:"lb,omitempty"`
 	// Leaving is set just before a graceful leave: memberlist reports a
@@ -198,6 +200,7 @@ func (s *Server) startGossip() error {
 		HTTPAddr:    net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.HTTPPort)),
 		Expect:      s.config.BootstrapExpect,
 		SigningKeys: s.config.SigningKeyIDs,
+		Zone:        s.config.ScheduleZone,
 	}}
 	if encoded := s.meta.NodeMeta(memberlist.MetaMaxSize); encoded == nil {
 		return fmt.Errorf("gossip meta does not fit in %d bytes", memberlist.MetaMaxSize)

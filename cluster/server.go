@@ -84,6 +84,7 @@ func New(config Config) (*Server, error) {
 	s.goFunc(s.monitorLeadership)
 	s.goFunc(s.observeLeader)
 	s.goFunc(s.watchKeyConflicts)
+	s.goFunc(s.watchZoneConflicts)
 	switch {
 	case config.Bootstrap:
 		s.bootstrapSelf()

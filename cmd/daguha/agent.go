@@ -216,6 +216,7 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	config.ScheduleZone = zoneLabel(zone, time.Now())
 	dispatchConfig := dispatch.Config{
 		ScheduleZone: zone,
 		LeaseTTL:     c.Duration("lease-ttl"),
@@ -363,4 +364,25 @@ func scheduleZone(name string) (*time.Location, error) {
 		return nil, fmt.Errorf("-tz=%s: not an IANA time zone such as Europe/Berlin or UTC", name)
 	}
 	return zone, nil
+}
+
+// zoneLabel is how servers compare their schedule zones: the IANA name
+// set with -tz, else the local zone as its abbreviation and UTC offset
+// now (UTC for a local zone that is UTC, as in most containers).
+func zoneLabel(zone *time.Location, now time.Time) string {
+	if zone != nil {
+		return zone.String()
+	}
+	name, offset := now.Zone()
+	if offset == 0 && (name == "UTC" || name == "GMT" || name == "") {
+		return "UTC"
+	}
+	return fmt.Sprintf("local %s%+03d:%02d", name, offset/3600, abs(offset%3600)/60)
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }

@@ -422,3 +422,45 @@ func TestScheduleZoneSetting(t *testing.T) {
 		return strings.Contains(tail, "schedule_zone=Asia/Tokyo"), tail
 	})
 }
+
+// Servers that read schedules in different zones say so, naming each
+// other; the ones that agree say nothing of it.
+func TestServersWarnOfDifferentScheduleZones(t *testing.T) {
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, ArgsFor: func(i int) []string {
+		if i == 2 {
+			return []string{"-tz=Asia/Tokyo"}
+		}
+		return []string{"-tz=UTC"}
+	}})
+	c.WaitLeader(t, 30*time.Second)
+	odd, even := c.Agents[2], c.Agents[0]
+	clustertest.WaitFor(t, 30*time.Second, "both sides to warn", func() (bool, string) {
+		a, b := odd.Tail(300), even.Tail(300)
+		return strings.Contains(a, "servers disagree on the schedule zone") &&
+				strings.Contains(a, "in Asia/Tokyo, "+c.Agents[0].Name+" reads them in UTC, "+c.Agents[1].Name+" reads them in UTC") &&
+				strings.Contains(b, "in UTC, "+odd.Name+" reads them in Asia/Tokyo"),
+			a + "\n----\n" + b
+	})
+	if strings.Contains(even.Tail(300), c.Agents[1].Name+" reads them") {
+		t.Fatalf("%s warned of %s, which reads schedules in its zone too:\n%s", even.Name, c.Agents[1].Name, even.Tail(300))
+	}
+}
+
+func TestZoneLabel(t *testing.T) {
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
+	india, _ := time.LoadLocation("Asia/Kolkata")
+	for _, tc := range []struct {
+		zone *time.Location
+		now  time.Time
+		want string
+	}{
+		{tokyo, time.Now(), "Asia/Tokyo"},
+		{nil, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "UTC"},
+		{nil, time.Date(2026, 1, 1, 0, 0, 0, 0, india), "local IST+05:30"},
+		{nil, time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("NST", -(3*3600+1800))), "local NST-03:30"},
+	} {
+		if got := zoneLabel(tc.zone, tc.now); got != tc.want {
+			t.Errorf("zoneLabel(%v, %v) = %q, want %q", tc.zone, tc.now, got, tc.want)
+		}
+	}
+}
