@@ -233,10 +233,6 @@ func TestMaxActiveRunsIsNeverExceeded(t *testing.T) {
 func TestLeaderKillWith500RunsInFlight(t *testing.T) {
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
-	var workers []*clustertest.Process
-	for i := 0; i < 3; i++ {
-		workers = append(workers, startProcess(t, c.NewWorker(fmt.Sprintf("w%d", i), "-max-active-runs=16")))
-	}
 	ids := make([]string, 500)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("bulk-%03d", i)
@@ -263,6 +259,14 @@ func TestLeaderKillWith500RunsInFlight(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+	// The workers start once every run is queued: enqueueing 500 runs on
+	// a loaded machine may take longer than running most of them (a CI
+	// run found all 500 done before the kill), so the window in which
+	// the leader dies with runs in flight opens only now.
+	var workers []*clustertest.Process
+	for i := 0; i < 3; i++ {
+		workers = append(workers, startProcess(t, c.NewWorker(fmt.Sprintf("w%d", i), "-max-active-runs=16")))
 	}
 	clustertest.WaitFor(t, 60*time.Second, "some runs to finish and many to be in flight", func() (bool, string) {
 		runs, err := listRuns(c)
