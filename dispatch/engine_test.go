@@ -363,7 +363,7 @@ func TestEngineStopsSilentlyWhenAReportIsRefused(t *testing.T) {
 		return nil
 	}}
 	run := testRun(dir,
-		&daguhav1.StepSpec{Name: "quick", Command: `while [ ! -e "$D/pid" ]; do sleep 0.02; done`},
+		&daguhav1.StepSpec{Name: "quick", Command: `while [ ! -s "$D/pid" ]; do sleep 0.02; done`},
 		&daguhav1.StepSpec{Name: "slow", Command: `echo $$ > "$D/pid"; exec sleep 300`},
 		&daguhav1.StepSpec{Name: "after", Command: "true", Depends: []string{"quick"}},
 	)
@@ -725,7 +725,7 @@ func TestEngineGivesUpWhenAHeldEndIsRefused(t *testing.T) {
 		return nil
 	}}
 	run := testRun(dir,
-		&daguhav1.StepSpec{Name: "quick", Command: `while [ ! -e "$D/pid" ]; do sleep 0.02; done`},
+		&daguhav1.StepSpec{Name: "quick", Command: `while [ ! -s "$D/pid" ]; do sleep 0.02; done`},
 		&daguhav1.StepSpec{Name: "slow", Command: `echo $$ > "$D/pid"; exec sleep 300`},
 		&daguhav1.StepSpec{Name: "after", Command: `touch "$D/after-ran"`, Depends: []string{"quick"}},
 	)
