@@ -173,29 +173,24 @@ func retireDags(ctx context.Context, pusher dagPusher, state *dagsDirState, logg
 }
 
 func loadDagsDirState(path string, logger *slog.Logger) dagsDirState {
-	state := dagsDirState{Files: map[string]ownedDag{}, Retiring: map[string]string{}}
-	if path == "" {
-		return state
+	var state dagsDirState
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err == nil {
+			err = json.Unmarshal(data, &state)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			// Without it, files removed while the server was down are not
+			// noticed; nothing else depends on it.
+			logger.Warn("the record of the DAGs directory's files is unreadable; starting afresh", "file", path, "error", err)
+			state = dagsDirState{}
+		}
 	}
-	data, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return state
+	if state.Files == nil {
+		state.Files = map[string]ownedDag{}
 	}
-	var loaded dagsDirState
-	if err == nil {
-		err = json.Unmarshal(data, &loaded)
-	}
-	if err != nil {
-		// Without it, files removed while the server was down are not
-		// noticed; nothing else depends on it.
-		logger.Warn("the record of the DAGs directory's files is unreadable; starting afresh", "file", path, "error", err)
-		return state
-	}
-	for file, owned := range loaded.Files {
-		state.Files[file] = owned
-	}
-	for name, hash := range loaded.Retiring {
-		state.Retiring[name] = hash
+	if state.Retiring == nil {
+		state.Retiring = map[string]string{}
 	}
 	return state
 }

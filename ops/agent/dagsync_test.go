@@ -291,3 +291,30 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// A missing, unreadable or partly empty record starts afresh with maps
+// the sync can write into; a good one is read back as it was saved.
+func TestDagsDirStateLoads(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir := t.TempDir()
+	for name, content := range map[string]string{"garbage": "not json", "nulls": `{"files": null, "retiring": null}`} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		state := loadDagsDirState(path, logger)
+		if state.Files == nil || state.Retiring == nil || len(state.Files)+len(state.Retiring) != 0 {
+			t.Errorf("%s: %+v", name, state)
+		}
+	}
+	if state := loadDagsDirState(filepath.Join(dir, "missing"), logger); state.Files == nil || state.Retiring == nil {
+		t.Errorf("missing: %+v", state)
+	}
+	path := filepath.Join(dir, DagsDirStateFile)
+	saved := dagsDirState{Files: map[string]ownedDag{"a.yaml": {Dag: "etl", Hash: "h1"}}, Retiring: map[string]string{"old": "h0"}}
+	saveDagsDirState(path, saved, logger)
+	got := loadDagsDirState(path, logger)
+	if got.Files["a.yaml"] != saved.Files["a.yaml"] || got.Retiring["old"] != "h0" || len(got.Files) != 1 || len(got.Retiring) != 1 {
+		t.Fatalf("read back %+v, saved %+v", got, saved)
+	}
+}

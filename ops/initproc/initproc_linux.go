@@ -42,8 +42,9 @@ func Run() (int, bool) {
 		return 1, true
 	}
 	pid := child.Process.Pid
-	// A SIGCHLD may stand for several ends; a slow tick reaps what a
-	// coalesced signal left, too.
+	// reap collects every ended process at each wake-up, so one SIGCHLD
+	// standing for several ends is enough; the slow tick covers a signal
+	// dropped while the channel was full.
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
