@@ -75,6 +75,12 @@ type Config struct {
 
 	// RaftTLS, when set, runs Raft over TLS (mutual with a CA).
 	RaftTLS *RaftTLS
+	// ClusterTokens are the secret servers prove their role with when
+	// there is no TLS (workers never hold it): the first is sent, any is
+	// accepted, so it can be rotated. Empty without TLS: server-to-server
+	// calls and the Raft port are open to anyone who reaches them (a
+	// server says so at start).
+	ClusterTokens []string
 	// GossipKeys encrypt the gossip pool (memberlist's AES keys, 16, 24 or
 	// 32 bytes): the first encrypts, all decrypt, so keys can be rotated.
 	GossipKeys [][]byte
