@@ -72,8 +72,10 @@ func (s *Signer) LogTicket(runID string, attempt uint32, workerID string) string
 // granted before a key rotation stay readable. Empty when it knows none.
 func (d *Dispatcher) LogTickets(runID string, attempt uint32, workerID string) []string {
 	keys := append([][]byte(nil), d.config.SigningKeys...)
-	if meta := d.backend.State().ClusterMeta(); meta != nil {
-		keys = append(keys, meta.GetSigningKey())
+	if d.backend != nil {
+		if meta := d.backend.State().ClusterMeta(); meta != nil {
+			keys = append(keys, meta.GetSigningKey())
+		}
 	}
 	var tickets []string
 	seen := map[string]bool{}

@@ -312,7 +312,7 @@ func (a *WorkerAgent) serveLogs(ln net.Listener, worker *dispatch.Worker, config
 	logServer.SkipTickets = !identity.Enforced
 	daguhav1.RegisterWorkerLogServiceServer(a.logs, logServer)
 	go func() { _ = a.logs.Serve(ln) }()
-	a.logger.Info("serving step logs", "addr", config.Worker.LogAddr, "dir", worker.LogDir())
+	a.logger.Info("serving step logs", "addr", config.Worker.LogAddr, "listen", ln.Addr().String(), "dir", worker.LogDir())
 }
 
 // logAccess admits to the log service, under TLS, only callers whose

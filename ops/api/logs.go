@@ -87,15 +87,19 @@ func (s *Server) stepLog(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
 	stream, err := daguhav1.NewWorkerLogServiceClient(conn).StepLog(ctx, &daguhav1.StepLogRequest{RunId: id, StepName: step, Attempt: attempt, LogTickets: tickets})
-	if err != nil {
-		writeError(w, http.StatusBadGateway, fmt.Errorf("worker %q: %w", workerID, err))
-		return
+	var first *daguhav1.StepLogChunk
+	if err == nil {
+		first, err = stream.Recv()
 	}
-	first, err := stream.Recv()
 	if err != nil && !errors.Is(err, io.EOF) {
 		code := http.StatusBadGateway
 		if status.Code(err) == codes.NotFound {
 			code = http.StatusNotFound
+		} else {
+			// A worker that is not who it must be (under TLS), or one that
+			// refuses this server, is worth an operator's look.
+			s.logger.Warn("step log not fetched from the run's worker", "run", id, "attempt", attempt, "step", step,
+				"worker", workerID, "addr", worker.GetLogAddr(), "error", status.Convert(err).Message())
 		}
 		writeError(w, code, fmt.Errorf("worker %q: %s", workerID, status.Convert(err).Message()))
 		return
