@@ -120,7 +120,7 @@ func (s *LogServer) checkTicket(runID string, attempt uint32, offered []string) 
 	case errors.Is(err, fs.ErrNotExist):
 		return status.Errorf(codes.NotFound, "no logs of run %s (attempt %d) on this worker", runID, attempt)
 	case errors.Is(err, errNoLogTicket):
-		return status.Errorf(codes.PermissionDenied, "run %s (attempt %d) has no log ticket on this worker: it was granted by a server that gave none (before the upgrade that brought log tickets), so its step logs are not served; the output tail in the run's steps is what the cluster keeps", runID, attempt)
+		return status.Errorf(codes.PermissionDenied, "run %s (attempt %d) has no log ticket on this worker: it was granted by a server that gave none (before the upgrade that brought log tickets), or the worker could not keep it (its log says so), so its step logs are not served; the output tail in the run's steps is what the cluster keeps", runID, attempt)
 	case err != nil:
 		return status.Errorf(codes.Internal, "log ticket of run %s (attempt %d): %v", runID, attempt, err)
 	case len(offered) == 0:
