@@ -620,7 +620,7 @@ func (st *leaderState) grant(ctx context.Context, info *daguhav1.WorkerInfo, run
 		st.mu.Unlock()
 		st.d.config.Metrics.LeaseGranted(queueWait(outcome.GetRun()), attempt == 1)
 		tasks = append(tasks, &daguhav1.Task{Run: outcome.GetRun(), LeaseToken: token, LeaseTtlMillis: uint32(st.d.config.LeaseTTL.Milliseconds()),
-			TakesStepBatches: true})
+			TakesStepBatches: true, LogTicket: st.signer.LogTicket(run.GetId(), attempt, info.GetId())})
 	}
 	return tasks, refused, nil
 }

@@ -547,12 +547,19 @@ func TestEngineRefusesABrokenGraph(t *testing.T) {
 }
 
 // The log server streams a step's whole log in chunks (attempt 0: the
-// latest) and answers NotFound for what it does not have.
+// latest) and answers NotFound for what it does not have (requests carry
+// the attempts' log tickets; their checks have a test of their own).
 func TestLogServerStreamsStepLogs(t *testing.T) {
 	e := testEngine(t)
+	key := []byte("the cluster's signing key")
+	var tickets []string
 	for attempt, size := range map[uint32]int{1: 10, 2: 100000} {
 		run := testRun(t.TempDir(), &daguhav1.StepSpec{Name: "big", Command: fmt.Sprintf(`head -c %d /dev/zero | tr '\0' y`, size)})
 		run.Attempt = attempt
+		if err := e.keepLogTicket(run.GetId(), attempt, LogTicket(key, run.GetId(), attempt, "w1")); err != nil {
+			t.Fatal(err)
+		}
+		tickets = append(tickets, LogTicket(key, run.GetId(), attempt, "w1"))
 		if r := execute(t, context.Background(), e, run, &fakeHost{}); r.status != daguhav1.RunStatus_RUN_STATUS_SUCCEEDED {
 			t.Fatalf("run: %s %q", r.status, r.message)
 		}
@@ -573,6 +580,7 @@ func TestLogServerStreamsStepLogs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	fetch := func(req *daguhav1.StepLogRequest) ([]byte, int, error) {
+		req.LogTickets = tickets
 		stream, err := client.StepLog(ctx, req)
 		if err != nil {
 			return nil, 0, err

@@ -335,6 +335,7 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	// suite's checkers read them).
 	logger := w.logger.With("run", run.GetId(), "dag", run.GetDagName(), "attempt", run.GetAttempt(), "fencing_token", run.GetFencingToken())
 	logger.Info("run started")
+	w.keepLogTicket(logger, run, task.GetLogTicket())
 	w.config.Metrics.RunStarted()
 	ended := metrics.RunAbandoned
 	defer func() { w.config.Metrics.RunEnded(ended) }()

@@ -102,7 +102,7 @@ func (f *fakeCoordinator) WatchRun(_ context.Context, req *daguhav1.WatchRunRequ
 // the last modify index seen until it ends, and the run's outputs go with
 // FinishRun.
 func TestWorkerRunsChildStepsThroughTheCoordinator(t *testing.T) {
-	coordinator := &fakeCoordinator{finished: make(chan struct{}), task: &daguhav1.Task{LeaseToken: "lease-1", Run: &daguhav1.Run{
+	coordinator := &fakeCoordinator{finished: make(chan struct{}), task: &daguhav1.Task{LeaseToken: "lease-1", LogTicket: "ticket-1", Run: &daguhav1.Run{
 		Id: "parent", DagName: "p", Attempt: 1, Dag: &daguhav1.DagSpec{Name: "p", Steps: []*daguhav1.StepSpec{
 			{Name: "call", ChildDag: "sub", Output: "CHILD"},
 			{Name: "use", Depends: []string{"call"}, Command: `echo "got $CHILD"`, Output: "USED"},
@@ -165,6 +165,9 @@ func TestWorkerRunsChildStepsThroughTheCoordinator(t *testing.T) {
 	}
 	if _, err := os.Stat(worker.engine.LogPath("parent", 1, "use")); err != nil {
 		t.Errorf("the step log is not in the worker's log dir: %v", err)
+	}
+	if kept, err := os.ReadFile(worker.engine.logTicketPath("parent", 1)); err != nil || string(kept) != "ticket-1" {
+		t.Errorf("the worker kept the log ticket %q (%v), want the task's", kept, err)
 	}
 }
 

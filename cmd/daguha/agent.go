@@ -91,7 +91,7 @@ func agentFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "noop-executor", Usage: "worker agents: complete every command or script step at once without starting a process (to benchmark the coordinator alone)"},
 		&cli.StringFlag{Name: "step-log-dir", Usage: "where a worker keeps the full logs of its steps (default: a new temporary directory)"},
 		&cli.DurationFlag{Name: "step-log-retention", Value: dispatch.DefaultStepLogRetention, Usage: "how long a worker keeps a run's full step logs after they were last written; 0 keeps them forever"},
-		&cli.IntFlag{Name: "step-log-port", Usage: "port a worker serves its step logs to the servers on, at -bind (0: any free port; -1: none)"},
+		&cli.IntFlag{Name: "step-log-port", Usage: "port a worker agent serves its step logs to the servers on, at -bind when given (0.0.0.0: every interface), else at the address it reaches the servers from (0: any free port; -1: none)"},
 		&cli.StringSliceFlag{Name: "api-token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "require this Bearer token on the HTTP API (repeat or comma-separate for several)"},
 		&cli.StringSliceFlag{Name: "api-read-token", EnvVars: []string{"DAGUHA_API_READ_TOKEN"}, Usage: "a Bearer token that may read the API but not change anything"},
 		&cli.DurationFlag{Name: "health-warning", Value: dispatch.DefaultThresholds.Warning, Usage: "heartbeat age from which a worker is WARNING"},

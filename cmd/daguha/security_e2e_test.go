@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/cluster/identity"
+	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/tlsutil"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -68,8 +71,17 @@ func (p *pki) issue(name string, options tlsutil.CertOptions) (string, string) {
 	return certFile, keyFile
 }
 
+// serverCert issues a server's certificate, carrying the identity
+// server/<name>.
 func (p *pki) serverCert(name string) (string, string) {
-	return p.issue(name, tlsutil.CertOptions{Server: true, Client: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}})
+	return p.issue(name, tlsutil.CertOptions{Server: true, Client: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		URIs: []*url.URL{identity.Identity{Role: identity.RoleServer, Name: name}.URI()}})
+}
+
+// workerCert issues a worker's client certificate, carrying the identity
+// worker/<id>.
+func (p *pki) workerCert(id string) (string, string) {
+	return p.issue(id, tlsutil.CertOptions{Client: true, URIs: []*url.URL{identity.Identity{Role: identity.RoleWorker, Name: id}.URI()}})
 }
 
 // tryCoordinator makes one call to a server's CoordinatorService with the
@@ -113,7 +125,7 @@ func TestMutualTLS(t *testing.T) {
 	leader := c.WaitLeader(t, 30*time.Second)
 	waitVoters(t, c, names(c.Agents[:3]))
 
-	workerCert, workerKey := good.issue("worker", tlsutil.CertOptions{Client: true})
+	workerCert, workerKey := good.workerCert("tls-worker")
 	startProcess(t, c.NewDaguWorker("tls-worker", followerOf(c, leader),
 		"--worker.insecure=false", "--worker.tls-cert="+workerCert, "--worker.tls-key="+workerKey, "--worker.tls-ca="+good.caFile))
 	mustEnqueue(t, leader, "over-tls", nil, "echo secure")
@@ -433,7 +445,7 @@ func TestGossipKeyRotationWithoutDowntime(t *testing.T) {
 func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 	p := newPKI(t, "cluster CA")
 	serverCert, serverKey := p.serverCert("server")
-	workerCert, workerKey := p.issue("worker", tlsutil.CertOptions{Client: true})
+	workerCert, workerKey := p.workerCert("secure-worker")
 	signingKey := fmt.Sprintf("signing-%d", time.Now().UnixNano())
 	gossipKey := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%032d", time.Now().UnixNano())))
 	token, readToken := fmt.Sprintf("token-%d", time.Now().UnixNano()), fmt.Sprintf("reader-%d", time.Now().UnixNano())
@@ -477,7 +489,8 @@ func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 	}
 	for _, a := range c.Agents {
 		for _, path := range []string{"/api/v2/workers", "/api/v2/workers?stale=true", "/api/v2/agent/self", "/api/v2/cluster/members",
-			"/api/v2/cluster/peers", "/api/v2/cluster/leader", "/api/v2/dag-runs", "/api/v2/dag-runs/secret-run"} {
+			"/api/v2/cluster/peers", "/api/v2/cluster/leader", "/api/v2/dag-runs", "/api/v2/dag-runs/secret-run",
+			"/api/v2/dag-runs/secret-run/steps/step/log"} {
 			record(a, "GET", path, "", token, 200)
 		}
 		record(a, "GET", "/api/v2/health", "", "", 200)
@@ -497,7 +510,9 @@ func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 	for _, a := range c.Agents {
 		a.Stop()
 	}
-	secrets := map[string]string{"signing key": signingKey, "gossip key": gossipKey, "API token": token, "read-only token": readToken}
+	secrets := map[string]string{"signing key": signingKey, "gossip key": gossipKey, "API token": token, "read-only token": readToken,
+		// Fetching the step log above sent it to the worker.
+		"log ticket": dispatch.LogTicket([]byte(signingKey), "secret-run", 1, "secure-worker")}
 	for _, keyFile := range []string{serverKey, workerKey} {
 		data, err := os.ReadFile(keyFile)
 		if err != nil {

@@ -48,12 +48,22 @@ func stepLogRetention(c *cli.Context, flag string) (time.Duration, error) {
 }
 
 // stepLogBind is the step log service's address for a worker bound to
-// host: port 0 picks a free port, a negative one turns the service off.
+// host (empty: the address it reaches the servers from): port 0 picks a
+// free port, a negative one turns the service off.
 func stepLogBind(host string, port int) string {
 	if port < 0 {
 		return "off"
 	}
 	return net.JoinHostPort(host, strconv.Itoa(port))
+}
+
+// givenBind is -bind when it was given (flag, environment or config
+// file), else empty.
+func givenBind(c *cli.Context) string {
+	if c.IsSet("bind") {
+		return c.String("bind")
+	}
+	return ""
 }
 
 // runWorkerAgent is `daguha agent -join=...`: a worker that finds the
@@ -88,8 +98,12 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 			NodeName: config.ID, BindAddr: bind, AdvertiseAddr: c.String("advertise"),
 			GossipPort: c.Int("gossip-port"), Join: join, Labels: config.Labels,
 		},
-		Logger:      logger,
-		LogBind:     stepLogBind(bind, c.Int("step-log-port")),
+		Logger: logger,
+		// The log service listens where -bind says when it is given (every
+		// interface only when it says 0.0.0.0), else at the address the
+		// servers see this worker's calls come from: never on every
+		// interface by default.
+		LogBind:     stepLogBind(givenBind(c), c.Int("step-log-port")),
 		MetricsAddr: c.String("metrics-addr"),
 	})
 	if err != nil {
@@ -118,7 +132,7 @@ func workerCommand() *cli.Command {
 			&cli.IntFlag{Name: "worker.gossip-port", EnvVars: []string{"DAGU_WORKER_GOSSIP_PORT"}, Usage: "gossip port (default: any free port)"},
 			&cli.StringFlag{Name: "worker.step-log-dir", Usage: "where the worker keeps the full logs of its steps (default: a new temporary directory)"},
 			&cli.DurationFlag{Name: "worker.step-log-retention", Value: dispatch.DefaultStepLogRetention, Usage: "how long the worker keeps a run's full step logs after they were last written; 0 keeps them forever"},
-			&cli.StringFlag{Name: "worker.step-log-addr", Value: "0.0.0.0:0", Usage: "host:port the worker serves its step logs to the servers on (port 0: any free one; \"off\": none)"},
+			&cli.StringFlag{Name: "worker.step-log-addr", Usage: "host:port the worker serves its step logs to the servers on (default: the address it reaches the coordinator from, any free port; an empty host: that address; 0.0.0.0: every interface; port 0: any free one; \"off\": none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DAGUHA_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DAGUHA_LOG_FORMAT"}, Usage: "text or json"},
 			&cli.StringSliceFlag{Name: "encrypt", EnvVars: []string{"DAGU_CLUSTER_ENCRYPT"}, Usage: "gossip encryption key(s), as on the servers"},

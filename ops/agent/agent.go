@@ -23,6 +23,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/cluster/identity"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/api"
 	"github.com/daguha/daguha/ops/metrics"
@@ -101,9 +102,9 @@ func Start(config Config) (*Agent, error) {
 	config.Cluster.HTTPPort = httpLn.Addr().(*net.TCPAddr).Port
 	config.Cluster.GRPCPort = grpcLn.Addr().(*net.TCPAddr).Port
 	var (
-		serverOptions    []grpc.ServerOption
-		peerOptions      []grpc.DialOption
-		workerLogOptions []grpc.DialOption
+		serverOptions []grpc.ServerOption
+		peerOptions   []grpc.DialOption
+		workerTLS     *tls.Config
 	)
 	if config.TLS.Enabled() {
 		serverTLS, err := tlsutil.ServerConfig(config.TLS)
@@ -121,14 +122,14 @@ func Start(config Config) (*Agent, error) {
 			return nil, fmt.Errorf("coordinator TLS: %w", err)
 		}
 		// Towards workers' log services, which serve with the workers'
-		// client certificates: the chain to the CA is what is checked.
-		workerTLS, err := tlsutil.PeerCAConfig(config.TLS)
+		// client certificates: the chain to the CA, then, per dial, the
+		// identity of the worker whose logs are wanted.
+		workerTLS, err = tlsutil.PeerCAConfig(config.TLS)
 		if err != nil {
 			httpLn.Close()
 			grpcLn.Close()
 			return nil, fmt.Errorf("coordinator TLS: %w", err)
 		}
-		workerLogOptions = append(workerLogOptions, grpc.WithTransportCredentials(credentials.NewTLS(workerTLS)))
 		serverOptions = append(serverOptions, grpc.Creds(credentials.NewTLS(serverTLS)))
 		peerOptions = append(peerOptions, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
 		config.Cluster.RaftTLS = &cluster.RaftTLS{Server: serverTLS, Client: clientTLS}
@@ -191,13 +192,16 @@ func Start(config Config) (*Agent, error) {
 		Logger: config.Logger, Dispatcher: dispatcher, Tokens: config.APITokens, ReadTokens: config.APIReadTokens,
 		Metrics: config.Metrics,
 		// Workers' log services speak what the gRPC port speaks: TLS with
-		// this server's certificate when TLS is on.
-		DialWorker: func(addr string) (*grpc.ClientConn, error) {
-			options := workerLogOptions
-			if !config.TLS.Enabled() {
-				options = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+		// this server's certificate when TLS is on, and then the worker
+		// must prove it is the one whose logs are asked for (a worker
+		// registering another's address, or its own address for
+		// another's runs, is not believed).
+		DialWorker: func(addr, workerID string) (*grpc.ClientConn, error) {
+			creds := insecure.NewCredentials()
+			if workerTLS != nil {
+				creds = credentials.NewTLS(tlsutil.ExpectPeer(workerTLS, tlsutil.ExpectIdentity(identity.RoleWorker, workerID, workerTLS.Certificates)))
 			}
-			return grpc.NewClient(addr, options...)
+			return grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		},
 	}
 	var httpsConfig *tls.Config

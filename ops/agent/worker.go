@@ -7,14 +7,19 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/cluster/identity"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
@@ -45,9 +50,11 @@ type WorkerConfig struct {
 	// MetricsAddr, when set (host:port), serves the worker's /metrics.
 	MetricsAddr string
 	// LogBind is where the worker serves its step logs to the servers
-	// (host:port; port 0 picks a free one). Empty: 0.0.0.0:0. "off": no
-	// log service. A host of 0.0.0.0 is advertised as the address this
-	// worker reaches the cluster from.
+	// (host:port; port 0 picks a free one). An empty host (or an empty
+	// LogBind, any port) is the local address this worker reaches the
+	// servers from, which is where the servers dial it. A host of 0.0.0.0
+	// (or ::) listens on every interface, only when given, and is
+	// advertised as that same local address. "off": no log service.
 	LogBind string
 }
 
@@ -230,40 +237,68 @@ func (a *WorkerAgent) listenForLogs(config *WorkerConfig) (net.Listener, error) 
 	case "off":
 		return nil, nil
 	case "":
-		bind = "0.0.0.0:0"
+		bind = ":0"
 	}
-	ln, err := net.Listen("tcp", bind)
+	host, port, err := net.SplitHostPort(bind)
 	if err != nil {
-		return nil, fmt.Errorf("worker: step log listener %s: %w", bind, err)
+		return nil, fmt.Errorf("worker: step log address %q: want host:port, :port or \"off\": %w", bind, err)
+	}
+	if host == "" {
+		// Not told where: where the servers reach this worker, never every
+		// interface.
+		if host, err = a.serverFacingAddress(config); err != nil {
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, fmt.Errorf("worker: step log listener %s: %w", net.JoinHostPort(host, port), err)
 	}
 	addr := ln.Addr().(*net.TCPAddr)
-	host := addr.IP.String()
+	advertised := addr.IP.String()
 	if addr.IP.IsUnspecified() {
-		host = ""
-		var targets []string
-		targets = append(targets, config.Servers...)
-		if config.Gossip != nil {
-			targets = append(targets, config.Gossip.Join...)
-		}
-		for _, target := range targets {
-			if local, err := localAddressFor(target); err == nil {
-				host = local
-				break
-			}
-		}
-		if host == "" {
+		a.logger.Info("step logs are served on every interface, as the step log address asks", "bind", bind)
+		if advertised, err = a.serverFacingAddress(config); err != nil {
 			ln.Close()
-			return nil, fmt.Errorf("worker: cannot tell which address the servers reach this worker at for step logs; set the log address's host")
+			return nil, err
 		}
 	}
-	config.Worker.LogAddr = net.JoinHostPort(host, fmt.Sprint(addr.Port))
+	config.Worker.LogAddr = net.JoinHostPort(advertised, strconv.Itoa(addr.Port))
 	return ln, nil
 }
 
+// serverFacingAddress is the local address this worker reaches the
+// servers (or its gossip seeds) from: the one they see its calls come
+// from and dial back for step logs. Found by routing, without sending
+// anything, so the servers need not be up yet.
+func (a *WorkerAgent) serverFacingAddress(config *WorkerConfig) (string, error) {
+	var targets []string
+	targets = append(targets, config.Servers...)
+	if config.Gossip != nil {
+		targets = append(targets, config.Gossip.Join...)
+	}
+	var errs []error
+	for _, target := range targets {
+		conn, err := net.Dial("udp", target)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		local := conn.LocalAddr().(*net.UDPAddr).IP
+		conn.Close()
+		if !local.IsUnspecified() {
+			return local.String(), nil
+		}
+	}
+	return "", fmt.Errorf("worker: cannot tell which address the servers reach this worker at for step logs (%v); give the step log address's host", errors.Join(errs...))
+}
+
 // serveLogs serves the worker's step logs. With TLS, the servers are
-// asked for certificates the CA signed, as the servers ask workers.
+// asked for certificates the CA signed, as the servers ask workers, and
+// only a caller whose certificate carries a server identity is served;
+// every request must also carry its attempt's log ticket.
 func (a *WorkerAgent) serveLogs(ln net.Listener, worker *dispatch.Worker, config WorkerConfig) {
-	var options []grpc.ServerOption
+	options := []grpc.ServerOption{grpc.ChainStreamInterceptor(logAccess(a.logger, config.TLS != nil))}
 	if config.TLS != nil {
 		options = append(options, grpc.Creds(credentials.NewTLS(&tls.Config{
 			Certificates: config.TLS.Certificates, ClientCAs: config.TLS.RootCAs,
@@ -271,9 +306,60 @@ func (a *WorkerAgent) serveLogs(ln net.Listener, worker *dispatch.Worker, config
 		})))
 	}
 	a.logs = grpc.NewServer(options...)
-	daguhav1.RegisterWorkerLogServiceServer(a.logs, worker.LogServer())
+	logServer := worker.LogServer()
+	// Only the security suite's deliberately broken build serves logs
+	// without their tickets.
+	logServer.SkipTickets = !identity.Enforced
+	daguhav1.RegisterWorkerLogServiceServer(a.logs, logServer)
 	go func() { _ = a.logs.Serve(ln) }()
-	a.logger.Info("serving step logs", "addr", config.Worker.LogAddr, "dir", worker.LogDir())
+	a.logger.Info("serving step logs", "addr", config.Worker.LogAddr, "listen", ln.Addr().String(), "dir", worker.LogDir())
+}
+
+// logAccess admits to the log service, under TLS, only callers whose
+// certificate carries a server identity (in every real build), and logs
+// every refused request with who made it; the reasons name no ticket.
+func logAccess(logger *slog.Logger, requireServer bool) grpc.StreamServerInterceptor {
+	return func(srv any, stream grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		from := "unknown"
+		p, hasPeer := peer.FromContext(stream.Context())
+		if hasPeer && p.Addr != nil {
+			from = p.Addr.String()
+		}
+		if requireServer && identity.Enforced {
+			caller, err := serverCaller(p, hasPeer)
+			if err != nil {
+				logger.Warn("step log request refused: the caller is not a server", "method", info.FullMethod, "from", from, "reason", err)
+				return status.Errorf(codes.PermissionDenied, "step logs are served to the cluster's servers only: %v", err)
+			}
+			from = caller + " at " + from
+		}
+		err := handler(srv, stream)
+		if code := status.Code(err); code == codes.PermissionDenied || code == codes.InvalidArgument {
+			logger.Warn("step log request refused", "method", info.FullMethod, "from", from, "reason", status.Convert(err).Message())
+		}
+		return err
+	}
+}
+
+// serverCaller is the server identity of a TLS caller's verified
+// certificate.
+func serverCaller(p *peer.Peer, hasPeer bool) (string, error) {
+	if !hasPeer {
+		return "", errors.New("the call has no peer")
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.VerifiedChains) == 0 || len(info.State.VerifiedChains[0]) == 0 {
+		return "", errors.New("the caller presented no verified certificate")
+	}
+	leaf := info.State.VerifiedChains[0][0]
+	id, err := identity.FromCertificate(leaf)
+	if err != nil {
+		return "", err
+	}
+	if id.Role != identity.RoleServer {
+		return "", fmt.Errorf("certificate %q is %s/%s, not a server", leaf.Subject.CommonName, id.Role, id.Name)
+	}
+	return string(id.Role) + "/" + id.Name, nil
 }
 
 func closeListener(ln net.Listener) {

@@ -16,13 +16,18 @@ import (
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
-// WorkerDialer connects to a worker's log service.
-type WorkerDialer func(addr string) (*grpc.ClientConn, error)
+// WorkerDialer connects to the log service of the worker with the given
+// id at addr. Under TLS the connection must prove that it reached that
+// worker (its certificate carries the identity worker/<id>), not merely
+// some holder of a certificate of the cluster's CA.
+type WorkerDialer func(addr, workerID string) (*grpc.ClientConn, error)
 
 // stepLog streams the full log of a step from the worker that ran it:
 // GET /api/v2/dag-runs/{id}/steps/{step}/log[?attempt=N]. The cluster keeps
 // only the tail of each step's output; the whole log stays on the worker
-// and is there to fetch while the worker lives.
+// and is there to fetch while the worker lives. The request to the worker
+// carries the attempt's log tickets, which only a server can compute (see
+// dispatch.LogTicket); they go nowhere else.
 func (s *Server) stepLog(w http.ResponseWriter, r *http.Request) {
 	id, step := r.PathValue("dag_run_id"), r.PathValue("step")
 	if s.dialWorker == nil {
@@ -69,24 +74,32 @@ func (s *Server) stepLog(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("worker %q of run %q is gone or serves no logs: only the output tail in the run's steps is kept", workerID, id))
 		return
 	}
-	conn, err := s.dialWorker(worker.GetLogAddr())
+	conn, err := s.dialWorker(worker.GetLogAddr(), workerID)
 	if err != nil {
 		writeError(w, http.StatusBadGateway, fmt.Errorf("worker %q at %s: %w", workerID, worker.GetLogAddr(), err))
 		return
 	}
 	defer conn.Close()
+	var tickets []string
+	if s.dispatcher != nil {
+		tickets = s.dispatcher.LogTickets(id, attempt, workerID)
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Minute)
 	defer cancel()
-	stream, err := daguhav1.NewWorkerLogServiceClient(conn).StepLog(ctx, &daguhav1.StepLogRequest{RunId: id, StepName: step, Attempt: attempt})
-	if err != nil {
-		writeError(w, http.StatusBadGateway, fmt.Errorf("worker %q: %w", workerID, err))
-		return
+	stream, err := daguhav1.NewWorkerLogServiceClient(conn).StepLog(ctx, &daguhav1.StepLogRequest{RunId: id, StepName: step, Attempt: attempt, LogTickets: tickets})
+	var first *daguhav1.StepLogChunk
+	if err == nil {
+		first, err = stream.Recv()
 	}
-	first, err := stream.Recv()
 	if err != nil && !errors.Is(err, io.EOF) {
 		code := http.StatusBadGateway
 		if status.Code(err) == codes.NotFound {
 			code = http.StatusNotFound
+		} else {
+			// A worker that is not who it must be (under TLS), or one that
+			// refuses this server, is worth an operator's look.
+			s.logger.Warn("step log not fetched from the run's worker", "run", id, "attempt", attempt, "step", step,
+				"worker", workerID, "addr", worker.GetLogAddr(), "error", status.Convert(err).Message())
 		}
 		writeError(w, code, fmt.Errorf("worker %q: %s", workerID, status.Convert(err).Message()))
 		return

@@ -3,11 +3,14 @@ package tlsutil
 import (
 	"crypto/tls"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/daguha/daguha/cluster/identity"
 )
 
 type testCA struct {
@@ -134,6 +137,57 @@ func TestPeerCAConfigChecksTheChainNotTheName(t *testing.T) {
 		}
 		err = handshake(t, c.worker, config)
 		t.Logf("%s: %v", name, err)
+		if err == nil {
+			t.Errorf("%s: let through", name)
+		} else if !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %q does not say %q", name, err, c.want)
+		}
+	}
+}
+
+// For one dial, a server expects the worker whose logs it wants: a
+// certificate of the same CA naming another worker, a server, or no role
+// at all is refused, and so is the right name from another CA; the
+// worker itself, or a peer presenting this server's own certificate (a
+// worker in the server's process), is taken.
+func TestExpectPeerChecksTheWorkerIdentity(t *testing.T) {
+	ca := newTestCA(t, "cluster CA")
+	other := newTestCA(t, "another CA")
+	worker := func(ca testCA, id string) Files {
+		return ca.files(t, CertOptions{CommonName: id, Client: true, URIs: []*url.URL{identity.Identity{Role: identity.RoleWorker, Name: id}.URI()}}, ca.file)
+	}
+	serverFiles := ca.files(t, CertOptions{CommonName: "server1", Server: true, Client: true, URIs: []*url.URL{identity.Identity{Role: identity.RoleServer, Name: "server1"}.URI()}}, ca.file)
+	base, err := PeerCAConfig(serverFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expectW1 := ExpectPeer(base, ExpectIdentity(identity.RoleWorker, "w1", base.Certificates))
+	if err := handshake(t, worker(ca, "w1"), expectW1); err != nil {
+		t.Fatalf("worker w1 was refused by a dial for w1: %v", err)
+	}
+	if err := handshake(t, serverFiles, expectW1); err != nil {
+		t.Fatalf("a peer with this server's own certificate was refused: %v", err)
+	}
+	// The base configuration is left as it was: any worker of the CA.
+	if err := handshake(t, worker(ca, "w2"), base); err != nil {
+		t.Fatalf("PeerCAConfig itself changed: %v", err)
+	}
+
+	for name, c := range map[string]struct {
+		peer Files
+		want string
+	}{
+		"another worker of the CA": {worker(ca, "w2"), `"w2" is worker/w2, not the worker/w1 this connection is for`},
+		"a server of the CA": {ca.files(t, CertOptions{CommonName: "server2", Server: true, Client: true,
+			URIs: []*url.URL{identity.Identity{Role: identity.RoleServer, Name: "server2"}.URI()}}, ca.file), "is server/server2, not the worker/w1"},
+		"a certificate without a role": {ca.files(t, CertOptions{CommonName: "w1", Client: true}, ca.file), "daguha tls cert create"},
+		"w1 from another CA":           {worker(other, "w1"), "certificate signed by unknown authority"},
+	} {
+		err := handshake(t, c.peer, expectW1)
+		t.Logf("%s: %v", name, err)
+		if !identity.Enforced {
+			continue
+		}
 		if err == nil {
 			t.Errorf("%s: let through", name)
 		} else if !strings.Contains(err.Error(), c.want) {

@@ -6,6 +6,7 @@
 package tlsutil
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,8 +18,11 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"time"
+
+	"github.com/daguha/daguha/cluster/identity"
 )
 
 // CertOptions describes a certificate to make.
@@ -27,6 +31,9 @@ type CertOptions struct {
 	// DNSNames and IPs are the names a server certificate is valid for.
 	DNSNames []string
 	IPs      []net.IP
+	// URIs are the certificate's URI SANs: a daguha identity
+	// (identity.Identity.URI) says its role and name.
+	URIs []*url.URL
 	// Server and Client choose the extended key usages.
 	Server, Client bool
 	NotBefore      time.Time
@@ -106,6 +113,7 @@ func CreateCert(caCertPEM, caKeyPEM []byte, options CertOptions) (certPEM, keyPE
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		DNSNames:     options.DNSNames,
 		IPAddresses:  options.IPs,
+		URIs:         options.URIs,
 	}
 	if options.Server {
 		template.ExtKeyUsage = append(template.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
@@ -203,11 +211,12 @@ func ClientConfig(f Files) (*tls.Config, error) {
 // often made for client authentication only and names no address (a
 // worker's address is whatever it was given, a pod's IP, a DHCP lease),
 // so the usual checks of a server would refuse every worker. What is
-// verified instead is what makes a worker a worker to the cluster: the
-// certificate chains to the CA (any key usage accepted) and is within
-// its validity. The address dialled is the one the worker registered,
-// itself over mutual TLS. This side presents its own certificate, which
-// the worker's log service requires.
+// verified instead is that the certificate chains to the CA (any key
+// usage accepted) and is within its validity. That alone proves only
+// membership of the CA, which every worker has: dial with the
+// configuration ExpectPeer makes from this one, naming the peer that must
+// answer. This side presents its own certificate, which the worker's log
+// service requires.
 func PeerCAConfig(f Files) (*tls.Config, error) {
 	certs, err := loadPair(f)
 	if err != nil {
@@ -253,4 +262,55 @@ func verifyChain(raw [][]byte, roots *x509.CertPool) error {
 		return fmt.Errorf("the peer's certificate %q: %w", chain[0].Subject.CommonName, err)
 	}
 	return nil
+}
+
+// ExpectPeer returns a copy of config (made by PeerCAConfig) that also
+// has check decide on the peer's certificate once its chain verified: for
+// one dial, the peer it must be.
+func ExpectPeer(config *tls.Config, check func(leaf *x509.Certificate) error) *tls.Config {
+	config = config.Clone()
+	verifyChain := config.VerifyPeerCertificate
+	config.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+		if verifyChain != nil {
+			if err := verifyChain(raw, chains); err != nil {
+				return err
+			}
+		}
+		if len(raw) == 0 {
+			return errors.New("the peer presented no certificate")
+		}
+		leaf, err := x509.ParseCertificate(raw[0])
+		if err != nil {
+			return fmt.Errorf("the peer's certificate: %w", err)
+		}
+		return check(leaf)
+	}
+	return config
+}
+
+// ExpectIdentity is a check for ExpectPeer: the certificate carries the
+// identity role/name (identity.FromCertificate), or it is one of own,
+// the certificates this end presents itself (whose keys it holds: a
+// worker in a server's own process, as in dev mode, serves with the
+// server's certificate). In the security suite's broken build
+// (identity.Enforced false) any certificate of the CA passes.
+func ExpectIdentity(role identity.Role, name string, own []tls.Certificate) func(*x509.Certificate) error {
+	return func(leaf *x509.Certificate) error {
+		if !identity.Enforced {
+			return nil
+		}
+		for _, pair := range own {
+			if len(pair.Certificate) > 0 && bytes.Equal(pair.Certificate[0], leaf.Raw) {
+				return nil
+			}
+		}
+		got, err := identity.FromCertificate(leaf)
+		if err != nil {
+			return fmt.Errorf("the peer must be %s/%s: %w", role, name, err)
+		}
+		if got.Role != role || got.Name != name {
+			return fmt.Errorf("the peer's certificate %q is %s/%s, not the %s/%s this connection is for", leaf.Subject.CommonName, got.Role, got.Name, role, name)
+		}
+		return nil
+	}
 }

@@ -26,7 +26,12 @@ type StepLogRequest struct {
 	RunId    string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
 	StepName string                 `protobuf:"bytes,2,opt,name=step_name,json=stepName,proto3" json:"step_name,omitempty"`
 	// 0: the latest attempt this worker ran.
-	Attempt       uint32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	Attempt uint32 `protobuf:"varint,3,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	// The attempt's log ticket as the calling server computes it, one per
+	// signing key it holds (so a rotated key keeps older runs' logs
+	// readable): the worker serves the log only when one of them is the
+	// ticket it was granted the attempt with (Task.log_ticket). At most 16.
+	LogTickets    []string `protobuf:"bytes,4,rep,name=log_tickets,json=logTickets,proto3" json:"log_tickets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -80,6 +85,13 @@ func (x *StepLogRequest) GetAttempt() uint32 {
 		return x.Attempt
 	}
 	return 0
+}
+
+func (x *StepLogRequest) GetLogTickets() []string {
+	if x != nil {
+		return x.LogTickets
+	}
+	return nil
 }
 
 type StepLogChunk struct {
@@ -692,8 +704,13 @@ type Task struct {
 	// it with the run's next report or its finish; without it (an older
 	// server) the worker reports every state on its own.
 	TakesStepBatches bool `protobuf:"varint,4,opt,name=takes_step_batches,json=takesStepBatches,proto3" json:"takes_step_batches,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// A secret of this attempt, an HMAC with the cluster's signing key over
+	// the run id, attempt and worker id: the worker keeps it beside the
+	// attempt's step logs and serves them only to a request that carries
+	// it, which only the servers can compute. Never logged nor shown.
+	LogTicket     string `protobuf:"bytes,5,opt,name=log_ticket,json=logTicket,proto3" json:"log_ticket,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -752,6 +769,13 @@ func (x *Task) GetTakesStepBatches() bool {
 		return x.TakesStepBatches
 	}
 	return false
+}
+
+func (x *Task) GetLogTicket() string {
+	if x != nil {
+		return x.LogTicket
+	}
+	return ""
 }
 
 type HeldLease struct {
@@ -1398,11 +1422,13 @@ var File_daguha_v1_coordinator_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\n" +
-	"\x1bdaguha/v1/coordinator.proto\x12\tdaguha.v1\x1a\x15daguha/v1/state.proto\"^\n" +
+	"\x1bdaguha/v1/coordinator.proto\x12\tdaguha.v1\x1a\x15daguha/v1/state.proto\"\x7f\n" +
 	"\x0eStepLogRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1b\n" +
 	"\tstep_name\x18\x02 \x01(\tR\bstepName\x12\x18\n" +
-	"\aattempt\x18\x03 \x01(\rR\aattempt\"\"\n" +
+	"\aattempt\x18\x03 \x01(\rR\aattempt\x12\x1f\n" +
+	"\vlog_tickets\x18\x04 \x03(\tR\n" +
+	"logTickets\"\"\n" +
 	"\fStepLogChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"\x81\x01\n" +
 	"\x13EnqueueChildRequest\x12\x1f\n" +
@@ -1447,13 +1473,15 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\fPollResponse\x12#\n" +
 	"\x04task\x18\x01 \x01(\v2\x0f.daguha.v1.TaskR\x04task\x12.\n" +
 	"\n" +
-	"more_tasks\x18\x02 \x03(\v2\x0f.daguha.v1.TaskR\tmoreTasks\"\xa1\x01\n" +
+	"more_tasks\x18\x02 \x03(\v2\x0f.daguha.v1.TaskR\tmoreTasks\"\xc0\x01\n" +
 	"\x04Task\x12 \n" +
 	"\x03run\x18\x01 \x01(\v2\x0e.daguha.v1.RunR\x03run\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
 	"leaseToken\x12(\n" +
 	"\x10lease_ttl_millis\x18\x03 \x01(\rR\x0eleaseTtlMillis\x12,\n" +
-	"\x12takes_step_batches\x18\x04 \x01(\bR\x10takesStepBatches\"C\n" +
+	"\x12takes_step_batches\x18\x04 \x01(\bR\x10takesStepBatches\x12\x1d\n" +
+	"\n" +
+	"log_ticket\x18\x05 \x01(\tR\tlogTicket\"C\n" +
 	"\tHeldLease\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
