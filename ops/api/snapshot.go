@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/cluster/identity"
 )
 
 // snapshotTransferTime is how long saving or restoring an archive may
@@ -17,8 +18,14 @@ import (
 const snapshotTransferTime = 15 * time.Minute
 
 // saveSnapshot streams a consistent archive of the cluster's state. It
-// never holds the signing key.
+// needs a full API token, not a read-only one: an archive holds the whole
+// state (DAG specs with their env, run params and outputs) and is what an
+// operator takes to rebuild the cluster. It never holds the signing key.
 func (s *Server) saveSnapshot(w http.ResponseWriter, r *http.Request) {
+	if readOnly(r) && identity.Enforced {
+		writeError(w, http.StatusForbidden, errors.New("saving a snapshot is an operator action: it needs a full API token, not a read-only one"))
+		return
+	}
 	if err := s.cluster.ConsistentRead(r.Context()); err != nil {
 		writeClusterError(w, err)
 		return

@@ -73,8 +73,15 @@ func errorOf(body []byte) string {
 	return answer.Error
 }
 
-func TestSnapshotSaveHoldsNoKey(t *testing.T) {
+func TestSnapshotSaveNeedsAFullTokenAndHoldsNoKey(t *testing.T) {
 	srv, _, _ := startKeyedAPI(t)
+	code, body := send(t, srv, "GET", "read-token", nil)
+	if code != http.StatusForbidden || !strings.Contains(errorOf(body), "full API token") {
+		t.Fatalf("a read-only token saving a snapshot: HTTP %d (%d bytes, error %q); want 403 naming the full token", code, len(body), errorOf(body))
+	}
+	if bytes.Contains(body, clusterKey) {
+		t.Fatal("the refusal holds the signing key")
+	}
 	code, archive := send(t, srv, "GET", "full-token", nil)
 	if code != http.StatusOK {
 		t.Fatalf("a full token saving a snapshot: HTTP %d %s", code, archive)
