@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
@@ -232,7 +233,7 @@ var ErrArchiveTooLarge = fmt.Errorf("snapshot archive is larger than the %d MiB 
 // data directory (the system's temporary directory for a server without
 // one), refusing one over MaxArchiveBytes. Nothing is checked yet.
 func (s *Server) SpoolArchive(r io.Reader) (*SpooledArchive, error) {
-	file, err := s.restoreTempFile("restore-*.archive")
+	file, err := s.restoreTempFile(restoreFilePatterns[0])
 	if err != nil {
 		return nil, err
 	}
@@ -248,6 +249,28 @@ func (s *Server) SpoolArchive(r io.Reader) (*SpooledArchive, error) {
 	}
 	archive.size = n
 	return archive, nil
+}
+
+// restoreFilePatterns name the temporary files of restores in the data
+// directory.
+var restoreFilePatterns = []string{"restore-*.archive", "restore-*.snapshot"}
+
+// removeLeftRestoreFiles deletes the temporary files of restores that a
+// crash or a kill interrupted, so they do not fill the disk over time.
+func (s *Server) removeLeftRestoreFiles() {
+	if s.config.InMemory {
+		return
+	}
+	for _, pattern := range restoreFilePatterns {
+		left, _ := filepath.Glob(filepath.Join(s.config.DataDir, pattern))
+		for _, path := range left {
+			if err := os.Remove(path); err != nil {
+				s.logger.Warn("cannot remove an interrupted restore's temporary file", "path", path, "error", err)
+				continue
+			}
+			s.logger.Info("removed an interrupted restore's temporary file", "path", path)
+		}
+	}
 }
 
 func (s *Server) restoreTempFile(pattern string) (*os.File, error) {
@@ -294,7 +317,7 @@ func (s *Server) RestoreArchiveLocal(archive *SpooledArchive) error {
 	if err != nil {
 		return &CommandError{Err: err}
 	}
-	file, err := s.restoreTempFile("restore-*.snapshot")
+	file, err := s.restoreTempFile(restoreFilePatterns[1])
 	if err != nil {
 		return err
 	}

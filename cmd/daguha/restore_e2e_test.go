@@ -168,9 +168,25 @@ func noRestoreFilesLeft(t *testing.T, c *clustertest.Cluster) {
 // the leader), are refused, and no server's resident memory grows by
 // 64 MiB.
 func TestRestoreOf100MBKeepsServersMemoryFlat(t *testing.T) {
-	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, Token: "full-token", ExtraArgs: []string{"-api-token=full-token"}})
+	c := clustertest.NewCluster(t, clustertest.ClusterOptions{Servers: 3, Token: "full-token", ExtraArgs: []string{"-api-token=full-token"}})
+	// A restore that a kill interrupted left its files behind: a server
+	// removes them when it starts.
+	for _, a := range c.Agents {
+		if err := os.MkdirAll(a.DataDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"restore-1.archive", "restore-2.snapshot"} {
+			if err := os.WriteFile(filepath.Join(a.DataDir, name), []byte("interrupted"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	leader := c.WaitLeader(t, 30*time.Second)
 	follower := followerOf(c, leader)
+	noRestoreFilesLeft(t, c)
 	mustEnqueue(t, leader, "before-the-restores", map[string]string{"zone": "nowhere"}, "true")
 
 	rss := func(field string) map[string]int64 {
