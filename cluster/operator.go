@@ -1,16 +1,19 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/hashicorp/raft"
 
+	"github.com/daguha/daguha/cluster/identity"
 	"github.com/daguha/daguha/fsm"
 )
 
@@ -175,30 +178,118 @@ func (s *Server) PeerStates(ctx context.Context) ([]PeerState, error) {
 	return out, nil
 }
 
-// MaxArchiveBytes bounds an archive sent for restore between servers.
+// MaxArchiveBytes bounds an archive sent for restore, to any server and
+// from server to server.
 const MaxArchiveBytes = 256 << 20
 
-// ArchiveClient forwards a restore to the leader.
+// ArchiveChunkBytes is how much of an archive one message of a forwarded
+// restore carries, well under the gRPC message limit.
+const ArchiveChunkBytes = 1 << 20
+
+// ArchiveClient forwards a restore to the leader, streaming the archive
+// read from archive in chunks.
 type ArchiveClient interface {
-	RestoreSnapshot(ctx context.Context, grpcAddr string, archive []byte) error
+	RestoreSnapshot(ctx context.Context, grpcAddr string, archive io.Reader) error
 }
 
-// WriteArchive streams a snapshot of this server's state to w. Call
-// ConsistentRead first for a linearizable point: then any server can
-// serve it.
+// WriteArchive streams a snapshot of this server's state to w, for an
+// operator: it carries no signing key. Call ConsistentRead first for a
+// linearizable point: then any server can serve it.
 func (s *Server) WriteArchive(w io.Writer) error {
 	state, applied := s.fsm.State().Snapshot(), s.fsm.LastApplied()
+	secrets := fsm.WithoutSecrets
+	if !identity.Enforced {
+		secrets = fsm.WithSecrets
+	}
 	return fsm.WriteArchive(w, fsm.ArchiveHeader{
 		Index: applied, Term: s.raft.CurrentTerm(), Node: s.config.NodeName,
 		CreatedAt: time.Now().UTC().Format(time.RFC3339),
-	}, state, applied)
+	}, state, applied, secrets)
+}
+
+// SpooledArchive is an archive received for a restore, kept in a
+// temporary file in the data directory rather than in memory. Remove
+// deletes it; every path that spools one removes it.
+type SpooledArchive struct {
+	file *os.File
+	size int64
+}
+
+// Size is the archive's length in bytes.
+func (a *SpooledArchive) Size() int64 { return a.size }
+
+// ReadAt reads the archive at off.
+func (a *SpooledArchive) ReadAt(p []byte, off int64) (int, error) { return a.file.ReadAt(p, off) }
+
+// Remove closes and deletes the file.
+func (a *SpooledArchive) Remove() error {
+	return errors.Join(a.file.Close(), os.Remove(a.file.Name()))
+}
+
+// ErrArchiveTooLarge is returned for an archive over MaxArchiveBytes.
+var ErrArchiveTooLarge = fmt.Errorf("snapshot archive is larger than the %d MiB limit", MaxArchiveBytes>>20)
+
+// SpoolArchive writes the archive read from r to a temporary file in the
+// data directory (the system's temporary directory for a server without
+// one), refusing one over MaxArchiveBytes. Nothing is checked yet.
+func (s *Server) SpoolArchive(r io.Reader) (*SpooledArchive, error) {
+	file, err := s.restoreTempFile(restoreFilePatterns[0])
+	if err != nil {
+		return nil, err
+	}
+	archive := &SpooledArchive{file: file}
+	n, err := io.Copy(file, io.LimitReader(r, MaxArchiveBytes+1))
+	switch {
+	case err != nil:
+		archive.Remove()
+		return nil, fmt.Errorf("receive the archive (after %d bytes): %w", n, err)
+	case n > MaxArchiveBytes:
+		archive.Remove()
+		return nil, &CommandError{Err: ErrArchiveTooLarge}
+	}
+	archive.size = n
+	return archive, nil
+}
+
+// restoreFilePatterns name the temporary files of restores in the data
+// directory.
+var restoreFilePatterns = []string{"restore-*.archive", "restore-*.snapshot"}
+
+// removeLeftRestoreFiles deletes the temporary files of restores that a
+// crash or a kill interrupted, so they do not fill the disk over time.
+func (s *Server) removeLeftRestoreFiles() {
+	if s.config.InMemory {
+		return
+	}
+	for _, pattern := range restoreFilePatterns {
+		left, _ := filepath.Glob(filepath.Join(s.config.DataDir, pattern))
+		for _, path := range left {
+			if err := os.Remove(path); err != nil {
+				s.logger.Warn("cannot remove an interrupted restore's temporary file", "path", path, "error", err)
+				continue
+			}
+			s.logger.Info("removed an interrupted restore's temporary file", "path", path)
+		}
+	}
+}
+
+func (s *Server) restoreTempFile(pattern string) (*os.File, error) {
+	dir := ""
+	if !s.config.InMemory {
+		dir = s.config.DataDir
+	}
+	file, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, fmt.Errorf("temporary file for a restore: %w", err)
+	}
+	return file, nil
 }
 
 // RestoreArchive replaces the cluster's state with an archive's, through
-// the leader. A truncated, altered or unreadable archive is refused before
-// anything changes.
-func (s *Server) RestoreArchive(ctx context.Context, archive []byte) error {
-	if _, _, err := fsm.InspectArchive(archive); err != nil {
+// the leader. A truncated or altered archive is refused before it is
+// sent on; the leader checks every record before anything changes.
+func (s *Server) RestoreArchive(ctx context.Context, archive *SpooledArchive) error {
+	if _, _, err := fsm.OpenArchive(archive, archive.Size()); err != nil {
 		return &CommandError{Err: err}
 	}
 	return s.OnLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
@@ -207,22 +298,53 @@ func (s *Server) RestoreArchive(ctx context.Context, archive []byte) error {
 			if !ok {
 				return errors.New("this server cannot forward a restore to the leader")
 			}
-			return client.RestoreSnapshot(ctx, grpcAddr, archive)
+			return client.RestoreSnapshot(ctx, grpcAddr, io.NewSectionReader(archive, 0, archive.Size()))
 		}
 		return s.RestoreArchiveLocal(archive)
 	})
 }
 
 // RestoreArchiveLocal restores on the leader; Raft sends the new state to
-// the followers as a snapshot.
-func (s *Server) RestoreArchiveLocal(archive []byte) error {
-	header, counts, err := fsm.InspectArchive(archive)
+// the followers as a snapshot. The state restored keeps this cluster's
+// own cluster meta (its signing key): the archive's, if an old archive
+// carries one, is dropped, so the leases out in the cluster go on
+// verifying and no archive can bring in a key of its maker's choosing.
+func (s *Server) RestoreArchiveLocal(archive *SpooledArchive) error {
+	if !s.IsLeader() {
+		return &RetryableError{Err: raft.ErrNotLeader}
+	}
+	header, snapshot, err := fsm.OpenArchive(archive, archive.Size())
 	if err != nil {
 		return &CommandError{Err: err}
 	}
-	_, snapshot, _ := fsm.ReadArchive(archive)
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: header.Index, Term: header.Term, Size: int64(len(snapshot))}
-	if err := s.raft.Restore(meta, bytes.NewReader(snapshot), 5*time.Minute); err != nil {
+	file, err := s.restoreTempFile(restoreFilePatterns[1])
+	if err != nil {
+		return err
+	}
+	defer func() {
+		file.Close()
+		os.Remove(file.Name())
+	}()
+	var size int64
+	if identity.Enforced {
+		size, err = fsm.ReplaceClusterMeta(file, snapshot, s.fsm.State().ClusterMeta())
+	} else {
+		// The broken build restores the archive as it is, its key too.
+		size, err = io.Copy(file, snapshot)
+	}
+	if err != nil {
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			return fmt.Errorf("restore: %w", err)
+		}
+		return &CommandError{Err: fmt.Errorf("%w: %v", fsm.ErrCorruptArchive, err)}
+	}
+	counts, err := fsm.CheckSnapshot(io.NewSectionReader(file, 0, size))
+	if err != nil {
+		return &CommandError{Err: err}
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: header.Index, Term: header.Term, Size: size}
+	if err := s.raft.Restore(meta, io.NewSectionReader(file, 0, size), 5*time.Minute); err != nil {
 		return retryableRaftError(fmt.Errorf("restore: %w", err))
 	}
 	s.logger.Warn("cluster state replaced from a snapshot archive", "archive_index", header.Index, "archive_node", header.Node,

@@ -71,6 +71,7 @@ func New(config Config) (*Server, error) {
 	}
 	s.members.onChange = config.OnMemberChange
 	s.leader.init()
+	s.removeLeftRestoreFiles()
 	if err := s.startRaft(); err != nil {
 		s.closeStores()
 		return nil, err

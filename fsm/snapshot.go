@@ -56,8 +56,27 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 
 func (s *snapshot) Release() {}
 
-// WriteSnapshot streams state to w.
+// Secrets says whether a snapshot carries the cluster's secrets: the
+// signing key the first leader made up (ClusterMeta.signing_key).
+type Secrets bool
+
+const (
+	// WithSecrets is for Raft's own snapshots, which go only from server
+	// to server: a follower that catches up from one must verify the
+	// lease tokens the leader signed, and lead with the same key later.
+	WithSecrets Secrets = true
+	// WithoutSecrets is for archives handed to operators: whoever reads
+	// one must not be able to sign lease tokens.
+	WithoutSecrets Secrets = false
+)
+
+// WriteSnapshot streams state to w with everything in it, secrets
+// included: it is Raft's snapshot, sent only between servers.
 func WriteSnapshot(w io.Writer, state *store.StateStore, lastApplied uint64) error {
+	return writeSnapshot(w, state, lastApplied, WithSecrets)
+}
+
+func writeSnapshot(w io.Writer, state *store.StateStore, lastApplied uint64, secrets Secrets) error {
 	buf := bufio.NewWriterSize(w, 256<<10)
 	header := &daguhav1.SnapshotHeader{Version: SnapshotVersion, LastIndex: lastApplied}
 	if err := state.EachRun(func(*daguhav1.Run) bool { header.Runs++; return true }); err != nil {
@@ -124,7 +143,7 @@ func WriteSnapshot(w io.Writer, state *store.StateStore, lastApplied uint64) err
 	if writeErr != nil {
 		return writeErr
 	}
-	if meta := state.ClusterMeta(); meta != nil {
+	if meta := clusterMetaFor(state.ClusterMeta(), secrets); meta != nil {
 		if err := writeFrame(buf, []byte{recordClusterMeta}, meta); err != nil {
 			return err
 		}
@@ -136,6 +155,21 @@ func WriteSnapshot(w io.Writer, state *store.StateStore, lastApplied uint64) err
 		return fmt.Errorf("write snapshot: %w", err)
 	}
 	return nil
+}
+
+// clusterMetaFor returns the cluster meta a snapshot may carry: all of it
+// with secrets, else a copy without the signing key, or nil when nothing
+// is left to write.
+func clusterMetaFor(meta *daguhav1.ClusterMeta, secrets Secrets) *daguhav1.ClusterMeta {
+	if meta == nil || secrets == WithSecrets {
+		return meta
+	}
+	redacted := proto.Clone(meta).(*daguhav1.ClusterMeta)
+	redacted.SigningKey = nil
+	if proto.Size(redacted) == 0 {
+		return nil
+	}
+	return redacted
 }
 
 func writeFrame(w *bufio.Writer, prefix []byte, msg proto.Message) error {
@@ -361,4 +395,102 @@ func collectLessDuringRestore() func() {
 		return func() {}
 	}
 	return func() { debug.SetGCPercent(old) }
+}
+
+// ReplaceClusterMeta copies the snapshot stream r to w with its cluster
+// meta records taken out and meta (when not nil) put in their place, and
+// returns how many bytes it wrote. A restore goes through it so that the
+// restored cluster keeps its own settings, its signing key above all,
+// whatever the archive carries: lease tokens out in the cluster go on
+// verifying, and an archive cannot bring in a key its maker chose.
+//
+// It checks the stream's framing as it copies (the magic, known record
+// types, lengths within bounds, the end marker last); ReadSnapshot checks
+// the records themselves.
+func ReplaceClusterMeta(w io.Writer, r io.Reader, meta *daguhav1.ClusterMeta) (int64, error) {
+	in := bufio.NewReaderSize(r, 256<<10)
+	counter := &countingWriter{w: w}
+	out := bufio.NewWriterSize(counter, 256<<10)
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(in, magic); err != nil {
+		return 0, fmt.Errorf("read snapshot magic: %w", err)
+	}
+	if string(magic) != snapshotMagic {
+		return 0, fmt.Errorf("not a daguha snapshot (magic %q)", magic)
+	}
+	if _, err := out.Write(magic); err != nil {
+		return 0, fmt.Errorf("write snapshot: %w", err)
+	}
+	if err := copyBody(out, in, "snapshot header"); err != nil {
+		return 0, err
+	}
+	for {
+		kind, err := in.ReadByte()
+		if err != nil {
+			return 0, fmt.Errorf("snapshot ends without end marker: %w", err)
+		}
+		switch kind {
+		case recordEnd:
+			if _, err := in.ReadByte(); err != io.EOF {
+				return 0, errors.New("snapshot has data after its end marker")
+			}
+			if meta != nil {
+				if err := writeFrame(out, []byte{recordClusterMeta}, meta); err != nil {
+					return 0, err
+				}
+			}
+			if err := out.WriteByte(recordEnd); err != nil {
+				return 0, fmt.Errorf("write snapshot: %w", err)
+			}
+			if err := out.Flush(); err != nil {
+				return 0, fmt.Errorf("write snapshot: %w", err)
+			}
+			return counter.n, nil
+		case recordClusterMeta:
+			if err := copyBody(io.Discard, in, "snapshot cluster meta record"); err != nil {
+				return 0, err
+			}
+		case recordTableIndex, recordRun, recordWorker, recordDag, recordSchedule:
+			if err := out.WriteByte(kind); err != nil {
+				return 0, fmt.Errorf("write snapshot: %w", err)
+			}
+			if err := copyBody(out, in, fmt.Sprintf("snapshot record of type %d", kind)); err != nil {
+				return 0, err
+			}
+		default:
+			return 0, fmt.Errorf("snapshot record type %d is unknown", kind)
+		}
+	}
+}
+
+// copyBody copies one length-prefixed body from in to out unread.
+func copyBody(out io.Writer, in *bufio.Reader, what string) error {
+	size, err := binary.ReadUvarint(in)
+	if err != nil {
+		return fmt.Errorf("%s: read length: %w", what, err)
+	}
+	if size > maxRecordSize {
+		return fmt.Errorf("%s: record of %d bytes exceeds the %d byte limit", what, size, maxRecordSize)
+	}
+	if _, err := out.Write(binary.AppendUvarint(nil, size)); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	if _, err := io.CopyN(out, in, int64(size)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%s: copy %d byte record: %w", what, size, err)
+	}
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
 }

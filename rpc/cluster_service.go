@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -27,6 +29,8 @@ type clusterService struct {
 	daguhav1.UnimplementedClusterServiceServer
 	backend    ClusterBackend
 	heartbeats *dispatch.Heartbeats
+	// restoring is set while a snapshot restore is received or applied.
+	restoring atomic.Bool
 }
 
 // RegisterClusterService serves the server-to-server service on s.
@@ -207,27 +211,89 @@ func (p *PeerClient) TransferLeadership(ctx context.Context, addr, id string) er
 
 // ArchiveBackend restores archives on the leader.
 type ArchiveBackend interface {
-	RestoreArchiveLocal(archive []byte) error
+	IsLeader() bool
+	SpoolArchive(r io.Reader) (*cluster.SpooledArchive, error)
+	RestoreArchiveLocal(archive *cluster.SpooledArchive) error
 }
 
-func (c *clusterService) RestoreSnapshot(_ context.Context, req *daguhav1.RestoreSnapshotRequest) (*daguhav1.RestoreSnapshotResponse, error) {
+// RestoreSnapshot receives an archive in chunks into a temporary file on
+// the leader and restores from it; one restore at a time. A server that is
+// not the leader says so before taking any of the archive.
+func (c *clusterService) RestoreSnapshot(stream daguhav1.ClusterService_RestoreSnapshotServer) error {
 	backend, ok := c.backend.(ArchiveBackend)
 	if !ok {
-		return nil, toStatus(errors.New("restores are not served here"))
+		return toStatus(errors.New("restores are not served here"))
 	}
-	if err := backend.RestoreArchiveLocal(req.GetArchive()); err != nil {
-		return nil, toStatus(err)
+	if !backend.IsLeader() {
+		return toStatus(&cluster.RetryableError{Err: errors.New("this server is not the leader: send the restore to the leader")})
 	}
-	return &daguhav1.RestoreSnapshotResponse{}, nil
+	if !c.restoring.CompareAndSwap(false, true) {
+		return toStatus(&cluster.CommandError{Err: errors.New("another snapshot restore is under way on the leader; try again when it has finished")})
+	}
+	defer c.restoring.Store(false)
+	archive, err := backend.SpoolArchive(&chunkReader{stream: stream})
+	if err != nil {
+		return toStatus(err)
+	}
+	defer archive.Remove()
+	if err := backend.RestoreArchiveLocal(archive); err != nil {
+		return toStatus(err)
+	}
+	return stream.SendAndClose(&daguhav1.RestoreSnapshotResponse{})
 }
 
-// RestoreSnapshot sends an archive to the leader at addr.
-func (p *PeerClient) RestoreSnapshot(ctx context.Context, addr string, archive []byte) error {
+// chunkReader reads the chunks of a restore stream as one byte stream.
+type chunkReader struct {
+	stream daguhav1.ClusterService_RestoreSnapshotServer
+	rest   []byte
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	for len(r.rest) == 0 {
+		chunk, err := r.stream.Recv()
+		if err != nil {
+			return 0, err
+		}
+		r.rest = chunk.GetData()
+	}
+	n := copy(p, r.rest)
+	r.rest = r.rest[n:]
+	return n, nil
+}
+
+// RestoreSnapshot streams the archive read from archive to the leader at
+// addr, in chunks of cluster.ArchiveChunkBytes.
+func (p *PeerClient) RestoreSnapshot(ctx context.Context, addr string, archive io.Reader) error {
 	client, err := p.client(addr)
 	if err != nil {
 		return err
 	}
-	_, err = client.RestoreSnapshot(ctx, &daguhav1.RestoreSnapshotRequest{Archive: archive},
-		grpc.MaxCallSendMsgSize(cluster.MaxArchiveBytes+1<<20))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := client.RestoreSnapshot(ctx)
+	if err != nil {
+		return fromStatus(err)
+	}
+	for {
+		// A chunk of its own each time: gRPC may still hold a message
+		// after Send returns.
+		chunk := make([]byte, cluster.ArchiveChunkBytes)
+		n, readErr := io.ReadFull(archive, chunk)
+		if n > 0 {
+			if err := stream.Send(&daguhav1.RestoreSnapshotChunk{Data: chunk[:n]}); err != nil {
+				if errors.Is(err, io.EOF) {
+					break // the leader ended the call; its status says why
+				}
+				return fromStatus(err)
+			}
+		}
+		if errors.Is(readErr, io.EOF) || errors.Is(readErr, io.ErrUnexpectedEOF) {
+			break
+		}
+		if readErr != nil {
+			return fmt.Errorf("read the archive to send: %w", readErr)
+		}
+	}
+	_, err = stream.CloseAndRecv()
 	return fromStatus(err)
 }

@@ -44,6 +44,10 @@ type InProcOptions struct {
 	ForwardHold time.Duration
 	// Logger defaults to discarding everything.
 	Logger *slog.Logger
+	// TuneRaft, when set, adjusts Raft's configuration after the short
+	// test timings are applied (slower timings for a test whose leader
+	// must outlast heavy work on a loaded machine).
+	TuneRaft func(*raft.Config)
 }
 
 // StartInProc starts opts.Servers servers with bootstrap-expect equal to
@@ -86,7 +90,7 @@ func StartInProc(t testing.TB, opts InProcOptions) *InProcCluster {
 			Logger:          opts.Logger.With("server", name),
 			RaftTransport:   transports[i],
 			InMemory:        true,
-			TuneRaft:        fastRaft,
+			TuneRaft:        tuneRaft(opts.TuneRaft),
 			GossipTimings:   cluster.GossipLocal,
 		})
 		if err != nil {
@@ -108,6 +112,15 @@ func fastRaft(conf *raft.Config) {
 	conf.ElectionTimeout = 200 * time.Millisecond
 	conf.LeaderLeaseTimeout = 100 * time.Millisecond
 	conf.CommitTimeout = 5 * time.Millisecond
+}
+
+func tuneRaft(extra func(*raft.Config)) func(*raft.Config) {
+	return func(conf *raft.Config) {
+		fastRaft(conf)
+		if extra != nil {
+			extra(conf)
+		}
+	}
 }
 
 // Leader waits until exactly one running server is the established leader

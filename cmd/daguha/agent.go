@@ -229,8 +229,8 @@ func runAgent(c *cli.Context) error {
 	if err := dispatchConfig.Thresholds.Validate(); err != nil {
 		return fmt.Errorf("-health-warning/-health-unhealthy/-health-offline: %w", err)
 	}
-	for _, key := range splitList(c.StringSlice("coordinator.signing-key")) {
-		dispatchConfig.SigningKeys = append(dispatchConfig.SigningKeys, []byte(key))
+	if dispatchConfig.SigningKeys, err = signingKeys(c.StringSlice("coordinator.signing-key")); err != nil {
+		return err
 	}
 	if dev {
 		httpBind, grpcBind = config.BindAddr, config.BindAddr

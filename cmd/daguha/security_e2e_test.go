@@ -249,7 +249,7 @@ func withArg(args []string, name, value string) []string {
 // rotation is under way (new key signs, old key verifies) and refused once
 // the old key is retired.
 func TestSigningKeyRotation(t *testing.T) {
-	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1, ExtraArgs: []string{"-lease-ttl=120s", "--coordinator.signing-key=alpha-key"}})
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1, ExtraArgs: []string{"-lease-ttl=120s", "--coordinator.signing-key=alpha-signing-key-0001"}})
 	server := c.WaitLeader(t, 30*time.Second)
 	mustEnqueue(t, server, "rotating", map[string]string{"only": "test"}, "true")
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", server.GRPCPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -287,11 +287,11 @@ func TestSigningKeyRotation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	restartWith("beta-key,alpha-key")
+	restartWith("beta-signing-key-0002,alpha-signing-key-0001")
 	if err := report("during-rotation"); err != nil {
 		t.Fatalf("a token signed with the previous key was refused during the rotation: %v", err)
 	}
-	restartWith("beta-key")
+	restartWith("beta-signing-key-0002")
 	if err := report("after-rotation"); status.Code(err) != codes.PermissionDenied {
 		t.Fatalf("a token signed with the retired key after the rotation: %v, want PermissionDenied", err)
 	}
@@ -307,9 +307,9 @@ func TestSigningKeyRotation(t *testing.T) {
 func TestMismatchedSigningKeysRefuseToStart(t *testing.T) {
 	c := clustertest.NewCluster(t, clustertest.ClusterOptions{Servers: 3, ArgsFor: func(i int) []string {
 		if i == 2 {
-			return []string{"--coordinator.signing-key=other-key"}
+			return []string{"--coordinator.signing-key=other-signing-key-0003"}
 		}
-		return []string{"--coordinator.signing-key=cluster-key"}
+		return []string{"--coordinator.signing-key=cluster-signing-key-0004"}
 	}})
 	for _, a := range c.Agents {
 		if err := a.Start(); err != nil {

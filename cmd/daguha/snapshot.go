@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +11,25 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/fsm"
 )
+
+// inspectArchiveFile checks the archive at path fully, reading it from
+// disk as it goes, and returns what it holds and its size.
+func inspectArchiveFile(path string) (fsm.ArchiveHeader, fsm.ArchiveCounts, int64, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return fsm.ArchiveHeader{}, fsm.ArchiveCounts{}, 0, err
+	}
+	defer file.Close()
+	info, err := file.Stat()
+	if err != nil {
+		return fsm.ArchiveHeader{}, fsm.ArchiveCounts{}, 0, err
+	}
+	header, counts, err := fsm.InspectArchive(file, info.Size())
+	return header, counts, info.Size(), err
+}
 
 // progressWriter reports how much has been written, at most twice a second.
 type progressWriter struct {
@@ -73,11 +89,7 @@ func snapshotCommand() *cli.Command {
 						os.Remove(tmp)
 						return fmt.Errorf("snapshot save: %w", errors.Join(copyErr, closeErr))
 					}
-					data, err := os.ReadFile(tmp)
-					if err != nil {
-						return err
-					}
-					header, counts, err := fsm.InspectArchive(data)
+					header, counts, _, err := inspectArchiveFile(tmp)
 					if err != nil {
 						os.Remove(tmp)
 						return fmt.Errorf("the snapshot received is damaged: %w", err)
@@ -97,16 +109,12 @@ func snapshotCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return errors.New("snapshot inspect takes one file")
 					}
-					data, err := os.ReadFile(c.Args().First())
-					if err != nil {
-						return err
-					}
-					header, counts, err := fsm.InspectArchive(data)
+					header, counts, size, err := inspectArchiveFile(c.Args().First())
 					if err != nil {
 						return err
 					}
 					fmt.Printf("version   %d\nindex     %d\nterm      %d\nnode      %s\ncreated   %s\nruns      %d\nworkers   %d\ndags      %d\nschedules %d\nsize      %d bytes\n",
-						header.Version, header.Index, header.Term, header.Node, header.CreatedAt, counts.Runs, counts.Workers, counts.Dags, counts.Schedules, len(data))
+						header.Version, header.Index, header.Term, header.Node, header.CreatedAt, counts.Runs, counts.Workers, counts.Dags, counts.Schedules, size)
 					return nil
 				},
 			},
@@ -119,18 +127,23 @@ func snapshotCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return errors.New("snapshot restore takes one file")
 					}
-					data, err := os.ReadFile(c.Args().First())
+					_, _, size, err := inspectArchiveFile(c.Args().First())
 					if err != nil {
 						return err
 					}
-					if _, _, err := fsm.InspectArchive(data); err != nil {
+					if size > cluster.MaxArchiveBytes {
+						return fmt.Errorf("%s: %w (it has %d bytes)", c.Args().First(), cluster.ErrArchiveTooLarge, size)
+					}
+					file, err := os.Open(c.Args().First())
+					if err != nil {
 						return err
 					}
+					defer file.Close()
 					client, err := newAPIClient(c)
 					if err != nil {
 						return err
 					}
-					resp, err := client.send("POST", "/api/v2/operator/snapshot", bytes.NewReader(data), 10*time.Minute)
+					resp, err := client.send("POST", "/api/v2/operator/snapshot", file, 20*time.Minute)
 					if err != nil {
 						return err
 					}

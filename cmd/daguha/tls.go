@@ -80,8 +80,22 @@ func gossipKeys(c *cli.Context) ([][]byte, error) {
 func keygenCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keygen",
-		Usage: "print a new gossip encryption key (32 random bytes, base64) for -encrypt",
+		Usage: "print a new gossip encryption key (32 random bytes, base64) for -encrypt; with -signing, a lease signing key for -coordinator.signing-key",
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: "signing", Usage: "print a lease signing key (32 random bytes, URL-safe base64) for -coordinator.signing-key instead"},
+		},
 		Action: func(c *cli.Context) error {
+			if c.NArg() != 0 {
+				return fmt.Errorf("keygen takes no arguments (got %q); flags go before them", c.Args().First())
+			}
+			if c.Bool("signing") {
+				key, err := newSigningKey()
+				if err != nil {
+					return err
+				}
+				fmt.Println(key)
+				return nil
+			}
 			key := make([]byte, 32)
 			if _, err := rand.Read(key); err != nil {
 				return err

@@ -176,8 +176,8 @@ func Start(config Config) (*Agent, error) {
 		logger:  config.Logger,
 		cluster: server,
 		peers:   peers,
-		// A restore forwarded to the leader carries the whole archive.
-		grpc:   grpc.NewServer(append(serverOptions, grpc.MaxRecvMsgSize(cluster.MaxArchiveBytes+1<<20))...),
+		// A restore forwarded to the leader comes in 1 MiB chunks.
+		grpc:   grpc.NewServer(serverOptions...),
 		health: health.NewServer(),
 		httpLn: httpLn,
 		grpcLn: grpcLn,

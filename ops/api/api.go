@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/daguha/daguha/cluster"
@@ -32,6 +33,9 @@ type Server struct {
 	mux        *http.ServeMux
 	handler    http.Handler
 	dialWorker WorkerDialer
+
+	// restoring is set while a snapshot restore is received or applied.
+	restoring atomic.Bool
 
 	enqueues    *dispatch.Batcher[*daguhav1.Run, enqueueResult]
 	stopBatcher context.CancelFunc
@@ -96,6 +100,7 @@ func New(c *cluster.Server, options Options) *Server {
 	s.mux.HandleFunc("GET /api/v2/operator/raft/peers", s.raftPeers)
 	s.mux.HandleFunc("POST /api/v2/operator/raft/remove-peer", s.removePeer)
 	s.mux.HandleFunc("POST /api/v2/operator/raft/transfer-leadership", s.transferLeadership)
+	// Saving a snapshot needs a full token (saveSnapshot checks it).
 	s.mux.HandleFunc("GET /api/v2/operator/snapshot", s.saveSnapshot)
 	s.mux.HandleFunc("POST /api/v2/operator/snapshot", s.restoreSnapshot)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

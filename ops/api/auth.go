@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"net/http"
@@ -9,8 +10,9 @@ import (
 
 // requireToken wraps next so that every /api/ request but the health
 // probe must carry one of the tokens as "Authorization: Bearer TOKEN".
-// A read-only token passes reads (GET, HEAD) and gets 403 on anything that
-// changes state. With no token configured the API is open.
+// A read-only token passes reads (GET, HEAD), marked as read-only for the
+// few reads that need a full token, and gets 403 on anything that changes
+// state. With no token configured the API is open.
 func requireToken(tokens, readTokens []string, next http.Handler) http.Handler {
 	if len(tokens) == 0 && len(readTokens) == 0 {
 		return next
@@ -35,7 +37,7 @@ func requireToken(tokens, readTokens []string, next http.Handler) http.Handler {
 		}
 		if ok && matches(given, readTokens) {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
-				next.ServeHTTP(w, r)
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), readOnlyKey{}, true)))
 				return
 			}
 			writeError(w, http.StatusForbidden, errors.New("this API token may only read"))
@@ -48,6 +50,16 @@ func requireToken(tokens, readTokens []string, next http.Handler) http.Handler {
 		}
 		writeError(w, http.StatusUnauthorized, errors.New("invalid API token"))
 	})
+}
+
+// readOnlyKey marks in a request's context that it came with a read-only
+// token, for the reads that need a full one (saving a snapshot).
+type readOnlyKey struct{}
+
+// readOnly says whether r came with a read-only token.
+func readOnly(r *http.Request) bool {
+	marked, _ := r.Context().Value(readOnlyKey{}).(bool)
+	return marked
 }
 
 // RequireWriteToken guards a handler outside /api/ (the profiler) with

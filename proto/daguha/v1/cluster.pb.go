@@ -21,27 +21,28 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-type RestoreSnapshotRequest struct {
+// RestoreSnapshotChunk is the next piece of an archive (at most 1 MiB).
+type RestoreSnapshotChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Archive       []byte                 `protobuf:"bytes,1,opt,name=archive,proto3" json:"archive,omitempty"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *RestoreSnapshotRequest) Reset() {
-	*x = RestoreSnapshotRequest{}
+func (x *RestoreSnapshotChunk) Reset() {
+	*x = RestoreSnapshotChunk{}
 	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *RestoreSnapshotRequest) String() string {
+func (x *RestoreSnapshotChunk) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*RestoreSnapshotRequest) ProtoMessage() {}
+func (*RestoreSnapshotChunk) ProtoMessage() {}
 
-func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
+func (x *RestoreSnapshotChunk) ProtoReflect() protoreflect.Message {
 	mi := &file_daguha_v1_cluster_proto_msgTypes[0]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -53,14 +54,14 @@ func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use RestoreSnapshotRequest.ProtoReflect.Descriptor instead.
-func (*RestoreSnapshotRequest) Descriptor() ([]byte, []int) {
+// Deprecated: Use RestoreSnapshotChunk.ProtoReflect.Descriptor instead.
+func (*RestoreSnapshotChunk) Descriptor() ([]byte, []int) {
 	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *RestoreSnapshotRequest) GetArchive() []byte {
+func (x *RestoreSnapshotChunk) GetData() []byte {
 	if x != nil {
-		return x.Archive
+		return x.Data
 	}
 	return nil
 }
@@ -637,9 +638,9 @@ var File_daguha_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x17daguha/v1/cluster.proto\x12\tdaguha.v1\"2\n" +
-	"\x16RestoreSnapshotRequest\x12\x18\n" +
-	"\aarchive\x18\x01 \x01(\fR\aarchive\"\x19\n" +
+	"\x17daguha/v1/cluster.proto\x12\tdaguha.v1\"*\n" +
+	"\x14RestoreSnapshotChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\x19\n" +
 	"\x17RestoreSnapshotResponse\"#\n" +
 	"\x11RemovePeerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
@@ -676,7 +677,7 @@ const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"RemovePeer\x12\x1c.daguha.v1.RemovePeerRequest\x1a\x1d.daguha.v1.RemovePeerResponse\x12a\n" +
 	"\x12TransferLeadership\x12$.daguha.v1.TransferLeadershipRequest\x1a%.daguha.v1.TransferLeadershipResponse\x12X\n" +
-	"\x0fRestoreSnapshot\x12!.daguha.v1.RestoreSnapshotRequest\x1a\".daguha.v1.RestoreSnapshotResponseB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"\x0fRestoreSnapshot\x12\x1f.daguha.v1.RestoreSnapshotChunk\x1a\".daguha.v1.RestoreSnapshotResponse(\x01B3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_cluster_proto_rawDescOnce sync.Once
@@ -692,7 +693,7 @@ func file_daguha_v1_cluster_proto_rawDescGZIP() []byte {
 
 var file_daguha_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_daguha_v1_cluster_proto_goTypes = []any{
-	(*RestoreSnapshotRequest)(nil),     // 0: daguha.v1.RestoreSnapshotRequest
+	(*RestoreSnapshotChunk)(nil),       // 0: daguha.v1.RestoreSnapshotChunk
 	(*RestoreSnapshotResponse)(nil),    // 1: daguha.v1.RestoreSnapshotResponse
 	(*RemovePeerRequest)(nil),          // 2: daguha.v1.RemovePeerRequest
 	(*RemovePeerResponse)(nil),         // 3: daguha.v1.RemovePeerResponse
@@ -714,7 +715,7 @@ var file_daguha_v1_cluster_proto_depIdxs = []int32{
 	6,  // 3: daguha.v1.ClusterService.WorkerHeartbeats:input_type -> daguha.v1.WorkerHeartbeatsRequest
 	2,  // 4: daguha.v1.ClusterService.RemovePeer:input_type -> daguha.v1.RemovePeerRequest
 	4,  // 5: daguha.v1.ClusterService.TransferLeadership:input_type -> daguha.v1.TransferLeadershipRequest
-	0,  // 6: daguha.v1.ClusterService.RestoreSnapshot:input_type -> daguha.v1.RestoreSnapshotRequest
+	0,  // 6: daguha.v1.ClusterService.RestoreSnapshot:input_type -> daguha.v1.RestoreSnapshotChunk
 	9,  // 7: daguha.v1.ClusterService.Apply:output_type -> daguha.v1.ApplyResponse
 	11, // 8: daguha.v1.ClusterService.ReadIndex:output_type -> daguha.v1.ReadIndexResponse
 	13, // 9: daguha.v1.ClusterService.RaftState:output_type -> daguha.v1.RaftStateResponse

@@ -53,8 +53,10 @@ type ClusterServiceClient interface {
 	// up-to-date follower when no id is given (leader only).
 	TransferLeadership(ctx context.Context, in *TransferLeadershipRequest, opts ...grpc.CallOption) (*TransferLeadershipResponse, error)
 	// RestoreSnapshot replaces the cluster's state with an archive made by
-	// `daguha snapshot save` (leader only).
-	RestoreSnapshot(ctx context.Context, in *RestoreSnapshotRequest, opts ...grpc.CallOption) (*RestoreSnapshotResponse, error)
+	// `daguha snapshot save` (leader only). The archive comes in chunks,
+	// in order, so no message is larger than a chunk: the leader writes
+	// them to a temporary file, checks it and restores from it.
+	RestoreSnapshot(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[RestoreSnapshotChunk, RestoreSnapshotResponse], error)
 }
 
 type clusterServiceClient struct {
@@ -125,15 +127,18 @@ func (c *clusterServiceClient) TransferLeadership(ctx context.Context, in *Trans
 	return out, nil
 }
 
-func (c *clusterServiceClient) RestoreSnapshot(ctx context.Context, in *RestoreSnapshotRequest, opts ...grpc.CallOption) (*RestoreSnapshotResponse, error) {
+func (c *clusterServiceClient) RestoreSnapshot(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[RestoreSnapshotChunk, RestoreSnapshotResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(RestoreSnapshotResponse)
-	err := c.cc.Invoke(ctx, ClusterService_RestoreSnapshot_FullMethodName, in, out, cOpts...)
+	stream, err := c.cc.NewStream(ctx, &ClusterService_ServiceDesc.Streams[0], ClusterService_RestoreSnapshot_FullMethodName, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	x := &grpc.GenericClientStream[RestoreSnapshotChunk, RestoreSnapshotResponse]{ClientStream: stream}
+	return x, nil
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_RestoreSnapshotClient = grpc.ClientStreamingClient[RestoreSnapshotChunk, RestoreSnapshotResponse]
 
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
@@ -160,8 +165,10 @@ type ClusterServiceServer interface {
 	// up-to-date follower when no id is given (leader only).
 	TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error)
 	// RestoreSnapshot replaces the cluster's state with an archive made by
-	// `daguha snapshot save` (leader only).
-	RestoreSnapshot(context.Context, *RestoreSnapshotRequest) (*RestoreSnapshotResponse, error)
+	// `daguha snapshot save` (leader only). The archive comes in chunks,
+	// in order, so no message is larger than a chunk: the leader writes
+	// them to a temporary file, checks it and restores from it.
+	RestoreSnapshot(grpc.ClientStreamingServer[RestoreSnapshotChunk, RestoreSnapshotResponse]) error
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -190,8 +197,8 @@ func (UnimplementedClusterServiceServer) RemovePeer(context.Context, *RemovePeer
 func (UnimplementedClusterServiceServer) TransferLeadership(context.Context, *TransferLeadershipRequest) (*TransferLeadershipResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TransferLeadership not implemented")
 }
-func (UnimplementedClusterServiceServer) RestoreSnapshot(context.Context, *RestoreSnapshotRequest) (*RestoreSnapshotResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method RestoreSnapshot not implemented")
+func (UnimplementedClusterServiceServer) RestoreSnapshot(grpc.ClientStreamingServer[RestoreSnapshotChunk, RestoreSnapshotResponse]) error {
+	return status.Error(codes.Unimplemented, "method RestoreSnapshot not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -322,23 +329,12 @@ func _ClusterService_TransferLeadership_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
-func _ClusterService_RestoreSnapshot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(RestoreSnapshotRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ClusterServiceServer).RestoreSnapshot(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ClusterService_RestoreSnapshot_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ClusterServiceServer).RestoreSnapshot(ctx, req.(*RestoreSnapshotRequest))
-	}
-	return interceptor(ctx, in, info, handler)
+func _ClusterService_RestoreSnapshot_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ClusterServiceServer).RestoreSnapshot(&grpc.GenericServerStream[RestoreSnapshotChunk, RestoreSnapshotResponse]{ServerStream: stream})
 }
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type ClusterService_RestoreSnapshotServer = grpc.ClientStreamingServer[RestoreSnapshotChunk, RestoreSnapshotResponse]
 
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -371,11 +367,13 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "TransferLeadership",
 			Handler:    _ClusterService_TransferLeadership_Handler,
 		},
+	},
+	Streams: []grpc.StreamDesc{
 		{
-			MethodName: "RestoreSnapshot",
-			Handler:    _ClusterService_RestoreSnapshot_Handler,
+			StreamName:    "RestoreSnapshot",
+			Handler:       _ClusterService_RestoreSnapshot_Handler,
+			ClientStreams: true,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
 	Metadata: "daguha/v1/cluster.proto",
 }
