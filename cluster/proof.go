@@ -321,7 +321,7 @@ func (r *refusals) note(s *Server, kind string, member Member, message string, e
 
 // noteProof records the outcome of proveServer.
 func (r *refusals) noteProof(s *Server, member Member, err error) {
-	message := "refusing a gossip member as a server: it did not prove it is the server gossip names"
+	message := "refusing a gossip member as a server"
 	if err != nil && !errors.Is(err, errNotProven) {
 		message = "cannot reach a gossip member to check that it is a server; not counting it as one"
 	}
