@@ -325,3 +325,39 @@ func TestGossipImpostorsUnderTLS(t *testing.T) {
 		},
 	})
 }
+
+// A server that is part of a cluster never stops over another server's
+// signing keys, even in its first run: only the newcomer that has never
+// been in a cluster refuses to start, and the leader does not make it a
+// voter. (Before, "never been in a cluster" was judged once at start, so
+// a whole freshly made cluster stopped when one wrong server joined.)
+func TestOnlyTheNewcomerStopsOverMismatchedSigningKeys(t *testing.T) {
+	c := clustertest.NewCluster(t, clustertest.ClusterOptions{Servers: 4, BootstrapExpect: 3, ArgsFor: func(i int) []string {
+		if i == 3 {
+			return []string{"--coordinator.signing-key=other-key"}
+		}
+		return []string{"--coordinator.signing-key=cluster-key"}
+	}})
+	members := c.Agents[:3]
+	for _, a := range members {
+		if err := a.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.WaitLeader(t, 30*time.Second)
+	waitVoters(t, c, names(members))
+	newcomer := c.Agents[3]
+	if err := newcomer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-newcomer.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not refuse to start; log:\n%s", newcomer.Name, newcomer.Tail(20))
+	}
+	if newcomer.ExitCode() == 0 || !strings.Contains(newcomer.Tail(50), "signing key mismatch with server") {
+		t.Fatalf("%s exited %d without naming the mismatch; log:\n%s", newcomer.Name, newcomer.ExitCode(), newcomer.Tail(20))
+	}
+	c.Agents = members
+	observe(t, c, 3*time.Second, "after the newcomer with another key came and went")
+}
