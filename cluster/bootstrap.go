@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -32,57 +33,64 @@ func (s *Server) bootstrapLoop() {
 }
 
 // tryBootstrap makes one bootstrap decision. It returns true once the
-// question is settled for good (bootstrapped, or not ours to do).
+// question is settled for good (bootstrapped, or not ours to do). Only
+// servers that proved they are the servers gossip names (proveServer)
+// count towards bootstrap-expect, and only their answers decide: a fake
+// member can neither make up the numbers nor block the bootstrap with a
+// bootstrap-expect or signing keys of its own.
 func (s *Server) tryBootstrap() bool {
 	if s.HasRaftState() {
 		s.setBootstrapStatus("skipped: this server has raft state")
 		return true
 	}
 	expect := s.config.BootstrapExpect
-	var servers []Member
+	configuration := raft.Configuration{Servers: []raft.Server{{
+		ID: raft.ServerID(s.config.NodeName), Address: s.raftAddr, Suffrage: raft.Voter,
+	}}}
+	names := []string{s.config.NodeName}
+	var unproven []string
 	for _, member := range s.members.list(RoleServer) {
-		if member.Status != MemberAlive {
-			continue
-		}
-		if member.Meta.Expect != 0 && member.Meta.Expect != expect {
-			s.setBootstrapStatus(fmt.Sprintf("refused: server %s has bootstrap-expect=%d, this server has %d; all servers must agree", member.Name, member.Meta.Expect, expect))
-			return false
-		}
-		servers = append(servers, member)
-	}
-	if err := s.keyConflict(); err != nil {
-		s.setBootstrapStatus("refused: " + err.Error())
-		return false
-	}
-	if len(servers) < expect {
-		s.setBootstrapStatus(fmt.Sprintf("waiting: %d of %d expected servers seen", len(servers), expect))
-		return false
-	}
-	for _, peer := range servers {
-		if peer.Name == s.config.NodeName {
+		if member.Status != MemberAlive || member.Name == s.config.NodeName {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		state, err := s.config.Peers.RaftState(ctx, peer.Meta.GRPCAddr)
+		proven, err := s.proveServer(ctx, member)
 		cancel()
 		if err != nil {
-			s.setBootstrapStatus(fmt.Sprintf("waiting: could not ask %s whether it has raft state: %v", peer.Name, err))
+			unproven = append(unproven, member.Name)
+			continue
+		}
+		if theirs := int(proven.state.GetBootstrapExpect()); theirs != 0 && theirs != expect {
+			s.setBootstrapStatus(fmt.Sprintf("refused: server %s has bootstrap-expect=%d, this server has %d; all servers must agree", member.Name, theirs, expect))
 			return false
 		}
-		if state.GetHasState() {
-			s.setBootstrapStatus(fmt.Sprintf("skipped: server %s already has raft state; waiting to be added by the leader", peer.Name))
+		why, err := s.memberKeysConflict(proven)
+		if err != nil {
+			s.setBootstrapStatus(fmt.Sprintf("waiting: cannot compare signing keys: %v", err))
+			return false
+		}
+		if why != "" {
+			s.setBootstrapStatus("refused: " + keyMismatch(member.Name, why).Error())
+			return false
+		}
+		if proven.state.GetHasState() {
+			s.setBootstrapStatus(fmt.Sprintf("skipped: server %s already has raft state; waiting to be added by the leader", member.Name))
 			return true
 		}
-	}
-	configuration := raft.Configuration{}
-	names := make([]string, 0, len(servers))
-	for _, member := range servers {
 		configuration.Servers = append(configuration.Servers, raft.Server{
 			ID:       raft.ServerID(member.Name),
 			Address:  raft.ServerAddress(member.Meta.RaftAddr),
 			Suffrage: raft.Voter,
 		})
 		names = append(names, member.Name)
+	}
+	if len(configuration.Servers) < expect {
+		status := fmt.Sprintf("waiting: %d of %d expected servers seen and proven", len(configuration.Servers), expect)
+		if len(unproven) > 0 {
+			status += fmt.Sprintf("; not counted, not proven to be servers: %s", strings.Join(unproven, ", "))
+		}
+		s.setBootstrapStatus(status)
+		return false
 	}
 	if err := s.raft.BootstrapCluster(configuration).Error(); err != nil {
 		if errors.Is(err, raft.ErrCantBootstrap) {
@@ -93,7 +101,8 @@ func (s *Server) tryBootstrap() bool {
 		return false
 	}
 	s.hadState.Store(true)
-	s.setBootstrapStatus(fmt.Sprintf("bootstrapped a cluster of %d servers: %s", len(servers), strings.Join(names, ", ")))
+	sort.Strings(names)
+	s.setBootstrapStatus(fmt.Sprintf("bootstrapped a cluster of %d servers: %s", len(configuration.Servers), strings.Join(names, ", ")))
 	return true
 }
 

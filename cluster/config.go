@@ -86,8 +86,9 @@ type Config struct {
 	GossipKeys [][]byte
 
 	// SigningKeyIDs are fingerprints of the lease signing keys, the
-	// signing one first. Servers compare them: keys that cannot verify
-	// each other's tokens would make every failover refuse every worker.
+	// signing one first. Servers compare them over RaftState, never
+	// through gossip: keys that cannot verify each other's tokens would
+	// make every failover refuse every worker.
 	SigningKeyIDs []string
 
 	// ScheduleZone names the zone this server's scheduler reads schedules
@@ -127,6 +128,10 @@ type PeerClient interface {
 	Apply(ctx context.Context, grpcAddr string, command []byte) (index uint64, result []byte, err error)
 	ReadIndex(ctx context.Context, grpcAddr string) (uint64, error)
 	RaftState(ctx context.Context, grpcAddr string) (*daguhav1.RaftStateResponse, error)
+	// ProveServer asks the server at grpcAddr for its RaftState with a
+	// challenge, and returns the answer with the certificate the server
+	// presented (proof.go checks what they prove).
+	ProveServer(ctx context.Context, grpcAddr string, challenge []byte) (ServerAnswer, error)
 }
 
 func (c *Config) setDefaults() error {

@@ -253,8 +253,3 @@ func (s *Server) HTTPAddrOf(grpcAddr string) string {
 	}
 	return ""
 }
-
-// RaftStateLocal answers a peer asking whether this server has Raft state.
-func (s *Server) RaftStateLocal() (hasState bool, lastIndex, term uint64) {
-	return s.HasRaftState(), s.raft.LastIndex(), s.raft.CurrentTerm()
-}

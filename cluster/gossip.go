@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/daguha/daguha/cluster/identity"
 )
 
 // Roles a gossip member can have. Servers and workers share one pool.
@@ -40,8 +42,12 @@ type Meta struct {
 	GRPCAddr string `json:"ga,omitempty"`
 	HTTPAddr string `json:"ha,omitempty"`
 	Expect   int    `json:"e,omitempty"`
-	// SigningKeys are the fingerprints of a server's lease signing keys,
-	// the signing one first (none: the cluster's own key).
+	// SigningKeys were the fingerprints of a server's lease signing keys:
+	// anyone with the gossip key could guess weak keys from them offline,
+	// and a fake member could make servers refuse to start. Servers now
+	// compare keys over RaftState only (keys.go); this is still decoded,
+	// and never trusted, so metas of older servers read harmlessly. Only
+	// the daguha_trust_off build gossips and reads it.
 	SigningKeys []string `json:"sk,omitempty"`
 	// Zone is a server's schedule zone (Config.ScheduleZone).
 	Zone string `json:"tz,omitempty"`
@@ -193,15 +199,17 @@ func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
 func (s *Server) startGossip() error {
 	s.meta = &metaDelegate{meta: Meta{
-		Version:     metaVersion,
-		Role:        RoleServer,
-		RaftAddr:    string(s.raftAddr),
-		GRPCAddr:    net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.GRPCPort)),
-		HTTPAddr:    net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.HTTPPort)),
-		Expect:      s.config.BootstrapExpect,
-		SigningKeys: s.config.SigningKeyIDs,
-		Zone:        s.config.ScheduleZone,
+		Version:  metaVersion,
+		Role:     RoleServer,
+		RaftAddr: string(s.raftAddr),
+		GRPCAddr: net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.GRPCPort)),
+		HTTPAddr: net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.HTTPPort)),
+		Expect:   s.config.BootstrapExpect,
+		Zone:     s.config.ScheduleZone,
 	}}
+	if !identity.Enforced {
+		s.meta.meta.SigningKeys = s.config.SigningKeyIDs
+	}
 	if encoded := s.meta.NodeMeta(memberlist.MetaMaxSize); encoded == nil {
 		return fmt.Errorf("gossip meta does not fit in %d bytes", memberlist.MetaMaxSize)
 	}

@@ -2,10 +2,13 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/daguha/daguha/cluster/identity"
 )
 
 // LeaderDuty is work only the leader does (matching, reclaim, cron). It
@@ -222,13 +225,38 @@ func (s *Server) reconcileOnce() {
 			if known && current.Address == raft.ServerAddress(member.Meta.RaftAddr) && current.Suffrage == raft.Voter {
 				continue
 			}
-			// Add only a server this one can speak to: a voter nobody can
-			// reach (a wrong certificate, say) would only raise the quorum.
+			// Add only a server that proves it is the server gossip
+			// names, at the address gossip gives (anyone with the gossip
+			// key can announce a "server"), and that this one can speak
+			// to: a voter nobody can reach would only raise the quorum.
+			holder := ""
+			if identity.Enforced {
+				holder = raftAddressHolder(inConfig, member, s.members)
+			}
+			var taken error
+			if holder != "" {
+				taken = fmt.Errorf("its Raft address %s is server %s's, which is alive", member.Meta.RaftAddr, holder)
+			}
+			s.refusals.note(s, refusedRaftAddress, member, "not adding a server to the raft configuration: it claims a live voter's Raft address", taken)
+			if taken != nil {
+				continue
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := s.config.Peers.RaftState(ctx, member.Meta.GRPCAddr)
+			proven, err := s.proveServer(ctx, member)
 			cancel()
 			if err != nil {
-				s.logger.Warn("not adding a server this leader cannot reach", "server", member.Name, "grpc", member.Meta.GRPCAddr, "error", err)
+				continue
+			}
+			why, err := s.memberKeysConflict(proven)
+			if err != nil {
+				s.logger.Warn("adding a server whose signing keys cannot be compared", "server", member.Name, "reason", err)
+			}
+			var mismatch error
+			if why != "" {
+				mismatch = keyMismatch(member.Name, why)
+			}
+			s.refusals.note(s, refusedKeys, member, "not adding a server to the raft configuration: its signing keys conflict with this server's", mismatch)
+			if mismatch != nil {
 				continue
 			}
 			s.logger.Info("adding server to raft configuration", "server", member.Name, "address", member.Meta.RaftAddr)
@@ -249,6 +277,21 @@ func (s *Server) reconcileOnce() {
 			}
 		}
 	}
+}
+
+// raftAddressHolder returns the id of another server of the Raft
+// configuration that has member's Raft address and is alive in gossip, or
+// "": a member claiming a live voter's address is not that voter.
+func raftAddressHolder(inConfig map[raft.ServerID]raft.Server, member Member, table *members) string {
+	for id, server := range inConfig {
+		if id == raft.ServerID(member.Name) || server.Address != raft.ServerAddress(member.Meta.RaftAddr) {
+			continue
+		}
+		if other, ok := table.get(string(id)); ok && other.Status == MemberAlive {
+			return string(id)
+		}
+	}
+	return ""
 }
 
 // removeDeadServer takes a server that has been failed for longer than the

@@ -40,6 +40,9 @@ type Server struct {
 	// hadStateAtStart: this server was part of a cluster before this run.
 	hadStateAtStart bool
 	fatal           chan error
+	// refusals are the gossip members that did not prove they are
+	// servers, with the reason last logged.
+	refusals refusals
 	// bootstrap reports what bootstrap-expect decided, for operators.
 	bootstrapMu     sync.Mutex
 	bootstrapStatus string

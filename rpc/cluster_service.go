@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +11,14 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/cluster/identity"
 	"github.com/daguha/daguha/dispatch"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -22,7 +28,7 @@ type ClusterBackend interface {
 	NodeName() string
 	ApplyLocal(command []byte) (uint64, []byte, error)
 	LeaderReadIndex() (uint64, error)
-	RaftStateLocal() (hasState bool, lastIndex, term uint64)
+	AnswerRaftState(challenge []byte, caller cluster.RaftStateCaller) (*daguhav1.RaftStateResponse, error)
 }
 
 type clusterService struct {
@@ -64,9 +70,44 @@ func (c *clusterService) ReadIndex(context.Context, *daguhav1.ReadIndexRequest) 
 	return &daguhav1.ReadIndexResponse{Index: index}, nil
 }
 
-func (c *clusterService) RaftState(context.Context, *daguhav1.RaftStateRequest) (*daguhav1.RaftStateResponse, error) {
-	hasState, lastIndex, term := c.backend.RaftStateLocal()
-	return &daguhav1.RaftStateResponse{NodeId: c.backend.NodeName(), HasState: hasState, LastIndex: lastIndex, Term: term}, nil
+// RaftState answers with this server's Raft state and who it is, proven
+// over the caller's challenge (cluster.Server.AnswerRaftState). What the
+// answer may tell depends on who the link says calls.
+func (c *clusterService) RaftState(ctx context.Context, req *daguhav1.RaftStateRequest) (*daguhav1.RaftStateResponse, error) {
+	answer, err := c.backend.AnswerRaftState(req.GetChallenge(), raftStateCaller(ctx))
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return answer, nil
+}
+
+// raftStateCaller is what the call's link proves about the caller: over
+// TLS, whether the certificate the handshake verified is a server's.
+func raftStateCaller(ctx context.Context) cluster.RaftStateCaller {
+	var caller cluster.RaftStateCaller
+	from, ok := peer.FromContext(ctx)
+	if !ok {
+		return caller
+	}
+	info, ok := from.AuthInfo.(credentials.TLSInfo)
+	if !ok {
+		return caller
+	}
+	caller.TLS = true
+	if certificate := verifiedLeaf(info); certificate != nil {
+		id, err := identity.FromCertificate(certificate)
+		caller.Server = err == nil && id.Role == identity.RoleServer
+	}
+	return caller
+}
+
+// verifiedLeaf is the peer's certificate when the handshake verified it
+// against the CA, else nil.
+func verifiedLeaf(info credentials.TLSInfo) *x509.Certificate {
+	if len(info.State.VerifiedChains) == 0 || len(info.State.PeerCertificates) == 0 {
+		return nil
+	}
+	return info.State.PeerCertificates[0]
 }
 
 // PeerClient reaches other servers' ClusterService, keeping one
@@ -147,6 +188,26 @@ func (p *PeerClient) RaftState(ctx context.Context, addr string) (*daguhav1.Raft
 		return nil, fromStatus(err)
 	}
 	return resp, nil
+}
+
+// ProveServer asks the server at addr for its RaftState with challenge
+// and returns its answer with the certificate it presented, when the
+// handshake verified one. It implements cluster.PeerClient.
+func (p *PeerClient) ProveServer(ctx context.Context, addr string, challenge []byte) (cluster.ServerAnswer, error) {
+	client, err := p.client(addr)
+	if err != nil {
+		return cluster.ServerAnswer{}, err
+	}
+	var from peer.Peer
+	resp, err := client.RaftState(ctx, &daguhav1.RaftStateRequest{Challenge: challenge}, grpc.Peer(&from))
+	if err != nil {
+		return cluster.ServerAnswer{}, fromStatus(err)
+	}
+	answer := cluster.ServerAnswer{State: resp}
+	if info, ok := from.AuthInfo.(credentials.TLSInfo); ok {
+		answer.Certificate = verifiedLeaf(info)
+	}
+	return answer, nil
 }
 
 // Close closes every connection.

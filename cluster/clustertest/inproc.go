@@ -265,6 +265,16 @@ func (m *memPeers) RaftState(_ context.Context, addr string) (*daguhav1.RaftStat
 	if err != nil {
 		return nil, err
 	}
-	hasState, lastIndex, term := s.RaftStateLocal()
-	return &daguhav1.RaftStateResponse{NodeId: s.NodeName(), HasState: hasState, LastIndex: lastIndex, Term: term}, nil
+	return s.AnswerRaftState(nil, cluster.RaftStateCaller{})
+}
+
+// ProveServer answers as the server's gRPC RaftState does over a link
+// without TLS.
+func (m *memPeers) ProveServer(_ context.Context, addr string, challenge []byte) (cluster.ServerAnswer, error) {
+	s, err := m.target(addr)
+	if err != nil {
+		return cluster.ServerAnswer{}, err
+	}
+	state, err := s.AnswerRaftState(challenge, cluster.RaftStateCaller{})
+	return cluster.ServerAnswer{State: state}, err
 }

@@ -72,7 +72,7 @@ func (p *pki) issue(name string, options tlsutil.CertOptions) (string, string) {
 }
 
 // serverCert issues a server's certificate, carrying the identity
-// server/<name>.
+// server/<name>, without which no server counts another as one.
 func (p *pki) serverCert(name string) (string, string) {
 	return p.issue(name, tlsutil.CertOptions{Server: true, Client: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
 		URIs: []*url.URL{identity.Identity{Role: identity.RoleServer, Name: name}.URI()}})
@@ -105,14 +105,13 @@ func tryCoordinator(addr string, creds credentials.TransportCredentials) error {
 func TestMutualTLS(t *testing.T) {
 	good := newPKI(t, "cluster CA")
 	other := newPKI(t, "another CA")
-	serverCert, serverKey := good.serverCert("server")
-	intruderCert, intruderKey := other.serverCert("intruder")
 	c := clustertest.NewCluster(t, clustertest.ClusterOptions{
 		Servers: 4, BootstrapExpect: 3,
 		ArgsFor: func(i int) []string {
-			cert, key := serverCert, serverKey
+			name := fmt.Sprintf("server%d", i+1)
+			cert, key := good.serverCert(name)
 			if i == 3 {
-				cert, key = intruderCert, intruderKey
+				cert, key = other.serverCert(name)
 			}
 			return []string{"--coordinator.tls-cert=" + cert, "--coordinator.tls-key=" + key, "--coordinator.tls-ca=" + good.caFile}
 		},
@@ -189,7 +188,7 @@ func TestMutualTLS(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond) // sampling interval of the observation
 	}
-	if !strings.Contains(leader.Tail(400), "not adding a server this leader cannot reach") {
+	if !strings.Contains(leader.Tail(400), "cannot reach a gossip member to check that it is a server") {
 		t.Fatalf("the leader did not say why it kept the intruder out")
 	}
 }
@@ -444,20 +443,26 @@ func TestGossipKeyRotationWithoutDowntime(t *testing.T) {
 // tokens and the private key bytes, and none is found.
 func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 	p := newPKI(t, "cluster CA")
-	serverCert, serverKey := p.serverCert("server")
 	workerCert, workerKey := p.workerCert("secure-worker")
 	signingKey := fmt.Sprintf("signing-%d", time.Now().UnixNano())
 	gossipKey := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%032d", time.Now().UnixNano())))
 	token, readToken := fmt.Sprintf("token-%d", time.Now().UnixNano()), fmt.Sprintf("reader-%d", time.Now().UnixNano())
+	var serverKeys []string
 	https, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: p.caFile})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{
 		Servers: 3, HTTPS: https, Token: token,
+		ArgsFor: func(i int) []string {
+			serverCert, serverKey := p.serverCert(fmt.Sprintf("server%d", i+1))
+			serverKeys = append(serverKeys, serverKey)
+			return []string{
+				"--coordinator.tls-cert=" + serverCert, "--coordinator.tls-key=" + serverKey, "--coordinator.tls-ca=" + p.caFile,
+				"-http-tls-cert=" + serverCert, "-http-tls-key=" + serverKey, "-http-tls-ca=" + p.caFile,
+			}
+		},
 		ExtraArgs: []string{
-			"--coordinator.tls-cert=" + serverCert, "--coordinator.tls-key=" + serverKey, "--coordinator.tls-ca=" + p.caFile,
-			"-http-tls-cert=" + serverCert, "-http-tls-key=" + serverKey, "-http-tls-ca=" + p.caFile,
 			"-encrypt=" + gossipKey, "--coordinator.signing-key=" + signingKey,
 			"-api-token=" + token, "-api-read-token=" + readToken,
 		},
@@ -513,7 +518,7 @@ func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 	secrets := map[string]string{"signing key": signingKey, "gossip key": gossipKey, "API token": token, "read-only token": readToken,
 		// Fetching the step log above sent it to the worker.
 		"log ticket": dispatch.LogTicket([]byte(signingKey), "secret-run", 1, "secure-worker")}
-	for _, keyFile := range []string{serverKey, workerKey} {
+	for _, keyFile := range append(serverKeys, workerKey) {
 		data, err := os.ReadFile(keyFile)
 		if err != nil {
 			t.Fatal(err)

@@ -531,7 +531,10 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 }
 
 type RaftStateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A fresh random challenge (16 to 64 bytes) the answer's proof covers,
+	// so an answer cannot be replayed. Empty: no proof is asked for.
+	Challenge     []byte `protobuf:"bytes,1,opt,name=challenge,proto3" json:"challenge,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -566,12 +569,35 @@ func (*RaftStateRequest) Descriptor() ([]byte, []int) {
 	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
+func (x *RaftStateRequest) GetChallenge() []byte {
+	if x != nil {
+		return x.Challenge
+	}
+	return nil
+}
+
 type RaftStateResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	HasState      bool                   `protobuf:"varint,2,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
-	LastIndex     uint64                 `protobuf:"varint,3,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
-	Term          uint64                 `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The answering server's node name (its Raft server id).
+	NodeId    string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	HasState  bool   `protobuf:"varint,2,opt,name=has_state,json=hasState,proto3" json:"has_state,omitempty"`
+	LastIndex uint64 `protobuf:"varint,3,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	Term      uint64 `protobuf:"varint,4,opt,name=term,proto3" json:"term,omitempty"`
+	// The Raft address the answering server advertises.
+	RaftAddr string `protobuf:"bytes,5,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	// Its bootstrap-expect (0: it does not bootstrap by count).
+	BootstrapExpect int32 `protobuf:"varint,6,opt,name=bootstrap_expect,json=bootstrapExpect,proto3" json:"bootstrap_expect,omitempty"`
+	// Fingerprints of its lease signing keys, the signing one first (none:
+	// the cluster's own key). With a cluster token and a challenge they are
+	// keyed with the token and the challenge, so only a holder of the token
+	// can compare them; otherwise they are dispatch.KeyID values. Empty
+	// when the caller is not entitled to them (keys_withheld).
+	SigningKeyIds []string `protobuf:"bytes,7,rep,name=signing_key_ids,json=signingKeyIds,proto3" json:"signing_key_ids,omitempty"`
+	KeysWithheld  bool     `protobuf:"varint,8,opt,name=keys_withheld,json=keysWithheld,proto3" json:"keys_withheld,omitempty"`
+	// With a cluster token and a challenge: HMAC-SHA256 with the token over
+	// the challenge and every field above, proving that a holder of the
+	// token gave this answer now.
+	Proof         []byte `protobuf:"bytes,9,opt,name=proof,proto3" json:"proof,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -634,6 +660,41 @@ func (x *RaftStateResponse) GetTerm() uint64 {
 	return 0
 }
 
+func (x *RaftStateResponse) GetRaftAddr() string {
+	if x != nil {
+		return x.RaftAddr
+	}
+	return ""
+}
+
+func (x *RaftStateResponse) GetBootstrapExpect() int32 {
+	if x != nil {
+		return x.BootstrapExpect
+	}
+	return 0
+}
+
+func (x *RaftStateResponse) GetSigningKeyIds() []string {
+	if x != nil {
+		return x.SigningKeyIds
+	}
+	return nil
+}
+
+func (x *RaftStateResponse) GetKeysWithheld() bool {
+	if x != nil {
+		return x.KeysWithheld
+	}
+	return false
+}
+
+func (x *RaftStateResponse) GetProof() []byte {
+	if x != nil {
+		return x.Proof
+	}
+	return nil
+}
+
 var File_daguha_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_cluster_proto_rawDesc = "" +
@@ -661,14 +722,20 @@ const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\x06result\x18\x02 \x01(\fR\x06result\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x12\n" +
-	"\x10RaftStateRequest\"|\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"0\n" +
+	"\x10RaftStateRequest\x12\x1c\n" +
+	"\tchallenge\x18\x01 \x01(\fR\tchallenge\"\xa7\x02\n" +
 	"\x11RaftStateResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\thas_state\x18\x02 \x01(\bR\bhasState\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x03 \x01(\x04R\tlastIndex\x12\x12\n" +
-	"\x04term\x18\x04 \x01(\x04R\x04term2\xc1\x04\n" +
+	"\x04term\x18\x04 \x01(\x04R\x04term\x12\x1b\n" +
+	"\traft_addr\x18\x05 \x01(\tR\braftAddr\x12)\n" +
+	"\x10bootstrap_expect\x18\x06 \x01(\x05R\x0fbootstrapExpect\x12&\n" +
+	"\x0fsigning_key_ids\x18\a \x03(\tR\rsigningKeyIds\x12#\n" +
+	"\rkeys_withheld\x18\b \x01(\bR\fkeysWithheld\x12\x14\n" +
+	"\x05proof\x18\t \x01(\fR\x05proof2\xc1\x04\n" +
 	"\x0eClusterService\x12:\n" +
 	"\x05Apply\x12\x17.daguha.v1.ApplyRequest\x1a\x18.daguha.v1.ApplyResponse\x12F\n" +
 	"\tReadIndex\x12\x1b.daguha.v1.ReadIndexRequest\x1a\x1c.daguha.v1.ReadIndexResponse\x12F\n" +

@@ -42,7 +42,10 @@ type ClusterServiceClient interface {
 	// still the leader, so a follower can serve a linearizable read once it
 	// has applied that far.
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
-	// RaftState tells whether this server has any Raft state on disk.
+	// RaftState tells whether this server has any Raft state on disk, and
+	// who it is: a server admits a gossip member as a Raft voter, counts it
+	// towards bootstrap-expect and compares signing keys with it only after
+	// this answer proves the member is the server gossip names.
 	RaftState(ctx context.Context, in *RaftStateRequest, opts ...grpc.CallOption) (*RaftStateResponse, error)
 	// WorkerHeartbeats returns how long ago this server last heard from each
 	// worker, so followers keep a warm copy of the leader's view.
@@ -154,7 +157,10 @@ type ClusterServiceServer interface {
 	// still the leader, so a follower can serve a linearizable read once it
 	// has applied that far.
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
-	// RaftState tells whether this server has any Raft state on disk.
+	// RaftState tells whether this server has any Raft state on disk, and
+	// who it is: a server admits a gossip member as a Raft voter, counts it
+	// towards bootstrap-expect and compares signing keys with it only after
+	// this answer proves the member is the server gossip names.
 	RaftState(context.Context, *RaftStateRequest) (*RaftStateResponse, error)
 	// WorkerHeartbeats returns how long ago this server last heard from each
 	// worker, so followers keep a warm copy of the leader's view.
