@@ -315,6 +315,11 @@ func Command(s string) error {
 	return size("command", s, MaxCommandBytes)
 }
 
+// Script: a step's script is at most 64 KiB, as a command is.
+func Script(s string) error {
+	return size("script", s, MaxCommandBytes)
+}
+
 // Params: a run's params are at most 64 KiB.
 func Params(s string) error {
 	return size("params", s, MaxParamsBytes)
