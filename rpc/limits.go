@@ -1,0 +1,24 @@
+package rpc
+
+import (
+	"google.golang.org/grpc"
+
+	"github.com/daguha/daguha/dispatch/valid"
+)
+
+// The one limit on gRPC messages, valid.MaxMessageBytes, in both
+// directions: a server takes no larger message from a worker or another
+// server (a 20 MB label is refused before it is read into memory), and a
+// client neither sends nor takes a larger one. What legitimately travels
+// is kept under it: DAGs and batches by package valid, polls and reports
+// by package dispatch.
+
+// ServerMessageLimits are the options of a server's gRPC listener.
+func ServerMessageLimits() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(valid.MaxMessageBytes), grpc.MaxSendMsgSize(valid.MaxMessageBytes)}
+}
+
+// ClientMessageLimits is the option of a worker's or a server's client.
+func ClientMessageLimits() grpc.DialOption {
+	return grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(valid.MaxMessageBytes), grpc.MaxCallSendMsgSize(valid.MaxMessageBytes))
+}
