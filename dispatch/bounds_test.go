@@ -68,7 +68,7 @@ func TestWorkerInfoOutsideTheRulesIsRefused(t *testing.T) {
 		{"a worker id of 254 bytes", &daguhav1.WorkerInfo{Id: strings.Repeat("w", 254), MaxActiveRuns: 1}, "must be 1-253"},
 		{"a 20 MB label value", &daguhav1.WorkerInfo{Id: "w20", MaxActiveRuns: 1, Labels: map[string]string{"big": strings.Repeat("x", 20<<20)}}, `(20971520 bytes) of "big": must be at most 63 bytes`},
 		{"a label key with '='", &daguhav1.WorkerInfo{Id: "weq", MaxActiveRuns: 1, Labels: map[string]string{"a=b": "c"}}, `label key "a=b"`},
-		{"65 labels", &daguhav1.WorkerInfo{Id: "w65", MaxActiveRuns: 1, Labels: many}, "labels: 65 given, more than the limit of 64"},
+		{"65 labels", &daguhav1.WorkerInfo{Id: "w65", MaxActiveRuns: 1, Labels: many}, "65 labels, more than the limit of 64"},
 		{"a log address that is no host:port", &daguhav1.WorkerInfo{Id: "wlog", MaxActiveRuns: 1, LogAddr: strings.Repeat("h", 300) + ":1"}, "log address"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -63,7 +63,7 @@ func TestParseLabels(t *testing.T) {
 		"a=b=c":                           `label value "b=c" of "a": must not contain '=' or ','`,
 		"tier=":                           `label value "" of "tier": must not be empty`,
 		"zone=" + strings.Repeat("z", 64): `must be at most 63 bytes`,
-		manyLabels(65):                    `labels: 65 given, more than the limit of 64`,
+		manyLabels(65):                    `65 labels, more than the limit of 64`,
 	} {
 		if _, err := ParseLabels(input); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("ParseLabels(%q): %v, want %q", input, err, want)

@@ -86,7 +86,8 @@ const (
 
 // Error is an input that breaks a rule.
 type Error struct {
-	// Field is what the input is ("DAG name", "label key").
+	// Field is what the input is ("DAG name", "label key"); empty when
+	// the rule says it (counts).
 	Field string
 	// Value is the input; Quoted says whether it is shown (a count or a
 	// size is not).
@@ -100,6 +101,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.Field == "" {
+		return e.Rule
+	}
 	var b strings.Builder
 	b.WriteString(e.Field)
 	if e.Quoted {
@@ -253,7 +257,7 @@ func label(field, s string, maxBytes int) *Error {
 // LabelCount: at most 64 labels on a worker or entries in a selector.
 func LabelCount(n int) error {
 	if n > MaxLabels {
-		return &Error{Field: "labels", Rule: fmt.Sprintf("%d given, more than the limit of %d", n, MaxLabels)}
+		return &Error{Rule: fmt.Sprintf("%d labels, more than the limit of %d", n, MaxLabels)}
 	}
 	return nil
 }
@@ -294,9 +298,9 @@ func sortedKeys(m map[string]string) []string {
 func StepCount(n int) error {
 	switch {
 	case n == 0:
-		return &Error{Field: "steps", Rule: "a DAG needs at least one step"}
+		return &Error{Rule: "a DAG needs at least one step"}
 	case n > MaxDagSteps:
-		return &Error{Field: "steps", Rule: fmt.Sprintf("%d given, more than the limit of %d per DAG", n, MaxDagSteps)}
+		return &Error{Rule: fmt.Sprintf("%d steps, more than the limit of %d per DAG", n, MaxDagSteps)}
 	}
 	return nil
 }

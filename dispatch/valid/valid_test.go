@@ -151,7 +151,7 @@ func TestLabels(t *testing.T) {
 			}
 			return m
 		}(), ""},
-		{"65 labels are refused", many, "labels: 65 given, more than the limit of 64"},
+		{"65 labels are refused", many, "65 labels, more than the limit of 64"},
 		{"a bad key is named", map[string]string{"a": "1", "b=c": "2"}, `label key "b=c"`},
 		{"a bad value is named with its key", map[string]string{"gpu": "yes,no"}, `label value "yes,no" of "gpu"`},
 		{"the first problem in key order is reported", map[string]string{"z": "", "a": ""}, `of "a"`},
@@ -177,7 +177,7 @@ func TestSizes(t *testing.T) {
 		{"one step is a DAG", StepCount(1), ""},
 		{"1000 steps is the most", StepCount(MaxDagSteps), ""},
 		{"no step is refused", StepCount(0), "at least one step"},
-		{"100,000 steps are refused with the limit named", StepCount(100_000), "steps: 100000 given, more than the limit of 1000 per DAG"},
+		{"100,000 steps are refused with the limit named", StepCount(100_000), "100000 steps, more than the limit of 1000 per DAG"},
 		{"a DAG of 2 MiB is stored", DagSize(MaxDagBytes), ""},
 		{"a DAG over 2 MiB is refused", DagSize(MaxDagBytes + 1), "more than the limit of 2097152"},
 		{"a command of 64 KiB runs", Command(strings.Repeat("c", MaxCommandBytes)), ""},

@@ -127,7 +127,7 @@ func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 		}
 	}
 	if err := valid.StepCount(len(dag.Steps)); err != nil {
-		add("dag.%v", err)
+		add("dag.steps: %v", err)
 		// Too many steps are not read one by one.
 		return nil, errors.New(strings.Join(problems, "; "))
 	}
