@@ -25,6 +25,7 @@ import (
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/ops/agent"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+	"github.com/daguha/daguha/rpc"
 )
 
 // residentBytes is a process's resident memory, from /proc/PID/status.
@@ -61,12 +62,20 @@ func closedBy(conn net.Conn) <-chan time.Time {
 // waitClosed waits for a connection the server must close by deadline.
 func waitClosed(t *testing.T, what string, closed <-chan time.Time, began time.Time, limit time.Duration) {
 	t.Helper()
+	var at time.Time
 	select {
-	case at := <-closed:
-		t.Logf("%s: closed by the server after %s (limit %s)", what, at.Sub(began).Round(100*time.Millisecond), limit)
+	case at = <-closed:
 	case <-time.After(time.Until(began.Add(limit))):
-		t.Fatalf("%s: still open %s after it began", what, limit)
+		select {
+		case at = <-closed: // closed as the wait ended
+		default:
+			t.Fatalf("%s: still open %s after it began", what, limit)
+		}
 	}
+	if took := at.Sub(began); took > limit {
+		t.Fatalf("%s: closed by the server only after %s, limit %s", what, took, limit)
+	}
+	t.Logf("%s: closed by the server after %s (limit %s)", what, at.Sub(began).Round(100*time.Millisecond), limit)
 }
 
 // A worker certificate (or, without TLS, network access) was enough to
@@ -76,7 +85,7 @@ func waitClosed(t *testing.T, what string, closed <-chan time.Time, began time.T
 // a label under that size is refused by the label rules, and the servers'
 // resident memory grows by less than 64 MiB under the attack. The same
 // cluster shows the other bounds: pushed DAGs of 100,000 steps, 900 KB
-// selector values, slow bodies and idle connections.
+// selector values, slow bodies, idle connections and silent ones.
 func TestBoundsOnWhatComesIn(t *testing.T) {
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
@@ -131,6 +140,15 @@ func TestBoundsOnWhatComesIn(t *testing.T) {
 		_, _ = io.Copy(io.Discard, idleReader)
 		idleClosed <- time.Now()
 	}()
+
+	// A connection to the gRPC port that never says a word.
+	silentBegan := time.Now()
+	silent, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(follower.GRPCPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	silentClosed := closedBy(silent)
 
 	// The 20 MB label, five times to each server, over the plaintext
 	// worker protocol; then a 3 MB one, which fits in a message.
@@ -261,6 +279,7 @@ func TestBoundsOnWhatComesIn(t *testing.T) {
 		t.Errorf("the output tail of 300 KB of output is %d bytes ending %q, want the last 64 KiB", len(tail), tail[max(0, len(tail)-10):])
 	}
 
+	waitClosed(t, "a silent connection to the gRPC port", silentClosed, silentBegan, rpc.HandshakeTimeout+10*time.Second)
 	waitClosed(t, "a request whose body comes a byte a second", slowClosed, slowBegan, agent.HTTPReadTimeout+15*time.Second)
 	waitClosed(t, "an idle kept-alive connection", idleClosed, idleBegan, agent.HTTPIdleTimeout+15*time.Second)
 }
