@@ -48,6 +48,9 @@ func ResolveDag(state *store.StateStore, locals []*daguhav1.DagSpec, name string
 // lease in token holds. Asking again for the same step and retry returns
 // the same child.
 func (d *Dispatcher) EnqueueChild(ctx context.Context, token, stepName string, retry uint32, params string) (string, bool, error) {
+	if err := checkChildRequest(stepName, params); err != nil {
+		return "", false, err
+	}
 	st, err := d.leader()
 	if err != nil {
 		return "", false, err

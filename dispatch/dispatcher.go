@@ -443,7 +443,7 @@ func validateWorker(info *daguhav1.WorkerInfo) error {
 	if info.GetMaxActiveRuns() == 0 {
 		return &InvalidRequestError{Reason: fmt.Sprintf("worker %q: maxActiveRuns must be at least 1", info.GetId())}
 	}
-	return nil
+	return checkWorkerInfo(info)
 }
 
 // ensureRegistered records the worker and its labels in the replicated
@@ -552,14 +552,16 @@ func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo, 
 		var (
 			runs          []*daguhav1.Run
 			full, limited bool
+			size          int
 		)
-		for len(runs) < limit {
+		for len(runs) < limit && size < grantBudgetBytes {
 			run, f, l := st.match(state, selectors, info)
 			full, limited = full || f, limited || l
 			if run == nil {
 				break
 			}
 			runs = append(runs, run)
+			size += proto.Size(run)
 		}
 		if len(runs) == 0 {
 			if full || limited {
@@ -809,7 +811,7 @@ func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (
 			errs[i] = err
 			continue
 		}
-		if err := validateSteps(item.GetSteps()); err != nil {
+		if err := checkReportItem(d.backend.State(), claims.RunID, item); err != nil {
 			errs[i] = err
 			continue
 		}

@@ -467,8 +467,7 @@ func (x *execution) cancelled() bool {
 }
 
 func sanitize(st *daguhav1.StepState) {
-	st.OutputTail = strings.ToValidUTF8(st.GetOutputTail(), "\uFFFD")
-	st.Error = strings.ToValidUTF8(st.GetError(), "\uFFFD")
+	clipStepTexts(st)
 }
 
 // failure is the refusal that gave the attempt up, if one did.

@@ -9,14 +9,17 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/daguha/daguha/dispatch/valid"
 )
 
-// outputTailBytes is how much of a step's output is kept and reported.
-const outputTailBytes = 64 << 10
+// outputTailBytes is how much of a step's output is kept and reported:
+// what the cluster takes.
+const outputTailBytes = valid.MaxOutputTailBytes
 
 // maxOutputValueBytes bounds the stdout a step may capture into an output
 // variable; a step printing more fails rather than pass on a cut value.
-const maxOutputValueBytes = 1 << 20
+const maxOutputValueBytes = valid.MaxOutputValueBytes
 
 // defaultKillGrace is how long a stopped step's processes get between
 // SIGTERM and SIGKILL.

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/store"
 )
 
@@ -23,9 +24,11 @@ func Matches(selector, labels map[string]string) bool {
 // SelectorKey is the canonical form runs are queued under.
 func SelectorKey(selector map[string]string) string { return store.SelectorKey(selector) }
 
-// ParseLabels reads "k=v,k=v" (the seed's --worker.labels form). Keys must
-// be non-empty; a value may be empty ("k=") but holds no '=' (so
-// "a=b=c" is refused rather than read one way or the other).
+// ParseLabels reads "k=v,k=v" (the seed's --worker.labels form), with
+// spaces around keys and values trimmed. Each key and value follows the
+// rules of package valid (non-empty, no '=' or ',', at most 253 and 63
+// bytes), and there are at most valid.MaxLabels of them: "a=b=c" is
+// refused rather than read one way or the other.
 func ParseLabels(text string) (map[string]string, error) {
 	labels := map[string]string{}
 	for _, part := range strings.Split(text, ",") {
@@ -34,17 +37,23 @@ func ParseLabels(text string) (map[string]string, error) {
 			continue
 		}
 		key, value, ok := strings.Cut(part, "=")
-		key = strings.TrimSpace(key)
-		if !ok || key == "" {
-			return nil, fmt.Errorf("label %q: want key=value", part)
+		if !ok {
+			return nil, fmt.Errorf("label %s: want key=value", valid.Quote(part))
+		}
+		key, value = strings.TrimSpace(key), strings.TrimSpace(value)
+		if err := valid.LabelKey(key); err != nil {
+			return nil, err
+		}
+		if err := valid.LabelValue(key, value); err != nil {
+			return nil, err
 		}
 		if _, dup := labels[key]; dup {
-			return nil, fmt.Errorf("label %q is given twice", key)
+			return nil, fmt.Errorf("label %s is given twice", valid.Quote(key))
 		}
-		if strings.Contains(value, "=") {
-			return nil, fmt.Errorf("label %q: want key=value, and the value must not contain '='", part)
-		}
-		labels[key] = strings.TrimSpace(value)
+		labels[key] = value
+	}
+	if err := valid.LabelCount(len(labels)); err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, valid.Quote(text))
 	}
 	return labels, nil
 }

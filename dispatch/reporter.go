@@ -9,13 +9,19 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/daguha/daguha/dispatch/valid"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
 const (
 	// maxReportItems bounds the items of one Report call.
 	maxReportItems = 128
+	// reportBudgetBytes bounds the items of one Report call together: one
+	// call fits in a message (an item alone is at most a finish's outputs,
+	// its error and a chunk of steps, see stepChunkBytes).
+	reportBudgetBytes = valid.MaxMessageBytes / 2
 	// maxReportCalls bounds a worker's Report calls in flight at once:
 	// what arrives while they are goes together in the next one.
 	maxReportCalls = 2
@@ -80,7 +86,15 @@ func (r *reporter) submit(ctx context.Context, item *daguhav1.ReportItem) error 
 // maxReportCalls are in flight. r.mu is held.
 func (r *reporter) kick() {
 	for r.inFlight < maxReportCalls && len(r.queue) > 0 {
-		n := min(len(r.queue), maxReportItems)
+		n, size := 1, proto.Size(r.queue[0].item)
+		for n < len(r.queue) && n < maxReportItems {
+			next := proto.Size(r.queue[n].item)
+			if size+next > reportBudgetBytes {
+				break
+			}
+			size += next
+			n++
+		}
 		batch := r.queue[:n:n]
 		r.queue = slices.Clone(r.queue[n:])
 		r.inFlight++

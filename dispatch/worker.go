@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
@@ -359,6 +361,19 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 		logger.Info("run abandoned: this worker no longer holds it", "reason", lost.Error())
 		return
 	}
+	final, message, outputs = boundRunEnd(final, message, outputs)
+	// Held ends too large for one message with the finish go before it.
+	if chunks := stepChunks(held); len(chunks) > 1 {
+		held = chunks[len(chunks)-1]
+		before := slices.Concat(chunks[:len(chunks)-1]...)
+		called := time.Now()
+		err := w.reportSteps(context.WithoutCancel(ctx), task, before)
+		host.logSteps(before, called, err)
+		if err != nil {
+			logger.Info("run abandoned: its last step ends were not taken", "reason", err.Error())
+			return
+		}
+	}
 	called := time.Now()
 	err := w.retry(context.WithoutCancel(ctx), func(callCtx context.Context) error {
 		return w.reporter.submit(callCtx, &daguhav1.ReportItem{LeaseToken: task.GetLeaseToken(), Steps: held,
@@ -436,12 +451,41 @@ func (h *workerHost) WaitChild(ctx context.Context, childRunID string) (*daguhav
 }
 
 // reportSteps sends step states of one run as one item of the worker's
-// next report, retried through server failures.
+// next report, retried through server failures; states too large for one
+// message together go as several items, one after the other, in order.
 func (w *Worker) reportSteps(ctx context.Context, task *daguhav1.Task, steps []*daguhav1.StepState) error {
-	item := &daguhav1.ReportItem{LeaseToken: task.GetLeaseToken(), Steps: steps}
-	return w.retry(ctx, func(callCtx context.Context) error {
-		return w.reporter.submit(callCtx, item)
-	})
+	for _, chunk := range stepChunks(steps) {
+		item := &daguhav1.ReportItem{LeaseToken: task.GetLeaseToken(), Steps: chunk}
+		err := w.retry(ctx, func(callCtx context.Context) error {
+			return w.reporter.submit(callCtx, item)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stepChunkBytes bounds the step states of one report item together.
+const stepChunkBytes = 1 << 20
+
+// stepChunks splits step states, in order, into runs of at most
+// stepChunkBytes (a state alone is at most an output tail, an error and
+// names: far less). No states make no chunk but one empty one.
+func stepChunks(steps []*daguhav1.StepState) [][]*daguhav1.StepState {
+	chunks := [][]*daguhav1.StepState{nil}
+	size := 0
+	for _, step := range steps {
+		n := proto.Size(step)
+		last := len(chunks) - 1
+		if len(chunks[last]) > 0 && size+n > stepChunkBytes {
+			chunks = append(chunks, nil)
+			last, size = last+1, 0
+		}
+		chunks[last] = append(chunks[last], step)
+		size += n
+	}
+	return chunks
 }
 
 // retry repeats call through server failures (unavailable, timed out)

@@ -124,6 +124,7 @@ func NewPeerClient(options ...grpc.DialOption) *PeerClient {
 	if len(options) == 0 {
 		options = []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	}
+	options = append(options[:len(options):len(options)], ClientMessageLimits())
 	return &PeerClient{dialOptions: options, conns: map[string]*grpc.ClientConn{}}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/valid"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -101,7 +102,7 @@ func (c *coordinatorService) route(ctx context.Context, local func(context.Conte
 // seen records a worker's call on this server, leader or not: every
 // server keeps its own view of which workers are alive.
 func (c *coordinatorService) seen(info *daguhav1.WorkerInfo) {
-	if info.GetId() != "" {
+	if valid.WorkerID(info.GetId()) == nil {
 		c.dispatcher.Heartbeats().Seen(info.GetId())
 	}
 }
@@ -234,15 +235,15 @@ const maxWatchWait = 60 * time.Second
 // WatchRun is answered by the server the worker reached, from its own
 // state, without forwarding: a blocking read may lag the leader a little.
 func (c *coordinatorService) WatchRun(ctx context.Context, req *daguhav1.WatchRunRequest) (*daguhav1.WatchRunResponse, error) {
-	if req.GetRunId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "watch: no run id")
+	if err := valid.RunID(req.GetRunId()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "watch: "+err.Error())
 	}
 	wait := min(time.Duration(req.GetWaitMillis())*time.Millisecond, maxWatchWait)
 	run, err := dispatch.WatchRun(ctx, c.cluster.FSM().State, req.GetRunId(), req.GetMinModifyIndex(), wait)
 	if err != nil {
 		return nil, dispatchStatus(err)
 	}
-	return &daguhav1.WatchRunResponse{Run: run}, nil
+	return &daguhav1.WatchRunResponse{Run: dispatch.ChildResult(run)}, nil
 }
 
 // coordinator returns a client for another server's CoordinatorService.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/ops/agent"
 	"github.com/daguha/daguha/ops/tlsutil"
 )
@@ -148,6 +149,9 @@ func runAgent(c *cli.Context) error {
 			return fmt.Errorf("no -node given and the hostname is unknown: %w", err)
 		}
 		nodeName = host
+		if err := valid.NodeName(nodeName); err != nil {
+			return fmt.Errorf("no -node given, and the hostname cannot be a node name: %w; set -node", err)
+		}
 	}
 	bind := c.String("bind")
 	dataDir := c.String("data-dir")

@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/valid"
 )
 
 // configKey ties a config.yaml key to the flag it sets. The flag carries
@@ -449,6 +450,19 @@ func checkSettings(c *cli.Context, from sources) error {
 		}
 		if err := validateLabels(c.String(name)); err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v (from %s)", name, err, from.where(name)))
+		}
+	}
+	// Names left empty get a default from the host name, checked where
+	// it is made.
+	for _, id := range []struct {
+		flag  string
+		check func(string) error
+	}{{"node", valid.NodeName}, {"worker-id", valid.WorkerID}, {"worker.id", valid.WorkerID}} {
+		if !hasFlag(c, id.flag) || c.String(id.flag) == "" {
+			continue
+		}
+		if err := id.check(c.String(id.flag)); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v (from %s)", id.flag, err, from.where(id.flag)))
 		}
 	}
 	if len(problems) > 0 {

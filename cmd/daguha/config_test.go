@@ -192,8 +192,12 @@ func TestBadConfigurationIsNamed(t *testing.T) {
 		{"wrong type", "worker:\n  coordinatorPort: abc\n", []string{"worker.coordinatorPort", "config.yaml", `"abc"`}},
 		{"bad port", "worker:\n  coordinatorPort: 70000\n", []string{"worker.coordinator-port", "port 70000", "worker.coordinatorPort in", "out of range"}},
 		{"label without value", "worker:\n  labels: gpu\n", []string{"worker.labels", `label "gpu"`, "worker.labels in"}},
-		{"label without key", "worker:\n  labels: \"=x\"\n", []string{"worker.labels", `label "=x"`}},
-		{"label with two =", "worker:\n  labels: a=b=c\n", []string{"worker.labels", `label "a=b=c"`}},
+		// The label rules are package valid's, as for a DAG's workerSelector.
+		{"label without key", "worker:\n  labels: \"=x\"\n", []string{"worker.labels", `label key "": must not be empty`}},
+		{"label with two =", "worker:\n  labels: a=b=c\n", []string{"worker.labels", `label value "b=c" of "a": must not contain '=' or ','`}},
+		{"label with an empty value", "worker:\n  labels: \"tier=\"\n", []string{"worker.labels", `label value "" of "tier": must not be empty`}},
+		{"label value of 900 KB", "worker:\n  labels: zone=" + strings.Repeat("z", 900_000) + "\n", []string{"worker.labels", `(900000 bytes) of "zone": must be at most 63 bytes`}},
+		{"worker id with a slash", "worker:\n  id: a/b\n", []string{"worker.id", `worker id "a/b": must be 1-253 letters`, "worker.id in"}},
 		{"missing certificate", "worker:\n  insecure: false\n  tls:\n    certFile: /nonexistent/client.crt\n", []string{"worker.tls-cert", "/nonexistent/client.crt", "worker.tls.certFile in"}},
 	}
 	for _, tc := range cases {
@@ -245,7 +249,7 @@ func TestConfigShowAndValidate(t *testing.T) {
 	if err == nil {
 		t.Fatalf("a bad file validated:\n%s", out)
 	}
-	for _, want := range []string{"unknown key nonsense", "port 70000", `label "a=b=c"`} {
+	for _, want := range []string{"unknown key nonsense", "port 70000", `label value "b=c" of "a"`} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("config validate does not say %q:\n%s", want, out)
 		}

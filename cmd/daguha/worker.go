@@ -12,6 +12,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/ops/agent"
 )
 
@@ -27,6 +28,11 @@ func workerSettings(id, labels string, maxActiveRuns int) (dispatch.WorkerConfig
 			return dispatch.WorkerConfig{}, fmt.Errorf("no worker id given and the hostname is unknown: %w", err)
 		}
 		id = host + "@" + strconv.Itoa(os.Getpid())
+		if err := valid.WorkerID(id); err != nil {
+			return dispatch.WorkerConfig{}, fmt.Errorf("no worker id given, and the default (hostname@PID) cannot be one: %w; set one", err)
+		}
+	} else if err := valid.WorkerID(id); err != nil {
+		return dispatch.WorkerConfig{}, err
 	}
 	parsed, err := dispatch.ParseLabels(labels)
 	if err != nil {

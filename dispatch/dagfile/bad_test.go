@@ -33,8 +33,9 @@ func TestBadDagFiles(t *testing.T) {
 			11, "name", `DAG name "a" is already used in this file (line 1)`},
 		{"second document named like the file", "dags/main.yaml", "steps:\n" + ok + "---\nname: main\nsteps:\n" + ok,
 			5, "name", `DAG name "main" is already used`},
-		{"bad DAG name", "", "name: my dag\nsteps:\n" + ok, 1, "name", "a DAG name is letters"},
-		{"file name is no DAG name", "dags/my dag.yaml", "steps:\n" + ok, 1, "name", `file name "my dag"`},
+		{"bad DAG name", "", "name: my dag\nsteps:\n" + ok, 1, "name", `DAG name "my dag": must be 1-128 letters`},
+		{"DAG name with a leading dash", "", "name: -x\nsteps:\n" + ok, 1, "name", `DAG name "-x": must be 1-128 letters`},
+		{"file name is no DAG name", "dags/my dag.yaml", "steps:\n" + ok, 1, "name", `the file name cannot be one: DAG name "my dag"`},
 		{"no steps", "", "name: a\ndescription: nothing\n", 1, "steps", "needs steps"},
 		{"empty steps", "", "steps: []\n", 1, "steps", "at least one step"},
 		{"steps is a map", "", "steps:\n  a:\n    command: x\n", 2, "steps", "want a list of steps, got a map"},
@@ -69,10 +70,18 @@ func TestBadDagFiles(t *testing.T) {
 		{"negative catchupWindow", "", "catchupWindow: -1h\nsteps:\n" + ok, 1, "catchupWindow", "must not be negative"},
 		{"bad type", "", "type: agent\nsteps:\n" + ok, 1, "type", "want graph or chain"},
 		{"selector is a list", "", "workerSelector: [gpu]\nsteps:\n" + ok, 1, "workerSelector", "want a map of label: value"},
-		{"selector value with a comma", "", "workerSelector:\n  region: eu,us\nsteps:\n" + ok, 2, "workerSelector.region", "must not contain = or ,"},
-		{"selector key with =", "", "worker_selector:\n  \"a=b\": x\nsteps:\n" + ok, 2, "worker_selector.a=b", "must not contain = or ,"},
+		{"selector value with a comma", "", "workerSelector:\n  region: eu,us\nsteps:\n" + ok, 2, "workerSelector.region", `label value "eu,us" of "region": must not contain '=' or ','`},
+		{"selector key with =", "", "worker_selector:\n  \"a=b\": x\nsteps:\n" + ok, 2, "worker_selector.a=b", `label key "a=b": must not contain '=' or ','`},
 		{"selector empty value", "", "workerSelector:\n  gpu:\nsteps:\n" + ok, 2, "workerSelector.gpu", "must not be empty"},
 		{"selector value too long", "", "workerSelector:\n  zone: " + strings.Repeat("z", 64) + "\nsteps:\n" + ok, 2, "workerSelector.zone", "at most 63 bytes"},
+		{"selector with more entries than a worker may have labels", "", "workerSelector: {" + manyLabels(65) + "}\nsteps:\n" + ok, 1, "workerSelector", "65 labels, more than the limit of 64"},
+		{"selector value of 900 KB", "", "workerSelector:\n  zone: " + strings.Repeat("z", 900_000) + "\nsteps:\n" + ok, 2, "workerSelector.zone", "(900000 bytes)"},
+		{"step name too long", "", "steps:\n  - name: " + strings.Repeat("s", 129) + "\n    command: x\n", 2, "steps[0].name", "must be at most 128 bytes"},
+		{"command too long", "", "steps:\n  - name: a\n    command: " + strings.Repeat("c", 64<<10+1) + "\n", 3, "steps[0].command", "command: 65537 bytes, more than the limit of 65536"},
+		{"script too long", "", "steps:\n  - name: a\n    script: " + strings.Repeat("c", 64<<10+1) + "\n", 3, "steps[0].script", "script: 65537 bytes"},
+		{"more steps than a DAG may have", "", "steps:\n" + strings.Repeat(ok, 1001), 2, "steps", "1001 steps, more than the limit of 1000 per DAG"},
+		{"file larger than a DAG may be", "", "steps:\n" + ok + "# " + strings.Repeat("x", 2<<20) + "\n", 1, "", "DAG size: 2097195 bytes, more than the limit of 2097152"},
+		{"DAG larger as stored than a DAG may be", "", "steps:\n" + bigSteps(40, 40<<10), 1, "", "as stored with its text and local DAGs"},
 		{"selector key given twice", "", "workerSelector:\n  gpu: a\n  gpu: b\nsteps:\n" + ok, 3, "workerSelector.gpu", "given twice"},
 		{"step selector on a command step", "", "steps:\n  - name: a\n    command: x\n    workerSelector: {gpu: \"true\"}\n",
 			4, "steps[0].workerSelector", "routes the child run of a run/call step"},
@@ -92,7 +101,7 @@ func TestBadDagFiles(t *testing.T) {
 		{"step with a null command", "", "steps:\n  - name: a\n    command:\n", 2, "steps[0]", "needs one of command, script, run or call"},
 		{"step with command and run", "", "steps:\n  - name: a\n    command: x\n    run: child\n", 4, "steps[0].run", "command is already given"},
 		{"step with run and call", "", "steps:\n  - name: a\n    call: one\n    run: two\n", 4, "steps[0].run", "call is already given"},
-		{"step with a bad child name", "", "steps:\n  - name: a\n    run: ../etc\n", 3, "steps[0].run", "a DAG name is letters"},
+		{"step with a bad child name", "", "steps:\n  - name: a\n    run: ../etc\n", 3, "steps[0].run", `DAG name "../etc": must be 1-128 letters`},
 		{"unsupported step type", "", "steps:\n  - name: a\n    command: x\n    type: docker\n", 4, "steps[0].type", `step type "docker" is not supported`},
 		{"duplicate step name", "", "steps:\n  - name: a\n    command: x\n  - name: a\n    command: y\n",
 			4, "steps[1].name", `step name "a" is already used by steps[0] (line 2)`},
@@ -154,5 +163,23 @@ func aliasBomb() string {
 		b.WriteString("]\n")
 	}
 	b.WriteString("steps: [*l8, *l8]\n")
+	return b.String()
+}
+
+// manyLabels writes n selector entries in YAML flow style.
+func manyLabels(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("k%d: v", i)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// bigSteps writes n steps with commands of size bytes each.
+func bigSteps(n, size int) string {
+	var b strings.Builder
+	for i := range n {
+		fmt.Fprintf(&b, "  - name: s%d\n    command: %s\n", i, strings.Repeat("c", size))
+	}
 	return b.String()
 }

@@ -13,7 +13,11 @@
 // first DAG's name defaults to the file's base name without .yaml or
 // .yml; every other document needs a name, and no two DAGs of a file may
 // share one. A DAG name is letters, digits, '_', '.' and '-', starting
-// with a letter, a digit or '_', at most 128 characters. YAML anchors,
+// with a letter, a digit or '_', at most 128 characters. A file is at most
+// 2 MiB, and so is its DAG as stored (text, parsed form and local DAGs
+// together), so that a run carrying it fits in one message to a worker.
+// These rules, and those of names, labels and sizes below, are package
+// valid's: the API and the worker's flags apply the same. YAML anchors,
 // aliases and merge keys (<<) may be used anywhere, but an alias inside
 // its own anchor, or aliases that make a document more than ten times
 // larger than written, are refused. A YAML syntax error is reported at
@@ -37,14 +41,15 @@
 //	                stored trimmed, a TZ= prefix written as CRON_TZ=
 //	workerSelector  a map of label: value that a worker's labels must match;
 //	                values YAML reads as numbers or true/false keep their text
-//	                (gpu: true is "true"); names and values are non-empty,
-//	                hold no '=' or ',' and no surrounding spaces; names are at
-//	                most 253 bytes, values 63
+//	                (gpu: true is "true"); at most 64 entries; names and values
+//	                are non-empty text, hold no '=' or ',', no control
+//	                characters and no surrounding spaces; names are at most
+//	                253 bytes, values 63
 //	maxActiveRuns   a whole number ≥ 0 (0: no limit)
 //	timeoutSec      a whole number of seconds ≥ 0 (0: no limit)
 //	catchup         latest, all or none
 //	catchupWindow   a Go duration such as 6h, stored in whole seconds
-//	steps           a non-empty list of steps (below)
+//	steps           a list of 1 to 1000 steps (below)
 //	command         a DAG without steps may be just a command (a string, or a
 //	                list of strings joined by spaces): one step named after the
 //	                DAG. With steps it is accepted and not used, as in the
@@ -59,11 +64,12 @@
 //
 // # Keys of a step
 //
-//	name            required, unique in the DAG, no surrounding spaces
+//	name            required, unique in the DAG, at most 128 bytes, no
+//	                control characters and no surrounding spaces
 //	description     string
 //	command         a shell command line (a string, or a list of strings
-//	                joined by spaces); run with sh -c
-//	script          a script, run with sh
+//	                joined by spaces), at most 64 KiB; run with sh -c
+//	script          a script, at most 64 KiB, run with sh
 //	run, call       the name of a child DAG to start (both mean the same);
 //	                a document of the file or a stored DAG (see CheckChildren)
 //	params          only on a run/call step: the child's params, a string in
@@ -77,7 +83,8 @@
 //	depends         a step name or a list of them; each must be a step of the
 //	                DAG, and the steps must not depend on one another in a cycle
 //	output          a variable name (letters, digits, '_', not starting with a
-//	                digit) that takes the step's trimmed stdout
+//	                digit, at most 128 bytes) that takes the step's trimmed
+//	                stdout
 //	retryPolicy     {limit: retries after the first failure, intervalSec}
 //	timeoutSec      a whole number of seconds ≥ 0
 //	continueOn      {failure: true} lets dependants run when the step fails;

@@ -14,8 +14,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
 	"gopkg.in/yaml.v3"
 
+	"github.com/daguha/daguha/dispatch/valid"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -42,9 +44,6 @@ type childRef struct {
 // maxSeconds is the longest timeout or interval accepted: the longest a
 // time.Duration can hold, so that nobody downstream overflows.
 const maxSeconds = int64(math.MaxInt64 / int64(time.Second))
-
-// maxNameLength bounds DAG names, which end up in keys, URLs and logs.
-const maxNameLength = 128
 
 var dagKeys = newKeyTable("name", "description", "params", "env", "schedule", "workerSelector",
 	"maxActiveRuns", "timeoutSec", "catchup", "catchupWindow", "steps", "command",
@@ -90,6 +89,11 @@ func Check(path string, data []byte, known func(name string) bool) (*File, error
 // problem met on the way.
 func parse(path string, data []byte) (*File, *collector) {
 	c := &collector{path: path}
+	// A file longer than a DAG may be as stored is refused unread.
+	if err := valid.DagSize(len(data)); err != nil {
+		c.addLine(1, "", "%v", err)
+		return nil, c
+	}
 	if !utf8.Valid(data) {
 		c.addLine(1, "", "the file is not UTF-8 text")
 		return nil, c
@@ -119,6 +123,12 @@ func parse(path string, data []byte) (*File, *collector) {
 		f.Dags = append(f.Dags, dag)
 	}
 	c.checkRunCycles(f)
+	if len(c.problems) == 0 && len(f.Dags) > 0 {
+		// What a run carries must fit in a message to a worker.
+		if err := valid.DagSize(proto.Size(f.Stored())); err != nil {
+			c.addLine(1, "", "%v, as stored with its text and local DAGs", err)
+		}
+	}
 	return f, c
 }
 
@@ -284,8 +294,8 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 	var nameAt *yaml.Node
 	if e, ok := fields["name"]; ok {
 		if v, ok := c.text(e.value, e.key); ok {
-			if msg := checkDagName(v); msg != "" {
-				c.add(e.value, e.key, "%s", msg)
+			if err := valid.DagName(v); err != nil {
+				c.add(e.value, e.key, "%v", err)
 			} else {
 				dag.Name, nameAt = v, e.value
 			}
@@ -299,8 +309,8 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 				break
 			}
 		}
-		if msg := checkDagName(base); msg != "" {
-			c.add(root, "name", "no name is given, and the file name %q cannot be one: %s", base, msg)
+		if err := valid.DagName(base); err != nil {
+			c.add(root, "name", "no name is given, and the file name cannot be one: %v", err)
 		} else {
 			dag.Name = base
 		}
@@ -440,8 +450,10 @@ func (c *collector) steps(e entry) ([]*daguhav1.StepSpec, []*stepInfo) {
 		c.add(e.value, e.key, "want a list of steps, got %s", describe(e.value))
 		return nil, nil
 	}
-	if len(list.Content) == 0 {
-		c.add(e.value, e.key, "a DAG needs at least one step")
+	// Too many steps are refused before any is read: a pushed file of
+	// 100,000 steps costs nothing more than its YAML.
+	if err := valid.StepCount(len(list.Content)); err != nil {
+		c.add(e.value, e.key, "%v", err)
 		return nil, nil
 	}
 	var steps []*daguhav1.StepSpec
@@ -473,14 +485,9 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 	if e, ok := fields["name"]; ok {
 		key := join(path, e.key)
 		if v, ok := c.text(e.value, key); ok {
-			switch {
-			case strings.TrimSpace(v) == "":
-				c.add(e.value, key, "must not be empty")
-			case strings.TrimSpace(v) != v:
-				c.add(e.value, key, "%q: a step name must not start or end with a space", v)
-			case strings.ContainsFunc(v, func(r rune) bool { return r < ' ' || r == 0x7f }):
-				c.add(e.value, key, "%q: a step name must not contain control characters", v)
-			default:
+			if err := valid.StepName(v); err != nil {
+				c.add(e.value, key, "%v", err)
+			} else {
 				step.Name, info.nameAt = v, e.value
 			}
 		}
@@ -502,8 +509,8 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 	if e, ok := fields["output"]; ok {
 		key := join(path, e.key)
 		if v, ok := c.text(e.value, key); ok {
-			if !isIdentifier(v) {
-				c.add(e.value, key, "%q: a variable name is letters, digits and underscores, starting with a letter or an underscore", v)
+			if err := valid.OutputName(v); err != nil {
+				c.add(e.value, key, "%v", err)
 			} else {
 				step.Output = v
 			}
@@ -612,19 +619,23 @@ func (c *collector) action(step *daguhav1.StepSpec, info *stepInfo, fields map[s
 		step.Command = strings.Join(parts, " ")
 		if strings.TrimSpace(step.Command) == "" {
 			c.add(e.value, key, "must not be empty")
+		} else if err := valid.Command(step.Command); err != nil {
+			c.add(e.value, key, "%v", err)
 		}
 	case "script":
 		if v, ok := c.text(e.value, key); ok {
 			step.Script = v
 			if strings.TrimSpace(v) == "" {
 				c.add(e.value, key, "must not be empty")
+			} else if err := valid.Script(v); err != nil {
+				c.add(e.value, key, "%v", err)
 			}
 		}
 	default: // run, call
 		info.childKey, info.childPath = e.keyAt, key
 		if v, ok := c.text(e.value, key); ok {
-			if msg := checkDagName(v); msg != "" {
-				c.add(e.value, key, "%s", msg)
+			if err := valid.DagName(v); err != nil {
+				c.add(e.value, key, "%v", err)
 			} else {
 				step.ChildDag = v
 			}
@@ -666,10 +677,15 @@ func (c *collector) selector(n *yaml.Node, path string) map[string]string {
 	}
 	selector := map[string]string{}
 	lines := map[string]int{}
-	for _, e := range c.entries(r, path) {
+	entries := c.entries(r, path)
+	if err := valid.LabelCount(len(entries)); err != nil {
+		c.add(n, path, "%v", err)
+		return nil
+	}
+	for _, e := range entries {
 		key := join(path, e.key)
-		if msg := checkLabel("name", e.key, 253); msg != "" {
-			c.add(e.keyAt, key, "%s", msg)
+		if err := valid.LabelKey(e.key); err != nil {
+			c.add(e.keyAt, key, "%v", err)
 			continue
 		}
 		if first, dup := lines[e.key]; dup {
@@ -681,8 +697,8 @@ func (c *collector) selector(n *yaml.Node, path string) map[string]string {
 		if !ok {
 			continue
 		}
-		if msg := checkLabel("value", v, 63); msg != "" {
-			c.add(e.value, key, "%s", msg)
+		if err := valid.LabelValue(e.key, v); err != nil {
+			c.add(e.value, key, "%v", err)
 			continue
 		}
 		selector[e.key] = v
@@ -691,45 +707,6 @@ func (c *collector) selector(n *yaml.Node, path string) map[string]string {
 		return nil
 	}
 	return selector
-}
-
-// checkLabel says what is wrong with a selector label's name or value, if
-// anything. Workers give their labels as k=v,k=v, trimmed, so a name or
-// value with = or , or surrounding spaces could match no worker.
-func checkLabel(what, s string, maxLength int) string {
-	switch {
-	case s == "":
-		return "a label " + what + " must not be empty"
-	case len(s) > maxLength:
-		return "a label " + what + " is at most " + strconv.Itoa(maxLength) + " bytes long"
-	case strings.ContainsAny(s, "=,"):
-		return "a label " + what + " must not contain = or , (" + strconv.Quote(s) + ")"
-	case strings.TrimSpace(s) != s:
-		return "a label " + what + " must not start or end with a space (" + strconv.Quote(s) + ")"
-	case strings.ContainsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f }):
-		return "a label " + what + " must not contain control characters (" + strconv.Quote(s) + ")"
-	}
-	return ""
-}
-
-// checkDagName says what is wrong with a DAG name, if anything: letters,
-// digits, '_', '.' and '-', starting with a letter, digit or '_'.
-func checkDagName(name string) string {
-	if name == "" {
-		return "a DAG name must not be empty"
-	}
-	if len(name) > maxNameLength {
-		return "a DAG name is at most " + strconv.Itoa(maxNameLength) + " characters long"
-	}
-	for i := 0; i < len(name); i++ {
-		ch := name[i]
-		ok := ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-			(i > 0 && (ch == '.' || ch == '-'))
-		if !ok {
-			return strconv.Quote(name) + ": a DAG name is letters, digits, '_', '.' and '-', starting with a letter, a digit or '_'"
-		}
-	}
-	return ""
 }
 
 // checkSteps checks what needs all the steps of a DAG: unique names,

@@ -66,6 +66,21 @@ type Config struct {
 	Pprof bool
 }
 
+// Bounds on the HTTP API's connections, so that a client cannot hold one
+// open by sending slowly or not at all: its request's headers must come
+// within HTTPReadHeaderTimeout and the whole request, body included,
+// within HTTPReadTimeout (a handler may still run longer: blocking
+// queries and log streams do); a kept-alive connection is closed after
+// HTTPIdleTimeout without a request. A handler that must read a body for
+// longer (a large snapshot restore on a slow link) moves its own deadline
+// with http.NewResponseController(w).SetReadDeadline.
+const (
+	HTTPReadHeaderTimeout = 10 * time.Second
+	HTTPReadTimeout       = 30 * time.Second
+	HTTPIdleTimeout       = 60 * time.Second
+	HTTPMaxHeaderBytes    = 64 << 10
+)
+
 // Agent is a running server.
 type Agent struct {
 	logger  *slog.Logger
@@ -176,8 +191,10 @@ func Start(config Config) (*Agent, error) {
 		logger:  config.Logger,
 		cluster: server,
 		peers:   peers,
-		// A restore forwarded to the leader comes in 1 MiB chunks.
-		grpc:   grpc.NewServer(serverOptions...),
+		// One message limit for workers and servers alike
+		// (rpc.ServerMessageLimits); a restore forwarded to the leader
+		// comes in 1 MiB chunks.
+		grpc:   grpc.NewServer(append(serverOptions, rpc.ServerMessageLimits()...)...),
 		health: health.NewServer(),
 		httpLn: httpLn,
 		grpcLn: grpcLn,
@@ -233,7 +250,10 @@ func Start(config Config) (*Agent, error) {
 	}
 	a.http = &http.Server{
 		Handler:           config.Metrics.InstrumentHTTP(routes),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: HTTPReadHeaderTimeout,
+		ReadTimeout:       HTTPReadTimeout,
+		IdleTimeout:       HTTPIdleTimeout,
+		MaxHeaderBytes:    HTTPMaxHeaderBytes,
 		TLSConfig:         httpsConfig,
 	}
 	if len(config.APITokens) == 0 && len(config.APIReadTokens) == 0 {

@@ -115,7 +115,7 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 	} else {
 		config.Logger.Warn("worker speaks plaintext to the coordinator: set --worker.insecure=false or --worker.tls-* for TLS")
 	}
-	conn, err := list.Dial(grpc.WithTransportCredentials(creds))
+	conn, err := list.Dial(grpc.WithTransportCredentials(creds), rpc.ClientMessageLimits())
 	if err != nil {
 		closeListener(logLn)
 		a.shutdownMember()

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -60,20 +61,33 @@ func TestEnqueueValidationNamesTheBadInput(t *testing.T) {
 	}{
 		{"unknown field", `{"dagname": "x"}`, `unknown field "dagname"`},
 		{"missing DAG name", `{"params": "A=1"}`, "dag_name is required"},
-		{"inline DAG without steps", `{"dag": {"name": "etl"}}`, "dag.steps is empty"},
+		{"inline DAG without steps", `{"dag": {"name": "etl"}}`, "dag.steps: a DAG needs at least one step"},
 		{"step without command", `{"dag": {"name": "etl", "steps": [{"name": "a"}]}}`, `dag.steps[0] ("a") has no command`},
 		{"duplicate step names", `{"dag": {"name": "etl", "steps": [{"name": "a", "command": "x"}, {"name": "a", "command": "y"}]}}`, `dag.steps[1].name "a" is used by an earlier step`},
-		{"selector key with '='", `{"dag": {"name": "etl", "workerSelector": {"a=b": "1"}, "steps": [{"name": "a", "command": "x"}]}}`, `key "a=b" must not contain`},
-		{"selector value with ','", `{"dag": {"name": "etl", "workerSelector": {"gpu": "true,zone=eu"}, "steps": [{"name": "a", "command": "x"}]}}`, `value "true,zone=eu" of "gpu" must not contain ','`},
-		{"selector key with a space around it", `{"dag": {"name": "etl", "workerSelector": {" gpu": "true"}, "steps": [{"name": "a", "command": "x"}]}}`, `" gpu": "true" must not start or end with a space`},
-		{"selector value with '='", `{"dag": {"name": "etl", "workerSelector": {"gpu": "a=b"}, "steps": [{"name": "a", "command": "x"}]}}`, `value "a=b" of "gpu" must not contain '='`},
-		{"selector with a control character", `{"dag": {"name": "etl", "workerSelector": {"gpu": "a\u0000"}, "steps": [{"name": "a", "command": "x"}]}}`, `"gpu": "a\x00" must not contain control characters`},
+		{"selector key with '='", `{"dag": {"name": "etl", "workerSelector": {"a=b": "1"}, "steps": [{"name": "a", "command": "x"}]}}`, `dag.workerSelector: label key "a=b": must not contain '=' or ','`},
+		{"selector value with ','", `{"dag": {"name": "etl", "workerSelector": {"gpu": "true,zone=eu"}, "steps": [{"name": "a", "command": "x"}]}}`, `dag.workerSelector: label value "true,zone=eu" of "gpu": must not contain '=' or ','`},
+		{"selector key with a space around it", `{"dag": {"name": "etl", "workerSelector": {" gpu": "true"}, "steps": [{"name": "a", "command": "x"}]}}`, `label key " gpu": must not start or end with a space`},
+		{"selector value with '='", `{"dag": {"name": "etl", "workerSelector": {"gpu": "a=b"}, "steps": [{"name": "a", "command": "x"}]}}`, `label value "a=b" of "gpu": must not contain '=' or ','`},
+		{"selector with a control character", `{"dag": {"name": "etl", "workerSelector": {"gpu": "a\u0000"}, "steps": [{"name": "a", "command": "x"}]}}`, `label value "a\x00" of "gpu": must not contain control characters`},
 		{"both selector spellings", `{"dag": {"name": "etl", "workerSelector": {"a": "1"}, "worker_selector": {"a": "1"}, "steps": [{"name": "a", "command": "x"}]}}`, "both workerSelector and worker_selector"},
 		{"names that differ", `{"dag_name": "x", "dag": {"name": "etl", "steps": [{"name": "a", "command": "x"}]}}`, `dag_name "x" and dag.name "etl" differ`},
-		{"bad DAG name", `{"dag_name": "no spaces"}`, `dag_name "no spaces"`},
-		{"bad run id", `{"dag_name": "etl", "dag_run_id": "a/b"}`, `dag_run_id "a/b"`},
-		{"run id that a URL cleans away", `{"dag_name": "etl", "dag_run_id": ".."}`, `dag_run_id ".." cannot be used in a URL`},
-		{"bad run id with a DAG file", `{"yaml": "steps:\n  - name: s\n    command: x\n", "dag_run_id": "a b"}`, `dag_run_id "a b" must be`},
+		{"bad DAG name", `{"dag_name": "no spaces"}`, `dag_name: DAG name "no spaces": must be 1-128 letters`},
+		{"bad run id", `{"dag_name": "etl", "dag_run_id": "a/b"}`, `dag_run_id: run id "a/b": must be 1-128`},
+		{"run id that a URL cleans away", `{"dag_name": "etl", "dag_run_id": ".."}`, `dag_run_id: run id "..": must be 1-128 letters, digits, '_', '.', ':' or '-', and not . or ..`},
+		{"bad run id with a DAG file", `{"yaml": "steps:\n  - name: s\n    command: x\n", "dag_run_id": "a b"}`, `dag_run_id: run id "a b": must be`},
+		// The rules of package valid, as DAG files and worker flags have them.
+		{"DAG name with a leading dash", `{"dag_name": "-x"}`, `DAG name "-x": must be 1-128 letters`},
+		{"DAG name dot dot", `{"dag_name": ".."}`, `DAG name "..": must be 1-128 letters`},
+		{"selector with an empty value", `{"dag": {"name": "etl", "workerSelector": {"gpu": ""}, "steps": [{"name": "a", "command": "x"}]}}`, `label value "" of "gpu": must not be empty`},
+		{"selector value over 63 bytes", `{"dag": {"name": "etl", "workerSelector": {"zone": "` + strings.Repeat("z", 64) + `"}, "steps": [{"name": "a", "command": "x"}]}}`, `must be at most 63 bytes`},
+		{"selector value of 900 KB", `{"dag": {"name": "etl", "workerSelector": {"zone": "` + strings.Repeat("z", 900_000) + `"}, "steps": [{"name": "a", "command": "x"}]}}`, `(900000 bytes) of "zone": must be at most 63 bytes`},
+		{"selector with 65 entries", `{"dag": {"name": "etl", "workerSelector": {` + jsonLabels(65) + `}, "steps": [{"name": "a", "command": "x"}]}}`, `dag.workerSelector: 65 labels, more than the limit of 64`},
+		{"step name with a newline", `{"dag": {"name": "etl", "steps": [{"name": "a\nb", "command": "x"}]}}`, `dag.steps[0].name: step name "a\nb": must not contain control characters`},
+		{"too many steps", `{"dag": {"name": "etl", "steps": [` + jsonSteps(1001) + `]}}`, "dag.steps: 1001 steps, more than the limit of 1000 per DAG"},
+		{"command over 64 KiB", `{"dag": {"name": "etl", "steps": [{"name": "a", "command": "` + strings.Repeat("c", 64<<10+1) + `"}]}}`, `dag.steps[0] ("a"): command: 65537 bytes, more than the limit of 65536`},
+		{"params over 64 KiB", `{"dag_name": "etl", "params": "` + strings.Repeat("p", 64<<10+1) + `"}`, "params: 65537 bytes, more than the limit of 65536"},
+		{"params over 64 KiB with a DAG file", `{"yaml": "steps:\n  - name: s\n    command: x\n", "params": "` + strings.Repeat("p", 64<<10+1) + `"}`, "params: 65537 bytes"},
+		{"bad parent run id", `{"dag_name": "etl", "parent_dag_run_id": "a/b"}`, `parent_dag_run_id: run id "a/b"`},
 		{"not JSON", `dag_name=etl`, "request body"},
 		{"two documents", `{"dag_name": "etl"} {}`, "more than one JSON value"},
 	}
@@ -254,4 +268,22 @@ func TestTokensGuardTheAPIButNotHealth(t *testing.T) {
 	if code, body := post("s3cret"); code != 201 {
 		t.Fatalf("a write with the full token: HTTP %d %s", code, body)
 	}
+}
+
+// jsonLabels is n selector entries as JSON object members.
+func jsonLabels(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"k%d": "v"`, i)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// jsonSteps is n inline steps as JSON array items.
+func jsonSteps(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`{"name": "s%d", "command": "true"}`, i)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -10,7 +10,10 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/daguha/daguha/dispatch/dagfile"
+	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
@@ -124,19 +127,35 @@ func (s *Server) PushDags(ctx context.Context, sources []DagSource) ([]DagOutcom
 	if err != nil {
 		return nil, &badRequest{err}
 	}
-	cmd := &daguhav1.PutDagsCommand{NowUnixNano: s.now().UnixNano()}
+	// The DAGs go in commands of at most valid.MaxBatchBytes each, so a
+	// command forwarded to the leader fits in one message (a DAG is at
+	// most valid.MaxDagBytes). Should a later command fail, the earlier
+	// ones stay applied: pushing again stores the rest.
+	now := s.now().UnixNano()
+	var commands []*daguhav1.PutDagsCommand
+	batchBytes := 0
 	fileOf := map[string]string{}
 	for _, file := range files {
-		cmd.Dags = append(cmd.Dags, file.Stored())
+		stored := file.Stored()
+		size := proto.Size(stored)
+		if len(commands) == 0 || batchBytes > 0 && batchBytes+size > valid.MaxBatchBytes {
+			commands = append(commands, &daguhav1.PutDagsCommand{NowUnixNano: now})
+			batchBytes = 0
+		}
+		cmd := commands[len(commands)-1]
+		cmd.Dags = append(cmd.Dags, stored)
+		batchBytes += size
 		fileOf[file.Dags[0].GetName()] = file.Path
 	}
-	result, _, err := s.cluster.Apply(ctx, fsm.PutDagsType, cmd)
-	if err != nil {
-		return nil, err
-	}
 	var outcomes []DagOutcome
-	for _, o := range result.(*daguhav1.PutDagsResult).GetOutcomes() {
-		outcomes = append(outcomes, DagOutcome{Name: o.GetName(), File: fileOf[o.GetName()], Result: o.GetResult()})
+	for _, cmd := range commands {
+		result, _, err := s.cluster.Apply(ctx, fsm.PutDagsType, cmd)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range result.(*daguhav1.PutDagsResult).GetOutcomes() {
+			outcomes = append(outcomes, DagOutcome{Name: o.GetName(), File: fileOf[o.GetName()], Result: o.GetResult()})
+		}
 	}
 	return outcomes, nil
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -61,6 +64,32 @@ func (s *Server) enqueue(ctx context.Context, run *daguhav1.Run) (*daguhav1.Enqu
 // state machine refuses as a whole is written again run by run, so one
 // bad run fails alone and its error names it.
 func (s *Server) applyEnqueues(ctx context.Context, runs []*daguhav1.Run) ([]enqueueResult, error) {
+	// A batch of large runs goes in several commands, each of at most
+	// valid.MaxBatchBytes, so that one forwarded to the leader fits in a
+	// message (a run's DAG is at most valid.MaxDagBytes).
+	var results []enqueueResult
+	for len(runs) > 0 {
+		n, size := 1, proto.Size(runs[0])
+		for n < len(runs) && size+proto.Size(runs[n]) <= valid.MaxBatchBytes {
+			size += proto.Size(runs[n])
+			n++
+		}
+		part, err := s.applyEnqueueBatch(ctx, runs[:n])
+		if err != nil {
+			// This command's runs fail; those of the others keep their
+			// own outcomes.
+			part = make([]enqueueResult, n)
+			for i := range part {
+				part[i].err = err
+			}
+		}
+		results = append(results, part...)
+		runs = runs[n:]
+	}
+	return results, nil
+}
+
+func (s *Server) applyEnqueueBatch(ctx context.Context, runs []*daguhav1.Run) ([]enqueueResult, error) {
 	results, err := s.applyEnqueueCommand(ctx, runs)
 	var refused *cluster.CommandError
 	if err == nil || len(runs) == 1 || !errors.As(err, &refused) {

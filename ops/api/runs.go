@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,24 +12,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/dispatch/dagfile"
+	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
-)
-
-var (
-	// dagNamePattern is the names Dagu accepts for DAGs (file-name safe).
-	dagNamePattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
-	// runIDPattern keeps caller-chosen ids safe in URLs and file names.
-	runIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
-)
-
-// Limits on an inline DAG, so one request cannot bloat the replicated state.
-const (
-	maxSteps       = 1000
-	maxCommandSize = 64 << 10
 )
 
 type stepRequest struct {
@@ -72,33 +60,33 @@ type enqueueResponse struct {
 // checkRunID says what is wrong with a caller's run id, if anything
 // ("" is none: the server picks one).
 func checkRunID(id string) error {
-	switch {
-	case id == "":
-	case !runIDPattern.MatchString(id):
-		return fmt.Errorf("dag_run_id %q must be 1-128 letters, digits, '_', '.', ':' or '-'", id)
-	case id == "." || id == "..":
-		// A URL cleans a dot segment out: the run could never be read
-		// or cancelled by its id.
-		return fmt.Errorf("dag_run_id %q cannot be used in a URL; . and .. are not run ids", id)
+	if id == "" {
+		return nil
+	}
+	if err := valid.RunID(id); err != nil {
+		return fmt.Errorf("dag_run_id: %w", err)
 	}
 	return nil
 }
 
 // validate checks the request and returns the DAG to run; every problem is
-// reported, each naming the field.
+// reported, each naming the field. The rules are package valid's, as for
+// DAG files and workers' labels.
 func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 	var problems []string
 	add := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	if req.Dag != nil && req.DagName == "" {
 		req.DagName = req.Dag.Name
 	}
-	switch {
-	case req.DagName == "":
+	if req.DagName == "" {
 		add("dag_name is required (or dag.name with an inline dag)")
-	case !dagNamePattern.MatchString(req.DagName):
-		add("dag_name %q must be 1-128 letters, digits, '_', '.' or '-'", req.DagName)
+	} else if err := valid.DagName(req.DagName); err != nil {
+		add("dag_name: %v", err)
 	}
 	if err := checkRunID(req.DagRunID); err != nil {
+		add("%v", err)
+	}
+	if err := checkRequestSizes(req); err != nil {
 		add("%v", err)
 	}
 	if req.Dag == nil {
@@ -110,63 +98,53 @@ func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 	}
 	dag := req.Dag
 	if dag.Name != "" && dag.Name != req.DagName {
-		add("dag_name %q and dag.name %q differ", req.DagName, dag.Name)
+		add("dag_name %s and dag.name %s differ", valid.Quote(req.DagName), valid.Quote(dag.Name))
 	}
 	selector := dag.WorkerSelector
+	field := "dag.workerSelector"
 	if len(dag.WorkerSelectorEscape) > 0 {
 		if len(selector) > 0 {
 			add("dag has both workerSelector and worker_selector; use one")
 		}
-		selector = dag.WorkerSelectorEscape
+		selector, field = dag.WorkerSelectorEscape, "dag.worker_selector"
 	}
-	keys := make([]string, 0, len(selector))
-	for key := range selector {
-		keys = append(keys, key)
-	}
-	sort.Strings(keys)
-	for _, key := range keys {
-		// Selectors are queued under "k=v,k=v": a key holding '=' or ','
-		// or a value holding ',' would make two selectors share a queue.
-		// Workers give their labels as k=v,k=v, trimmed, with no '=' in a
-		// value: a selector that differs there would match no worker, and
-		// its runs would wait for ever.
-		value := selector[key]
-		switch {
-		case key == "":
-			add("dag.workerSelector has an empty label key")
-		case strings.ContainsAny(key, "=,"):
-			add("dag.workerSelector key %q must not contain '=' or ','", key)
-		case strings.Contains(value, ","):
-			add("dag.workerSelector value %q of %q must not contain ','", value, key)
-		case strings.Contains(value, "="):
-			add("dag.workerSelector value %q of %q must not contain '=': no worker can have such a label", value, key)
-		case strings.TrimSpace(key) != key || strings.TrimSpace(value) != value:
-			add("dag.workerSelector %q: %q must not start or end with a space: no worker can have such a label", key, value)
-		case strings.ContainsFunc(key+value, func(r rune) bool { return r < ' ' || r == 0x7f }):
-			add("dag.workerSelector %q: %q must not contain control characters", key, value)
+	if err := valid.LabelCount(len(selector)); err != nil {
+		add("%s: %v", field, err)
+	} else {
+		keys := make([]string, 0, len(selector))
+		for key := range selector {
+			keys = append(keys, key)
+		}
+		sort.Strings(keys)
+		for _, key := range keys {
+			// Selectors are queued under "k=v,k=v" and workers give their
+			// labels in that form: the rules keep the two in step.
+			if err := valid.LabelKey(key); err != nil {
+				add("%s: %v", field, err)
+			} else if err := valid.LabelValue(key, selector[key]); err != nil {
+				add("%s: %v", field, err)
+			}
 		}
 	}
-	if len(dag.Steps) == 0 {
-		add("dag.steps is empty: a DAG needs at least one step")
-	}
-	if len(dag.Steps) > maxSteps {
-		add("dag.steps has %d steps, more than the limit of %d", len(dag.Steps), maxSteps)
+	if err := valid.StepCount(len(dag.Steps)); err != nil {
+		add("dag.steps: %v", err)
+		// Too many steps are not read one by one.
+		return nil, errors.New(strings.Join(problems, "; "))
 	}
 	spec := &daguhav1.DagSpec{Name: req.DagName, WorkerSelector: selector}
 	seen := map[string]bool{}
 	for i, step := range dag.Steps {
-		switch {
-		case step.Name == "":
-			add("dag.steps[%d].name is empty", i)
+		switch err := valid.StepName(step.Name); {
+		case err != nil:
+			add("dag.steps[%d].name: %v", i, err)
 		case seen[step.Name]:
-			add("dag.steps[%d].name %q is used by an earlier step", i, step.Name)
+			add("dag.steps[%d].name %s is used by an earlier step", i, valid.Quote(step.Name))
 		}
 		seen[step.Name] = true
 		if strings.TrimSpace(step.Command) == "" {
-			add("dag.steps[%d] (%q) has no command", i, step.Name)
-		}
-		if len(step.Command) > maxCommandSize {
-			add("dag.steps[%d] (%q): command is %d bytes, more than %d", i, step.Name, len(step.Command), maxCommandSize)
+			add("dag.steps[%d] (%s) has no command", i, valid.Quote(step.Name))
+		} else if err := valid.Command(step.Command); err != nil {
+			add("dag.steps[%d] (%s): %v", i, valid.Quote(step.Name), err)
 		}
 		// An inline DAG's steps run in the order given, as a chain.
 		stepSpec := &daguhav1.StepSpec{Name: step.Name, Command: step.Command}
@@ -175,10 +153,29 @@ func (req *enqueueRequest) validate() (*daguhav1.DagSpec, error) {
 		}
 		spec.Steps = append(spec.Steps, stepSpec)
 	}
+	if len(problems) == 0 {
+		if err := valid.DagSize(proto.Size(spec)); err != nil {
+			add("dag: %v", err)
+		}
+	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "; "))
 	}
 	return spec, nil
+}
+
+// checkRequestSizes checks the parts of an enqueue that every form of it
+// has: params and the parent's run id.
+func checkRequestSizes(req *enqueueRequest) error {
+	if err := valid.Params(req.Params); err != nil {
+		return err
+	}
+	if req.ParentDagRunID != "" {
+		if err := valid.RunID(req.ParentDagRunID); err != nil {
+			return fmt.Errorf("parent_dag_run_id: %w", err)
+		}
+	}
+	return nil
 }
 
 // enqueueRun records a new run. The server that accepts the request picks
@@ -201,6 +198,10 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := checkRunID(req.DagRunID); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if err := checkRequestSizes(&req); err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}

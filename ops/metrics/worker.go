@@ -140,7 +140,10 @@ func (m *WorkerMetrics) Serve(ctx context.Context, addr string, logger *slog.Log
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
-	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// As the API's: nobody holds a connection open by sending slowly or
+	// not at all.
+	server := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 60 * time.Second, MaxHeaderBytes: 64 << 10}
 	go func() {
 		if err := server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Warn("metrics server stopped", "error", err)
