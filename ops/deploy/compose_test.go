@@ -137,7 +137,7 @@ func composeCommand(t *testing.T) []string {
 		t.Skip("DAGUHA_DOCKER_TESTS=0: the Compose cluster test is turned off")
 	}
 	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("docker is not installed: cannot build the image or run Compose")
+		t.Skip("docker is not installed: cannot build the image or run Compose; install Docker Engine (Debian: apt-get install docker.io) and its Compose plugin")
 	}
 	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
 		t.Skipf("the Docker engine does not answer: %v\n%s", err, out)
@@ -148,8 +148,97 @@ func composeCommand(t *testing.T) []string {
 	if path, err := exec.LookPath("docker-compose"); err == nil {
 		return []string{path}
 	}
-	t.Skip("neither docker compose nor docker-compose is installed")
+	t.Skip("neither docker compose nor docker-compose is installed: install one (Debian: apt-get install docker-compose)")
 	return nil
+}
+
+// imageShellMissing returns why make image cannot give the image a shell
+// here, in make's own words, or "" when it can: make image-shell finds a
+// static busybox or installs busybox-static (root and apt-get), as make
+// image does first. vars are make variables (BUSYBOX=..., APT_GET=...).
+func imageShellMissing(t *testing.T, root string, vars ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("make"); err != nil {
+		return "make is not installed: install make (as root: apt-get install make)"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", append([]string{"-s", "--no-print-directory", "image-shell"}, vars...)...)
+	cmd.Dir = root
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		// The last line make's recipe writes is the reason; make's own
+		// "*** [Makefile:N: image-shell] Error 1" follows it.
+		var reason string
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "make: ***") && !strings.HasPrefix(line, "make[") {
+				reason = line
+			}
+		}
+		if reason == "" {
+			reason = fmt.Sprintf("make image-shell: %v", err)
+		}
+		return reason
+	}
+	return ""
+}
+
+// repoRoot is the repository's root, where the Makefile is.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// Without a static busybox and without a way to install one, make image
+// builds nothing and fails naming busybox-static, and the Compose test's
+// skip reason is that same line.
+func TestImageWithoutStaticBusyboxFailsNamingThePackage(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed: install make (as root: apt-get install make)")
+	}
+	root := repoRoot(t)
+	stage := filepath.Join(t.TempDir(), "image")
+	// No busybox given, none looked for, and an apt-get that always fails.
+	noShell := []string{"BUSYBOX=", "BUSYBOX_PATHS=", "APT_GET=false"}
+	out, err := run(t, root, nil, 5*time.Minute, "make", append([]string{"image", "IMAGE=daguha:no-shell-test", "IMAGE_DIR=" + stage}, noShell...)...)
+	if err == nil {
+		t.Fatalf("make image without a static busybox succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "install busybox-static") {
+		t.Fatalf("make image's failure does not name busybox-static:\n%s", out)
+	}
+	if _, err := os.Stat(stage); !os.IsNotExist(err) {
+		t.Errorf("make image staged %s before finding a shell (stat: %v)", stage, err)
+	}
+	if strings.Contains(out, "docker build") {
+		t.Errorf("make image ran docker build without a shell:\n%s", out)
+	}
+
+	reason := imageShellMissing(t, root, noShell...)
+	if !strings.Contains(reason, "install busybox-static") {
+		t.Fatalf("the Compose test would skip with %q, which does not name busybox-static", reason)
+	}
+	if !strings.Contains(out, reason) {
+		t.Errorf("the Compose test's skip reason %q is not make image's failure:\n%s", reason, out)
+	}
+
+	// A BUSYBOX that is not static is refused by name, not copied.
+	notStatic, err := exec.LookPath("ls")
+	if err != nil {
+		t.Skip("no ls on PATH to stand for a dynamic executable")
+	}
+	reason = imageShellMissing(t, root, "BUSYBOX="+notStatic, "APT_GET=false")
+	if reason == "" {
+		t.Skipf("%s is a static executable here: no dynamic one to try", notStatic)
+	}
+	if !strings.Contains(reason, "BUSYBOX="+notStatic+" is not a static executable") {
+		t.Errorf("a dynamic BUSYBOX gave %q; want it refused by name", reason)
+	}
 }
 
 func run(t *testing.T, dir string, env []string, timeout time.Duration, name string, args ...string) (string, error) {
@@ -185,9 +274,10 @@ func getJSON(url string, out any) error {
 // that no container, network or volume of the project is left.
 func TestComposeClusterSurvivesLeaderLoss(t *testing.T) {
 	compose := composeCommand(t)
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
+	root := repoRoot(t)
+	// make image builds no image without a shell for the workers' steps.
+	if why := imageShellMissing(t, root); why != "" {
+		t.Skip(why)
 	}
 	dir := filepath.Join(root, "ops", "deploy", "compose")
 	image := "daguha:compose-test"
