@@ -133,15 +133,7 @@ func contains(list []string, s string) bool {
 // docker-compose), or skips the test saying why.
 func composeCommand(t *testing.T) []string {
 	t.Helper()
-	if os.Getenv("DAGUHA_DOCKER_TESTS") == "0" {
-		t.Skip("DAGUHA_DOCKER_TESTS=0: the Compose cluster test is turned off")
-	}
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("docker is not installed: cannot build the image or run Compose; install Docker Engine (Debian: apt-get install docker.io) and its Compose plugin")
-	}
-	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
-		t.Skipf("the Docker engine does not answer: %v\n%s", err, out)
-	}
+	dockerEngine(t)
 	if exec.Command("docker", "compose", "version").Run() == nil {
 		return []string{"docker", "compose"}
 	}
@@ -267,6 +259,84 @@ func getJSON(url string, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// testImage is the tag the tests give make image's image.
+const testImage = "daguha:compose-test"
+
+// dockerEngine skips the test unless Docker is installed, turned on for
+// tests and answering.
+func dockerEngine(t *testing.T) {
+	t.Helper()
+	if os.Getenv("DAGUHA_DOCKER_TESTS") == "0" {
+		t.Skip("DAGUHA_DOCKER_TESTS=0: the Docker tests are turned off")
+	}
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("docker is not installed: cannot build the image; install Docker Engine (Debian: apt-get install docker.io)")
+	}
+	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
+		t.Skipf("the Docker engine does not answer: %v\n%s", err, out)
+	}
+}
+
+// buildImage runs make image as testImage, or skips the test where make
+// image cannot give the image a shell, in make's words.
+func buildImage(t *testing.T, root string) string {
+	t.Helper()
+	if why := imageShellMissing(t, root); why != "" {
+		t.Skip(why)
+	}
+	if out, err := run(t, root, nil, 10*time.Minute, "make", "image", "IMAGE="+testImage); err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+	return testImage
+}
+
+// The worker image of docs/deployment.md (ops/deploy/worker-image): daguha
+// on top of a team's base image. The base here is made in the test, with
+// a tool of its own; in the built image that tool, daguha and a shell
+// answer, as daguha's user.
+func TestWorkerImageOnATeamsBase(t *testing.T) {
+	dockerEngine(t)
+	root := repoRoot(t)
+	image := buildImage(t, root)
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	base := "daguha-team-base-test:" + hex.EncodeToString(suffix)
+	worker := "daguha-worker-test:" + hex.EncodeToString(suffix)
+	t.Cleanup(func() {
+		if out, err := run(t, root, nil, time.Minute, "docker", "rmi", "-f", worker, base); err != nil {
+			t.Errorf("docker rmi: %v\n%s", err, out)
+		}
+	})
+
+	baseDir := t.TempDir()
+	baseFile := "FROM " + image + "\nUSER 0\nRUN printf '#!/bin/sh\\necho team tool here\\n' > /bin/team-tool && chmod 755 /bin/team-tool\n"
+	if err := os.WriteFile(filepath.Join(baseDir, "Dockerfile"), []byte(baseFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, baseDir, nil, 5*time.Minute, "docker", "build", "-t", base, "."); err != nil {
+		t.Fatalf("docker build of the team's base: %v\n%s", err, out)
+	}
+	if out, err := run(t, root, nil, 5*time.Minute, "docker", "build", "--build-arg", "DAGUHA_IMAGE="+image, "--build-arg", "BASE="+base,
+		"-t", worker, "ops/deploy/worker-image"); err != nil {
+		t.Fatalf("docker build of ops/deploy/worker-image: %v\n%s", err, out)
+	}
+	out, err := run(t, root, nil, 2*time.Minute, "docker", "run", "--rm", "--entrypoint", "sh", worker, "-c",
+		"team-tool && daguha --version && id -u && touch /var/lib/daguha/data/written && echo $DAGU_HOME")
+	if err != nil {
+		t.Fatalf("the worker image: %v\n%s", err, out)
+	}
+	t.Logf("sh -c in the worker image:\n%s", out)
+	for _, want := range []string{"team tool here", "daguha version", "65532", "/var/lib/daguha"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the worker image's answer lacks %q:\n%s", want, out)
+		}
+	}
+	entry, err := run(t, root, nil, time.Minute, "docker", "inspect", "-f", "{{json .Config.Entrypoint}}", worker)
+	if err != nil || entry != `["/usr/local/bin/daguha"]` {
+		t.Errorf("the worker image's entrypoint is %s (%v); want daguha", entry, err)
+	}
+}
+
 // TestComposeClusterSurvivesLeaderLoss builds the image (make image),
 // brings the Compose file up under a project name of its own, runs the
 // seed's DAG example, stops the leader's container, runs the example
@@ -275,15 +345,8 @@ func getJSON(url string, out any) error {
 func TestComposeClusterSurvivesLeaderLoss(t *testing.T) {
 	compose := composeCommand(t)
 	root := repoRoot(t)
-	// make image builds no image without a shell for the workers' steps.
-	if why := imageShellMissing(t, root); why != "" {
-		t.Skip(why)
-	}
 	dir := filepath.Join(root, "ops", "deploy", "compose")
-	image := "daguha:compose-test"
-	if out, err := run(t, root, nil, 10*time.Minute, "make", "image", "IMAGE="+image); err != nil {
-		t.Fatalf("make image: %v\n%s", err, out)
-	}
+	image := buildImage(t, root)
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	project := "daguhatest" + hex.EncodeToString(suffix)
