@@ -1,8 +1,10 @@
 # daguha's container image, built without any image registry: `make image`
 # compiles the binary static (CGO_ENABLED=0) on the host and stages it in
 # bin/image with the host's CA certificates, an /etc/passwd line for the
-# non-root user and, when the host has a static busybox, a shell for the
-# steps workers run (`sh -c`). This file only copies the staged tree.
+# non-root user and a static busybox, the shell for the steps workers run
+# (`sh -c`): make image builds no image without it. This file only copies
+# the staged tree. ops/deploy/worker-image puts daguha on a base image
+# that has a team's tools.
 FROM scratch
 
 COPY etc/ /etc/

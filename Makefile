@@ -1,4 +1,7 @@
-# daguha: build, test and tooling entry points. `make test` is what CI runs.
+# daguha: build, test and tooling entry points. `make test` is what CI runs:
+# on a Debian-like machine as root it installs what its tests need first
+# (make deps); elsewhere the tests that need a missing tool skip, naming
+# the package to install.
 
 GO        ?= go
 BIN       ?= bin/daguha
@@ -7,16 +10,51 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build test check vet fmt-check unit fuzz-short fuzz-long bench bench-micro chaos proto proto-check tools run clean image docker-test
+.PHONY: all build deps test check vet fmt-check unit fuzz-short fuzz-long bench bench-micro chaos proto proto-check tools run clean image image-shell docker-test
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/daguha
 
-# The full suite: formatting, vet, then every package's tests with the race
-# detector; the process-level tests build the binary with it too.
-test: check
+# Debian packages the tests use, each with the probe that tells it is
+# there; make deps installs the missing ones as root where apt-get is, and
+# otherwise says what to install (the tests that need them skip).
+APT_GET   ?= apt-get
+# Where make image and make deps look for a static busybox.
+BUSYBOX_PATHS ?= /bin/busybox /usr/bin/busybox
+# Succeeds when $$1 is an executable with no dynamic loader.
+STATIC_PROBE := is_static() { [ -x "$$1" ] && ldd "$$1" 2>&1 | grep -Eq 'not a dynamic executable|statically linked'; }
+FIND_STATIC_BUSYBOX := for p in $(BUSYBOX_PATHS); do is_static "$$p" && { echo "$$p"; break; }; done
+CAN_APT := [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null 2>&1
+
+deps:
+	@$(STATIC_PROBE); have() { command -v "$$1" >/dev/null 2>&1; }; \
+	missing=""; \
+	have protoc || missing="$$missing protobuf-compiler"; \
+	have ip || missing="$$missing iproute2"; \
+	[ -x /usr/sbin/iptables ] || missing="$$missing iptables"; \
+	have chromium || have chromium-browser || have google-chrome || missing="$$missing chromium"; \
+	[ -n "$$($(FIND_STATIC_BUSYBOX))" ] || missing="$$missing busybox-static"; \
+	lean=""; have promtool || lean="prometheus"; \
+	[ -n "$$missing$$lean" ] || exit 0; \
+	if $(CAN_APT); then \
+		echo "--- make deps: installing$$missing $$lean"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(APT_GET) update -qq && \
+		{ [ -z "$$missing" ] || $(APT_GET) install -y -qq $$missing >/dev/null; } && \
+		{ [ -z "$$lean" ] || $(APT_GET) install -y -qq --no-install-recommends $$lean >/dev/null; } || \
+		echo "make deps: $(APT_GET) could not install$$missing $$lean: the tests that need them skip, naming the package"; \
+	else \
+		echo "make deps: missing$$missing $$lean, and no root with $(APT_GET) to install them: the tests that need them skip."; \
+		[ -z "$$missing" ] || echo "  to run them, as root: apt-get install$$missing"; \
+		[ -z "$$lean" ] || echo "  and: apt-get install --no-install-recommends $$lean   (for promtool)"; \
+	fi
+
+# The full suite: set-up (make deps), formatting, vet, then every
+# package's tests with the race detector; the process-level tests build
+# the binary with it too.
+test: deps check
 	DAGUHA_RACE_BINARY=1 $(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 check: fmt-check vet
@@ -79,6 +117,7 @@ tools:
 # Regenerates the committed Go code from proto/*.proto (needs protoc and
 # `make tools`).
 proto:
+	@command -v protoc >/dev/null 2>&1 || { echo "make proto needs protoc: install protobuf-compiler (apt-get install protobuf-compiler, or make deps as root)" >&2; exit 1; }
 	PATH="$(GOBIN):$$PATH" protoc -I proto \
 		--go_out=proto --go_opt=paths=source_relative \
 		--go-grpc_out=proto --go-grpc_opt=paths=source_relative \
@@ -96,29 +135,54 @@ clean:
 	rm -rf bin
 
 # The container image, built with no registry: a static binary and the
-# host's CA certificates in a FROM scratch image (see Dockerfile), plus
-# the host's static busybox (sh, cat, sleep, ...) when there is one
-# (Debian: busybox-static), so workers can run their steps' commands.
+# host's CA certificates in a FROM scratch image (see Dockerfile), and a
+# static busybox (sh, cat, sleep, ...) with a link for each applet, so
+# workers can run their steps' commands (sh -c). No image is built
+# without that shell: make image-shell finds a static busybox (BUSYBOX=,
+# or one in BUSYBOX_PATHS), installs busybox-static where it can (root
+# and apt-get), or fails saying what to install.
 IMAGE     ?= daguha:latest
-IMAGE_DIR := bin/image
+IMAGE_DIR ?= bin/image
 VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-BUSYBOX   ?= $(firstword $(wildcard /bin/busybox /usr/bin/busybox))
+BUSYBOX   ?=
 CA_CERTS  ?= /etc/ssl/certs/ca-certificates.crt
+BUSYBOX_MISSING := make image: no static busybox for the image's shell (its workers run each step with sh -c): install busybox-static (as root: apt-get install busybox-static), or set BUSYBOX to a static busybox
+
+# Prints the path of the static busybox make image copies (installing
+# busybox-static where it can), or fails with $(BUSYBOX_MISSING).
+image-shell:
+	@$(STATIC_PROBE); bb="$(BUSYBOX)"; \
+	if [ -n "$$bb" ]; then \
+		is_static "$$bb" || { echo "make image: BUSYBOX=$$bb is not a static executable: install busybox-static (as root: apt-get install busybox-static), or set BUSYBOX to a static busybox" >&2; exit 1; }; \
+		echo "$$bb"; exit 0; \
+	fi; \
+	bb="$$($(FIND_STATIC_BUSYBOX))"; \
+	if [ -z "$$bb" ] && $(CAN_APT); then \
+		echo "--- make image: installing busybox-static (the image's shell)" >&2; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		{ $(APT_GET) update -qq && $(APT_GET) install -y -qq busybox-static >/dev/null; } >&2 || \
+			echo "make image: $(APT_GET) install busybox-static failed" >&2; \
+		bb="$$($(FIND_STATIC_BUSYBOX))"; \
+	fi; \
+	[ -n "$$bb" ] || { echo "$(BUSYBOX_MISSING)" >&2; exit 1; }; \
+	echo "$$bb"
 
 image:
-	rm -rf $(IMAGE_DIR)
-	mkdir -p $(IMAGE_DIR)/etc/ssl/certs $(IMAGE_DIR)/bin $(IMAGE_DIR)/tmp $(IMAGE_DIR)/var/lib/daguha/data
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(IMAGE_DIR)/daguha ./cmd/daguha
-	cp $(CA_CERTS) $(IMAGE_DIR)/etc/ssl/certs/ca-certificates.crt
-	printf 'root:x:0:0:root:/root:/sbin/nologin\ndaguha:x:65532:65532:daguha:/var/lib/daguha:/sbin/nologin\n' > $(IMAGE_DIR)/etc/passwd
-	printf 'root:x:0:\ndaguha:x:65532:\n' > $(IMAGE_DIR)/etc/group
-	chmod 1777 $(IMAGE_DIR)/tmp
-	@if [ -n "$(BUSYBOX)" ] && ldd "$(BUSYBOX)" 2>&1 | grep -q 'not a dynamic executable'; then \
-		cp "$(BUSYBOX)" $(IMAGE_DIR)/bin/busybox; \
-		for applet in $$("$(BUSYBOX)" --list); do [ "$$applet" = busybox ] || ln -sf busybox $(IMAGE_DIR)/bin/$$applet; done; \
-	else \
-		echo "warning: no static busybox (apt-get install busybox-static): the image has no shell, workers in it cannot run steps"; \
-	fi
+	@bb="$$($(MAKE) -s --no-print-directory image-shell)" || exit 1; \
+	echo "--- busybox from $$bb"; \
+	set -ex; \
+	rm -rf $(IMAGE_DIR); \
+	mkdir -p $(IMAGE_DIR)/etc/ssl/certs $(IMAGE_DIR)/bin $(IMAGE_DIR)/tmp $(IMAGE_DIR)/var/lib/daguha/data; \
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(IMAGE_DIR)/daguha ./cmd/daguha; \
+	cp $(CA_CERTS) $(IMAGE_DIR)/etc/ssl/certs/ca-certificates.crt; \
+	printf 'root:x:0:0:root:/root:/sbin/nologin\ndaguha:x:65532:65532:daguha:/var/lib/daguha:/sbin/nologin\n' > $(IMAGE_DIR)/etc/passwd; \
+	printf 'root:x:0:\ndaguha:x:65532:\n' > $(IMAGE_DIR)/etc/group; \
+	chmod 1777 $(IMAGE_DIR)/tmp; \
+	cp "$$bb" $(IMAGE_DIR)/bin/busybox; \
+	set +x; \
+	for applet in $$("$$bb" --list); do [ "$$applet" = busybox ] || ln -sf busybox $(IMAGE_DIR)/bin/$$applet; done; \
+	[ -x $(IMAGE_DIR)/bin/sh ] || { echo "make image: $$bb has no sh applet" >&2; exit 1; }; \
+	set -x; \
 	docker build -f Dockerfile -t $(IMAGE) $(IMAGE_DIR)
 
 # The Compose test alone: builds the image, runs three servers and seven

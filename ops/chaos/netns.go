@@ -65,13 +65,13 @@ func run(name string, args ...string) error {
 // or "" when they can.
 func Usable() string {
 	if os.Geteuid() != 0 {
-		return "the chaos suite needs root (network namespaces, iptables, tmpfs)"
+		return "the chaos suite needs root (network namespaces, iptables, tmpfs): run the tests as root"
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		return "the chaos suite needs ip (iproute2)"
+		return "the chaos suite needs ip: install iproute2 (as root: apt-get install iproute2, or make deps)"
 	}
 	if _, err := os.Stat(iptablesPath); err != nil {
-		return "the chaos suite needs " + iptablesPath
+		return "the chaos suite needs " + iptablesPath + ": install iptables (as root: apt-get install iptables, or make deps)"
 	}
 	probe := fmt.Sprintf("%s%dz-probe", namePrefix, os.Getpid())
 	if err := run("ip", "netns", "add", probe); err != nil {

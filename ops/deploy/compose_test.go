@@ -133,23 +133,104 @@ func contains(list []string, s string) bool {
 // docker-compose), or skips the test saying why.
 func composeCommand(t *testing.T) []string {
 	t.Helper()
-	if os.Getenv("DAGUHA_DOCKER_TESTS") == "0" {
-		t.Skip("DAGUHA_DOCKER_TESTS=0: the Compose cluster test is turned off")
-	}
-	if _, err := exec.LookPath("docker"); err != nil {
-		t.Skip("docker is not installed: cannot build the image or run Compose")
-	}
-	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
-		t.Skipf("the Docker engine does not answer: %v\n%s", err, out)
-	}
+	dockerEngine(t)
 	if exec.Command("docker", "compose", "version").Run() == nil {
 		return []string{"docker", "compose"}
 	}
 	if path, err := exec.LookPath("docker-compose"); err == nil {
 		return []string{path}
 	}
-	t.Skip("neither docker compose nor docker-compose is installed")
+	t.Skip("neither docker compose nor docker-compose is installed: install one (Debian: apt-get install docker-compose)")
 	return nil
+}
+
+// imageShellMissing returns why make image cannot give the image a shell
+// here, in make's own words, or "" when it can: make image-shell finds a
+// static busybox or installs busybox-static (root and apt-get), as make
+// image does first. vars are make variables (BUSYBOX=..., APT_GET=...).
+func imageShellMissing(t *testing.T, root string, vars ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("make"); err != nil {
+		return "make is not installed: install make (as root: apt-get install make)"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", append([]string{"-s", "--no-print-directory", "image-shell"}, vars...)...)
+	cmd.Dir = root
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		// The last line make's recipe writes is the reason; make's own
+		// "*** [Makefile:N: image-shell] Error 1" follows it.
+		var reason string
+		for _, line := range strings.Split(stderr.String(), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "make: ***") && !strings.HasPrefix(line, "make[") {
+				reason = line
+			}
+		}
+		if reason == "" {
+			reason = fmt.Sprintf("make image-shell: %v", err)
+		}
+		return reason
+	}
+	return ""
+}
+
+// repoRoot is the repository's root, where the Makefile is.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// Without a static busybox and without a way to install one, make image
+// builds nothing and fails naming busybox-static, and the Compose test's
+// skip reason is that same line.
+func TestImageWithoutStaticBusyboxFailsNamingThePackage(t *testing.T) {
+	if _, err := exec.LookPath("make"); err != nil {
+		t.Skip("make is not installed: install make (as root: apt-get install make)")
+	}
+	root := repoRoot(t)
+	stage := filepath.Join(t.TempDir(), "image")
+	// No busybox given, none looked for, and an apt-get that always fails.
+	noShell := []string{"BUSYBOX=", "BUSYBOX_PATHS=", "APT_GET=false"}
+	out, err := run(t, root, nil, 5*time.Minute, "make", append([]string{"image", "IMAGE=daguha:no-shell-test", "IMAGE_DIR=" + stage}, noShell...)...)
+	if err == nil {
+		t.Fatalf("make image without a static busybox succeeded:\n%s", out)
+	}
+	if !strings.Contains(out, "install busybox-static") {
+		t.Fatalf("make image's failure does not name busybox-static:\n%s", out)
+	}
+	if _, err := os.Stat(stage); !os.IsNotExist(err) {
+		t.Errorf("make image staged %s before finding a shell (stat: %v)", stage, err)
+	}
+	if strings.Contains(out, "docker build") {
+		t.Errorf("make image ran docker build without a shell:\n%s", out)
+	}
+
+	reason := imageShellMissing(t, root, noShell...)
+	if !strings.Contains(reason, "install busybox-static") {
+		t.Fatalf("the Compose test would skip with %q, which does not name busybox-static", reason)
+	}
+	if !strings.Contains(out, reason) {
+		t.Errorf("the Compose test's skip reason %q is not make image's failure:\n%s", reason, out)
+	}
+
+	// A BUSYBOX that is not static is refused by name, not copied.
+	notStatic, err := exec.LookPath("ls")
+	if err != nil {
+		t.Skip("no ls on PATH to stand for a dynamic executable")
+	}
+	reason = imageShellMissing(t, root, "BUSYBOX="+notStatic, "APT_GET=false")
+	if reason == "" {
+		t.Skipf("%s is a static executable here: no dynamic one to try", notStatic)
+	}
+	if !strings.Contains(reason, "BUSYBOX="+notStatic+" is not a static executable") {
+		t.Errorf("a dynamic BUSYBOX gave %q; want it refused by name", reason)
+	}
 }
 
 func run(t *testing.T, dir string, env []string, timeout time.Duration, name string, args ...string) (string, error) {
@@ -178,6 +259,84 @@ func getJSON(url string, out any) error {
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
+// testImage is the tag the tests give make image's image.
+const testImage = "daguha:compose-test"
+
+// dockerEngine skips the test unless Docker is installed, turned on for
+// tests and answering.
+func dockerEngine(t *testing.T) {
+	t.Helper()
+	if os.Getenv("DAGUHA_DOCKER_TESTS") == "0" {
+		t.Skip("DAGUHA_DOCKER_TESTS=0: the Docker tests are turned off")
+	}
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("docker is not installed: cannot build the image; install Docker Engine (Debian: apt-get install docker.io)")
+	}
+	if out, err := exec.Command("docker", "info").CombinedOutput(); err != nil {
+		t.Skipf("the Docker engine does not answer: %v\n%s", err, out)
+	}
+}
+
+// buildImage runs make image as testImage, or skips the test where make
+// image cannot give the image a shell, in make's words.
+func buildImage(t *testing.T, root string) string {
+	t.Helper()
+	if why := imageShellMissing(t, root); why != "" {
+		t.Skip(why)
+	}
+	if out, err := run(t, root, nil, 10*time.Minute, "make", "image", "IMAGE="+testImage); err != nil {
+		t.Fatalf("make image: %v\n%s", err, out)
+	}
+	return testImage
+}
+
+// The worker image of docs/deployment.md (ops/deploy/worker-image): daguha
+// on top of a team's base image. The base here is made in the test, with
+// a tool of its own; in the built image that tool, daguha and a shell
+// answer, as daguha's user.
+func TestWorkerImageOnATeamsBase(t *testing.T) {
+	dockerEngine(t)
+	root := repoRoot(t)
+	image := buildImage(t, root)
+	suffix := make([]byte, 4)
+	_, _ = rand.Read(suffix)
+	base := "daguha-team-base-test:" + hex.EncodeToString(suffix)
+	worker := "daguha-worker-test:" + hex.EncodeToString(suffix)
+	t.Cleanup(func() {
+		if out, err := run(t, root, nil, time.Minute, "docker", "rmi", "-f", worker, base); err != nil {
+			t.Errorf("docker rmi: %v\n%s", err, out)
+		}
+	})
+
+	baseDir := t.TempDir()
+	baseFile := "FROM " + image + "\nUSER 0\nRUN printf '#!/bin/sh\\necho team tool here\\n' > /bin/team-tool && chmod 755 /bin/team-tool\n"
+	if err := os.WriteFile(filepath.Join(baseDir, "Dockerfile"), []byte(baseFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(t, baseDir, nil, 5*time.Minute, "docker", "build", "-t", base, "."); err != nil {
+		t.Fatalf("docker build of the team's base: %v\n%s", err, out)
+	}
+	if out, err := run(t, root, nil, 5*time.Minute, "docker", "build", "--build-arg", "DAGUHA_IMAGE="+image, "--build-arg", "BASE="+base,
+		"-t", worker, "ops/deploy/worker-image"); err != nil {
+		t.Fatalf("docker build of ops/deploy/worker-image: %v\n%s", err, out)
+	}
+	out, err := run(t, root, nil, 2*time.Minute, "docker", "run", "--rm", "--entrypoint", "sh", worker, "-c",
+		"team-tool && daguha --version && id -u && touch /var/lib/daguha/data/written && echo $DAGU_HOME")
+	if err != nil {
+		t.Fatalf("the worker image: %v\n%s", err, out)
+	}
+	t.Logf("sh -c in the worker image:\n%s", out)
+	for _, want := range []string{"team tool here", "daguha version", "65532", "/var/lib/daguha"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the worker image's answer lacks %q:\n%s", want, out)
+		}
+	}
+	entry, err := run(t, root, nil, time.Minute, "docker", "inspect", "-f", "{{json .Config.Entrypoint}}", worker)
+	if err != nil || entry != `["/usr/local/bin/daguha"]` {
+		t.Errorf("the worker image's entrypoint is %s (%v); want daguha", entry, err)
+	}
+}
+
 // TestComposeClusterSurvivesLeaderLoss builds the image (make image),
 // brings the Compose file up under a project name of its own, runs the
 // seed's DAG example, stops the leader's container, runs the example
@@ -185,15 +344,9 @@ func getJSON(url string, out any) error {
 // that no container, network or volume of the project is left.
 func TestComposeClusterSurvivesLeaderLoss(t *testing.T) {
 	compose := composeCommand(t)
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := repoRoot(t)
 	dir := filepath.Join(root, "ops", "deploy", "compose")
-	image := "daguha:compose-test"
-	if out, err := run(t, root, nil, 10*time.Minute, "make", "image", "IMAGE="+image); err != nil {
-		t.Fatalf("make image: %v\n%s", err, out)
-	}
+	image := buildImage(t, root)
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	project := "daguhatest" + hex.EncodeToString(suffix)

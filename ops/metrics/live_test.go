@@ -37,7 +37,7 @@ func promtool(t *testing.T) string {
 	t.Helper()
 	path, err := exec.LookPath("promtool")
 	if err != nil {
-		t.Skip("promtool is not installed (Debian: apt-get install prometheus; .ci/run installs it): cannot lint metrics or rules")
+		t.Skip("promtool is not installed: cannot lint metrics or rules; install prometheus (as root: apt-get install --no-install-recommends prometheus, or make deps)")
 	}
 	return path
 }

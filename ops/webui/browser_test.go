@@ -34,7 +34,7 @@ func browser(t *testing.T) context.Context {
 		}
 	}
 	if path == "" {
-		t.Skip("no Chromium on PATH (Debian: apt-get install chromium; .ci/run installs it): the web UI's browser tests need one")
+		t.Skip("no Chromium on PATH: the web UI's browser tests need one; install chromium (as root: apt-get install chromium, or make deps)")
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
