@@ -246,17 +246,17 @@ func runAgent(c *cli.Context) error {
 	}
 	var worker *agent.WorkerAgent
 	if dev {
-		workerConfig, err := workerSettings(c.String("worker-id"), c.String("labels"), c.Int("max-active-runs"))
+		workerTLSConfig, workerID, err := devWorkerTLS(c)
+		if err != nil {
+			return err
+		}
+		workerConfig, err := workerSettings(workerID, c.String("labels"), c.Int("max-active-runs"))
 		if err != nil {
 			return err
 		}
 		workerConfig.HeartbeatInterval = c.Duration("heartbeat-interval")
 		workerConfig.LogDir = c.String("step-log-dir")
 		if workerConfig.LogRetention, err = stepLogRetention(c, "step-log-retention"); err != nil {
-			return err
-		}
-		workerTLSConfig, err := devWorkerTLS(c)
-		if err != nil {
 			return err
 		}
 		worker, err = agent.StartWorker(agent.WorkerConfig{Worker: workerConfig, Servers: []string{a.GRPCAddr()}, Logger: logger, TLS: workerTLSConfig,
@@ -291,14 +291,29 @@ func defaultDataDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "daguha"), nil
 }
 
-// devWorkerTLS is dev mode's own worker's TLS: the server's certificate
-// as its client certificate when the server speaks TLS.
-func devWorkerTLS(c *cli.Context) (*tls.Config, error) {
-	files := coordinatorTLS(c)
-	if !files.Enabled() {
-		return nil, nil
+// devWorkerTLS is dev mode's own worker's TLS and id: when the server
+// speaks TLS, the worker needs a worker certificate of its own
+// (--worker.tls-cert and --worker.tls-key; the CA defaults to the
+// server's), since a server's certificate may not act as a worker.
+func devWorkerTLS(c *cli.Context) (*tls.Config, string, error) {
+	server := coordinatorTLS(c)
+	if !server.Enabled() {
+		return nil, c.String("worker-id"), nil
 	}
-	return tlsutil.ClientConfig(files)
+	files := tlsutil.Files{CertFile: c.String("worker.tls-cert"), KeyFile: c.String("worker.tls-key"), CAFile: c.String("worker.tls-ca")}
+	if files.CertFile == "" {
+		return nil, "", errors.New("dev mode with TLS: its worker needs a worker certificate (a server's may not act as a worker): " +
+			"make one with `daguha tls cert create -client -worker-id ID` and give --worker.tls-cert and --worker.tls-key")
+	}
+	if files.CAFile == "" {
+		files.CAFile = server.CAFile
+	}
+	id, err := workerIDFromCertificate(c.String("worker-id"), files.CertFile)
+	if err != nil {
+		return nil, "", err
+	}
+	config, err := tlsutil.ClientConfig(files)
+	return config, id, err
 }
 
 // waitForSignal returns at SIGINT or SIGTERM, for a graceful stop; a
