@@ -92,6 +92,8 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "step-log-dir", Usage: "where a worker keeps the full logs of its steps (default: a new temporary directory)"},
 		&cli.DurationFlag{Name: "step-log-retention", Value: dispatch.DefaultStepLogRetention, Usage: "how long a worker keeps a run's full step logs after they were last written; 0 keeps them forever"},
 		&cli.IntFlag{Name: "step-log-port", Usage: "port a worker serves its step logs to the servers on, at -bind (0: any free port; -1: none)"},
+		&cli.StringSliceFlag{Name: "cluster-token", EnvVars: []string{"DAGUHA_CLUSTER_TOKEN"}, Usage: "servers only (workers never get it): the secret servers prove themselves to each other with on the gRPC and Raft ports when there is no TLS; several, comma-separated, for rotation: the first is sent, all are accepted"},
+		&cli.StringSliceFlag{Name: "certified-labels", EnvVars: []string{"DAGUHA_CERTIFIED_LABELS"}, Usage: "servers: worker label keys whose values come only from a worker's certificate (daguha tls cert create -client -label k=v); a worker claiming one otherwise is refused"},
 		&cli.StringSliceFlag{Name: "api-token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "require this Bearer token on the HTTP API (repeat or comma-separate for several)"},
 		&cli.StringSliceFlag{Name: "api-read-token", EnvVars: []string{"DAGUHA_API_READ_TOKEN"}, Usage: "a Bearer token that may read the API but not change anything"},
 		&cli.DurationFlag{Name: "health-warning", Value: dispatch.DefaultThresholds.Warning, Usage: "heartbeat age from which a worker is WARNING"},
@@ -174,6 +176,13 @@ func runAgent(c *cli.Context) error {
 		return err
 	}
 	config.GossipKeys = keys
+	config.ClusterTokens = splitList(c.StringSlice("cluster-token"))
+	certified := splitList(c.StringSlice("certified-labels"))
+	for _, key := range certified {
+		if strings.ContainsAny(key, "=") {
+			return fmt.Errorf("-certified-labels %q: want label keys, not k=v", key)
+		}
+	}
 	httpBind, grpcBind := config.BindAddr, config.BindAddr
 	if seed {
 		httpBind, grpcBind = c.String("host"), c.String("coordinator.host")
@@ -239,7 +248,7 @@ func runAgent(c *cli.Context) error {
 		Cluster: config, HTTPBind: httpBind, GRPCBind: grpcBind, Logger: logger,
 		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
 		APIReadTokens: splitList(c.StringSlice("api-read-token")), TLS: coordinatorTLS(c), HTTPTLS: httpTLS(c),
-		DagsDir: c.String("dags"), Pprof: c.Bool("pprof"),
+		DagsDir: c.String("dags"), Pprof: c.Bool("pprof"), CertifiedLabels: certified, Dev: dev,
 	})
 	if err != nil {
 		return err
