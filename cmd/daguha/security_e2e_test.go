@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/cluster/identity"
 	"github.com/daguha/daguha/ops/tlsutil"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -68,8 +69,32 @@ func (p *pki) issue(name string, options tlsutil.CertOptions) (string, string) {
 	return certFile, keyFile
 }
 
-func (p *pki) serverCert(name string) (string, string) {
-	return p.issue(name, tlsutil.CertOptions{Server: true, Client: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}})
+// serverCert issues a server certificate for the node name, as `daguha
+// tls cert create -server -node NAME` does.
+func (p *pki) serverCert(node string) (string, string) {
+	return p.issue(node, tlsutil.CertOptions{Server: true, Client: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		Identity: &identity.Identity{Role: identity.RoleServer, Name: node}})
+}
+
+// workerCert issues a worker certificate for the worker id, as `daguha
+// tls cert create -client -worker-id ID` does; labels are the ones it
+// vouches for (k, v, k, v...).
+func (p *pki) workerCert(id string, labels ...string) (string, string) {
+	worker := &identity.Identity{Role: identity.RoleWorker, Name: id}
+	for i := 0; i+1 < len(labels); i += 2 {
+		if worker.Labels == nil {
+			worker.Labels = map[string]string{}
+		}
+		worker.Labels[labels[i]] = labels[i+1]
+	}
+	return p.issue(id, tlsutil.CertOptions{Client: true, Identity: worker})
+}
+
+// serverTLSArgs are the flags of server i of a cluster under mutual TLS,
+// with its own certificate.
+func (p *pki) serverTLSArgs(i int) []string {
+	cert, key := p.serverCert(fmt.Sprintf("server%d", i+1))
+	return []string{"--coordinator.tls-cert=" + cert, "--coordinator.tls-key=" + key, "--coordinator.tls-ca=" + p.caFile}
 }
 
 // tryCoordinator makes one call to a server's CoordinatorService with the
@@ -93,16 +118,14 @@ func tryCoordinator(addr string, creds credentials.TransportCredentials) error {
 func TestMutualTLS(t *testing.T) {
 	good := newPKI(t, "cluster CA")
 	other := newPKI(t, "another CA")
-	serverCert, serverKey := good.serverCert("server")
-	intruderCert, intruderKey := other.serverCert("intruder")
+	intruderCert, intruderKey := other.serverCert("server4")
 	c := clustertest.NewCluster(t, clustertest.ClusterOptions{
 		Servers: 4, BootstrapExpect: 3,
 		ArgsFor: func(i int) []string {
-			cert, key := serverCert, serverKey
 			if i == 3 {
-				cert, key = intruderCert, intruderKey
+				return []string{"--coordinator.tls-cert=" + intruderCert, "--coordinator.tls-key=" + intruderKey, "--coordinator.tls-ca=" + good.caFile}
 			}
-			return []string{"--coordinator.tls-cert=" + cert, "--coordinator.tls-key=" + key, "--coordinator.tls-ca=" + good.caFile}
+			return good.serverTLSArgs(i)
 		},
 	})
 	for _, a := range c.Agents[:3] {
@@ -113,7 +136,7 @@ func TestMutualTLS(t *testing.T) {
 	leader := c.WaitLeader(t, 30*time.Second)
 	waitVoters(t, c, names(c.Agents[:3]))
 
-	workerCert, workerKey := good.issue("worker", tlsutil.CertOptions{Client: true})
+	workerCert, workerKey := good.workerCert("tls-worker")
 	startProcess(t, c.NewDaguWorker("tls-worker", followerOf(c, leader),
 		"--worker.insecure=false", "--worker.tls-cert="+workerCert, "--worker.tls-key="+workerKey, "--worker.tls-ca="+good.caFile))
 	mustEnqueue(t, leader, "over-tls", nil, "echo secure")
@@ -142,9 +165,10 @@ func TestMutualTLS(t *testing.T) {
 	if err := tryCoordinator(addr, credentials.NewTLS(load(tlsutil.Files{CertFile: workerCert, KeyFile: workerKey, CAFile: good.caFile}))); err != nil {
 		t.Fatalf("a client with the cluster CA's certificate was refused: %v", err)
 	}
-	foreignCert, foreignKey := other.issue("foreign-worker", tlsutil.CertOptions{Client: true})
+	foreignCert, foreignKey := other.workerCert("foreign-worker")
 	expiredCert, expiredKey := good.issue("expired-worker", tlsutil.CertOptions{Client: true,
-		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour),
+		Identity: &identity.Identity{Role: identity.RoleWorker, Name: "expired-worker"}})
 	for name, creds := range map[string]credentials.TransportCredentials{
 		"certificate from another CA": credentials.NewTLS(load(tlsutil.Files{CertFile: foreignCert, KeyFile: foreignKey, CAFile: good.caFile})),
 		"expired certificate":         credentials.NewTLS(load(tlsutil.Files{CertFile: expiredCert, KeyFile: expiredKey, CAFile: good.caFile})),
@@ -432,8 +456,9 @@ func TestGossipKeyRotationWithoutDowntime(t *testing.T) {
 // tokens and the private key bytes, and none is found.
 func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 	p := newPKI(t, "cluster CA")
-	serverCert, serverKey := p.serverCert("server")
-	workerCert, workerKey := p.issue("worker", tlsutil.CertOptions{Client: true})
+	workerCert, workerKey := p.workerCert("secure-worker")
+	clusterToken := fmt.Sprintf("cluster-token-%d", time.Now().UnixNano())
+	var serverKeys []string
 	signingKey := fmt.Sprintf("signing-%d", time.Now().UnixNano())
 	gossipKey := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%032d", time.Now().UnixNano())))
 	token, readToken := fmt.Sprintf("token-%d", time.Now().UnixNano()), fmt.Sprintf("reader-%d", time.Now().UnixNano())
@@ -444,10 +469,15 @@ func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{
 		Servers: 3, HTTPS: https, Token: token,
 		ExtraArgs: []string{
-			"--coordinator.tls-cert=" + serverCert, "--coordinator.tls-key=" + serverKey, "--coordinator.tls-ca=" + p.caFile,
-			"-http-tls-cert=" + serverCert, "-http-tls-key=" + serverKey, "-http-tls-ca=" + p.caFile,
 			"-encrypt=" + gossipKey, "--coordinator.signing-key=" + signingKey,
-			"-api-token=" + token, "-api-read-token=" + readToken,
+			"-api-token=" + token, "-api-read-token=" + readToken, "-cluster-token=" + clusterToken,
+		},
+		ArgsFor: func(i int) []string {
+			node := fmt.Sprintf("server%d", i+1)
+			cert, key := p.serverCert(node)
+			serverKeys = append(serverKeys, key)
+			return []string{"--coordinator.tls-cert=" + cert, "--coordinator.tls-key=" + key, "--coordinator.tls-ca=" + p.caFile,
+				"-http-tls-cert=" + cert, "-http-tls-key=" + key, "-http-tls-ca=" + p.caFile}
 		},
 	})
 	leader := c.WaitLeader(t, 30*time.Second)
@@ -497,8 +527,8 @@ func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 	for _, a := range c.Agents {
 		a.Stop()
 	}
-	secrets := map[string]string{"signing key": signingKey, "gossip key": gossipKey, "API token": token, "read-only token": readToken}
-	for _, keyFile := range []string{serverKey, workerKey} {
+	secrets := map[string]string{"signing key": signingKey, "gossip key": gossipKey, "API token": token, "read-only token": readToken, "cluster token": clusterToken}
+	for _, keyFile := range append(serverKeys, workerKey) {
 		data, err := os.ReadFile(keyFile)
 		if err != nil {
 			t.Fatal(err)
