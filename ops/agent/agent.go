@@ -154,7 +154,7 @@ func Start(config Config) (*Agent, error) {
 	if len(config.Cluster.ClusterTokens) > 0 {
 		peerOptions = append(peerOptions, rpc.WithClusterToken(config.Cluster.ClusterTokens[0])...)
 	}
-	if len(peerOptions) == 0 {
+	if !config.TLS.Enabled() {
 		peerOptions = append(peerOptions, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
 	peers := rpc.NewPeerClient(peerOptions...)
