@@ -111,7 +111,7 @@ func TestRaftPortChallengesForTheClusterToken(t *testing.T) {
 	if conn := accepted(listener, 500*time.Millisecond); conn != nil {
 		t.Fatal("Raft got a connection that failed the challenge")
 	}
-	if !strings.Contains(log.String(), "did not prove the cluster token") {
+	if !strings.Contains(log.String(), "answer to the cluster token challenge is wrong") {
 		t.Fatalf("the refusal was not logged:\n%s", log)
 	}
 	for _, secret := range []string{"new-token", "old-token", "guessed-token"} {

@@ -209,7 +209,7 @@ func (s *raftStream) challenge(conn net.Conn) error {
 	}
 	answer := make([]byte, nonceSize+sha256.Size)
 	if _, err := io.ReadFull(conn, answer); err != nil {
-		return fmt.Errorf("no answer to the cluster token challenge within %s: %w", s.timeout, err)
+		return fmt.Errorf("the peer did not answer the cluster token challenge (deadline %s): %w", s.timeout, err)
 	}
 	dialerNonce, mac := answer[:nonceSize], answer[nonceSize:]
 	for _, token := range s.tokens {
@@ -220,7 +220,7 @@ func (s *raftStream) challenge(conn net.Conn) error {
 			return nil
 		}
 	}
-	return errors.New("the peer did not prove the cluster token")
+	return errors.New("the peer's answer to the cluster token challenge is wrong: it holds none of this server's cluster tokens")
 }
 
 // answerChallenge is the dialer's side of the challenge.
