@@ -140,9 +140,16 @@ func TestMutualTLS(t *testing.T) {
 	startProcess(t, c.NewDaguWorker("tls-worker", followerOf(c, leader),
 		"--worker.insecure=false", "--worker.tls-cert="+workerCert, "--worker.tls-key="+workerKey, "--worker.tls-ca="+good.caFile))
 	mustEnqueue(t, leader, "over-tls", nil, "echo secure")
-	runs := waitFinished(t, c, []string{"over-tls"}, "succeeded", 60*time.Second)
-	if runs["over-tls"].WorkerID != "tls-worker" {
-		t.Fatalf("run over TLS: %+v", runs["over-tls"])
+	// A parent and its child: the worker starts the child (EnqueueChild)
+	// and watches it (WatchRun) with its lease, through the follower.
+	if code, err := leader.PostJSONTimeout("/api/v2/dag-runs", map[string]any{"dag_run_id": "parent-over-tls",
+		"yaml": "name: parent\nsteps:\n  - name: child\n    run: child\n---\nname: child\nsteps:\n  - name: s\n    command: echo child\n"},
+		&struct{}{}, 30*time.Second); err != nil || code != 201 {
+		t.Fatalf("enqueue the parent: HTTP %d %v", code, err)
+	}
+	runs := waitFinished(t, c, []string{"over-tls", "parent-over-tls"}, "succeeded", 60*time.Second)
+	if runs["over-tls"].WorkerID != "tls-worker" || runs["parent-over-tls"].WorkerID != "tls-worker" {
+		t.Fatalf("runs over TLS: %+v", runs)
 	}
 	// The full step log comes from the worker's log service, which speaks
 	// TLS too: through the leader and through a follower, with the
