@@ -305,6 +305,8 @@ type workerSession struct {
 	t      *testing.T
 	id     string
 	client daguhav1.CoordinatorServiceClient
+	// logAddr is the step log address it registers.
+	logAddr string
 }
 
 func newWorkerSession(t *testing.T, p *pki, a *clustertest.Agent, id string, labels ...string) *workerSession {
@@ -314,7 +316,7 @@ func newWorkerSession(t *testing.T, p *pki, a *clustertest.Agent, id string, lab
 }
 
 func (w *workerSession) info(id string, labels map[string]string) *daguhav1.WorkerInfo {
-	return &daguhav1.WorkerInfo{Id: id, Labels: labels, MaxActiveRuns: 4}
+	return &daguhav1.WorkerInfo{Id: id, Labels: labels, MaxActiveRuns: 4, LogAddr: w.logAddr}
 }
 
 // take polls (as the given id and labels) until it is granted a run.
@@ -385,8 +387,27 @@ func TestWorkerCertificateBindsTheWorker(t *testing.T) {
 	}
 	token := held.GetLeaseToken()
 	// The attacker holds a run of its own, whose token proves nothing of
-	// the victim's.
+	// the victim's. It registers a step log address on another host (a
+	// fake log service there), which a server would dial when a reader
+	// asks for the run's logs: the servers dial the host the worker
+	// called from instead.
+	fake, err := net.Listen("tcp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fake.Close()
+	attacker.logAddr = fake.Addr().String()
 	own := attacker.take("attacker", map[string]string{"team": "b"})
+	code, body, err := getText(follower.HTTPAddr() + "/api/v2/dag-runs/other-run/steps/step/log")
+	if err != nil || code == 200 {
+		t.Errorf("the log of the attacker's run: HTTP %d %v %q", code, err, body)
+	}
+	t.Logf("the log of the attacker's run: HTTP %d %s", code, strings.TrimSpace(body))
+	_ = fake.(*net.TCPListener).SetDeadline(time.Now().Add(time.Second))
+	if conn, err := fake.Accept(); err == nil {
+		conn.Close()
+		t.Errorf("a server dialled the log address the worker chose (%s); it answered HTTP %d %q", attacker.logAddr, code, body)
+	}
 
 	step := &daguhav1.StepState{Name: "child", Status: daguhav1.StepStatus_STEP_STATUS_RUNNING}
 	for _, target := range []*clustertest.Agent{follower, leader} {
