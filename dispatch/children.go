@@ -131,18 +131,29 @@ const maxRunDepth = 1000
 // WatchHeld is WatchRun for a worker: it may watch the run its lease
 // token holds and that run's descendants (the child runs it started),
 // nothing else. A call marked WithWorker must hold a lease granted to
-// that worker. It is answered from this server's state, leader or not.
+// that worker; such a proven worker that sends no token (one from before
+// tokens were sent) may watch what descends from a run it holds now. It
+// is answered from this server's state, leader or not.
 func (d *Dispatcher) WatchHeld(ctx context.Context, token, runID string, minIndex uint64, wait time.Duration) (*daguhav1.Run, error) {
-	claims, err := d.VerifyLease(token)
-	if err != nil {
-		return nil, err
-	}
-	if err := d.checkHolder(ctx, claims); err != nil {
-		return nil, err
+	var held func(*daguhav1.Run) bool
+	switch worker, proven := workerOf(ctx); {
+	case token == "" && proven:
+		held = func(run *daguhav1.Run) bool {
+			return run.GetStatus() == daguhav1.RunStatus_RUN_STATUS_RUNNING && run.GetWorkerId() == worker
+		}
+	default:
+		claims, err := d.VerifyLease(token)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.checkHolder(ctx, claims); err != nil {
+			return nil, err
+		}
+		held = func(run *daguhav1.Run) bool { return run.GetId() == claims.RunID }
 	}
 	check := func(state *store.StateStore, run *daguhav1.Run) error {
 		for depth := 0; run != nil && depth < maxRunDepth; depth++ {
-			if run.GetId() == claims.RunID {
+			if held(run) {
 				return nil
 			}
 			parent := run.GetParentDagRunId()
@@ -154,7 +165,7 @@ func (d *Dispatcher) WatchHeld(ctx context.Context, token, runID string, minInde
 				return err
 			}
 		}
-		return &ForbiddenError{Reason: fmt.Sprintf("run %q is neither run %q, which the lease holds, nor one of its descendants", runID, claims.RunID)}
+		return &ForbiddenError{Reason: fmt.Sprintf("run %q is neither a run the worker holds nor one of its descendants", runID)}
 	}
 	return watchRun(ctx, d.backend.State, runID, minIndex, wait, check)
 }
