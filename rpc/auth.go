@@ -233,6 +233,12 @@ func (a *Authorizer) decide(method string, caller Caller, certErr error, md meta
 			if w, ok := forwardedWorker(md); ok {
 				return w, nil
 			}
+			if caller.Proven && len(md.Get(forwardedKey)) > 0 {
+				// A server from before forwarded calls named their worker
+				// (a rolling upgrade): the worker proved nothing here, and
+				// where it called from is unknown.
+				return Caller{}, nil
+			}
 			if !caller.Proven {
 				// An open port: the caller is a plaintext worker.
 				return Caller{Host: caller.Host}, nil

@@ -90,6 +90,8 @@ func TestAuthorizationTable(t *testing.T) {
 		{"a worker certificate may poll", tls, poll, call{cert: workerCert}, codes.OK, ""},
 		{"a server may call the worker protocol when it forwards a worker's call", tls, poll, call{cert: serverCert, metadata: forwardedW2}, codes.OK, ""},
 		{"a server may not call the worker protocol for no worker", tls, poll, call{cert: serverCert}, codes.PermissionDenied, "forward"},
+		{"a server from before forwarded calls named their worker may forward", tls, poll, call{cert: serverCert, metadata: []string{forwardedKey, "1"}}, codes.OK, ""},
+		{"a worker cannot pass for a forwarding server", tls, apply, call{cert: workerCert, metadata: []string{forwardedKey, "1"}}, codes.PermissionDenied, "servers only"},
 		{"under TLS the cluster token does not make a worker a server", NewAuthorizer(true, []string{"t"}, nil), apply, call{cert: workerCert, metadata: withToken("t")}, codes.PermissionDenied, "servers only"},
 		{"anyone may ask for health under TLS", tls, health, call{cert: rolelessCert}, codes.OK, ""},
 		{"a service the table does not know is refused", tls, unknown, call{cert: serverCert}, codes.PermissionDenied, "not served"},
@@ -130,6 +132,7 @@ func TestTheWorkerACallActsFor(t *testing.T) {
 		{"a server proven by the token forwards a worker", token, call{metadata: append([]string{clusterTokenKey, "t"}, forwardedW2...)}, true, "w2", "10.9.9.9"},
 		{"an unproven caller's forwarded worker is not believed", token, call{metadata: forwardedW2}, false, "", "10.1.2.3"},
 		{"a plaintext worker proves nothing", token, call{}, false, "", "10.1.2.3"},
+		{"a call forwarded by a server from before workers were named proves nothing, from nowhere known", NewAuthorizer(true, nil, nil), call{cert: serverCert, metadata: []string{forwardedKey, "1"}}, false, "", ""},
 		{"on an open port a forwarded worker is taken as sent", NewAuthorizer(false, nil, nil), call{metadata: forwardedW2}, true, "w2", "10.9.9.9"},
 	} {
 		ctx, err := c.auth.authorize(c.call.context(), poll)
