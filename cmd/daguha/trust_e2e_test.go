@@ -458,6 +458,14 @@ func TestWorkerCertificateBindsTheWorker(t *testing.T) {
 		watched, err := victim.client.WatchRun(ctx, &daguhav1.WatchRunRequest{RunId: child.GetChildRunId(), LeaseToken: token, WaitMillis: 1000})
 		return err == nil && watched.GetRun().GetParentDagRunId() == "secure-run", fmt.Sprintf("%v %v", watched, err)
 	})
+	// A worker from before leases went with WatchRun sends none: its
+	// certificate proves it holds the parent.
+	if watched, err := victim.client.WatchRun(ctx, &daguhav1.WatchRunRequest{RunId: child.GetChildRunId(), WaitMillis: 100}); err != nil || watched.GetRun() == nil {
+		t.Errorf("the holder's WatchRun without a lease token: %v %v", watched, err)
+	}
+	if _, err := attacker.client.WatchRun(ctx, &daguhav1.WatchRunRequest{RunId: child.GetChildRunId()}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("the attacker watched the victim's child without a token: %v", err)
+	}
 	if _, err := attacker.client.WatchRun(ctx, &daguhav1.WatchRunRequest{RunId: child.GetChildRunId(), LeaseToken: own.GetLeaseToken()}); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("the attacker watched the victim's child: %v", err)
 	}
