@@ -241,8 +241,16 @@ func runAgent(c *cli.Context) error {
 	for _, key := range splitList(c.StringSlice("coordinator.signing-key")) {
 		dispatchConfig.SigningKeys = append(dispatchConfig.SigningKeys, []byte(key))
 	}
+	var (
+		workerTLSConfig *tls.Config
+		devWorkerID     string
+	)
 	if dev {
 		httpBind, grpcBind = config.BindAddr, config.BindAddr
+		// Its worker's certificate is checked before the server starts.
+		if workerTLSConfig, devWorkerID, err = devWorkerTLS(c); err != nil {
+			return err
+		}
 	}
 	a, err := agent.Start(agent.Config{
 		Cluster: config, HTTPBind: httpBind, GRPCBind: grpcBind, Logger: logger,
@@ -255,11 +263,7 @@ func runAgent(c *cli.Context) error {
 	}
 	var worker *agent.WorkerAgent
 	if dev {
-		workerTLSConfig, workerID, err := devWorkerTLS(c)
-		if err != nil {
-			return err
-		}
-		workerConfig, err := workerSettings(workerID, c.String("labels"), c.Int("max-active-runs"))
+		workerConfig, err := workerSettings(devWorkerID, c.String("labels"), c.Int("max-active-runs"))
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -571,5 +572,39 @@ func TestAPITokensWithoutTLSOrClusterTokenRefuseToStart(t *testing.T) {
 	startProcess(t, dev)
 	clustertest.WaitFor(t, 30*time.Second, "dev mode to start", func() (bool, string) {
 		return strings.Contains(dev.Tail(50), "agent started"), dev.Tail(5)
+	})
+}
+
+// Dev mode under TLS runs its worker with a worker certificate of its
+// own, and refuses to start without one (a server's certificate may not
+// act as a worker).
+func TestDevModeUnderTLSNeedsAWorkerCertificate(t *testing.T) {
+	p := newPKI(t, "dev CA")
+	serverCert, serverKey := p.serverCert("dev1")
+	workerCert, workerKey := p.workerCert("dev-worker")
+	ports := clustertest.FreePorts(t, 4)
+	args := []string{"agent", "-dev", "-node=dev1", "-http-port=" + strconv.Itoa(ports[0]), "-grpc-port=" + strconv.Itoa(ports[1]),
+		"-raft-port=" + strconv.Itoa(ports[2]), "-gossip-port=" + strconv.Itoa(ports[3]),
+		"--coordinator.tls-cert=" + serverCert, "--coordinator.tls-key=" + serverKey, "--coordinator.tls-ca=" + p.caFile}
+	bin := clustertest.BuildBinary(t)
+	refused := startProcess(t, clustertest.NewProcess(t, "dev-without", t.TempDir(), bin, args...))
+	select {
+	case <-refused.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev mode under TLS started without a worker certificate")
+	}
+	if !strings.Contains(refused.Tail(5), "dev mode with TLS: its worker needs a worker certificate") {
+		t.Fatalf("dev mode did not say what it needs:\n%s", refused.Tail(5))
+	}
+	startProcess(t, clustertest.NewProcess(t, "dev-with", t.TempDir(), bin, append(args, "--worker.tls-cert="+workerCert, "--worker.tls-key="+workerKey)...))
+	dev := &clustertest.Agent{Name: "dev1", HTTPPort: ports[0]}
+	clustertest.WaitFor(t, 30*time.Second, "dev mode to lead", func() (bool, string) {
+		h, err := dev.Health()
+		return err == nil && h.Role == "leader", fmt.Sprintf("%+v %v", h, err)
+	})
+	mustEnqueue(t, dev, "dev-run", nil, "echo dev")
+	clustertest.WaitFor(t, 30*time.Second, "the dev worker to run it", func() (bool, string) {
+		run, err := getRun(dev, "dev-run")
+		return err == nil && run.Status == "succeeded" && run.WorkerID == "dev-worker", fmt.Sprintf("%+v %v", run, err)
 	})
 }
