@@ -179,7 +179,7 @@ func runAgent(c *cli.Context) error {
 	config.ClusterTokens = splitList(c.StringSlice("cluster-token"))
 	certified := splitList(c.StringSlice("certified-labels"))
 	for _, key := range certified {
-		if strings.ContainsAny(key, "=") {
+		if strings.Contains(key, "=") {
 			return fmt.Errorf("-certified-labels %q: want label keys, not k=v", key)
 		}
 	}
