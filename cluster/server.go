@@ -145,19 +145,11 @@ func (s *Server) startRaft() error {
 		if err != nil {
 			return fmt.Errorf("raft advertise address: %w", err)
 		}
-		if s.config.RaftTLS != nil {
-			stream, err := newTLSStreamLayer(bind, advertise, *s.config.RaftTLS)
-			if err != nil {
-				return fmt.Errorf("raft TLS listener on %s: %w", bind, err)
-			}
-			s.transport = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, newHCLog(s.logger, "raft-net"))
-		} else {
-			tcp, err := raft.NewTCPTransportWithLogger(bind, advertise, 3, 10*time.Second, newHCLog(s.logger, "raft-net"))
-			if err != nil {
-				return fmt.Errorf("raft listener on %s: %w", bind, err)
-			}
-			s.transport = tcp
+		stream, err := newRaftStream(bind, advertise, s.config.RaftTLS, s.config.ClusterTokens, RaftHandshakeTimeout, s.logger)
+		if err != nil {
+			return fmt.Errorf("raft listener on %s: %w", bind, err)
 		}
+		s.transport = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, newHCLog(s.logger, "raft-net"))
 		trans = s.transport
 	}
 	s.raftAddr = trans.LocalAddr()

@@ -59,6 +59,9 @@ func (d *Dispatcher) EnqueueChild(ctx context.Context, token, stepName string, r
 	if err != nil {
 		return "", false, err
 	}
+	if err := d.checkHolder(ctx, claims); err != nil {
+		return "", false, err
+	}
 	state := d.backend.State()
 	parent, err := state.Run(claims.RunID)
 	if err != nil {
@@ -122,12 +125,72 @@ func (d *Dispatcher) EnqueueChild(ctx context.Context, token, stepName string, r
 // state (leader or not): it returns when the run's modify index passes
 // minIndex, or when wait ends, with the run as it then is.
 func WatchRun(ctx context.Context, state func() *store.StateStore, runID string, minIndex uint64, wait time.Duration) (*daguhav1.Run, error) {
+	return watchRun(ctx, state, runID, minIndex, wait, nil)
+}
+
+// maxRunDepth bounds the walk from a run up to its root.
+const maxRunDepth = 1000
+
+// WatchHeld is WatchRun for a worker: it may watch the run its lease
+// token holds and that run's descendants (the child runs it started),
+// nothing else. A call marked WithWorker must hold a lease granted to
+// that worker; such a proven worker that sends no token (one from before
+// tokens were sent) may watch what descends from a run it holds now. It
+// is answered from this server's state, leader or not.
+func (d *Dispatcher) WatchHeld(ctx context.Context, token, runID string, minIndex uint64, wait time.Duration) (*daguhav1.Run, error) {
+	var held func(*daguhav1.Run) bool
+	switch worker, proven := workerOf(ctx); {
+	case token == "" && proven:
+		held = func(run *daguhav1.Run) bool {
+			return run.GetStatus() == daguhav1.RunStatus_RUN_STATUS_RUNNING && run.GetWorkerId() == worker
+		}
+	default:
+		claims, err := d.VerifyLease(token)
+		if err != nil {
+			return nil, err
+		}
+		if err := d.checkHolder(ctx, claims); err != nil {
+			return nil, err
+		}
+		held = func(run *daguhav1.Run) bool { return run.GetId() == claims.RunID }
+	}
+	check := func(state *store.StateStore, run *daguhav1.Run) error {
+		for depth := 0; run != nil && depth < maxRunDepth; depth++ {
+			if held(run) {
+				return nil
+			}
+			parent := run.GetParentDagRunId()
+			if parent == "" {
+				break
+			}
+			var err error
+			if run, err = state.Run(parent); err != nil {
+				return err
+			}
+		}
+		return &ForbiddenError{Reason: fmt.Sprintf("run %q is neither a run the worker holds nor one of its descendants", runID)}
+	}
+	return watchRun(ctx, d.backend.State, runID, minIndex, wait, check)
+}
+
+// watchRun is WatchRun with a check of the run, once it exists, before
+// anything of it is returned.
+func watchRun(ctx context.Context, state func() *store.StateStore, runID string, minIndex uint64, wait time.Duration, check func(*store.StateStore, *daguhav1.Run) error) (*daguhav1.Run, error) {
+	checked := check == nil
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
-		run, watch, err := state().RunWatch(runID)
+		current := state()
+		run, watch, err := current.RunWatch(runID)
 		if err != nil {
 			return nil, err
+		}
+		if run != nil && !checked {
+			// A run's place in its hierarchy never changes: once is enough.
+			if err := check(current, run); err != nil {
+				return nil, err
+			}
+			checked = true
 		}
 		// A run this server does not know yet may be on its way here (a
 		// follower a little behind the leader): wait for it as for a change.

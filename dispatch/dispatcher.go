@@ -43,6 +43,36 @@ type NotFoundError struct{ Reason string }
 
 func (e *NotFoundError) Error() string { return e.Reason }
 
+// ForbiddenError is a worker acting on what is not its own: a lease
+// granted to another worker, a run it does not hold.
+type ForbiddenError struct{ Reason string }
+
+func (e *ForbiddenError) Error() string { return e.Reason }
+
+type workerKey struct{}
+
+// WithWorker marks a call as made by the worker id, proven (by its
+// certificate): leases granted to other workers are refused to it. A
+// call without it proves nothing but its lease tokens.
+func WithWorker(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, workerKey{}, id)
+}
+
+func workerOf(ctx context.Context) (string, bool) {
+	id, ok := ctx.Value(workerKey{}).(string)
+	return id, ok
+}
+
+// checkHolder refuses (and logs) a lease that was granted to another
+// worker than the proven caller.
+func (d *Dispatcher) checkHolder(ctx context.Context, claims LeaseClaims) error {
+	if id, ok := workerOf(ctx); ok && claims.WorkerID != id {
+		d.logger.Warn("a worker used another worker's lease; refused", "worker", id, "lease_worker", claims.WorkerID, "run", claims.RunID)
+		return &ForbiddenError{Reason: fmt.Sprintf("the lease on run %q was granted to worker %q, not to the calling worker %q", claims.RunID, claims.WorkerID, id)}
+	}
+	return nil
+}
+
 // InvalidRequestError is a request that names bad input.
 type InvalidRequestError struct{ Reason string }
 
@@ -735,6 +765,30 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, info *daguhav1.WorkerInfo, h
 	return resp, nil
 }
 
+// VerifyLease checks a lease token on any server, leader or not: with the
+// leader's signer, or one made from the configured keys or the cluster's
+// own key in the state.
+func (d *Dispatcher) VerifyLease(token string) (LeaseClaims, error) {
+	if st, err := d.leader(); err == nil {
+		return st.verify(token)
+	}
+	keys := d.config.SigningKeys
+	if len(keys) == 0 {
+		if meta := d.backend.State().ClusterMeta(); meta != nil && len(meta.GetSigningKey()) > 0 {
+			keys = [][]byte{meta.GetSigningKey()}
+		}
+	}
+	if len(keys) == 0 {
+		// No key yet: no token can have been signed; the worker retries.
+		return LeaseClaims{}, ErrNotLeader
+	}
+	signer, err := NewSigner(keys...)
+	if err != nil {
+		return LeaseClaims{}, err
+	}
+	return signer.Verify(token)
+}
+
 // verify checks a lease token and returns its claims.
 func (st *leaderState) verify(token string) (LeaseClaims, error) {
 	claims, err := st.signer.Verify(token)
@@ -806,6 +860,9 @@ func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (
 			refusedKind = metrics.RefusedFinish
 		}
 		claims, err := st.verify(item.GetLeaseToken())
+		if err == nil {
+			err = d.checkHolder(ctx, claims)
+		}
 		if err != nil {
 			d.config.Metrics.ReportRefused(refusedKind, 1)
 			errs[i] = err

@@ -427,7 +427,8 @@ func (h *workerHost) WaitChild(ctx context.Context, childRunID string) (*daguhav
 	backoff := newBackoff()
 	for {
 		callCtx, cancel := context.WithTimeout(ctx, watchWait+10*time.Second)
-		resp, err := h.w.client.WatchRun(callCtx, &daguhav1.WatchRunRequest{RunId: childRunID, MinModifyIndex: last, WaitMillis: uint32(watchWait.Milliseconds())})
+		resp, err := h.w.client.WatchRun(callCtx, &daguhav1.WatchRunRequest{RunId: childRunID, MinModifyIndex: last, WaitMillis: uint32(watchWait.Milliseconds()),
+			LeaseToken: h.task.GetLeaseToken()})
 		cancel()
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)

@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"sort"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/cluster/identity"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/dispatch/valid"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
@@ -29,11 +34,33 @@ type coordinatorService struct {
 	cluster    *cluster.Server
 	dispatcher *dispatch.Dispatcher
 	peers      *PeerClient
+	// certified are the label keys whose values come from a worker's
+	// certificate only.
+	certified []string
+	logger    *slog.Logger
 }
 
-// RegisterCoordinatorService serves the worker-facing service on s.
-func RegisterCoordinatorService(s *grpc.Server, c *cluster.Server, d *dispatch.Dispatcher, peers *PeerClient) {
-	daguhav1.RegisterCoordinatorServiceServer(s, &coordinatorService{cluster: c, dispatcher: d, peers: peers})
+// CoordinatorOptions are the worker protocol's settings.
+type CoordinatorOptions struct {
+	// CertifiedLabels are label keys a worker may carry only with the
+	// value its certificate vouches for (identity.Identity.Labels): a
+	// worker claiming one otherwise is refused, and one whose certificate
+	// has one gets it. Without TLS no worker can have them.
+	CertifiedLabels []string
+	Logger          *slog.Logger
+}
+
+// RegisterCoordinatorService serves the worker-facing service on s. The
+// server must run the Authorizer's interceptors: they say which worker a
+// call acts for.
+func RegisterCoordinatorService(s *grpc.Server, c *cluster.Server, d *dispatch.Dispatcher, peers *PeerClient, options CoordinatorOptions) {
+	if options.Logger == nil {
+		options.Logger = slog.Default()
+	}
+	certified := append([]string(nil), options.CertifiedLabels...)
+	sort.Strings(certified)
+	daguhav1.RegisterCoordinatorServiceServer(s, &coordinatorService{cluster: c, dispatcher: d, peers: peers, certified: certified,
+		logger: options.Logger.With("component", "coordinator")})
 }
 
 // dispatchStatus maps dispatcher errors to gRPC statuses.
@@ -45,14 +72,17 @@ func dispatchStatus(err error) error {
 		return err
 	}
 	var (
-		stale    *dispatch.StaleLeaseError
-		invalid  *dispatch.InvalidRequestError
-		notFound *dispatch.NotFoundError
+		stale     *dispatch.StaleLeaseError
+		invalid   *dispatch.InvalidRequestError
+		notFound  *dispatch.NotFoundError
+		forbidden *dispatch.ForbiddenError
 	)
 	switch {
 	case errors.Is(err, dispatch.ErrNotLeader):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, dispatch.ErrBadToken):
+		return status.Error(codes.PermissionDenied, err.Error())
+	case errors.As(err, &forbidden):
 		return status.Error(codes.PermissionDenied, err.Error())
 	case errors.As(err, &stale):
 		return status.Error(codes.FailedPrecondition, err.Error())
@@ -66,7 +96,13 @@ func dispatchStatus(err error) error {
 
 // route runs local on the leader, or forward against the leader's
 // CoordinatorService from a follower.
+//
+// The worker the call acts for goes with it: the leader binds leases to
+// it (dispatch.WithWorker), and a forwarded call carries it to the leader
+// in metadata the leader believes from a server only.
 func (c *coordinatorService) route(ctx context.Context, local func(context.Context) error, forward func(context.Context, daguhav1.CoordinatorServiceClient) error) error {
+	worker, _ := WorkerFrom(ctx)
+	local = c.asWorker(worker, local)
 	if md, ok := metadata.FromIncomingContext(ctx); ok && len(md.Get(forwardedKey)) > 0 {
 		if !c.cluster.IsLeader() {
 			return status.Error(codes.Unavailable, "forwarded to a server that is no longer the leader")
@@ -82,7 +118,7 @@ func (c *coordinatorService) route(ctx context.Context, local func(context.Conte
 			if cerr != nil {
 				return &cluster.RetryableError{Err: cerr}
 			}
-			err = forward(metadata.AppendToOutgoingContext(ctx, forwardedKey, "1"), client)
+			err = forward(forwardWorker(metadata.AppendToOutgoingContext(ctx, forwardedKey, "1"), worker), client)
 		}
 		if status.Code(err) == codes.Unavailable {
 			return &cluster.RetryableError{Err: err}
@@ -97,6 +133,76 @@ func (c *coordinatorService) route(ctx context.Context, local func(context.Conte
 		return err
 	}
 	return dispatchStatus(err)
+}
+
+// asWorker runs local as the worker: a proven worker's calls may use only
+// the leases granted to it.
+func (c *coordinatorService) asWorker(worker Caller, local func(context.Context) error) func(context.Context) error {
+	if !identity.Enforced || !worker.Proven {
+		return local
+	}
+	return func(ctx context.Context) error { return local(dispatch.WithWorker(ctx, worker.Name)) }
+}
+
+// refuse logs a refusal of a worker's call and returns its status.
+func (c *coordinatorService) refuse(ctx context.Context, method string, code codes.Code, reason string) error {
+	worker, _ := WorkerFrom(ctx)
+	who := "none proven"
+	if worker.Proven {
+		who = identity.Identity{Role: worker.Role, Name: worker.Name}.String()
+	}
+	c.logger.Warn("worker call refused", "method", method, "peer", peerAddr(ctx), "worker_host", worker.Host, "identity", who, "reason", reason)
+	return status.Error(code, reason)
+}
+
+// bindWorker checks what a worker says of itself against what it proved
+// and returns the description to act on:
+//   - under TLS its id must be its certificate's worker name;
+//   - certified label keys take their values from its certificate only;
+//   - its log address is moved to the host its call came from, so a
+//     server dials for logs only the address the worker connects from,
+//     never one it chose.
+func (c *coordinatorService) bindWorker(ctx context.Context, method string, info *daguhav1.WorkerInfo) (*daguhav1.WorkerInfo, error) {
+	if info == nil || !identity.Enforced {
+		return info, nil
+	}
+	worker, _ := WorkerFrom(ctx)
+	if worker.Proven && info.GetId() != worker.Name {
+		return nil, c.refuse(ctx, method, codes.PermissionDenied,
+			fmt.Sprintf("worker id %q is not the id the caller's certificate proves (%q): a worker acts only as itself", info.GetId(), worker.Name))
+	}
+	bound := proto.Clone(info).(*daguhav1.WorkerInfo)
+	for _, key := range c.certified {
+		vouched, hasVouched := worker.Labels[key]
+		hasVouched = hasVouched && worker.Proven
+		if claimed, ok := info.GetLabels()[key]; ok && (!hasVouched || claimed != vouched) {
+			why := "the caller's certificate vouches for no value of it"
+			if hasVouched {
+				why = fmt.Sprintf("the caller's certificate vouches for %q", vouched)
+			}
+			return nil, c.refuse(ctx, method, codes.PermissionDenied,
+				fmt.Sprintf("worker %q claims the certified label %s=%q, and %s: certified labels come from worker certificates only", info.GetId(), key, claimed, why))
+		}
+		if hasVouched {
+			if bound.Labels == nil {
+				bound.Labels = map[string]string{}
+			}
+			bound.Labels[key] = vouched
+		}
+	}
+	if addr := info.GetLogAddr(); addr != "" {
+		_, port, err := net.SplitHostPort(addr)
+		if err != nil || port == "" {
+			return nil, c.refuse(ctx, method, codes.InvalidArgument, fmt.Sprintf("worker %q: log address %q is not host:port", info.GetId(), addr))
+		}
+		if worker.Host == "" {
+			// Where the call came from is unknown: no address to dial.
+			bound.LogAddr = ""
+		} else {
+			bound.LogAddr = net.JoinHostPort(worker.Host, port)
+		}
+	}
+	return bound, nil
 }
 
 // seen records a worker's call on this server, leader or not: every
@@ -118,9 +224,17 @@ func (c *coordinatorService) Discover(context.Context, *daguhav1.DiscoverRequest
 }
 
 func (c *coordinatorService) Poll(ctx context.Context, req *daguhav1.PollRequest) (*daguhav1.PollResponse, error) {
+	info, err := c.bindWorker(ctx, "Poll", req.GetWorker())
+	if err != nil {
+		return nil, err
+	}
+	if info != req.GetWorker() {
+		req = proto.Clone(req).(*daguhav1.PollRequest)
+		req.Worker = info
+	}
 	c.seen(req.GetWorker())
 	var resp *daguhav1.PollResponse
-	err := c.route(ctx, func(ctx context.Context) error {
+	err = c.route(ctx, func(ctx context.Context) error {
 		tasks, err := c.dispatcher.PollMany(ctx, req.GetWorker(), time.Duration(req.GetWaitMillis())*time.Millisecond, int(req.GetMaxTasks()))
 		resp = &daguhav1.PollResponse{}
 		if len(tasks) > 0 {
@@ -136,9 +250,17 @@ func (c *coordinatorService) Poll(ctx context.Context, req *daguhav1.PollRequest
 }
 
 func (c *coordinatorService) Heartbeat(ctx context.Context, req *daguhav1.HeartbeatRequest) (*daguhav1.HeartbeatResponse, error) {
+	info, err := c.bindWorker(ctx, "Heartbeat", req.GetWorker())
+	if err != nil {
+		return nil, err
+	}
+	if info != req.GetWorker() {
+		req = proto.Clone(req).(*daguhav1.HeartbeatRequest)
+		req.Worker = info
+	}
 	c.seen(req.GetWorker())
 	var resp *daguhav1.HeartbeatResponse
-	err := c.route(ctx, func(ctx context.Context) error {
+	err = c.route(ctx, func(ctx context.Context) error {
 		var err error
 		resp, err = c.dispatcher.Heartbeat(ctx, req.GetWorker(), req.GetLeases())
 		return err
@@ -239,8 +361,25 @@ func (c *coordinatorService) WatchRun(ctx context.Context, req *daguhav1.WatchRu
 		return nil, status.Error(codes.InvalidArgument, "watch: "+err.Error())
 	}
 	wait := min(time.Duration(req.GetWaitMillis())*time.Millisecond, maxWatchWait)
-	run, err := dispatch.WatchRun(ctx, c.cluster.FSM().State, req.GetRunId(), req.GetMinModifyIndex(), wait)
+	var (
+		run *daguhav1.Run
+		err error
+	)
+	if identity.Enforced {
+		// Only the run the worker's lease holds and its descendants.
+		worker, _ := WorkerFrom(ctx)
+		if worker.Proven {
+			ctx = dispatch.WithWorker(ctx, worker.Name)
+		}
+		run, err = c.dispatcher.WatchHeld(ctx, req.GetLeaseToken(), req.GetRunId(), req.GetMinModifyIndex(), wait)
+	} else {
+		run, err = dispatch.WatchRun(ctx, c.cluster.FSM().State, req.GetRunId(), req.GetMinModifyIndex(), wait)
+	}
 	if err != nil {
+		var forbidden *dispatch.ForbiddenError
+		if errors.Is(err, dispatch.ErrBadToken) || errors.As(err, &forbidden) {
+			return nil, c.refuse(ctx, "WatchRun", codes.PermissionDenied, err.Error())
+		}
 		return nil, dispatchStatus(err)
 	}
 	return &daguhav1.WatchRunResponse{Run: dispatch.ChildResult(run)}, nil

@@ -68,9 +68,10 @@ func startServedCluster(t *testing.T, servers int) *servedCluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := grpc.NewServer(grpc.ChainUnaryInterceptor(counter.intercept))
+		// An open port (no TLS, no cluster token), as a plaintext cluster.
+		g := grpc.NewServer(append(rpc.NewAuthorizer(false, nil, nil).ServerOptions(), grpc.ChainUnaryInterceptor(counter.intercept))...)
 		peers := rpc.NewPeerClient()
-		rpc.RegisterCoordinatorService(g, s.Server, d, peers)
+		rpc.RegisterCoordinatorService(g, s.Server, d, peers, rpc.CoordinatorOptions{})
 		go func() { _ = g.Serve(ln) }()
 		t.Cleanup(func() {
 			g.Stop()

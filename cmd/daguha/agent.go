@@ -93,6 +93,8 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "step-log-dir", Usage: "where a worker keeps the full logs of its steps (default: a new temporary directory)"},
 		&cli.DurationFlag{Name: "step-log-retention", Value: dispatch.DefaultStepLogRetention, Usage: "how long a worker keeps a run's full step logs after they were last written; 0 keeps them forever"},
 		&cli.IntFlag{Name: "step-log-port", Usage: "port a worker agent serves its step logs to the servers on, at -bind when given (0.0.0.0: every interface), else at the address it reaches the servers from (0: any free port; -1: none)"},
+		&cli.StringSliceFlag{Name: "cluster-token", EnvVars: []string{"DAGUHA_CLUSTER_TOKEN"}, Usage: "servers only (workers never get it): the secret servers prove themselves to each other with on the gRPC and Raft ports when there is no TLS; several, comma-separated, for rotation: the first is sent, all are accepted"},
+		&cli.StringSliceFlag{Name: "certified-labels", EnvVars: []string{"DAGUHA_CERTIFIED_LABELS"}, Usage: "servers: worker label keys whose values come only from a worker's certificate (daguha tls cert create -client -label k=v); a worker claiming one otherwise is refused"},
 		&cli.StringSliceFlag{Name: "api-token", EnvVars: []string{"DAGUHA_API_TOKEN"}, Usage: "require this Bearer token on the HTTP API (repeat or comma-separate for several)"},
 		&cli.StringSliceFlag{Name: "api-read-token", EnvVars: []string{"DAGUHA_API_READ_TOKEN"}, Usage: "a Bearer token that may read the API but not change anything"},
 		&cli.DurationFlag{Name: "health-warning", Value: dispatch.DefaultThresholds.Warning, Usage: "heartbeat age from which a worker is WARNING"},
@@ -178,6 +180,13 @@ func runAgent(c *cli.Context) error {
 		return err
 	}
 	config.GossipKeys = keys
+	config.ClusterTokens = splitList(c.StringSlice("cluster-token"))
+	certified := splitList(c.StringSlice("certified-labels"))
+	for _, key := range certified {
+		if strings.Contains(key, "=") {
+			return fmt.Errorf("-certified-labels %q: want label keys, not k=v", key)
+		}
+	}
 	httpBind, grpcBind := config.BindAddr, config.BindAddr
 	if seed {
 		httpBind, grpcBind = c.String("host"), c.String("coordinator.host")
@@ -236,31 +245,35 @@ func runAgent(c *cli.Context) error {
 	if dispatchConfig.SigningKeys, err = signingKeys(c.StringSlice("coordinator.signing-key")); err != nil {
 		return err
 	}
+	var (
+		workerTLSConfig *tls.Config
+		devWorkerID     string
+	)
 	if dev {
 		httpBind, grpcBind = config.BindAddr, config.BindAddr
+		// Its worker's certificate is checked before the server starts.
+		if workerTLSConfig, devWorkerID, err = devWorkerTLS(c); err != nil {
+			return err
+		}
 	}
 	a, err := agent.Start(agent.Config{
 		Cluster: config, HTTPBind: httpBind, GRPCBind: grpcBind, Logger: logger,
 		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
 		APIReadTokens: splitList(c.StringSlice("api-read-token")), TLS: coordinatorTLS(c), HTTPTLS: httpTLS(c),
-		DagsDir: c.String("dags"), Pprof: c.Bool("pprof"),
+		DagsDir: c.String("dags"), Pprof: c.Bool("pprof"), CertifiedLabels: certified, Dev: dev,
 	})
 	if err != nil {
 		return err
 	}
 	var worker *agent.WorkerAgent
 	if dev {
-		workerConfig, err := workerSettings(c.String("worker-id"), c.String("labels"), c.Int("max-active-runs"))
+		workerConfig, err := workerSettings(devWorkerID, c.String("labels"), c.Int("max-active-runs"))
 		if err != nil {
 			return err
 		}
 		workerConfig.HeartbeatInterval = c.Duration("heartbeat-interval")
 		workerConfig.LogDir = c.String("step-log-dir")
 		if workerConfig.LogRetention, err = stepLogRetention(c, "step-log-retention"); err != nil {
-			return err
-		}
-		workerTLSConfig, err := devWorkerTLS(c)
-		if err != nil {
 			return err
 		}
 		worker, err = agent.StartWorker(agent.WorkerConfig{Worker: workerConfig, Servers: []string{a.GRPCAddr()}, Logger: logger, TLS: workerTLSConfig,
@@ -295,14 +308,29 @@ func defaultDataDir() (string, error) {
 	return filepath.Join(home, ".local", "share", "daguha"), nil
 }
 
-// devWorkerTLS is dev mode's own worker's TLS: the server's certificate
-// as its client certificate when the server speaks TLS.
-func devWorkerTLS(c *cli.Context) (*tls.Config, error) {
-	files := coordinatorTLS(c)
-	if !files.Enabled() {
-		return nil, nil
+// devWorkerTLS is dev mode's own worker's TLS and id: when the server
+// speaks TLS, the worker needs a worker certificate of its own
+// (--worker.tls-cert and --worker.tls-key; the CA defaults to the
+// server's), since a server's certificate may not act as a worker.
+func devWorkerTLS(c *cli.Context) (*tls.Config, string, error) {
+	server := coordinatorTLS(c)
+	if !server.Enabled() {
+		return nil, c.String("worker-id"), nil
 	}
-	return tlsutil.ClientConfig(files)
+	files := tlsutil.Files{CertFile: c.String("worker.tls-cert"), KeyFile: c.String("worker.tls-key"), CAFile: c.String("worker.tls-ca")}
+	if files.CertFile == "" {
+		return nil, "", errors.New("dev mode with TLS: its worker needs a worker certificate (a server's may not act as a worker): " +
+			"make one with `daguha tls cert create -client -worker-id ID` and give --worker.tls-cert and --worker.tls-key")
+	}
+	if files.CAFile == "" {
+		files.CAFile = server.CAFile
+	}
+	id, err := workerIDFromCertificate(c.String("worker-id"), files.CertFile)
+	if err != nil {
+		return nil, "", err
+	}
+	config, err := tlsutil.ClientConfig(files)
+	return config, id, err
 }
 
 // waitForSignal returns at SIGINT or SIGTERM, for a graceful stop; a

@@ -66,6 +66,8 @@ var configKeys = []configKey{
 	{"cluster.gossipPort", "gossip-port"},
 	{"cluster.join", "join"},
 	{"cluster.encrypt", "encrypt"},
+	{"cluster.tokens", "cluster-token"},
+	{"cluster.certifiedLabels", "certified-labels"},
 	{"cluster.forwardHold", "forward-hold"},
 	{"cluster.raftTimeout", "raft-timeout"},
 	{"debug.pprof", "pprof"},

@@ -71,6 +71,8 @@ func TestConfigPrecedence(t *testing.T) {
 		{"coordinator.tls.certFile", "coordinator.tls-cert", "DAGU_COORDINATOR_TLS_CERT", server, "coordinator:\n  tls:\n    certFile: file.crt\n", "", "file.crt", "env.crt", "flag.crt"},
 		{"coordinator.tls.keyFile", "coordinator.tls-key", "DAGU_COORDINATOR_TLS_KEY", server, "coordinator:\n  tls:\n    keyFile: file.key\n", "", "file.key", "env.key", "flag.key"},
 		{"coordinator.tls.caFile", "coordinator.tls-ca", "DAGU_COORDINATOR_TLS_CA", server, "coordinator:\n  tls:\n    caFile: file-ca.crt\n", "", "file-ca.crt", "env-ca.crt", "flag-ca.crt"},
+		{"cluster.tokens", "cluster-token", "DAGUHA_CLUSTER_TOKEN", server, "cluster:\n  tokens: [from-file]\n", "[]", "[from-file]", "[from-env]", "[from-flag]"},
+		{"cluster.certifiedLabels", "certified-labels", "DAGUHA_CERTIFIED_LABELS", server, "cluster:\n  certifiedLabels: [tier]\n", "[]", "[tier]", "[zone]", "[team]"},
 		{"worker.id", "worker.id", "DAGU_WORKER_ID", worker, "worker:\n  id: file-worker\n", "", "file-worker", "env-worker", "flag-worker"},
 		{"worker.maxActiveRuns", "worker.max-active-runs", "DAGU_WORKER_MAX_ACTIVE_RUNS", worker, "worker:\n  maxActiveRuns: 3\n", "10", "3", "4", "5"},
 		{"worker.coordinatorHost", "worker.coordinator-host", "DAGU_WORKER_COORDINATOR_HOST", worker, "worker:\n  coordinatorHost: file.example\n", "127.0.0.1", "file.example", "env.example", "flag.example"},
@@ -225,7 +227,7 @@ func TestBadConfigurationIsNamed(t *testing.T) {
 // problem of a bad one.
 func TestConfigShowAndValidate(t *testing.T) {
 	bin := clustertest.BuildBinary(t)
-	file := writeConfig(t, "coordinator:\n  port: 50001\n  signingKey: very-secret\nworker:\n  id: file-worker\n  labels:\n    gpu: \"true\"\n")
+	file := writeConfig(t, "coordinator:\n  port: 50001\n  signingKey: very-secret\ncluster:\n  tokens: [cluster-secret]\nworker:\n  id: file-worker\n  labels:\n    gpu: \"true\"\n")
 	cmd := exec.Command(bin, "config", "show", "--for=start-all", "--", "--config="+file, "--port=9999")
 	cmd.Env = append(os.Environ(), "DAGU_HOME="+t.TempDir(), "DAGU_COORDINATOR_HOST=10.1.2.3")
 	out, err := cmd.CombinedOutput()
@@ -238,8 +240,8 @@ func TestConfigShowAndValidate(t *testing.T) {
 			t.Errorf("config show does not say %q:\n%s", want, text)
 		}
 	}
-	if strings.Contains(text, "very-secret") {
-		t.Fatalf("config show printed the signing key:\n%s", text)
+	if strings.Contains(text, "very-secret") || strings.Contains(text, "cluster-secret") {
+		t.Fatalf("config show printed the signing key or the cluster token:\n%s", text)
 	}
 	if out, err := exec.Command(bin, "config", "validate", file).CombinedOutput(); err != nil || !strings.Contains(string(out), "ok") {
 		t.Fatalf("a good file did not validate: %v\n%s", err, out)

@@ -310,7 +310,7 @@ func TestWorkersJSONHasTheSeedsShape(t *testing.T) {
 // for the token and passes it on when it forwards to the leader; the
 // health probe stays open; `daguha workers` shows the table with the token.
 func TestTokenProtectedClusterAndWorkersCommand(t *testing.T) {
-	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, ExtraArgs: []string{"-api-token=e2e-token"}})
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, ExtraArgs: []string{"-api-token=e2e-token", "-cluster-token=e2e-cluster-token"}})
 	leader := c.WaitLeader(t, 30*time.Second)
 	startProcess(t, c.NewWorker("token-worker", "-labels=gpu=true"))
 	follower := followerOf(c, leader)

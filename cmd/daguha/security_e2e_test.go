@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -71,17 +70,32 @@ func (p *pki) issue(name string, options tlsutil.CertOptions) (string, string) {
 	return certFile, keyFile
 }
 
-// serverCert issues a server's certificate, carrying the identity
-// server/<name>, without which no server counts another as one.
-func (p *pki) serverCert(name string) (string, string) {
-	return p.issue(name, tlsutil.CertOptions{Server: true, Client: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
-		URIs: []*url.URL{identity.Identity{Role: identity.RoleServer, Name: name}.URI()}})
+// serverCert issues a server certificate for the node name, as `daguha
+// tls cert create -server -node NAME` does.
+func (p *pki) serverCert(node string) (string, string) {
+	return p.issue(node, tlsutil.CertOptions{Server: true, Client: true, IPs: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		Identity: &identity.Identity{Role: identity.RoleServer, Name: node}})
 }
 
-// workerCert issues a worker's client certificate, carrying the identity
-// worker/<id>.
-func (p *pki) workerCert(id string) (string, string) {
-	return p.issue(id, tlsutil.CertOptions{Client: true, URIs: []*url.URL{identity.Identity{Role: identity.RoleWorker, Name: id}.URI()}})
+// workerCert issues a worker certificate for the worker id, as `daguha
+// tls cert create -client -worker-id ID` does; labels are the ones it
+// vouches for (k, v, k, v...).
+func (p *pki) workerCert(id string, labels ...string) (string, string) {
+	worker := &identity.Identity{Role: identity.RoleWorker, Name: id}
+	for i := 0; i+1 < len(labels); i += 2 {
+		if worker.Labels == nil {
+			worker.Labels = map[string]string{}
+		}
+		worker.Labels[labels[i]] = labels[i+1]
+	}
+	return p.issue(id, tlsutil.CertOptions{Client: true, Identity: worker})
+}
+
+// serverTLSArgs are the flags of server i of a cluster under mutual TLS,
+// with its own certificate.
+func (p *pki) serverTLSArgs(i int) []string {
+	cert, key := p.serverCert(fmt.Sprintf("server%d", i+1))
+	return []string{"--coordinator.tls-cert=" + cert, "--coordinator.tls-key=" + key, "--coordinator.tls-ca=" + p.caFile}
 }
 
 // tryCoordinator makes one call to a server's CoordinatorService with the
@@ -105,15 +119,14 @@ func tryCoordinator(addr string, creds credentials.TransportCredentials) error {
 func TestMutualTLS(t *testing.T) {
 	good := newPKI(t, "cluster CA")
 	other := newPKI(t, "another CA")
+	intruderCert, intruderKey := other.serverCert("server4")
 	c := clustertest.NewCluster(t, clustertest.ClusterOptions{
 		Servers: 4, BootstrapExpect: 3,
 		ArgsFor: func(i int) []string {
-			name := fmt.Sprintf("server%d", i+1)
-			cert, key := good.serverCert(name)
 			if i == 3 {
-				cert, key = other.serverCert(name)
+				return []string{"--coordinator.tls-cert=" + intruderCert, "--coordinator.tls-key=" + intruderKey, "--coordinator.tls-ca=" + good.caFile}
 			}
-			return []string{"--coordinator.tls-cert=" + cert, "--coordinator.tls-key=" + key, "--coordinator.tls-ca=" + good.caFile}
+			return good.serverTLSArgs(i)
 		},
 	})
 	for _, a := range c.Agents[:3] {
@@ -128,9 +141,16 @@ func TestMutualTLS(t *testing.T) {
 	startProcess(t, c.NewDaguWorker("tls-worker", followerOf(c, leader),
 		"--worker.insecure=false", "--worker.tls-cert="+workerCert, "--worker.tls-key="+workerKey, "--worker.tls-ca="+good.caFile))
 	mustEnqueue(t, leader, "over-tls", nil, "echo secure")
-	runs := waitFinished(t, c, []string{"over-tls"}, "succeeded", 60*time.Second)
-	if runs["over-tls"].WorkerID != "tls-worker" {
-		t.Fatalf("run over TLS: %+v", runs["over-tls"])
+	// A parent and its child: the worker starts the child (EnqueueChild)
+	// and watches it (WatchRun) with its lease, through the follower.
+	if code, err := leader.PostJSONTimeout("/api/v2/dag-runs", map[string]any{"dag_run_id": "parent-over-tls",
+		"yaml": "name: parent\nsteps:\n  - name: child\n    run: child\n---\nname: child\nsteps:\n  - name: s\n    command: echo child\n"},
+		&struct{}{}, 30*time.Second); err != nil || code != 201 {
+		t.Fatalf("enqueue the parent: HTTP %d %v", code, err)
+	}
+	runs := waitFinished(t, c, []string{"over-tls", "parent-over-tls"}, "succeeded", 60*time.Second)
+	if runs["over-tls"].WorkerID != "tls-worker" || runs["parent-over-tls"].WorkerID != "tls-worker" {
+		t.Fatalf("runs over TLS: %+v", runs)
 	}
 	// The full step log comes from the worker's log service, which speaks
 	// TLS too: through the leader and through a follower, with the
@@ -153,9 +173,10 @@ func TestMutualTLS(t *testing.T) {
 	if err := tryCoordinator(addr, credentials.NewTLS(load(tlsutil.Files{CertFile: workerCert, KeyFile: workerKey, CAFile: good.caFile}))); err != nil {
 		t.Fatalf("a client with the cluster CA's certificate was refused: %v", err)
 	}
-	foreignCert, foreignKey := other.issue("foreign-worker", tlsutil.CertOptions{Client: true})
+	foreignCert, foreignKey := other.workerCert("foreign-worker")
 	expiredCert, expiredKey := good.issue("expired-worker", tlsutil.CertOptions{Client: true,
-		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour)})
+		NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: time.Now().Add(-24 * time.Hour),
+		Identity: &identity.Identity{Role: identity.RoleWorker, Name: "expired-worker"}})
 	for name, creds := range map[string]credentials.TransportCredentials{
 		"certificate from another CA": credentials.NewTLS(load(tlsutil.Files{CertFile: foreignCert, KeyFile: foreignKey, CAFile: good.caFile})),
 		"expired certificate":         credentials.NewTLS(load(tlsutil.Files{CertFile: expiredCert, KeyFile: expiredKey, CAFile: good.caFile})),
@@ -447,27 +468,27 @@ func TestGossipKeyRotationWithoutDowntime(t *testing.T) {
 func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 	p := newPKI(t, "cluster CA")
 	workerCert, workerKey := p.workerCert("secure-worker")
+	clusterToken := fmt.Sprintf("cluster-token-%d", time.Now().UnixNano())
+	var serverKeys []string
 	signingKey := fmt.Sprintf("signing-%d", time.Now().UnixNano())
 	gossipKey := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%032d", time.Now().UnixNano())))
 	token, readToken := fmt.Sprintf("token-%d", time.Now().UnixNano()), fmt.Sprintf("reader-%d", time.Now().UnixNano())
-	var serverKeys []string
 	https, err := tlsutil.ClientConfig(tlsutil.Files{CAFile: p.caFile})
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{
 		Servers: 3, HTTPS: https, Token: token,
-		ArgsFor: func(i int) []string {
-			serverCert, serverKey := p.serverCert(fmt.Sprintf("server%d", i+1))
-			serverKeys = append(serverKeys, serverKey)
-			return []string{
-				"--coordinator.tls-cert=" + serverCert, "--coordinator.tls-key=" + serverKey, "--coordinator.tls-ca=" + p.caFile,
-				"-http-tls-cert=" + serverCert, "-http-tls-key=" + serverKey, "-http-tls-ca=" + p.caFile,
-			}
-		},
 		ExtraArgs: []string{
 			"-encrypt=" + gossipKey, "--coordinator.signing-key=" + signingKey,
-			"-api-token=" + token, "-api-read-token=" + readToken,
+			"-api-token=" + token, "-api-read-token=" + readToken, "-cluster-token=" + clusterToken,
+		},
+		ArgsFor: func(i int) []string {
+			node := fmt.Sprintf("server%d", i+1)
+			cert, key := p.serverCert(node)
+			serverKeys = append(serverKeys, key)
+			return []string{"--coordinator.tls-cert=" + cert, "--coordinator.tls-key=" + key, "--coordinator.tls-ca=" + p.caFile,
+				"-http-tls-cert=" + cert, "-http-tls-key=" + key, "-http-tls-ca=" + p.caFile}
 		},
 	})
 	leader := c.WaitLeader(t, 30*time.Second)
@@ -518,7 +539,7 @@ func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 	for _, a := range c.Agents {
 		a.Stop()
 	}
-	secrets := map[string]string{"signing key": signingKey, "gossip key": gossipKey, "API token": token, "read-only token": readToken,
+	secrets := map[string]string{"signing key": signingKey, "gossip key": gossipKey, "API token": token, "read-only token": readToken, "cluster token": clusterToken,
 		// Fetching the step log above sent it to the worker.
 		"log ticket": dispatch.LogTicket([]byte(signingKey), "secret-run", 1, "secure-worker")}
 	for _, keyFile := range append(serverKeys, workerKey) {

@@ -9,10 +9,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/daguha/daguha/cluster/identity"
+	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/tlsutil"
 )
 
@@ -122,6 +125,76 @@ func writePEM(dir, name string, certPEM, keyPEM []byte) (string, string, error) 
 	return certPath, keyPath, nil
 }
 
+// certRequest turns the flags of `tls cert create` into the certificate
+// to make and its file name.
+func certRequest(c *cli.Context) (tlsutil.CertOptions, string, error) {
+	if c.Bool("server") == c.Bool("client") {
+		return tlsutil.CertOptions{}, "", errors.New("say -server (with -node NAME) or -client (with -worker-id ID)")
+	}
+	options := tlsutil.CertOptions{
+		Server: c.Bool("server"), Client: true,
+		NotAfter: time.Now().Add(time.Duration(c.Int("days")) * 24 * time.Hour),
+	}
+	id := identity.Identity{Cluster: c.String("cluster")}
+	if options.Server {
+		if c.String("worker-id") != "" || len(c.StringSlice("label")) > 0 {
+			return options, "", errors.New("-worker-id and -label are for worker certificates (-client)")
+		}
+		id.Role, id.Name = identity.RoleServer, c.String("node")
+		if id.Name == "" {
+			return options, "", errors.New("-server needs -node NAME: the node name the server runs with (its -node), which the certificate proves")
+		}
+		options.DNSNames = splitList(c.StringSlice("dns"))
+		for _, text := range splitList(c.StringSlice("ip")) {
+			ip := net.ParseIP(text)
+			if ip == nil {
+				return options, "", fmt.Errorf("-ip %q is not an IP address", text)
+			}
+			options.IPs = append(options.IPs, ip)
+		}
+	} else {
+		if c.String("node") != "" {
+			return options, "", errors.New("-node is for server certificates (-server)")
+		}
+		id.Role, id.Name = identity.RoleWorker, c.String("worker-id")
+		if id.Name == "" {
+			return options, "", errors.New("-client needs -worker-id ID: the worker id the worker runs with (its -worker-id), the only one it may act as")
+		}
+		for _, text := range c.StringSlice("label") {
+			labels, err := dispatch.ParseLabels(text)
+			if err != nil {
+				return options, "", fmt.Errorf("-label: %w", err)
+			}
+			for k, v := range labels {
+				if _, dup := id.Labels[k]; dup {
+					return options, "", fmt.Errorf("-label %q is given twice", k)
+				}
+				if id.Labels == nil {
+					id.Labels = map[string]string{}
+				}
+				id.Labels[k] = v
+			}
+		}
+	}
+	if id.Cluster == "" || strings.ContainsAny(id.Cluster, "/?#@:") {
+		return options, "", fmt.Errorf("-cluster %q: want a name without / ? # @ :", id.Cluster)
+	}
+	if strings.ContainsAny(id.Name, "/?#") {
+		return options, "", fmt.Errorf("name %q: a node name or worker id must not contain / ? #", id.Name)
+	}
+	// What is written must read back as the same identity.
+	if parsed, err := identity.Parse(id.String()); err != nil || parsed.String() != id.String() || parsed.Name != id.Name {
+		return options, "", fmt.Errorf("%s cannot be written into a certificate: %v", id, err)
+	}
+	options.Identity = &id
+	options.CommonName = fmt.Sprintf("daguha %s %s", id.Role, id.Name)
+	name := c.String("name")
+	if name == "" {
+		name = id.Name
+	}
+	return options, name, nil
+}
+
 func tlsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "tls",
@@ -155,22 +228,28 @@ func tlsCommand() *cli.Command {
 				Name:  "cert",
 				Usage: "certificates",
 				Subcommands: []*cli.Command{{
-					Name:  "create",
-					Usage: "write a server (-server) or client (-client) certificate signed by the CA",
+					Name: "create",
+					Usage: "write a server (-server -node NAME) or worker (-client -worker-id ID) certificate signed by the CA; " +
+						"it carries its role and name, which the servers check",
 					Flags: []cli.Flag{
-						&cli.BoolFlag{Name: "server", Usage: "a server certificate (servers also use it as their client certificate)"},
-						&cli.BoolFlag{Name: "client", Usage: "a client certificate, for a worker"},
+						&cli.BoolFlag{Name: "server", Usage: "a server certificate (servers also use it as their client certificate towards each other)"},
+						&cli.BoolFlag{Name: "client", Usage: "a worker's client certificate"},
+						&cli.StringFlag{Name: "node", Usage: "the server's node name, as its -node (with -server)"},
+						&cli.StringFlag{Name: "worker-id", Usage: "the worker's id, as its -worker-id (with -client): the only id it may act as"},
+						&cli.StringSliceFlag{Name: "label", Usage: "a worker label k=v the certificate vouches for (with -client; repeat for several): servers take the values of their -certified-labels keys from here only"},
+						&cli.StringFlag{Name: "cluster", Value: identity.DefaultCluster, Usage: "the cluster's name, written into the certificate's identity"},
 						&cli.StringFlag{Name: "ca", Value: "daguha-ca.pem", Usage: "CA certificate"},
 						&cli.StringFlag{Name: "key", Value: "daguha-ca-key.pem", Usage: "CA key"},
-						&cli.StringFlag{Name: "name", Usage: "file name (default server or client)"},
+						&cli.StringFlag{Name: "name", Usage: "file name (default: the node name or the worker id)"},
 						&cli.StringSliceFlag{Name: "dns", Value: cli.NewStringSlice("localhost"), Usage: "DNS names the server is reached at"},
 						&cli.StringSliceFlag{Name: "ip", Value: cli.NewStringSlice("127.0.0.1"), Usage: "IP addresses the server is reached at"},
 						&cli.StringFlag{Name: "dir", Value: ".", Usage: "directory to write to"},
 						&cli.IntFlag{Name: "days", Value: 365, Usage: "validity in days"},
 					},
 					Action: func(c *cli.Context) error {
-						if c.Bool("server") == c.Bool("client") {
-							return errors.New("say -server or -client")
+						options, name, err := certRequest(c)
+						if err != nil {
+							return err
 						}
 						caCert, err := os.ReadFile(c.String("ca"))
 						if err != nil {
@@ -180,26 +259,6 @@ func tlsCommand() *cli.Command {
 						if err != nil {
 							return err
 						}
-						options := tlsutil.CertOptions{
-							Server: c.Bool("server"), Client: true,
-							NotAfter: time.Now().Add(time.Duration(c.Int("days")) * 24 * time.Hour),
-						}
-						name := "client"
-						if options.Server {
-							name = "server"
-							options.DNSNames = splitList(c.StringSlice("dns"))
-							for _, text := range splitList(c.StringSlice("ip")) {
-								ip := net.ParseIP(text)
-								if ip == nil {
-									return fmt.Errorf("-ip %q is not an IP address", text)
-								}
-								options.IPs = append(options.IPs, ip)
-							}
-						}
-						if c.String("name") != "" {
-							name = c.String("name")
-						}
-						options.CommonName = "daguha " + name
 						certPEM, keyPEM, err := tlsutil.CreateCert(caCert, caKey, options)
 						if err != nil {
 							return err
@@ -208,7 +267,7 @@ func tlsCommand() *cli.Command {
 						if err != nil {
 							return err
 						}
-						fmt.Printf("==> wrote %s and %s\n", certPath, keyPath)
+						fmt.Printf("==> wrote %s and %s for %s\n", certPath, keyPath, options.Identity)
 						return nil
 					},
 				}},

@@ -11,9 +11,11 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/cluster/identity"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/ops/agent"
+	"github.com/daguha/daguha/ops/tlsutil"
 )
 
 // defaultMaxActiveRuns is the seed's example value for worker.maxActiveRuns.
@@ -42,6 +44,28 @@ func workerSettings(id, labels string, maxActiveRuns int) (dispatch.WorkerConfig
 		return dispatch.WorkerConfig{}, fmt.Errorf("max active runs %d: must be at least 1", maxActiveRuns)
 	}
 	return dispatch.WorkerConfig{ID: id, Labels: parsed, MaxActiveRuns: maxActiveRuns}, nil
+}
+
+// workerIDFromCertificate is the worker id a worker runs with when it has
+// a certificate (certFile): the certificate's worker name, which is the
+// only id the servers let it act as. A given id must be that name; a
+// certificate without a worker identity is refused here, as the servers
+// would refuse it, with the way to reissue it.
+func workerIDFromCertificate(id, certFile string) (string, error) {
+	if certFile == "" || !identity.Enforced {
+		return id, nil
+	}
+	cert, err := tlsutil.Identity(certFile)
+	if err != nil {
+		return "", fmt.Errorf("worker TLS: %w", err)
+	}
+	if cert.Role != identity.RoleWorker {
+		return "", fmt.Errorf("worker TLS: certificate %s is for %s, not a worker; make a worker certificate with `daguha tls cert create -client -worker-id ID`", certFile, cert)
+	}
+	if id != "" && id != cert.Name {
+		return "", fmt.Errorf("worker id %q, but certificate %s proves worker %q: the servers let a worker act only as the worker its certificate names; drop the id or make them agree", id, certFile, cert.Name)
+	}
+	return cert.Name, nil
 }
 
 // stepLogRetention is a worker's step log retention flag, checked.
@@ -79,7 +103,11 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 	if len(join) == 0 {
 		return fmt.Errorf("agent needs -server (a coordinator server), -dev (everything in one process), or -join=HOST:GOSSIPPORT (a worker)")
 	}
-	config, err := workerSettings(c.String("worker-id"), c.String("labels"), c.Int("max-active-runs"))
+	id, err := workerIDFromCertificate(c.String("worker-id"), c.String("worker.tls-cert"))
+	if err != nil {
+		return err
+	}
+	config, err := workerSettings(id, c.String("labels"), c.Int("max-active-runs"))
 	if err != nil {
 		return err
 	}
@@ -152,7 +180,11 @@ func workerCommand() *cli.Command {
 			if err := loadSettings(c, logger.Warn); err != nil {
 				return err
 			}
-			config, err := workerSettings(c.String("worker.id"), c.String("worker.labels"), c.Int("worker.max-active-runs"))
+			id, err := workerIDFromCertificate(c.String("worker.id"), c.String("worker.tls-cert"))
+			if err != nil {
+				return err
+			}
+			config, err := workerSettings(id, c.String("worker.labels"), c.Int("worker.max-active-runs"))
 			if err != nil {
 				return err
 			}

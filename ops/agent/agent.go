@@ -64,6 +64,11 @@ type Config struct {
 	// Pprof serves Go's profiler at /debug/pprof/ on the HTTP port,
 	// behind a full API token when tokens are set.
 	Pprof bool
+	// CertifiedLabels are worker label keys whose values come only from
+	// a worker's certificate (see rpc.CoordinatorOptions).
+	CertifiedLabels []string
+	// Dev is dev mode: one process on loopback, no set-up asked for.
+	Dev bool
 }
 
 // Bounds on the HTTP API's connections, so that a client cannot hold one
@@ -116,6 +121,11 @@ func Start(config Config) (*Agent, error) {
 	}
 	config.Cluster.HTTPPort = httpLn.Addr().(*net.TCPAddr).Port
 	config.Cluster.GRPCPort = grpcLn.Addr().(*net.TCPAddr).Port
+	if err := checkTrust(config); err != nil {
+		httpLn.Close()
+		grpcLn.Close()
+		return nil, err
+	}
 	var (
 		serverOptions []grpc.ServerOption
 		peerOptions   []grpc.DialOption
@@ -155,6 +165,14 @@ func Start(config Config) (*Agent, error) {
 	config.Cluster.Metrics = config.Metrics
 	config.Dispatch.Metrics = config.Metrics
 	serverOptions = append(serverOptions, config.Metrics.GRPCServerOptions()...)
+	authorizer := rpc.NewAuthorizer(config.TLS.Enabled(), config.Cluster.ClusterTokens, config.Logger)
+	serverOptions = append(serverOptions, authorizer.ServerOptions()...)
+	if len(config.Cluster.ClusterTokens) > 0 {
+		peerOptions = append(peerOptions, rpc.WithClusterToken(config.Cluster.ClusterTokens[0])...)
+	}
+	if !config.TLS.Enabled() {
+		peerOptions = append(peerOptions, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	}
 	peers := rpc.NewPeerClient(peerOptions...)
 	config.Cluster.Peers = peers
 	config.Cluster.Logger = config.Logger
@@ -201,7 +219,7 @@ func Start(config Config) (*Agent, error) {
 		served: make(chan error, 2),
 	}
 	rpc.RegisterClusterService(a.grpc, server, heartbeats)
-	rpc.RegisterCoordinatorService(a.grpc, server, dispatcher, peers)
+	rpc.RegisterCoordinatorService(a.grpc, server, dispatcher, peers, rpc.CoordinatorOptions{CertifiedLabels: config.CertifiedLabels, Logger: config.Logger})
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	config.Metrics.InitializeGRPC(a.grpc)
 	watchState(config.Metrics, server, dispatcher)

@@ -29,9 +29,10 @@ func TestMain(m *testing.M) {
 
 type composeFile struct {
 	Services map[string]struct {
-		Image       string   `yaml:"image"`
-		Command     []string `yaml:"command"`
-		Volumes     []string `yaml:"volumes"`
+		Image       string            `yaml:"image"`
+		Command     []string          `yaml:"command"`
+		Volumes     []string          `yaml:"volumes"`
+		Environment map[string]string `yaml:"environment"`
 		Healthcheck struct {
 			Disable bool `yaml:"disable"`
 		} `yaml:"healthcheck"`
@@ -85,6 +86,11 @@ func TestComposeFile(t *testing.T) {
 		if s.Healthcheck.Disable {
 			t.Errorf("%s turns off the image's health check", name)
 		}
+		// Without TLS, servers prove themselves to each other with the
+		// cluster token.
+		if s.Environment["DAGUHA_CLUSTER_TOKEN"] == "" || s.Environment["DAGU_COORDINATOR_SIGNING_KEY"] == "" {
+			t.Errorf("%s has no cluster token or signing key: %v", name, s.Environment)
+		}
 	}
 	for name, labels := range map[string]string{"worker-gpu": "gpu=true", "worker-cpu": "cpu-only=true"} {
 		w, ok := f.Services[name]
@@ -99,6 +105,12 @@ func TestComposeFile(t *testing.T) {
 		}
 		if !w.Healthcheck.Disable {
 			t.Errorf("%s keeps the servers' health check, which a worker would always fail", name)
+		}
+		// Workers run user code: they never hold the servers' secrets.
+		for _, secret := range []string{"DAGUHA_CLUSTER_TOKEN", "DAGU_COORDINATOR_SIGNING_KEY"} {
+			if _, held := w.Environment[secret]; held {
+				t.Errorf("%s holds %s", name, secret)
+			}
 		}
 	}
 

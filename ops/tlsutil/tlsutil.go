@@ -38,6 +38,11 @@ type CertOptions struct {
 	Server, Client bool
 	NotBefore      time.Time
 	NotAfter       time.Time
+	// Identity, when set, is who the certificate says its holder is to
+	// the cluster (a server and its node name, or a worker and its id),
+	// carried as a URI SAN. A certificate without one is refused by
+	// servers (see package identity).
+	Identity *identity.Identity
 }
 
 func serial() (*big.Int, error) {
@@ -114,6 +119,9 @@ func CreateCert(caCertPEM, caKeyPEM []byte, options CertOptions) (certPEM, keyPE
 		DNSNames:     options.DNSNames,
 		IPAddresses:  options.IPs,
 		URIs:         options.URIs,
+	}
+	if options.Identity != nil {
+		template.URIs = []*url.URL{options.Identity.URI()}
 	}
 	if options.Server {
 		template.ExtKeyUsage = append(template.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
@@ -237,6 +245,38 @@ func PeerCAConfig(f Files) (*tls.Config, error) {
 			return verifyChain(raw, roots)
 		},
 	}, nil
+}
+
+// Identity reads the identity the certificate in a PEM file carries: a
+// server checks its own at start (a role-less or misnamed certificate
+// would be refused by every peer).
+func Identity(certFile string) (identity.Identity, error) {
+	data, err := os.ReadFile(certFile)
+	if err != nil {
+		return identity.Identity{}, fmt.Errorf("read certificate: %w", err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return identity.Identity{}, fmt.Errorf("%s holds no PEM certificate", certFile)
+	}
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return identity.Identity{}, fmt.Errorf("certificate %s: %w", certFile, err)
+	}
+	id, err := identity.FromCertificate(cert)
+	if err != nil {
+		return identity.Identity{}, fmt.Errorf("%s: %w", certFile, err)
+	}
+	return id, nil
+}
+
+// PeerIdentity is the identity of the verified certificate a TLS peer
+// presented (the leaf of its first verified chain).
+func PeerIdentity(state tls.ConnectionState) (identity.Identity, error) {
+	if len(state.VerifiedChains) == 0 || len(state.VerifiedChains[0]) == 0 {
+		return identity.Identity{}, errors.New("the peer presented no certificate the CA signed")
+	}
+	return identity.FromCertificate(state.VerifiedChains[0][0])
 }
 
 // verifyChain verifies a presented chain (leaf first) against roots (the

@@ -377,7 +377,7 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 func TestTokenIsAskedForOnceAndKept(t *testing.T) {
 	ctx := browser(t)
 	const token = "ui-test-token"
-	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1, Token: token, ExtraArgs: []string{"-api-token=" + token}})
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1, Token: token, ExtraArgs: []string{"-api-token=" + token, "-cluster-token=webui-cluster-token"}})
 	server := c.WaitLeader(t, 30*time.Second)
 	start(t, c.NewWorker("secret-worker"))
 	clustertest.WaitFor(t, 30*time.Second, "the worker registered", func() (bool, string) {

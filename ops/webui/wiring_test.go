@@ -14,7 +14,7 @@ import (
 // needs no browser.
 func TestEveryServerServesTheUIBesideTheAPI(t *testing.T) {
 	const token = "wiring-token"
-	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1, ExtraArgs: []string{"-api-token=" + token}})
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1, ExtraArgs: []string{"-api-token=" + token, "-cluster-token=webui-cluster-token"}})
 	server := c.WaitLeader(t, 30*time.Second)
 	for _, tc := range []struct {
 		path        string

@@ -266,8 +266,11 @@ type WatchRunRequest struct {
 	RunId          string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
 	MinModifyIndex uint64                 `protobuf:"varint,2,opt,name=min_modify_index,json=minModifyIndex,proto3" json:"min_modify_index,omitempty"`
 	WaitMillis     uint32                 `protobuf:"varint,3,opt,name=wait_millis,json=waitMillis,proto3" json:"wait_millis,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The lease token of the run the worker holds: a worker may watch only
+	// that run and its descendants (the child runs it started).
+	LeaseToken    string `protobuf:"bytes,4,opt,name=lease_token,json=leaseToken,proto3" json:"lease_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchRunRequest) Reset() {
@@ -319,6 +322,13 @@ func (x *WatchRunRequest) GetWaitMillis() uint32 {
 		return x.WaitMillis
 	}
 	return 0
+}
+
+func (x *WatchRunRequest) GetLeaseToken() string {
+	if x != nil {
+		return x.LeaseToken
+	}
+	return ""
 }
 
 type WatchRunResponse struct {
@@ -1440,12 +1450,14 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\x14EnqueueChildResponse\x12 \n" +
 	"\fchild_run_id\x18\x01 \x01(\tR\n" +
 	"childRunId\x12\x18\n" +
-	"\acreated\x18\x02 \x01(\bR\acreated\"s\n" +
+	"\acreated\x18\x02 \x01(\bR\acreated\"\x94\x01\n" +
 	"\x0fWatchRunRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12(\n" +
 	"\x10min_modify_index\x18\x02 \x01(\x04R\x0eminModifyIndex\x12\x1f\n" +
 	"\vwait_millis\x18\x03 \x01(\rR\n" +
-	"waitMillis\"4\n" +
+	"waitMillis\x12\x1f\n" +
+	"\vlease_token\x18\x04 \x01(\tR\n" +
+	"leaseToken\"4\n" +
 	"\x10WatchRunResponse\x12 \n" +
 	"\x03run\x18\x01 \x01(\v2\x0e.daguha.v1.RunR\x03run\"\x11\n" +
 	"\x0fDiscoverRequest\"F\n" +
