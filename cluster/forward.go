@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/daguha/daguha/cluster/identity"
 	"github.com/daguha/daguha/fsm"
 )
 
@@ -171,6 +173,13 @@ func (s *Server) OnLeader(ctx context.Context, attempt func(ctx context.Context,
 	for {
 		changed := s.leaderChanged()
 		local, grpcAddr, known := s.leaderTarget()
+		if known && !local {
+			if err := s.ensureProvenLeader(ctx, grpcAddr); err != nil {
+				// Not (yet) proven: gossip may have been told a lie, or
+				// the leader is just starting; try again within the hold.
+				known = false
+			}
+		}
 		if known {
 			err := s.attemptUntilLeaderChange(ctx, changed, local, grpcAddr, attempt)
 			var retryable *RetryableError
@@ -241,6 +250,59 @@ func (s *Server) leaderTarget() (local bool, grpcAddr string, known bool) {
 		return false, "", false
 	}
 	return false, member.Meta.GRPCAddr, true
+}
+
+// provenAddrs remembers, by node name, the gRPC address each server last
+// proved itself at (proveServer).
+type provenAddrs struct {
+	mu     sync.Mutex
+	byName map[string]string
+}
+
+func (p *provenAddrs) set(name, grpcAddr string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byName == nil {
+		p.byName = map[string]string{}
+	}
+	p.byName[name] = grpcAddr
+}
+
+func (p *provenAddrs) is(name, grpcAddr string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return grpcAddr != "" && p.byName[name] == grpcAddr
+}
+
+// ensureProvenLeader makes sure the leader's gRPC address, which gossip
+// told, is where the leader proved itself (asking it now when it has not
+// yet), before a request and the cluster token travel there: anyone with
+// the gossip key can announce a server's name with other addresses for a
+// moment, and a forwarded write carries the token and the worker's word.
+func (s *Server) ensureProvenLeader(ctx context.Context, grpcAddr string) error {
+	if !identity.Enforced {
+		return nil
+	}
+	_, id := s.raft.LeaderWithID()
+	member, ok := s.members.get(string(id))
+	return checkForwardTarget(member, ok, grpcAddr, s.provenAddrs.is, func(m Member) error {
+		proveCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		_, err := s.proveServer(proveCtx, m)
+		return err
+	})
+}
+
+// checkForwardTarget is ensureProvenLeader's rule: the address must be the
+// one gossip gives for the leader, and proven there, now or before.
+func checkForwardTarget(leader Member, known bool, grpcAddr string, proven func(name, grpcAddr string) bool, prove func(Member) error) error {
+	if !known || leader.Meta.GRPCAddr != grpcAddr {
+		return fmt.Errorf("the leader %q is not at %s in gossip", leader.Name, grpcAddr)
+	}
+	if proven(leader.Name, grpcAddr) {
+		return nil
+	}
+	return prove(leader)
 }
 
 // HTTPAddrOf returns the HTTP address a server advertises, by its gRPC

@@ -269,6 +269,7 @@ func (s *Server) proveServer(ctx context.Context, member Member) (provenServer, 
 		}
 	}
 	s.refusals.noteProof(s, member, nil)
+	s.provenAddrs.set(member.Name, member.Meta.GRPCAddr)
 	if answer.State == nil {
 		answer.State = &daguhav1.RaftStateResponse{}
 	}

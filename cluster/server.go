@@ -43,6 +43,9 @@ type Server struct {
 	// refusals are the gossip members that did not prove they are
 	// servers, with the reason last logged.
 	refusals refusals
+	// provenAddrs are the gRPC addresses servers proved themselves at
+	// (by node name): the only addresses requests are forwarded to.
+	provenAddrs provenAddrs
 	// bootstrap reports what bootstrap-expect decided, for operators.
 	bootstrapMu     sync.Mutex
 	bootstrapStatus string

@@ -46,9 +46,20 @@ var methodAccess = map[string]access{
 	"/daguha.v1.ClusterService/":     accessServers,
 	"/daguha.v1.CoordinatorService/": accessWorkers,
 	"/grpc.health.v1.Health/":        accessAnyone,
+	// RaftState is how a server proves who it is to another that learnt
+	// its address from gossip: anyone may ask, the caller is not yet
+	// known to be a server (so the cluster token is never sent with it),
+	// and the answer tells nothing secret (cluster.AnswerRaftState).
+	raftStateMethod: accessAnyone,
 }
 
+// raftStateMethod is the one ClusterService call open to every caller.
+const raftStateMethod = "/daguha.v1.ClusterService/RaftState"
+
 func accessFor(fullMethod string) access {
+	if rule, ok := methodAccess[fullMethod]; ok {
+		return rule
+	}
 	if i := strings.LastIndexByte(fullMethod, '/'); i > 0 {
 		return methodAccess[fullMethod[:i+1]]
 	}
@@ -272,10 +283,15 @@ func hostOf(addr net.Addr) string {
 }
 
 // clusterTokenCredentials sends the cluster token with every call a server
-// makes to another server.
+// makes to another server, but RaftState: that call goes to addresses
+// gossip advertises before anything proved they are servers' (it is the
+// proof), and an impostor must not collect the token with it.
 type clusterTokenCredentials struct{ token string }
 
-func (c clusterTokenCredentials) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+func (c clusterTokenCredentials) GetRequestMetadata(ctx context.Context, _ ...string) (map[string]string, error) {
+	if info, ok := credentials.RequestInfoFromContext(ctx); ok && info.Method == raftStateMethod {
+		return nil, nil
+	}
 	return map[string]string{clusterTokenKey: c.token}, nil
 }
 

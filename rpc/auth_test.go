@@ -9,10 +9,14 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -102,6 +106,8 @@ func TestAuthorizationTable(t *testing.T) {
 		{"a wrong cluster token proves nothing", token, apply, call{metadata: withToken("guess")}, codes.Unauthenticated, "cluster token"},
 		{"a plaintext worker may poll", token, poll, call{}, codes.OK, ""},
 		{"anyone may ask for health", token, health, call{}, codes.OK, ""},
+		{"anyone may ask a server to prove itself (RaftState), without the token", token, "/daguha.v1.ClusterService/RaftState", call{}, codes.OK, ""},
+		{"a worker certificate may ask a server to prove itself", tls, "/daguha.v1.ClusterService/RaftState", call{cert: workerCert}, codes.OK, ""},
 
 		{"an open port takes every caller for a server", open, apply, call{}, codes.OK, ""},
 		{"an open port serves plaintext workers", open, poll, call{}, codes.OK, ""},
@@ -212,5 +218,48 @@ func TestBindWorker(t *testing.T) {
 		if labels := dispatch.FormatLabels(got.GetLabels()); labels != c2.labels || got.GetLogAddr() != c2.logAddr {
 			t.Errorf("%s: bound to labels %q, log address %q; want %q, %q", c2.rule, labels, got.GetLogAddr(), c2.labels, c2.logAddr)
 		}
+	}
+}
+
+// An impostor that advertises itself in gossip as a server is asked for
+// its RaftState (the proof it cannot give); it must not collect the
+// cluster token with the question. Every other call to a server carries
+// the token. A real gRPC server records what each call brought.
+func TestTheClusterTokenIsNeverSentWithTheProofQuestion(t *testing.T) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu   sync.Mutex
+		seen = map[string][]string{}
+	)
+	server := grpc.NewServer(grpc.UnknownServiceHandler(func(_ any, stream grpc.ServerStream) error {
+		method, _ := grpc.MethodFromServerStream(stream)
+		md, _ := metadata.FromIncomingContext(stream.Context())
+		mu.Lock()
+		seen[method] = md.Get(clusterTokenKey)
+		mu.Unlock()
+		return status.Error(codes.Unimplemented, "an impostor")
+	}))
+	go server.Serve(listener)
+	defer server.Stop()
+	peers := NewPeerClient(append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, WithClusterToken("the-cluster-token")...)...)
+	defer peers.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := peers.ProveServer(ctx, listener.Addr().String(), bytes.Repeat([]byte{7}, 32)); err == nil {
+		t.Fatal("the impostor's refusal did not reach the caller")
+	}
+	if _, _, err := peers.Apply(ctx, listener.Addr().String(), []byte{1}); err == nil {
+		t.Fatal("the impostor's refusal did not reach the caller")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got, ok := seen[raftStateMethod]; !ok || len(got) != 0 {
+		t.Errorf("RaftState reached the impostor: %v, with the cluster token %q; want it asked without the token", ok, got)
+	}
+	if got := seen["/daguha.v1.ClusterService/Apply"]; len(got) != 1 || got[0] != "the-cluster-token" {
+		t.Errorf("Apply carried %q; want the cluster token (the check above must be able to see one)", got)
 	}
 }

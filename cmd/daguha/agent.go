@@ -180,7 +180,9 @@ func runAgent(c *cli.Context) error {
 		return err
 	}
 	config.GossipKeys = keys
-	config.ClusterTokens = splitList(c.StringSlice("cluster-token"))
+	if config.ClusterTokens, err = clusterTokens(c.StringSlice("cluster-token")); err != nil {
+		return err
+	}
 	certified := splitList(c.StringSlice("certified-labels"))
 	for _, key := range certified {
 		if strings.Contains(key, "=") {

@@ -30,6 +30,22 @@ func signingKeys(values []string) ([][]byte, error) {
 	return keys, nil
 }
 
+// clusterTokens reads -cluster-token. A server's RaftState answer carries
+// an HMAC with the token over the asker's challenge (the proof a server
+// gives, cluster.AnswerRaftState), so anyone can collect one and try
+// tokens offline: a token must be as long as a signing key. An error
+// names the setting and the token's position and length, never the token.
+func clusterTokens(values []string) ([]string, error) {
+	given := splitList(values)
+	for i, token := range given {
+		if len(token) < minSigningKeyBytes && identity.Enforced {
+			return nil, fmt.Errorf("-cluster-token (env DAGUHA_CLUSTER_TOKEN, config cluster.tokens): token %d of %d is %d bytes; want at least %d (make one with daguha keygen -signing)",
+				i+1, len(given), len(token), minSigningKeyBytes)
+		}
+	}
+	return given, nil
+}
+
 // newSigningKey returns a new lease signing key: 32 random bytes in
 // URL-safe base64 without padding (43 characters that need no quoting in
 // a shell, an env file or YAML, and hold no comma, the list separator).
