@@ -283,7 +283,7 @@ func attackFreshCluster(t *testing.T, gossipKey []byte, attacks []impostorAttack
 func TestGossipImpostorsNeitherStopNorJoinAFreshCluster(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	attackFreshCluster(t, key, observedGossipAttacks(), clustertest.ClusterOptions{
-		ExtraArgs: []string{"-encrypt=" + base64.StdEncoding.EncodeToString(key), "--coordinator.signing-key=cluster-key"},
+		ExtraArgs: []string{"-encrypt=" + base64.StdEncoding.EncodeToString(key), "--coordinator.signing-key=cluster-signing-key-0001"},
 	})
 }
 
@@ -318,7 +318,7 @@ func TestGossipImpostorsUnderTLS(t *testing.T) {
 			refusal: "not a server's",
 		})
 	attackFreshCluster(t, key, attacks, clustertest.ClusterOptions{
-		ExtraArgs: []string{"-encrypt=" + base64.StdEncoding.EncodeToString(key), "--coordinator.signing-key=cluster-key"},
+		ExtraArgs: []string{"-encrypt=" + base64.StdEncoding.EncodeToString(key), "--coordinator.signing-key=cluster-signing-key-0001"},
 		ArgsFor: func(i int) []string {
 			cert, certKey := p.serverCert(fmt.Sprintf("server%d", i+1))
 			return []string{"--coordinator.tls-cert=" + cert, "--coordinator.tls-key=" + certKey, "--coordinator.tls-ca=" + p.caFile}
@@ -334,9 +334,9 @@ func TestGossipImpostorsUnderTLS(t *testing.T) {
 func TestOnlyTheNewcomerStopsOverMismatchedSigningKeys(t *testing.T) {
 	c := clustertest.NewCluster(t, clustertest.ClusterOptions{Servers: 4, BootstrapExpect: 3, ArgsFor: func(i int) []string {
 		if i == 3 {
-			return []string{"--coordinator.signing-key=other-key"}
+			return []string{"--coordinator.signing-key=other-signing-key-0002"}
 		}
-		return []string{"--coordinator.signing-key=cluster-key"}
+		return []string{"--coordinator.signing-key=cluster-signing-key-0001"}
 	}})
 	members := c.Agents[:3]
 	for _, a := range members {
