@@ -356,6 +356,9 @@ type ClusterOptions struct {
 	// HTTPS and Token are set on every agent (see Agent).
 	HTTPS *tls.Config
 	Token string
+	// Binary is the daguha binary to run (empty: BuildBinary's), for
+	// suites that run a build with other tags.
+	Binary string
 }
 
 // Cluster is a set of daguha server processes on loopback ports.
@@ -370,7 +373,10 @@ type Cluster struct {
 // lines) without starting them, so a test can start them in any order.
 func NewCluster(t testing.TB, opts ClusterOptions) *Cluster {
 	t.Helper()
-	bin := BuildBinary(t)
+	bin := opts.Binary
+	if bin == "" {
+		bin = BuildBinary(t)
+	}
 	expect := opts.BootstrapExpect
 	if expect == 0 {
 		expect = opts.Servers

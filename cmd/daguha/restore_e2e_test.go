@@ -168,7 +168,7 @@ func noRestoreFilesLeft(t *testing.T, c *clustertest.Cluster) {
 // the leader), are refused, and no server's resident memory grows by
 // 64 MiB.
 func TestRestoreOf100MBKeepsServersMemoryFlat(t *testing.T) {
-	c := clustertest.NewCluster(t, clustertest.ClusterOptions{Servers: 3, Token: "full-token", ExtraArgs: []string{"-api-token=full-token"}})
+	c := clustertest.NewCluster(t, clustertest.ClusterOptions{Servers: 3, Token: "full-token", ExtraArgs: []string{"-api-token=full-token", "-cluster-token=restore-test-cluster-token"}})
 	// A restore that a kill interrupted left its files behind: a server
 	// removes them when it starts.
 	for _, a := range c.Agents {
@@ -255,7 +255,7 @@ func rewrapArchive(t *testing.T, archive []byte, meta *daguhav1.ClusterMeta) []b
 // refused.
 func TestSnapshotHoldsNoKeyAndRestoreKeepsTheClustersKey(t *testing.T) {
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, Token: "full-token", ExtraArgs: []string{
-		"-api-token=full-token", "-api-read-token=read-token", "-lease-ttl=5m",
+		"-api-token=full-token", "-api-read-token=read-token", "-cluster-token=restore-test-cluster-token", "-lease-ttl=5m",
 		"-health-warning=3m", "-health-unhealthy=4m", "-health-offline=5m",
 	}})
 	leader := c.WaitLeader(t, 30*time.Second)

@@ -212,7 +212,7 @@ func Start(config Config) (*Agent, error) {
 		// One message limit for workers and servers alike
 		// (rpc.ServerMessageLimits); a restore forwarded to the leader
 		// comes in 1 MiB chunks.
-		grpc:   grpc.NewServer(append(serverOptions, rpc.ServerMessageLimits()...)...),
+		grpc:   grpc.NewServer(append(serverOptions, rpc.ServerMessageLimits(config.Logger)...)...),
 		health: health.NewServer(),
 		httpLn: httpLn,
 		grpcLn: grpcLn,

@@ -75,7 +75,7 @@ func New(c *cluster.Server, options Options) *Server {
 		options.Dispatcher = dispatch.New(nil, dispatch.Config{Now: options.Now})
 	}
 	s := &Server{cluster: c, dispatcher: options.Dispatcher, metrics: options.Metrics, logger: options.Logger, now: options.Now, mux: http.NewServeMux(), dialWorker: options.DialWorker}
-	s.handler = requireToken(options.Tokens, options.ReadTokens, s.mux)
+	s.handler = requireToken(options.Tokens, options.ReadTokens, s.logger, s.mux)
 	s.startEnqueueBatcher()
 	s.scheme, s.forward = "http", &http.Client{Timeout: 30 * time.Second}
 	if options.ForwardTLS != nil {

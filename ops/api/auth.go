@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 )
@@ -12,8 +13,9 @@ import (
 // probe must carry one of the tokens as "Authorization: Bearer TOKEN".
 // A read-only token passes reads (GET, HEAD), marked as read-only for the
 // few reads that need a full token, and gets 403 on anything that changes
-// state. With no token configured the API is open.
-func requireToken(tokens, readTokens []string, next http.Handler) http.Handler {
+// state. With no token configured the API is open. Every refusal is
+// logged with its reason and the caller's address, never the token.
+func requireToken(tokens, readTokens []string, logger *slog.Logger, next http.Handler) http.Handler {
 	if len(tokens) == 0 && len(readTokens) == 0 {
 		return next
 	}
@@ -40,16 +42,24 @@ func requireToken(tokens, readTokens []string, next http.Handler) http.Handler {
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), readOnlyKey{}, true)))
 				return
 			}
-			writeError(w, http.StatusForbidden, errors.New("this API token may only read"))
+			refuse(logger, w, r, http.StatusForbidden, "this API token may only read")
 			return
 		}
 		w.Header().Set("WWW-Authenticate", `Bearer realm="daguha"`)
 		if !ok {
-			writeError(w, http.StatusUnauthorized, errors.New("missing API token: send Authorization: Bearer <token>"))
+			refuse(logger, w, r, http.StatusUnauthorized, "missing API token: send Authorization: Bearer <token>")
 			return
 		}
-		writeError(w, http.StatusUnauthorized, errors.New("invalid API token"))
+		refuse(logger, w, r, http.StatusUnauthorized, "invalid API token")
 	})
+}
+
+// refuse answers a request the API's tokens do not allow, and logs why.
+func refuse(logger *slog.Logger, w http.ResponseWriter, r *http.Request, code int, reason string) {
+	if logger != nil {
+		logger.Warn("API request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", code, "reason", reason)
+	}
+	writeError(w, code, errors.New(reason))
 }
 
 // readOnlyKey marks in a request's context that it came with a read-only

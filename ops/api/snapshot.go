@@ -23,7 +23,7 @@ const snapshotTransferTime = 15 * time.Minute
 // operator takes to rebuild the cluster. It never holds the signing key.
 func (s *Server) saveSnapshot(w http.ResponseWriter, r *http.Request) {
 	if readOnly(r) && identity.Enforced {
-		writeError(w, http.StatusForbidden, errors.New("saving a snapshot is an operator action: it needs a full API token, not a read-only one"))
+		refuse(s.logger, w, r, http.StatusForbidden, "saving a snapshot is an operator action: it needs a full API token, not a read-only one")
 		return
 	}
 	if err := s.cluster.ConsistentRead(r.Context()); err != nil {
