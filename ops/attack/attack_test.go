@@ -339,7 +339,6 @@ func fakeLogAddress(g *target) outcome {
 			}
 		}
 	}()
-	defer func() { close(stop); wg.Wait() }()
 	follower := g.follower()
 	var last string
 	found := clustertest.Eventually(8*time.Second, 100*time.Millisecond, func() bool {
@@ -347,6 +346,8 @@ func fakeLogAddress(g *target) outcome {
 		last = fmt.Sprintf("HTTP %d %v %.120s", code, err, strings.TrimSpace(body))
 		return strings.Contains(body, "FAKE LOG")
 	})
+	close(stop)
+	wg.Wait()
 	if found {
 		return outcome{true, "a reader was served the attacker's fake log: " + last}
 	}
