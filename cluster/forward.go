@@ -252,26 +252,40 @@ func (s *Server) leaderTarget() (local bool, grpcAddr string, known bool) {
 	return false, member.Meta.GRPCAddr, true
 }
 
-// provenAddrs remembers, by node name, the gRPC address each server last
-// proved itself at (proveServer).
+// provenAddrs remembers, by node name, the gRPC and HTTP addresses each
+// server last proved itself at (proveServer).
 type provenAddrs struct {
 	mu     sync.Mutex
-	byName map[string]string
+	byName map[string]provenAddr
 }
 
-func (p *provenAddrs) set(name, grpcAddr string) {
+type provenAddr struct{ grpc, http string }
+
+func (p *provenAddrs) set(name, grpcAddr, httpAddr string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.byName == nil {
-		p.byName = map[string]string{}
+		p.byName = map[string]provenAddr{}
 	}
-	p.byName[name] = grpcAddr
+	p.byName[name] = provenAddr{grpc: grpcAddr, http: httpAddr}
 }
 
 func (p *provenAddrs) is(name, grpcAddr string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return grpcAddr != "" && p.byName[name] == grpcAddr
+	return grpcAddr != "" && p.byName[name].grpc == grpcAddr
+}
+
+// httpOf is the HTTP address proven together with a gRPC address, or "".
+func (p *provenAddrs) httpOf(grpcAddr string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, addr := range p.byName {
+		if grpcAddr != "" && addr.grpc == grpcAddr {
+			return addr.http
+		}
+	}
+	return ""
 }
 
 // ensureProvenLeader makes sure the leader's gRPC address, which gossip
@@ -305,9 +319,15 @@ func checkForwardTarget(leader Member, known bool, grpcAddr string, proven func(
 	return prove(leader)
 }
 
-// HTTPAddrOf returns the HTTP address a server advertises, by its gRPC
-// address (what OnLeader hands its attempt), or "" when unknown.
+// HTTPAddrOf returns the HTTP address a server proved together with its
+// gRPC address (what OnLeader hands its attempt), or "" when unknown: a
+// request relayed there carries the caller's API token, and gossip, which
+// anyone with the gossip key can speak, may name another address for a
+// moment.
 func (s *Server) HTTPAddrOf(grpcAddr string) string {
+	if identity.Enforced {
+		return s.provenAddrs.httpOf(grpcAddr)
+	}
 	for _, m := range s.members.list(RoleServer) {
 		if m.Meta.GRPCAddr == grpcAddr {
 			return m.Meta.HTTPAddr

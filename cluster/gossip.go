@@ -197,13 +197,18 @@ func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil 
 func (d *metaDelegate) LocalState(join bool) []byte                { return nil }
 func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
+// httpAddr is the HTTP address this server advertises.
+func (s *Server) httpAddr() string {
+	return net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.HTTPPort))
+}
+
 func (s *Server) startGossip() error {
 	s.meta = &metaDelegate{meta: Meta{
 		Version:  metaVersion,
 		Role:     RoleServer,
 		RaftAddr: string(s.raftAddr),
 		GRPCAddr: net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.GRPCPort)),
-		HTTPAddr: net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.HTTPPort)),
+		HTTPAddr: s.httpAddr(),
 		Expect:   s.config.BootstrapExpect,
 		Zone:     s.config.ScheduleZone,
 	}}

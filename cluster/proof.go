@@ -78,6 +78,7 @@ func (s *Server) AnswerRaftState(challenge []byte, caller RaftStateCaller) (*dag
 		LastIndex:       s.raft.LastIndex(),
 		Term:            s.raft.CurrentTerm(),
 		RaftAddr:        string(s.raftAddr),
+		HttpAddr:        s.httpAddr(),
 		BootstrapExpect: int32(s.config.BootstrapExpect),
 	}
 	token := ""
@@ -110,6 +111,7 @@ func raftStateProof(token string, challenge []byte, answer *daguhav1.RaftStateRe
 	field(challenge)
 	field([]byte(answer.GetNodeId()))
 	field([]byte(answer.GetRaftAddr()))
+	field([]byte(answer.GetHttpAddr()))
 	hasState := uint64(0)
 	if answer.GetHasState() {
 		hasState = 1
@@ -179,6 +181,9 @@ func checkServerAnswer(member Member, challenge []byte, answer ServerAnswer, rul
 	}
 	if state.GetRaftAddr() != member.Meta.RaftAddr {
 		return refuse("its Raft address is %q, but gossip advertises %q", state.GetRaftAddr(), member.Meta.RaftAddr)
+	}
+	if state.GetHttpAddr() != member.Meta.HTTPAddr {
+		return refuse("its HTTP address is %q, but gossip advertises %q", state.GetHttpAddr(), member.Meta.HTTPAddr)
 	}
 	token := ""
 	for _, candidate := range rules.tokens {
@@ -269,7 +274,7 @@ func (s *Server) proveServer(ctx context.Context, member Member) (provenServer, 
 		}
 	}
 	s.refusals.noteProof(s, member, nil)
-	s.provenAddrs.set(member.Name, member.Meta.GRPCAddr)
+	s.provenAddrs.set(member.Name, member.Meta.GRPCAddr, member.Meta.HTTPAddr)
 	if answer.State == nil {
 		answer.State = &daguhav1.RaftStateResponse{}
 	}

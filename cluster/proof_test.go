@@ -18,7 +18,7 @@ import (
 )
 
 var (
-	gossipServer2 = Member{Name: "server2", Status: MemberAlive, Meta: Meta{Role: RoleServer, GRPCAddr: "10.0.0.2:50055", RaftAddr: "10.0.0.2:8300"}}
+	gossipServer2 = Member{Name: "server2", Status: MemberAlive, Meta: Meta{Role: RoleServer, GRPCAddr: "10.0.0.2:50055", RaftAddr: "10.0.0.2:8300", HTTPAddr: "10.0.0.2:8080"}}
 	challengeA    = bytes.Repeat([]byte{0xa}, challengeBytes)
 	challengeB    = bytes.Repeat([]byte{0xb}, challengeBytes)
 )
@@ -26,7 +26,7 @@ var (
 // honestAnswer is what server2 answers when asked with challenge, keyed
 // and proven with token when there is one.
 func honestAnswer(token string, challenge []byte) *daguhav1.RaftStateResponse {
-	state := &daguhav1.RaftStateResponse{NodeId: "server2", RaftAddr: "10.0.0.2:8300", BootstrapExpect: 3, SigningKeyIds: []string{"k1"}}
+	state := &daguhav1.RaftStateResponse{NodeId: "server2", RaftAddr: "10.0.0.2:8300", HttpAddr: "10.0.0.2:8080", BootstrapExpect: 3, SigningKeyIds: []string{"k1"}}
 	if token != "" {
 		state.SigningKeyIds = keyedFingerprints(token, challenge, state.SigningKeyIds)
 		state.Proof = raftStateProof(token, challenge, state)
@@ -56,6 +56,8 @@ func TestAnAnswerProvesTheServerGossipNamesOrIsRefused(t *testing.T) {
 			ServerAnswer{State: &daguhav1.RaftStateResponse{NodeId: "server1", RaftAddr: "10.0.0.2:8300"}}, `answers as "server1", not "server2"`, ""},
 		{"open cluster: the answer gives another Raft address", open,
 			ServerAnswer{State: &daguhav1.RaftStateResponse{NodeId: "server2", RaftAddr: "10.0.0.1:8300"}}, `Raft address is "10.0.0.1:8300"`, ""},
+		{"open cluster: the answer gives another HTTP address (gossip was told a lie about where to relay API calls)", open,
+			ServerAnswer{State: &daguhav1.RaftStateResponse{NodeId: "server2", RaftAddr: "10.0.0.2:8300", HttpAddr: "10.6.6.6:8080"}}, `HTTP address is "10.6.6.6:8080"`, ""},
 		{"no answer at all", open, ServerAnswer{}, "empty answer", ""},
 
 		{"token: proven with the sending token", tokens, ServerAnswer{State: honestAnswer("token-new", challengeA)}, "", "token-new"},
@@ -68,6 +70,11 @@ func TestAnAnswerProvesTheServerGossipNamesOrIsRefused(t *testing.T) {
 			state.HasState = true
 			return state
 		}()}, "does not verify", ""},
+		{"token: a proven answer with its HTTP address altered on the way", tokens, ServerAnswer{State: func() *daguhav1.RaftStateResponse {
+			state := honestAnswer("token-new", challengeA)
+			state.HttpAddr = "10.6.6.6:8080"
+			return state
+		}()}, "HTTP address", ""},
 
 		{"TLS: the server's own certificate", tls, ServerAnswer{State: honestAnswer("", challengeA), Certificate: server2}, "", ""},
 		{"TLS: no verified certificate", tls, ServerAnswer{State: honestAnswer("", challengeA)}, "no certificate", ""},

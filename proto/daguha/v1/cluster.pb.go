@@ -595,9 +595,13 @@ type RaftStateResponse struct {
 	SigningKeyIds []string `protobuf:"bytes,7,rep,name=signing_key_ids,json=signingKeyIds,proto3" json:"signing_key_ids,omitempty"`
 	KeysWithheld  bool     `protobuf:"varint,8,opt,name=keys_withheld,json=keysWithheld,proto3" json:"keys_withheld,omitempty"`
 	// With a cluster token and a challenge: HMAC-SHA256 with the token over
-	// the challenge and every field above, proving that a holder of the
+	// the challenge and every other field, proving that a holder of the
 	// token gave this answer now.
-	Proof         []byte `protobuf:"bytes,9,opt,name=proof,proto3" json:"proof,omitempty"`
+	Proof []byte `protobuf:"bytes,9,opt,name=proof,proto3" json:"proof,omitempty"`
+	// The HTTP address the answering server advertises: a follower relays
+	// reads (with the caller's API token) only to the HTTP address the
+	// leader proved.
+	HttpAddr      string `protobuf:"bytes,10,opt,name=http_addr,json=httpAddr,proto3" json:"http_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -695,6 +699,13 @@ func (x *RaftStateResponse) GetProof() []byte {
 	return nil
 }
 
+func (x *RaftStateResponse) GetHttpAddr() string {
+	if x != nil {
+		return x.HttpAddr
+	}
+	return ""
+}
+
 var File_daguha_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_cluster_proto_rawDesc = "" +
@@ -724,7 +735,7 @@ const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"0\n" +
 	"\x10RaftStateRequest\x12\x1c\n" +
-	"\tchallenge\x18\x01 \x01(\fR\tchallenge\"\xa7\x02\n" +
+	"\tchallenge\x18\x01 \x01(\fR\tchallenge\"\xc4\x02\n" +
 	"\x11RaftStateResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\thas_state\x18\x02 \x01(\bR\bhasState\x12\x1d\n" +
@@ -735,7 +746,9 @@ const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\x10bootstrap_expect\x18\x06 \x01(\x05R\x0fbootstrapExpect\x12&\n" +
 	"\x0fsigning_key_ids\x18\a \x03(\tR\rsigningKeyIds\x12#\n" +
 	"\rkeys_withheld\x18\b \x01(\bR\fkeysWithheld\x12\x14\n" +
-	"\x05proof\x18\t \x01(\fR\x05proof2\xc1\x04\n" +
+	"\x05proof\x18\t \x01(\fR\x05proof\x12\x1b\n" +
+	"\thttp_addr\x18\n" +
+	" \x01(\tR\bhttpAddr2\xc1\x04\n" +
 	"\x0eClusterService\x12:\n" +
 	"\x05Apply\x12\x17.daguha.v1.ApplyRequest\x1a\x18.daguha.v1.ApplyResponse\x12F\n" +
 	"\tReadIndex\x12\x1b.daguha.v1.ReadIndexRequest\x1a\x1c.daguha.v1.ReadIndexResponse\x12F\n" +
