@@ -165,3 +165,17 @@ func TestLeaderDutiesRunOnlyOnTheEstablishedLeader(t *testing.T) {
 		}
 	}
 }
+
+// A transfer that reaches a server no longer the leader (a forwarded one
+// retried before the forwarder heard of the new leader) is retryable, so
+// it goes on to the new leader, not back to the operator as a failure.
+func TestATransferReachingAFollowerIsRetried(t *testing.T) {
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 3})
+	leader := c.Leader(10 * time.Second)
+	follower := c.Followers()[0]
+	err := follower.Server.TransferLeadershipLocal(leader.Name)
+	var retryable *cluster.RetryableError
+	if !errors.As(err, &retryable) {
+		t.Fatalf("a transfer asked of a follower: %v; want a retryable error", err)
+	}
+}

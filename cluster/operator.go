@@ -104,6 +104,13 @@ func (s *Server) TransferLeadershipLocal(id string) error {
 		future = s.raft.LeadershipTransferToServer(target.ID, target.Address)
 	}
 	if err := future.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			// A forwarded transfer that was abandoned when leadership moved
+			// (often: because it moved) can reach this server again before
+			// the forwarding server has heard of the new leader: retried,
+			// it finds the new leader, where a transfer to itself succeeds.
+			return &RetryableError{Err: fmt.Errorf("leadership transfer: %w", err)}
+		}
 		return &CommandError{Err: fmt.Errorf("leadership transfer: %w", err)}
 	}
 	s.logger.Info("leadership transferred by an operator", "to", id)
