@@ -87,10 +87,7 @@ func (d *Dispatcher) EnqueueChild(ctx context.Context, token, stepName string, r
 	if len(step.GetWorkerSelector()) > 0 {
 		spec.WorkerSelector = step.GetWorkerSelector()
 	}
-	rootName, rootID := parent.GetRootDagRunName(), parent.GetRootDagRunId()
-	if rootID == "" {
-		rootName, rootID = parent.GetDagName(), parent.GetId()
-	}
+	rootName, rootID := RootOf(parent)
 	child := &daguhav1.Run{
 		Id:                 ChildRunID(parent.GetId(), stepName, retry),
 		DagName:            spec.GetName(),
@@ -208,4 +205,15 @@ func watchRun(ctx context.Context, state func() *store.StateStore, runID string,
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// RootOf names the root of the hierarchy a child of parent joins: the
+// parent's root, or the parent itself when it records none (a root run of
+// an older server, which left its own root empty). Every path that makes
+// a child (a worker's run step, the API's parent fields) asks this.
+func RootOf(parent *daguhav1.Run) (name, id string) {
+	if parent.GetRootDagRunId() == "" {
+		return parent.GetDagName(), parent.GetId()
+	}
+	return parent.GetRootDagRunName(), parent.GetRootDagRunId()
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/fsm"
-	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
 )
@@ -120,7 +119,7 @@ type scheduler struct {
 	// bad remembers DAGs whose schedule does not parse, to log them once.
 	bad map[string]string
 	// metrics counts the runs the schedules enqueue (nil: not counted).
-	metrics *metrics.Metrics
+	metrics Observer
 	// zone is the zone of schedules without CRON_TZ= (nil: local).
 	zone *time.Location
 }
@@ -169,7 +168,9 @@ func (s *scheduler) tick(ctx context.Context) error {
 	for i, outcome := range result.(*daguhav1.FireSchedulesResult).GetOutcomes() {
 		f := firings[i]
 		if outcome.GetApplied() {
-			s.metrics.RunEnqueued()
+			if s.metrics != nil {
+				s.metrics.RunEnqueued()
+			}
 			s.logger.Info("schedule fired", "dag", f.GetDagName(), "slot", time.Unix(f.GetSlotUnix(), 0).UTC().Format(time.RFC3339), "run", f.GetRun().GetId())
 		} else {
 			s.logger.Debug("schedule slot not fired", "dag", f.GetDagName(), "slot", f.GetSlotUnix(), "reason", outcome.GetRefused())
@@ -208,12 +209,15 @@ func (s *scheduler) due(state *store.StateStore, stored *daguhav1.StoredDag, now
 	slots := DueSlots(schedules, after, now, spec.GetCatchup(), time.Duration(spec.GetCatchupWindowSec())*time.Second)
 	firings := make([]*daguhav1.Firing, 0, len(slots))
 	for _, slot := range slots {
+		id := ScheduledRunID(spec.GetName(), slot)
 		firings = append(firings, &daguhav1.Firing{
 			DagName:  spec.GetName(),
 			SlotUnix: slot.Unix(),
 			Run: &daguhav1.Run{
-				Id:                 ScheduledRunID(spec.GetName(), slot),
+				Id:                 id,
 				DagName:            spec.GetName(),
+				RootDagRunName:     spec.GetName(), // a scheduled run is its own root, as an enqueued one is
+				RootDagRunId:       id,
 				EnqueuedAtUnixNano: now.UnixNano(),
 				Dag:                spec,
 				LocalDags:          stored.GetLocalDags(),

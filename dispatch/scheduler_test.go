@@ -149,6 +149,15 @@ func TestLeaderFiresEachSlotOnceByItsClock(t *testing.T) {
 		if (slot-start.Unix())%2 != 0 {
 			t.Fatalf("slot %d is not on the schedule", slot)
 		}
+		// A scheduled run is the root of its hierarchy, as an enqueued
+		// one is: root filters and the Workers page find it by its id.
+		run, err := leader.Server.FSM().State().Run(id)
+		if err != nil || run == nil {
+			t.Fatalf("run %s: %v", id, err)
+		}
+		if run.GetRootDagRunId() != id || run.GetRootDagRunName() != "tick" {
+			t.Fatalf("scheduled run %s has root %q/%q, want itself (tick/%s)", id, run.GetRootDagRunName(), run.GetRootDagRunId(), id)
+		}
 	}
 	record, _ := leader.Server.FSM().State().Schedule("tick")
 	if record.GetLastSlotUnix() != start.Unix()+4 {
