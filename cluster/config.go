@@ -10,7 +10,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -103,7 +102,7 @@ type Config struct {
 	OnMemberChange func(Member)
 
 	// Metrics, when set, records commit latency and leader changes.
-	Metrics *metrics.Metrics
+	Metrics Observer
 
 	// Test hooks: an in-memory Raft transport and stores instead of TCP
 	// and bbolt, and changes to the Raft configuration (timeouts).
@@ -135,6 +134,9 @@ type PeerClient interface {
 }
 
 func (c *Config) setDefaults() error {
+	if c.Metrics == nil {
+		c.Metrics = noObserver{}
+	}
 	if c.NodeName == "" {
 		return errors.New("node name is empty")
 	}
@@ -207,3 +209,20 @@ func advertiseFor(bind string) (string, error) {
 	}
 	return "", fmt.Errorf("bind address is %s and no private IPv4 address was found to advertise: set the advertise address", bind)
 }
+
+// Observer receives what the cluster measures: how long writes take to
+// commit (on the leader) and to apply as their caller sees it (forwarded
+// or not), and leader changes. ops/metrics implements it; cluster never
+// imports the metrics package.
+type Observer interface {
+	ObserveCommit(d time.Duration)
+	ObserveApply(forwarded bool, d time.Duration)
+	LeaderChanged()
+}
+
+// noObserver records nothing: the Observer of a server given none.
+type noObserver struct{}
+
+func (noObserver) ObserveCommit(time.Duration)      {}
+func (noObserver) ObserveApply(bool, time.Duration) {}
+func (noObserver) LeaderChanged()                   {}

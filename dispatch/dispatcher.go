@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/daguha/daguha/fsm"
-	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
 )
@@ -116,7 +115,7 @@ type Config struct {
 	// retention (default: a tenth of it, between a second and a minute).
 	PruneInterval time.Duration
 	// Metrics, when set, counts grants, ends, reclaims and refusals.
-	Metrics *metrics.Metrics
+	Metrics Observer
 }
 
 // DefaultRetention is how long offline workers stay listed.
@@ -140,6 +139,9 @@ func New(backend Backend, config Config) *Dispatcher {
 	}
 	if config.Now == nil {
 		config.Now = time.Now
+	}
+	if config.Metrics == nil {
+		config.Metrics = noObserver{}
 	}
 	if config.Logger == nil {
 		config.Logger = slog.Default()
@@ -379,7 +381,7 @@ func (st *leaderState) reclaimExpired() {
 		st.d.logger.Warn("reclaim lapsed leases", "runs", len(reclaims), "error", err)
 		return
 	}
-	st.d.config.Metrics.LeasesReclaimed(metrics.ReclaimLeaseExpired, countApplied(result.(*daguhav1.ReclaimRunsResult).GetOutcomes()))
+	st.d.config.Metrics.LeasesReclaimed(ReclaimLeaseExpired, countApplied(result.(*daguhav1.ReclaimRunsResult).GetOutcomes()))
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for i, outcome := range result.(*daguhav1.ReclaimRunsResult).GetOutcomes() {
@@ -438,7 +440,7 @@ func (st *leaderState) livenessLoop() {
 				d.logger.Warn("declare workers offline", "workers", offline, "error", err)
 			} else {
 				reclaimed := result.(*daguhav1.MarkWorkersOfflineResult).GetReclaimedRunIds()
-				d.config.Metrics.LeasesReclaimed(metrics.ReclaimWorkerOffline, len(reclaimed))
+				d.config.Metrics.LeasesReclaimed(ReclaimWorkerOffline, len(reclaimed))
 				d.config.Metrics.RunsCancelledAtOnce(result.(*daguhav1.MarkWorkersOfflineResult).GetEndedCancelled())
 				st.mu.Lock()
 				for _, id := range reclaimed {
@@ -737,7 +739,7 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, info *daguhav1.WorkerInfo, h
 	now := d.config.Now()
 	resp := &daguhav1.HeartbeatResponse{}
 	defer func() {
-		d.config.Metrics.ReportRefused(metrics.RefusedHeartbeat, len(resp.LostRunIds))
+		d.config.Metrics.ReportRefused(RefusedHeartbeat, len(resp.LostRunIds))
 		d.config.Metrics.ObserveHeartbeat(time.Since(began))
 	}()
 	for _, h := range held {
@@ -855,9 +857,9 @@ func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (
 	)
 	now := d.config.Now().UnixNano()
 	for i, item := range items {
-		refusedKind := metrics.RefusedStep
+		refusedKind := RefusedStep
 		if item.GetFinish() != nil {
-			refusedKind = metrics.RefusedFinish
+			refusedKind = RefusedFinish
 		}
 		claims, err := st.verify(item.GetLeaseToken())
 		if err == nil {
@@ -901,7 +903,7 @@ func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (
 					errs[i] = notLeaderIfStopped(err)
 				case errs[i] == nil && !outcomes[j].GetApplied():
 					// One run, one token: the item's reports share a fate.
-					d.config.Metrics.ReportRefused(metrics.RefusedStep, 1)
+					d.config.Metrics.ReportRefused(RefusedStep, 1)
 					errs[i] = refusal(outcomes[j])
 				}
 			}
@@ -916,7 +918,7 @@ func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (
 			}
 			finish := finishes[j]
 			if !outcomes[j].GetApplied() {
-				d.config.Metrics.ReportRefused(metrics.RefusedFinish, 1)
+				d.config.Metrics.ReportRefused(RefusedFinish, 1)
 				errs[i] = refusal(outcomes[j])
 				continue
 			}
