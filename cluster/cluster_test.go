@@ -147,6 +147,11 @@ func TestLeaderDutiesRunOnlyOnTheEstablishedLeader(t *testing.T) {
 			running <- "stopped:" + name
 		})
 	}
+	for _, s := range c.Servers {
+		if got := strings.Join(s.Server.LeaderDuties(), ","); got != "reconcile-servers,probe" {
+			t.Fatalf("%s lists leader duties %q, want reconcile-servers,probe", s.Name, got)
+		}
+	}
 	old := c.Leader(10 * time.Second)
 	c.Stop(old)
 	leader := c.Leader(10 * time.Second)

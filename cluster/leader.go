@@ -35,11 +35,13 @@ type dutyGroup struct {
 	wg  sync.WaitGroup
 }
 
-func (g *dutyGroup) start(duty namedDuty) {
+func (g *dutyGroup) start(duty namedDuty, logger interface{ Debug(string, ...any) }) {
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
+		logger.Debug("leader duty started", "duty", duty.name)
 		duty.run(g.ctx)
+		logger.Debug("leader duty stopped", "duty", duty.name)
 	}()
 }
 
@@ -47,6 +49,10 @@ type namedDuty struct {
 	name string
 	run  LeaderDuty
 }
+
+// reconcileDuty is the cluster's own duty: it keeps Raft's voters in step
+// with the servers that proved themselves (see reconcileServers).
+var reconcileDuty = namedDuty{name: "reconcile-servers"}
 
 func (l *leadership) init() {
 	l.notify = make(chan bool, 16)
@@ -61,8 +67,22 @@ func (s *Server) RegisterLeaderDuty(name string, duty LeaderDuty) {
 	d := namedDuty{name: name, run: duty}
 	s.leader.duties = append(s.leader.duties, d)
 	if s.leader.current != nil {
-		s.leader.current.start(d)
+		s.leader.current.start(d, s.logger)
 	}
+}
+
+// LeaderDuties names the duties this server runs while it leads, in the
+// order they start: the cluster's own (reconcile-servers) first, then
+// those registered. It is the list an operator reads in the
+// "established leadership" log line.
+func (s *Server) LeaderDuties() []string {
+	s.leader.mu.Lock()
+	defer s.leader.mu.Unlock()
+	names := []string{reconcileDuty.name}
+	for _, d := range s.leader.duties {
+		names = append(names, d.name)
+	}
+	return names
 }
 
 // monitorLeadership is the one place leader duties start and stop.
@@ -125,12 +145,14 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	s.leader.mu.Lock()
 	s.leader.readyTerm = term
 	s.leader.current = group
-	group.start(namedDuty{name: "reconcile-servers", run: s.reconcileServers})
+	group.start(namedDuty{name: reconcileDuty.name, run: s.reconcileServers}, s.logger)
+	names := []string{reconcileDuty.name}
 	for _, duty := range s.leader.duties {
-		group.start(duty)
+		group.start(duty, s.logger)
+		names = append(names, duty.name)
 	}
 	s.leader.mu.Unlock()
-	s.logger.Info("established leadership", "term", term)
+	s.logger.Info("established leadership", "term", term, "duties", names)
 
 	<-ctx.Done()
 	s.leader.mu.Lock()

@@ -199,9 +199,61 @@ func (d *Dispatcher) leader() (*leaderState, error) {
 	return d.active, nil
 }
 
-// RunLeader is the leader duty: it serves polls, renews and reclaims
-// leases until ctx ends.
+// Duty is one named piece of the leader's work. Each runs from the moment
+// its server is an established leader until ctx ends.
+type Duty struct {
+	Name string
+	Run  func(ctx context.Context)
+}
+
+// LeaderDuties is the list of what the leader's side of dispatch runs,
+// each registered as its own leader duty (ops/agent registers them with
+// the cluster, which logs each start and stop by name):
+//   - leases: serves polls, reports and heartbeats through the grant,
+//     report and finish batchers, keeps lease deadlines and reclaims
+//     expired leases, declares silent workers offline (one duty: these
+//     share the term's lease table and signer);
+//   - schedule: fires cron slots;
+//   - prune: removes ended runs past the run retention (when one is set).
+func (d *Dispatcher) LeaderDuties() []Duty {
+	duties := []Duty{
+		{Name: "leases", Run: d.runLeases},
+		{Name: "schedule", Run: d.runScheduler},
+	}
+	if d.config.RunRetention > 0 {
+		duties = append(duties, Duty{Name: "prune", Run: d.runPruner})
+	}
+	return duties
+}
+
+// RunLeader runs every duty of LeaderDuties side by side until ctx ends:
+// one leader duty for embedders and tests that want the whole.
 func (d *Dispatcher) RunLeader(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, duty := range d.LeaderDuties() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			duty.Run(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+func (d *Dispatcher) runScheduler(ctx context.Context) {
+	s := newScheduler(d.backend, d.config.Now, d.logger)
+	s.zone = d.config.ScheduleZone
+	s.metrics = d.config.Metrics
+	s.run(ctx)
+}
+
+func (d *Dispatcher) runPruner(ctx context.Context) {
+	p := &pruner{backend: d.backend, retention: d.config.RunRetention, interval: d.config.PruneInterval, now: d.config.Now, d: d}
+	p.run(ctx)
+}
+
+// runLeases serves polls, renews and reclaims leases until ctx ends.
+func (d *Dispatcher) runLeases(ctx context.Context) {
 	signer, err := d.resolveSigner(ctx)
 	if err != nil {
 		d.logger.Error("dispatch cannot start: no signing key", "error", err)
@@ -246,25 +298,10 @@ func (d *Dispatcher) RunLeader(ctx context.Context) {
 	}
 	d.logger.Info("dispatch started", "running_runs", len(st.deadlines), "lease_ttl", d.config.LeaseTTL, "schedule_zone", zone)
 
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		st.livenessLoop()
-	}()
-	if d.config.RunRetention > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p := &pruner{backend: d.backend, retention: d.config.RunRetention, interval: d.config.PruneInterval, now: d.config.Now, d: d}
-			p.run(ctx)
-		}()
-	}
-	go func() {
-		defer wg.Done()
-		s := newScheduler(d.backend, d.config.Now, d.logger)
-		s.zone = d.config.ScheduleZone
-		s.metrics = d.config.Metrics
-		s.run(ctx)
 	}()
 	st.reclaimLoop()
 

@@ -2,6 +2,8 @@ package dispatch_test
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -205,5 +207,53 @@ func TestScheduleZoneReadsSchedulesWithoutCronTZ(t *testing.T) {
 			t.Logf("fired %s at %s", r.GetDagName(), time.Unix(r.GetScheduleSlotUnix(), 0).UTC())
 		}
 		t.Fatalf("want only tokyo-nine, at %s (09:00 in Tokyo)", want)
+	}
+}
+
+// The leader's side of dispatch is a list of named duties, each its own
+// leader duty: the cron scheduler fires with the lease duty not running
+// (polls are refused as not the leader's), so no duty hides inside
+// another.
+func TestLeaderDutiesAreAListOfIndependentDuties(t *testing.T) {
+	names := func(duties []dispatch.Duty) string {
+		var out []string
+		for _, d := range duties {
+			out = append(out, d.Name)
+		}
+		return strings.Join(out, ",")
+	}
+	if got := names(dispatch.New(nil, dispatch.Config{}).LeaderDuties()); got != "leases,schedule" {
+		t.Fatalf("duties without a run retention: %s", got)
+	}
+	if got := names(dispatch.New(nil, dispatch.Config{RunRetention: time.Hour}).LeaderDuties()); got != "leases,schedule,prune" {
+		t.Fatalf("duties with a run retention: %s", got)
+	}
+
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
+	leader := c.Leader(10 * time.Second)
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	fake := &clock{now: start}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := leader.Server.Apply(ctx, fsm.PutDagsType, &daguhav1.PutDagsCommand{NowUnixNano: start.UnixNano(), Dags: []*daguhav1.StoredDag{{
+		Spec:        &daguhav1.DagSpec{Name: "tick", Schedule: []string{"* * * * * *"}},
+		ContentHash: "h1",
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	d := dispatch.New(backend{leader.Server}, dispatch.Config{Now: fake.Now, LeaseTTL: time.Hour})
+	for _, duty := range d.LeaderDuties() {
+		if duty.Name == "schedule" {
+			leader.Server.RegisterLeaderDuty(duty.Name, duty.Run)
+		}
+	}
+	fake.Advance(time.Second)
+	clustertest.WaitFor(t, 10*time.Second, "the schedule duty to fire a slot", func() (bool, string) {
+		n := 0
+		_ = leader.Server.FSM().State().EachRun(func(*daguhav1.Run) bool { n++; return true })
+		return n > 0, "runs " + itoa(n)
+	})
+	if _, err := d.Poll(ctx, &daguhav1.WorkerInfo{Id: "w1", MaxActiveRuns: 1}, 0); !errors.Is(err, dispatch.ErrNotLeader) {
+		t.Fatalf("poll with only the schedule duty running: %v, want ErrNotLeader", err)
 	}
 }

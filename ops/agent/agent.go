@@ -204,7 +204,9 @@ func Start(config Config) (*Agent, error) {
 	}
 	config.Dispatch.Logger = config.Logger
 	dispatcher := dispatch.New(clusterBackend{server}, config.Dispatch)
-	server.RegisterLeaderDuty("dispatch", dispatcher.RunLeader)
+	for _, duty := range dispatcher.LeaderDuties() {
+		server.RegisterLeaderDuty(duty.Name, duty.Run)
+	}
 	a := &Agent{
 		logger:  config.Logger,
 		cluster: server,
