@@ -13,6 +13,7 @@ import (
 
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/dispatch/valid"
+	"github.com/daguha/daguha/dispatch/yamlmap"
 )
 
 // configKey ties a config.yaml key to the flag it sets. The flag carries
@@ -220,63 +221,30 @@ type mapEntry struct {
 }
 
 // mapEntries lists a mapping's entries in order, merge keys (<<)
-// expanded with the explicit keys winning as YAML says; a key given twice
-// is an error naming both lines.
+// expanded as package yamlmap reads them (as DAG files are read); a key
+// given twice is an error naming both lines.
 func mapEntries(n *yaml.Node, prefix string) ([]mapEntry, error) {
-	return mergedEntries(n, prefix, map[*yaml.Node]bool{})
-}
-
-// mergedEntries is mapEntries with the maps being merged, so that a map
-// merged into itself (an anchor's alias inside it) is refused.
-func mergedEntries(n *yaml.Node, prefix string, merging map[*yaml.Node]bool) ([]mapEntry, error) {
-	if merging[n] {
-		return nil, fmt.Errorf("line %d: %s: a map is merged into itself", n.Line, orTop(prefix))
+	list, problems := yamlmap.Entries(n)
+	if len(problems) > 0 {
+		p := problems[0]
+		return nil, fmt.Errorf("line %d: %s: %s", p.Node.Line, orTop(prefix), p.Msg)
 	}
-	merging[n] = true
-	defer delete(merging, n)
-	var explicit, merged []mapEntry
+	out := make([]mapEntry, 0, len(list))
 	lines := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolveAlias(n.Content[i]), n.Content[i+1]
-		if k.Kind != yaml.ScalarNode {
-			return nil, fmt.Errorf("line %d: %s: a key must be a word, not a %s", k.Line, orTop(prefix), kindName(k))
-		}
-		if k.ShortTag() == "!!merge" {
-			from := resolveAlias(v)
-			sources := []*yaml.Node{from}
-			if from.Kind == yaml.SequenceNode {
-				sources = from.Content
+	for _, e := range list {
+		// Merged keys that the map gives itself are dropped by Entries,
+		// so a key listed twice was written twice in this map.
+		if first, dup := lines[e.Key]; dup {
+			name := e.Key
+			if prefix != "" {
+				name = prefix + "." + e.Key
 			}
-			for _, source := range sources {
-				source = resolveAlias(source)
-				if source.Kind != yaml.MappingNode {
-					return nil, fmt.Errorf("line %d: %s: << merges a map, not a %s", source.Line, orTop(prefix), kindName(source))
-				}
-				entries, err := mergedEntries(source, prefix, merging)
-				if err != nil {
-					return nil, err
-				}
-				merged = append(merged, entries...)
-			}
-			continue
+			return nil, fmt.Errorf("line %d: %s is given twice (first on line %d)", e.KeyNode.Line, name, first)
 		}
-		name := k.Value
-		if prefix != "" {
-			name = prefix + "." + k.Value
-		}
-		if first, dup := lines[k.Value]; dup {
-			return nil, fmt.Errorf("line %d: %s is given twice (first on line %d)", k.Line, name, first)
-		}
-		lines[k.Value] = k.Line
-		explicit = append(explicit, mapEntry{key: k.Value, line: k.Line, value: v})
+		lines[e.Key] = e.KeyNode.Line
+		out = append(out, mapEntry{key: e.Key, line: e.KeyNode.Line, value: e.Value})
 	}
-	for _, e := range merged {
-		if _, over := lines[e.key]; !over {
-			lines[e.key] = e.line
-			explicit = append(explicit, e)
-		}
-	}
-	return explicit, nil
+	return out, nil
 }
 
 // configText renders a value as its flag's text: a scalar as written, a
@@ -327,12 +295,7 @@ func configText(key string, n *yaml.Node) (string, error) {
 }
 
 // resolveAlias follows *alias to its anchored node.
-func resolveAlias(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
+func resolveAlias(n *yaml.Node) *yaml.Node { return yamlmap.Resolve(n) }
 
 func isNullNode(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"

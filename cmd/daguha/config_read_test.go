@@ -54,8 +54,8 @@ func TestConfigFileShapes(t *testing.T) {
 		"worker:\n  id: [a, [b]]\n":          "line 2: worker.id: item 1: want a value, not a list",
 		"worker:\n  labels: {a: {b: c}}\n":   "line 2: worker.labels: a: want a value, not a map",
 		"port: {a: 1}\n":                     "line 1: port: want a value, not a map",
-		"worker:\n  ? [a]\n  : b\n":          "line 2: worker: a key must be a word, not a list",
-		"cluster:\n  health:\n    <<: [1]\n": "line 3: cluster.health: << merges a map, not a value",
+		"worker:\n  ? [a]\n  : b\n":          "line 2: worker: a key must be a string, got a list",
+		"cluster:\n  health:\n    <<: [1]\n": "line 3: cluster.health: a merge key (<<) takes a map or a list of maps, got a number",
 	} {
 		_, err := readConfig("c.yaml", []byte(text))
 		if err == nil || !strings.Contains(err.Error(), "config file c.yaml: "+want) {

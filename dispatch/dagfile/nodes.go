@@ -9,49 +9,25 @@ import (
 	"unicode"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/daguha/daguha/dispatch/yamlmap"
 )
 
 // Helpers that read yaml.Node values, reporting every mismatch with the
 // node's line instead of stopping at the first one.
 
-// resolve follows aliases to the node they name. A file cannot make an
-// alias name an alias, but the bound keeps a hand-built tree from looping.
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 16; i++ {
-		n = n.Alias
-	}
-	return n
-}
+// The reading of aliases and merge keys is package yamlmap's, shared with
+// the config file: these are its names here.
+
+// resolve follows aliases to the node they name.
+func resolve(n *yaml.Node) *yaml.Node { return yamlmap.Resolve(n) }
 
 func isNull(n *yaml.Node) bool {
 	return n == nil || (n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null")
 }
 
 // describe names what a node is, for "want X, got Y" messages.
-func describe(n *yaml.Node) string {
-	n = resolve(n)
-	switch {
-	case n == nil:
-		return "nothing"
-	case n.Kind == yaml.MappingNode:
-		return "a map"
-	case n.Kind == yaml.SequenceNode:
-		return "a list"
-	case n.Kind == yaml.AliasNode:
-		return "an alias"
-	case n.Kind != yaml.ScalarNode:
-		return "a document"
-	}
-	switch n.ShortTag() {
-	case "!!null":
-		return "null"
-	case "!!bool":
-		return "true/false"
-	case "!!int", "!!float":
-		return "a number"
-	}
-	return "a string"
-}
+func describe(n *yaml.Node) string { return yamlmap.Describe(n) }
 
 // entry is one key of a mapping, after merge keys ("<<: *base") are applied.
 type entry struct {
@@ -60,75 +36,19 @@ type entry struct {
 	value *yaml.Node
 }
 
-// maxMergeDepth bounds how deep merge keys are followed: a merged map may
-// merge another, and a file can make a map merge itself.
-const maxMergeDepth = 8
-
 // entries lists a mapping's keys in the order written, with the keys of
-// merged maps after them (an explicit key overrides a merged one; of two
-// merged maps the first given wins, as YAML's merge key says). Non-string
-// keys are reported under path.
+// merged maps after them (yamlmap.Entries); what is wrong with its keys
+// or merges is reported under path.
 func (c *collector) entries(n *yaml.Node, path string) []entry {
-	return c.mergedEntries(n, path, 0)
-}
-
-func (c *collector) mergedEntries(n *yaml.Node, path string, depth int) []entry {
-	n = resolve(n)
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
+	list, problems := yamlmap.Entries(n)
+	for _, p := range problems {
+		c.add(p.Node, path, "%s", p.Msg)
 	}
-	var own []entry
-	var merges []*yaml.Node
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], n.Content[i+1]
-		rk := resolve(k)
-		if rk == nil || rk.Kind != yaml.ScalarNode {
-			c.add(k, path, "a key must be a string, got %s", describe(k))
-			continue
-		}
-		if rk.ShortTag() == "!!merge" {
-			merges = append(merges, v)
-			continue
-		}
-		own = append(own, entry{key: rk.Value, keyAt: k, value: v})
+	out := make([]entry, len(list))
+	for i, e := range list {
+		out[i] = entry{key: e.Key, keyAt: e.KeyNode, value: e.Value}
 	}
-	if len(merges) == 0 {
-		return own
-	}
-	seen := map[string]bool{}
-	for _, e := range own {
-		seen[e.key] = true
-	}
-	for _, m := range merges {
-		var sources []*yaml.Node
-		switch rm := resolve(m); {
-		case rm != nil && rm.Kind == yaml.MappingNode:
-			sources = []*yaml.Node{rm}
-		case rm != nil && rm.Kind == yaml.SequenceNode:
-			sources = rm.Content
-		}
-		if len(sources) == 0 {
-			c.add(m, path, "a merge key (<<) takes a map or a list of maps, got %s", describe(m))
-			continue
-		}
-		for _, src := range sources {
-			if rs := resolve(src); rs == nil || rs.Kind != yaml.MappingNode {
-				c.add(src, path, "a merge key (<<) takes a map or a list of maps, got %s", describe(src))
-				continue
-			}
-			if depth >= maxMergeDepth {
-				c.add(src, path, "merge keys (<<) nest more than %d deep", maxMergeDepth)
-				continue
-			}
-			for _, e := range c.mergedEntries(src, path, depth+1) {
-				if !seen[e.key] {
-					seen[e.key] = true
-					own = append(own, e)
-				}
-			}
-		}
-	}
-	return own
+	return out
 }
 
 // keyTable maps the camelCase and snake_case spellings of known keys to
