@@ -3,7 +3,6 @@ package dispatch
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -68,7 +67,7 @@ func checkReportItem(state *store.StateStore, runID string, item *daguhav1.Repor
 				return &InvalidRequestError{Reason: fmt.Sprintf("step report of %s: child %v", valid.Quote(step.GetName()), err)}
 			}
 		}
-		step.OutputTail = clipTail(step.GetOutputTail())
+		step.OutputTail = valid.ClipTail(step.GetOutputTail())
 		step.Error = valid.ClipError(step.GetError())
 	}
 	if end := item.GetFinish(); end != nil {
@@ -78,19 +77,6 @@ func checkReportItem(state *store.StateStore, runID string, item *daguhav1.Repor
 		end.Error = valid.ClipError(end.GetError())
 	}
 	return nil
-}
-
-// clipTail keeps the last valid.MaxOutputTailBytes of an output tail,
-// starting on a character.
-func clipTail(tail string) string {
-	if len(tail) <= valid.MaxOutputTailBytes {
-		return tail
-	}
-	cut := len(tail) - valid.MaxOutputTailBytes
-	for cut < len(tail) && !utf8.RuneStart(tail[cut]) {
-		cut++
-	}
-	return tail[cut:]
 }
 
 // checkChildRequest checks what a worker sends to start a child run.
@@ -135,7 +121,7 @@ func ChildResult(run *daguhav1.Run) *daguhav1.Run {
 // the worker reports it (invalid UTF-8 replaced first, which may lengthen
 // them).
 func clipStepTexts(st *daguhav1.StepState) {
-	st.OutputTail = clipTail(strings.ToValidUTF8(st.GetOutputTail(), "\uFFFD"))
+	st.OutputTail = valid.ClipTail(strings.ToValidUTF8(st.GetOutputTail(), "\uFFFD"))
 	st.Error = valid.ClipError(strings.ToValidUTF8(st.GetError(), "\uFFFD"))
 }
 

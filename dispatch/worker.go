@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -149,7 +150,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer wg.Done()
 		w.heartbeatLoop(ctx)
 	}()
-	w.logger.Info("worker started", "labels", FormatLabels(w.config.Labels), "max_active_runs", w.config.MaxActiveRuns)
+	w.logger.Info("worker started", "labels", valid.FormatLabels(w.config.Labels), "max_active_runs", w.config.MaxActiveRuns)
 	if w.config.LogRetention > 0 {
 		wg.Add(1)
 		go func() {
@@ -210,7 +211,7 @@ func (w *Worker) pollLoop(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		taken := 1
 	more:
-		for taken < maxTasksPerPoll {
+		for taken < valid.MaxTasksPerPoll {
 			select {
 			case w.slots <- struct{}{}:
 				taken++

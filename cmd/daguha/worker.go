@@ -36,7 +36,7 @@ func workerSettings(id, labels string, maxActiveRuns int) (dispatch.WorkerConfig
 	} else if err := valid.WorkerID(id); err != nil {
 		return dispatch.WorkerConfig{}, err
 	}
-	parsed, err := dispatch.ParseLabels(labels)
+	parsed, err := valid.ParseLabels(labels)
 	if err != nil {
 		return dispatch.WorkerConfig{}, fmt.Errorf("worker labels: %w", err)
 	}
