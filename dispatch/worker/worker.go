@@ -1,4 +1,4 @@
-package dispatch
+package worker
 
 import (
 	"context"
@@ -20,8 +20,8 @@ import (
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
-// WorkerConfig describes a worker.
-type WorkerConfig struct {
+// Config describes a worker.
+type Config struct {
 	ID            string
 	Labels        map[string]string
 	MaxActiveRuns int
@@ -66,7 +66,7 @@ type WorkerConfig struct {
 type Worker struct {
 	// ownLogDir: the worker made its log directory and removes it at the end.
 	ownLogDir bool
-	config    WorkerConfig
+	config    Config
 	client    daguhav1.CoordinatorServiceClient
 	reporter  *reporter
 	logger    *slog.Logger
@@ -91,8 +91,8 @@ var (
 	errLost      = errors.New("lease lost")
 )
 
-// NewWorker returns a worker speaking to the cluster over conn.
-func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, error) {
+// New returns a worker speaking to the cluster over conn.
+func New(conn grpc.ClientConnInterface, config Config) (*Worker, error) {
 	if config.ID == "" {
 		return nil, errors.New("worker id is empty")
 	}
