@@ -5,6 +5,12 @@
 // workerHost), keeps every step's full log and serves it with LogServer
 // to a server that offers the attempt's log ticket.
 //
+// Each kind of step is run by an executor registered under its kind, in
+// a file of its own: exec_command.go (a command or script with sh, in a
+// process group of its own, see process.go), exec_child.go (a run/call
+// step: a child run) and exec_noop.go (the benchmarks' no-op worker). A
+// new kind of step is a new such file.
+//
 // The package imports the leaves dispatch/valid, dispatch/logticket and
 // dispatch/dagfile, and the generated proto and its gRPC client stubs:
 // never the leader's side (package dispatch) or the cluster. Worker
