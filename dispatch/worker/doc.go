@@ -11,8 +11,10 @@
 // step: a child run) and exec_noop.go (the benchmarks' no-op worker). A
 // new kind of step is a new such file.
 //
-// The package imports the leaves dispatch/valid, dispatch/logticket and
-// dispatch/dagfile, and the generated proto and its gRPC client stubs:
-// never the leader's side (package dispatch) or the cluster. Worker
-// processes (ops/agent, the commands) and tests import it.
+// The package imports only the leaves dispatch/valid, dispatch/logticket
+// and dispatch/dagfile, and the generated proto and its gRPC client stubs:
+// never the leader's side (package dispatch), the cluster or ops/...
+// What the worker records goes through the Metrics hooks it declares,
+// which ops/metrics.WorkerMetrics implements. Worker processes (ops/agent,
+// the commands) and tests import it.
 package worker

@@ -16,7 +16,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/daguha/daguha/dispatch/valid"
-	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -36,7 +35,7 @@ type Config struct {
 	Now           func() time.Time
 	// Metrics, when set, records runs in progress, step durations and
 	// heartbeat round trips.
-	Metrics *metrics.WorkerMetrics
+	Metrics Metrics
 	// LogDir keeps the full output of every step (default: a new
 	// directory daguha-worker-logs-* in the system's temporary directory).
 	LogDir string
@@ -116,6 +115,9 @@ func New(conn grpc.ClientConnInterface, config Config) (*Worker, error) {
 	}
 	if config.HoldSteps <= 0 {
 		config.HoldSteps = DefaultHoldSteps
+	}
+	if config.Metrics == nil {
+		config.Metrics = noMetrics{}
 	}
 	config.Metrics.SetCapacity(config.MaxActiveRuns)
 	ownLogDir := config.LogDir == ""
@@ -340,7 +342,7 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	logger.Info("run started")
 	w.keepLogTicket(logger, run, task.GetLogTicket())
 	w.config.Metrics.RunStarted()
-	ended := metrics.RunAbandoned
+	ended := RunAbandoned
 	defer func() { w.config.Metrics.RunEnded(ended) }()
 
 	host := newWorkerHost(w, task, runCtx)

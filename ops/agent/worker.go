@@ -83,9 +83,10 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 	}
 	a := &WorkerAgent{logger: config.Logger, done: make(chan struct{}), joinDone: make(chan struct{}), stopMetrics: func() {}}
 	if config.MetricsAddr != "" {
-		config.Worker.Metrics = metrics.NewWorker()
+		m := metrics.NewWorker()
+		config.Worker.Metrics = m
 		ctx, cancel := context.WithCancel(context.Background())
-		if _, err := config.Worker.Metrics.Serve(ctx, config.MetricsAddr, config.Logger); err != nil {
+		if _, err := m.Serve(ctx, config.MetricsAddr, config.Logger); err != nil {
 			cancel()
 			return nil, fmt.Errorf("worker: %w", err)
 		}
