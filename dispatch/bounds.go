@@ -2,8 +2,6 @@ package dispatch
 
 import (
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -68,7 +66,7 @@ func checkReportItem(state *store.StateStore, runID string, item *daguhav1.Repor
 				return &InvalidRequestError{Reason: fmt.Sprintf("step report of %s: child %v", valid.Quote(step.GetName()), err)}
 			}
 		}
-		step.OutputTail = clipTail(step.GetOutputTail())
+		step.OutputTail = valid.ClipTail(step.GetOutputTail())
 		step.Error = valid.ClipError(step.GetError())
 	}
 	if end := item.GetFinish(); end != nil {
@@ -78,19 +76,6 @@ func checkReportItem(state *store.StateStore, runID string, item *daguhav1.Repor
 		end.Error = valid.ClipError(end.GetError())
 	}
 	return nil
-}
-
-// clipTail keeps the last valid.MaxOutputTailBytes of an output tail,
-// starting on a character.
-func clipTail(tail string) string {
-	if len(tail) <= valid.MaxOutputTailBytes {
-		return tail
-	}
-	cut := len(tail) - valid.MaxOutputTailBytes
-	for cut < len(tail) && !utf8.RuneStart(tail[cut]) {
-		cut++
-	}
-	return tail[cut:]
 }
 
 // checkChildRequest checks what a worker sends to start a child run.
@@ -129,25 +114,4 @@ func ChildResult(run *daguhav1.Run) *daguhav1.Run {
 		return true
 	})
 	return result
-}
-
-// clipStepTexts cuts a step state's texts to what the cluster takes, as
-// the worker reports it (invalid UTF-8 replaced first, which may lengthen
-// them).
-func clipStepTexts(st *daguhav1.StepState) {
-	st.OutputTail = clipTail(strings.ToValidUTF8(st.GetOutputTail(), "\uFFFD"))
-	st.Error = valid.ClipError(strings.ToValidUTF8(st.GetError(), "\uFFFD"))
-}
-
-// boundRunEnd keeps a run's end within what the cluster takes: its error
-// cut to valid.MaxErrorBytes, and outputs beyond valid.Outputs' limits
-// left out, which fails a run that succeeded (its parent would miss them).
-func boundRunEnd(final daguhav1.RunStatus, message string, outputs map[string]string) (daguhav1.RunStatus, string, map[string]string) {
-	if err := valid.Outputs(outputs); err != nil {
-		outputs = nil
-		if final == daguhav1.RunStatus_RUN_STATUS_SUCCEEDED {
-			final, message = daguhav1.RunStatus_RUN_STATUS_FAILED, "the run's outputs cannot be recorded: "+err.Error()
-		}
-	}
-	return final, valid.ClipError(message), outputs
 }

@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
@@ -522,7 +523,7 @@ func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.Work
 	current := func() bool {
 		w, _ := st.d.backend.State().Worker(info.GetId())
 		return w != nil && !w.GetOffline() && w.GetMaxActiveRuns() == info.GetMaxActiveRuns() &&
-			FormatLabels(w.GetLabels()) == FormatLabels(info.GetLabels()) && w.GetLogAddr() == info.GetLogAddr()
+			valid.FormatLabels(w.GetLabels()) == valid.FormatLabels(info.GetLabels()) && w.GetLogAddr() == info.GetLogAddr()
 	}
 	if current() {
 		return nil
@@ -539,7 +540,7 @@ func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.Work
 	if err != nil {
 		return fmt.Errorf("register worker %q: %w", info.GetId(), err)
 	}
-	st.d.logger.Info("worker registered", "worker", info.GetId(), "labels", FormatLabels(info.GetLabels()), "max_active_runs", info.GetMaxActiveRuns())
+	st.d.logger.Info("worker registered", "worker", info.GetId(), "labels", valid.FormatLabels(info.GetLabels()), "max_active_runs", info.GetMaxActiveRuns())
 	return nil
 }
 
@@ -570,10 +571,6 @@ func (d *Dispatcher) Poll(ctx context.Context, info *daguhav1.WorkerInfo, wait t
 	return tasks[0], err
 }
 
-// maxTasksPerPoll bounds the runs one poll takes (the worker asks for at
-// most this many, the leader grants at most this many).
-const maxTasksPerPoll = 64
-
 // PollMany waits up to wait for runs the worker can take and grants up to
 // max of them at once: matched together, committed in one Raft entry by
 // the grant batcher. It returns as soon as at least one is granted.
@@ -582,7 +579,7 @@ func (d *Dispatcher) PollMany(ctx context.Context, info *daguhav1.WorkerInfo, wa
 	if err != nil {
 		return nil, err
 	}
-	limit = min(maxTasksPerPoll, max(limit, 1))
+	limit = min(valid.MaxTasksPerPoll, max(limit, 1))
 	wait = min(max(wait, 0), maxPollWait)
 	timer := time.NewTimer(wait)
 	defer timer.Stop()

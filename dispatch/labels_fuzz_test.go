@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/daguha/daguha/dispatch/dagfile"
+	"github.com/daguha/daguha/dispatch/valid"
 )
 
 // FuzzParseLabels: worker labels arrive as k=v,k=v (the --labels and
@@ -33,7 +34,7 @@ func FuzzParseLabels(f *testing.F) {
 		f.Add(seed.text, seed.key, seed.value)
 	}
 	f.Fuzz(func(t *testing.T, text, key, value string) {
-		labels, err := ParseLabels(text)
+		labels, err := valid.ParseLabels(text)
 		if err != nil {
 			if labels != nil {
 				t.Fatalf("ParseLabels(%q) returned labels with an error", text)
@@ -42,8 +43,8 @@ func FuzzParseLabels(f *testing.F) {
 				t.Fatalf("ParseLabels(%q): error %q does not quote the bad part", text, err)
 			}
 		} else {
-			formatted := FormatLabels(labels)
-			again, err := ParseLabels(formatted)
+			formatted := valid.FormatLabels(labels)
+			again, err := valid.ParseLabels(formatted)
 			if err != nil || !maps.Equal(labels, again) {
 				t.Fatalf("ParseLabels(%q) = %v, formatted %q, parsed again %v, %v", text, labels, formatted, again, err)
 			}
@@ -72,10 +73,10 @@ func FuzzParseLabels(f *testing.F) {
 			return
 		}
 		selector := file.Dags[0].GetWorkerSelector()
-		worker, err := ParseLabels(FormatLabels(selector))
+		worker, err := valid.ParseLabels(valid.FormatLabels(selector))
 		if err != nil || !maps.Equal(worker, selector) || !Matches(selector, worker) {
 			t.Fatalf("selector %q: %q accepted, but a worker started with --labels %q gets %v, %v",
-				key, value, FormatLabels(selector), worker, err)
+				key, value, valid.FormatLabels(selector), worker, err)
 		}
 	})
 }

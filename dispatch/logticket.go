@@ -1,69 +1,15 @@
 package dispatch
 
-import (
-	"crypto/hmac"
-	"encoding/base64"
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"io"
-	"io/fs"
-	"log/slog"
-	"os"
-	"path/filepath"
-	"strconv"
+import "github.com/daguha/daguha/dispatch/logticket"
 
-	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
-)
-
-// A log ticket lets a server read the step logs of one attempt of a run
-// from the worker that ran it. The leader grants it with the task; the
-// worker keeps it beside the attempt's logs and serves them only to a
-// request that carries it. Any server can compute it again, since every
-// server holds the signing keys; a worker can compute none but its own,
-// and a caller without a signing key none at all. It is a secret: never
-// logged, never in a run record or an API answer.
-
-// logTicketDomain keeps a log ticket's MAC from ever being a lease
-// token's (whose signed payload is JSON) or a key fingerprint's.
-const logTicketDomain = "daguha log ticket"
-
-// MaxLogTickets bounds the tickets one step log request may carry (one
-// per signing key of the calling server).
-const MaxLogTickets = 16
-
-// maxLogTicketBytes bounds one ticket in a request and in the file a
-// worker keeps: a ticket is 43 bytes (base64url of 32).
-const maxLogTicketBytes = 64
-
-// logTicketFile is the name of the file in an attempt's log directory
-// that holds its ticket. It starts with a dot, which no step's log file
-// does (see safeName), so no step name can make it a log.
-const logTicketFile = ".log-ticket"
-
-// logTicketPayload is what a ticket's MAC covers: the domain, then each
-// string with its length before it, so no two tuples share a payload.
-func logTicketPayload(runID string, attempt uint32, workerID string) []byte {
-	payload := make([]byte, 0, len(logTicketDomain)+len(runID)+len(workerID)+16)
-	payload = append(payload, logTicketDomain...)
-	payload = binary.BigEndian.AppendUint32(payload, uint32(len(runID)))
-	payload = append(payload, runID...)
-	payload = binary.BigEndian.AppendUint32(payload, attempt)
-	payload = binary.BigEndian.AppendUint32(payload, uint32(len(workerID)))
-	payload = append(payload, workerID...)
-	return payload
-}
-
-// LogTicket is the ticket of one attempt of a run on one worker under
-// one signing key.
-func LogTicket(key []byte, runID string, attempt uint32, workerID string) string {
-	return base64.RawURLEncoding.EncodeToString(mac(key, logTicketPayload(runID, attempt, workerID)))
-}
+// The leader's side of log tickets (package logticket says what one is):
+// it grants one with each task, and a server computes them again to
+// fetch a run's step logs from its worker.
 
 // LogTicket is the ticket the signer grants with a task: under its first
 // key, the one it signs lease tokens with.
 func (s *Signer) LogTicket(runID string, attempt uint32, workerID string) string {
-	return LogTicket(s.keys[0], runID, attempt, workerID)
+	return logticket.Sign(s.keys[0], runID, attempt, workerID)
 }
 
 // LogTickets are the tickets of an attempt under every signing key this
@@ -83,94 +29,11 @@ func (d *Dispatcher) LogTickets(runID string, attempt uint32, workerID string) [
 		if len(key) == 0 {
 			continue
 		}
-		ticket := LogTicket(key, runID, attempt, workerID)
-		if !seen[ticket] && len(tickets) < MaxLogTickets {
+		ticket := logticket.Sign(key, runID, attempt, workerID)
+		if !seen[ticket] && len(tickets) < logticket.MaxPerRequest {
 			seen[ticket] = true
 			tickets = append(tickets, ticket)
 		}
 	}
 	return tickets
-}
-
-// logTicketPath is the file holding the ticket of one attempt of a run.
-func (e *Engine) logTicketPath(runID string, attempt uint32) string {
-	return filepath.Join(e.LogDir, safeName(runID), strconv.FormatUint(uint64(attempt), 10), logTicketFile)
-}
-
-// keepLogTicket writes an attempt's ticket beside its logs, readable by
-// this worker's user only.
-func (e *Engine) keepLogTicket(runID string, attempt uint32, ticket string) error {
-	if e.LogDir == "" {
-		return nil
-	}
-	path := e.logTicketPath(runID, attempt)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), logTicketFile+".*")
-	if err != nil {
-		return err
-	}
-	// CreateTemp makes the file 0600; the rename makes the ticket appear
-	// whole or not at all.
-	_, err = f.WriteString(ticket)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
-}
-
-// errNoLogTicket is returned by checkLogTicket when the attempt has logs
-// but no ticket: it was granted by a server that gave none (before log
-// tickets existed).
-var errNoLogTicket = errors.New("no log ticket")
-
-// checkLogTicket reports whether one of the offered tickets is the one
-// kept for the attempt. fs.ErrNotExist: this worker has nothing of the
-// attempt; errNoLogTicket: it has logs but no ticket.
-func (e *Engine) checkLogTicket(runID string, attempt uint32, offered []string) (bool, error) {
-	path := e.logTicketPath(runID, attempt)
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if _, serr := os.Stat(filepath.Dir(path)); serr == nil {
-			return false, errNoLogTicket
-		}
-		return false, fs.ErrNotExist
-	}
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	kept, err := io.ReadAll(io.LimitReader(f, maxLogTicketBytes+1))
-	if err != nil || len(kept) == 0 || len(kept) > maxLogTicketBytes {
-		return false, fmt.Errorf("the log ticket file of run %s attempt %d is unreadable or malformed", runID, attempt)
-	}
-	match := false
-	for _, ticket := range offered {
-		// Every offered ticket is compared, in constant time.
-		if hmac.Equal([]byte(ticket), kept) {
-			match = true
-		}
-	}
-	return match, nil
-}
-
-// keepLogTicket keeps the ticket a task came with beside its attempt's
-// logs; without one (a server older than log tickets granted the run) or
-// when it cannot be written, the attempt's logs will not be served, and
-// the worker says so.
-func (w *Worker) keepLogTicket(logger *slog.Logger, run *daguhav1.Run, ticket string) {
-	if ticket == "" || len(ticket) > maxLogTicketBytes {
-		logger.Warn("the run came without a log ticket: its step logs will not be served (the server granting it predates log tickets)")
-		return
-	}
-	if err := w.engine.keepLogTicket(run.GetId(), run.GetAttempt(), ticket); err != nil {
-		logger.Warn("the run's log ticket could not be kept: its step logs will not be served", "dir", w.engine.LogDir, "error", err)
-	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/logticket"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -47,7 +48,7 @@ func TestGrantCarriesTheLogTicketEveryServerRecomputes(t *testing.T) {
 			if key == nil {
 				key = [][]byte{leader.Server.FSM().State().ClusterMeta().GetSigningKey()}
 			}
-			if want := dispatch.LogTicket(key[0], "r1", 1, "w1"); granted != want {
+			if want := logticket.Sign(key[0], "r1", 1, "w1"); granted != want {
 				t.Fatalf("granted ticket %q, want the one under the signing key %q", granted, want)
 			}
 			recomputed := d.LogTickets("r1", 1, "w1")
@@ -55,7 +56,7 @@ func TestGrantCarriesTheLogTicketEveryServerRecomputes(t *testing.T) {
 				t.Fatalf("the server recomputes %v, without the granted ticket", recomputed)
 			}
 			for _, k := range key {
-				if !slices.Contains(recomputed, dispatch.LogTicket(k, "r1", 1, "w1")) {
+				if !slices.Contains(recomputed, logticket.Sign(k, "r1", 1, "w1")) {
 					t.Errorf("the server recomputes %v, without the ticket under a key it holds", recomputed)
 				}
 			}

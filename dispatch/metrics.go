@@ -49,7 +49,7 @@ func (noObserver) LeasesReclaimed(string, int)      {}
 func (noObserver) ReportRefused(string, int)        {}
 func (noObserver) ObserveHeartbeat(time.Duration)   {}
 
-// Helpers for the metrics the dispatcher and the worker record.
+// Helpers for the metrics the dispatcher records.
 
 // queueWait is how long a run just granted waited in its queue: since its
 // enqueue for a first attempt, since the end of its previous attempt (its
@@ -69,11 +69,6 @@ func queueWait(run *daguhav1.Run) time.Duration {
 // cancelled.
 func runStatusLabel(status daguhav1.RunStatus) string {
 	return strings.ToLower(strings.TrimPrefix(status.String(), "RUN_STATUS_"))
-}
-
-// stepStatusLabel is a step status as a metric label.
-func stepStatusLabel(status daguhav1.StepStatus) string {
-	return strings.ToLower(strings.TrimPrefix(status.String(), "STEP_STATUS_"))
 }
 
 // countApplied is how many outcomes say their change was applied.

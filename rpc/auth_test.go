@@ -22,7 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/daguha/daguha/cluster/identity"
-	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/valid"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -215,7 +215,7 @@ func TestBindWorker(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		if labels := dispatch.FormatLabels(got.GetLabels()); labels != c2.labels || got.GetLogAddr() != c2.logAddr {
+		if labels := valid.FormatLabels(got.GetLabels()); labels != c2.labels || got.GetLogAddr() != c2.logAddr {
 			t.Errorf("%s: bound to labels %q, log address %q; want %q, %q", c2.rule, labels, got.GetLogAddr(), c2.labels, c2.logAddr)
 		}
 	}

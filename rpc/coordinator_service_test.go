@@ -16,6 +16,7 @@ import (
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/worker"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/rpc"
@@ -82,7 +83,7 @@ func startServedCluster(t *testing.T, servers int) *servedCluster {
 }
 
 // runWorker runs a no-op worker against addr until the test ends.
-func runWorker(t *testing.T, addr string, config dispatch.WorkerConfig) {
+func runWorker(t *testing.T, addr string, config worker.Config) {
 	t.Helper()
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -90,7 +91,7 @@ func runWorker(t *testing.T, addr string, config dispatch.WorkerConfig) {
 	}
 	config.LogDir = t.TempDir()
 	config.NoopExecutor = true
-	worker, err := dispatch.NewWorker(conn, config)
+	w, err := worker.New(conn, config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func runWorker(t *testing.T, addr string, config dispatch.WorkerConfig) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		_ = worker.Run(ctx)
+		_ = w.Run(ctx)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -152,7 +153,7 @@ func TestReportsOfManyRunsTravelTogetherThroughAFollower(t *testing.T) {
 	c := startServedCluster(t, 3)
 	c.Leader(10 * time.Second)
 	follower := c.Followers()[0]
-	runWorker(t, follower.GRPCAddr, dispatch.WorkerConfig{ID: "w1", MaxActiveRuns: 20, HoldSteps: time.Hour, PollWait: time.Second})
+	runWorker(t, follower.GRPCAddr, worker.Config{ID: "w1", MaxActiveRuns: 20, HoldSteps: time.Hour, PollWait: time.Second})
 	dag := &daguhav1.DagSpec{Name: "two", Steps: []*daguhav1.StepSpec{{Name: "a", Command: "true"}, {Name: "b", Command: "true", Depends: []string{"a"}}}}
 	ids := enqueueRuns(t, follower, 40, dag)
 	for _, s := range c.Servers {

@@ -18,6 +18,7 @@ import (
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/dispatch/valid"
+	"github.com/daguha/daguha/dispatch/worker"
 	"github.com/daguha/daguha/ops/agent"
 	"github.com/daguha/daguha/ops/tlsutil"
 )
@@ -91,7 +92,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve a worker agent's Prometheus /metrics on this host:port (servers serve theirs on the HTTP port)"},
 		&cli.BoolFlag{Name: "noop-executor", Usage: "worker agents: complete every command or script step at once without starting a process (to benchmark the coordinator alone)"},
 		&cli.StringFlag{Name: "step-log-dir", Usage: "where a worker keeps the full logs of its steps (default: a new temporary directory)"},
-		&cli.DurationFlag{Name: "step-log-retention", Value: dispatch.DefaultStepLogRetention, Usage: "how long a worker keeps a run's full step logs after they were last written; 0 keeps them forever"},
+		&cli.DurationFlag{Name: "step-log-retention", Value: worker.DefaultStepLogRetention, Usage: "how long a worker keeps a run's full step logs after they were last written; 0 keeps them forever"},
 		&cli.IntFlag{Name: "step-log-port", Usage: "port a worker agent serves its step logs to the servers on, at -bind when given (0.0.0.0: every interface), else at the address it reaches the servers from (0: any free port; -1: none)"},
 		&cli.StringSliceFlag{Name: "cluster-token", EnvVars: []string{"DAGUHA_CLUSTER_TOKEN"}, Usage: "servers only (workers never get it): the secret servers prove themselves to each other with on the gRPC and Raft ports when there is no TLS; several, comma-separated, for rotation: the first is sent, all are accepted"},
 		&cli.StringSliceFlag{Name: "certified-labels", EnvVars: []string{"DAGUHA_CERTIFIED_LABELS"}, Usage: "servers: worker label keys whose values come only from a worker's certificate (daguha tls cert create -client -label k=v); a worker claiming one otherwise is refused"},

@@ -11,7 +11,6 @@ import (
 	"github.com/urfave/cli/v2"
 	"gopkg.in/yaml.v3"
 
-	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/dispatch/yamlmap"
 )
@@ -443,7 +442,7 @@ type settingsError struct{ problems []string }
 func (e *settingsError) Error() string { return strings.Join(e.problems, "; ") }
 
 func validateLabels(text string) error {
-	_, err := dispatch.ParseLabels(text)
+	_, err := valid.ParseLabels(text)
 	return err
 }
 

@@ -8,7 +8,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/valid"
 )
 
 // configCommands are the commands that read config.yaml.
@@ -157,7 +157,7 @@ func FuzzConfigFile(f *testing.F) {
 			}
 			for _, labelsFlag := range []string{"labels", "worker.labels"} {
 				if hasFlag(c, labelsFlag) {
-					if _, err := dispatch.ParseLabels(c.String(labelsFlag)); err != nil {
+					if _, err := valid.ParseLabels(c.String(labelsFlag)); err != nil {
 						t.Fatalf("%s: accepted labels %q that do not parse: %v", name, c.String(labelsFlag), err)
 					}
 				}

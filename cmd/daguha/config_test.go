@@ -13,6 +13,7 @@ import (
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/worker"
 )
 
 // resolve runs a command with flags, applies config.yaml and returns the
@@ -355,8 +356,8 @@ func TestWorkerStepLogRetention(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if got[tc.flag] != dispatch.DefaultStepLogRetention.String() {
-			t.Errorf("%s: %s defaults to %q; want %s", tc.name, tc.flag, got[tc.flag], dispatch.DefaultStepLogRetention)
+		if got[tc.flag] != worker.DefaultStepLogRetention.String() || got[tc.flag] != dispatch.DefaultRunRetention.String() {
+			t.Errorf("%s: %s defaults to %q; want the run retention's %s", tc.name, tc.flag, got[tc.flag], dispatch.DefaultRunRetention)
 		}
 		got, err = resolve(t, tc.flags, []string{"--config=" + path}, tc.flag)
 		if err != nil {

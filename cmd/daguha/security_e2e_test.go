@@ -25,7 +25,7 @@ import (
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/cluster/identity"
-	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/logticket"
 	"github.com/daguha/daguha/ops/tlsutil"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -541,7 +541,7 @@ func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 	}
 	secrets := map[string]string{"signing key": signingKey, "gossip key": gossipKey, "API token": token, "read-only token": readToken, "cluster token": clusterToken,
 		// Fetching the step log above sent it to the worker.
-		"log ticket": dispatch.LogTicket([]byte(signingKey), "secret-run", 1, "secure-worker")}
+		"log ticket": logticket.Sign([]byte(signingKey), "secret-run", 1, "secure-worker")}
 	for _, keyFile := range append(serverKeys, workerKey) {
 		data, err := os.ReadFile(keyFile)
 		if err != nil {

@@ -29,7 +29,7 @@ import (
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/cluster/identity"
-	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/logticket"
 	"github.com/daguha/daguha/ops/tlsutil"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -177,7 +177,7 @@ func TestStepLogsUnderMutualTLSTrustOnlyServersAndTheRunsWorker(t *testing.T) {
 	if !workerURIHost.MatchString(listening) || listening != addr {
 		t.Errorf("the worker, not told where, listens for log requests at %s (advertising %s); want the loopback address it reaches the servers from", listening, addr)
 	}
-	ticket := dispatch.LogTicket([]byte(signingKey), "tls-log-run", 1, "log-worker")
+	ticket := logticket.Sign([]byte(signingKey), "tls-log-run", 1, "log-worker")
 	creds := func(f tlsutil.Files) credentials.TransportCredentials {
 		// An attacker does not care who the worker is: only the chain.
 		config, err := tlsutil.PeerCAConfig(f)
@@ -278,14 +278,14 @@ func TestStepLogTicketsWithoutTLS(t *testing.T) {
 	}
 	log, err := readStepLog(addr, plain, request())
 	expectRefused(t, "no ticket", log, err, codes.PermissionDenied, "carries no log ticket", real)
-	log, err = readStepLog(addr, plain, request(dispatch.LogTicket([]byte("a guessed signing key"), "plain-log-run", 1, "plain-log-worker")))
+	log, err = readStepLog(addr, plain, request(logticket.Sign([]byte("a guessed signing key"), "plain-log-run", 1, "plain-log-worker")))
 	expectRefused(t, "a ticket under a guessed key", log, err, codes.PermissionDenied, "do not match run plain-log-run (attempt 1)", real)
-	log, err = readStepLog(addr, plain, request(dispatch.LogTicket([]byte(signingKey), "plain-log-run", 1, "another-worker")))
+	log, err = readStepLog(addr, plain, request(logticket.Sign([]byte(signingKey), "plain-log-run", 1, "another-worker")))
 	expectRefused(t, "the ticket of another worker's attempt", log, err, codes.PermissionDenied, "do not match", real)
 	// Latest attempt, asked without naming it: the same check.
 	log, err = readStepLog(addr, plain, &daguhav1.StepLogRequest{RunId: "plain-log-run", StepName: "step"})
 	expectRefused(t, "no ticket, latest attempt", log, err, codes.PermissionDenied, "carries no log ticket", real)
-	if log, err := readStepLog(addr, plain, request(dispatch.LogTicket([]byte(signingKey), "plain-log-run", 1, "plain-log-worker"))); err != nil || !strings.Contains(log, real) {
+	if log, err := readStepLog(addr, plain, request(logticket.Sign([]byte(signingKey), "plain-log-run", 1, "plain-log-worker"))); err != nil || !strings.Contains(log, real) {
 		t.Fatalf("the ticket a server computes: %q, %v", log, err)
 	}
 	if identity.Enforced && !strings.Contains(worker.Tail(100), "step log request refused") {

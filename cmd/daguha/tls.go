@@ -15,7 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/daguha/daguha/cluster/identity"
-	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/ops/tlsutil"
 )
 
@@ -161,7 +161,7 @@ func certRequest(c *cli.Context) (tlsutil.CertOptions, string, error) {
 			return options, "", errors.New("-client needs -worker-id ID: the worker id the worker runs with (its -worker-id), the only one it may act as")
 		}
 		for _, text := range c.StringSlice("label") {
-			labels, err := dispatch.ParseLabels(text)
+			labels, err := valid.ParseLabels(text)
 			if err != nil {
 				return options, "", fmt.Errorf("-label: %w", err)
 			}

@@ -12,8 +12,8 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/identity"
-	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/dispatch/valid"
+	"github.com/daguha/daguha/dispatch/worker"
 	"github.com/daguha/daguha/ops/agent"
 	"github.com/daguha/daguha/ops/tlsutil"
 )
@@ -23,27 +23,27 @@ const defaultMaxActiveRuns = 10
 
 // workerSettings builds a worker's settings from the forms both command
 // lines share, with the seed's default id hostname@PID.
-func workerSettings(id, labels string, maxActiveRuns int) (dispatch.WorkerConfig, error) {
+func workerSettings(id, labels string, maxActiveRuns int) (worker.Config, error) {
 	if id == "" {
 		host, err := os.Hostname()
 		if err != nil {
-			return dispatch.WorkerConfig{}, fmt.Errorf("no worker id given and the hostname is unknown: %w", err)
+			return worker.Config{}, fmt.Errorf("no worker id given and the hostname is unknown: %w", err)
 		}
 		id = host + "@" + strconv.Itoa(os.Getpid())
 		if err := valid.WorkerID(id); err != nil {
-			return dispatch.WorkerConfig{}, fmt.Errorf("no worker id given, and the default (hostname@PID) cannot be one: %w; set one", err)
+			return worker.Config{}, fmt.Errorf("no worker id given, and the default (hostname@PID) cannot be one: %w; set one", err)
 		}
 	} else if err := valid.WorkerID(id); err != nil {
-		return dispatch.WorkerConfig{}, err
+		return worker.Config{}, err
 	}
-	parsed, err := dispatch.ParseLabels(labels)
+	parsed, err := valid.ParseLabels(labels)
 	if err != nil {
-		return dispatch.WorkerConfig{}, fmt.Errorf("worker labels: %w", err)
+		return worker.Config{}, fmt.Errorf("worker labels: %w", err)
 	}
 	if maxActiveRuns < 1 {
-		return dispatch.WorkerConfig{}, fmt.Errorf("max active runs %d: must be at least 1", maxActiveRuns)
+		return worker.Config{}, fmt.Errorf("max active runs %d: must be at least 1", maxActiveRuns)
 	}
-	return dispatch.WorkerConfig{ID: id, Labels: parsed, MaxActiveRuns: maxActiveRuns}, nil
+	return worker.Config{ID: id, Labels: parsed, MaxActiveRuns: maxActiveRuns}, nil
 }
 
 // workerIDFromCertificate is the worker id a worker runs with when it has
@@ -165,7 +165,7 @@ func workerCommand() *cli.Command {
 			&cli.DurationFlag{Name: "worker.heartbeat-interval", Value: time.Second, EnvVars: []string{"DAGU_WORKER_HEARTBEAT_INTERVAL"}, Usage: "how often the worker heartbeats"},
 			&cli.IntFlag{Name: "worker.gossip-port", EnvVars: []string{"DAGU_WORKER_GOSSIP_PORT"}, Usage: "gossip port (default: any free port)"},
 			&cli.StringFlag{Name: "worker.step-log-dir", Usage: "where the worker keeps the full logs of its steps (default: a new temporary directory)"},
-			&cli.DurationFlag{Name: "worker.step-log-retention", Value: dispatch.DefaultStepLogRetention, Usage: "how long the worker keeps a run's full step logs after they were last written; 0 keeps them forever"},
+			&cli.DurationFlag{Name: "worker.step-log-retention", Value: worker.DefaultStepLogRetention, Usage: "how long the worker keeps a run's full step logs after they were last written; 0 keeps them forever"},
 			&cli.StringFlag{Name: "worker.step-log-addr", Usage: "host:port the worker serves its step logs to the servers on (default: the address it reaches the coordinator from, any free port; an empty host: that address; 0.0.0.0: every interface; port 0: any free one; \"off\": none)"},
 			&cli.StringFlag{Name: "log-level", Value: "info", EnvVars: []string{"DAGUHA_LOG_LEVEL"}, Usage: "debug, info, warn or error"},
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DAGUHA_LOG_FORMAT"}, Usage: "text or json"},

@@ -7,7 +7,10 @@
 //
 // Every check returns nil or an *Error that names the input (quoted, cut
 // short when long) and the rule it broke. Callers add where the input was
-// (a file and line, a JSON field, a flag) in front of it.
+// (a file and line, a JSON field, a flag) in front of it. Labels are read
+// from and written in their k=v,k=v form here too (ParseLabels,
+// FormatLabels), and reported texts are cut to their limits (ClipError,
+// ClipTail), by workers before they send them and by servers after.
 //
 // This package is a leaf: it imports nothing of daguha, keeps no state and
 // does no I/O.
@@ -82,6 +85,9 @@ const (
 	// of an enqueue batch, DAGs of a push), so that the command, forwarded
 	// to the leader, fits in one message with room to spare.
 	MaxBatchBytes = 3 << 20
+	// MaxTasksPerPoll bounds the runs one poll takes: a worker asks for
+	// at most this many, the leader grants at most this many.
+	MaxTasksPerPoll = 64
 )
 
 // Error is an input that breaks a rule.
@@ -414,4 +420,18 @@ func ClipError(s string) string {
 		cut--
 	}
 	return s[:cut] + mark
+}
+
+// ClipTail keeps the last MaxOutputTailBytes of an output tail, starting
+// on a character: a worker cuts what it reports to it, and a server cuts
+// what a worker sent.
+func ClipTail(tail string) string {
+	if len(tail) <= MaxOutputTailBytes {
+		return tail
+	}
+	cut := len(tail) - MaxOutputTailBytes
+	for cut < len(tail) && !utf8.RuneStart(tail[cut]) {
+		cut++
+	}
+	return tail[cut:]
 }

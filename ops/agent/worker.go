@@ -20,7 +20,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/identity"
-	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/worker"
 	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/rpc"
@@ -29,7 +29,7 @@ import (
 // WorkerConfig is one worker process's settings: where the servers are
 // (gRPC addresses, or gossip seeds to learn them from) and the worker.
 type WorkerConfig struct {
-	Worker dispatch.WorkerConfig
+	Worker worker.Config
 	// Servers are gRPC addresses of servers (the seed's
 	// --worker.coordinator-host/port form, and dev mode).
 	Servers []string
@@ -83,9 +83,10 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 	}
 	a := &WorkerAgent{logger: config.Logger, done: make(chan struct{}), joinDone: make(chan struct{}), stopMetrics: func() {}}
 	if config.MetricsAddr != "" {
-		config.Worker.Metrics = metrics.NewWorker()
+		m := metrics.NewWorker()
+		config.Worker.Metrics = m
 		ctx, cancel := context.WithCancel(context.Background())
-		if _, err := config.Worker.Metrics.Serve(ctx, config.MetricsAddr, config.Logger); err != nil {
+		if _, err := m.Serve(ctx, config.MetricsAddr, config.Logger); err != nil {
 			cancel()
 			return nil, fmt.Errorf("worker: %w", err)
 		}
@@ -123,7 +124,7 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 		return nil, fmt.Errorf("worker: connect: %w", err)
 	}
 	a.conn = conn
-	worker, err := dispatch.NewWorker(conn, config.Worker)
+	w, err := worker.New(conn, config.Worker)
 	if err != nil {
 		closeListener(logLn)
 		conn.Close()
@@ -132,13 +133,13 @@ func StartWorker(config WorkerConfig) (*WorkerAgent, error) {
 		return nil, err
 	}
 	if logLn != nil {
-		a.serveLogs(logLn, worker, config)
+		a.serveLogs(logLn, w, config)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a.cancel = cancel
 	go func() {
 		defer close(a.done)
-		_ = worker.Run(ctx)
+		_ = w.Run(ctx)
 	}()
 	if config.DiscoverGossip && config.Gossip == nil {
 		go func() {
@@ -297,7 +298,7 @@ func (a *WorkerAgent) serverFacingAddress(config *WorkerConfig) (string, error) 
 // asked for certificates the CA signed, as the servers ask workers, and
 // only a caller whose certificate carries a server identity is served;
 // every request must also carry its attempt's log ticket.
-func (a *WorkerAgent) serveLogs(ln net.Listener, worker *dispatch.Worker, config WorkerConfig) {
+func (a *WorkerAgent) serveLogs(ln net.Listener, w *worker.Worker, config WorkerConfig) {
 	options := []grpc.ServerOption{grpc.ChainStreamInterceptor(logAccess(a.logger, config.TLS != nil))}
 	if config.TLS != nil {
 		options = append(options, grpc.Creds(credentials.NewTLS(&tls.Config{
@@ -306,13 +307,13 @@ func (a *WorkerAgent) serveLogs(ln net.Listener, worker *dispatch.Worker, config
 		})))
 	}
 	a.logs = grpc.NewServer(options...)
-	logServer := worker.LogServer()
+	logServer := w.LogServer()
 	// Only the security suite's deliberately broken build serves logs
 	// without their tickets.
 	logServer.SkipTickets = !identity.Enforced
 	daguhav1.RegisterWorkerLogServiceServer(a.logs, logServer)
 	go func() { _ = a.logs.Serve(ln) }()
-	a.logger.Info("serving step logs", "addr", config.Worker.LogAddr, "listen", ln.Addr().String(), "dir", worker.LogDir())
+	a.logger.Info("serving step logs", "addr", config.Worker.LogAddr, "listen", ln.Addr().String(), "dir", w.LogDir())
 }
 
 // logAccess admits to the log service, under TLS, only callers whose

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster/clustertest"
-	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/ops/api"
 )
 
@@ -125,10 +125,10 @@ func FuzzAPIBodies(f *testing.F) {
 			for k, v := range back.body["worker_selector"].(map[string]any) {
 				selector[k] = v.(string)
 			}
-			labels, err := dispatch.ParseLabels(dispatch.FormatLabels(selector))
+			labels, err := valid.ParseLabels(valid.FormatLabels(selector))
 			if err != nil || !maps.Equal(labels, selector) {
 				t.Fatalf("run %s (%q) was accepted with selector %q, which no worker's --labels can give (%v, %v)",
-					runID, body, dispatch.FormatLabels(selector), labels, err)
+					runID, body, valid.FormatLabels(selector), labels, err)
 			}
 		case "/api/v2/dags":
 			for _, d := range got.body["dags"].([]any) {

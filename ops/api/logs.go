@@ -27,7 +27,7 @@ type WorkerDialer func(addr, workerID string) (*grpc.ClientConn, error)
 // only the tail of each step's output; the whole log stays on the worker
 // and is there to fetch while the worker lives. The request to the worker
 // carries the attempt's log tickets, which only a server can compute (see
-// dispatch.LogTicket); they go nowhere else.
+// package logticket); they go nowhere else.
 func (s *Server) stepLog(w http.ResponseWriter, r *http.Request) {
 	id, step := r.PathValue("dag_run_id"), r.PathValue("step")
 	if s.dialWorker == nil {

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/dispatch/valid"
 )
@@ -69,7 +68,7 @@ func TestOneRuleForNamesAndLabelsOnEveryPath(t *testing.T) {
 			_, err := dagfile.Parse("d.yaml", []byte("workerSelector: "+selector+"\nsteps:\n  - name: a\n    command: \"true\"\n"))
 			paths["DAG file"] = err
 
-			_, err = dispatch.ParseLabels(l.key + "=" + l.value)
+			_, err = valid.ParseLabels(l.key + "=" + l.value)
 			paths["worker --labels"] = err
 			sameOutcome(t, want, paths)
 		})
@@ -85,7 +84,7 @@ func TestOneRuleForNamesAndLabelsOnEveryPath(t *testing.T) {
 		for i := range flag {
 			flag[i] = "k" + strconv.Itoa(i) + "=v"
 		}
-		_, paths["worker --labels"] = dispatch.ParseLabels(strings.Join(flag, ","))
+		_, paths["worker --labels"] = valid.ParseLabels(strings.Join(flag, ","))
 		sameOutcome(t, want, paths)
 	})
 }

@@ -471,7 +471,7 @@ func (s *Server) queuedReason(run *daguhav1.Run) string {
 	case len(selector) == 0:
 		return ""
 	}
-	return "no worker matches selector " + dispatch.FormatLabels(selector)
+	return "no worker matches selector " + valid.FormatLabels(selector)
 }
 
 // readBarrier makes the read that follows linearizable unless ?stale.

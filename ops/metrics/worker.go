@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/daguha/daguha/dispatch/worker"
 )
 
 // stepBuckets span quick shell steps to hour-long jobs.
@@ -29,14 +31,16 @@ type WorkerMetrics struct {
 	hbFailures prometheus.Counter
 }
 
-// Label values of daguha_worker_runs_total: the three ends a run reports,
-// and abandoned for a run this worker stopped without reporting an end
-// (its lease was lost, or the worker is stopping).
+// WorkerMetrics is the hooks a worker calls.
+var _ worker.Metrics = (*WorkerMetrics)(nil)
+
+// Label values of daguha_worker_runs_total: the results the worker
+// passes to RunEnded (package worker names them).
 const (
-	RunSucceeded = "succeeded"
-	RunFailed    = "failed"
-	RunCancelled = "cancelled"
-	RunAbandoned = "abandoned"
+	RunSucceeded = worker.RunSucceeded
+	RunFailed    = worker.RunFailed
+	RunCancelled = worker.RunCancelled
+	RunAbandoned = worker.RunAbandoned
 )
 
 // NewWorker returns a worker's metrics on a registry of their own, with

@@ -1,4 +1,4 @@
-package dispatch
+package worker
 
 import (
 	"errors"
@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/daguha/daguha/dispatch/logticket"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -19,7 +20,7 @@ import (
 const logChunkBytes = 32 << 10
 
 // LogServer serves the step logs an Engine wrote under Dir, each only to
-// a request carrying the log ticket of its attempt (see LogTicket).
+// a request carrying the log ticket of its attempt (see package logticket).
 type LogServer struct {
 	daguhav1.UnimplementedWorkerLogServiceServer
 	dir    string
@@ -50,8 +51,8 @@ func (s *LogServer) StepLog(req *daguhav1.StepLogRequest, stream grpc.ServerStre
 	if len(runID) > maxLogRequestName || len(step) > maxLogRequestName {
 		return status.Errorf(codes.InvalidArgument, "a step log request's run id (%d bytes) and step name (%d bytes) may have at most %d bytes each", len(runID), len(step), maxLogRequestName)
 	}
-	if n := len(req.GetLogTickets()); n > MaxLogTickets {
-		return status.Errorf(codes.InvalidArgument, "a step log request carries %d log tickets; at most %d are taken", n, MaxLogTickets)
+	if n := len(req.GetLogTickets()); n > logticket.MaxPerRequest {
+		return status.Errorf(codes.InvalidArgument, "a step log request carries %d log tickets; at most %d are taken", n, logticket.MaxPerRequest)
 	}
 	if s.dir == "" {
 		return status.Error(codes.NotFound, "this worker keeps no step logs")

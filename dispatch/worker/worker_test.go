@@ -1,4 +1,4 @@
-package dispatch
+package worker
 
 import (
 	"bytes"
@@ -121,7 +121,7 @@ func TestWorkerRunsChildStepsThroughTheCoordinator(t *testing.T) {
 	}
 	defer conn.Close()
 
-	worker, err := NewWorker(conn, WorkerConfig{ID: "w1", MaxActiveRuns: 1, PollWait: 100 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond, LogDir: t.TempDir()})
+	worker, err := New(conn, Config{ID: "w1", MaxActiveRuns: 1, PollWait: 100 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond, LogDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestWorkerRemovesOnlyTheLogDirItMade(t *testing.T) {
 	defer conn.Close()
 	given := t.TempDir()
 	for _, dir := range []string{"", given} {
-		worker, err := NewWorker(conn, WorkerConfig{ID: "w", MaxActiveRuns: 1, LogDir: dir})
+		worker, err := New(conn, Config{ID: "w", MaxActiveRuns: 1, LogDir: dir})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -330,7 +330,7 @@ func (b *syncBuffer) lines(t *testing.T, msgs ...string) []string {
 
 // runOneTask runs a worker against coordinator until the task's finish
 // arrives (or, when wantFinish is false, until done says so).
-func runOneTask(t *testing.T, coordinator *recordingCoordinator, config WorkerConfig, until func() bool) *syncBuffer {
+func runOneTask(t *testing.T, coordinator *recordingCoordinator, config Config, until func() bool) *syncBuffer {
 	t.Helper()
 	listener := bufconn.Listen(1 << 20)
 	server := grpc.NewServer()
@@ -348,7 +348,7 @@ func runOneTask(t *testing.T, coordinator *recordingCoordinator, config WorkerCo
 	config.ID, config.MaxActiveRuns, config.PollWait, config.HeartbeatInterval = "w1", 1, 100*time.Millisecond, 100*time.Millisecond
 	config.LogDir = t.TempDir()
 	config.Logger = slog.New(slog.NewJSONHandler(logs, nil))
-	worker, err := NewWorker(conn, config)
+	worker, err := New(conn, config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +385,7 @@ func TestWorkerSendsStepEndsWithTheNextReportOrTheFinish(t *testing.T) {
 			return false
 		}
 	}
-	logs := runOneTask(t, coordinator, WorkerConfig{NoopExecutor: true, HoldSteps: time.Hour}, finished)
+	logs := runOneTask(t, coordinator, Config{NoopExecutor: true, HoldSteps: time.Hour}, finished)
 	if got, want := strings.Join(coordinator.callList(), " | "), "report1 a:RUNNING | report a:SUCCEEDED,b:RUNNING | finish b:SUCCEEDED"; got != want {
 		t.Errorf("calls:\n%s\nwant\n%s", got, want)
 	}
@@ -404,7 +404,7 @@ func TestWorkerSendsStepEndsWithTheNextReportOrTheFinish(t *testing.T) {
 			return false
 		}
 	}
-	runOneTask(t, old, WorkerConfig{NoopExecutor: true, HoldSteps: time.Hour}, finished)
+	runOneTask(t, old, Config{NoopExecutor: true, HoldSteps: time.Hour}, finished)
 	if got, want := strings.Join(old.callList(), " | "), "report1 a:RUNNING | report1 a:SUCCEEDED | report1 b:RUNNING | report1 b:SUCCEEDED | finish "; got != want {
 		t.Errorf("calls to an older server:\n%s\nwant\n%s", got, want)
 	}
@@ -420,7 +420,7 @@ func TestWorkerSendsAHeldEndOnItsOwnAfterTheHold(t *testing.T) {
 	)
 	task.Run.Dag.Env = []*daguhav1.EnvVar{{Name: "D", Value: dir}}
 	coordinator := &recordingCoordinator{finished: make(chan struct{}), task: task}
-	runOneTask(t, coordinator, WorkerConfig{HoldSteps: 20 * time.Millisecond}, func() bool {
+	runOneTask(t, coordinator, Config{HoldSteps: 20 * time.Millisecond}, func() bool {
 		calls := coordinator.callList()
 		if slices.Contains(calls, "report1 quick:SUCCEEDED") {
 			_ = os.WriteFile(filepath.Join(dir, "go"), nil, 0o600)
@@ -447,7 +447,7 @@ func TestWorkerGivesUpWhenAHeldEndIsRefused(t *testing.T) {
 		return slices.ContainsFunc(steps, func(s *daguhav1.StepState) bool { return s.GetStatus() == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED })
 	}}
 	var logs *syncBuffer
-	logs = runOneTask(t, coordinator, WorkerConfig{HoldSteps: 20 * time.Millisecond}, func() bool {
+	logs = runOneTask(t, coordinator, Config{HoldSteps: 20 * time.Millisecond}, func() bool {
 		return slices.Contains(coordinator.callList(), "report1 quick:SUCCEEDED refused")
 	})
 	pid := readPid(t, filepath.Join(dir, "pid"))
@@ -466,7 +466,7 @@ func TestWorkerGivesUpWhenAHeldEndIsRefused(t *testing.T) {
 // last step ended) abandons the run, as a refused end report did.
 func TestWorkerAbandonsTheRunWhenTheFinishCarryingEndsIsRefused(t *testing.T) {
 	coordinator := &recordingCoordinator{finished: make(chan struct{}), refuseFinish: true, task: batchTask(&daguhav1.StepSpec{Name: "a", Command: "true"})}
-	logs := runOneTask(t, coordinator, WorkerConfig{NoopExecutor: true, HoldSteps: time.Hour}, func() bool {
+	logs := runOneTask(t, coordinator, Config{NoopExecutor: true, HoldSteps: time.Hour}, func() bool {
 		select {
 		case <-coordinator.finished:
 			return true

@@ -1,4 +1,4 @@
-package dispatch
+package worker
 
 import (
 	"bytes"
@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/daguha/daguha/dispatch/logticket"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -556,10 +557,10 @@ func TestLogServerStreamsStepLogs(t *testing.T) {
 	for attempt, size := range map[uint32]int{1: 10, 2: 100000} {
 		run := testRun(t.TempDir(), &daguhav1.StepSpec{Name: "big", Command: fmt.Sprintf(`head -c %d /dev/zero | tr '\0' y`, size)})
 		run.Attempt = attempt
-		if err := e.keepLogTicket(run.GetId(), attempt, LogTicket(key, run.GetId(), attempt, "w1")); err != nil {
+		if err := e.keepLogTicket(run.GetId(), attempt, logticket.Sign(key, run.GetId(), attempt, "w1")); err != nil {
 			t.Fatal(err)
 		}
-		tickets = append(tickets, LogTicket(key, run.GetId(), attempt, "w1"))
+		tickets = append(tickets, logticket.Sign(key, run.GetId(), attempt, "w1"))
 		if r := execute(t, context.Background(), e, run, &fakeHost{}); r.status != daguhav1.RunStatus_RUN_STATUS_SUCCEEDED {
 			t.Fatalf("run: %s %q", r.status, r.message)
 		}

@@ -1,4 +1,4 @@
-package dispatch
+package worker
 
 import (
 	"context"
@@ -15,12 +15,12 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/daguha/daguha/ops/metrics"
+	"github.com/daguha/daguha/dispatch/valid"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
-// WorkerConfig describes a worker.
-type WorkerConfig struct {
+// Config describes a worker.
+type Config struct {
 	ID            string
 	Labels        map[string]string
 	MaxActiveRuns int
@@ -35,7 +35,7 @@ type WorkerConfig struct {
 	Now           func() time.Time
 	// Metrics, when set, records runs in progress, step durations and
 	// heartbeat round trips.
-	Metrics *metrics.WorkerMetrics
+	Metrics Metrics
 	// LogDir keeps the full output of every step (default: a new
 	// directory daguha-worker-logs-* in the system's temporary directory).
 	LogDir string
@@ -65,7 +65,7 @@ type WorkerConfig struct {
 type Worker struct {
 	// ownLogDir: the worker made its log directory and removes it at the end.
 	ownLogDir bool
-	config    WorkerConfig
+	config    Config
 	client    daguhav1.CoordinatorServiceClient
 	reporter  *reporter
 	logger    *slog.Logger
@@ -90,8 +90,8 @@ var (
 	errLost      = errors.New("lease lost")
 )
 
-// NewWorker returns a worker speaking to the cluster over conn.
-func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, error) {
+// New returns a worker speaking to the cluster over conn.
+func New(conn grpc.ClientConnInterface, config Config) (*Worker, error) {
 	if config.ID == "" {
 		return nil, errors.New("worker id is empty")
 	}
@@ -115,6 +115,9 @@ func NewWorker(conn grpc.ClientConnInterface, config WorkerConfig) (*Worker, err
 	}
 	if config.HoldSteps <= 0 {
 		config.HoldSteps = DefaultHoldSteps
+	}
+	if config.Metrics == nil {
+		config.Metrics = noMetrics{}
 	}
 	config.Metrics.SetCapacity(config.MaxActiveRuns)
 	ownLogDir := config.LogDir == ""
@@ -149,7 +152,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer wg.Done()
 		w.heartbeatLoop(ctx)
 	}()
-	w.logger.Info("worker started", "labels", FormatLabels(w.config.Labels), "max_active_runs", w.config.MaxActiveRuns)
+	w.logger.Info("worker started", "labels", valid.FormatLabels(w.config.Labels), "max_active_runs", w.config.MaxActiveRuns)
 	if w.config.LogRetention > 0 {
 		wg.Add(1)
 		go func() {
@@ -210,7 +213,7 @@ func (w *Worker) pollLoop(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		taken := 1
 	more:
-		for taken < maxTasksPerPoll {
+		for taken < valid.MaxTasksPerPoll {
 			select {
 			case w.slots <- struct{}{}:
 				taken++
@@ -339,7 +342,7 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	logger.Info("run started")
 	w.keepLogTicket(logger, run, task.GetLogTicket())
 	w.config.Metrics.RunStarted()
-	ended := metrics.RunAbandoned
+	ended := RunAbandoned
 	defer func() { w.config.Metrics.RunEnded(ended) }()
 
 	host := newWorkerHost(w, task, runCtx)

@@ -1,4 +1,4 @@
-package dispatch
+package worker
 
 import (
 	"context"
@@ -115,7 +115,7 @@ func TestWorkerSweepsStepLogsPastItsRetention(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		worker, err := NewWorker(conn, WorkerConfig{ID: "w", MaxActiveRuns: 1, LogDir: dir, LogRetention: retention,
+		worker, err := New(conn, Config{ID: "w", MaxActiveRuns: 1, LogDir: dir, LogRetention: retention,
 			Now: func() time.Time { return later }})
 		if err != nil {
 			t.Fatal(err)

@@ -1,13 +1,11 @@
-package dispatch
+package worker
 
 import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -202,6 +200,7 @@ type execution struct {
 	stop   context.CancelCauseFunc
 
 	steps     []*daguhav1.StepSpec
+	executors []executor // per step, by its kind
 	deps      [][]int
 	children  [][]int
 	ancestors [][]int // in DAG order
@@ -229,6 +228,14 @@ func (x *execution) buildGraph() error {
 			return fmt.Errorf("two steps are named %q", s.GetName())
 		}
 		index[s.GetName()] = i
+	}
+	x.executors = make([]executor, n)
+	for i, s := range x.steps {
+		run, err := executorFor(x.e.kindOf(s))
+		if err != nil {
+			return fmt.Errorf("step %q: %w", s.GetName(), err)
+		}
+		x.executors[i] = run
 	}
 	x.deps, x.children = make([][]int, n), make([][]int, n)
 	for i, s := range x.steps {
@@ -620,13 +627,7 @@ func (x *execution) try(i int, retry uint32) (*daguhav1.StepState, bool) {
 		ctx, cancel = context.WithTimeoutCause(ctx, time.Duration(sec)*time.Second, &timeoutError{sec: sec})
 		defer cancel()
 	}
-	vars := x.stepVars(i)
-	var st *daguhav1.StepState
-	if spec.GetChildDag() != "" {
-		st = x.runChild(ctx, i, retry, started, vars)
-	} else {
-		st = x.runCommand(ctx, i, retry, vars)
-	}
+	st := x.executors[i].execute(ctx, &stepTry{x: x, i: i, retry: retry, started: started, vars: x.stepVars(i)})
 	st.Name, st.Retry, st.StartedAtUnixNano, st.FinishedAtUnixNano = spec.GetName(), retry, started, x.now().UnixNano()
 	return st, true
 }
@@ -645,59 +646,6 @@ func stoppedState(ctx context.Context) *daguhav1.StepState {
 	return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_CANCELLED, Error: cause.Error()}
 }
 
-func (x *execution) runCommand(ctx context.Context, i int, retry uint32, vars []envVar) *daguhav1.StepState {
-	spec := x.steps[i]
-	if x.e.Noop {
-		x.setOutput(i, "")
-		return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_SUCCEEDED}
-	}
-	outside := x.lookup(vars, true, true)
-	env := os.Environ()
-	for _, v := range vars {
-		env = append(env, v.name+"="+v.value)
-	}
-	p := process{dir: expandVars(spec.GetDir(), outside), env: env, capture: spec.GetOutput() != "", grace: x.e.KillGrace}
-
-	logFile, err := x.openLog(spec.GetName(), retry)
-	if err != nil {
-		x.logger.Warn("step log not kept", "step", spec.GetName(), "error", err)
-	} else if logFile != nil {
-		defer logFile.Close()
-		p.log = logFile
-	}
-	if spec.GetScript() != "" {
-		path, err := x.writeScript(spec.GetName(), spec.GetScript())
-		if err != nil {
-			return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, ExitCode: -1, Error: "writing script: " + err.Error()}
-		}
-		defer os.Remove(path)
-		p.argv = append([]string{"sh", path}, x.positional...)
-	} else {
-		p.argv = append([]string{"sh", "-c", spec.GetCommand(), "sh"}, x.positional...)
-	}
-
-	res := runProcess(ctx, p)
-	st := &daguhav1.StepState{ExitCode: int32(res.exitCode), OutputTail: res.tail}
-	switch {
-	case res.stopped:
-		stopped := stoppedState(ctx)
-		st.Status, st.Error = stopped.Status, stopped.Error
-		return st
-	case res.err != nil:
-		st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, res.err.Error()
-	case res.overflow:
-		st.Status = daguhav1.StepStatus_STEP_STATUS_FAILED
-		st.Error = fmt.Sprintf("output %s: the step printed more than %d bytes", spec.GetOutput(), maxOutputValueBytes)
-		return st
-	default:
-		st.Status = daguhav1.StepStatus_STEP_STATUS_SUCCEEDED
-	}
-	if spec.GetOutput() != "" && !res.overflow {
-		x.setOutput(i, strings.TrimRight(res.stdout, "\r\n"))
-	}
-	return st
-}
-
 func (x *execution) setOutput(i int, value string) {
 	name := x.steps[i].GetOutput()
 	if name == "" {
@@ -706,109 +654,6 @@ func (x *execution) setOutput(i int, value string) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.outputs[i] = &envVar{name, value}
-}
-
-// openLog opens the step's log file: created on the first try, appended
-// to (after a marker line) on the next ones. nil without a LogDir.
-func (x *execution) openLog(step string, retry uint32) (*os.File, error) {
-	if x.e.LogDir == "" {
-		return nil, nil
-	}
-	path := x.e.LogPath(x.run.GetId(), x.run.GetAttempt(), step)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
-	if retry > 1 {
-		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
-	}
-	f, err := os.OpenFile(path, flags, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if retry > 1 {
-		_, _ = fmt.Fprintf(f, "\n--- daguha: retry %d ---\n", retry)
-	}
-	return f, nil
-}
-
-// writeScript puts a step's script in a private file for sh to read.
-func (x *execution) writeScript(step, script string) (string, error) {
-	dir := ""
-	if x.e.LogDir != "" {
-		dir = filepath.Dir(x.e.LogPath(x.run.GetId(), x.run.GetAttempt(), step))
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", err
-		}
-	}
-	f, err := os.CreateTemp(dir, safeName(step)+".*.sh")
-	if err != nil {
-		return "", err
-	}
-	if _, err := io.WriteString(f, script); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return "", err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
-}
-
-// runChild runs a run/call step: it starts the child run (the cluster
-// derives its id from the step and the retry, so asking again is safe)
-// and takes its result.
-func (x *execution) runChild(ctx context.Context, i int, retry uint32, started int64, vars []envVar) *daguhav1.StepState {
-	spec := x.steps[i]
-	// The child's params are the step's, with this run's variables
-	// (params, env, outputs) substituted: no shell sees them.
-	params := expandVars(spec.GetChildParams(), x.lookup(vars, true, true))
-	childID, err := x.host.StartChild(ctx, spec.GetName(), retry, params)
-	if err != nil {
-		if ctx.Err() != nil {
-			return stoppedState(ctx)
-		}
-		return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: "starting child run: " + err.Error()}
-	}
-	if x.report(&daguhav1.StepState{Name: spec.GetName(), Status: daguhav1.StepStatus_STEP_STATUS_RUNNING,
-		StartedAtUnixNano: started, Retry: retry, ChildRunId: childID}) != nil {
-		st := stoppedState(x.ctx)
-		st.ChildRunId = childID
-		return st
-	}
-	child, err := x.host.WaitChild(ctx, childID)
-	var st *daguhav1.StepState
-	switch {
-	case ctx.Err() != nil:
-		st = stoppedState(ctx)
-	case err != nil:
-		st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: fmt.Sprintf("waiting for child run %s: %v", childID, err)}
-	default:
-		switch child.GetStatus() {
-		case daguhav1.RunStatus_RUN_STATUS_SUCCEEDED:
-			st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_SUCCEEDED}
-		case daguhav1.RunStatus_RUN_STATUS_FAILED:
-			st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: fmt.Sprintf("child run %s failed: %s", childID, child.GetError())}
-		case daguhav1.RunStatus_RUN_STATUS_CANCELLED:
-			// The parent is not being cancelled (ctx is live): the child
-			// alone was, and the step fails.
-			st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: fmt.Sprintf("child run %s was cancelled", childID)}
-		default:
-			st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: fmt.Sprintf("child run %s ended as %s", childID, child.GetStatus())}
-		}
-		if spec.GetOutput() != "" && (st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED || st.Status == daguhav1.StepStatus_STEP_STATUS_FAILED) {
-			outputs := child.GetOutputs()
-			if outputs == nil {
-				outputs = map[string]string{}
-			}
-			encoded, _ := json.Marshal(outputs) // a map's keys come out sorted
-			x.setOutput(i, string(encoded))
-		}
-	}
-	st.ChildRunId = childID
-	return st
 }
 
 // result is the run's end once every step has.

@@ -1,4 +1,4 @@
-package dispatch
+package worker
 
 import (
 	"errors"
@@ -10,9 +10,9 @@ import (
 
 // DefaultStepLogRetention is how long a worker keeps the full step logs
 // of a run after they were last written: as long as the cluster keeps
-// the run (DefaultRunRetention), so a run the API still shows still has
-// its logs.
-const DefaultStepLogRetention = DefaultRunRetention
+// the run (dispatch.DefaultRunRetention, 30 days; the commands' tests
+// hold the two equal), so a run the API still shows still has its logs.
+const DefaultStepLogRetention = 30 * 24 * time.Hour
 
 // stepLogSweepEvery is how often a worker with a log retention looks for
 // logs past it: a tenth of the retention, within a minute and an hour.
