@@ -268,26 +268,12 @@ func (a *Agent) GossipAddr() string { return net.JoinHostPort(a.host(), strconv.
 // server makes a call fail instead of hanging the test.
 const requestTimeout = 2 * time.Second
 
-// plainTransport carries the calls to agents that serve plain HTTP; no
-// keep-alive, so a call never rides a connection to a server that was
-// killed or paused since.
-var plainTransport = &http.Transport{DisableKeepAlives: true}
-
 // API is a client of the agent's HTTP API with the agent's token and
 // HTTPS settings. Each JSON call may take requestTimeout (change it with
-// WithTimeout); redirects are answers, not followed.
+// WithTimeout); no connection is kept alive, so a call never rides a
+// connection to a server that was killed or paused since.
 func (a *Agent) API() *client.Client {
-	transport := plainTransport
-	if a.HTTPS != nil {
-		transport = &http.Transport{DisableKeepAlives: true, TLSClientConfig: a.HTTPS}
-	}
-	httpClient := &http.Client{
-		Transport: transport,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-	return client.New(a.HTTPAddr(), client.Options{Token: a.Token, HTTPClient: httpClient, Timeout: requestTimeout})
+	return client.New(a.HTTPAddr(), client.Options{Token: a.Token, TLS: a.HTTPS, DisableKeepAlives: true, Timeout: requestTimeout})
 }
 
 // do sends one API call and returns the status whatever it is: a JSON

@@ -32,6 +32,10 @@ type Options struct {
 	// TLS verifies a server that speaks HTTPS (nil: the system's
 	// roots). It is not used when HTTPClient is set.
 	TLS *tls.Config
+	// DisableKeepAlives opens a connection for each call, for harnesses
+	// that pause and kill servers: a call never rides a connection to a
+	// server that was frozen since. Not used when HTTPClient is set.
+	DisableKeepAlives bool
 	// HTTPClient, when set, sends the requests: its transport, redirect
 	// policy and time-out are the caller's.
 	HTTPClient *http.Client
@@ -45,6 +49,10 @@ type Options struct {
 }
 
 // Client calls one server's HTTP API. It is safe for concurrent use.
+//
+// It follows no redirect (unless its HTTPClient does): the API never
+// answers with one, and following it would turn a POST into a GET
+// elsewhere, an enqueue into a read. A redirect is an *Error.
 type Client struct {
 	address string
 	options Options
@@ -59,9 +67,9 @@ func New(address string, options Options) *Client {
 	}
 	httpClient := options.HTTPClient
 	if httpClient == nil {
-		httpClient = &http.Client{}
-		if options.TLS != nil {
-			httpClient.Transport = &http.Transport{TLSClientConfig: options.TLS}
+		httpClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		if options.TLS != nil || options.DisableKeepAlives {
+			httpClient.Transport = &http.Transport{TLSClientConfig: options.TLS, DisableKeepAlives: options.DisableKeepAlives}
 		}
 	}
 	return &Client{address: strings.TrimRight(address, "/"), options: options, http: httpClient}

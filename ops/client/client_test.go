@@ -2,12 +2,15 @@ package client_test
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -225,5 +228,50 @@ func TestStreamErrorIsTyped(t *testing.T) {
 	}
 	if _, err := api.StepLog(context.Background(), "r", "s", 2); client.StatusCode(err) != 403 {
 		t.Fatalf("error %v, want 403", err)
+	}
+}
+
+func TestRedirectIsAnErrorNotFollowed(t *testing.T) {
+	var posts, gets int
+	api := fakeAPI(t, client.Options{}, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost {
+			posts++
+			http.Redirect(w, r, "/elsewhere", http.StatusFound)
+			return
+		}
+		gets++
+		_, _ = io.WriteString(w, `{"runs": []}`)
+	})
+	_, err := api.Enqueue(context.Background(), wire.EnqueueRequest{DagName: "etl"})
+	if client.StatusCode(err) != http.StatusFound || posts != 1 || gets != 0 {
+		t.Fatalf("error %v after %d POST and %d GET; want the 302 and no GET", err, posts, gets)
+	}
+}
+
+func TestDisableKeepAlivesOpensAConnectionPerCall(t *testing.T) {
+	for _, tc := range []struct {
+		disable bool
+		want    int
+	}{{false, 1}, {true, 3}} {
+		var connections atomic.Int32
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, `{}`) }))
+		srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+			if state == http.StateNew {
+				connections.Add(1)
+			}
+		}
+		srv.Start()
+		// A TLS config (unused over plain HTTP) gives the client a
+		// transport of its own, not Go's shared default.
+		api := client.New(srv.URL, client.Options{DisableKeepAlives: tc.disable, TLS: &tls.Config{}})
+		for range 3 {
+			if _, err := api.Self(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		srv.Close()
+		if got := int(connections.Load()); got != tc.want {
+			t.Errorf("DisableKeepAlives %v: %d connections for 3 calls, want %d", tc.disable, got, tc.want)
+		}
 	}
 }

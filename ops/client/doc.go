@@ -6,6 +6,6 @@
 // the status and the API's message.
 //
 // It knows the API's paths and bodies and nothing of the server's
-// insides: it imports ops/wire (and the cluster types wire shows) only,
-// never ops/api. Anyone may import it.
+// insides: it imports ops/wire, and package cluster only for the peer
+// and member types the API shows; never ops/api. Anyone may import it.
 package client
