@@ -2,11 +2,11 @@ package clustertest
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +18,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/daguha/daguha/ops/client"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // Process is one OS process started from a test, in its own process group
@@ -265,50 +268,28 @@ func (a *Agent) GossipAddr() string { return net.JoinHostPort(a.host(), strconv.
 // server makes a call fail instead of hanging the test.
 const requestTimeout = 2 * time.Second
 
-var httpClient = &http.Client{
-	Transport: &http.Transport{DisableKeepAlives: true},
-	CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	},
+// API is a client of the agent's HTTP API with the agent's token and
+// HTTPS settings. Each JSON call may take requestTimeout (change it with
+// WithTimeout); no connection is kept alive, so a call never rides a
+// connection to a server that was killed or paused since.
+func (a *Agent) API() *client.Client {
+	return client.New(a.HTTPAddr(), client.Options{Token: a.Token, TLS: a.HTTPS, DisableKeepAlives: true, Timeout: requestTimeout})
 }
 
+// do sends one API call and returns the status whatever it is: a JSON
+// answer, an error answer included, is decoded into out.
 func (a *Agent) do(method, path string, body any, out any, timeout time.Duration) (int, error) {
-	var reader io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return 0, err
-		}
-		reader = bytes.NewReader(data)
+	code, err := a.API().WithTimeout(timeout).Do(context.Background(), method, path, body, out)
+	var apiErr *client.Error
+	if !errors.As(err, &apiErr) {
+		return code, err
 	}
-	req, err := http.NewRequest(method, a.HTTPAddr()+path, reader)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if a.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+a.Token)
-	}
-	client := *httpClient
-	client.Timeout = timeout
-	if a.HTTPS != nil {
-		client.Transport = &http.Transport{DisableKeepAlives: true, TLSClientConfig: a.HTTPS}
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if out != nil && strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode %s %s: %w: %s", method, path, err, data)
+	if out != nil && strings.HasPrefix(apiErr.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(apiErr.Body, out); err != nil {
+			return code, fmt.Errorf("decode %s %s: %w: %s", method, path, err, apiErr.Body)
 		}
 	}
-	return resp.StatusCode, nil
+	return code, nil
 }
 
 // GetJSON sends GET path and decodes a JSON answer into out (if not nil).
@@ -327,13 +308,10 @@ func (a *Agent) PostJSONTimeout(path string, body, out any, timeout time.Duratio
 	return a.do(http.MethodPost, path, body, out, timeout)
 }
 
-// Health is the answer of GET /api/v2/health.
+// Health is the answer of GET /api/v2/health, with its status code.
 type Health struct {
-	Status string `json:"status"`
-	Node   string `json:"node"`
-	Role   string `json:"role"`
-	Leader string `json:"leader"`
-	Code   int    `json:"-"`
+	wire.Health
+	Code int `json:"-"`
 }
 
 // Health asks the agent for its health.

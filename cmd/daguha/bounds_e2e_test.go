@@ -24,6 +24,7 @@ import (
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/ops/agent"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/rpc"
 )
@@ -193,11 +194,7 @@ func TestBoundsOnWhatComesIn(t *testing.T) {
 			t.Errorf("%s: resident memory grew by %d MiB under the attack, want less than 64", a.Name, grown>>20)
 		}
 	}
-	var workers struct {
-		Workers []struct {
-			ID string `json:"id"`
-		} `json:"workers"`
-	}
+	var workers wire.Workers
 	if code, err := leader.GetJSON("/api/v2/workers", &workers); err != nil || code != http.StatusOK {
 		t.Fatalf("workers: HTTP %d %v", code, err)
 	}
@@ -209,12 +206,10 @@ func TestBoundsOnWhatComesIn(t *testing.T) {
 
 	// A pushed DAG has the step limit of inline ones, and a DAG file is at
 	// most 2 MiB; a 900 KB selector value is refused inline and in a file.
-	push := func(a *clustertest.Agent, files ...map[string]string) (int, string) {
+	push := func(a *clustertest.Agent, files ...wire.DagSource) (int, string) {
 		t.Helper()
-		var body struct {
-			Error string `json:"error"`
-		}
-		code, err := a.PostJSONTimeout("/api/v2/dags", map[string]any{"files": files}, &body, 60*time.Second)
+		var body wire.Error
+		code, err := a.PostJSONTimeout("/api/v2/dags", wire.DagPush{Files: files}, &body, 60*time.Second)
 		if err != nil {
 			t.Fatalf("push: %v", err)
 		}
@@ -229,21 +224,19 @@ func TestBoundsOnWhatComesIn(t *testing.T) {
 		}
 	}
 	aliased := "steps:\n  - &s {name: a, command: \"true\"}\n" + strings.Repeat("  - *s\n", 99_999)
-	code, msg := push(follower, map[string]string{"name": "wide.yaml", "content": aliased})
+	code, msg := push(follower, wire.DagSource{Name: "wide.yaml", Content: aliased})
 	refused("a pushed DAG of 100,000 steps", code, msg, "100000 steps, more than the limit of 1000 per DAG")
 	var plain strings.Builder
 	plain.WriteString("steps:\n")
 	for i := range 100_000 {
 		fmt.Fprintf(&plain, "  - {name: s%d, command: x}\n", i)
 	}
-	code, msg = push(follower, map[string]string{"name": "wide.yaml", "content": plain.String()})
+	code, msg = push(follower, wire.DagSource{Name: "wide.yaml", Content: plain.String()})
 	refused("a pushed DAG file of 100,000 steps written out", code, msg, "more than the limit of 2097152")
 	zone := strings.Repeat("z", 900_000)
-	code, msg = push(follower, map[string]string{"name": "zone.yaml", "content": "workerSelector:\n  zone: " + zone + "\nsteps:\n  - name: a\n    command: x\n"})
+	code, msg = push(follower, wire.DagSource{Name: "zone.yaml", Content: "workerSelector:\n  zone: " + zone + "\nsteps:\n  - name: a\n    command: x\n"})
 	refused("a pushed DAG with a 900 KB selector value", code, msg, `(900000 bytes) of "zone": must be at most 63 bytes`)
-	var enqueued struct {
-		Error string `json:"error"`
-	}
+	var enqueued wire.Error
 	code, err = follower.PostJSONTimeout("/api/v2/dag-runs", inlineRun("zone", map[string]string{"zone": zone}, "true"), &enqueued, 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -255,20 +248,20 @@ func TestBoundsOnWhatComesIn(t *testing.T) {
 	// of 1.3 MiB reaches a worker and runs; a step's long output is cut
 	// to its tail.
 	script := "# " + strings.Repeat("x", 60<<10) + "\ntrue\n"
-	var files []map[string]string
+	var files []wire.DagSource
 	for i := range 4 {
 		var dag strings.Builder
 		fmt.Fprintf(&dag, "name: big%d\ntype: graph\nsteps:\n", i)
 		for s := range 11 {
 			fmt.Fprintf(&dag, "  - name: s%d\n    script: %q\n", s, script)
 		}
-		files = append(files, map[string]string{"name": fmt.Sprintf("big%d.yaml", i), "content": dag.String()})
+		files = append(files, wire.DagSource{Name: fmt.Sprintf("big%d.yaml", i), Content: dag.String()})
 	}
 	if code, msg := push(follower, files...); code != http.StatusOK {
 		t.Fatalf("a push of 4 DAGs of 1.3 MiB each through a follower: HTTP %d %s", code, msg)
 	}
 	startProcess(t, c.NewWorker("w1"))
-	code, err = follower.PostJSONTimeout("/api/v2/dag-runs", map[string]any{"dag_name": "big0", "dag_run_id": "big-run"}, nil, 30*time.Second)
+	code, err = follower.PostJSONTimeout("/api/v2/dag-runs", wire.EnqueueRequest{DagName: "big0", DagRunID: "big-run"}, nil, 30*time.Second)
 	if err != nil || code != http.StatusCreated {
 		t.Fatalf("enqueue the stored DAG big0: HTTP %d %v", code, err)
 	}

@@ -20,36 +20,12 @@ import (
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
-type attemptView struct {
-	Attempt      uint32 `json:"attempt"`
-	WorkerID     string `json:"worker_id"`
-	FencingToken uint64 `json:"fencing_token"`
-	StartedAt    string `json:"started_at"`
-	EndedAt      string `json:"ended_at"`
-	Outcome      string `json:"outcome"`
-}
-
-type runView struct {
-	DagRunID   string        `json:"dag_run_id"`
-	Status     string        `json:"status"`
-	WorkerID   string        `json:"worker_id"`
-	Attempt    uint32        `json:"attempt"`
-	Reason     string        `json:"reason"`
-	StartedAt  string        `json:"started_at"`
-	FinishedAt string        `json:"finished_at"`
-	Attempts   []attemptView `json:"attempts"`
-	Steps      []struct {
-		Name       string `json:"name"`
-		Status     string `json:"status"`
-		OutputTail string `json:"output_tail"`
-	} `json:"steps"`
-}
-
-func getRun(a *clustertest.Agent, id string) (runView, error) {
-	var run runView
+func getRun(a *clustertest.Agent, id string) (wire.Run, error) {
+	var run wire.Run
 	code, err := a.GetJSON("/api/v2/dag-runs/"+id, &run)
 	if err == nil && code != 200 {
 		err = fmt.Errorf("run %s: HTTP %d", id, code)
@@ -58,18 +34,16 @@ func getRun(a *clustertest.Agent, id string) (runView, error) {
 }
 
 // listRuns returns every run by id, read from any running server.
-func listRuns(c *clustertest.Cluster) (map[string]runView, error) {
+func listRuns(c *clustertest.Cluster) (map[string]wire.Run, error) {
 	var lastErr error
 	for _, a := range c.Running() {
-		var body struct {
-			Runs []runView `json:"runs"`
-		}
+		var body wire.RunList
 		code, err := a.GetJSON("/api/v2/dag-runs?limit=10000", &body)
 		if err != nil || code != 200 {
 			lastErr = fmt.Errorf("%s: HTTP %d %v", a.Name, code, err)
 			continue
 		}
-		runs := map[string]runView{}
+		runs := map[string]wire.Run{}
 		for _, r := range body.Runs {
 			runs[r.DagRunID] = r
 		}
@@ -80,9 +54,7 @@ func listRuns(c *clustertest.Cluster) (map[string]runView, error) {
 
 func mustEnqueue(t *testing.T, a *clustertest.Agent, id string, selector map[string]string, command string) {
 	t.Helper()
-	var resp struct {
-		DagRunID string `json:"dag_run_id"`
-	}
+	var resp wire.Enqueued
 	code, err := a.PostJSONTimeout("/api/v2/dag-runs", inlineRun(id, selector, command), &resp, 30*time.Second)
 	if err != nil || code != 201 {
 		t.Fatalf("enqueue %s on %s: HTTP %d, %v", id, a.Name, code, err)
@@ -90,9 +62,9 @@ func mustEnqueue(t *testing.T, a *clustertest.Agent, id string, selector map[str
 }
 
 // waitFinished waits until every run in ids has the given status.
-func waitFinished(t *testing.T, c *clustertest.Cluster, ids []string, want string, timeout time.Duration) map[string]runView {
+func waitFinished(t *testing.T, c *clustertest.Cluster, ids []string, want string, timeout time.Duration) map[string]wire.Run {
 	t.Helper()
-	var runs map[string]runView
+	var runs map[string]wire.Run
 	clustertest.WaitFor(t, timeout, fmt.Sprintf("%d runs to be %s", len(ids), want), func() (bool, string) {
 		var err error
 		runs, err = listRuns(c)
@@ -315,7 +287,7 @@ func TestPausedWorkerLosesItsRun(t *testing.T) {
 	leader := c.WaitLeader(t, 30*time.Second)
 	first := startProcess(t, c.NewWorker("first", "-max-active-runs=1"))
 	mustEnqueue(t, leader, "paused-run", nil, "sleep 3; echo done")
-	var run runView
+	var run wire.Run
 	clustertest.WaitFor(t, 30*time.Second, "the run to start on the first worker", func() (bool, string) {
 		var err error
 		run, err = getRun(leader, "paused-run")
@@ -488,7 +460,7 @@ func TestCancelAndFailure(t *testing.T) {
 	}
 
 	mustEnqueue(t, follower, "waits-forever", map[string]string{"nobody": "here"}, "true")
-	var body map[string]string
+	var body wire.Cancelled
 	if code, err := follower.PostJSON("/api/v2/dag-runs/waits-forever/cancel", nil, &body); err != nil || code != 200 {
 		t.Fatalf("cancel a queued run: HTTP %d %v", code, err)
 	}

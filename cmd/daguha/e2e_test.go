@@ -20,37 +20,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 func TestMain(m *testing.M) {
 	clustertest.MainWithLeakCheck(m, clustertest.CleanupBinary)
 }
 
-type selfBody struct {
-	Node      string `json:"node"`
-	Role      string `json:"role"`
-	Leader    string `json:"leader"`
-	Bootstrap string `json:"bootstrap"`
-	Raft      struct {
-		HasState  bool   `json:"has_state"`
-		Term      uint64 `json:"term"`
-		LastIndex uint64 `json:"last_index"`
-		FSMIndex  uint64 `json:"fsm_index"`
-	} `json:"raft"`
-}
-
-type peer struct {
-	ID      string `json:"id"`
-	Address string `json:"address"`
-	Voter   bool   `json:"voter"`
-	Leader  bool   `json:"leader"`
-}
-
-func peersOf(a *clustertest.Agent) ([]peer, error) {
-	var body struct {
-		Peers []peer `json:"peers"`
-	}
+func peersOf(a *clustertest.Agent) ([]cluster.Peer, error) {
+	var body wire.Peers
 	code, err := a.GetJSON("/api/v2/cluster/peers", &body)
 	if err != nil {
 		return nil, err
@@ -166,7 +146,7 @@ func TestBootstrapWaitsForTheExpectedServers(t *testing.T) {
 	}
 	clustertest.WaitFor(t, 30*time.Second, "both servers to see each other and wait for a third", func() (bool, string) {
 		for _, a := range first {
-			var self selfBody
+			var self wire.Self
 			if _, err := a.GetJSON("/api/v2/agent/self", &self); err != nil {
 				return false, err.Error()
 			}
@@ -181,7 +161,7 @@ func TestBootstrapWaitsForTheExpectedServers(t *testing.T) {
 	observeUntil := time.Now().Add(4 * time.Second)
 	for time.Now().Before(observeUntil) {
 		for _, a := range first {
-			var self selfBody
+			var self wire.Self
 			if _, err := a.GetJSON("/api/v2/agent/self", &self); err != nil {
 				t.Fatalf("self of %s: %v", a.Name, err)
 			}
@@ -202,16 +182,8 @@ func TestBootstrapWaitsForTheExpectedServers(t *testing.T) {
 	waitVoters(t, c, names(c.Agents))
 }
 
-type runBody struct {
-	DagName  string `json:"dag_name"`
-	DagRunID string `json:"dag_run_id"`
-	Status   string `json:"status"`
-}
-
 func enqueue(a *clustertest.Agent, id string) (int, error) {
-	var resp struct {
-		DagRunID string `json:"dag_run_id"`
-	}
+	var resp wire.Enqueued
 	code, err := a.PostJSON("/api/v2/dag-runs", inlineRun(id, nil, "true"), &resp)
 	if err == nil && (code == 201 || code == 200) && resp.DagRunID != id {
 		return code, fmt.Errorf("enqueue %s answered run id %q", id, resp.DagRunID)
@@ -220,13 +192,13 @@ func enqueue(a *clustertest.Agent, id string) (int, error) {
 }
 
 // inlineRun is an enqueue request for a one-step DAG "e2e".
-func inlineRun(id string, selector map[string]string, command string) map[string]any {
-	return map[string]any{
-		"dag_run_id": id,
-		"dag": map[string]any{
-			"name":           "e2e",
-			"workerSelector": selector,
-			"steps":          []map[string]string{{"name": "step", "command": command}},
+func inlineRun(id string, selector map[string]string, command string) wire.EnqueueRequest {
+	return wire.EnqueueRequest{
+		DagRunID: id,
+		Dag: &wire.InlineDag{
+			Name:           "e2e",
+			WorkerSelector: selector,
+			Steps:          []wire.InlineStep{{Name: "step", Command: command}},
 		},
 	}
 }
@@ -249,7 +221,7 @@ func TestWritesThroughFollowersAndDuringElection(t *testing.T) {
 	if code, err := enqueue(follower, "via-follower"); err != nil || code != 201 {
 		t.Fatalf("write through follower %s: HTTP %d, %v", follower.Name, code, err)
 	}
-	var run runBody
+	var run wire.Run
 	if code, err := leader.GetJSON("/api/v2/dag-runs/via-follower", &run); err != nil || code != 200 || run.Status != "queued" {
 		t.Fatalf("read back from leader: HTTP %d, %+v, %v", code, run, err)
 	}
@@ -273,9 +245,7 @@ func TestWritesThroughFollowersAndDuringElection(t *testing.T) {
 
 // enqueueLong is enqueue with a client time-out longer than the hold.
 func enqueueLong(a *clustertest.Agent, id string) (int, error) {
-	var resp struct {
-		DagRunID string `json:"dag_run_id"`
-	}
+	var resp wire.Enqueued
 	return a.PostJSONTimeout("/api/v2/dag-runs", inlineRun(id, nil, "true"), &resp, 30*time.Second)
 }
 
@@ -339,7 +309,7 @@ func checkAllReadable(t *testing.T, c *clustertest.Cluster, ids []string) {
 		missing := 0
 		var firstMissing string
 		for _, id := range ids {
-			var run runBody
+			var run wire.Run
 			code, err := a.GetJSON("/api/v2/dag-runs/"+id+"?stale", &run)
 			if err != nil || code != 200 || run.DagRunID != id {
 				if missing == 0 {
@@ -355,7 +325,7 @@ func checkAllReadable(t *testing.T, c *clustertest.Cluster, ids []string) {
 }
 
 func fsmIndex(a *clustertest.Agent) uint64 {
-	var self selfBody
+	var self wire.Self
 	if _, err := a.GetJSON("/api/v2/agent/self", &self); err != nil {
 		return 0
 	}
@@ -425,7 +395,7 @@ func TestLeaderKillUnderWritesAndWholeClusterRestart(t *testing.T) {
 	waitCaughtUp(t, c, newLeader)
 	checkAllReadable(t, c, acked)
 
-	var before selfBody
+	var before wire.Self
 	if _, err := newLeader.GetJSON("/api/v2/agent/self", &before); err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +412,7 @@ func TestLeaderKillUnderWritesAndWholeClusterRestart(t *testing.T) {
 	waitCaughtUp(t, c, leader)
 	checkAllReadable(t, c, acked)
 	for _, a := range c.Agents {
-		var self selfBody
+		var self wire.Self
 		if _, err := a.GetJSON("/api/v2/agent/self", &self); err != nil {
 			t.Fatal(err)
 		}
@@ -532,7 +502,7 @@ func TestDevModeIsALeaderWithNoSetUp(t *testing.T) {
 		t.Fatalf("enqueue in dev mode: HTTP %d, %v", code, err)
 	}
 	clustertest.WaitFor(t, 30*time.Second, "dev mode's own worker to run it", func() (bool, string) {
-		var run runBody
+		var run wire.Run
 		code, err := agent.GetJSON("/api/v2/dag-runs/dev-run", &run)
 		return err == nil && code == 200 && run.Status == "succeeded", fmt.Sprintf("HTTP %d %+v %v", code, run, err)
 	})
@@ -580,11 +550,11 @@ func TestNewServerJoinsARunningCluster(t *testing.T) {
 	waitVoters(t, c, names(c.Agents))
 	newcomer := c.Agents[3]
 	clustertest.WaitFor(t, 30*time.Second, "the new server to have the earlier write", func() (bool, string) {
-		var run runBody
+		var run wire.Run
 		code, err := newcomer.GetJSON("/api/v2/dag-runs/before-join?stale", &run)
 		return err == nil && code == 200, fmt.Sprintf("HTTP %d %v", code, err)
 	})
-	var self selfBody
+	var self wire.Self
 	if _, err := newcomer.GetJSON("/api/v2/agent/self", &self); err != nil || !strings.HasPrefix(self.Bootstrap, "skipped") {
 		t.Fatalf("the new server's bootstrap decision: %q %v", self.Bootstrap, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // Five servers tolerate two lost, as Raft promises: with the leader and a
@@ -76,9 +77,7 @@ func TestFiveServersLoseTwoAndKeepDispatching(t *testing.T) {
 	waitCaughtUp(t, c, final)
 	for _, a := range c.Agents {
 		for _, id := range []string{"five-0", "five-1", "five-2"} {
-			var run struct {
-				Status string `json:"status"`
-			}
+			var run wire.Run
 			if code, err := a.GetJSON("/api/v2/dag-runs/"+id+"?stale", &run); err != nil || code != 200 || run.Status != "succeeded" {
 				t.Errorf("%s on %s: HTTP %d %q %v", id, a.Name, code, run.Status, err)
 			}

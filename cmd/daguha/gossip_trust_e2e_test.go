@@ -30,6 +30,7 @@ import (
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/cluster/identity"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -134,12 +135,7 @@ func loopback(port int) string { return net.JoinHostPort("127.0.0.1", strconv.It
 
 // aliveMembers is the gossip pool's live members as a server sees it.
 func aliveMembers(a *clustertest.Agent) ([]string, error) {
-	var body struct {
-		Members []struct {
-			Name   string `json:"name"`
-			Status string `json:"status"`
-		} `json:"members"`
-	}
+	var body wire.Members
 	if _, err := a.GetJSON("/api/v2/cluster/members", &body); err != nil {
 		return nil, err
 	}

@@ -5,9 +5,9 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
+	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/ops/client"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // Acceptance 6 of the operations issue: restart each of three servers in
@@ -211,18 +213,10 @@ func TestSnapshotSaveWipeRestore(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), "truncated or altered") {
 			t.Fatalf("restore of %s: %v\n%s", filepath.Base(bad), err, out)
 		}
-		var body struct {
-			Error string `json:"error"`
-		}
-		req, _ := http.NewRequest("POST", leader.HTTPAddr()+"/api/v2/operator/snapshot", bytes.NewReader(mustRead(t, bad)))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		json.NewDecoder(resp.Body).Decode(&body)
-		resp.Body.Close()
-		if resp.StatusCode != 409 || !strings.Contains(body.Error, "truncated or altered") {
-			t.Fatalf("the server took %s: HTTP %d %q", filepath.Base(bad), resp.StatusCode, body.Error)
+		_, err = leader.API().RestoreSnapshot(context.Background(), bytes.NewReader(mustRead(t, bad)))
+		var refused *client.Error
+		if !errors.As(err, &refused) || refused.Status != 409 || !strings.Contains(refused.Message, "truncated or altered") {
+			t.Fatalf("the server took %s: %v", filepath.Base(bad), err)
 		}
 	}
 
@@ -268,8 +262,8 @@ func TestSnapshotSaveWipeRestore(t *testing.T) {
 	}
 }
 
-func getRunStale(a *clustertest.Agent, id string) (runView, error) {
-	var run runView
+func getRunStale(a *clustertest.Agent, id string) (wire.Run, error) {
+	var run wire.Run
 	code, err := a.GetJSON("/api/v2/dag-runs/"+id+"?stale", &run)
 	if err == nil && code != 200 {
 		err = fmt.Errorf("HTTP %d", code)

@@ -22,25 +22,17 @@ func operatorCommand() *cli.Command {
 					Usage: "list the servers of the Raft configuration with their state and last index",
 					Flags: clientFlags(),
 					Action: func(c *cli.Context) error {
-						client, err := newAPIClient(c)
+						apiClient, err := newAPIClient(c)
 						if err != nil {
 							return err
 						}
-						var body struct {
-							Peers []struct {
-								ID        string `json:"id"`
-								Address   string `json:"address"`
-								Voter     bool   `json:"voter"`
-								State     string `json:"state"`
-								LastIndex uint64 `json:"last_index"`
-							} `json:"peers"`
-						}
-						if err := client.do("GET", "/api/v2/operator/raft/peers", nil, &body); err != nil {
+						peers, err := apiClient.RaftPeers(c.Context)
+						if err != nil {
 							return err
 						}
 						w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 						fmt.Fprintln(w, "ID\tADDRESS\tSTATE\tVOTER\tLAST INDEX")
-						for _, p := range body.Peers {
+						for _, p := range peers {
 							fmt.Fprintf(w, "%s\t%s\t%s\t%t\t%d\n", p.ID, p.Address, p.State, p.Voter, p.LastIndex)
 						}
 						return w.Flush()
@@ -54,11 +46,11 @@ func operatorCommand() *cli.Command {
 						if c.String("id") == "" {
 							return errors.New("-id is required: the server to remove")
 						}
-						client, err := newAPIClient(c)
+						apiClient, err := newAPIClient(c)
 						if err != nil {
 							return err
 						}
-						if err := client.do("POST", "/api/v2/operator/raft/remove-peer", map[string]string{"id": c.String("id")}, nil); err != nil {
+						if err := apiClient.RemovePeer(c.Context, c.String("id")); err != nil {
 							return err
 						}
 						fmt.Printf("removed %s from the Raft configuration\n", c.String("id"))
@@ -70,11 +62,11 @@ func operatorCommand() *cli.Command {
 					Usage: "hand leadership to a server (-id), or to the most up-to-date follower",
 					Flags: append(clientFlags(), &cli.StringFlag{Name: "id", Usage: "the server to lead (default: the leader's choice)"}),
 					Action: func(c *cli.Context) error {
-						client, err := newAPIClient(c)
+						apiClient, err := newAPIClient(c)
 						if err != nil {
 							return err
 						}
-						if err := client.do("POST", "/api/v2/operator/raft/transfer-leadership", map[string]string{"id": c.String("id")}, nil); err != nil {
+						if err := apiClient.TransferLeadership(c.Context, c.String("id")); err != nil {
 							return err
 						}
 						fmt.Println("leadership transferred")

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -30,6 +31,7 @@ import (
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/fsm"
+	"github.com/daguha/daguha/ops/client"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -127,24 +129,21 @@ func bogusArchive(size int64) io.Reader {
 	return newChecksummed(io.MultiReader(parts...))
 }
 
+// postArchive restores an archive through a server with a token, and
+// returns the status and the API's error message.
 func postArchive(t *testing.T, a *clustertest.Agent, token string, body io.Reader) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest("POST", a.HTTPAddr()+"/api/v2/operator/snapshot", body)
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	_, err := client.New(a.HTTPAddr(), client.Options{Token: token}).RestoreSnapshot(ctx, body)
+	var refused *client.Error
+	switch {
+	case errors.As(err, &refused):
+		return refused.Status, refused.Message
+	case err != nil:
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var answer struct {
-		Error string `json:"error"`
-	}
-	data, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(data, &answer)
-	return resp.StatusCode, answer.Error
+	return http.StatusOK, ""
 }
 
 // noRestoreFilesLeft fails if a restore left a temporary file in a data
@@ -268,12 +267,12 @@ func TestSnapshotHoldsNoKeyAndRestoreKeepsTheClustersKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	client := daguhav1.NewCoordinatorServiceClient(conn)
+	coordinator := daguhav1.NewCoordinatorServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	tasks := map[string]*daguhav1.Task{}
 	for len(tasks) < 2 {
-		resp, err := client.Poll(ctx, &daguhav1.PollRequest{Worker: &daguhav1.WorkerInfo{Id: "test-worker", Labels: map[string]string{"only": "test"}, MaxActiveRuns: 2}, WaitMillis: 10000})
+		resp, err := coordinator.Poll(ctx, &daguhav1.PollRequest{Worker: &daguhav1.WorkerInfo{Id: "test-worker", Labels: map[string]string{"only": "test"}, MaxActiveRuns: 2}, WaitMillis: 10000})
 		if err != nil {
 			t.Fatalf("poll: %v", err)
 		}
@@ -284,26 +283,17 @@ func TestSnapshotHoldsNoKeyAndRestoreKeepsTheClustersKey(t *testing.T) {
 
 	// Saving: a read-only token is refused; a full token's archive holds
 	// no cluster meta, so no key.
-	req, _ := http.NewRequest("GET", follower.HTTPAddr()+"/api/v2/operator/snapshot", nil)
-	req.Header.Set("Authorization", "Bearer read-token")
-	resp, err := http.DefaultClient.Do(req)
+	if _, err := client.New(follower.HTTPAddr(), client.Options{Token: "read-token"}).SaveSnapshot(ctx); client.StatusCode(err) != http.StatusForbidden {
+		t.Fatalf("a read-only token saving a snapshot: %v; want HTTP 403", err)
+	}
+	stream, err := client.New(follower.HTTPAddr(), client.Options{Token: "full-token"}).SaveSnapshot(ctx)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("a full token saving a snapshot: %v", err)
 	}
-	refused, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("a read-only token saving a snapshot: HTTP %d (%d bytes); want 403", resp.StatusCode, len(refused))
-	}
-	req.Header.Set("Authorization", "Bearer full-token")
-	resp, err = http.DefaultClient.Do(req)
+	archive, err := io.ReadAll(stream)
+	stream.Close()
 	if err != nil {
-		t.Fatal(err)
-	}
-	archive, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("a full token saving a snapshot: HTTP %d %v", resp.StatusCode, err)
+		t.Fatalf("a full token saving a snapshot: %v", err)
 	}
 	_, snapshot, err := fsm.OpenArchive(bytes.NewReader(archive), int64(len(archive)))
 	if err != nil {
@@ -337,7 +327,7 @@ func TestSnapshotHoldsNoKeyAndRestoreKeepsTheClustersKey(t *testing.T) {
 	finish := func(token string) error {
 		var err error
 		for range 100 {
-			_, err = client.FinishRun(ctx, &daguhav1.FinishRunRequest{LeaseToken: token, Status: daguhav1.RunStatus_RUN_STATUS_SUCCEEDED})
+			_, err = coordinator.FinishRun(ctx, &daguhav1.FinishRunRequest{LeaseToken: token, Status: daguhav1.RunStatus_RUN_STATUS_SUCCEEDED})
 			if status.Code(err) != codes.Unavailable {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // Ended runs leave every server's state once the run retention has passed
@@ -40,14 +41,12 @@ func TestEndedRunsArePrunedAfterTheRunRetention(t *testing.T) {
 		return err == nil && pruned == "daguha_runs_pruned_total 1", fmt.Sprintf("%q %v", pruned, err)
 	})
 	for _, a := range c.Agents {
-		var run runBody
+		var run wire.Run
 		if code, err := a.GetJSON("/api/v2/dag-runs/stays-queued?stale", &run); err != nil || code != 200 || run.Status != "queued" {
 			t.Fatalf("%s: the queued run after the retention: HTTP %d %+v %v", a.Name, code, run, err)
 		}
 	}
-	var resp struct {
-		Created bool `json:"created"`
-	}
+	var resp wire.Enqueued
 	if code, err := leader.PostJSON("/api/v2/dag-runs", inlineRun("short-lived", nil, "true"), &resp); err != nil || code != 201 || !resp.Created {
 		t.Fatalf("enqueue the pruned id again: HTTP %d created=%v %v; want a new run", code, resp.Created, err)
 	}

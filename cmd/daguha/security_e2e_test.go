@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,7 +27,9 @@ import (
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/cluster/identity"
 	"github.com/daguha/daguha/dispatch/logticket"
+	"github.com/daguha/daguha/ops/client"
 	"github.com/daguha/daguha/ops/tlsutil"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -143,9 +146,9 @@ func TestMutualTLS(t *testing.T) {
 	mustEnqueue(t, leader, "over-tls", nil, "echo secure")
 	// A parent and its child: the worker starts the child (EnqueueChild)
 	// and watches it (WatchRun) with its lease, through the follower.
-	if code, err := leader.PostJSONTimeout("/api/v2/dag-runs", map[string]any{"dag_run_id": "parent-over-tls",
-		"yaml": "name: parent\nsteps:\n  - name: child\n    run: child\n---\nname: child\nsteps:\n  - name: s\n    command: echo child\n"},
-		&struct{}{}, 30*time.Second); err != nil || code != 201 {
+	if code, err := leader.PostJSONTimeout("/api/v2/dag-runs", wire.EnqueueRequest{DagRunID: "parent-over-tls",
+		Yaml: "name: parent\nsteps:\n  - name: child\n    run: child\n---\nname: child\nsteps:\n  - name: s\n    command: echo child\n"},
+		&wire.Enqueued{}, 30*time.Second); err != nil || code != 201 {
 		t.Fatalf("enqueue the parent: HTTP %d %v", code, err)
 	}
 	runs := waitFinished(t, c, []string{"over-tls", "parent-over-tls"}, "succeeded", 60*time.Second)
@@ -156,7 +159,7 @@ func TestMutualTLS(t *testing.T) {
 	// TLS too: through the leader and through a follower, with the
 	// worker's certificate made for a client only (as the docs show).
 	for _, a := range []*clustertest.Agent{leader, followerOf(c, leader)} {
-		code, body, err := getText(a.HTTPAddr() + "/api/v2/dag-runs/over-tls/steps/step/log")
+		code, body, err := stepLogText(a, "over-tls", "step")
 		if err != nil || code != http.StatusOK || !strings.Contains(body, "secure") {
 			t.Fatalf("step log over TLS through %s: HTTP %d, %v, %q", a.Name, code, err, body)
 		}
@@ -203,7 +206,7 @@ func TestMutualTLS(t *testing.T) {
 		if strings.Contains(strings.Join(voters, ","), intruder.Name) {
 			t.Fatalf("a server with another CA's certificate became a voter: %v", voters)
 		}
-		var self selfBody
+		var self wire.Self
 		if _, err := intruder.GetJSON("/api/v2/agent/self", &self); err == nil && (self.Raft.FSMIndex > 0 || self.Leader != "") {
 			t.Fatalf("the intruder got Raft data or a leader: %+v", self)
 		}
@@ -225,12 +228,7 @@ func TestGossipEncryption(t *testing.T) {
 	startProcess(t, c.NewWorker("keyed", "-encrypt="+key))
 	startProcess(t, c.NewWorker("stranger", "-encrypt="+wrong))
 	memberNames := func() []string {
-		var body struct {
-			Members []struct {
-				Name   string `json:"name"`
-				Status string `json:"status"`
-			} `json:"members"`
-		}
+		var body wire.Members
 		if _, err := leader.GetJSON("/api/v2/cluster/members", &body); err != nil {
 			t.Fatal(err)
 		}
@@ -445,11 +443,7 @@ func TestGossipKeyRotationWithoutDowntime(t *testing.T) {
 		workers, err := workersOf(c.Agents[0], true)
 		return err == nil && workers["new-key"].HealthStatus == "HEALTHY", fmt.Sprintf("%+v %v", workers, err)
 	})
-	var body struct {
-		Members []struct {
-			Name string `json:"name"`
-		} `json:"members"`
-	}
+	var body wire.Members
 	if _, err := c.Agents[0].GetJSON("/api/v2/cluster/members", &body); err != nil {
 		t.Fatal(err)
 	}
@@ -500,12 +494,9 @@ func TestFullTLSClusterLeaksNoSecrets(t *testing.T) {
 
 	var answers []string
 	record := func(a *clustertest.Agent, method, path, body string, token string, wantCode int) {
-		req, _ := http.NewRequest(method, a.HTTPAddr()+path, strings.NewReader(body))
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: https}}
-		resp, err := client.Do(req)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		resp, err := client.New(a.HTTPAddr(), client.Options{Token: token, TLS: https}).Send(ctx, method, path, strings.NewReader(body))
 		if err != nil {
 			t.Fatalf("%s %s: %v", method, path, err)
 		}
@@ -592,14 +583,20 @@ func processes(c *clustertest.Cluster) []*clustertest.Process {
 	return out
 }
 
-// getText GETs a URL and returns its status and body.
-func getText(url string) (int, string, error) {
-	client := &http.Client{Timeout: 30 * time.Second}
-	resp, err := client.Get(url)
+// stepLogText reads the full log of a run's step through a server, and
+// returns the status and the log, or the error answer's body.
+func stepLogText(a *clustertest.Agent, runID, step string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	log, err := a.API().StepLog(ctx, runID, step, 0)
+	var refused *client.Error
+	if errors.As(err, &refused) {
+		return refused.Status, string(refused.Body), nil
+	}
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(data), err
+	defer log.Close()
+	data, err := io.ReadAll(log)
+	return http.StatusOK, string(data), err
 }

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/fsm"
+	"github.com/daguha/daguha/ops/client"
 )
 
 // inspectArchiveFile checks the archive at path fully, reading it from
@@ -49,6 +50,16 @@ func (p *progressWriter) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// snapshotError words an error answer to a snapshot save or restore as
+// the command always has: the status and the server's body.
+func snapshotError(action string, err error) error {
+	var apiErr *client.Error
+	if errors.As(err, &apiErr) {
+		return fmt.Errorf("snapshot %s: HTTP %d: %s", action, apiErr.Status, strings.TrimSpace(string(apiErr.Body)))
+	}
+	return err
+}
+
 func snapshotCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "snapshot",
@@ -63,26 +74,22 @@ func snapshotCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return errors.New("snapshot save takes one file")
 					}
-					client, err := newAPIClient(c)
+					apiClient, err := newAPIClient(c)
 					if err != nil {
 						return err
 					}
-					resp, err := client.send("GET", "/api/v2/operator/snapshot", nil, 0)
+					archive, err := apiClient.SaveSnapshot(c.Context)
 					if err != nil {
-						return err
+						return snapshotError("save", err)
 					}
-					defer resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						body, _ := io.ReadAll(resp.Body)
-						return fmt.Errorf("snapshot save: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
-					}
+					defer archive.Close()
 					tmp := c.Args().First() + ".part"
 					f, err := os.Create(tmp)
 					if err != nil {
 						return err
 					}
 					progress := &progressWriter{w: f, label: "saving"}
-					_, copyErr := io.Copy(progress, resp.Body)
+					_, copyErr := io.Copy(progress, archive)
 					closeErr := f.Close()
 					fmt.Fprintf(os.Stderr, "\rsaved %d KiB\n", progress.written>>10)
 					if copyErr != nil || closeErr != nil {
@@ -139,18 +146,14 @@ func snapshotCommand() *cli.Command {
 						return err
 					}
 					defer file.Close()
-					client, err := newAPIClient(c)
+					apiClient, err := newAPIClient(c)
 					if err != nil {
 						return err
 					}
-					resp, err := client.send("POST", "/api/v2/operator/snapshot", file, 20*time.Minute)
-					if err != nil {
-						return err
-					}
-					defer resp.Body.Close()
-					body, _ := io.ReadAll(resp.Body)
-					if resp.StatusCode != http.StatusOK {
-						return fmt.Errorf("snapshot restore: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+					ctx, cancel := context.WithTimeout(c.Context, 20*time.Minute)
+					defer cancel()
+					if _, err := apiClient.RestoreSnapshot(ctx, file); err != nil {
+						return snapshotError("restore", err)
 					}
 					fmt.Println("restored")
 					return nil

@@ -164,7 +164,7 @@ func TestStepLogsUnderMutualTLSTrustOnlyServersAndTheRunsWorker(t *testing.T) {
 	}
 	const real = "the real log of tls-log-run"
 	for _, a := range []*clustertest.Agent{leader, follower} {
-		code, body, err := getText(a.HTTPAddr() + "/api/v2/dag-runs/tls-log-run/steps/step/log")
+		code, body, err := stepLogText(a, "tls-log-run", "step")
 		if err != nil || code != http.StatusOK || !strings.Contains(body, real) {
 			t.Fatalf("step log through %s: HTTP %d, %v, %q", a.Name, code, err, body)
 		}
@@ -224,7 +224,7 @@ func TestStepLogsUnderMutualTLSTrustOnlyServersAndTheRunsWorker(t *testing.T) {
 	go func() { _ = fakeServer.Serve(ln) }()
 	defer fakeServer.Stop()
 	for _, a := range []*clustertest.Agent{leader, follower} {
-		code, body, err := getText(a.HTTPAddr() + "/api/v2/dag-runs/tls-log-run/steps/step/log")
+		code, body, err := stepLogText(a, "tls-log-run", "step")
 		t.Logf("through %s, with an impostor at the worker's address: HTTP %d, %v, %q", a.Name, code, err, body)
 		if err != nil {
 			t.Fatal(err)

@@ -27,6 +27,7 @@ import (
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/fsm"
 	"github.com/daguha/daguha/ops/tlsutil"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -356,9 +357,9 @@ func TestWorkerCertificateBindsTheWorker(t *testing.T) {
 	ctx := context.Background()
 
 	// The victim's run, with a child step, meant for tier=secure.
-	var resp struct{}
-	if code, err := leader.PostJSONTimeout("/api/v2/dag-runs", map[string]any{"dag_run_id": "secure-run",
-		"yaml": "name: parent\nworkerSelector:\n  tier: secure\nsteps:\n  - name: child\n    run: child\n---\nname: child\nworkerSelector:\n  only: nobody\nsteps:\n  - name: s\n    command: \"true\"\n"},
+	var resp wire.Enqueued
+	if code, err := leader.PostJSONTimeout("/api/v2/dag-runs", wire.EnqueueRequest{DagRunID: "secure-run",
+		Yaml: "name: parent\nworkerSelector:\n  tier: secure\nsteps:\n  - name: child\n    run: child\n---\nname: child\nworkerSelector:\n  only: nobody\nsteps:\n  - name: s\n    command: \"true\"\n"},
 		&resp, 30*time.Second); err != nil || code != 201 {
 		t.Fatalf("enqueue: HTTP %d %v", code, err)
 	}
@@ -399,7 +400,7 @@ func TestWorkerCertificateBindsTheWorker(t *testing.T) {
 	defer fake.Close()
 	attacker.logAddr = fake.Addr().String()
 	own := attacker.take("attacker", map[string]string{"team": "b"})
-	code, body, err := getText(follower.HTTPAddr() + "/api/v2/dag-runs/other-run/steps/step/log")
+	code, body, err := stepLogText(follower, "other-run", "step")
 	if err != nil || code == 200 {
 		t.Errorf("the log of the attacker's run: HTTP %d %v %q", code, err, body)
 	}
@@ -534,9 +535,9 @@ func TestClusterTokenGuardsThePlaintextCluster(t *testing.T) {
 	// Plaintext workers, which hold no token, run parents and children
 	// (polls, reports, EnqueueChild, WatchRun) through a follower.
 	startProcess(t, c.NewDaguWorker("plain-worker", follower, "--worker.labels=team=a"))
-	if code, err := follower.PostJSONTimeout("/api/v2/dag-runs", map[string]any{"dag_run_id": "parent-run",
-		"yaml": "name: parent\nworkerSelector:\n  team: a\nsteps:\n  - name: child\n    run: child\n---\nname: child\nworkerSelector:\n  team: a\nsteps:\n  - name: s\n    command: echo child ran\n"},
-		&struct{}{}, 30*time.Second); err != nil || code != 201 {
+	if code, err := follower.PostJSONTimeout("/api/v2/dag-runs", wire.EnqueueRequest{DagRunID: "parent-run",
+		Yaml: "name: parent\nworkerSelector:\n  team: a\nsteps:\n  - name: child\n    run: child\n---\nname: child\nworkerSelector:\n  team: a\nsteps:\n  - name: s\n    command: echo child ran\n"},
+		&wire.Enqueued{}, 30*time.Second); err != nil || code != 201 {
 		t.Fatalf("enqueue: HTTP %d %v", code, err)
 	}
 	waitFinished(t, c, []string{"parent-run"}, "succeeded", 60*time.Second)

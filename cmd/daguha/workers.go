@@ -11,26 +11,13 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // healthMarks are the seed's indicators; the word is printed too, so the
 // colour is not the only carrier of health.
 var healthMarks = map[string]string{"HEALTHY": "🟢", "WARNING": "🟡", "UNHEALTHY": "🔴", "OFFLINE": "⚫"}
-
-type workersAnswer struct {
-	Workers []struct {
-		ID            string            `json:"id"`
-		Labels        map[string]string `json:"labels"`
-		HealthStatus  string            `json:"health_status"`
-		LastHeartbeat string            `json:"last_heartbeat"`
-		RunningTasks  []struct {
-			DagName        string `json:"dag_name"`
-			DagRunID       string `json:"dag_run_id"`
-			RootDagRunName string `json:"root_dag_run_name"`
-			ParentDagRunID string `json:"parent_dag_run_id"`
-		} `json:"running_tasks"`
-	} `json:"workers"`
-}
 
 func workersCommand() *cli.Command {
 	return &cli.Command{
@@ -44,23 +31,19 @@ func workersCommand() *cli.Command {
 			if c.NArg() != 0 {
 				return errors.New("workers takes no arguments")
 			}
-			path := "/api/v2/workers"
-			if c.Bool("stale") {
-				path += "?stale=true"
-			}
-			client, err := newAPIClient(c)
+			apiClient, err := newAPIClient(c)
 			if err != nil {
 				return err
 			}
-			var raw json.RawMessage
-			if err := client.do("GET", path, nil, &raw); err != nil {
+			raw, err := apiClient.WorkersJSON(c.Context, c.Bool("stale"))
+			if err != nil {
 				return err
 			}
 			if c.Bool("json") {
 				fmt.Println(string(raw))
 				return nil
 			}
-			var answer workersAnswer
+			var answer wire.Workers
 			if err := json.Unmarshal(raw, &answer); err != nil {
 				return err
 			}
@@ -69,7 +52,7 @@ func workersCommand() *cli.Command {
 	}
 }
 
-func printWorkers(answer workersAnswer, now time.Time) error {
+func printWorkers(answer wire.Workers, now time.Time) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "ID\tHEALTH\tLAST HEARTBEAT\tLABELS\tRUNNING")
 	for _, worker := range answer.Workers {

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -15,7 +15,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/daguha/daguha/dispatch/dagfile"
-	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/client"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -79,39 +80,36 @@ func enqueueCommand() *cli.Command {
 				}
 				params = joinParams(rest)
 			}
-			body := map[string]any{"dag_run_id": c.String("run-id"), "params": params}
+			req := wire.EnqueueRequest{DagRunID: c.String("run-id"), Params: params}
 			if isDagFile(target) {
 				data, err := os.ReadFile(target)
 				if err != nil {
 					return err
 				}
-				body["yaml"], body["file"] = string(data), filepath.Base(target)
+				req.Yaml, req.File = string(data), filepath.Base(target)
 			} else {
-				body["dag_name"] = target
+				req.DagName = target
 			}
-			client, err := newAPIClient(c)
+			apiClient, err := newAPIClient(c)
 			if err != nil {
 				return err
 			}
-			var resp struct {
-				DagRunID string `json:"dag_run_id"`
-				Created  bool   `json:"created"`
-			}
-			if err := client.do("POST", "/api/v2/dag-runs", body, &resp); err != nil {
+			resp, err := apiClient.Enqueue(c.Context, req)
+			if err != nil {
 				return err
 			}
 			fmt.Println(resp.DagRunID)
 			if !c.Bool("wait") {
 				return nil
 			}
-			return followRun(client, resp.DagRunID, c.App.ErrWriter)
+			return followRun(c.Context, apiClient, resp.DagRunID, c.App.ErrWriter)
 		},
 	}
 }
 
 // followRun prints a run's step progress as it changes, with blocking
 // queries, and returns the run's result as an exit code.
-func followRun(client *apiClient, id string, out io.Writer) error {
+func followRun(ctx context.Context, apiClient *client.Client, id string, out io.Writer) error {
 	if out == nil {
 		out = os.Stderr
 	}
@@ -121,9 +119,8 @@ func followRun(client *apiClient, id string, out io.Writer) error {
 		status  string
 	)
 	for {
-		var run api.RunView
-		path := fmt.Sprintf("/api/v2/dag-runs/%s?index=%d&wait=30s", url.PathEscape(id), index)
-		if err := client.doTimeout("GET", path, nil, &run, 45*time.Second); err != nil {
+		run, err := apiClient.WaitRun(ctx, id, index, 30*time.Second)
+		if err != nil {
 			return err
 		}
 		index = run.ModifyIndex
@@ -161,7 +158,7 @@ func followRun(client *apiClient, id string, out io.Writer) error {
 }
 
 // stepLine is one line about a step: its status, and how it ended.
-func stepLine(step api.StepView) string {
+func stepLine(step wire.Step) string {
 	line := fmt.Sprintf("%-24s %-10s", step.Name, step.Status)
 	if step.Retry > 1 {
 		line += fmt.Sprintf(" retry %d", step.Retry-1)
@@ -200,12 +197,12 @@ func statusCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return errors.New("status takes one run id")
 			}
-			client, err := newAPIClient(c)
+			apiClient, err := newAPIClient(c)
 			if err != nil {
 				return err
 			}
-			var run api.RunView
-			if err := client.do("GET", "/api/v2/dag-runs/"+url.PathEscape(c.Args().First()), nil, &run); err != nil {
+			run, err := apiClient.Run(c.Context, c.Args().First())
+			if err != nil {
 				return err
 			}
 			printRun(os.Stdout, run, c.Int("tail"))
@@ -214,7 +211,7 @@ func statusCommand() *cli.Command {
 	}
 }
 
-func printRun(out io.Writer, run api.RunView, tail int) {
+func printRun(out io.Writer, run wire.Run, tail int) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
@@ -282,12 +279,12 @@ func cancelCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return errors.New("cancel takes one run id")
 			}
-			client, err := newAPIClient(c)
+			apiClient, err := newAPIClient(c)
 			if err != nil {
 				return err
 			}
 			id := c.Args().First()
-			if err := client.do("POST", "/api/v2/dag-runs/"+url.PathEscape(id)+"/cancel", nil, nil); err != nil {
+			if err := apiClient.Cancel(c.Context, id); err != nil {
 				return err
 			}
 			fmt.Printf("cancellation of %s and its descendants requested\n", id)
@@ -298,14 +295,14 @@ func cancelCommand() *cli.Command {
 
 // dagFiles expands the arguments of `dag push`: files, and the *.yaml and
 // *.yml files of directories.
-func dagFiles(args []string) ([]api.DagSource, error) {
-	var sources []api.DagSource
+func dagFiles(args []string) ([]wire.DagSource, error) {
+	var sources []wire.DagSource
 	add := func(path string) error {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return err
 		}
-		sources = append(sources, api.DagSource{Name: path, Content: string(data)})
+		sources = append(sources, wire.DagSource{Name: path, Content: string(data)})
 		return nil
 	}
 	for _, arg := range args {
@@ -355,17 +352,15 @@ func dagCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					client, err := newAPIClient(c)
+					apiClient, err := newAPIClient(c)
 					if err != nil {
 						return err
 					}
-					var resp struct {
-						Dags []api.DagOutcome `json:"dags"`
-					}
-					if err := client.do("POST", "/api/v2/dags", map[string]any{"files": sources}, &resp); err != nil {
+					outcomes, err := apiClient.PushDags(c.Context, sources)
+					if err != nil {
 						return err
 					}
-					for _, d := range resp.Dags {
+					for _, d := range outcomes {
 						fmt.Printf("%-10s %s (%s)\n", d.Result, d.Name, d.File)
 					}
 					return nil
@@ -376,19 +371,17 @@ func dagCommand() *cli.Command {
 				Usage: "list the stored DAGs",
 				Flags: clientFlags(),
 				Action: func(c *cli.Context) error {
-					client, err := newAPIClient(c)
+					apiClient, err := newAPIClient(c)
 					if err != nil {
 						return err
 					}
-					var resp struct {
-						Dags []api.DagView `json:"dags"`
-					}
-					if err := client.do("GET", "/api/v2/dags", nil, &resp); err != nil {
+					dags, err := apiClient.Dags(c.Context)
+					if err != nil {
 						return err
 					}
 					w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 					fmt.Fprintln(w, "NAME\tSTEPS\tSCHEDULE\tSELECTOR\tUPDATED")
-					for _, d := range resp.Dags {
+					for _, d := range dags {
 						fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\n", d.Name, len(d.Steps), orDash(strings.Join(d.Schedule, "; ")), orDash(formatSelector(d.WorkerSelector)), d.UpdatedAt)
 					}
 					return w.Flush()
@@ -403,12 +396,12 @@ func dagCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return errors.New("dag show takes one DAG name")
 					}
-					client, err := newAPIClient(c)
+					apiClient, err := newAPIClient(c)
 					if err != nil {
 						return err
 					}
-					var dag api.DagView
-					if err := client.do("GET", "/api/v2/dags/"+url.PathEscape(c.Args().First()), nil, &dag); err != nil {
+					dag, err := apiClient.Dag(c.Context, c.Args().First())
+					if err != nil {
 						return err
 					}
 					fmt.Print(dag.Source)
@@ -424,11 +417,11 @@ func dagCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return errors.New("dag delete takes one DAG name")
 					}
-					client, err := newAPIClient(c)
+					apiClient, err := newAPIClient(c)
 					if err != nil {
 						return err
 					}
-					return client.do("DELETE", "/api/v2/dags/"+url.PathEscape(c.Args().First()), nil, nil)
+					return apiClient.DeleteDag(c.Context, c.Args().First())
 				},
 			},
 		},
@@ -467,23 +460,16 @@ func logsCommand() *cli.Command {
 			if c.NArg() != 2 {
 				return errors.New("logs takes a run id and a step name")
 			}
-			client, err := newAPIClient(c)
+			apiClient, err := newAPIClient(c)
 			if err != nil {
 				return err
 			}
-			path := "/api/v2/dag-runs/" + url.PathEscape(c.Args().Get(0)) + "/steps/" + url.PathEscape(c.Args().Get(1)) + "/log"
-			if n := c.Uint("attempt"); n > 0 {
-				path += fmt.Sprintf("?attempt=%d", n)
-			}
-			resp, err := client.send("GET", path, nil, 0)
+			log, err := apiClient.StepLog(c.Context, c.Args().Get(0), c.Args().Get(1), uint32(c.Uint("attempt")))
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return responseError(resp)
-			}
-			_, err = io.Copy(os.Stdout, resp.Body)
+			defer log.Close()
+			_, err = io.Copy(os.Stdout, log)
 			return err
 		},
 	}

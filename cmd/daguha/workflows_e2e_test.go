@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster/clustertest"
-	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // runCLI runs the daguha binary and returns stdout, stderr and the exit code.
@@ -37,22 +37,22 @@ func runCLI(t *testing.T, args ...string) (string, string, int) {
 }
 
 // runDetail reads a run's detail from any running server.
-func runDetail(c *clustertest.Cluster, id string) (api.RunView, error) {
+func runDetail(c *clustertest.Cluster, id string) (wire.Run, error) {
 	var lastErr error
 	for _, a := range c.Running() {
-		var run api.RunView
+		var run wire.Run
 		code, err := a.GetJSON("/api/v2/dag-runs/"+id, &run)
 		if err == nil && code == 200 {
 			return run, nil
 		}
 		lastErr = fmt.Errorf("%s: run %s: HTTP %d %v", a.Name, id, code, err)
 	}
-	return api.RunView{}, lastErr
+	return wire.Run{}, lastErr
 }
 
-func waitRunStatus(t *testing.T, c *clustertest.Cluster, id, want string, timeout time.Duration) api.RunView {
+func waitRunStatus(t *testing.T, c *clustertest.Cluster, id, want string, timeout time.Duration) wire.Run {
 	t.Helper()
-	var run api.RunView
+	var run wire.Run
 	clustertest.WaitFor(t, timeout, "run "+id+" to be "+want, func() (bool, string) {
 		var err error
 		run, err = runDetail(c, id)
@@ -137,9 +137,9 @@ echo "model trained"
 		t.Fatalf("enqueue: exit %d\n%s%s", code, out, errOut)
 	}
 
-	var child api.RunningTask
+	var child wire.RunningTask
 	clustertest.WaitFor(t, 60*time.Second, "train-model running on the gpu worker, under its root and parent", func() (bool, string) {
-		var body api.WorkersBody
+		var body wire.Workers
 		if code, err := leader.GetJSON("/api/v2/workers", &body); err != nil || code != 200 {
 			return false, fmt.Sprintf("HTTP %d %v", code, err)
 		}
@@ -249,7 +249,7 @@ steps:
 		t.Fatalf("enqueue: exit %d\n%s%s", code, out, errOut)
 	}
 	run := waitRunStatus(t, c, "graph-1", "failed", 60*time.Second)
-	steps := map[string]api.StepView{}
+	steps := map[string]wire.Step{}
 	for _, s := range run.Steps {
 		steps[s.Name] = s
 	}
@@ -446,9 +446,7 @@ func scheduledSlots(t *testing.T, c *clustertest.Cluster) map[int64]string {
 	t.Helper()
 	slots := map[int64]string{}
 	for _, a := range c.Running() {
-		var body struct {
-			Runs []api.RunView `json:"runs"`
-		}
+		var body wire.RunList
 		if code, err := a.GetJSON("/api/v2/dag-runs?dag_name=tick&limit=10000", &body); err != nil || code != 200 {
 			continue
 		}

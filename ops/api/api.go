@@ -15,6 +15,7 @@ import (
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/metrics"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -111,9 +112,7 @@ func New(c *cluster.Server, options Options) *Server {
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-type errorBody struct {
-	Error string `json:"error"`
-}
+type errorBody = wire.Error
 
 func writeJSON(w http.ResponseWriter, code int, body any) {
 	w.Header().Set("Content-Type", "application/json")

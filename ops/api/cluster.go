@@ -5,14 +5,10 @@ import (
 	"strings"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/ops/wire"
 )
 
-type healthBody struct {
-	Status string `json:"status"`
-	Node   string `json:"node"`
-	Role   string `json:"role"`
-	Leader string `json:"leader"`
-}
+type healthBody = wire.Health
 
 // health is 200 once this server knows a leader, 503 before: a load
 // balancer or orchestrator can route to it exactly when it can serve.
@@ -27,11 +23,7 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
-type leaderBody struct {
-	Leader  string `json:"leader"`
-	Address string `json:"address"`
-	Error   string `json:"error,omitempty"`
-}
+type leaderBody = wire.Leader
 
 func (s *Server) leader(w http.ResponseWriter, _ *http.Request) {
 	name, addr := s.cluster.Leader()
@@ -42,9 +34,7 @@ func (s *Server) leader(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, leaderBody{Leader: name, Address: addr})
 }
 
-type peersBody struct {
-	Peers []cluster.Peer `json:"peers"`
-}
+type peersBody = wire.Peers
 
 func (s *Server) peers(w http.ResponseWriter, _ *http.Request) {
 	peers, err := s.cluster.Peers()
@@ -55,31 +45,16 @@ func (s *Server) peers(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, peersBody{Peers: peers})
 }
 
-type membersBody struct {
-	Members []cluster.Member `json:"members"`
-}
+type membersBody = wire.Members
 
 func (s *Server) members(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, membersBody{Members: s.cluster.Members()})
 }
 
-type selfBody struct {
-	Node      string   `json:"node"`
-	Role      string   `json:"role"`
-	Leader    string   `json:"leader"`
-	Bootstrap string   `json:"bootstrap"`
-	Raft      raftInfo `json:"raft"`
-}
-
-type raftInfo struct {
-	HasState     bool   `json:"has_state"`
-	Term         uint64 `json:"term"`
-	LastIndex    uint64 `json:"last_index"`
-	CommitIndex  uint64 `json:"commit_index"`
-	AppliedIndex uint64 `json:"applied_index"`
-	// FSMIndex is the index of the last command applied to the state.
-	FSMIndex uint64 `json:"fsm_index"`
-}
+type (
+	selfBody = wire.Self
+	raftInfo = wire.RaftInfo
+)
 
 // self describes this server for operators and tests: its role, what
 // bootstrap decided, and how far its Raft log and state have come.

@@ -15,6 +15,7 @@ import (
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/fsm"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
 )
@@ -22,27 +23,13 @@ import (
 // maxDagPushBytes bounds one push of DAG files.
 const maxDagPushBytes = 8 << 20
 
-// DagSource is one DAG file: its name (for messages and the default DAG
-// name) and its YAML text.
-type DagSource struct {
-	Name    string `json:"name"`
-	Content string `json:"content"`
-}
-
-type pushRequest struct {
-	Files []DagSource `json:"files"`
-}
-
-// DagOutcome says what a push did with one DAG.
-type DagOutcome struct {
-	Name   string `json:"name"`
-	File   string `json:"file"`
-	Result string `json:"result"`
-}
-
-type pushResponse struct {
-	Dags []DagOutcome `json:"dags"`
-}
+// The bodies of a push are the wire types (ops/wire).
+type (
+	DagSource    = wire.DagSource
+	DagOutcome   = wire.DagOutcome
+	pushRequest  = wire.DagPush
+	pushResponse = wire.DagPushed
+)
 
 // ParseDags parses DAG files and checks them together against the stored
 // DAGs: every problem of every file is reported, each with its file and
@@ -186,35 +173,11 @@ func (s *Server) pushDags(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// DagView is a stored DAG as the API lists it.
-type DagView struct {
-	Name           string            `json:"name"`
-	Description    string            `json:"description"`
-	Schedule       []string          `json:"schedule"`
-	WorkerSelector map[string]string `json:"worker_selector"`
-	Params         string            `json:"params"`
-	Steps          []DagStepView     `json:"steps"`
-	LocalDags      []string          `json:"local_dags"`
-	File           string            `json:"file"`
-	ContentHash    string            `json:"content_hash"`
-	UpdatedAt      string            `json:"updated_at"`
-	CreateIndex    uint64            `json:"create_index"`
-	ModifyIndex    uint64            `json:"modify_index"`
-	// LastScheduled is the last cron slot fired, with its run.
-	LastScheduledSlot  string `json:"last_scheduled_slot,omitempty"`
-	LastScheduledRunID string `json:"last_scheduled_run_id,omitempty"`
-	// Source is the YAML as pushed (in the detail only).
-	Source string `json:"source,omitempty"`
-}
-
-// DagStepView is a step of a DAG definition.
-type DagStepView struct {
-	Name     string   `json:"name"`
-	Command  string   `json:"command,omitempty"`
-	Script   string   `json:"script,omitempty"`
-	Depends  []string `json:"depends"`
-	ChildDag string   `json:"run,omitempty"`
-}
+// The API's views of stored DAGs are the wire types (ops/wire).
+type (
+	DagView     = wire.Dag
+	DagStepView = wire.DagStep
+)
 
 func viewDag(state *store.StateStore, dag *daguhav1.StoredDag, withSource bool) DagView {
 	spec := dag.GetSpec()
@@ -256,9 +219,7 @@ func (s *Server) listDags(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	state := s.cluster.FSM().State()
-	body := struct {
-		Dags []DagView `json:"dags"`
-	}{Dags: []DagView{}}
+	body := wire.DagList{Dags: []DagView{}}
 	_ = state.EachDag(func(dag *daguhav1.StoredDag) bool {
 		body.Dags = append(body.Dags, viewDag(state, dag, false))
 		return true
@@ -320,5 +281,5 @@ func (s *Server) deleteDag(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no DAG named %q is stored", name))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"name": name, "result": "deleted"})
+	writeJSON(w, http.StatusOK, wire.DagDeleted{Name: name, Result: "deleted"})
 }

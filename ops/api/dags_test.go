@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // The seed's "Route Tasks to Workers" example: two DAGs in one file.
@@ -27,15 +29,11 @@ steps:
 
 func pushBody(t *testing.T, files map[string]string) string {
 	t.Helper()
-	type file struct {
-		Name    string `json:"name"`
-		Content string `json:"content"`
-	}
-	var list []file
+	var push wire.DagPush
 	for name, content := range files {
-		list = append(list, file{name, content})
+		push.Files = append(push.Files, wire.DagSource{Name: name, Content: content})
 	}
-	data, err := json.Marshal(map[string]any{"files": list})
+	data, err := json.Marshal(push)
 	if err != nil {
 		t.Fatal(err)
 	}

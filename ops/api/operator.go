@@ -4,12 +4,10 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/ops/wire"
 )
 
-type peerStatesBody struct {
-	Peers []cluster.PeerState `json:"peers"`
-}
+type peerStatesBody = wire.RaftPeers
 
 // raftPeers lists the Raft configuration with each server's state and
 // last log index.
@@ -22,9 +20,7 @@ func (s *Server) raftPeers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, peerStatesBody{Peers: peers})
 }
 
-type peerRequest struct {
-	ID string `json:"id"`
-}
+type peerRequest = wire.PeerRequest
 
 func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) {
 	var req peerRequest
@@ -40,7 +36,7 @@ func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) {
 		writeClusterError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"removed": req.ID})
+	writeJSON(w, http.StatusOK, wire.PeerRemoved{Removed: req.ID})
 }
 
 func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request) {
@@ -55,5 +51,5 @@ func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request) {
 		writeClusterError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"transferred_to": req.ID})
+	writeJSON(w, http.StatusOK, wire.LeadershipTransferred{TransferredTo: req.ID})
 }

@@ -18,44 +18,15 @@ import (
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/fsm"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
-type stepRequest struct {
-	Name    string `json:"name"`
-	Command string `json:"command"`
-}
+// enqueueRequest is the body of an enqueue, with the checks of its
+// fields (the wire type is data only).
+type enqueueRequest wire.EnqueueRequest
 
-// dagRequest is a DAG sent inline with an enqueue. Both Dagu spellings of
-// the selector key are accepted.
-type dagRequest struct {
-	Name                 string            `json:"name"`
-	Description          string            `json:"description"`
-	WorkerSelector       map[string]string `json:"workerSelector"`
-	WorkerSelectorEscape map[string]string `json:"worker_selector"`
-	Steps                []stepRequest     `json:"steps"`
-}
-
-type enqueueRequest struct {
-	DagName  string      `json:"dag_name"`
-	DagRunID string      `json:"dag_run_id"`
-	Params   string      `json:"params"`
-	Dag      *dagRequest `json:"dag"`
-	// Yaml is a whole DAG file (Dagu's YAML, several documents allowed):
-	// its first DAG runs, the others are its local DAGs. File names it in
-	// messages and gives the DAG its default name.
-	Yaml string `json:"yaml"`
-	File string `json:"file"`
-	// ParentDagRunID makes this run a child of an existing run: its
-	// parent is that run and its root is the parent's root.
-	ParentDagRunID string `json:"parent_dag_run_id"`
-}
-
-type enqueueResponse struct {
-	DagRunID string `json:"dag_run_id"`
-	// Created is false when the run already existed (a retried request).
-	Created bool `json:"created"`
-}
+type enqueueResponse = wire.Enqueued
 
 // checkRunID says what is wrong with a caller's run id, if anything
 // ("" is none: the server picks one).
@@ -322,70 +293,13 @@ func (s *Server) enqueueUncommitted(w http.ResponseWriter, run *daguhav1.Run) {
 	writeJSON(w, http.StatusCreated, enqueueResponse{DagRunID: run.GetId(), Created: true})
 }
 
-// StepView is a step of a run as the API shows it.
-type StepView struct {
-	Name       string `json:"name"`
-	Status     string `json:"status"`
-	ExitCode   int32  `json:"exit_code"`
-	StartedAt  string `json:"started_at"`
-	FinishedAt string `json:"finished_at"`
-	OutputTail string `json:"output_tail"`
-	Error      string `json:"error,omitempty"`
-	// Retry is 1 for the first try of the step.
-	Retry      uint32 `json:"retry,omitempty"`
-	ChildRunID string `json:"child_dag_run_id,omitempty"`
-}
-
-// ChildView is a child run, in its parent's detail.
-type ChildView struct {
-	DagName    string `json:"dag_name"`
-	DagRunID   string `json:"dag_run_id"`
-	Status     string `json:"status"`
-	StepName   string `json:"step_name"`
-	WorkerID   string `json:"worker_id"`
-	StartedAt  string `json:"started_at"`
-	FinishedAt string `json:"finished_at"`
-}
-
-// AttemptView is one attempt of a run.
-type AttemptView struct {
-	Attempt      uint32 `json:"attempt"`
-	WorkerID     string `json:"worker_id"`
-	FencingToken uint64 `json:"fencing_token"`
-	StartedAt    string `json:"started_at"`
-	EndedAt      string `json:"ended_at"`
-	Outcome      string `json:"outcome"`
-}
-
-// RunView is a run as the API shows it.
-type RunView struct {
-	DagName          string            `json:"dag_name"`
-	DagRunID         string            `json:"dag_run_id"`
-	Status           string            `json:"status"`
-	Params           string            `json:"params"`
-	WorkerSelector   map[string]string `json:"worker_selector"`
-	EnqueuedAt       string            `json:"enqueued_at"`
-	StartedAt        string            `json:"started_at"`
-	FinishedAt       string            `json:"finished_at"`
-	WorkerID         string            `json:"worker_id"`
-	Attempt          uint32            `json:"attempt"`
-	Error            string            `json:"error,omitempty"`
-	Reason           string            `json:"reason,omitempty"`
-	CancelRequested  bool              `json:"cancel_requested,omitempty"`
-	RootDagRunName   string            `json:"root_dag_run_name"`
-	RootDagRunID     string            `json:"root_dag_run_id"`
-	ParentDagRunName string            `json:"parent_dag_run_name"`
-	ParentDagRunID   string            `json:"parent_dag_run_id"`
-	ParentStepName   string            `json:"parent_step_name,omitempty"`
-	ScheduledSlot    string            `json:"scheduled_slot,omitempty"`
-	Outputs          map[string]string `json:"outputs"`
-	Steps            []StepView        `json:"steps"`
-	Attempts         []AttemptView     `json:"attempts"`
-	// Children is in a run's detail only.
-	Children    []ChildView `json:"children,omitempty"`
-	CreateIndex uint64      `json:"create_index"`
-	ModifyIndex uint64      `json:"modify_index"`
-}
+// The API's views of runs are the wire types (ops/wire).
+type (
+	StepView    = wire.Step
+	ChildView   = wire.Child
+	AttemptView = wire.Attempt
+	RunView     = wire.Run
+)
 
 // statusName is the lower-case status word the API uses.
 func statusName[T interface{ String() string }](status T, prefix string) string {
@@ -539,14 +453,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, view)
 }
 
-type runListBody struct {
-	Runs []RunView `json:"runs"`
-	// Truncated is true when more runs matched than limit.
-	Truncated bool `json:"truncated"`
-	// Next, when truncated, is the cursor of the next page: pass it as
-	// ?after= (with the same filters) for the runs that follow.
-	Next string `json:"next,omitempty"`
-}
+type runListBody = wire.RunList
 
 // runCursor is a place in the list's order (newest first: create index
 // down, then run id down; runs enqueued in one command share an index).
@@ -656,5 +563,5 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) {
 		writeError(w, code, errors.New(outcome.GetRefused()))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"dag_run_id": id})
+	writeJSON(w, http.StatusOK, wire.Cancelled{DagRunID: id})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/identity"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // snapshotTransferTime is how long saving or restoring an archive may
@@ -71,7 +72,7 @@ func (s *Server) restoreSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeClusterError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"restored_bytes": archive.Size()})
+	writeJSON(w, http.StatusOK, wire.Restored{RestoredBytes: archive.Size()})
 }
 
 // bodyReader remembers the error reading a request body met, to tell a

@@ -18,6 +18,7 @@ import (
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/fsm"
 	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -66,9 +67,7 @@ func send(t *testing.T, srv *httptest.Server, method, token string, body io.Read
 }
 
 func errorOf(body []byte) string {
-	var answer struct {
-		Error string `json:"error"`
-	}
+	var answer wire.Error
 	_ = json.Unmarshal(body, &answer)
 	return answer.Error
 }

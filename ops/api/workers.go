@@ -10,34 +10,16 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
-// RunningTask is a run on a worker, in the seed's shape plus the ids of
-// the run's root and parent (empty parent fields for a root run).
-type RunningTask struct {
-	DagName          string `json:"dag_name"`
-	DagRunID         string `json:"dag_run_id"`
-	RootDagRunName   string `json:"root_dag_run_name"`
-	RootDagRunID     string `json:"root_dag_run_id"`
-	ParentDagRunName string `json:"parent_dag_run_name"`
-	ParentDagRunID   string `json:"parent_dag_run_id"`
-	StartedAt        string `json:"started_at"`
-}
-
-// WorkerView is one worker in the seed's /api/v2/workers shape.
-type WorkerView struct {
-	ID            string            `json:"id"`
-	Labels        map[string]string `json:"labels"`
-	HealthStatus  string            `json:"health_status"`
-	LastHeartbeat string            `json:"last_heartbeat"`
-	RunningTasks  []RunningTask     `json:"running_tasks"`
-}
-
-// WorkersBody is the answer of GET /api/v2/workers.
-type WorkersBody struct {
-	Workers []WorkerView `json:"workers"`
-}
+// The API's views of workers are the wire types (ops/wire).
+type (
+	RunningTask = wire.RunningTask
+	WorkerView  = wire.Worker
+	WorkersBody = wire.Workers
+)
 
 // workers answers with the leader's view (forwarded from a follower)
 // unless the caller asks ?stale=true for this server's own.

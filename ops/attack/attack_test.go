@@ -23,6 +23,7 @@ import (
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/fsm"
 	"github.com/daguha/daguha/ops/tlsutil"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -155,9 +156,7 @@ func (g *target) enqueue(id, yaml string) {
 
 // runStatus is a run's status as the leader answers ("" when absent).
 func (g *target) runStatus(id string) string {
-	var run struct {
-		Status string `json:"status"`
-	}
+	var run wire.Run
 	if code, err := getJSON(g.leader(), fullToken, "/api/v2/dag-runs/"+id, &run); code != 200 || err != nil {
 		return ""
 	}
@@ -488,13 +487,7 @@ func forgeFromSnapshot(g *target) outcome {
 	if key == nil {
 		return outcome{false, "the read-only token got an archive, but it holds no signing key"}
 	}
-	var run struct {
-		Attempts []struct {
-			Attempt      uint32 `json:"attempt"`
-			WorkerID     string `json:"worker_id"`
-			FencingToken uint64 `json:"fencing_token"`
-		} `json:"attempts"`
-	}
+	var run wire.Run
 	if code, err := getJSON(leader, readToken, "/api/v2/dag-runs/"+victimRun, &run); code != 200 || err != nil || len(run.Attempts) == 0 {
 		g.t.Fatalf("read %s: HTTP %d %v %+v", victimRun, code, err, run)
 	}
@@ -624,11 +617,7 @@ func removePeer(g *target) outcome {
 	ctx, cancel := callCtx()
 	defer cancel()
 	_, err := daguhav1.NewClusterServiceClient(conn).RemovePeer(ctx, &daguhav1.RemovePeerRequest{Id: target.Name})
-	var peers struct {
-		Peers []struct {
-			ID string `json:"id"`
-		} `json:"peers"`
-	}
+	var peers wire.Peers
 	removed := clustertest.Eventually(5*time.Second, 100*time.Millisecond, func() bool {
 		code, gerr := getJSON(g.leader(), fullToken, "/api/v2/cluster/peers", &peers)
 		return code == 200 && gerr == nil && len(peers.Peers) == 2

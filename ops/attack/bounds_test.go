@@ -3,6 +3,7 @@ package attack
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/ops/client"
 )
 
 // The rows of a full token and of plain network access that are bounds,
@@ -124,12 +126,9 @@ func TestBoundsOnWhatAFullTokenAndTheNetworkCanSend(t *testing.T) {
 	if _, err := rand.Read(garbage); err != nil {
 		t.Fatal(err)
 	}
-	req, err := http.NewRequest(http.MethodPost, follower.HTTPAddr()+"/api/v2/operator/snapshot", bytes.NewReader(garbage))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+fullToken)
-	resp, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	resp, err := client.New(follower.HTTPAddr(), client.Options{Token: fullToken}).Send(ctx, http.MethodPost, "/api/v2/operator/snapshot", bytes.NewReader(garbage))
 	if err != nil {
 		t.Fatalf("restore of 100 MB: %v", err)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // The rows of the gossip key, which every worker holds: a fake "server"
@@ -84,11 +85,7 @@ func gossipAttack(t *testing.T, broken bool) (held bool, evidence, logged string
 			if !a.Running() {
 				return true, "" // an exit is the attack's work
 			}
-			var members struct {
-				Members []struct {
-					Name string `json:"name"`
-				} `json:"members"`
-			}
+			var members wire.Members
 			if code, err := getJSON(a, "", "/api/v2/cluster/members", &members); code != 200 || err != nil {
 				return false, fmt.Sprintf("%s: HTTP %d %v", a.Name, code, err)
 			}
@@ -144,13 +141,7 @@ func holds(c *clustertest.Cluster) (string, error) {
 	}
 	leader := ""
 	for _, a := range c.Agents {
-		var peers struct {
-			Peers []struct {
-				ID     string `json:"id"`
-				Voter  bool   `json:"voter"`
-				Leader bool   `json:"leader"`
-			} `json:"peers"`
-		}
+		var peers wire.Peers
 		if code, err := getJSON(a, "", "/api/v2/cluster/peers", &peers); code != 200 || err != nil {
 			return fmt.Sprintf("%s: HTTP %d %v", a.Name, code, err), nil
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/cluster/identity"
+	"github.com/daguha/daguha/ops/client"
 	"github.com/daguha/daguha/ops/tlsutil"
 )
 
@@ -155,18 +156,13 @@ func getJSON(a *clustertest.Agent, token, path string, out any) (int, error) {
 	return code, json.Unmarshal([]byte(body), out)
 }
 
-// request sends one API request and returns the status and the body.
+// request sends one API request, as it is, with a token, and returns the
+// status and (at most 64 MiB of) the body.
 func request(a *clustertest.Agent, token, method, path, body string) (int, string, error) {
-	req, err := http.NewRequest(method, a.HTTPAddr()+path, strings.NewReader(body))
-	if err != nil {
-		return 0, "", err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	client := &http.Client{Timeout: 60 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Do(req)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	api := client.New(a.HTTPAddr(), client.Options{Token: token, HTTPClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}})
+	resp, err := api.Send(ctx, method, path, strings.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}

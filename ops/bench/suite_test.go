@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +21,8 @@ import (
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/fsm"
+	"github.com/daguha/daguha/ops/client"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
 )
@@ -166,8 +167,8 @@ func (s *suite) baselineFsync() float64 {
 
 // ---- dispatch ----------------------------------------------------------
 
-func inlineRun(id, command string) map[string]any {
-	return map[string]any{"dag_run_id": id, "dag": map[string]any{"name": "bench", "steps": []map[string]string{{"name": "s", "command": command}}}}
+func inlineRun(id, command string) wire.EnqueueRequest {
+	return wire.EnqueueRequest{DagRunID: id, Dag: &wire.InlineDag{Name: "bench", Steps: []wire.InlineStep{{Name: "s", Command: command}}}}
 }
 
 // finishedTotal sums daguha_runs_finished_total over the servers.
@@ -194,9 +195,7 @@ func finishedTotal(c *clustertest.Cluster) float64 {
 
 func waitWorkers(t testing.TB, a *clustertest.Agent, n int) {
 	clustertest.WaitFor(t, 60*time.Second, fmt.Sprintf("%d workers registered", n), func() (bool, string) {
-		var body struct {
-			Workers []json.RawMessage `json:"workers"`
-		}
+		var body wire.Workers
 		code, err := a.GetJSON("/api/v2/workers", &body)
 		return err == nil && code == 200 && len(body.Workers) >= n, fmt.Sprintf("%d", len(body.Workers))
 	})
@@ -349,7 +348,7 @@ func (s *suite) latency() {
 
 // enqueue sends an enqueue, retrying a request that timed out on a
 // loaded machine (the same run id twice is one run).
-func enqueue(t testing.TB, a *clustertest.Agent, body map[string]any) {
+func enqueue(t testing.TB, a *clustertest.Agent, body wire.EnqueueRequest) {
 	var lastErr error
 	for try := 0; try < 3; try++ {
 		code, err := a.PostJSONTimeout("/api/v2/dag-runs", body, nil, 60*time.Second)
@@ -358,22 +357,7 @@ func enqueue(t testing.TB, a *clustertest.Agent, body map[string]any) {
 		}
 		lastErr = fmt.Errorf("HTTP %d %v", code, err)
 	}
-	t.Fatalf("enqueue %v: %v", body["dag_run_id"], lastErr)
-}
-
-type runBody struct {
-	Status      string `json:"status"`
-	EnqueuedAt  string `json:"enqueued_at"`
-	StartedAt   string `json:"started_at"`
-	Attempt     uint32 `json:"attempt"`
-	ModifyIndex uint64 `json:"modify_index"`
-	Steps       []struct {
-		StartedAt string `json:"started_at"`
-	} `json:"steps"`
-	Attempts []struct {
-		Attempt   uint32 `json:"attempt"`
-		StartedAt string `json:"started_at"`
-	} `json:"attempts"`
+	t.Fatalf("enqueue %v: %v", body.DagRunID, lastErr)
 }
 
 func parseTime(s string) time.Time {
@@ -387,7 +371,7 @@ func stepStarted(t testing.TB, a *clustertest.Agent, id string) time.Duration {
 	var index uint64
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
-		var run runBody
+		var run wire.Run
 		code, err := a.GetJSON(fmt.Sprintf("/api/v2/dag-runs/%s?index=%d&wait=10s", id, index), &run)
 		if err == nil && code == 200 {
 			if len(run.Steps) > 0 && run.Steps[0].StartedAt != "" {
@@ -456,7 +440,7 @@ func (s *suite) failover(raftTimeout string) {
 					return
 				}
 				for ctx.Err() == nil && first.Load() == 0 {
-					var run runBody
+					var run wire.Run
 					if code, err := a.GetJSON("/api/v2/dag-runs/"+id+"?stale&index=0&wait=1s", &run); err == nil && code == 200 && run.StartedAt != "" {
 						first.CompareAndSwap(0, parseTime(run.StartedAt).UnixNano())
 						return
@@ -525,7 +509,7 @@ func (s *suite) reclaim() {
 		waitWorkers(s.t, leader, 2*k+2)
 		a.Kill()
 		t0 := time.Now()
-		var run runBody
+		var run wire.Run
 		clustertest.WaitFor(s.t, 3*time.Minute, "the run started again elsewhere", func() (bool, string) {
 			code, err := leader.GetJSON("/api/v2/dag-runs/"+id, &run)
 			return err == nil && code == 200 && run.Attempt >= 2 && run.StartedAt != "", fmt.Sprintf("attempt %d", run.Attempt)
@@ -638,7 +622,7 @@ func (s *suite) matching() {
 					return
 				}
 				body := inlineRun(fmt.Sprintf("pend-%d", i), "true")
-				body["dag"].(map[string]any)["workerSelector"] = benchSelectors()[i%50]
+				body.Dag.WorkerSelector = benchSelectors()[i%50]
 				_, _ = postKeepAlive(leader, "/api/v2/dag-runs", body)
 			}
 		}()
@@ -740,7 +724,7 @@ func (s *suite) catchUp() {
 					return
 				}
 				body := inlineRun(fmt.Sprintf("cu-%d", i), "true")
-				body["dag"].(map[string]any)["workerSelector"] = map[string]string{"nobody": "here"}
+				body.Dag.WorkerSelector = map[string]string{"nobody": "here"}
 				_, _ = postKeepAlive(c.Agents[cl%3], "/api/v2/dag-runs", body)
 			}
 		}(cl)
@@ -782,11 +766,7 @@ func (s *suite) catchUp() {
 // fsmIndexOf is the index of the last command a server applied (0 when
 // it does not answer; with t, a failure to answer fails the test).
 func fsmIndexOf(t testing.TB, a *clustertest.Agent) uint64 {
-	var self struct {
-		Raft struct {
-			FSMIndex uint64 `json:"fsm_index"`
-		} `json:"raft"`
-	}
+	var self wire.Self
 	if _, err := a.GetJSON("/api/v2/agent/self", &self); err != nil && t != nil {
 		t.Fatal(err)
 	}
@@ -886,26 +866,17 @@ func httpGet(url string) (string, error) {
 // and a TCP handshake per request would be its cost, not theirs.
 var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}}
 
-// postKeepAlive posts a JSON body over benchClient and returns the status.
+// postKeepAlive posts a JSON body over benchClient and returns the status
+// (an error answer is its status, not an error).
 func postKeepAlive(a *clustertest.Agent, path string, body any) (int, error) {
-	data, err := json.Marshal(body)
-	if err != nil {
-		return 0, err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.HTTPAddr()+path, bytes.NewReader(data))
-	if err != nil {
-		return 0, err
+	api := client.New(a.HTTPAddr(), client.Options{HTTPClient: benchClient})
+	code, err := api.Do(ctx, http.MethodPost, path, body, nil)
+	if client.StatusCode(err) != 0 {
+		return code, nil
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := benchClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+	return code, err
 }
 
 // stopCluster stops a part's workers, then kills its servers, so the next part

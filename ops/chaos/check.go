@@ -10,27 +10,11 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // finalRun is a run as the settled cluster records it.
-type finalRun struct {
-	DagName       string `json:"dag_name"`
-	DagRunID      string `json:"dag_run_id"`
-	Status        string `json:"status"`
-	Attempt       uint32 `json:"attempt"`
-	ModifyIndex   uint64 `json:"modify_index"`
-	ScheduledSlot string `json:"scheduled_slot"`
-	Steps         []struct {
-		Name       string `json:"name"`
-		Status     string `json:"status"`
-		OutputTail string `json:"output_tail"`
-	} `json:"steps"`
-	Attempts []struct {
-		Attempt      uint32 `json:"attempt"`
-		WorkerID     string `json:"worker_id"`
-		FencingToken uint64 `json:"fencing_token"`
-	} `json:"attempts"`
-}
+type finalRun wire.Run
 
 // token is the fencing token of the run's current attempt (0: none).
 func (r finalRun) token() uint64 {
@@ -104,11 +88,7 @@ func listFinal(h *Harness) (map[string]finalRun, error) {
 	runs := map[string]finalRun{}
 	after := ""
 	for page := 0; ; page++ {
-		var body struct {
-			Runs      []finalRun `json:"runs"`
-			Truncated bool       `json:"truncated"`
-			Next      string     `json:"next"`
-		}
+		var body wire.RunList
 		path := "/api/v2/dag-runs?limit=10000"
 		if after != "" {
 			path += "&after=" + url.QueryEscape(after)
@@ -118,7 +98,7 @@ func listFinal(h *Harness) (map[string]finalRun, error) {
 			return nil, fmt.Errorf("list runs (page %d): HTTP %d %v", page+1, code, err)
 		}
 		for _, r := range body.Runs {
-			runs[r.DagRunID] = r
+			runs[r.DagRunID] = finalRun(r)
 		}
 		if !body.Truncated {
 			return runs, nil

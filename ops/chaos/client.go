@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -8,17 +9,20 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/daguha/daguha/ops/client"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // chaosDag is the DAG the clients enqueue inline: two steps that each
 // record their execution (run, attempt, fencing token, worker) in the
 // worker's exec file and in their output.
-func chaosDag(firstStepSleep string) map[string]any {
-	return map[string]any{
-		"name": "chaos",
-		"steps": []map[string]string{
-			{"name": "first", "command": execLine + "; sleep " + firstStepSleep},
-			{"name": "second", "command": execLine},
+func chaosDag(firstStepSleep string) *wire.InlineDag {
+	return &wire.InlineDag{
+		Name: "chaos",
+		Steps: []wire.InlineStep{
+			{Name: "first", Command: execLine + "; sleep " + firstStepSleep},
+			{Name: "second", Command: execLine},
 		},
 	}
 }
@@ -135,12 +139,10 @@ func refused(err error) bool {
 // Enqueue enqueues a run with a caller-chosen id and records the outcome.
 // A refused connection is recorded as unknown too: harmless, and the
 // history stays complete.
-func Enqueue(s *Server, client int, id string, dag map[string]any) Op {
+func Enqueue(s *Server, client int, id string, dag *wire.InlineDag) Op {
 	op := Op{Client: client, Kind: OpEnqueue, RunID: id, Server: s.Name, Call: time.Now().UnixNano()}
-	var resp struct {
-		Created bool `json:"created"`
-	}
-	code, err := call(s, http.MethodPost, "/api/v2/dag-runs", map[string]any{"dag_run_id": id, "dag": dag}, &resp, requestTimeout)
+	var resp wire.Enqueued
+	code, err := call(s, http.MethodPost, "/api/v2/dag-runs", wire.EnqueueRequest{DagRunID: id, Dag: dag}, &resp, requestTimeout)
 	op.Return = time.Now().UnixNano()
 	switch {
 	case err != nil:
@@ -159,9 +161,7 @@ func Enqueue(s *Server, client int, id string, dag map[string]any) Op {
 // answer changed nothing and is not recorded (ok false).
 func Read(s *Server, client int, id string) (Op, bool) {
 	op := Op{Client: client, Kind: OpRead, RunID: id, Server: s.Name, Call: time.Now().UnixNano()}
-	var run struct {
-		Status string `json:"status"`
-	}
+	var run wire.Run
 	code, err := call(s, http.MethodGet, "/api/v2/dag-runs/"+id, nil, &run, requestTimeout)
 	op.Return = time.Now().UnixNano()
 	switch {
@@ -201,20 +201,19 @@ func Cancel(s *Server, client int, id string) (Op, bool) {
 
 // PushCronDag stores the DAG with a schedule every second.
 func PushCronDag(s *Server) error {
-	body := map[string]any{"files": []map[string]string{{"name": "cron.yaml", "content": cronDagFile}}}
-	code, err := call(s, http.MethodPost, "/api/v2/dags", body, nil, 30*time.Second)
-	if err == nil && code >= 300 {
-		err = fmt.Errorf("push %s: HTTP %d", cronDagName, code)
+	_, err := s.API().WithTimeout(30*time.Second).PushDags(context.Background(), []wire.DagSource{{Name: "cron.yaml", Content: cronDagFile}})
+	if err != nil {
+		return fmt.Errorf("push %s: %w", cronDagName, err)
 	}
-	return err
+	return nil
 }
 
 // DeleteCronDag removes the DAG with a schedule, so no slot fires while
 // the checkers wait for every run to end.
 func DeleteCronDag(s *Server) error {
-	code, err := call(s, http.MethodDelete, "/api/v2/dags/"+cronDagName, nil, nil, 30*time.Second)
-	if err == nil && code >= 300 && code != http.StatusNotFound {
-		err = fmt.Errorf("delete %s: HTTP %d", cronDagName, code)
+	err := s.API().WithTimeout(30*time.Second).DeleteDag(context.Background(), cronDagName)
+	if err != nil && client.StatusCode(err) != http.StatusNotFound {
+		return fmt.Errorf("delete %s: %w", cronDagName, err)
 	}
-	return err
+	return nil
 }

@@ -2,12 +2,10 @@ package chaos
 
 import (
 	"bytes"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/ops/client"
 )
 
 // Timings the suite runs the cluster with: leases and worker health short
@@ -242,18 +241,13 @@ func (h *Harness) WaitWorkers(timeout time.Duration) {
 		if leader == nil {
 			return false, why
 		}
-		var body struct {
-			Workers []struct {
-				ID     string `json:"id"`
-				Health string `json:"health_status"`
-			} `json:"workers"`
-		}
-		if code, err := leader.GetJSON("/api/v2/workers", &body); err != nil || code != 200 {
-			return false, fmt.Sprintf("workers: HTTP %d %v", code, err)
+		body, err := leader.API().Workers(context.Background(), false)
+		if err != nil {
+			return false, fmt.Sprintf("workers: %v", err)
 		}
 		healthy := map[string]bool{}
 		for _, w := range body.Workers {
-			healthy[w.ID] = w.Health == "HEALTHY"
+			healthy[w.ID] = w.HealthStatus == "HEALTHY"
 		}
 		for _, w := range h.Workers {
 			if w.Running() && !healthy[w.ID] {
@@ -319,40 +313,15 @@ func (s *Server) FreeDisk() error {
 // HasDisk says whether the server's data is on a disk the nemesis fills.
 func (s *Server) HasDisk() bool { return s.diskMount != "" }
 
-// httpClient speaks to the servers from the host; no keep-alive, so a
-// call never rides a connection a partition froze.
-var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-
-// call sends one API request to a server and decodes a JSON answer.
+// call sends one API request to a server from the host, within timeout,
+// and decodes a JSON answer of status below 300 into out. An error answer
+// is its status, not an error: err is a call that got no answer it could
+// read. The agent's client keeps no connection alive, so a call never
+// rides a connection a partition froze.
 func call(s *Server, method, path string, body, out any, timeout time.Duration) (int, error) {
-	var reader io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return 0, err
-		}
-		reader = bytes.NewReader(data)
+	code, err := s.API().WithTimeout(timeout).Do(context.Background(), method, path, body, out)
+	if client.StatusCode(err) != 0 {
+		return code, nil
 	}
-	req, err := http.NewRequest(method, s.HTTPAddr()+path, reader)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	client := *httpClient
-	client.Timeout = timeout
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return resp.StatusCode, err
-	}
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return resp.StatusCode, fmt.Errorf("decode %s %s: %w", method, path, err)
-		}
-	}
-	return resp.StatusCode, nil
+	return code, err
 }

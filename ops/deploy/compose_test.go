@@ -5,9 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/dispatch/dagfile"
+	"github.com/daguha/daguha/ops/client"
 )
 
 func TestMain(m *testing.M) {
@@ -258,19 +257,6 @@ func run(t *testing.T, dir string, env []string, timeout time.Duration, name str
 	return strings.TrimSpace(out.String()), err
 }
 
-func getJSON(url string, out any) error {
-	client := &http.Client{Timeout: 3 * time.Second}
-	resp, err := client.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
-}
-
 // testImage is the tag the tests give make image's image.
 const testImage = "daguha:compose-test"
 
@@ -398,10 +384,9 @@ func TestComposeClusterSurvivesLeaderLoss(t *testing.T) {
 	// every server healthy, and all seven workers register.
 	var leader string
 	clustertest.WaitFor(t, 3*time.Minute, "a leader, three healthy server containers and seven healthy workers", func() (bool, string) {
-		var l struct {
-			Leader string `json:"leader"`
-		}
-		if err := getJSON(api["server1"]+"/api/v2/cluster/leader", &l); err != nil || l.Leader == "" {
+		server1 := client.New(api["server1"], client.Options{Timeout: 3 * time.Second})
+		l, err := server1.Leader(context.Background())
+		if err != nil || l.Leader == "" {
 			return false, fmt.Sprintf("leader %q, %v", l.Leader, err)
 		}
 		leader = l.Leader
@@ -412,12 +397,8 @@ func TestComposeClusterSurvivesLeaderLoss(t *testing.T) {
 				return false, s + " container health: " + health
 			}
 		}
-		var workers struct {
-			Workers []struct {
-				HealthStatus string `json:"health_status"`
-			} `json:"workers"`
-		}
-		if err := getJSON(api["server1"]+"/api/v2/workers", &workers); err != nil {
+		workers, err := server1.Workers(context.Background(), false)
+		if err != nil {
 			return false, err.Error()
 		}
 		healthy := 0

@@ -14,6 +14,7 @@ import (
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/ops/initproc"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // procStat is the state and parent of a process, from /proc/PID/stat.
@@ -116,18 +117,16 @@ func TestPIDOneReapsOrphansOfSteps(t *testing.T) {
 			// an orphan of PID 1 once its shell has exited.
 			const runs = 5
 			for i := range runs {
-				body := map[string]any{"dag_run_id": fmt.Sprintf("orphans-%d", i), "dag": map[string]any{
-					"name": "orphans", "steps": []map[string]string{{"name": "s", "command": "sleep 300 & exit 0"}}}}
-				var resp map[string]any
+				body := wire.EnqueueRequest{DagRunID: fmt.Sprintf("orphans-%d", i), Dag: &wire.InlineDag{
+					Name: "orphans", Steps: []wire.InlineStep{{Name: "s", Command: "sleep 300 & exit 0"}}}}
+				var resp wire.Enqueued
 				if code, err := agent.PostJSON("/api/v2/dag-runs", body, &resp); err != nil || code != 201 {
 					t.Fatalf("enqueue: HTTP %d %v", code, err)
 				}
 			}
 			clustertest.WaitFor(t, 60*time.Second, "the runs to succeed", func() (bool, string) {
 				for i := range runs {
-					var run struct {
-						Status string `json:"status"`
-					}
+					var run wire.Run
 					if code, err := agent.GetJSON(fmt.Sprintf("/api/v2/dag-runs/orphans-%d", i), &run); err != nil || code != 200 || run.Status != "succeeded" {
 						return false, fmt.Sprintf("orphans-%d: HTTP %d %s %v", i, code, run.Status, err)
 					}

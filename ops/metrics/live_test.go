@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -113,13 +114,11 @@ func (e exposition) sum(prefix string) float64 {
 
 func enqueue(t *testing.T, a *clustertest.Agent, id string, selector map[string]string) {
 	t.Helper()
-	body := map[string]any{"dag_run_id": id, "dag": map[string]any{
-		"name": "metrics-check", "workerSelector": selector,
-		"steps": []map[string]string{{"name": "hello", "command": "echo hello"}},
+	body := wire.EnqueueRequest{DagRunID: id, Dag: &wire.InlineDag{
+		Name: "metrics-check", WorkerSelector: selector,
+		Steps: []wire.InlineStep{{Name: "hello", Command: "echo hello"}},
 	}}
-	var resp struct {
-		Created bool `json:"created"`
-	}
+	var resp wire.Enqueued
 	code, err := a.PostJSONTimeout("/api/v2/dag-runs", body, &resp, 15*time.Second)
 	if err != nil || code != http.StatusCreated || !resp.Created {
 		t.Fatalf("enqueue %s through %s: HTTP %d, %v", id, a.Name, code, err)

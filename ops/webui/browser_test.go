@@ -2,7 +2,6 @@ package webui_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 func TestMain(m *testing.M) {
@@ -381,9 +381,7 @@ func TestTokenIsAskedForOnceAndKept(t *testing.T) {
 	server := c.WaitLeader(t, 30*time.Second)
 	start(t, c.NewWorker("secret-worker"))
 	clustertest.WaitFor(t, 30*time.Second, "the worker registered", func() (bool, string) {
-		var body struct {
-			Workers []json.RawMessage `json:"workers"`
-		}
+		var body wire.Workers
 		code, err := server.GetJSON("/api/v2/workers", &body)
 		return err == nil && code == 200 && len(body.Workers) == 1, fmt.Sprintf("HTTP %d %v", code, err)
 	})

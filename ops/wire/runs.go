@@ -1,0 +1,125 @@
+package wire
+
+// InlineStep is a step of a DAG sent inline with an enqueue.
+type InlineStep struct {
+	Name    string `json:"name"`
+	Command string `json:"command"`
+}
+
+// InlineDag is a DAG sent inline with an enqueue; its steps run in the
+// order given, as a chain. Both Dagu spellings of the selector key are
+// accepted: WorkerSelectorEscape is the snake_case one.
+type InlineDag struct {
+	Name                 string            `json:"name"`
+	Description          string            `json:"description,omitempty"`
+	WorkerSelector       map[string]string `json:"workerSelector,omitempty"`
+	WorkerSelectorEscape map[string]string `json:"worker_selector,omitempty"`
+	Steps                []InlineStep      `json:"steps"`
+}
+
+// EnqueueRequest is the body of POST /api/v2/dag-runs: a run of a stored
+// DAG (DagName), of an inline DAG (Dag) or of a DAG file (Yaml).
+type EnqueueRequest struct {
+	DagName  string     `json:"dag_name,omitempty"`
+	DagRunID string     `json:"dag_run_id,omitempty"`
+	Params   string     `json:"params,omitempty"`
+	Dag      *InlineDag `json:"dag,omitempty"`
+	// Yaml is a whole DAG file (Dagu's YAML, several documents allowed):
+	// its first DAG runs, the others are its local DAGs. File names it in
+	// messages and gives the DAG its default name.
+	Yaml string `json:"yaml,omitempty"`
+	File string `json:"file,omitempty"`
+	// ParentDagRunID makes this run a child of an existing run: its
+	// parent is that run and its root is the parent's root.
+	ParentDagRunID string `json:"parent_dag_run_id,omitempty"`
+}
+
+// Enqueued is the answer of an enqueue (201 when created, 200 when the
+// run already existed).
+type Enqueued struct {
+	DagRunID string `json:"dag_run_id"`
+	// Created is false when the run already existed (a retried request).
+	Created bool `json:"created"`
+}
+
+// Step is a step of a run as the API shows it.
+type Step struct {
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	ExitCode   int32  `json:"exit_code"`
+	StartedAt  string `json:"started_at"`
+	FinishedAt string `json:"finished_at"`
+	OutputTail string `json:"output_tail"`
+	Error      string `json:"error,omitempty"`
+	// Retry is 1 for the first try of the step.
+	Retry      uint32 `json:"retry,omitempty"`
+	ChildRunID string `json:"child_dag_run_id,omitempty"`
+}
+
+// Child is a child run, in its parent's detail.
+type Child struct {
+	DagName    string `json:"dag_name"`
+	DagRunID   string `json:"dag_run_id"`
+	Status     string `json:"status"`
+	StepName   string `json:"step_name"`
+	WorkerID   string `json:"worker_id"`
+	StartedAt  string `json:"started_at"`
+	FinishedAt string `json:"finished_at"`
+}
+
+// Attempt is one attempt of a run.
+type Attempt struct {
+	Attempt      uint32 `json:"attempt"`
+	WorkerID     string `json:"worker_id"`
+	FencingToken uint64 `json:"fencing_token"`
+	StartedAt    string `json:"started_at"`
+	EndedAt      string `json:"ended_at"`
+	Outcome      string `json:"outcome"`
+}
+
+// Run is a run as the API shows it: the answer of GET
+// /api/v2/dag-runs/{id}, and each run of a list.
+type Run struct {
+	DagName          string            `json:"dag_name"`
+	DagRunID         string            `json:"dag_run_id"`
+	Status           string            `json:"status"`
+	Params           string            `json:"params"`
+	WorkerSelector   map[string]string `json:"worker_selector"`
+	EnqueuedAt       string            `json:"enqueued_at"`
+	StartedAt        string            `json:"started_at"`
+	FinishedAt       string            `json:"finished_at"`
+	WorkerID         string            `json:"worker_id"`
+	Attempt          uint32            `json:"attempt"`
+	Error            string            `json:"error,omitempty"`
+	Reason           string            `json:"reason,omitempty"`
+	CancelRequested  bool              `json:"cancel_requested,omitempty"`
+	RootDagRunName   string            `json:"root_dag_run_name"`
+	RootDagRunID     string            `json:"root_dag_run_id"`
+	ParentDagRunName string            `json:"parent_dag_run_name"`
+	ParentDagRunID   string            `json:"parent_dag_run_id"`
+	ParentStepName   string            `json:"parent_step_name,omitempty"`
+	ScheduledSlot    string            `json:"scheduled_slot,omitempty"`
+	Outputs          map[string]string `json:"outputs"`
+	Steps            []Step            `json:"steps"`
+	Attempts         []Attempt         `json:"attempts"`
+	// Children is in a run's detail only.
+	Children    []Child `json:"children,omitempty"`
+	CreateIndex uint64  `json:"create_index"`
+	ModifyIndex uint64  `json:"modify_index"`
+}
+
+// RunList is the answer of GET /api/v2/dag-runs: one page of runs,
+// newest first.
+type RunList struct {
+	Runs []Run `json:"runs"`
+	// Truncated is true when more runs matched than limit.
+	Truncated bool `json:"truncated"`
+	// Next, when truncated, is the cursor of the next page: pass it as
+	// ?after= (with the same filters) for the runs that follow.
+	Next string `json:"next,omitempty"`
+}
+
+// Cancelled is the answer of POST /api/v2/dag-runs/{id}/cancel.
+type Cancelled struct {
+	DagRunID string `json:"dag_run_id"`
+}
