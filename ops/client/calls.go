@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/ops/wire"
 )
 
@@ -190,14 +189,14 @@ func decodeErrorBody(err error, out any) {
 }
 
 // Peers is the Raft configuration as the server knows it.
-func (c *Client) Peers(ctx context.Context) ([]cluster.Peer, error) {
+func (c *Client) Peers(ctx context.Context) ([]wire.Peer, error) {
 	var peers wire.Peers
 	_, err := c.Do(ctx, http.MethodGet, "/api/v2/cluster/peers", nil, &peers)
 	return peers.Peers, err
 }
 
 // Members is every node the server's gossip knows of.
-func (c *Client) Members(ctx context.Context) ([]cluster.Member, error) {
+func (c *Client) Members(ctx context.Context) ([]wire.Member, error) {
 	var members wire.Members
 	_, err := c.Do(ctx, http.MethodGet, "/api/v2/cluster/members", nil, &members)
 	return members.Members, err
@@ -213,7 +212,7 @@ func (c *Client) Self(ctx context.Context) (wire.Self, error) {
 
 // RaftPeers lists the Raft configuration with each server's state and
 // last log index.
-func (c *Client) RaftPeers(ctx context.Context) ([]cluster.PeerState, error) {
+func (c *Client) RaftPeers(ctx context.Context) ([]wire.PeerState, error) {
 	var peers wire.RaftPeers
 	_, err := c.Do(ctx, http.MethodGet, "/api/v2/operator/raft/peers", nil, &peers)
 	return peers.Peers, err

@@ -9,22 +9,29 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+
+	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/dispatch"
 )
 
 // Namespace prefixes every metric daguha defines.
 const Namespace = "daguha"
 
-// Label values of daguha_dispatch_leases_reclaimed_total.
+// Label values of daguha_dispatch_leases_reclaimed_total and
+// daguha_dispatch_reports_refused_total: dispatch, which counts them,
+// names them.
 const (
-	ReclaimLeaseExpired  = "lease_expired"
-	ReclaimWorkerOffline = "worker_offline"
+	ReclaimLeaseExpired  = dispatch.ReclaimLeaseExpired
+	ReclaimWorkerOffline = dispatch.ReclaimWorkerOffline
+	RefusedStep          = dispatch.RefusedStep
+	RefusedFinish        = dispatch.RefusedFinish
+	RefusedHeartbeat     = dispatch.RefusedHeartbeat
 )
 
-// Label values of daguha_dispatch_reports_refused_total.
-const (
-	RefusedStep      = "step"
-	RefusedFinish    = "finish"
-	RefusedHeartbeat = "heartbeat"
+// A server's Metrics are what cluster and dispatch report to.
+var (
+	_ cluster.Observer  = (*Metrics)(nil)
+	_ dispatch.Observer = (*Metrics)(nil)
 )
 
 // Buckets, in seconds. Raft commits on a LAN take milliseconds; a run may

@@ -2,6 +2,17 @@ package wire
 
 import "github.com/daguha/daguha/cluster"
 
+// The cluster's own descriptions of its servers travel as they are: the
+// JSON shape is theirs, named here so that clients need only this package.
+type (
+	// Peer is a server in the Raft configuration.
+	Peer = cluster.Peer
+	// Member is a node gossip knows of.
+	Member = cluster.Member
+	// PeerState is a peer with its Raft state and last log index.
+	PeerState = cluster.PeerState
+)
+
 // Health is the answer of GET /api/v2/health (200 once the server knows
 // a leader, 503 before, with the same body).
 type Health struct {
@@ -21,13 +32,13 @@ type Leader struct {
 // Peers is the answer of GET /api/v2/cluster/peers: the Raft
 // configuration as the server knows it.
 type Peers struct {
-	Peers []cluster.Peer `json:"peers"`
+	Peers []Peer `json:"peers"`
 }
 
 // Members is the answer of GET /api/v2/cluster/members: every node
 // gossip knows of.
 type Members struct {
-	Members []cluster.Member `json:"members"`
+	Members []Member `json:"members"`
 }
 
 // Self is the answer of GET /api/v2/agent/self: a server's role, what
@@ -54,7 +65,7 @@ type RaftInfo struct {
 // RaftPeers is the answer of GET /api/v2/operator/raft/peers: the Raft
 // configuration with each server's state and last log index.
 type RaftPeers struct {
-	Peers []cluster.PeerState `json:"peers"`
+	Peers []PeerState `json:"peers"`
 }
 
 // PeerRequest is the body of POST /api/v2/operator/raft/remove-peer (ID
