@@ -14,16 +14,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/service"
 )
 
 // DagsScanInterval is how often a server looks for changed DAG files in
 // its --dags directory.
 const DagsScanInterval = 2 * time.Second
 
-// dagPusher is what the directory sync needs of the API.
+// dagPusher is what the directory sync needs of the service.
 type dagPusher interface {
-	PushDags(ctx context.Context, sources []api.DagSource) ([]api.DagOutcome, error)
+	PushDags(ctx context.Context, sources []service.DagSource) ([]service.DagOutcome, error)
 	DeleteDagsIf(ctx context.Context, hashes map[string]string) ([]string, error)
 }
 
@@ -71,7 +71,7 @@ func syncDags(ctx context.Context, dir, statePath string, pusher dagPusher, logg
 			// nothing about which DAGs were removed: nothing is deleted.
 			logger.Warn("cannot read the DAGs directory", "error", err)
 		default:
-			var changed []api.DagSource
+			var changed []service.DagSource
 			for _, source := range sources {
 				if pushed[source.Name] != hashes[source.Name] {
 					changed = append(changed, source)
@@ -213,12 +213,12 @@ func saveDagsDirState(path string, state dagsDirState, logger *slog.Logger) {
 }
 
 // readDagDir reads the *.yaml and *.yml files of dir (not recursively).
-func readDagDir(dir string) ([]api.DagSource, map[string][32]byte, error) {
+func readDagDir(dir string) ([]service.DagSource, map[string][32]byte, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	var sources []api.DagSource
+	var sources []service.DagSource
 	hashes := map[string][32]byte{}
 	for _, e := range entries {
 		name := e.Name()
@@ -229,7 +229,7 @@ func readDagDir(dir string) ([]api.DagSource, map[string][32]byte, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		sources = append(sources, api.DagSource{Name: name, Content: string(data)})
+		sources = append(sources, service.DagSource{Name: name, Content: string(data)})
 		hashes[name] = sha256.Sum256(data)
 	}
 	return sources, hashes, nil

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster/clustertest"
-	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/service"
 )
 
 // recordingPusher records each push; it refuses files containing "BAD"
@@ -32,7 +32,7 @@ type invalid struct{ error }
 
 func (e invalid) Unwrap() error { return e.error }
 
-func (p *recordingPusher) PushDags(ctx context.Context, sources []api.DagSource) ([]api.DagOutcome, error) {
+func (p *recordingPusher) PushDags(ctx context.Context, sources []service.DagSource) ([]service.DagOutcome, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.unavailable {
@@ -121,10 +121,10 @@ func contentHash(content string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (p *storePusher) PushDags(ctx context.Context, sources []api.DagSource) ([]api.DagOutcome, error) {
+func (p *storePusher) PushDags(ctx context.Context, sources []service.DagSource) ([]service.DagOutcome, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var outcomes []api.DagOutcome
+	var outcomes []service.DagOutcome
 	for _, s := range sources {
 		name, hash := strings.Fields(s.Content)[0], contentHash(s.Content)
 		result := "created"
@@ -135,7 +135,7 @@ func (p *storePusher) PushDags(ctx context.Context, sources []api.DagSource) ([]
 			}
 		}
 		p.dags[name] = hash
-		outcomes = append(outcomes, api.DagOutcome{Name: name, File: s.Name, Result: result})
+		outcomes = append(outcomes, service.DagOutcome{Name: name, File: s.Name, Result: result})
 	}
 	return outcomes, nil
 }

@@ -46,13 +46,13 @@ type peersBody struct {
 	Peers []cluster.Peer `json:"peers"`
 }
 
-func (s *Server) peers(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) peers(w http.ResponseWriter, _ *http.Request) error {
 	peers, err := s.cluster.Peers()
 	if err != nil {
-		writeClusterError(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, peersBody{Peers: peers})
+	return nil
 }
 
 type membersBody struct {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/daguha/daguha/cluster"
@@ -13,47 +12,41 @@ type peerStatesBody struct {
 
 // raftPeers lists the Raft configuration with each server's state and
 // last log index.
-func (s *Server) raftPeers(w http.ResponseWriter, r *http.Request) {
-	peers, err := s.cluster.PeerStates(r.Context())
+func (s *Server) raftPeers(w http.ResponseWriter, r *http.Request) error {
+	peers, err := s.service.RaftPeers(r.Context())
 	if err != nil {
-		writeClusterError(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, peerStatesBody{Peers: peers})
+	return nil
 }
 
 type peerRequest struct {
 	ID string `json:"id"`
 }
 
-func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) {
+func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) error {
 	var req peerRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
+		return invalid(err)
 	}
-	if req.ID == "" {
-		writeError(w, http.StatusBadRequest, errors.New("id is required: the server to remove"))
-		return
-	}
-	if err := s.cluster.RemovePeer(r.Context(), req.ID); err != nil {
-		writeClusterError(w, err)
-		return
+	if err := s.service.RemovePeer(r.Context(), req.ID); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"removed": req.ID})
+	return nil
 }
 
-func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request) {
+func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request) error {
 	var req peerRequest
 	if r.ContentLength != 0 {
 		if err := decodeJSON(r, &req); err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
+			return invalid(err)
 		}
 	}
-	if err := s.cluster.TransferLeadership(r.Context(), req.ID); err != nil {
-		writeClusterError(w, err)
-		return
+	if err := s.service.TransferLeadership(r.Context(), req.ID); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"transferred_to": req.ID})
+	return nil
 }
