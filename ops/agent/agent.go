@@ -27,6 +27,7 @@ import (
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/ops/api"
 	"github.com/daguha/daguha/ops/metrics"
+	"github.com/daguha/daguha/ops/service"
 	"github.com/daguha/daguha/ops/tlsutil"
 	"github.com/daguha/daguha/ops/webui"
 	"github.com/daguha/daguha/rpc"
@@ -94,7 +95,7 @@ type Agent struct {
 	grpc    *grpc.Server
 	health  *health.Server
 	http    *http.Server
-	api     *api.Server
+	service *service.Service
 	httpLn  net.Listener
 	grpcLn  net.Listener
 	served  chan error
@@ -225,9 +226,9 @@ func Start(config Config) (*Agent, error) {
 	healthpb.RegisterHealthServer(a.grpc, a.health)
 	config.Metrics.InitializeGRPC(a.grpc)
 	watchState(config.Metrics, server, dispatcher)
-	apiOptions := api.Options{
-		Logger: config.Logger, Dispatcher: dispatcher, Tokens: config.APITokens, ReadTokens: config.APIReadTokens,
-		Metrics: config.Metrics,
+	svc := service.New(server, service.Options{
+		Logger: config.Logger, Metrics: config.Metrics,
+		Heartbeats: heartbeats, Thresholds: dispatcher.Thresholds(), LogTickets: dispatcher.LogTickets,
 		// Workers' log services speak what the gRPC port speaks: TLS with
 		// this server's certificate when TLS is on, and then the worker
 		// must prove it is the one whose logs are asked for (a worker
@@ -240,7 +241,8 @@ func Start(config Config) (*Agent, error) {
 			}
 			return grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		},
-	}
+	})
+	apiOptions := api.Options{Logger: config.Logger, Tokens: config.APITokens, ReadTokens: config.APIReadTokens}
 	var httpsConfig *tls.Config
 	if config.HTTPTLS.Enabled() {
 		var err error
@@ -251,6 +253,7 @@ func Start(config Config) (*Agent, error) {
 			apiOptions.ForwardTLS, err = tlsutil.ClientConfig(tlsutil.Files{CAFile: config.HTTPTLS.CAFile})
 		}
 		if err != nil {
+			svc.Close()
 			server.Shutdown()
 			httpLn.Close()
 			grpcLn.Close()
@@ -258,8 +261,8 @@ func Start(config Config) (*Agent, error) {
 			return nil, fmt.Errorf("HTTP TLS: %w", err)
 		}
 	}
-	apiServer := api.New(server, apiOptions)
-	a.api = apiServer
+	apiServer := api.New(svc, apiOptions)
+	a.service = svc
 	routes := http.NewServeMux()
 	routes.Handle("GET /metrics", config.Metrics.Handler())
 	routes.Handle("/api/", apiServer)
@@ -299,7 +302,7 @@ func Start(config Config) (*Agent, error) {
 			if config.Cluster.DataDir != "" && !config.Cluster.InMemory {
 				statePath = filepath.Join(config.Cluster.DataDir, DagsDirStateFile)
 			}
-			syncDags(followCtx, config.DagsDir, statePath, apiServer, config.Logger)
+			syncDags(followCtx, config.DagsDir, statePath, svc, config.Logger)
 		}
 	}()
 	go func() { a.served <- a.grpc.Serve(grpcLn) }()
@@ -355,7 +358,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	if err := a.http.Shutdown(ctx); err != nil {
 		a.http.Close()
 	}
-	a.api.Close()
+	a.service.Close()
 	stopped := make(chan struct{})
 	go func() {
 		a.grpc.GracefulStop()

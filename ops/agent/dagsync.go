@@ -14,16 +14,39 @@ import (
 	"strings"
 	"time"
 
-	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/service"
 )
 
 // DagsScanInterval is how often a server looks for changed DAG files in
 // its --dags directory.
 const DagsScanInterval = 2 * time.Second
 
-// dagPusher is what the directory sync needs of the API.
+// maxPushBackoff bounds the wait between pushes of DAG files that the
+// cluster could not take (no leader yet).
+const maxPushBackoff = 30 * time.Second
+
+// filesRefused reports whether a push failed because of the files
+// themselves: they are invalid, or the state machine refused them. Pushing
+// them again cannot help until one changes. Any other failure (no leader
+// yet, a leader change, a forward that failed, a time-out) says nothing
+// about the files: they are pushed again until they are stored.
+func filesRefused(err error) bool {
+	switch service.KindOf(err) {
+	case service.Invalid, service.TooLarge, service.Conflict:
+		return true
+	}
+	return false
+}
+
+// nextBackoff doubles the wait before the next push, from one scan
+// interval up to maxPushBackoff.
+func nextBackoff(backoff time.Duration) time.Duration {
+	return min(max(2*backoff, DagsScanInterval), maxPushBackoff)
+}
+
+// dagPusher is what the directory sync needs of the service.
 type dagPusher interface {
-	PushDags(ctx context.Context, sources []api.DagSource) ([]api.DagOutcome, error)
+	PushDags(ctx context.Context, sources []service.DagSource) ([]service.DagOutcome, error)
 	DeleteDagsIf(ctx context.Context, hashes map[string]string) ([]string, error)
 }
 
@@ -48,7 +71,9 @@ const DagsDirStateFile = "dags-dir.json"
 // to them, by content hash: mounting a directory of DAGs works as Dagu's
 // dags directory does. Files are pushed together, so one may call a DAG of
 // another. A set of files with problems is logged, with every problem,
-// and tried again once a file changes.
+// and tried again once a file changes; a push the cluster could not take
+// (no leader yet: a server started before its peers) is tried again,
+// waiting longer each time, until it is stored.
 //
 // Removing a file deletes the DAG it stored, and a file that comes to
 // define another DAG name deletes the one it defined before; each only
@@ -61,6 +86,10 @@ func syncDags(ctx context.Context, dir, statePath string, pusher dagPusher, logg
 	state := loadDagsDirState(statePath, logger)
 	pushed := map[string][32]byte{} // file -> hash of its content last stored
 	var failed string               // fingerprint of the file set that last failed validation
+	var (
+		backoff time.Duration // wait after the last push the cluster could not take
+		retryAt time.Time     // no push before then
+	)
 	ticker := time.NewTicker(DagsScanInterval)
 	defer ticker.Stop()
 	for {
@@ -71,7 +100,7 @@ func syncDags(ctx context.Context, dir, statePath string, pusher dagPusher, logg
 			// nothing about which DAGs were removed: nothing is deleted.
 			logger.Warn("cannot read the DAGs directory", "error", err)
 		default:
-			var changed []api.DagSource
+			var changed []service.DagSource
 			for _, source := range sources {
 				if pushed[source.Name] != hashes[source.Name] {
 					changed = append(changed, source)
@@ -79,12 +108,11 @@ func syncDags(ctx context.Context, dir, statePath string, pusher dagPusher, logg
 			}
 			fingerprint := setFingerprint(hashes)
 			dirty := false
-			if len(changed) > 0 && fingerprint != failed {
+			if len(changed) > 0 && fingerprint != failed && !time.Now().Before(retryAt) {
 				outcomes, err := pusher.PushDags(ctx, changed)
-				var bad interface{ Unwrap() error }
 				switch {
 				case err == nil:
-					failed = ""
+					failed, backoff, retryAt = "", 0, time.Time{}
 					for _, source := range changed {
 						pushed[source.Name] = hashes[source.Name]
 					}
@@ -100,13 +128,14 @@ func syncDags(ctx context.Context, dir, statePath string, pusher dagPusher, logg
 						state.Files[o.File] = ownedDag{Dag: o.Name, Hash: hex.EncodeToString(sum[:])}
 						dirty = true
 					}
-				case errors.As(err, &bad):
+				case filesRefused(err):
 					failed = fingerprint
 					logger.Error("DAG files not stored: fix them and save again", "problems", strings.Split(err.Error(), "\n"))
 				default:
-					// No leader yet, or the cluster is busy: try at the next scan.
+					backoff = nextBackoff(backoff)
+					retryAt = time.Now().Add(backoff)
 					if ctx.Err() == nil {
-						logger.Debug("pushing DAG files failed; retrying", "error", err)
+						logger.Info("DAG files not stored yet: the cluster cannot take them now; retrying", "error", err, "retry_in", backoff)
 					}
 				}
 			}
@@ -213,12 +242,12 @@ func saveDagsDirState(path string, state dagsDirState, logger *slog.Logger) {
 }
 
 // readDagDir reads the *.yaml and *.yml files of dir (not recursively).
-func readDagDir(dir string) ([]api.DagSource, map[string][32]byte, error) {
+func readDagDir(dir string) ([]service.DagSource, map[string][32]byte, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	var sources []api.DagSource
+	var sources []service.DagSource
 	hashes := map[string][32]byte{}
 	for _, e := range entries {
 		name := e.Name()
@@ -229,7 +258,7 @@ func readDagDir(dir string) ([]api.DagSource, map[string][32]byte, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		sources = append(sources, api.DagSource{Name: name, Content: string(data)})
+		sources = append(sources, service.DagSource{Name: name, Content: string(data)})
 		hashes[name] = sha256.Sum256(data)
 	}
 	return sources, hashes, nil

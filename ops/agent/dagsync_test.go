@@ -16,32 +16,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/clustertest"
-	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/service"
 )
 
 // recordingPusher records each push; it refuses files containing "BAD"
-// as the API refuses invalid ones, and fails while unavailable is set.
+// as the service refuses invalid ones, and while unavailable is set fails
+// as a push forwarded while the cluster has no leader does.
 type recordingPusher struct {
 	mu          sync.Mutex
 	pushes      [][]string
 	unavailable bool
 }
 
-type invalid struct{ error }
+// noLeader is the error of a push held through the forwarding hold with
+// no leader elected.
+var noLeader = fmt.Errorf("%w after waiting %s", cluster.ErrNoLeader, cluster.DefaultForwardHold)
 
-func (e invalid) Unwrap() error { return e.error }
-
-func (p *recordingPusher) PushDags(ctx context.Context, sources []api.DagSource) ([]api.DagOutcome, error) {
+func (p *recordingPusher) PushDags(ctx context.Context, sources []service.DagSource) ([]service.DagOutcome, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.unavailable {
-		return nil, errors.New("no cluster leader")
+		return nil, noLeader
 	}
 	var names []string
 	for _, s := range sources {
 		if strings.Contains(s.Content, "BAD") {
-			return nil, invalid{fmt.Errorf("%s:1: broken", s.Name)}
+			return nil, &service.Error{Kind: service.Invalid, Err: fmt.Errorf("%s:1: broken", s.Name)}
 		}
 		names = append(names, s.Name+"="+s.Content)
 	}
@@ -107,6 +109,96 @@ func TestSyncDagsPushesChangesByContent(t *testing.T) {
 	waitHistory("[a.yaml=A1 b.yml=B1] [b.yml=B2] [a.yaml=A2 c.yaml=C1]")
 }
 
+// A push fails either because of the files, which then wait for a change,
+// or because the cluster cannot take it now, whatever the files: then it
+// is tried again. An error that merely wraps another (a forwarded "no
+// leader after 5s") is not the files' fault.
+func TestFilesRefusedOnlyForTheFilesFaults(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"invalid files", &service.Error{Kind: service.Invalid, Err: errors.New("a.yaml:3: steps: a DAG needs at least one step")}, true},
+		{"a command every replica refused", &cluster.CommandError{Err: errors.New("DAG too large")}, true},
+		{"no leader within the forwarding hold", noLeader, false},
+		{"no leader, as the service returns it", fmt.Errorf("push: %w", noLeader), false},
+		{"a leader change", &cluster.RetryableError{Err: fmt.Errorf("%w: leadership lost", cluster.ErrNotLeader)}, false},
+		{"a forward that the leader did not answer", fmt.Errorf("%w (no leader could take the request within 5s)", &cluster.RetryableError{Err: errors.New("connection refused")}), false},
+		{"a time-out", fmt.Errorf("context deadline exceeded (last: %w)", context.DeadlineExceeded), false},
+		{"a server that is shutting down", &service.Error{Kind: service.Unavailable, Err: errors.New("server is shutting down")}, false},
+		{"an error of the server's own", errors.New("raft apply: disk full"), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := filesRefused(c.err); got != c.want {
+				t.Fatalf("filesRefused(%v) = %v, want %v", c.err, got, c.want)
+			}
+		})
+	}
+}
+
+// The waits between pushes the cluster could not take grow from a scan
+// interval to at most maxPushBackoff.
+func TestPushBackoffGrowsToItsBound(t *testing.T) {
+	var backoff time.Duration
+	var waits []time.Duration
+	for range 6 {
+		backoff = nextBackoff(backoff)
+		waits = append(waits, backoff)
+	}
+	want := []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second}
+	if fmt.Sprint(waits) != fmt.Sprint(want) {
+		t.Fatalf("waits %v, want %v", waits, want)
+	}
+}
+
+// flakyPusher fails its first failures pushes with err, then stores.
+type flakyPusher struct {
+	recordingPusher
+	failures int
+	err      error
+	tries    int
+}
+
+func (p *flakyPusher) PushDags(ctx context.Context, sources []service.DagSource) ([]service.DagOutcome, error) {
+	p.mu.Lock()
+	p.tries++
+	failing := p.tries <= p.failures
+	p.mu.Unlock()
+	if failing {
+		return nil, p.err
+	}
+	return p.recordingPusher.PushDags(ctx, sources)
+}
+
+// Regression: a server started with -dags before its peers had its first
+// pushes fail with "no cluster leader after waiting 5s"; the sync took
+// that for bad files and never pushed them. It must push them, unchanged,
+// once the cluster can take them; bad files still wait for a change.
+func TestSyncDagsRetriesUntilTheClusterHasALeader(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte("A1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pusher := &flakyPusher{failures: 2, err: noLeader}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		syncDags(ctx, dir, "", pusher, slog.New(slog.NewTextHandler(logs, nil)))
+	}()
+	defer func() { cancel(); <-done }()
+	clustertest.WaitFor(t, 30*time.Second, "the files pushed once the cluster takes them", func() (bool, string) {
+		got := pusher.history()
+		return got == "[a.yaml=A1]", got
+	})
+	if text := logs.String(); strings.Contains(text, "fix them") || strings.Count(text, "retrying") != 2 {
+		t.Fatalf("want two retries and no complaint about the files; log:\n%s", text)
+	}
+}
+
 // storePusher stands in for the cluster's DAG table: a file's DAG is named
 // by its content's first word; a push stores it under the file's content
 // hash, a conditional delete compares that hash.
@@ -121,10 +213,10 @@ func contentHash(content string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (p *storePusher) PushDags(ctx context.Context, sources []api.DagSource) ([]api.DagOutcome, error) {
+func (p *storePusher) PushDags(ctx context.Context, sources []service.DagSource) ([]service.DagOutcome, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var outcomes []api.DagOutcome
+	var outcomes []service.DagOutcome
 	for _, s := range sources {
 		name, hash := strings.Fields(s.Content)[0], contentHash(s.Content)
 		result := "created"
@@ -135,7 +227,7 @@ func (p *storePusher) PushDags(ctx context.Context, sources []api.DagSource) ([]
 			}
 		}
 		p.dags[name] = hash
-		outcomes = append(outcomes, api.DagOutcome{Name: name, File: s.Name, Result: result})
+		outcomes = append(outcomes, service.DagOutcome{Name: name, File: s.Name, Result: result})
 	}
 	return outcomes, nil
 }

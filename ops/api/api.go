@@ -1,22 +1,18 @@
 package api
 
 import (
-	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/daguha/daguha/ops/wire"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/daguha/daguha/cluster"
-	"github.com/daguha/daguha/dispatch"
-	"github.com/daguha/daguha/ops/metrics"
-	"github.com/daguha/daguha/ops/wire"
-	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+	"github.com/daguha/daguha/ops/service"
 )
 
 // maxBodyBytes bounds a request body: the API takes small JSON documents.
@@ -24,32 +20,20 @@ const maxBodyBytes = 1 << 20
 
 // Server is the HTTP API of one daguha server.
 type Server struct {
-	forward    *http.Client
-	scheme     string
-	cluster    *cluster.Server
-	dispatcher *dispatch.Dispatcher
-	metrics    *metrics.Metrics
-	logger     *slog.Logger
-	now        func() time.Time
-	mux        *http.ServeMux
-	handler    http.Handler
-	dialWorker WorkerDialer
-
-	// restoring is set while a snapshot restore is received or applied.
-	restoring atomic.Bool
-
-	enqueues    *dispatch.Batcher[*daguhav1.Run, enqueueResult]
-	stopBatcher context.CancelFunc
-	batcherDone chan struct{}
+	forward *http.Client
+	scheme  string
+	service *service.Service
+	// cluster answers for this server's own status (role, leader, peers)
+	// and relays reads to the leader's API.
+	cluster *cluster.Server
+	logger  *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler
 }
 
 // Options configures the API.
 type Options struct {
 	Logger *slog.Logger
-	// Now is the clock used for timestamps the API chooses (enqueue time).
-	Now func() time.Time
-	// Dispatcher supplies worker health (heartbeats and thresholds).
-	Dispatcher *dispatch.Dispatcher
 	// Tokens, when any, are required on every /api/ request but health.
 	Tokens []string
 	// ReadTokens may read but not change anything.
@@ -57,27 +41,15 @@ type Options struct {
 	// ForwardTLS, when set, means the servers' HTTP API speaks HTTPS:
 	// requests forwarded to the leader use it to verify the leader.
 	ForwardTLS *tls.Config
-	// Metrics, when set, counts the runs enqueued here.
-	Metrics *metrics.Metrics
-	// DialWorker connects to workers' log services (step logs); nil: the
-	// API cannot fetch full logs.
-	DialWorker WorkerDialer
 }
 
-// New returns the API handler for a cluster server.
-func New(c *cluster.Server, options Options) *Server {
+// New returns the API handler over a server's service.
+func New(svc *service.Service, options Options) *Server {
 	if options.Logger == nil {
 		options.Logger = slog.Default()
 	}
-	if options.Now == nil {
-		options.Now = time.Now
-	}
-	if options.Dispatcher == nil {
-		options.Dispatcher = dispatch.New(nil, dispatch.Config{Now: options.Now})
-	}
-	s := &Server{cluster: c, dispatcher: options.Dispatcher, metrics: options.Metrics, logger: options.Logger, now: options.Now, mux: http.NewServeMux(), dialWorker: options.DialWorker}
+	s := &Server{service: svc, cluster: svc.Cluster(), logger: options.Logger, mux: http.NewServeMux()}
 	s.handler = requireToken(options.Tokens, options.ReadTokens, s.logger, s.mux)
-	s.startEnqueueBatcher()
 	s.scheme, s.forward = "http", &http.Client{Timeout: 30 * time.Second}
 	if options.ForwardTLS != nil {
 		s.scheme = "https"
@@ -85,28 +57,28 @@ func New(c *cluster.Server, options Options) *Server {
 	}
 	s.mux.HandleFunc("GET /api/v2/health", s.health)
 	s.mux.HandleFunc("GET /api/v2/cluster/leader", s.leader)
-	s.mux.HandleFunc("GET /api/v2/cluster/peers", s.peers)
+	s.mux.HandleFunc("GET /api/v2/cluster/peers", wrap(s.peers))
 	s.mux.HandleFunc("GET /api/v2/cluster/members", s.members)
 	s.mux.HandleFunc("GET /api/v2/agent/self", s.self)
-	s.mux.HandleFunc("POST /api/v2/dag-runs", s.enqueueRun)
-	s.mux.HandleFunc("GET /api/v2/dag-runs", s.listRuns)
-	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}", s.getRun)
-	s.mux.HandleFunc("POST /api/v2/dag-runs/{dag_run_id}/cancel", s.cancelRun)
-	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}/steps/{step}/log", s.stepLog)
-	s.mux.HandleFunc("GET /api/v2/workers", s.workers)
-	s.mux.HandleFunc("POST /api/v2/dags", s.pushDags)
-	s.mux.HandleFunc("GET /api/v2/dags", s.listDags)
-	s.mux.HandleFunc("GET /api/v2/dags/{name}", s.getDag)
-	s.mux.HandleFunc("DELETE /api/v2/dags/{name}", s.deleteDag)
-	s.mux.HandleFunc("GET /api/v2/operator/raft/peers", s.raftPeers)
-	s.mux.HandleFunc("POST /api/v2/operator/raft/remove-peer", s.removePeer)
-	s.mux.HandleFunc("POST /api/v2/operator/raft/transfer-leadership", s.transferLeadership)
+	s.mux.HandleFunc("POST /api/v2/dag-runs", wrap(s.enqueueRun))
+	s.mux.HandleFunc("GET /api/v2/dag-runs", wrap(s.listRuns))
+	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}", wrap(s.getRun))
+	s.mux.HandleFunc("POST /api/v2/dag-runs/{dag_run_id}/cancel", wrap(s.cancelRun))
+	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}/steps/{step}/log", wrap(s.stepLog))
+	s.mux.HandleFunc("GET /api/v2/workers", wrap(s.workers))
+	s.mux.HandleFunc("POST /api/v2/dags", wrap(s.pushDags))
+	s.mux.HandleFunc("GET /api/v2/dags", wrap(s.listDags))
+	s.mux.HandleFunc("GET /api/v2/dags/{name}", wrap(s.getDag))
+	s.mux.HandleFunc("DELETE /api/v2/dags/{name}", wrap(s.deleteDag))
+	s.mux.HandleFunc("GET /api/v2/operator/raft/peers", wrap(s.raftPeers))
+	s.mux.HandleFunc("POST /api/v2/operator/raft/remove-peer", wrap(s.removePeer))
+	s.mux.HandleFunc("POST /api/v2/operator/raft/transfer-leadership", wrap(s.transferLeadership))
 	// Saving a snapshot needs a full token (saveSnapshot checks it).
-	s.mux.HandleFunc("GET /api/v2/operator/snapshot", s.saveSnapshot)
-	s.mux.HandleFunc("POST /api/v2/operator/snapshot", s.restoreSnapshot)
-	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s %s", r.Method, r.URL.Path))
-	})
+	s.mux.HandleFunc("GET /api/v2/operator/snapshot", wrap(s.saveSnapshot))
+	s.mux.HandleFunc("POST /api/v2/operator/snapshot", wrap(s.restoreSnapshot))
+	s.mux.HandleFunc("/api/", wrap(func(w http.ResponseWriter, r *http.Request) error {
+		return &service.Error{Kind: service.NotFound, Err: fmt.Errorf("no API endpoint %s %s", r.Method, r.URL.Path)}
+	}))
 	return s
 }
 
@@ -126,23 +98,52 @@ func writeError(w http.ResponseWriter, code int, err error) {
 	writeJSON(w, code, errorBody{Error: err.Error()})
 }
 
-// writeClusterError picks the status code for an error from the cluster.
-func writeClusterError(w http.ResponseWriter, err error) {
-	var command *cluster.CommandError
-	switch {
-	case errors.Is(err, cluster.ErrNoLeader), errors.As(err, new(*cluster.RetryableError)):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, err)
-	case errors.As(err, &command):
-		writeError(w, http.StatusConflict, err)
-	case errors.Is(err, context.DeadlineExceeded):
-		writeError(w, http.StatusGatewayTimeout, err)
-	case errors.Is(err, context.Canceled):
-		writeError(w, http.StatusServiceUnavailable, err)
-	default:
-		writeError(w, http.StatusInternalServerError, err)
+// endpoint is a handler that writes its answer, or returns the error to
+// answer with instead (having written nothing).
+type endpoint func(w http.ResponseWriter, r *http.Request) error
+
+// wrap makes an endpoint a handler: an error it returns is answered as
+// {"error": message} with the status code of the error's kind.
+func wrap(e endpoint) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := e(w, r); err != nil {
+			writeFailure(w, err)
+		}
 	}
 }
+
+// statusCodes are the HTTP status codes of the service's kinds of error.
+var statusCodes = map[service.Kind]int{
+	service.Internal:       http.StatusInternalServerError,
+	service.Invalid:        http.StatusBadRequest,
+	service.Forbidden:      http.StatusForbidden,
+	service.NotFound:       http.StatusNotFound,
+	service.Conflict:       http.StatusConflict,
+	service.TooLarge:       http.StatusRequestEntityTooLarge,
+	service.Unavailable:    http.StatusServiceUnavailable,
+	service.Interrupted:    http.StatusServiceUnavailable,
+	service.Timeout:        http.StatusGatewayTimeout,
+	service.NotImplemented: http.StatusNotImplemented,
+	service.Upstream:       http.StatusBadGateway,
+}
+
+// writeFailure answers with err, its status code picked by its kind. A
+// cluster that cannot take the call now asks the caller to retry in a
+// second.
+func writeFailure(w http.ResponseWriter, err error) {
+	kind := service.KindOf(err)
+	code, ok := statusCodes[kind]
+	if !ok {
+		code = http.StatusInternalServerError
+	}
+	if kind == service.Unavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	writeError(w, code, err)
+}
+
+// invalid marks an error in the caller's request (its body or query).
+func invalid(err error) error { return &service.Error{Kind: service.Invalid, Err: err} }
 
 // decodeJSON reads a JSON body strictly: unknown fields and trailing data
 // are errors that name what was wrong.

@@ -12,12 +12,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/service"
 )
 
 func TestMain(m *testing.M) {
 	clustertest.MainWithLeakCheck(m)
+}
+
+// newAPI is the API over a service of server c (with the clock now, nil
+// for the real one), the service closed when the test ends.
+func newAPI(t testing.TB, c *cluster.Server, now func() time.Time, options api.Options) *api.Server {
+	t.Helper()
+	svc := service.New(c, service.Options{Now: now})
+	t.Cleanup(svc.Close)
+	return api.New(svc, options)
 }
 
 func startAPI(t *testing.T) *httptest.Server {
@@ -25,9 +36,8 @@ func startAPI(t *testing.T) *httptest.Server {
 	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
 	leader := c.Leader(10 * time.Second)
 	fixed := time.Date(2026, 2, 11, 12, 0, 0, 0, time.UTC)
-	handler := api.New(leader.Server, api.Options{Now: func() time.Time { return fixed }})
+	handler := newAPI(t, leader.Server, func() time.Time { return fixed }, api.Options{})
 	srv := httptest.NewServer(handler)
-	t.Cleanup(handler.Close)
 	t.Cleanup(srv.Close)
 	return srv
 }
@@ -119,8 +129,7 @@ func TestEnqueueRetriedLaterIsNotAConflict(t *testing.T) {
 		clock = clock.Add(time.Second)
 		return clock
 	}
-	handler := api.New(leader.Server, api.Options{Now: now})
-	t.Cleanup(handler.Close)
+	handler := newAPI(t, leader.Server, now, api.Options{})
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	request := `{"dag": {"name": "etl", "steps": [{"name": "s", "command": "true"}]}, "dag_run_id": "r1"}`
@@ -206,8 +215,7 @@ func TestClusterEndpointsOnASingleServer(t *testing.T) {
 func TestTokensGuardTheAPIButNotHealth(t *testing.T) {
 	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
 	leader := c.Leader(10 * time.Second)
-	handler := api.New(leader.Server, api.Options{Tokens: []string{"s3cret", "rotated"}, ReadTokens: []string{"reader"}})
-	t.Cleanup(handler.Close)
+	handler := newAPI(t, leader.Server, nil, api.Options{Tokens: []string{"s3cret", "rotated"}, ReadTokens: []string{"reader"}})
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	get := func(path, token string) (int, map[string]any) {

@@ -36,13 +36,13 @@ func (s *Server) leader(w http.ResponseWriter, _ *http.Request) {
 
 type peersBody = wire.Peers
 
-func (s *Server) peers(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) peers(w http.ResponseWriter, _ *http.Request) error {
 	peers, err := s.cluster.Peers()
 	if err != nil {
-		writeClusterError(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, peersBody{Peers: peers})
+	return nil
 }
 
 type membersBody = wire.Members

@@ -81,8 +81,7 @@ func FuzzAPIBodies(f *testing.F) {
 	c := clustertest.StartInProc(f, clustertest.InProcOptions{Servers: 1})
 	leader := c.Leader(10 * time.Second)
 	fixed := time.Date(2026, 2, 11, 12, 0, 0, 0, time.UTC)
-	h := api.New(leader.Server, api.Options{Now: func() time.Time { return fixed }})
-	f.Cleanup(h.Close)
+	h := newAPI(f, leader.Server, func() time.Time { return fixed }, api.Options{})
 	f.Fuzz(func(t *testing.T, endpoint uint8, id string, body []byte) {
 		e := fuzzEndpoints[int(endpoint)%len(fuzzEndpoints)]
 		if strings.Contains(e.path, "{}") && (id == "" || id == "." || id == "..") {

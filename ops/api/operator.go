@@ -1,55 +1,47 @@
 package api
 
 import (
-	"errors"
-	"net/http"
-
 	"github.com/daguha/daguha/ops/wire"
+	"net/http"
 )
 
 type peerStatesBody = wire.RaftPeers
 
 // raftPeers lists the Raft configuration with each server's state and
 // last log index.
-func (s *Server) raftPeers(w http.ResponseWriter, r *http.Request) {
-	peers, err := s.cluster.PeerStates(r.Context())
+func (s *Server) raftPeers(w http.ResponseWriter, r *http.Request) error {
+	peers, err := s.service.RaftPeers(r.Context())
 	if err != nil {
-		writeClusterError(w, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, peerStatesBody{Peers: peers})
+	return nil
 }
 
 type peerRequest = wire.PeerRequest
 
-func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) {
+func (s *Server) removePeer(w http.ResponseWriter, r *http.Request) error {
 	var req peerRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
+		return invalid(err)
 	}
-	if req.ID == "" {
-		writeError(w, http.StatusBadRequest, errors.New("id is required: the server to remove"))
-		return
-	}
-	if err := s.cluster.RemovePeer(r.Context(), req.ID); err != nil {
-		writeClusterError(w, err)
-		return
+	if err := s.service.RemovePeer(r.Context(), req.ID); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, wire.PeerRemoved{Removed: req.ID})
+	return nil
 }
 
-func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request) {
+func (s *Server) transferLeadership(w http.ResponseWriter, r *http.Request) error {
 	var req peerRequest
 	if r.ContentLength != 0 {
 		if err := decodeJSON(r, &req); err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
+			return invalid(err)
 		}
 	}
-	if err := s.cluster.TransferLeadership(r.Context(), req.ID); err != nil {
-		writeClusterError(w, err)
-		return
+	if err := s.service.TransferLeadership(r.Context(), req.ID); err != nil {
+		return err
 	}
 	writeJSON(w, http.StatusOK, wire.LeadershipTransferred{TransferredTo: req.ID})
+	return nil
 }

@@ -40,8 +40,7 @@ func startKeyedAPI(t *testing.T) (*httptest.Server, *cluster.Server, string) {
 	if _, _, err := leader.Apply(ctx, fsm.SetClusterMetaType, &daguhav1.SetClusterMetaCommand{Meta: &daguhav1.ClusterMeta{SigningKey: clusterKey}}); err != nil {
 		t.Fatal(err)
 	}
-	handler := api.New(leader, api.Options{Tokens: []string{"full-token"}, ReadTokens: []string{"read-token"}})
-	t.Cleanup(handler.Close)
+	handler := newAPI(t, leader, nil, api.Options{Tokens: []string{"full-token"}, ReadTokens: []string{"read-token"}})
 	srv := httptest.NewServer(handler)
 	t.Cleanup(srv.Close)
 	return srv, leader, tmp

@@ -3,56 +3,50 @@ package api
 import (
 	"context"
 	"fmt"
+	"github.com/daguha/daguha/ops/wire"
 	"io"
 	"net/http"
 	"sort"
 	"time"
 
 	"github.com/daguha/daguha/cluster"
-	"github.com/daguha/daguha/dispatch"
-	"github.com/daguha/daguha/ops/wire"
-	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
-// The API's views of workers are the wire types (ops/wire).
-type (
-	RunningTask = wire.RunningTask
-	WorkerView  = wire.Worker
-	WorkersBody = wire.Workers
-)
+// RunningTask is a run on a worker, in the seed's shape plus the ids of
+// the run's root and parent (empty parent fields for a root run).
+type RunningTask = wire.RunningTask
+
+// WorkerView is one worker in the seed's /api/v2/workers shape.
+type WorkerView = wire.Worker
+
+// WorkersBody is the answer of GET /api/v2/workers.
+type WorkersBody = wire.Workers
 
 // workers answers with the leader's view (forwarded from a follower)
 // unless the caller asks ?stale=true for this server's own.
-func (s *Server) workers(w http.ResponseWriter, r *http.Request) {
+func (s *Server) workers(w http.ResponseWriter, r *http.Request) error {
 	if !stale(r) && !s.cluster.IsLeader() {
-		s.forwardToLeader(w, r)
-		return
+		return s.forwardToLeader(w, r)
 	}
 	writeJSON(w, http.StatusOK, s.workersView())
+	return nil
 }
 
-// workersView builds the list from the replicated registry and runs and
-// this server's heartbeat table.
+// workersView shows this server's view of the workers in the seed's shape.
 func (s *Server) workersView() WorkersBody {
-	state := s.cluster.FSM().State()
-	thresholds := s.dispatcher.Thresholds()
 	body := WorkersBody{Workers: []WorkerView{}}
-	_ = state.EachWorker(func(worker *daguhav1.Worker) bool {
-		health, last := s.dispatcher.Heartbeats().Health(worker.GetId(), thresholds)
-		if worker.GetOffline() {
-			health = dispatch.Offline
-		}
+	for _, worker := range s.service.Workers() {
 		view := WorkerView{
-			ID:            worker.GetId(),
-			Labels:        worker.GetLabels(),
-			HealthStatus:  health,
-			LastHeartbeat: rfc3339(last),
+			ID:            worker.Worker.GetId(),
+			Labels:        worker.Worker.GetLabels(),
+			HealthStatus:  worker.Health,
+			LastHeartbeat: rfc3339(worker.LastHeartbeat),
 			RunningTasks:  []RunningTask{},
 		}
 		if view.Labels == nil {
 			view.Labels = map[string]string{}
 		}
-		_ = state.EachRunning(worker.GetId(), func(run *daguhav1.Run) bool {
+		for _, run := range worker.Running {
 			view.RunningTasks = append(view.RunningTasks, RunningTask{
 				DagName:          run.GetDagName(),
 				DagRunID:         run.GetId(),
@@ -62,12 +56,10 @@ func (s *Server) workersView() WorkersBody {
 				ParentDagRunID:   run.GetParentDagRunId(),
 				StartedAt:        timestamp(run.GetStartedAtUnixNano()),
 			})
-			return true
-		})
+		}
 		sort.Slice(view.RunningTasks, func(i, j int) bool { return view.RunningTasks[i].StartedAt < view.RunningTasks[j].StartedAt })
 		body.Workers = append(body.Workers, view)
-		return true
-	})
+	}
 	return body
 }
 
@@ -80,7 +72,7 @@ func rfc3339(t time.Time) string {
 
 // forwardToLeader relays a read to the leader's HTTP API with ?stale=true
 // (the leader answers from its own view), holding through an election.
-func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) {
+func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) error {
 	var (
 		status int
 		header http.Header
@@ -115,15 +107,15 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) {
 		return nil
 	})
 	if err != nil {
-		writeClusterError(w, err)
-		return
+		return err
 	}
 	if status == 0 {
 		// This server became the leader meanwhile.
 		writeJSON(w, http.StatusOK, s.workersView())
-		return
+		return nil
 	}
 	w.Header().Set("Content-Type", header.Get("Content-Type"))
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
+	return nil
 }

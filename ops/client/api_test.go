@@ -9,6 +9,7 @@ import (
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/ops/api"
 	"github.com/daguha/daguha/ops/client"
+	"github.com/daguha/daguha/ops/service"
 	"github.com/daguha/daguha/ops/wire"
 )
 
@@ -21,9 +22,10 @@ func realAPI(t *testing.T, tokens ...string) *client.Client {
 	t.Helper()
 	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
 	leader := c.Leader(10 * time.Second)
-	handler := api.New(leader.Server, api.Options{Tokens: tokens})
+	svc := service.New(leader.Server, service.Options{})
+	handler := api.New(svc, api.Options{Tokens: tokens})
 	srv := httptest.NewServer(handler)
-	t.Cleanup(handler.Close)
+	t.Cleanup(svc.Close)
 	t.Cleanup(srv.Close)
 	token := ""
 	if len(tokens) > 0 {

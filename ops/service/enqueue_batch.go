@@ -1,4 +1,4 @@
-package api
+package service
 
 import (
 	"context"
@@ -30,7 +30,7 @@ type enqueueResult struct {
 	err     error
 }
 
-func (s *Server) startEnqueueBatcher() {
+func (s *Service) startEnqueueBatcher() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stopBatcher = cancel
 	s.batcherDone = make(chan struct{})
@@ -42,14 +42,14 @@ func (s *Server) startEnqueueBatcher() {
 }
 
 // Close stops the enqueue batcher; requests still waiting fail. The
-// handler must not serve after it.
-func (s *Server) Close() {
+// service must not be called after it.
+func (s *Service) Close() {
 	s.stopBatcher()
 	<-s.batcherDone
 }
 
 // enqueue writes one run through the batcher and returns its outcome.
-func (s *Server) enqueue(ctx context.Context, run *daguhav1.Run) (*daguhav1.EnqueueOutcome, error) {
+func (s *Service) enqueue(ctx context.Context, run *daguhav1.Run) (*daguhav1.EnqueueOutcome, error) {
 	result, err := s.enqueues.Submit(ctx, nil, run)
 	if errors.Is(err, dispatch.ErrBatcherStopped) {
 		return nil, fmt.Errorf("%w: the server is shutting down", cluster.ErrNotLeader)
@@ -63,7 +63,7 @@ func (s *Server) enqueue(ctx context.Context, run *daguhav1.Run) (*daguhav1.Enqu
 // applyEnqueues writes a batch of runs as one command. A command the
 // state machine refuses as a whole is written again run by run, so one
 // bad run fails alone and its error names it.
-func (s *Server) applyEnqueues(ctx context.Context, runs []*daguhav1.Run) ([]enqueueResult, error) {
+func (s *Service) applyEnqueues(ctx context.Context, runs []*daguhav1.Run) ([]enqueueResult, error) {
 	// A batch of large runs goes in several commands, each of at most
 	// valid.MaxBatchBytes, so that one forwarded to the leader fits in a
 	// message (a run's DAG is at most valid.MaxDagBytes).
@@ -89,7 +89,7 @@ func (s *Server) applyEnqueues(ctx context.Context, runs []*daguhav1.Run) ([]enq
 	return results, nil
 }
 
-func (s *Server) applyEnqueueBatch(ctx context.Context, runs []*daguhav1.Run) ([]enqueueResult, error) {
+func (s *Service) applyEnqueueBatch(ctx context.Context, runs []*daguhav1.Run) ([]enqueueResult, error) {
 	results, err := s.applyEnqueueCommand(ctx, runs)
 	var refused *cluster.CommandError
 	if err == nil || len(runs) == 1 || !errors.As(err, &refused) {
@@ -107,7 +107,7 @@ func (s *Server) applyEnqueueBatch(ctx context.Context, runs []*daguhav1.Run) ([
 	return results, nil
 }
 
-func (s *Server) applyEnqueueCommand(ctx context.Context, runs []*daguhav1.Run) ([]enqueueResult, error) {
+func (s *Service) applyEnqueueCommand(ctx context.Context, runs []*daguhav1.Run) ([]enqueueResult, error) {
 	result, _, err := s.cluster.Apply(ctx, fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: runs})
 	if err != nil {
 		return nil, err

@@ -1,6 +1,6 @@
 //go:build !chaos_broken_ack
 
-package api
+package service
 
 // ackBeforeCommit is true only in the chaos suite's deliberately broken
 // build (tag chaos_broken_ack), which answers an enqueue before Raft has

@@ -1,6 +1,6 @@
 //go:build chaos_broken_ack
 
-package api
+package service
 
 // ackBeforeCommit: this deliberately broken build acknowledges an enqueue
 // before Raft has committed it. Only the chaos suite builds it.

@@ -1,0 +1,218 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/daguha/daguha/dispatch"
+	"github.com/daguha/daguha/dispatch/valid"
+	"github.com/daguha/daguha/fsm"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// statusName is the lower-case status word the API uses.
+func statusName[T interface{ String() string }](status T, prefix string) string {
+	return strings.ToLower(strings.TrimPrefix(status.String(), prefix))
+}
+
+// RunStatusName is the word for a run's status ("queued", "running",
+// "succeeded", ...), as runs are shown and filtered by.
+func RunStatusName(status daguhav1.RunStatus) string { return statusName(status, "RUN_STATUS_") }
+
+// StepStatusName is the word for a step's status.
+func StepStatusName(status daguhav1.StepStatus) string { return statusName(status, "STEP_STATUS_") }
+
+// queuedReason explains why a queued run is waiting when no registered
+// worker can take it.
+func (s *Service) queuedReason(run *daguhav1.Run) string {
+	if run.GetStatus() != daguhav1.RunStatus_RUN_STATUS_QUEUED {
+		return ""
+	}
+	selector := run.GetDag().GetWorkerSelector()
+	matched, workers := false, 0
+	_ = s.cluster.FSM().State().EachWorker(func(w *daguhav1.Worker) bool {
+		workers++
+		matched = dispatch.Matches(selector, w.GetLabels())
+		return !matched
+	})
+	switch {
+	case matched:
+		return ""
+	case workers == 0:
+		return "no worker has registered with the cluster"
+	case len(selector) == 0:
+		return ""
+	}
+	return "no worker matches selector " + valid.FormatLabels(selector)
+}
+
+// RunQuery asks for one run. Index and Wait make it a blocking query, as
+// Consul's: with Index (a Raft index, as text) it answers once the run's
+// modify index passes it, or after Wait (a duration as text; default
+// 30 s, at most a minute). They are checked once the run is found.
+type RunQuery struct {
+	ID    string
+	Stale bool
+	Index string
+	Wait  string
+}
+
+// RunDetail is a run with why it waits (if queued and no worker can
+// take it) and its child runs.
+type RunDetail struct {
+	Run      *daguhav1.Run
+	Reason   string
+	Children []*daguhav1.Run
+}
+
+// Run returns one run in detail.
+func (s *Service) Run(ctx context.Context, query RunQuery) (RunDetail, error) {
+	if err := s.consistent(ctx, query.Stale); err != nil {
+		return RunDetail{}, err
+	}
+	id := query.ID
+	run, err := s.cluster.FSM().State().Run(id)
+	if err != nil {
+		return RunDetail{}, errorOf(Internal, err)
+	}
+	if run == nil {
+		return RunDetail{}, errorf(NotFound, "no DAG run with id %q", id)
+	}
+	if query.Index != "" {
+		index, err := strconv.ParseUint(query.Index, 10, 64)
+		if err != nil {
+			return RunDetail{}, errorf(Invalid, "index %q: want a Raft index", query.Index)
+		}
+		wait := 30 * time.Second
+		if query.Wait != "" {
+			if wait, err = time.ParseDuration(query.Wait); err != nil || wait <= 0 {
+				return RunDetail{}, errorf(Invalid, "wait %q: want a duration such as 10s", query.Wait)
+			}
+		}
+		run, err = dispatch.WatchRun(ctx, s.cluster.FSM().State, id, index, min(wait, time.Minute))
+		if err != nil {
+			return RunDetail{}, errorOf(Interrupted, err)
+		}
+	}
+	detail := RunDetail{Run: run, Reason: s.queuedReason(run)}
+	if detail.Children, err = s.cluster.FSM().State().Children(id); err != nil {
+		return RunDetail{}, errorOf(Internal, err)
+	}
+	return detail, nil
+}
+
+// RunFilter selects runs: each field set must match. After is the Next
+// cursor of a previous page.
+type RunFilter struct {
+	DagName        string
+	RootDagRunID   string
+	ParentDagRunID string
+	Status         string
+	WorkerID       string
+	After          string
+	Limit          int
+	Stale          bool
+}
+
+// RunPage is a page of runs, newest first.
+type RunPage struct {
+	Runs []*daguhav1.Run
+	// Truncated is true when more runs matched than the limit; Next is
+	// then the cursor of the page that follows.
+	Truncated bool
+	Next      string
+}
+
+// runCursor is a place in the list's order (newest first: create index
+// down, then run id down; runs enqueued in one command share an index).
+type runCursor struct {
+	index uint64
+	id    string
+}
+
+func (c runCursor) String() string { return fmt.Sprintf("%d/%s", c.index, c.id) }
+
+func parseRunCursor(text string) (runCursor, error) {
+	index, id, ok := strings.Cut(text, "/")
+	n, err := strconv.ParseUint(index, 10, 64)
+	if !ok || err != nil || id == "" {
+		return runCursor{}, fmt.Errorf("after %q: not a cursor from a previous page's \"next\"", text)
+	}
+	return runCursor{index: n, id: id}, nil
+}
+
+// listedBefore reports whether run a comes before run b in the list's order.
+func listedBefore(a, b *daguhav1.Run) bool {
+	if a.GetCreateIndex() != b.GetCreateIndex() {
+		return a.GetCreateIndex() > b.GetCreateIndex()
+	}
+	return a.GetId() > b.GetId()
+}
+
+// ListRuns lists the runs the filter selects, newest first, at most
+// filter.Limit of them.
+func (s *Service) ListRuns(ctx context.Context, filter RunFilter) (RunPage, error) {
+	var after *runCursor
+	if filter.After != "" {
+		c, err := parseRunCursor(filter.After)
+		if err != nil {
+			return RunPage{}, errorOf(Invalid, err)
+		}
+		after = &c
+	}
+	switch filter.Status {
+	case "", "queued", "running", "succeeded", "failed", "cancelled":
+	default:
+		return RunPage{}, errorf(Invalid, "status %q: want queued, running, succeeded, failed or cancelled", filter.Status)
+	}
+	if err := s.consistent(ctx, filter.Stale); err != nil {
+		return RunPage{}, err
+	}
+	kept := &newest{limit: filter.Limit}
+	_ = s.cluster.FSM().State().EachRun(func(run *daguhav1.Run) bool {
+		if (filter.DagName == "" || run.GetDagName() == filter.DagName) &&
+			(filter.RootDagRunID == "" || run.GetRootDagRunId() == filter.RootDagRunID) &&
+			(filter.ParentDagRunID == "" || run.GetParentDagRunId() == filter.ParentDagRunID) &&
+			(filter.Status == "" || RunStatusName(run.GetStatus()) == filter.Status) &&
+			(filter.WorkerID == "" || run.GetWorkerId() == filter.WorkerID) &&
+			(after == nil || listedBefore(&daguhav1.Run{CreateIndex: after.index, Id: after.id}, run)) {
+			kept.offer(run)
+		}
+		return true
+	})
+	runs, truncated := kept.page()
+	page := RunPage{Runs: runs, Truncated: truncated}
+	if truncated {
+		last := runs[len(runs)-1]
+		page.Next = runCursor{index: last.GetCreateIndex(), id: last.GetId()}.String()
+	}
+	return page, nil
+}
+
+// Cancel cancels a queued run at once, or asks the worker of a running
+// one to stop it.
+func (s *Service) Cancel(ctx context.Context, id string) error {
+	if !utf8.ValidString(id) {
+		// No run has such an id, and no command can carry it.
+		return errorf(NotFound, "no DAG run with id %q (not UTF-8)", id)
+	}
+	result, _, err := s.cluster.Apply(ctx, fsm.CancelRunsType, &daguhav1.CancelRunsCommand{RunIds: []string{id}, NowUnixNano: s.now().UnixNano()})
+	if err != nil {
+		return err
+	}
+	outcome := result.(*daguhav1.CancelRunsResult).GetOutcomes()[0]
+	s.metrics.RunsCancelledAtOnce(outcome.GetEndedCancelled())
+	if !outcome.GetApplied() {
+		kind := Conflict
+		if strings.Contains(outcome.GetRefused(), "does not exist") {
+			kind = NotFound
+		}
+		return errorOf(kind, errors.New(outcome.GetRefused()))
+	}
+	return nil
+}
