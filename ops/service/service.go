@@ -10,7 +10,6 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/dispatch"
-	"github.com/daguha/daguha/ops/metrics"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -38,7 +37,7 @@ type Options struct {
 	// service cannot fetch full logs.
 	DialWorker WorkerDialer
 	// Metrics, when set, counts the runs enqueued and cancelled here.
-	Metrics *metrics.Metrics
+	Metrics Metrics
 }
 
 // Service is what one server does for the HTTP API, the DAG directory
@@ -51,7 +50,7 @@ type Service struct {
 	thresholds dispatch.Thresholds
 	logTickets func(runID string, attempt uint32, workerID string) []string
 	dialWorker WorkerDialer
-	metrics    *metrics.Metrics
+	metrics    Metrics
 
 	// restoring is set while a snapshot restore is received or applied.
 	restoring atomic.Bool
@@ -68,6 +67,9 @@ func New(c *cluster.Server, options Options) *Service {
 	}
 	if options.Now == nil {
 		options.Now = time.Now
+	}
+	if options.Metrics == nil {
+		options.Metrics = noMetrics{}
 	}
 	if options.Heartbeats == nil {
 		options.Heartbeats = dispatch.NewHeartbeats(options.Now)
@@ -97,3 +99,15 @@ func (s *Service) consistent(ctx context.Context, stale bool) error {
 	}
 	return s.cluster.ConsistentRead(ctx)
 }
+
+// Metrics is what the service counts: runs enqueued and runs ended by a
+// cancel at once. ops/metrics implements it; nil counts nothing.
+type Metrics interface {
+	RunEnqueued()
+	RunsCancelledAtOnce(n uint32)
+}
+
+type noMetrics struct{}
+
+func (noMetrics) RunEnqueued()               {}
+func (noMetrics) RunsCancelledAtOnce(uint32) {}
