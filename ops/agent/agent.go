@@ -106,58 +106,113 @@ type Agent struct {
 	syncing       chan struct{}
 }
 
-// Start opens the listeners, joins the cluster and starts serving.
+// Start opens the listeners, joins the cluster and starts serving. It
+// runs the steps of startSteps in order; each step pushes the clean-up of
+// what it opened onto one stack, so a step that fails closes everything
+// the earlier ones opened, newest first, and Start returns its error.
 func Start(config Config) (*Agent, error) {
 	if config.Logger == nil {
 		config.Logger = slog.Default()
 	}
+	s := &startup{config: config, a: &Agent{logger: config.Logger, served: make(chan error, 2)}}
+	for _, step := range s.steps() {
+		if err := step.run(); err != nil {
+			s.undo.run()
+			return nil, err
+		}
+	}
+	s.serve()
+	return s.a, nil
+}
+
+// startup is an agent being started: what the steps have built so far.
+type startup struct {
+	config Config
+	a      *Agent
+	undo   cleanups
+
+	serverOptions []grpc.ServerOption
+	peerOptions   []grpc.DialOption
+	// workerTLS verifies the workers' log services (nil without TLS).
+	workerTLS   *tls.Config
+	heartbeats  *dispatch.Heartbeats
+	dispatcher  *dispatch.Dispatcher
+	httpsConfig *tls.Config
+}
+
+// cleanups is a stack of clean-ups, run newest first.
+type cleanups []func()
+
+func (c *cleanups) push(f func()) { *c = append(*c, f) }
+
+func (c cleanups) run() {
+	for i := len(c) - 1; i >= 0; i-- {
+		c[i]()
+	}
+}
+
+// startStep is one named step of a start.
+type startStep struct {
+	name string
+	run  func() error
+}
+
+// steps are the steps of a start, in order.
+func (s *startup) steps() []startStep {
+	return []startStep{
+		{"listeners", s.listen},
+		{"trust", func() error { return checkTrust(s.config) }},
+		{"transport security", s.transportSecurity},
+		{"cluster", s.joinCluster},
+		{"gRPC services", s.registerServices},
+		{"HTTP", s.buildHTTP},
+	}
+}
+
+// listen opens the HTTP and gRPC listeners (port 0: any free port, which
+// the cluster then advertises).
+func (s *startup) listen() error {
+	config := &s.config
 	httpLn, err := net.Listen("tcp", net.JoinHostPort(config.HTTPBind, strconv.Itoa(config.Cluster.HTTPPort)))
 	if err != nil {
-		return nil, fmt.Errorf("HTTP listener: %w", err)
+		return fmt.Errorf("HTTP listener: %w", err)
 	}
+	s.undo.push(func() { httpLn.Close() })
 	grpcLn, err := net.Listen("tcp", net.JoinHostPort(config.GRPCBind, strconv.Itoa(config.Cluster.GRPCPort)))
 	if err != nil {
-		httpLn.Close()
-		return nil, fmt.Errorf("gRPC listener: %w", err)
+		return fmt.Errorf("gRPC listener: %w", err)
 	}
+	s.undo.push(func() { grpcLn.Close() })
 	config.Cluster.HTTPPort = httpLn.Addr().(*net.TCPAddr).Port
 	config.Cluster.GRPCPort = grpcLn.Addr().(*net.TCPAddr).Port
-	if err := checkTrust(config); err != nil {
-		httpLn.Close()
-		grpcLn.Close()
-		return nil, err
-	}
-	var (
-		serverOptions []grpc.ServerOption
-		peerOptions   []grpc.DialOption
-		workerTLS     *tls.Config
-	)
+	s.a.httpLn, s.a.grpcLn = httpLn, grpcLn
+	return nil
+}
+
+// transportSecurity reads the certificates and sets up how this server
+// authenticates servers and workers: TLS roles, or the cluster token.
+func (s *startup) transportSecurity() error {
+	config := &s.config
 	if config.TLS.Enabled() {
 		serverTLS, err := tlsutil.ServerConfig(config.TLS)
 		if err != nil {
-			httpLn.Close()
-			grpcLn.Close()
-			return nil, fmt.Errorf("coordinator TLS: %w", err)
+			return fmt.Errorf("coordinator TLS: %w", err)
 		}
 		// Towards other servers this server is the client, with its own
 		// certificate.
 		clientTLS, err := tlsutil.ClientConfig(config.TLS)
 		if err != nil {
-			httpLn.Close()
-			grpcLn.Close()
-			return nil, fmt.Errorf("coordinator TLS: %w", err)
+			return fmt.Errorf("coordinator TLS: %w", err)
 		}
 		// Towards workers' log services, which serve with the workers'
 		// client certificates: the chain to the CA, then, per dial, the
 		// identity of the worker whose logs are wanted.
-		workerTLS, err = tlsutil.PeerCAConfig(config.TLS)
+		s.workerTLS, err = tlsutil.PeerCAConfig(config.TLS)
 		if err != nil {
-			httpLn.Close()
-			grpcLn.Close()
-			return nil, fmt.Errorf("coordinator TLS: %w", err)
+			return fmt.Errorf("coordinator TLS: %w", err)
 		}
-		serverOptions = append(serverOptions, grpc.Creds(credentials.NewTLS(serverTLS)))
-		peerOptions = append(peerOptions, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
+		s.serverOptions = append(s.serverOptions, grpc.Creds(credentials.NewTLS(serverTLS)))
+		s.peerOptions = append(s.peerOptions, grpc.WithTransportCredentials(credentials.NewTLS(clientTLS)))
 		config.Cluster.RaftTLS = &cluster.RaftTLS{Server: serverTLS, Client: clientTLS}
 	}
 	if config.Metrics == nil {
@@ -165,16 +220,25 @@ func Start(config Config) (*Agent, error) {
 	}
 	config.Cluster.Metrics = config.Metrics
 	config.Dispatch.Metrics = config.Metrics
-	serverOptions = append(serverOptions, config.Metrics.GRPCServerOptions()...)
+	s.serverOptions = append(s.serverOptions, config.Metrics.GRPCServerOptions()...)
 	authorizer := rpc.NewAuthorizer(config.TLS.Enabled(), config.Cluster.ClusterTokens, config.Logger)
-	serverOptions = append(serverOptions, authorizer.ServerOptions()...)
+	s.serverOptions = append(s.serverOptions, authorizer.ServerOptions()...)
 	if len(config.Cluster.ClusterTokens) > 0 {
-		peerOptions = append(peerOptions, rpc.WithClusterToken(config.Cluster.ClusterTokens[0])...)
+		s.peerOptions = append(s.peerOptions, rpc.WithClusterToken(config.Cluster.ClusterTokens[0])...)
 	}
 	if !config.TLS.Enabled() {
-		peerOptions = append(peerOptions, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		s.peerOptions = append(s.peerOptions, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	}
-	peers := rpc.NewPeerClient(peerOptions...)
+	return nil
+}
+
+// joinCluster starts this server's Raft and gossip, with the heartbeat
+// table gossip feeds.
+func (s *startup) joinCluster() error {
+	config := &s.config
+	peers := rpc.NewPeerClient(s.peerOptions...)
+	s.undo.push(func() { peers.Close() })
+	s.a.peers = peers
 	config.Cluster.Peers = peers
 	config.Cluster.Logger = config.Logger
 	config.Cluster.SigningKeyIDs = nil
@@ -183,6 +247,7 @@ func Start(config Config) (*Agent, error) {
 	}
 	heartbeats := dispatch.NewHeartbeats(config.Dispatch.Now)
 	config.Dispatch.Heartbeats = heartbeats
+	s.heartbeats = heartbeats
 	// Gossip tells every server when a worker joins or leaves gracefully.
 	config.Cluster.OnMemberChange = func(m cluster.Member) {
 		if m.Meta.Role != cluster.RoleWorker {
@@ -195,40 +260,47 @@ func Start(config Config) (*Agent, error) {
 			heartbeats.Seen(m.Name)
 		}
 	}
-
 	server, err := cluster.New(config.Cluster)
 	if err != nil {
-		httpLn.Close()
-		grpcLn.Close()
-		peers.Close()
-		return nil, err
+		return err
 	}
+	s.undo.push(func() { server.Shutdown() })
+	s.a.cluster = server
+	return nil
+}
+
+// registerServices starts dispatch (its duties run while this server
+// leads) and registers the gRPC services.
+func (s *startup) registerServices() error {
+	config := &s.config
+	server := s.a.cluster
 	config.Dispatch.Logger = config.Logger
-	dispatcher := dispatch.New(clusterBackend{server}, config.Dispatch)
-	for _, duty := range dispatcher.LeaderDuties() {
+	s.dispatcher = dispatch.New(clusterBackend{server}, config.Dispatch)
+	for _, duty := range s.dispatcher.LeaderDuties() {
 		server.RegisterLeaderDuty(duty.Name, duty.Run)
 	}
-	a := &Agent{
-		logger:  config.Logger,
-		cluster: server,
-		peers:   peers,
-		// One message limit for workers and servers alike
-		// (rpc.ServerMessageLimits); a restore forwarded to the leader
-		// comes in 1 MiB chunks.
-		grpc:   grpc.NewServer(append(serverOptions, rpc.ServerMessageLimits(config.Logger)...)...),
-		health: health.NewServer(),
-		httpLn: httpLn,
-		grpcLn: grpcLn,
-		served: make(chan error, 2),
-	}
-	rpc.RegisterClusterService(a.grpc, server, heartbeats)
-	rpc.RegisterCoordinatorService(a.grpc, server, dispatcher, peers, rpc.CoordinatorOptions{CertifiedLabels: config.CertifiedLabels, Logger: config.Logger})
-	healthpb.RegisterHealthServer(a.grpc, a.health)
-	config.Metrics.InitializeGRPC(a.grpc)
-	watchState(config.Metrics, server, dispatcher)
-	svc := service.New(server, service.Options{
+	// One message limit for workers and servers alike
+	// (rpc.ServerMessageLimits); a restore forwarded to the leader comes
+	// in 1 MiB chunks.
+	s.a.grpc = grpc.NewServer(append(s.serverOptions, rpc.ServerMessageLimits(config.Logger)...)...)
+	s.undo.push(s.a.grpc.Stop)
+	s.a.health = health.NewServer()
+	rpc.RegisterClusterService(s.a.grpc, server, s.heartbeats)
+	rpc.RegisterCoordinatorService(s.a.grpc, server, s.dispatcher, s.a.peers, rpc.CoordinatorOptions{CertifiedLabels: config.CertifiedLabels, Logger: config.Logger})
+	healthpb.RegisterHealthServer(s.a.grpc, s.a.health)
+	config.Metrics.InitializeGRPC(s.a.grpc)
+	watchState(config.Metrics, server, s.dispatcher)
+	return nil
+}
+
+// buildHTTP builds the service, the REST API, the web UI and /metrics on
+// the HTTP listener (HTTPS when configured).
+func (s *startup) buildHTTP() error {
+	config := &s.config
+	workerTLS := s.workerTLS
+	svc := service.New(s.a.cluster, service.Options{
 		Logger: config.Logger, Metrics: config.Metrics,
-		Heartbeats: heartbeats, Thresholds: dispatcher.Thresholds(), LogTickets: dispatcher.LogTickets,
+		Heartbeats: s.heartbeats, Thresholds: s.dispatcher.Thresholds(), LogTickets: s.dispatcher.LogTickets,
 		// Workers' log services speak what the gRPC port speaks: TLS with
 		// this server's certificate when TLS is on, and then the worker
 		// must prove it is the one whose logs are asked for (a worker
@@ -242,46 +314,49 @@ func Start(config Config) (*Agent, error) {
 			return grpc.NewClient(addr, grpc.WithTransportCredentials(creds))
 		},
 	})
+	s.undo.push(svc.Close)
+	s.a.service = svc
 	apiOptions := api.Options{Logger: config.Logger, Tokens: config.APITokens, ReadTokens: config.APIReadTokens}
-	var httpsConfig *tls.Config
 	if config.HTTPTLS.Enabled() {
 		var err error
 		// HTTPS verifies callers only through API tokens: no client
 		// certificates are asked for on the API.
-		httpsConfig, err = tlsutil.ServerConfig(tlsutil.Files{CertFile: config.HTTPTLS.CertFile, KeyFile: config.HTTPTLS.KeyFile})
+		s.httpsConfig, err = tlsutil.ServerConfig(tlsutil.Files{CertFile: config.HTTPTLS.CertFile, KeyFile: config.HTTPTLS.KeyFile})
 		if err == nil {
 			apiOptions.ForwardTLS, err = tlsutil.ClientConfig(tlsutil.Files{CAFile: config.HTTPTLS.CAFile})
 		}
 		if err != nil {
-			svc.Close()
-			server.Shutdown()
-			httpLn.Close()
-			grpcLn.Close()
-			peers.Close()
-			return nil, fmt.Errorf("HTTP TLS: %w", err)
+			return fmt.Errorf("HTTP TLS: %w", err)
 		}
 	}
 	apiServer := api.New(svc, apiOptions)
-	a.service = svc
 	routes := http.NewServeMux()
 	routes.Handle("GET /metrics", config.Metrics.Handler())
 	routes.Handle("/api/", apiServer)
 	routes.Handle("/", webui.Handler())
 	if config.Pprof {
 		routes.Handle("/debug/pprof/", api.RequireWriteToken(config.APITokens, config.APIReadTokens, pprofHandler()))
-		a.logger.Info("profiler served at /debug/pprof/")
+		s.a.logger.Info("profiler served at /debug/pprof/")
 	}
-	a.http = &http.Server{
+	s.a.http = &http.Server{
 		Handler:           config.Metrics.InstrumentHTTP(routes),
 		ReadHeaderTimeout: HTTPReadHeaderTimeout,
 		ReadTimeout:       HTTPReadTimeout,
 		IdleTimeout:       HTTPIdleTimeout,
 		MaxHeaderBytes:    HTTPMaxHeaderBytes,
-		TLSConfig:         httpsConfig,
+		TLSConfig:         s.httpsConfig,
 	}
 	if len(config.APITokens) == 0 && len(config.APIReadTokens) == 0 {
-		a.logger.Warn("no API token configured: the HTTP API is open to anyone who can reach it")
+		s.a.logger.Warn("no API token configured: the HTTP API is open to anyone who can reach it")
 	}
+	return nil
+}
+
+// serve starts what runs for the agent's life: the leader-health watch,
+// heartbeat sharing, the DAG directory sync and the two servers. From
+// here on, Shutdown stops them in order.
+func (s *startup) serve() {
+	config, a := s.config, s.a
 	followCtx, stopFollowing := context.WithCancel(context.Background())
 	a.stopFollowing = stopFollowing
 	a.following = make(chan struct{})
@@ -292,7 +367,7 @@ func Start(config Config) (*Agent, error) {
 	}()
 	go func() {
 		defer close(a.following)
-		rpc.ShareHeartbeats(followCtx, server, peers, heartbeats, time.Second, config.Logger)
+		rpc.ShareHeartbeats(followCtx, a.cluster, a.peers, s.heartbeats, time.Second, config.Logger)
 	}()
 	a.syncing = make(chan struct{})
 	go func() {
@@ -302,16 +377,16 @@ func Start(config Config) (*Agent, error) {
 			if config.Cluster.DataDir != "" && !config.Cluster.InMemory {
 				statePath = filepath.Join(config.Cluster.DataDir, DagsDirStateFile)
 			}
-			syncDags(followCtx, config.DagsDir, statePath, svc, config.Logger)
+			syncDags(followCtx, config.DagsDir, statePath, a.service, config.Logger)
 		}
 	}()
-	go func() { a.served <- a.grpc.Serve(grpcLn) }()
+	go func() { a.served <- a.grpc.Serve(a.grpcLn) }()
 	go func() {
 		var err error
-		if httpsConfig != nil {
-			err = a.http.ServeTLS(httpLn, "", "")
+		if s.httpsConfig != nil {
+			err = a.http.ServeTLS(a.httpLn, "", "")
 		} else {
-			err = a.http.Serve(httpLn)
+			err = a.http.Serve(a.httpLn)
 		}
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
@@ -319,9 +394,8 @@ func Start(config Config) (*Agent, error) {
 		a.served <- err
 	}()
 	a.logger.Info("agent started", "node", config.Cluster.NodeName,
-		"http", httpLn.Addr().String(), "grpc", grpcLn.Addr().String(),
+		"http", a.httpLn.Addr().String(), "grpc", a.grpcLn.Addr().String(),
 		"raft_port", config.Cluster.RaftPort, "gossip_port", config.Cluster.GossipPort)
-	return a, nil
 }
 
 // clusterBackend gives the dispatcher writes through Raft and the state.
