@@ -268,9 +268,9 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var worker *agent.WorkerAgent
+	var devWorker *agent.WorkerAgent
 	if dev {
-		workerConfig, err := workerSettings(devWorkerID, c.String("labels"), c.Int("max-active-runs"))
+		workerConfig, err := worker.Settings(devWorkerID, c.String("labels"), c.Int("max-active-runs"))
 		if err != nil {
 			return err
 		}
@@ -279,15 +279,15 @@ func runAgent(c *cli.Context) error {
 		if workerConfig.LogRetention, err = stepLogRetention(c, "step-log-retention"); err != nil {
 			return err
 		}
-		worker, err = agent.StartWorker(agent.WorkerConfig{Worker: workerConfig, Servers: []string{a.GRPCAddr()}, Logger: logger, TLS: workerTLSConfig,
+		devWorker, err = agent.StartWorker(agent.WorkerConfig{Worker: workerConfig, Servers: []string{a.GRPCAddr()}, Logger: logger, TLS: workerTLSConfig,
 			MetricsAddr: c.String("metrics-addr"), LogBind: stepLogBind(config.BindAddr, c.Int("step-log-port"))})
 		if err != nil {
 			return err
 		}
 	}
 	fatal := waitForSignalOr(logger, a.Fatal())
-	if worker != nil {
-		worker.Stop()
+	if devWorker != nil {
+		devWorker.Stop()
 	}
 	if fatal != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

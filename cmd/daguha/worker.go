@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/identity"
-	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/dispatch/worker"
 	"github.com/daguha/daguha/ops/agent"
 	"github.com/daguha/daguha/ops/tlsutil"
@@ -20,31 +18,6 @@ import (
 
 // defaultMaxActiveRuns is the seed's example value for worker.maxActiveRuns.
 const defaultMaxActiveRuns = 10
-
-// workerSettings builds a worker's settings from the forms both command
-// lines share, with the seed's default id hostname@PID.
-func workerSettings(id, labels string, maxActiveRuns int) (worker.Config, error) {
-	if id == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			return worker.Config{}, fmt.Errorf("no worker id given and the hostname is unknown: %w", err)
-		}
-		id = host + "@" + strconv.Itoa(os.Getpid())
-		if err := valid.WorkerID(id); err != nil {
-			return worker.Config{}, fmt.Errorf("no worker id given, and the default (hostname@PID) cannot be one: %w; set one", err)
-		}
-	} else if err := valid.WorkerID(id); err != nil {
-		return worker.Config{}, err
-	}
-	parsed, err := valid.ParseLabels(labels)
-	if err != nil {
-		return worker.Config{}, fmt.Errorf("worker labels: %w", err)
-	}
-	if maxActiveRuns < 1 {
-		return worker.Config{}, fmt.Errorf("max active runs %d: must be at least 1", maxActiveRuns)
-	}
-	return worker.Config{ID: id, Labels: parsed, MaxActiveRuns: maxActiveRuns}, nil
-}
 
 // workerIDFromCertificate is the worker id a worker runs with when it has
 // a certificate (certFile): the certificate's worker name, which is the
@@ -107,7 +80,7 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	config, err := workerSettings(id, c.String("labels"), c.Int("max-active-runs"))
+	config, err := worker.Settings(id, c.String("labels"), c.Int("max-active-runs"))
 	if err != nil {
 		return err
 	}
@@ -184,7 +157,7 @@ func workerCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			config, err := workerSettings(id, c.String("worker.labels"), c.Int("worker.max-active-runs"))
+			config, err := worker.Settings(id, c.String("worker.labels"), c.Int("worker.max-active-runs"))
 			if err != nil {
 				return err
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/dispatch/valid"
+	"github.com/daguha/daguha/dispatch/worker"
 )
 
 // One rule, every way in (#21): a DAG name or a selector label is
@@ -68,8 +69,35 @@ func TestOneRuleForNamesAndLabelsOnEveryPath(t *testing.T) {
 			_, err := dagfile.Parse("d.yaml", []byte("workerSelector: "+selector+"\nsteps:\n  - name: a\n    command: \"true\"\n"))
 			paths["DAG file"] = err
 
-			_, err = valid.ParseLabels(l.key + "=" + l.value)
+			_, err = worker.Settings("w1", l.key+"="+l.value, 1)
 			paths["worker --labels"] = err
+			sameOutcome(t, want, paths)
+		})
+	}
+
+	// Ids: a run id is the caller's on an enqueue and names the parent of
+	// a child; a worker id is the worker's flag (and its certificate's
+	// name). Each is refused by its rule with the rule's message wherever
+	// it comes in.
+	ids := []string{"r1", "2026-03-01T12:00:00", "etl.v2_final-1", "host@123", "-x", ".hidden", ".", "..", "a/b", "a b", "ü", strings.Repeat("i", 128), strings.Repeat("i", 129), strings.Repeat("w", 253), strings.Repeat("w", 254)}
+	for _, id := range ids {
+		t.Run("run id "+strconv.Quote(id), func(t *testing.T) {
+			want := valid.RunID(id)
+			paths := map[string]error{}
+			code, body := call(t, srv, "POST", "/api/v2/dag-runs", `{"dag_run_id": `+jsonString(id)+`, "dag": {"name": "etl", "steps": [`+ok+`]}}`)
+			paths["API dag_run_id"] = apiOutcome(code, body)
+			code, body = call(t, srv, "POST", "/api/v2/dag-runs", `{"parent_dag_run_id": `+jsonString(id)+`, "dag": {"name": "etl", "steps": [`+ok+`]}}`)
+			err := apiOutcome(code, body)
+			if err != nil && strings.Contains(err.Error(), "no such run") {
+				err = nil // a well-formed id of no run: another rule
+			}
+			paths["API parent_dag_run_id"] = err
+			sameOutcome(t, want, paths)
+		})
+		t.Run("worker id "+strconv.Quote(id), func(t *testing.T) {
+			want := valid.WorkerID(id)
+			paths := map[string]error{}
+			_, paths["worker --worker-id"] = worker.Settings(id, "", 1)
 			sameOutcome(t, want, paths)
 		})
 	}
@@ -84,7 +112,7 @@ func TestOneRuleForNamesAndLabelsOnEveryPath(t *testing.T) {
 		for i := range flag {
 			flag[i] = "k" + strconv.Itoa(i) + "=v"
 		}
-		_, paths["worker --labels"] = valid.ParseLabels(strings.Join(flag, ","))
+		_, paths["worker --labels"] = worker.Settings("w1", strings.Join(flag, ","), 1)
 		sameOutcome(t, want, paths)
 	})
 }
