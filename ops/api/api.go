@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/daguha/daguha/ops/wire"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/ops/service"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // maxBodyBytes bounds a request body: the API takes small JSON documents.
@@ -50,7 +50,9 @@ func New(svc *service.Service, options Options) *Server {
 	}
 	s := &Server{service: svc, cluster: svc.Cluster(), logger: options.Logger, mux: http.NewServeMux()}
 	s.handler = requireToken(options.Tokens, options.ReadTokens, s.logger, s.mux)
-	s.scheme, s.forward = "http", &http.Client{Timeout: 30 * time.Second}
+	// Reads relayed to the leader go through the API's one client, with
+	// the caller's token; a redirect is answered, never followed.
+	s.scheme, s.forward = "http", &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	if options.ForwardTLS != nil {
 		s.scheme = "https"
 		s.forward.Transport = &http.Transport{TLSClientConfig: options.ForwardTLS}

@@ -3,11 +3,11 @@ package api
 import (
 	"encoding/json"
 	"fmt"
-	"github.com/daguha/daguha/ops/wire"
 	"net/http"
 
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/ops/service"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // maxDagPushBytes bounds one push of DAG files.

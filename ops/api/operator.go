@@ -1,8 +1,9 @@
 package api
 
 import (
-	"github.com/daguha/daguha/ops/wire"
 	"net/http"
+
+	"github.com/daguha/daguha/ops/wire"
 )
 
 type peerStatesBody = wire.RaftPeers

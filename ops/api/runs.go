@@ -2,12 +2,12 @@ package api
 
 import (
 	"fmt"
-	"github.com/daguha/daguha/ops/wire"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/daguha/daguha/ops/service"
+	"github.com/daguha/daguha/ops/wire"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 

@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"github.com/daguha/daguha/ops/wire"
 	"io"
 	"net/http"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/identity"
 	"github.com/daguha/daguha/ops/service"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // snapshotTransferTime is how long saving or restoring an archive may

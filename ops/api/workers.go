@@ -3,13 +3,15 @@ package api
 import (
 	"context"
 	"fmt"
-	"github.com/daguha/daguha/ops/wire"
 	"io"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/ops/client"
+	"github.com/daguha/daguha/ops/wire"
 )
 
 // RunningTask is a run on a worker, in the seed's shape plus the ids of
@@ -70,6 +72,9 @@ func rfc3339(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
+// maxRelayBytes bounds an answer relayed from the leader.
+const maxRelayBytes = 64 << 20
+
 // forwardToLeader relays a read to the leader's HTTP API with ?stale=true
 // (the leader answers from its own view), holding through an election.
 func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) error {
@@ -89,19 +94,19 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) error {
 		}
 		query := r.URL.Query()
 		query.Set("stale", "true")
-		req, err := http.NewRequestWithContext(ctx, r.Method, s.scheme+"://"+httpAddr+r.URL.Path+"?"+query.Encode(), nil)
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Authorization", r.Header.Get("Authorization"))
-		resp, err := s.forward.Do(req)
+		token := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		leaderAPI := client.New(s.scheme+"://"+httpAddr, client.Options{Token: token, HTTPClient: s.forward})
+		resp, err := leaderAPI.Send(ctx, r.Method, r.URL.Path+"?"+query.Encode(), nil)
 		if err != nil {
 			return &cluster.RetryableError{Err: fmt.Errorf("forward to the leader at %s: %w", httpAddr, err)}
 		}
 		defer resp.Body.Close()
-		body, err = io.ReadAll(resp.Body)
+		body, err = io.ReadAll(io.LimitReader(resp.Body, maxRelayBytes+1))
 		if err != nil {
 			return &cluster.RetryableError{Err: err}
+		}
+		if len(body) > maxRelayBytes {
+			return fmt.Errorf("the leader's answer is larger than %d bytes", maxRelayBytes)
 		}
 		status, header = resp.StatusCode, resp.Header
 		return nil
