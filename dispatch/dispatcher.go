@@ -115,6 +115,10 @@ type Config struct {
 	// PruneInterval is how often the leader looks for runs past the run
 	// retention (default: a tenth of it, between a second and a minute).
 	PruneInterval time.Duration
+	// Queues are Dagu's queues setting: how many runs of a queue may run
+	// at once, by queue name (see QueueLimit). Every server should have
+	// the same, as any of them may lead.
+	Queues map[string]int
 	// Metrics, when set, counts grants, ends, reclaims and refusals.
 	Metrics Observer
 }
@@ -183,7 +187,7 @@ type leaderState struct {
 	deadlines        map[string]lease
 	reserved         map[string]bool
 	reservedByWorker map[string]int
-	reservedByDag    map[string]int
+	reservedByQueue  map[string]int
 }
 
 type lease struct {
@@ -265,7 +269,7 @@ func (d *Dispatcher) runLeases(ctx context.Context) {
 		deadlines:        map[string]lease{},
 		reserved:         map[string]bool{},
 		reservedByWorker: map[string]int{},
-		reservedByDag:    map[string]int{},
+		reservedByQueue:  map[string]int{},
 	}
 	st.grants = newBatcher(d.config.MaxBatch, d.config.InFlight, st.applyGrants)
 	st.reports = newBatcher(d.config.MaxBatch, d.config.InFlight, st.applyReports)
@@ -710,15 +714,16 @@ func (st *leaderState) match(state *store.StateStore, selectors []*store.Selecto
 	if held+st.reservedByWorker[info.GetId()] >= int(info.GetMaxActiveRuns()) {
 		return nil, true, false
 	}
-	// atLimit says whether a DAG already runs its maxActiveRuns, counting
-	// the runs other polls are granting now.
+	// atLimit says whether a run's queue already runs its limit,
+	// counting the runs other polls are granting now.
 	atLimit := func(run *daguhav1.Run) bool {
-		max := run.GetDag().GetMaxActiveRuns()
-		if max == 0 {
+		limit := QueueLimit(st.d.config.Queues, run)
+		if limit == 0 {
 			return false
 		}
-		running, err := state.RunningOfDag(run.GetDagName())
-		return err != nil || running+st.reservedByDag[run.GetDagName()] >= int(max)
+		queue := store.QueueOf(run)
+		running, err := state.RunningInQueue(queue)
+		return err != nil || running+st.reservedByQueue[queue] >= limit
 	}
 	var best *daguhav1.Run
 	for _, selector := range selectors {
@@ -744,7 +749,7 @@ func (st *leaderState) match(state *store.StateStore, selectors []*store.Selecto
 	if best != nil {
 		st.reserved[best.GetId()] = true
 		st.reservedByWorker[info.GetId()]++
-		st.reservedByDag[best.GetDagName()]++
+		st.reservedByQueue[store.QueueOf(best)]++
 	}
 	return best, false, limited
 }
@@ -756,8 +761,9 @@ func (st *leaderState) unreserve(run *daguhav1.Run, workerID string) {
 	if st.reservedByWorker[workerID]--; st.reservedByWorker[workerID] <= 0 {
 		delete(st.reservedByWorker, workerID)
 	}
-	if st.reservedByDag[run.GetDagName()]--; st.reservedByDag[run.GetDagName()] <= 0 {
-		delete(st.reservedByDag, run.GetDagName())
+	queue := store.QueueOf(run)
+	if st.reservedByQueue[queue]--; st.reservedByQueue[queue] <= 0 {
+		delete(st.reservedByQueue, queue)
 	}
 }
 

@@ -62,7 +62,7 @@ func BenchmarkPollMatch(b *testing.B) {
 	for _, pending := range []int{1000, 100000} {
 		b.Run(fmt.Sprintf("pending=%d", pending), func(b *testing.B) {
 			state := benchState(b, pending)
-			st := &leaderState{reserved: map[string]bool{}, reservedByWorker: map[string]int{}, reservedByDag: map[string]int{}}
+			st := &leaderState{reserved: map[string]bool{}, reservedByWorker: map[string]int{}, reservedByQueue: map[string]int{}}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

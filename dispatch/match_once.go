@@ -15,7 +15,7 @@ func MatchOnce(state *store.StateStore, info *daguhav1.WorkerInfo) (*daguhav1.Ru
 	if err != nil {
 		return nil, err
 	}
-	st := &leaderState{reserved: map[string]bool{}, reservedByWorker: map[string]int{}, reservedByDag: map[string]int{}}
+	st := &leaderState{reserved: map[string]bool{}, reservedByWorker: map[string]int{}, reservedByQueue: map[string]int{}}
 	run, _, _ := st.match(state, selectors, info)
 	return run, nil
 }

@@ -40,11 +40,11 @@ func runsTableSchema() *memdb.TableSchema {
 				AllowMissing: true,
 				Indexer:      &memdb.StringFieldIndex{Field: "ParentDagRunId"},
 			},
-			// Running runs by DAG name, for the DAG's maxActiveRuns.
-			"dag_running": {
-				Name:         "dag_running",
+			// Running runs by queue (QueueOf), for the queue's limit.
+			"queue_running": {
+				Name:         "queue_running",
 				AllowMissing: true,
-				Indexer:      dagRunningIndexer{},
+				Indexer:      queueRunningIndexer{},
 			},
 			// Running runs by worker.
 			"running": {
@@ -88,24 +88,33 @@ func (pendingIndexer) PrefixFromArgs(args ...interface{}) ([]byte, error) {
 	return append([]byte(key), 0), nil
 }
 
-// dagRunningIndexer indexes running runs by DAG name.
-type dagRunningIndexer struct{}
+// QueueOf is the queue a run waits and runs in, as Dagu names it: the
+// queue its DAG names, else the DAG's own name.
+func QueueOf(run *daguhav1.Run) string {
+	if q := run.GetDag().GetQueue(); q != "" {
+		return q
+	}
+	return run.GetDagName()
+}
 
-func (dagRunningIndexer) FromObject(obj interface{}) (bool, []byte, error) {
+// queueRunningIndexer indexes running runs by queue.
+type queueRunningIndexer struct{}
+
+func (queueRunningIndexer) FromObject(obj interface{}) (bool, []byte, error) {
 	run := obj.(*daguhav1.Run)
 	if run.GetStatus() != statusRunning {
 		return false, nil, nil
 	}
-	return true, append([]byte(run.GetDagName()), 0), nil
+	return true, append([]byte(QueueOf(run)), 0), nil
 }
 
-func (dagRunningIndexer) FromArgs(args ...interface{}) ([]byte, error) {
+func (queueRunningIndexer) FromArgs(args ...interface{}) ([]byte, error) {
 	if len(args) != 1 {
-		return nil, fmt.Errorf("dag_running index takes one DAG name")
+		return nil, fmt.Errorf("queue_running index takes one queue name")
 	}
 	name, ok := args[0].(string)
 	if !ok {
-		return nil, fmt.Errorf("dag_running index: %T is not a string", args[0])
+		return nil, fmt.Errorf("queue_running index: %T is not a string", args[0])
 	}
 	return append([]byte(name), 0), nil
 }
@@ -261,11 +270,12 @@ func (s *StateStore) EachRunning(workerID string, fn func(*daguhav1.Run) bool) e
 	return s.eachRunIn("running_prefix", args, fn)
 }
 
-// RunningOfDag counts the running runs of a DAG.
-func (s *StateStore) RunningOfDag(dag string) (int, error) {
-	iter, err := s.db.Txn(false).Get(tableRuns, "dag_running", dag)
+// RunningInQueue counts the running runs of a queue (QueueOf): of the
+// DAGs that name it, or of the one DAG of that name that names none.
+func (s *StateStore) RunningInQueue(queue string) (int, error) {
+	iter, err := s.db.Txn(false).Get(tableRuns, "queue_running", queue)
 	if err != nil {
-		return 0, fmt.Errorf("running runs of %q: %w", dag, err)
+		return 0, fmt.Errorf("running runs of queue %q: %w", queue, err)
 	}
 	n := 0
 	for raw := iter.Next(); raw != nil; raw = iter.Next() {

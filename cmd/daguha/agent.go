@@ -68,6 +68,8 @@ func agentFlags() []cli.Flag {
 		&cli.IntFlag{Name: "bootstrap-expect", Usage: "number of servers to wait for before forming the cluster"},
 		&cli.StringFlag{Name: "node", Usage: "node name, unique in the cluster (default: hostname)"},
 		&cli.StringFlag{Name: "data-dir", Usage: "directory for Raft state (dev mode: a temporary one, removed at exit)"},
+		&cli.StringFlag{Name: "queues", EnvVars: []string{"DAGUHA_QUEUES"}, Usage: "Dagu's queues: how many runs of each named queue may run at once across the cluster, NAME=N,NAME=N (servers; give every server the same); config file: queues.config as in Dagu"},
+		&cli.BoolFlag{Name: "queues-enabled", Value: true, Usage: "Dagu's queues.enabled; daguha always dispatches queued runs, so only true is accepted"},
 		&cli.StringFlag{Name: "tz", Usage: "IANA time zone (such as Europe/Berlin) of the DAG schedules that name none with CRON_TZ= (servers; give every server the same); default: the server's local zone"},
 		&cli.StringFlag{Name: "dags", Usage: "directory of DAG files (servers): pushed into the cluster at start and again whenever a file changes"},
 		&cli.StringFlag{Name: "bind", Value: "0.0.0.0", Usage: "address to listen on (HTTP, gRPC, Raft, gossip)"},
@@ -233,7 +235,15 @@ func runAgent(c *cli.Context) error {
 		return err
 	}
 	config.ScheduleZone = zoneLabel(zone, time.Now())
+	queues, err := parseQueues(c.String("queues"))
+	if err != nil {
+		return err
+	}
+	if !c.Bool("queues-enabled") {
+		return errors.New("queues.enabled is false: Dagu's switch for its queue processor; daguha always dispatches queued runs (a queue's limit is set with queues.config or -queues NAME=N), so remove it or set it true")
+	}
 	dispatchConfig := dispatch.Config{
+		Queues:       queues,
 		ScheduleZone: zone,
 		LeaseTTL:     c.Duration("lease-ttl"),
 		Retention:    c.Duration("worker-retention"),

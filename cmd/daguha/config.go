@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -57,6 +58,9 @@ var configKeys = []configKey{
 	{"dagsDir", "dags"},
 	// Dagu's time zone setting: here, the zone of schedules without CRON_TZ=.
 	{"tz", "tz"},
+	// Dagu's queues: config is a list of {name, maxActiveRuns}.
+	{"queues.config", "queues"},
+	{"queues.enabled", "queues-enabled"},
 	{"cluster.nodeName", "node"},
 	{"cluster.dataDir", "data-dir"},
 	{"cluster.bind", "bind"},
@@ -256,6 +260,9 @@ func configText(key string, n *yaml.Node) (string, error) {
 		}
 		return n.Value, nil
 	case yaml.SequenceNode:
+		if key == "queues.config" {
+			return queuesText(n)
+		}
 		parts := make([]string, 0, len(n.Content))
 		for i, item := range n.Content {
 			item = resolveAlias(item)
@@ -527,4 +534,67 @@ func annotateConfigKeys(commands []*cli.Command) {
 		}
 		annotateConfigKeys(cmd.Subcommands)
 	}
+}
+
+// queuesText renders Dagu's queues.config, a list of {name,
+// maxActiveRuns}, as the -queues flag's NAME=N,NAME=N.
+func queuesText(n *yaml.Node) (string, error) {
+	parts := make([]string, 0, len(n.Content))
+	for i, item := range n.Content {
+		item = resolveAlias(item)
+		if item.Kind != yaml.MappingNode {
+			return "", fmt.Errorf("item %d: want a map with name and maxActiveRuns, not a %s", i, kindName(item))
+		}
+		entries, err := mapEntries(item, fmt.Sprintf("item %d", i))
+		if err != nil {
+			return "", err
+		}
+		name, limit := "", "1"
+		for _, e := range entries {
+			v := resolveAlias(e.value)
+			if v.Kind != yaml.ScalarNode {
+				return "", fmt.Errorf("item %d: %s: want a value, not a %s", i, e.key, kindName(v))
+			}
+			switch e.key {
+			case "name":
+				name = v.Value
+			case "maxActiveRuns", "max_active_runs":
+				limit = v.Value
+			default:
+				return "", fmt.Errorf("item %d: unknown key %q (want name and maxActiveRuns)", i, e.key)
+			}
+		}
+		if name == "" {
+			return "", fmt.Errorf("item %d: a queue needs a name", i)
+		}
+		parts = append(parts, name+"="+limit)
+	}
+	return strings.Join(parts, ","), nil
+}
+
+// parseQueues reads -queues: NAME=N,NAME=N, each name by package valid's
+// rule for queue names, each N a whole number (0 counts as 1, as in Dagu).
+func parseQueues(text string) (map[string]int, error) {
+	if strings.TrimSpace(text) == "" {
+		return nil, nil
+	}
+	queues := map[string]int{}
+	for _, part := range strings.Split(text, ",") {
+		name, limit, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			return nil, fmt.Errorf("-queues: %q: want NAME=N", part)
+		}
+		if err := valid.QueueName(name); err != nil {
+			return nil, fmt.Errorf("-queues: %w", err)
+		}
+		n, err := strconv.Atoi(limit)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("-queues: queue %q: maxActiveRuns %q: want a whole number of at least 0", name, limit)
+		}
+		if _, dup := queues[name]; dup {
+			return nil, fmt.Errorf("-queues: queue %q is given twice", name)
+		}
+		queues[name] = n
+	}
+	return queues, nil
 }

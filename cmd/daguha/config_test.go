@@ -471,3 +471,37 @@ func TestZoneLabel(t *testing.T) {
 		}
 	}
 }
+
+// Dagu's queues setting: queues.config in the file (a list of name and
+// maxActiveRuns), -queues or DAGUHA_QUEUES on the command line; bad
+// entries are named; queues.enabled: false is refused at start, since
+// daguha always dispatches.
+func TestQueuesSetting(t *testing.T) {
+	file := writeConfig(t, "queues:\n  enabled: true\n  config:\n    - name: batch\n      maxActiveRuns: 1\n    - name: critical\n      max_active_runs: 5\n")
+	got, err := resolve(t, agentFlags(), []string{"--config=" + file}, "queues", "queues-enabled")
+	if err != nil || got["queues"] != "batch=1,critical=5" || got["queues-enabled"] != "true" {
+		t.Fatalf("queues from the file: %v, %v", got, err)
+	}
+	if _, err := resolve(t, agentFlags(), []string{"--config=" + writeConfig(t, "queues:\n  config:\n    - name: batch\n      limit: 2\n")}, "queues"); err == nil || !strings.Contains(err.Error(), `unknown key "limit"`) {
+		t.Fatalf("an unknown key in a queue: %v", err)
+	}
+	queues, err := parseQueues("batch=1, critical=5,zero=0")
+	if err != nil || len(queues) != 3 || queues["batch"] != 1 || queues["critical"] != 5 || queues["zero"] != 0 {
+		t.Fatalf("parseQueues: %v %v", queues, err)
+	}
+	for text, want := range map[string]string{
+		"batch":           `"batch": want NAME=N`,
+		"../x=1":          `queue name "../x"`,
+		"batch=-1":        `maxActiveRuns "-1"`,
+		"batch=1,batch=2": `queue "batch" is given twice`,
+	} {
+		if _, err := parseQueues(text); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseQueues(%q): %v, want %q", text, err, want)
+		}
+	}
+	bin := clustertest.BuildBinary(t)
+	out, err := exec.Command(bin, "agent", "-dev", "-queues-enabled=false").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "daguha always dispatches queued runs") {
+		t.Fatalf("queues.enabled false: %v\n%s", err, out)
+	}
+}

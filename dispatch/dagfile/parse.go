@@ -47,7 +47,7 @@ const maxSeconds = int64(math.MaxInt64 / int64(time.Second))
 
 var dagKeys = newKeyTable("name", "description", "params", "env", "schedule", "workerSelector",
 	"maxActiveRuns", "timeoutSec", "catchup", "catchupWindow", "steps", "command",
-	"tags", "group", "type")
+	"tags", "group", "type", "queue")
 
 var stepKeys = newKeyTable("name", "description", "command", "script", "dir", "env", "depends",
 	"output", "retryPolicy", "timeoutSec", "continueOn", "run", "call", "params", "workerSelector",
@@ -334,8 +334,20 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 		dag.WorkerSelector = c.selector(e.value, e.key)
 	}
 	if e, ok := fields["maxActiveRuns"]; ok {
-		v, _ := c.integer(e.value, e.key, math.MaxUint32)
-		dag.MaxActiveRuns = uint32(v)
+		// Dagu's -1: never held back by the DAG's own limit (daguha's 0).
+		if r := resolve(e.value); r == nil || r.Kind != yaml.ScalarNode || strings.TrimSpace(r.Value) != "-1" {
+			v, _ := c.integer(e.value, e.key, math.MaxUint32)
+			dag.MaxActiveRuns = uint32(v)
+		}
+	}
+	if e, ok := fields["queue"]; ok {
+		if v, ok := c.text(e.value, e.key); ok {
+			if err := valid.QueueName(v); err != nil {
+				c.add(e.value, e.key, "%v", err)
+			} else {
+				dag.Queue = v
+			}
+		}
 	}
 	if e, ok := fields["timeoutSec"]; ok {
 		dag.TimeoutSec, _ = c.integer(e.value, e.key, maxSeconds)

@@ -352,7 +352,7 @@ func TestProblemErrorNamesFileLineAndKey(t *testing.T) {
 func TestEveryProblemIsReportedInLineOrder(t *testing.T) {
 	_, err := Parse("many.yaml", []byte(`name: many
 schedule: "61 * * * *"
-maxActiveRuns: -1
+maxActiveRuns: -3
 steps:
   - name: a
     command: "true"
@@ -426,5 +426,18 @@ func TestCheckReportsChildrenWithTheOtherProblems(t *testing.T) {
 	}
 	if f, err := Check("ok.yaml", []byte("steps:\n  - name: b\n    run: stored\n"), func(n string) bool { return n == "stored" }); err != nil || f == nil {
 		t.Fatalf("a known child: %v", err)
+	}
+}
+
+// Dagu's queue names the queue the DAG's runs share; maxActiveRuns: -1 is
+// Dagu's "no limit of its own" (daguha's 0).
+func TestQueueAndUnlimitedRuns(t *testing.T) {
+	file, err := Parse("q.yaml", []byte("queue: batch\nmaxActiveRuns: -1\nsteps:\n  - name: s\n    command: \"true\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dag := file.Dags[0]
+	if dag.GetQueue() != "batch" || dag.GetMaxActiveRuns() != 0 {
+		t.Fatalf("queue %q, maxActiveRuns %d", dag.GetQueue(), dag.GetMaxActiveRuns())
 	}
 }

@@ -159,6 +159,12 @@ func DagName(name string) error {
 	return simpleName("DAG name", name, MaxNameBytes, "", "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter, a digit or '_'")
 }
 
+// QueueName: a queue's name follows the rule of DAG names (a DAG that
+// names no queue is its own queue, named after it).
+func QueueName(name string) error {
+	return simpleName("queue name", name, MaxNameBytes, "", "must be 1-128 letters, digits, '_', '.' or '-', starting with a letter, a digit or '_'")
+}
+
 // WorkerID: 1-253 ASCII letters, digits, '_', '.', '-' and '@', starting
 // with a letter, a digit or '_' (a host name, and host@PID, the default).
 func WorkerID(id string) error {

@@ -301,6 +301,7 @@ func (s *startup) buildHTTP() error {
 	svc := service.New(s.a.cluster, service.Options{
 		Logger: config.Logger, Metrics: config.Metrics,
 		Heartbeats: s.heartbeats, Thresholds: s.dispatcher.Thresholds(), LogTickets: s.dispatcher.LogTickets,
+		Queues: config.Dispatch.Queues,
 		// Workers' log services speak what the gRPC port speaks: TLS with
 		// this server's certificate when TLS is on, and then the worker
 		// must prove it is the one whose logs are asked for (a worker

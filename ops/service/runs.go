@@ -13,6 +13,7 @@ import (
 	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+	"github.com/daguha/daguha/store"
 )
 
 // statusName is the lower-case status word the API uses.
@@ -42,13 +43,28 @@ func (s *Service) queuedReason(run *daguhav1.Run) string {
 	})
 	switch {
 	case matched:
-		return ""
+		return s.queueReason(run)
 	case workers == 0:
 		return "no worker has registered with the cluster"
 	case len(selector) == 0:
 		return ""
 	}
 	return "no worker matches selector " + valid.FormatLabels(selector)
+}
+
+// queueReason says when a queued run waits for its queue's limit (Dagu's
+// queue, else its DAG's maxActiveRuns).
+func (s *Service) queueReason(run *daguhav1.Run) string {
+	limit := dispatch.QueueLimit(s.queues, run)
+	if limit == 0 {
+		return ""
+	}
+	queue := store.QueueOf(run)
+	running, err := s.cluster.FSM().State().RunningInQueue(queue)
+	if err != nil || running < limit {
+		return ""
+	}
+	return fmt.Sprintf("queue %q runs its limit of %d at once", queue, limit)
 }
 
 // RunQuery asks for one run. Index and Wait make it a blocking query, as

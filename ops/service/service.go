@@ -36,6 +36,9 @@ type Options struct {
 	// DialWorker connects to workers' log services (step logs); nil: the
 	// service cannot fetch full logs.
 	DialWorker WorkerDialer
+	// Queues are the servers' queue limits (dispatch.Config.Queues), for
+	// saying why a queued run waits.
+	Queues map[string]int
 	// Metrics, when set, counts the runs enqueued and cancelled here.
 	Metrics Metrics
 }
@@ -51,6 +54,7 @@ type Service struct {
 	logTickets func(runID string, attempt uint32, workerID string) []string
 	dialWorker WorkerDialer
 	metrics    Metrics
+	queues     map[string]int
 
 	// restoring is set while a snapshot restore is received or applied.
 	restoring atomic.Bool
@@ -81,6 +85,7 @@ func New(c *cluster.Server, options Options) *Service {
 		cluster: c, logger: options.Logger, now: options.Now,
 		heartbeats: options.Heartbeats, thresholds: options.Thresholds,
 		logTickets: options.LogTickets, dialWorker: options.DialWorker, metrics: options.Metrics,
+		queues: options.Queues,
 	}
 	s.startEnqueueBatcher()
 	return s

@@ -429,7 +429,12 @@ type DagSpec struct {
 	Catchup          string `protobuf:"bytes,10,opt,name=catchup,proto3" json:"catchup,omitempty"`
 	CatchupWindowSec int64  `protobuf:"varint,11,opt,name=catchup_window_sec,json=catchupWindowSec,proto3" json:"catchup_window_sec,omitempty"`
 	// The file the DAG came from, for messages only.
-	SourceFile    string `protobuf:"bytes,12,opt,name=source_file,json=sourceFile,proto3" json:"source_file,omitempty"`
+	SourceFile string `protobuf:"bytes,12,opt,name=source_file,json=sourceFile,proto3" json:"source_file,omitempty"`
+	// Dagu's queue: runs of DAGs naming the same queue share its limit
+	// (the servers' queues setting, else the DAG's max_active_runs, else
+	// 1). Empty: the DAG is its own queue, limited by max_active_runs
+	// (0: no limit).
+	Queue         string `protobuf:"bytes,41,opt,name=queue,proto3" json:"queue,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -544,6 +549,13 @@ func (x *DagSpec) GetCatchupWindowSec() int64 {
 func (x *DagSpec) GetSourceFile() string {
 	if x != nil {
 		return x.SourceFile
+	}
+	return ""
+}
+
+func (x *DagSpec) GetQueue() string {
+	if x != nil {
+		return x.Queue
 	}
 	return ""
 }
@@ -1469,7 +1481,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb1\x04\n" +
 	"\aDagSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
 	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
@@ -1485,7 +1497,8 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	" \x01(\tR\acatchup\x12,\n" +
 	"\x12catchup_window_sec\x18\v \x01(\x03R\x10catchupWindowSec\x12\x1f\n" +
 	"\vsource_file\x18\f \x01(\tR\n" +
-	"sourceFile\x1aA\n" +
+	"sourceFile\x12\x14\n" +
+	"\x05queue\x18) \x01(\tR\x05queue\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"1\n" +
