@@ -45,7 +45,10 @@
 //	                are non-empty text, hold no '=' or ',', no control
 //	                characters and no surrounding spaces; names are at most
 //	                253 bytes, values 63
-//	maxActiveRuns   a whole number ≥ 0 (0: no limit)
+//	maxActiveRuns   a whole number ≥ 0 (0: no limit), or -1 (Dagu's "no limit", stored as 0);
+//	                with queue, the queue's limit when the servers set none
+//	queue           Dagu's queue: the name of a queue the DAG's runs share with
+//	                the other DAGs that name it (a DAG name's rule)
 //	timeoutSec      a whole number of seconds ≥ 0 (0: no limit)
 //	catchup         latest, all or none
 //	catchupWindow   a Go duration such as 6h, stored in whole seconds
