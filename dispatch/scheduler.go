@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -125,8 +126,8 @@ type scheduler struct {
 }
 
 type parsedSchedules struct {
-	hash      string
-	schedules []cron.Schedule
+	hash   string
+	byKind map[daguhav1.FiringKind][]cron.Schedule
 }
 
 func newScheduler(backend Backend, now func() time.Time, logger *slog.Logger) *scheduler {
@@ -167,11 +168,15 @@ func (s *scheduler) tick(ctx context.Context) error {
 	}
 	for i, outcome := range result.(*daguhav1.FireSchedulesResult).GetOutcomes() {
 		f := firings[i]
+		if s.metrics != nil {
+			s.metrics.RunsCancelledAtOnce(outcome.GetEndedCancelled())
+		}
 		if outcome.GetApplied() {
-			if s.metrics != nil {
+			if s.metrics != nil && f.GetRun() != nil {
 				s.metrics.RunEnqueued()
 			}
-			s.logger.Info("schedule fired", "dag", f.GetDagName(), "slot", time.Unix(f.GetSlotUnix(), 0).UTC().Format(time.RFC3339), "run", f.GetRun().GetId())
+			s.logger.Info("schedule fired", "dag", f.GetDagName(), "kind", strings.ToLower(strings.TrimPrefix(f.GetKind().String(), "FIRING_KIND_")),
+				"slot", time.Unix(f.GetSlotUnix(), 0).UTC().Format(time.RFC3339), "run", f.GetRun().GetId(), "stopped", len(f.GetStopRunIds()))
 		} else {
 			s.logger.Debug("schedule slot not fired", "dag", f.GetDagName(), "slot", f.GetSlotUnix(), "reason", outcome.GetRefused())
 		}
@@ -179,74 +184,125 @@ func (s *scheduler) tick(ctx context.Context) error {
 	return nil
 }
 
-// due returns the firings of one DAG that are due at now.
+// due returns the firings of one DAG that are due at now: its start
+// slots, and the stop and restart slots of Dagu's schedule map.
 func (s *scheduler) due(state *store.StateStore, stored *daguhav1.StoredDag, now time.Time) []*daguhav1.Firing {
 	spec := stored.GetSpec()
-	if len(spec.GetSchedule()) == 0 {
+	if len(spec.GetSchedule())+len(spec.GetStopSchedule())+len(spec.GetRestartSchedule()) == 0 {
 		delete(s.parsed, spec.GetName())
 		return nil
 	}
-	schedules, ok := s.schedules(stored)
+	parsed, ok := s.schedules(stored)
 	if !ok {
 		return nil
 	}
-	// Slots fire after the last one fired; a DAG that never fired starts
-	// from when it was stored, the same moment for every leader.
-	after := time.Unix(0, stored.GetUpdatedAtUnixNano())
 	record, err := state.Schedule(spec.GetName())
 	if err != nil {
 		s.logger.Warn("read schedule record", "dag", spec.GetName(), "error", err)
 		return nil
 	}
-	if record != nil {
-		after = time.Unix(record.GetLastSlotUnix(), 0)
-	}
-	if s.zone != nil {
-		// A schedule without CRON_TZ= is read in the zone of the times
-		// it is given.
-		after, now = after.In(s.zone), now.In(s.zone)
-	}
-	slots := DueSlots(schedules, after, now, spec.GetCatchup(), time.Duration(spec.GetCatchupWindowSec())*time.Second)
-	firings := make([]*daguhav1.Firing, 0, len(slots))
-	for _, slot := range slots {
-		id := ScheduledRunID(spec.GetName(), slot)
-		firings = append(firings, &daguhav1.Firing{
-			DagName:  spec.GetName(),
-			SlotUnix: slot.Unix(),
-			Run: &daguhav1.Run{
-				Id:                 id,
-				DagName:            spec.GetName(),
-				RootDagRunName:     spec.GetName(), // a scheduled run is its own root, as an enqueued one is
-				RootDagRunId:       id,
-				EnqueuedAtUnixNano: now.UnixNano(),
-				Dag:                spec,
-				LocalDags:          stored.GetLocalDags(),
-				ScheduleSlotUnix:   slot.Unix(),
-			},
-		})
+	var firings []*daguhav1.Firing
+	for _, kind := range []daguhav1.FiringKind{daguhav1.FiringKind_FIRING_KIND_START, daguhav1.FiringKind_FIRING_KIND_STOP, daguhav1.FiringKind_FIRING_KIND_RESTART} {
+		schedules := parsed.byKind[kind]
+		if len(schedules) == 0 {
+			continue
+		}
+		// Slots fire after the last one of their kind fired; a DAG that
+		// never fired starts from when it was stored, the same moment
+		// for every leader.
+		after := time.Unix(0, stored.GetUpdatedAtUnixNano())
+		if last := lastSlot(record, kind); last != 0 {
+			after = time.Unix(last, 0)
+		}
+		at := now
+		if s.zone != nil {
+			// A schedule without CRON_TZ= is read in the zone of the
+			// times it is given.
+			after, at = after.In(s.zone), now.In(s.zone)
+		}
+		slots := DueSlots(schedules, after, at, spec.GetCatchup(), time.Duration(spec.GetCatchupWindowSec())*time.Second)
+		if len(slots) == 0 {
+			continue
+		}
+		// Stopping needs only the latest slot: the runs are stopped
+		// once, whatever the slots missed.
+		if kind != daguhav1.FiringKind_FIRING_KIND_START {
+			slots = slots[len(slots)-1:]
+		}
+		for _, slot := range slots {
+			firing := &daguhav1.Firing{DagName: spec.GetName(), SlotUnix: slot.Unix(), Kind: kind, NowUnixNano: now.UnixNano()}
+			if kind != daguhav1.FiringKind_FIRING_KIND_START {
+				firing.StopRunIds = s.activeRuns(state, spec.GetName())
+			}
+			if kind != daguhav1.FiringKind_FIRING_KIND_STOP {
+				id := ScheduledRunID(spec.GetName(), slot)
+				firing.Run = &daguhav1.Run{
+					Id:                 id,
+					DagName:            spec.GetName(),
+					RootDagRunName:     spec.GetName(), // a scheduled run is its own root, as an enqueued one is
+					RootDagRunId:       id,
+					EnqueuedAtUnixNano: now.UnixNano(),
+					Dag:                spec,
+					LocalDags:          stored.GetLocalDags(),
+					ScheduleSlotUnix:   slot.Unix(),
+				}
+			}
+			firings = append(firings, firing)
+		}
 	}
 	return firings
 }
 
-func (s *scheduler) schedules(stored *daguhav1.StoredDag) ([]cron.Schedule, bool) {
+// lastSlot is the last fired slot of a kind, 0 for none.
+func lastSlot(record *daguhav1.ScheduleRecord, kind daguhav1.FiringKind) int64 {
+	switch kind {
+	case daguhav1.FiringKind_FIRING_KIND_STOP:
+		return record.GetLastStopSlotUnix()
+	case daguhav1.FiringKind_FIRING_KIND_RESTART:
+		return record.GetLastRestartSlotUnix()
+	}
+	return record.GetLastSlotUnix()
+}
+
+// activeRuns are the DAG's running runs, which a stop or restart slot
+// stops (Dagu stops the DAG's running run; queued ones wait their turn).
+func (s *scheduler) activeRuns(state *store.StateStore, dag string) []string {
+	var ids []string
+	_ = state.EachRunning("", func(run *daguhav1.Run) bool {
+		if run.GetDagName() == dag {
+			ids = append(ids, run.GetId())
+		}
+		return true
+	})
+	return ids
+}
+
+func (s *scheduler) schedules(stored *daguhav1.StoredDag) (parsedSchedules, bool) {
 	name := stored.GetSpec().GetName()
 	if cached, ok := s.parsed[name]; ok && cached.hash == stored.GetContentHash() {
-		return cached.schedules, true
+		return cached, true
 	}
-	var schedules []cron.Schedule
-	for _, expr := range stored.GetSpec().GetSchedule() {
-		schedule, err := dagfile.ParseSchedule(expr)
-		if err != nil {
-			// Pushed DAGs are validated; this is a DAG stored by an older
-			// or a broken client. Say so once per content.
-			if s.bad[name] != stored.GetContentHash() {
-				s.logger.Error("DAG schedule does not parse; the DAG is not scheduled", "dag", name, "schedule", expr, "error", err)
-				s.bad[name] = stored.GetContentHash()
+	parsed := parsedSchedules{hash: stored.GetContentHash(), byKind: map[daguhav1.FiringKind][]cron.Schedule{}}
+	spec := stored.GetSpec()
+	for kind, exprs := range map[daguhav1.FiringKind][]string{
+		daguhav1.FiringKind_FIRING_KIND_START:   spec.GetSchedule(),
+		daguhav1.FiringKind_FIRING_KIND_STOP:    spec.GetStopSchedule(),
+		daguhav1.FiringKind_FIRING_KIND_RESTART: spec.GetRestartSchedule(),
+	} {
+		for _, expr := range exprs {
+			schedule, err := dagfile.ParseSchedule(expr)
+			if err != nil {
+				// Pushed DAGs are validated; this is a DAG stored by an
+				// older or a broken client. Say so once per content.
+				if s.bad[name] != stored.GetContentHash() {
+					s.logger.Error("DAG schedule does not parse; the DAG is not scheduled", "dag", name, "schedule", expr, "error", err)
+					s.bad[name] = stored.GetContentHash()
+				}
+				return parsedSchedules{}, false
 			}
-			return nil, false
+			parsed.byKind[kind] = append(parsed.byKind[kind], schedule)
 		}
-		schedules = append(schedules, schedule)
 	}
-	s.parsed[name] = parsedSchedules{hash: stored.GetContentHash(), schedules: schedules}
-	return schedules, true
+	s.parsed[name] = parsed
+	return parsed, true
 }

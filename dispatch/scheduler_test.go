@@ -3,17 +3,20 @@ package dispatch_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/robfig/cron/v3"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/dispatch"
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+	"github.com/daguha/daguha/store"
 )
 
 func mustSchedules(t *testing.T, exprs ...string) []cron.Schedule {
@@ -255,5 +258,66 @@ func TestLeaderDutiesAreAListOfIndependentDuties(t *testing.T) {
 	})
 	if _, err := d.Poll(ctx, &daguhav1.WorkerInfo{Id: "w1", MaxActiveRuns: 1}, 0); !errors.Is(err, dispatch.ErrNotLeader) {
 		t.Fatalf("poll with only the schedule duty running: %v, want ErrNotLeader", err)
+	}
+}
+
+// Dagu's schedule map: a stop slot asks the DAG's running runs to stop; a
+// restart slot does the same and starts a new run for its slot; each kind
+// of slot fires once, recorded in the replicated state.
+func TestStopAndRestartSlotsStopTheDagsRunningRuns(t *testing.T) {
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
+	leader := c.Leader(10 * time.Second)
+	start := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	fake := &clock{now: start}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d := dispatch.New(backend{leader.Server}, dispatch.Config{Now: fake.Now, LeaseTTL: time.Hour})
+	leader.Server.RegisterLeaderDuty("dispatch", d.RunLeader)
+	state := func() *store.StateStore { return leader.Server.FSM().State() }
+
+	spec := &daguhav1.DagSpec{Name: "svc", Steps: []*daguhav1.StepSpec{{Name: "s", Command: "true"}}}
+	running := func(id string) {
+		t.Helper()
+		if _, _, err := leader.Server.Apply(ctx, fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: []*daguhav1.Run{{Id: id, DagName: "svc", Dag: spec}}}); err != nil {
+			t.Fatal(err)
+		}
+		clustertest.WaitFor(t, 10*time.Second, id+" to be granted", func() (bool, string) {
+			task, err := d.Poll(ctx, &daguhav1.WorkerInfo{Id: "w", MaxActiveRuns: 10}, 100*time.Millisecond)
+			return err == nil && task.GetRun().GetId() == id, fmt.Sprintf("%v %v", task.GetRun().GetId(), err)
+		})
+	}
+	running("r1")
+	stored := proto.Clone(spec).(*daguhav1.DagSpec)
+	stored.StopSchedule = []string{"*/2 * * * * *"}
+	stored.RestartSchedule = []string{"1-59/2 * * * * *"}
+	if _, _, err := leader.Server.Apply(ctx, fsm.PutDagsType, &daguhav1.PutDagsCommand{NowUnixNano: start.UnixNano(), Dags: []*daguhav1.StoredDag{{Spec: stored, ContentHash: "h1"}}}); err != nil {
+		t.Fatal(err)
+	}
+
+	fake.Advance(time.Second) // :01, a restart slot
+	restarted := dispatch.ScheduledRunID("svc", start.Add(time.Second))
+	clustertest.WaitFor(t, 10*time.Second, "the restart slot to stop r1 and start a run", func() (bool, string) {
+		r1, _ := state().Run("r1")
+		next, _ := state().Run(restarted)
+		return r1.GetCancelRequested() && next != nil, fmt.Sprintf("r1 cancel requested %v, new run %v", r1.GetCancelRequested(), next != nil)
+	})
+	if next, _ := state().Run(restarted); next.GetScheduleSlotUnix() != start.Unix()+1 || next.GetRootDagRunId() != restarted {
+		t.Fatalf("the restart's run: %v", next)
+	}
+
+	running("r2")
+	fake.Advance(time.Second) // :02, a stop slot
+	clustertest.WaitFor(t, 10*time.Second, "the stop slot to stop r2", func() (bool, string) {
+		r2, _ := state().Run("r2")
+		return r2.GetCancelRequested(), fmt.Sprint(r2.GetStatus())
+	})
+	record, err := state().Schedule("svc")
+	if err != nil || record.GetLastStopSlotUnix() != start.Unix()+2 || record.GetLastRestartSlotUnix() != start.Unix()+1 || record.GetLastSlotUnix() != 0 {
+		t.Fatalf("schedule record %v %v", record, err)
+	}
+	n := 0
+	_ = state().EachRun(func(*daguhav1.Run) bool { n++; return true })
+	if n != 3 {
+		t.Fatalf("%d runs, want r1, r2 and the restart's: a stop slot starts nothing", n)
 	}
 }

@@ -133,6 +133,17 @@ func Validate(command []byte) error {
 		}
 	case *daguhav1.FireSchedulesCommand:
 		for i, firing := range cmd.GetFirings() {
+			switch firing.GetKind() {
+			case daguhav1.FiringKind_FIRING_KIND_START, daguhav1.FiringKind_FIRING_KIND_RESTART:
+			case daguhav1.FiringKind_FIRING_KIND_STOP:
+				// A stop slot starts nothing.
+				if firing.GetRun() != nil {
+					return fmt.Errorf("command type %d: stop firing %d of DAG %q carries a run", t, i, firing.GetDagName())
+				}
+				continue
+			default:
+				return fmt.Errorf("command type %d: firing %d of DAG %q has unknown kind %d", t, i, firing.GetDagName(), firing.GetKind())
+			}
 			if err := validateRun(t, i, firing.GetRun()); err != nil {
 				return err
 			}

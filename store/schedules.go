@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	memdb "github.com/hashicorp/go-memdb"
+	"google.golang.org/protobuf/proto"
 
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -17,43 +18,88 @@ func schedulesTableSchema() *memdb.TableSchema {
 	}
 }
 
-// FireSchedules records cron firings and enqueues their runs, in one
-// transaction. A firing whose slot is not after the DAG's last fired slot
-// is refused: that slot (or a later one) has fired already, by this leader
-// or an earlier one, and firing it again would run it twice.
+// FireSchedules records cron firings and applies them, in one
+// transaction. A start slot enqueues its run; a stop slot cancels the runs
+// the leader named (those still queued or running); a restart slot does
+// both. Each kind of slot keeps the DAG's last fired slot of that kind: a
+// firing whose slot is not after it is refused, as that slot (or a later
+// one) has fired already, by this leader or an earlier one, and firing it
+// again would run or stop it twice.
 func (s *StateStore) FireSchedules(index uint64, firings []*daguhav1.Firing) ([]*daguhav1.RunOutcome, error) {
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	outcomes := make([]*daguhav1.RunOutcome, 0, len(firings))
 	var pending pendingCounts
 	for _, firing := range firings {
-		name, slot := firing.GetDagName(), firing.GetSlotUnix()
+		name, slot, kind := firing.GetDagName(), firing.GetSlotUnix(), firing.GetKind()
 		run := firing.GetRun()
-		if run.GetId() == "" || run.GetDagName() != name {
+		starts := kind != daguhav1.FiringKind_FIRING_KIND_STOP
+		if starts && (run.GetId() == "" || run.GetDagName() != name) {
 			return nil, fmt.Errorf("fire schedule of %q at index %d: the run must have an id and be of that DAG", name, index)
 		}
 		last, err := getSchedule(txn, name)
 		if err != nil {
 			return nil, err
 		}
-		if last != nil && last.GetLastSlotUnix() >= slot {
+		record := &daguhav1.ScheduleRecord{DagName: name}
+		if last != nil {
+			record = proto.Clone(last).(*daguhav1.ScheduleRecord)
+		}
+		lastSlot := &record.LastSlotUnix
+		switch kind {
+		case daguhav1.FiringKind_FIRING_KIND_STOP:
+			lastSlot = &record.LastStopSlotUnix
+		case daguhav1.FiringKind_FIRING_KIND_RESTART:
+			lastSlot = &record.LastRestartSlotUnix
+		}
+		if *lastSlot >= slot {
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(),
-				Refused: fmt.Sprintf("DAG %q has fired slot %d already (last fired %d)", name, slot, last.GetLastSlotUnix())})
+				Refused: fmt.Sprintf("DAG %q has fired %sslot %d already (last fired %d)", name, kindWord(kind), slot, *lastSlot)})
 			continue
 		}
-		record := &daguhav1.ScheduleRecord{DagName: name, LastSlotUnix: slot, LastRunId: run.GetId(), ModifyIndex: index}
+		*lastSlot = slot
+		if kind == daguhav1.FiringKind_FIRING_KIND_START {
+			record.LastRunId = run.GetId()
+		}
+		record.ModifyIndex = index
 		if err := txn.Insert(tableSchedules, record); err != nil {
 			return nil, fmt.Errorf("fire schedule of %q: %w", name, err)
+		}
+		var stopped uint32
+		for _, id := range firing.GetStopRunIds() {
+			victim, err := getRun(txn, id)
+			if err != nil {
+				return nil, err
+			}
+			if victim == nil || victim.GetDagName() != name || (victim.GetStatus() != statusQueued && victim.GetStatus() != statusRunning) {
+				continue
+			}
+			self, err := cancelRun(txn, index, victim, firing.GetNowUnixNano())
+			if err != nil {
+				return nil, err
+			}
+			ended, err := cancelDescendants(txn, index, id, firing.GetNowUnixNano())
+			if err != nil {
+				return nil, err
+			}
+			if self {
+				ended++
+			}
+			stopped += ended
+		}
+		if !starts {
+			outcomes = append(outcomes, &daguhav1.RunOutcome{Applied: true, EndedCancelled: stopped})
+			continue
 		}
 		enqueued, err := enqueueRun(txn, index, run, &pending)
 		if err != nil {
 			return nil, err
 		}
 		if enqueued.GetConflict() != "" || !enqueued.GetCreated() {
-			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Refused: "run exists already: " + enqueued.GetConflict()})
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Refused: "run exists already: " + enqueued.GetConflict(), EndedCancelled: stopped})
 			continue
 		}
-		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
+		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true, EndedCancelled: stopped})
 	}
 	if err := pending.write(txn); err != nil {
 		return nil, err
@@ -62,6 +108,17 @@ func (s *StateStore) FireSchedules(index uint64, firings []*daguhav1.Firing) ([]
 		return nil, err
 	}
 	return outcomes, nil
+}
+
+// kindWord names a kind of slot in messages: "" for a start slot.
+func kindWord(kind daguhav1.FiringKind) string {
+	switch kind {
+	case daguhav1.FiringKind_FIRING_KIND_STOP:
+		return "stop "
+	case daguhav1.FiringKind_FIRING_KIND_RESTART:
+		return "restart "
+	}
+	return ""
 }
 
 func getSchedule(txn *memdb.Txn, name string) (*daguhav1.ScheduleRecord, error) {

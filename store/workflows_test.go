@@ -194,3 +194,54 @@ func TestPutDagsComparesContentHashes(t *testing.T) {
 		t.Fatalf("deleted DAG still stored: %v", dag)
 	}
 }
+
+// Dagu's schedule map: a stop slot cancels the runs the leader named that
+// are still active (not another DAG's, not an ended one), a restart slot
+// cancels and enqueues; each kind of slot fires once, and keeps the other
+// kinds' last slots.
+func TestFireSchedulesStopAndRestartSlots(t *testing.T) {
+	s := newStore(t)
+	spec := &daguhav1.DagSpec{Name: "svc", Steps: []*daguhav1.StepSpec{{Name: "s", Command: "true"}}}
+	other := &daguhav1.DagSpec{Name: "other", Steps: spec.GetSteps()}
+	if _, err := s.EnqueueRuns(1, []*daguhav1.Run{
+		{Id: "r1", DagName: "svc", Dag: spec}, {Id: "r2", DagName: "svc", Dag: spec}, {Id: "o1", DagName: "other", Dag: other},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fire := func(index uint64, f *daguhav1.Firing) *daguhav1.RunOutcome {
+		t.Helper()
+		outcomes, err := s.FireSchedules(index, []*daguhav1.Firing{f})
+		if err != nil || len(outcomes) != 1 {
+			t.Fatalf("fire %v: %v %v", f, outcomes, err)
+		}
+		return outcomes[0]
+	}
+	if o := fire(2, &daguhav1.Firing{DagName: "svc", SlotUnix: 100, Run: &daguhav1.Run{Id: "s100", DagName: "svc", Dag: spec}}); !o.GetApplied() {
+		t.Fatalf("start slot: %v", o)
+	}
+	stop := &daguhav1.Firing{DagName: "svc", SlotUnix: 100, Kind: daguhav1.FiringKind_FIRING_KIND_STOP, StopRunIds: []string{"r1", "o1", "ghost"}, NowUnixNano: 7}
+	if o := fire(3, stop); !o.GetApplied() || o.GetEndedCancelled() != 1 {
+		t.Fatalf("stop slot: %v, want applied with r1 ended", o)
+	}
+	if o := fire(4, stop); o.GetApplied() || !strings.Contains(o.GetRefused(), "fired stop slot 100 already") {
+		t.Fatalf("the same stop slot again: %v", o)
+	}
+	restart := &daguhav1.Firing{DagName: "svc", SlotUnix: 100, Kind: daguhav1.FiringKind_FIRING_KIND_RESTART, StopRunIds: []string{"r2"},
+		Run: &daguhav1.Run{Id: "re100", DagName: "svc", Dag: spec}}
+	if o := fire(5, restart); !o.GetApplied() || o.GetEndedCancelled() != 1 || o.GetRunId() != "re100" {
+		t.Fatalf("restart slot: %v", o)
+	}
+	for id, want := range map[string]daguhav1.RunStatus{
+		"r1": daguhav1.RunStatus_RUN_STATUS_CANCELLED, "r2": daguhav1.RunStatus_RUN_STATUS_CANCELLED,
+		"o1": daguhav1.RunStatus_RUN_STATUS_QUEUED, "s100": daguhav1.RunStatus_RUN_STATUS_QUEUED, "re100": daguhav1.RunStatus_RUN_STATUS_QUEUED,
+	} {
+		run, err := s.Run(id)
+		if err != nil || run.GetStatus() != want {
+			t.Errorf("run %s: %v %v, want %v", id, run.GetStatus(), err, want)
+		}
+	}
+	record, err := s.Schedule("svc")
+	if err != nil || record.GetLastSlotUnix() != 100 || record.GetLastRunId() != "s100" || record.GetLastStopSlotUnix() != 100 || record.GetLastRestartSlotUnix() != 100 {
+		t.Fatalf("schedule record %v %v", record, err)
+	}
+}

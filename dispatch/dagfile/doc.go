@@ -38,7 +38,8 @@
 //	env             a list of "K=V" strings, a list of {K: V} maps, or a map;
 //	                kept in the order written (a later value may use an earlier one)
 //	schedule        a cron expression or a list of them (see ParseSchedule);
-//	                stored trimmed, a TZ= prefix written as CRON_TZ=
+//	                stored trimmed, a TZ= prefix written as CRON_TZ=; or Dagu's
+//	                map of start, stop and restart, each an expression or a list
 //	workerSelector  a map of label: value that a worker's labels must match;
 //	                values YAML reads as numbers or true/false keep their text
 //	                (gpu: true is "true"); at most 64 entries; names and values

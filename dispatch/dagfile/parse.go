@@ -421,20 +421,43 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 	return dag, nameAt
 }
 
+// scheduleMapKeys are Dagu's schedule map: start, stop and restart slots.
+var scheduleMapKeys = newKeyTable("start", "stop", "restart")
+
 func (c *collector) schedules(dag *daguhav1.DagSpec, e entry) {
-	specs, at := c.texts(e.value, e.key)
-	list := resolve(e.value).Kind == yaml.SequenceNode
+	if r := resolve(e.value); r != nil && r.Kind == yaml.MappingNode {
+		fields := c.fields(e.value, e.key, scheduleMapKeys)
+		for _, kind := range []struct {
+			key  string
+			into *[]string
+		}{{"start", &dag.Schedule}, {"stop", &dag.StopSchedule}, {"restart", &dag.RestartSchedule}} {
+			if f, ok := fields[kind.key]; ok {
+				*kind.into = c.cronList(f.value, join(e.key, f.key))
+			}
+		}
+		return
+	}
+	dag.Schedule = c.cronList(e.value, e.key)
+}
+
+// cronList reads one cron expression or a list of them, each checked and
+// stored normalized.
+func (c *collector) cronList(n *yaml.Node, path string) []string {
+	var out []string
+	specs, at := c.texts(n, path)
+	list := resolve(n).Kind == yaml.SequenceNode
 	for i, spec := range specs {
-		key := e.key
+		key := path
 		if list {
-			key = index(e.key, i)
+			key = index(path, i)
 		}
 		if _, err := ParseSchedule(spec); err != nil {
 			c.add(at[i], key, "bad cron expression: %v", err)
 			continue
 		}
-		dag.Schedule = append(dag.Schedule, normalizeSchedule(spec))
+		out = append(out, normalizeSchedule(spec))
 	}
+	return out
 }
 
 // window reads catchupWindow: a Go duration such as "6h", kept in whole

@@ -441,3 +441,20 @@ func TestQueueAndUnlimitedRuns(t *testing.T) {
 		t.Fatalf("queue %q, maxActiveRuns %d", dag.GetQueue(), dag.GetMaxActiveRuns())
 	}
 }
+
+// Dagu's schedule map: start, stop and restart slots, each one cron
+// expression or a list; other keys and bad expressions are named.
+func TestScheduleMap(t *testing.T) {
+	file, err := Parse("svc.yaml", []byte("schedule:\n  start: \"0 8 * * 1-5\"\n  stop: [\"0 18 * * 1-5\", \"0 20 * * 6\"]\n  restart: \"0 12 * * 1-5\"\nsteps:\n  - name: s\n    command: \"true\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dag := file.Dags[0]
+	if strings.Join(dag.GetSchedule(), "|") != "0 8 * * 1-5" || strings.Join(dag.GetStopSchedule(), "|") != "0 18 * * 1-5|0 20 * * 6" || strings.Join(dag.GetRestartSchedule(), "|") != "0 12 * * 1-5" {
+		t.Fatalf("start %q stop %q restart %q", dag.GetSchedule(), dag.GetStopSchedule(), dag.GetRestartSchedule())
+	}
+	_, err = Parse("svc.yaml", []byte("schedule:\n  begin: \"0 8 * * *\"\n  stop: \"99 * * * *\"\nsteps:\n  - name: s\n    command: \"true\"\n"))
+	if err == nil || !strings.Contains(err.Error(), `schedule.begin: unknown key "begin"`) || !strings.Contains(err.Error(), "schedule.stop: bad cron expression") {
+		t.Fatalf("bad schedule map: %v", err)
+	}
+}

@@ -21,6 +21,55 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type FiringKind int32
+
+const (
+	FiringKind_FIRING_KIND_START   FiringKind = 0
+	FiringKind_FIRING_KIND_STOP    FiringKind = 1
+	FiringKind_FIRING_KIND_RESTART FiringKind = 2
+)
+
+// Enum value maps for FiringKind.
+var (
+	FiringKind_name = map[int32]string{
+		0: "FIRING_KIND_START",
+		1: "FIRING_KIND_STOP",
+		2: "FIRING_KIND_RESTART",
+	}
+	FiringKind_value = map[string]int32{
+		"FIRING_KIND_START":   0,
+		"FIRING_KIND_STOP":    1,
+		"FIRING_KIND_RESTART": 2,
+	}
+)
+
+func (x FiringKind) Enum() *FiringKind {
+	p := new(FiringKind)
+	*p = x
+	return p
+}
+
+func (x FiringKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FiringKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_daguha_v1_commands_proto_enumTypes[0].Descriptor()
+}
+
+func (FiringKind) Type() protoreflect.EnumType {
+	return &file_daguha_v1_commands_proto_enumTypes[0]
+}
+
+func (x FiringKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FiringKind.Descriptor instead.
+func (FiringKind) EnumDescriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{0}
+}
+
 // EnqueueRunsCommand adds runs to the queue. One command may carry many
 // runs so that a busy leader writes few Raft entries. A run whose id is
 // already known is not enqueued twice.
@@ -1910,10 +1959,19 @@ func (x *FireSchedulesCommand) GetFirings() []*Firing {
 }
 
 type Firing struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DagName       string                 `protobuf:"bytes,1,opt,name=dag_name,json=dagName,proto3" json:"dag_name,omitempty"`
-	SlotUnix      int64                  `protobuf:"varint,2,opt,name=slot_unix,json=slotUnix,proto3" json:"slot_unix,omitempty"`
-	Run           *Run                   `protobuf:"bytes,3,opt,name=run,proto3" json:"run,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DagName  string                 `protobuf:"bytes,1,opt,name=dag_name,json=dagName,proto3" json:"dag_name,omitempty"`
+	SlotUnix int64                  `protobuf:"varint,2,opt,name=slot_unix,json=slotUnix,proto3" json:"slot_unix,omitempty"`
+	// The run a start or restart slot enqueues (none for a stop slot).
+	Run *Run `protobuf:"bytes,3,opt,name=run,proto3" json:"run,omitempty"`
+	// Which of the DAG's schedules the slot is of (Dagu's schedule map:
+	// start, stop, restart); each kind keeps its own last fired slot.
+	Kind FiringKind `protobuf:"varint,4,opt,name=kind,proto3,enum=daguha.v1.FiringKind" json:"kind,omitempty"`
+	// Stop and restart: the DAG's runs to cancel, as the leader saw them
+	// running (chosen by the leader so that every replica cancels the same;
+	// ended ones are left alone).
+	StopRunIds    []string `protobuf:"bytes,5,rep,name=stop_run_ids,json=stopRunIds,proto3" json:"stop_run_ids,omitempty"`
+	NowUnixNano   int64    `protobuf:"varint,6,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1967,6 +2025,27 @@ func (x *Firing) GetRun() *Run {
 		return x.Run
 	}
 	return nil
+}
+
+func (x *Firing) GetKind() FiringKind {
+	if x != nil {
+		return x.Kind
+	}
+	return FiringKind_FIRING_KIND_START
+}
+
+func (x *Firing) GetStopRunIds() []string {
+	if x != nil {
+		return x.StopRunIds
+	}
+	return nil
+}
+
+func (x *Firing) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
 }
 
 type FireSchedulesResult struct {
@@ -2246,11 +2325,15 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\x10DeleteDagsResult\x12\x18\n" +
 	"\adeleted\x18\x01 \x03(\tR\adeleted\"C\n" +
 	"\x14FireSchedulesCommand\x12+\n" +
-	"\afirings\x18\x01 \x03(\v2\x11.daguha.v1.FiringR\afirings\"b\n" +
+	"\afirings\x18\x01 \x03(\v2\x11.daguha.v1.FiringR\afirings\"\xd3\x01\n" +
 	"\x06Firing\x12\x19\n" +
 	"\bdag_name\x18\x01 \x01(\tR\adagName\x12\x1b\n" +
 	"\tslot_unix\x18\x02 \x01(\x03R\bslotUnix\x12 \n" +
-	"\x03run\x18\x03 \x01(\v2\x0e.daguha.v1.RunR\x03run\"H\n" +
+	"\x03run\x18\x03 \x01(\v2\x0e.daguha.v1.RunR\x03run\x12)\n" +
+	"\x04kind\x18\x04 \x01(\x0e2\x15.daguha.v1.FiringKindR\x04kind\x12 \n" +
+	"\fstop_run_ids\x18\x05 \x03(\tR\n" +
+	"stopRunIds\x12\"\n" +
+	"\rnow_unix_nano\x18\x06 \x01(\x03R\vnowUnixNano\"H\n" +
 	"\x13FireSchedulesResult\x121\n" +
 	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"i\n" +
 	"\x10PruneRunsCommand\x12 \n" +
@@ -2259,7 +2342,12 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\x16ended_before_unix_nano\x18\x02 \x01(\x03R\x13endedBeforeUnixNano\"c\n" +
 	"\x0fPruneRunsResult\x12-\n" +
 	"\x13pruned_root_run_ids\x18\x01 \x03(\tR\x10prunedRootRunIds\x12!\n" +
-	"\fruns_removed\x18\x02 \x01(\x04R\vrunsRemovedB3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
+	"\fruns_removed\x18\x02 \x01(\x04R\vrunsRemoved*R\n" +
+	"\n" +
+	"FiringKind\x12\x15\n" +
+	"\x11FIRING_KIND_START\x10\x00\x12\x14\n" +
+	"\x10FIRING_KIND_STOP\x10\x01\x12\x17\n" +
+	"\x13FIRING_KIND_RESTART\x10\x02B3Z1github.com/daguha/daguha/proto/daguha/v1;daguhav1b\x06proto3"
 
 var (
 	file_daguha_v1_commands_proto_rawDescOnce sync.Once
@@ -2273,88 +2361,91 @@ func file_daguha_v1_commands_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_commands_proto_rawDescData
 }
 
+var file_daguha_v1_commands_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
 var file_daguha_v1_commands_proto_goTypes = []any{
-	(*EnqueueRunsCommand)(nil),        // 0: daguha.v1.EnqueueRunsCommand
-	(*EnqueueRunsResult)(nil),         // 1: daguha.v1.EnqueueRunsResult
-	(*EnqueueOutcome)(nil),            // 2: daguha.v1.EnqueueOutcome
-	(*NoopCommand)(nil),               // 3: daguha.v1.NoopCommand
-	(*NoopResult)(nil),                // 4: daguha.v1.NoopResult
-	(*GrantLeasesCommand)(nil),        // 5: daguha.v1.GrantLeasesCommand
-	(*Grant)(nil),                     // 6: daguha.v1.Grant
-	(*GrantLeasesResult)(nil),         // 7: daguha.v1.GrantLeasesResult
-	(*GrantOutcome)(nil),              // 8: daguha.v1.GrantOutcome
-	(*ReclaimRunsCommand)(nil),        // 9: daguha.v1.ReclaimRunsCommand
-	(*Reclaim)(nil),                   // 10: daguha.v1.Reclaim
-	(*ReclaimRunsResult)(nil),         // 11: daguha.v1.ReclaimRunsResult
-	(*RunOutcome)(nil),                // 12: daguha.v1.RunOutcome
-	(*ReportStepsCommand)(nil),        // 13: daguha.v1.ReportStepsCommand
-	(*StepReport)(nil),                // 14: daguha.v1.StepReport
-	(*ReportStepsResult)(nil),         // 15: daguha.v1.ReportStepsResult
-	(*FinishRunsCommand)(nil),         // 16: daguha.v1.FinishRunsCommand
-	(*Finish)(nil),                    // 17: daguha.v1.Finish
-	(*FinishRunsResult)(nil),          // 18: daguha.v1.FinishRunsResult
-	(*CancelRunsCommand)(nil),         // 19: daguha.v1.CancelRunsCommand
-	(*CancelRunsResult)(nil),          // 20: daguha.v1.CancelRunsResult
-	(*RegisterWorkersCommand)(nil),    // 21: daguha.v1.RegisterWorkersCommand
-	(*RegisterWorkersResult)(nil),     // 22: daguha.v1.RegisterWorkersResult
-	(*MarkWorkersOfflineCommand)(nil), // 23: daguha.v1.MarkWorkersOfflineCommand
-	(*MarkWorkersOfflineResult)(nil),  // 24: daguha.v1.MarkWorkersOfflineResult
-	(*RemoveWorkersCommand)(nil),      // 25: daguha.v1.RemoveWorkersCommand
-	(*RemoveWorkersResult)(nil),       // 26: daguha.v1.RemoveWorkersResult
-	(*SetClusterMetaCommand)(nil),     // 27: daguha.v1.SetClusterMetaCommand
-	(*SetClusterMetaResult)(nil),      // 28: daguha.v1.SetClusterMetaResult
-	(*SnapshotHeader)(nil),            // 29: daguha.v1.SnapshotHeader
-	(*PutDagsCommand)(nil),            // 30: daguha.v1.PutDagsCommand
-	(*PutDagsResult)(nil),             // 31: daguha.v1.PutDagsResult
-	(*DagOutcome)(nil),                // 32: daguha.v1.DagOutcome
-	(*DeleteDagsCommand)(nil),         // 33: daguha.v1.DeleteDagsCommand
-	(*DeleteDagsResult)(nil),          // 34: daguha.v1.DeleteDagsResult
-	(*FireSchedulesCommand)(nil),      // 35: daguha.v1.FireSchedulesCommand
-	(*Firing)(nil),                    // 36: daguha.v1.Firing
-	(*FireSchedulesResult)(nil),       // 37: daguha.v1.FireSchedulesResult
-	(*PruneRunsCommand)(nil),          // 38: daguha.v1.PruneRunsCommand
-	(*PruneRunsResult)(nil),           // 39: daguha.v1.PruneRunsResult
-	nil,                               // 40: daguha.v1.Finish.OutputsEntry
-	nil,                               // 41: daguha.v1.DeleteDagsCommand.IfContentHashEntry
-	(*Run)(nil),                       // 42: daguha.v1.Run
-	(*StepState)(nil),                 // 43: daguha.v1.StepState
-	(RunStatus)(0),                    // 44: daguha.v1.RunStatus
-	(*Worker)(nil),                    // 45: daguha.v1.Worker
-	(*ClusterMeta)(nil),               // 46: daguha.v1.ClusterMeta
-	(*StoredDag)(nil),                 // 47: daguha.v1.StoredDag
+	(FiringKind)(0),                   // 0: daguha.v1.FiringKind
+	(*EnqueueRunsCommand)(nil),        // 1: daguha.v1.EnqueueRunsCommand
+	(*EnqueueRunsResult)(nil),         // 2: daguha.v1.EnqueueRunsResult
+	(*EnqueueOutcome)(nil),            // 3: daguha.v1.EnqueueOutcome
+	(*NoopCommand)(nil),               // 4: daguha.v1.NoopCommand
+	(*NoopResult)(nil),                // 5: daguha.v1.NoopResult
+	(*GrantLeasesCommand)(nil),        // 6: daguha.v1.GrantLeasesCommand
+	(*Grant)(nil),                     // 7: daguha.v1.Grant
+	(*GrantLeasesResult)(nil),         // 8: daguha.v1.GrantLeasesResult
+	(*GrantOutcome)(nil),              // 9: daguha.v1.GrantOutcome
+	(*ReclaimRunsCommand)(nil),        // 10: daguha.v1.ReclaimRunsCommand
+	(*Reclaim)(nil),                   // 11: daguha.v1.Reclaim
+	(*ReclaimRunsResult)(nil),         // 12: daguha.v1.ReclaimRunsResult
+	(*RunOutcome)(nil),                // 13: daguha.v1.RunOutcome
+	(*ReportStepsCommand)(nil),        // 14: daguha.v1.ReportStepsCommand
+	(*StepReport)(nil),                // 15: daguha.v1.StepReport
+	(*ReportStepsResult)(nil),         // 16: daguha.v1.ReportStepsResult
+	(*FinishRunsCommand)(nil),         // 17: daguha.v1.FinishRunsCommand
+	(*Finish)(nil),                    // 18: daguha.v1.Finish
+	(*FinishRunsResult)(nil),          // 19: daguha.v1.FinishRunsResult
+	(*CancelRunsCommand)(nil),         // 20: daguha.v1.CancelRunsCommand
+	(*CancelRunsResult)(nil),          // 21: daguha.v1.CancelRunsResult
+	(*RegisterWorkersCommand)(nil),    // 22: daguha.v1.RegisterWorkersCommand
+	(*RegisterWorkersResult)(nil),     // 23: daguha.v1.RegisterWorkersResult
+	(*MarkWorkersOfflineCommand)(nil), // 24: daguha.v1.MarkWorkersOfflineCommand
+	(*MarkWorkersOfflineResult)(nil),  // 25: daguha.v1.MarkWorkersOfflineResult
+	(*RemoveWorkersCommand)(nil),      // 26: daguha.v1.RemoveWorkersCommand
+	(*RemoveWorkersResult)(nil),       // 27: daguha.v1.RemoveWorkersResult
+	(*SetClusterMetaCommand)(nil),     // 28: daguha.v1.SetClusterMetaCommand
+	(*SetClusterMetaResult)(nil),      // 29: daguha.v1.SetClusterMetaResult
+	(*SnapshotHeader)(nil),            // 30: daguha.v1.SnapshotHeader
+	(*PutDagsCommand)(nil),            // 31: daguha.v1.PutDagsCommand
+	(*PutDagsResult)(nil),             // 32: daguha.v1.PutDagsResult
+	(*DagOutcome)(nil),                // 33: daguha.v1.DagOutcome
+	(*DeleteDagsCommand)(nil),         // 34: daguha.v1.DeleteDagsCommand
+	(*DeleteDagsResult)(nil),          // 35: daguha.v1.DeleteDagsResult
+	(*FireSchedulesCommand)(nil),      // 36: daguha.v1.FireSchedulesCommand
+	(*Firing)(nil),                    // 37: daguha.v1.Firing
+	(*FireSchedulesResult)(nil),       // 38: daguha.v1.FireSchedulesResult
+	(*PruneRunsCommand)(nil),          // 39: daguha.v1.PruneRunsCommand
+	(*PruneRunsResult)(nil),           // 40: daguha.v1.PruneRunsResult
+	nil,                               // 41: daguha.v1.Finish.OutputsEntry
+	nil,                               // 42: daguha.v1.DeleteDagsCommand.IfContentHashEntry
+	(*Run)(nil),                       // 43: daguha.v1.Run
+	(*StepState)(nil),                 // 44: daguha.v1.StepState
+	(RunStatus)(0),                    // 45: daguha.v1.RunStatus
+	(*Worker)(nil),                    // 46: daguha.v1.Worker
+	(*ClusterMeta)(nil),               // 47: daguha.v1.ClusterMeta
+	(*StoredDag)(nil),                 // 48: daguha.v1.StoredDag
 }
 var file_daguha_v1_commands_proto_depIdxs = []int32{
-	42, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
-	2,  // 1: daguha.v1.EnqueueRunsResult.outcomes:type_name -> daguha.v1.EnqueueOutcome
-	6,  // 2: daguha.v1.GrantLeasesCommand.grants:type_name -> daguha.v1.Grant
-	8,  // 3: daguha.v1.GrantLeasesResult.outcomes:type_name -> daguha.v1.GrantOutcome
-	42, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
-	10, // 5: daguha.v1.ReclaimRunsCommand.reclaims:type_name -> daguha.v1.Reclaim
-	12, // 6: daguha.v1.ReclaimRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	14, // 7: daguha.v1.ReportStepsCommand.reports:type_name -> daguha.v1.StepReport
-	43, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
-	12, // 9: daguha.v1.ReportStepsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	17, // 10: daguha.v1.FinishRunsCommand.finishes:type_name -> daguha.v1.Finish
-	44, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
-	40, // 12: daguha.v1.Finish.outputs:type_name -> daguha.v1.Finish.OutputsEntry
-	43, // 13: daguha.v1.Finish.steps:type_name -> daguha.v1.StepState
-	12, // 14: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	12, // 15: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	45, // 16: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
-	46, // 17: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
-	46, // 18: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
-	47, // 19: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
-	32, // 20: daguha.v1.PutDagsResult.outcomes:type_name -> daguha.v1.DagOutcome
-	41, // 21: daguha.v1.DeleteDagsCommand.if_content_hash:type_name -> daguha.v1.DeleteDagsCommand.IfContentHashEntry
-	36, // 22: daguha.v1.FireSchedulesCommand.firings:type_name -> daguha.v1.Firing
-	42, // 23: daguha.v1.Firing.run:type_name -> daguha.v1.Run
-	12, // 24: daguha.v1.FireSchedulesResult.outcomes:type_name -> daguha.v1.RunOutcome
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	43, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
+	3,  // 1: daguha.v1.EnqueueRunsResult.outcomes:type_name -> daguha.v1.EnqueueOutcome
+	7,  // 2: daguha.v1.GrantLeasesCommand.grants:type_name -> daguha.v1.Grant
+	9,  // 3: daguha.v1.GrantLeasesResult.outcomes:type_name -> daguha.v1.GrantOutcome
+	43, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
+	11, // 5: daguha.v1.ReclaimRunsCommand.reclaims:type_name -> daguha.v1.Reclaim
+	13, // 6: daguha.v1.ReclaimRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	15, // 7: daguha.v1.ReportStepsCommand.reports:type_name -> daguha.v1.StepReport
+	44, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
+	13, // 9: daguha.v1.ReportStepsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	18, // 10: daguha.v1.FinishRunsCommand.finishes:type_name -> daguha.v1.Finish
+	45, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
+	41, // 12: daguha.v1.Finish.outputs:type_name -> daguha.v1.Finish.OutputsEntry
+	44, // 13: daguha.v1.Finish.steps:type_name -> daguha.v1.StepState
+	13, // 14: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	13, // 15: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	46, // 16: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
+	47, // 17: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
+	47, // 18: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
+	48, // 19: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
+	33, // 20: daguha.v1.PutDagsResult.outcomes:type_name -> daguha.v1.DagOutcome
+	42, // 21: daguha.v1.DeleteDagsCommand.if_content_hash:type_name -> daguha.v1.DeleteDagsCommand.IfContentHashEntry
+	37, // 22: daguha.v1.FireSchedulesCommand.firings:type_name -> daguha.v1.Firing
+	43, // 23: daguha.v1.Firing.run:type_name -> daguha.v1.Run
+	0,  // 24: daguha.v1.Firing.kind:type_name -> daguha.v1.FiringKind
+	13, // 25: daguha.v1.FireSchedulesResult.outcomes:type_name -> daguha.v1.RunOutcome
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_commands_proto_init() }
@@ -2368,13 +2459,14 @@ func file_daguha_v1_commands_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_commands_proto_rawDesc), len(file_daguha_v1_commands_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   42,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_daguha_v1_commands_proto_goTypes,
 		DependencyIndexes: file_daguha_v1_commands_proto_depIdxs,
+		EnumInfos:         file_daguha_v1_commands_proto_enumTypes,
 		MessageInfos:      file_daguha_v1_commands_proto_msgTypes,
 	}.Build()
 	File_daguha_v1_commands_proto = out.File

@@ -434,9 +434,14 @@ type DagSpec struct {
 	// (the servers' queues setting, else the DAG's max_active_runs, else
 	// 1). Empty: the DAG is its own queue, limited by max_active_runs
 	// (0: no limit).
-	Queue         string `protobuf:"bytes,41,opt,name=queue,proto3" json:"queue,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Queue string `protobuf:"bytes,41,opt,name=queue,proto3" json:"queue,omitempty"`
+	// Dagu's schedule map: slots at which the DAG's running runs are
+	// stopped (cancelled), and at which they are stopped and a new run
+	// started. schedule above holds the start slots.
+	StopSchedule    []string `protobuf:"bytes,42,rep,name=stop_schedule,json=stopSchedule,proto3" json:"stop_schedule,omitempty"`
+	RestartSchedule []string `protobuf:"bytes,43,rep,name=restart_schedule,json=restartSchedule,proto3" json:"restart_schedule,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DagSpec) Reset() {
@@ -558,6 +563,20 @@ func (x *DagSpec) GetQueue() string {
 		return x.Queue
 	}
 	return ""
+}
+
+func (x *DagSpec) GetStopSchedule() []string {
+	if x != nil {
+		return x.StopSchedule
+	}
+	return nil
+}
+
+func (x *DagSpec) GetRestartSchedule() []string {
+	if x != nil {
+		return x.RestartSchedule
+	}
+	return nil
 }
 
 type Param struct {
@@ -968,13 +987,17 @@ func (x *StoredDag) GetUpdatedAtUnixNano() int64 {
 
 // ScheduleRecord is the last cron slot fired for a DAG.
 type ScheduleRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	DagName       string                 `protobuf:"bytes,1,opt,name=dag_name,json=dagName,proto3" json:"dag_name,omitempty"`
-	LastSlotUnix  int64                  `protobuf:"varint,2,opt,name=last_slot_unix,json=lastSlotUnix,proto3" json:"last_slot_unix,omitempty"`
-	LastRunId     string                 `protobuf:"bytes,3,opt,name=last_run_id,json=lastRunId,proto3" json:"last_run_id,omitempty"`
-	ModifyIndex   uint64                 `protobuf:"varint,4,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	DagName string                 `protobuf:"bytes,1,opt,name=dag_name,json=dagName,proto3" json:"dag_name,omitempty"`
+	// The last start slot fired, and its run.
+	LastSlotUnix int64  `protobuf:"varint,2,opt,name=last_slot_unix,json=lastSlotUnix,proto3" json:"last_slot_unix,omitempty"`
+	LastRunId    string `protobuf:"bytes,3,opt,name=last_run_id,json=lastRunId,proto3" json:"last_run_id,omitempty"`
+	ModifyIndex  uint64 `protobuf:"varint,4,opt,name=modify_index,json=modifyIndex,proto3" json:"modify_index,omitempty"`
+	// The last stop and restart slots fired (Dagu's schedule map).
+	LastStopSlotUnix    int64 `protobuf:"varint,5,opt,name=last_stop_slot_unix,json=lastStopSlotUnix,proto3" json:"last_stop_slot_unix,omitempty"`
+	LastRestartSlotUnix int64 `protobuf:"varint,6,opt,name=last_restart_slot_unix,json=lastRestartSlotUnix,proto3" json:"last_restart_slot_unix,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *ScheduleRecord) Reset() {
@@ -1031,6 +1054,20 @@ func (x *ScheduleRecord) GetLastRunId() string {
 func (x *ScheduleRecord) GetModifyIndex() uint64 {
 	if x != nil {
 		return x.ModifyIndex
+	}
+	return 0
+}
+
+func (x *ScheduleRecord) GetLastStopSlotUnix() int64 {
+	if x != nil {
+		return x.LastStopSlotUnix
+	}
+	return 0
+}
+
+func (x *ScheduleRecord) GetLastRestartSlotUnix() int64 {
+	if x != nil {
+		return x.LastRestartSlotUnix
 	}
 	return 0
 }
@@ -1481,7 +1518,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb1\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x05\n" +
 	"\aDagSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
 	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
@@ -1498,7 +1535,9 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x12catchup_window_sec\x18\v \x01(\x03R\x10catchupWindowSec\x12\x1f\n" +
 	"\vsource_file\x18\f \x01(\tR\n" +
 	"sourceFile\x12\x14\n" +
-	"\x05queue\x18) \x01(\tR\x05queue\x1aA\n" +
+	"\x05queue\x18) \x01(\tR\x05queue\x12#\n" +
+	"\rstop_schedule\x18* \x03(\tR\fstopSchedule\x12)\n" +
+	"\x10restart_schedule\x18+ \x03(\tR\x0frestartSchedule\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"1\n" +
@@ -1539,12 +1578,14 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\fcontent_hash\x18\x04 \x01(\tR\vcontentHash\x12!\n" +
 	"\fcreate_index\x18\x05 \x01(\x04R\vcreateIndex\x12!\n" +
 	"\fmodify_index\x18\x06 \x01(\x04R\vmodifyIndex\x12/\n" +
-	"\x14updated_at_unix_nano\x18\a \x01(\x03R\x11updatedAtUnixNano\"\x94\x01\n" +
+	"\x14updated_at_unix_nano\x18\a \x01(\x03R\x11updatedAtUnixNano\"\xf8\x01\n" +
 	"\x0eScheduleRecord\x12\x19\n" +
 	"\bdag_name\x18\x01 \x01(\tR\adagName\x12$\n" +
 	"\x0elast_slot_unix\x18\x02 \x01(\x03R\flastSlotUnix\x12\x1e\n" +
 	"\vlast_run_id\x18\x03 \x01(\tR\tlastRunId\x12!\n" +
-	"\fmodify_index\x18\x04 \x01(\x04R\vmodifyIndex\"\xbe\x02\n" +
+	"\fmodify_index\x18\x04 \x01(\x04R\vmodifyIndex\x12-\n" +
+	"\x13last_stop_slot_unix\x18\x05 \x01(\x03R\x10lastStopSlotUnix\x123\n" +
+	"\x16last_restart_slot_unix\x18\x06 \x01(\x03R\x13lastRestartSlotUnix\"\xbe\x02\n" +
 	"\tStepState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.daguha.v1.StepStatusR\x06status\x12\x1b\n" +
