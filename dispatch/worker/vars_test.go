@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/daguha/daguha/dispatch/dagfile"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -290,5 +291,92 @@ func TestJSONPathValues(t *testing.T) {
 	steps, _ := parsePath(".a")
 	if _, ok := jsonPath("not json", steps); ok {
 		t.Error("a path into text that is no JSON gave a value")
+	}
+}
+
+// DAG files that use Dagu's references, read by package dagfile and run:
+// each gives the outputs Dagu documents for it.
+func TestDaguReferencesFromFilesGiveDagusOutputs(t *testing.T) {
+	child := &daguhav1.Run{Id: "child-report-1", DagName: "report", Params: "DAY=monday",
+		Status: daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, Outputs: map[string]string{"SUMMARY": "3 rows"}}
+	for _, tc := range []struct {
+		name   string
+		yaml   string
+		params string
+		want   map[string]string
+	}{
+		{"JSON path into an output", `
+steps:
+  - name: settings
+    command: |
+      echo '{"listen": {"port": 9090, "addr": "0.0.0.0"}, "tags": ["x", "y"]}'
+    output: SETTINGS
+  - name: serve
+    command: echo "serving on ${SETTINGS.listen.addr}:${SETTINGS.listen.port} as ${SETTINGS.tags[1]}"
+    output: LINE
+`, "", map[string]string{"LINE": "serving on 0.0.0.0:9090 as y"}},
+		{"a child run's outputs", `
+steps:
+  - name: report
+    run: report
+    params: DAY=monday
+    output: REPORT
+  - name: show
+    command: echo "${REPORT.outputs.SUMMARY} on ${REPORT.params}"
+    output: SHOWN
+`, "", map[string]string{"SHOWN": "3 rows on DAY=monday"}},
+		{"backquotes and references in env", `
+env:
+  - LEFT: "` + "`echo left`" + `"
+  - RIGHT: right
+  - BOTH: "${LEFT}+${RIGHT}=` + "`echo both`" + `"
+steps:
+  - name: show
+    command: echo "$BOTH"
+    output: BOTH_SEEN
+`, "", map[string]string{"BOTH_SEEN": "left+right=both"}},
+		{"params using env, earlier params and backquotes", `
+params: first ONE=1 FROM_ENV=${SOURCE} RAN=` + "`/bin/echo ran`" + ` COPY=${ONE} SPACED="a b"
+env:
+  - SOURCE: env-value
+steps:
+  - name: show
+    command: echo "$1|$ONE|$FROM_ENV|$RAN|$COPY|$SPACED"
+    output: PARAMS_SEEN
+`, "", map[string]string{"PARAMS_SEEN": "first|1|env-value|ran|1|a b"}},
+		{"params given with the run are data", `
+params: first WORD=default
+steps:
+  - name: show
+    command: echo "$1|$WORD"
+    output: GIVEN
+`, `"x; y" WORD="$(id)` + "`id`" + `"`, map[string]string{"GIVEN": "x; y|$(id)`id`"}},
+		{"a step by its id", `
+steps:
+  - name: flaky check
+    id: check
+    command: echo checked; exit 4
+    continueOn:
+      failure: true
+  - name: after
+    command: echo "${check.exitCode} $(cat ${check.stdout})"
+    output: AFTER
+`, "", map[string]string{"AFTER": "4 checked"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f, err := dagfile.Parse("refs.yaml", []byte(tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			host := &fakeHost{children: map[string]*daguhav1.Run{child.GetId(): child}}
+			run := &daguhav1.Run{Id: "run-1", DagName: "refs", Attempt: 1, Dag: f.Dags[0], Params: tc.params}
+			r := execute(t, context.Background(), testEngine(t), run, host)
+			succeeded(t, r, host)
+			for name, value := range tc.want {
+				if r.outputs[name] != value {
+					t.Errorf("%s = %q, want %q", name, r.outputs[name], value)
+				}
+			}
+		})
 	}
 }
