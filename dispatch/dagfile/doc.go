@@ -70,6 +70,9 @@
 //
 //	name            required, unique in the DAG, at most 128 bytes, no
 //	                control characters and no surrounding spaces
+//	id              Dagu's step id, which references such as ${id.exitCode}
+//	                name: a letter, then letters, digits, '_' and '-', at most
+//	                128 bytes, unique in the DAG
 //	description     string
 //	command         a shell command line (a string, or a list of strings
 //	                joined by spaces), at most 64 KiB; run with sh -c
@@ -95,6 +98,11 @@
 //	                skipped is accepted and not used
 //	type            only "command" (Dagu's default executor) is accepted
 //	tags, group     accepted and not used
+//
+// Values are kept as written: references ($NAME, ${NAME}, $1, JSON paths
+// such as ${OUT.a.b[0]}, ${SUB.outputs.NAME}, ${id.stdout}) and
+// `commands` in backquotes are the worker's to evaluate when the run
+// starts (see package worker and docs/workflows.md), never this package's.
 //
 // A step has exactly one of command, script, run and call: Dagu's use of
 // command as the interpreter of a script is not supported. Steps are

@@ -41,6 +41,10 @@ type childRef struct {
 	name string
 }
 
+// stepIDPattern is Dagu's rule for a step id, which other steps name in
+// references such as ${id.exitCode}.
+var stepIDPattern = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]*$`)
+
 // maxSeconds is the longest timeout or interval accepted: the longest a
 // time.Duration can hold, so that nobody downstream overflows.
 const maxSeconds = int64(math.MaxInt64 / int64(time.Second))
@@ -51,7 +55,7 @@ var dagKeys = newKeyTable("name", "description", "params", "env", "schedule", "w
 
 var stepKeys = newKeyTable("name", "description", "command", "script", "dir", "env", "depends",
 	"output", "retryPolicy", "timeoutSec", "continueOn", "run", "call", "params", "workerSelector",
-	"tags", "group", "type")
+	"tags", "group", "type", "id")
 
 var retryKeys = newKeyTable("limit", "intervalSec")
 
@@ -275,6 +279,7 @@ type stepInfo struct {
 	at          *yaml.Node
 	path        string
 	nameAt      *yaml.Node
+	idAt        *yaml.Node
 	dependsKey  *yaml.Node
 	dependsPath string
 	dependsAt   []*yaml.Node // parallel to the step's Depends
@@ -532,6 +537,16 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 	if e, ok := fields["description"]; ok {
 		step.Description, _ = c.text(e.value, join(path, e.key))
 	}
+	if e, ok := fields["id"]; ok {
+		key := join(path, e.key)
+		if v, ok := c.text(e.value, key); ok {
+			if !stepIDPattern.MatchString(v) || len(v) > valid.MaxNameBytes {
+				c.add(e.value, key, "a step id is a letter, then letters, digits, '_' and '-', at most %d bytes; got %q", valid.MaxNameBytes, v)
+			} else {
+				step.Id, info.idAt = v, e.value
+			}
+		}
+	}
 	if e, ok := fields["dir"]; ok {
 		step.Dir, _ = c.text(e.value, join(path, e.key))
 	}
@@ -758,6 +773,18 @@ func (c *collector) checkSteps(steps []*daguhav1.StepSpec, infos []*stepInfo) {
 			continue
 		}
 		byName[step.Name] = i
+	}
+	byID := map[string]int{}
+	for i, step := range steps {
+		if step.Id == "" {
+			continue
+		}
+		if first, dup := byID[step.Id]; dup {
+			c.add(infos[i].idAt, join(infos[i].path, "id"), "step id %q is already used by %s (line %d)",
+				step.Id, infos[first].path, infos[first].idAt.Line)
+			continue
+		}
+		byID[step.Id] = i
 	}
 	edges := make([][]int, len(steps))
 	for i, step := range steps {

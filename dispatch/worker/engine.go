@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -59,21 +58,29 @@ type StepHolder interface {
 //     attempt's number and its lease's fencing token, so a step can tell
 //     one execution from another); the DAG's env in order (a value may use the
 //     ones before it and the worker's environment); the named params (the
-//     run's params merged over the DAG's defaults, taken literally); the
-//     outputs of the steps the step depends on, directly or not;
-//     DAG_RUN_STEP_NAME; the step's env in order. All of them are in the
-//     process's environment, where the shell expands $NAME and ${NAME} in
-//     command and script itself. The engine does not paste values into
+//     run's params merged over the DAG's defaults; a default may use the
+//     env and the defaults before it, a param given with the run is taken
+//     literally); the outputs of the steps the step depends on, directly or
+//     not; DAG_RUN_STEP_NAME; the step's env in order. All of them are in
+//     the process's environment, where the shell expands $NAME and ${NAME}
+//     in command and script itself. The engine does not paste values into
 //     the shell text as Dagu does: a value holding quotes or `;` (a param
 //     given with the run, a step's output) would change the command, where
-//     the shell's own expansion keeps it data. Only in dir and child_params,
-//     which no shell sees, does the engine replace $NAME, ${NAME}, $1...
-//     (its variables, the positional params, then the worker's
-//     environment); other references are left as they are.
+//     the shell's own expansion keeps it data. A reference the shell cannot
+//     read (a JSON path into a variable, ${OUT.a.b[0]}, or a property of a
+//     step by its id, ${id.stdout}) is evaluated by the engine and handed
+//     to the shell as a variable of its own (see shellText, vars.go).
+//     In env values, default params, dir and child_params, which no
+//     shell sees, the engine puts the values in itself (expandVars), and
+//     runs `commands` in backquotes in env values, default params and
+//     child_params (evalValue); other references are left as they are.
 //   - output: VAR captures the step's stdout, without its trailing
 //     newlines, when the step ran to its end (succeeded, or failed); more
 //     than 1 MiB of stdout fails the step. For a run/call step the value is
-//     the child run's outputs as JSON with sorted keys.
+//     the child run's result as Dagu prints it: indented JSON of its name,
+//     dagRunId, params, outputs and status.
+//   - A step with an id keeps its stdout and stderr apart in files of
+//     their own (streams.go), which ${id.stdout} and ${id.stderr} name.
 //   - retry_policy retries a failed step (a timeout is a failure) up to
 //     limit times, interval_sec apart; each try is reported with retry
 //     1, 2, ...; the end of every try is reported.
@@ -171,9 +178,7 @@ func (e *Engine) Execute(ctx context.Context, run *daguhav1.Run, host RunHost) (
 	if err := x.buildGraph(); err != nil {
 		return daguhav1.RunStatus_RUN_STATUS_FAILED, "invalid DAG: " + err.Error(), nil
 	}
-	if err := x.buildScope(); err != nil {
-		return daguhav1.RunStatus_RUN_STATUS_FAILED, err.Error(), nil
-	}
+	defer x.removeStreams()
 	var stop context.CancelCauseFunc
 	x.ctx, stop = context.WithCancelCause(ctx)
 	defer stop(nil)
@@ -182,6 +187,17 @@ func (e *Engine) Execute(ctx context.Context, run *daguhav1.Run, host RunHost) (
 		var cancel context.CancelFunc
 		x.ctx, cancel = context.WithTimeoutCause(x.ctx, time.Duration(sec)*time.Second, &timeoutError{run: true, sec: sec})
 		defer cancel()
+	}
+	if err := x.buildScope(); err != nil {
+		// Backquoted commands in the DAG's env and params ran under the
+		// attempt's context: its end is the run's, not the values'.
+		switch cause := context.Cause(ctx); {
+		case errors.Is(cause, errCancelled):
+			return daguhav1.RunStatus_RUN_STATUS_CANCELLED, "cancelled", nil
+		case cause != nil:
+			return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, cause.Error(), nil
+		}
+		return daguhav1.RunStatus_RUN_STATUS_FAILED, err.Error(), nil
 	}
 	x.schedule()
 	return x.result()
@@ -203,7 +219,8 @@ type execution struct {
 	executors []executor // per step, by its kind
 	deps      [][]int
 	children  [][]int
-	ancestors [][]int // in DAG order
+	ancestors [][]int        // in DAG order
+	byID      map[string]int // steps by their id
 
 	base       []envVar // builtins, DAG env, named params
 	positional []string
@@ -212,7 +229,12 @@ type execution struct {
 	status    []daguhav1.StepStatus // final; UNSPECIFIED until ended
 	errs      []string
 	outputs   []*envVar // output variable per step, once captured
+	started   []bool    // a try of the step has started
+	exitCodes []int32   // of the step's last try that ended
 	reportErr error
+	// streamsDir holds the stdout and stderr of steps with an id when the
+	// engine keeps no logs; removed when the attempt ends.
+	streamsDir string
 }
 
 type envVar struct{ name, value string }
@@ -297,10 +319,24 @@ func (x *execution) buildGraph() error {
 	x.status = make([]daguhav1.StepStatus, n)
 	x.errs = make([]string, n)
 	x.outputs = make([]*envVar, n)
+	x.started = make([]bool, n)
+	x.exitCodes = make([]int32, n)
+	x.byID = map[string]int{}
+	for i, s := range x.steps {
+		if id := s.GetId(); id != "" {
+			if _, dup := x.byID[id]; !dup {
+				x.byID[id] = i
+			}
+		}
+	}
 	return nil
 }
 
-// buildScope computes the variables every step shares.
+// buildScope computes the variables every step shares. The DAG's env
+// values and default params are the DAG author's: their references are
+// expanded and their backquoted commands run (see evalValue), each
+// against the variables before it. The params given with the run are
+// taken literally.
 func (x *execution) buildScope() error {
 	dag := x.run.GetDag()
 	x.base = []envVar{
@@ -309,10 +345,29 @@ func (x *execution) buildScope() error {
 		{"DAG_RUN_FENCING_TOKEN", strconv.FormatUint(x.run.GetFencingToken(), 10)},
 	}
 	for _, v := range dag.GetEnv() {
-		value := expandVars(v.GetValue(), x.lookup(x.base, true, false))
+		value, err := x.evalValue(x.ctx, v.GetValue(), resolver{x: x, vars: x.base, osEnv: true})
+		if err != nil {
+			return fmt.Errorf("env %s: %w", v.GetName(), err)
+		}
 		x.base = append(x.base, envVar{v.GetName(), value})
 	}
-	params, err := dagfile.MergeParams(dag.GetParams(), x.run.GetParams())
+	defaults := make([]*daguhav1.Param, len(dag.GetParams()))
+	scope := append([]envVar(nil), x.base...)
+	for i, p := range dag.GetParams() {
+		value, err := x.evalValue(x.ctx, p.GetValue(), resolver{x: x, vars: scope, osEnv: true})
+		if err != nil {
+			what := p.GetName()
+			if what == "" {
+				what = "$" + strconv.Itoa(i+1)
+			}
+			return fmt.Errorf("params: %s: %w", what, err)
+		}
+		defaults[i] = &daguhav1.Param{Name: p.GetName(), Value: value}
+		if p.GetName() != "" {
+			scope = append(scope, envVar{p.GetName(), value})
+		}
+	}
+	params, err := dagfile.MergeParams(defaults, x.run.GetParams())
 	if err != nil {
 		return fmt.Errorf("params: %w", err)
 	}
@@ -333,31 +388,9 @@ func dagName(run *daguhav1.Run) string {
 	return run.GetDagName()
 }
 
-// lookup resolves a name against vars (the last of a name wins), then the
-// positional params and the worker's environment when asked to.
-func (x *execution) lookup(vars []envVar, osEnv, positional bool) func(string) (string, bool) {
-	return func(name string) (string, bool) {
-		if n, err := strconv.Atoi(name); err == nil && name[0] != '0' {
-			if positional && n >= 1 && n <= len(x.positional) {
-				return x.positional[n-1], true
-			}
-			return "", false
-		}
-		for i := len(vars) - 1; i >= 0; i-- {
-			if vars[i].name == name {
-				return vars[i].value, true
-			}
-		}
-		if osEnv {
-			return os.LookupEnv(name)
-		}
-		return "", false
-	}
-}
-
 // stepVars is the scope of step i: the shared variables, the outputs of
-// its ancestors, its name and its env.
-func (x *execution) stepVars(i int) []envVar {
+// its ancestors, its name and its env (evaluated as the DAG's is).
+func (x *execution) stepVars(ctx context.Context, i int) ([]envVar, error) {
 	vars := append([]envVar(nil), x.base...)
 	x.mu.Lock()
 	for _, j := range x.ancestors[i] {
@@ -368,9 +401,13 @@ func (x *execution) stepVars(i int) []envVar {
 	x.mu.Unlock()
 	vars = append(vars, envVar{"DAG_RUN_STEP_NAME", x.steps[i].GetName()})
 	for _, v := range x.steps[i].GetEnv() {
-		vars = append(vars, envVar{v.GetName(), expandVars(v.GetValue(), x.lookup(vars, true, false))})
+		value, err := x.evalValue(ctx, v.GetValue(), resolver{x: x, vars: vars, osEnv: true})
+		if err != nil {
+			return nil, fmt.Errorf("env %s: %w", v.GetName(), err)
+		}
+		vars = append(vars, envVar{v.GetName(), value})
 	}
-	return vars
+	return vars, nil
 }
 
 // schedule starts steps as their dependencies end until none is left.
@@ -621,14 +658,28 @@ func (x *execution) try(i int, retry uint32) (*daguhav1.StepState, bool) {
 	if x.report(running) != nil {
 		return nil, false
 	}
+	x.mu.Lock()
+	x.started[i] = true
+	x.mu.Unlock()
 	ctx := x.ctx
 	if sec := spec.GetTimeoutSec(); sec > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, time.Duration(sec)*time.Second, &timeoutError{sec: sec})
 		defer cancel()
 	}
-	st := x.executors[i].execute(ctx, &stepTry{x: x, i: i, retry: retry, started: started, vars: x.stepVars(i)})
+	var st *daguhav1.StepState
+	if vars, err := x.stepVars(ctx, i); err != nil {
+		st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, ExitCode: -1, Error: err.Error()}
+		if ctx.Err() != nil {
+			st = stoppedState(ctx)
+		}
+	} else {
+		st = x.executors[i].execute(ctx, &stepTry{x: x, i: i, retry: retry, started: started, vars: vars})
+	}
 	st.Name, st.Retry, st.StartedAtUnixNano, st.FinishedAtUnixNano = spec.GetName(), retry, started, x.now().UnixNano()
+	x.mu.Lock()
+	x.exitCodes[i] = st.GetExitCode()
+	x.mu.Unlock()
 	return st, true
 }
 
@@ -690,78 +741,4 @@ func (x *execution) result() (daguhav1.RunStatus, string, map[string]string) {
 		}
 	}
 	return daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, "", outputs
-}
-
-// expandVars replaces $NAME, ${NAME} and $1, ${10} in s where lookup
-// knows the name, and leaves every other $ as it is.
-func expandVars(s string, lookup func(string) (string, bool)) string {
-	if !strings.Contains(s, "$") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		if s[i] != '$' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			i++
-			continue
-		}
-		name, end := "", i+1
-		switch c := s[i+1]; {
-		case c == '{':
-			if close := strings.IndexByte(s[i+2:], '}'); close >= 0 {
-				name, end = s[i+2:i+2+close], i+3+close
-			}
-		case c >= '0' && c <= '9':
-			name, end = s[i+1:i+2], i+2
-		case isNameStart(c):
-			j := i + 2
-			for j < len(s) && (isNameStart(s[j]) || s[j] >= '0' && s[j] <= '9') {
-				j++
-			}
-			name, end = s[i+1:j], j
-		}
-		if value, ok := lookupName(name, lookup); ok {
-			b.WriteString(value)
-			i = end
-			continue
-		}
-		b.WriteByte('$')
-		i++
-	}
-	return b.String()
-}
-
-func lookupName(name string, lookup func(string) (string, bool)) (string, bool) {
-	if !validName(name) && !isPositional(name) {
-		return "", false
-	}
-	return lookup(name)
-}
-
-func isNameStart(c byte) bool {
-	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
-}
-
-func validName(s string) bool {
-	if s == "" || !isNameStart(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if !isNameStart(s[i]) && (s[i] < '0' || s[i] > '9') {
-			return false
-		}
-	}
-	return true
-}
-
-func isPositional(s string) bool {
-	if s == "" || s[0] == '0' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -453,19 +453,20 @@ func TestEngineOutputTailIsBoundedAndTheLogHasAll(t *testing.T) {
 }
 
 // A run/call step starts one child per try (the retry is passed on, so the
-// cluster's ids differ) and takes its result and outputs; a failed child
-// fails its step.
+// cluster's ids differ) and takes its result and outputs, which later
+// steps read as ${CHILD.outputs.NAME}; a failed child fails its step.
 func TestEngineChildSteps(t *testing.T) {
 	host := &fakeHost{children: map[string]*daguhav1.Run{
 		"child-call-1": {Id: "child-call-1", Status: daguhav1.RunStatus_RUN_STATUS_FAILED, Error: "first try"},
-		"child-call-2": {Id: "child-call-2", Status: daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, Outputs: map[string]string{"b": "2", "a": "1"}},
+		"child-call-2": {Id: "child-call-2", DagName: "sub", Params: "X=/x", Status: daguhav1.RunStatus_RUN_STATUS_SUCCEEDED,
+			Outputs: map[string]string{"b": "2", "a": "1"}},
 		"child-bad-1":  {Id: "child-bad-1", Status: daguhav1.RunStatus_RUN_STATUS_FAILED, Error: "boom"},
 		"child-gone-1": {Id: "child-gone-1", Status: daguhav1.RunStatus_RUN_STATUS_CANCELLED},
 	}}
 	dir := t.TempDir()
 	run := testRun(dir,
 		&daguhav1.StepSpec{Name: "call", ChildDag: "sub", ChildParams: "X=$D", Output: "CHILD", RetryPolicy: &daguhav1.RetryPolicy{Limit: 3}},
-		&daguhav1.StepSpec{Name: "use", Depends: []string{"call"}, Command: `printf '%s' "$CHILD" > "$D/child"`},
+		&daguhav1.StepSpec{Name: "use", Depends: []string{"call"}, Command: `printf '%s' "$CHILD" > "$D/child"; printf '%s|%s' "${CHILD.outputs.b}" ${CHILD.status} > "$D/b"`},
 		&daguhav1.StepSpec{Name: "bad", ChildDag: "sub"},
 		&daguhav1.StepSpec{Name: "gone", ChildDag: "sub"},
 	)
@@ -494,9 +495,23 @@ func TestEngineChildSteps(t *testing.T) {
 	if g := last["gone"]; g.GetStatus() != daguhav1.StepStatus_STEP_STATUS_FAILED || g.GetError() != "child run child-gone-1 was cancelled" {
 		t.Errorf("a child cancelled alone fails its step: %v", g)
 	}
-	want := `{"a":"1","b":"2"}`
+	// What Dagu's run step prints and its output holds: the child's
+	// result as indented JSON.
+	want := `{
+  "name": "sub",
+  "dagRunId": "child-call-2",
+  "params": "X=/x",
+  "outputs": {
+    "a": "1",
+    "b": "2"
+  },
+  "status": "succeeded"
+}`
 	if data, _ := os.ReadFile(filepath.Join(dir, "child")); string(data) != want || r.outputs["CHILD"] != want {
 		t.Errorf("child outputs: step saw %q, run outputs %v", data, r.outputs)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "b")); string(data) != "2|succeeded" {
+		t.Errorf("${CHILD.outputs.b} ${CHILD.status}: %q", data)
 	}
 }
 

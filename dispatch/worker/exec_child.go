@@ -19,8 +19,15 @@ func (childExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepStat
 	x, i, retry, started, vars := t.x, t.i, t.retry, t.started, t.vars
 	spec := x.steps[i]
 	// The child's params are the step's, with this run's variables
-	// (params, env, outputs) substituted: no shell sees them.
-	params := expandVars(spec.GetChildParams(), x.lookup(vars, true, true))
+	// (params, env, outputs) substituted and backquoted commands run, as
+	// in the DAG's env: no shell sees them.
+	params, err := x.evalValue(ctx, spec.GetChildParams(), resolver{x: x, vars: vars, osEnv: true, positional: true})
+	if err != nil {
+		if ctx.Err() != nil {
+			return stoppedState(ctx)
+		}
+		return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: "params: " + err.Error()}
+	}
 	childID, err := x.host.StartChild(ctx, spec.GetName(), retry, params)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -54,15 +61,71 @@ func (childExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepStat
 		default:
 			st = &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: fmt.Sprintf("child run %s ended as %s", childID, child.GetStatus())}
 		}
-		if spec.GetOutput() != "" && (st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED || st.Status == daguhav1.StepStatus_STEP_STATUS_FAILED) {
-			outputs := child.GetOutputs()
-			if outputs == nil {
-				outputs = map[string]string{}
+		if st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED || st.Status == daguhav1.StepStatus_STEP_STATUS_FAILED {
+			if err := x.childOutput(i, child); err != nil {
+				st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, err.Error()
 			}
-			encoded, _ := json.Marshal(outputs) // a map's keys come out sorted
-			x.setOutput(i, string(encoded))
 		}
 	}
 	st.ChildRunId = childID
 	return st
+}
+
+// childResult is what Dagu's run step prints when its child ends, and so
+// what its output variable holds: ${VAR.outputs.NAME} is the child's
+// output NAME.
+type childResult struct {
+	Name     string            `json:"name,omitempty"`
+	DAGRunID string            `json:"dagRunId,omitempty"`
+	Params   string            `json:"params,omitempty"`
+	Outputs  map[string]string `json:"outputs"`
+	Status   string            `json:"status"`
+}
+
+// childOutput writes the child's result as Dagu does (indented JSON,
+// keys of outputs sorted) to the step's output variable and, for a step
+// with an id, to its stdout file.
+func (x *execution) childOutput(i int, child *daguhav1.Run) error {
+	spec := x.steps[i]
+	if spec.GetOutput() == "" && spec.GetId() == "" {
+		return nil
+	}
+	result := childResult{Name: dagName(child), DAGRunID: child.GetId(), Params: child.GetParams(),
+		Outputs: child.GetOutputs(), Status: dagStatusName(child.GetStatus())}
+	if result.Outputs == nil {
+		result.Outputs = map[string]string{}
+	}
+	encoded, err := json.MarshalIndent(result, "", "  ")
+	if err != nil {
+		return fmt.Errorf("writing the child's result: %w", err)
+	}
+	if len(encoded) > maxOutputValueBytes {
+		return fmt.Errorf("output %s: the child's result is more than %d bytes", spec.GetOutput(), maxOutputValueBytes)
+	}
+	x.setOutput(i, string(encoded))
+	stdout, stderr, err := x.openStreams(i)
+	if err != nil {
+		return fmt.Errorf("opening the files of ${%s.stdout} and .stderr: %w", spec.GetId(), err)
+	}
+	if stdout != nil {
+		defer stdout.Close()
+		defer stderr.Close()
+		if _, err := stdout.Write(append(encoded, '\n')); err != nil {
+			return fmt.Errorf("writing ${%s.stdout}: %w", spec.GetId(), err)
+		}
+	}
+	return nil
+}
+
+// dagStatusName is a run's status as Dagu names it.
+func dagStatusName(status daguhav1.RunStatus) string {
+	switch status {
+	case daguhav1.RunStatus_RUN_STATUS_SUCCEEDED:
+		return "succeeded"
+	case daguhav1.RunStatus_RUN_STATUS_FAILED:
+		return "failed"
+	case daguhav1.RunStatus_RUN_STATUS_CANCELLED:
+		return "aborted"
+	}
+	return "unknown"
 }

@@ -23,12 +23,21 @@ func init() { registerExecutor(kindCommand, commandExecutor{}) }
 func (commandExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepState {
 	x, i, retry, vars := t.x, t.i, t.retry, t.vars
 	spec := x.steps[i]
-	outside := x.lookup(vars, true, true)
+	scope := resolver{x: x, vars: vars, osEnv: true, positional: true}
+	// References with a path become variables of their own: the shell
+	// text only ever names variables.
+	text, refs := shellText(spec.GetCommand(), scope)
+	if spec.GetScript() != "" {
+		text, refs = shellText(spec.GetScript(), scope)
+	}
 	env := os.Environ()
 	for _, v := range vars {
 		env = append(env, v.name+"="+v.value)
 	}
-	p := process{dir: expandVars(spec.GetDir(), outside), env: env, capture: spec.GetOutput() != "", grace: x.e.KillGrace}
+	for _, v := range refs {
+		env = append(env, v.name+"="+v.value)
+	}
+	p := process{dir: expandVars(spec.GetDir(), scope), env: env, capture: spec.GetOutput() != "", grace: x.e.KillGrace}
 
 	logFile, err := x.openLog(spec.GetName(), retry)
 	if err != nil {
@@ -37,15 +46,24 @@ func (commandExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepSt
 		defer logFile.Close()
 		p.log = logFile
 	}
+	stdout, stderr, err := x.openStreams(i)
+	if err != nil {
+		return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, ExitCode: -1, Error: "opening the files of ${" + spec.GetId() + ".stdout} and .stderr: " + err.Error()}
+	}
+	if stdout != nil {
+		defer stdout.Close()
+		defer stderr.Close()
+		p.stdout, p.stderr = stdout, stderr
+	}
 	if spec.GetScript() != "" {
-		path, err := x.writeScript(spec.GetName(), spec.GetScript())
+		path, err := x.writeScript(spec.GetName(), text)
 		if err != nil {
 			return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, ExitCode: -1, Error: "writing script: " + err.Error()}
 		}
 		defer os.Remove(path)
 		p.argv = append([]string{"sh", path}, x.positional...)
 	} else {
-		p.argv = append([]string{"sh", "-c", spec.GetCommand(), "sh"}, x.positional...)
+		p.argv = append([]string{"sh", "-c", text, "sh"}, x.positional...)
 	}
 
 	res := runProcess(ctx, p)

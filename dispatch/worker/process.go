@@ -112,7 +112,10 @@ type process struct {
 	log io.Writer
 	// capture keeps stdout (up to maxOutputValueBytes) apart as well.
 	capture bool
-	grace   time.Duration
+	// stdout and stderr, when not nil, receive the streams apart as well
+	// (a write that fails is not retried; the rest still flows).
+	stdout, stderr io.Writer
+	grace          time.Duration
 }
 
 // processResult is how a process ended.
@@ -165,7 +168,7 @@ func runProcess(ctx context.Context, p process) processResult {
 	readers, writers = append(readers, outR), append(writers, outW)
 	cmd.Stdout, cmd.Stderr = outW, outW
 	copies := []io.Writer{combined}
-	if p.capture {
+	if p.capture || p.stdout != nil || p.stderr != nil {
 		errR, errW, err := os.Pipe()
 		if err != nil {
 			closeAll(readers)
@@ -174,8 +177,18 @@ func runProcess(ctx context.Context, p process) processResult {
 		}
 		readers, writers = append(readers, errR), append(writers, errW)
 		cmd.Stderr = errW
-		captured = &capBuffer{max: maxOutputValueBytes}
-		copies = []io.Writer{io.MultiWriter(combined, captured), combined}
+		outCopies, errCopies := []io.Writer{combined}, []io.Writer{combined}
+		if p.capture {
+			captured = &capBuffer{max: maxOutputValueBytes}
+			outCopies = append(outCopies, captured)
+		}
+		if p.stdout != nil {
+			outCopies = append(outCopies, &lenientWriter{w: p.stdout})
+		}
+		if p.stderr != nil {
+			errCopies = append(errCopies, &lenientWriter{w: p.stderr})
+		}
+		copies = []io.Writer{io.MultiWriter(outCopies...), io.MultiWriter(errCopies...)}
 	}
 	if err := cmd.Start(); err != nil {
 		closeAll(readers)

@@ -758,8 +758,10 @@ type StepSpec struct {
 	// Routes the child run; else the child DAG's own selector.
 	WorkerSelector map[string]string `protobuf:"bytes,13,rep,name=worker_selector,json=workerSelector,proto3" json:"worker_selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Description    string            `protobuf:"bytes,14,opt,name=description,proto3" json:"description,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Dagu's step id.
+	Id            string `protobuf:"bytes,15,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepSpec) Reset() {
@@ -886,6 +888,13 @@ func (x *StepSpec) GetWorkerSelector() map[string]string {
 func (x *StepSpec) GetDescription() string {
 	if x != nil {
 		return x.Description
+	}
+	return ""
+}
+
+func (x *StepSpec) GetId() string {
+	if x != nil {
+		return x.Id
 	}
 	return ""
 }
@@ -1549,7 +1558,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"F\n" +
 	"\vRetryPolicy\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\x12!\n" +
-	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\"\xbc\x04\n" +
+	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\"\xcc\x04\n" +
 	"\bStepSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x16\n" +
@@ -1566,7 +1575,8 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\tchild_dag\x18\v \x01(\tR\bchildDag\x12!\n" +
 	"\fchild_params\x18\f \x01(\tR\vchildParams\x12P\n" +
 	"\x0fworker_selector\x18\r \x03(\v2'.daguha.v1.StepSpec.WorkerSelectorEntryR\x0eworkerSelector\x12 \n" +
-	"\vdescription\x18\x0e \x01(\tR\vdescription\x1aA\n" +
+	"\vdescription\x18\x0e \x01(\tR\vdescription\x12\x0e\n" +
+	"\x02id\x18\x0f \x01(\tR\x02id\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x02\n" +
