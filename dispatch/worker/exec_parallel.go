@@ -146,15 +146,15 @@ func (parallelExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepS
 	}
 
 	summary, failed, first := parallelSummary(runs, children, ended, errs)
-	st := &daguhav1.StepState{OutputTail: string(summary), ParallelChildren: startedChildren(children)}
+	st := &daguhav1.StepState{OutputTail: valid.ClipTail(string(summary)), ParallelChildren: startedChildren(children)}
 	switch {
 	case ctx.Err() != nil:
 		stopped := stoppedState(ctx)
 		st.Status, st.Error = stopped.Status, stopped.Error
 		return st
-	case len(summary) > maxOutputValueBytes:
+	case spec.GetOutput() != "" && len(summary) > maxOutputValueBytes:
 		st.Status, st.ExitCode = daguhav1.StepStatus_STEP_STATUS_FAILED, 1
-		st.Error = fmt.Sprintf("parallel: the summary of the child runs is more than %d bytes", maxOutputValueBytes)
+		st.Error = fmt.Sprintf("output %s: the summary of the child runs is more than %d bytes", spec.GetOutput(), maxOutputValueBytes)
 		return st
 	case failed > 0:
 		st.Status, st.ExitCode = daguhav1.StepStatus_STEP_STATUS_FAILED, 1

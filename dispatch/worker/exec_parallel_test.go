@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -268,5 +270,55 @@ func TestParallelStepFailsWhenAChildFails(t *testing.T) {
 	data, _ := os.ReadFile(filepath.Join(dir, "results.json"))
 	if err := json.Unmarshal(data, &s); err != nil || s.Summary.Failed != 1 || s.Summary.Succeeded != 2 || s.Results[1].Status != "failed" || len(s.Outputs) != 2 {
 		t.Errorf("summary %s (%v)", data, err)
+	}
+}
+
+// Cancelling the parent while children run ends the step CANCELLED at
+// once, with the children it started recorded; no other child starts.
+// (The cluster cancels the children with their parent.)
+func TestParallelStepCancelledWithItsRun(t *testing.T) {
+	dir := t.TempDir()
+	gate := filepath.Join(dir, "gate")
+	child := &daguhav1.DagSpec{Name: "waits", Steps: []*daguhav1.StepSpec{{Name: "w",
+		Command: fmt.Sprintf(`while [ ! -e %s ]; do sleep 0.05; done`, gate)}}}
+	c := newChildCluster(t, child)
+	defer c.release(t, gate)
+	items := []*daguhav1.ParallelItem{{Value: "1"}, {Value: "2"}, {Value: "3"}, {Value: "4"}, {Value: "5"}}
+	run := testRun(dir, &daguhav1.StepSpec{Name: "fan-out", ChildDag: "waits", Parallel: &daguhav1.ParallelSpec{Items: items, MaxConcurrent: 2}})
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	go func() {
+		waitFor(t, 5*time.Second, "two children", func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return len(c.created) == 2
+		})
+		cancel(errCancelled)
+	}()
+	r := execute(t, ctx, testEngine(t), run, c)
+	if r.status != daguhav1.RunStatus_RUN_STATUS_CANCELLED {
+		t.Fatalf("run: %s %q", r.status, r.message)
+	}
+	st := c.last()["fan-out"]
+	if st.GetStatus() != daguhav1.StepStatus_STEP_STATUS_CANCELLED || len(st.GetParallelChildren()) != 2 {
+		t.Errorf("fan-out: %v, want cancelled with its 2 children", st)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.created) != 2 {
+		t.Errorf("%d children started, want 2", len(c.created))
+	}
+}
+
+// release opens the gate the children wait at and waits for them to end.
+func (c *childCluster) release(t *testing.T, gate string) {
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Error(err)
+	}
+	c.mu.Lock()
+	runs := slices.Collect(maps.Values(c.runs))
+	c.mu.Unlock()
+	for _, child := range runs {
+		<-child.done
 	}
 }
