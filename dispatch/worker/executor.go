@@ -60,9 +60,8 @@ func executorFor(kind string) (executor, error) {
 }
 
 // kindOf is the kind of a step: a run/call step starts a child run (one
-// per item with parallel);
-// every other step runs its command or script, or nothing on an engine
-// with the no-op executor.
+// per item with parallel); every other step runs its command or script,
+// or nothing on an engine with the no-op executor.
 func (e *Engine) kindOf(spec *daguhav1.StepSpec) string {
 	switch {
 	case spec.GetChildDag() != "" && spec.GetParallel() != nil:
