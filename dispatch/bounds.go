@@ -66,6 +66,9 @@ func checkReportItem(state *store.StateStore, runID string, item *daguhav1.Repor
 				return &InvalidRequestError{Reason: fmt.Sprintf("step report of %s: child %v", valid.Quote(step.GetName()), err)}
 			}
 		}
+		if err := checkParallelChildren(step); err != nil {
+			return err
+		}
 		step.OutputTail = valid.ClipTail(step.GetOutputTail())
 		step.Error = valid.ClipError(step.GetError())
 	}

@@ -45,8 +45,8 @@ func ResolveDag(state *store.StateStore, locals []*daguhav1.DagSpec, name string
 }
 
 // EnqueueChild enqueues the child run of a run/call step of the run the
-// lease in token holds. Asking again for the same step and retry returns
-// the same child.
+// lease in token holds. Asking again for the same step and retry (and,
+// for a parallel step, the same item's params) returns the same child.
 func (d *Dispatcher) EnqueueChild(ctx context.Context, token, stepName string, retry uint32, params string) (string, bool, error) {
 	if err := checkChildRequest(stepName, params); err != nil {
 		return "", false, err
@@ -89,7 +89,7 @@ func (d *Dispatcher) EnqueueChild(ctx context.Context, token, stepName string, r
 	}
 	rootName, rootID := RootOf(parent)
 	child := &daguhav1.Run{
-		Id:                 ChildRunID(parent.GetId(), stepName, retry),
+		Id:                 childRunIDOf(parent.GetId(), step, retry, params),
 		DagName:            spec.GetName(),
 		Params:             params,
 		EnqueuedAtUnixNano: d.config.Now().UnixNano(),

@@ -138,7 +138,7 @@ func followRun(ctx context.Context, apiClient *client.Client, id string, out io.
 			status = run.Status
 		}
 		for _, step := range run.Steps {
-			key := step.Status + "/" + fmt.Sprint(step.Retry) + "/" + step.ChildRunID
+			key := step.Status + "/" + fmt.Sprint(step.Retry) + "/" + step.ChildRunID + "/" + parallelCounts(step)
 			if printed[step.Name] == key {
 				continue
 			}
@@ -170,8 +170,34 @@ func stepLine(step wire.Step) string {
 	if step.ChildRunID != "" {
 		line += " child run " + step.ChildRunID
 	}
+	if len(step.ParallelChildren) > 0 {
+		line += " " + parallelCounts(step)
+	}
 	if step.Error != "" && step.Status != "succeeded" {
 		line += ": " + step.Error
+	}
+	return line
+}
+
+// parallelCounts sums up a parallel step's children: how many started,
+// and how many of them ended how.
+func parallelCounts(step wire.Step) string {
+	if len(step.ParallelChildren) == 0 {
+		return ""
+	}
+	counts := map[string]int{}
+	for _, child := range step.ParallelChildren {
+		counts[child.Status]++
+	}
+	line := fmt.Sprintf("%d child runs", len(step.ParallelChildren))
+	var parts []string
+	for _, status := range []string{"running", "succeeded", "failed", "cancelled"} {
+		if counts[status] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[status], status))
+		}
+	}
+	if len(parts) > 0 {
+		line += " (" + strings.Join(parts, ", ") + ")"
 	}
 	return line
 }

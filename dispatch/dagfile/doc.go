@@ -85,6 +85,8 @@
 //	                where needed (see FormatParams)
 //	workerSelector  only on a run/call step: routes the child run (else the
 //	                child DAG's own selector applies)
+//	parallel        only on a run/call step: Dagu's parallel, one child run
+//	                per item (see Parallel steps below)
 //	dir             the working directory
 //	env             as for a DAG
 //	depends         a step name or a list of them; each must be a step of the
@@ -107,6 +109,31 @@
 // A step has exactly one of command, script, run and call: Dagu's use of
 // command as the interpreter of a script is not supported. Steps are
 // maps; Dagu's one-line form (- echo hi) and generated step names are not.
+//
+// # Parallel steps
+//
+// A run/call step with parallel starts one child run of its DAG per item,
+// at most maxConcurrent (default 10) of them active at once, and succeeds
+// when every child succeeded. parallel is written as in Dagu 1.x and now:
+//
+//	parallel: [a.csv, b.csv]          a list of items
+//	parallel: ${ITEMS}                a variable holding them, read when the
+//	                                  step runs: a JSON array, else one item
+//	                                  per line, else one per word
+//	parallel:                         a map of items (either form) and
+//	  items: [a.csv, b.csv]           maxConcurrent (or max_concurrent), a
+//	  maxConcurrent: 2                whole number of at least 1
+//
+// An item is a string or a number (kept as written), or a map of param
+// names to strings, numbers or true/false: the child's named params. A list
+// has 1 to 1000 items (valid.ParallelItems); true/false, null and nested
+// lists are not items, as in Dagu. The step's params are the child's, with
+// ${ITEM} standing for the item; without params, the item itself is the
+// child's params (a string in Dagu's params form, a map as NAME=value
+// pairs). How items become child runs is the worker's (package worker).
+//
+// Dagu has no groups of steps inside a step: a nested group is a run/call
+// of a DAG with its own steps (a document of the file, or a stored DAG).
 //
 // Not supported, so reported as unknown keys: Dagu's preconditions,
 // handlers (handlerOn), executors, mail, dotenv, shell, queues, repeat

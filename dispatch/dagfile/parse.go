@@ -55,7 +55,7 @@ var dagKeys = newKeyTable("name", "description", "params", "env", "schedule", "w
 
 var stepKeys = newKeyTable("name", "description", "command", "script", "dir", "env", "depends",
 	"output", "retryPolicy", "timeoutSec", "continueOn", "run", "call", "params", "workerSelector",
-	"tags", "group", "type", "id")
+	"tags", "group", "type", "id", "parallel")
 
 var retryKeys = newKeyTable("limit", "intervalSec")
 
@@ -611,6 +611,7 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 	}
 
 	c.action(step, info, fields, path)
+	c.stepParallel(step, info, fields, path)
 
 	child := step.ChildDag != ""
 	if e, ok := fields["params"]; ok {

@@ -59,11 +59,13 @@ func executorFor(kind string) (executor, error) {
 	return nil, fmt.Errorf("no executor runs steps of kind %q (this worker runs %s)", kind, strings.Join(kinds, ", "))
 }
 
-// kindOf is the kind of a step: a run/call step starts a child run;
-// every other step runs its command or script, or nothing on an engine
-// with the no-op executor.
+// kindOf is the kind of a step: a run/call step starts a child run (one
+// per item with parallel); every other step runs its command or script,
+// or nothing on an engine with the no-op executor.
 func (e *Engine) kindOf(spec *daguhav1.StepSpec) string {
 	switch {
+	case spec.GetChildDag() != "" && spec.GetParallel() != nil:
+		return kindParallel
 	case spec.GetChildDag() != "":
 		return kindChild
 	case e.Noop:

@@ -116,6 +116,7 @@ func viewRun(run *daguhav1.Run) RunView {
 			Name: step.GetName(), Status: service.StepStatusName(step.GetStatus()), ExitCode: step.GetExitCode(),
 			StartedAt: timestamp(step.GetStartedAtUnixNano()), FinishedAt: timestamp(step.GetFinishedAtUnixNano()),
 			OutputTail: step.GetOutputTail(), Error: step.GetError(), Retry: step.GetRetry(), ChildRunID: step.GetChildRunId(),
+			ParallelChildren: viewParallelChildren(step.GetParallelChildren()),
 		})
 	}
 	for _, a := range run.GetAttempts() {
@@ -188,4 +189,14 @@ func (s *Server) cancelRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, wire.Cancelled{DagRunID: id})
 	return nil
+}
+
+// viewParallelChildren is what a parallel step's state records of its
+// items' children, as the API shows it.
+func viewParallelChildren(children []*daguhav1.ParallelChild) []wire.ParallelChild {
+	var out []wire.ParallelChild
+	for _, child := range children {
+		out = append(out, wire.ParallelChild{DagRunID: child.GetChildRunId(), Params: child.GetParams(), Status: service.RunStatusName(child.GetStatus())})
+	}
+	return out
 }

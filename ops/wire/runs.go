@@ -54,6 +54,18 @@ type Step struct {
 	// Retry is 1 for the first try of the step.
 	Retry      uint32 `json:"retry,omitempty"`
 	ChildRunID string `json:"child_dag_run_id,omitempty"`
+	// ParallelChildren: for a parallel step, the child run of each item
+	// started so far, in the items' order.
+	ParallelChildren []ParallelChild `json:"parallel_children,omitempty"`
+}
+
+// ParallelChild is the child run of one item of a parallel step.
+type ParallelChild struct {
+	DagRunID string `json:"dag_run_id"`
+	// Params are the child's params, cut short when long.
+	Params string `json:"params"`
+	// Status is "running" until the parent saw the child end.
+	Status string `json:"status"`
 }
 
 // Child is a child run, in its parent's detail.

@@ -373,7 +373,8 @@ function runPage(main, id) {
       outputs.length ? [h("h2", {}, "Outputs"), h("dl", { class: "facts", id: "run-outputs" }, outputs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))] : "",
       h("h2", {}, "Steps"),
       table(["Step", "Status", "Exit", "Started", "Took", "Output"], run.steps.map((s) => [
-        h("span", {}, s.name, s.child_dag_run_id ? [" → ", runLink(s.child_dag_run_id, "child run")] : ""),
+        h("span", {}, s.name, s.child_dag_run_id ? [" → ", runLink(s.child_dag_run_id, "child run")] : "",
+          s.parallel_children ? ` → ${s.parallel_children.length} child runs (${s.parallel_children.filter((c) => c.status === "succeeded").length} succeeded)` : ""),
         h("span", {}, statusBadge(s.status), s.retry > 1 ? ` (try ${s.retry})` : ""),
         s.status === "running" || !s.started_at ? "" : String(s.exit_code),
         when(s.started_at), duration(s.started_at, s.finished_at),

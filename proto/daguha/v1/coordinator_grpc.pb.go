@@ -56,7 +56,8 @@ type CoordinatorServiceClient interface {
 	Discover(ctx context.Context, in *DiscoverRequest, opts ...grpc.CallOption) (*DiscoverResponse, error)
 	// EnqueueChild starts a child run for a run/call step of a run the
 	// worker holds. The child's id is derived from the parent's id, the step
-	// and the retry, so asking twice starts one child.
+	// and the retry (and the params, for a parallel step's item), so asking
+	// twice starts one child.
 	EnqueueChild(ctx context.Context, in *EnqueueChildRequest, opts ...grpc.CallOption) (*EnqueueChildResponse, error)
 	// WatchRun answers when the run's record changed after min_modify_index,
 	// or after wait_millis with the record as it is (a blocking query).
@@ -178,7 +179,8 @@ type CoordinatorServiceServer interface {
 	Discover(context.Context, *DiscoverRequest) (*DiscoverResponse, error)
 	// EnqueueChild starts a child run for a run/call step of a run the
 	// worker holds. The child's id is derived from the parent's id, the step
-	// and the retry, so asking twice starts one child.
+	// and the retry (and the params, for a parallel step's item), so asking
+	// twice starts one child.
 	EnqueueChild(context.Context, *EnqueueChildRequest) (*EnqueueChildResponse, error)
 	// WatchRun answers when the run's record changed after min_modify_index,
 	// or after wait_millis with the record as it is (a blocking query).

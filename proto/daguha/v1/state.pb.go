@@ -759,7 +759,9 @@ type StepSpec struct {
 	WorkerSelector map[string]string `protobuf:"bytes,13,rep,name=worker_selector,json=workerSelector,proto3" json:"worker_selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Description    string            `protobuf:"bytes,14,opt,name=description,proto3" json:"description,omitempty"`
 	// Dagu's step id.
-	Id            string `protobuf:"bytes,15,opt,name=id,proto3" json:"id,omitempty"`
+	Id string `protobuf:"bytes,15,opt,name=id,proto3" json:"id,omitempty"`
+	// Dagu's parallel: the run/call step starts one child run per item.
+	Parallel      *ParallelSpec `protobuf:"bytes,50,opt,name=parallel,proto3" json:"parallel,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -897,6 +899,13 @@ func (x *StepSpec) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *StepSpec) GetParallel() *ParallelSpec {
+	if x != nil {
+		return x.Parallel
+	}
+	return nil
 }
 
 // StoredDag is a DAG definition kept in the replicated state: the first
@@ -1094,9 +1103,12 @@ type StepState struct {
 	// 1 for the first try; retries count up.
 	Retry uint32 `protobuf:"varint,8,opt,name=retry,proto3" json:"retry,omitempty"`
 	// For a run/call step: the child run it started.
-	ChildRunId    string `protobuf:"bytes,9,opt,name=child_run_id,json=childRunId,proto3" json:"child_run_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ChildRunId string `protobuf:"bytes,9,opt,name=child_run_id,json=childRunId,proto3" json:"child_run_id,omitempty"`
+	// For a parallel step: the child run of each item started so far, in
+	// the order of the items.
+	ParallelChildren []*ParallelChild `protobuf:"bytes,28,rep,name=parallel_children,json=parallelChildren,proto3" json:"parallel_children,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StepState) Reset() {
@@ -1192,6 +1204,206 @@ func (x *StepState) GetChildRunId() string {
 	return ""
 }
 
+func (x *StepState) GetParallelChildren() []*ParallelChild {
+	if x != nil {
+		return x.ParallelChildren
+	}
+	return nil
+}
+
+// ParallelSpec is Dagu's parallel: a run/call step over a list of items,
+// one child run per item, at most max_concurrent of them active at once.
+type ParallelSpec struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The items written in the file, in order; empty when items_from is set.
+	Items []*ParallelItem `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	// Dagu's variable form (parallel: ${ITEMS}): text expanded when the step
+	// runs and read as a JSON array, or as lines, or as words.
+	ItemsFrom string `protobuf:"bytes,2,opt,name=items_from,json=itemsFrom,proto3" json:"items_from,omitempty"`
+	// At least 1 (the parser writes Dagu's default, 10, when none is given).
+	MaxConcurrent uint32 `protobuf:"varint,3,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParallelSpec) Reset() {
+	*x = ParallelSpec{}
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParallelSpec) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParallelSpec) ProtoMessage() {}
+
+func (x *ParallelSpec) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParallelSpec.ProtoReflect.Descriptor instead.
+func (*ParallelSpec) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ParallelSpec) GetItems() []*ParallelItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
+func (x *ParallelSpec) GetItemsFrom() string {
+	if x != nil {
+		return x.ItemsFrom
+	}
+	return ""
+}
+
+func (x *ParallelSpec) GetMaxConcurrent() uint32 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
+// ParallelItem is one item as written: a scalar, or a map whose entries
+// are the child's named params.
+type ParallelItem struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Value string                 `protobuf:"bytes,1,opt,name=value,proto3" json:"value,omitempty"`
+	// A map item's entries in the order written; is_map tells {} from "".
+	Params        []*Param `protobuf:"bytes,2,rep,name=params,proto3" json:"params,omitempty"`
+	IsMap         bool     `protobuf:"varint,3,opt,name=is_map,json=isMap,proto3" json:"is_map,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParallelItem) Reset() {
+	*x = ParallelItem{}
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParallelItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParallelItem) ProtoMessage() {}
+
+func (x *ParallelItem) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParallelItem.ProtoReflect.Descriptor instead.
+func (*ParallelItem) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ParallelItem) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *ParallelItem) GetParams() []*Param {
+	if x != nil {
+		return x.Params
+	}
+	return nil
+}
+
+func (x *ParallelItem) GetIsMap() bool {
+	if x != nil {
+		return x.IsMap
+	}
+	return false
+}
+
+// ParallelChild is the child run of one item of a parallel step, as its
+// parent's step state records it.
+type ParallelChild struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ChildRunId string                 `protobuf:"bytes,1,opt,name=child_run_id,json=childRunId,proto3" json:"child_run_id,omitempty"`
+	// The child's params, cut short when long (the child run has them whole).
+	Params string `protobuf:"bytes,2,opt,name=params,proto3" json:"params,omitempty"`
+	// RUNNING until the parent saw the child end.
+	Status        RunStatus `protobuf:"varint,3,opt,name=status,proto3,enum=daguha.v1.RunStatus" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParallelChild) Reset() {
+	*x = ParallelChild{}
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParallelChild) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParallelChild) ProtoMessage() {}
+
+func (x *ParallelChild) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParallelChild.ProtoReflect.Descriptor instead.
+func (*ParallelChild) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ParallelChild) GetChildRunId() string {
+	if x != nil {
+		return x.ChildRunId
+	}
+	return ""
+}
+
+func (x *ParallelChild) GetParams() string {
+	if x != nil {
+		return x.Params
+	}
+	return ""
+}
+
+func (x *ParallelChild) GetStatus() RunStatus {
+	if x != nil {
+		return x.Status
+	}
+	return RunStatus_RUN_STATUS_UNSPECIFIED
+}
+
 // Attempt is one grant of a run to a worker and how it ended.
 type Attempt struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -1208,7 +1420,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1432,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1445,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Attempt) GetAttempt() uint32 {
@@ -1299,7 +1511,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +1523,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +1536,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Worker) GetId() string {
@@ -1402,7 +1614,7 @@ type ClusterMeta struct {
 
 func (x *ClusterMeta) Reset() {
 	*x = ClusterMeta{}
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1414,7 +1626,7 @@ func (x *ClusterMeta) String() string {
 func (*ClusterMeta) ProtoMessage() {}
 
 func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1427,7 +1639,7 @@ func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMeta.ProtoReflect.Descriptor instead.
 func (*ClusterMeta) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ClusterMeta) GetSigningKey() []byte {
@@ -1449,7 +1661,7 @@ type TableIndex struct {
 
 func (x *TableIndex) Reset() {
 	*x = TableIndex{}
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1461,7 +1673,7 @@ func (x *TableIndex) String() string {
 func (*TableIndex) ProtoMessage() {}
 
 func (x *TableIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1474,7 +1686,7 @@ func (x *TableIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableIndex.ProtoReflect.Descriptor instead.
 func (*TableIndex) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TableIndex) GetTable() string {
@@ -1558,7 +1770,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"F\n" +
 	"\vRetryPolicy\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\x12!\n" +
-	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\"\xcc\x04\n" +
+	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\"\x81\x05\n" +
 	"\bStepSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x16\n" +
@@ -1576,7 +1788,8 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\fchild_params\x18\f \x01(\tR\vchildParams\x12P\n" +
 	"\x0fworker_selector\x18\r \x03(\v2'.daguha.v1.StepSpec.WorkerSelectorEntryR\x0eworkerSelector\x12 \n" +
 	"\vdescription\x18\x0e \x01(\tR\vdescription\x12\x0e\n" +
-	"\x02id\x18\x0f \x01(\tR\x02id\x1aA\n" +
+	"\x02id\x18\x0f \x01(\tR\x02id\x123\n" +
+	"\bparallel\x182 \x01(\v2\x17.daguha.v1.ParallelSpecR\bparallel\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x02\n" +
@@ -1595,7 +1808,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\vlast_run_id\x18\x03 \x01(\tR\tlastRunId\x12!\n" +
 	"\fmodify_index\x18\x04 \x01(\x04R\vmodifyIndex\x12-\n" +
 	"\x13last_stop_slot_unix\x18\x05 \x01(\x03R\x10lastStopSlotUnix\x123\n" +
-	"\x16last_restart_slot_unix\x18\x06 \x01(\x03R\x13lastRestartSlotUnix\"\xbe\x02\n" +
+	"\x16last_restart_slot_unix\x18\x06 \x01(\x03R\x13lastRestartSlotUnix\"\x85\x03\n" +
 	"\tStepState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.daguha.v1.StepStatusR\x06status\x12\x1b\n" +
@@ -1607,7 +1820,22 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x05error\x18\a \x01(\tR\x05error\x12\x14\n" +
 	"\x05retry\x18\b \x01(\rR\x05retry\x12 \n" +
 	"\fchild_run_id\x18\t \x01(\tR\n" +
-	"childRunId\"\xdd\x01\n" +
+	"childRunId\x12E\n" +
+	"\x11parallel_children\x18\x1c \x03(\v2\x18.daguha.v1.ParallelChildR\x10parallelChildren\"\x83\x01\n" +
+	"\fParallelSpec\x12-\n" +
+	"\x05items\x18\x01 \x03(\v2\x17.daguha.v1.ParallelItemR\x05items\x12\x1d\n" +
+	"\n" +
+	"items_from\x18\x02 \x01(\tR\titemsFrom\x12%\n" +
+	"\x0emax_concurrent\x18\x03 \x01(\rR\rmaxConcurrent\"e\n" +
+	"\fParallelItem\x12\x14\n" +
+	"\x05value\x18\x01 \x01(\tR\x05value\x12(\n" +
+	"\x06params\x18\x02 \x03(\v2\x10.daguha.v1.ParamR\x06params\x12\x15\n" +
+	"\x06is_map\x18\x03 \x01(\bR\x05isMap\"w\n" +
+	"\rParallelChild\x12 \n" +
+	"\fchild_run_id\x18\x01 \x01(\tR\n" +
+	"childRunId\x12\x16\n" +
+	"\x06params\x18\x02 \x01(\tR\x06params\x12,\n" +
+	"\x06status\x18\x03 \x01(\x0e2\x14.daguha.v1.RunStatusR\x06status\"\xdd\x01\n" +
 	"\aAttempt\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\rR\aattempt\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12#\n" +
@@ -1664,7 +1892,7 @@ func file_daguha_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_daguha_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_daguha_v1_state_proto_goTypes = []any{
 	(RunStatus)(0),         // 0: daguha.v1.RunStatus
 	(StepStatus)(0),        // 1: daguha.v1.StepStatus
@@ -1677,38 +1905,46 @@ var file_daguha_v1_state_proto_goTypes = []any{
 	(*StoredDag)(nil),      // 8: daguha.v1.StoredDag
 	(*ScheduleRecord)(nil), // 9: daguha.v1.ScheduleRecord
 	(*StepState)(nil),      // 10: daguha.v1.StepState
-	(*Attempt)(nil),        // 11: daguha.v1.Attempt
-	(*Worker)(nil),         // 12: daguha.v1.Worker
-	(*ClusterMeta)(nil),    // 13: daguha.v1.ClusterMeta
-	(*TableIndex)(nil),     // 14: daguha.v1.TableIndex
-	nil,                    // 15: daguha.v1.Run.OutputsEntry
-	nil,                    // 16: daguha.v1.DagSpec.WorkerSelectorEntry
-	nil,                    // 17: daguha.v1.StepSpec.WorkerSelectorEntry
-	nil,                    // 18: daguha.v1.Worker.LabelsEntry
+	(*ParallelSpec)(nil),   // 11: daguha.v1.ParallelSpec
+	(*ParallelItem)(nil),   // 12: daguha.v1.ParallelItem
+	(*ParallelChild)(nil),  // 13: daguha.v1.ParallelChild
+	(*Attempt)(nil),        // 14: daguha.v1.Attempt
+	(*Worker)(nil),         // 15: daguha.v1.Worker
+	(*ClusterMeta)(nil),    // 16: daguha.v1.ClusterMeta
+	(*TableIndex)(nil),     // 17: daguha.v1.TableIndex
+	nil,                    // 18: daguha.v1.Run.OutputsEntry
+	nil,                    // 19: daguha.v1.DagSpec.WorkerSelectorEntry
+	nil,                    // 20: daguha.v1.StepSpec.WorkerSelectorEntry
+	nil,                    // 21: daguha.v1.Worker.LabelsEntry
 }
 var file_daguha_v1_state_proto_depIdxs = []int32{
 	0,  // 0: daguha.v1.Run.status:type_name -> daguha.v1.RunStatus
 	3,  // 1: daguha.v1.Run.dag:type_name -> daguha.v1.DagSpec
 	10, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
-	11, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
+	14, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
 	3,  // 4: daguha.v1.Run.local_dags:type_name -> daguha.v1.DagSpec
-	15, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
-	16, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
+	18, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
+	19, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
 	7,  // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
 	4,  // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
 	5,  // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
 	5,  // 10: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
 	6,  // 11: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
-	17, // 12: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
-	3,  // 13: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
-	3,  // 14: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
-	1,  // 15: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
-	18, // 16: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	20, // 12: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
+	11, // 13: daguha.v1.StepSpec.parallel:type_name -> daguha.v1.ParallelSpec
+	3,  // 14: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
+	3,  // 15: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
+	1,  // 16: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
+	13, // 17: daguha.v1.StepState.parallel_children:type_name -> daguha.v1.ParallelChild
+	12, // 18: daguha.v1.ParallelSpec.items:type_name -> daguha.v1.ParallelItem
+	4,  // 19: daguha.v1.ParallelItem.params:type_name -> daguha.v1.Param
+	0,  // 20: daguha.v1.ParallelChild.status:type_name -> daguha.v1.RunStatus
+	21, // 21: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_state_proto_init() }
@@ -1722,7 +1958,7 @@ func file_daguha_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_state_proto_rawDesc), len(file_daguha_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
