@@ -456,9 +456,11 @@ type DagSpec struct {
 	Labels []string `protobuf:"bytes,20,rep,name=labels,proto3" json:"labels,omitempty"`
 	// Typed params (Dagu's params written as a JSON schema or as rich
 	// entries): checked when a run is enqueued and when it starts.
-	ParamRules    []*ParamRule `protobuf:"bytes,21,rep,name=param_rules,json=paramRules,proto3" json:"param_rules,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ParamRules []*ParamRule `protobuf:"bytes,21,rep,name=param_rules,json=paramRules,proto3" json:"param_rules,omitempty"`
+	// At most this many steps of a run run at once (0: no limit).
+	MaxActiveSteps uint32 `protobuf:"varint,22,opt,name=max_active_steps,json=maxActiveSteps,proto3" json:"max_active_steps,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DagSpec) Reset() {
@@ -638,6 +640,13 @@ func (x *DagSpec) GetParamRules() []*ParamRule {
 	return nil
 }
 
+func (x *DagSpec) GetMaxActiveSteps() uint32 {
+	if x != nil {
+		return x.MaxActiveSteps
+	}
+	return 0
+}
+
 // ParamRule is what a named param must be. Empty fields check nothing.
 type ParamRule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -654,7 +663,8 @@ type ParamRule struct {
 	// Bounds of a string's length in characters (-1: none).
 	MinLength int64 `protobuf:"varint,9,opt,name=min_length,json=minLength,proto3" json:"min_length,omitempty"`
 	MaxLength int64 `protobuf:"varint,10,opt,name=max_length,json=maxLength,proto3" json:"max_length,omitempty"`
-	// A regular expression (Go's RE2) the whole value must match.
+	// A regular expression (Go's RE2) that must match a part of the value
+	// (JSON Schema's pattern).
 	Pattern       string `protobuf:"bytes,11,opt,name=pattern,proto3" json:"pattern,omitempty"`
 	Description   string `protobuf:"bytes,12,opt,name=description,proto3" json:"description,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1947,7 +1957,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\a\n" +
 	"\aDagSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
 	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
@@ -1974,7 +1984,8 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x12skip_if_successful\x18\x13 \x01(\bR\x10skipIfSuccessful\x12\x16\n" +
 	"\x06labels\x18\x14 \x03(\tR\x06labels\x125\n" +
 	"\vparam_rules\x18\x15 \x03(\v2\x14.daguha.v1.ParamRuleR\n" +
-	"paramRules\x1aA\n" +
+	"paramRules\x12(\n" +
+	"\x10max_active_steps\x18\x16 \x01(\rR\x0emaxActiveSteps\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd3\x02\n" +
