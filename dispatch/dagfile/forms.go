@@ -141,6 +141,37 @@ func (c *collector) readDefaults(e entry) {
 		c.defaults = append(c.defaults, defaultEntry{name: name, keyAt: d.keyAt, value: d.value})
 	}
 	c.defaultsFrom, c.defaultsTo = r.Line, lastLine(r)
+	c.defaultsNodes = countNodes(r)
+}
+
+// maxDefaultNodes bounds what defaults add to a DAG's steps together
+// (their nodes times the steps): a small file must not make a huge DAG.
+const maxDefaultNodes = 1 << 18
+
+// countNodes counts the nodes of a value as read, aliases followed (the
+// document's aliases were checked not to loop), up to maxDefaultNodes+1.
+func countNodes(n *yaml.Node) int {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return 1 + countNodes(n.Alias)
+	}
+	total := 1
+	for _, child := range n.Content {
+		if total += countNodes(child); total > maxDefaultNodes {
+			return maxDefaultNodes + 1
+		}
+	}
+	return total
+}
+
+// checkDefaultsSize refuses defaults that, copied into every one of steps
+// steps, would make the DAG far larger than it is written.
+func (c *collector) checkDefaultsSize(steps int) {
+	if c.defaults == nil || c.defaultsNodes*steps <= maxDefaultNodes {
+		return
+	}
+	c.addLine(c.defaultsFrom, "defaults", "defaults of %d YAML nodes for %d steps would make %d nodes, more than %d: give the steps these keys themselves",
+		c.defaultsNodes, steps, c.defaultsNodes*steps, maxDefaultNodes)
+	c.defaults = nil
 }
 
 // lastLine is the last line a node's text reaches.
@@ -573,6 +604,12 @@ func (c *collector) nameSteps(steps []*daguhav1.StepSpec, infos []*stepInfo) {
 			names[step.Name] = true
 		}
 	}
+	byName := map[string]int{}
+	for i, step := range steps {
+		if _, dup := byName[step.Name]; !dup && step.Name != "" {
+			byName[step.Name] = i
+		}
+	}
 	ids := map[string]int{}
 	for i, step := range steps {
 		if step.Id == "" {
@@ -584,11 +621,8 @@ func (c *collector) nameSteps(steps []*daguhav1.StepSpec, infos []*stepInfo) {
 			continue
 		}
 		ids[step.Id] = i
-		for j, other := range steps {
-			if j != i && other.Name == step.Id {
-				c.add(at, join(infos[i].path, "id"), "step id %q is the name of %s", step.Id, infos[j].path)
-				break
-			}
+		if j, named := byName[step.Id]; named && j != i && steps[j].Id != step.Id {
+			c.add(at, join(infos[i].path, "id"), "step id %q is the name of %s", step.Id, infos[j].path)
 		}
 	}
 	for _, step := range steps {

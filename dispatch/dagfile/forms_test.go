@@ -304,6 +304,10 @@ steps:
 	// A bad default is reported once, not once per step.
 	wantProblem(t, "defaults:\n  timeoutSec: soon\nsteps: [a, b, c]\n", 2, "steps[0].timeoutSec", "want a whole number")
 	wantProblem(t, "defaults:\n  command: x\nsteps: [a]\n", 2, "defaults.command", `unknown key "command"`)
+	// Defaults copied into every step must not make a small file a huge DAG.
+	env := strings.Repeat("    - A=1\n", 3000)
+	steps := strings.Repeat("  - a\n", 1000)
+	wantProblem(t, "defaults:\n  env:\n"+env+"steps:\n"+steps, 2, "defaults", "would make")
 }
 
 func TestParamsWrittenAsASchema(t *testing.T) {

@@ -488,6 +488,7 @@ func (c *collector) steps(e entry) ([]*daguhav1.StepSpec, []*stepInfo) {
 		c.add(e.value, e.key, "%v", err)
 		return nil, nil
 	}
+	c.checkDefaultsSize(len(list.Content))
 	var steps []*daguhav1.StepSpec
 	var infos []*stepInfo
 	for i, item := range list.Content {

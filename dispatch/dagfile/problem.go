@@ -52,6 +52,7 @@ type collector struct {
 	// span), and its shell.
 	defaults                 []defaultEntry
 	defaultsFrom, defaultsTo int
+	defaultsNodes            int
 	dagShell                 []string
 	// The rules of the params being read (paramSchema, richParam).
 	paramRules []*daguhav1.ParamRule
