@@ -945,9 +945,11 @@ func (x *RetryPolicy) GetIntervalSec() int64 {
 type StepSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// A shell command line, run with sh -c.
+	// A shell command line, run with the step's shell (sh -e -c by default).
+	// With script, the script's interpreter (Dagu's command: python3).
 	Command string `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
-	// A script, run with sh (command, if also set, is ignored).
+	// A script, run with the step's shell (sh -e by default), or with
+	// command as its interpreter.
 	Script  string    `protobuf:"bytes,3,opt,name=script,proto3" json:"script,omitempty"`
 	Dir     string    `protobuf:"bytes,4,opt,name=dir,proto3" json:"dir,omitempty"`
 	Env     []*EnvVar `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty"`
