@@ -57,11 +57,28 @@ func (s *StateStore) FireSchedules(index uint64, firings []*daguhav1.Firing) ([]
 				Refused: fmt.Sprintf("DAG %q has fired %sslot %d already (last fired %d)", name, kindWord(kind), slot, *lastSlot)})
 			continue
 		}
+		previous := *lastSlot
 		*lastSlot = slot
 		if kind == daguhav1.FiringKind_FIRING_KIND_START {
 			record.LastRunId = run.GetId()
 		}
 		record.ModifyIndex = index
+		if kind == daguhav1.FiringKind_FIRING_KIND_START && run.GetDag().GetSkipIfSuccessful() {
+			succeeded, err := succeededSince(txn, name, previous)
+			if err != nil {
+				return nil, err
+			}
+			if succeeded != "" {
+				// The slot counts as fired, so that it is not tried again.
+				record.LastRunId = ""
+				if err := txn.Insert(tableSchedules, record); err != nil {
+					return nil, fmt.Errorf("fire schedule of %q: %w", name, err)
+				}
+				outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(),
+					Refused: fmt.Sprintf("skipped (skipIfSuccessful): run %s of DAG %q succeeded since the slot before", succeeded, name)})
+				continue
+			}
+		}
 		if err := txn.Insert(tableSchedules, record); err != nil {
 			return nil, fmt.Errorf("fire schedule of %q: %w", name, err)
 		}
@@ -162,4 +179,31 @@ func (r *Restore) Schedule(record *daguhav1.ScheduleRecord) error {
 		return fmt.Errorf("restore schedule of %q: %w", record.GetDagName(), err)
 	}
 	return nil
+}
+
+// succeededSince is the id of the DAG's latest run (by start) when it
+// succeeded and started after the unix second since, else "": Dagu's
+// skipIfSuccessful, which skips a scheduled run when the DAG already
+// succeeded since its previous slot (run by hand, say). It reads every
+// run, and runs only for the slots of DAGs that ask for it.
+func succeededSince(txn *memdb.Txn, dag string, since int64) (string, error) {
+	iter, err := txn.Get(tableRuns, "id")
+	if err != nil {
+		return "", fmt.Errorf("runs of %q: %w", dag, err)
+	}
+	var latest *daguhav1.Run
+	for raw := iter.Next(); raw != nil; raw = iter.Next() {
+		run := raw.(*daguhav1.Run)
+		if run.GetDagName() != dag || run.GetStartedAtUnixNano() == 0 {
+			continue
+		}
+		if latest == nil || run.GetStartedAtUnixNano() > latest.GetStartedAtUnixNano() {
+			latest = run
+		}
+	}
+	if latest == nil || latest.GetStatus() != daguhav1.RunStatus_RUN_STATUS_SUCCEEDED ||
+		latest.GetStartedAtUnixNano() <= since*int64(1e9) {
+		return "", nil
+	}
+	return latest.GetId(), nil
 }

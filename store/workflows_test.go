@@ -245,3 +245,38 @@ func TestFireSchedulesStopAndRestartSlots(t *testing.T) {
 		t.Fatalf("schedule record %v %v", record, err)
 	}
 }
+
+// skipIfSuccessful: a slot is skipped (and counts as fired) when the
+// DAG's latest run succeeded after the slot before; a later slot fires.
+func TestFireSchedulesSkipsASlotAfterASuccessWhenAsked(t *testing.T) {
+	s := newStore(t)
+	dag := &daguhav1.DagSpec{Name: "daily", SkipIfSuccessful: true}
+	fire := func(index uint64, slot int64) *daguhav1.RunOutcome {
+		t.Helper()
+		outcomes, err := s.FireSchedules(index, []*daguhav1.Firing{{DagName: "daily", SlotUnix: slot,
+			Run: &daguhav1.Run{Id: "daily@" + string(rune('a'+slot/10)), DagName: "daily", ScheduleSlotUnix: slot, Dag: dag}}})
+		if err != nil || len(outcomes) != 1 {
+			t.Fatalf("fire slot %d: %v %v", slot, outcomes, err)
+		}
+		return outcomes[0]
+	}
+	if o := fire(1, 10); !o.GetApplied() {
+		t.Fatalf("first slot, nothing succeeded yet: %v", o)
+	}
+	// Run by hand at 15 s, succeeded.
+	enqueue(t, s, 2, &daguhav1.Run{Id: "manual", DagName: "daily", Dag: dag})
+	outcomes, err := s.GrantLeases(3, []*daguhav1.Grant{{RunId: "manual", WorkerId: "w", Attempt: 1, MaxActiveRuns: 10, NowUnixNano: 15e9}})
+	if err != nil || !outcomes[0].GetGranted() {
+		t.Fatalf("grant: %v %v", outcomes, err)
+	}
+	finish(t, s, 4, "manual", outcomes[0].GetFencingToken(), 16e9)
+	if o := fire(5, 20); o.GetApplied() || !strings.Contains(o.GetRefused(), "skipIfSuccessful") {
+		t.Fatalf("slot 20 after a success at 15 s: %v", o)
+	}
+	if record, _ := s.Schedule("daily"); record.GetLastSlotUnix() != 20 {
+		t.Fatalf("the skipped slot is not recorded: %v", record)
+	}
+	if o := fire(6, 30); !o.GetApplied() {
+		t.Fatalf("slot 30: the success was before slot 20: %v", o)
+	}
+}

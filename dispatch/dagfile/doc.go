@@ -55,28 +55,103 @@
 //	catchupWindow   a Go duration such as 6h, stored in whole seconds
 //	steps           a list of 1 to 1000 steps (below)
 //	command         a DAG without steps may be just a command (a string, or a
-//	                list of strings joined by spaces): one step named after the
-//	                DAG. With steps it is accepted and not used, as in the
-//	                seed's example that writes both.
+//	                list of commands run in turn, as a step's): one step named
+//	                after the DAG. With steps it is accepted and not used, as
+//	                in the seed's example that writes both.
 //	type            chain (the default, as in current Dagu: a step without
 //	                depends waits for the one before it) or graph (steps wait
-//	                only for their depends; independent ones run at once)
-//	tags, group     accepted and not used (they only sort DAGs in Dagu's UI)
+//	                only for their depends; independent ones run at once). A
+//	                DAG that writes no type and gives a step depends is a
+//	                graph: Dagu 1.x's default, as current Dagu refuses depends
+//	                in a chain
+//	shell           the shell of every step without its own (below)
+//	workingDir      the directory steps run in, on the worker: $VARS and a
+//	                leading ~ (the worker's home) are expanded there; a
+//	                relative one is taken from the worker's own directory.
+//	                Default: the worker's directory (Dagu's default, the DAG
+//	                file's directory, means nothing on a worker)
+//	delaySec        after starting a step, the engine waits this long before
+//	                starting another (what Dagu's runner does; its docs say
+//	                "before the first step")
+//	maxOutputSize   the most bytes of stdout a step keeps for its output
+//	                variable and continueOn.output; 1 to 1048576 (Dagu's
+//	                default, and the most: outputs travel in the replicated
+//	                state). A step printing more for its output fails
+//	maxActiveSteps  at most this many steps of a run run at once (0: no bound)
+//	maxCleanUpTimeSec how long a stopped step's processes get between the stop
+//	                signal and SIGKILL (default: the worker's, 5 s, as Dagu's)
+//	dotenv          .env files (a string or a list), read on the worker when a
+//	                run starts: .env first, then these, relative to workingDir;
+//	                a missing file is skipped; their variables come after the
+//	                DAG's env. Without dotenv no .env is read (Dagu reads .env
+//	                by default)
+//	skipIfSuccessful a scheduled slot is skipped (and counts as fired) when the
+//	                DAG's latest run succeeded after the slot before (a run by
+//	                hand, say); decided by the leader in the replicated state
+//	labels, tags    "a, b" or "k=v k2=v2", a map, or a list of strings and
+//	                one-entry maps: kept as "name" or "name=value" for people
+//	                and lists; they change nothing a run does
+//	defaults        values for every step that does not set the key itself:
+//	                continueOn, retryPolicy, repeatPolicy, timeoutSec,
+//	                signalOnStop, preconditions, mailOnError; env and
+//	                preconditions come before the step's own entries
+//	logDir          accepted and not used: a step's full log is kept by the
+//	                worker that ran it, in its step-log directory
+//	logOutput       separate or merged; accepted and not used: a step's log
+//	                holds both streams in the order written (as merged)
+//	histRetentionDays accepted and not used: the cluster keeps the runs of
+//	                every DAG for its run retention
+//	group           accepted and not used (it only sorts DAGs in Dagu's UI)
 //
 // Numbers may also be written quoted ("30"). Timeouts and intervals are at
 // most 9223372036 seconds, the longest time.Duration.
 //
+// params may also be written as Dagu's JSON schema (type: object,
+// properties, required) or as a list of rich entries ({name: N, type:
+// integer, default: 3, required: true}): each property is a named param
+// with its default (if any), checked when a run is enqueued and when it
+// starts (CheckParams): type (string, integer, number or boolean), enum,
+// minimum, maximum, minLength, maxLength, pattern (a regular expression a
+// part of the value matches), required. Other schema keywords are refused
+// as unknown keys; a schema in a file ({schema: path}) is refused, as the
+// cluster has no DAG directory to read it from.
+//
 // # Keys of a step
 //
-//	name            required, unique in the DAG, at most 128 bytes, no
-//	                control characters and no surrounding spaces
-//	id              Dagu's step id, which references such as ${id.exitCode}
-//	                name: a letter, then letters, digits, '_' and '-', at most
-//	                128 bytes, unique in the DAG
+// A step is a map, or Dagu's one-line form: - echo hello is a step with
+// that command. A step without a name gets the one Dagu gives it: its id,
+// else a prefix for what it does and its place in the list: cmd_N for a
+// command, script_N for a script (or a command of several lines), dag_N
+// for run/call, noop_N for a step that only publishes its output map, the
+// type when one is written; N is its position from 1, counted up past the
+// names of the steps before it (a later step named as an earlier one's
+// generated name is a duplicate, as in Dagu).
+//
+//	name            unique in the DAG, at most 128 bytes, no control
+//	                characters and no surrounding spaces
+//	id              Dagu's step id: letters, digits, '_' and '-' (Dagu 1.x's
+//	                rule; current Dagu refuses '-'), starting with a letter,
+//	                at most 40 bytes, not env, params, args, stdout, stderr,
+//	                output or outputs (in any case); unique, and not another
+//	                step's name. depends may name a step by its id
 //	description     string
-//	command         a shell command line (a string, or a list of strings
-//	                joined by spaces), at most 64 KiB; run with sh -c
-//	script          a script, at most 64 KiB, run with sh
+//	command         a shell command line, at most 64 KiB; or a list of them,
+//	                run one after another, stopping at the first that fails
+//	                (current Dagu; in Dagu 1.x a list was one command's
+//	                words). An item YAML reads as a one-entry map (- echo a:
+//	                b) is the line as written, as in Dagu. With script, the
+//	                command is the script's interpreter: command: python3
+//	                runs python3 FILE, with the run's positional params after
+//	script          a script, at most 64 KiB, run by the shell (or the command)
+//	shell           a string ("bash -o pipefail", split at white space, quotes
+//	                keeping words together) or a list; the step's own, else
+//	                the DAG's, else sh. sh, bash, zsh, ksh, ash and dash run
+//	                SHELL ARGS -c COMMAND with $0 and the positional params
+//	                after it, and get -e (errexit) unless the step names its
+//	                own shell, as current Dagu does; nix-shell runs nix-shell
+//	                ARGS -p PACKAGE... --pure --run COMMAND; pwsh -Command;
+//	                other programs PROGRAM ARGS -c COMMAND
+//	shellPackages   packages for nix-shell; refused with another shell
 //	run, call       the name of a child DAG to start (both mean the same);
 //	                a document of the file or a stored DAG (see CheckChildren)
 //	params          only on a run/call step: the child's params, a string in
@@ -87,17 +162,37 @@
 //	                child DAG's own selector applies)
 //	parallel        only on a run/call step: Dagu's parallel, one child run
 //	                per item (see Parallel steps below)
-//	dir             the working directory
+//	dir, workingDir the working directory ($VARS, ~ and a path relative to
+//	                the DAG's workingDir resolved on the worker); a directory
+//	                that is not there fails the step saying so
 //	env             as for a DAG
-//	depends         a step name or a list of them; each must be a step of the
-//	                DAG, and the steps must not depend on one another in a cycle
+//	depends         a step name (or id) or a list of them; each must be a
+//	                step of the DAG, and the steps must not depend on one
+//	                another in a cycle
 //	output          a variable name (letters, digits, '_', not starting with a
-//	                digit, at most 128 bytes) that takes the step's trimmed
-//	                stdout
+//	                digit, at most 128 bytes; a leading $ is dropped) that
+//	                takes the step's trimmed stdout; or Dagu's output map,
+//	                NAME: a literal (strings have $VARS expanded) or {from:
+//	                stdout|stderr|file, path (for file), decode: text|json|
+//	                yaml, select: .a.b[0]}, published when the step succeeds
+//	                (one that cannot be read, decoded or selected fails it)
+//	stdout, stderr  files each stream is also appended to (relative to the
+//	                step's directory; not the same file)
+//	logOutput       as for a DAG
+//	signalOnStop    the signal that stops the step (its process group) when it
+//	                times out, is cancelled or ends leaving processes: SIGINT,
+//	                INT, 2...; SIGKILL follows after the clean-up time
 //	retryPolicy     {limit: retries after the first failure, intervalSec}
 //	timeoutSec      a whole number of seconds ≥ 0
-//	continueOn      {failure: true} lets dependants run when the step fails;
-//	                skipped is accepted and not used
+//	continueOn      when dependants run although the step did not succeed:
+//	                failure: true; exitCode: a code or a list (a failure with
+//	                one); output: a text or a list, "re:" for a regular
+//	                expression (a failure whose stdout has a line holding
+//	                one); skipped: true (dependants of a step skipped for its
+//	                own reason run; not of one skipped because a step before
+//	                it failed, which Dagu cancels); markSuccess: true records
+//	                such a failure as a success. Also the words failed and
+//	                skipped. A failure that continues does not fail the run
 //	type            only "command" (Dagu's default executor) is accepted
 //	tags, group     accepted and not used
 //
@@ -106,9 +201,8 @@
 // `commands` in backquotes are the worker's to evaluate when the run
 // starts (see package worker and docs/workflows.md), never this package's.
 //
-// A step has exactly one of command, script, run and call: Dagu's use of
-// command as the interpreter of a script is not supported. Steps are
-// maps; Dagu's one-line form (- echo hi) and generated step names are not.
+// A step has one of command (or a list of them), script (with or without a
+// command as its interpreter), run and call, or only an output map.
 //
 // # Parallel steps
 //
@@ -136,6 +230,6 @@
 // of a DAG with its own steps (a document of the file, or a stored DAG).
 //
 // Not supported, so reported as unknown keys: Dagu's preconditions,
-// handlers (handlerOn), executors, mail, dotenv, shell, queues, repeat
-// policies and the other keys not listed above.
+// handlers (handlerOn), executors, mail, repeat policies and the other
+// keys not listed above.
 package dagfile

@@ -71,14 +71,19 @@ func checkSteps(t *testing.T, dag *daguhav1.DagSpec) {
 			t.Fatalf("DAG %q: empty or repeated step name %q", dag.GetName(), step.GetName())
 		}
 		steps[step.GetName()] = true
-		actions := 0
-		for _, s := range []string{step.GetCommand(), step.GetScript(), step.GetChildDag()} {
-			if s != "" {
-				actions++
-			}
-		}
-		if actions != 1 {
-			t.Fatalf("DAG %q step %q: %d of command, script and child DAG", dag.GetName(), step.GetName(), actions)
+		// A step runs a command (or several), a script (maybe with a
+		// command as its interpreter) or a child DAG, or only publishes
+		// its output map.
+		command := step.GetCommand() != "" || len(step.GetCommands()) > 0
+		switch {
+		case step.GetCommand() != "" && len(step.GetCommands()) > 0:
+			t.Fatalf("DAG %q step %q: both command and commands", dag.GetName(), step.GetName())
+		case step.GetChildDag() != "" && (command || step.GetScript() != ""):
+			t.Fatalf("DAG %q step %q: a child DAG and a command or script", dag.GetName(), step.GetName())
+		case len(step.GetCommands()) > 0 && step.GetScript() != "":
+			t.Fatalf("DAG %q step %q: a script with several commands", dag.GetName(), step.GetName())
+		case !command && step.GetScript() == "" && step.GetChildDag() == "" && len(step.GetOutputEntries()) == 0:
+			t.Fatalf("DAG %q step %q: nothing to do", dag.GetName(), step.GetName())
 		}
 	}
 	for _, step := range dag.GetSteps() {

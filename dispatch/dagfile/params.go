@@ -202,6 +202,10 @@ func (c *collector) params(n *yaml.Node, path string) []*daguhav1.Param {
 		for _, p := range parsed {
 			add(p, n, path)
 		}
+	case r.Kind == yaml.MappingNode && isExternalSchema(r):
+		c.add(n, path, "params checked against a schema file are not supported (the cluster has no DAG directory to read it from): write the schema inline, as type: object with properties")
+	case r.Kind == yaml.MappingNode && isParamSchema(r):
+		c.paramSchema(r, path, add)
 	case r.Kind == yaml.MappingNode:
 		named(r, path)
 	case r.Kind == yaml.SequenceNode:
@@ -209,6 +213,8 @@ func (c *collector) params(n *yaml.Node, path string) []*daguhav1.Param {
 			key := index(path, i)
 			ri := resolve(item)
 			switch {
+			case ri != nil && ri.Kind == yaml.MappingNode && isRichParam(ri):
+				c.richParam(ri, key, add)
 			case ri != nil && ri.Kind == yaml.MappingNode:
 				named(ri, key)
 			case ri != nil && ri.Kind == yaml.ScalarNode && !isNull(ri):

@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -41,10 +43,6 @@ type childRef struct {
 	name string
 }
 
-// stepIDPattern is Dagu's rule for a step id, which other steps name in
-// references such as ${id.exitCode}.
-var stepIDPattern = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]*$`)
-
 // maxSeconds is the longest timeout or interval accepted: the longest a
 // time.Duration can hold, so that nobody downstream overflows.
 const maxSeconds = int64(math.MaxInt64 / int64(time.Second))
@@ -55,11 +53,9 @@ var dagKeys = newKeyTable("name", "description", "params", "env", "schedule", "w
 
 var stepKeys = newKeyTable("name", "description", "command", "script", "dir", "env", "depends",
 	"output", "retryPolicy", "timeoutSec", "continueOn", "run", "call", "params", "workerSelector",
-	"tags", "group", "type", "id", "parallel")
+	"tags", "group", "type", "parallel")
 
 var retryKeys = newKeyTable("limit", "intervalSec")
-
-var continueOnKeys = newKeyTable("failure", "skipped")
 
 // Parse reads a DAG file. When the file is not valid YAML, or is YAML but
 // not a valid DAG file, the error is Problems listing everything wrong,
@@ -279,12 +275,19 @@ type stepInfo struct {
 	at          *yaml.Node
 	path        string
 	nameAt      *yaml.Node
-	idAt        *yaml.Node
 	dependsKey  *yaml.Node
 	dependsPath string
 	dependsAt   []*yaml.Node // parallel to the step's Depends
 	childKey    *yaml.Node
 	childPath   string
+	// index is the step's place in the list; unnamed: it has no name key
+	// and gets one as Dagu gives it (nameSteps).
+	index   int
+	unnamed bool
+	// generated: the name is nameSteps'.
+	generated bool
+	idAt      *yaml.Node
+	stepType  string
 }
 
 // dag reads one document. It returns nil when the document is not a map.
@@ -327,7 +330,9 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 		dag.Description, _ = c.text(e.value, e.key)
 	}
 	if e, ok := fields["params"]; ok {
+		c.paramRules = nil
 		dag.Params = c.params(e.value, e.key)
+		dag.ParamRules, c.paramRules = c.paramRules, nil
 	}
 	if e, ok := fields["env"]; ok {
 		dag.Env = c.env(e.value, e.key)
@@ -370,9 +375,12 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 	if e, ok := fields["catchupWindow"]; ok {
 		dag.CatchupWindowSec = c.window(e)
 	}
-	// As in current Dagu, steps form a chain unless the DAG says graph.
+	// As in current Dagu, steps form a chain unless the DAG says graph;
+	// but see below for a DAG that does not say and writes depends.
 	chain := true
+	typed := false
 	if e, ok := fields["type"]; ok {
+		typed = true
 		if v, ok := c.text(e.value, e.key); ok {
 			switch v {
 			case "graph":
@@ -383,30 +391,48 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 			}
 		}
 	}
-	// tags and group only sort DAGs in Dagu's UI.
+	// group only sorts DAGs in Dagu's UI.
+	c.dagForms(dag, fields)
 
 	var infos []*stepInfo
 	if e, ok := fields["steps"]; ok {
 		dag.Steps, infos = c.steps(e)
 	} else if e, ok := fields["command"]; ok {
-		// A DAG written as just a command: one step, named after the DAG.
-		commands, _ := c.texts(e.value, e.key)
-		if command := strings.Join(commands, " "); command != "" {
+		// A DAG written as just a command: one step, named after the DAG;
+		// a list is several commands run in turn, as a step's.
+		if commands := c.commands(e.value, e.key); len(commands) > 0 {
 			name := dag.Name
 			if name == "" {
 				name = "main"
 			}
-			dag.Steps = []*daguhav1.StepSpec{{Name: name, Command: command}}
+			step := &daguhav1.StepSpec{Name: name}
+			if len(commands) == 1 {
+				step.Command = commands[0]
+			} else {
+				step.Commands = commands
+			}
+			dag.Steps = []*daguhav1.StepSpec{step}
 			infos = []*stepInfo{{at: e.keyAt, path: "steps[0]", nameAt: e.keyAt}}
-		} else {
-			c.add(e.value, e.key, "must not be empty")
 		}
 	} else {
 		c.add(root, "steps", "a DAG needs steps")
 	}
 	// With steps, a top-level command says nothing more (the seed's own
 	// example writes both): it is accepted and not used.
+	c.nameSteps(dag.Steps, infos)
 
+	// A DAG that writes no type but gives steps depends is a graph: in
+	// current Dagu a chain refuses depends, so such a file was written for
+	// Dagu 1.x, whose default was graph (a chain around its depends could
+	// even make a cycle).
+	if !typed {
+		for _, info := range infos {
+			if info.dependsKey != nil {
+				chain = false
+				break
+			}
+		}
+	}
 	if chain {
 		for i := 1; i < len(dag.Steps); i++ {
 			if infos[i].dependsKey == nil && dag.Steps[i-1].Name != "" {
@@ -418,6 +444,7 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 		}
 	}
 	c.checkSteps(dag.Steps, infos)
+	c.dropRepeatedDefaultProblems()
 	for i, info := range infos {
 		if info.childKey != nil {
 			f.children = append(f.children, childRef{dag: len(f.Dags), key: info.childPath, line: info.childKey.Line, name: dag.Steps[i].ChildDag})
@@ -496,10 +523,12 @@ func (c *collector) steps(e entry) ([]*daguhav1.StepSpec, []*stepInfo) {
 		c.add(e.value, e.key, "%v", err)
 		return nil, nil
 	}
+	c.checkDefaultsSize(len(list.Content))
 	var steps []*daguhav1.StepSpec
 	var infos []*stepInfo
 	for i, item := range list.Content {
 		if step, info := c.step(item, index(e.key, i)); step != nil {
+			info.index = i
 			steps = append(steps, step)
 			infos = append(infos, info)
 		}
@@ -510,15 +539,14 @@ func (c *collector) steps(e entry) ([]*daguhav1.StepSpec, []*stepInfo) {
 // step reads one step; nil when it is not a map.
 func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepInfo) {
 	r := resolve(n)
+	if r != nil && r.Kind == yaml.ScalarNode && !isNull(r) {
+		return c.oneLineStep(n, path)
+	}
 	if r == nil || r.Kind != yaml.MappingNode {
-		if r != nil && r.Kind == yaml.ScalarNode && !isNull(r) {
-			c.add(n, path, "a step is a map with a name and a command; the one-line form (- echo hi) is not supported")
-		} else {
-			c.add(n, path, "a step must be a map with a name and a command, got %s", describe(n))
-		}
+		c.add(n, path, "a step must be a map with a command (or a one-line command), got %s", describe(n))
 		return nil, nil
 	}
-	fields := c.fields(r, path, stepKeys)
+	fields := c.fields(c.withDefaults(r), path, stepKeys)
 	step := &daguhav1.StepSpec{}
 	info := &stepInfo{at: n, path: path}
 
@@ -532,20 +560,11 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 			}
 		}
 	} else {
-		c.add(n, join(path, "name"), "a step needs a name")
+		// Named after the steps are read, as Dagu names it (nameSteps).
+		info.unnamed = true
 	}
 	if e, ok := fields["description"]; ok {
 		step.Description, _ = c.text(e.value, join(path, e.key))
-	}
-	if e, ok := fields["id"]; ok {
-		key := join(path, e.key)
-		if v, ok := c.text(e.value, key); ok {
-			if !stepIDPattern.MatchString(v) || len(v) > valid.MaxNameBytes {
-				c.add(e.value, key, "a step id is a letter, then letters, digits, '_' and '-', at most %d bytes; got %q", valid.MaxNameBytes, v)
-			} else {
-				step.Id, info.idAt = v, e.value
-			}
-		}
 	}
 	if e, ok := fields["dir"]; ok {
 		step.Dir, _ = c.text(e.value, join(path, e.key))
@@ -558,8 +577,14 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 	}
 	if e, ok := fields["output"]; ok {
 		key := join(path, e.key)
-		if v, ok := c.text(e.value, key); ok {
-			if err := valid.OutputName(v); err != nil {
+		if r := resolve(e.value); r != nil && r.Kind == yaml.MappingNode {
+			step.OutputEntries = c.outputEntries(r, key)
+		} else if v, ok := c.text(e.value, key); ok {
+			// Dagu takes $NAME for NAME.
+			v = strings.TrimPrefix(strings.TrimSpace(v), "$")
+			if v == "" {
+				// No output, as in Dagu.
+			} else if err := valid.OutputName(v); err != nil {
 				c.add(e.value, key, "%v", err)
 			} else {
 				step.Output = v
@@ -586,22 +611,7 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 		step.RetryPolicy = c.retryPolicy(e, join(path, e.key))
 	}
 	if e, ok := fields["continueOn"]; ok {
-		key := join(path, e.key)
-		if r := resolve(e.value); r == nil || r.Kind != yaml.MappingNode {
-			if !isNull(r) {
-				c.add(e.value, key, "want a map such as {failure: true}, got %s", describe(e.value))
-			}
-		} else {
-			on := c.fields(r, key, continueOnKeys)
-			if f, ok := on["failure"]; ok {
-				step.ContinueOnFailure, _ = c.boolean(f.value, join(key, f.key))
-			}
-			if s, ok := on["skipped"]; ok {
-				// Accepted for Dagu's files; a skipped step never stops
-				// its dependants here anyway.
-				c.boolean(s.value, join(key, s.key))
-			}
-		}
+		c.continueOn(step, e, join(path, e.key))
 	}
 	if e, ok := fields["type"]; ok {
 		key := join(path, e.key)
@@ -612,6 +622,7 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 
 	c.action(step, info, fields, path)
 	c.stepParallel(step, info, fields, path)
+	c.stepForms(step, info, fields, path)
 
 	child := step.ChildDag != ""
 	if e, ok := fields["params"]; ok {
@@ -634,55 +645,41 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 	return step, info
 }
 
-// action reads what the step does: exactly one of command, script, run
-// and call.
+// action reads what the step does: a command (or several), a script
+// (run by the shell, or by the command as its interpreter), or a child DAG
+// (run or call). A step with none of them is a step that only publishes
+// its output map (Dagu's noop step).
 func (c *collector) action(step *daguhav1.StepSpec, info *stepInfo, fields map[string]entry, path string) {
 	var given []entry
 	for _, name := range []string{"command", "script", "run", "call"} {
 		// A null one is not given: "command: null" takes away a command
-		// that a merge key (<<) brought in.
+		// that a merge key (<<) or defaults brought in.
 		if e, ok := fields[name]; ok && !isNull(resolve(e.value)) {
 			given = append(given, e)
 		}
 	}
 	if len(given) == 0 {
-		c.add(info.at, path, "a step needs one of command, script, run or call")
+		if len(step.OutputEntries) == 0 {
+			c.add(info.at, path, "a step needs one of command, script, run or call")
+		}
 		return
 	}
-	// In the order written, so the second one written is the one reported.
-	if len(given) > 1 {
-		if given[1].keyAt.Line < given[0].keyAt.Line {
-			given[0], given[1] = given[1], given[0]
+	// In the order written, so the later one is the one reported.
+	sort.SliceStable(given, func(i, j int) bool { return given[i].keyAt.Line < given[j].keyAt.Line })
+	child := -1
+	for i, e := range given {
+		if e.key == "run" || e.key == "call" {
+			child = i
+			break
 		}
-		for _, e := range given[2:] {
-			if e.keyAt.Line < given[1].keyAt.Line {
-				given[1] = e
-			}
-		}
+	}
+	switch {
+	case child >= 0 && len(given) > 1:
 		c.add(given[1].keyAt, join(path, given[1].key), "a step takes one of command, script, run or call; %s is already given", given[0].key)
 		return
-	}
-	e := given[0]
-	key := join(path, e.key)
-	switch e.key {
-	case "command":
-		parts, _ := c.texts(e.value, key)
-		step.Command = strings.Join(parts, " ")
-		if strings.TrimSpace(step.Command) == "" {
-			c.add(e.value, key, "must not be empty")
-		} else if err := valid.Command(step.Command); err != nil {
-			c.add(e.value, key, "%v", err)
-		}
-	case "script":
-		if v, ok := c.text(e.value, key); ok {
-			step.Script = v
-			if strings.TrimSpace(v) == "" {
-				c.add(e.value, key, "must not be empty")
-			} else if err := valid.Script(v); err != nil {
-				c.add(e.value, key, "%v", err)
-			}
-		}
-	default: // run, call
+	case child >= 0:
+		e := given[0]
+		key := join(path, e.key)
 		info.childKey, info.childPath = e.keyAt, key
 		if v, ok := c.text(e.value, key); ok {
 			if err := valid.DagName(v); err != nil {
@@ -691,7 +688,102 @@ func (c *collector) action(step *daguhav1.StepSpec, info *stepInfo, fields map[s
 				step.ChildDag = v
 			}
 		}
+		return
 	}
+	// command, script, or both: the command is then the script's
+	// interpreter (command: python3 with script: |).
+	var commandAt, scriptAt *entry
+	for i := range given {
+		if given[i].key == "command" {
+			commandAt = &given[i]
+		} else {
+			scriptAt = &given[i]
+		}
+	}
+	if scriptAt != nil {
+		key := join(path, scriptAt.key)
+		if v, ok := c.text(scriptAt.value, key); ok {
+			step.Script = v
+			if strings.TrimSpace(v) == "" {
+				c.add(scriptAt.value, key, "must not be empty")
+			} else if err := valid.Script(v); err != nil {
+				c.add(scriptAt.value, key, "%v", err)
+			}
+		}
+	}
+	if commandAt != nil {
+		key := join(path, commandAt.key)
+		commands := c.commands(commandAt.value, key)
+		switch {
+		case len(commands) == 1:
+			step.Command = commands[0]
+		case len(commands) > 1 && scriptAt != nil:
+			c.add(commandAt.value, key, "with script, command is the script's interpreter: one command line, not a list")
+		case len(commands) > 1:
+			step.Commands = commands
+		}
+	}
+}
+
+// commands reads a step's command: a command line, or Dagu's list of
+// command lines, run one after another. An item YAML reads as a one-entry
+// map (- echo a: b) is the text it was written as ("echo a: b"), as in
+// Dagu; empty items are dropped.
+func (c *collector) commands(n *yaml.Node, key string) []string {
+	r := resolve(n)
+	var items []*yaml.Node
+	list := r.Kind == yaml.SequenceNode
+	if list {
+		items = r.Content
+	} else {
+		items = []*yaml.Node{n}
+	}
+	var out []string
+	bad := false
+	for i, item := range items {
+		itemKey := key
+		if list {
+			itemKey = index(key, i)
+		}
+		v, ok := c.commandText(item, itemKey)
+		if !ok {
+			bad = true
+			continue
+		}
+		if strings.TrimSpace(v) == "" {
+			if !list {
+				c.add(item, itemKey, "must not be empty")
+			}
+			continue
+		}
+		if err := valid.Command(v); err != nil {
+			c.add(item, itemKey, "%v", err)
+			bad = true
+			continue
+		}
+		out = append(out, v)
+	}
+	if list && len(out) == 0 && !bad {
+		c.add(n, key, "must not be empty")
+	}
+	return out
+}
+
+// commandText reads one command line; a one-entry map of scalars is the
+// "key: value" text YAML took it for.
+func (c *collector) commandText(n *yaml.Node, key string) (string, bool) {
+	r := resolve(n)
+	if r != nil && r.Kind == yaml.MappingNode && len(r.Content) == 2 {
+		k, v := resolve(r.Content[0]), resolve(r.Content[1])
+		if k.Kind == yaml.ScalarNode && v.Kind == yaml.ScalarNode {
+			return k.Value + ": " + v.Value, true
+		}
+	}
+	if r != nil && r.Kind != yaml.ScalarNode {
+		c.add(n, key, "want a command line, got %s (quote a command that holds \": \")", describe(n))
+		return "", false
+	}
+	return c.text(n, key)
 }
 
 func (c *collector) retryPolicy(e entry, key string) *daguhav1.RetryPolicy {
@@ -769,23 +861,14 @@ func (c *collector) checkSteps(steps []*daguhav1.StepSpec, infos []*stepInfo) {
 			continue
 		}
 		if first, dup := byName[step.Name]; dup {
-			c.add(infos[i].nameAt, join(infos[i].path, "name"), "step name %q is already used by %s (line %d)",
-				step.Name, infos[first].path, infos[first].nameAt.Line)
+			msg := fmt.Sprintf("step name %q is already used by %s (line %d)", step.Name, infos[first].path, infos[first].nameAt.Line)
+			if infos[i].generated || infos[first].generated {
+				msg += "; a step without a name is named as Dagu names it: give one of them a name"
+			}
+			c.add(infos[i].nameAt, join(infos[i].path, "name"), "%s", msg)
 			continue
 		}
 		byName[step.Name] = i
-	}
-	byID := map[string]int{}
-	for i, step := range steps {
-		if step.Id == "" {
-			continue
-		}
-		if first, dup := byID[step.Id]; dup {
-			c.add(infos[i].idAt, join(infos[i].path, "id"), "step id %q is already used by %s (line %d)",
-				step.Id, infos[first].path, infos[first].idAt.Line)
-			continue
-		}
-		byID[step.Id] = i
 	}
 	edges := make([][]int, len(steps))
 	for i, step := range steps {

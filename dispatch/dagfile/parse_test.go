@@ -138,7 +138,7 @@ type: graph
 steps:
   - name: extract
     description: pull the data
-    command: [python, extract.py, --since, yesterday]
+    command: python extract.py --since yesterday
     dir: /srv/etl
     env:
       TARGET: staging
@@ -185,6 +185,7 @@ var everyKeyWant = &daguhav1.DagSpec{
 	TimeoutSec:       3600,
 	Catchup:          "all",
 	CatchupWindowSec: 6 * 3600,
+	Labels:           []string{"etl", "nightly"},
 	Steps: []*daguhav1.StepSpec{
 		{
 			Name:              "extract",
@@ -196,6 +197,7 @@ var everyKeyWant = &daguhav1.DagSpec{
 			RetryPolicy:       &daguhav1.RetryPolicy{Limit: 3, IntervalSec: 10},
 			TimeoutSec:        600,
 			ContinueOnFailure: true,
+			ContinueOn:        &daguhav1.ContinueOn{Skipped: true},
 		},
 		{Name: "load", Script: "echo loading\n", Depends: []string{"extract"}},
 		{
@@ -389,7 +391,7 @@ type: chain
 steps:
   - &base
     name: extract
-    command: [python, extract.py]
+    command: python extract.py
     output: ROWS
     retry_policy: &retry {limit: 2, interval_sec: 5}
   - <<: *base

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
 // Problem is one thing wrong with a DAG file.
@@ -45,6 +47,15 @@ func (ps Problems) Error() string {
 type collector struct {
 	path     string
 	problems Problems
+
+	// Of the DAG being read: its defaults for its steps (the lines they
+	// span), and its shell.
+	defaults                 []defaultEntry
+	defaultsFrom, defaultsTo int
+	defaultsNodes            int
+	dagShell                 []string
+	// The rules of the params being read (paramSchema, richParam).
+	paramRules []*daguhav1.ParamRule
 }
 
 func (c *collector) addLine(line int, key, format string, args ...any) {

@@ -48,7 +48,7 @@ func TestBadStepIDs(t *testing.T) {
 		key         string
 		message     string
 	}{
-		{"id starting with a digit", "  - {name: a, command: x, id: 1a}\n", 2, "steps[0].id", `a step id is a letter, then letters, digits, '_' and '-'`},
+		{"id starting with a digit", "  - {name: a, command: x, id: 1a}\n", 2, "steps[0].id", `a step id is letters, digits, '_' and '-', starting with a letter`},
 		{"id with a dot", "  - {name: a, command: x, id: a.b}\n", 2, "steps[0].id", `got "a.b"`},
 		{"id that is no string", "  - {name: a, command: x, id: [a]}\n", 2, "steps[0].id", "want a string"},
 		{"id given twice", "  - {name: a, command: x, id: same}\n  - {name: b, command: x, id: same}\n", 3, "steps[1].id",

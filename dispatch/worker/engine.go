@@ -46,13 +46,21 @@ type StepHolder interface {
 //
 // Semantics, step by step:
 //   - A step starts when every step it depends on has ended. It runs if
-//     each of them succeeded, or failed with continue_on_failure; else
-//     (failed, skipped, cancelled) it is reported SKIPPED and does not run.
-//   - A command runs as `sh -c COMMAND sh ARG1 ARG2...`, a script as
-//     `sh FILE ARG1...`, so the run's positional params are $1, $2... in
-//     the shell itself. Each step runs in its own process group; when it
-//     ends, times out or is cancelled, the whole group is stopped (SIGTERM,
-//     then SIGKILL after KillGrace), so no process outlives its step.
+//     each of them succeeded, or failed and continues (continue_on_failure,
+//     or continue_on's exit codes or output), or was skipped for its own
+//     reason with continue_on.skipped; else it is reported SKIPPED and does
+//     not run. delay_sec of the DAG spaces the starts of steps.
+//   - A command runs as `sh -e -c COMMAND sh ARG1 ARG2...`, a script as
+//     `sh -e FILE ARG1...`, so the run's positional params are $1, $2... in
+//     the shell itself; a step's or the DAG's shell replaces sh, and a
+//     step's own shell gets no -e (commandArgv). Commands of a list run in
+//     turn until one fails; a command with a script is its interpreter.
+//     Each runs in the step's directory (dir and the DAG's working_dir,
+//     resolved on the worker; one that is not there fails the step) and in
+//     its own process group; when it ends, times out or is cancelled, the
+//     whole group is stopped (signal_on_stop, default SIGTERM, then
+//     SIGKILL after the DAG's max_clean_up_time_sec, else KillGrace), so no
+//     process outlives its step.
 //   - Variables, in increasing precedence: the worker's environment;
 //     DAG_NAME, DAG_RUN_ID, DAG_RUN_ATTEMPT and DAG_RUN_FENCING_TOKEN (the
 //     attempt's number and its lease's fencing token, so a step can tell
@@ -76,19 +84,24 @@ type StepHolder interface {
 //     child_params (evalValue); other references are left as they are.
 //   - output: VAR captures the step's stdout, without its trailing
 //     newlines, when the step ran to its end (succeeded, or failed); more
-//     than 1 MiB of stdout fails the step. For a run/call step the value is
-//     the child run's result as Dagu prints it: indented JSON of its name,
-//     dagRunId, params, outputs and status.
+//     than 1 MiB of stdout (or the DAG's max_output_size) fails the step.
+//     For a run/call step the value is the child run's result as Dagu
+//     prints it: indented JSON of its name, dagRunId, params, outputs and
+//     status. A step's output map is worked out when it succeeds
+//     (publishOutputs). The DAG's .env files are read when the run starts,
+//     after its env; params are held to the DAG's param rules.
 //   - A step with an id keeps its stdout and stderr apart in files of
 //     their own (streams.go), which ${id.stdout} and ${id.stderr} name.
+//   - continue_on.mark_success records a failure that continues as a
+//     success (its error says so).
 //   - retry_policy retries a failed step (a timeout is a failure) up to
 //     limit times, interval_sec apart; each try is reported with retry
 //     1, 2, ...; the end of every try is reported.
 //   - timeout_sec of a step fails the try with "timed out after Ns";
 //     timeout_sec of the DAG stops the whole run: running steps fail with
 //     "run timed out after Ns", the rest are SKIPPED, the run FAILS.
-//   - The run SUCCEEDS when no step failed, counting a failure with
-//     continue_on_failure as no failure (Dagu would mark such a run
+//   - The run SUCCEEDS when no step failed, counting a failure that
+//     continues as no failure (Dagu would mark such a run
 //     partially succeeded; there is no such status here). It FAILS with
 //     "step X failed: ..." naming the first failed step in DAG order. It is
 //     CANCELLED when ctx is cancelled with cause errCancelled: running
@@ -115,6 +128,10 @@ type Engine struct {
 	// process (their output variables are empty). run/call steps still
 	// start child runs. For benchmarks of the coordinator.
 	Noop bool
+
+	// published, when set, is told the values of each step's output map
+	// (tests).
+	published func(step string, values map[string]any)
 }
 
 // LogPath is the file holding the full output of a step in one attempt of
@@ -235,6 +252,16 @@ type execution struct {
 	// streamsDir holds the stdout and stderr of steps with an id when the
 	// engine keeps no logs; removed when the attempt ends.
 	streamsDir string
+	// Per step, once it ended: whether its dependants run although it did
+	// not succeed (continueOn), and whether it was skipped or stopped
+	// because a step before it failed (Dagu's "cancelled": continueOn.skipped
+	// does not apply to it).
+	continues []bool
+	upstream  []bool
+	// Per step: its stdout as kept for continueOn.output, and the values
+	// of its output map.
+	stdouts   []string
+	published []map[string]any
 }
 
 type envVar struct{ name, value string }
@@ -329,6 +356,8 @@ func (x *execution) buildGraph() error {
 			}
 		}
 	}
+	x.continues, x.upstream = make([]bool, n), make([]bool, n)
+	x.stdouts, x.published = make([]string, n), make([]map[string]any, n)
 	return nil
 }
 
@@ -351,6 +380,11 @@ func (x *execution) buildScope() error {
 		}
 		x.base = append(x.base, envVar{v.GetName(), value})
 	}
+	dotenv, err := x.readDotenv()
+	if err != nil {
+		return err
+	}
+	x.base = append(x.base, dotenv...)
 	defaults := make([]*daguhav1.Param, len(dag.GetParams()))
 	scope := append([]envVar(nil), x.base...)
 	for i, p := range dag.GetParams() {
@@ -368,6 +402,9 @@ func (x *execution) buildScope() error {
 		}
 	}
 	params, err := dagfile.MergeParams(defaults, x.run.GetParams())
+	if err == nil {
+		err = dagfile.CheckParams(dag.GetParamRules(), params)
+	}
 	if err != nil {
 		return fmt.Errorf("params: %w", err)
 	}
@@ -439,8 +476,17 @@ func (x *execution) schedule() {
 			}
 		}
 	}
+	// delaySec: after starting a step, wait before starting another, as
+	// Dagu's runner does.
+	delay := time.Duration(x.run.GetDag().GetDelaySec()) * time.Second
+	// The DAG's maxActiveSteps bounds its steps below the worker's bound.
+	limit := x.e.MaxParallel
+	if n := int(x.run.GetDag().GetMaxActiveSteps()); n > 0 && (limit <= 0 || n < limit) {
+		limit = n
+	}
+	var delayed <-chan time.Time
 	for {
-		for len(ready) > 0 && x.ctx.Err() == nil && (x.e.MaxParallel <= 0 || running < x.e.MaxParallel) {
+		for delayed == nil && len(ready) > 0 && x.ctx.Err() == nil && (limit <= 0 || running < limit) {
 			i := ready[0]
 			ready = ready[1:]
 			running++
@@ -448,13 +494,26 @@ func (x *execution) schedule() {
 				x.runStep(i)
 				ended <- i
 			}()
+			if delay > 0 {
+				delayed = time.After(delay)
+			}
 		}
+		var stopped <-chan struct{}
 		if running == 0 {
-			break
+			if delayed == nil || len(ready) == 0 || x.ctx.Err() != nil {
+				break
+			}
+			// Only the delay holds the next step back.
+			stopped = x.ctx.Done()
 		}
-		i := <-ended
-		running--
-		release(i)
+		select {
+		case i := <-ended:
+			running--
+			release(i)
+		case <-delayed:
+			delayed = nil
+		case <-stopped:
+		}
 	}
 	// The attempt stopped early: what never started was skipped.
 	reason := "the run ended first"
@@ -468,17 +527,34 @@ func (x *execution) schedule() {
 	}
 }
 
-// blockedBy says why step i may not run, or "" when it may.
+// blockedBy says why step i may not run, or "" when it may: a dependency
+// failed, was cancelled or skipped, and does not let its dependants run
+// anyway (continueOn). A step blocked by a failure, or by a step skipped
+// for one, is marked so: continueOn.skipped does not let its own
+// dependants run (in Dagu such a step is cancelled, not skipped).
 func (x *execution) blockedBy(i int) string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
 	for _, d := range x.deps[i] {
-		switch x.final(d) {
+		name := x.steps[d].GetName()
+		switch x.status[d] {
 		case daguhav1.StepStatus_STEP_STATUS_SUCCEEDED:
 		case daguhav1.StepStatus_STEP_STATUS_FAILED:
-			if !x.steps[d].GetContinueOnFailure() {
-				return fmt.Sprintf("dependency %q failed", x.steps[d].GetName())
+			if !x.continues[d] {
+				x.upstream[i] = true
+				return fmt.Sprintf("dependency %q failed", name)
+			}
+		case daguhav1.StepStatus_STEP_STATUS_SKIPPED:
+			if x.upstream[d] {
+				x.upstream[i] = true
+				return fmt.Sprintf("dependency %q did not succeed", name)
+			}
+			if !x.steps[d].GetContinueOn().GetSkipped() {
+				return fmt.Sprintf("dependency %q was skipped", name)
 			}
 		default:
-			return fmt.Sprintf("dependency %q did not succeed", x.steps[d].GetName())
+			x.upstream[i] = true
+			return fmt.Sprintf("dependency %q did not succeed", name)
 		}
 	}
 	return ""
@@ -610,6 +686,7 @@ func (x *execution) runStep(i int) {
 			return
 		}
 		if st.GetStatus() != daguhav1.StepStatus_STEP_STATUS_FAILED || try > limit || x.ctx.Err() != nil {
+			x.continueOn(i, st)
 			x.setFinal(i, st)
 			x.reportEnd(st)
 			return
@@ -736,7 +813,7 @@ func (x *execution) result() (daguhav1.RunStatus, string, map[string]string) {
 		}
 	}
 	for i, s := range x.status {
-		if s == daguhav1.StepStatus_STEP_STATUS_FAILED && !x.steps[i].GetContinueOnFailure() {
+		if s == daguhav1.StepStatus_STEP_STATUS_FAILED && !x.continues[i] {
 			return daguhav1.RunStatus_RUN_STATUS_FAILED, fmt.Sprintf("step %s failed: %s", x.steps[i].GetName(), x.errs[i]), outputs
 		}
 	}

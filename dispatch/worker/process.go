@@ -112,10 +112,22 @@ type process struct {
 	log io.Writer
 	// capture keeps stdout (up to maxOutputValueBytes) apart as well.
 	capture bool
-	// stdout and stderr, when not nil, receive the streams apart as well
-	// (a write that fails is not retried; the rest still flows).
-	stdout, stderr io.Writer
-	grace          time.Duration
+	grace   time.Duration
+
+	// Set by the steps of several commands or with Dagu's output keys;
+	// nil or zero: as above.
+	// tail keeps the last of the combined output: one for all the
+	// commands of a step.
+	tail *tailBuffer
+	// stdout and stderr, when set, keep each stream apart (up to their
+	// max); they replace capture.
+	stdout, stderr *capBuffer
+	// stdoutTo and stderrTo receive a copy of each stream (Dagu's stdout
+	// and stderr files).
+	stdoutTo, stderrTo io.Writer
+	// stop is the signal that stops the process group before SIGKILL
+	// (default SIGTERM).
+	stop syscall.Signal
 }
 
 // processResult is how a process ended.
@@ -141,13 +153,37 @@ func runProcess(ctx context.Context, p process) processResult {
 	if grace <= 0 {
 		grace = defaultKillGrace
 	}
-	tail := &tailBuffer{max: outputTailBytes}
+	tail := p.tail
+	if tail == nil {
+		tail = &tailBuffer{max: outputTailBytes}
+	}
+	stop := p.stop
+	if stop == 0 {
+		stop = syscall.SIGTERM
+	}
 	var combined io.Writer = tail
 	if p.log != nil {
 		combined = io.MultiWriter(&lenientWriter{w: p.log}, tail)
 	}
 	combined = &lockedWriter{w: combined}
-	var captured *capBuffer
+	captured := p.stdout
+	if p.capture && captured == nil {
+		captured = &capBuffer{max: maxOutputValueBytes}
+	}
+	// A stream kept apart or copied somewhere gets a pipe of its own.
+	var stdoutCopies, stderrCopies []io.Writer
+	if captured != nil {
+		stdoutCopies = append(stdoutCopies, captured)
+	}
+	if p.stdoutTo != nil {
+		stdoutCopies = append(stdoutCopies, &lenientWriter{w: p.stdoutTo})
+	}
+	if p.stderr != nil {
+		stderrCopies = append(stderrCopies, p.stderr)
+	}
+	if p.stderrTo != nil {
+		stderrCopies = append(stderrCopies, &lenientWriter{w: p.stderrTo})
+	}
 
 	cmd := exec.Command(p.argv[0], p.argv[1:]...)
 	cmd.Dir = p.dir
@@ -168,7 +204,7 @@ func runProcess(ctx context.Context, p process) processResult {
 	readers, writers = append(readers, outR), append(writers, outW)
 	cmd.Stdout, cmd.Stderr = outW, outW
 	copies := []io.Writer{combined}
-	if p.capture || p.stdout != nil || p.stderr != nil {
+	if len(stdoutCopies) > 0 || len(stderrCopies) > 0 {
 		errR, errW, err := os.Pipe()
 		if err != nil {
 			closeAll(readers)
@@ -177,18 +213,10 @@ func runProcess(ctx context.Context, p process) processResult {
 		}
 		readers, writers = append(readers, errR), append(writers, errW)
 		cmd.Stderr = errW
-		outCopies, errCopies := []io.Writer{combined}, []io.Writer{combined}
-		if p.capture {
-			captured = &capBuffer{max: maxOutputValueBytes}
-			outCopies = append(outCopies, captured)
+		copies = []io.Writer{
+			io.MultiWriter(append([]io.Writer{combined}, stdoutCopies...)...),
+			io.MultiWriter(append([]io.Writer{combined}, stderrCopies...)...),
 		}
-		if p.stdout != nil {
-			outCopies = append(outCopies, &lenientWriter{w: p.stdout})
-		}
-		if p.stderr != nil {
-			errCopies = append(errCopies, &lenientWriter{w: p.stderr})
-		}
-		copies = []io.Writer{io.MultiWriter(outCopies...), io.MultiWriter(errCopies...)}
 	}
 	if err := cmd.Start(); err != nil {
 		closeAll(readers)
@@ -223,11 +251,11 @@ func runProcess(ctx context.Context, p process) processResult {
 			stopped = true
 		}
 		if groupExists(pgid) {
-			stopGroup(pgid, grace, nil, drained)
+			stopGroup(pgid, stop, grace, nil, drained)
 		}
 	case <-ctx.Done():
 		stopped = true
-		stopGroup(pgid, grace, exited, drained)
+		stopGroup(pgid, stop, grace, exited, drained)
 		waitErr = <-exited
 	}
 	// Everything in the group is dead; output still open now belongs to
@@ -247,13 +275,13 @@ func runProcess(ctx context.Context, p process) processResult {
 	return result
 }
 
-// stopGroup sends SIGTERM to the process group, waits until the leader
+// stopGroup sends sig to the process group, waits until the leader
 // has exited (when exited is not nil; the value is put back) and the
 // output pipes are closed, or the grace passed, then sends SIGKILL.
 // Killing the group even after everything looked gone is cheap and covers
 // members that closed their output.
-func stopGroup(pgid int, grace time.Duration, exited chan error, drained <-chan struct{}) {
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+func stopGroup(pgid int, sig syscall.Signal, grace time.Duration, exited chan error, drained <-chan struct{}) {
+	_ = syscall.Kill(-pgid, sig)
 	timer := time.NewTimer(grace)
 	defer timer.Stop()
 	if exited != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/ops/service"
@@ -73,7 +74,12 @@ func viewDag(dag service.Dag, withSource bool) DagView {
 		if depends == nil {
 			depends = []string{}
 		}
-		view.Steps = append(view.Steps, DagStepView{Name: step.GetName(), Command: step.GetCommand(), Script: step.GetScript(), Depends: depends, ChildDag: step.GetChildDag()})
+		command := step.GetCommand()
+		if commands := step.GetCommands(); len(commands) > 0 {
+			// Dagu's command list: the commands run in turn, one a line.
+			command = strings.Join(commands, "\n")
+		}
+		view.Steps = append(view.Steps, DagStepView{Name: step.GetName(), Command: command, Script: step.GetScript(), Depends: depends, ChildDag: step.GetChildDag()})
 	}
 	for _, local := range dag.Stored.GetLocalDags() {
 		view.LocalDags = append(view.LocalDags, local.GetName())

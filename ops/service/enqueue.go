@@ -192,7 +192,7 @@ func (s *Service) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueued, er
 	if err != nil {
 		return Enqueued{}, err
 	}
-	if _, err := dagfile.MergeParams(spec.GetParams(), req.Params); err != nil {
+	if _, err := dagfile.ResolveParams(spec, req.Params); err != nil {
 		return Enqueued{}, errorf(Invalid, "params %q: %w", req.Params, err)
 	}
 	if req.DagRunID == "" {

@@ -440,8 +440,37 @@ type DagSpec struct {
 	// started. schedule above holds the start slots.
 	StopSchedule    []string `protobuf:"bytes,42,rep,name=stop_schedule,json=stopSchedule,proto3" json:"stop_schedule,omitempty"`
 	RestartSchedule []string `protobuf:"bytes,43,rep,name=restart_schedule,json=restartSchedule,proto3" json:"restart_schedule,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Fields 13-24: Dagu's shell, working directory and run-shaping keys
+	// (package dagfile's doc says what each means).
+	// The shell of every step without its own: argv, such as ["bash", "-e"].
+	Shell []string `protobuf:"bytes,13,rep,name=shell,proto3" json:"shell,omitempty"`
+	// The directory steps run in (a step's relative dir is taken from it);
+	// ~ and $VARS are expanded on the worker. Empty: the worker's own.
+	WorkingDir string `protobuf:"bytes,14,opt,name=working_dir,json=workingDir,proto3" json:"working_dir,omitempty"`
+	// After starting a step, the engine waits this long before starting
+	// another.
+	DelaySec int64 `protobuf:"varint,15,opt,name=delay_sec,json=delaySec,proto3" json:"delay_sec,omitempty"`
+	// The most bytes of stdout a step may capture into an output variable or
+	// match against continueOn.output (0: the largest daguha keeps, 1 MiB).
+	MaxOutputSize int64 `protobuf:"varint,16,opt,name=max_output_size,json=maxOutputSize,proto3" json:"max_output_size,omitempty"`
+	// How long a stopped step's processes get between the stop signal and
+	// SIGKILL (0: the worker's default, 5 s).
+	MaxCleanUpTimeSec int64 `protobuf:"varint,17,opt,name=max_clean_up_time_sec,json=maxCleanUpTimeSec,proto3" json:"max_clean_up_time_sec,omitempty"`
+	// .env files read on the worker when the run starts, in order, relative
+	// to working_dir; a missing one is skipped.
+	Dotenv []string `protobuf:"bytes,18,rep,name=dotenv,proto3" json:"dotenv,omitempty"`
+	// A scheduled run is skipped when a run of the DAG succeeded since the
+	// slot before.
+	SkipIfSuccessful bool `protobuf:"varint,19,opt,name=skip_if_successful,json=skipIfSuccessful,proto3" json:"skip_if_successful,omitempty"`
+	// Dagu's labels (or tags): "name" or "name=value", for people and lists.
+	Labels []string `protobuf:"bytes,20,rep,name=labels,proto3" json:"labels,omitempty"`
+	// Typed params (Dagu's params written as a JSON schema or as rich
+	// entries): checked when a run is enqueued and when it starts.
+	ParamRules []*ParamRule `protobuf:"bytes,21,rep,name=param_rules,json=paramRules,proto3" json:"param_rules,omitempty"`
+	// At most this many steps of a run run at once (0: no limit).
+	MaxActiveSteps uint32 `protobuf:"varint,22,opt,name=max_active_steps,json=maxActiveSteps,proto3" json:"max_active_steps,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *DagSpec) Reset() {
@@ -579,6 +608,214 @@ func (x *DagSpec) GetRestartSchedule() []string {
 	return nil
 }
 
+func (x *DagSpec) GetShell() []string {
+	if x != nil {
+		return x.Shell
+	}
+	return nil
+}
+
+func (x *DagSpec) GetWorkingDir() string {
+	if x != nil {
+		return x.WorkingDir
+	}
+	return ""
+}
+
+func (x *DagSpec) GetDelaySec() int64 {
+	if x != nil {
+		return x.DelaySec
+	}
+	return 0
+}
+
+func (x *DagSpec) GetMaxOutputSize() int64 {
+	if x != nil {
+		return x.MaxOutputSize
+	}
+	return 0
+}
+
+func (x *DagSpec) GetMaxCleanUpTimeSec() int64 {
+	if x != nil {
+		return x.MaxCleanUpTimeSec
+	}
+	return 0
+}
+
+func (x *DagSpec) GetDotenv() []string {
+	if x != nil {
+		return x.Dotenv
+	}
+	return nil
+}
+
+func (x *DagSpec) GetSkipIfSuccessful() bool {
+	if x != nil {
+		return x.SkipIfSuccessful
+	}
+	return false
+}
+
+func (x *DagSpec) GetLabels() []string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+func (x *DagSpec) GetParamRules() []*ParamRule {
+	if x != nil {
+		return x.ParamRules
+	}
+	return nil
+}
+
+func (x *DagSpec) GetMaxActiveSteps() uint32 {
+	if x != nil {
+		return x.MaxActiveSteps
+	}
+	return 0
+}
+
+// ParamRule is what a named param must be. Empty fields check nothing.
+type ParamRule struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// string, integer, number or boolean.
+	Type     string   `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	Required bool     `protobuf:"varint,3,opt,name=required,proto3" json:"required,omitempty"`
+	Enum     []string `protobuf:"bytes,4,rep,name=enum,proto3" json:"enum,omitempty"`
+	// Bounds of a number; has_* tells whether the bound is given.
+	HasMinimum bool    `protobuf:"varint,5,opt,name=has_minimum,json=hasMinimum,proto3" json:"has_minimum,omitempty"`
+	Minimum    float64 `protobuf:"fixed64,6,opt,name=minimum,proto3" json:"minimum,omitempty"`
+	HasMaximum bool    `protobuf:"varint,7,opt,name=has_maximum,json=hasMaximum,proto3" json:"has_maximum,omitempty"`
+	Maximum    float64 `protobuf:"fixed64,8,opt,name=maximum,proto3" json:"maximum,omitempty"`
+	// Bounds of a string's length in characters (-1: none).
+	MinLength int64 `protobuf:"varint,9,opt,name=min_length,json=minLength,proto3" json:"min_length,omitempty"`
+	MaxLength int64 `protobuf:"varint,10,opt,name=max_length,json=maxLength,proto3" json:"max_length,omitempty"`
+	// A regular expression (Go's RE2) that must match a part of the value
+	// (JSON Schema's pattern).
+	Pattern       string `protobuf:"bytes,11,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	Description   string `protobuf:"bytes,12,opt,name=description,proto3" json:"description,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ParamRule) Reset() {
+	*x = ParamRule{}
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ParamRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ParamRule) ProtoMessage() {}
+
+func (x *ParamRule) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ParamRule.ProtoReflect.Descriptor instead.
+func (*ParamRule) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ParamRule) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ParamRule) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *ParamRule) GetRequired() bool {
+	if x != nil {
+		return x.Required
+	}
+	return false
+}
+
+func (x *ParamRule) GetEnum() []string {
+	if x != nil {
+		return x.Enum
+	}
+	return nil
+}
+
+func (x *ParamRule) GetHasMinimum() bool {
+	if x != nil {
+		return x.HasMinimum
+	}
+	return false
+}
+
+func (x *ParamRule) GetMinimum() float64 {
+	if x != nil {
+		return x.Minimum
+	}
+	return 0
+}
+
+func (x *ParamRule) GetHasMaximum() bool {
+	if x != nil {
+		return x.HasMaximum
+	}
+	return false
+}
+
+func (x *ParamRule) GetMaximum() float64 {
+	if x != nil {
+		return x.Maximum
+	}
+	return 0
+}
+
+func (x *ParamRule) GetMinLength() int64 {
+	if x != nil {
+		return x.MinLength
+	}
+	return 0
+}
+
+func (x *ParamRule) GetMaxLength() int64 {
+	if x != nil {
+		return x.MaxLength
+	}
+	return 0
+}
+
+func (x *ParamRule) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *ParamRule) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
 type Param struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -589,7 +826,7 @@ type Param struct {
 
 func (x *Param) Reset() {
 	*x = Param{}
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +838,7 @@ func (x *Param) String() string {
 func (*Param) ProtoMessage() {}
 
 func (x *Param) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +851,7 @@ func (x *Param) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Param.ProtoReflect.Descriptor instead.
 func (*Param) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Param) GetName() string {
@@ -641,7 +878,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +890,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +903,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EnvVar) GetName() string {
@@ -694,7 +931,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +943,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +956,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RetryPolicy) GetLimit() uint32 {
@@ -739,9 +976,11 @@ func (x *RetryPolicy) GetIntervalSec() int64 {
 type StepSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// A shell command line, run with sh -c.
+	// A shell command line, run with the step's shell (sh -e -c by default).
+	// With script, the script's interpreter (Dagu's command: python3).
 	Command string `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
-	// A script, run with sh (command, if also set, is ignored).
+	// A script, run with the step's shell (sh -e by default), or with
+	// command as its interpreter.
 	Script  string    `protobuf:"bytes,3,opt,name=script,proto3" json:"script,omitempty"`
 	Dir     string    `protobuf:"bytes,4,opt,name=dir,proto3" json:"dir,omitempty"`
 	Env     []*EnvVar `protobuf:"bytes,5,rep,name=env,proto3" json:"env,omitempty"`
@@ -761,14 +1000,35 @@ type StepSpec struct {
 	// Dagu's step id.
 	Id string `protobuf:"bytes,15,opt,name=id,proto3" json:"id,omitempty"`
 	// Dagu's parallel: the run/call step starts one child run per item.
-	Parallel      *ParallelSpec `protobuf:"bytes,50,opt,name=parallel,proto3" json:"parallel,omitempty"`
+	Parallel *ParallelSpec `protobuf:"bytes,50,opt,name=parallel,proto3" json:"parallel,omitempty"`
+	// Fields 15-29: Dagu's step forms (package dagfile's doc says what each
+	// means).
+	// Commands run one after another, each as command is, stopping at the
+	// first that fails (Dagu's command written as a list). command is empty.
+	Commands []string `protobuf:"bytes,24,rep,name=commands,proto3" json:"commands,omitempty"`
+	// The step's own shell (argv); empty: the DAG's, else sh.
+	Shell []string `protobuf:"bytes,17,rep,name=shell,proto3" json:"shell,omitempty"`
+	// Packages nix-shell provides, when the shell is nix-shell.
+	ShellPackages []string `protobuf:"bytes,18,rep,name=shell_packages,json=shellPackages,proto3" json:"shell_packages,omitempty"`
+	// Files the step's stdout and stderr are also appended to (relative to
+	// the step's directory).
+	Stdout string `protobuf:"bytes,19,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr string `protobuf:"bytes,20,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	// The signal that stops the step (default SIGTERM), such as SIGINT.
+	SignalOnStop string `protobuf:"bytes,21,opt,name=signal_on_stop,json=signalOnStop,proto3" json:"signal_on_stop,omitempty"`
+	// When dependants run although the step did not succeed, beyond
+	// continue_on_failure.
+	ContinueOn *ContinueOn `protobuf:"bytes,22,opt,name=continue_on,json=continueOn,proto3" json:"continue_on,omitempty"`
+	// Dagu's output written as a map: values the step publishes when it
+	// ends, in the order written.
+	OutputEntries []*StepOutputEntry `protobuf:"bytes,23,rep,name=output_entries,json=outputEntries,proto3" json:"output_entries,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepSpec) Reset() {
 	*x = StepSpec{}
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +1040,7 @@ func (x *StepSpec) String() string {
 func (*StepSpec) ProtoMessage() {}
 
 func (x *StepSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +1053,7 @@ func (x *StepSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
 func (*StepSpec) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StepSpec) GetName() string {
@@ -908,6 +1168,227 @@ func (x *StepSpec) GetParallel() *ParallelSpec {
 	return nil
 }
 
+func (x *StepSpec) GetCommands() []string {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+func (x *StepSpec) GetShell() []string {
+	if x != nil {
+		return x.Shell
+	}
+	return nil
+}
+
+func (x *StepSpec) GetShellPackages() []string {
+	if x != nil {
+		return x.ShellPackages
+	}
+	return nil
+}
+
+func (x *StepSpec) GetStdout() string {
+	if x != nil {
+		return x.Stdout
+	}
+	return ""
+}
+
+func (x *StepSpec) GetStderr() string {
+	if x != nil {
+		return x.Stderr
+	}
+	return ""
+}
+
+func (x *StepSpec) GetSignalOnStop() string {
+	if x != nil {
+		return x.SignalOnStop
+	}
+	return ""
+}
+
+func (x *StepSpec) GetContinueOn() *ContinueOn {
+	if x != nil {
+		return x.ContinueOn
+	}
+	return nil
+}
+
+func (x *StepSpec) GetOutputEntries() []*StepOutputEntry {
+	if x != nil {
+		return x.OutputEntries
+	}
+	return nil
+}
+
+// ContinueOn is Dagu's continueOn beyond failure: true.
+type ContinueOn struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Dependants run when the step was skipped.
+	Skipped bool `protobuf:"varint,1,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	// A failure with one of these exit codes counts as continue_on_failure.
+	ExitCodes []int32 `protobuf:"varint,2,rep,packed,name=exit_codes,json=exitCodes,proto3" json:"exit_codes,omitempty"`
+	// So does a failure whose stdout has a line holding one of these texts
+	// ("re:" prefix: a regular expression a line matches).
+	Output []string `protobuf:"bytes,3,rep,name=output,proto3" json:"output,omitempty"`
+	// A failure that continues is recorded as success.
+	MarkSuccess   bool `protobuf:"varint,4,opt,name=mark_success,json=markSuccess,proto3" json:"mark_success,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContinueOn) Reset() {
+	*x = ContinueOn{}
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContinueOn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContinueOn) ProtoMessage() {}
+
+func (x *ContinueOn) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContinueOn.ProtoReflect.Descriptor instead.
+func (*ContinueOn) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ContinueOn) GetSkipped() bool {
+	if x != nil {
+		return x.Skipped
+	}
+	return false
+}
+
+func (x *ContinueOn) GetExitCodes() []int32 {
+	if x != nil {
+		return x.ExitCodes
+	}
+	return nil
+}
+
+func (x *ContinueOn) GetOutput() []string {
+	if x != nil {
+		return x.Output
+	}
+	return nil
+}
+
+func (x *ContinueOn) GetMarkSuccess() bool {
+	if x != nil {
+		return x.MarkSuccess
+	}
+	return false
+}
+
+// StepOutputEntry is one entry of Dagu's output map.
+type StepOutputEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// A literal value as JSON (strings in it have $VARS expanded), or empty
+	// when the value is read from a source.
+	ValueJson string `protobuf:"bytes,2,opt,name=value_json,json=valueJson,proto3" json:"value_json,omitempty"`
+	// stdout, stderr or file.
+	From string `protobuf:"bytes,3,opt,name=from,proto3" json:"from,omitempty"`
+	// The file, when from is file (relative to the step's directory).
+	Path string `protobuf:"bytes,4,opt,name=path,proto3" json:"path,omitempty"`
+	// text (default), json or yaml.
+	Decode string `protobuf:"bytes,5,opt,name=decode,proto3" json:"decode,omitempty"`
+	// A path such as .a.b[0] into the decoded value.
+	Select        string `protobuf:"bytes,6,opt,name=select,proto3" json:"select,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StepOutputEntry) Reset() {
+	*x = StepOutputEntry{}
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepOutputEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepOutputEntry) ProtoMessage() {}
+
+func (x *StepOutputEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepOutputEntry.ProtoReflect.Descriptor instead.
+func (*StepOutputEntry) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *StepOutputEntry) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *StepOutputEntry) GetValueJson() string {
+	if x != nil {
+		return x.ValueJson
+	}
+	return ""
+}
+
+func (x *StepOutputEntry) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *StepOutputEntry) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *StepOutputEntry) GetDecode() string {
+	if x != nil {
+		return x.Decode
+	}
+	return ""
+}
+
+func (x *StepOutputEntry) GetSelect() string {
+	if x != nil {
+		return x.Select
+	}
+	return ""
+}
+
 // StoredDag is a DAG definition kept in the replicated state: the first
 // document of a file, with the file's other documents as its local DAGs.
 type StoredDag struct {
@@ -926,7 +1407,7 @@ type StoredDag struct {
 
 func (x *StoredDag) Reset() {
 	*x = StoredDag{}
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1419,7 @@ func (x *StoredDag) String() string {
 func (*StoredDag) ProtoMessage() {}
 
 func (x *StoredDag) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1432,7 @@ func (x *StoredDag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredDag.ProtoReflect.Descriptor instead.
 func (*StoredDag) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StoredDag) GetSpec() *DagSpec {
@@ -1020,7 +1501,7 @@ type ScheduleRecord struct {
 
 func (x *ScheduleRecord) Reset() {
 	*x = ScheduleRecord{}
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1513,7 @@ func (x *ScheduleRecord) String() string {
 func (*ScheduleRecord) ProtoMessage() {}
 
 func (x *ScheduleRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1526,7 @@ func (x *ScheduleRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleRecord.ProtoReflect.Descriptor instead.
 func (*ScheduleRecord) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScheduleRecord) GetDagName() string {
@@ -1113,7 +1594,7 @@ type StepState struct {
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1606,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1619,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{8}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StepState) GetName() string {
@@ -1228,7 +1709,7 @@ type ParallelSpec struct {
 
 func (x *ParallelSpec) Reset() {
 	*x = ParallelSpec{}
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1721,7 @@ func (x *ParallelSpec) String() string {
 func (*ParallelSpec) ProtoMessage() {}
 
 func (x *ParallelSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1734,7 @@ func (x *ParallelSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelSpec.ProtoReflect.Descriptor instead.
 func (*ParallelSpec) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ParallelSpec) GetItems() []*ParallelItem {
@@ -1291,7 +1772,7 @@ type ParallelItem struct {
 
 func (x *ParallelItem) Reset() {
 	*x = ParallelItem{}
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1784,7 @@ func (x *ParallelItem) String() string {
 func (*ParallelItem) ProtoMessage() {}
 
 func (x *ParallelItem) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1797,7 @@ func (x *ParallelItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelItem.ProtoReflect.Descriptor instead.
 func (*ParallelItem) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ParallelItem) GetValue() string {
@@ -1355,7 +1836,7 @@ type ParallelChild struct {
 
 func (x *ParallelChild) Reset() {
 	*x = ParallelChild{}
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1848,7 @@ func (x *ParallelChild) String() string {
 func (*ParallelChild) ProtoMessage() {}
 
 func (x *ParallelChild) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1861,7 @@ func (x *ParallelChild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelChild.ProtoReflect.Descriptor instead.
 func (*ParallelChild) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ParallelChild) GetChildRunId() string {
@@ -1420,7 +1901,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1913,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1926,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Attempt) GetAttempt() uint32 {
@@ -1511,7 +1992,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_daguha_v1_state_proto_msgTypes[13]
+	mi := &file_daguha_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +2004,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[13]
+	mi := &file_daguha_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +2017,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Worker) GetId() string {
@@ -1614,7 +2095,7 @@ type ClusterMeta struct {
 
 func (x *ClusterMeta) Reset() {
 	*x = ClusterMeta{}
-	mi := &file_daguha_v1_state_proto_msgTypes[14]
+	mi := &file_daguha_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +2107,7 @@ func (x *ClusterMeta) String() string {
 func (*ClusterMeta) ProtoMessage() {}
 
 func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[14]
+	mi := &file_daguha_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +2120,7 @@ func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMeta.ProtoReflect.Descriptor instead.
 func (*ClusterMeta) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterMeta) GetSigningKey() []byte {
@@ -1661,7 +2142,7 @@ type TableIndex struct {
 
 func (x *TableIndex) Reset() {
 	*x = TableIndex{}
-	mi := &file_daguha_v1_state_proto_msgTypes[15]
+	mi := &file_daguha_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +2154,7 @@ func (x *TableIndex) String() string {
 func (*TableIndex) ProtoMessage() {}
 
 func (x *TableIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[15]
+	mi := &file_daguha_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +2167,7 @@ func (x *TableIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableIndex.ProtoReflect.Descriptor instead.
 func (*TableIndex) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TableIndex) GetTable() string {
@@ -1739,7 +2220,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\a\n" +
 	"\aDagSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
 	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
@@ -1758,10 +2239,40 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"sourceFile\x12\x14\n" +
 	"\x05queue\x18) \x01(\tR\x05queue\x12#\n" +
 	"\rstop_schedule\x18* \x03(\tR\fstopSchedule\x12)\n" +
-	"\x10restart_schedule\x18+ \x03(\tR\x0frestartSchedule\x1aA\n" +
+	"\x10restart_schedule\x18+ \x03(\tR\x0frestartSchedule\x12\x14\n" +
+	"\x05shell\x18\r \x03(\tR\x05shell\x12\x1f\n" +
+	"\vworking_dir\x18\x0e \x01(\tR\n" +
+	"workingDir\x12\x1b\n" +
+	"\tdelay_sec\x18\x0f \x01(\x03R\bdelaySec\x12&\n" +
+	"\x0fmax_output_size\x18\x10 \x01(\x03R\rmaxOutputSize\x120\n" +
+	"\x15max_clean_up_time_sec\x18\x11 \x01(\x03R\x11maxCleanUpTimeSec\x12\x16\n" +
+	"\x06dotenv\x18\x12 \x03(\tR\x06dotenv\x12,\n" +
+	"\x12skip_if_successful\x18\x13 \x01(\bR\x10skipIfSuccessful\x12\x16\n" +
+	"\x06labels\x18\x14 \x03(\tR\x06labels\x125\n" +
+	"\vparam_rules\x18\x15 \x03(\v2\x14.daguha.v1.ParamRuleR\n" +
+	"paramRules\x12(\n" +
+	"\x10max_active_steps\x18\x16 \x01(\rR\x0emaxActiveSteps\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"1\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd3\x02\n" +
+	"\tParamRule\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
+	"\brequired\x18\x03 \x01(\bR\brequired\x12\x12\n" +
+	"\x04enum\x18\x04 \x03(\tR\x04enum\x12\x1f\n" +
+	"\vhas_minimum\x18\x05 \x01(\bR\n" +
+	"hasMinimum\x12\x18\n" +
+	"\aminimum\x18\x06 \x01(\x01R\aminimum\x12\x1f\n" +
+	"\vhas_maximum\x18\a \x01(\bR\n" +
+	"hasMaximum\x12\x18\n" +
+	"\amaximum\x18\b \x01(\x01R\amaximum\x12\x1d\n" +
+	"\n" +
+	"min_length\x18\t \x01(\x03R\tminLength\x12\x1d\n" +
+	"\n" +
+	"max_length\x18\n" +
+	" \x01(\x03R\tmaxLength\x12\x18\n" +
+	"\apattern\x18\v \x01(\tR\apattern\x12 \n" +
+	"\vdescription\x18\f \x01(\tR\vdescription\"1\n" +
 	"\x05Param\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"2\n" +
@@ -1770,7 +2281,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"F\n" +
 	"\vRetryPolicy\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\x12!\n" +
-	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\"\x81\x05\n" +
+	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\"\xab\a\n" +
 	"\bStepSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x16\n" +
@@ -1789,10 +2300,34 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x0fworker_selector\x18\r \x03(\v2'.daguha.v1.StepSpec.WorkerSelectorEntryR\x0eworkerSelector\x12 \n" +
 	"\vdescription\x18\x0e \x01(\tR\vdescription\x12\x0e\n" +
 	"\x02id\x18\x0f \x01(\tR\x02id\x123\n" +
-	"\bparallel\x182 \x01(\v2\x17.daguha.v1.ParallelSpecR\bparallel\x1aA\n" +
+	"\bparallel\x182 \x01(\v2\x17.daguha.v1.ParallelSpecR\bparallel\x12\x1a\n" +
+	"\bcommands\x18\x18 \x03(\tR\bcommands\x12\x14\n" +
+	"\x05shell\x18\x11 \x03(\tR\x05shell\x12%\n" +
+	"\x0eshell_packages\x18\x12 \x03(\tR\rshellPackages\x12\x16\n" +
+	"\x06stdout\x18\x13 \x01(\tR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x14 \x01(\tR\x06stderr\x12$\n" +
+	"\x0esignal_on_stop\x18\x15 \x01(\tR\fsignalOnStop\x126\n" +
+	"\vcontinue_on\x18\x16 \x01(\v2\x15.daguha.v1.ContinueOnR\n" +
+	"continueOn\x12A\n" +
+	"\x0eoutput_entries\x18\x17 \x03(\v2\x1a.daguha.v1.StepOutputEntryR\routputEntries\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x01\n" +
+	"\n" +
+	"ContinueOn\x12\x18\n" +
+	"\askipped\x18\x01 \x01(\bR\askipped\x12\x1d\n" +
+	"\n" +
+	"exit_codes\x18\x02 \x03(\x05R\texitCodes\x12\x16\n" +
+	"\x06output\x18\x03 \x03(\tR\x06output\x12!\n" +
+	"\fmark_success\x18\x04 \x01(\bR\vmarkSuccess\"\x9c\x01\n" +
+	"\x0fStepOutputEntry\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"value_json\x18\x02 \x01(\tR\tvalueJson\x12\x12\n" +
+	"\x04from\x18\x03 \x01(\tR\x04from\x12\x12\n" +
+	"\x04path\x18\x04 \x01(\tR\x04path\x12\x16\n" +
+	"\x06decode\x18\x05 \x01(\tR\x06decode\x12\x16\n" +
+	"\x06select\x18\x06 \x01(\tR\x06select\"\x98\x02\n" +
 	"\tStoredDag\x12&\n" +
 	"\x04spec\x18\x01 \x01(\v2\x12.daguha.v1.DagSpecR\x04spec\x121\n" +
 	"\n" +
@@ -1892,59 +2427,65 @@ func file_daguha_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_daguha_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_daguha_v1_state_proto_goTypes = []any{
-	(RunStatus)(0),         // 0: daguha.v1.RunStatus
-	(StepStatus)(0),        // 1: daguha.v1.StepStatus
-	(*Run)(nil),            // 2: daguha.v1.Run
-	(*DagSpec)(nil),        // 3: daguha.v1.DagSpec
-	(*Param)(nil),          // 4: daguha.v1.Param
-	(*EnvVar)(nil),         // 5: daguha.v1.EnvVar
-	(*RetryPolicy)(nil),    // 6: daguha.v1.RetryPolicy
-	(*StepSpec)(nil),       // 7: daguha.v1.StepSpec
-	(*StoredDag)(nil),      // 8: daguha.v1.StoredDag
-	(*ScheduleRecord)(nil), // 9: daguha.v1.ScheduleRecord
-	(*StepState)(nil),      // 10: daguha.v1.StepState
-	(*ParallelSpec)(nil),   // 11: daguha.v1.ParallelSpec
-	(*ParallelItem)(nil),   // 12: daguha.v1.ParallelItem
-	(*ParallelChild)(nil),  // 13: daguha.v1.ParallelChild
-	(*Attempt)(nil),        // 14: daguha.v1.Attempt
-	(*Worker)(nil),         // 15: daguha.v1.Worker
-	(*ClusterMeta)(nil),    // 16: daguha.v1.ClusterMeta
-	(*TableIndex)(nil),     // 17: daguha.v1.TableIndex
-	nil,                    // 18: daguha.v1.Run.OutputsEntry
-	nil,                    // 19: daguha.v1.DagSpec.WorkerSelectorEntry
-	nil,                    // 20: daguha.v1.StepSpec.WorkerSelectorEntry
-	nil,                    // 21: daguha.v1.Worker.LabelsEntry
+	(RunStatus)(0),          // 0: daguha.v1.RunStatus
+	(StepStatus)(0),         // 1: daguha.v1.StepStatus
+	(*Run)(nil),             // 2: daguha.v1.Run
+	(*DagSpec)(nil),         // 3: daguha.v1.DagSpec
+	(*ParamRule)(nil),       // 4: daguha.v1.ParamRule
+	(*Param)(nil),           // 5: daguha.v1.Param
+	(*EnvVar)(nil),          // 6: daguha.v1.EnvVar
+	(*RetryPolicy)(nil),     // 7: daguha.v1.RetryPolicy
+	(*StepSpec)(nil),        // 8: daguha.v1.StepSpec
+	(*ContinueOn)(nil),      // 9: daguha.v1.ContinueOn
+	(*StepOutputEntry)(nil), // 10: daguha.v1.StepOutputEntry
+	(*StoredDag)(nil),       // 11: daguha.v1.StoredDag
+	(*ScheduleRecord)(nil),  // 12: daguha.v1.ScheduleRecord
+	(*StepState)(nil),       // 13: daguha.v1.StepState
+	(*ParallelSpec)(nil),    // 14: daguha.v1.ParallelSpec
+	(*ParallelItem)(nil),    // 15: daguha.v1.ParallelItem
+	(*ParallelChild)(nil),   // 16: daguha.v1.ParallelChild
+	(*Attempt)(nil),         // 17: daguha.v1.Attempt
+	(*Worker)(nil),          // 18: daguha.v1.Worker
+	(*ClusterMeta)(nil),     // 19: daguha.v1.ClusterMeta
+	(*TableIndex)(nil),      // 20: daguha.v1.TableIndex
+	nil,                     // 21: daguha.v1.Run.OutputsEntry
+	nil,                     // 22: daguha.v1.DagSpec.WorkerSelectorEntry
+	nil,                     // 23: daguha.v1.StepSpec.WorkerSelectorEntry
+	nil,                     // 24: daguha.v1.Worker.LabelsEntry
 }
 var file_daguha_v1_state_proto_depIdxs = []int32{
 	0,  // 0: daguha.v1.Run.status:type_name -> daguha.v1.RunStatus
 	3,  // 1: daguha.v1.Run.dag:type_name -> daguha.v1.DagSpec
-	10, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
-	14, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
+	13, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
+	17, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
 	3,  // 4: daguha.v1.Run.local_dags:type_name -> daguha.v1.DagSpec
-	18, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
-	19, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
-	7,  // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
-	4,  // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
-	5,  // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
-	5,  // 10: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
-	6,  // 11: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
-	20, // 12: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
-	11, // 13: daguha.v1.StepSpec.parallel:type_name -> daguha.v1.ParallelSpec
-	3,  // 14: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
-	3,  // 15: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
-	1,  // 16: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
-	13, // 17: daguha.v1.StepState.parallel_children:type_name -> daguha.v1.ParallelChild
-	12, // 18: daguha.v1.ParallelSpec.items:type_name -> daguha.v1.ParallelItem
-	4,  // 19: daguha.v1.ParallelItem.params:type_name -> daguha.v1.Param
-	0,  // 20: daguha.v1.ParallelChild.status:type_name -> daguha.v1.RunStatus
-	21, // 21: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	21, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
+	22, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
+	8,  // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
+	5,  // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
+	6,  // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
+	4,  // 10: daguha.v1.DagSpec.param_rules:type_name -> daguha.v1.ParamRule
+	6,  // 11: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
+	7,  // 12: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	23, // 13: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
+	14, // 14: daguha.v1.StepSpec.parallel:type_name -> daguha.v1.ParallelSpec
+	9,  // 15: daguha.v1.StepSpec.continue_on:type_name -> daguha.v1.ContinueOn
+	10, // 16: daguha.v1.StepSpec.output_entries:type_name -> daguha.v1.StepOutputEntry
+	3,  // 17: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
+	3,  // 18: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
+	1,  // 19: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
+	16, // 20: daguha.v1.StepState.parallel_children:type_name -> daguha.v1.ParallelChild
+	15, // 21: daguha.v1.ParallelSpec.items:type_name -> daguha.v1.ParallelItem
+	5,  // 22: daguha.v1.ParallelItem.params:type_name -> daguha.v1.Param
+	0,  // 23: daguha.v1.ParallelChild.status:type_name -> daguha.v1.RunStatus
+	24, // 24: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_state_proto_init() }
@@ -1958,7 +2499,7 @@ func file_daguha_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_state_proto_rawDesc), len(file_daguha_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
