@@ -47,13 +47,11 @@ const maxSeconds = int64(math.MaxInt64 / int64(time.Second))
 
 var dagKeys = newKeyTable("name", "description", "params", "env", "schedule", "workerSelector",
 	"maxActiveRuns", "timeoutSec", "catchup", "catchupWindow", "steps", "command",
-	"tags", "group", "type")
+	"tags", "group", "type", "preconditions", "precondition", "handlerOn")
 
 var stepKeys = newKeyTable("name", "description", "command", "script", "dir", "env", "depends",
 	"output", "retryPolicy", "timeoutSec", "continueOn", "run", "call", "params", "workerSelector",
-	"tags", "group", "type")
-
-var retryKeys = newKeyTable("limit", "intervalSec")
+	"tags", "group", "type", "preconditions", "precondition", "repeatPolicy")
 
 var continueOnKeys = newKeyTable("failure", "skipped")
 
@@ -367,6 +365,11 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 		}
 	}
 	// tags and group only sort DAGs in Dagu's UI.
+	dag.Preconditions = c.preconditions(fields, "")
+	var handlers []handlerInfo
+	if e, ok := fields["handlerOn"]; ok {
+		dag.HandlerOn, handlers = c.handlers(e)
+	}
 
 	var infos []*stepInfo
 	if e, ok := fields["steps"]; ok {
@@ -401,9 +404,15 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 		}
 	}
 	c.checkSteps(dag.Steps, infos)
+	c.checkHandlerNames(dag.Steps, infos, handlers)
 	for i, info := range infos {
 		if info.childKey != nil {
 			f.children = append(f.children, childRef{dag: len(f.Dags), key: info.childPath, line: info.childKey.Line, name: dag.Steps[i].ChildDag})
+		}
+	}
+	for _, h := range handlers {
+		if h.info.childKey != nil {
+			f.children = append(f.children, childRef{dag: len(f.Dags), key: h.info.childPath, line: h.info.childKey.Line, name: h.step.ChildDag})
 		}
 	}
 	return dag, nameAt
@@ -535,6 +544,10 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 	if e, ok := fields["retryPolicy"]; ok {
 		step.RetryPolicy = c.retryPolicy(e, join(path, e.key))
 	}
+	if e, ok := fields["repeatPolicy"]; ok {
+		step.RepeatPolicy = c.repeatPolicy(e, join(path, e.key))
+	}
+	step.Preconditions = c.preconditions(fields, path)
 	if e, ok := fields["continueOn"]; ok {
 		key := join(path, e.key)
 		if r := resolve(e.value); r == nil || r.Kind != yaml.MappingNode {
@@ -547,9 +560,7 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 				step.ContinueOnFailure, _ = c.boolean(f.value, join(key, f.key))
 			}
 			if s, ok := on["skipped"]; ok {
-				// Accepted for Dagu's files; a skipped step never stops
-				// its dependants here anyway.
-				c.boolean(s.value, join(key, s.key))
+				step.ContinueOnSkipped, _ = c.boolean(s.value, join(key, s.key))
 			}
 		}
 	}
@@ -641,27 +652,6 @@ func (c *collector) action(step *daguhav1.StepSpec, info *stepInfo, fields map[s
 			}
 		}
 	}
-}
-
-func (c *collector) retryPolicy(e entry, key string) *daguhav1.RetryPolicy {
-	r := resolve(e.value)
-	if isNull(r) {
-		return nil
-	}
-	if r.Kind != yaml.MappingNode {
-		c.add(e.value, key, "want a map such as {limit: 3, intervalSec: 10}, got %s", describe(e.value))
-		return nil
-	}
-	policy := &daguhav1.RetryPolicy{}
-	fields := c.fields(r, key, retryKeys)
-	if l, ok := fields["limit"]; ok {
-		v, _ := c.integer(l.value, join(key, l.key), math.MaxUint32)
-		policy.Limit = uint32(v)
-	}
-	if i, ok := fields["intervalSec"]; ok {
-		policy.IntervalSec, _ = c.integer(i.value, join(key, i.key), maxSeconds)
-	}
-	return policy
 }
 
 // selector reads a workerSelector: label names to the exact values a

@@ -196,6 +196,7 @@ var everyKeyWant = &daguhav1.DagSpec{
 			RetryPolicy:       &daguhav1.RetryPolicy{Limit: 3, IntervalSec: 10},
 			TimeoutSec:        600,
 			ContinueOnFailure: true,
+			ContinueOnSkipped: true,
 		},
 		{Name: "load", Script: "echo loading\n", Depends: []string{"extract"}},
 		{

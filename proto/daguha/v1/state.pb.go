@@ -429,7 +429,12 @@ type DagSpec struct {
 	Catchup          string `protobuf:"bytes,10,opt,name=catchup,proto3" json:"catchup,omitempty"`
 	CatchupWindowSec int64  `protobuf:"varint,11,opt,name=catchup_window_sec,json=catchupWindowSec,proto3" json:"catchup_window_sec,omitempty"`
 	// The file the DAG came from, for messages only.
-	SourceFile    string `protobuf:"bytes,12,opt,name=source_file,json=sourceFile,proto3" json:"source_file,omitempty"`
+	SourceFile string `protobuf:"bytes,12,opt,name=source_file,json=sourceFile,proto3" json:"source_file,omitempty"`
+	// All must be met before any step runs; else the run ends CANCELLED,
+	// its steps SKIPPED (Dagu's preconditions).
+	Preconditions []*Condition `protobuf:"bytes,25,rep,name=preconditions,proto3" json:"preconditions,omitempty"`
+	// Steps run at the run's end by how it ended (Dagu's handlerOn).
+	HandlerOn     *HandlerOn `protobuf:"bytes,26,opt,name=handler_on,json=handlerOn,proto3" json:"handler_on,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -548,6 +553,341 @@ func (x *DagSpec) GetSourceFile() string {
 	return ""
 }
 
+func (x *DagSpec) GetPreconditions() []*Condition {
+	if x != nil {
+		return x.Preconditions
+	}
+	return nil
+}
+
+func (x *DagSpec) GetHandlerOn() *HandlerOn {
+	if x != nil {
+		return x.HandlerOn
+	}
+	return nil
+}
+
+// Condition is one of Dagu's conditions: a shell command that is met when
+// it exits 0, or, with expected, a text the shell expands (variables,
+// `command`) whose lines are compared with expected.
+type Condition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Condition string                 `protobuf:"bytes,1,opt,name=condition,proto3" json:"condition,omitempty"`
+	// An exact text, or "re:" and a regular expression found in a line.
+	Expected string `protobuf:"bytes,2,opt,name=expected,proto3" json:"expected,omitempty"`
+	// Met when the condition is not.
+	Negate        bool `protobuf:"varint,3,opt,name=negate,proto3" json:"negate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Condition) Reset() {
+	*x = Condition{}
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Condition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Condition) ProtoMessage() {}
+
+func (x *Condition) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Condition.ProtoReflect.Descriptor instead.
+func (*Condition) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Condition) GetCondition() string {
+	if x != nil {
+		return x.Condition
+	}
+	return ""
+}
+
+func (x *Condition) GetExpected() string {
+	if x != nil {
+		return x.Expected
+	}
+	return ""
+}
+
+func (x *Condition) GetNegate() bool {
+	if x != nil {
+		return x.Negate
+	}
+	return false
+}
+
+// ConditionResult is how a condition evaluated in one attempt.
+type ConditionResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Condition string                 `protobuf:"bytes,1,opt,name=condition,proto3" json:"condition,omitempty"`
+	Expected  string                 `protobuf:"bytes,2,opt,name=expected,proto3" json:"expected,omitempty"`
+	Negate    bool                   `protobuf:"varint,3,opt,name=negate,proto3" json:"negate,omitempty"`
+	Met       bool                   `protobuf:"varint,4,opt,name=met,proto3" json:"met,omitempty"`
+	// What it evaluated to: the expanded text, or the command's exit status.
+	Actual        string `protobuf:"bytes,5,opt,name=actual,proto3" json:"actual,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConditionResult) Reset() {
+	*x = ConditionResult{}
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConditionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConditionResult) ProtoMessage() {}
+
+func (x *ConditionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConditionResult.ProtoReflect.Descriptor instead.
+func (*ConditionResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ConditionResult) GetCondition() string {
+	if x != nil {
+		return x.Condition
+	}
+	return ""
+}
+
+func (x *ConditionResult) GetExpected() string {
+	if x != nil {
+		return x.Expected
+	}
+	return ""
+}
+
+func (x *ConditionResult) GetNegate() bool {
+	if x != nil {
+		return x.Negate
+	}
+	return false
+}
+
+func (x *ConditionResult) GetMet() bool {
+	if x != nil {
+		return x.Met
+	}
+	return false
+}
+
+func (x *ConditionResult) GetActual() string {
+	if x != nil {
+		return x.Actual
+	}
+	return ""
+}
+
+// HandlerOn holds the steps run when a run ends: success, failure or
+// cancel by its status, then exit; init before the first step.
+type HandlerOn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Success       *StepSpec              `protobuf:"bytes,1,opt,name=success,proto3" json:"success,omitempty"`
+	Failure       *StepSpec              `protobuf:"bytes,2,opt,name=failure,proto3" json:"failure,omitempty"`
+	Cancel        *StepSpec              `protobuf:"bytes,3,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	Exit          *StepSpec              `protobuf:"bytes,4,opt,name=exit,proto3" json:"exit,omitempty"`
+	Init          *StepSpec              `protobuf:"bytes,5,opt,name=init,proto3" json:"init,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandlerOn) Reset() {
+	*x = HandlerOn{}
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandlerOn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandlerOn) ProtoMessage() {}
+
+func (x *HandlerOn) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandlerOn.ProtoReflect.Descriptor instead.
+func (*HandlerOn) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HandlerOn) GetSuccess() *StepSpec {
+	if x != nil {
+		return x.Success
+	}
+	return nil
+}
+
+func (x *HandlerOn) GetFailure() *StepSpec {
+	if x != nil {
+		return x.Failure
+	}
+	return nil
+}
+
+func (x *HandlerOn) GetCancel() *StepSpec {
+	if x != nil {
+		return x.Cancel
+	}
+	return nil
+}
+
+func (x *HandlerOn) GetExit() *StepSpec {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
+func (x *HandlerOn) GetInit() *StepSpec {
+	if x != nil {
+		return x.Init
+	}
+	return nil
+}
+
+// RepeatPolicy runs a step again after it ends, while or until a condition
+// or an exit code holds (Dagu's repeatPolicy).
+type RepeatPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "while" or "until".
+	Mode string `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	// With neither condition nor exit_codes: while repeats while the step
+	// succeeds, until repeats until it does.
+	Condition   *Condition `protobuf:"bytes,2,opt,name=condition,proto3" json:"condition,omitempty"`
+	ExitCodes   []int32    `protobuf:"varint,3,rep,packed,name=exit_codes,json=exitCodes,proto3" json:"exit_codes,omitempty"`
+	IntervalSec int64      `protobuf:"varint,4,opt,name=interval_sec,json=intervalSec,proto3" json:"interval_sec,omitempty"`
+	// Executions at most, the first included (0: no limit).
+	Limit uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Each wait is the one before times backoff (0: fixed), at most
+	// max_interval_sec when that is set.
+	Backoff        float64 `protobuf:"fixed64,6,opt,name=backoff,proto3" json:"backoff,omitempty"`
+	MaxIntervalSec int64   `protobuf:"varint,7,opt,name=max_interval_sec,json=maxIntervalSec,proto3" json:"max_interval_sec,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RepeatPolicy) Reset() {
+	*x = RepeatPolicy{}
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepeatPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepeatPolicy) ProtoMessage() {}
+
+func (x *RepeatPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepeatPolicy.ProtoReflect.Descriptor instead.
+func (*RepeatPolicy) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RepeatPolicy) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *RepeatPolicy) GetCondition() *Condition {
+	if x != nil {
+		return x.Condition
+	}
+	return nil
+}
+
+func (x *RepeatPolicy) GetExitCodes() []int32 {
+	if x != nil {
+		return x.ExitCodes
+	}
+	return nil
+}
+
+func (x *RepeatPolicy) GetIntervalSec() int64 {
+	if x != nil {
+		return x.IntervalSec
+	}
+	return 0
+}
+
+func (x *RepeatPolicy) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *RepeatPolicy) GetBackoff() float64 {
+	if x != nil {
+		return x.Backoff
+	}
+	return 0
+}
+
+func (x *RepeatPolicy) GetMaxIntervalSec() int64 {
+	if x != nil {
+		return x.MaxIntervalSec
+	}
+	return 0
+}
+
 type Param struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -558,7 +898,7 @@ type Param struct {
 
 func (x *Param) Reset() {
 	*x = Param{}
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -570,7 +910,7 @@ func (x *Param) String() string {
 func (*Param) ProtoMessage() {}
 
 func (x *Param) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -583,7 +923,7 @@ func (x *Param) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Param.ProtoReflect.Descriptor instead.
 func (*Param) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Param) GetName() string {
@@ -610,7 +950,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +962,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +975,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EnvVar) GetName() string {
@@ -655,15 +995,21 @@ func (x *EnvVar) GetValue() string {
 type RetryPolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Retries after the first failure (0: none).
-	Limit         uint32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
-	IntervalSec   int64  `protobuf:"varint,2,opt,name=interval_sec,json=intervalSec,proto3" json:"interval_sec,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Limit       uint32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	IntervalSec int64  `protobuf:"varint,2,opt,name=interval_sec,json=intervalSec,proto3" json:"interval_sec,omitempty"`
+	// Retry only a try that exited with one of these (empty: any failure).
+	ExitCodes []int32 `protobuf:"varint,3,rep,packed,name=exit_codes,json=exitCodes,proto3" json:"exit_codes,omitempty"`
+	// Each wait is the one before times backoff (0: fixed), at most
+	// max_interval_sec when that is set.
+	Backoff        float64 `protobuf:"fixed64,4,opt,name=backoff,proto3" json:"backoff,omitempty"`
+	MaxIntervalSec int64   `protobuf:"varint,5,opt,name=max_interval_sec,json=maxIntervalSec,proto3" json:"max_interval_sec,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -675,7 +1021,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -688,7 +1034,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RetryPolicy) GetLimit() uint32 {
@@ -701,6 +1047,27 @@ func (x *RetryPolicy) GetLimit() uint32 {
 func (x *RetryPolicy) GetIntervalSec() int64 {
 	if x != nil {
 		return x.IntervalSec
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetExitCodes() []int32 {
+	if x != nil {
+		return x.ExitCodes
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetBackoff() float64 {
+	if x != nil {
+		return x.Backoff
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetMaxIntervalSec() int64 {
+	if x != nil {
+		return x.MaxIntervalSec
 	}
 	return 0
 }
@@ -727,13 +1094,18 @@ type StepSpec struct {
 	// Routes the child run; else the child DAG's own selector.
 	WorkerSelector map[string]string `protobuf:"bytes,13,rep,name=worker_selector,json=workerSelector,proto3" json:"worker_selector,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Description    string            `protobuf:"bytes,14,opt,name=description,proto3" json:"description,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// All must be met for the step to run; else it is SKIPPED.
+	Preconditions []*Condition  `protobuf:"bytes,30,rep,name=preconditions,proto3" json:"preconditions,omitempty"`
+	RepeatPolicy  *RepeatPolicy `protobuf:"bytes,31,opt,name=repeat_policy,json=repeatPolicy,proto3" json:"repeat_policy,omitempty"`
+	// Dependants run even when this step is skipped.
+	ContinueOnSkipped bool `protobuf:"varint,32,opt,name=continue_on_skipped,json=continueOnSkipped,proto3" json:"continue_on_skipped,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StepSpec) Reset() {
 	*x = StepSpec{}
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +1117,7 @@ func (x *StepSpec) String() string {
 func (*StepSpec) ProtoMessage() {}
 
 func (x *StepSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +1130,7 @@ func (x *StepSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
 func (*StepSpec) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StepSpec) GetName() string {
@@ -859,6 +1231,27 @@ func (x *StepSpec) GetDescription() string {
 	return ""
 }
 
+func (x *StepSpec) GetPreconditions() []*Condition {
+	if x != nil {
+		return x.Preconditions
+	}
+	return nil
+}
+
+func (x *StepSpec) GetRepeatPolicy() *RepeatPolicy {
+	if x != nil {
+		return x.RepeatPolicy
+	}
+	return nil
+}
+
+func (x *StepSpec) GetContinueOnSkipped() bool {
+	if x != nil {
+		return x.ContinueOnSkipped
+	}
+	return false
+}
+
 // StoredDag is a DAG definition kept in the replicated state: the first
 // document of a file, with the file's other documents as its local DAGs.
 type StoredDag struct {
@@ -877,7 +1270,7 @@ type StoredDag struct {
 
 func (x *StoredDag) Reset() {
 	*x = StoredDag{}
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +1282,7 @@ func (x *StoredDag) String() string {
 func (*StoredDag) ProtoMessage() {}
 
 func (x *StoredDag) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +1295,7 @@ func (x *StoredDag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredDag.ProtoReflect.Descriptor instead.
 func (*StoredDag) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StoredDag) GetSpec() *DagSpec {
@@ -967,7 +1360,7 @@ type ScheduleRecord struct {
 
 func (x *ScheduleRecord) Reset() {
 	*x = ScheduleRecord{}
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +1372,7 @@ func (x *ScheduleRecord) String() string {
 func (*ScheduleRecord) ProtoMessage() {}
 
 func (x *ScheduleRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +1385,7 @@ func (x *ScheduleRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleRecord.ProtoReflect.Descriptor instead.
 func (*ScheduleRecord) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScheduleRecord) GetDagName() string {
@@ -1036,14 +1429,22 @@ type StepState struct {
 	// 1 for the first try; retries count up.
 	Retry uint32 `protobuf:"varint,8,opt,name=retry,proto3" json:"retry,omitempty"`
 	// For a run/call step: the child run it started.
-	ChildRunId    string `protobuf:"bytes,9,opt,name=child_run_id,json=childRunId,proto3" json:"child_run_id,omitempty"`
+	ChildRunId string `protobuf:"bytes,9,opt,name=child_run_id,json=childRunId,proto3" json:"child_run_id,omitempty"`
+	// How the step's preconditions evaluated (a step skipped by them says
+	// which failed).
+	Preconditions []*ConditionResult `protobuf:"bytes,10,rep,name=preconditions,proto3" json:"preconditions,omitempty"`
+	// The execution of a step with a repeat policy: 1 for the first,
+	// counting up (0 for a step without one, or not run).
+	Repeat uint32 `protobuf:"varint,11,opt,name=repeat,proto3" json:"repeat,omitempty"`
+	// For a handler step: which (success, failure, cancel, exit, init).
+	Handler       string `protobuf:"bytes,12,opt,name=handler,proto3" json:"handler,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1055,7 +1456,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1068,7 +1469,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{8}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StepState) GetName() string {
@@ -1134,6 +1535,27 @@ func (x *StepState) GetChildRunId() string {
 	return ""
 }
 
+func (x *StepState) GetPreconditions() []*ConditionResult {
+	if x != nil {
+		return x.Preconditions
+	}
+	return nil
+}
+
+func (x *StepState) GetRepeat() uint32 {
+	if x != nil {
+		return x.Repeat
+	}
+	return 0
+}
+
+func (x *StepState) GetHandler() string {
+	if x != nil {
+		return x.Handler
+	}
+	return ""
+}
+
 // Attempt is one grant of a run to a worker and how it ended.
 type Attempt struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
@@ -1150,7 +1572,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1162,7 +1584,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1175,7 +1597,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Attempt) GetAttempt() uint32 {
@@ -1241,7 +1663,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1675,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1688,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Worker) GetId() string {
@@ -1344,7 +1766,7 @@ type ClusterMeta struct {
 
 func (x *ClusterMeta) Reset() {
 	*x = ClusterMeta{}
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1778,7 @@ func (x *ClusterMeta) String() string {
 func (*ClusterMeta) ProtoMessage() {}
 
 func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1791,7 @@ func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMeta.ProtoReflect.Descriptor instead.
 func (*ClusterMeta) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClusterMeta) GetSigningKey() []byte {
@@ -1391,7 +1813,7 @@ type TableIndex struct {
 
 func (x *TableIndex) Reset() {
 	*x = TableIndex{}
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1825,7 @@ func (x *TableIndex) String() string {
 func (*TableIndex) ProtoMessage() {}
 
 func (x *TableIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1838,7 @@ func (x *TableIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableIndex.ProtoReflect.Descriptor instead.
 func (*TableIndex) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TableIndex) GetTable() string {
@@ -1469,7 +1891,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9b\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x05\n" +
 	"\aDagSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
 	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
@@ -1485,19 +1907,51 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	" \x01(\tR\acatchup\x12,\n" +
 	"\x12catchup_window_sec\x18\v \x01(\x03R\x10catchupWindowSec\x12\x1f\n" +
 	"\vsource_file\x18\f \x01(\tR\n" +
-	"sourceFile\x1aA\n" +
+	"sourceFile\x12:\n" +
+	"\rpreconditions\x18\x19 \x03(\v2\x14.daguha.v1.ConditionR\rpreconditions\x123\n" +
+	"\n" +
+	"handler_on\x18\x1a \x01(\v2\x14.daguha.v1.HandlerOnR\thandlerOn\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"1\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
+	"\tCondition\x12\x1c\n" +
+	"\tcondition\x18\x01 \x01(\tR\tcondition\x12\x1a\n" +
+	"\bexpected\x18\x02 \x01(\tR\bexpected\x12\x16\n" +
+	"\x06negate\x18\x03 \x01(\bR\x06negate\"\x8d\x01\n" +
+	"\x0fConditionResult\x12\x1c\n" +
+	"\tcondition\x18\x01 \x01(\tR\tcondition\x12\x1a\n" +
+	"\bexpected\x18\x02 \x01(\tR\bexpected\x12\x16\n" +
+	"\x06negate\x18\x03 \x01(\bR\x06negate\x12\x10\n" +
+	"\x03met\x18\x04 \x01(\bR\x03met\x12\x16\n" +
+	"\x06actual\x18\x05 \x01(\tR\x06actual\"\xe8\x01\n" +
+	"\tHandlerOn\x12-\n" +
+	"\asuccess\x18\x01 \x01(\v2\x13.daguha.v1.StepSpecR\asuccess\x12-\n" +
+	"\afailure\x18\x02 \x01(\v2\x13.daguha.v1.StepSpecR\afailure\x12+\n" +
+	"\x06cancel\x18\x03 \x01(\v2\x13.daguha.v1.StepSpecR\x06cancel\x12'\n" +
+	"\x04exit\x18\x04 \x01(\v2\x13.daguha.v1.StepSpecR\x04exit\x12'\n" +
+	"\x04init\x18\x05 \x01(\v2\x13.daguha.v1.StepSpecR\x04init\"\xf2\x01\n" +
+	"\fRepeatPolicy\x12\x12\n" +
+	"\x04mode\x18\x01 \x01(\tR\x04mode\x122\n" +
+	"\tcondition\x18\x02 \x01(\v2\x14.daguha.v1.ConditionR\tcondition\x12\x1d\n" +
+	"\n" +
+	"exit_codes\x18\x03 \x03(\x05R\texitCodes\x12!\n" +
+	"\finterval_sec\x18\x04 \x01(\x03R\vintervalSec\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x18\n" +
+	"\abackoff\x18\x06 \x01(\x01R\abackoff\x12(\n" +
+	"\x10max_interval_sec\x18\a \x01(\x03R\x0emaxIntervalSec\"1\n" +
 	"\x05Param\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"F\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xa9\x01\n" +
 	"\vRetryPolicy\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\x12!\n" +
-	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\"\xbc\x04\n" +
+	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\x12\x1d\n" +
+	"\n" +
+	"exit_codes\x18\x03 \x03(\x05R\texitCodes\x12\x18\n" +
+	"\abackoff\x18\x04 \x01(\x01R\abackoff\x12(\n" +
+	"\x10max_interval_sec\x18\x05 \x01(\x03R\x0emaxIntervalSec\"\xe6\x05\n" +
 	"\bStepSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x16\n" +
@@ -1514,7 +1968,10 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\tchild_dag\x18\v \x01(\tR\bchildDag\x12!\n" +
 	"\fchild_params\x18\f \x01(\tR\vchildParams\x12P\n" +
 	"\x0fworker_selector\x18\r \x03(\v2'.daguha.v1.StepSpec.WorkerSelectorEntryR\x0eworkerSelector\x12 \n" +
-	"\vdescription\x18\x0e \x01(\tR\vdescription\x1aA\n" +
+	"\vdescription\x18\x0e \x01(\tR\vdescription\x12:\n" +
+	"\rpreconditions\x18\x1e \x03(\v2\x14.daguha.v1.ConditionR\rpreconditions\x12<\n" +
+	"\rrepeat_policy\x18\x1f \x01(\v2\x17.daguha.v1.RepeatPolicyR\frepeatPolicy\x12.\n" +
+	"\x13continue_on_skipped\x18  \x01(\bR\x11continueOnSkipped\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x02\n" +
@@ -1531,7 +1988,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\bdag_name\x18\x01 \x01(\tR\adagName\x12$\n" +
 	"\x0elast_slot_unix\x18\x02 \x01(\x03R\flastSlotUnix\x12\x1e\n" +
 	"\vlast_run_id\x18\x03 \x01(\tR\tlastRunId\x12!\n" +
-	"\fmodify_index\x18\x04 \x01(\x04R\vmodifyIndex\"\xbe\x02\n" +
+	"\fmodify_index\x18\x04 \x01(\x04R\vmodifyIndex\"\xb2\x03\n" +
 	"\tStepState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.daguha.v1.StepStatusR\x06status\x12\x1b\n" +
@@ -1543,7 +2000,11 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x05error\x18\a \x01(\tR\x05error\x12\x14\n" +
 	"\x05retry\x18\b \x01(\rR\x05retry\x12 \n" +
 	"\fchild_run_id\x18\t \x01(\tR\n" +
-	"childRunId\"\xdd\x01\n" +
+	"childRunId\x12@\n" +
+	"\rpreconditions\x18\n" +
+	" \x03(\v2\x1a.daguha.v1.ConditionResultR\rpreconditions\x12\x16\n" +
+	"\x06repeat\x18\v \x01(\rR\x06repeat\x12\x18\n" +
+	"\ahandler\x18\f \x01(\tR\ahandler\"\xdd\x01\n" +
 	"\aAttempt\x12\x18\n" +
 	"\aattempt\x18\x01 \x01(\rR\aattempt\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12#\n" +
@@ -1600,51 +2061,66 @@ func file_daguha_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_daguha_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_daguha_v1_state_proto_goTypes = []any{
-	(RunStatus)(0),         // 0: daguha.v1.RunStatus
-	(StepStatus)(0),        // 1: daguha.v1.StepStatus
-	(*Run)(nil),            // 2: daguha.v1.Run
-	(*DagSpec)(nil),        // 3: daguha.v1.DagSpec
-	(*Param)(nil),          // 4: daguha.v1.Param
-	(*EnvVar)(nil),         // 5: daguha.v1.EnvVar
-	(*RetryPolicy)(nil),    // 6: daguha.v1.RetryPolicy
-	(*StepSpec)(nil),       // 7: daguha.v1.StepSpec
-	(*StoredDag)(nil),      // 8: daguha.v1.StoredDag
-	(*ScheduleRecord)(nil), // 9: daguha.v1.ScheduleRecord
-	(*StepState)(nil),      // 10: daguha.v1.StepState
-	(*Attempt)(nil),        // 11: daguha.v1.Attempt
-	(*Worker)(nil),         // 12: daguha.v1.Worker
-	(*ClusterMeta)(nil),    // 13: daguha.v1.ClusterMeta
-	(*TableIndex)(nil),     // 14: daguha.v1.TableIndex
-	nil,                    // 15: daguha.v1.Run.OutputsEntry
-	nil,                    // 16: daguha.v1.DagSpec.WorkerSelectorEntry
-	nil,                    // 17: daguha.v1.StepSpec.WorkerSelectorEntry
-	nil,                    // 18: daguha.v1.Worker.LabelsEntry
+	(RunStatus)(0),          // 0: daguha.v1.RunStatus
+	(StepStatus)(0),         // 1: daguha.v1.StepStatus
+	(*Run)(nil),             // 2: daguha.v1.Run
+	(*DagSpec)(nil),         // 3: daguha.v1.DagSpec
+	(*Condition)(nil),       // 4: daguha.v1.Condition
+	(*ConditionResult)(nil), // 5: daguha.v1.ConditionResult
+	(*HandlerOn)(nil),       // 6: daguha.v1.HandlerOn
+	(*RepeatPolicy)(nil),    // 7: daguha.v1.RepeatPolicy
+	(*Param)(nil),           // 8: daguha.v1.Param
+	(*EnvVar)(nil),          // 9: daguha.v1.EnvVar
+	(*RetryPolicy)(nil),     // 10: daguha.v1.RetryPolicy
+	(*StepSpec)(nil),        // 11: daguha.v1.StepSpec
+	(*StoredDag)(nil),       // 12: daguha.v1.StoredDag
+	(*ScheduleRecord)(nil),  // 13: daguha.v1.ScheduleRecord
+	(*StepState)(nil),       // 14: daguha.v1.StepState
+	(*Attempt)(nil),         // 15: daguha.v1.Attempt
+	(*Worker)(nil),          // 16: daguha.v1.Worker
+	(*ClusterMeta)(nil),     // 17: daguha.v1.ClusterMeta
+	(*TableIndex)(nil),      // 18: daguha.v1.TableIndex
+	nil,                     // 19: daguha.v1.Run.OutputsEntry
+	nil,                     // 20: daguha.v1.DagSpec.WorkerSelectorEntry
+	nil,                     // 21: daguha.v1.StepSpec.WorkerSelectorEntry
+	nil,                     // 22: daguha.v1.Worker.LabelsEntry
 }
 var file_daguha_v1_state_proto_depIdxs = []int32{
 	0,  // 0: daguha.v1.Run.status:type_name -> daguha.v1.RunStatus
 	3,  // 1: daguha.v1.Run.dag:type_name -> daguha.v1.DagSpec
-	10, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
-	11, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
+	14, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
+	15, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
 	3,  // 4: daguha.v1.Run.local_dags:type_name -> daguha.v1.DagSpec
-	15, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
-	16, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
-	7,  // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
-	4,  // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
-	5,  // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
-	5,  // 10: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
-	6,  // 11: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
-	17, // 12: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
-	3,  // 13: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
-	3,  // 14: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
-	1,  // 15: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
-	18, // 16: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	19, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
+	20, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
+	11, // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
+	8,  // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
+	9,  // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
+	4,  // 10: daguha.v1.DagSpec.preconditions:type_name -> daguha.v1.Condition
+	6,  // 11: daguha.v1.DagSpec.handler_on:type_name -> daguha.v1.HandlerOn
+	11, // 12: daguha.v1.HandlerOn.success:type_name -> daguha.v1.StepSpec
+	11, // 13: daguha.v1.HandlerOn.failure:type_name -> daguha.v1.StepSpec
+	11, // 14: daguha.v1.HandlerOn.cancel:type_name -> daguha.v1.StepSpec
+	11, // 15: daguha.v1.HandlerOn.exit:type_name -> daguha.v1.StepSpec
+	11, // 16: daguha.v1.HandlerOn.init:type_name -> daguha.v1.StepSpec
+	4,  // 17: daguha.v1.RepeatPolicy.condition:type_name -> daguha.v1.Condition
+	9,  // 18: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
+	10, // 19: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	21, // 20: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
+	4,  // 21: daguha.v1.StepSpec.preconditions:type_name -> daguha.v1.Condition
+	7,  // 22: daguha.v1.StepSpec.repeat_policy:type_name -> daguha.v1.RepeatPolicy
+	3,  // 23: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
+	3,  // 24: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
+	1,  // 25: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
+	5,  // 26: daguha.v1.StepState.preconditions:type_name -> daguha.v1.ConditionResult
+	22, // 27: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_state_proto_init() }
@@ -1658,7 +2134,7 @@ func file_daguha_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_state_proto_rawDesc), len(file_daguha_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   17,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
