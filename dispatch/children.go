@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
@@ -70,12 +71,8 @@ func (d *Dispatcher) EnqueueChild(ctx context.Context, token, stepName string, r
 	if parent == nil || parent.GetStatus() != daguhav1.RunStatus_RUN_STATUS_RUNNING || parent.GetFencingToken() != claims.FencingToken {
 		return "", false, &StaleLeaseError{Reason: fmt.Sprintf("run %q is not held by this lease (attempt %d)", claims.RunID, claims.Attempt)}
 	}
-	var step *daguhav1.StepSpec
-	for _, s := range parent.GetDag().GetSteps() {
-		if s.GetName() == stepName {
-			step = s
-		}
-	}
+	// A handler may start a child run too.
+	step := dagfile.FindStep(parent.GetDag(), stepName)
 	if step == nil || step.GetChildDag() == "" {
 		return "", false, &InvalidRequestError{Reason: fmt.Sprintf("DAG %q has no run/call step named %q", parent.GetDagName(), stepName)}
 	}
