@@ -26,6 +26,18 @@ func ChildRunID(parentID, step string, retry uint32) string {
 	return uuid.NewSHA1(childNamespace, []byte(parentID+"\x00"+step+"\x00"+strconv.FormatUint(uint64(retry), 10))).String()
 }
 
+// childStepKey is what names a step's children in ChildRunID: the step,
+// and after a run was queued again by its DAG's retry policy, which retry
+// of the run it is, so that the new attempt starts children of its own
+// (a failover's new attempt asks for the same ones). A step name holds no
+// control character, so the two cannot be confused.
+func childStepKey(parent *daguhav1.Run, stepName string) string {
+	if n := parent.GetDagRetries(); n > 0 {
+		return stepName + "\x00dag-retry-" + strconv.FormatUint(uint64(n), 10)
+	}
+	return stepName
+}
+
 // ResolveDag finds the DAG a run/call step names: first among the local
 // DAGs the run carries (the other documents of its file), then among the
 // stored DAGs. It returns the spec and the local DAGs the child inherits.
@@ -86,7 +98,7 @@ func (d *Dispatcher) EnqueueChild(ctx context.Context, token, stepName string, r
 	}
 	rootName, rootID := RootOf(parent)
 	child := &daguhav1.Run{
-		Id:                 ChildRunID(parent.GetId(), stepName, retry),
+		Id:                 ChildRunID(parent.GetId(), childStepKey(parent, stepName), retry),
 		DagName:            spec.GetName(),
 		Params:             params,
 		EnqueuedAtUnixNano: d.config.Now().UnixNano(),

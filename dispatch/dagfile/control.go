@@ -255,6 +255,21 @@ func (c *collector) retryPolicy(e entry, key string) *daguhav1.RetryPolicy {
 	return policy
 }
 
+// dagRetryPolicy reads a DAG's retryPolicy: as a step's, without
+// exitCode (a run has no exit code).
+func (c *collector) dagRetryPolicy(e entry) *daguhav1.RetryPolicy {
+	policy := c.retryPolicy(e, e.key)
+	if r := resolve(e.value); policy != nil && r.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(r.Content); i += 2 {
+			if k := r.Content[i].Value; retryKeys[k] == "exitCode" {
+				c.add(r.Content[i], join(e.key, k), "exitCode is for a step's retryPolicy: a run is retried whenever it fails")
+				policy.ExitCodes = nil
+			}
+		}
+	}
+	return policy
+}
+
 // repeatPolicy reads a step's repeatPolicy. The mode is repeat's when it
 // is while or until; else, as Dagu 1.x reads it, a condition with
 // expected repeats until it matches, a condition alone or exit codes

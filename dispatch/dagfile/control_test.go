@@ -153,6 +153,21 @@ steps:
 		}})
 }
 
+func TestDagRetryPolicy(t *testing.T) {
+	f := mustParse(t, "dag-retry.yaml", `
+retryPolicy:
+  limit: 2
+  intervalSec: 60
+  backoff: true
+  maxIntervalSec: 600
+steps:
+  - name: a
+    command: "true"
+`)
+	assertDag(t, &daguhav1.DagSpec{RetryPolicy: f.Dags[0].GetRetryPolicy()},
+		&daguhav1.DagSpec{RetryPolicy: &daguhav1.RetryPolicy{Limit: 2, IntervalSec: 60, Backoff: 2, MaxIntervalSec: 600}})
+}
+
 func TestHandlerOnStepsAreNamedAsDaguNamesThem(t *testing.T) {
 	f := mustParse(t, "handlers.yaml", `
 steps:
@@ -228,6 +243,7 @@ func TestBadControlKeys(t *testing.T) {
 		{"exit code out of range", ok + "    retryPolicy:\n      limit: 2\n      exitCode: [1, 300]\n", "steps[0].retryPolicy.exitCode[1]", "-1 to 255", 6},
 		{"exit code not a number", ok + "    repeatPolicy:\n      exitCode: one\n", "steps[0].repeatPolicy.exitCode", "want an exit code", 5},
 		{"exitCodes misspelt", ok + "    retryPolicy:\n      limit: 2\n      exitCodes: [1]\n", "steps[0].retryPolicy.exitCodes", `did you mean "exitCode"?`, 6},
+		{"DAG retry on exit codes", "retry_policy:\n  limit: 1\n  exit_code: [1]\n" + ok, "retry_policy.exit_code", "exitCode is for a step's retryPolicy", 3},
 		{"wait handler", ok + "handlerOn:\n  wait:\n    command: x\n", "handlerOn.wait", "not supported", 5},
 		{"cancel and abort", ok + "handlerOn:\n  cancel:\n    command: x\n  abort:\n    command: y\n", "handlerOn.abort", "abort is another name", 7},
 		{"exit in both spellings", ok + "handlerOn:\n  exit:\n    command: x\n  Exit:\n    command: y\n", "handlerOn.Exit", "given twice", 7},

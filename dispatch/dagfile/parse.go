@@ -47,7 +47,7 @@ const maxSeconds = int64(math.MaxInt64 / int64(time.Second))
 
 var dagKeys = newKeyTable("name", "description", "params", "env", "schedule", "workerSelector",
 	"maxActiveRuns", "timeoutSec", "catchup", "catchupWindow", "steps", "command",
-	"tags", "group", "type", "preconditions", "precondition", "handlerOn")
+	"tags", "group", "type", "preconditions", "precondition", "handlerOn", "retryPolicy")
 
 var stepKeys = newKeyTable("name", "description", "command", "script", "dir", "env", "depends",
 	"output", "retryPolicy", "timeoutSec", "continueOn", "run", "call", "params", "workerSelector",
@@ -366,6 +366,9 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 	}
 	// tags and group only sort DAGs in Dagu's UI.
 	dag.Preconditions = c.preconditions(fields, "")
+	if e, ok := fields["retryPolicy"]; ok {
+		dag.RetryPolicy = c.dagRetryPolicy(e)
+	}
 	var handlers []handlerInfo
 	if e, ok := fields["handlerOn"]; ok {
 		dag.HandlerOn, handlers = c.handlers(e)

@@ -189,8 +189,13 @@ type Run struct {
 	Outputs map[string]string `protobuf:"bytes,25,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The step of the parent run that started this one.
 	ParentStepName string `protobuf:"bytes,26,opt,name=parent_step_name,json=parentStepName,proto3" json:"parent_step_name,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Times the run was queued again after failing, by its DAG's retry
+	// policy.
+	DagRetries uint32 `protobuf:"varint,30,opt,name=dag_retries,json=dagRetries,proto3" json:"dag_retries,omitempty"`
+	// A run queued again by its retry policy is not granted before this.
+	RetryAfterUnixNano int64 `protobuf:"varint,31,opt,name=retry_after_unix_nano,json=retryAfterUnixNano,proto3" json:"retry_after_unix_nano,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
@@ -405,6 +410,20 @@ func (x *Run) GetParentStepName() string {
 	return ""
 }
 
+func (x *Run) GetDagRetries() uint32 {
+	if x != nil {
+		return x.DagRetries
+	}
+	return 0
+}
+
+func (x *Run) GetRetryAfterUnixNano() int64 {
+	if x != nil {
+		return x.RetryAfterUnixNano
+	}
+	return 0
+}
+
 // DagSpec is a DAG as parsed from one YAML document: what a worker needs
 // to execute a run of it, and what the leader needs to schedule it.
 type DagSpec struct {
@@ -434,7 +453,11 @@ type DagSpec struct {
 	// its steps SKIPPED (Dagu's preconditions).
 	Preconditions []*Condition `protobuf:"bytes,25,rep,name=preconditions,proto3" json:"preconditions,omitempty"`
 	// Steps run at the run's end by how it ended (Dagu's handlerOn).
-	HandlerOn     *HandlerOn `protobuf:"bytes,26,opt,name=handler_on,json=handlerOn,proto3" json:"handler_on,omitempty"`
+	HandlerOn *HandlerOn `protobuf:"bytes,26,opt,name=handler_on,json=handlerOn,proto3" json:"handler_on,omitempty"`
+	// A root run that fails is queued again, limit times, after
+	// interval_sec (growing by backoff) from its failure: a new attempt
+	// (Dagu's DAG-level retryPolicy; exit_codes is not used).
+	RetryPolicy   *RetryPolicy `protobuf:"bytes,27,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -563,6 +586,13 @@ func (x *DagSpec) GetPreconditions() []*Condition {
 func (x *DagSpec) GetHandlerOn() *HandlerOn {
 	if x != nil {
 		return x.HandlerOn
+	}
+	return nil
+}
+
+func (x *DagSpec) GetRetryPolicy() *RetryPolicy {
+	if x != nil {
+		return x.RetryPolicy
 	}
 	return nil
 }
@@ -1859,7 +1889,7 @@ var File_daguha_v1_state_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x15daguha/v1/state.proto\x12\tdaguha.v1\"\xbf\b\n" +
+	"\x15daguha/v1/state.proto\x12\tdaguha.v1\"\x93\t\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bdag_name\x18\x02 \x01(\tR\adagName\x12\x16\n" +
@@ -1888,10 +1918,13 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"local_dags\x18\x17 \x03(\v2\x12.daguha.v1.DagSpecR\tlocalDags\x12,\n" +
 	"\x12schedule_slot_unix\x18\x18 \x01(\x03R\x10scheduleSlotUnix\x125\n" +
 	"\aoutputs\x18\x19 \x03(\v2\x1b.daguha.v1.Run.OutputsEntryR\aoutputs\x12(\n" +
-	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x1a:\n" +
+	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x12\x1f\n" +
+	"\vdag_retries\x18\x1e \x01(\rR\n" +
+	"dagRetries\x121\n" +
+	"\x15retry_after_unix_nano\x18\x1f \x01(\x03R\x12retryAfterUnixNano\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8c\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc7\x05\n" +
 	"\aDagSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
 	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
@@ -1910,7 +1943,8 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"sourceFile\x12:\n" +
 	"\rpreconditions\x18\x19 \x03(\v2\x14.daguha.v1.ConditionR\rpreconditions\x123\n" +
 	"\n" +
-	"handler_on\x18\x1a \x01(\v2\x14.daguha.v1.HandlerOnR\thandlerOn\x1aA\n" +
+	"handler_on\x18\x1a \x01(\v2\x14.daguha.v1.HandlerOnR\thandlerOn\x129\n" +
+	"\fretry_policy\x18\x1b \x01(\v2\x16.daguha.v1.RetryPolicyR\vretryPolicy\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
@@ -2100,27 +2134,28 @@ var file_daguha_v1_state_proto_depIdxs = []int32{
 	9,  // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
 	4,  // 10: daguha.v1.DagSpec.preconditions:type_name -> daguha.v1.Condition
 	6,  // 11: daguha.v1.DagSpec.handler_on:type_name -> daguha.v1.HandlerOn
-	11, // 12: daguha.v1.HandlerOn.success:type_name -> daguha.v1.StepSpec
-	11, // 13: daguha.v1.HandlerOn.failure:type_name -> daguha.v1.StepSpec
-	11, // 14: daguha.v1.HandlerOn.cancel:type_name -> daguha.v1.StepSpec
-	11, // 15: daguha.v1.HandlerOn.exit:type_name -> daguha.v1.StepSpec
-	11, // 16: daguha.v1.HandlerOn.init:type_name -> daguha.v1.StepSpec
-	4,  // 17: daguha.v1.RepeatPolicy.condition:type_name -> daguha.v1.Condition
-	9,  // 18: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
-	10, // 19: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
-	21, // 20: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
-	4,  // 21: daguha.v1.StepSpec.preconditions:type_name -> daguha.v1.Condition
-	7,  // 22: daguha.v1.StepSpec.repeat_policy:type_name -> daguha.v1.RepeatPolicy
-	3,  // 23: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
-	3,  // 24: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
-	1,  // 25: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
-	5,  // 26: daguha.v1.StepState.preconditions:type_name -> daguha.v1.ConditionResult
-	22, // 27: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	10, // 12: daguha.v1.DagSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	11, // 13: daguha.v1.HandlerOn.success:type_name -> daguha.v1.StepSpec
+	11, // 14: daguha.v1.HandlerOn.failure:type_name -> daguha.v1.StepSpec
+	11, // 15: daguha.v1.HandlerOn.cancel:type_name -> daguha.v1.StepSpec
+	11, // 16: daguha.v1.HandlerOn.exit:type_name -> daguha.v1.StepSpec
+	11, // 17: daguha.v1.HandlerOn.init:type_name -> daguha.v1.StepSpec
+	4,  // 18: daguha.v1.RepeatPolicy.condition:type_name -> daguha.v1.Condition
+	9,  // 19: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
+	10, // 20: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	21, // 21: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
+	4,  // 22: daguha.v1.StepSpec.preconditions:type_name -> daguha.v1.Condition
+	7,  // 23: daguha.v1.StepSpec.repeat_policy:type_name -> daguha.v1.RepeatPolicy
+	3,  // 24: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
+	3,  // 25: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
+	1,  // 26: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
+	5,  // 27: daguha.v1.StepState.preconditions:type_name -> daguha.v1.ConditionResult
+	22, // 28: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_state_proto_init() }
