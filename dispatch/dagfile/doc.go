@@ -58,6 +58,19 @@
 //	                depends waits for the one before it) or graph (steps wait
 //	                only for their depends; independent ones run at once)
 //	tags, group     accepted and not used (they only sort DAGs in Dagu's UI)
+//	preconditions   conditions (below) all met before any step runs; else the
+//	precondition    run ends cancelled; both keys may be given (their
+//	                conditions are joined, preconditions' first)
+//	handlerOn       a map of init, success, failure, cancel (or abort, its
+//	                current Dagu name; not both), exit to a step (below),
+//	                keys also capitalised (Exit) as Dagu 1.x reads them.
+//	                The step is named onInit, onSuccess, onFailure, onCancel
+//	                or onAbort, onExit whatever name it is given; it has no
+//	                depends, and no step of the DAG may have its name. wait
+//	                is refused: there are no approval steps
+//	retryPolicy     {limit, intervalSec, backoff, maxIntervalSec}: a root run
+//	                that fails is queued again, limit times (exitCode is
+//	                refused here)
 //
 // Numbers may also be written quoted ("30"). Timeouts and intervals are at
 // most 9223372036 seconds, the longest time.Duration.
@@ -85,18 +98,38 @@
 //	output          a variable name (letters, digits, '_', not starting with a
 //	                digit, at most 128 bytes) that takes the step's trimmed
 //	                stdout
-//	retryPolicy     {limit: retries after the first failure, intervalSec}
+//	retryPolicy     {limit: retries after the first failure, intervalSec,
+//	                exitCode: an exit code or a list (retry only those),
+//	                backoff, maxIntervalSec}
+//	repeatPolicy    {repeat: true, false, while or until; condition, expected
+//	                (a condition, below); exitCode; intervalSec; limit (the
+//	                executions at most); backoff; maxIntervalSec}. while and
+//	                until need a condition or an exitCode; without them the
+//	                mode is Dagu 1.x's: until for condition with expected,
+//	                while for a condition alone, exitCode or repeat: true.
+//	                repeat: false and nothing else is no policy
+//	preconditions,  conditions (below) all met for the step to run; else it
+//	precondition    is skipped
 //	timeoutSec      a whole number of seconds ≥ 0
 //	continueOn      {failure: true} lets dependants run when the step fails;
-//	                skipped is accepted and not used
+//	                {skipped: true} when its preconditions skip it
 //	type            only "command" (Dagu's default executor) is accepted
 //	tags, group     accepted and not used
+//
+// A condition is a string (a command, met when it exits 0), or a map
+// {condition, expected, negate} (command is another name for condition):
+// without expected, condition is a command; with it, a text the shell
+// expands, met when a line of it is expected, or matches the regular
+// expression after "re:" (checked here). negate inverts it. A list of
+// them may be given. A backoff is true (2), false or 0 (none), or a
+// factor greater than 1 and at most 1000: each wait is the interval
+// times the factor to the power of the waits before. Exit codes are -1
+// to 255.
 //
 // A step has exactly one of command, script, run and call: Dagu's use of
 // command as the interpreter of a script is not supported. Steps are
 // maps; Dagu's one-line form (- echo hi) and generated step names are not.
 //
-// Not supported, so reported as unknown keys: Dagu's preconditions,
-// handlers (handlerOn), executors, mail, dotenv, shell, queues, repeat
-// policies and the other keys not listed above.
+// Not supported, so reported as unknown keys: Dagu's executors, mail,
+// dotenv, shell, queues and the other keys not listed above.
 package dagfile
