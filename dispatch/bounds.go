@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/daguha/daguha/cluster/identity"
+	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/dispatch/valid"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
@@ -33,7 +34,7 @@ func checkWorkerInfo(info *daguhav1.WorkerInfo) error {
 }
 
 // checkReportItem checks one run's report under its lease: each step
-// state names a step of the run's DAG (so a worker cannot grow its run's
+// state names a step or a handler of the run's DAG (so a worker cannot grow its run's
 // record with made-up steps), a child run id is a run id, and a finish
 // has outputs within valid.Outputs. Texts (output tails, errors) are cut
 // to their limits rather than refused: they only describe.
@@ -49,8 +50,13 @@ func checkReportItem(state *store.StateStore, runID string, item *daguhav1.Repor
 	// with the reason a stale lease gets.
 	var steps map[string]bool
 	if run != nil {
-		steps = make(map[string]bool, len(run.GetDag().GetSteps()))
+		// Its handlers too: they run, and are reported, as steps.
+		handlers := dagfile.HandlerSteps(run.GetDag())
+		steps = make(map[string]bool, len(run.GetDag().GetSteps())+len(handlers))
 		for _, s := range run.GetDag().GetSteps() {
+			steps[s.GetName()] = true
+		}
+		for _, s := range handlers {
 			steps[s.GetName()] = true
 		}
 	}

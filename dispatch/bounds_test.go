@@ -98,7 +98,8 @@ func TestStepReportsAreBounded(t *testing.T) {
 	d, state, ctx := b.d, b.state, b.ctx
 	info := &daguhav1.WorkerInfo{Id: "w1", MaxActiveRuns: 4}
 	b.enqueue(t, &daguhav1.Run{Id: "r1", Dag: &daguhav1.DagSpec{Name: "d",
-		Steps: []*daguhav1.StepSpec{{Name: "a", Command: "true"}, {Name: "b", ChildDag: "c"}}}})
+		Steps:     []*daguhav1.StepSpec{{Name: "a", Command: "true"}, {Name: "b", ChildDag: "c"}},
+		HandlerOn: &daguhav1.HandlerOn{Exit: &daguhav1.StepSpec{Name: "onExit", Command: "true"}}}})
 	task, err := d.Poll(ctx, info, 5*time.Second)
 	if err != nil || task == nil {
 		t.Fatalf("poll: %v %v", task, err)
@@ -115,6 +116,7 @@ func TestStepReportsAreBounded(t *testing.T) {
 		return &daguhav1.StepState{Name: name, Status: daguhav1.StepStatus_STEP_STATUS_RUNNING}
 	}
 	refused("a step the DAG does not have", d.ReportSteps(ctx, token, []*daguhav1.StepState{step("made-up")}), `run "r1" has no step "made-up"`)
+	refused("a handler the DAG does not have", d.ReportSteps(ctx, token, []*daguhav1.StepState{step("onSuccess")}), `run "r1" has no step "onSuccess"`)
 	refused("a step name with a newline", d.ReportSteps(ctx, token, []*daguhav1.StepState{step("a\nb")}), "control characters")
 	bad := step("b")
 	bad.ChildRunId = "../x"
@@ -141,6 +143,9 @@ func TestStepReportsAreBounded(t *testing.T) {
 	}
 	if len(got.GetError()) > valid.MaxErrorBytes {
 		t.Errorf("stored error is %d bytes, more than %d", len(got.GetError()), valid.MaxErrorBytes)
+	}
+	if err := d.ReportSteps(ctx, token, []*daguhav1.StepState{step("onExit")}); err != nil {
+		t.Errorf("a report of the DAG's exit handler: %v", err)
 	}
 
 	big := strings.Repeat("v", valid.MaxOutputValueBytes)

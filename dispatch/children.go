@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
@@ -23,6 +24,18 @@ var childNamespace = uuid.MustParse("6f1c8a53-9b0e-4c55-a3a4-2d9e7b1c0d41")
 // ChildRunID returns the id of the child run a run/call step starts.
 func ChildRunID(parentID, step string, retry uint32) string {
 	return uuid.NewSHA1(childNamespace, []byte(parentID+"\x00"+step+"\x00"+strconv.FormatUint(uint64(retry), 10))).String()
+}
+
+// childStepKey is what names a step's children in ChildRunID: the step,
+// and after a run was queued again by its DAG's retry policy, which retry
+// of the run it is, so that the new attempt starts children of its own
+// (a failover's new attempt asks for the same ones). A step name holds no
+// control character, so the two cannot be confused.
+func childStepKey(parent *daguhav1.Run, stepName string) string {
+	if n := parent.GetDagRetries(); n > 0 {
+		return stepName + "\x00dag-retry-" + strconv.FormatUint(uint64(n), 10)
+	}
+	return stepName
 }
 
 // ResolveDag finds the DAG a run/call step names: first among the local
@@ -70,12 +83,8 @@ func (d *Dispatcher) EnqueueChild(ctx context.Context, token, stepName string, r
 	if parent == nil || parent.GetStatus() != daguhav1.RunStatus_RUN_STATUS_RUNNING || parent.GetFencingToken() != claims.FencingToken {
 		return "", false, &StaleLeaseError{Reason: fmt.Sprintf("run %q is not held by this lease (attempt %d)", claims.RunID, claims.Attempt)}
 	}
-	var step *daguhav1.StepSpec
-	for _, s := range parent.GetDag().GetSteps() {
-		if s.GetName() == stepName {
-			step = s
-		}
-	}
+	// A handler may start a child run too.
+	step := dagfile.FindStep(parent.GetDag(), stepName)
 	if step == nil || step.GetChildDag() == "" {
 		return "", false, &InvalidRequestError{Reason: fmt.Sprintf("DAG %q has no run/call step named %q", parent.GetDagName(), stepName)}
 	}
@@ -89,7 +98,7 @@ func (d *Dispatcher) EnqueueChild(ctx context.Context, token, stepName string, r
 	}
 	rootName, rootID := RootOf(parent)
 	child := &daguhav1.Run{
-		Id:                 childRunIDOf(parent.GetId(), step, retry, params),
+		Id:                 childRunIDOf(parent.GetId(), childStepKey(parent, stepName), step, retry, params),
 		DagName:            spec.GetName(),
 		Params:             params,
 		EnqueuedAtUnixNano: d.config.Now().UnixNano(),

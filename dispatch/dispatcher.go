@@ -625,7 +625,7 @@ func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo, 
 			size          int
 		)
 		for len(runs) < limit && size < grantBudgetBytes {
-			run, f, l := st.match(state, selectors, info)
+			run, f, l := st.match(state, selectors, info, st.d.config.Now())
 			full, limited = full || f, limited || l
 			if run == nil {
 				break
@@ -637,7 +637,8 @@ func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo, 
 			if full || limited {
 				// At its maxActiveRuns the worker frees a slot without
 				// changing a pending queue; runs waiting for their DAG's
-				// maxActiveRuns likewise: look again soon.
+				// maxActiveRuns, or for the wait of their retry policy,
+				// likewise: look again soon.
 				return nil, afterChan(capacityRecheck), nil
 			}
 			return nil, watch, nil
@@ -706,7 +707,7 @@ func afterChan(d time.Duration) <-chan struct{} {
 // match picks the oldest queued run the worker can take among the heads of
 // the selector queues it satisfies, and reserves it. full is true when the
 // worker holds its maxActiveRuns already.
-func (st *leaderState) match(state *store.StateStore, selectors []*store.Selector, info *daguhav1.WorkerInfo) (run *daguhav1.Run, full, limited bool) {
+func (st *leaderState) match(state *store.StateStore, selectors []*store.Selector, info *daguhav1.WorkerInfo, now time.Time) (run *daguhav1.Run, full, limited bool) {
 	held := 0
 	_ = state.EachRunning(info.GetId(), func(*daguhav1.Run) bool { held++; return true })
 	st.mu.Lock()
@@ -737,6 +738,11 @@ func (st *leaderState) match(state *store.StateStore, selectors []*store.Selecto
 				return scanned < pendingScanLimit
 			}
 			if atLimit(candidate) {
+				limited = true
+				return scanned < pendingScanLimit
+			}
+			// Queued again by its DAG's retry policy, and not due yet.
+			if candidate.GetRetryAfterUnixNano() > now.UnixNano() {
 				limited = true
 				return scanned < pendingScanLimit
 			}

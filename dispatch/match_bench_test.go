@@ -3,6 +3,7 @@ package dispatch
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
@@ -71,7 +72,7 @@ func BenchmarkPollMatch(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				run, full, _ := st.match(state, selectors, info)
+				run, full, _ := st.match(state, selectors, info, time.Now())
 				if run == nil || full {
 					b.Fatalf("worker %s found nothing among %d pending runs", info.GetId(), pending)
 				}

@@ -1,6 +1,8 @@
 package dispatch
 
 import (
+	"time"
+
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
 )
@@ -16,6 +18,6 @@ func MatchOnce(state *store.StateStore, info *daguhav1.WorkerInfo) (*daguhav1.Ru
 		return nil, err
 	}
 	st := &leaderState{reserved: map[string]bool{}, reservedByWorker: map[string]int{}, reservedByQueue: map[string]int{}}
-	run, _, _ := st.match(state, selectors, info)
+	run, _, _ := st.match(state, selectors, info, time.Now())
 	return run, nil
 }

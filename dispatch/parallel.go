@@ -22,11 +22,11 @@ func ParallelChildRunID(parentID, step string, retry uint32, params string) stri
 
 // childRunIDOf is the id of the child a run/call step asks for: one per
 // step and retry, or, for a parallel step, one per item as well.
-func childRunIDOf(parentID string, step *daguhav1.StepSpec, retry uint32, params string) string {
+func childRunIDOf(parentID, stepKey string, step *daguhav1.StepSpec, retry uint32, params string) string {
 	if step.GetParallel() != nil {
-		return ParallelChildRunID(parentID, step.GetName(), retry, params)
+		return ParallelChildRunID(parentID, stepKey, retry, params)
 	}
-	return ChildRunID(parentID, step.GetName(), retry)
+	return ChildRunID(parentID, stepKey, retry)
 }
 
 // checkParallelChildren checks what a step report records of a parallel

@@ -42,5 +42,7 @@ func copyRun(run *daguhav1.Run) *daguhav1.Run {
 		ScheduleSlotUnix:   run.ScheduleSlotUnix,
 		Outputs:            run.Outputs,
 		ParentStepName:     run.ParentStepName,
+		DagRetries:         run.DagRetries,
+		RetryAfterUnixNano: run.RetryAfterUnixNano,
 	}
 }

@@ -240,7 +240,9 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: finish.GetRunId(), Refused: fmt.Sprintf("%s is not a final status", finish.GetStatus())})
 			continue
 		}
-		if run != nil && run.GetFencingToken() == finish.GetFencingToken() && run.GetStatus() == finish.GetStatus() {
+		if run != nil && run.GetFencingToken() == finish.GetFencingToken() && (run.GetStatus() == finish.GetStatus() ||
+			// Queued again by its retry policy when this finish was taken.
+			run.GetStatus() == statusQueued && finish.GetStatus() == statusFailed && run.GetDagRetries() > 0) {
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true})
 			continue
 		}
@@ -260,8 +262,24 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 		updated.Outputs = finish.GetOutputs()
 		updated.ModifyIndex = index
 		endAttempt(updated, finish.GetNowUnixNano(), statusWord(finish.GetStatus()))
+		retried := retriesAfter(updated)
+		if retried {
+			// Its DAG's retry policy queues it again, for a new attempt
+			// once the wait has passed; its last error stays to be seen.
+			policy := updated.GetDag().GetRetryPolicy()
+			updated.Status = statusQueued
+			updated.WorkerId = ""
+			updated.RetryAfterUnixNano = finish.GetNowUnixNano() +
+				int64(daguhav1.BackoffWait(policy.GetIntervalSec(), policy.GetBackoff(), policy.GetMaxIntervalSec(), int(updated.GetDagRetries())))
+			updated.DagRetries++
+		}
 		if err := txn.Insert(tableRuns, updated); err != nil {
 			return nil, fmt.Errorf("finish %q: %w", run.GetId(), err)
+		}
+		if retried {
+			if err := adjustPending(txn, run.GetSelectorKey(), run.GetDag().GetWorkerSelector(), 1); err != nil {
+				return nil, err
+			}
 		}
 		// A run that ended leaves no child behind it.
 		ended, err := cancelDescendants(txn, index, run.GetId(), finish.GetNowUnixNano())
@@ -274,6 +292,14 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 		return nil, err
 	}
 	return outcomes, nil
+}
+
+// retriesAfter tells whether a run that has just failed is queued again
+// by its DAG's retry policy: a root run (a child's retries are its
+// parent step's), not being cancelled, with retries left.
+func retriesAfter(run *daguhav1.Run) bool {
+	return run.GetStatus() == statusFailed && run.GetParentDagRunId() == "" && !run.GetCancelRequested() &&
+		run.GetDagRetries() < run.GetDag().GetRetryPolicy().GetLimit()
 }
 
 func statusWord(status daguhav1.RunStatus) string {

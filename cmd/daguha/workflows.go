@@ -138,7 +138,7 @@ func followRun(ctx context.Context, apiClient *client.Client, id string, out io.
 			status = run.Status
 		}
 		for _, step := range run.Steps {
-			key := step.Status + "/" + fmt.Sprint(step.Retry) + "/" + step.ChildRunID + "/" + parallelCounts(step)
+			key := step.Status + "/" + fmt.Sprint(step.Retry) + "/" + fmt.Sprint(step.Repeat) + "/" + step.ChildRunID + "/" + parallelCounts(step)
 			if printed[step.Name] == key {
 				continue
 			}
@@ -159,7 +159,14 @@ func followRun(ctx context.Context, apiClient *client.Client, id string, out io.
 
 // stepLine is one line about a step: its status, and how it ended.
 func stepLine(step wire.Step) string {
-	line := fmt.Sprintf("%-24s %-10s", step.Name, step.Status)
+	name := step.Name
+	if step.Handler != "" {
+		name += " (" + step.Handler + " handler)"
+	}
+	line := fmt.Sprintf("%-24s %-10s", name, step.Status)
+	if step.Repeat > 1 {
+		line += fmt.Sprintf(" repeat %d", step.Repeat)
+	}
 	if step.Retry > 1 {
 		line += fmt.Sprintf(" retry %d", step.Retry-1)
 	}

@@ -102,6 +102,19 @@
 //	histRetentionDays accepted and not used: the cluster keeps the runs of
 //	                every DAG for its run retention
 //	group           accepted and not used (it only sorts DAGs in Dagu's UI)
+//	preconditions   conditions (below) all met before any step runs; else the
+//	precondition    run ends cancelled; both keys may be given (their
+//	                conditions are joined, preconditions' first)
+//	handlerOn       a map of init, success, failure, cancel (or abort, its
+//	                current Dagu name; not both), exit to a step (below),
+//	                keys also capitalised (Exit) as Dagu 1.x reads them.
+//	                The step is named onInit, onSuccess, onFailure, onCancel
+//	                or onAbort, onExit whatever name it is given; it has no
+//	                depends, and no step of the DAG may have its name. wait
+//	                is refused: there are no approval steps
+//	retryPolicy     {limit, intervalSec, backoff, maxIntervalSec}: a root run
+//	                that fails is queued again, limit times (exitCode is
+//	                refused here)
 //
 // Numbers may also be written quoted ("30"). Timeouts and intervals are at
 // most 9223372036 seconds, the longest time.Duration.
@@ -182,7 +195,18 @@
 //	signalOnStop    the signal that stops the step (its process group) when it
 //	                times out, is cancelled or ends leaving processes: SIGINT,
 //	                INT, 2...; SIGKILL follows after the clean-up time
-//	retryPolicy     {limit: retries after the first failure, intervalSec}
+//	retryPolicy     {limit: retries after the first failure, intervalSec,
+//	                exitCode: an exit code or a list (retry only those),
+//	                backoff, maxIntervalSec}
+//	repeatPolicy    {repeat: true, false, while or until; condition, expected
+//	                (a condition, below); exitCode; intervalSec; limit (the
+//	                executions at most); backoff; maxIntervalSec}. while and
+//	                until need a condition or an exitCode; without them the
+//	                mode is Dagu 1.x's: until for condition with expected,
+//	                while for a condition alone, exitCode or repeat: true.
+//	                repeat: false and nothing else is no policy
+//	preconditions,  conditions (below) all met for the step to run; else it
+//	precondition    is skipped
 //	timeoutSec      a whole number of seconds ≥ 0
 //	continueOn      when dependants run although the step did not succeed:
 //	                failure: true; exitCode: a code or a list (a failure with
@@ -203,6 +227,16 @@
 //
 // A step has one of command (or a list of them), script (with or without a
 // command as its interpreter), run and call, or only an output map.
+//
+// A condition is a string (a command, met when it exits 0), or a map
+// {condition, expected, negate} (command is another name for condition):
+// without expected, condition is a command; with it, a text the shell
+// expands, met when a line of it is expected, or matches the regular
+// expression after "re:" (checked here). negate inverts it. A list of
+// them may be given. A backoff is true (2), false or 0 (none), or a
+// factor greater than 1 and at most 1000: each wait is the interval
+// times the factor to the power of the waits before. Exit codes are -1
+// to 255.
 //
 // # Parallel steps
 //
@@ -229,7 +263,6 @@
 // Dagu has no groups of steps inside a step: a nested group is a run/call
 // of a DAG with its own steps (a document of the file, or a stored DAG).
 //
-// Not supported, so reported as unknown keys: Dagu's preconditions,
-// handlers (handlerOn), executors, mail, repeat policies and the other
-// keys not listed above.
+// Not supported, so reported as unknown keys: Dagu's executors, mail and
+// the other keys not listed above.
 package dagfile

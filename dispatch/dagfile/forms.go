@@ -443,27 +443,6 @@ func (c *collector) continueOn(step *daguhav1.StepSpec, e entry, key string) {
 	}
 }
 
-// exitCodes reads an exit code or a list of them (0 to 255).
-func (c *collector) exitCodes(n *yaml.Node, key string) []int32 {
-	r := resolve(n)
-	items := []*yaml.Node{n}
-	list := r.Kind == yaml.SequenceNode
-	if list {
-		items = r.Content
-	}
-	var out []int32
-	for i, item := range items {
-		k := key
-		if list {
-			k = index(key, i)
-		}
-		if v, ok := c.integer(item, k, 255); ok && !isNull(resolve(item)) {
-			out = append(out, int32(v))
-		}
-	}
-	return out
-}
-
 // dagForms reads the DAG-level keys of this file. It runs before the
 // steps are read: the DAG's shell and defaults apply to them.
 func (c *collector) dagForms(dag *daguhav1.DagSpec, fields map[string]entry) {

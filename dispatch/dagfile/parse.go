@@ -49,13 +49,11 @@ const maxSeconds = int64(math.MaxInt64 / int64(time.Second))
 
 var dagKeys = newKeyTable("name", "description", "params", "env", "schedule", "workerSelector",
 	"maxActiveRuns", "timeoutSec", "catchup", "catchupWindow", "steps", "command",
-	"tags", "group", "type", "queue")
+	"tags", "group", "type", "queue", "preconditions", "precondition", "handlerOn", "retryPolicy")
 
 var stepKeys = newKeyTable("name", "description", "command", "script", "dir", "env", "depends",
 	"output", "retryPolicy", "timeoutSec", "continueOn", "run", "call", "params", "workerSelector",
-	"tags", "group", "type", "parallel")
-
-var retryKeys = newKeyTable("limit", "intervalSec")
+	"tags", "group", "type", "parallel", "preconditions", "precondition", "repeatPolicy")
 
 // Parse reads a DAG file. When the file is not valid YAML, or is YAML but
 // not a valid DAG file, the error is Problems listing everything wrong,
@@ -393,6 +391,14 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 	}
 	// group only sorts DAGs in Dagu's UI.
 	c.dagForms(dag, fields)
+	dag.Preconditions = c.preconditions(fields, "")
+	if e, ok := fields["retryPolicy"]; ok {
+		dag.RetryPolicy = c.dagRetryPolicy(e)
+	}
+	var handlers []handlerInfo
+	if e, ok := fields["handlerOn"]; ok {
+		dag.HandlerOn, handlers = c.handlers(e)
+	}
 
 	var infos []*stepInfo
 	if e, ok := fields["steps"]; ok {
@@ -445,9 +451,15 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 	}
 	c.checkSteps(dag.Steps, infos)
 	c.dropRepeatedDefaultProblems()
+	c.checkHandlerNames(dag.Steps, infos, handlers)
 	for i, info := range infos {
 		if info.childKey != nil {
 			f.children = append(f.children, childRef{dag: len(f.Dags), key: info.childPath, line: info.childKey.Line, name: dag.Steps[i].ChildDag})
+		}
+	}
+	for _, h := range handlers {
+		if h.info.childKey != nil {
+			f.children = append(f.children, childRef{dag: len(f.Dags), key: h.info.childPath, line: h.info.childKey.Line, name: h.step.ChildDag})
 		}
 	}
 	return dag, nameAt
@@ -610,6 +622,10 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 	if e, ok := fields["retryPolicy"]; ok {
 		step.RetryPolicy = c.retryPolicy(e, join(path, e.key))
 	}
+	if e, ok := fields["repeatPolicy"]; ok {
+		step.RepeatPolicy = c.repeatPolicy(e, join(path, e.key))
+	}
+	step.Preconditions = c.preconditions(fields, path)
 	if e, ok := fields["continueOn"]; ok {
 		c.continueOn(step, e, join(path, e.key))
 	}
@@ -784,27 +800,6 @@ func (c *collector) commandText(n *yaml.Node, key string) (string, bool) {
 		return "", false
 	}
 	return c.text(n, key)
-}
-
-func (c *collector) retryPolicy(e entry, key string) *daguhav1.RetryPolicy {
-	r := resolve(e.value)
-	if isNull(r) {
-		return nil
-	}
-	if r.Kind != yaml.MappingNode {
-		c.add(e.value, key, "want a map such as {limit: 3, intervalSec: 10}, got %s", describe(e.value))
-		return nil
-	}
-	policy := &daguhav1.RetryPolicy{}
-	fields := c.fields(r, key, retryKeys)
-	if l, ok := fields["limit"]; ok {
-		v, _ := c.integer(l.value, join(key, l.key), math.MaxUint32)
-		policy.Limit = uint32(v)
-	}
-	if i, ok := fields["intervalSec"]; ok {
-		policy.IntervalSec, _ = c.integer(i.value, join(key, i.key), maxSeconds)
-	}
-	return policy
 }
 
 // selector reads a workerSelector: label names to the exact values a

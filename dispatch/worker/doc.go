@@ -9,7 +9,9 @@
 // a file of its own: exec_command.go (a command or script with sh, in a
 // process group of its own, see process.go), exec_child.go (a run/call
 // step: a child run) and exec_noop.go (the benchmarks' no-op worker). A
-// new kind of step is a new such file.
+// new kind of step is a new such file. What decides whether and how often
+// a step runs, and what runs when a run ends (preconditions, repeat and
+// retry policies, handlers), is control.go's.
 //
 // The package imports only the leaves dispatch/valid, dispatch/logticket
 // and dispatch/dagfile, and the generated proto and its gRPC client stubs:

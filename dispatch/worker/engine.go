@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -95,8 +96,16 @@ type StepHolder interface {
 //   - continue_on.mark_success records a failure that continues as a
 //     success (its error says so).
 //   - retry_policy retries a failed step (a timeout is a failure) up to
-//     limit times, interval_sec apart; each try is reported with retry
+//     limit times, interval_sec apart (growing by backoff), only on its
+//     exit_codes when it has some; each try is reported with retry
 //     1, 2, ...; the end of every try is reported.
+//   - preconditions are evaluated after a step's running report; not met,
+//     it is SKIPPED with their results, and its dependants too unless it
+//     has continue_on_skipped. The DAG's are evaluated first: not met,
+//     the run is CANCELLED with every step SKIPPED. repeat_policy runs a
+//     step again while or until its condition or exit codes hold; each
+//     execution is reported with repeat 1, 2, .... Handlers run after
+//     the steps (init before them). See control.go.
 //   - timeout_sec of a step fails the try with "timed out after Ns";
 //     timeout_sec of the DAG stops the whole run: running steps fail with
 //     "run timed out after Ns", the rest are SKIPPED, the run FAILS.
@@ -216,8 +225,16 @@ func (e *Engine) Execute(ctx context.Context, run *daguhav1.Run, host RunHost) (
 		}
 		return daguhav1.RunStatus_RUN_STATUS_FAILED, err.Error(), nil
 	}
-	x.schedule()
-	return x.result()
+	switch blocked := x.start(); blocked {
+	case nil:
+		x.schedule()
+	default:
+		x.skipAll(blocked.reason)
+		x.ended = blocked
+	}
+	status, message := x.result()
+	status, message = x.runHandlers(status, message)
+	return status, message, x.outputMap()
 }
 
 // execution is the state of one Execute call.
@@ -232,7 +249,9 @@ type execution struct {
 	ctx    context.Context
 	stop   context.CancelCauseFunc
 
+	// steps are the DAG's steps, then its handlers (from index handlers).
 	steps     []*daguhav1.StepSpec
+	handlers  int
 	executors []executor // per step, by its kind
 	deps      [][]int
 	children  [][]int
@@ -262,11 +281,25 @@ type execution struct {
 	// of its output map.
 	stdouts   []string
 	published []map[string]any
+	// skippedByCondition: the step was skipped by its preconditions, or
+	// by a dependency so skipped (continue_on_skipped lets dependants of
+	// such a step run).
+	skippedByCondition []bool
+	// stops end the contexts handlers run in when the attempt is given up.
+	stops []context.CancelCauseFunc
+
+	// ended, when the run's preconditions or its init handler stopped it
+	// before its steps, is why.
+	ended *runBlocked
+	// runStatus is DAG_RUN_STATUS for the handlers.
+	runStatus string
 }
 
 type envVar struct{ name, value string }
 
 func (x *execution) buildGraph() error {
+	x.handlers = len(x.steps)
+	x.steps = append(slices.Clip(x.steps), dagfile.HandlerSteps(x.run.GetDag())...)
 	n := len(x.steps)
 	index := make(map[string]int, n)
 	for i, s := range x.steps {
@@ -343,6 +376,12 @@ func (x *execution) buildGraph() error {
 			}
 		}
 	}
+	// A handler sees the outputs of every step, as in Dagu.
+	for h := x.handlers; h < n; h++ {
+		for j := 0; j < x.handlers; j++ {
+			x.ancestors[h] = append(x.ancestors[h], j)
+		}
+	}
 	x.status = make([]daguhav1.StepStatus, n)
 	x.errs = make([]string, n)
 	x.outputs = make([]*envVar, n)
@@ -358,6 +397,7 @@ func (x *execution) buildGraph() error {
 	}
 	x.continues, x.upstream = make([]bool, n), make([]bool, n)
 	x.stdouts, x.published = make([]string, n), make([]map[string]any, n)
+	x.skippedByCondition = make([]bool, n)
 	return nil
 }
 
@@ -437,6 +477,9 @@ func (x *execution) stepVars(ctx context.Context, i int) ([]envVar, error) {
 	}
 	x.mu.Unlock()
 	vars = append(vars, envVar{"DAG_RUN_STEP_NAME", x.steps[i].GetName()})
+	if i >= x.handlers {
+		vars = append(vars, envVar{"DAG_RUN_STATUS", x.runStatus})
+	}
 	for _, v := range x.steps[i].GetEnv() {
 		value, err := x.evalValue(ctx, v.GetValue(), resolver{x: x, vars: vars, osEnv: true})
 		if err != nil {
@@ -449,10 +492,10 @@ func (x *execution) stepVars(ctx context.Context, i int) ([]envVar, error) {
 
 // schedule starts steps as their dependencies end until none is left.
 func (x *execution) schedule() {
-	n := len(x.steps)
+	n := x.handlers
 	waiting := make([]int, n)
 	var ready []int
-	for i := range x.steps {
+	for i := range n {
 		waiting[i] = len(x.deps[i])
 		if waiting[i] == 0 {
 			ready = append(ready, i)
@@ -468,8 +511,8 @@ func (x *execution) schedule() {
 			if waiting[c]--; waiting[c] > 0 {
 				continue
 			}
-			if reason := x.blockedBy(c); reason != "" {
-				x.skip(c, reason)
+			if reason, byCondition := x.blockedBy(c); reason != "" {
+				x.skipFor(c, reason, byCondition, nil)
 				release(c)
 			} else {
 				ready = append(ready, c)
@@ -520,7 +563,12 @@ func (x *execution) schedule() {
 	if cause := context.Cause(x.ctx); cause != nil {
 		reason = cause.Error()
 	}
-	for i := range x.steps {
+	x.skipAll(reason)
+}
+
+// skipAll skips the steps (not the handlers) that have not ended.
+func (x *execution) skipAll(reason string) {
+	for i := range x.handlers {
 		if x.final(i) == daguhav1.StepStatus_STEP_STATUS_UNSPECIFIED {
 			x.skip(i, reason)
 		}
@@ -529,10 +577,12 @@ func (x *execution) schedule() {
 
 // blockedBy says why step i may not run, or "" when it may: a dependency
 // failed, was cancelled or skipped, and does not let its dependants run
-// anyway (continueOn). A step blocked by a failure, or by a step skipped
-// for one, is marked so: continueOn.skipped does not let its own
-// dependants run (in Dagu such a step is cancelled, not skipped).
-func (x *execution) blockedBy(i int) string {
+// anyway (continueOn). byCondition when it is because a dependency was
+// skipped by its preconditions (or by a dependency so skipped). A step
+// blocked by a failure, or by a step skipped for one, is marked so:
+// continueOn.skipped does not let its own dependants run (in Dagu such a
+// step is cancelled, not skipped).
+func (x *execution) blockedBy(i int) (reason string, byCondition bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	for _, d := range x.deps[i] {
@@ -542,22 +592,22 @@ func (x *execution) blockedBy(i int) string {
 		case daguhav1.StepStatus_STEP_STATUS_FAILED:
 			if !x.continues[d] {
 				x.upstream[i] = true
-				return fmt.Sprintf("dependency %q failed", name)
+				return fmt.Sprintf("dependency %q failed", name), false
 			}
 		case daguhav1.StepStatus_STEP_STATUS_SKIPPED:
-			if x.upstream[d] {
+			if x.upstream[d] || !x.skippedByCondition[d] {
 				x.upstream[i] = true
-				return fmt.Sprintf("dependency %q did not succeed", name)
+				return fmt.Sprintf("dependency %q did not succeed", name), false
 			}
 			if !x.steps[d].GetContinueOn().GetSkipped() {
-				return fmt.Sprintf("dependency %q was skipped", name)
+				return fmt.Sprintf("dependency %q was skipped", name), true
 			}
 		default:
 			x.upstream[i] = true
-			return fmt.Sprintf("dependency %q did not succeed", name)
+			return fmt.Sprintf("dependency %q did not succeed", name), false
 		}
 	}
-	return ""
+	return "", false
 }
 
 func (x *execution) final(i int) daguhav1.StepStatus {
@@ -573,9 +623,18 @@ func (x *execution) setFinal(i int, st *daguhav1.StepState) {
 }
 
 func (x *execution) skip(i int, reason string) {
+	x.skipFor(i, reason, false, nil)
+}
+
+// skipFor skips step i: byCondition when its preconditions (or those of
+// a dependency) were not met, with how they evaluated.
+func (x *execution) skipFor(i int, reason string, byCondition bool, results []*daguhav1.ConditionResult) {
 	now := x.now().UnixNano()
 	st := &daguhav1.StepState{Name: x.steps[i].GetName(), Status: daguhav1.StepStatus_STEP_STATUS_SKIPPED,
-		StartedAtUnixNano: now, FinishedAtUnixNano: now, Error: reason}
+		StartedAtUnixNano: now, FinishedAtUnixNano: now, Error: reason, Preconditions: results, Handler: x.handlerKind(i)}
+	x.mu.Lock()
+	x.skippedByCondition[i] = byCondition
+	x.mu.Unlock()
 	x.setFinal(i, st)
 	x.reportEnd(st)
 }
@@ -604,8 +663,12 @@ func (x *execution) refused(st *daguhav1.StepState, err error) error {
 		x.reportErr = fmt.Errorf("reporting step %q: %w", st.GetName(), err)
 	}
 	err = x.reportErr
+	stops := x.stops
 	x.mu.Unlock()
 	x.stop(err)
+	for _, stop := range stops {
+		stop(err)
+	}
 	return err
 }
 
@@ -673,40 +736,78 @@ func (x *execution) reportEnd(st *daguhav1.StepState) error {
 	return x.failure()
 }
 
-// runStep runs step i with its retries and reports its end.
+// runStep runs step i: its preconditions, then its executions (more than
+// one with a repeat policy), each with its retries, and reports its end.
 func (x *execution) runStep(i int) {
 	spec := x.steps[i]
-	limit := spec.GetRetryPolicy().GetLimit()
-	interval := time.Duration(spec.GetRetryPolicy().GetIntervalSec()) * time.Second
-	for try := uint32(1); ; try++ {
-		st, ok := x.try(i, try)
-		if !ok {
-			// The running report was refused: the attempt is over.
-			x.setFinal(i, &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_CANCELLED, Error: "not started"})
+	var met []*daguhav1.ConditionResult
+	if len(spec.GetPreconditions()) > 0 {
+		var ok bool
+		if met, ok = x.checkPreconditions(x.ctx, i); !ok {
 			return
 		}
-		if st.GetStatus() != daguhav1.StepStatus_STEP_STATUS_FAILED || try > limit || x.ctx.Err() != nil {
-			x.continueOn(i, st)
-			x.setFinal(i, st)
-			x.reportEnd(st)
-			return
-		}
-		x.logger.Info("step failed; retrying", "step", spec.GetName(), "retry", try, "error", st.GetError())
-		if x.reportEnd(st) != nil {
-			x.setFinal(i, st)
-			return
-		}
-		if !sleepCtx(x.ctx, interval) {
-			// Stopped between tries: the failed try stands, or the step
-			// is cancelled with the run.
-			if x.cancelled() {
-				st = &daguhav1.StepState{Name: st.GetName(), Status: daguhav1.StepStatus_STEP_STATUS_CANCELLED, Retry: try,
-					StartedAtUnixNano: st.GetStartedAtUnixNano(), FinishedAtUnixNano: x.now().UnixNano(),
-					ExitCode: st.GetExitCode(), OutputTail: st.GetOutputTail(), ChildRunId: st.GetChildRunId(), Error: "cancelled"}
-				x.reportEnd(st)
+	}
+	policy := spec.GetRetryPolicy()
+	limit := policy.GetLimit()
+	repeat := spec.GetRepeatPolicy()
+	// seq counts every try of the step in this attempt (repeats
+	// included): it names the try's log section and child run. Retries
+	// are counted across repeats, as Dagu counts them.
+	seq, retries := uint32(0), uint32(0)
+	for execution := uint32(1); ; execution++ {
+		for try := uint32(1); ; try++ {
+			seq++
+			n := &tryNumber{seq: seq, retry: try}
+			if repeat != nil {
+				n.repeat = execution
 			}
-			x.setFinal(i, st)
-			return
+			st, ok := x.try(x.ctx, i, n, met)
+			if !ok {
+				// The running report was refused: the attempt is over.
+				x.setFinal(i, &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_CANCELLED, Error: "not started"})
+				return
+			}
+			if st.GetStatus() != daguhav1.StepStatus_STEP_STATUS_FAILED || retries >= limit || x.ctx.Err() != nil || !retriesOn(policy, st) {
+				if repeat == nil || x.ctx.Err() != nil || st.GetStatus() == daguhav1.StepStatus_STEP_STATUS_CANCELLED || !x.repeats(i, repeat, execution, st) {
+					x.continueOn(i, st)
+					x.setFinal(i, st)
+					x.reportEnd(st)
+					return
+				}
+				// Repeated: this execution's end is reported, then the
+				// next one starts after the interval.
+				x.logger.Info("step repeats", "step", spec.GetName(), "execution", execution, "status", st.GetStatus().String())
+				if x.reportEnd(st) != nil {
+					x.setFinal(i, st)
+					return
+				}
+				if !sleepCtx(x.ctx, daguhav1.BackoffWait(repeat.GetIntervalSec(), repeat.GetBackoff(), repeat.GetMaxIntervalSec(), int(execution))) {
+					// Stopped between executions: the last one stands, as
+					// in Dagu, where a repeating step ends by itself.
+					x.setFinal(i, st)
+					return
+				}
+				break
+			}
+			retries++
+			x.logger.Info("step failed; retrying", "step", spec.GetName(), "retry", try, "error", st.GetError())
+			if x.reportEnd(st) != nil {
+				x.setFinal(i, st)
+				return
+			}
+			if !sleepCtx(x.ctx, daguhav1.BackoffWait(policy.GetIntervalSec(), policy.GetBackoff(), policy.GetMaxIntervalSec(), int(retries)-1)) {
+				// Stopped between tries: the failed try stands, or the step
+				// is cancelled with the run.
+				if x.cancelled() {
+					st = &daguhav1.StepState{Name: st.GetName(), Status: daguhav1.StepStatus_STEP_STATUS_CANCELLED, Retry: try,
+						StartedAtUnixNano: st.GetStartedAtUnixNano(), FinishedAtUnixNano: x.now().UnixNano(),
+						ExitCode: st.GetExitCode(), OutputTail: st.GetOutputTail(), ChildRunId: st.GetChildRunId(), Error: "cancelled",
+						Repeat: st.GetRepeat(), Preconditions: st.GetPreconditions()}
+					x.reportEnd(st)
+				}
+				x.setFinal(i, st)
+				return
+			}
 		}
 	}
 }
@@ -725,20 +826,28 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// try runs one try of step i: it reports it running and returns how it
-// ended (not yet reported). ok is false when the running report was
-// refused and nothing ran.
-func (x *execution) try(i int, retry uint32) (*daguhav1.StepState, bool) {
+// tryNumber places a try among the step's: seq counts all of them in
+// the attempt, retry within the execution, repeat the execution (0
+// without a repeat policy).
+type tryNumber struct {
+	seq, retry, repeat uint32
+}
+
+// try runs one try of step i in ctx: it reports it running and returns
+// how it ended (not yet reported). ok is false when the running report
+// was refused and nothing ran. met are the step's preconditions, kept in
+// each of its states.
+func (x *execution) try(ctx context.Context, i int, n *tryNumber, met []*daguhav1.ConditionResult) (*daguhav1.StepState, bool) {
 	spec := x.steps[i]
 	started := x.now().UnixNano()
-	running := &daguhav1.StepState{Name: spec.GetName(), Status: daguhav1.StepStatus_STEP_STATUS_RUNNING, StartedAtUnixNano: started, Retry: retry}
+	running := x.state(i, n, met)
+	running.Status, running.StartedAtUnixNano = daguhav1.StepStatus_STEP_STATUS_RUNNING, started
 	if x.report(running) != nil {
 		return nil, false
 	}
 	x.mu.Lock()
 	x.started[i] = true
 	x.mu.Unlock()
-	ctx := x.ctx
 	if sec := spec.GetTimeoutSec(); sec > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, time.Duration(sec)*time.Second, &timeoutError{sec: sec})
@@ -751,13 +860,19 @@ func (x *execution) try(i int, retry uint32) (*daguhav1.StepState, bool) {
 			st = stoppedState(ctx)
 		}
 	} else {
-		st = x.executors[i].execute(ctx, &stepTry{x: x, i: i, retry: retry, started: started, vars: vars})
+		st = x.executors[i].execute(ctx, &stepTry{x: x, i: i, retry: n.seq, number: n, met: met, started: started, vars: vars})
 	}
-	st.Name, st.Retry, st.StartedAtUnixNano, st.FinishedAtUnixNano = spec.GetName(), retry, started, x.now().UnixNano()
+	st.Name, st.Retry, st.StartedAtUnixNano, st.FinishedAtUnixNano = spec.GetName(), n.retry, started, x.now().UnixNano()
+	st.Repeat, st.Preconditions, st.Handler = n.repeat, met, x.handlerKind(i)
 	x.mu.Lock()
 	x.exitCodes[i] = st.GetExitCode()
 	x.mu.Unlock()
 	return st, true
+}
+
+// state is a new state of step i for a try numbered n.
+func (x *execution) state(i int, n *tryNumber, met []*daguhav1.ConditionResult) *daguhav1.StepState {
+	return &daguhav1.StepState{Name: x.steps[i].GetName(), Retry: n.retry, Repeat: n.repeat, Preconditions: met, Handler: x.handlerKind(i)}
 }
 
 // stopped turns the end of ctx into the step's state: FAILED for a
@@ -784,8 +899,42 @@ func (x *execution) setOutput(i int, value string) {
 	x.outputs[i] = &envVar{name, value}
 }
 
-// result is the run's end once every step has.
-func (x *execution) result() (daguhav1.RunStatus, string, map[string]string) {
+// result is the run's end once every step has (before its handlers).
+func (x *execution) result() (daguhav1.RunStatus, string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	switch {
+	case errors.Is(context.Cause(x.parent), errCancelled):
+		return daguhav1.RunStatus_RUN_STATUS_CANCELLED, "cancelled"
+	case x.reportErr != nil:
+		return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, x.reportErr.Error()
+	case x.parent.Err() != nil:
+		return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, context.Cause(x.parent).Error()
+	case x.ended != nil:
+		return x.ended.status, x.ended.message
+	}
+	steps := x.status[:x.handlers]
+	// The run's timeout counts when it stopped something (it may fire as
+	// the last step ends).
+	var timeout *timeoutError
+	if cause := context.Cause(x.ctx); errors.As(cause, &timeout) && timeout.run {
+		for i, s := range steps {
+			if s != daguhav1.StepStatus_STEP_STATUS_SUCCEEDED && !x.skippedByCondition[i] {
+				return daguhav1.RunStatus_RUN_STATUS_FAILED, timeout.Error()
+			}
+		}
+	}
+	for i, s := range steps {
+		if s == daguhav1.StepStatus_STEP_STATUS_FAILED && !x.continues[i] {
+			return daguhav1.RunStatus_RUN_STATUS_FAILED, fmt.Sprintf("step %s failed: %s", x.steps[i].GetName(), x.errs[i])
+		}
+	}
+	return daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, ""
+}
+
+// outputMap is the run's output variables: those of its steps and
+// handlers that set one.
+func (x *execution) outputMap() map[string]string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	outputs := map[string]string{}
@@ -794,28 +943,5 @@ func (x *execution) result() (daguhav1.RunStatus, string, map[string]string) {
 			outputs[o.name] = strings.ToValidUTF8(o.value, "\uFFFD")
 		}
 	}
-	switch {
-	case errors.Is(context.Cause(x.parent), errCancelled):
-		return daguhav1.RunStatus_RUN_STATUS_CANCELLED, "cancelled", outputs
-	case x.reportErr != nil:
-		return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, x.reportErr.Error(), outputs
-	case x.parent.Err() != nil:
-		return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, context.Cause(x.parent).Error(), outputs
-	}
-	// The run's timeout counts when it stopped something (it may fire as
-	// the last step ends).
-	var timeout *timeoutError
-	if cause := context.Cause(x.ctx); errors.As(cause, &timeout) && timeout.run {
-		for _, s := range x.status {
-			if s != daguhav1.StepStatus_STEP_STATUS_SUCCEEDED {
-				return daguhav1.RunStatus_RUN_STATUS_FAILED, timeout.Error(), outputs
-			}
-		}
-	}
-	for i, s := range x.status {
-		if s == daguhav1.StepStatus_STEP_STATUS_FAILED && !x.continues[i] {
-			return daguhav1.RunStatus_RUN_STATUS_FAILED, fmt.Sprintf("step %s failed: %s", x.steps[i].GetName(), x.errs[i]), outputs
-		}
-	}
-	return daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, "", outputs
+	return outputs
 }

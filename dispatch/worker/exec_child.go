@@ -35,8 +35,9 @@ func (childExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepStat
 		}
 		return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: "starting child run: " + err.Error()}
 	}
-	if x.report(&daguhav1.StepState{Name: spec.GetName(), Status: daguhav1.StepStatus_STEP_STATUS_RUNNING,
-		StartedAtUnixNano: started, Retry: retry, ChildRunId: childID}) != nil {
+	running := x.state(i, t.number, t.met)
+	running.Status, running.StartedAtUnixNano, running.ChildRunId = daguhav1.StepStatus_STEP_STATUS_RUNNING, started, childID
+	if x.report(running) != nil {
 		st := stoppedState(x.ctx)
 		st.ChildRunId = childID
 		return st

@@ -79,8 +79,14 @@ func (e *Engine) kindOf(spec *daguhav1.StepSpec) string {
 type stepTry struct {
 	x *execution
 	// i is the step's index in the run's DAG.
-	i     int
+	i int
+	// retry counts the tries of the step in the attempt, repeats
+	// included: it names the try's log section and child run.
 	retry uint32
+	// number places the try among the step's (see tryNumber), and met
+	// are the step's preconditions, for the states reported.
+	number *tryNumber
+	met    []*daguhav1.ConditionResult
 	// started is when the try began (unix nanoseconds).
 	started int64
 	// vars is the step's scope (see stepVars).

@@ -317,14 +317,15 @@ func TestEngineContinueOnSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	x.status[0], x.status[2] = daguhav1.StepStatus_STEP_STATUS_SKIPPED, daguhav1.StepStatus_STEP_STATUS_SKIPPED
-	if why := x.blockedBy(1); why != "" {
+	x.skippedByCondition[0], x.skippedByCondition[2] = true, true // by their preconditions
+	if why, _ := x.blockedBy(1); why != "" {
 		t.Errorf("b is blocked: %s", why)
 	}
-	if why := x.blockedBy(3); why != `dependency "c" was skipped` {
+	if why, _ := x.blockedBy(3); why != `dependency "c" was skipped` {
 		t.Errorf("d: %q", why)
 	}
 	x.upstream[0] = true
-	if why := x.blockedBy(1); why == "" {
+	if why, _ := x.blockedBy(1); why == "" {
 		t.Error("b runs after a step skipped for a failure")
 	}
 }

@@ -97,6 +97,7 @@ func viewRun(run *daguhav1.Run) RunView {
 		ParentDagRunID:   run.GetParentDagRunId(),
 		ParentStepName:   run.GetParentStepName(),
 		Outputs:          run.GetOutputs(),
+		DagRetries:       run.GetDagRetries(),
 		Steps:            []StepView{},
 		Attempts:         []AttemptView{},
 		CreateIndex:      run.GetCreateIndex(),
@@ -112,12 +113,19 @@ func viewRun(run *daguhav1.Run) RunView {
 		view.ScheduledSlot = timestamp(slot * 1e9)
 	}
 	for _, step := range run.GetSteps() {
-		view.Steps = append(view.Steps, StepView{
+		stepView := StepView{
 			Name: step.GetName(), Status: service.StepStatusName(step.GetStatus()), ExitCode: step.GetExitCode(),
 			StartedAt: timestamp(step.GetStartedAtUnixNano()), FinishedAt: timestamp(step.GetFinishedAtUnixNano()),
 			OutputTail: step.GetOutputTail(), Error: step.GetError(), Retry: step.GetRetry(), ChildRunID: step.GetChildRunId(),
 			ParallelChildren: viewParallelChildren(step.GetParallelChildren()),
-		})
+			Repeat:           step.GetRepeat(), Handler: step.GetHandler(),
+		}
+		for _, c := range step.GetPreconditions() {
+			stepView.Preconditions = append(stepView.Preconditions, wire.Condition{
+				Condition: c.GetCondition(), Expected: c.GetExpected(), Negate: c.GetNegate(), Met: c.GetMet(), Actual: c.GetActual(),
+			})
+		}
+		view.Steps = append(view.Steps, stepView)
 	}
 	for _, a := range run.GetAttempts() {
 		view.Attempts = append(view.Attempts, AttemptView{

@@ -34,6 +34,10 @@ func (s *Service) queuedReason(run *daguhav1.Run) string {
 	if run.GetStatus() != daguhav1.RunStatus_RUN_STATUS_QUEUED {
 		return ""
 	}
+	if notBefore := run.GetRetryAfterUnixNano(); notBefore > s.now().UnixNano() {
+		return fmt.Sprintf("retry %d of %d after the run failed, not before %s", run.GetDagRetries(), run.GetDag().GetRetryPolicy().GetLimit(),
+			time.Unix(0, notBefore).UTC().Format(time.RFC3339))
+	}
 	selector := run.GetDag().GetWorkerSelector()
 	matched, workers := false, 0
 	_ = s.cluster.FSM().State().EachWorker(func(w *daguhav1.Worker) bool {

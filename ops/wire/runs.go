@@ -57,6 +57,14 @@ type Step struct {
 	// ParallelChildren: for a parallel step, the child run of each item
 	// started so far, in the items' order.
 	ParallelChildren []ParallelChild `json:"parallel_children,omitempty"`
+	// Repeat counts the executions of a step with a repeat policy: 1 for
+	// the first.
+	Repeat uint32 `json:"repeat,omitempty"`
+	// Handler is, for a handler step, which one: success, failure,
+	// cancel, exit or init.
+	Handler string `json:"handler,omitempty"`
+	// Preconditions are how the step's preconditions evaluated.
+	Preconditions []Condition `json:"preconditions,omitempty"`
 }
 
 // ParallelChild is the child run of one item of a parallel step.
@@ -66,6 +74,17 @@ type ParallelChild struct {
 	Params string `json:"params"`
 	// Status is "running" until the parent saw the child end.
 	Status string `json:"status"`
+}
+
+// Condition is how one precondition evaluated.
+type Condition struct {
+	Condition string `json:"condition"`
+	Expected  string `json:"expected,omitempty"`
+	Negate    bool   `json:"negate,omitempty"`
+	Met       bool   `json:"met"`
+	// Actual is what it evaluated to: the expanded text, or the command's
+	// exit status.
+	Actual string `json:"actual"`
 }
 
 // Child is a child run, in its parent's detail.
@@ -111,9 +130,12 @@ type Run struct {
 	ParentDagRunID   string            `json:"parent_dag_run_id"`
 	ParentStepName   string            `json:"parent_step_name,omitempty"`
 	ScheduledSlot    string            `json:"scheduled_slot,omitempty"`
-	Outputs          map[string]string `json:"outputs"`
-	Steps            []Step            `json:"steps"`
-	Attempts         []Attempt         `json:"attempts"`
+	// DagRetries counts the times the run was queued again after failing,
+	// by its DAG's retryPolicy.
+	DagRetries uint32            `json:"dag_retries,omitempty"`
+	Outputs    map[string]string `json:"outputs"`
+	Steps      []Step            `json:"steps"`
+	Attempts   []Attempt         `json:"attempts"`
 	// Children is in a run's detail only.
 	Children    []Child `json:"children,omitempty"`
 	CreateIndex uint64  `json:"create_index"`

@@ -341,6 +341,9 @@ function runPage(main, id) {
     const log = logs.get(s.name);
     return h("div", {},
       s.error ? h("div", { class: "status-failed" }, s.error) : "",
+      (s.preconditions || []).length ? h("ul", { class: "preconditions", "aria-label": `preconditions of ${s.name}` },
+        s.preconditions.map((c) => h("li", {}, c.met ? "met: " : "not met: ", h("code", {}, c.condition),
+          c.expected ? ` expected ${c.negate ? "not " : ""}${JSON.stringify(c.expected)}, got ${JSON.stringify(c.actual)}` : ` (${c.negate ? "negated, " : ""}${c.actual})`))) : "",
       log && log.text !== undefined
         ? h("pre", { class: "log", "data-step": s.name, "aria-label": `full log of ${s.name}` }, log.text || "(empty)")
         : (s.output_tail ? h("pre", {}, s.output_tail) : ""),
@@ -373,9 +376,9 @@ function runPage(main, id) {
       outputs.length ? [h("h2", {}, "Outputs"), h("dl", { class: "facts", id: "run-outputs" }, outputs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))] : "",
       h("h2", {}, "Steps"),
       table(["Step", "Status", "Exit", "Started", "Took", "Output"], run.steps.map((s) => [
-        h("span", {}, s.name, s.child_dag_run_id ? [" → ", runLink(s.child_dag_run_id, "child run")] : "",
+        h("span", {}, s.name, s.handler ? ` (${s.handler} handler)` : "", s.child_dag_run_id ? [" → ", runLink(s.child_dag_run_id, "child run")] : "",
           s.parallel_children ? ` → ${s.parallel_children.length} child runs (${s.parallel_children.filter((c) => c.status === "succeeded").length} succeeded)` : ""),
-        h("span", {}, statusBadge(s.status), s.retry > 1 ? ` (try ${s.retry})` : ""),
+        h("span", {}, statusBadge(s.status), s.repeat > 1 ? ` (repeat ${s.repeat})` : "", s.retry > 1 ? ` (try ${s.retry})` : ""),
         s.status === "running" || !s.started_at ? "" : String(s.exit_code),
         when(s.started_at), duration(s.started_at, s.finished_at),
         stepOutput(s),

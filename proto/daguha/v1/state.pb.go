@@ -189,8 +189,13 @@ type Run struct {
 	Outputs map[string]string `protobuf:"bytes,25,rep,name=outputs,proto3" json:"outputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// The step of the parent run that started this one.
 	ParentStepName string `protobuf:"bytes,26,opt,name=parent_step_name,json=parentStepName,proto3" json:"parent_step_name,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Times the run was queued again after failing, by its DAG's retry
+	// policy.
+	DagRetries uint32 `protobuf:"varint,30,opt,name=dag_retries,json=dagRetries,proto3" json:"dag_retries,omitempty"`
+	// A run queued again by its retry policy is not granted before this.
+	RetryAfterUnixNano int64 `protobuf:"varint,31,opt,name=retry_after_unix_nano,json=retryAfterUnixNano,proto3" json:"retry_after_unix_nano,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
@@ -405,6 +410,20 @@ func (x *Run) GetParentStepName() string {
 	return ""
 }
 
+func (x *Run) GetDagRetries() uint32 {
+	if x != nil {
+		return x.DagRetries
+	}
+	return 0
+}
+
+func (x *Run) GetRetryAfterUnixNano() int64 {
+	if x != nil {
+		return x.RetryAfterUnixNano
+	}
+	return 0
+}
+
 // DagSpec is a DAG as parsed from one YAML document: what a worker needs
 // to execute a run of it, and what the leader needs to schedule it.
 type DagSpec struct {
@@ -469,8 +488,17 @@ type DagSpec struct {
 	ParamRules []*ParamRule `protobuf:"bytes,21,rep,name=param_rules,json=paramRules,proto3" json:"param_rules,omitempty"`
 	// At most this many steps of a run run at once (0: no limit).
 	MaxActiveSteps uint32 `protobuf:"varint,22,opt,name=max_active_steps,json=maxActiveSteps,proto3" json:"max_active_steps,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// All must be met before any step runs; else the run ends CANCELLED,
+	// its steps SKIPPED (Dagu's preconditions).
+	Preconditions []*Condition `protobuf:"bytes,25,rep,name=preconditions,proto3" json:"preconditions,omitempty"`
+	// Steps run at the run's end by how it ended (Dagu's handlerOn).
+	HandlerOn *HandlerOn `protobuf:"bytes,26,opt,name=handler_on,json=handlerOn,proto3" json:"handler_on,omitempty"`
+	// A root run that fails is queued again, limit times, after
+	// interval_sec (growing by backoff) from its failure: a new attempt
+	// (Dagu's DAG-level retryPolicy; exit_codes is not used).
+	RetryPolicy   *RetryPolicy `protobuf:"bytes,27,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DagSpec) Reset() {
@@ -678,6 +706,348 @@ func (x *DagSpec) GetMaxActiveSteps() uint32 {
 	return 0
 }
 
+func (x *DagSpec) GetPreconditions() []*Condition {
+	if x != nil {
+		return x.Preconditions
+	}
+	return nil
+}
+
+func (x *DagSpec) GetHandlerOn() *HandlerOn {
+	if x != nil {
+		return x.HandlerOn
+	}
+	return nil
+}
+
+func (x *DagSpec) GetRetryPolicy() *RetryPolicy {
+	if x != nil {
+		return x.RetryPolicy
+	}
+	return nil
+}
+
+// Condition is one of Dagu's conditions: a shell command that is met when
+// it exits 0, or, with expected, a text the shell expands (variables,
+// `command`) whose lines are compared with expected.
+type Condition struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Condition string                 `protobuf:"bytes,1,opt,name=condition,proto3" json:"condition,omitempty"`
+	// An exact text, or "re:" and a regular expression found in a line.
+	Expected string `protobuf:"bytes,2,opt,name=expected,proto3" json:"expected,omitempty"`
+	// Met when the condition is not.
+	Negate        bool `protobuf:"varint,3,opt,name=negate,proto3" json:"negate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Condition) Reset() {
+	*x = Condition{}
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Condition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Condition) ProtoMessage() {}
+
+func (x *Condition) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Condition.ProtoReflect.Descriptor instead.
+func (*Condition) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Condition) GetCondition() string {
+	if x != nil {
+		return x.Condition
+	}
+	return ""
+}
+
+func (x *Condition) GetExpected() string {
+	if x != nil {
+		return x.Expected
+	}
+	return ""
+}
+
+func (x *Condition) GetNegate() bool {
+	if x != nil {
+		return x.Negate
+	}
+	return false
+}
+
+// ConditionResult is how a condition evaluated in one attempt.
+type ConditionResult struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Condition string                 `protobuf:"bytes,1,opt,name=condition,proto3" json:"condition,omitempty"`
+	Expected  string                 `protobuf:"bytes,2,opt,name=expected,proto3" json:"expected,omitempty"`
+	Negate    bool                   `protobuf:"varint,3,opt,name=negate,proto3" json:"negate,omitempty"`
+	Met       bool                   `protobuf:"varint,4,opt,name=met,proto3" json:"met,omitempty"`
+	// What it evaluated to: the expanded text, or the command's exit status.
+	Actual        string `protobuf:"bytes,5,opt,name=actual,proto3" json:"actual,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConditionResult) Reset() {
+	*x = ConditionResult{}
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConditionResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConditionResult) ProtoMessage() {}
+
+func (x *ConditionResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConditionResult.ProtoReflect.Descriptor instead.
+func (*ConditionResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ConditionResult) GetCondition() string {
+	if x != nil {
+		return x.Condition
+	}
+	return ""
+}
+
+func (x *ConditionResult) GetExpected() string {
+	if x != nil {
+		return x.Expected
+	}
+	return ""
+}
+
+func (x *ConditionResult) GetNegate() bool {
+	if x != nil {
+		return x.Negate
+	}
+	return false
+}
+
+func (x *ConditionResult) GetMet() bool {
+	if x != nil {
+		return x.Met
+	}
+	return false
+}
+
+func (x *ConditionResult) GetActual() string {
+	if x != nil {
+		return x.Actual
+	}
+	return ""
+}
+
+// HandlerOn holds the steps run when a run ends: success, failure or
+// cancel by its status, then exit; init before the first step.
+type HandlerOn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Success       *StepSpec              `protobuf:"bytes,1,opt,name=success,proto3" json:"success,omitempty"`
+	Failure       *StepSpec              `protobuf:"bytes,2,opt,name=failure,proto3" json:"failure,omitempty"`
+	Cancel        *StepSpec              `protobuf:"bytes,3,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	Exit          *StepSpec              `protobuf:"bytes,4,opt,name=exit,proto3" json:"exit,omitempty"`
+	Init          *StepSpec              `protobuf:"bytes,5,opt,name=init,proto3" json:"init,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HandlerOn) Reset() {
+	*x = HandlerOn{}
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HandlerOn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HandlerOn) ProtoMessage() {}
+
+func (x *HandlerOn) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HandlerOn.ProtoReflect.Descriptor instead.
+func (*HandlerOn) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HandlerOn) GetSuccess() *StepSpec {
+	if x != nil {
+		return x.Success
+	}
+	return nil
+}
+
+func (x *HandlerOn) GetFailure() *StepSpec {
+	if x != nil {
+		return x.Failure
+	}
+	return nil
+}
+
+func (x *HandlerOn) GetCancel() *StepSpec {
+	if x != nil {
+		return x.Cancel
+	}
+	return nil
+}
+
+func (x *HandlerOn) GetExit() *StepSpec {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
+func (x *HandlerOn) GetInit() *StepSpec {
+	if x != nil {
+		return x.Init
+	}
+	return nil
+}
+
+// RepeatPolicy runs a step again after it ends, while or until a condition
+// or an exit code holds (Dagu's repeatPolicy).
+type RepeatPolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "while" or "until".
+	Mode string `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	// With neither condition nor exit_codes: while repeats while the step
+	// succeeds, until repeats until it does.
+	Condition   *Condition `protobuf:"bytes,2,opt,name=condition,proto3" json:"condition,omitempty"`
+	ExitCodes   []int32    `protobuf:"varint,3,rep,packed,name=exit_codes,json=exitCodes,proto3" json:"exit_codes,omitempty"`
+	IntervalSec int64      `protobuf:"varint,4,opt,name=interval_sec,json=intervalSec,proto3" json:"interval_sec,omitempty"`
+	// Executions at most, the first included (0: no limit).
+	Limit uint32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Each wait is the one before times backoff (0: fixed), at most
+	// max_interval_sec when that is set.
+	Backoff        float64 `protobuf:"fixed64,6,opt,name=backoff,proto3" json:"backoff,omitempty"`
+	MaxIntervalSec int64   `protobuf:"varint,7,opt,name=max_interval_sec,json=maxIntervalSec,proto3" json:"max_interval_sec,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RepeatPolicy) Reset() {
+	*x = RepeatPolicy{}
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RepeatPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RepeatPolicy) ProtoMessage() {}
+
+func (x *RepeatPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RepeatPolicy.ProtoReflect.Descriptor instead.
+func (*RepeatPolicy) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RepeatPolicy) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *RepeatPolicy) GetCondition() *Condition {
+	if x != nil {
+		return x.Condition
+	}
+	return nil
+}
+
+func (x *RepeatPolicy) GetExitCodes() []int32 {
+	if x != nil {
+		return x.ExitCodes
+	}
+	return nil
+}
+
+func (x *RepeatPolicy) GetIntervalSec() int64 {
+	if x != nil {
+		return x.IntervalSec
+	}
+	return 0
+}
+
+func (x *RepeatPolicy) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *RepeatPolicy) GetBackoff() float64 {
+	if x != nil {
+		return x.Backoff
+	}
+	return 0
+}
+
+func (x *RepeatPolicy) GetMaxIntervalSec() int64 {
+	if x != nil {
+		return x.MaxIntervalSec
+	}
+	return 0
+}
+
 // ParamRule is what a named param must be. Empty fields check nothing.
 type ParamRule struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -704,7 +1074,7 @@ type ParamRule struct {
 
 func (x *ParamRule) Reset() {
 	*x = ParamRule{}
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -716,7 +1086,7 @@ func (x *ParamRule) String() string {
 func (*ParamRule) ProtoMessage() {}
 
 func (x *ParamRule) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -729,7 +1099,7 @@ func (x *ParamRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParamRule.ProtoReflect.Descriptor instead.
 func (*ParamRule) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ParamRule) GetName() string {
@@ -826,7 +1196,7 @@ type Param struct {
 
 func (x *Param) Reset() {
 	*x = Param{}
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +1208,7 @@ func (x *Param) String() string {
 func (*Param) ProtoMessage() {}
 
 func (x *Param) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +1221,7 @@ func (x *Param) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Param.ProtoReflect.Descriptor instead.
 func (*Param) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Param) GetName() string {
@@ -878,7 +1248,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +1260,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1273,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EnvVar) GetName() string {
@@ -923,15 +1293,21 @@ func (x *EnvVar) GetValue() string {
 type RetryPolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Retries after the first failure (0: none).
-	Limit         uint32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
-	IntervalSec   int64  `protobuf:"varint,2,opt,name=interval_sec,json=intervalSec,proto3" json:"interval_sec,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Limit       uint32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	IntervalSec int64  `protobuf:"varint,2,opt,name=interval_sec,json=intervalSec,proto3" json:"interval_sec,omitempty"`
+	// Retry only a try that exited with one of these (empty: any failure).
+	ExitCodes []int32 `protobuf:"varint,3,rep,packed,name=exit_codes,json=exitCodes,proto3" json:"exit_codes,omitempty"`
+	// Each wait is the one before times backoff (0: fixed), at most
+	// max_interval_sec when that is set.
+	Backoff        float64 `protobuf:"fixed64,4,opt,name=backoff,proto3" json:"backoff,omitempty"`
+	MaxIntervalSec int64   `protobuf:"varint,5,opt,name=max_interval_sec,json=maxIntervalSec,proto3" json:"max_interval_sec,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1319,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1332,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RetryPolicy) GetLimit() uint32 {
@@ -969,6 +1345,27 @@ func (x *RetryPolicy) GetLimit() uint32 {
 func (x *RetryPolicy) GetIntervalSec() int64 {
 	if x != nil {
 		return x.IntervalSec
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetExitCodes() []int32 {
+	if x != nil {
+		return x.ExitCodes
+	}
+	return nil
+}
+
+func (x *RetryPolicy) GetBackoff() float64 {
+	if x != nil {
+		return x.Backoff
+	}
+	return 0
+}
+
+func (x *RetryPolicy) GetMaxIntervalSec() int64 {
+	if x != nil {
+		return x.MaxIntervalSec
 	}
 	return 0
 }
@@ -1022,13 +1419,16 @@ type StepSpec struct {
 	// Dagu's output written as a map: values the step publishes when it
 	// ends, in the order written.
 	OutputEntries []*StepOutputEntry `protobuf:"bytes,23,rep,name=output_entries,json=outputEntries,proto3" json:"output_entries,omitempty"`
+	// All must be met for the step to run; else it is SKIPPED.
+	Preconditions []*Condition  `protobuf:"bytes,30,rep,name=preconditions,proto3" json:"preconditions,omitempty"`
+	RepeatPolicy  *RepeatPolicy `protobuf:"bytes,31,opt,name=repeat_policy,json=repeatPolicy,proto3" json:"repeat_policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepSpec) Reset() {
 	*x = StepSpec{}
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1440,7 @@ func (x *StepSpec) String() string {
 func (*StepSpec) ProtoMessage() {}
 
 func (x *StepSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1453,7 @@ func (x *StepSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
 func (*StepSpec) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StepSpec) GetName() string {
@@ -1224,6 +1624,20 @@ func (x *StepSpec) GetOutputEntries() []*StepOutputEntry {
 	return nil
 }
 
+func (x *StepSpec) GetPreconditions() []*Condition {
+	if x != nil {
+		return x.Preconditions
+	}
+	return nil
+}
+
+func (x *StepSpec) GetRepeatPolicy() *RepeatPolicy {
+	if x != nil {
+		return x.RepeatPolicy
+	}
+	return nil
+}
+
 // ContinueOn is Dagu's continueOn beyond failure: true.
 type ContinueOn struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1242,7 +1656,7 @@ type ContinueOn struct {
 
 func (x *ContinueOn) Reset() {
 	*x = ContinueOn{}
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1668,7 @@ func (x *ContinueOn) String() string {
 func (*ContinueOn) ProtoMessage() {}
 
 func (x *ContinueOn) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1681,7 @@ func (x *ContinueOn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContinueOn.ProtoReflect.Descriptor instead.
 func (*ContinueOn) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ContinueOn) GetSkipped() bool {
@@ -1319,7 +1733,7 @@ type StepOutputEntry struct {
 
 func (x *StepOutputEntry) Reset() {
 	*x = StepOutputEntry{}
-	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1331,7 +1745,7 @@ func (x *StepOutputEntry) String() string {
 func (*StepOutputEntry) ProtoMessage() {}
 
 func (x *StepOutputEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1344,7 +1758,7 @@ func (x *StepOutputEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepOutputEntry.ProtoReflect.Descriptor instead.
 func (*StepOutputEntry) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{8}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StepOutputEntry) GetName() string {
@@ -1407,7 +1821,7 @@ type StoredDag struct {
 
 func (x *StoredDag) Reset() {
 	*x = StoredDag{}
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1419,7 +1833,7 @@ func (x *StoredDag) String() string {
 func (*StoredDag) ProtoMessage() {}
 
 func (x *StoredDag) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1432,7 +1846,7 @@ func (x *StoredDag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredDag.ProtoReflect.Descriptor instead.
 func (*StoredDag) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StoredDag) GetSpec() *DagSpec {
@@ -1501,7 +1915,7 @@ type ScheduleRecord struct {
 
 func (x *ScheduleRecord) Reset() {
 	*x = ScheduleRecord{}
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1513,7 +1927,7 @@ func (x *ScheduleRecord) String() string {
 func (*ScheduleRecord) ProtoMessage() {}
 
 func (x *ScheduleRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1526,7 +1940,7 @@ func (x *ScheduleRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleRecord.ProtoReflect.Descriptor instead.
 func (*ScheduleRecord) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ScheduleRecord) GetDagName() string {
@@ -1588,13 +2002,21 @@ type StepState struct {
 	// For a parallel step: the child run of each item started so far, in
 	// the order of the items.
 	ParallelChildren []*ParallelChild `protobuf:"bytes,28,rep,name=parallel_children,json=parallelChildren,proto3" json:"parallel_children,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How the step's preconditions evaluated (a step skipped by them says
+	// which failed).
+	Preconditions []*ConditionResult `protobuf:"bytes,10,rep,name=preconditions,proto3" json:"preconditions,omitempty"`
+	// The execution of a step with a repeat policy: 1 for the first,
+	// counting up (0 for a step without one, or not run).
+	Repeat uint32 `protobuf:"varint,11,opt,name=repeat,proto3" json:"repeat,omitempty"`
+	// For a handler step: which (success, failure, cancel, exit, init).
+	Handler       string `protobuf:"bytes,12,opt,name=handler,proto3" json:"handler,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1606,7 +2028,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1619,7 +2041,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StepState) GetName() string {
@@ -1692,6 +2114,27 @@ func (x *StepState) GetParallelChildren() []*ParallelChild {
 	return nil
 }
 
+func (x *StepState) GetPreconditions() []*ConditionResult {
+	if x != nil {
+		return x.Preconditions
+	}
+	return nil
+}
+
+func (x *StepState) GetRepeat() uint32 {
+	if x != nil {
+		return x.Repeat
+	}
+	return 0
+}
+
+func (x *StepState) GetHandler() string {
+	if x != nil {
+		return x.Handler
+	}
+	return ""
+}
+
 // ParallelSpec is Dagu's parallel: a run/call step over a list of items,
 // one child run per item, at most max_concurrent of them active at once.
 type ParallelSpec struct {
@@ -1709,7 +2152,7 @@ type ParallelSpec struct {
 
 func (x *ParallelSpec) Reset() {
 	*x = ParallelSpec{}
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +2164,7 @@ func (x *ParallelSpec) String() string {
 func (*ParallelSpec) ProtoMessage() {}
 
 func (x *ParallelSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +2177,7 @@ func (x *ParallelSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelSpec.ProtoReflect.Descriptor instead.
 func (*ParallelSpec) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ParallelSpec) GetItems() []*ParallelItem {
@@ -1772,7 +2215,7 @@ type ParallelItem struct {
 
 func (x *ParallelItem) Reset() {
 	*x = ParallelItem{}
-	mi := &file_daguha_v1_state_proto_msgTypes[13]
+	mi := &file_daguha_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +2227,7 @@ func (x *ParallelItem) String() string {
 func (*ParallelItem) ProtoMessage() {}
 
 func (x *ParallelItem) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[13]
+	mi := &file_daguha_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +2240,7 @@ func (x *ParallelItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelItem.ProtoReflect.Descriptor instead.
 func (*ParallelItem) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ParallelItem) GetValue() string {
@@ -1836,7 +2279,7 @@ type ParallelChild struct {
 
 func (x *ParallelChild) Reset() {
 	*x = ParallelChild{}
-	mi := &file_daguha_v1_state_proto_msgTypes[14]
+	mi := &file_daguha_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1848,7 +2291,7 @@ func (x *ParallelChild) String() string {
 func (*ParallelChild) ProtoMessage() {}
 
 func (x *ParallelChild) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[14]
+	mi := &file_daguha_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1861,7 +2304,7 @@ func (x *ParallelChild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelChild.ProtoReflect.Descriptor instead.
 func (*ParallelChild) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ParallelChild) GetChildRunId() string {
@@ -1901,7 +2344,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_daguha_v1_state_proto_msgTypes[15]
+	mi := &file_daguha_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1913,7 +2356,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[15]
+	mi := &file_daguha_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1926,7 +2369,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Attempt) GetAttempt() uint32 {
@@ -1992,7 +2435,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_daguha_v1_state_proto_msgTypes[16]
+	mi := &file_daguha_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2004,7 +2447,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[16]
+	mi := &file_daguha_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2017,7 +2460,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Worker) GetId() string {
@@ -2095,7 +2538,7 @@ type ClusterMeta struct {
 
 func (x *ClusterMeta) Reset() {
 	*x = ClusterMeta{}
-	mi := &file_daguha_v1_state_proto_msgTypes[17]
+	mi := &file_daguha_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2550,7 @@ func (x *ClusterMeta) String() string {
 func (*ClusterMeta) ProtoMessage() {}
 
 func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[17]
+	mi := &file_daguha_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2563,7 @@ func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMeta.ProtoReflect.Descriptor instead.
 func (*ClusterMeta) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ClusterMeta) GetSigningKey() []byte {
@@ -2142,7 +2585,7 @@ type TableIndex struct {
 
 func (x *TableIndex) Reset() {
 	*x = TableIndex{}
-	mi := &file_daguha_v1_state_proto_msgTypes[18]
+	mi := &file_daguha_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2597,7 @@ func (x *TableIndex) String() string {
 func (*TableIndex) ProtoMessage() {}
 
 func (x *TableIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[18]
+	mi := &file_daguha_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2610,7 @@ func (x *TableIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableIndex.ProtoReflect.Descriptor instead.
 func (*TableIndex) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *TableIndex) GetTable() string {
@@ -2188,7 +2631,7 @@ var File_daguha_v1_state_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x15daguha/v1/state.proto\x12\tdaguha.v1\"\xbf\b\n" +
+	"\x15daguha/v1/state.proto\x12\tdaguha.v1\"\x93\t\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bdag_name\x18\x02 \x01(\tR\adagName\x12\x16\n" +
@@ -2217,10 +2660,13 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"local_dags\x18\x17 \x03(\v2\x12.daguha.v1.DagSpecR\tlocalDags\x12,\n" +
 	"\x12schedule_slot_unix\x18\x18 \x01(\x03R\x10scheduleSlotUnix\x125\n" +
 	"\aoutputs\x18\x19 \x03(\v2\x1b.daguha.v1.Run.OutputsEntryR\aoutputs\x12(\n" +
-	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x1a:\n" +
+	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x12\x1f\n" +
+	"\vdag_retries\x18\x1e \x01(\rR\n" +
+	"dagRetries\x121\n" +
+	"\x15retry_after_unix_nano\x18\x1f \x01(\x03R\x12retryAfterUnixNano\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\a\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9a\t\n" +
 	"\aDagSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
 	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
@@ -2251,10 +2697,39 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x06labels\x18\x14 \x03(\tR\x06labels\x125\n" +
 	"\vparam_rules\x18\x15 \x03(\v2\x14.daguha.v1.ParamRuleR\n" +
 	"paramRules\x12(\n" +
-	"\x10max_active_steps\x18\x16 \x01(\rR\x0emaxActiveSteps\x1aA\n" +
+	"\x10max_active_steps\x18\x16 \x01(\rR\x0emaxActiveSteps\x12:\n" +
+	"\rpreconditions\x18\x19 \x03(\v2\x14.daguha.v1.ConditionR\rpreconditions\x123\n" +
+	"\n" +
+	"handler_on\x18\x1a \x01(\v2\x14.daguha.v1.HandlerOnR\thandlerOn\x129\n" +
+	"\fretry_policy\x18\x1b \x01(\v2\x16.daguha.v1.RetryPolicyR\vretryPolicy\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd3\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
+	"\tCondition\x12\x1c\n" +
+	"\tcondition\x18\x01 \x01(\tR\tcondition\x12\x1a\n" +
+	"\bexpected\x18\x02 \x01(\tR\bexpected\x12\x16\n" +
+	"\x06negate\x18\x03 \x01(\bR\x06negate\"\x8d\x01\n" +
+	"\x0fConditionResult\x12\x1c\n" +
+	"\tcondition\x18\x01 \x01(\tR\tcondition\x12\x1a\n" +
+	"\bexpected\x18\x02 \x01(\tR\bexpected\x12\x16\n" +
+	"\x06negate\x18\x03 \x01(\bR\x06negate\x12\x10\n" +
+	"\x03met\x18\x04 \x01(\bR\x03met\x12\x16\n" +
+	"\x06actual\x18\x05 \x01(\tR\x06actual\"\xe8\x01\n" +
+	"\tHandlerOn\x12-\n" +
+	"\asuccess\x18\x01 \x01(\v2\x13.daguha.v1.StepSpecR\asuccess\x12-\n" +
+	"\afailure\x18\x02 \x01(\v2\x13.daguha.v1.StepSpecR\afailure\x12+\n" +
+	"\x06cancel\x18\x03 \x01(\v2\x13.daguha.v1.StepSpecR\x06cancel\x12'\n" +
+	"\x04exit\x18\x04 \x01(\v2\x13.daguha.v1.StepSpecR\x04exit\x12'\n" +
+	"\x04init\x18\x05 \x01(\v2\x13.daguha.v1.StepSpecR\x04init\"\xf2\x01\n" +
+	"\fRepeatPolicy\x12\x12\n" +
+	"\x04mode\x18\x01 \x01(\tR\x04mode\x122\n" +
+	"\tcondition\x18\x02 \x01(\v2\x14.daguha.v1.ConditionR\tcondition\x12\x1d\n" +
+	"\n" +
+	"exit_codes\x18\x03 \x03(\x05R\texitCodes\x12!\n" +
+	"\finterval_sec\x18\x04 \x01(\x03R\vintervalSec\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\rR\x05limit\x12\x18\n" +
+	"\abackoff\x18\x06 \x01(\x01R\abackoff\x12(\n" +
+	"\x10max_interval_sec\x18\a \x01(\x03R\x0emaxIntervalSec\"\xd3\x02\n" +
 	"\tParamRule\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x1a\n" +
@@ -2278,10 +2753,14 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"2\n" +
 	"\x06EnvVar\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"F\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xa9\x01\n" +
 	"\vRetryPolicy\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\x12!\n" +
-	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\"\xab\a\n" +
+	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\x12\x1d\n" +
+	"\n" +
+	"exit_codes\x18\x03 \x03(\x05R\texitCodes\x12\x18\n" +
+	"\abackoff\x18\x04 \x01(\x01R\abackoff\x12(\n" +
+	"\x10max_interval_sec\x18\x05 \x01(\x03R\x0emaxIntervalSec\"\xab\b\n" +
 	"\bStepSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x16\n" +
@@ -2309,10 +2788,12 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x0esignal_on_stop\x18\x15 \x01(\tR\fsignalOnStop\x126\n" +
 	"\vcontinue_on\x18\x16 \x01(\v2\x15.daguha.v1.ContinueOnR\n" +
 	"continueOn\x12A\n" +
-	"\x0eoutput_entries\x18\x17 \x03(\v2\x1a.daguha.v1.StepOutputEntryR\routputEntries\x1aA\n" +
+	"\x0eoutput_entries\x18\x17 \x03(\v2\x1a.daguha.v1.StepOutputEntryR\routputEntries\x12:\n" +
+	"\rpreconditions\x18\x1e \x03(\v2\x14.daguha.v1.ConditionR\rpreconditions\x12<\n" +
+	"\rrepeat_policy\x18\x1f \x01(\v2\x17.daguha.v1.RepeatPolicyR\frepeatPolicy\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x80\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b \x10!\"\x80\x01\n" +
 	"\n" +
 	"ContinueOn\x12\x18\n" +
 	"\askipped\x18\x01 \x01(\bR\askipped\x12\x1d\n" +
@@ -2343,7 +2824,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\vlast_run_id\x18\x03 \x01(\tR\tlastRunId\x12!\n" +
 	"\fmodify_index\x18\x04 \x01(\x04R\vmodifyIndex\x12-\n" +
 	"\x13last_stop_slot_unix\x18\x05 \x01(\x03R\x10lastStopSlotUnix\x123\n" +
-	"\x16last_restart_slot_unix\x18\x06 \x01(\x03R\x13lastRestartSlotUnix\"\x85\x03\n" +
+	"\x16last_restart_slot_unix\x18\x06 \x01(\x03R\x13lastRestartSlotUnix\"\xf9\x03\n" +
 	"\tStepState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x15.daguha.v1.StepStatusR\x06status\x12\x1b\n" +
@@ -2356,7 +2837,11 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x05retry\x18\b \x01(\rR\x05retry\x12 \n" +
 	"\fchild_run_id\x18\t \x01(\tR\n" +
 	"childRunId\x12E\n" +
-	"\x11parallel_children\x18\x1c \x03(\v2\x18.daguha.v1.ParallelChildR\x10parallelChildren\"\x83\x01\n" +
+	"\x11parallel_children\x18\x1c \x03(\v2\x18.daguha.v1.ParallelChildR\x10parallelChildren\x12@\n" +
+	"\rpreconditions\x18\n" +
+	" \x03(\v2\x1a.daguha.v1.ConditionResultR\rpreconditions\x12\x16\n" +
+	"\x06repeat\x18\v \x01(\rR\x06repeat\x12\x18\n" +
+	"\ahandler\x18\f \x01(\tR\ahandler\"\x83\x01\n" +
 	"\fParallelSpec\x12-\n" +
 	"\x05items\x18\x01 \x03(\v2\x17.daguha.v1.ParallelItemR\x05items\x12\x1d\n" +
 	"\n" +
@@ -2427,65 +2912,81 @@ func file_daguha_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_daguha_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_daguha_v1_state_proto_goTypes = []any{
 	(RunStatus)(0),          // 0: daguha.v1.RunStatus
 	(StepStatus)(0),         // 1: daguha.v1.StepStatus
 	(*Run)(nil),             // 2: daguha.v1.Run
 	(*DagSpec)(nil),         // 3: daguha.v1.DagSpec
-	(*ParamRule)(nil),       // 4: daguha.v1.ParamRule
-	(*Param)(nil),           // 5: daguha.v1.Param
-	(*EnvVar)(nil),          // 6: daguha.v1.EnvVar
-	(*RetryPolicy)(nil),     // 7: daguha.v1.RetryPolicy
-	(*StepSpec)(nil),        // 8: daguha.v1.StepSpec
-	(*ContinueOn)(nil),      // 9: daguha.v1.ContinueOn
-	(*StepOutputEntry)(nil), // 10: daguha.v1.StepOutputEntry
-	(*StoredDag)(nil),       // 11: daguha.v1.StoredDag
-	(*ScheduleRecord)(nil),  // 12: daguha.v1.ScheduleRecord
-	(*StepState)(nil),       // 13: daguha.v1.StepState
-	(*ParallelSpec)(nil),    // 14: daguha.v1.ParallelSpec
-	(*ParallelItem)(nil),    // 15: daguha.v1.ParallelItem
-	(*ParallelChild)(nil),   // 16: daguha.v1.ParallelChild
-	(*Attempt)(nil),         // 17: daguha.v1.Attempt
-	(*Worker)(nil),          // 18: daguha.v1.Worker
-	(*ClusterMeta)(nil),     // 19: daguha.v1.ClusterMeta
-	(*TableIndex)(nil),      // 20: daguha.v1.TableIndex
-	nil,                     // 21: daguha.v1.Run.OutputsEntry
-	nil,                     // 22: daguha.v1.DagSpec.WorkerSelectorEntry
-	nil,                     // 23: daguha.v1.StepSpec.WorkerSelectorEntry
-	nil,                     // 24: daguha.v1.Worker.LabelsEntry
+	(*Condition)(nil),       // 4: daguha.v1.Condition
+	(*ConditionResult)(nil), // 5: daguha.v1.ConditionResult
+	(*HandlerOn)(nil),       // 6: daguha.v1.HandlerOn
+	(*RepeatPolicy)(nil),    // 7: daguha.v1.RepeatPolicy
+	(*ParamRule)(nil),       // 8: daguha.v1.ParamRule
+	(*Param)(nil),           // 9: daguha.v1.Param
+	(*EnvVar)(nil),          // 10: daguha.v1.EnvVar
+	(*RetryPolicy)(nil),     // 11: daguha.v1.RetryPolicy
+	(*StepSpec)(nil),        // 12: daguha.v1.StepSpec
+	(*ContinueOn)(nil),      // 13: daguha.v1.ContinueOn
+	(*StepOutputEntry)(nil), // 14: daguha.v1.StepOutputEntry
+	(*StoredDag)(nil),       // 15: daguha.v1.StoredDag
+	(*ScheduleRecord)(nil),  // 16: daguha.v1.ScheduleRecord
+	(*StepState)(nil),       // 17: daguha.v1.StepState
+	(*ParallelSpec)(nil),    // 18: daguha.v1.ParallelSpec
+	(*ParallelItem)(nil),    // 19: daguha.v1.ParallelItem
+	(*ParallelChild)(nil),   // 20: daguha.v1.ParallelChild
+	(*Attempt)(nil),         // 21: daguha.v1.Attempt
+	(*Worker)(nil),          // 22: daguha.v1.Worker
+	(*ClusterMeta)(nil),     // 23: daguha.v1.ClusterMeta
+	(*TableIndex)(nil),      // 24: daguha.v1.TableIndex
+	nil,                     // 25: daguha.v1.Run.OutputsEntry
+	nil,                     // 26: daguha.v1.DagSpec.WorkerSelectorEntry
+	nil,                     // 27: daguha.v1.StepSpec.WorkerSelectorEntry
+	nil,                     // 28: daguha.v1.Worker.LabelsEntry
 }
 var file_daguha_v1_state_proto_depIdxs = []int32{
 	0,  // 0: daguha.v1.Run.status:type_name -> daguha.v1.RunStatus
 	3,  // 1: daguha.v1.Run.dag:type_name -> daguha.v1.DagSpec
-	13, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
-	17, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
+	17, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
+	21, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
 	3,  // 4: daguha.v1.Run.local_dags:type_name -> daguha.v1.DagSpec
-	21, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
-	22, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
-	8,  // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
-	5,  // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
-	6,  // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
-	4,  // 10: daguha.v1.DagSpec.param_rules:type_name -> daguha.v1.ParamRule
-	6,  // 11: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
-	7,  // 12: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
-	23, // 13: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
-	14, // 14: daguha.v1.StepSpec.parallel:type_name -> daguha.v1.ParallelSpec
-	9,  // 15: daguha.v1.StepSpec.continue_on:type_name -> daguha.v1.ContinueOn
-	10, // 16: daguha.v1.StepSpec.output_entries:type_name -> daguha.v1.StepOutputEntry
-	3,  // 17: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
-	3,  // 18: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
-	1,  // 19: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
-	16, // 20: daguha.v1.StepState.parallel_children:type_name -> daguha.v1.ParallelChild
-	15, // 21: daguha.v1.ParallelSpec.items:type_name -> daguha.v1.ParallelItem
-	5,  // 22: daguha.v1.ParallelItem.params:type_name -> daguha.v1.Param
-	0,  // 23: daguha.v1.ParallelChild.status:type_name -> daguha.v1.RunStatus
-	24, // 24: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	25, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
+	26, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
+	12, // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
+	9,  // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
+	10, // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
+	8,  // 10: daguha.v1.DagSpec.param_rules:type_name -> daguha.v1.ParamRule
+	4,  // 11: daguha.v1.DagSpec.preconditions:type_name -> daguha.v1.Condition
+	6,  // 12: daguha.v1.DagSpec.handler_on:type_name -> daguha.v1.HandlerOn
+	11, // 13: daguha.v1.DagSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	12, // 14: daguha.v1.HandlerOn.success:type_name -> daguha.v1.StepSpec
+	12, // 15: daguha.v1.HandlerOn.failure:type_name -> daguha.v1.StepSpec
+	12, // 16: daguha.v1.HandlerOn.cancel:type_name -> daguha.v1.StepSpec
+	12, // 17: daguha.v1.HandlerOn.exit:type_name -> daguha.v1.StepSpec
+	12, // 18: daguha.v1.HandlerOn.init:type_name -> daguha.v1.StepSpec
+	4,  // 19: daguha.v1.RepeatPolicy.condition:type_name -> daguha.v1.Condition
+	10, // 20: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
+	11, // 21: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	27, // 22: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
+	18, // 23: daguha.v1.StepSpec.parallel:type_name -> daguha.v1.ParallelSpec
+	13, // 24: daguha.v1.StepSpec.continue_on:type_name -> daguha.v1.ContinueOn
+	14, // 25: daguha.v1.StepSpec.output_entries:type_name -> daguha.v1.StepOutputEntry
+	4,  // 26: daguha.v1.StepSpec.preconditions:type_name -> daguha.v1.Condition
+	7,  // 27: daguha.v1.StepSpec.repeat_policy:type_name -> daguha.v1.RepeatPolicy
+	3,  // 28: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
+	3,  // 29: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
+	1,  // 30: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
+	20, // 31: daguha.v1.StepState.parallel_children:type_name -> daguha.v1.ParallelChild
+	5,  // 32: daguha.v1.StepState.preconditions:type_name -> daguha.v1.ConditionResult
+	19, // 33: daguha.v1.ParallelSpec.items:type_name -> daguha.v1.ParallelItem
+	9,  // 34: daguha.v1.ParallelItem.params:type_name -> daguha.v1.Param
+	0,  // 35: daguha.v1.ParallelChild.status:type_name -> daguha.v1.RunStatus
+	28, // 36: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_state_proto_init() }
@@ -2499,7 +3000,7 @@ func file_daguha_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_state_proto_rawDesc), len(file_daguha_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   23,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
