@@ -715,10 +715,14 @@ func (st *leaderState) match(state *store.StateStore, selectors []*store.Selecto
 	if held+st.reservedByWorker[info.GetId()] >= int(info.GetMaxActiveRuns()) {
 		return nil, true, false
 	}
+	var queues map[string]int
+	if st.d != nil {
+		queues = st.d.config.Queues
+	}
 	// atLimit says whether a run's queue already runs its limit,
 	// counting the runs other polls are granting now.
 	atLimit := func(run *daguhav1.Run) bool {
-		limit := QueueLimit(st.d.config.Queues, run)
+		limit := QueueLimit(queues, run)
 		if limit == 0 {
 			return false
 		}

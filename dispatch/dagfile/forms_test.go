@@ -272,7 +272,7 @@ steps:
 		{"bad logOutput", "logOutput: both\nsteps: [x]\n", 1, "logOutput", "want separate or merged"},
 		{"bad continueOn word", "steps:\n  - command: x\n    continueOn: always\n", 3, "steps[0].continueOn", "want failed, skipped"},
 		{"bad continueOn regexp", "steps:\n  - command: x\n    continueOn: {output: 're:('}\n", 3, "steps[0].continueOn.output", "bad regular expression"},
-		{"exit code out of range", "steps:\n  - command: x\n    continueOn: {exitCode: [1, 300]}\n", 3, "steps[0].continueOn.exitCode[1]", "at most 255"},
+		{"exit code out of range", "steps:\n  - command: x\n    continueOn: {exitCode: [1, 300]}\n", 3, "steps[0].continueOn.exitCode[1]", "an exit code is -1 to 255"},
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantProblem(t, tc.text, tc.line, tc.key, tc.msg) })
 	}
