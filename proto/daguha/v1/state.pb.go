@@ -440,8 +440,17 @@ type DagSpec struct {
 	// started. schedule above holds the start slots.
 	StopSchedule    []string `protobuf:"bytes,42,rep,name=stop_schedule,json=stopSchedule,proto3" json:"stop_schedule,omitempty"`
 	RestartSchedule []string `protobuf:"bytes,43,rep,name=restart_schedule,json=restartSchedule,proto3" json:"restart_schedule,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Dagu's mail settings, as written (references such as ${SMTP_PASS}
+	// are the worker's to expand when it sends). The worker's own settings
+	// fill what these leave empty (see package worker, mail.go).
+	Smtp   *SmtpSettings `protobuf:"bytes,44,opt,name=smtp,proto3" json:"smtp,omitempty"`
+	MailOn *MailOn       `protobuf:"bytes,45,opt,name=mail_on,json=mailOn,proto3" json:"mail_on,omitempty"`
+	// errorMail: the run failed, or a step with mail_on_error failed.
+	ErrorMail *MailSettings `protobuf:"bytes,46,opt,name=error_mail,json=errorMail,proto3" json:"error_mail,omitempty"`
+	// infoMail: the run succeeded.
+	InfoMail      *MailSettings `protobuf:"bytes,47,opt,name=info_mail,json=infoMail,proto3" json:"info_mail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DagSpec) Reset() {
@@ -579,6 +588,227 @@ func (x *DagSpec) GetRestartSchedule() []string {
 	return nil
 }
 
+func (x *DagSpec) GetSmtp() *SmtpSettings {
+	if x != nil {
+		return x.Smtp
+	}
+	return nil
+}
+
+func (x *DagSpec) GetMailOn() *MailOn {
+	if x != nil {
+		return x.MailOn
+	}
+	return nil
+}
+
+func (x *DagSpec) GetErrorMail() *MailSettings {
+	if x != nil {
+		return x.ErrorMail
+	}
+	return nil
+}
+
+func (x *DagSpec) GetInfoMail() *MailSettings {
+	if x != nil {
+		return x.InfoMail
+	}
+	return nil
+}
+
+// SmtpSettings is the SMTP server a DAG's mails go through. The password
+// is never shown by the API or written to a log.
+type SmtpSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Port          string                 `protobuf:"bytes,2,opt,name=port,proto3" json:"port,omitempty"`
+	Username      string                 `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	Password      string                 `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SmtpSettings) Reset() {
+	*x = SmtpSettings{}
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SmtpSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SmtpSettings) ProtoMessage() {}
+
+func (x *SmtpSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SmtpSettings.ProtoReflect.Descriptor instead.
+func (*SmtpSettings) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SmtpSettings) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *SmtpSettings) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *SmtpSettings) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *SmtpSettings) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+// MailOn says when a run's end is mailed.
+type MailOn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Success       bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Failure       bool                   `protobuf:"varint,2,opt,name=failure,proto3" json:"failure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailOn) Reset() {
+	*x = MailOn{}
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailOn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailOn) ProtoMessage() {}
+
+func (x *MailOn) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailOn.ProtoReflect.Descriptor instead.
+func (*MailOn) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MailOn) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *MailOn) GetFailure() bool {
+	if x != nil {
+		return x.Failure
+	}
+	return false
+}
+
+// MailSettings is Dagu's errorMail or infoMail: who mails whom, the
+// subject's prefix, and whether the steps' logs are attached.
+type MailSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            []string               `protobuf:"bytes,2,rep,name=to,proto3" json:"to,omitempty"`
+	Prefix        string                 `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	AttachLogs    bool                   `protobuf:"varint,4,opt,name=attach_logs,json=attachLogs,proto3" json:"attach_logs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailSettings) Reset() {
+	*x = MailSettings{}
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailSettings) ProtoMessage() {}
+
+func (x *MailSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailSettings.ProtoReflect.Descriptor instead.
+func (*MailSettings) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MailSettings) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *MailSettings) GetTo() []string {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *MailSettings) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *MailSettings) GetAttachLogs() bool {
+	if x != nil {
+		return x.AttachLogs
+	}
+	return false
+}
+
 type Param struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -589,7 +819,7 @@ type Param struct {
 
 func (x *Param) Reset() {
 	*x = Param{}
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +831,7 @@ func (x *Param) String() string {
 func (*Param) ProtoMessage() {}
 
 func (x *Param) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +844,7 @@ func (x *Param) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Param.ProtoReflect.Descriptor instead.
 func (*Param) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Param) GetName() string {
@@ -641,7 +871,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +883,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +896,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *EnvVar) GetName() string {
@@ -694,7 +924,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +936,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +949,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RetryPolicy) GetLimit() uint32 {
@@ -761,14 +991,16 @@ type StepSpec struct {
 	// Dagu's step id.
 	Id string `protobuf:"bytes,15,opt,name=id,proto3" json:"id,omitempty"`
 	// Dagu's parallel: the run/call step starts one child run per item.
-	Parallel      *ParallelSpec `protobuf:"bytes,50,opt,name=parallel,proto3" json:"parallel,omitempty"`
+	Parallel *ParallelSpec `protobuf:"bytes,50,opt,name=parallel,proto3" json:"parallel,omitempty"`
+	// Dagu's mailOnError: the step's failure is mailed (errorMail) at once.
+	MailOnError   bool `protobuf:"varint,60,opt,name=mail_on_error,json=mailOnError,proto3" json:"mail_on_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepSpec) Reset() {
 	*x = StepSpec{}
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -780,7 +1012,7 @@ func (x *StepSpec) String() string {
 func (*StepSpec) ProtoMessage() {}
 
 func (x *StepSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -793,7 +1025,7 @@ func (x *StepSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
 func (*StepSpec) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StepSpec) GetName() string {
@@ -908,6 +1140,13 @@ func (x *StepSpec) GetParallel() *ParallelSpec {
 	return nil
 }
 
+func (x *StepSpec) GetMailOnError() bool {
+	if x != nil {
+		return x.MailOnError
+	}
+	return false
+}
+
 // StoredDag is a DAG definition kept in the replicated state: the first
 // document of a file, with the file's other documents as its local DAGs.
 type StoredDag struct {
@@ -926,7 +1165,7 @@ type StoredDag struct {
 
 func (x *StoredDag) Reset() {
 	*x = StoredDag{}
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -938,7 +1177,7 @@ func (x *StoredDag) String() string {
 func (*StoredDag) ProtoMessage() {}
 
 func (x *StoredDag) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -951,7 +1190,7 @@ func (x *StoredDag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredDag.ProtoReflect.Descriptor instead.
 func (*StoredDag) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *StoredDag) GetSpec() *DagSpec {
@@ -1020,7 +1259,7 @@ type ScheduleRecord struct {
 
 func (x *ScheduleRecord) Reset() {
 	*x = ScheduleRecord{}
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1032,7 +1271,7 @@ func (x *ScheduleRecord) String() string {
 func (*ScheduleRecord) ProtoMessage() {}
 
 func (x *ScheduleRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1045,7 +1284,7 @@ func (x *ScheduleRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleRecord.ProtoReflect.Descriptor instead.
 func (*ScheduleRecord) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScheduleRecord) GetDagName() string {
@@ -1113,7 +1352,7 @@ type StepState struct {
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1125,7 +1364,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1138,7 +1377,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{8}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StepState) GetName() string {
@@ -1228,7 +1467,7 @@ type ParallelSpec struct {
 
 func (x *ParallelSpec) Reset() {
 	*x = ParallelSpec{}
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1479,7 @@ func (x *ParallelSpec) String() string {
 func (*ParallelSpec) ProtoMessage() {}
 
 func (x *ParallelSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1492,7 @@ func (x *ParallelSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelSpec.ProtoReflect.Descriptor instead.
 func (*ParallelSpec) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ParallelSpec) GetItems() []*ParallelItem {
@@ -1291,7 +1530,7 @@ type ParallelItem struct {
 
 func (x *ParallelItem) Reset() {
 	*x = ParallelItem{}
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1542,7 @@ func (x *ParallelItem) String() string {
 func (*ParallelItem) ProtoMessage() {}
 
 func (x *ParallelItem) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1555,7 @@ func (x *ParallelItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelItem.ProtoReflect.Descriptor instead.
 func (*ParallelItem) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ParallelItem) GetValue() string {
@@ -1355,7 +1594,7 @@ type ParallelChild struct {
 
 func (x *ParallelChild) Reset() {
 	*x = ParallelChild{}
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1367,7 +1606,7 @@ func (x *ParallelChild) String() string {
 func (*ParallelChild) ProtoMessage() {}
 
 func (x *ParallelChild) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1380,7 +1619,7 @@ func (x *ParallelChild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelChild.ProtoReflect.Descriptor instead.
 func (*ParallelChild) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ParallelChild) GetChildRunId() string {
@@ -1420,7 +1659,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1671,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1684,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Attempt) GetAttempt() uint32 {
@@ -1511,7 +1750,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_daguha_v1_state_proto_msgTypes[13]
+	mi := &file_daguha_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1762,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[13]
+	mi := &file_daguha_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +1775,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Worker) GetId() string {
@@ -1614,7 +1853,7 @@ type ClusterMeta struct {
 
 func (x *ClusterMeta) Reset() {
 	*x = ClusterMeta{}
-	mi := &file_daguha_v1_state_proto_msgTypes[14]
+	mi := &file_daguha_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1626,7 +1865,7 @@ func (x *ClusterMeta) String() string {
 func (*ClusterMeta) ProtoMessage() {}
 
 func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[14]
+	mi := &file_daguha_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1639,7 +1878,7 @@ func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMeta.ProtoReflect.Descriptor instead.
 func (*ClusterMeta) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterMeta) GetSigningKey() []byte {
@@ -1661,7 +1900,7 @@ type TableIndex struct {
 
 func (x *TableIndex) Reset() {
 	*x = TableIndex{}
-	mi := &file_daguha_v1_state_proto_msgTypes[15]
+	mi := &file_daguha_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1673,7 +1912,7 @@ func (x *TableIndex) String() string {
 func (*TableIndex) ProtoMessage() {}
 
 func (x *TableIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[15]
+	mi := &file_daguha_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1686,7 +1925,7 @@ func (x *TableIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableIndex.ProtoReflect.Descriptor instead.
 func (*TableIndex) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TableIndex) GetTable() string {
@@ -1739,7 +1978,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x81\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc8\x06\n" +
 	"\aDagSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
 	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
@@ -1758,10 +1997,29 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"sourceFile\x12\x14\n" +
 	"\x05queue\x18) \x01(\tR\x05queue\x12#\n" +
 	"\rstop_schedule\x18* \x03(\tR\fstopSchedule\x12)\n" +
-	"\x10restart_schedule\x18+ \x03(\tR\x0frestartSchedule\x1aA\n" +
+	"\x10restart_schedule\x18+ \x03(\tR\x0frestartSchedule\x12+\n" +
+	"\x04smtp\x18, \x01(\v2\x17.daguha.v1.SmtpSettingsR\x04smtp\x12*\n" +
+	"\amail_on\x18- \x01(\v2\x11.daguha.v1.MailOnR\x06mailOn\x126\n" +
+	"\n" +
+	"error_mail\x18. \x01(\v2\x17.daguha.v1.MailSettingsR\terrorMail\x124\n" +
+	"\tinfo_mail\x18/ \x01(\v2\x17.daguha.v1.MailSettingsR\binfoMail\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"1\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"n\n" +
+	"\fSmtpSettings\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\tR\x04port\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x04 \x01(\tR\bpassword\"<\n" +
+	"\x06MailOn\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\afailure\x18\x02 \x01(\bR\afailure\"k\n" +
+	"\fMailSettings\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x03(\tR\x02to\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\tR\x06prefix\x12\x1f\n" +
+	"\vattach_logs\x18\x04 \x01(\bR\n" +
+	"attachLogs\"1\n" +
 	"\x05Param\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"2\n" +
@@ -1770,7 +2028,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"F\n" +
 	"\vRetryPolicy\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\rR\x05limit\x12!\n" +
-	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\"\x81\x05\n" +
+	"\finterval_sec\x18\x02 \x01(\x03R\vintervalSec\"\xa5\x05\n" +
 	"\bStepSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x16\n" +
@@ -1789,7 +2047,8 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x0fworker_selector\x18\r \x03(\v2'.daguha.v1.StepSpec.WorkerSelectorEntryR\x0eworkerSelector\x12 \n" +
 	"\vdescription\x18\x0e \x01(\tR\vdescription\x12\x0e\n" +
 	"\x02id\x18\x0f \x01(\tR\x02id\x123\n" +
-	"\bparallel\x182 \x01(\v2\x17.daguha.v1.ParallelSpecR\bparallel\x1aA\n" +
+	"\bparallel\x182 \x01(\v2\x17.daguha.v1.ParallelSpecR\bparallel\x12\"\n" +
+	"\rmail_on_error\x18< \x01(\bR\vmailOnError\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x98\x02\n" +
@@ -1892,59 +2151,66 @@ func file_daguha_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_daguha_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_daguha_v1_state_proto_goTypes = []any{
 	(RunStatus)(0),         // 0: daguha.v1.RunStatus
 	(StepStatus)(0),        // 1: daguha.v1.StepStatus
 	(*Run)(nil),            // 2: daguha.v1.Run
 	(*DagSpec)(nil),        // 3: daguha.v1.DagSpec
-	(*Param)(nil),          // 4: daguha.v1.Param
-	(*EnvVar)(nil),         // 5: daguha.v1.EnvVar
-	(*RetryPolicy)(nil),    // 6: daguha.v1.RetryPolicy
-	(*StepSpec)(nil),       // 7: daguha.v1.StepSpec
-	(*StoredDag)(nil),      // 8: daguha.v1.StoredDag
-	(*ScheduleRecord)(nil), // 9: daguha.v1.ScheduleRecord
-	(*StepState)(nil),      // 10: daguha.v1.StepState
-	(*ParallelSpec)(nil),   // 11: daguha.v1.ParallelSpec
-	(*ParallelItem)(nil),   // 12: daguha.v1.ParallelItem
-	(*ParallelChild)(nil),  // 13: daguha.v1.ParallelChild
-	(*Attempt)(nil),        // 14: daguha.v1.Attempt
-	(*Worker)(nil),         // 15: daguha.v1.Worker
-	(*ClusterMeta)(nil),    // 16: daguha.v1.ClusterMeta
-	(*TableIndex)(nil),     // 17: daguha.v1.TableIndex
-	nil,                    // 18: daguha.v1.Run.OutputsEntry
-	nil,                    // 19: daguha.v1.DagSpec.WorkerSelectorEntry
-	nil,                    // 20: daguha.v1.StepSpec.WorkerSelectorEntry
-	nil,                    // 21: daguha.v1.Worker.LabelsEntry
+	(*SmtpSettings)(nil),   // 4: daguha.v1.SmtpSettings
+	(*MailOn)(nil),         // 5: daguha.v1.MailOn
+	(*MailSettings)(nil),   // 6: daguha.v1.MailSettings
+	(*Param)(nil),          // 7: daguha.v1.Param
+	(*EnvVar)(nil),         // 8: daguha.v1.EnvVar
+	(*RetryPolicy)(nil),    // 9: daguha.v1.RetryPolicy
+	(*StepSpec)(nil),       // 10: daguha.v1.StepSpec
+	(*StoredDag)(nil),      // 11: daguha.v1.StoredDag
+	(*ScheduleRecord)(nil), // 12: daguha.v1.ScheduleRecord
+	(*StepState)(nil),      // 13: daguha.v1.StepState
+	(*ParallelSpec)(nil),   // 14: daguha.v1.ParallelSpec
+	(*ParallelItem)(nil),   // 15: daguha.v1.ParallelItem
+	(*ParallelChild)(nil),  // 16: daguha.v1.ParallelChild
+	(*Attempt)(nil),        // 17: daguha.v1.Attempt
+	(*Worker)(nil),         // 18: daguha.v1.Worker
+	(*ClusterMeta)(nil),    // 19: daguha.v1.ClusterMeta
+	(*TableIndex)(nil),     // 20: daguha.v1.TableIndex
+	nil,                    // 21: daguha.v1.Run.OutputsEntry
+	nil,                    // 22: daguha.v1.DagSpec.WorkerSelectorEntry
+	nil,                    // 23: daguha.v1.StepSpec.WorkerSelectorEntry
+	nil,                    // 24: daguha.v1.Worker.LabelsEntry
 }
 var file_daguha_v1_state_proto_depIdxs = []int32{
 	0,  // 0: daguha.v1.Run.status:type_name -> daguha.v1.RunStatus
 	3,  // 1: daguha.v1.Run.dag:type_name -> daguha.v1.DagSpec
-	10, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
-	14, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
+	13, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
+	17, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
 	3,  // 4: daguha.v1.Run.local_dags:type_name -> daguha.v1.DagSpec
-	18, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
-	19, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
-	7,  // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
-	4,  // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
-	5,  // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
-	5,  // 10: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
-	6,  // 11: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
-	20, // 12: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
-	11, // 13: daguha.v1.StepSpec.parallel:type_name -> daguha.v1.ParallelSpec
-	3,  // 14: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
-	3,  // 15: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
-	1,  // 16: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
-	13, // 17: daguha.v1.StepState.parallel_children:type_name -> daguha.v1.ParallelChild
-	12, // 18: daguha.v1.ParallelSpec.items:type_name -> daguha.v1.ParallelItem
-	4,  // 19: daguha.v1.ParallelItem.params:type_name -> daguha.v1.Param
-	0,  // 20: daguha.v1.ParallelChild.status:type_name -> daguha.v1.RunStatus
-	21, // 21: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	21, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
+	22, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
+	10, // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
+	7,  // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
+	8,  // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
+	4,  // 10: daguha.v1.DagSpec.smtp:type_name -> daguha.v1.SmtpSettings
+	5,  // 11: daguha.v1.DagSpec.mail_on:type_name -> daguha.v1.MailOn
+	6,  // 12: daguha.v1.DagSpec.error_mail:type_name -> daguha.v1.MailSettings
+	6,  // 13: daguha.v1.DagSpec.info_mail:type_name -> daguha.v1.MailSettings
+	8,  // 14: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
+	9,  // 15: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	23, // 16: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
+	14, // 17: daguha.v1.StepSpec.parallel:type_name -> daguha.v1.ParallelSpec
+	3,  // 18: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
+	3,  // 19: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
+	1,  // 20: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
+	16, // 21: daguha.v1.StepState.parallel_children:type_name -> daguha.v1.ParallelChild
+	15, // 22: daguha.v1.ParallelSpec.items:type_name -> daguha.v1.ParallelItem
+	7,  // 23: daguha.v1.ParallelItem.params:type_name -> daguha.v1.Param
+	0,  // 24: daguha.v1.ParallelChild.status:type_name -> daguha.v1.RunStatus
+	24, // 25: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_state_proto_init() }
@@ -1958,7 +2224,7 @@ func file_daguha_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_state_proto_rawDesc), len(file_daguha_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   20,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
