@@ -51,11 +51,13 @@ const maxSeconds = int64(math.MaxInt64 / int64(time.Second))
 
 var dagKeys = newKeyTable("name", "description", "params", "env", "schedule", "workerSelector",
 	"maxActiveRuns", "timeoutSec", "catchup", "catchupWindow", "steps", "command",
-	"tags", "group", "type", "queue")
+	"tags", "group", "type", "queue",
+	"smtp", "mailOn", "errorMail", "infoMail")
 
 var stepKeys = newKeyTable("name", "description", "command", "script", "dir", "env", "depends",
 	"output", "retryPolicy", "timeoutSec", "continueOn", "run", "call", "params", "workerSelector",
-	"tags", "group", "type", "id", "parallel")
+	"tags", "group", "type", "id", "parallel",
+	"mailOnError")
 
 var retryKeys = newKeyTable("limit", "intervalSec")
 
@@ -384,6 +386,7 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 		}
 	}
 	// tags and group only sort DAGs in Dagu's UI.
+	c.dagMail(dag, fields)
 
 	var infos []*stepInfo
 	if e, ok := fields["steps"]; ok {
@@ -610,6 +613,7 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 		}
 	}
 
+	c.stepMail(step, fields, path)
 	c.action(step, info, fields, path)
 	c.stepParallel(step, info, fields, path)
 
