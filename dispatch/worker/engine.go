@@ -115,6 +115,8 @@ type Engine struct {
 	// process (their output variables are empty). run/call steps still
 	// start child runs. For benchmarks of the coordinator.
 	Noop bool
+	// Mail is the worker's own mail settings, under the DAGs' (mail.go).
+	Mail MailSettings
 }
 
 // LogPath is the file holding the full output of a step in one attempt of
@@ -197,10 +199,10 @@ func (e *Engine) Execute(ctx context.Context, run *daguhav1.Run, host RunHost) (
 		case cause != nil:
 			return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, cause.Error(), nil
 		}
-		return daguhav1.RunStatus_RUN_STATUS_FAILED, err.Error(), nil
+		return x.mailed(daguhav1.RunStatus_RUN_STATUS_FAILED, err.Error(), nil)
 	}
 	x.schedule()
-	return x.result()
+	return x.mailed(x.result())
 }
 
 // execution is the state of one Execute call.
@@ -235,6 +237,8 @@ type execution struct {
 	// streamsDir holds the stdout and stderr of steps with an id when the
 	// engine keeps no logs; removed when the attempt ends.
 	streamsDir string
+	// mail keeps the steps' ends for the attempt's mails (mail.go).
+	mail mailRecord
 }
 
 type envVar struct{ name, value string }
@@ -492,8 +496,9 @@ func (x *execution) final(i int) daguhav1.StepStatus {
 
 func (x *execution) setFinal(i int, st *daguhav1.StepState) {
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	x.status[i], x.errs[i] = st.GetStatus(), st.GetError()
+	x.mu.Unlock()
+	x.stepEnded(i, st)
 }
 
 func (x *execution) skip(i int, reason string) {
