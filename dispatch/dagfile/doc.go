@@ -62,6 +62,21 @@
 //	                depends waits for the one before it) or graph (steps wait
 //	                only for their depends; independent ones run at once)
 //	tags, group     accepted and not used (they only sort DAGs in Dagu's UI)
+//	smtp            Dagu's SMTP server of the DAG's mails: a map of host (no
+//	                spaces or '/'), port (1-65535, a number or a string),
+//	                username and password; all empty is none (the worker's)
+//	mailOn          {success, failure}: which ends of a run are mailed;
+//	                current Dagu's wait is refused (daguha has no waiting runs)
+//	errorMail,      {from, to, prefix, attachLogs}: the mail of a failure
+//	infoMail        (errorMail) or a success (infoMail); to is an address or
+//	                a list of them; an address is net/mail's (a@example.com,
+//	                Name <a@example.com>); a prefix is one line
+//
+// Mail values that hold a reference ($NAME, ${NAME}) are kept as written
+// and checked by the worker that sends the mail (package worker, mail.go),
+// which also fills what they leave empty with its own settings. A
+// password's value never goes into a problem's message, and MaskSecrets
+// hides one written in a file's text from whoever reads the DAG.
 //
 // Numbers may also be written quoted ("30"). Timeouts and intervals are at
 // most 9223372036 seconds, the longest time.Duration.
@@ -99,6 +114,8 @@
 //	continueOn      {failure: true} lets dependants run when the step fails;
 //	                skipped is accepted and not used
 //	type            only "command" (Dagu's default executor) is accepted
+//	mailOnError     true: the step's failure is mailed at once (the DAG's
+//	                errorMail), with or without mailOn
 //	tags, group     accepted and not used
 //
 // Values are kept as written: references ($NAME, ${NAME}, $1, JSON paths
@@ -136,6 +153,6 @@
 // of a DAG with its own steps (a document of the file, or a stored DAG).
 //
 // Not supported, so reported as unknown keys: Dagu's preconditions,
-// handlers (handlerOn), executors, mail, dotenv, shell, queues, repeat
-// policies and the other keys not listed above.
+// handlers (handlerOn), executors (the mail executor too), dotenv,
+// shell, queues, repeat policies and the other keys not listed above.
 package dagfile
