@@ -176,3 +176,29 @@ func TestMaskSecretsHidesLiteralSMTPPasswords(t *testing.T) {
 		})
 	}
 }
+
+// MaskSecrets never panics, and a file Parse accepts keeps none of its
+// literal SMTP passwords once masked.
+func FuzzMaskSecrets(f *testing.F) {
+	f.Add("smtp:\n  host: mail\n  password: hunter2\nsteps:\n  - name: a\n    command: x\n")
+	f.Add("smtp: {password: \"a\\tb\"}\nsteps:\n  - name: a\n    command: x\n")
+	f.Add("smtp:\n  password: >\n    folded\n    lines\nsteps:\n  - name: a\n    command: x\n")
+	f.Add("smtp:\n  password: plain\n    continued\nsteps:\n  - name: a\n    command: x\n")
+	f.Add("x: &p 'it''s'\nsmtp:\n  password: *p\nsteps:\n  - name: a\n    command: x\n")
+	f.Fuzz(func(t *testing.T, source string) {
+		masked := MaskSecrets(source)
+		file, err := Parse("fuzz.yaml", []byte(source))
+		if err != nil {
+			return
+		}
+		for _, dag := range file.Dags {
+			password := dag.GetSmtp().GetPassword()
+			if password == "" || variableOnly.MatchString(password) || strings.Contains(SecretMask, password) {
+				continue
+			}
+			if strings.Contains(masked, password) {
+				t.Fatalf("password %q still in the masked text:\n%s", password, masked)
+			}
+		}
+	})
+}
