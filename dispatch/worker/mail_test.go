@@ -362,6 +362,7 @@ func TestSMTPServerHidesItsPassword(t *testing.T) {
 	settings := MailSettings{SMTP: s}
 	logs := &syncBuffer{}
 	slog.New(slog.NewTextHandler(logs, nil)).Info("settings", "smtp", s, "all", settings)
+	slog.New(slog.NewJSONHandler(logs, nil)).Info("settings", "smtp", s, "all", settings)
 	for _, text := range []string{s.String(), logText(logs), strings.Join([]string{sprintV(s), sprintV(settings)}, " ")} {
 		if strings.Contains(text, testPassword) {
 			t.Errorf("shown: %s", text)

@@ -8,10 +8,12 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
 	"io"
+	"log/slog"
 	"mime"
 	"mime/multipart"
 	"net"
@@ -48,6 +50,19 @@ func (s SMTPServer) String() string {
 
 // GoString is String, so %#v does not show the password either.
 func (s SMTPServer) GoString() string { return s.String() }
+
+// LogValue is what a log line shows of the server.
+func (s SMTPServer) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalJSON writes the server without its password, so a settings
+// dump (or a JSON log line holding them) does not show it.
+func (s SMTPServer) MarshalJSON() ([]byte, error) {
+	shown := map[string]string{"host": s.Host, "port": s.Port, "username": s.Username}
+	if s.Password != "" {
+		shown["password"] = secretShown
+	}
+	return json.Marshal(shown)
+}
 
 // secretShown stands for a password wherever one would be written.
 const secretShown = "(hidden)"
