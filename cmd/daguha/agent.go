@@ -50,6 +50,9 @@ func seedServerFlags() []cli.Flag {
 func seedServerCommand(name, usage string) *cli.Command {
 	var flags []cli.Flag
 	for _, f := range agentFlags() {
+		if mailFlag(f.Names()[0]) {
+			continue // servers send no mail
+		}
 		switch f.Names()[0] {
 		case "dev", "server", "http-port", "grpc-port", "labels", "max-active-runs", "worker-id", "heartbeat-interval", "metrics-addr",
 			"worker.insecure", "worker.tls-cert", "worker.tls-key", "worker.tls-ca":
@@ -105,7 +108,7 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "health-offline", Value: dispatch.DefaultThresholds.Offline, Usage: "heartbeat age past which a worker is OFFLINE and its runs are taken back"},
 		&cli.DurationFlag{Name: "worker-retention", Value: dispatch.DefaultRetention, Usage: "how long an offline worker stays listed"},
 		&cli.DurationFlag{Name: "run-retention", Value: dispatch.DefaultRunRetention, Usage: "how long an ended run stays in the cluster's state (with its child runs) before the leader removes it; 0 keeps every run forever"},
-	}, append(coordinatorTLSFlags(), workerTLSFlags()...)...)
+	}, append(append(coordinatorTLSFlags(), workerTLSFlags()...), mailFlags()...)...)
 }
 
 // newLogger is the one logger of the process (raft and memberlist write
@@ -285,6 +288,7 @@ func runAgent(c *cli.Context) error {
 			return err
 		}
 		workerConfig.HeartbeatInterval = c.Duration("heartbeat-interval")
+		workerConfig.Mail = mailSettings(c)
 		workerConfig.LogDir = c.String("step-log-dir")
 		if workerConfig.LogRetention, err = stepLogRetention(c, "step-log-retention"); err != nil {
 			return err

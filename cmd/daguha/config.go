@@ -55,6 +55,19 @@ var configKeys = []configKey{
 	// One key, two spellings: Dagu's worker command and the worker agent.
 	{"worker.metricsAddr", "worker.metrics-addr"},
 	{"worker.metricsAddr", "metrics-addr"},
+	// Dagu's global mail settings: the worker's, under the DAGs' own.
+	{"smtp.host", "smtp.host"},
+	{"smtp.port", "smtp.port"},
+	{"smtp.username", "smtp.username"},
+	{"smtp.password", "smtp.password"},
+	{"errorMail.from", "error-mail.from"},
+	{"errorMail.to", "error-mail.to"},
+	{"errorMail.prefix", "error-mail.prefix"},
+	{"errorMail.attachLogs", "error-mail.attach-logs"},
+	{"infoMail.from", "info-mail.from"},
+	{"infoMail.to", "info-mail.to"},
+	{"infoMail.prefix", "info-mail.prefix"},
+	{"infoMail.attachLogs", "info-mail.attach-logs"},
 	{"dagsDir", "dags"},
 	// Dagu's time zone setting: here, the zone of schedules without CRON_TZ=.
 	{"tz", "tz"},
@@ -436,6 +449,7 @@ func checkSettings(c *cli.Context, from sources) error {
 			problems = append(problems, fmt.Sprintf("%s: %v (from %s)", id.flag, err, from.where(id.flag)))
 		}
 	}
+	problems = append(problems, checkMail(c, from)...)
 	if len(problems) > 0 {
 		return &settingsError{problems: problems}
 	}

@@ -12,7 +12,7 @@ import (
 )
 
 // secretFlags are masked by `config show`.
-var secretFlags = map[string]bool{"coordinator.signing-key": true, "encrypt": true, "api-token": true, "api-read-token": true, "cluster-token": true}
+var secretFlags = map[string]bool{"coordinator.signing-key": true, "encrypt": true, "api-token": true, "api-read-token": true, "cluster-token": true, "smtp.password": true}
 
 // commandFlags are the flags of the command a configuration is for.
 func commandFlags(name string) ([]cli.Flag, error) {

@@ -85,6 +85,7 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 		return err
 	}
 	config.HeartbeatInterval = c.Duration("heartbeat-interval")
+	config.Mail = mailSettings(c)
 	config.LogDir = c.String("step-log-dir")
 	if config.LogRetention, err = stepLogRetention(c, "step-log-retention"); err != nil {
 		return err
@@ -144,7 +145,7 @@ func workerCommand() *cli.Command {
 			&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DAGUHA_LOG_FORMAT"}, Usage: "text or json"},
 			&cli.StringSliceFlag{Name: "encrypt", EnvVars: []string{"DAGU_CLUSTER_ENCRYPT"}, Usage: "gossip encryption key(s), as on the servers"},
 			&cli.StringFlag{Name: "worker.metrics-addr", Usage: "serve the worker's Prometheus /metrics on this host:port (default: not served)"},
-		}, workerTLSFlags()...),
+		}, append(workerTLSFlags(), mailFlags()...)...),
 		Action: func(c *cli.Context) error {
 			logger, err := newLogger(c)
 			if err != nil {
@@ -162,6 +163,7 @@ func workerCommand() *cli.Command {
 				return err
 			}
 			config.HeartbeatInterval = c.Duration("worker.heartbeat-interval")
+			config.Mail = mailSettings(c)
 			config.LogDir = c.String("worker.step-log-dir")
 			if config.LogRetention, err = stepLogRetention(c, "worker.step-log-retention"); err != nil {
 				return err

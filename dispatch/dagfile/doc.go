@@ -115,6 +115,21 @@
 //	retryPolicy     {limit, intervalSec, backoff, maxIntervalSec}: a root run
 //	                that fails is queued again, limit times (exitCode is
 //	                refused here)
+//	smtp            Dagu's SMTP server of the DAG's mails: a map of host (no
+//	                spaces or '/'), port (1-65535, a number or a string),
+//	                username and password; all empty is none (the worker's)
+//	mailOn          {success, failure}: which ends of a run are mailed;
+//	                current Dagu's wait is refused (daguha has no waiting runs)
+//	errorMail,      {from, to, prefix, attachLogs}: the mail of a failure
+//	infoMail        (errorMail) or a success (infoMail); to is an address or
+//	                a list of them; an address is net/mail's (a@example.com,
+//	                Name <a@example.com>); a prefix is one line
+//
+// Mail values that hold a reference ($NAME, ${NAME}) are kept as written
+// and checked by the worker that sends the mail (package worker, mail.go),
+// which also fills what they leave empty with its own settings. A
+// password's value never goes into a problem's message, and MaskSecrets
+// hides one written in a file's text from whoever reads the DAG.
 //
 // Numbers may also be written quoted ("30"). Timeouts and intervals are at
 // most 9223372036 seconds, the longest time.Duration.
@@ -218,6 +233,8 @@
 //	                such a failure as a success. Also the words failed and
 //	                skipped. A failure that continues does not fail the run
 //	type            only "command" (Dagu's default executor) is accepted
+//	mailOnError     true: the step's failure is mailed at once (the DAG's
+//	                errorMail), with or without mailOn
 //	tags, group     accepted and not used
 //
 // Values are kept as written: references ($NAME, ${NAME}, $1, JSON paths
@@ -263,6 +280,6 @@
 // Dagu has no groups of steps inside a step: a nested group is a run/call
 // of a DAG with its own steps (a document of the file, or a stored DAG).
 //
-// Not supported, so reported as unknown keys: Dagu's executors, mail and
-// the other keys not listed above.
+// Not supported, so reported as unknown keys: Dagu's executors (the mail
+// executor too) and the other keys not listed above.
 package dagfile

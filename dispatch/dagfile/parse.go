@@ -49,11 +49,13 @@ const maxSeconds = int64(math.MaxInt64 / int64(time.Second))
 
 var dagKeys = newKeyTable("name", "description", "params", "env", "schedule", "workerSelector",
 	"maxActiveRuns", "timeoutSec", "catchup", "catchupWindow", "steps", "command",
-	"tags", "group", "type", "queue", "preconditions", "precondition", "handlerOn", "retryPolicy")
+	"tags", "group", "type", "queue", "preconditions", "precondition", "handlerOn", "retryPolicy",
+	"smtp", "mailOn", "errorMail", "infoMail")
 
 var stepKeys = newKeyTable("name", "description", "command", "script", "dir", "env", "depends",
 	"output", "retryPolicy", "timeoutSec", "continueOn", "run", "call", "params", "workerSelector",
-	"tags", "group", "type", "parallel", "preconditions", "precondition", "repeatPolicy")
+	"tags", "group", "type", "parallel", "preconditions", "precondition", "repeatPolicy",
+	"mailOnError")
 
 // Parse reads a DAG file. When the file is not valid YAML, or is YAML but
 // not a valid DAG file, the error is Problems listing everything wrong,
@@ -399,6 +401,7 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 	if e, ok := fields["handlerOn"]; ok {
 		dag.HandlerOn, handlers = c.handlers(e)
 	}
+	c.dagMail(dag, fields)
 
 	var infos []*stepInfo
 	if e, ok := fields["steps"]; ok {
@@ -636,6 +639,7 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 		}
 	}
 
+	c.stepMail(step, fields, path)
 	c.action(step, info, fields, path)
 	c.stepParallel(step, info, fields, path)
 	c.stepForms(step, info, fields, path)

@@ -13,6 +13,10 @@
 // a step runs, and what runs when a run ends (preconditions, repeat and
 // retry policies, handlers), is control.go's.
 //
+// The worker sends Dagu's mails of the runs it runs (mailOn, errorMail,
+// infoMail, a step's mailOnError): mail.go says when and what, smtp.go
+// speaks SMTP (net/smtp, TLS whenever it can).
+//
 // The package imports only the leaves dispatch/valid, dispatch/logticket
 // and dispatch/dagfile, and the generated proto and its gRPC client stubs:
 // never the leader's side (package dispatch), the cluster or ops/...

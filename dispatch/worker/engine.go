@@ -141,6 +141,8 @@ type Engine struct {
 	// published, when set, is told the values of each step's output map
 	// (tests).
 	published func(step string, values map[string]any)
+	// Mail is the worker's own mail settings, under the DAGs' (mail.go).
+	Mail MailSettings
 }
 
 // LogPath is the file holding the full output of a step in one attempt of
@@ -223,7 +225,7 @@ func (e *Engine) Execute(ctx context.Context, run *daguhav1.Run, host RunHost) (
 		case cause != nil:
 			return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, cause.Error(), nil
 		}
-		return daguhav1.RunStatus_RUN_STATUS_FAILED, err.Error(), nil
+		return x.mailed(daguhav1.RunStatus_RUN_STATUS_FAILED, err.Error(), nil)
 	}
 	switch blocked := x.start(); blocked {
 	case nil:
@@ -234,7 +236,7 @@ func (e *Engine) Execute(ctx context.Context, run *daguhav1.Run, host RunHost) (
 	}
 	status, message := x.result()
 	status, message = x.runHandlers(status, message)
-	return status, message, x.outputMap()
+	return x.mailed(status, message, x.outputMap())
 }
 
 // execution is the state of one Execute call.
@@ -293,6 +295,8 @@ type execution struct {
 	ended *runBlocked
 	// runStatus is DAG_RUN_STATUS for the handlers.
 	runStatus string
+	// mail keeps the steps' ends for the attempt's mails (mail.go).
+	mail mailRecord
 }
 
 type envVar struct{ name, value string }
@@ -618,8 +622,9 @@ func (x *execution) final(i int) daguhav1.StepStatus {
 
 func (x *execution) setFinal(i int, st *daguhav1.StepState) {
 	x.mu.Lock()
-	defer x.mu.Unlock()
 	x.status[i], x.errs[i] = st.GetStatus(), st.GetError()
+	x.mu.Unlock()
+	x.stepEnded(i, st)
 }
 
 func (x *execution) skip(i int, reason string) {

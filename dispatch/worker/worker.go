@@ -59,6 +59,9 @@ type Config struct {
 	// 100 ms; servers that do not take step batches get every state at
 	// once).
 	HoldSteps time.Duration
+	// Mail is the worker's own mail settings (Dagu's smtp, errorMail and
+	// infoMail), which a DAG's override (see mail.go).
+	Mail MailSettings
 }
 
 // Worker polls the cluster for runs and executes them.
@@ -78,6 +81,8 @@ type Worker struct {
 	mu      sync.Mutex
 	running map[string]*activeRun
 	slots   chan struct{}
+	// mails are the mails being sent (mail.go).
+	mails sync.WaitGroup
 }
 
 type activeRun struct {
@@ -136,7 +141,7 @@ func New(conn grpc.ClientConnInterface, config Config) (*Worker, error) {
 		client:    client,
 		reporter:  newReporter(client),
 		logger:    logger,
-		engine:    &Engine{LogDir: config.LogDir, Now: config.Now, Logger: logger, KillGrace: config.KillGrace, Noop: config.NoopExecutor},
+		engine:    &Engine{LogDir: config.LogDir, Now: config.Now, Logger: logger, KillGrace: config.KillGrace, Noop: config.NoopExecutor, Mail: config.Mail},
 		info:      &daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns), LogAddr: config.LogAddr},
 		holdSteps: config.HoldSteps,
 		running:   map[string]*activeRun{},
@@ -172,6 +177,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	wg.Wait()
 	w.reporter.wg.Wait()
+	w.mails.Wait()
 	if w.ownLogDir {
 		// A temporary log directory lives as long as the worker: its logs
 		// can be fetched while the worker lives, and not after.
@@ -397,6 +403,7 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	// The run's end as the cluster accepted it, between called_at and the
 	// line's own time.
 	logger.Info("run finished", "status", final.String(), "called_at_unix_nano", called.UnixNano())
+	host.mailRunEnd(logger)
 }
 
 // LogDir is where the worker keeps the full logs of the steps it ran.

@@ -49,6 +49,9 @@ type workerHost struct {
 	// lost is the first failure of a call that carried held ends: the
 	// engine may have ended the attempt before it heard of it.
 	lost error
+	// endMail is the run's end's mail, sent once the end is recorded
+	// (mail.go).
+	endMail *outMail
 }
 
 // hostState is a step state waiting for its call.

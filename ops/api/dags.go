@@ -89,7 +89,7 @@ func viewDag(dag service.Dag, withSource bool) DagView {
 		view.LastScheduledRunID = record.GetLastRunId()
 	}
 	if withSource {
-		view.Source = dag.Stored.GetSource()
+		view.Source = dag.Source()
 	}
 	return view
 }

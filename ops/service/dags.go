@@ -189,6 +189,13 @@ type Dag struct {
 	Schedule *daguhav1.ScheduleRecord
 }
 
+// Source is the DAG's YAML as pushed, with every literal SMTP password
+// masked (dagfile.MaskSecrets): the one form the API, and so the web UI
+// and the command line, show to anyone who may read DAGs.
+func (d Dag) Source() string {
+	return dagfile.MaskSecrets(d.Stored.GetSource())
+}
+
 // dagOf pairs a stored DAG with its schedule record.
 func dagOf(state *store.StateStore, stored *daguhav1.StoredDag) Dag {
 	dag := Dag{Stored: stored}

@@ -496,7 +496,16 @@ type DagSpec struct {
 	// A root run that fails is queued again, limit times, after
 	// interval_sec (growing by backoff) from its failure: a new attempt
 	// (Dagu's DAG-level retryPolicy; exit_codes is not used).
-	RetryPolicy   *RetryPolicy `protobuf:"bytes,27,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	RetryPolicy *RetryPolicy `protobuf:"bytes,27,opt,name=retry_policy,json=retryPolicy,proto3" json:"retry_policy,omitempty"`
+	// Dagu's mail settings, as written (references such as ${SMTP_PASS}
+	// are the worker's to expand when it sends). The worker's own settings
+	// fill what these leave empty (see package worker, mail.go).
+	Smtp   *SmtpSettings `protobuf:"bytes,44,opt,name=smtp,proto3" json:"smtp,omitempty"`
+	MailOn *MailOn       `protobuf:"bytes,45,opt,name=mail_on,json=mailOn,proto3" json:"mail_on,omitempty"`
+	// errorMail: the run failed, or a step with mail_on_error failed.
+	ErrorMail *MailSettings `protobuf:"bytes,46,opt,name=error_mail,json=errorMail,proto3" json:"error_mail,omitempty"`
+	// infoMail: the run succeeded.
+	InfoMail      *MailSettings `protobuf:"bytes,47,opt,name=info_mail,json=infoMail,proto3" json:"info_mail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -727,6 +736,227 @@ func (x *DagSpec) GetRetryPolicy() *RetryPolicy {
 	return nil
 }
 
+func (x *DagSpec) GetSmtp() *SmtpSettings {
+	if x != nil {
+		return x.Smtp
+	}
+	return nil
+}
+
+func (x *DagSpec) GetMailOn() *MailOn {
+	if x != nil {
+		return x.MailOn
+	}
+	return nil
+}
+
+func (x *DagSpec) GetErrorMail() *MailSettings {
+	if x != nil {
+		return x.ErrorMail
+	}
+	return nil
+}
+
+func (x *DagSpec) GetInfoMail() *MailSettings {
+	if x != nil {
+		return x.InfoMail
+	}
+	return nil
+}
+
+// SmtpSettings is the SMTP server a DAG's mails go through. The password
+// is never shown by the API or written to a log.
+type SmtpSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Port          string                 `protobuf:"bytes,2,opt,name=port,proto3" json:"port,omitempty"`
+	Username      string                 `protobuf:"bytes,3,opt,name=username,proto3" json:"username,omitempty"`
+	Password      string                 `protobuf:"bytes,4,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SmtpSettings) Reset() {
+	*x = SmtpSettings{}
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SmtpSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SmtpSettings) ProtoMessage() {}
+
+func (x *SmtpSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SmtpSettings.ProtoReflect.Descriptor instead.
+func (*SmtpSettings) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *SmtpSettings) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *SmtpSettings) GetPort() string {
+	if x != nil {
+		return x.Port
+	}
+	return ""
+}
+
+func (x *SmtpSettings) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *SmtpSettings) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+// MailOn says when a run's end is mailed.
+type MailOn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Success       bool                   `protobuf:"varint,1,opt,name=success,proto3" json:"success,omitempty"`
+	Failure       bool                   `protobuf:"varint,2,opt,name=failure,proto3" json:"failure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailOn) Reset() {
+	*x = MailOn{}
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailOn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailOn) ProtoMessage() {}
+
+func (x *MailOn) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailOn.ProtoReflect.Descriptor instead.
+func (*MailOn) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *MailOn) GetSuccess() bool {
+	if x != nil {
+		return x.Success
+	}
+	return false
+}
+
+func (x *MailOn) GetFailure() bool {
+	if x != nil {
+		return x.Failure
+	}
+	return false
+}
+
+// MailSettings is Dagu's errorMail or infoMail: who mails whom, the
+// subject's prefix, and whether the steps' logs are attached.
+type MailSettings struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	From          string                 `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To            []string               `protobuf:"bytes,2,rep,name=to,proto3" json:"to,omitempty"`
+	Prefix        string                 `protobuf:"bytes,3,opt,name=prefix,proto3" json:"prefix,omitempty"`
+	AttachLogs    bool                   `protobuf:"varint,4,opt,name=attach_logs,json=attachLogs,proto3" json:"attach_logs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MailSettings) Reset() {
+	*x = MailSettings{}
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MailSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MailSettings) ProtoMessage() {}
+
+func (x *MailSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MailSettings.ProtoReflect.Descriptor instead.
+func (*MailSettings) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MailSettings) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *MailSettings) GetTo() []string {
+	if x != nil {
+		return x.To
+	}
+	return nil
+}
+
+func (x *MailSettings) GetPrefix() string {
+	if x != nil {
+		return x.Prefix
+	}
+	return ""
+}
+
+func (x *MailSettings) GetAttachLogs() bool {
+	if x != nil {
+		return x.AttachLogs
+	}
+	return false
+}
+
 // Condition is one of Dagu's conditions: a shell command that is met when
 // it exits 0, or, with expected, a text the shell expands (variables,
 // `command`) whose lines are compared with expected.
@@ -743,7 +973,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +985,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[2]
+	mi := &file_daguha_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +998,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Condition) GetCondition() string {
@@ -807,7 +1037,7 @@ type ConditionResult struct {
 
 func (x *ConditionResult) Reset() {
 	*x = ConditionResult{}
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +1049,7 @@ func (x *ConditionResult) String() string {
 func (*ConditionResult) ProtoMessage() {}
 
 func (x *ConditionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[3]
+	mi := &file_daguha_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +1062,7 @@ func (x *ConditionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConditionResult.ProtoReflect.Descriptor instead.
 func (*ConditionResult) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConditionResult) GetCondition() string {
@@ -885,7 +1115,7 @@ type HandlerOn struct {
 
 func (x *HandlerOn) Reset() {
 	*x = HandlerOn{}
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1127,7 @@ func (x *HandlerOn) String() string {
 func (*HandlerOn) ProtoMessage() {}
 
 func (x *HandlerOn) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[4]
+	mi := &file_daguha_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1140,7 @@ func (x *HandlerOn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HandlerOn.ProtoReflect.Descriptor instead.
 func (*HandlerOn) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HandlerOn) GetSuccess() *StepSpec {
@@ -971,7 +1201,7 @@ type RepeatPolicy struct {
 
 func (x *RepeatPolicy) Reset() {
 	*x = RepeatPolicy{}
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1213,7 @@ func (x *RepeatPolicy) String() string {
 func (*RepeatPolicy) ProtoMessage() {}
 
 func (x *RepeatPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[5]
+	mi := &file_daguha_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1226,7 @@ func (x *RepeatPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RepeatPolicy.ProtoReflect.Descriptor instead.
 func (*RepeatPolicy) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RepeatPolicy) GetMode() string {
@@ -1074,7 +1304,7 @@ type ParamRule struct {
 
 func (x *ParamRule) Reset() {
 	*x = ParamRule{}
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1316,7 @@ func (x *ParamRule) String() string {
 func (*ParamRule) ProtoMessage() {}
 
 func (x *ParamRule) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[6]
+	mi := &file_daguha_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1329,7 @@ func (x *ParamRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParamRule.ProtoReflect.Descriptor instead.
 func (*ParamRule) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ParamRule) GetName() string {
@@ -1196,7 +1426,7 @@ type Param struct {
 
 func (x *Param) Reset() {
 	*x = Param{}
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1208,7 +1438,7 @@ func (x *Param) String() string {
 func (*Param) ProtoMessage() {}
 
 func (x *Param) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[7]
+	mi := &file_daguha_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1221,7 +1451,7 @@ func (x *Param) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Param.ProtoReflect.Descriptor instead.
 func (*Param) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{7}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Param) GetName() string {
@@ -1248,7 +1478,7 @@ type EnvVar struct {
 
 func (x *EnvVar) Reset() {
 	*x = EnvVar{}
-	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1260,7 +1490,7 @@ func (x *EnvVar) String() string {
 func (*EnvVar) ProtoMessage() {}
 
 func (x *EnvVar) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[8]
+	mi := &file_daguha_v1_state_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1273,7 +1503,7 @@ func (x *EnvVar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvVar.ProtoReflect.Descriptor instead.
 func (*EnvVar) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{8}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EnvVar) GetName() string {
@@ -1307,7 +1537,7 @@ type RetryPolicy struct {
 
 func (x *RetryPolicy) Reset() {
 	*x = RetryPolicy{}
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1549,7 @@ func (x *RetryPolicy) String() string {
 func (*RetryPolicy) ProtoMessage() {}
 
 func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[9]
+	mi := &file_daguha_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1562,7 @@ func (x *RetryPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryPolicy.ProtoReflect.Descriptor instead.
 func (*RetryPolicy) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RetryPolicy) GetLimit() uint32 {
@@ -1422,13 +1652,15 @@ type StepSpec struct {
 	// All must be met for the step to run; else it is SKIPPED.
 	Preconditions []*Condition  `protobuf:"bytes,30,rep,name=preconditions,proto3" json:"preconditions,omitempty"`
 	RepeatPolicy  *RepeatPolicy `protobuf:"bytes,31,opt,name=repeat_policy,json=repeatPolicy,proto3" json:"repeat_policy,omitempty"`
+	// Dagu's mailOnError: the step's failure is mailed (errorMail) at once.
+	MailOnError   bool `protobuf:"varint,60,opt,name=mail_on_error,json=mailOnError,proto3" json:"mail_on_error,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepSpec) Reset() {
 	*x = StepSpec{}
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1440,7 +1672,7 @@ func (x *StepSpec) String() string {
 func (*StepSpec) ProtoMessage() {}
 
 func (x *StepSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[10]
+	mi := &file_daguha_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1453,7 +1685,7 @@ func (x *StepSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepSpec.ProtoReflect.Descriptor instead.
 func (*StepSpec) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StepSpec) GetName() string {
@@ -1638,6 +1870,13 @@ func (x *StepSpec) GetRepeatPolicy() *RepeatPolicy {
 	return nil
 }
 
+func (x *StepSpec) GetMailOnError() bool {
+	if x != nil {
+		return x.MailOnError
+	}
+	return false
+}
+
 // ContinueOn is Dagu's continueOn beyond failure: true.
 type ContinueOn struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1656,7 +1895,7 @@ type ContinueOn struct {
 
 func (x *ContinueOn) Reset() {
 	*x = ContinueOn{}
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1668,7 +1907,7 @@ func (x *ContinueOn) String() string {
 func (*ContinueOn) ProtoMessage() {}
 
 func (x *ContinueOn) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[11]
+	mi := &file_daguha_v1_state_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1681,7 +1920,7 @@ func (x *ContinueOn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContinueOn.ProtoReflect.Descriptor instead.
 func (*ContinueOn) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ContinueOn) GetSkipped() bool {
@@ -1733,7 +1972,7 @@ type StepOutputEntry struct {
 
 func (x *StepOutputEntry) Reset() {
 	*x = StepOutputEntry{}
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1745,7 +1984,7 @@ func (x *StepOutputEntry) String() string {
 func (*StepOutputEntry) ProtoMessage() {}
 
 func (x *StepOutputEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[12]
+	mi := &file_daguha_v1_state_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1758,7 +1997,7 @@ func (x *StepOutputEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepOutputEntry.ProtoReflect.Descriptor instead.
 func (*StepOutputEntry) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{12}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StepOutputEntry) GetName() string {
@@ -1821,7 +2060,7 @@ type StoredDag struct {
 
 func (x *StoredDag) Reset() {
 	*x = StoredDag{}
-	mi := &file_daguha_v1_state_proto_msgTypes[13]
+	mi := &file_daguha_v1_state_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1833,7 +2072,7 @@ func (x *StoredDag) String() string {
 func (*StoredDag) ProtoMessage() {}
 
 func (x *StoredDag) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[13]
+	mi := &file_daguha_v1_state_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1846,7 +2085,7 @@ func (x *StoredDag) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoredDag.ProtoReflect.Descriptor instead.
 func (*StoredDag) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{13}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StoredDag) GetSpec() *DagSpec {
@@ -1915,7 +2154,7 @@ type ScheduleRecord struct {
 
 func (x *ScheduleRecord) Reset() {
 	*x = ScheduleRecord{}
-	mi := &file_daguha_v1_state_proto_msgTypes[14]
+	mi := &file_daguha_v1_state_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1927,7 +2166,7 @@ func (x *ScheduleRecord) String() string {
 func (*ScheduleRecord) ProtoMessage() {}
 
 func (x *ScheduleRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[14]
+	mi := &file_daguha_v1_state_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1940,7 +2179,7 @@ func (x *ScheduleRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScheduleRecord.ProtoReflect.Descriptor instead.
 func (*ScheduleRecord) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{14}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ScheduleRecord) GetDagName() string {
@@ -2016,7 +2255,7 @@ type StepState struct {
 
 func (x *StepState) Reset() {
 	*x = StepState{}
-	mi := &file_daguha_v1_state_proto_msgTypes[15]
+	mi := &file_daguha_v1_state_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2267,7 @@ func (x *StepState) String() string {
 func (*StepState) ProtoMessage() {}
 
 func (x *StepState) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[15]
+	mi := &file_daguha_v1_state_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2280,7 @@ func (x *StepState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepState.ProtoReflect.Descriptor instead.
 func (*StepState) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{15}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StepState) GetName() string {
@@ -2152,7 +2391,7 @@ type ParallelSpec struct {
 
 func (x *ParallelSpec) Reset() {
 	*x = ParallelSpec{}
-	mi := &file_daguha_v1_state_proto_msgTypes[16]
+	mi := &file_daguha_v1_state_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2164,7 +2403,7 @@ func (x *ParallelSpec) String() string {
 func (*ParallelSpec) ProtoMessage() {}
 
 func (x *ParallelSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[16]
+	mi := &file_daguha_v1_state_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2177,7 +2416,7 @@ func (x *ParallelSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelSpec.ProtoReflect.Descriptor instead.
 func (*ParallelSpec) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{16}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ParallelSpec) GetItems() []*ParallelItem {
@@ -2215,7 +2454,7 @@ type ParallelItem struct {
 
 func (x *ParallelItem) Reset() {
 	*x = ParallelItem{}
-	mi := &file_daguha_v1_state_proto_msgTypes[17]
+	mi := &file_daguha_v1_state_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2466,7 @@ func (x *ParallelItem) String() string {
 func (*ParallelItem) ProtoMessage() {}
 
 func (x *ParallelItem) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[17]
+	mi := &file_daguha_v1_state_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2479,7 @@ func (x *ParallelItem) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelItem.ProtoReflect.Descriptor instead.
 func (*ParallelItem) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{17}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ParallelItem) GetValue() string {
@@ -2279,7 +2518,7 @@ type ParallelChild struct {
 
 func (x *ParallelChild) Reset() {
 	*x = ParallelChild{}
-	mi := &file_daguha_v1_state_proto_msgTypes[18]
+	mi := &file_daguha_v1_state_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2530,7 @@ func (x *ParallelChild) String() string {
 func (*ParallelChild) ProtoMessage() {}
 
 func (x *ParallelChild) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[18]
+	mi := &file_daguha_v1_state_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2543,7 @@ func (x *ParallelChild) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ParallelChild.ProtoReflect.Descriptor instead.
 func (*ParallelChild) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{18}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ParallelChild) GetChildRunId() string {
@@ -2344,7 +2583,7 @@ type Attempt struct {
 
 func (x *Attempt) Reset() {
 	*x = Attempt{}
-	mi := &file_daguha_v1_state_proto_msgTypes[19]
+	mi := &file_daguha_v1_state_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2595,7 @@ func (x *Attempt) String() string {
 func (*Attempt) ProtoMessage() {}
 
 func (x *Attempt) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[19]
+	mi := &file_daguha_v1_state_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2608,7 @@ func (x *Attempt) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Attempt.ProtoReflect.Descriptor instead.
 func (*Attempt) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{19}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Attempt) GetAttempt() uint32 {
@@ -2435,7 +2674,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_daguha_v1_state_proto_msgTypes[20]
+	mi := &file_daguha_v1_state_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2447,7 +2686,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[20]
+	mi := &file_daguha_v1_state_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2460,7 +2699,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{20}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Worker) GetId() string {
@@ -2538,7 +2777,7 @@ type ClusterMeta struct {
 
 func (x *ClusterMeta) Reset() {
 	*x = ClusterMeta{}
-	mi := &file_daguha_v1_state_proto_msgTypes[21]
+	mi := &file_daguha_v1_state_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2550,7 +2789,7 @@ func (x *ClusterMeta) String() string {
 func (*ClusterMeta) ProtoMessage() {}
 
 func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[21]
+	mi := &file_daguha_v1_state_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2563,7 +2802,7 @@ func (x *ClusterMeta) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterMeta.ProtoReflect.Descriptor instead.
 func (*ClusterMeta) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{21}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ClusterMeta) GetSigningKey() []byte {
@@ -2585,7 +2824,7 @@ type TableIndex struct {
 
 func (x *TableIndex) Reset() {
 	*x = TableIndex{}
-	mi := &file_daguha_v1_state_proto_msgTypes[22]
+	mi := &file_daguha_v1_state_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2836,7 @@ func (x *TableIndex) String() string {
 func (*TableIndex) ProtoMessage() {}
 
 func (x *TableIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_daguha_v1_state_proto_msgTypes[22]
+	mi := &file_daguha_v1_state_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2849,7 @@ func (x *TableIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TableIndex.ProtoReflect.Descriptor instead.
 func (*TableIndex) Descriptor() ([]byte, []int) {
-	return file_daguha_v1_state_proto_rawDescGZIP(), []int{22}
+	return file_daguha_v1_state_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TableIndex) GetTable() string {
@@ -2666,7 +2905,8 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x15retry_after_unix_nano\x18\x1f \x01(\x03R\x12retryAfterUnixNano\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9a\t\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe1\n" +
+	"\n" +
 	"\aDagSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
 	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
@@ -2701,10 +2941,29 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\rpreconditions\x18\x19 \x03(\v2\x14.daguha.v1.ConditionR\rpreconditions\x123\n" +
 	"\n" +
 	"handler_on\x18\x1a \x01(\v2\x14.daguha.v1.HandlerOnR\thandlerOn\x129\n" +
-	"\fretry_policy\x18\x1b \x01(\v2\x16.daguha.v1.RetryPolicyR\vretryPolicy\x1aA\n" +
+	"\fretry_policy\x18\x1b \x01(\v2\x16.daguha.v1.RetryPolicyR\vretryPolicy\x12+\n" +
+	"\x04smtp\x18, \x01(\v2\x17.daguha.v1.SmtpSettingsR\x04smtp\x12*\n" +
+	"\amail_on\x18- \x01(\v2\x11.daguha.v1.MailOnR\x06mailOn\x126\n" +
+	"\n" +
+	"error_mail\x18. \x01(\v2\x17.daguha.v1.MailSettingsR\terrorMail\x124\n" +
+	"\tinfo_mail\x18/ \x01(\v2\x17.daguha.v1.MailSettingsR\binfoMail\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"]\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"n\n" +
+	"\fSmtpSettings\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
+	"\x04port\x18\x02 \x01(\tR\x04port\x12\x1a\n" +
+	"\busername\x18\x03 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x04 \x01(\tR\bpassword\"<\n" +
+	"\x06MailOn\x12\x18\n" +
+	"\asuccess\x18\x01 \x01(\bR\asuccess\x12\x18\n" +
+	"\afailure\x18\x02 \x01(\bR\afailure\"k\n" +
+	"\fMailSettings\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x03(\tR\x02to\x12\x16\n" +
+	"\x06prefix\x18\x03 \x01(\tR\x06prefix\x12\x1f\n" +
+	"\vattach_logs\x18\x04 \x01(\bR\n" +
+	"attachLogs\"]\n" +
 	"\tCondition\x12\x1c\n" +
 	"\tcondition\x18\x01 \x01(\tR\tcondition\x12\x1a\n" +
 	"\bexpected\x18\x02 \x01(\tR\bexpected\x12\x16\n" +
@@ -2760,7 +3019,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"exit_codes\x18\x03 \x03(\x05R\texitCodes\x12\x18\n" +
 	"\abackoff\x18\x04 \x01(\x01R\abackoff\x12(\n" +
-	"\x10max_interval_sec\x18\x05 \x01(\x03R\x0emaxIntervalSec\"\xab\b\n" +
+	"\x10max_interval_sec\x18\x05 \x01(\x03R\x0emaxIntervalSec\"\xcf\b\n" +
 	"\bStepSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x16\n" +
@@ -2790,7 +3049,8 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"continueOn\x12A\n" +
 	"\x0eoutput_entries\x18\x17 \x03(\v2\x1a.daguha.v1.StepOutputEntryR\routputEntries\x12:\n" +
 	"\rpreconditions\x18\x1e \x03(\v2\x14.daguha.v1.ConditionR\rpreconditions\x12<\n" +
-	"\rrepeat_policy\x18\x1f \x01(\v2\x17.daguha.v1.RepeatPolicyR\frepeatPolicy\x1aA\n" +
+	"\rrepeat_policy\x18\x1f \x01(\v2\x17.daguha.v1.RepeatPolicyR\frepeatPolicy\x12\"\n" +
+	"\rmail_on_error\x18< \x01(\bR\vmailOnError\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b \x10!\"\x80\x01\n" +
@@ -2912,81 +3172,88 @@ func file_daguha_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_daguha_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_daguha_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_daguha_v1_state_proto_goTypes = []any{
 	(RunStatus)(0),          // 0: daguha.v1.RunStatus
 	(StepStatus)(0),         // 1: daguha.v1.StepStatus
 	(*Run)(nil),             // 2: daguha.v1.Run
 	(*DagSpec)(nil),         // 3: daguha.v1.DagSpec
-	(*Condition)(nil),       // 4: daguha.v1.Condition
-	(*ConditionResult)(nil), // 5: daguha.v1.ConditionResult
-	(*HandlerOn)(nil),       // 6: daguha.v1.HandlerOn
-	(*RepeatPolicy)(nil),    // 7: daguha.v1.RepeatPolicy
-	(*ParamRule)(nil),       // 8: daguha.v1.ParamRule
-	(*Param)(nil),           // 9: daguha.v1.Param
-	(*EnvVar)(nil),          // 10: daguha.v1.EnvVar
-	(*RetryPolicy)(nil),     // 11: daguha.v1.RetryPolicy
-	(*StepSpec)(nil),        // 12: daguha.v1.StepSpec
-	(*ContinueOn)(nil),      // 13: daguha.v1.ContinueOn
-	(*StepOutputEntry)(nil), // 14: daguha.v1.StepOutputEntry
-	(*StoredDag)(nil),       // 15: daguha.v1.StoredDag
-	(*ScheduleRecord)(nil),  // 16: daguha.v1.ScheduleRecord
-	(*StepState)(nil),       // 17: daguha.v1.StepState
-	(*ParallelSpec)(nil),    // 18: daguha.v1.ParallelSpec
-	(*ParallelItem)(nil),    // 19: daguha.v1.ParallelItem
-	(*ParallelChild)(nil),   // 20: daguha.v1.ParallelChild
-	(*Attempt)(nil),         // 21: daguha.v1.Attempt
-	(*Worker)(nil),          // 22: daguha.v1.Worker
-	(*ClusterMeta)(nil),     // 23: daguha.v1.ClusterMeta
-	(*TableIndex)(nil),      // 24: daguha.v1.TableIndex
-	nil,                     // 25: daguha.v1.Run.OutputsEntry
-	nil,                     // 26: daguha.v1.DagSpec.WorkerSelectorEntry
-	nil,                     // 27: daguha.v1.StepSpec.WorkerSelectorEntry
-	nil,                     // 28: daguha.v1.Worker.LabelsEntry
+	(*SmtpSettings)(nil),    // 4: daguha.v1.SmtpSettings
+	(*MailOn)(nil),          // 5: daguha.v1.MailOn
+	(*MailSettings)(nil),    // 6: daguha.v1.MailSettings
+	(*Condition)(nil),       // 7: daguha.v1.Condition
+	(*ConditionResult)(nil), // 8: daguha.v1.ConditionResult
+	(*HandlerOn)(nil),       // 9: daguha.v1.HandlerOn
+	(*RepeatPolicy)(nil),    // 10: daguha.v1.RepeatPolicy
+	(*ParamRule)(nil),       // 11: daguha.v1.ParamRule
+	(*Param)(nil),           // 12: daguha.v1.Param
+	(*EnvVar)(nil),          // 13: daguha.v1.EnvVar
+	(*RetryPolicy)(nil),     // 14: daguha.v1.RetryPolicy
+	(*StepSpec)(nil),        // 15: daguha.v1.StepSpec
+	(*ContinueOn)(nil),      // 16: daguha.v1.ContinueOn
+	(*StepOutputEntry)(nil), // 17: daguha.v1.StepOutputEntry
+	(*StoredDag)(nil),       // 18: daguha.v1.StoredDag
+	(*ScheduleRecord)(nil),  // 19: daguha.v1.ScheduleRecord
+	(*StepState)(nil),       // 20: daguha.v1.StepState
+	(*ParallelSpec)(nil),    // 21: daguha.v1.ParallelSpec
+	(*ParallelItem)(nil),    // 22: daguha.v1.ParallelItem
+	(*ParallelChild)(nil),   // 23: daguha.v1.ParallelChild
+	(*Attempt)(nil),         // 24: daguha.v1.Attempt
+	(*Worker)(nil),          // 25: daguha.v1.Worker
+	(*ClusterMeta)(nil),     // 26: daguha.v1.ClusterMeta
+	(*TableIndex)(nil),      // 27: daguha.v1.TableIndex
+	nil,                     // 28: daguha.v1.Run.OutputsEntry
+	nil,                     // 29: daguha.v1.DagSpec.WorkerSelectorEntry
+	nil,                     // 30: daguha.v1.StepSpec.WorkerSelectorEntry
+	nil,                     // 31: daguha.v1.Worker.LabelsEntry
 }
 var file_daguha_v1_state_proto_depIdxs = []int32{
 	0,  // 0: daguha.v1.Run.status:type_name -> daguha.v1.RunStatus
 	3,  // 1: daguha.v1.Run.dag:type_name -> daguha.v1.DagSpec
-	17, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
-	21, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
+	20, // 2: daguha.v1.Run.steps:type_name -> daguha.v1.StepState
+	24, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
 	3,  // 4: daguha.v1.Run.local_dags:type_name -> daguha.v1.DagSpec
-	25, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
-	26, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
-	12, // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
-	9,  // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
-	10, // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
-	8,  // 10: daguha.v1.DagSpec.param_rules:type_name -> daguha.v1.ParamRule
-	4,  // 11: daguha.v1.DagSpec.preconditions:type_name -> daguha.v1.Condition
-	6,  // 12: daguha.v1.DagSpec.handler_on:type_name -> daguha.v1.HandlerOn
-	11, // 13: daguha.v1.DagSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
-	12, // 14: daguha.v1.HandlerOn.success:type_name -> daguha.v1.StepSpec
-	12, // 15: daguha.v1.HandlerOn.failure:type_name -> daguha.v1.StepSpec
-	12, // 16: daguha.v1.HandlerOn.cancel:type_name -> daguha.v1.StepSpec
-	12, // 17: daguha.v1.HandlerOn.exit:type_name -> daguha.v1.StepSpec
-	12, // 18: daguha.v1.HandlerOn.init:type_name -> daguha.v1.StepSpec
-	4,  // 19: daguha.v1.RepeatPolicy.condition:type_name -> daguha.v1.Condition
-	10, // 20: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
-	11, // 21: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
-	27, // 22: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
-	18, // 23: daguha.v1.StepSpec.parallel:type_name -> daguha.v1.ParallelSpec
-	13, // 24: daguha.v1.StepSpec.continue_on:type_name -> daguha.v1.ContinueOn
-	14, // 25: daguha.v1.StepSpec.output_entries:type_name -> daguha.v1.StepOutputEntry
-	4,  // 26: daguha.v1.StepSpec.preconditions:type_name -> daguha.v1.Condition
-	7,  // 27: daguha.v1.StepSpec.repeat_policy:type_name -> daguha.v1.RepeatPolicy
-	3,  // 28: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
-	3,  // 29: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
-	1,  // 30: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
-	20, // 31: daguha.v1.StepState.parallel_children:type_name -> daguha.v1.ParallelChild
-	5,  // 32: daguha.v1.StepState.preconditions:type_name -> daguha.v1.ConditionResult
-	19, // 33: daguha.v1.ParallelSpec.items:type_name -> daguha.v1.ParallelItem
-	9,  // 34: daguha.v1.ParallelItem.params:type_name -> daguha.v1.Param
-	0,  // 35: daguha.v1.ParallelChild.status:type_name -> daguha.v1.RunStatus
-	28, // 36: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	28, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
+	29, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
+	15, // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
+	12, // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
+	13, // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
+	11, // 10: daguha.v1.DagSpec.param_rules:type_name -> daguha.v1.ParamRule
+	7,  // 11: daguha.v1.DagSpec.preconditions:type_name -> daguha.v1.Condition
+	9,  // 12: daguha.v1.DagSpec.handler_on:type_name -> daguha.v1.HandlerOn
+	14, // 13: daguha.v1.DagSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	4,  // 14: daguha.v1.DagSpec.smtp:type_name -> daguha.v1.SmtpSettings
+	5,  // 15: daguha.v1.DagSpec.mail_on:type_name -> daguha.v1.MailOn
+	6,  // 16: daguha.v1.DagSpec.error_mail:type_name -> daguha.v1.MailSettings
+	6,  // 17: daguha.v1.DagSpec.info_mail:type_name -> daguha.v1.MailSettings
+	15, // 18: daguha.v1.HandlerOn.success:type_name -> daguha.v1.StepSpec
+	15, // 19: daguha.v1.HandlerOn.failure:type_name -> daguha.v1.StepSpec
+	15, // 20: daguha.v1.HandlerOn.cancel:type_name -> daguha.v1.StepSpec
+	15, // 21: daguha.v1.HandlerOn.exit:type_name -> daguha.v1.StepSpec
+	15, // 22: daguha.v1.HandlerOn.init:type_name -> daguha.v1.StepSpec
+	7,  // 23: daguha.v1.RepeatPolicy.condition:type_name -> daguha.v1.Condition
+	13, // 24: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
+	14, // 25: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	30, // 26: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
+	21, // 27: daguha.v1.StepSpec.parallel:type_name -> daguha.v1.ParallelSpec
+	16, // 28: daguha.v1.StepSpec.continue_on:type_name -> daguha.v1.ContinueOn
+	17, // 29: daguha.v1.StepSpec.output_entries:type_name -> daguha.v1.StepOutputEntry
+	7,  // 30: daguha.v1.StepSpec.preconditions:type_name -> daguha.v1.Condition
+	10, // 31: daguha.v1.StepSpec.repeat_policy:type_name -> daguha.v1.RepeatPolicy
+	3,  // 32: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
+	3,  // 33: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
+	1,  // 34: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
+	23, // 35: daguha.v1.StepState.parallel_children:type_name -> daguha.v1.ParallelChild
+	8,  // 36: daguha.v1.StepState.preconditions:type_name -> daguha.v1.ConditionResult
+	22, // 37: daguha.v1.ParallelSpec.items:type_name -> daguha.v1.ParallelItem
+	12, // 38: daguha.v1.ParallelItem.params:type_name -> daguha.v1.Param
+	0,  // 39: daguha.v1.ParallelChild.status:type_name -> daguha.v1.RunStatus
+	31, // 40: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_state_proto_init() }
@@ -3000,7 +3267,7 @@ func file_daguha_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_state_proto_rawDesc), len(file_daguha_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
