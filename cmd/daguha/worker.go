@@ -44,15 +44,16 @@ func workerIDFromCertificate(id, certFile string) (string, error) {
 
 // addAutoLabels adds the labels the worker fingerprints about its
 // machine (worker.Fingerprint) to config's, under the ones given by hand,
-// unless off; it logs which it added, so an operator sees where a label
-// came from.
+// and looks again every worker.DefaultLabelRefreshInterval, unless off; it
+// logs which it added, so an operator sees where a label came from.
 func addAutoLabels(off bool, config *worker.Config, logger *slog.Logger) {
 	if off {
 		logger.Info("fingerprinted labels are off")
 		return
 	}
-	found := worker.Fingerprint(worker.HostProbe())
-	added, err := worker.AddFingerprint(config, found)
+	probe := worker.HostProbe()
+	config.RefreshLabels = worker.RefreshWith(config.Labels, probe)
+	added, err := worker.AddFingerprint(config, worker.Fingerprint(probe))
 	if err != nil {
 		logger.Warn(err.Error())
 		return

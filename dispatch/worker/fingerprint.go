@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
@@ -272,4 +273,21 @@ func AddFingerprint(config *Config, found map[string]string) ([]string, error) {
 		config.Labels[k] = found[k]
 	}
 	return added, nil
+}
+
+// RefreshWith returns a Config.RefreshLabels that gives the hand labels
+// over a new fingerprint of probe each time, by AddFingerprint's rules
+// (only the hand labels when both together are too many).
+func RefreshWith(hand map[string]string, probe Probe) func() map[string]string {
+	hand = maps.Clone(hand)
+	return func() map[string]string {
+		config := Config{Labels: maps.Clone(hand)}
+		if config.Labels == nil {
+			config.Labels = map[string]string{}
+		}
+		if _, err := AddFingerprint(&config, Fingerprint(probe)); err != nil {
+			return maps.Clone(hand)
+		}
+		return config.Labels
+	}
 }

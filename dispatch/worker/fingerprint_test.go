@@ -182,3 +182,37 @@ func manyHandLabels(n int) string {
 	}
 	return s
 }
+
+func TestRefreshLabels(t *testing.T) {
+	root := fakeRoot(t, map[string]string{"proc/meminfo": meminfo64G, "sys/fs/cgroup/cpu.max": "200000 100000\n"})
+	probe := Probe{Root: root, NumCPU: 8, GOOS: "linux", GOARCH: "amd64"}
+	refresh := RefreshWith(map[string]string{"cpu-cores": "64", "team": "a"}, probe)
+	want := map[string]string{"cpu-cores": "64", "team": "a", "os": "linux", "cpu-arch": "amd64", "memory": "63G"}
+	if got := refresh(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("refresh = %v, want %v", got, want)
+	}
+
+	w, err := New(nil, Config{ID: "w", Labels: refresh(), MaxActiveRuns: 1, RefreshLabels: refresh, LogDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.refreshLabels() // nothing changed
+	if got := w.info.Load().GetLabels(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("labels after an idle refresh %v", got)
+	}
+	// The container's memory limit changes: the next poll says so.
+	if err := os.WriteFile(filepath.Join(root, "proc/meminfo"), []byte("MemTotal: 8388608 kB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := w.info.Load()
+	w.refreshLabels()
+	if got := w.info.Load().GetLabels()["memory"]; got != "8G" {
+		t.Fatalf("memory after the refresh %q", got)
+	}
+	if before.GetLabels()["memory"] != "63G" {
+		t.Fatal("a refresh changed the message already sent")
+	}
+	if w.info.Load().GetId() != "w" || w.info.Load().GetMaxActiveRuns() != 1 {
+		t.Fatalf("refresh lost the worker's description: %v", w.info.Load())
+	}
+}
