@@ -7,6 +7,7 @@ package main
 import (
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,4 +105,36 @@ func TestFingerprintedGPULabels(t *testing.T) {
 	if got := runs["train"].WorkerID; got != "gpu-auto" {
 		t.Fatalf("the GPU run ran on %q, want gpu-auto", got)
 	}
+}
+
+// On a machine with a real NVIDIA GPU, a worker with no labels typed
+// finds it and gets the gpu: "true" runs (skipped elsewhere).
+func TestFingerprintedRealGPU(t *testing.T) {
+	if _, err := exec.LookPath("nvidia-smi"); err != nil {
+		t.Skip("no nvidia-smi on PATH")
+	}
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1})
+	leader := c.WaitLeader(t, 30*time.Second)
+	w := c.NewWorker("real-gpu")
+	w.Env = nil // fingerprinted labels on
+	startProcess(t, w)
+	var resp wire.Enqueued
+	run := inlineRun("real-gpu-run", map[string]string{"gpu": "true"}, "nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader,nounits")
+	if code, err := leader.PostJSON("/api/v2/dag-runs", run, &resp); err != nil || (code != 200 && code != 201) {
+		t.Fatalf("enqueue: HTTP %d %v", code, err)
+	}
+	runs := waitFinished(t, c, []string{"real-gpu-run"}, "succeeded", 60*time.Second)
+	var workers wire.Workers
+	if code, err := leader.GetJSON("/api/v2/workers", &workers); err != nil || code != http.StatusOK {
+		t.Fatalf("workers: HTTP %d %v", code, err)
+	}
+	for _, w := range workers.Workers {
+		t.Logf("worker %s labels %v", w.ID, w.Labels)
+		for _, k := range []string{"gpu-count", "gpu-model", "vram", "cuda"} {
+			if w.Labels[k] == "" {
+				t.Errorf("no %s label on %s: %v", k, w.ID, w.Labels)
+			}
+		}
+	}
+	t.Logf("the run: %+v", runs["real-gpu-run"].Steps)
 }

@@ -216,3 +216,21 @@ func TestRefreshLabels(t *testing.T) {
 		t.Fatalf("refresh lost the worker's description: %v", w.info.Load())
 	}
 }
+
+// On a machine with a real NVIDIA GPU, the real nvidia-smi gives the GPU
+// labels (skipped elsewhere).
+func TestFingerprintRealNvidiaSMI(t *testing.T) {
+	if _, err := exec.LookPath("nvidia-smi"); err != nil {
+		t.Skip("no nvidia-smi on PATH")
+	}
+	got := Fingerprint(HostProbe())
+	t.Logf("fingerprint of this machine: %s", valid.FormatLabels(got))
+	for _, k := range []string{"gpu", "gpu-count", "gpu-model", "vram", "cuda"} {
+		if got[k] == "" {
+			t.Errorf("no %s label: %v", k, got)
+		}
+	}
+	if got["gpu"] != "true" {
+		t.Errorf("gpu=%q", got["gpu"])
+	}
+}
