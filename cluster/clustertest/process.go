@@ -435,8 +435,17 @@ func (c *Cluster) NewWorker(id string, extra ...string) *Process {
 	// before the worker binds it (a CI run lost a worker that way).
 	args := append([]string{"agent", "-join=" + strings.Join(c.GossipAddrs(), ","), "-bind=127.0.0.1",
 		"-gossip-port=0", "-worker-id=" + id}, extra...)
-	return NewProcess(c.t, id, c.Dir, c.bin, args...)
+	p := NewProcess(c.t, id, c.Dir, c.bin, args...)
+	p.Env = []string{NoAutoLabels}
+	return p
 }
+
+// NoAutoLabels is the environment NewWorker and NewDaguWorker give their
+// workers: no fingerprinted labels, so a test's workers carry only the
+// labels it gives them, whatever the machine (a GPU host's nvidia-smi
+// would make every worker gpu=true). A test that sets Process.Env
+// replaces it and gets them.
+const NoAutoLabels = "DAGU_WORKER_NO_AUTO_LABELS=true"
 
 // NewDaguWorker prepares a worker started with Dagu's command line,
 // pointed at one server's gRPC port.
@@ -444,7 +453,9 @@ func (c *Cluster) NewDaguWorker(id string, server *Agent, extra ...string) *Proc
 	c.t.Helper()
 	args := append([]string{"worker", "--worker.id=" + id, "--worker.coordinator-host=127.0.0.1",
 		"--worker.coordinator-port=" + strconv.Itoa(server.GRPCPort)}, extra...)
-	return NewProcess(c.t, id, c.Dir, c.bin, args...)
+	p := NewProcess(c.t, id, c.Dir, c.bin, args...)
+	p.Env = []string{NoAutoLabels}
+	return p
 }
 
 // Running returns the agents whose process runs.

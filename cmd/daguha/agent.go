@@ -54,7 +54,7 @@ func seedServerCommand(name, usage string) *cli.Command {
 			continue // servers send no mail
 		}
 		switch f.Names()[0] {
-		case "dev", "server", "http-port", "grpc-port", "labels", "max-active-runs", "worker-id", "heartbeat-interval", "metrics-addr",
+		case "dev", "server", "http-port", "grpc-port", "labels", "no-auto-labels", "max-active-runs", "worker-id", "heartbeat-interval", "metrics-addr",
 			"worker.insecure", "worker.tls-cert", "worker.tls-key", "worker.tls-ca":
 			continue
 		}
@@ -90,7 +90,8 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-format", Value: "text", EnvVars: []string{"DAGUHA_LOG_FORMAT"}, Usage: "text or json"},
 		&cli.StringSliceFlag{Name: "coordinator.signing-key", EnvVars: []string{"DAGU_COORDINATOR_SIGNING_KEY"}, Usage: "key that signs lease tokens (default: one the cluster makes up and keeps in its state); several, comma-separated, for rotation: the first signs, all verify"},
 		&cli.DurationFlag{Name: "lease-ttl", Value: dispatch.DefaultLeaseTTL, Usage: "how long a worker's lease on a run lives without a heartbeat"},
-		&cli.StringFlag{Name: "labels", Usage: "worker labels k=v,k=v (worker agents)"},
+		&cli.StringFlag{Name: "labels", Usage: "worker labels k=v,k=v (worker agents); they win over fingerprinted ones"},
+		&cli.BoolFlag{Name: "no-auto-labels", EnvVars: []string{"DAGU_WORKER_NO_AUTO_LABELS"}, Usage: "worker agents: do not add fingerprinted labels (os, cpu-arch, cpu-cores, memory; gpu, gpu-count, gpu-model, vram, cuda where nvidia-smi answers)"},
 		&cli.IntFlag{Name: "max-active-runs", Value: defaultMaxActiveRuns, Usage: "runs a worker executes at once (worker agents; dev mode's worker)"},
 		&cli.StringFlag{Name: "worker-id", Usage: "worker id (default hostname@PID)"},
 		&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Second, Usage: "how often a worker heartbeats"},

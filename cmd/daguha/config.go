@@ -42,6 +42,9 @@ var configKeys = []configKey{
 	{"worker.coordinatorHost", "worker.coordinator-host"},
 	{"worker.coordinatorPort", "worker.coordinator-port"},
 	{"worker.labels", "worker.labels"},
+	// One key, two spellings: Dagu's worker command and the worker agent.
+	{"worker.noAutoLabels", "worker.no-auto-labels"},
+	{"worker.noAutoLabels", "no-auto-labels"},
 	{"worker.insecure", "worker.insecure"},
 	{"worker.heartbeatInterval", "worker.heartbeat-interval"},
 	{"worker.stepLogDir", "worker.step-log-dir"},

@@ -315,6 +315,9 @@ func TestSeedCommandLines(t *testing.T) {
 			for id, labels := range workerLines {
 				w := clustertest.NewProcess(t, id, dir, bin, append([]string{"worker"}, append(labels,
 					"--worker.coordinator-host=127.0.0.1", fmt.Sprintf("--worker.coordinator-port=%d", ports[1]), "--worker.id="+id)...)...)
+				// Only the seed's labels: a fingerprinted cpu-cores=32 on
+				// a 32-core host would route cpu-run anywhere.
+				w.Env = []string{clustertest.NoAutoLabels}
 				startProcess(t, w)
 			}
 			routes := map[string]map[string]string{

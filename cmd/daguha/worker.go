@@ -11,6 +11,7 @@ import (
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/identity"
+	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/dispatch/worker"
 	"github.com/daguha/daguha/ops/agent"
 	"github.com/daguha/daguha/ops/tlsutil"
@@ -39,6 +40,29 @@ func workerIDFromCertificate(id, certFile string) (string, error) {
 		return "", fmt.Errorf("worker id %q, but certificate %s proves worker %q: the servers let a worker act only as the worker its certificate names; drop the id or make them agree", id, certFile, cert.Name)
 	}
 	return cert.Name, nil
+}
+
+// addAutoLabels adds the labels the worker fingerprints about its
+// machine (worker.Fingerprint) to config's, under the ones given by hand,
+// and looks again every worker.DefaultLabelRefreshInterval, unless off; it
+// logs which it added, so an operator sees where a label came from.
+func addAutoLabels(off bool, config *worker.Config, logger *slog.Logger) {
+	if off {
+		logger.Info("fingerprinted labels are off")
+		return
+	}
+	probe := worker.HostProbe()
+	config.RefreshLabels = worker.RefreshWith(config.Labels, probe)
+	added, err := worker.AddFingerprint(config, worker.Fingerprint(probe))
+	if err != nil {
+		logger.Warn(err.Error())
+		return
+	}
+	auto := make(map[string]string, len(added))
+	for _, k := range added {
+		auto[k] = config.Labels[k]
+	}
+	logger.Info("fingerprinted labels", "labels", valid.FormatLabels(auto))
 }
 
 // stepLogRetention is a worker's step log retention flag, checked.
@@ -84,6 +108,7 @@ func runWorkerAgent(c *cli.Context, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	addAutoLabels(c.Bool("no-auto-labels"), &config, logger)
 	config.HeartbeatInterval = c.Duration("heartbeat-interval")
 	config.Mail = mailSettings(c)
 	config.LogDir = c.String("step-log-dir")
@@ -132,7 +157,8 @@ func workerCommand() *cli.Command {
 		Flags: append([]cli.Flag{
 			configFlag(),
 			&cli.StringFlag{Name: "worker.id", EnvVars: []string{"DAGU_WORKER_ID"}, Usage: "worker id (default hostname@PID)"},
-			&cli.StringFlag{Name: "worker.labels", EnvVars: []string{"DAGU_WORKER_LABELS"}, Usage: "labels k=v,k=v that workerSelector matches"},
+			&cli.StringFlag{Name: "worker.labels", EnvVars: []string{"DAGU_WORKER_LABELS"}, Usage: "labels k=v,k=v that workerSelector matches; they win over fingerprinted ones"},
+			&cli.BoolFlag{Name: "worker.no-auto-labels", EnvVars: []string{"DAGU_WORKER_NO_AUTO_LABELS"}, Usage: "do not add fingerprinted labels (os, cpu-arch, cpu-cores, memory; gpu, gpu-count, gpu-model, vram, cuda where nvidia-smi answers)"},
 			&cli.StringFlag{Name: "worker.coordinator-host", Value: "127.0.0.1", EnvVars: []string{"DAGU_WORKER_COORDINATOR_HOST"}, Usage: "a coordinator server's host"},
 			&cli.IntFlag{Name: "worker.coordinator-port", Value: cluster.DefaultGRPCPort, EnvVars: []string{"DAGU_WORKER_COORDINATOR_PORT"}, Usage: "the coordinator's gRPC port"},
 			&cli.IntFlag{Name: "worker.max-active-runs", Value: defaultMaxActiveRuns, EnvVars: []string{"DAGU_WORKER_MAX_ACTIVE_RUNS"}, Usage: "runs executed at once"},
@@ -162,6 +188,7 @@ func workerCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			addAutoLabels(c.Bool("worker.no-auto-labels"), &config, logger)
 			config.HeartbeatInterval = c.Duration("worker.heartbeat-interval")
 			config.Mail = mailSettings(c)
 			config.LogDir = c.String("worker.step-log-dir")

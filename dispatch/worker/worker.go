@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -62,7 +64,17 @@ type Config struct {
 	// Mail is the worker's own mail settings (Dagu's smtp, errorMail and
 	// infoMail), which a DAG's override (see mail.go).
 	Mail MailSettings
+	// RefreshLabels, when set, gives the worker's labels anew (the hand
+	// ones over a new fingerprint) every LabelRefreshInterval (default
+	// DefaultLabelRefreshInterval); a change goes with the next poll and
+	// heartbeat, so the servers match runs against the machine as it is.
+	RefreshLabels        func() map[string]string
+	LabelRefreshInterval time.Duration
 }
+
+// DefaultLabelRefreshInterval is how often a worker with RefreshLabels
+// looks at its labels again.
+const DefaultLabelRefreshInterval = 5 * time.Minute
 
 // Worker polls the cluster for runs and executes them.
 type Worker struct {
@@ -72,8 +84,11 @@ type Worker struct {
 	client    daguhav1.CoordinatorServiceClient
 	reporter  *reporter
 	logger    *slog.Logger
-	info      *daguhav1.WorkerInfo
-	engine    *Engine
+	// info is what the worker says of itself in each poll and heartbeat;
+	// a label refresh replaces it whole (a message being sent is never
+	// changed).
+	info   atomic.Pointer[daguhav1.WorkerInfo]
+	engine *Engine
 
 	// holdSteps is config.HoldSteps.
 	holdSteps time.Duration
@@ -135,18 +150,22 @@ func New(conn grpc.ClientConnInterface, config Config) (*Worker, error) {
 	}
 	logger := config.Logger.With("worker", config.ID)
 	client := daguhav1.NewCoordinatorServiceClient(conn)
-	return &Worker{
+	if config.LabelRefreshInterval <= 0 {
+		config.LabelRefreshInterval = DefaultLabelRefreshInterval
+	}
+	w := &Worker{
 		ownLogDir: ownLogDir,
 		config:    config,
 		client:    client,
 		reporter:  newReporter(client),
 		logger:    logger,
 		engine:    &Engine{LogDir: config.LogDir, Now: config.Now, Logger: logger, KillGrace: config.KillGrace, Noop: config.NoopExecutor, Mail: config.Mail},
-		info:      &daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns), LogAddr: config.LogAddr},
 		holdSteps: config.HoldSteps,
 		running:   map[string]*activeRun{},
 		slots:     make(chan struct{}, config.MaxActiveRuns),
-	}, nil
+	}
+	w.info.Store(&daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns), LogAddr: config.LogAddr})
+	return w, nil
 }
 
 // Run polls and executes until ctx ends, then waits for its runs to stop.
@@ -158,6 +177,13 @@ func (w *Worker) Run(ctx context.Context) error {
 		w.heartbeatLoop(ctx)
 	}()
 	w.logger.Info("worker started", "labels", valid.FormatLabels(w.config.Labels), "max_active_runs", w.config.MaxActiveRuns)
+	if w.config.RefreshLabels != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.labelRefreshLoop(ctx)
+		}()
+	}
 	if w.config.LogRetention > 0 {
 		wg.Add(1)
 		go func() {
@@ -202,6 +228,39 @@ func (w *Worker) stepLogRetentionLoop(ctx context.Context) {
 		case <-ticker.C:
 		}
 	}
+}
+
+// labelRefreshLoop asks RefreshLabels for the worker's labels every
+// LabelRefreshInterval until ctx ends, and says the new ones in the next
+// poll and heartbeat when they changed and pass package valid's rules.
+func (w *Worker) labelRefreshLoop(ctx context.Context) {
+	ticker := time.NewTicker(w.config.LabelRefreshInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		w.refreshLabels()
+	}
+}
+
+// refreshLabels is one look of labelRefreshLoop.
+func (w *Worker) refreshLabels() {
+	labels := w.config.RefreshLabels()
+	old := w.info.Load()
+	if maps.Equal(labels, old.GetLabels()) {
+		return
+	}
+	if err := valid.Labels(labels); err != nil {
+		w.logger.Warn("refreshed labels are not valid; keeping the old ones", "labels", valid.FormatLabels(labels), "error", err)
+		return
+	}
+	info := proto.Clone(old).(*daguhav1.WorkerInfo)
+	info.Labels = labels
+	w.info.Store(info)
+	w.logger.Info("labels changed", "from", valid.FormatLabels(old.GetLabels()), "to", valid.FormatLabels(labels))
 }
 
 // maxPollers bounds the polls one worker keeps open at once.
@@ -257,7 +316,7 @@ func (w *Worker) pollLoop(ctx context.Context, wg *sync.WaitGroup) {
 func (w *Worker) poll(ctx context.Context, n int) ([]*daguhav1.Task, error) {
 	callCtx, cancel := context.WithTimeout(ctx, w.config.PollWait+10*time.Second)
 	defer cancel()
-	resp, err := w.client.Poll(callCtx, &daguhav1.PollRequest{Worker: w.info, WaitMillis: uint32(w.config.PollWait.Milliseconds()), MaxTasks: uint32(n)})
+	resp, err := w.client.Poll(callCtx, &daguhav1.PollRequest{Worker: w.info.Load(), WaitMillis: uint32(w.config.PollWait.Milliseconds()), MaxTasks: uint32(n)})
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +347,7 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 			leases = append(leases, &daguhav1.HeldLease{RunId: id, LeaseToken: run.token})
 		}
 		w.mu.Unlock()
-		req := &daguhav1.HeartbeatRequest{Worker: w.info, Leases: leases}
+		req := &daguhav1.HeartbeatRequest{Worker: w.info.Load(), Leases: leases}
 		callCtx, cancel := context.WithTimeout(ctx, 3*w.config.HeartbeatInterval+2*time.Second)
 		began := time.Now()
 		resp, err := w.client.Heartbeat(callCtx, req)
