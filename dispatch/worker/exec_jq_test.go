@@ -72,3 +72,29 @@ func TestJQExecutorErrors(t *testing.T) {
 		})
 	}
 }
+
+// What jq prints is the step's stdout for ${id.stdout} and continueOn.output.
+func TestJQExecutorOutputIsTheStepsStdout(t *testing.T) {
+	dir := t.TempDir()
+	r, host := runYAML(t, dir, `type: graph
+steps:
+  - name: q
+    id: q
+    executor: jq
+    command: .a
+    script: '{"a": "found it"}'
+  - name: bad
+    executor: jq
+    command: .a, error("late")
+    script: '{"a": "partial"}'
+    continueOn:
+      output: partial
+  - name: read
+    command: cat ${q.stdout} > $D/got
+    depends: [q, bad]
+`)
+	wantRun(t, r, host, daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, "")
+	if got := readFile(t, filepath.Join(dir, "got")); got != "\"found it\"\n" {
+		t.Errorf("${q.stdout} held %q", got)
+	}
+}
