@@ -83,12 +83,24 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 		}
 		return
 	}
+	// Set even when refused below: a step of an executor needs no command,
+	// so the executor's refusal is the step's only problem.
+	step.Executor = typ
 	keys, ok := executorKeys[typ]
 	if !ok {
 		c.add(typAt, typKey, "executor %s is not supported yet (issue #23): daguha runs commands, scripts, run/call, http and jq", typ)
 		return
 	}
-	step.Executor = typ
+	for _, name := range []string{"run", "call", "script"} {
+		e, given := fields[name]
+		switch {
+		case !given || isNull(resolve(e.value)):
+		case name != "script":
+			c.add(e.keyAt, join(path, e.key), "a %s step runs no child DAG: give run/call or the executor, not both", typ)
+		case typ == "http":
+			c.add(e.keyAt, join(path, e.key), "the http executor's settings go in config (or with); daguha does not read them from script")
+		}
+	}
 	settings := map[string]any{}
 	if config != nil && !isNull(resolve(config)) {
 		if resolve(config).Kind != yaml.MappingNode {

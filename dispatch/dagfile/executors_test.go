@@ -68,11 +68,13 @@ func TestBadExecutors(t *testing.T) {
 	const head = "steps:\n  - name: s\n    "
 	wantProblem(t, head+"executor: docker\n    command: echo\n", 3, "steps[0].executor", "executor docker is not supported yet (issue #23)")
 	wantProblem(t, head+"type: ssh\n    command: echo\n", 3, "steps[0].type", "executor ssh is not supported yet (issue #23)")
-	wantProblem(t, head+"executor: {type: mail, config: {to: a@b}}\n    command: x\n", 3, "steps[0].executor.type", "executor mail is not supported yet (issue #23)")
+	wantProblem(t, head+"executor: {type: mail, config: {to: a@b}}\n", 3, "steps[0].executor.type", "executor mail is not supported yet (issue #23)")
 	wantProblem(t, head+"type: http\n    with: {urll: http://x}\n", 4, "steps[0].with.urll", `unknown key "urll" (did you mean "url"?)`)
 	wantProblem(t, head+"type: http\n    with: {timeout: soon}\n", 4, "steps[0].with.timeout", "")
 	wantProblem(t, head+"type: http\n    executor: jq\n    command: GET http://x\n", 3, "steps[0].type", "disagree")
 	wantProblem(t, head+"executor: {config: {silent: true}}\n    command: GET http://x\n", 3, "steps[0].executor", "needs a type")
 	wantProblem(t, head+"command: echo\n    with: {silent: true}\n", 4, "steps[0].with", "a command step takes none")
 	wantProblem(t, head+"executor: {type: http, config: {silent: true}}\n    with: {json: true}\n    command: GET http://x\n", 4, "steps[0].with", "give one of them")
+	wantProblem(t, head+"executor: http\n    script: '{\"silent\": true}'\n    command: GET http://x\n", 4, "steps[0].script", "settings go in config")
+	wantProblem(t, head+"type: jq\n    run: child\n", 4, "steps[0].run", "not both")
 }
