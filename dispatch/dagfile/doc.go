@@ -232,7 +232,10 @@
 //	                it failed, which Dagu cancels); markSuccess: true records
 //	                such a failure as a success. Also the words failed and
 //	                skipped. A failure that continues does not fail the run
-//	type            only "command" (Dagu's default executor) is accepted
+//	type            the step's executor (current Dagu): command (the default),
+//	                http or jq; with gives its settings (see Executors)
+//	executor        the step's executor (Dagu 1.x): a name (executor: http)
+//	                or {type: http, config: {...}}
 //	mailOnError     true: the step's failure is mailed at once (the DAG's
 //	                errorMail), with or without mailOn
 //	tags, group     accepted and not used
@@ -280,6 +283,26 @@
 // Dagu has no groups of steps inside a step: a nested group is a run/call
 // of a DAG with its own steps (a document of the file, or a stored DAG).
 //
-// Not supported, so reported as unknown keys: Dagu's executors (the mail
-// executor too) and the other keys not listed above.
+// # Executors
+//
+// Besides command steps, the worker runs two of Dagu's executors, written
+// in either form: Dagu 1.x's "executor: http" or "executor: {type: http,
+// config: {...}}", or current Dagu's "type: http" with "with: {...}".
+// They become StepSpec.executor and executor_config_json (the settings
+// as a JSON object of the types below, checked here; values kept as
+// written, variables the worker's):
+//
+//	http   command "METHOD URL" (or the settings method and url);
+//	       headers and query (maps of names to text), body (text; a map or
+//	       list is sent as its JSON), timeout (seconds), silent, json,
+//	       debug (accepted, not used), skipTLSVerify (or skip_tls_verify)
+//	jq     command the query (or the setting query); script the JSON input
+//	       (or the setting input); raw (strings printed without quotes)
+//
+// A step with an executor needs no command, script, run or call. Any
+// other executor (docker, ssh, mail, archive, ...) is refused naming it:
+// "executor docker is not supported yet (issue #23)". type: command (or
+// executor: shell) is a command step; settings on one are refused.
+//
+// Not supported, so reported as unknown keys: the keys not listed above.
 package dagfile

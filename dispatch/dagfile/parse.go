@@ -632,12 +632,7 @@ func (c *collector) step(n *yaml.Node, path string) (*daguhav1.StepSpec, *stepIn
 	if e, ok := fields["continueOn"]; ok {
 		c.continueOn(step, e, join(path, e.key))
 	}
-	if e, ok := fields["type"]; ok {
-		key := join(path, e.key)
-		if v, ok := c.text(e.value, key); ok && v != "" && v != "command" {
-			c.add(e.value, key, "step type %q is not supported: a step runs a command, a script, or a child DAG (run/call)", v)
-		}
-	}
+	c.stepExecutor(step, fields, path)
 
 	c.stepMail(step, fields, path)
 	c.action(step, info, fields, path)
@@ -679,7 +674,7 @@ func (c *collector) action(step *daguhav1.StepSpec, info *stepInfo, fields map[s
 		}
 	}
 	if len(given) == 0 {
-		if len(step.OutputEntries) == 0 {
+		if len(step.OutputEntries) == 0 && step.Executor == "" {
 			c.add(info.at, path, "a step needs one of command, script, run or call")
 		}
 		return

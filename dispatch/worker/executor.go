@@ -70,6 +70,9 @@ func (e *Engine) kindOf(spec *daguhav1.StepSpec) string {
 		return kindChild
 	case e.Noop:
 		return kindNoop
+	case spec.GetExecutor() != "":
+		// Dagu's executors (exec_http.go, exec_jq.go): the kind is its name.
+		return spec.GetExecutor()
 	default:
 		return kindCommand
 	}

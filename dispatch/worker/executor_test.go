@@ -29,7 +29,7 @@ func TestEveryKindOfStepHasAnExecutor(t *testing.T) {
 // with an error naming the step, the kind, and the kinds there are.
 func TestEngineRefusesAStepOfAnUnknownKind(t *testing.T) {
 	_, err := executorFor("teleport")
-	if err == nil || !strings.Contains(err.Error(), `kind "teleport"`) || !strings.Contains(err.Error(), "child, command, noop") {
+	if err == nil || !strings.Contains(err.Error(), `kind "teleport"`) || !strings.Contains(err.Error(), "child, command, http, jq, noop") {
 		t.Fatalf("executorFor(teleport): %v", err)
 	}
 

@@ -1653,9 +1653,15 @@ type StepSpec struct {
 	Preconditions []*Condition  `protobuf:"bytes,30,rep,name=preconditions,proto3" json:"preconditions,omitempty"`
 	RepeatPolicy  *RepeatPolicy `protobuf:"bytes,31,opt,name=repeat_policy,json=repeatPolicy,proto3" json:"repeat_policy,omitempty"`
 	// Dagu's mailOnError: the step's failure is mailed (errorMail) at once.
-	MailOnError   bool `protobuf:"varint,60,opt,name=mail_on_error,json=mailOnError,proto3" json:"mail_on_error,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MailOnError bool `protobuf:"varint,60,opt,name=mail_on_error,json=mailOnError,proto3" json:"mail_on_error,omitempty"`
+	// Dagu's executor (executor: or type:): "http" or "jq"; empty for a
+	// command, script or run/call step.
+	Executor string `protobuf:"bytes,63,opt,name=executor,proto3" json:"executor,omitempty"`
+	// The executor's settings (Dagu's config: or with:) as a JSON object,
+	// values as written (variables expanded by the worker).
+	ExecutorConfigJson string `protobuf:"bytes,64,opt,name=executor_config_json,json=executorConfigJson,proto3" json:"executor_config_json,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *StepSpec) Reset() {
@@ -1875,6 +1881,20 @@ func (x *StepSpec) GetMailOnError() bool {
 		return x.MailOnError
 	}
 	return false
+}
+
+func (x *StepSpec) GetExecutor() string {
+	if x != nil {
+		return x.Executor
+	}
+	return ""
+}
+
+func (x *StepSpec) GetExecutorConfigJson() string {
+	if x != nil {
+		return x.ExecutorConfigJson
+	}
+	return ""
 }
 
 // ContinueOn is Dagu's continueOn beyond failure: true.
@@ -3019,7 +3039,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"exit_codes\x18\x03 \x03(\x05R\texitCodes\x12\x18\n" +
 	"\abackoff\x18\x04 \x01(\x01R\abackoff\x12(\n" +
-	"\x10max_interval_sec\x18\x05 \x01(\x03R\x0emaxIntervalSec\"\xcf\b\n" +
+	"\x10max_interval_sec\x18\x05 \x01(\x03R\x0emaxIntervalSec\"\x9d\t\n" +
 	"\bStepSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x16\n" +
@@ -3050,7 +3070,9 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x0eoutput_entries\x18\x17 \x03(\v2\x1a.daguha.v1.StepOutputEntryR\routputEntries\x12:\n" +
 	"\rpreconditions\x18\x1e \x03(\v2\x14.daguha.v1.ConditionR\rpreconditions\x12<\n" +
 	"\rrepeat_policy\x18\x1f \x01(\v2\x17.daguha.v1.RepeatPolicyR\frepeatPolicy\x12\"\n" +
-	"\rmail_on_error\x18< \x01(\bR\vmailOnError\x1aA\n" +
+	"\rmail_on_error\x18< \x01(\bR\vmailOnError\x12\x1a\n" +
+	"\bexecutor\x18? \x01(\tR\bexecutor\x120\n" +
+	"\x14executor_config_json\x18@ \x01(\tR\x12executorConfigJson\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b \x10!\"\x80\x01\n" +

@@ -1,0 +1,158 @@
+package dagfile
+
+import (
+	"encoding/json"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+)
+
+// Dagu's executors: Dagu 1.x writes "executor: http" or
+// "executor: {type: http, config: {...}}"; current Dagu writes
+// "type: http" and "with: {...}". Both become StepSpec.executor and
+// StepSpec.executor_config_json, the settings checked here against the
+// keys each executor takes.
+func init() { stepKeys.add("executor", "with") }
+
+// executorKeys are the executors daguha runs and the settings each takes.
+var executorKeys = map[string]keyTable{
+	"http": newKeyTable("method", "url", "headers", "query", "body", "timeout", "silent", "json", "debug",
+		"skipTLSVerify"),
+	"jq": newKeyTable("query", "raw", "input"),
+}
+
+// Current Dagu spells it skip_tls_verify, which snakeCase does not make.
+func init() { executorKeys["http"]["skip_tls_verify"] = "skipTLSVerify" }
+
+// stepExecutor reads a step's executor and its settings, in either form.
+// "command" (or "shell") is the default executor; any other that daguha
+// does not run yet is refused by name.
+func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entry, path string) {
+	var typ string
+	var typAt, config *yaml.Node
+	var configKey, typKey string
+	if e, ok := fields["executor"]; ok {
+		key := join(path, e.key)
+		r := resolve(e.value)
+		switch {
+		case isNull(r):
+		case r.Kind == yaml.ScalarNode:
+			typ, typAt, typKey = r.Value, e.value, key
+		case r.Kind == yaml.MappingNode:
+			ef := c.fields(r, key, newKeyTable("type", "config"))
+			if t, ok := ef["type"]; ok {
+				typ, _ = c.text(t.value, join(key, "type"))
+				typAt, typKey = t.value, join(key, "type")
+			}
+			if cf, ok := ef["config"]; ok {
+				config, configKey = cf.value, join(key, "config")
+			}
+			if typ == "" {
+				c.add(e.value, key, "executor needs a type, such as http or jq")
+				return
+			}
+		default:
+			c.add(e.value, key, "want an executor name or {type, config}, got %s", describe(e.value))
+			return
+		}
+	}
+	if e, ok := fields["type"]; ok {
+		key := join(path, e.key)
+		v, ok := c.text(e.value, key)
+		if ok && v != "" {
+			if typ != "" && v != typ {
+				c.add(e.value, key, "type %q and executor %q disagree: give one of them", v, typ)
+				return
+			}
+			typ, typAt, typKey = v, e.value, key
+		}
+	}
+	if e, ok := fields["with"]; ok {
+		if config != nil {
+			c.add(e.keyAt, join(path, e.key), "with and executor.config both give the executor's settings: give one of them")
+			return
+		}
+		config, configKey = e.value, join(path, e.key)
+	}
+	switch typ {
+	case "", "command", "shell":
+		if config != nil && !isNull(resolve(config)) {
+			c.add(config, configKey, "settings are for an executor such as http or jq; a command step takes none")
+		}
+		return
+	}
+	// Set even when refused below: a step of an executor needs no command,
+	// so the executor's refusal is the step's only problem.
+	step.Executor = typ
+	keys, ok := executorKeys[typ]
+	if !ok {
+		c.add(typAt, typKey, "executor %s is not supported yet (issue #23): daguha runs commands, scripts, run/call, http and jq", typ)
+		return
+	}
+	for _, name := range []string{"run", "call", "script"} {
+		e, given := fields[name]
+		switch {
+		case !given || isNull(resolve(e.value)):
+		case name != "script":
+			c.add(e.keyAt, join(path, e.key), "a %s step runs no child DAG: give run/call or the executor, not both", typ)
+		case typ == "http":
+			c.add(e.keyAt, join(path, e.key), "the http executor's settings go in config (or with); daguha does not read them from script")
+		}
+	}
+	settings := map[string]any{}
+	if config != nil && !isNull(resolve(config)) {
+		if resolve(config).Kind != yaml.MappingNode {
+			c.add(config, configKey, "want a map of the %s executor's settings, got %s", typ, describe(config))
+			return
+		}
+		for name, e := range c.fields(config, configKey, keys) {
+			if v, ok := c.setting(typ, name, e.value, join(configKey, name)); ok {
+				settings[name] = v
+			}
+		}
+	}
+	data, _ := json.Marshal(settings)
+	step.ExecutorConfigJson = string(data)
+}
+
+// setting reads one executor setting as the type the worker decodes.
+func (c *collector) setting(typ, name string, n *yaml.Node, key string) (any, bool) {
+	switch name {
+	case "silent", "json", "debug", "skipTLSVerify", "raw":
+		return c.boolean(n, key)
+	case "timeout":
+		return c.integer(n, key, maxSeconds)
+	case "headers", "query":
+		if typ == "jq" {
+			return c.text(n, key)
+		}
+		r := resolve(n)
+		if isNull(r) {
+			return map[string]string{}, true
+		}
+		if r.Kind != yaml.MappingNode {
+			c.add(n, key, "want a map of names to values, got %s", describe(n))
+			return nil, false
+		}
+		m := map[string]string{}
+		for _, e := range c.entries(r, key) {
+			if v, ok := c.text(e.value, join(key, e.key)); ok {
+				m[e.key] = v
+			}
+		}
+		return m, true
+	case "body", "input":
+		// A map or a list is sent as its JSON.
+		r := resolve(n)
+		if r.Kind == yaml.MappingNode || r.Kind == yaml.SequenceNode {
+			return c.jsonValue(n, key)
+		}
+		return c.text(n, key)
+	case "method":
+		v, ok := c.text(n, key)
+		return strings.ToUpper(v), ok
+	}
+	return c.text(n, key)
+}
