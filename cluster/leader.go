@@ -130,7 +130,19 @@ func (s *Server) startLeaderLoop() func() {
 func (s *Server) leaderLoop(ctx context.Context) {
 	term := s.raft.CurrentTerm()
 	for {
-		err := s.raft.Barrier(time.Minute).Error()
+		// The barrier is waited for beside ctx: Raft hands leadership
+		// changes to monitorLeadership through a channel it blocks on
+		// when full, and monitorLeadership waits for this loop to stop.
+		// Waiting for the barrier alone could hold all three forever
+		// (Raft blocked on the channel cannot complete the barrier).
+		barrier := make(chan error, 1)
+		go func() { barrier <- s.raft.Barrier(time.Minute).Error() }()
+		var err error
+		select {
+		case err = <-barrier:
+		case <-ctx.Done():
+			return
+		}
 		if err == nil {
 			break
 		}
