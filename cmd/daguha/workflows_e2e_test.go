@@ -116,12 +116,14 @@ func TestSeedPipelineRunsItsChildOnTheGpuWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 	release := filepath.Join(dir, "release")
+	trainings := filepath.Join(dir, "trainings")
 	writeFile(t, filepath.Join(bin, "python"), fmt.Sprintf(`#!/bin/sh
+echo "$DAG_RUN_ID $DAG_RUN_ATTEMPT" >> %s
 echo "training with $1 on $(hostname)"
 i=0
 while [ ! -f %s ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
 echo "model trained"
-`, release), 0o755)
+`, trainings, release), 0o755)
 	gpu := c.NewWorker("gpu-worker", "-labels=gpu=true")
 	gpu.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
 	startProcess(t, gpu)
@@ -157,8 +159,24 @@ echo "model trained"
 		child.ParentDagRunName != "distributed-pipeline" || child.ParentDagRunID != "pipe-1" {
 		t.Fatalf("the child's hierarchy in /api/v2/workers: %+v", child)
 	}
+	// Issue 22, acceptance 3: the leader is killed while the child
+	// trains; a new leader takes over, the killed server comes back (it
+	// holds the DAGs directory), and the pipeline ends as if nothing
+	// happened: one attempt of each run, the model trained once.
+	t.Logf("killing the leader %s while train-model runs", leader.Name)
+	leader.Kill()
+	newLeader := c.WaitLeader(t, 30*time.Second)
+	if err := leader.Start(); err != nil {
+		t.Fatalf("restarting %s: %v", leader.Name, err)
+	}
 	writeFile(t, release, "", 0o644)
 	parent := waitRunStatus(t, c, "pipe-1", "succeeded", 60*time.Second)
+	if data, err := os.ReadFile(trainings); err != nil || string(data) != child.DagRunID+" 1\n" {
+		t.Fatalf("trainings (run and attempt of each): %q %v; want one, of %s's first attempt", data, err, child.DagRunID)
+	}
+	if len(parent.Attempts) != 1 {
+		t.Errorf("the parent ran in attempts %+v, want one (new leader %s)", parent.Attempts, newLeader.Name)
+	}
 	if len(parent.Steps) != 1 || parent.Steps[0].ChildRunID != child.DagRunID || parent.Steps[0].Status != "succeeded" {
 		t.Fatalf("the parent's step: %+v (child %s)", parent.Steps, child.DagRunID)
 	}
@@ -166,7 +184,7 @@ echo "model trained"
 		t.Fatalf("the parent's children: %+v", parent.Children)
 	}
 	done, err := runDetail(c, child.DagRunID)
-	if err != nil || done.WorkerID != "gpu-worker" || len(done.Steps) != 1 || !strings.Contains(done.Steps[0].OutputTail, "training with train_model.py") {
+	if err != nil || done.WorkerID != "gpu-worker" || len(done.Attempts) != 1 || len(done.Steps) != 1 || !strings.Contains(done.Steps[0].OutputTail, "training with train_model.py") {
 		t.Fatalf("the child run: %+v %v", done, err)
 	}
 	// The whole log stays on the worker and comes through the API.

@@ -45,6 +45,36 @@ func registerExecutor(kind string, e executor) {
 	executors[kind] = e
 }
 
+// prober is an executor that can say whether this worker can run its
+// steps now (docker's answers only where the worker's Docker socket
+// does). An executor without one can always run.
+type prober interface {
+	probe(ctx context.Context) error
+}
+
+// internalKinds are the kinds a DAG never names: every worker runs them,
+// so a worker advertises only the others (Dagu's executor names).
+var internalKinds = map[string]bool{kindCommand: true, kindChild: true, kindNoop: true, kindParallel: true}
+
+// Executors are the Dagu executors this worker can run now, sorted: the
+// registered ones whose probe, if any, passes. The worker advertises
+// them, and the leader gives it only runs whose steps need no other
+// (dispatch.NeededExecutors). Probes run at once, each bounded by ctx.
+func Executors(ctx context.Context) []string {
+	var kinds []string
+	for kind, e := range executors {
+		if internalKinds[kind] {
+			continue
+		}
+		if p, ok := e.(prober); ok && p.probe(ctx) != nil {
+			continue
+		}
+		kinds = append(kinds, kind)
+	}
+	slices.Sort(kinds)
+	return kinds
+}
+
 // executorFor is the executor of kind, or an error naming the kind and
 // the ones this worker runs.
 func executorFor(kind string) (executor, error) {
