@@ -521,7 +521,14 @@ type WorkerInfo struct {
 	Labels        map[string]string      `protobuf:"bytes,2,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	MaxActiveRuns uint32                 `protobuf:"varint,3,opt,name=max_active_runs,json=maxActiveRuns,proto3" json:"max_active_runs,omitempty"`
 	// Where the worker serves WorkerLogService (host:port), if it does.
-	LogAddr       string `protobuf:"bytes,4,opt,name=log_addr,json=logAddr,proto3" json:"log_addr,omitempty"`
+	LogAddr string `protobuf:"bytes,4,opt,name=log_addr,json=logAddr,proto3" json:"log_addr,omitempty"`
+	// The Dagu executors the worker runs now (http, jq, docker, ...; not
+	// commands and child runs, which every worker runs): the leader gives
+	// it only runs that need no other.
+	Executors []string `protobuf:"bytes,5,rep,name=executors,proto3" json:"executors,omitempty"`
+	// The keys of labels the worker found itself (fingerprinted: cpu-arch,
+	// gpu-model, ...) rather than was given by hand.
+	AutoLabels    []string `protobuf:"bytes,6,rep,name=auto_labels,json=autoLabels,proto3" json:"auto_labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -582,6 +589,20 @@ func (x *WorkerInfo) GetLogAddr() string {
 		return x.LogAddr
 	}
 	return ""
+}
+
+func (x *WorkerInfo) GetExecutors() []string {
+	if x != nil {
+		return x.Executors
+	}
+	return nil
+}
+
+func (x *WorkerInfo) GetAutoLabels() []string {
+	if x != nil {
+		return x.AutoLabels
+	}
+	return nil
 }
 
 type PollRequest struct {
@@ -1467,13 +1488,16 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12\x1f\n" +
 	"\vgossip_addr\x18\x03 \x01(\tR\n" +
-	"gossipAddr\"\xd5\x01\n" +
+	"gossipAddr\"\x94\x02\n" +
 	"\n" +
 	"WorkerInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x129\n" +
 	"\x06labels\x18\x02 \x03(\v2!.daguha.v1.WorkerInfo.LabelsEntryR\x06labels\x12&\n" +
 	"\x0fmax_active_runs\x18\x03 \x01(\rR\rmaxActiveRuns\x12\x19\n" +
-	"\blog_addr\x18\x04 \x01(\tR\alogAddr\x1a9\n" +
+	"\blog_addr\x18\x04 \x01(\tR\alogAddr\x12\x1c\n" +
+	"\texecutors\x18\x05 \x03(\tR\texecutors\x12\x1f\n" +
+	"\vauto_labels\x18\x06 \x03(\tR\n" +
+	"autoLabels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"z\n" +

@@ -505,7 +505,11 @@ type DagSpec struct {
 	// errorMail: the run failed, or a step with mail_on_error failed.
 	ErrorMail *MailSettings `protobuf:"bytes,46,opt,name=error_mail,json=errorMail,proto3" json:"error_mail,omitempty"`
 	// infoMail: the run succeeded.
-	InfoMail      *MailSettings `protobuf:"bytes,47,opt,name=info_mail,json=infoMail,proto3" json:"info_mail,omitempty"`
+	InfoMail *MailSettings `protobuf:"bytes,47,opt,name=info_mail,json=infoMail,proto3" json:"info_mail,omitempty"`
+	// Dagu's DAG-level container: every command step of the run runs in
+	// one container of these settings (JSON, as the docker executor's
+	// settings); a run with one needs a worker that runs docker.
+	ContainerJson string `protobuf:"bytes,50,opt,name=container_json,json=containerJson,proto3" json:"container_json,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -762,6 +766,13 @@ func (x *DagSpec) GetInfoMail() *MailSettings {
 		return x.InfoMail
 	}
 	return nil
+}
+
+func (x *DagSpec) GetContainerJson() string {
+	if x != nil {
+		return x.ContainerJson
+	}
+	return ""
 }
 
 // SmtpSettings is the SMTP server a DAG's mails go through. The password
@@ -2925,8 +2936,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x15retry_after_unix_nano\x18\x1f \x01(\x03R\x12retryAfterUnixNano\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe1\n" +
-	"\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\v\n" +
 	"\aDagSpec\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12O\n" +
 	"\x0fworker_selector\x18\x02 \x03(\v2&.daguha.v1.DagSpec.WorkerSelectorEntryR\x0eworkerSelector\x12)\n" +
@@ -2966,7 +2976,8 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\amail_on\x18- \x01(\v2\x11.daguha.v1.MailOnR\x06mailOn\x126\n" +
 	"\n" +
 	"error_mail\x18. \x01(\v2\x17.daguha.v1.MailSettingsR\terrorMail\x124\n" +
-	"\tinfo_mail\x18/ \x01(\v2\x17.daguha.v1.MailSettingsR\binfoMail\x1aA\n" +
+	"\tinfo_mail\x18/ \x01(\v2\x17.daguha.v1.MailSettingsR\binfoMail\x12%\n" +
+	"\x0econtainer_json\x182 \x01(\tR\rcontainerJson\x1aA\n" +
 	"\x13WorkerSelectorEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"n\n" +
