@@ -30,6 +30,9 @@ func checkWorkerInfo(info *daguhav1.WorkerInfo) error {
 	if err := valid.LogAddr(info.GetLogAddr()); err != nil {
 		return &InvalidRequestError{Reason: fmt.Sprintf("worker %q: %v", info.GetId(), err)}
 	}
+	if err := valid.WorkerCapabilities(info.GetExecutors(), info.GetAutoLabels(), info.GetLabels()); err != nil {
+		return &InvalidRequestError{Reason: fmt.Sprintf("worker %q: %v", info.GetId(), err)}
+	}
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -527,7 +529,8 @@ func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.Work
 	current := func() bool {
 		w, _ := st.d.backend.State().Worker(info.GetId())
 		return w != nil && !w.GetOffline() && w.GetMaxActiveRuns() == info.GetMaxActiveRuns() &&
-			valid.FormatLabels(w.GetLabels()) == valid.FormatLabels(info.GetLabels()) && w.GetLogAddr() == info.GetLogAddr()
+			valid.FormatLabels(w.GetLabels()) == valid.FormatLabels(info.GetLabels()) && w.GetLogAddr() == info.GetLogAddr() &&
+			slices.Equal(w.GetExecutors(), info.GetExecutors()) && slices.Equal(w.GetAutoLabels(), info.GetAutoLabels())
 	}
 	if current() {
 		return nil
@@ -540,11 +543,13 @@ func (st *leaderState) ensureRegistered(ctx context.Context, info *daguhav1.Work
 	_, _, err := st.d.backend.Apply(ctx, fsm.RegisterWorkersType, &daguhav1.RegisterWorkersCommand{Workers: []*daguhav1.Worker{{
 		Id: info.GetId(), Labels: info.GetLabels(), MaxActiveRuns: info.GetMaxActiveRuns(),
 		RegisteredAtUnixNano: st.d.config.Now().UnixNano(), LogAddr: info.GetLogAddr(),
+		Executors: info.GetExecutors(), AutoLabels: info.GetAutoLabels(),
 	}}})
 	if err != nil {
 		return fmt.Errorf("register worker %q: %w", info.GetId(), err)
 	}
-	st.d.logger.Info("worker registered", "worker", info.GetId(), "labels", valid.FormatLabels(info.GetLabels()), "max_active_runs", info.GetMaxActiveRuns())
+	st.d.logger.Info("worker registered", "worker", info.GetId(), "labels", valid.FormatLabels(info.GetLabels()), "max_active_runs", info.GetMaxActiveRuns(),
+		"executors", strings.Join(info.GetExecutors(), ","))
 	return nil
 }
 
@@ -743,6 +748,10 @@ func (st *leaderState) match(state *store.StateStore, selectors []*store.Selecto
 			}
 			if atLimit(candidate) {
 				limited = true
+				return scanned < pendingScanLimit
+			}
+			// A step needs an executor this worker does not run.
+			if !HasExecutors(info.GetExecutors(), candidate.GetDag()) {
 				return scanned < pendingScanLimit
 			}
 			// Queued again by its DAG's retry policy, and not due yet.

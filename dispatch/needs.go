@@ -29,3 +29,21 @@ func NeededExecutors(dag *daguhav1.DagSpec) []string {
 	slices.Sort(needs)
 	return needs
 }
+
+// MissingExecutors are the executors a run of dag needs that a worker
+// advertising have lacks, sorted.
+func MissingExecutors(have []string, dag *daguhav1.DagSpec) []string {
+	var missing []string
+	for _, kind := range NeededExecutors(dag) {
+		if !slices.Contains(have, kind) {
+			missing = append(missing, kind)
+		}
+	}
+	return missing
+}
+
+// HasExecutors says whether a worker advertising have runs every
+// executor a run of dag needs.
+func HasExecutors(have []string, dag *daguhav1.DagSpec) bool {
+	return len(MissingExecutors(have, dag)) == 0
+}

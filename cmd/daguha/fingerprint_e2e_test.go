@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,35 @@ func TestFingerprintedGPULabels(t *testing.T) {
 		if !auto && len(w.Labels) != len(labels) {
 			t.Errorf("%s: labels %v, want only %v", w.ID, w.Labels, labels)
 		}
+		// Which labels were fingerprinted: the hand's win and are not.
+		fingerprinted := map[string]bool{}
+		for _, k := range w.AutoLabels {
+			fingerprinted[k] = true
+		}
+		switch w.ID {
+		case "gpu-auto":
+			for _, k := range []string{"gpu", "gpu-count", "gpu-model", "vram", "cuda", "cpu-arch", "os"} {
+				if !fingerprinted[k] {
+					t.Errorf("%s: %s not shown as fingerprinted: %v", w.ID, k, w.AutoLabels)
+				}
+			}
+		case "gpu-hand":
+			if fingerprinted["gpu-model"] || fingerprinted["cuda"] || !fingerprinted["gpu"] || !fingerprinted["vram"] {
+				t.Errorf("%s: fingerprinted %v; want gpu and vram, not the hand's gpu-model and cuda", w.ID, w.AutoLabels)
+			}
+		default:
+			if len(w.AutoLabels) != 0 {
+				t.Errorf("%s: fingerprinted %v with fingerprinting off", w.ID, w.AutoLabels)
+			}
+		}
+		if !slices.Contains(w.Executors, "http") || !slices.Contains(w.Executors, "jq") {
+			t.Errorf("%s: executors %v, want http and jq among them", w.ID, w.Executors)
+		}
+	}
+	out, errOut, code := runCLI(t, "workers", "-address="+leader.HTTPAddr())
+	if code != 0 || !strings.Contains(out, "gpu-model=nvidia-h100-80gb-hbm3*") || !strings.Contains(out, "gpu-model=a100,") ||
+		!strings.Contains(out, "* fingerprinted by the worker") {
+		t.Errorf("daguha workers does not mark the fingerprinted labels: exit %d\n%s%s", code, out, errOut)
 	}
 	if !strings.Contains(auto.Tail(200), "fingerprinted labels") || !strings.Contains(off.Tail(200), "fingerprinted labels are off") {
 		t.Errorf("the workers do not say which labels were fingerprinted:\n%s\n%s", auto.Tail(20), off.Tail(20))

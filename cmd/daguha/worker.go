@@ -58,6 +58,7 @@ func addAutoLabels(off bool, config *worker.Config, logger *slog.Logger) {
 		logger.Warn(err.Error())
 		return
 	}
+	config.AutoLabels = added
 	auto := make(map[string]string, len(added))
 	for _, k := range added {
 		auto[k] = config.Labels[k]

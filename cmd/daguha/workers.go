@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -54,7 +55,8 @@ func workersCommand() *cli.Command {
 
 func printWorkers(answer wire.Workers, now time.Time) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tHEALTH\tLAST HEARTBEAT\tLABELS\tRUNNING")
+	fmt.Fprintln(w, "ID\tHEALTH\tLAST HEARTBEAT\tLABELS\tEXECUTORS\tRUNNING")
+	anyAuto := false
 	for _, worker := range answer.Workers {
 		age := "never"
 		if t, err := time.Parse(time.RFC3339Nano, worker.LastHeartbeat); err == nil {
@@ -67,7 +69,16 @@ func printWorkers(answer wire.Workers, now time.Time) error {
 		sort.Strings(keys)
 		labels := make([]string, 0, len(keys))
 		for _, k := range keys {
-			labels = append(labels, k+"="+worker.Labels[k])
+			label := k + "=" + worker.Labels[k]
+			if slices.Contains(worker.AutoLabels, k) {
+				label += "*"
+				anyAuto = true
+			}
+			labels = append(labels, label)
+		}
+		executors := strings.Join(worker.Executors, ",")
+		if executors == "" {
+			executors = "-"
 		}
 		var tasks []string
 		for _, task := range worker.RunningTasks {
@@ -77,8 +88,14 @@ func printWorkers(answer wire.Workers, now time.Time) error {
 			}
 			tasks = append(tasks, name)
 		}
-		fmt.Fprintf(w, "%s\t%s %s\t%s\t%s\t%s\n", worker.ID, healthMarks[worker.HealthStatus], worker.HealthStatus, age,
-			strings.Join(labels, ","), strings.Join(tasks, ", "))
+		fmt.Fprintf(w, "%s\t%s %s\t%s\t%s\t%s\t%s\n", worker.ID, healthMarks[worker.HealthStatus], worker.HealthStatus, age,
+			strings.Join(labels, ","), executors, strings.Join(tasks, ", "))
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if anyAuto {
+		fmt.Println("* fingerprinted by the worker (the others were given by hand)")
+	}
+	return nil
 }

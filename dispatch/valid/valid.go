@@ -441,3 +441,35 @@ func ClipTail(tail string) string {
 	}
 	return tail[cut:]
 }
+
+// MaxExecutors bounds the executors a worker may advertise.
+const MaxExecutors = 32
+
+// ExecutorName: an executor's name (http, jq, docker, ...) follows the
+// rule of queue names, at most 63 bytes.
+func ExecutorName(name string) error {
+	return simpleName("executor name", name, 63, "", "must be 1-63 letters, digits, '_', '.' or '-', starting with a letter, a digit or '_'")
+}
+
+// WorkerCapabilities checks what a worker says of itself beside its
+// labels: at most MaxExecutors executors, each named by the rule, and
+// fingerprinted label keys that are keys of its labels.
+func WorkerCapabilities(executors, autoLabels []string, labels map[string]string) error {
+	if len(executors) > MaxExecutors {
+		return &Error{Rule: fmt.Sprintf("%d executors, more than the limit of %d", len(executors), MaxExecutors)}
+	}
+	for _, e := range executors {
+		if err := ExecutorName(e); err != nil {
+			return err
+		}
+	}
+	if len(autoLabels) > len(labels) {
+		return &Error{Rule: fmt.Sprintf("%d fingerprinted labels of %d labels", len(autoLabels), len(labels))}
+	}
+	for _, k := range autoLabels {
+		if _, ok := labels[k]; !ok {
+			return refuse("fingerprinted label", k, "must be the key of one of the worker's labels")
+		}
+	}
+	return nil
+}

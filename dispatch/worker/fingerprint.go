@@ -277,17 +277,19 @@ func AddFingerprint(config *Config, found map[string]string) ([]string, error) {
 
 // RefreshWith returns a Config.RefreshLabels that gives the hand labels
 // over a new fingerprint of probe each time, by AddFingerprint's rules
-// (only the hand labels when both together are too many).
-func RefreshWith(hand map[string]string, probe Probe) func() map[string]string {
+// (only the hand labels when both together are too many), and the keys
+// of those fingerprinted.
+func RefreshWith(hand map[string]string, probe Probe) func() (map[string]string, []string) {
 	hand = maps.Clone(hand)
-	return func() map[string]string {
+	return func() (map[string]string, []string) {
 		config := Config{Labels: maps.Clone(hand)}
 		if config.Labels == nil {
 			config.Labels = map[string]string{}
 		}
-		if _, err := AddFingerprint(&config, Fingerprint(probe)); err != nil {
-			return maps.Clone(hand)
+		added, err := AddFingerprint(&config, Fingerprint(probe))
+		if err != nil {
+			return maps.Clone(hand), nil
 		}
-		return config.Labels
+		return config.Labels, added
 	}
 }

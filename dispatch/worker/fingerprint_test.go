@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"runtime"
 	"testing"
 
@@ -188,11 +189,12 @@ func TestRefreshLabels(t *testing.T) {
 	probe := Probe{Root: root, NumCPU: 8, GOOS: "linux", GOARCH: "amd64"}
 	refresh := RefreshWith(map[string]string{"cpu-cores": "64", "team": "a"}, probe)
 	want := map[string]string{"cpu-cores": "64", "team": "a", "os": "linux", "cpu-arch": "amd64", "memory": "63G"}
-	if got := refresh(); !reflect.DeepEqual(got, want) {
-		t.Fatalf("refresh = %v, want %v", got, want)
+	got, auto := refresh()
+	if !reflect.DeepEqual(got, want) || strings.Join(auto, ",") != "cpu-arch,memory,os" {
+		t.Fatalf("refresh = %v (fingerprinted %v), want %v (fingerprinted cpu-arch,memory,os: cpu-cores is the hand's)", got, auto, want)
 	}
 
-	w, err := New(nil, Config{ID: "w", Labels: refresh(), MaxActiveRuns: 1, RefreshLabels: refresh, LogDir: t.TempDir()})
+	w, err := New(nil, Config{ID: "w", Labels: got, AutoLabels: auto, MaxActiveRuns: 1, RefreshLabels: refresh, LogDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,6 +213,9 @@ func TestRefreshLabels(t *testing.T) {
 	}
 	if before.GetLabels()["memory"] != "63G" {
 		t.Fatal("a refresh changed the message already sent")
+	}
+	if strings.Join(w.info.Load().GetAutoLabels(), ",") != "cpu-arch,memory,os" {
+		t.Fatalf("fingerprinted keys after the refresh %v", w.info.Load().GetAutoLabels())
 	}
 	if w.info.Load().GetId() != "w" || w.info.Load().GetMaxActiveRuns() != 1 {
 		t.Fatalf("refresh lost the worker's description: %v", w.info.Load())

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -64,16 +65,21 @@ type Config struct {
 	// Mail is the worker's own mail settings (Dagu's smtp, errorMail and
 	// infoMail), which a DAG's override (see mail.go).
 	Mail MailSettings
+	// AutoLabels are the keys of Labels the worker fingerprinted rather
+	// than was given by hand; the servers show them as such.
+	AutoLabels []string
 	// RefreshLabels, when set, gives the worker's labels anew (the hand
-	// ones over a new fingerprint) every LabelRefreshInterval (default
-	// DefaultLabelRefreshInterval); a change goes with the next poll and
-	// heartbeat, so the servers match runs against the machine as it is.
-	RefreshLabels        func() map[string]string
+	// ones over a new fingerprint) and the keys fingerprinted, every
+	// LabelRefreshInterval (default DefaultLabelRefreshInterval); the
+	// executors it can run (Executors) are looked at as often. A change
+	// goes with the next poll and heartbeat, so the servers match runs
+	// against the machine as it is.
+	RefreshLabels        func() (map[string]string, []string)
 	LabelRefreshInterval time.Duration
 }
 
-// DefaultLabelRefreshInterval is how often a worker with RefreshLabels
-// looks at its labels again.
+// DefaultLabelRefreshInterval is how often a worker looks at its labels
+// and executors again.
 const DefaultLabelRefreshInterval = 5 * time.Minute
 
 // Worker polls the cluster for runs and executes them.
@@ -164,26 +170,27 @@ func New(conn grpc.ClientConnInterface, config Config) (*Worker, error) {
 		running:   map[string]*activeRun{},
 		slots:     make(chan struct{}, config.MaxActiveRuns),
 	}
-	w.info.Store(&daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns), LogAddr: config.LogAddr})
+	w.info.Store(&daguhav1.WorkerInfo{Id: config.ID, Labels: config.Labels, MaxActiveRuns: uint32(config.MaxActiveRuns), LogAddr: config.LogAddr,
+		AutoLabels: slices.Sorted(slices.Values(config.AutoLabels))})
 	return w, nil
 }
 
 // Run polls and executes until ctx ends, then waits for its runs to stop.
 func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	w.refreshExecutors(ctx, true)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		w.heartbeatLoop(ctx)
 	}()
-	w.logger.Info("worker started", "labels", valid.FormatLabels(w.config.Labels), "max_active_runs", w.config.MaxActiveRuns)
-	if w.config.RefreshLabels != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.labelRefreshLoop(ctx)
-		}()
-	}
+	w.logger.Info("worker started", "labels", valid.FormatLabels(w.config.Labels), "max_active_runs", w.config.MaxActiveRuns,
+		"executors", strings.Join(w.info.Load().GetExecutors(), ","))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.refreshLoop(ctx)
+	}()
 	if w.config.LogRetention > 0 {
 		wg.Add(1)
 		go func() {
@@ -230,10 +237,10 @@ func (w *Worker) stepLogRetentionLoop(ctx context.Context) {
 	}
 }
 
-// labelRefreshLoop asks RefreshLabels for the worker's labels every
-// LabelRefreshInterval until ctx ends, and says the new ones in the next
-// poll and heartbeat when they changed and pass package valid's rules.
-func (w *Worker) labelRefreshLoop(ctx context.Context) {
+// refreshLoop looks at the worker's labels (with RefreshLabels) and
+// executors every LabelRefreshInterval until ctx ends, and says what
+// changed in the next poll and heartbeat.
+func (w *Worker) refreshLoop(ctx context.Context) {
 	ticker := time.NewTicker(w.config.LabelRefreshInterval)
 	defer ticker.Stop()
 	for {
@@ -242,15 +249,20 @@ func (w *Worker) labelRefreshLoop(ctx context.Context) {
 			return
 		case <-ticker.C:
 		}
-		w.refreshLabels()
+		if w.config.RefreshLabels != nil {
+			w.refreshLabels()
+		}
+		w.refreshExecutors(ctx, false)
 	}
 }
 
-// refreshLabels is one look of labelRefreshLoop.
+// refreshLabels is one look at the labels: new ones replace the old when
+// they pass package valid's rules.
 func (w *Worker) refreshLabels() {
-	labels := w.config.RefreshLabels()
+	labels, auto := w.config.RefreshLabels()
+	auto = slices.Sorted(slices.Values(auto))
 	old := w.info.Load()
-	if maps.Equal(labels, old.GetLabels()) {
+	if maps.Equal(labels, old.GetLabels()) && slices.Equal(auto, old.GetAutoLabels()) {
 		return
 	}
 	if err := valid.Labels(labels); err != nil {
@@ -258,9 +270,30 @@ func (w *Worker) refreshLabels() {
 		return
 	}
 	info := proto.Clone(old).(*daguhav1.WorkerInfo)
-	info.Labels = labels
+	info.Labels, info.AutoLabels = labels, auto
 	w.info.Store(info)
 	w.logger.Info("labels changed", "from", valid.FormatLabels(old.GetLabels()), "to", valid.FormatLabels(labels))
+}
+
+// executorProbeTimeout bounds one look at the executors a worker can run.
+const executorProbeTimeout = 5 * time.Second
+
+// refreshExecutors is one look at the executors this worker can run
+// (Executors); a change after the first look is logged, and advertised.
+func (w *Worker) refreshExecutors(ctx context.Context, first bool) {
+	ctx, cancel := context.WithTimeout(ctx, executorProbeTimeout)
+	defer cancel()
+	kinds := Executors(ctx)
+	old := w.info.Load()
+	if slices.Equal(kinds, old.GetExecutors()) {
+		return
+	}
+	info := proto.Clone(old).(*daguhav1.WorkerInfo)
+	info.Executors = kinds
+	w.info.Store(info)
+	if !first {
+		w.logger.Info("executors changed", "from", strings.Join(old.GetExecutors(), ","), "to", strings.Join(kinds, ","))
+	}
 }
 
 // maxPollers bounds the polls one worker keeps open at once.

@@ -41,6 +41,8 @@ func (s *Server) workersView() WorkersBody {
 		view := WorkerView{
 			ID:            worker.Worker.GetId(),
 			Labels:        worker.Worker.GetLabels(),
+			AutoLabels:    nonNil(worker.Worker.GetAutoLabels()),
+			Executors:     nonNil(worker.Worker.GetExecutors()),
 			HealthStatus:  worker.Health,
 			LastHeartbeat: rfc3339(worker.LastHeartbeat),
 			RunningTasks:  []RunningTask{},
@@ -63,6 +65,14 @@ func (s *Server) workersView() WorkersBody {
 		body.Workers = append(body.Workers, view)
 	}
 	return body
+}
+
+// nonNil is list, or an empty one: JSON shows [] rather than null.
+func nonNil(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
 }
 
 func rfc3339(t time.Time) string {

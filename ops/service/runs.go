@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,10 +40,21 @@ func (s *Service) queuedReason(run *daguhav1.Run) string {
 			time.Unix(0, notBefore).UTC().Format(time.RFC3339))
 	}
 	selector := run.GetDag().GetWorkerSelector()
-	matched, workers := false, 0
+	matched, selected, workers := false, 0, 0
+	var missing []string // what the selected workers lack, each named once
 	_ = s.cluster.FSM().State().EachWorker(func(w *daguhav1.Worker) bool {
 		workers++
-		matched = dispatch.Matches(selector, w.GetLabels())
+		if !dispatch.Matches(selector, w.GetLabels()) {
+			return true
+		}
+		selected++
+		lacks := dispatch.MissingExecutors(w.GetExecutors(), run.GetDag())
+		for _, kind := range lacks {
+			if !slices.Contains(missing, kind) {
+				missing = append(missing, kind)
+			}
+		}
+		matched = len(lacks) == 0
 		return !matched
 	})
 	switch {
@@ -50,10 +62,27 @@ func (s *Service) queuedReason(run *daguhav1.Run) string {
 		return s.queueReason(run)
 	case workers == 0:
 		return "no worker has registered with the cluster"
+	case selected > 0:
+		slices.Sort(missing)
+		return missingExecutorsReason(missing, selector)
 	case len(selector) == 0:
 		return ""
 	}
 	return "no worker matches selector " + valid.FormatLabels(selector)
+}
+
+// missingExecutorsReason says which executors a queued run needs that no
+// worker it may go to runs.
+func missingExecutorsReason(missing []string, selector map[string]string) string {
+	which := "no worker"
+	if len(selector) > 0 {
+		which = "no worker matching selector " + valid.FormatLabels(selector)
+	}
+	noun := "executor"
+	if len(missing) > 1 {
+		noun = "executors"
+	}
+	return fmt.Sprintf("%s runs the %s %s that its steps need", which, strings.Join(missing, ", "), noun)
 }
 
 // queueReason says when a queued run waits for its queue's limit (Dagu's

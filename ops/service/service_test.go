@@ -154,3 +154,47 @@ func TestAChildsRootIsItsParentsRoot(t *testing.T) {
 		}
 	}
 }
+
+// A queued run whose steps need an executor that no worker it may go to
+// runs says which; once such a worker registers, the reason goes.
+func TestAQueuedRunNamesTheExecutorNoWorkerRuns(t *testing.T) {
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
+	leader := c.Leader(10 * time.Second)
+	svc := service.New(leader.Server, service.Options{})
+	t.Cleanup(svc.Close)
+	ctx := context.Background()
+	register := func(w *daguhav1.Worker) {
+		t.Helper()
+		if _, _, err := leader.Server.Apply(ctx, fsm.RegisterWorkersType, &daguhav1.RegisterWorkersCommand{Workers: []*daguhav1.Worker{w}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	register(&daguhav1.Worker{Id: "plain", MaxActiveRuns: 1, Labels: map[string]string{"pool": "a"}, Executors: []string{"http", "jq"}})
+	spec := &daguhav1.DagSpec{Name: "boxed", WorkerSelector: map[string]string{"pool": "a"},
+		Steps: []*daguhav1.StepSpec{{Name: "s", Executor: "docker"}, {Name: "t", Executor: "ssh"}}}
+	if _, _, err := leader.Server.Apply(ctx, fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: []*daguhav1.Run{{
+		Id: "boxed-1", DagName: "boxed", Dag: spec, Status: daguhav1.RunStatus_RUN_STATUS_QUEUED,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	reason := func() string {
+		t.Helper()
+		detail, err := svc.Run(ctx, service.RunQuery{ID: "boxed-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return detail.Reason
+	}
+	if got, want := reason(), "no worker matching selector pool=a runs the docker, ssh executors that its steps need"; got != want {
+		t.Fatalf("reason %q, want %q", got, want)
+	}
+	// One with docker outside the selector changes nothing.
+	register(&daguhav1.Worker{Id: "other", MaxActiveRuns: 1, Labels: map[string]string{"pool": "b"}, Executors: []string{"docker", "ssh"}})
+	if got := reason(); !strings.Contains(got, "docker, ssh executors") {
+		t.Fatalf("reason %q", got)
+	}
+	register(&daguhav1.Worker{Id: "boxes", MaxActiveRuns: 1, Labels: map[string]string{"pool": "a"}, Executors: []string{"docker", "ssh"}})
+	if got := reason(); got != "" {
+		t.Fatalf("reason %q once a worker runs both", got)
+	}
+}

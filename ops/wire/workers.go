@@ -14,11 +14,16 @@ type RunningTask struct {
 
 // Worker is one worker in the seed's /api/v2/workers shape.
 type Worker struct {
-	ID            string            `json:"id"`
-	Labels        map[string]string `json:"labels"`
-	HealthStatus  string            `json:"health_status"`
-	LastHeartbeat string            `json:"last_heartbeat"`
-	RunningTasks  []RunningTask     `json:"running_tasks"`
+	ID     string            `json:"id"`
+	Labels map[string]string `json:"labels"`
+	// AutoLabels are the keys of Labels the worker fingerprinted (the
+	// others were given by hand); Executors the Dagu executors it runs
+	// beside commands and child runs. Both beyond the seed's shape.
+	AutoLabels    []string      `json:"auto_labels"`
+	Executors     []string      `json:"executors"`
+	HealthStatus  string        `json:"health_status"`
+	LastHeartbeat string        `json:"last_heartbeat"`
+	RunningTasks  []RunningTask `json:"running_tasks"`
 }
 
 // Workers is the answer of GET /api/v2/workers.

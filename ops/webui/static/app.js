@@ -164,10 +164,15 @@ function runLink(id, label) {
   return h("a", { href: `#/runs/${encodeURIComponent(id)}` }, label || id);
 }
 
-function chips(labels) {
+// chips shows labels; those the worker fingerprinted (auto) are marked
+// as such, the hand-given ones plain.
+function chips(labels, auto) {
   const keys = Object.keys(labels || {}).sort();
   if (!keys.length) return h("div", { class: "chips muted" }, "no labels");
-  return h("div", { class: "chips", "aria-label": "labels" }, keys.map((k) => h("span", { class: "chip" }, `${k}=${labels[k]}`)));
+  const found = new Set(auto || []);
+  return h("div", { class: "chips", "aria-label": "labels" }, keys.map((k) => found.has(k)
+    ? h("span", { class: "chip chip-auto", "data-auto": "true", title: "fingerprinted by the worker" }, `${k}=${labels[k]}`)
+    : h("span", { class: "chip", title: "given by hand" }, `${k}=${labels[k]}`)));
 }
 
 function table(headers, rows, empty) {
@@ -242,7 +247,8 @@ function workersPage(main) {
     swap(list, ...shown.map((w) => h("article", { class: "card worker", "data-worker": w.id },
       h("h2", {}, w.id),
       h("div", { class: "row" }, healthBadge(w.health_status), h("span", { class: "muted" }, `last heartbeat ${ago(w.last_heartbeat)}`)),
-      chips(w.labels),
+      chips(w.labels, w.auto_labels),
+      h("div", { class: "muted executors" }, `executors: ${(w.executors || []).length ? w.executors.join(", ") : "commands only"}`),
       h("h3", { class: "muted", style: "font-size:.9em;margin:8px 0 2px" }, `Running tasks (${w.running_tasks.length})`),
       taskTree(w.running_tasks))));
   };

@@ -2698,7 +2698,11 @@ type Worker struct {
 	OfflineAtUnixNano int64  `protobuf:"varint,7,opt,name=offline_at_unix_nano,json=offlineAtUnixNano,proto3" json:"offline_at_unix_nano,omitempty"`
 	OfflineReason     string `protobuf:"bytes,8,opt,name=offline_reason,json=offlineReason,proto3" json:"offline_reason,omitempty"`
 	// Where the worker serves the full logs of its steps (host:port).
-	LogAddr       string `protobuf:"bytes,9,opt,name=log_addr,json=logAddr,proto3" json:"log_addr,omitempty"`
+	LogAddr string `protobuf:"bytes,9,opt,name=log_addr,json=logAddr,proto3" json:"log_addr,omitempty"`
+	// The Dagu executors it runs (WorkerInfo.executors), and the keys of
+	// its labels it fingerprinted (WorkerInfo.auto_labels).
+	Executors     []string `protobuf:"bytes,10,rep,name=executors,proto3" json:"executors,omitempty"`
+	AutoLabels    []string `protobuf:"bytes,11,rep,name=auto_labels,json=autoLabels,proto3" json:"auto_labels,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2794,6 +2798,20 @@ func (x *Worker) GetLogAddr() string {
 		return x.LogAddr
 	}
 	return ""
+}
+
+func (x *Worker) GetExecutors() []string {
+	if x != nil {
+		return x.Executors
+	}
+	return nil
+}
+
+func (x *Worker) GetAutoLabels() []string {
+	if x != nil {
+		return x.AutoLabels
+	}
+	return nil
 }
 
 // ClusterMeta is cluster-wide settings chosen once, by a leader.
@@ -3155,7 +3173,7 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\rfencing_token\x18\x03 \x01(\x04R\ffencingToken\x12/\n" +
 	"\x14started_at_unix_nano\x18\x04 \x01(\x03R\x11startedAtUnixNano\x12+\n" +
 	"\x12ended_at_unix_nano\x18\x05 \x01(\x03R\x0fendedAtUnixNano\x12\x18\n" +
-	"\aoutcome\x18\x06 \x01(\tR\aoutcome\"\x99\x03\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\"\xd8\x03\n" +
 	"\x06Worker\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
 	"\x06labels\x18\x02 \x03(\v2\x1d.daguha.v1.Worker.LabelsEntryR\x06labels\x12&\n" +
@@ -3165,7 +3183,11 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\aoffline\x18\x06 \x01(\bR\aoffline\x12/\n" +
 	"\x14offline_at_unix_nano\x18\a \x01(\x03R\x11offlineAtUnixNano\x12%\n" +
 	"\x0eoffline_reason\x18\b \x01(\tR\rofflineReason\x12\x19\n" +
-	"\blog_addr\x18\t \x01(\tR\alogAddr\x1a9\n" +
+	"\blog_addr\x18\t \x01(\tR\alogAddr\x12\x1c\n" +
+	"\texecutors\x18\n" +
+	" \x03(\tR\texecutors\x12\x1f\n" +
+	"\vauto_labels\x18\v \x03(\tR\n" +
+	"autoLabels\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\".\n" +
