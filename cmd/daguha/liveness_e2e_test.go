@@ -206,7 +206,8 @@ func requireKeys(t *testing.T, what string, object map[string]json.RawMessage, k
 }
 
 // Acceptance 4: /api/v2/workers has exactly the seed's fields and types,
-// plus the run hierarchy ids, including a child run's root and parent.
+// plus the run hierarchy ids, including a child run's root and parent,
+// and each worker's fingerprinted label keys and executors (issue #23).
 func TestWorkersJSONHasTheSeedsShape(t *testing.T) {
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
@@ -247,7 +248,7 @@ func TestWorkersJSONHasTheSeedsShape(t *testing.T) {
 	if err := json.Unmarshal(top["workers"], &workers); err != nil || len(workers) != 1 {
 		t.Fatalf("workers: %v %s", err, top["workers"])
 	}
-	requireKeys(t, "a worker", workers[0], "id", "labels", "health_status", "last_heartbeat", "running_tasks")
+	requireKeys(t, "a worker", workers[0], "id", "labels", "auto_labels", "executors", "health_status", "last_heartbeat", "running_tasks")
 	var tasks []map[string]json.RawMessage
 	if err := json.Unmarshal(workers[0]["running_tasks"], &tasks); err != nil {
 		t.Fatal(err)
@@ -271,6 +272,8 @@ func TestWorkersJSONHasTheSeedsShape(t *testing.T) {
 	type seedWorker struct {
 		ID            string            `json:"id"`
 		Labels        map[string]string `json:"labels"`
+		AutoLabels    []string          `json:"auto_labels"`
+		Executors     []string          `json:"executors"`
 		HealthStatus  string            `json:"health_status"`
 		LastHeartbeat string            `json:"last_heartbeat"`
 		RunningTasks  []seedTask        `json:"running_tasks"`
@@ -284,7 +287,8 @@ func TestWorkersJSONHasTheSeedsShape(t *testing.T) {
 		t.Fatalf("strict decode: %v", err)
 	}
 	w := typed.Workers[0]
-	if w.ID != "worker-gpu-01" || w.Labels["gpu"] != "true" || w.Labels["memory"] != "64G" || w.HealthStatus != "HEALTHY" {
+	if w.ID != "worker-gpu-01" || w.Labels["gpu"] != "true" || w.Labels["memory"] != "64G" || w.HealthStatus != "HEALTHY" ||
+		w.AutoLabels == nil || len(w.AutoLabels) != 0 || len(w.Executors) == 0 {
 		t.Fatalf("worker: %+v", w)
 	}
 	if ts, err := time.Parse(time.RFC3339, w.LastHeartbeat); err != nil || ts.Location() != time.UTC {

@@ -171,6 +171,7 @@ func TestWorkersPageFollowsHealthAndHierarchy(t *testing.T) {
 	server := c.WaitLeader(t, 30*time.Second)
 	start(t, c.NewWorker("gpu-worker", "-labels=gpu=true,zone=eu"))
 	sleepy := c.NewWorker("sleepy-worker", "-labels=pool=batch")
+	sleepy.Env = nil // fingerprinted labels on: os, cpu-arch, ...
 	start(t, sleepy)
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(server.HTTPAddr()+"/#/workers")); err != nil {
@@ -180,6 +181,15 @@ func TestWorkersPageFollowsHealthAndHierarchy(t *testing.T) {
 	waitJS(t, ctx, "the gpu worker, its labels and Healthy",
 		textOf(card("gpu-worker"))+`.includes("gpu=true") && `+textOf(card("gpu-worker"))+`.includes("zone=eu") && `+textOf(card("gpu-worker"))+`.includes("Healthy")`, 30*time.Second)
 	waitJS(t, ctx, "the sleepy worker Healthy", textOf(card("sleepy-worker"))+`.includes("Healthy")`, 30*time.Second)
+	// Fingerprinted labels are drawn as such, hand-typed ones plain.
+	waitJS(t, ctx, "the sleepy worker's fingerprinted labels marked, its hand label plain", fmt.Sprintf(`(() => {
+		const chips = [...document.querySelectorAll(%q + " .chip")];
+		const auto = chips.filter(c => c.dataset.auto === "true").map(c => c.textContent);
+		const hand = chips.filter(c => c.dataset.auto !== "true").map(c => c.textContent);
+		return auto.some(t => t.startsWith("os=")) && auto.some(t => t.startsWith("cpu-arch=")) &&
+			hand.length === 1 && hand[0] === "pool=batch" &&
+			document.querySelectorAll(%q + " .chip[data-auto]").length === 0;
+	})()`, card("sleepy-worker"), card("gpu-worker")), 30*time.Second)
 
 	// A three-level hierarchy: the leaf runs on the gpu worker.
 	post(t, server, "/api/v2/dag-runs", map[string]string{"yaml": hierarchyYAML, "file": "tree.yaml", "dag_run_id": "tree-1"})
