@@ -5,8 +5,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/daguha/daguha/dispatch/valid"
