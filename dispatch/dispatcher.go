@@ -986,7 +986,7 @@ func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (
 				delete(st.deadlines, finish.GetRunId())
 			}
 			st.mu.Unlock()
-			d.config.Metrics.RunFinished(runStatusLabel(finish.GetStatus()))
+			d.config.Metrics.RunFinished(finish.GetStatus().Word())
 			d.config.Metrics.RunsCancelledAtOnce(outcomes[j].GetEndedCancelled())
 		}
 	}

@@ -1,7 +1,6 @@
 package dispatch
 
 import (
-	"strings"
 	"time"
 
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
@@ -63,12 +62,6 @@ func queueWait(run *daguhav1.Run) time.Duration {
 		return -1
 	}
 	return time.Duration(run.GetStartedAtUnixNano() - queuedAt)
-}
-
-// runStatusLabel is a run status as a metric label: succeeded, failed,
-// cancelled.
-func runStatusLabel(status daguhav1.RunStatus) string {
-	return strings.ToLower(strings.TrimPrefix(status.String(), "RUN_STATUS_"))
 }
 
 // countApplied is how many outcomes say their change was applied.

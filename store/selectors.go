@@ -2,36 +2,18 @@ package store
 
 import (
 	"fmt"
-	"sort"
-	"strings"
 
 	memdb "github.com/hashicorp/go-memdb"
+
+	"github.com/daguha/daguha/dispatch/valid"
 )
 
-// SelectorKey is the canonical form of a worker selector: its labels
-// sorted by key, as k=v joined with commas ("" for no selector). Runs with
-// equal selectors share one pending queue, and there are few distinct
-// selectors, so a poll looks at each queue's head instead of every run.
-func SelectorKey(selector map[string]string) string {
-	if len(selector) == 0 {
-		return ""
-	}
-	keys := make([]string, 0, len(selector))
-	for k := range selector {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b strings.Builder
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(selector[k])
-	}
-	return b.String()
-}
+// SelectorKey is the canonical form of a worker selector: package
+// valid's form of labels, k=v sorted by key and joined with commas (""
+// for no selector). Runs with equal selectors share one pending queue,
+// and there are few distinct selectors, so a poll looks at each queue's
+// head instead of every run.
+func SelectorKey(selector map[string]string) string { return valid.FormatLabels(selector) }
 
 // Selector is one distinct worker selector with runs waiting on it.
 type Selector struct {

@@ -1,11 +1,6 @@
 package worker
 
-import (
-	"strings"
-	"time"
-
-	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
-)
+import "time"
 
 // Metrics is what a worker records of its work: the hooks it calls, and
 // ops/metrics.WorkerMetrics implements (so this package imports nothing of
@@ -43,13 +38,3 @@ func (noMetrics) RunEnded(string)                    {}
 func (noMetrics) StepFinished(string, time.Duration) {}
 func (noMetrics) Heartbeat(time.Duration, error)     {}
 
-// runStatusLabel is a run status as a metric label: succeeded, failed,
-// cancelled.
-func runStatusLabel(status daguhav1.RunStatus) string {
-	return strings.ToLower(strings.TrimPrefix(status.String(), "RUN_STATUS_"))
-}
-
-// stepStatusLabel is a step status as a metric label.
-func stepStatusLabel(status daguhav1.StepStatus) string {
-	return strings.ToLower(strings.TrimPrefix(status.String(), "STEP_STATUS_"))
-}

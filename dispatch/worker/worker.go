@@ -491,7 +491,7 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 		logger.Warn("run end not recorded", "status", final.String(), "called_at_unix_nano", called.UnixNano(), "error", err)
 		return
 	}
-	ended = runStatusLabel(final)
+	ended = final.Word()
 	// The run's end as the cluster accepted it, between called_at and the
 	// line's own time.
 	logger.Info("run finished", "status", final.String(), "called_at_unix_nano", called.UnixNano())

@@ -122,7 +122,7 @@ func (h *workerHost) HoldStep(step *daguhav1.StepState, failed func(error)) {
 
 func (h *workerHost) stepMetrics(step *daguhav1.StepState) {
 	if step.GetFinishedAtUnixNano() > 0 && step.GetStartedAtUnixNano() > 0 {
-		h.w.config.Metrics.StepFinished(stepStatusLabel(step.GetStatus()), time.Duration(step.GetFinishedAtUnixNano()-step.GetStartedAtUnixNano()))
+		h.w.config.Metrics.StepFinished(step.GetStatus().Word(), time.Duration(step.GetFinishedAtUnixNano()-step.GetStartedAtUnixNano()))
 	}
 }
 

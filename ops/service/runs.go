@@ -17,17 +17,12 @@ import (
 	"github.com/daguha/daguha/store"
 )
 
-// statusName is the lower-case status word the API uses.
-func statusName[T interface{ String() string }](status T, prefix string) string {
-	return strings.ToLower(strings.TrimPrefix(status.String(), prefix))
-}
-
 // RunStatusName is the word for a run's status ("queued", "running",
 // "succeeded", ...), as runs are shown and filtered by.
-func RunStatusName(status daguhav1.RunStatus) string { return statusName(status, "RUN_STATUS_") }
+func RunStatusName(status daguhav1.RunStatus) string { return status.Word() }
 
 // StepStatusName is the word for a step's status.
-func StepStatusName(status daguhav1.StepStatus) string { return statusName(status, "STEP_STATUS_") }
+func StepStatusName(status daguhav1.StepStatus) string { return status.Word() }
 
 // queuedReason explains why a queued run is waiting when no registered
 // worker can take it.
