@@ -37,4 +37,3 @@ func (noMetrics) RunStarted()                        {}
 func (noMetrics) RunEnded(string)                    {}
 func (noMetrics) StepFinished(string, time.Duration) {}
 func (noMetrics) Heartbeat(time.Duration, error)     {}
-
