@@ -233,7 +233,7 @@
 //	                such a failure as a success. Also the words failed and
 //	                skipped. A failure that continues does not fail the run
 //	type            the step's executor (current Dagu): command (the default),
-//	                http or jq; with gives its settings (see Executors)
+//	                http, jq or archive; with gives its settings (see Executors)
 //	executor        the step's executor (Dagu 1.x): a name (executor: http)
 //	                or {type: http, config: {...}}
 //	mailOnError     true: the step's failure is mailed at once (the DAG's
@@ -285,7 +285,7 @@
 //
 // # Executors
 //
-// Besides command steps, the worker runs two of Dagu's executors, written
+// Besides command steps, the worker runs three of Dagu's executors, written
 // in either form: Dagu 1.x's "executor: http" or "executor: {type: http,
 // config: {...}}", or current Dagu's "type: http" with "with: {...}".
 // They become StepSpec.executor and executor_config_json (the settings
@@ -298,9 +298,19 @@
 //	       debug (accepted, not used), skipTLSVerify (or skip_tls_verify)
 //	jq     command the query (or the setting query); script the JSON input
 //	       (or the setting input); raw (strings printed without quotes)
+//	archive
+//	       command create, extract or list (required; no script);
+//	       source (required), destination (required to create, unless
+//	       dryRun), format (ArchiveFormat; else the destination's
+//	       extension to create), compressionLevel (-1 to 9), overwrite,
+//	       preservePaths, stripComponents (0 to 255), include and exclude
+//	       (a pattern or a list, CheckGlob), dryRun, verbose,
+//	       followSymlinks, verifyIntegrity, continueOnError; password is
+//	       refused (Dagu's is for 7z and rar)
 //
-// A step with an executor needs no command, script, run or call. Any
-// other executor (docker, ssh, mail, archive, ...) is refused naming it:
+// A step with an executor needs no command, script, run or call (an
+// archive step needs its command). Any
+// other executor (docker, ssh, mail, ...) is refused naming it:
 // "executor docker is not supported yet (issue #23)". type: command (or
 // executor: shell) is a command step; settings on one are refused.
 //

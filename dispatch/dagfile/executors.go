@@ -20,7 +20,8 @@ func init() { stepKeys.add("executor", "with") }
 var executorKeys = map[string]keyTable{
 	"http": newKeyTable("method", "url", "headers", "query", "body", "timeout", "silent", "json", "debug",
 		"skipTLSVerify"),
-	"jq": newKeyTable("query", "raw", "input"),
+	"jq":      newKeyTable("query", "raw", "input"),
+	"archive": archiveKeys,
 }
 
 // Current Dagu spells it skip_tls_verify, which snakeCase does not make.
@@ -88,7 +89,7 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 	step.Executor = typ
 	keys, ok := executorKeys[typ]
 	if !ok {
-		c.add(typAt, typKey, "executor %s is not supported yet (issue #23): daguha runs commands, scripts, run/call, http and jq", typ)
+		c.add(typAt, typKey, "executor %s is not supported yet (issue #23): daguha runs commands, scripts, run/call, http, jq and archive", typ)
 		return
 	}
 	for _, name := range []string{"run", "call", "script"} {
@@ -108,10 +109,17 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 			return
 		}
 		for name, e := range c.fields(config, configKey, keys) {
-			if v, ok := c.setting(typ, name, e.value, join(configKey, name)); ok {
+			if v, ok := c.setting(typ, name, e.value, join(configKey, e.key)); ok {
 				settings[name] = v
 			}
 		}
+	}
+	if typ == "archive" {
+		at, atKey := typAt, typKey
+		if config != nil {
+			at, atKey = config, configKey
+		}
+		c.archiveStep(fields, settings, path, at, atKey)
 	}
 	data, _ := json.Marshal(settings)
 	step.ExecutorConfigJson = string(data)
@@ -119,6 +127,9 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 
 // setting reads one executor setting as the type the worker decodes.
 func (c *collector) setting(typ, name string, n *yaml.Node, key string) (any, bool) {
+	if typ == "archive" {
+		return c.archiveSetting(name, n, key)
+	}
 	switch name {
 	case "silent", "json", "debug", "skipTLSVerify", "raw":
 		return c.boolean(n, key)
