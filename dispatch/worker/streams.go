@@ -11,12 +11,17 @@ import (
 // and ${id.stderr} as Dagu's do. They are in the run's log directory
 // (streams/, which no step log can be named), each try writing them
 // anew; on an engine without logs, in a directory of the attempt that
-// is removed when the attempt ends.
+// is removed when the attempt ends. Their names end as Dagu's do, in
+// .out and .err, so a script that looks for those finds them.
 
 // streamPath is the file holding one stream ("stdout" or "stderr") of
 // step i in this attempt.
 func (x *execution) streamPath(i int, stream string) string {
-	name := safeName(x.steps[i].GetName()) + "." + stream
+	suffix := ".out"
+	if stream == "stderr" {
+		suffix = ".err"
+	}
+	name := safeName(x.steps[i].GetName()) + suffix
 	if x.e.LogDir != "" {
 		return filepath.Join(x.e.LogDir, safeName(x.run.GetId()), strconv.FormatUint(uint64(x.run.GetAttempt()), 10), "streams", name)
 	}

@@ -134,6 +134,12 @@ func TestEngineStepReferencesByID(t *testing.T) {
 			})
 			path, _ := os.ReadFile(filepath.Join(dir, "path"))
 			stdout := strings.TrimSpace(string(path))
+			if filepath.Ext(stdout) != ".out" {
+				t.Errorf("stdout file %s: want it to end in .out, as Dagu's", stdout)
+			}
+			if _, err := os.Stat(strings.TrimSuffix(stdout, ".out") + ".err"); logs && err != nil {
+				t.Errorf("stderr file beside %s, ending in .err as Dagu's: %v", stdout, err)
+			}
 			if logs && !strings.HasPrefix(stdout, e.LogDir) {
 				t.Errorf("stdout file %s is not in the run's logs", stdout)
 			}
