@@ -368,6 +368,17 @@ steps:
     command: echo "${check.exitCode} $(cat ${check.stdout})"
     output: AFTER
 `, "", map[string]string{"AFTER": "4 checked"}},
+		{"a step's files by its id, though its output has the id's name", `
+steps:
+  - name: status
+    id: check
+    command: |
+      echo '{"state": "green", "stdout": "a key"}'
+    output: check
+  - name: after
+    command: echo "${check.state} ${check.exitCode} $(cat ${check.stdout})"
+    output: AFTER
+`, "", map[string]string{"AFTER": `green 0 {"state": "green", "stdout": "a key"}`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := dagfile.Parse("refs.yaml", []byte(tc.yaml))
