@@ -33,6 +33,7 @@ deps:
 	missing=""; \
 	have protoc || missing="$$missing protobuf-compiler"; \
 	have ip || missing="$$missing iproute2"; \
+	have perl || missing="$$missing perl"; \
 	[ -x /usr/sbin/iptables ] || missing="$$missing iptables"; \
 	have chromium || have chromium-browser || have google-chrome || missing="$$missing chromium"; \
 	have zip || missing="$$missing zip"; have unzip || missing="$$missing unzip"; have bzip2 || missing="$$missing bzip2"; \

@@ -65,12 +65,14 @@ type StepHolder interface {
 //   - Variables, in increasing precedence: the worker's environment;
 //     DAG_NAME, DAG_RUN_ID, DAG_RUN_ATTEMPT and DAG_RUN_FENCING_TOKEN (the
 //     attempt's number and its lease's fencing token, so a step can tell
-//     one execution from another); the DAG's env in order (a value may use the
+//     one execution from another), DAG_RUN_LOG_FILE (the attempt's run
+//     log, streams.go); the DAG's env in order (a value may use the
 //     ones before it and the worker's environment); the named params (the
 //     run's params merged over the DAG's defaults; a default may use the
 //     env and the defaults before it, a param given with the run is taken
 //     literally); the outputs of the steps the step depends on, directly or
-//     not; DAG_RUN_STEP_NAME; the step's env in order. All of them are in
+//     not; DAG_RUN_STEP_NAME, DAG_RUN_STEP_STDOUT_FILE and
+//     DAG_RUN_STEP_STDERR_FILE (stepFiles); the step's env in order. All of them are in
 //     the process's environment, where the shell expands $NAME and ${NAME}
 //     in command and script itself. The engine does not paste values into
 //     the shell text as Dagu does: a value holding quotes or `;` (a param
@@ -207,6 +209,9 @@ func (e *Engine) Execute(ctx context.Context, run *daguhav1.Run, host RunHost) (
 		return daguhav1.RunStatus_RUN_STATUS_FAILED, "invalid DAG: " + err.Error(), nil
 	}
 	defer x.removeStreams()
+	if closeLog := x.openRunLog(); closeLog != nil {
+		defer closeLog()
+	}
 	var stop context.CancelCauseFunc
 	x.ctx, stop = context.WithCancelCause(ctx)
 	defer stop(nil)
@@ -273,6 +278,10 @@ type execution struct {
 	// streamsDir holds the stdout and stderr of steps with an id when the
 	// engine keeps no logs; removed when the attempt ends.
 	streamsDir string
+	// runLog is the attempt's run log (DAG_RUN_LOG_FILE), runLogger
+	// writes to it alone; none when the engine keeps no logs.
+	runLog    string
+	runLogger *slog.Logger
 	// Per step, once it ended: whether its dependants run although it did
 	// not succeed (continueOn), and whether it was skipped or stopped
 	// because a step before it failed (Dagu's "cancelled": continueOn.skipped
@@ -417,6 +426,9 @@ func (x *execution) buildScope() error {
 		{"DAG_RUN_ATTEMPT", strconv.FormatUint(uint64(x.run.GetAttempt()), 10)},
 		{"DAG_RUN_FENCING_TOKEN", strconv.FormatUint(x.run.GetFencingToken(), 10)},
 	}
+	if x.runLog != "" {
+		x.base = append(x.base, envVar{"DAG_RUN_LOG_FILE", x.runLog})
+	}
 	for _, v := range dag.GetEnv() {
 		value, err := x.evalValue(x.ctx, v.GetValue(), resolver{x: x, vars: x.base, osEnv: true})
 		if err != nil {
@@ -481,6 +493,9 @@ func (x *execution) stepVars(ctx context.Context, i int) ([]envVar, error) {
 	}
 	x.mu.Unlock()
 	vars = append(vars, envVar{"DAG_RUN_STEP_NAME", x.steps[i].GetName()})
+	if stdout, stderr := x.stepFiles(i); stdout != "" {
+		vars = append(vars, envVar{"DAG_RUN_STEP_STDOUT_FILE", stdout}, envVar{"DAG_RUN_STEP_STDERR_FILE", stderr})
+	}
 	if i >= x.handlers {
 		vars = append(vars, envVar{"DAG_RUN_STATUS", x.runStatus})
 	}
@@ -713,6 +728,7 @@ func (x *execution) report(st *daguhav1.StepState) error {
 // with a host that holds ends, handed to it to go with a later call. A
 // held end refused later gives the attempt up then.
 func (x *execution) reportEnd(st *daguhav1.StepState) error {
+	x.logEnd(st)
 	holder, ok := x.host.(StepHolder)
 	if !ok {
 		return x.report(st)

@@ -56,10 +56,18 @@ func (r resolver) variable(name string) (string, bool) {
 	return "", false
 }
 
-// reference resolves a reference with a path, as Dagu does: a JSON path
-// into the variable of that name when its value is JSON the path fits;
-// else a property of the step with that id.
+// reference resolves a reference with a path, as Dagu does: the file or
+// exit code of the step with that id (${id.stdout}, ${id.stderr},
+// ${id.exitCode}), even when a variable has the id's name (a step whose
+// output is named as its id: Dagu's step_id_test); else a JSON path into
+// the variable of that name when its value is JSON the path fits; else
+// another property of the step (${id.output...}).
 func (r resolver) reference(name string, path []pathStep) (string, bool) {
+	if len(path) == 1 && !path[0].isIndex && path[0].key != "output" {
+		if value, ok := r.x.stepProperty(name, path); ok {
+			return value, true
+		}
+	}
 	if value, ok := r.variable(name); ok && validName(name) {
 		if v, ok := jsonPath(value, path); ok {
 			return v, true

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -134,11 +135,77 @@ func TestEngineStepReferencesByID(t *testing.T) {
 			})
 			path, _ := os.ReadFile(filepath.Join(dir, "path"))
 			stdout := strings.TrimSpace(string(path))
+			if filepath.Ext(stdout) != ".out" {
+				t.Errorf("stdout file %s: want it to end in .out, as Dagu's", stdout)
+			}
+			if _, err := os.Stat(strings.TrimSuffix(stdout, ".out") + ".err"); logs && err != nil {
+				t.Errorf("stderr file beside %s, ending in .err as Dagu's: %v", stdout, err)
+			}
 			if logs && !strings.HasPrefix(stdout, e.LogDir) {
 				t.Errorf("stdout file %s is not in the run's logs", stdout)
 			}
 			if _, err := os.Stat(stdout); logs != (err == nil) {
 				t.Errorf("stdout file %s after the run: %v (kept with the logs only)", stdout, err)
+			}
+		})
+	}
+}
+
+// Dagu's special variables for files: DAG_RUN_STEP_STDOUT_FILE and
+// DAG_RUN_STEP_STDERR_FILE are a step's own stdout and stderr files when
+// it has an id (${id.stdout}, ${id.stderr}), else its log; DAG_RUN_LOG_FILE
+// is the attempt's run log, with a line for each step that ended. Without
+// logs, only a step with an id has such files.
+func TestEngineSpecialFileVariables(t *testing.T) {
+	for _, logs := range []bool{true, false} {
+		t.Run(fmt.Sprintf("logs %v", logs), func(t *testing.T) {
+			dir := t.TempDir()
+			host := &fakeHost{}
+			e := testEngine(t)
+			if !logs {
+				e.LogDir = ""
+			}
+			run := testRun(dir,
+				&daguhav1.StepSpec{Name: "first", Command: "echo one; exit 3", ContinueOnFailure: true},
+				&daguhav1.StepSpec{Name: "with id", Id: "w", Depends: []string{"first"},
+					Command: `echo to-out; echo to-err >&2; printf '%s|%s' "$DAG_RUN_STEP_STDOUT_FILE" "$DAG_RUN_STEP_STDERR_FILE" > "$D/own"`},
+				&daguhav1.StepSpec{Name: "without id", Depends: []string{"with id"},
+					Command: `echo logged; printf '%s|%s|%s|%s|%s' "${w.stdout}" "${w.stderr}" "$(cat "${w.stdout}")" "$(cat "${w.stderr}")" ` +
+						`"${DAG_RUN_STEP_STDOUT_FILE-none}|${DAG_RUN_STEP_STDERR_FILE-none}|${DAG_RUN_LOG_FILE-none}" > "$D/after"`},
+			)
+			succeeded(t, execute(t, context.Background(), e, run, host), host)
+			own, _ := os.ReadFile(filepath.Join(dir, "own"))
+			after, _ := os.ReadFile(filepath.Join(dir, "after"))
+			if !strings.HasPrefix(string(after), string(own)+"|to-out|to-err|") {
+				t.Fatalf("the step's own files %q are not its ${w.stdout} and ${w.stderr} with what it printed: %q", own, after)
+			}
+			files := strings.Split(string(after), "|")[4:]
+			if !logs {
+				if strings.Join(files, "|") != "none|none|none" {
+					t.Errorf("without logs: %q, want no step log and no run log", files)
+				}
+				return
+			}
+			stepLog := e.LogPath("run-1", 1, "without id")
+			if files[0] != stepLog || files[1] != stepLog {
+				t.Errorf("a step without an id: %q, want its log %s for both", files[:2], stepLog)
+			}
+			if data, err := os.ReadFile(stepLog); err != nil || string(data) != "logged\n" {
+				t.Errorf("its log: %q (%v)", data, err)
+			}
+			if filepath.Dir(files[2]) != filepath.Dir(stepLog) {
+				t.Errorf("run log %s is not beside the attempt's step logs", files[2])
+			}
+			runLog, err := os.ReadFile(files[2])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, line := range []string{"msg=\"attempt started\" dag=test run=run-1 attempt=1",
+				"msg=\"step ended\" step=first status=failed exit_code=3 error=\"exit status 3\"",
+				"msg=\"step ended\" step=\"with id\" status=succeeded exit_code=0"} {
+				if !strings.Contains(string(runLog), line) {
+					t.Errorf("run log:\n%s\nwant a line with %s", runLog, line)
+				}
 			}
 		})
 	}
@@ -362,6 +429,17 @@ steps:
     command: echo "${check.exitCode} $(cat ${check.stdout})"
     output: AFTER
 `, "", map[string]string{"AFTER": "4 checked"}},
+		{"a step's files by its id, though its output has the id's name", `
+steps:
+  - name: status
+    id: check
+    command: |
+      echo '{"state": "green", "stdout": "a key"}'
+    output: check
+  - name: after
+    command: echo "${check.state} ${check.exitCode} $(cat ${check.stdout})"
+    output: AFTER
+`, "", map[string]string{"AFTER": `green 0 {"state": "green", "stdout": "a key"}`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := dagfile.Parse("refs.yaml", []byte(tc.yaml))
