@@ -16,6 +16,7 @@ import (
 // its workingDir's on the worker, and a command step compares what came
 // back with what went in.
 func TestArchiveExecutorRoundTripsInBothSyntaxes(t *testing.T) {
+	t.Parallel() // waits more than it computes: see TestMain
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
 	startProcess(t, c.NewWorker("archive-worker"))

@@ -88,6 +88,7 @@ func waitClosed(t *testing.T, what string, closed <-chan time.Time, began time.T
 // cluster shows the other bounds: pushed DAGs of 100,000 steps, 900 KB
 // selector values, slow bodies, idle connections and silent ones.
 func TestBoundsOnWhatComesIn(t *testing.T) {
+	t.Parallel() // waits more than it computes: see TestMain
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
 	follower := followerOf(c, leader)

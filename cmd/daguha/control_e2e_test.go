@@ -19,6 +19,7 @@ import (
 // precondition), and what each attempt ran agrees with it. Then a DAG's
 // retryPolicy runs a failed run again as a new attempt.
 func TestRepeatsAndHandlersThroughAFailover(t *testing.T) {
+	t.Parallel() // waits more than it computes: see TestMain
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, ExtraArgs: []string{"-lease-ttl=2s"}})
 	leader := c.WaitLeader(t, 30*time.Second)
 	first := startProcess(t, c.NewWorker("first", "-max-active-runs=1"))

@@ -25,6 +25,14 @@ import (
 	"github.com/daguha/daguha/ops/wire"
 )
 
+// Most tests here run one at a time: they kill, pause and time servers
+// and workers, and measure memory. A few that mostly wait (on timeouts,
+// leader elections, child runs) call t.Parallel: go test then runs them
+// two at a time (-parallel is GOMAXPROCS), after the others, so the
+// package's minutes are not the sum of their waits. Each has its own
+// cluster, temporary directory and ports (FreePorts never gives a port
+// twice in one test binary). A test that sets the environment or the
+// working directory, or measures time closely, must not be one of them.
 func TestMain(m *testing.M) {
 	clustertest.MainWithLeakCheck(m, clustertest.CleanupBinary)
 }

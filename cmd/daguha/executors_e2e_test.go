@@ -19,6 +19,7 @@ import (
 // started on loopback, its jq step reads the answer from the output
 // variable, and the last step prints what jq found.
 func TestHTTPAndJQExecutorsRunDagFilesInBothSyntaxes(t *testing.T) {
+	t.Parallel() // waits more than it computes: see TestMain
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer e2e" {
 			http.Error(w, "who are you", http.StatusUnauthorized)

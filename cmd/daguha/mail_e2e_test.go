@@ -109,6 +109,7 @@ func (s *mailSink) serve(conn net.Conn) {
 // runs the run sends them, after the new leader recorded the end. The
 // worker's log holds no password.
 func TestWorkerMailsThroughALeaderKill(t *testing.T) {
+	t.Parallel() // waits more than it computes: see TestMain
 	const password = "e2e-smtp-s3cret"
 	sink := startMailSink(t, "dagu", password)
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})

@@ -85,6 +85,7 @@ func readChildEvents(t *testing.T, dir string) []childEvent {
 // leader is killed mid-run; nothing of it is lost or done twice (see
 // checkFanOut).
 func TestParallelChildRunsOncePerItemWithinMaxConcurrentThroughALeaderKill(t *testing.T) {
+	t.Parallel() // waits more than it computes: see TestMain
 	records := t.TempDir()
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
@@ -104,6 +105,7 @@ func TestParallelChildRunsOncePerItemWithinMaxConcurrentThroughALeaderKill(t *te
 // again. A child that ran on the killed worker runs again as its own next
 // attempt: once per attempt, as recorded.
 func TestParallelChildrenAreNotStartedAgainWhenTheParentMovesWorkers(t *testing.T) {
+	t.Parallel() // waits more than it computes: see TestMain
 	records := t.TempDir()
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, ExtraArgs: livenessArgs})
 	leader := c.WaitLeader(t, 30*time.Second)

@@ -18,6 +18,7 @@ import (
 // says why) while the first runs, also after the leader that granted the
 // first is killed, and runs once the first ends.
 func TestANamedQueueHoldsItsRunsAcrossTheClusterAndAFailover(t *testing.T) {
+	t.Parallel() // waits more than it computes: see TestMain
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, ExtraArgs: []string{"-queues=batch=1"}})
 	leader := c.WaitLeader(t, 30*time.Second)
 	startProcess(t, c.NewWorker("queue-worker", "-max-active-runs=4"))

@@ -15,6 +15,7 @@ import (
 // path into an output and a step's exit code by its id; a param given
 // with the run that holds shell syntax stays data.
 func TestDaguReferencesThroughTheCluster(t *testing.T) {
+	t.Parallel() // waits more than it computes: see TestMain
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
 	startProcess(t, c.NewWorker("vars-worker", "-max-active-runs=4"))

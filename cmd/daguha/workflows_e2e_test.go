@@ -95,6 +95,7 @@ steps:
 // runs on the gpu worker as a child of distributed-pipeline, and while it
 // runs /api/v2/workers shows its root and parent.
 func TestSeedPipelineRunsItsChildOnTheGpuWorker(t *testing.T) {
+	t.Parallel() // waits more than it computes: see TestMain
 	dir := t.TempDir()
 	// As in the seed's Compose example, the DAGs come from a mounted
 	// directory (--dags), here on one server.
@@ -225,6 +226,7 @@ func fetchLog(t *testing.T, a *clustertest.Agent, runID, step string) string {
 // failure; retries run the given number of times; a timed-out step's
 // processes are gone.
 func TestStepGraphThroughTheCluster(t *testing.T) {
+	t.Parallel() // waits more than it computes: see TestMain
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
 	startProcess(t, c.NewWorker("graph-worker", "-max-active-runs=4"))
