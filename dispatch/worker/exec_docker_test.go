@@ -8,9 +8,12 @@ import (
 	"debug/elf"
 	"encoding/hex"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -478,5 +481,39 @@ func TestDagContainerFailuresAndCancel(t *testing.T) {
 	wantRun(t, r, host, daguhav1.RunStatus_RUN_STATUS_CANCELLED, "")
 	if left := containersOf(t, cli, run.GetId()); len(left) != 0 {
 		t.Errorf("the cancelled run's container is left: %+v", left)
+	}
+}
+
+// A worker says it runs docker steps only while its Docker engine (here
+// DOCKER_HOST) answers a ping: a socket nobody listens on is not one, a
+// server answering /_ping is.
+func TestDockerIsAdvertisedOnlyWhereItsEngineAnswers(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("DOCKER_HOST", "unix://"+filepath.Join(dir, "none.sock"))
+	if err := (dockerExecutor{}).probe(context.Background()); err == nil {
+		t.Fatal("the probe of a socket nobody listens on passed")
+	}
+	if kinds := Executors(context.Background()); slices.Contains(kinds, kindDocker) {
+		t.Errorf("advertised %v without an engine", kinds)
+	}
+
+	sock := filepath.Join(dir, "engine.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/_ping" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Api-Version", "1.41")
+		_, _ = io.WriteString(w, "OK")
+	})}
+	go func() { _ = engine.Serve(l) }()
+	t.Cleanup(func() { _ = engine.Close() })
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	if kinds := Executors(context.Background()); !slices.Contains(kinds, kindDocker) || !slices.Contains(kinds, kindHTTP) || slices.Contains(kinds, kindContainer) {
+		t.Errorf("advertised %v with an engine that answers, want docker among Dagu's executors (and not the internal container kind)", kinds)
 	}
 }
