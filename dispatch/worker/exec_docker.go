@@ -120,9 +120,12 @@ func (dockerExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepSta
 			exec = *s.Exec
 		}
 		id, err := runningContainer(ctx, cli, s.ContainerName)
-		if err != nil {
-			res = dockerResult{exitCode: -1, err: err}
-		} else {
+		switch {
+		case len(argv) == 0:
+			res = dockerResult{exitCode: -1, err: fmt.Errorf("a docker step that executes in the running container %s needs a command", s.ContainerName)}
+		case err != nil:
+			res = notRun(ctx, err)
+		default:
 			res = execIn(ctx, cli, id, s.ContainerName, argv, exec, out, stop, x.logger)
 		}
 	} else {
