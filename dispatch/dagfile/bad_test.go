@@ -105,7 +105,7 @@ func TestBadDagFiles(t *testing.T) {
 		{"step with command and run", "", "steps:\n  - name: a\n    command: x\n    run: child\n", 4, "steps[0].run", "command is already given"},
 		{"step with run and call", "", "steps:\n  - name: a\n    call: one\n    run: two\n", 4, "steps[0].run", "call is already given"},
 		{"step with a bad child name", "", "steps:\n  - name: a\n    run: ../etc\n", 3, "steps[0].run", `DAG name "../etc": must be 1-128 letters`},
-		{"unsupported step type", "", "steps:\n  - name: a\n    command: x\n    type: docker\n", 4, "steps[0].type", "executor docker is not supported yet (issue #23)"},
+		{"unsupported step type", "", "steps:\n  - name: a\n    command: x\n    type: redis\n", 4, "steps[0].type", "executor redis is not supported yet (issue #23)"},
 		{"duplicate step name", "", "steps:\n  - name: a\n    command: x\n  - name: a\n    command: y\n",
 			4, "steps[1].name", `step name "a" is already used by steps[0] (line 2)`},
 		{"unknown step in depends", "", "steps:\n" + ok + "  - name: b\n    command: x\n    depends:\n      - ok\n      - lint\n",

@@ -78,6 +78,8 @@
 //	                default, and the most: outputs travel in the replicated
 //	                state). A step printing more for its output fails
 //	maxActiveSteps  at most this many steps of a run run at once (0: no bound)
+//	container       a container every command step of a run runs in (see
+//	                Executors)
 //	maxCleanUpTimeSec how long a stopped step's processes get between the stop
 //	                signal and SIGKILL (default: the worker's, 5 s, as Dagu's)
 //	dotenv          .env files (a string or a list), read on the worker when a
@@ -233,7 +235,7 @@
 //	                such a failure as a success. Also the words failed and
 //	                skipped. A failure that continues does not fail the run
 //	type            the step's executor (current Dagu): command (the default),
-//	                http, jq or archive; with gives its settings (see Executors)
+//	                http, jq, archive or docker; with gives its settings (see Executors)
 //	executor        the step's executor (Dagu 1.x): a name (executor: http)
 //	                or {type: http, config: {...}}
 //	mailOnError     true: the step's failure is mailed at once (the DAG's
@@ -307,12 +309,26 @@
 //	       (a pattern or a list, CheckGlob), dryRun, verbose,
 //	       followSymlinks, verifyIntegrity, continueOnError; password is
 //	       refused (Dagu's is for 7z and rar)
+//	docker command one line of words the container runs (no script, no
+//	       list); settings image or containerName (a running container
+//	       without image), pull (always, missing, never, or true/false),
+//	       autoRemove, platform, workingDir, volumes, and the maps
+//	       container (env, workingDir, user, entrypoint), host (binds,
+//	       autoRemove, memory, cpuShares, networkMode) and exec (user,
+//	       workingDir, env); see DockerSettings (docker.go)
 //
 // A step with an executor needs no command, script, run or call (an
-// archive step needs its command). Any
-// other executor (docker, ssh, mail, ...) is refused naming it:
-// "executor docker is not supported yet (issue #23)". type: command (or
+// archive step needs its command; a docker step without an image needs
+// a command). Any other executor (ssh, mail, ...) is refused naming it:
+// "executor ssh is not supported yet (issue #23)". type: command (or
 // executor: shell) is a command step; settings on one are refused.
+//
+// A DAG's container (current Dagu's container: image or exec, name,
+// pullPolicy, env, volumes, user, workingDir, platform, network,
+// keepContainer, startup, command; or a running container's name) becomes
+// DagSpec.container_json, the same settings as a docker step's. Its
+// command steps are run in it by the worker, so they take no script,
+// shell or shellPackages, and the DAG no shell.
 //
 // Not supported, so reported as unknown keys: the keys not listed above.
 package dagfile

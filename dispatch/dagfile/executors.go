@@ -82,6 +82,9 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 		if config != nil && !isNull(resolve(config)) {
 			c.add(config, configKey, "settings are for an executor such as http or jq; a command step takes none")
 		}
+		if c.inContainer {
+			c.containerStep(fields, path)
+		}
 		return
 	}
 	// Set even when refused below: a step of an executor needs no command,
@@ -89,7 +92,7 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 	step.Executor = typ
 	keys, ok := executorKeys[typ]
 	if !ok {
-		c.add(typAt, typKey, "executor %s is not supported yet (issue #23): daguha runs commands, scripts, run/call, http, jq and archive", typ)
+		c.add(typAt, typKey, "executor %s is not supported yet (issue #23): daguha runs commands, scripts, run/call, http, jq, archive and docker", typ)
 		return
 	}
 	for _, name := range []string{"run", "call", "script"} {
@@ -100,7 +103,17 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 			c.add(e.keyAt, join(path, e.key), "a %s step runs no child DAG: give run/call or the executor, not both", typ)
 		case typ == "http":
 			c.add(e.keyAt, join(path, e.key), "the http executor's settings go in config (or with); daguha does not read them from script")
+		case typ == "docker":
+			c.add(e.keyAt, join(path, e.key), "a docker step runs its command line in the container; script is not supported (give sh -c '...' as the command)")
 		}
+	}
+	if typ == "docker" {
+		if config != nil && !isNull(resolve(config)) && resolve(config).Kind != yaml.MappingNode {
+			c.add(config, configKey, "want a map of the docker executor's settings, got %s", describe(config))
+			return
+		}
+		c.dockerStep(step, fields, path, config, configKey, typAt, typKey)
+		return
 	}
 	settings := map[string]any{}
 	if config != nil && !isNull(resolve(config)) {

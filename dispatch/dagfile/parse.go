@@ -393,6 +393,7 @@ func (c *collector) dag(root *yaml.Node, first bool, f *File) (*daguhav1.DagSpec
 	}
 	// group only sorts DAGs in Dagu's UI.
 	c.dagForms(dag, fields)
+	c.dagContainer(dag, fields)
 	dag.Preconditions = c.preconditions(fields, "")
 	if e, ok := fields["retryPolicy"]; ok {
 		dag.RetryPolicy = c.dagRetryPolicy(e)

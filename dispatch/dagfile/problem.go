@@ -54,6 +54,8 @@ type collector struct {
 	defaultsFrom, defaultsTo int
 	defaultsNodes            int
 	dagShell                 []string
+	// inContainer: the DAG has a container, which its command steps run in.
+	inContainer bool
 	// The rules of the params being read (paramSchema, richParam).
 	paramRules []*daguhav1.ParamRule
 }

@@ -62,6 +62,10 @@ type StepHolder interface {
 //     whole group is stopped (signal_on_stop, default SIGTERM, then
 //     SIGKILL after the DAG's max_clean_up_time_sec, else KillGrace), so no
 //     process outlives its step.
+//   - A DAG with a container (Dagu's DAG-level container) has its
+//     command steps executed in one container of the run instead
+//     (exec_container.go): made when the first needs it, removed when
+//     the attempt ends.
 //   - Variables, in increasing precedence: the worker's environment;
 //     DAG_NAME, DAG_RUN_ID, DAG_RUN_ATTEMPT and DAG_RUN_FENCING_TOKEN (the
 //     attempt's number and its lease's fencing token, so a step can tell
@@ -212,6 +216,7 @@ func (e *Engine) Execute(ctx context.Context, run *daguhav1.Run, host RunHost) (
 	if closeLog := x.openRunLog(); closeLog != nil {
 		defer closeLog()
 	}
+	defer x.closeContainer()
 	var stop context.CancelCauseFunc
 	x.ctx, stop = context.WithCancelCause(ctx)
 	defer stop(nil)
@@ -306,6 +311,9 @@ type execution struct {
 	runStatus string
 	// mail keeps the steps' ends for the attempt's mails (mail.go).
 	mail mailRecord
+	// container is the DAG's container, which its command steps run in
+	// (exec_container.go).
+	container dagContainer
 }
 
 type envVar struct{ name, value string }
@@ -326,7 +334,11 @@ func (x *execution) buildGraph() error {
 	}
 	x.executors = make([]executor, n)
 	for i, s := range x.steps {
-		run, err := executorFor(x.e.kindOf(s))
+		kind := x.e.kindOf(s)
+		if kind == kindCommand && x.run.GetDag().GetContainerJson() != "" {
+			kind = kindContainer
+		}
+		run, err := executorFor(kind)
 		if err != nil {
 			return fmt.Errorf("step %q: %w", s.GetName(), err)
 		}

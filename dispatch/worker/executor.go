@@ -54,7 +54,7 @@ type prober interface {
 
 // internalKinds are the kinds a DAG never names: every worker runs them,
 // so a worker advertises only the others (Dagu's executor names).
-var internalKinds = map[string]bool{kindCommand: true, kindChild: true, kindNoop: true, kindParallel: true}
+var internalKinds = map[string]bool{kindCommand: true, kindChild: true, kindNoop: true, kindParallel: true, kindContainer: true}
 
 // Executors are the Dagu executors this worker can run now, sorted: the
 // registered ones whose probe, if any, passes. The worker advertises

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"debug/elf"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/dispatch/worker"
+	"github.com/daguha/daguha/ops/wire"
+)
+
+// Dagu's docker executor in both syntaxes and a DAG-level container,
+// through a three-server cluster and a worker process on the machine's
+// Docker engine. There is no registry: the test imports its own image,
+// FROM scratch with the host's static busybox, and removes it and every
+// container of its runs when it ends.
+func TestDockerExecutorAndDagContainerRunDagFilesInBothSyntaxes(t *testing.T) {
+	if os.Getenv("DAGUHA_DOCKER_TESTS") == "0" {
+		t.Skip("DAGUHA_DOCKER_TESTS=0: the Docker tests are turned off")
+	}
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		t.Skipf("no Docker client: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	ping, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	_, err = cli.Ping(ping, client.PingOptions{})
+	cancel()
+	if err != nil {
+		t.Skipf("the Docker engine does not answer at %s (%v): install and start Docker Engine (Debian: apt-get install docker.io)", cli.DaemonHost(), err)
+	}
+	image := importBusybox(t, cli)
+	suffix := randomHex()
+	runIDs := map[string]string{"old-docker": "old-docker-" + suffix, "current-docker": "current-docker-" + suffix, "in-container": "in-container-" + suffix}
+	t.Cleanup(func() {
+		for _, id := range runIDs {
+			for _, c := range runContainers(t, cli, id) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, _ = cli.ContainerRemove(ctx, c, client.ContainerRemoveOptions{Force: true})
+				cancel()
+			}
+		}
+	})
+
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
+	leader := c.WaitLeader(t, 30*time.Second)
+	startProcess(t, c.NewWorker("docker-worker"))
+	dir := t.TempDir()
+	files := []string{
+		writeFile(t, filepath.Join(dir, "old.yaml"), `name: old-docker
+env:
+  - WHO: old syntax
+steps:
+  - name: greet
+    executor:
+      type: docker
+      config:
+        image: `+image+`
+        pull: never
+        autoRemove: true
+        container:
+          env: [GREETING=hello]
+    command: sh -c 'echo "$GREETING from $0"' ${WHO}
+`, 0o644),
+		writeFile(t, filepath.Join(dir, "current.yaml"), `name: current-docker
+env:
+  - WHO: current syntax
+steps:
+  - name: greet
+    type: docker
+    with:
+      image: `+image+`
+      pull: missing
+      auto_remove: true
+      working_dir: /etc
+      container:
+        env: [GREETING=hi]
+    command: sh -c 'echo "$GREETING from $0 in $(pwd)"' ${WHO}
+  - name: fails
+    type: docker
+    with: {image: `+image+`, auto_remove: true}
+    command: sh -c 'exit 5'
+    continueOn: {exitCode: [5]}
+`, 0o644),
+		writeFile(t, filepath.Join(dir, "container.yaml"), `name: in-container
+container:
+  image: `+image+`
+  pull_policy: never
+steps:
+  - name: write
+    command: sh -c 'echo "written in $(cat /etc/hostname)" > /tmp/shared-`+suffix+`'
+  - name: read
+    command: cat /tmp/shared-`+suffix+`
+  - name: host
+    command: cat /etc/hostname
+`, 0o644),
+	}
+	if out, errOut, code := runCLI(t, append([]string{"dag", "push", "-address=" + leader.HTTPAddr()}, files...)...); code != 0 {
+		t.Fatalf("dag push: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, tc := range []struct{ dag, step, want string }{
+		{"old-docker", "greet", "hello from old syntax\n"},
+		{"current-docker", "greet", "hi from current syntax in /etc\n"},
+	} {
+		id := runIDs[tc.dag]
+		var resp wire.Enqueued
+		if code, err := leader.PostJSONTimeout("/api/v2/dag-runs", wire.EnqueueRequest{DagName: tc.dag, DagRunID: id}, &resp, 30*time.Second); err != nil || code != 201 {
+			t.Fatalf("enqueue %s: HTTP %d %v", tc.dag, code, err)
+		}
+		run := waitRunStatus(t, c, id, "succeeded", 90*time.Second)
+		steps := map[string]wire.Step{}
+		for _, s := range run.Steps {
+			steps[s.Name] = s
+		}
+		if got := steps[tc.step].OutputTail; got != tc.want {
+			t.Errorf("%s: %s printed %q, want %q", tc.dag, tc.step, got, tc.want)
+		}
+		if f, ok := steps["fails"]; tc.dag == "current-docker" && (!ok || f.Status != "failed" || f.ExitCode != 5) {
+			t.Errorf("current-docker: fails %+v, want failed with exit code 5", f)
+		}
+		if left := runContainers(t, cli, id); len(left) != 0 {
+			t.Errorf("%s: autoRemove left containers %v", tc.dag, left)
+		}
+	}
+
+	id := runIDs["in-container"]
+	var resp wire.Enqueued
+	if code, err := leader.PostJSONTimeout("/api/v2/dag-runs", wire.EnqueueRequest{DagName: "in-container", DagRunID: id}, &resp, 30*time.Second); err != nil || code != 201 {
+		t.Fatalf("enqueue in-container: HTTP %d %v", code, err)
+	}
+	run := waitRunStatus(t, c, id, "succeeded", 90*time.Second)
+	steps := map[string]wire.Step{}
+	for _, s := range run.Steps {
+		steps[s.Name] = s
+	}
+	hostname := strings.TrimSpace(steps["host"].OutputTail)
+	if got := steps["read"].OutputTail; hostname == "" || got != "written in "+hostname+"\n" {
+		t.Errorf("read printed %q, want what write wrote in the container %q (steps %+v)", got, hostname, run.Steps)
+	}
+	if _, err := os.Stat("/tmp/shared-" + suffix); err == nil {
+		t.Errorf("the file the steps shared is on the worker's host, not in the container")
+	}
+	if left := runContainers(t, cli, id); len(left) != 0 {
+		t.Errorf("the run's container is left: %v", left)
+	}
+}
+
+// runContainers are the ids of the containers, running or not, labelled
+// with the run.
+func runContainers(t *testing.T, cli *client.Client, runID string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := cli.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("label", worker.LabelRunID+"="+runID)})
+	if err != nil {
+		t.Errorf("listing the containers of %s: %v", runID, err)
+		return nil
+	}
+	var ids []string
+	for _, c := range got.Items {
+		ids = append(ids, c.ID)
+	}
+	return ids
+}
+
+func randomHex() string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// importBusybox imports an image of the host's static busybox (Debian's
+// busybox-static) with a link for each applet and PATH=/bin, removed when
+// the test ends; it skips naming the package when there is none.
+func importBusybox(t *testing.T, cli *client.Client) string {
+	t.Helper()
+	bb := ""
+	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
+		f, err := elf.Open(p)
+		if err != nil {
+			continue
+		}
+		static := true
+		for _, prog := range f.Progs {
+			static = static && prog.Type != elf.PT_INTERP
+		}
+		f.Close()
+		if static {
+			bb = p
+			break
+		}
+	}
+	if bb == "" {
+		t.Skip("no static busybox for the test image: install busybox-static (as root: apt-get install busybox-static)")
+	}
+	binary, err := os.ReadFile(bb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err := exec.Command(bb, "--list").Output()
+	if err != nil {
+		t.Fatalf("%s --list: %v", bb, err)
+	}
+	var layer bytes.Buffer
+	tw := tar.NewWriter(&layer)
+	headers := []*tar.Header{{Typeflag: tar.TypeDir, Name: "bin/", Mode: 0o755}, {Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777},
+		{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755, Size: int64(len(binary))}}
+	for _, h := range headers {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tw.Write(binary); err != nil {
+		t.Fatal(err)
+	}
+	for _, applet := range strings.Fields(string(list)) {
+		if applet != "busybox" {
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ref := "daguha-e2e-busybox:t" + randomHex()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	resp, err := cli.ImageImport(ctx, client.ImageImportSource{Source: &layer, SourceName: "-"}, ref, client.ImageImportOptions{Changes: []string{"ENV PATH=/bin"}})
+	if err != nil {
+		t.Fatalf("importing the busybox image: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp)
+	resp.Close()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			t.Errorf("removing image %s: %v", ref, err)
+		}
+	})
+	return ref
+}
