@@ -7,10 +7,12 @@ import (
 	"crypto/rand"
 	"debug/elf"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,8 +59,13 @@ func TestDockerExecutorAndDagContainerRunDagFilesInBothSyntaxes(t *testing.T) {
 
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
-	startProcess(t, c.NewWorker("docker-worker"))
 	dir := t.TempDir()
+	// Issue #23, acceptance 3: at first the only worker has no Docker (its
+	// DOCKER_HOST names a socket nobody serves), so it does not say it
+	// runs docker steps and the leader gives it none.
+	plain := c.NewWorker("plain-worker")
+	plain.Env = append(plain.Env, "DOCKER_HOST=unix://"+filepath.Join(dir, "no-docker.sock"))
+	startProcess(t, plain)
 	files := []string{
 		writeFile(t, filepath.Join(dir, "old.yaml"), `name: old-docker
 env:
@@ -111,14 +118,36 @@ steps:
 	if out, errOut, code := runCLI(t, append([]string{"dag", "push", "-address=" + leader.HTTPAddr()}, files...)...); code != 0 {
 		t.Fatalf("dag push: exit %d\n%s%s", code, out, errOut)
 	}
+	enqueue := func(dag string) {
+		t.Helper()
+		var resp wire.Enqueued
+		if code, err := leader.PostJSONTimeout("/api/v2/dag-runs", wire.EnqueueRequest{DagName: dag, DagRunID: runIDs[dag]}, &resp, 30*time.Second); err != nil || code != 201 {
+			t.Fatalf("enqueue %s: HTTP %d %v", dag, code, err)
+		}
+	}
+	enqueue("old-docker")
+	const reason = "no worker runs the docker executor that its steps need"
+	clustertest.WaitFor(t, 30*time.Second, "the docker run queued, saying no worker runs docker", func() (bool, string) {
+		run, err := runDetail(c, runIDs["old-docker"])
+		if err != nil {
+			return false, err.Error()
+		}
+		return run.Status == "queued" && run.Reason == reason, fmt.Sprintf("%s, reason %q", run.Status, run.Reason)
+	})
+	var workers wire.Workers
+	if code, err := leader.GetJSON("/api/v2/workers", &workers); err != nil || code != 200 || len(workers.Workers) != 1 ||
+		slices.Contains(workers.Workers[0].Executors, "docker") || !slices.Contains(workers.Workers[0].Executors, "http") {
+		t.Fatalf("workers without Docker: HTTP %d %v %+v", code, err, workers)
+	}
+	// A worker with Docker joins and takes it.
+	startProcess(t, c.NewWorker("docker-worker"))
 	for _, tc := range []struct{ dag, step, want string }{
 		{"old-docker", "greet", "hello from old syntax\n"},
 		{"current-docker", "greet", "hi from current syntax in /etc\n"},
 	} {
 		id := runIDs[tc.dag]
-		var resp wire.Enqueued
-		if code, err := leader.PostJSONTimeout("/api/v2/dag-runs", wire.EnqueueRequest{DagName: tc.dag, DagRunID: id}, &resp, 30*time.Second); err != nil || code != 201 {
-			t.Fatalf("enqueue %s: HTTP %d %v", tc.dag, code, err)
+		if tc.dag != "old-docker" {
+			enqueue(tc.dag)
 		}
 		run := waitRunStatus(t, c, id, "succeeded", 90*time.Second)
 		steps := map[string]wire.Step{}
@@ -133,6 +162,9 @@ steps:
 		}
 		if left := runContainers(t, cli, id); len(left) != 0 {
 			t.Errorf("%s: autoRemove left containers %v", tc.dag, left)
+		}
+		if run.WorkerID != "docker-worker" || run.Reason != "" {
+			t.Errorf("%s ran on %q (reason %q), want docker-worker", tc.dag, run.WorkerID, run.Reason)
 		}
 	}
 
