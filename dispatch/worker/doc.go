@@ -8,8 +8,13 @@
 // Each kind of step is run by an executor registered under its kind, in
 // a file of its own: exec_command.go (a command or script with sh, in a
 // process group of its own, see process.go), exec_child.go (a run/call
-// step: a child run) and exec_noop.go (the benchmarks' no-op worker). A
-// new kind of step is a new such file. What decides whether and how often
+// step: a child run), exec_parallel.go (a run/call step over items),
+// exec_noop.go (the benchmarks' no-op worker), and Dagu's executors
+// exec_http.go, exec_jq.go, exec_archive.go, exec_docker.go and
+// exec_container.go (a DAG's container:). A new kind of step is a new such
+// file. An executor whose steps this worker may be unable to run says so
+// with a probe (docker pings the engine); Executors lists those it can,
+// which the worker advertises so the leader routes runs by them. What decides whether and how often
 // a step runs, and what runs when a run ends (preconditions, repeat and
 // retry policies, handlers), is control.go's.
 //
