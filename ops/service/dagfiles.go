@@ -3,7 +3,7 @@ package service
 import (
 	"context"
 	"errors"
-		"strings"
+	"strings"
 
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/dispatch/valid"
