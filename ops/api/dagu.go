@@ -120,8 +120,7 @@ func daguCode(err error) string {
 	return "internal_error"
 }
 
-// errorIn is the body of an error in a shape; httpCode picks Dagu's code
-// for errors that never reached the service (auth).
+// errorIn is the body of an error in a shape, with code as Dagu's code.
 func errorIn(shape errorShape, code string, err error) any {
 	switch shape {
 	case daguErrors:

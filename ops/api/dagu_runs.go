@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -174,6 +175,9 @@ func (s *Server) writeRunFromSpec(w http.ResponseWriter, r *http.Request, req wi
 	return nil
 }
 
+// paramName is a named param's name, as Dagu's params string has it.
+var paramName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 // daguParams is a params string as daguha reads it: Dagu's API may send
 // params as a JSON object ({"NAME": value, ...}), which becomes NAME="value"
 // pairs in the object's order; any other text is taken as it is.
@@ -189,9 +193,13 @@ func daguParams(text string) (string, error) {
 	}
 	var pairs []string
 	for dec.More() {
-		key, err := dec.Token()
+		token, err := dec.Token()
 		if err != nil {
 			return "", invalid(fmt.Errorf("params: %w", err))
+		}
+		key, _ := token.(string)
+		if !paramName.MatchString(key) {
+			return "", invalid(fmt.Errorf("params: %q: a param's name is letters, digits and '_', not starting with a digit", key))
 		}
 		var value any
 		if err := dec.Decode(&value); err != nil {
