@@ -277,7 +277,7 @@ func runAgent(c *cli.Context) error {
 		Cluster: config, HTTPBind: httpBind, GRPCBind: grpcBind, Logger: logger,
 		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
 		APIReadTokens: splitList(c.StringSlice("api-read-token")), TLS: coordinatorTLS(c), HTTPTLS: httpTLS(c),
-		DagsDir: c.String("dags"), Pprof: c.Bool("pprof"), CertifiedLabels: certified, Dev: dev,
+		DagsDir: c.String("dags"), Pprof: c.Bool("pprof"), CertifiedLabels: certified, Dev: dev, Version: version,
 	})
 	if err != nil {
 		return err

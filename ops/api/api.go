@@ -29,6 +29,12 @@ type Server struct {
 	logger  *slog.Logger
 	mux     *http.ServeMux
 	handler http.Handler
+	// routes are the patterns registered on mux (see Routes).
+	routes []string
+	// version is the build's, started when this API was made: Dagu's
+	// health call shows both.
+	version string
+	started time.Time
 }
 
 // Options configures the API.
@@ -41,6 +47,9 @@ type Options struct {
 	// ForwardTLS, when set, means the servers' HTTP API speaks HTTPS:
 	// requests forwarded to the leader use it to verify the leader.
 	ForwardTLS *tls.Config
+	// Version is the build's version, for Dagu's health call ("dev" when
+	// empty).
+	Version string
 }
 
 // New returns the API handler over a server's service.
@@ -48,7 +57,10 @@ func New(svc *service.Service, options Options) *Server {
 	if options.Logger == nil {
 		options.Logger = slog.Default()
 	}
-	s := &Server{service: svc, cluster: svc.Cluster(), logger: options.Logger, mux: http.NewServeMux()}
+	if options.Version == "" {
+		options.Version = "dev"
+	}
+	s := &Server{service: svc, cluster: svc.Cluster(), logger: options.Logger, mux: http.NewServeMux(), version: options.Version, started: time.Now()}
 	s.handler = requireToken(options.Tokens, options.ReadTokens, s.logger, s.mux)
 	// Reads relayed to the leader go through the API's one client, with
 	// the caller's token; a redirect is answered, never followed.
@@ -57,30 +69,33 @@ func New(svc *service.Service, options Options) *Server {
 		s.scheme = "https"
 		s.forward.Transport = &http.Transport{TLSClientConfig: options.ForwardTLS}
 	}
-	s.mux.HandleFunc("GET /api/v2/health", s.health)
-	s.mux.HandleFunc("GET /api/v2/cluster/leader", s.leader)
-	s.mux.HandleFunc("GET /api/v2/cluster/peers", wrap(s.peers))
-	s.mux.HandleFunc("GET /api/v2/cluster/members", s.members)
-	s.mux.HandleFunc("GET /api/v2/agent/self", s.self)
-	s.mux.HandleFunc("POST /api/v2/dag-runs", wrap(s.enqueueRun))
-	s.mux.HandleFunc("GET /api/v2/dag-runs", wrap(s.listRuns))
-	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}", wrap(s.getRun))
-	s.mux.HandleFunc("POST /api/v2/dag-runs/{dag_run_id}/cancel", wrap(s.cancelRun))
-	s.mux.HandleFunc("GET /api/v2/dag-runs/{dag_run_id}/steps/{step}/log", wrap(s.stepLog))
-	s.mux.HandleFunc("GET /api/v2/workers", wrap(s.workers))
-	s.mux.HandleFunc("POST /api/v2/dags", wrap(s.pushDags))
-	s.mux.HandleFunc("GET /api/v2/dags", wrap(s.listDags))
-	s.mux.HandleFunc("GET /api/v2/dags/{name}", wrap(s.getDag))
-	s.mux.HandleFunc("DELETE /api/v2/dags/{name}", wrap(s.deleteDag))
-	s.mux.HandleFunc("GET /api/v2/operator/raft/peers", wrap(s.raftPeers))
-	s.mux.HandleFunc("POST /api/v2/operator/raft/remove-peer", wrap(s.removePeer))
-	s.mux.HandleFunc("POST /api/v2/operator/raft/transfer-leadership", wrap(s.transferLeadership))
+	s.handle("GET /api/v2/health", s.health)
+	s.handle("GET /api/v2/cluster/leader", s.leader)
+	s.handle("GET /api/v2/cluster/peers", wrap(s.peers))
+	s.handle("GET /api/v2/cluster/members", s.members)
+	s.handle("GET /api/v2/agent/self", s.self)
+	// The paths daguha's API shares with Dagu 1.x's answer both kinds of
+	// client: see dagu.go.
+	s.handle("POST /api/v2/dag-runs", wrapIn(sharedErrors, s.enqueueRun))
+	s.handle("GET /api/v2/dag-runs", wrapIn(sharedErrors, s.listRuns))
+	s.handle("GET /api/v2/dag-runs/{dag_run_id}", wrap(s.getRun))
+	s.handle("POST /api/v2/dag-runs/{dag_run_id}/cancel", wrap(s.cancelRun))
+	s.handle("GET /api/v2/dag-runs/{dag_run_id}/steps/{step}/log", wrap(s.stepLog))
+	s.handle("GET /api/v2/workers", wrap(s.workers))
+	s.handle("POST /api/v2/dags", wrapIn(sharedErrors, s.pushDags))
+	s.handle("GET /api/v2/dags", wrapIn(sharedErrors, s.listDags))
+	s.handle("GET /api/v2/dags/{name}", wrapIn(sharedErrors, s.getDag))
+	s.handle("DELETE /api/v2/dags/{name}", wrap(s.deleteDag))
+	s.handle("GET /api/v2/operator/raft/peers", wrap(s.raftPeers))
+	s.handle("POST /api/v2/operator/raft/remove-peer", wrap(s.removePeer))
+	s.handle("POST /api/v2/operator/raft/transfer-leadership", wrap(s.transferLeadership))
 	// Saving a snapshot needs a full token (saveSnapshot checks it).
-	s.mux.HandleFunc("GET /api/v2/operator/snapshot", wrap(s.saveSnapshot))
-	s.mux.HandleFunc("POST /api/v2/operator/snapshot", wrap(s.restoreSnapshot))
-	s.mux.HandleFunc("/api/", wrap(func(w http.ResponseWriter, r *http.Request) error {
-		return &service.Error{Kind: service.NotFound, Err: fmt.Errorf("no API endpoint %s %s", r.Method, r.URL.Path)}
-	}))
+	s.handle("GET /api/v2/operator/snapshot", wrap(s.saveSnapshot))
+	s.handle("POST /api/v2/operator/snapshot", wrap(s.restoreSnapshot))
+	s.routeDagu(daguV2)
+	s.routeDagu(daguV1)
+	s.mux.HandleFunc("/api/", notFoundIn(sharedErrors))
+	s.mux.HandleFunc(apiV1+"/", notFoundIn(daguErrors))
 	return s
 }
 
@@ -132,7 +147,10 @@ var statusCodes = map[service.Kind]int{
 // writeFailure answers with err, its status code picked by its kind. A
 // cluster that cannot take the call now asks the caller to retry in a
 // second.
-func writeFailure(w http.ResponseWriter, err error) {
+func writeFailure(w http.ResponseWriter, err error) { writeFailureIn(daguhaErrors, w, err) }
+
+// writeFailureIn is writeFailure with the body in a shape.
+func writeFailureIn(shape errorShape, w http.ResponseWriter, err error) {
 	kind := service.KindOf(err)
 	code, ok := statusCodes[kind]
 	if !ok {
@@ -141,7 +159,7 @@ func writeFailure(w http.ResponseWriter, err error) {
 	if kind == service.Unavailable {
 		w.Header().Set("Retry-After", "1")
 	}
-	writeError(w, code, err)
+	writeJSON(w, code, errorIn(shape, daguCode(err), err))
 }
 
 // invalid marks an error in the caller's request (its body or query).

@@ -10,7 +10,7 @@ import (
 )
 
 // requireToken wraps next so that every /api/ request but the health
-// probe must carry one of the tokens as "Authorization: Bearer TOKEN".
+// probes (/api/v2/health, and Dagu's /api/v1/health) must carry one of the tokens as "Authorization: Bearer TOKEN".
 // A read-only token passes reads (GET, HEAD), marked as read-only for the
 // few reads that need a full token, and gets 403 on anything that changes
 // state. With no token configured the API is open. Every refusal is
@@ -28,7 +28,7 @@ func requireToken(tokens, readTokens []string, logger *slog.Logger, next http.Ha
 		return false
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/v2/health" || !strings.HasPrefix(r.URL.Path, "/api/") {
+		if r.URL.Path == apiV2+"/health" || r.URL.Path == apiV1+"/health" || !strings.HasPrefix(r.URL.Path, "/api/") {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -55,11 +55,17 @@ func requireToken(tokens, readTokens []string, logger *slog.Logger, next http.Ha
 }
 
 // refuse answers a request the API's tokens do not allow, and logs why.
+// Under /api/v1 (Dagu's calls) the body is Dagu's error; under /api/v2
+// it carries daguha's error and Dagu's code and message.
 func refuse(logger *slog.Logger, w http.ResponseWriter, r *http.Request, code int, reason string) {
 	if logger != nil {
 		logger.Warn("API request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "status", code, "reason", reason)
 	}
-	writeError(w, code, errors.New(reason))
+	daguCode := "unauthorized"
+	if code == http.StatusForbidden {
+		daguCode = "forbidden"
+	}
+	writeJSON(w, code, errorIn(shapeOfPath(r.URL.Path), daguCode, errors.New(reason)))
 }
 
 // readOnlyKey marks in a request's context that it came with a read-only

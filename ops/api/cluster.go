@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/ops/wire"
@@ -12,11 +13,17 @@ type healthBody = wire.Health
 
 // health is 200 once this server knows a leader, 503 before: a load
 // balancer or orchestrator can route to it exactly when it can serve.
+// Dagu 1.x's health call is the same path: Dagu's version, uptime and
+// timestamp come beside daguha's fields (its status stays daguha's "ok";
+// /api/v1/health answers Dagu's "healthy").
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 	leader, _ := s.cluster.Leader()
-	body := healthBody{Status: "ok", Node: s.cluster.NodeName(), Role: strings.ToLower(s.cluster.State()), Leader: leader}
+	body := wire.SharedHealth{
+		Health:  healthBody{Status: "ok", Node: s.cluster.NodeName(), Role: strings.ToLower(s.cluster.State()), Leader: leader},
+		Version: s.version, Uptime: int64(time.Since(s.started).Seconds()), Timestamp: time.Now().UTC().Format(time.RFC3339),
+	}
 	if leader == "" {
-		body.Status = "no leader"
+		body.Health.Status = "no leader"
 		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}

@@ -1,10 +1,10 @@
 package api
 
 import (
-	"encoding/json"
-	"fmt"
+	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/ops/service"
@@ -25,12 +25,28 @@ type DagOutcome = wire.DagOutcome
 
 type pushResponse = wire.DagPushed
 
+// pushDags stores DAG files (daguha's push: {"files": [...]}). The path
+// is Dagu's create too: a body with Dagu's name or spec creates that one
+// DAG and is answered as Dagu answers (201 {"name"}).
 func (s *Server) pushDags(w http.ResponseWriter, r *http.Request) error {
+	data, err := readBody(r, maxDagPushBytes)
+	if err != nil {
+		return err
+	}
+	keys := bodyKeys(data)
+	if anyKey(keys, "name", "spec") {
+		if keys["files"] {
+			return invalid(errors.New("request body: send files (daguha's push) or name and spec (Dagu's create), not both"))
+		}
+		var req wire.DaguCreateDag
+		if err := decodeStrict(data, &req); err != nil {
+			return err
+		}
+		return s.writeDagCreated(w, r, req)
+	}
 	var req pushRequest
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxDagPushBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return invalid(fmt.Errorf("request body: %w", err))
+	if err := decodeStrict(data, &req); err != nil {
+		return err
 	}
 	sources := make([]service.DagSource, 0, len(req.Files))
 	for _, file := range req.Files {
@@ -94,27 +110,35 @@ func viewDag(dag service.Dag, withSource bool) DagView {
 	return view
 }
 
+// listDags lists the stored DAGs by name. The path is Dagu's too: each
+// DAG comes with Dagu's fields beside daguha's, and the list with Dagu's
+// errors and pagination; Dagu's name, labels, sort, order, page and
+// perPage apply (without page or perPage, every DAG is on one page).
 func (s *Server) listDags(w http.ResponseWriter, r *http.Request) error {
-	dags, err := s.service.Dags(r.Context(), stale(r))
+	dags, newest, pagination, err := s.pagedDags(daguV2, r)
 	if err != nil {
 		return err
 	}
-	body := struct {
-		Dags []DagView `json:"dags"`
-	}{Dags: []DagView{}}
+	body := wire.SharedDagList{Dags: []wire.SharedDagItem{}, Errors: []string{}, Pagination: pagination}
+	now := time.Now()
 	for _, dag := range dags {
-		body.Dags = append(body.Dags, viewDag(dag, false))
+		body.Dags = append(body.Dags, wire.SharedDagItem{Dag: viewDag(dag, false), DaguDagFile: daguDagFile(apiV2, dag, newest[dag.Stored.GetSpec().GetName()], now)})
 	}
 	writeJSON(w, http.StatusOK, body)
 	return nil
 }
 
+// getDag is a stored DAG in detail, with Dagu's fields beside daguha's.
 func (s *Server) getDag(w http.ResponseWriter, r *http.Request) error {
 	dag, err := s.service.GetDag(r.Context(), r.PathValue("name"), stale(r))
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, viewDag(dag, true))
+	newest, err := s.newestRunOf(r, r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, wire.SharedDagDetail{Dag: viewDag(dag, true), DaguDagDetail: daguDagDetail(apiV2, dag, newest, time.Now())})
 	return nil
 }
 

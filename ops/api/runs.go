@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/daguha/daguha/ops/service"
@@ -21,11 +20,28 @@ type enqueueRequest wire.EnqueueRequest
 
 type enqueueResponse = wire.Enqueued
 
-// enqueueRun records a new run: see service.Enqueue.
+// enqueueRun records a new run: see service.Enqueue. The path is Dagu's
+// too (a run of a DAG file sent whole): a body with one of Dagu's keys
+// (spec, name, dagRunId, ...) is Dagu's and answered as Dagu answers;
+// any other is daguha's.
 func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) error {
+	data, err := readBody(r, maxDagPushBytes)
+	if err != nil {
+		return err
+	}
+	if anyKey(bodyKeys(data), daguRunKeys...) {
+		var req wire.DaguRunFromSpec
+		if err := decodeStrict(data, &req); err != nil {
+			return err
+		}
+		return s.writeRunFromSpec(w, r, req, service.SingletonRunning)
+	}
+	if len(data) > maxBodyBytes {
+		return invalid(fmt.Errorf("request body: more than %d bytes", maxBodyBytes))
+	}
 	var req enqueueRequest
-	if err := decodeJSON(r, &req); err != nil {
-		return invalid(err)
+	if err := decodeStrict(data, &req); err != nil {
+		return err
 	}
 	enqueued, err := s.service.Enqueue(r.Context(), enqueueOf(req))
 	if err != nil {
@@ -157,30 +173,21 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type runListBody = wire.RunList
-
-// listRuns lists runs, filtered by dag_name, status and worker_id, newest
-// first, at most limit (default 100, at most 10000) per page; ?after=
-// with the previous page's next cursor gives the following page.
+// listRuns lists runs, newest first, at most limit (default 100, at
+// most 10000) per page; ?after= (or Dagu's ?cursor=) with the previous
+// page's next cursor gives the following page. Filters: daguha's
+// dag_name, status, worker_id, root_dag_run_id and parent_dag_run_id,
+// and Dagu's name (part of the DAG's name), dagRunId (part of the id),
+// status (Dagu's numbers, repeated for any of them), fromDate and toDate
+// (Unix seconds, on the enqueue time). The path is Dagu's too: the page
+// comes in both shapes (runs, truncated, next and Dagu's dagRuns,
+// nextCursor).
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) error {
-	query := r.URL.Query()
-	limit := 100
-	if v := query.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 10000 {
-			return invalid(fmt.Errorf("limit %q: want a number from 1 to 10000", v))
-		}
-		limit = n
-	}
-	page, err := s.service.ListRuns(r.Context(), service.RunFilter{
-		DagName: query.Get("dag_name"), RootDagRunID: query.Get("root_dag_run_id"), ParentDagRunID: query.Get("parent_dag_run_id"),
-		Status: query.Get("status"), WorkerID: query.Get("worker_id"), After: query.Get("after"),
-		Limit: limit, Stale: stale(r),
-	})
+	page, err := s.runPageOf(daguV2, r, "")
 	if err != nil {
 		return err
 	}
-	body := runListBody{Runs: []RunView{}, Truncated: page.Truncated, Next: page.Next}
+	body := wire.SharedRunList{RunList: wire.RunList{Runs: []RunView{}, Truncated: page.Truncated, Next: page.Next}, DaguRunsPage: daguRunsPage(apiV2, page)}
 	for _, run := range page.Runs {
 		body.Runs = append(body.Runs, viewRun(run))
 	}

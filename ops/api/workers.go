@@ -28,7 +28,7 @@ type WorkersBody = wire.Workers
 // unless the caller asks ?stale=true for this server's own.
 func (s *Server) workers(w http.ResponseWriter, r *http.Request) error {
 	if !stale(r) && !s.cluster.IsLeader() {
-		return s.forwardToLeader(w, r)
+		return s.forwardToLeader(w, r, func() any { return s.workersView() })
 	}
 	writeJSON(w, http.StatusOK, s.workersView())
 	return nil
@@ -86,8 +86,9 @@ func rfc3339(t time.Time) string {
 const maxRelayBytes = 64 << 20
 
 // forwardToLeader relays a read to the leader's HTTP API with ?stale=true
-// (the leader answers from its own view), holding through an election.
-func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) error {
+// (the leader answers from its own view), holding through an election;
+// should this server become the leader meanwhile, it answers localView.
+func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request, localView func() any) error {
 	var (
 		status int
 		header http.Header
@@ -126,7 +127,7 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) error {
 	}
 	if status == 0 {
 		// This server became the leader meanwhile.
-		writeJSON(w, http.StatusOK, s.workersView())
+		writeJSON(w, http.StatusOK, localView())
 		return nil
 	}
 	w.Header().Set("Content-Type", header.Get("Content-Type"))

@@ -52,7 +52,26 @@ type EnqueueRequest struct {
 	// ParentDagRunID makes this run a child of an existing run: its
 	// parent is that run and its root is the parent's root.
 	ParentDagRunID string
+	// Queue, when set, puts the run in that queue instead of its DAG's
+	// (Dagu's enqueue --queue).
+	Queue string
+	// Singleton refuses the run, as a Conflict, while another run of the
+	// DAG is active (Dagu's singleton). The check and the enqueue are two
+	// steps: two requests at the same moment may both pass.
+	Singleton Singleton
 }
+
+// Singleton says which runs of the same DAG refuse an enqueue.
+type Singleton int
+
+const (
+	// NotSingleton refuses nothing.
+	NotSingleton Singleton = iota
+	// SingletonRunning refuses while a run of the DAG is running.
+	SingletonRunning
+	// SingletonActive refuses while a run of the DAG is queued or running.
+	SingletonActive
+)
 
 // Enqueued is what an enqueue did.
 type Enqueued struct {
@@ -194,6 +213,17 @@ func (s *Service) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueued, er
 	}
 	if _, err := dagfile.ResolveParams(spec, req.Params); err != nil {
 		return Enqueued{}, errorf(Invalid, "params %q: %w", req.Params, err)
+	}
+	if req.Queue != "" && req.Queue != spec.GetQueue() {
+		if err := valid.QueueName(req.Queue); err != nil {
+			return Enqueued{}, errorf(Invalid, "queue: %w", err)
+		}
+		// The run keeps its own copy of the DAG: the stored one stays.
+		spec = proto.CloneOf(spec)
+		spec.Queue = req.Queue
+	}
+	if err := s.checkSingleton(ctx, req); err != nil {
+		return Enqueued{}, err
 	}
 	if req.DagRunID == "" {
 		id, err := uuid.NewV7()

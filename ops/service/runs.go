@@ -158,9 +158,40 @@ type RunFilter struct {
 	ParentDagRunID string
 	Status         string
 	WorkerID       string
-	After          string
-	Limit          int
-	Stale          bool
+	// Dagu's filters: NameContains is part of the DAG's name (any case),
+	// IDContains part of the run id; AnyStatus, when not empty, the
+	// statuses one of which the run must have (words, as Status); the run
+	// was enqueued at or after EnqueuedFrom and at or before EnqueuedTo
+	// (Unix nanoseconds; 0: no bound).
+	NameContains string
+	IDContains   string
+	AnyStatus    []string
+	EnqueuedFrom int64
+	EnqueuedTo   int64
+	After        string
+	Limit        int
+	Stale        bool
+}
+
+// runStatusWords are the statuses a filter may name.
+var runStatusWords = []string{"queued", "running", "succeeded", "failed", "cancelled"}
+
+// matches says whether run passes the filter's fields (all but After).
+func (filter *RunFilter) matches(run *daguhav1.Run) bool {
+	if (filter.DagName != "" && run.GetDagName() != filter.DagName) ||
+		(filter.RootDagRunID != "" && run.GetRootDagRunId() != filter.RootDagRunID) ||
+		(filter.ParentDagRunID != "" && run.GetParentDagRunId() != filter.ParentDagRunID) ||
+		(filter.Status != "" && RunStatusName(run.GetStatus()) != filter.Status) ||
+		(filter.WorkerID != "" && run.GetWorkerId() != filter.WorkerID) ||
+		(filter.IDContains != "" && !strings.Contains(run.GetId(), filter.IDContains)) ||
+		(filter.EnqueuedFrom != 0 && run.GetEnqueuedAtUnixNano() < filter.EnqueuedFrom) ||
+		(filter.EnqueuedTo != 0 && run.GetEnqueuedAtUnixNano() > filter.EnqueuedTo) {
+		return false
+	}
+	if filter.NameContains != "" && !strings.Contains(strings.ToLower(run.GetDagName()), strings.ToLower(filter.NameContains)) {
+		return false
+	}
+	return len(filter.AnyStatus) == 0 || slices.Contains(filter.AnyStatus, RunStatusName(run.GetStatus()))
 }
 
 // RunPage is a page of runs, newest first.
@@ -209,22 +240,17 @@ func (s *Service) ListRuns(ctx context.Context, filter RunFilter) (RunPage, erro
 		}
 		after = &c
 	}
-	switch filter.Status {
-	case "", "queued", "running", "succeeded", "failed", "cancelled":
-	default:
-		return RunPage{}, errorf(Invalid, "status %q: want queued, running, succeeded, failed or cancelled", filter.Status)
+	for _, status := range append([]string{filter.Status}, filter.AnyStatus...) {
+		if status != "" && !slices.Contains(runStatusWords, status) {
+			return RunPage{}, errorf(Invalid, "status %q: want queued, running, succeeded, failed or cancelled", status)
+		}
 	}
 	if err := s.consistent(ctx, filter.Stale); err != nil {
 		return RunPage{}, err
 	}
 	kept := &newest{limit: filter.Limit}
 	_ = s.cluster.FSM().State().EachRun(func(run *daguhav1.Run) bool {
-		if (filter.DagName == "" || run.GetDagName() == filter.DagName) &&
-			(filter.RootDagRunID == "" || run.GetRootDagRunId() == filter.RootDagRunID) &&
-			(filter.ParentDagRunID == "" || run.GetParentDagRunId() == filter.ParentDagRunID) &&
-			(filter.Status == "" || RunStatusName(run.GetStatus()) == filter.Status) &&
-			(filter.WorkerID == "" || run.GetWorkerId() == filter.WorkerID) &&
-			(after == nil || listedBefore(&daguhav1.Run{CreateIndex: after.index, Id: after.id}, run)) {
+		if filter.matches(run) && (after == nil || listedBefore(&daguhav1.Run{CreateIndex: after.index, Id: after.id}, run)) {
 			kept.offer(run)
 		}
 		return true
