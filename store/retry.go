@@ -20,7 +20,7 @@ import (
 //     alone; a step after it that never ran because it failed would then
 //     never run.)
 //
-// A step with no recorded state runs again. Handlers always run again. A
+// A step with no recorded end runs again. Handlers always run again. A
 // run that is queued or running, or a child run, is refused and left as
 // it is; so is a step name the run's DAG does not have.
 func (s *StateStore) RetryRuns(index uint64, retries []*daguhav1.RetryRun) ([]*daguhav1.RunOutcome, error) {
@@ -109,7 +109,7 @@ func keptSteps(run *daguhav1.Run, step string) (kept []*daguhav1.StepState, ok b
 		}
 		mark[i] = visiting
 		st := recorded[steps[i].GetName()]
-		again := st == nil
+		again := !stepEnded(st)
 		if step == "" {
 			again = again || st.GetStatus() != daguhav1.StepStatus_STEP_STATUS_SUCCEEDED
 		} else {
@@ -136,6 +136,17 @@ func keptSteps(run *daguhav1.Run, step string) (kept []*daguhav1.StepState, ok b
 		return nil, true
 	}
 	return kept, true
+}
+
+// stepEnded tells whether a recorded step state is an end: a state
+// caught running when the run ended is not kept.
+func stepEnded(st *daguhav1.StepState) bool {
+	switch st.GetStatus() {
+	case daguhav1.StepStatus_STEP_STATUS_SUCCEEDED, daguhav1.StepStatus_STEP_STATUS_FAILED,
+		daguhav1.StepStatus_STEP_STATUS_SKIPPED, daguhav1.StepStatus_STEP_STATUS_CANCELLED:
+		return true
+	}
+	return false
 }
 
 // keptOutputs are the values of the output variables of the kept steps,
