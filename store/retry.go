@@ -41,7 +41,7 @@ func (s *StateStore) RetryRuns(index uint64, retries []*daguhav1.RetryRun) ([]*d
 			refuse("run %q does not exist", id)
 			continue
 		case run.GetStatus() != statusSucceeded && run.GetStatus() != statusFailed && run.GetStatus() != statusCancelled:
-			refuse("run %q is %s, not finished: only a finished run can be retried", id, RunStatusWord(run.GetStatus()))
+			refuse("run %q is %s, not finished: only a finished run can be retried", id, run.GetStatus().Word())
 			continue
 		case run.GetParentDagRunId() != "":
 			refuse("run %q is a child of run %q: retry its root run %q", id, run.GetParentDagRunId(), run.GetRootDagRunId())
@@ -172,16 +172,4 @@ func keptOutputs(run *daguhav1.Run, kept []*daguhav1.StepState) map[string]strin
 		}
 	}
 	return outputs
-}
-
-// RunStatusWord is the word for a run's status in messages: "queued",
-// "running", "succeeded", "failed", "cancelled".
-func RunStatusWord(status daguhav1.RunStatus) string {
-	switch status {
-	case statusQueued:
-		return "queued"
-	case statusRunning:
-		return "running"
-	}
-	return statusWord(status)
 }

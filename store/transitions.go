@@ -373,7 +373,7 @@ func (s *StateStore) DequeueRuns(index uint64, ids []string, now int64) ([]*dagu
 			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q does not exist", id)})
 			continue
 		case run.GetStatus() != statusQueued:
-			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q is not queued but %s", id, RunStatusWord(run.GetStatus()))})
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q is not queued but %s", id, run.GetStatus().Word())})
 			continue
 		}
 		if _, err := cancelRun(txn, index, run, now); err != nil {
