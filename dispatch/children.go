@@ -27,15 +27,20 @@ func ChildRunID(parentID, step string, retry uint32) string {
 }
 
 // childStepKey is what names a step's children in ChildRunID: the step,
-// and after a run was queued again by its DAG's retry policy, which retry
-// of the run it is, so that the new attempt starts children of its own
-// (a failover's new attempt asks for the same ones). A step name holds no
-// control character, so the two cannot be confused.
+// and after a run was queued again by its DAG's retry policy or by a
+// retry (daguha retry), which retry of the run it is, so that the new
+// attempt starts children of its own (a failover's new attempt asks for
+// the same ones). A step name holds no control character, so the parts
+// cannot be confused.
 func childStepKey(parent *daguhav1.Run, stepName string) string {
-	if n := parent.GetDagRetries(); n > 0 {
-		return stepName + "\x00dag-retry-" + strconv.FormatUint(uint64(n), 10)
+	key := stepName
+	if n := parent.GetRetriesRequested(); n > 0 {
+		key += "\x00retry-" + strconv.FormatUint(uint64(n), 10)
 	}
-	return stepName
+	if n := parent.GetDagRetries(); n > 0 {
+		key += "\x00dag-retry-" + strconv.FormatUint(uint64(n), 10)
+	}
+	return key
 }
 
 // ResolveDag finds the DAG a run/call step names: first among the local

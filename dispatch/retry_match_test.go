@@ -42,3 +42,22 @@ func TestARetryIsNotMatchedBeforeItsWait(t *testing.T) {
 		t.Fatalf("after the wait: matched %v", run.GetId())
 	}
 }
+
+// Each retry of a run (its DAG's policy, or daguha retry) names the
+// children of its steps anew, so a step that runs again starts a child of
+// its own; a run never retried keeps the names it always had.
+func TestEachRetryOfARunStartsChildrenOfItsOwn(t *testing.T) {
+	seen := map[string]string{}
+	for _, run := range []*daguhav1.Run{
+		{}, {DagRetries: 1}, {RetriesRequested: 1}, {RetriesRequested: 1, DagRetries: 1}, {RetriesRequested: 2},
+	} {
+		key := childStepKey(run, "train")
+		if other, dup := seen[key]; dup {
+			t.Fatalf("runs %s and %v name the step's children alike: %q", other, run, key)
+		}
+		seen[key] = run.String()
+	}
+	if key := childStepKey(&daguhav1.Run{}, "train"); key != "train" {
+		t.Fatalf("a run never retried: key %q, want the step's name", key)
+	}
+}

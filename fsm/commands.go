@@ -34,6 +34,8 @@ const (
 	DeleteDagsType         MessageType = 12
 	FireSchedulesType      MessageType = 13
 	PruneRunsType          MessageType = 14
+	RetryRunsType          MessageType = 15
+	DequeueRunsType        MessageType = 16
 )
 
 // ErrEmptyCommand is returned for a command without a type byte.
@@ -70,6 +72,10 @@ var messageTypes = map[MessageType]struct{ body, result func() proto.Message }{
 		func() proto.Message { return &daguhav1.FireSchedulesResult{} }},
 	PruneRunsType: {func() proto.Message { return &daguhav1.PruneRunsCommand{} },
 		func() proto.Message { return &daguhav1.PruneRunsResult{} }},
+	RetryRunsType: {func() proto.Message { return &daguhav1.RetryRunsCommand{} },
+		func() proto.Message { return &daguhav1.RetryRunsResult{} }},
+	DequeueRunsType: {func() proto.Message { return &daguhav1.DequeueRunsCommand{} },
+		func() proto.Message { return &daguhav1.DequeueRunsResult{} }},
 }
 
 // commandBody returns a new, empty body message for a known type, or nil.
@@ -154,6 +160,12 @@ func Validate(command []byte) error {
 	case *daguhav1.PruneRunsCommand:
 		if cmd.GetEndedBeforeUnixNano() <= 0 {
 			return fmt.Errorf("command type %d: prune runs without a cutoff time", t)
+		}
+	case *daguhav1.RetryRunsCommand:
+		for i, retry := range cmd.GetRetries() {
+			if retry.GetRunId() == "" {
+				return fmt.Errorf("command type %d: retry %d has no run id", t, i)
+			}
 		}
 	case *daguhav1.PutDagsCommand:
 		for i, dag := range cmd.GetDags() {

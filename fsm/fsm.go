@@ -124,6 +124,12 @@ func (f *FSM) dispatch(index uint64, body proto.Message) (proto.Message, error) 
 	case *daguhav1.PruneRunsCommand:
 		pruned, removed, err := state.PruneRuns(index, cmd.GetRootRunIds(), cmd.GetEndedBeforeUnixNano())
 		return &daguhav1.PruneRunsResult{PrunedRootRunIds: pruned, RunsRemoved: removed}, err
+	case *daguhav1.RetryRunsCommand:
+		outcomes, err := state.RetryRuns(index, cmd.GetRetries())
+		return &daguhav1.RetryRunsResult{Outcomes: outcomes}, err
+	case *daguhav1.DequeueRunsCommand:
+		outcomes, err := state.DequeueRuns(index, cmd.GetRunIds(), cmd.GetNowUnixNano())
+		return &daguhav1.DequeueRunsResult{Outcomes: outcomes}, err
 	}
 	panic(fmt.Errorf("fsm: entry %d: command %T has no apply method", index, body))
 }

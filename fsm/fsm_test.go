@@ -118,6 +118,8 @@ func randomLog(t *testing.T, rng *rand.Rand, n int) [][]byte {
 	randomStep := func() *daguhav1.StepState {
 		return &daguhav1.StepState{Name: fmt.Sprintf("s%d", rng.IntN(3)), Status: daguhav1.StepStatus(rng.IntN(5)), ExitCode: int32(rng.IntN(3))}
 	}
+	// The steps randomStep names, as a chain, for retries from a step.
+	chain := []*daguhav1.StepSpec{{Name: "s0", Output: "OUT"}, {Name: "s1", Depends: []string{"s0"}}, {Name: "s2", Depends: []string{"s1"}}}
 	var log [][]byte
 	for len(log) < n {
 		var command []byte
@@ -202,6 +204,13 @@ func randomLog(t *testing.T, rng *rand.Rand, n int) [][]byte {
 			}
 			roots = append(roots, runID(), fmt.Sprintf("parent-%d", rng.IntN(50)))
 			command = encode(t, fsm.PruneRunsType, &daguhav1.PruneRunsCommand{RootRunIds: roots, EndedBeforeUnixNano: before})
+		case p < 63:
+			// Retries of runs that may have ended, from any step or none.
+			step := []string{"", "s0", "s1", "s2", "nope"}[rng.IntN(5)]
+			command = encode(t, fsm.RetryRunsType, &daguhav1.RetryRunsCommand{Retries: []*daguhav1.RetryRun{
+				{RunId: runID(), Step: step, NowUnixNano: rng.Int64()}, {RunId: runID(), NowUnixNano: rng.Int64()}}})
+		case p < 64:
+			command = encode(t, fsm.DequeueRunsType, &daguhav1.DequeueRunsCommand{RunIds: []string{runID(), runID()}, NowUnixNano: rng.Int64()})
 		default:
 			var runs []*daguhav1.Run
 			for range 1 + rng.IntN(20) {
@@ -215,7 +224,7 @@ func randomLog(t *testing.T, rng *rand.Rand, n int) [][]byte {
 				// one batch share a pending queue.
 				switch rng.IntN(3) {
 				case 1:
-					run.Dag = &daguhav1.DagSpec{Name: run.GetDagName(), WorkerSelector: map[string]string{"gpu": "true"}}
+					run.Dag = &daguhav1.DagSpec{Name: run.GetDagName(), WorkerSelector: map[string]string{"gpu": "true"}, Steps: chain}
 				case 2:
 					run.Dag = &daguhav1.DagSpec{Name: run.GetDagName(), WorkerSelector: map[string]string{"gpu": "false", "zone": "eu"}}
 				}
@@ -669,7 +678,7 @@ func TestUnknownCommandTypes(t *testing.T) {
 		wantPanic []string // nil: must be skipped without a panic
 	}{
 		{"unknown type without the ignorable bit panics", []byte{0x7e, 1, 2}, []string{"unknown command type 126", "entry 2"}},
-		{"the next unassigned type panics", []byte{byte(fsm.PruneRunsType) + 1}, []string{"unknown command type 15", "entry 2"}},
+		{"the next unassigned type panics", []byte{byte(fsm.DequeueRunsType) + 1}, []string{"unknown command type 17", "entry 2"}},
 		{"the highest type without the bit panics", append([]byte{0x7f}, enqueueBody...), []string{"unknown command type 127", "entry 2"}},
 		{"an empty command panics", nil, []string{"empty command", "entry 2"}},
 		{"a known type with a corrupt body panics", []byte{byte(fsm.EnqueueRunsType), 0xff, 0xff, 0xff}, []string{"decode command type 1", "entry 2"}},

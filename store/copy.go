@@ -12,7 +12,8 @@ import (
 // outputs map) with the record it copies. Stored records are never
 // changed in place, and transitions replace those messages rather than
 // change them (endAttempt clones the attempt it ends), so sharing them is
-// safe; proto.Clone copied the whole DAG on every step report. A new field
+// safe; proto.Clone copied the whole DAG on every step report. KeptSteps
+// is shared too: only a retry sets it, to a slice of its own. A new field
 // of Run must be added here (TestCopyRunCopiesEveryField fails until it is).
 func copyRun(run *daguhav1.Run) *daguhav1.Run {
 	return &daguhav1.Run{
@@ -44,5 +45,7 @@ func copyRun(run *daguhav1.Run) *daguhav1.Run {
 		ParentStepName:     run.ParentStepName,
 		DagRetries:         run.DagRetries,
 		RetryAfterUnixNano: run.RetryAfterUnixNano,
+		KeptSteps:          run.KeptSteps,
+		RetriesRequested:   run.RetriesRequested,
 	}
 }

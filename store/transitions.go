@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 
 	memdb "github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/proto"
@@ -77,7 +78,8 @@ func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant, pending *pend
 	updated.StartedAtUnixNano = grant.GetNowUnixNano()
 	updated.FinishedAtUnixNano = 0
 	updated.Error = ""
-	updated.Steps = nil
+	// A retry's new attempt starts from the steps it keeps.
+	updated.Steps = slices.Clone(run.KeptSteps)
 	updated.ModifyIndex = index
 	updated.Attempts = append(updated.Attempts, &daguhav1.Attempt{
 		Attempt:           grant.GetAttempt(),
@@ -346,6 +348,42 @@ func (s *StateStore) CancelRuns(index uint64, ids []string, now int64) ([]*daguh
 			ended++
 		}
 		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Applied: true, EndedCancelled: ended})
+	}
+	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
+		return nil, err
+	}
+	return outcomes, nil
+}
+
+// DequeueRuns ends queued runs cancelled, as Dagu's dequeue does (Dagu
+// marks a dequeued run cancelled), with their queued descendants. A run
+// that is not queued, not even by its retry policy, is refused and left
+// as it is: a dequeue never stops a running run.
+func (s *StateStore) DequeueRuns(index uint64, ids []string, now int64) ([]*daguhav1.RunOutcome, error) {
+	txn := s.db.Txn(true)
+	defer txn.Abort()
+	outcomes := make([]*daguhav1.RunOutcome, 0, len(ids))
+	for _, id := range ids {
+		run, err := getRun(txn, id)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case run == nil:
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q does not exist", id)})
+			continue
+		case run.GetStatus() != statusQueued:
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q is not queued but %s", id, run.GetStatus().Word())})
+			continue
+		}
+		if _, err := cancelRun(txn, index, run, now); err != nil {
+			return nil, err
+		}
+		ended, err := cancelDescendants(txn, index, id, now)
+		if err != nil {
+			return nil, err
+		}
+		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Applied: true, EndedCancelled: ended + 1})
 	}
 	if err := commitWithIndex(txn, index, tableRuns, tableSelectors); err != nil {
 		return nil, err

@@ -30,6 +30,13 @@ func main() {
 			seedServerCommand("coordinator", "run a coordinator server (Dagu's coordinator); alone it is its own cluster"),
 			workerCommand(),
 			enqueueCommand(),
+			startCommand(),
+			stopCommand(),
+			restartCommand(),
+			retryCommand(),
+			dequeueCommand(),
+			dryCommand(),
+			validateCommand(),
 			statusCommand(),
 			cancelCommand(),
 			logsCommand(),
@@ -44,7 +51,7 @@ func main() {
 		},
 	}
 	annotateConfigKeys(app.Commands)
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(flagsFirst(app.Commands, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "daguha:", err)
 		os.Exit(1)
 	}

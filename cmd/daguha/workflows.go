@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -67,28 +68,9 @@ func enqueueCommand() *cli.Command {
 			if c.NArg() < 1 {
 				return errors.New("enqueue takes a DAG file or a stored DAG's name, then optional params after --")
 			}
-			target := c.Args().First()
-			params := c.String("params")
-			rest := c.Args().Tail()
-			// The flag parser leaves the `--` that ends the flags in place.
-			if len(rest) > 0 && rest[0] == "--" {
-				rest = rest[1:]
-			}
-			if len(rest) > 0 {
-				if params != "" {
-					return errors.New("give params either with --params or after --, not both")
-				}
-				params = joinParams(rest)
-			}
-			req := wire.EnqueueRequest{DagRunID: c.String("run-id"), Params: params}
-			if isDagFile(target) {
-				data, err := os.ReadFile(target)
-				if err != nil {
-					return err
-				}
-				req.Yaml, req.File = string(data), filepath.Base(target)
-			} else {
-				req.DagName = target
+			req, err := enqueueRequestOf(c)
+			if err != nil {
+				return err
 			}
 			apiClient, err := newAPIClient(c)
 			if err != nil {
@@ -102,14 +84,46 @@ func enqueueCommand() *cli.Command {
 			if !c.Bool("wait") {
 				return nil
 			}
-			return followRun(c.Context, apiClient, resp.DagRunID, c.App.ErrWriter)
+			return followRun(c.Context, apiClient, resp.DagRunID, c.App.ErrWriter, exitCancelled)
 		},
 	}
 }
 
+// enqueueRequestOf is the run that the arguments of enqueue or start ask
+// for: a DAG file or a stored DAG's name, then params after `--` (or in
+// --params), and --run-id.
+func enqueueRequestOf(c *cli.Context) (wire.EnqueueRequest, error) {
+	target := c.Args().First()
+	params := c.String("params")
+	rest := c.Args().Tail()
+	// The flag parser leaves the `--` that ends the flags in place.
+	if len(rest) > 0 && rest[0] == "--" {
+		rest = rest[1:]
+	}
+	if len(rest) > 0 {
+		if params != "" {
+			return wire.EnqueueRequest{}, errors.New("give params either with --params or after --, not both")
+		}
+		params = joinParams(rest)
+	}
+	req := wire.EnqueueRequest{DagRunID: c.String("run-id"), Params: params}
+	if isDagFile(target) {
+		data, err := os.ReadFile(target)
+		if err != nil {
+			return wire.EnqueueRequest{}, err
+		}
+		req.Yaml, req.File = string(data), filepath.Base(target)
+	} else {
+		req.DagName = target
+	}
+	return req, nil
+}
+
 // followRun prints a run's step progress as it changes, with blocking
-// queries, and returns the run's result as an exit code.
-func followRun(ctx context.Context, apiClient *client.Client, id string, out io.Writer) error {
+// queries, and returns the run's result as an exit code: 0 succeeded,
+// 1 failed, cancelled for a cancelled run (enqueue --wait tells the two
+// apart with 2; Dagu's start exits 1 for both).
+func followRun(ctx context.Context, apiClient *client.Client, id string, out io.Writer, cancelled int) error {
 	if out == nil {
 		out = os.Stderr
 	}
@@ -152,7 +166,7 @@ func followRun(ctx context.Context, apiClient *client.Client, id string, out io.
 		case "failed":
 			return cli.Exit(fmt.Sprintf("run %s failed: %s", id, run.Error), exitFailed)
 		case "cancelled":
-			return cli.Exit(fmt.Sprintf("run %s cancelled", id), exitCancelled)
+			return cli.Exit(fmt.Sprintf("run %s cancelled", id), cancelled)
 		}
 	}
 }
@@ -220,21 +234,28 @@ func elapsed(from, to string) string {
 
 func statusCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "status",
-		Usage:     "show a DAG run: its steps, output tails and hierarchy",
-		ArgsUsage: "RUN_ID",
+		Name:  "status",
+		Usage: "show a DAG run: its steps, output tails and hierarchy",
+		Description: "daguha's form names a run by its id; Dagu's names a DAG file or a DAG's name, with\n" +
+			"--run-id for one of its runs (without it, the DAG's newest run):\n" +
+			"   daguha status RUN_ID\n" +
+			"   daguha status etl.yaml --run-id=RUN_ID\n" +
+			"   daguha status etl\n" +
+			"One argument that is not a DAG file is a run id when a run has it, else a DAG's name.",
+		ArgsUsage: "RUN_ID | FILE.yaml|NAME [--run-id=RUN_ID]",
 		Flags: append(clientFlags(),
+			runIDFlag("a run of the DAG named (Dagu's form)"),
 			&cli.IntFlag{Name: "tail", Value: 5, Usage: "lines of each step's output to show (0: none)"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return errors.New("status takes one run id")
+				return errors.New("status takes a run id, or a DAG file or DAG name (with --run-id for one of its runs)")
 			}
 			apiClient, err := newAPIClient(c)
 			if err != nil {
 				return err
 			}
-			run, err := apiClient.Run(c.Context, c.Args().First())
+			run, err := statusRun(c.Context, apiClient, c.Args().First(), c.String("run-id"))
 			if err != nil {
 				return err
 			}
@@ -242,6 +263,38 @@ func statusCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// statusRun is the run status shows: the run of a DAG with id (Dagu's
+// form), the newest run of a DAG file's DAG, or the run whose id arg is,
+// else the newest run of the DAG named arg.
+func statusRun(ctx context.Context, apiClient *client.Client, arg, id string) (wire.Run, error) {
+	if id != "" || isDagFile(arg) {
+		name, err := dagNameOf(arg)
+		if err != nil {
+			return wire.Run{}, err
+		}
+		if id != "" {
+			return runOfDag(ctx, apiClient, name, id)
+		}
+		run, found, err := latestRun(ctx, apiClient, name)
+		if err == nil && !found {
+			err = fmt.Errorf("DAG %s has no run", name)
+		}
+		return run, err
+	}
+	run, err := apiClient.Run(ctx, arg)
+	if client.StatusCode(err) != http.StatusNotFound {
+		return run, err
+	}
+	latest, found, listErr := latestRun(ctx, apiClient, arg)
+	switch {
+	case listErr != nil:
+		return wire.Run{}, err
+	case !found:
+		return wire.Run{}, fmt.Errorf("%w, and no DAG named %q has a run", err, arg)
+	}
+	return latest, nil
 }
 
 func printRun(out io.Writer, run wire.Run, tail int) {

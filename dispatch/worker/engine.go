@@ -121,6 +121,10 @@ type StepHolder interface {
 //     "step X failed: ..." naming the first failed step in DAG order. It is
 //     CANCELLED when ctx is cancelled with cause errCancelled: running
 //     steps are reported CANCELLED, steps not started SKIPPED.
+//   - An attempt queued by a retry (daguha retry) starts from the step
+//     states the retry kept (Run.kept_steps): those steps do not run
+//     again, their output variables keep the run's recorded values, and
+//     the others run as the graph says (keep).
 //   - Any other end of ctx (lease lost, worker stopping) or a refused
 //     report stops the attempt silently: processes are killed, nothing more
 //     is reported, and Execute returns RUN_STATUS_UNSPECIFIED. A step's
@@ -301,6 +305,9 @@ type execution struct {
 	// by a dependency so skipped (continue_on_skipped lets dependants of
 	// such a step run).
 	skippedByCondition []bool
+	// kept are the states a retry kept (Run.kept_steps), per step: such a
+	// step does not run again (keep).
+	kept []*daguhav1.StepState
 	// stops end the contexts handlers run in when the attempt is given up.
 	stops []context.CancelCauseFunc
 
@@ -423,6 +430,12 @@ func (x *execution) buildGraph() error {
 	x.continues, x.upstream = make([]bool, n), make([]bool, n)
 	x.stdouts, x.published = make([]string, n), make([]map[string]any, n)
 	x.skippedByCondition = make([]bool, n)
+	x.kept = make([]*daguhav1.StepState, n)
+	for _, st := range x.run.GetKeptSteps() {
+		if i, ok := index[st.GetName()]; ok && i < x.handlers {
+			x.kept[i] = st
+		}
+	}
 	return nil
 }
 
@@ -528,18 +541,21 @@ func (x *execution) schedule() {
 	var ready []int
 	for i := range n {
 		waiting[i] = len(x.deps[i])
-		if waiting[i] == 0 {
-			ready = append(ready, i)
-		}
 	}
 	ended := make(chan int)
 	running := 0
 	// release marks the dependants of a step that ended; the ones whose
-	// dependencies all ended run or are skipped (skipping releases theirs).
+	// dependencies all ended run or are skipped (skipping releases theirs),
+	// or end as a retry kept them (keeping releases theirs).
 	var release func(i int)
 	release = func(i int) {
 		for _, c := range x.children[i] {
 			if waiting[c]--; waiting[c] > 0 {
+				continue
+			}
+			if x.kept[c] != nil {
+				x.keep(c)
+				release(c)
 				continue
 			}
 			if reason, byCondition := x.blockedBy(c); reason != "" {
@@ -548,6 +564,20 @@ func (x *execution) schedule() {
 			} else {
 				ready = append(ready, c)
 			}
+		}
+	}
+	var roots []int
+	for i := range n {
+		if waiting[i] == 0 {
+			roots = append(roots, i)
+		}
+	}
+	for _, i := range roots {
+		if x.kept[i] != nil {
+			x.keep(i)
+			release(i)
+		} else {
+			ready = append(ready, i)
 		}
 	}
 	// delaySec: after starting a step, wait before starting another, as
@@ -595,6 +625,31 @@ func (x *execution) schedule() {
 		reason = cause.Error()
 	}
 	x.skipAll(reason)
+}
+
+// keep ends step i as the retry that queued this attempt kept it: it does
+// not run again, its output variable has the value the run recorded, and
+// its dependants see it as it ended. Nothing is reported: its state is in
+// the run's record already. (A kept step's stdout and stderr files, which
+// ${id.stdout} names, were the earlier attempt's: they are not here.)
+func (x *execution) keep(i int) {
+	st := x.kept[i]
+	spec := x.steps[i]
+	if name := spec.GetOutput(); name != "" {
+		if value, ok := x.run.GetOutputs()[name]; ok {
+			x.setOutput(i, value)
+		}
+	}
+	failed := st.GetStatus() == daguhav1.StepStatus_STEP_STATUS_FAILED
+	x.mu.Lock()
+	x.status[i], x.errs[i], x.exitCodes[i] = st.GetStatus(), st.GetError(), st.GetExitCode()
+	// A failure that went on before goes on again; the output that let it
+	// is not kept, so continueOn.output does not count here.
+	x.continues[i] = failed && (spec.GetContinueOnFailure() || containsCode(spec.GetContinueOn().GetExitCodes(), st.GetExitCode()))
+	x.skippedByCondition[i] = st.GetStatus() == daguhav1.StepStatus_STEP_STATUS_SKIPPED && len(st.GetPreconditions()) > 0
+	x.mu.Unlock()
+	x.recordEnd(i, st)
+	x.logger.Info("step kept from the attempt before the retry", "step", spec.GetName(), "status", st.GetStatus().String())
 }
 
 // skipAll skips the steps (not the handlers) that have not ended.

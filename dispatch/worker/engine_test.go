@@ -782,3 +782,49 @@ func TestEngineGivesUpWhenAHeldEndIsRefused(t *testing.T) {
 		t.Errorf("held while cancelling: %v", held)
 	}
 }
+
+// An attempt queued by a retry runs only the steps the retry did not keep:
+// a kept step is neither run nor reported, its output variable has the
+// value the run recorded for the steps after it, and a kept failure
+// counts in the run's result as it did before.
+func TestEngineRunsOnlyTheStepsARetryDidNotKeep(t *testing.T) {
+	dir := t.TempDir()
+	run := testRun(dir,
+		&daguhav1.StepSpec{Name: "a", Command: `echo ran >> "$D/a"; echo fresh`, Output: "A"},
+		&daguhav1.StepSpec{Name: "b", Command: `echo "$A" >> "$D/b"`, Depends: []string{"a"}},
+		&daguhav1.StepSpec{Name: "c", Command: `echo ran >> "$D/c"`},
+	)
+	run.Attempt = 2
+	run.KeptSteps = []*daguhav1.StepState{{Name: "a", Status: daguhav1.StepStatus_STEP_STATUS_SUCCEEDED}}
+	run.Outputs = map[string]string{"A": "kept value"}
+	host := &fakeHost{}
+	r := execute(t, context.Background(), testEngine(t), run, host)
+	if r.status != daguhav1.RunStatus_RUN_STATUS_SUCCEEDED || r.outputs["A"] != "kept value" {
+		t.Fatalf("run: %s %q, outputs %v", r.status, r.message, r.outputs)
+	}
+	if reports := host.of("a"); len(reports) != 0 {
+		t.Errorf("the kept step was reported: %v", reports)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "a")); !os.IsNotExist(err) {
+		t.Errorf("the kept step ran again (%v)", err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, "b")); err != nil || string(data) != "kept value\n" {
+		t.Errorf("b saw A=%q (%v), want the kept value", data, err)
+	}
+	wantStatus(t, host, map[string]daguhav1.StepStatus{"b": daguhav1.StepStatus_STEP_STATUS_SUCCEEDED, "c": daguhav1.StepStatus_STEP_STATUS_SUCCEEDED})
+
+	// A kept failure (a retry from another step) still fails the run, and
+	// its dependants do not run.
+	run = testRun(dir,
+		&daguhav1.StepSpec{Name: "bad", Command: "true"},
+		&daguhav1.StepSpec{Name: "after", Command: "true", Depends: []string{"bad"}},
+		&daguhav1.StepSpec{Name: "again", Command: "true"},
+	)
+	run.KeptSteps = []*daguhav1.StepState{{Name: "bad", Status: daguhav1.StepStatus_STEP_STATUS_FAILED, Error: "exit status 4", ExitCode: 4}}
+	host = &fakeHost{}
+	r = execute(t, context.Background(), testEngine(t), run, host)
+	if r.status != daguhav1.RunStatus_RUN_STATUS_FAILED || r.message != "step bad failed: exit status 4" {
+		t.Fatalf("run with a kept failure: %s %q", r.status, r.message)
+	}
+	wantStatus(t, host, map[string]daguhav1.StepStatus{"after": daguhav1.StepStatus_STEP_STATUS_SKIPPED, "again": daguhav1.StepStatus_STEP_STATUS_SUCCEEDED})
+}

@@ -109,19 +109,24 @@ type mailRecord struct {
 // with mailOnError is mailed at once, unless the attempt is being given
 // up.
 func (x *execution) stepEnded(i int, st *daguhav1.StepState) {
-	x.mail.mu.Lock()
-	if x.mail.ends == nil {
-		x.mail.ends = make([]stepEnd, len(x.steps))
-	}
-	x.mail.ends[i] = stepEnd{ended: true, status: st.GetStatus(), started: st.GetStartedAtUnixNano(), finished: st.GetFinishedAtUnixNano(),
-		exitCode: st.GetExitCode(), errorText: st.GetError(), continuedOnFailure: x.steps[i].GetContinueOnFailure()}
-	x.mail.mu.Unlock()
+	x.recordEnd(i, st)
 	if st.GetStatus() == daguhav1.StepStatus_STEP_STATUS_FAILED && x.steps[i].GetMailOnError() && x.failure() == nil && x.parent.Err() == nil {
 		name := x.steps[i].GetName()
 		m := x.composeMail(x.run.GetDag().GetErrorMail(), x.e.Mail.ErrorMail, "running", fmt.Sprintf("step %s failed: %s", name, st.GetError()))
 		m.what = "step " + name + " failed"
 		x.deliverMail(m, false)
 	}
+}
+
+// recordEnd keeps step i's end for the mail of the run's end.
+func (x *execution) recordEnd(i int, st *daguhav1.StepState) {
+	x.mail.mu.Lock()
+	defer x.mail.mu.Unlock()
+	if x.mail.ends == nil {
+		x.mail.ends = make([]stepEnd, len(x.steps))
+	}
+	x.mail.ends[i] = stepEnd{ended: true, status: st.GetStatus(), started: st.GetStartedAtUnixNano(), finished: st.GetFinishedAtUnixNano(),
+		exitCode: st.GetExitCode(), errorText: st.GetError(), continuedOnFailure: x.steps[i].GetContinueOnFailure()}
 }
 
 // mailed sends the mail of the run's end, if mailOn asks for one, and

@@ -114,6 +114,8 @@ func viewRun(run *daguhav1.Run) RunView {
 		ParentStepName:   run.GetParentStepName(),
 		Outputs:          run.GetOutputs(),
 		DagRetries:       run.GetDagRetries(),
+		Retries:          run.GetRetriesRequested(),
+		Queue:            service.RunQueue(run),
 		Steps:            []StepView{},
 		Attempts:         []AttemptView{},
 		CreateIndex:      run.GetCreateIndex(),

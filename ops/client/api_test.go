@@ -2,7 +2,9 @@ package client_test
 
 import (
 	"context"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +122,45 @@ func TestEveryCallAgainstTheRealAPI(t *testing.T) {
 	}
 	if err := c.Cancel(ctx, "no-such-run"); client.StatusCode(err) != 404 {
 		t.Fatalf("cancel of a missing run: %v, want 404", err)
+	}
+	// Dagu's verbs: dequeue a queued run, retry a finished one (not twice:
+	// it is queued again), restart an ended one, stop a DAG's runs.
+	if dequeued, err := c.Dequeue(ctx, "run-2"); err != nil || dequeued != (wire.Dequeued{DagRunID: "run-2", Status: "cancelled"}) {
+		t.Fatalf("dequeue %+v %v", dequeued, err)
+	}
+	if _, err := c.Dequeue(ctx, "run-2"); client.StatusCode(err) != 409 {
+		t.Fatalf("dequeue of a cancelled run: %v, want 409", err)
+	}
+	if _, err := c.Dequeue(ctx, "no-such-run"); client.StatusCode(err) != 404 {
+		t.Fatalf("dequeue of a missing run: %v, want 404", err)
+	}
+	if retried, err := c.Retry(ctx, "run-1", ""); err != nil || retried != (wire.Retried{DagRunID: "run-1", Status: "queued"}) {
+		t.Fatalf("retry %+v %v", retried, err)
+	}
+	if run, err := c.Run(ctx, "run-1"); err != nil || run.Status != "queued" || run.Retries != 1 || run.Queue != "etl" {
+		t.Fatalf("after the retry %+v %v", run, err)
+	}
+	if _, err := c.Retry(ctx, "run-1", ""); client.StatusCode(err) != 409 || !strings.Contains(err.Error(), `run "run-1" is queued, not finished`) {
+		t.Fatalf("retry of a queued run: %v, want 409 naming its status", err)
+	}
+	if _, err := c.Retry(ctx, "run-2", "nope"); client.StatusCode(err) != 400 {
+		t.Fatalf("retry from a step the DAG lacks: %v, want 400", err)
+	}
+	restarted, err := c.Restart(ctx, "run-2", "run-2b")
+	if err != nil || restarted != (wire.Restarted{DagRunID: "run-2b", Created: true, RestartedFrom: "run-2"}) {
+		t.Fatalf("restart %+v %v", restarted, err)
+	}
+	if _, err := c.Restart(ctx, "run-2b", ""); client.StatusCode(err) != 409 {
+		t.Fatalf("restart of a queued run: %v, want 409", err)
+	}
+	// A retry's body may be left out.
+	if resp, err := c.Send(ctx, http.MethodPost, "/api/v2/dag-runs/run-2/retry", nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("retry without a body: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	if stopped, err := c.CancelRunning(ctx, "etl"); err != nil || stopped == nil || len(stopped) != 0 {
+		t.Fatalf("stop of a DAG with nothing running: %v %v", stopped, err)
 	}
 	if _, err := c.StepLog(ctx, "run-1", "extract", 0); client.StatusCode(err) != 501 {
 		t.Fatalf("step log on a server that cannot reach workers: %v, want 501", err)

@@ -99,6 +99,39 @@ func (c *Client) Cancel(ctx context.Context, id string) error {
 	return err
 }
 
+// Retry queues a finished run again under its id for a new attempt
+// (daguha retry): from step and every step after it when step is set,
+// else from the steps that did not succeed.
+func (c *Client) Retry(ctx context.Context, id, step string) (wire.Retried, error) {
+	var answer wire.Retried
+	_, err := c.Do(ctx, http.MethodPost, runPath(id, "/retry"), wire.RetryRequest{Step: step}, &answer)
+	return answer, err
+}
+
+// Dequeue ends a queued run cancelled, as Dagu's dequeue does; a run that
+// is not queued is refused (409).
+func (c *Client) Dequeue(ctx context.Context, id string) (wire.Dequeued, error) {
+	var answer wire.Dequeued
+	_, err := c.Do(ctx, http.MethodPost, runPath(id, "/dequeue"), nil, &answer)
+	return answer, err
+}
+
+// Restart enqueues a new run with the DAG and params of an ended run;
+// newID is the new run's id ("": the server makes one up).
+func (c *Client) Restart(ctx context.Context, id, newID string) (wire.Restarted, error) {
+	var answer wire.Restarted
+	_, err := c.Do(ctx, http.MethodPost, runPath(id, "/restart"), wire.RestartRequest{DagRunID: newID}, &answer)
+	return answer, err
+}
+
+// CancelRunning asks every running run of a DAG to stop and returns their
+// ids.
+func (c *Client) CancelRunning(ctx context.Context, dagName string) ([]string, error) {
+	var answer wire.CancelledRuns
+	_, err := c.Do(ctx, http.MethodPost, dagPath(dagName)+"/cancel-running", nil, &answer)
+	return answer.DagRunIDs, err
+}
+
 // StepLog streams the full log of a step from the worker that ran it;
 // attempt 0 is the run's latest. The caller closes the stream; ctx alone
 // bounds it.

@@ -132,10 +132,16 @@ type Run struct {
 	ScheduledSlot    string            `json:"scheduled_slot,omitempty"`
 	// DagRetries counts the times the run was queued again after failing,
 	// by its DAG's retryPolicy.
-	DagRetries uint32            `json:"dag_retries,omitempty"`
-	Outputs    map[string]string `json:"outputs"`
-	Steps      []Step            `json:"steps"`
-	Attempts   []Attempt         `json:"attempts"`
+	DagRetries uint32 `json:"dag_retries,omitempty"`
+	// Retries counts the times the run was queued again by a retry
+	// (daguha retry, POST .../retry).
+	Retries uint32 `json:"retries,omitempty"`
+	// Queue is the queue the run waits and runs in: its DAG's queue, else
+	// the DAG's name (Dagu's queues).
+	Queue    string            `json:"queue,omitempty"`
+	Outputs  map[string]string `json:"outputs"`
+	Steps    []Step            `json:"steps"`
+	Attempts []Attempt         `json:"attempts"`
 	// Children is in a run's detail only.
 	Children    []Child `json:"children,omitempty"`
 	CreateIndex uint64  `json:"create_index"`
@@ -156,4 +162,52 @@ type RunList struct {
 // Cancelled is the answer of POST /api/v2/dag-runs/{id}/cancel.
 type Cancelled struct {
 	DagRunID string `json:"dag_run_id"`
+}
+
+// RetryRequest is the body of POST /api/v2/dag-runs/{id}/retry; none is
+// the same as an empty one.
+type RetryRequest struct {
+	// Step, when set, runs that step and every step after it again (Dagu's
+	// retry --step); else the steps that did not succeed and every step
+	// after them. The other steps keep what they recorded.
+	Step string `json:"step,omitempty"`
+}
+
+// Retried is the answer of POST /api/v2/dag-runs/{id}/retry: the run is
+// queued again under its id, for its next attempt.
+type Retried struct {
+	DagRunID string `json:"dag_run_id"`
+	Status   string `json:"status"`
+	Step     string `json:"step,omitempty"`
+}
+
+// Dequeued is the answer of POST /api/v2/dag-runs/{id}/dequeue: the
+// queued run ended with the status Dagu gives a dequeued run.
+type Dequeued struct {
+	DagRunID string `json:"dag_run_id"`
+	Status   string `json:"status"`
+}
+
+// RestartRequest is the body of POST /api/v2/dag-runs/{id}/restart; none
+// is the same as an empty one.
+type RestartRequest struct {
+	// DagRunID is the new run's id (default: the server makes one up);
+	// the same id twice is one run.
+	DagRunID string `json:"dag_run_id,omitempty"`
+}
+
+// Restarted is the answer of POST /api/v2/dag-runs/{id}/restart: a new
+// run with the ended run's DAG and params (201 when created, 200 when a
+// run of that id existed).
+type Restarted struct {
+	DagRunID      string `json:"dag_run_id"`
+	Created       bool   `json:"created"`
+	RestartedFrom string `json:"restarted_from"`
+}
+
+// CancelledRuns is the answer of POST /api/v2/dags/{name}/cancel-running:
+// the running runs of the DAG asked to stop, in id order.
+type CancelledRuns struct {
+	DagName   string   `json:"dag_name"`
+	DagRunIDs []string `json:"dag_run_ids"`
 }

@@ -2204,6 +2204,258 @@ func (x *PruneRunsResult) GetRunsRemoved() uint64 {
 	return 0
 }
 
+// RetryRunsCommand queues finished root runs again, each for a new attempt
+// under the same run id (`daguha retry`). The steps a retry keeps are
+// chosen by the FSM from the run's record, so every replica keeps the same.
+type RetryRunsCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Retries       []*RetryRun            `protobuf:"bytes,1,rep,name=retries,proto3" json:"retries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryRunsCommand) Reset() {
+	*x = RetryRunsCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryRunsCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryRunsCommand) ProtoMessage() {}
+
+func (x *RetryRunsCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryRunsCommand.ProtoReflect.Descriptor instead.
+func (*RetryRunsCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *RetryRunsCommand) GetRetries() []*RetryRun {
+	if x != nil {
+		return x.Retries
+	}
+	return nil
+}
+
+type RetryRun struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	RunId string                 `protobuf:"bytes,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// Empty: the steps that did not succeed run again, and every step after
+	// them. Set: this step runs again, and every step after it; the others
+	// keep their results.
+	Step          string `protobuf:"bytes,2,opt,name=step,proto3" json:"step,omitempty"`
+	NowUnixNano   int64  `protobuf:"varint,3,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryRun) Reset() {
+	*x = RetryRun{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryRun) ProtoMessage() {}
+
+func (x *RetryRun) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryRun.ProtoReflect.Descriptor instead.
+func (*RetryRun) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *RetryRun) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *RetryRun) GetStep() string {
+	if x != nil {
+		return x.Step
+	}
+	return ""
+}
+
+func (x *RetryRun) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
+}
+
+type RetryRunsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*RunOutcome          `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryRunsResult) Reset() {
+	*x = RetryRunsResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryRunsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryRunsResult) ProtoMessage() {}
+
+func (x *RetryRunsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryRunsResult.ProtoReflect.Descriptor instead.
+func (*RetryRunsResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *RetryRunsResult) GetOutcomes() []*RunOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+// DequeueRunsCommand ends queued runs cancelled, as Dagu's dequeue does;
+// a run that is not queued (any more) is refused and left as it is.
+type DequeueRunsCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RunIds        []string               `protobuf:"bytes,1,rep,name=run_ids,json=runIds,proto3" json:"run_ids,omitempty"`
+	NowUnixNano   int64                  `protobuf:"varint,2,opt,name=now_unix_nano,json=nowUnixNano,proto3" json:"now_unix_nano,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DequeueRunsCommand) Reset() {
+	*x = DequeueRunsCommand{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DequeueRunsCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DequeueRunsCommand) ProtoMessage() {}
+
+func (x *DequeueRunsCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DequeueRunsCommand.ProtoReflect.Descriptor instead.
+func (*DequeueRunsCommand) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *DequeueRunsCommand) GetRunIds() []string {
+	if x != nil {
+		return x.RunIds
+	}
+	return nil
+}
+
+func (x *DequeueRunsCommand) GetNowUnixNano() int64 {
+	if x != nil {
+		return x.NowUnixNano
+	}
+	return 0
+}
+
+type DequeueRunsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Outcomes      []*RunOutcome          `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DequeueRunsResult) Reset() {
+	*x = DequeueRunsResult{}
+	mi := &file_daguha_v1_commands_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DequeueRunsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DequeueRunsResult) ProtoMessage() {}
+
+func (x *DequeueRunsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_daguha_v1_commands_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DequeueRunsResult.ProtoReflect.Descriptor instead.
+func (*DequeueRunsResult) Descriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *DequeueRunsResult) GetOutcomes() []*RunOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
 var File_daguha_v1_commands_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_commands_proto_rawDesc = "" +
@@ -2342,7 +2594,20 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\x16ended_before_unix_nano\x18\x02 \x01(\x03R\x13endedBeforeUnixNano\"c\n" +
 	"\x0fPruneRunsResult\x12-\n" +
 	"\x13pruned_root_run_ids\x18\x01 \x03(\tR\x10prunedRootRunIds\x12!\n" +
-	"\fruns_removed\x18\x02 \x01(\x04R\vrunsRemoved*R\n" +
+	"\fruns_removed\x18\x02 \x01(\x04R\vrunsRemoved\"A\n" +
+	"\x10RetryRunsCommand\x12-\n" +
+	"\aretries\x18\x01 \x03(\v2\x13.daguha.v1.RetryRunR\aretries\"Y\n" +
+	"\bRetryRun\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x12\n" +
+	"\x04step\x18\x02 \x01(\tR\x04step\x12\"\n" +
+	"\rnow_unix_nano\x18\x03 \x01(\x03R\vnowUnixNano\"D\n" +
+	"\x0fRetryRunsResult\x121\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"Q\n" +
+	"\x12DequeueRunsCommand\x12\x17\n" +
+	"\arun_ids\x18\x01 \x03(\tR\x06runIds\x12\"\n" +
+	"\rnow_unix_nano\x18\x02 \x01(\x03R\vnowUnixNano\"F\n" +
+	"\x11DequeueRunsResult\x121\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes*R\n" +
 	"\n" +
 	"FiringKind\x12\x15\n" +
 	"\x11FIRING_KIND_START\x10\x00\x12\x14\n" +
@@ -2362,7 +2627,7 @@ func file_daguha_v1_commands_proto_rawDescGZIP() []byte {
 }
 
 var file_daguha_v1_commands_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 42)
+var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_daguha_v1_commands_proto_goTypes = []any{
 	(FiringKind)(0),                   // 0: daguha.v1.FiringKind
 	(*EnqueueRunsCommand)(nil),        // 1: daguha.v1.EnqueueRunsCommand
@@ -2405,47 +2670,55 @@ var file_daguha_v1_commands_proto_goTypes = []any{
 	(*FireSchedulesResult)(nil),       // 38: daguha.v1.FireSchedulesResult
 	(*PruneRunsCommand)(nil),          // 39: daguha.v1.PruneRunsCommand
 	(*PruneRunsResult)(nil),           // 40: daguha.v1.PruneRunsResult
-	nil,                               // 41: daguha.v1.Finish.OutputsEntry
-	nil,                               // 42: daguha.v1.DeleteDagsCommand.IfContentHashEntry
-	(*Run)(nil),                       // 43: daguha.v1.Run
-	(*StepState)(nil),                 // 44: daguha.v1.StepState
-	(RunStatus)(0),                    // 45: daguha.v1.RunStatus
-	(*Worker)(nil),                    // 46: daguha.v1.Worker
-	(*ClusterMeta)(nil),               // 47: daguha.v1.ClusterMeta
-	(*StoredDag)(nil),                 // 48: daguha.v1.StoredDag
+	(*RetryRunsCommand)(nil),          // 41: daguha.v1.RetryRunsCommand
+	(*RetryRun)(nil),                  // 42: daguha.v1.RetryRun
+	(*RetryRunsResult)(nil),           // 43: daguha.v1.RetryRunsResult
+	(*DequeueRunsCommand)(nil),        // 44: daguha.v1.DequeueRunsCommand
+	(*DequeueRunsResult)(nil),         // 45: daguha.v1.DequeueRunsResult
+	nil,                               // 46: daguha.v1.Finish.OutputsEntry
+	nil,                               // 47: daguha.v1.DeleteDagsCommand.IfContentHashEntry
+	(*Run)(nil),                       // 48: daguha.v1.Run
+	(*StepState)(nil),                 // 49: daguha.v1.StepState
+	(RunStatus)(0),                    // 50: daguha.v1.RunStatus
+	(*Worker)(nil),                    // 51: daguha.v1.Worker
+	(*ClusterMeta)(nil),               // 52: daguha.v1.ClusterMeta
+	(*StoredDag)(nil),                 // 53: daguha.v1.StoredDag
 }
 var file_daguha_v1_commands_proto_depIdxs = []int32{
-	43, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
+	48, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
 	3,  // 1: daguha.v1.EnqueueRunsResult.outcomes:type_name -> daguha.v1.EnqueueOutcome
 	7,  // 2: daguha.v1.GrantLeasesCommand.grants:type_name -> daguha.v1.Grant
 	9,  // 3: daguha.v1.GrantLeasesResult.outcomes:type_name -> daguha.v1.GrantOutcome
-	43, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
+	48, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
 	11, // 5: daguha.v1.ReclaimRunsCommand.reclaims:type_name -> daguha.v1.Reclaim
 	13, // 6: daguha.v1.ReclaimRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	15, // 7: daguha.v1.ReportStepsCommand.reports:type_name -> daguha.v1.StepReport
-	44, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
+	49, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
 	13, // 9: daguha.v1.ReportStepsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	18, // 10: daguha.v1.FinishRunsCommand.finishes:type_name -> daguha.v1.Finish
-	45, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
-	41, // 12: daguha.v1.Finish.outputs:type_name -> daguha.v1.Finish.OutputsEntry
-	44, // 13: daguha.v1.Finish.steps:type_name -> daguha.v1.StepState
+	50, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
+	46, // 12: daguha.v1.Finish.outputs:type_name -> daguha.v1.Finish.OutputsEntry
+	49, // 13: daguha.v1.Finish.steps:type_name -> daguha.v1.StepState
 	13, // 14: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
 	13, // 15: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	46, // 16: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
-	47, // 17: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
-	47, // 18: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
-	48, // 19: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
+	51, // 16: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
+	52, // 17: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
+	52, // 18: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
+	53, // 19: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
 	33, // 20: daguha.v1.PutDagsResult.outcomes:type_name -> daguha.v1.DagOutcome
-	42, // 21: daguha.v1.DeleteDagsCommand.if_content_hash:type_name -> daguha.v1.DeleteDagsCommand.IfContentHashEntry
+	47, // 21: daguha.v1.DeleteDagsCommand.if_content_hash:type_name -> daguha.v1.DeleteDagsCommand.IfContentHashEntry
 	37, // 22: daguha.v1.FireSchedulesCommand.firings:type_name -> daguha.v1.Firing
-	43, // 23: daguha.v1.Firing.run:type_name -> daguha.v1.Run
+	48, // 23: daguha.v1.Firing.run:type_name -> daguha.v1.Run
 	0,  // 24: daguha.v1.Firing.kind:type_name -> daguha.v1.FiringKind
 	13, // 25: daguha.v1.FireSchedulesResult.outcomes:type_name -> daguha.v1.RunOutcome
-	26, // [26:26] is the sub-list for method output_type
-	26, // [26:26] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	42, // 26: daguha.v1.RetryRunsCommand.retries:type_name -> daguha.v1.RetryRun
+	13, // 27: daguha.v1.RetryRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	13, // 28: daguha.v1.DequeueRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	29, // [29:29] is the sub-list for method output_type
+	29, // [29:29] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_commands_proto_init() }
@@ -2460,7 +2733,7 @@ func file_daguha_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_commands_proto_rawDesc), len(file_daguha_v1_commands_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   42,
+			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

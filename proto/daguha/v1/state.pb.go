@@ -194,8 +194,15 @@ type Run struct {
 	DagRetries uint32 `protobuf:"varint,30,opt,name=dag_retries,json=dagRetries,proto3" json:"dag_retries,omitempty"`
 	// A run queued again by its retry policy is not granted before this.
 	RetryAfterUnixNano int64 `protobuf:"varint,31,opt,name=retry_after_unix_nano,json=retryAfterUnixNano,proto3" json:"retry_after_unix_nano,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The step states a retry (daguha retry) kept from the attempt before
+	// it: each grant of the run starts its steps from these, and the worker
+	// runs only the other steps. Empty for a run never retried so.
+	KeptSteps []*StepState `protobuf:"bytes,32,rep,name=kept_steps,json=keptSteps,proto3" json:"kept_steps,omitempty"`
+	// Times the run was queued again by a retry (daguha retry); it tells
+	// the child runs of one retry from those of another.
+	RetriesRequested uint32 `protobuf:"varint,33,opt,name=retries_requested,json=retriesRequested,proto3" json:"retries_requested,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Run) Reset() {
@@ -420,6 +427,20 @@ func (x *Run) GetDagRetries() uint32 {
 func (x *Run) GetRetryAfterUnixNano() int64 {
 	if x != nil {
 		return x.RetryAfterUnixNano
+	}
+	return 0
+}
+
+func (x *Run) GetKeptSteps() []*StepState {
+	if x != nil {
+		return x.KeptSteps
+	}
+	return nil
+}
+
+func (x *Run) GetRetriesRequested() uint32 {
+	if x != nil {
+		return x.RetriesRequested
 	}
 	return 0
 }
@@ -2919,7 +2940,7 @@ var File_daguha_v1_state_proto protoreflect.FileDescriptor
 
 const file_daguha_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x15daguha/v1/state.proto\x12\tdaguha.v1\"\x93\t\n" +
+	"\x15daguha/v1/state.proto\x12\tdaguha.v1\"\xf5\t\n" +
 	"\x03Run\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
 	"\bdag_name\x18\x02 \x01(\tR\adagName\x12\x16\n" +
@@ -2951,7 +2972,10 @@ const file_daguha_v1_state_proto_rawDesc = "" +
 	"\x10parent_step_name\x18\x1a \x01(\tR\x0eparentStepName\x12\x1f\n" +
 	"\vdag_retries\x18\x1e \x01(\rR\n" +
 	"dagRetries\x121\n" +
-	"\x15retry_after_unix_nano\x18\x1f \x01(\x03R\x12retryAfterUnixNano\x1a:\n" +
+	"\x15retry_after_unix_nano\x18\x1f \x01(\x03R\x12retryAfterUnixNano\x123\n" +
+	"\n" +
+	"kept_steps\x18  \x03(\v2\x14.daguha.v1.StepStateR\tkeptSteps\x12+\n" +
+	"\x11retries_requested\x18! \x01(\rR\x10retriesRequested\x1a:\n" +
 	"\fOutputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x88\v\n" +
@@ -3269,46 +3293,47 @@ var file_daguha_v1_state_proto_depIdxs = []int32{
 	24, // 3: daguha.v1.Run.attempts:type_name -> daguha.v1.Attempt
 	3,  // 4: daguha.v1.Run.local_dags:type_name -> daguha.v1.DagSpec
 	28, // 5: daguha.v1.Run.outputs:type_name -> daguha.v1.Run.OutputsEntry
-	29, // 6: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
-	15, // 7: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
-	12, // 8: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
-	13, // 9: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
-	11, // 10: daguha.v1.DagSpec.param_rules:type_name -> daguha.v1.ParamRule
-	7,  // 11: daguha.v1.DagSpec.preconditions:type_name -> daguha.v1.Condition
-	9,  // 12: daguha.v1.DagSpec.handler_on:type_name -> daguha.v1.HandlerOn
-	14, // 13: daguha.v1.DagSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
-	4,  // 14: daguha.v1.DagSpec.smtp:type_name -> daguha.v1.SmtpSettings
-	5,  // 15: daguha.v1.DagSpec.mail_on:type_name -> daguha.v1.MailOn
-	6,  // 16: daguha.v1.DagSpec.error_mail:type_name -> daguha.v1.MailSettings
-	6,  // 17: daguha.v1.DagSpec.info_mail:type_name -> daguha.v1.MailSettings
-	15, // 18: daguha.v1.HandlerOn.success:type_name -> daguha.v1.StepSpec
-	15, // 19: daguha.v1.HandlerOn.failure:type_name -> daguha.v1.StepSpec
-	15, // 20: daguha.v1.HandlerOn.cancel:type_name -> daguha.v1.StepSpec
-	15, // 21: daguha.v1.HandlerOn.exit:type_name -> daguha.v1.StepSpec
-	15, // 22: daguha.v1.HandlerOn.init:type_name -> daguha.v1.StepSpec
-	7,  // 23: daguha.v1.RepeatPolicy.condition:type_name -> daguha.v1.Condition
-	13, // 24: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
-	14, // 25: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
-	30, // 26: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
-	21, // 27: daguha.v1.StepSpec.parallel:type_name -> daguha.v1.ParallelSpec
-	16, // 28: daguha.v1.StepSpec.continue_on:type_name -> daguha.v1.ContinueOn
-	17, // 29: daguha.v1.StepSpec.output_entries:type_name -> daguha.v1.StepOutputEntry
-	7,  // 30: daguha.v1.StepSpec.preconditions:type_name -> daguha.v1.Condition
-	10, // 31: daguha.v1.StepSpec.repeat_policy:type_name -> daguha.v1.RepeatPolicy
-	3,  // 32: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
-	3,  // 33: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
-	1,  // 34: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
-	23, // 35: daguha.v1.StepState.parallel_children:type_name -> daguha.v1.ParallelChild
-	8,  // 36: daguha.v1.StepState.preconditions:type_name -> daguha.v1.ConditionResult
-	22, // 37: daguha.v1.ParallelSpec.items:type_name -> daguha.v1.ParallelItem
-	12, // 38: daguha.v1.ParallelItem.params:type_name -> daguha.v1.Param
-	0,  // 39: daguha.v1.ParallelChild.status:type_name -> daguha.v1.RunStatus
-	31, // 40: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	20, // 6: daguha.v1.Run.kept_steps:type_name -> daguha.v1.StepState
+	29, // 7: daguha.v1.DagSpec.worker_selector:type_name -> daguha.v1.DagSpec.WorkerSelectorEntry
+	15, // 8: daguha.v1.DagSpec.steps:type_name -> daguha.v1.StepSpec
+	12, // 9: daguha.v1.DagSpec.params:type_name -> daguha.v1.Param
+	13, // 10: daguha.v1.DagSpec.env:type_name -> daguha.v1.EnvVar
+	11, // 11: daguha.v1.DagSpec.param_rules:type_name -> daguha.v1.ParamRule
+	7,  // 12: daguha.v1.DagSpec.preconditions:type_name -> daguha.v1.Condition
+	9,  // 13: daguha.v1.DagSpec.handler_on:type_name -> daguha.v1.HandlerOn
+	14, // 14: daguha.v1.DagSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	4,  // 15: daguha.v1.DagSpec.smtp:type_name -> daguha.v1.SmtpSettings
+	5,  // 16: daguha.v1.DagSpec.mail_on:type_name -> daguha.v1.MailOn
+	6,  // 17: daguha.v1.DagSpec.error_mail:type_name -> daguha.v1.MailSettings
+	6,  // 18: daguha.v1.DagSpec.info_mail:type_name -> daguha.v1.MailSettings
+	15, // 19: daguha.v1.HandlerOn.success:type_name -> daguha.v1.StepSpec
+	15, // 20: daguha.v1.HandlerOn.failure:type_name -> daguha.v1.StepSpec
+	15, // 21: daguha.v1.HandlerOn.cancel:type_name -> daguha.v1.StepSpec
+	15, // 22: daguha.v1.HandlerOn.exit:type_name -> daguha.v1.StepSpec
+	15, // 23: daguha.v1.HandlerOn.init:type_name -> daguha.v1.StepSpec
+	7,  // 24: daguha.v1.RepeatPolicy.condition:type_name -> daguha.v1.Condition
+	13, // 25: daguha.v1.StepSpec.env:type_name -> daguha.v1.EnvVar
+	14, // 26: daguha.v1.StepSpec.retry_policy:type_name -> daguha.v1.RetryPolicy
+	30, // 27: daguha.v1.StepSpec.worker_selector:type_name -> daguha.v1.StepSpec.WorkerSelectorEntry
+	21, // 28: daguha.v1.StepSpec.parallel:type_name -> daguha.v1.ParallelSpec
+	16, // 29: daguha.v1.StepSpec.continue_on:type_name -> daguha.v1.ContinueOn
+	17, // 30: daguha.v1.StepSpec.output_entries:type_name -> daguha.v1.StepOutputEntry
+	7,  // 31: daguha.v1.StepSpec.preconditions:type_name -> daguha.v1.Condition
+	10, // 32: daguha.v1.StepSpec.repeat_policy:type_name -> daguha.v1.RepeatPolicy
+	3,  // 33: daguha.v1.StoredDag.spec:type_name -> daguha.v1.DagSpec
+	3,  // 34: daguha.v1.StoredDag.local_dags:type_name -> daguha.v1.DagSpec
+	1,  // 35: daguha.v1.StepState.status:type_name -> daguha.v1.StepStatus
+	23, // 36: daguha.v1.StepState.parallel_children:type_name -> daguha.v1.ParallelChild
+	8,  // 37: daguha.v1.StepState.preconditions:type_name -> daguha.v1.ConditionResult
+	22, // 38: daguha.v1.ParallelSpec.items:type_name -> daguha.v1.ParallelItem
+	12, // 39: daguha.v1.ParallelItem.params:type_name -> daguha.v1.Param
+	0,  // 40: daguha.v1.ParallelChild.status:type_name -> daguha.v1.RunStatus
+	31, // 41: daguha.v1.Worker.labels:type_name -> daguha.v1.Worker.LabelsEntry
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_state_proto_init() }
