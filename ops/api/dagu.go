@@ -180,6 +180,8 @@ func (s *Server) routeDagu(d dialect) {
 	on("POST", "/dag-runs/enqueue", s.runFromSpec)
 	on("GET", "/dag-runs/{name}/{dagRunId}", s.getRunDagu)
 	on("POST", "/dag-runs/{name}/{dagRunId}/stop", s.stopRun)
+	on("POST", "/dag-runs/{name}/{dagRunId}/retry", s.retryRunDagu)
+	on("GET", "/dag-runs/{name}/{dagRunId}/dequeue", s.dequeueRunDagu)
 	on("GET", "/dag-runs/{name}/{dagRunId}/log", s.runLog)
 	on("GET", "/dag-runs/{name}/{dagRunId}/steps/{stepName}/log", s.stepLogDagu)
 	on("GET", "/dag-runs/{name}/{dagRunId}/outputs", s.runOutputs)

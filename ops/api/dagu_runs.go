@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/daguha/daguha/cluster/identity"
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/ops/service"
 	"github.com/daguha/daguha/ops/wire"
@@ -286,6 +287,64 @@ func (s *Server) stopRun(dialect) endpoint {
 		if err := s.service.Cancel(r.Context(), detail.Run.GetId()); err != nil {
 			if service.KindOf(err) == service.Conflict {
 				return withCode("not_running", err)
+			}
+			return err
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+}
+
+// retryRunDagu is Dagu's retry of a run: the run of the path is queued
+// again for its next attempt (service.Retry). The body's dagRunId, which
+// Dagu requires, must name that run; stepName runs that step and every
+// step after it again (Dagu reruns only the step), the other steps keep
+// what they recorded. 200 with no body, as Dagu answers.
+func (s *Server) retryRunDagu(dialect) endpoint {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		var req wire.DaguRetry
+		if err := decodeJSON(r, &req); err != nil {
+			return invalid(err)
+		}
+		detail, err := s.runParams(r)
+		if err != nil {
+			return err
+		}
+		id := detail.Run.GetId()
+		if req.DagRunID == "" {
+			return invalid(errors.New("request body: dagRunId is required"))
+		}
+		if req.DagRunID != id {
+			return invalid(fmt.Errorf("request body: dagRunId names another run than the path's %s", id))
+		}
+		if err := s.service.Retry(r.Context(), id, req.StepName); err != nil {
+			if service.KindOf(err) == service.Conflict {
+				// Not finished (queued or running): Dagu's bad_request.
+				return withCode("bad_request", &service.Error{Kind: service.Invalid, Err: err})
+			}
+			return err
+		}
+		w.WriteHeader(http.StatusOK)
+		return nil
+	}
+}
+
+// dequeueRunDagu is Dagu's dequeue: a queued run ends cancelled
+// (service.Dequeue); a run in any other status is refused with Dagu's
+// bad_request. Dagu serves it as a GET, so a read-only token, which
+// passes GETs, is refused here: it changes the state.
+func (s *Server) dequeueRunDagu(dialect) endpoint {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		if readOnly(r) && identity.Enforced {
+			return &service.Error{Kind: service.Forbidden, Err: errors.New("dequeue changes a run: it needs a full API token, not a read-only one")}
+		}
+		detail, err := s.runParams(r)
+		if err != nil {
+			return err
+		}
+		if err := s.service.Dequeue(r.Context(), detail.Run.GetId()); err != nil {
+			if service.KindOf(err) == service.Conflict {
+				return withCode("bad_request", &service.Error{Kind: service.Invalid, Err: err})
 			}
 			return err
 		}

@@ -134,11 +134,19 @@ func TestDaguCallsNeedTheAPITokens(t *testing.T) {
 	if code, data := env.do(t, "POST", "/api/v2/dags", pushBody(t, map[string]string{"other.yaml": daguOtherYAML}), auth("full-token")...); code != http.StatusOK {
 		t.Fatalf("push: HTTP %d %s", code, data)
 	}
+	// A queued run for Dagu's dequeue, which Dagu serves as a GET: a read
+	// token, which passes GETs, must not end it.
+	if code, data := env.do(t, "POST", "/api/v1/dags/dagu-other/enqueue", `{"dagRunId": "q-1"}`, auth("full-token")...); code != http.StatusOK {
+		t.Fatalf("enqueue: HTTP %d %s", code, data)
+	}
 	cases := []struct {
 		name, method, path, token string
 		code                      int
 		errorCode                 string
 	}{
+		{"v1 dequeue (a GET) with a read token", "GET", "/api/v1/dag-runs/dagu-other/q-1/dequeue", "read-token", 403, "forbidden"},
+		{"v2 dequeue (a GET) with a read token", "GET", "/api/v2/dag-runs/dagu-other/q-1/dequeue", "read-token", 403, "forbidden"},
+		{"v1 dequeue with a full token", "GET", "/api/v1/dag-runs/dagu-other/q-1/dequeue", "full-token", 200, ""},
 		{"v1 health needs none", "GET", "/api/v1/health", "", 200, ""},
 		{"v1 read without a token", "GET", "/api/v1/dags", "", 401, "unauthorized"},
 		{"v1 read with a wrong token", "GET", "/api/v1/dags", "nope", 401, "unauthorized"},

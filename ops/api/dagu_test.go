@@ -497,6 +497,22 @@ func TestDaguCallsAnswerWithDagusRequiredFields(t *testing.T) {
 						}
 					}},
 				{name: "stop every running run", method: "POST", path: "/dags/dagu-etl/stop-all", code: 200, required: []string{"errors"}},
+				{name: "dequeue a queued run", method: "GET", path: "/dag-runs/dagu-etl/r-enqueued/dequeue", code: 200},
+				{name: "dequeue it again", method: "GET", path: "/dag-runs/dagu-etl/r-enqueued/dequeue", code: 400, required: []string{"code", "message"},
+					check: func(t *testing.T, b map[string]any) {
+						if b["code"] != "bad_request" || !strings.Contains(fmt.Sprint(b["message"]), "cancelled") {
+							t.Errorf("%v: want bad_request naming the run's status", b)
+						}
+					}},
+				{name: "retry naming another run in the body", method: "POST", path: "/dag-runs/dagu-etl/r-done/retry", body: `{"dagRunId": "r-queued"}`, code: 400, required: []string{"code", "message"}},
+				{name: "retry without dagRunId", method: "POST", path: "/dag-runs/dagu-etl/r-done/retry", body: `{}`, code: 400, required: []string{"code", "message"}},
+				{name: "retry a finished run from a step", method: "POST", path: "/dag-runs/dagu-etl/r-done/retry", body: `{"dagRunId": "r-done", "stepName": "load"}`, code: 200},
+				{name: "retry it while it is queued again", method: "POST", path: "/dag-runs/dagu-etl/r-done/retry", body: `{"dagRunId": "r-done"}`, code: 400, required: []string{"code", "message"},
+					check: func(t *testing.T, b map[string]any) {
+						if b["code"] != "bad_request" || !strings.Contains(fmt.Sprint(b["message"]), "queued") {
+							t.Errorf("%v: want bad_request naming the run's status", b)
+						}
+					}},
 				{name: "delete a DAG", method: "DELETE", path: "/dags/dagu-new", only: "/api/v1", code: 204},
 			}
 			for _, call := range calls {
@@ -539,6 +555,14 @@ func TestDaguCallsAnswerWithDagusRequiredFields(t *testing.T) {
 			_, data = env.do(t, "GET", "/api/v2/dag-runs/r-running", "")
 			if run := object(t, data); run["cancel_requested"] != true {
 				t.Errorf("r-running: stop-all did not ask it to stop: %v", run)
+			}
+			_, data = env.do(t, "GET", "/api/v2/dag-runs/r-enqueued", "")
+			if run := object(t, data); run["status"] != "cancelled" {
+				t.Errorf("r-enqueued %v after dequeue", run["status"])
+			}
+			_, data = env.do(t, "GET", "/api/v2/dag-runs/r-done", "")
+			if run := object(t, data); run["status"] != "queued" || fmt.Sprint(run["retries"]) != "1" {
+				t.Errorf("r-done after its retry: %v, want queued again, one retry recorded", run)
 			}
 			_, data = env.do(t, "GET", "/api/v2/dags/dagu-adhoc", "")
 			if dag := object(t, data); dag["name"] == "dagu-adhoc" {
