@@ -125,7 +125,9 @@ const (
 // PeerClient is how this server reaches another server's ClusterService.
 type PeerClient interface {
 	Apply(ctx context.Context, grpcAddr string, command []byte) (index uint64, result []byte, err error)
-	ReadIndex(ctx context.Context, grpcAddr string) (uint64, error)
+	// ReadIndex asks the leader at grpcAddr for a read index (of tables
+	// only, when named: see Server.ConsistentReadOf).
+	ReadIndex(ctx context.Context, grpcAddr string, tables ...string) (uint64, error)
 	RaftState(ctx context.Context, grpcAddr string) (*daguhav1.RaftStateResponse, error)
 	// ProveServer asks the server at grpcAddr for its RaftState with a
 	// challenge, and returns the answer with the certificate the server

@@ -127,15 +127,25 @@ func (s *Server) applyLocal(command []byte) (proto.Message, uint64, error) {
 // ConsistentRead waits until this server's state includes every write
 // acknowledged before the call, so a read from it that follows is
 // linearizable. On a follower it asks the leader how far to catch up.
-func (s *Server) ConsistentRead(ctx context.Context) error {
+func (s *Server) ConsistentRead(ctx context.Context) error { return s.ConsistentReadOf(ctx) }
+
+// ConsistentReadOf is ConsistentRead for a read of the named tables
+// alone (store.TableDags, ...): this server waits only until it has
+// applied the last write to them that the leader has, not every write
+// the leader has. A follower learns that entries are committed with the
+// leader's next message, up to a heartbeat interval (~100 ms) later, so
+// a read of a table nobody wrote since, such as the DAGs an enqueue by
+// name resolves, does not wait on the runs being written meanwhile.
+// Without tables it is ConsistentRead.
+func (s *Server) ConsistentReadOf(ctx context.Context, tables ...string) error {
 	var index uint64
 	err := s.OnLeader(ctx, func(ctx context.Context, local bool, grpcAddr string) error {
 		var err error
 		if local {
-			index, err = s.LeaderReadIndex()
+			index, err = s.LeaderReadIndex(tables...)
 			return err
 		}
-		index, err = s.config.Peers.ReadIndex(ctx, grpcAddr)
+		index, err = s.config.Peers.ReadIndex(ctx, grpcAddr, tables...)
 		return err
 	})
 	if err != nil {
@@ -144,17 +154,33 @@ func (s *Server) ConsistentRead(ctx context.Context) error {
 	return s.fsm.WaitApplied(ctx, index)
 }
 
+// MaxReadTables bounds the tables one read index may name.
+const MaxReadTables = 16
+
 // LeaderReadIndex returns, on the established leader, the index a reader
 // must have applied to see every acknowledged write: the leader's own
 // applied index, once it has confirmed with a quorum that it still leads.
 // Every acknowledged write was applied here before it was acknowledged
-// (or before the barrier that established this leader's term).
-func (s *Server) LeaderReadIndex() (uint64, error) {
+// (or before the barrier that established this leader's term). With
+// tables, it is the index of the last write to any of them in that same
+// state: every acknowledged write to them is at or below it.
+func (s *Server) LeaderReadIndex(tables ...string) (uint64, error) {
+	if len(tables) > MaxReadTables {
+		return 0, fmt.Errorf("a read index of %d tables, more than %d", len(tables), MaxReadTables)
+	}
 	term := s.readyTerm()
 	if term == 0 {
 		return 0, &RetryableError{Err: ErrNotLeader}
 	}
 	index := s.fsm.LastApplied()
+	if len(tables) > 0 {
+		state, tableIndex := s.fsm.State(), uint64(0)
+		for _, table := range tables {
+			tableIndex = max(tableIndex, state.TableIndex(table))
+		}
+		// The state was read after LastApplied: never past it.
+		index = min(index, tableIndex)
+	}
 	if err := s.raft.VerifyLeader().Error(); err != nil {
 		return 0, &RetryableError{Err: fmt.Errorf("%w: %v", ErrNotLeader, err)}
 	}

@@ -214,7 +214,7 @@ var errNoPeers = errors.New("no peers in this test")
 func (noPeers) Apply(context.Context, string, []byte) (uint64, []byte, error) {
 	return 0, nil, errNoPeers
 }
-func (noPeers) ReadIndex(context.Context, string) (uint64, error) { return 0, errNoPeers }
+func (noPeers) ReadIndex(context.Context, string, ...string) (uint64, error) { return 0, errNoPeers }
 func (noPeers) RaftState(context.Context, string) (*daguhav1.RaftStateResponse, error) {
 	return nil, errNoPeers
 }

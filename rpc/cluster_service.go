@@ -27,7 +27,7 @@ import (
 type ClusterBackend interface {
 	NodeName() string
 	ApplyLocal(command []byte) (uint64, []byte, error)
-	LeaderReadIndex() (uint64, error)
+	LeaderReadIndex(tables ...string) (uint64, error)
 	AnswerRaftState(challenge []byte, caller cluster.RaftStateCaller) (*daguhav1.RaftStateResponse, error)
 }
 
@@ -62,8 +62,8 @@ func (c *clusterService) Apply(_ context.Context, req *daguhav1.ApplyRequest) (*
 	return &daguhav1.ApplyResponse{Index: index, Result: result}, nil
 }
 
-func (c *clusterService) ReadIndex(context.Context, *daguhav1.ReadIndexRequest) (*daguhav1.ReadIndexResponse, error) {
-	index, err := c.backend.LeaderReadIndex()
+func (c *clusterService) ReadIndex(_ context.Context, req *daguhav1.ReadIndexRequest) (*daguhav1.ReadIndexResponse, error) {
+	index, err := c.backend.LeaderReadIndex(req.GetTables()...)
 	if err != nil {
 		return nil, toStatus(err)
 	}
@@ -167,12 +167,12 @@ func (p *PeerClient) Apply(ctx context.Context, addr string, command []byte) (ui
 	return resp.GetIndex(), resp.GetResult(), nil
 }
 
-func (p *PeerClient) ReadIndex(ctx context.Context, addr string) (uint64, error) {
+func (p *PeerClient) ReadIndex(ctx context.Context, addr string, tables ...string) (uint64, error) {
 	client, err := p.client(addr)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := client.ReadIndex(ctx, &daguhav1.ReadIndexRequest{})
+	resp, err := client.ReadIndex(ctx, &daguhav1.ReadIndexRequest{Tables: tables})
 	if err != nil {
 		return 0, fromStatus(err)
 	}

@@ -44,6 +44,10 @@ func bumpIndex(txn *memdb.Txn, table string, index uint64) error {
 	return nil
 }
 
+// TableDags is the name of the DAG table, for a read of it alone
+// (cluster.Server.ConsistentReadOf).
+const TableDags = tableDags
+
 // TableIndex returns the Raft index of the last write to table (0 if none).
 func (s *StateStore) TableIndex(table string) uint64 {
 	txn := s.db.Txn(false)

@@ -252,12 +252,12 @@ func (m *memPeers) Apply(_ context.Context, addr string, command []byte) (uint64
 	return s.ApplyLocal(command)
 }
 
-func (m *memPeers) ReadIndex(_ context.Context, addr string) (uint64, error) {
+func (m *memPeers) ReadIndex(_ context.Context, addr string, tables ...string) (uint64, error) {
 	s, err := m.target(addr)
 	if err != nil {
 		return 0, err
 	}
-	return s.LeaderReadIndex()
+	return s.LeaderReadIndex(tables...)
 }
 
 func (m *memPeers) RaftState(_ context.Context, addr string) (*daguhav1.RaftStateResponse, error) {

@@ -28,6 +28,7 @@ var required = []struct {
 	// One server, three servers with the no-op executor, three with sh.
 	{"dispatch_throughput", 3, false, true},
 	{"dispatch_latency", 1, true, true},
+	{"enqueue_latency", 1, true, true},
 	{"failover", 1, true, true},
 	{"reclaim", 1, false, true},
 	{"matching", 1, true, true},

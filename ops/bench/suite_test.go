@@ -344,6 +344,60 @@ func (s *suite) latency() {
 		lat["ratio_to_fsync"] = toFloat(f["p50"]) / fsyncMs
 	}
 	s.add(lat)
+	s.enqueueLatency(c, leader)
+}
+
+// enqueueLatency: the answer time of one enqueue (the API call, as a
+// client sees it) on an idle cluster, a DAG sent inline and a stored DAG
+// by name, to the leader and to a follower. The follower's by-name figure
+// is the one users behind a load balancer meet most; the baseline is the
+// inline enqueue to the leader.
+func (s *suite) enqueueLatency(c *clustertest.Cluster, leader *clustertest.Agent) {
+	n := s.pick(100, 20)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	_, err := leader.API().PushDags(ctx, []wire.DagSource{{Name: "noop.yaml", Content: "name: noop\nsteps:\n  - name: s\n    command: \"true\"\n"}})
+	cancel()
+	if err != nil {
+		s.t.Fatalf("push the noop DAG: %v", err)
+	}
+	var follower *clustertest.Agent
+	for _, a := range c.Running() {
+		if a != leader {
+			follower = a
+			break
+		}
+	}
+	paths := figure{}
+	var byNameFollower figure
+	for _, p := range []struct {
+		name   string
+		to     *clustertest.Agent
+		byName bool
+	}{{"inline_leader", leader, false}, {"inline_follower", follower, false}, {"by_name_leader", leader, true}, {"by_name_follower", follower, true}} {
+		var ds []time.Duration
+		for i := 0; i < n; i++ {
+			body := inlineRun(fmt.Sprintf("enq-%s-%d", p.name, i), "true")
+			if p.byName {
+				body = wire.EnqueueRequest{DagRunID: body.DagRunID, DagName: "noop"}
+			}
+			start := time.Now()
+			enqueue(s.t, p.to, body)
+			ds = append(ds, time.Since(start))
+		}
+		paths[p.name] = dist(ds)
+		if p.name == "by_name_follower" {
+			byNameFollower = dist(ds)
+		}
+	}
+	base := toFloat(paths["inline_leader"].(figure)["p50"])
+	f := figure{"name": "enqueue_latency", "value": byNameFollower["p50"], "unit": "ms per enqueue answered, a stored DAG by name through a follower (p50)",
+		"p50": byNameFollower["p50"], "p99": byNameFollower["p99"], "max": byNameFollower["max"], "paths": paths,
+		"baseline": figure{"inline_leader_p50_ms": base},
+		"params":   figure{"servers": 3, "calls_per_path": n, "one_at_a_time": true}}
+	if base > 0 {
+		f["ratio_to_inline_leader"] = toFloat(byNameFollower["p50"]) / base
+	}
+	s.add(f)
 }
 
 // enqueue sends an enqueue, retrying a request that timed out on a

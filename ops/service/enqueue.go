@@ -16,6 +16,7 @@ import (
 	"github.com/daguha/daguha/dispatch/valid"
 	"github.com/daguha/daguha/fsm"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+	"github.com/daguha/daguha/store"
 )
 
 // InlineStep is a step of a DAG sent inline with an enqueue.
@@ -289,7 +290,8 @@ func (s *Service) resolveDag(ctx context.Context, req *EnqueueRequest) (*daguhav
 		if err := checkRequestSizes(req); err != nil {
 			return nil, nil, errorOf(Invalid, err)
 		}
-		if err := s.cluster.ConsistentRead(ctx); err != nil {
+		// ParseDags reads only stored DAGs (a run/call of one).
+		if err := s.cluster.ConsistentReadOf(ctx, store.TableDags); err != nil {
 			return nil, nil, err
 		}
 		name := req.File
@@ -314,7 +316,9 @@ func (s *Service) resolveDag(ctx context.Context, req *EnqueueRequest) (*daguhav
 	if spec != nil {
 		return spec, nil, nil
 	}
-	if err := s.cluster.ConsistentRead(ctx); err != nil {
+	// A read of the DAG table alone: through a follower it need not wait
+	// for the runs written meanwhile (cluster.Server.ConsistentReadOf).
+	if err := s.cluster.ConsistentReadOf(ctx, store.TableDags); err != nil {
 		return nil, nil, err
 	}
 	stored, err := s.cluster.FSM().State().Dag(req.DagName)

@@ -13,6 +13,7 @@ import (
 	"github.com/daguha/daguha/fsm"
 	"github.com/daguha/daguha/ops/service"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
+	"github.com/daguha/daguha/store"
 )
 
 func TestMain(m *testing.M) {
@@ -196,5 +197,54 @@ func TestAQueuedRunNamesTheExecutorNoWorkerRuns(t *testing.T) {
 	register(&daguhav1.Worker{Id: "boxes", MaxActiveRuns: 1, Labels: map[string]string{"pool": "a"}, Executors: []string{"docker", "ssh"}})
 	if got := reason(); got != "" {
 		t.Fatalf("reason %q once a worker runs both", got)
+	}
+}
+
+// An enqueue by name reads the DAG table alone: the read index it waits
+// for is the last write to that table, not to every table, so a follower
+// does not wait for the runs written meanwhile to reach it (they reach it
+// only with the leader's next message). It still sees a DAG pushed just
+// before, through another server.
+func TestAnEnqueueByNameWaitsOnlyForTheDagTable(t *testing.T) {
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 3})
+	leader := c.Leader(10 * time.Second)
+	followers := c.Followers()
+	viaLeader := service.New(leader.Server, service.Options{})
+	viaFollower := service.New(followers[0].Server, service.Options{})
+	t.Cleanup(viaLeader.Close)
+	t.Cleanup(viaFollower.Close)
+	ctx := context.Background()
+	for round := range 3 {
+		name := fmt.Sprintf("pushed-%d", round)
+		if _, err := viaLeader.PushDags(ctx, []service.DagSource{{Name: name + ".yaml", Content: "name: " + name + "\nsteps:\n  - name: s\n    command: \"true\"\n"}}); err != nil {
+			t.Fatal(err)
+		}
+		dagsIndex := leader.Server.FSM().State().TableIndex(store.TableDags)
+		// Runs written after the DAG: the leader's applied index moves on,
+		// the DAG table's read index does not.
+		for i := range 5 {
+			if _, err := viaLeader.Enqueue(ctx, service.EnqueueRequest{DagName: name, DagRunID: fmt.Sprintf("r-%d-%d", round, i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all, err := leader.Server.LeaderReadIndex()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ofDags, err := leader.Server.LeaderReadIndex(store.TableDags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ofDags != dagsIndex || all <= ofDags {
+			t.Fatalf("read index of the DAG table %d (its last write %d), of everything %d", ofDags, dagsIndex, all)
+		}
+		// Through the follower, at once: the DAG pushed through the leader
+		// is there.
+		if _, err := viaFollower.Enqueue(ctx, service.EnqueueRequest{DagName: name, DagRunID: fmt.Sprintf("f-%d", round)}); err != nil {
+			t.Fatalf("enqueue %s through a follower right after its push: %v", name, err)
+		}
+	}
+	if _, err := leader.Server.LeaderReadIndex(make([]string, cluster.MaxReadTables+1)...); err == nil {
+		t.Fatal("a read index of too many tables was answered")
 	}
 }

@@ -451,7 +451,12 @@ func (x *ApplyResponse) GetResult() []byte {
 }
 
 type ReadIndexRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When set, the read that follows reads only these tables: the leader
+	// answers with the index of their last write instead of its applied
+	// index, so a follower need not wait for writes to other tables (at
+	// most 16).
+	Tables        []string `protobuf:"bytes,1,rep,name=tables,proto3" json:"tables,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -484,6 +489,13 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
 	return file_daguha_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReadIndexRequest) GetTables() []string {
+	if x != nil {
+		return x.Tables
+	}
+	return nil
 }
 
 type ReadIndexResponse struct {
@@ -730,8 +742,9 @@ const file_daguha_v1_cluster_proto_rawDesc = "" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"=\n" +
 	"\rApplyResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
-	"\x06result\x18\x02 \x01(\fR\x06result\"\x12\n" +
-	"\x10ReadIndexRequest\")\n" +
+	"\x06result\x18\x02 \x01(\fR\x06result\"*\n" +
+	"\x10ReadIndexRequest\x12\x16\n" +
+	"\x06tables\x18\x01 \x03(\tR\x06tables\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"0\n" +
 	"\x10RaftStateRequest\x12\x1c\n" +
