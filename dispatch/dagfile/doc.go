@@ -285,7 +285,7 @@
 //
 // # Executors
 //
-// Besides command steps, the worker runs two of Dagu's executors, written
+// Besides command steps, the worker runs four of Dagu's executors, written
 // in either form: Dagu 1.x's "executor: http" or "executor: {type: http,
 // config: {...}}", or current Dagu's "type: http" with "with: {...}".
 // They become StepSpec.executor and executor_config_json (the settings
@@ -298,11 +298,23 @@
 //	       debug (accepted, not used), skipTLSVerify (or skip_tls_verify)
 //	jq     command the query (or the setting query); script the JSON input
 //	       (or the setting input); raw (strings printed without quotes)
+//	ssh    command, commands or script run on the host; user and host (or
+//	       1.x's ip) needed; port (text), key (a file on the worker),
+//	       password, strictHostKey (or 1.x's strictHostKeyChecking; a
+//	       bool, default true on the worker), knownHostFile, timeout (Go's
+//	       duration text, from "30s" or a number of seconds), shell (text),
+//	       shellArgs (a list); bastion is refused
+//	mail   from and to needed (to a list of texts, each one address or
+//	       several separated by commas); subject (one line), message,
+//	       attachments (a list of paths on the worker); no command or
+//	       script. The server is the DAG's smtp (or the worker's)
 //
-// A step with an executor needs no command, script, run or call. Any
-// other executor (docker, ssh, mail, archive, ...) is refused naming it:
-// "executor docker is not supported yet (issue #23)". type: command (or
-// executor: shell) is a command step; settings on one are refused.
+// A step with an executor needs no command, script, run or call (but an
+// ssh step needs a command or a script). Any other executor (docker,
+// archive, ...) is refused naming it: "executor docker is not supported
+// yet (issue #23)". type: command (or executor: shell) is a command step;
+// settings on one are refused. A password in an executor's settings, as
+// smtp's, is masked by MaskSecrets and never in a problem's message.
 //
 // Not supported, so reported as unknown keys: the keys not listed above.
 package dagfile

@@ -88,7 +88,7 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 	step.Executor = typ
 	keys, ok := executorKeys[typ]
 	if !ok {
-		c.add(typAt, typKey, "executor %s is not supported yet (issue #23): daguha runs commands, scripts, run/call, http and jq", typ)
+		c.add(typAt, typKey, "executor %s is not supported yet (issue #23): daguha runs commands, scripts, run/call, http, jq, ssh and mail", typ)
 		return
 	}
 	for _, name := range []string{"run", "call", "script"} {
@@ -102,23 +102,55 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 		}
 	}
 	settings := map[string]any{}
+	given := map[string]entry{}
 	if config != nil && !isNull(resolve(config)) {
 		if resolve(config).Kind != yaml.MappingNode {
 			c.add(config, configKey, "want a map of the %s executor's settings, got %s", typ, describe(config))
 			return
 		}
-		for name, e := range c.fields(config, configKey, keys) {
+		given = c.fields(config, configKey, keys)
+		for name, e := range given {
 			if v, ok := c.setting(typ, name, e.value, join(configKey, name)); ok {
 				settings[name] = v
 			}
 		}
 	}
+	if check, ok := executorChecks[typ]; ok {
+		if configKey == "" {
+			configKey = join(path, "with")
+		}
+		check(c, executorStep{fields: fields, path: path, settings: settings, given: given, configKey: configKey, at: typAt})
+	}
 	data, _ := json.Marshal(settings)
 	step.ExecutorConfigJson = string(data)
 }
 
+// executorStep is what an executor's check (executorChecks) sees of a
+// step: its keys, its settings as read and the entries they came from.
+type executorStep struct {
+	fields    map[string]entry
+	path      string
+	settings  map[string]any
+	given     map[string]entry
+	configKey string
+	// at is the step's type (or executor), for a problem of the step as
+	// a whole.
+	at *yaml.Node
+}
+
+// settingReaders read the settings of the executors that have a file of
+// their own here (executors_ssh.go, executors_mail.go); executorChecks
+// check a step of theirs as a whole: keys that go together, keys it needs.
+var (
+	settingReaders = map[string]func(c *collector, name string, n *yaml.Node, key string) (any, bool){}
+	executorChecks = map[string]func(c *collector, s executorStep){}
+)
+
 // setting reads one executor setting as the type the worker decodes.
 func (c *collector) setting(typ, name string, n *yaml.Node, key string) (any, bool) {
+	if read, ok := settingReaders[typ]; ok {
+		return read(c, name, n, key)
+	}
 	switch name {
 	case "silent", "json", "debug", "skipTLSVerify", "raw":
 		return c.boolean(n, key)
