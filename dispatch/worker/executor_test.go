@@ -29,8 +29,13 @@ func TestEveryKindOfStepHasAnExecutor(t *testing.T) {
 // with an error naming the step, the kind, and the kinds there are.
 func TestEngineRefusesAStepOfAnUnknownKind(t *testing.T) {
 	_, err := executorFor("teleport")
-	if err == nil || !strings.Contains(err.Error(), `kind "teleport"`) || !strings.Contains(err.Error(), "child, command, http, jq, noop") {
+	if err == nil || !strings.Contains(err.Error(), `kind "teleport"`) || !strings.Contains(err.Error(), "(this worker runs child, command, ") {
 		t.Fatalf("executorFor(teleport): %v", err)
+	}
+	for kind := range executors {
+		if !strings.Contains(err.Error(), " "+kind) {
+			t.Errorf("executorFor(teleport): %v; want it to name %s", err, kind)
+		}
 	}
 
 	// Take the command executor away for this test only.
