@@ -34,6 +34,7 @@ deps:
 	have protoc || missing="$$missing protobuf-compiler"; \
 	have ip || missing="$$missing iproute2"; \
 	[ -x /usr/sbin/iptables ] || missing="$$missing iptables"; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	have chromium || have chromium-browser || have google-chrome || missing="$$missing chromium"; \
 	[ -n "$$($(FIND_STATIC_BUSYBOX))" ] || missing="$$missing busybox-static"; \
 	lean=""; have promtool || lean="prometheus"; \
