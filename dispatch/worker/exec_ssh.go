@@ -476,7 +476,7 @@ func remoteProgram(s sshSettings, spec *daguhav1.StepSpec) string {
 var hostVariables = map[string]bool{"PATH": true, "HOME": true, "USER": true, "LOGNAME": true, "SHELL": true,
 	"PWD": true, "OLDPWD": true, "IFS": true, "CDPATH": true, "ENV": true, "PS1": true, "PS2": true, "PS4": true,
 	"PPID": true, "LINENO": true, "OPTIND": true, "OPTARG": true, "TERM": true, "MAIL": true, "TMPDIR": true,
-	"HOSTNAME": true, "LANG": true}
+	"HOSTNAME": true, "LANG": true, "UID": true, "EUID": true}
 
 // remoteScript is what the host's shell reads (see sshExecutor); its
 // first line prints marker and the shell's process id (its process group)
