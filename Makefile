@@ -35,6 +35,7 @@ deps:
 	have ip || missing="$$missing iproute2"; \
 	have perl || missing="$$missing perl"; \
 	[ -x /usr/sbin/iptables ] || missing="$$missing iptables"; \
+	[ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	have chromium || have chromium-browser || have google-chrome || missing="$$missing chromium"; \
 	have zip || missing="$$missing zip"; have unzip || missing="$$missing unzip"; have bzip2 || missing="$$missing bzip2"; \
 	[ -n "$$($(FIND_STATIC_BUSYBOX))" ] || missing="$$missing busybox-static"; \

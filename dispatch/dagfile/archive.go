@@ -160,6 +160,17 @@ func expandBraces(pattern string) ([]string, error) {
 	return []string{pattern}, nil
 }
 
+func init() {
+	settingReaders["archive"] = (*collector).archiveSetting
+	executorChecks["archive"] = func(c *collector, s executorStep) {
+		at, atKey := s.at, s.typKey
+		if s.config != nil {
+			at, atKey = s.config, s.configKey
+		}
+		c.archiveStep(s.fields, s.settings, s.path, at, atKey)
+	}
+}
+
 // archiveSetting reads one of the archive executor's settings.
 func (c *collector) archiveSetting(name string, n *yaml.Node, key string) (any, bool) {
 	switch name {

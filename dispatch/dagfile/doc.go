@@ -287,7 +287,7 @@
 //
 // # Executors
 //
-// Besides command steps, the worker runs three of Dagu's executors, written
+// Besides command steps, the worker runs six of Dagu's executors, written
 // in either form: Dagu 1.x's "executor: http" or "executor: {type: http,
 // config: {...}}", or current Dagu's "type: http" with "with: {...}".
 // They become StepSpec.executor and executor_config_json (the settings
@@ -316,12 +316,24 @@
 //	       container (env, workingDir, user, entrypoint), host (binds,
 //	       autoRemove, memory, cpuShares, networkMode) and exec (user,
 //	       workingDir, env); see DockerSettings (docker.go)
+//	ssh    command, commands or script run on the host; user and host (or
+//	       1.x's ip) needed; port (text), key (a file on the worker),
+//	       password, strictHostKey (or 1.x's strictHostKeyChecking; a
+//	       bool, default true on the worker), knownHostFile, timeout (Go's
+//	       duration text, from "30s" or a number of seconds), shell (text),
+//	       shellArgs (a list); bastion is refused
+//	mail   from and to needed (to a list of texts, each one address or
+//	       several separated by commas); subject (one line), message,
+//	       attachments (a list of paths on the worker); no command or
+//	       script. The server is the DAG's smtp (or the worker's)
 //
-// A step with an executor needs no command, script, run or call (an
-// archive step needs its command; a docker step without an image needs
-// a command). Any other executor (ssh, mail, ...) is refused naming it:
-// "executor ssh is not supported yet (issue #23)". type: command (or
-// executor: shell) is a command step; settings on one are refused.
+// A step with an executor needs no command, script, run or call (but an
+// archive step needs its command, an ssh step a command or a script, and
+// a docker step without an image a command). Any other executor (redis,
+// s3, ...) is refused naming it: "executor redis is not supported yet
+// (issue #23)". type: command (or executor: shell) is a command step;
+// settings on one are refused. A password in an executor's settings, as
+// smtp's, is masked by MaskSecrets and never in a problem's message.
 //
 // A DAG's container (current Dagu's container: image or exec, name,
 // pullPolicy, env, volumes, user, workingDir, platform, network,

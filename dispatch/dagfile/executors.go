@@ -92,7 +92,7 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 	step.Executor = typ
 	keys, ok := executorKeys[typ]
 	if !ok {
-		c.add(typAt, typKey, "executor %s is not supported yet (issue #23): daguha runs commands, scripts, run/call, http, jq, archive and docker", typ)
+		c.add(typAt, typKey, "executor %s is not supported yet (issue #23): daguha runs commands, scripts, run/call, http, jq, archive, docker, ssh and mail", typ)
 		return
 	}
 	for _, name := range []string{"run", "call", "script"} {
@@ -116,32 +116,58 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 		return
 	}
 	settings := map[string]any{}
+	given := map[string]entry{}
 	if config != nil && !isNull(resolve(config)) {
 		if resolve(config).Kind != yaml.MappingNode {
 			c.add(config, configKey, "want a map of the %s executor's settings, got %s", typ, describe(config))
 			return
 		}
-		for name, e := range c.fields(config, configKey, keys) {
+		given = c.fields(config, configKey, keys)
+		for name, e := range given {
+			// The key as written (with.strip_components), not its name.
 			if v, ok := c.setting(typ, name, e.value, join(configKey, e.key)); ok {
 				settings[name] = v
 			}
 		}
 	}
-	if typ == "archive" {
-		at, atKey := typAt, typKey
-		if config != nil {
-			at, atKey = config, configKey
+	if check, ok := executorChecks[typ]; ok {
+		step := executorStep{fields: fields, path: path, settings: settings, given: given, configKey: configKey, at: typAt, typKey: typKey, config: config}
+		if step.configKey == "" {
+			step.configKey = join(path, "with")
 		}
-		c.archiveStep(fields, settings, path, at, atKey)
+		check(c, step)
 	}
 	data, _ := json.Marshal(settings)
 	step.ExecutorConfigJson = string(data)
 }
 
+// executorStep is what an executor's check (executorChecks) sees of a
+// step: its keys, its settings as read and the entries they came from.
+type executorStep struct {
+	fields    map[string]entry
+	path      string
+	settings  map[string]any
+	given     map[string]entry
+	configKey string
+	// at is the step's type (or executor), at typKey, for a problem of
+	// the step as a whole; config its settings' map, if given.
+	at     *yaml.Node
+	typKey string
+	config *yaml.Node
+}
+
+// settingReaders read the settings of the executors that have a file of
+// their own here (executors_ssh.go, executors_mail.go); executorChecks
+// check a step of theirs as a whole: keys that go together, keys it needs.
+var (
+	settingReaders = map[string]func(c *collector, name string, n *yaml.Node, key string) (any, bool){}
+	executorChecks = map[string]func(c *collector, s executorStep){}
+)
+
 // setting reads one executor setting as the type the worker decodes.
 func (c *collector) setting(typ, name string, n *yaml.Node, key string) (any, bool) {
-	if typ == "archive" {
-		return c.archiveSetting(name, n, key)
+	if read, ok := settingReaders[typ]; ok {
+		return read(c, name, n, key)
 	}
 	switch name {
 	case "silent", "json", "debug", "skipTLSVerify", "raw":

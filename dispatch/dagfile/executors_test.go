@@ -67,8 +67,8 @@ func TestExecutorForms(t *testing.T) {
 func TestBadExecutors(t *testing.T) {
 	const head = "steps:\n  - name: s\n    "
 	wantProblem(t, head+"executor: redis\n    command: echo\n", 3, "steps[0].executor", "executor redis is not supported yet (issue #23)")
-	wantProblem(t, head+"type: ssh\n    command: echo\n", 3, "steps[0].type", "executor ssh is not supported yet (issue #23)")
-	wantProblem(t, head+"executor: {type: mail, config: {to: a@b}}\n", 3, "steps[0].executor.type", "executor mail is not supported yet (issue #23)")
+	wantProblem(t, head+"type: redis\n    command: echo\n", 3, "steps[0].type", "executor redis is not supported yet (issue #23)")
+	wantProblem(t, head+"executor: {type: s3, config: {bucket: b}}\n", 3, "steps[0].executor.type", "executor s3 is not supported yet (issue #23)")
 	wantProblem(t, head+"type: http\n    with: {urll: http://x}\n", 4, "steps[0].with.urll", `unknown key "urll" (did you mean "url"?)`)
 	wantProblem(t, head+"type: http\n    with: {timeout: soon}\n", 4, "steps[0].with.timeout", "")
 	wantProblem(t, head+"type: http\n    executor: jq\n    command: GET http://x\n", 3, "steps[0].type", "disagree")

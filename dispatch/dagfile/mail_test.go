@@ -1,6 +1,7 @@
 package dagfile
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -185,6 +186,8 @@ func FuzzMaskSecrets(f *testing.F) {
 	f.Add("smtp:\n  password: >\n    folded\n    lines\nsteps:\n  - name: a\n    command: x\n")
 	f.Add("smtp:\n  password: plain\n    continued\nsteps:\n  - name: a\n    command: x\n")
 	f.Add("x: &p 'it''s'\nsmtp:\n  password: *p\nsteps:\n  - name: a\n    command: x\n")
+	f.Add("steps:\n  - name: a\n    type: ssh\n    with: {user: u, host: h, password: \"p\\nw\"}\n    command: x\n")
+	f.Add("handlerOn:\n  exit:\n    executor: {type: ssh, config: {user: u, host: h, password: pw}}\n    command: x\nsteps:\n  - name: a\n    command: x\n")
 	f.Fuzz(func(t *testing.T, source string) {
 		masked := MaskSecrets(source)
 		file, err := Parse("fuzz.yaml", []byte(source))
@@ -192,12 +195,22 @@ func FuzzMaskSecrets(f *testing.F) {
 			return
 		}
 		for _, dag := range file.Dags {
-			password := dag.GetSmtp().GetPassword()
-			if password == "" || variableOnly.MatchString(password) || strings.Contains(SecretMask, password) {
-				continue
+			passwords := []string{dag.GetSmtp().GetPassword()}
+			steps := append(append([]*daguhav1.StepSpec(nil), dag.GetSteps()...), dag.GetHandlerOn().GetSuccess(), dag.GetHandlerOn().GetFailure(),
+				dag.GetHandlerOn().GetCancel(), dag.GetHandlerOn().GetExit(), dag.GetHandlerOn().GetInit())
+			for _, step := range steps {
+				var settings struct{ Password string }
+				if json.Unmarshal([]byte(step.GetExecutorConfigJson()), &settings) == nil {
+					passwords = append(passwords, settings.Password)
+				}
 			}
-			if strings.Contains(masked, password) {
-				t.Fatalf("password %q still in the masked text:\n%s", password, masked)
+			for _, password := range passwords {
+				if password == "" || variableOnly.MatchString(password) || strings.Contains(SecretMask, password) {
+					continue
+				}
+				if strings.Contains(masked, password) {
+					t.Fatalf("password %q still in the masked text:\n%s", password, masked)
+				}
 			}
 		}
 	})

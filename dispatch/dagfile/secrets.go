@@ -23,15 +23,16 @@ var variableOnly = regexp.MustCompile(`^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][
 
 // MaskSecrets returns a DAG file's text as it may be shown to anyone who
 // may read DAGs: each smtp password written in it (in any of its
-// documents) is replaced by SecretMask, unless it only names a variable
-// (password: ${SMTP_PASS}), which the worker reads when it sends. Every
+// documents), and each password in a step's executor settings (ssh's), is
+// replaced by SecretMask, unless it only names a variable (password:
+// ${SMTP_PASS}), which the worker reads when it sends or connects. Every
 // other copy of such a password in the text is masked too. A text that is
 // not YAML has the value of every line's password key masked instead.
 func MaskSecrets(source string) string {
 	if !strings.Contains(source, "password") {
 		return source
 	}
-	secrets, ok := smtpPasswords(source)
+	secrets, ok := literalPasswords(source)
 	if !ok {
 		return passwordLine.ReplaceAllStringFunc(source, func(line string) string {
 			m := passwordLine.FindStringSubmatch(line)
@@ -93,15 +94,27 @@ func MaskSecrets(source string) string {
 // is not YAML.
 var passwordLine = regexp.MustCompile(`(?m)^([^#\n]*\bpassword["']?\s*:[ \t]*)(\S.*)$`)
 
-// smtpPasswords finds the scalar of every smtp password of the file's
-// documents that is more than a variable's name. ok is false when the
-// text is not YAML.
-func smtpPasswords(source string) (found []*yaml.Node, ok bool) {
+// literalPasswords finds the scalar of every password of the file's
+// documents that is more than a variable's name: the smtp server's, and
+// those in a step's executor settings (with, or executor.config, at any
+// depth: ssh's password, a bastion's), in steps and in handlerOn. ok is
+// false when the text is not YAML.
+func literalPasswords(source string) (found []*yaml.Node, ok bool) {
 	defer func() {
 		if recover() != nil {
 			found, ok = nil, false
 		}
 	}()
+	add := func(v *yaml.Node) {
+		v = yamlmap.Resolve(v)
+		if v == nil || v.Kind != yaml.ScalarNode || v.Value == "" {
+			return
+		}
+		if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 && variableOnly.MatchString(v.Value) {
+			return
+		}
+		found = append(found, v)
+	}
 	decoder := yaml.NewDecoder(bytes.NewReader([]byte(source)))
 	for {
 		var doc yaml.Node
@@ -117,20 +130,78 @@ func smtpPasswords(source string) (found []*yaml.Node, ok bool) {
 		}
 		top, _ := yamlmap.Entries(doc.Content[0])
 		for _, e := range top {
-			if e.Key != "smtp" {
+			switch e.Key {
+			case "smtp":
+				fields, _ := yamlmap.Entries(e.Value)
+				for _, f := range fields {
+					if f.Key == "password" {
+						add(f.Value)
+					}
+				}
+			case "steps", "handlerOn", "handler_on":
+				// A list of steps, or a map of them (handlerOn's).
+				r := yamlmap.Resolve(e.Value)
+				if r == nil {
+					continue
+				}
+				steps := r.Content
+				if r.Kind == yaml.MappingNode {
+					steps = nil
+					handlers, _ := yamlmap.Entries(r)
+					for _, h := range handlers {
+						steps = append(steps, h.Value)
+					}
+				}
+				for _, step := range steps {
+					stepPasswords(step, add)
+				}
+			}
+		}
+	}
+}
+
+// stepPasswords passes each password in a step's executor settings to
+// add.
+func stepPasswords(step *yaml.Node, add func(*yaml.Node)) {
+	fields, _ := yamlmap.Entries(yamlmap.Resolve(step))
+	for _, f := range fields {
+		switch f.Key {
+		case "with", "config":
+			passwordsUnder(f.Value, add, 0)
+		case "executor":
+			executor, _ := yamlmap.Entries(yamlmap.Resolve(f.Value))
+			for _, e := range executor {
+				if e.Key == "config" {
+					passwordsUnder(e.Value, add, 0)
+				}
+			}
+		}
+	}
+}
+
+// maxSettingsDepth bounds how deep passwordsUnder looks into settings.
+const maxSettingsDepth = 8
+
+// passwordsUnder passes every value of a key named password in the map n,
+// or in the maps and lists it holds, to add.
+func passwordsUnder(n *yaml.Node, add func(*yaml.Node), depth int) {
+	r := yamlmap.Resolve(n)
+	if r == nil || depth > maxSettingsDepth {
+		return
+	}
+	switch r.Kind {
+	case yaml.MappingNode:
+		fields, _ := yamlmap.Entries(r)
+		for _, f := range fields {
+			if f.Key == "password" {
+				add(f.Value)
 				continue
 			}
-			fields, _ := yamlmap.Entries(e.Value)
-			for _, f := range fields {
-				v := yamlmap.Resolve(f.Value)
-				if f.Key != "password" || v == nil || v.Kind != yaml.ScalarNode || v.Value == "" {
-					continue
-				}
-				if v.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 && variableOnly.MatchString(v.Value) {
-					continue
-				}
-				found = append(found, v)
-			}
+			passwordsUnder(f.Value, add, depth+1)
+		}
+	case yaml.SequenceNode:
+		for _, item := range r.Content {
+			passwordsUnder(item, add, depth+1)
 		}
 	}
 }

@@ -37,23 +37,32 @@ func executorResult(t *stepTry, out []byte, failure string) *daguhav1.StepState 
 		_ = idErr.Close()
 	}
 	keep := x.outputLimit()
-	x.setStdout(i, string(out))
+	stdout := &capBuffer{max: keep}
+	_, _ = stdout.Write(out)
+	return publishExecutorOutput(t, st, stdout, &capBuffer{max: keep})
+}
+
+// publishExecutorOutput passes on what an executor's try printed, kept
+// in buffers of the run's output limit: ${id.stdout}, the output map and
+// the output variable, as a command's stdout and stderr would be. A
+// stdout past the limit fails a step with an output variable.
+func publishExecutorOutput(t *stepTry, st *daguhav1.StepState, stdout, stderr *capBuffer) *daguhav1.StepState {
+	x, i, spec := t.x, t.i, t.spec()
+	x.setStdout(i, string(stdout.buf))
 	if st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED && len(spec.GetOutputEntries()) > 0 {
-		stdout := &capBuffer{max: keep}
-		_, _ = stdout.Write(out)
-		sources := map[string]*capBuffer{"stdout": stdout, "stderr": {max: keep}}
+		sources := map[string]*capBuffer{"stdout": stdout, "stderr": stderr}
 		if err := x.publishOutputs(i, resolver{x: x, vars: t.vars, osEnv: true, positional: true}, "", sources); err != nil {
 			st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, err.Error()
 		}
 	}
 	if spec.GetOutput() != "" {
-		if len(out) > keep {
+		if stdout.overflow {
 			if st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED {
-				st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, fmt.Sprintf("output %s: the step printed more than %d bytes", spec.GetOutput(), keep)
+				st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, fmt.Sprintf("output %s: the step printed more than %d bytes", spec.GetOutput(), stdout.max)
 			}
 			return st
 		}
-		x.setOutput(i, strings.TrimRight(string(out), "\r\n"))
+		x.setOutput(i, strings.TrimRight(string(stdout.buf), "\r\n"))
 	}
 	return st
 }

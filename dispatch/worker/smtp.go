@@ -96,6 +96,8 @@ type mailMessage struct {
 type attachment struct {
 	name string // the file name the mail gives it
 	path string
+	// contentType is its MIME type; empty: a log's, UTF-8 text.
+	contentType string
 }
 
 // deliver sends m through server within timeout. roots, when set, are the
@@ -217,8 +219,8 @@ func scrub(err error, server SMTPServer) error {
 // (base64). Logs left out to stay within the bounds are named in the body.
 func compose(m *mailMessage) []byte {
 	type file struct {
-		name string
-		data []byte
+		name, contentType string
+		data              []byte
 	}
 	var files []file
 	var left []string
@@ -233,7 +235,7 @@ func compose(m *mailMessage) []byte {
 			continue
 		}
 		total += len(data)
-		files = append(files, file{a.name, data})
+		files = append(files, file{a.name, a.contentType, data})
 	}
 	body := m.html
 	if len(left) > 0 {
@@ -270,7 +272,11 @@ func compose(m *mailMessage) []byte {
 	}
 	for _, f := range files {
 		part := textproto.MIMEHeader{}
-		part.Set("Content-Type", `text/plain; charset="UTF-8"`)
+		contentType := f.contentType
+		if contentType == "" {
+			contentType = `text/plain; charset="UTF-8"`
+		}
+		part.Set("Content-Type", contentType)
 		part.Set("Content-Transfer-Encoding", "base64")
 		part.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": f.name}))
 		if w, err := parts.CreatePart(part); err == nil {
