@@ -91,6 +91,7 @@ func (c *collector) stepExecutor(step *daguhav1.StepSpec, fields map[string]entr
 	// so the executor's refusal is the step's only problem.
 	step.Executor = typ
 	keys, ok := executorKeys[typ]
+	keys = withGoFieldNames(keys)
 	if !ok {
 		c.add(typAt, typKey, "executor %s is not supported yet (issue #23): daguha runs commands, scripts, run/call, http, jq, archive, docker, ssh and mail", typ)
 		return
@@ -163,6 +164,23 @@ var (
 	settingReaders = map[string]func(c *collector, name string, n *yaml.Node, key string) (any, bool){}
 	executorChecks = map[string]func(c *collector, s executorStep){}
 )
+
+// withGoFieldNames is an executor's key table that also takes each key in
+// any case (StrictHostKeyChecking, IP): Dagu 1.x decodes executor settings
+// into Go structs, matching names without regard to case, and its own
+// examples write them as Go field names.
+func withGoFieldNames(keys keyTable) keyTable {
+	if keys == nil {
+		return nil
+	}
+	out := make(keyTable, 2*len(keys)+1)
+	for written, name := range keys {
+		out[written] = name
+		out[strings.ToLower(written)] = name
+	}
+	out[anyCase] = anyCase
+	return out
+}
 
 // setting reads one executor setting as the type the worker decodes.
 func (c *collector) setting(typ, name string, n *yaml.Node, key string) (any, bool) {

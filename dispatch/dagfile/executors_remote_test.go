@@ -53,6 +53,10 @@ func TestSSHExecutorSettingsInBothSyntaxes(t *testing.T) {
 				"knownHostFile": "/etc/daguha/known_hosts", "timeout": "1m0s", "shell": "/bin/bash -e", "shellArgs": []any{"-o", "pipefail"}}},
 		{"timeout in seconds", "type: ssh\n    with: {user: u, host: h, timeout: 45}\n    command: id",
 			map[string]any{"user": "u", "host": "h", "timeout": "45s"}},
+		// Dagu 1.x decodes settings into Go structs, whatever the case of
+		// the first letter; its own example writes the field name.
+		{"as Go field names", "executor:\n      type: ssh\n      config: {User: u, IP: h, Key: /k, StrictHostKeyChecking: false}\n    command: id",
+			map[string]any{"user": "u", "host": "h", "key": "/k", "strictHostKey": false}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			executor, got := settingsOf(t, "steps:\n  - name: s\n    "+tc.step+"\n")

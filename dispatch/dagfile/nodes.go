@@ -55,6 +55,22 @@ func (c *collector) entries(n *yaml.Node, path string) []entry {
 // the camelCase one.
 type keyTable map[string]string
 
+// anyCase, as a key of a keyTable, makes it take its keys in any case:
+// a key not found as written is looked up in lower case.
+const anyCase = "\x00any-case"
+
+// lookup is the name of the key written as key, if the table knows it.
+func (t keyTable) lookup(key string) (string, bool) {
+	if name, ok := t[key]; ok && key != anyCase {
+		return name, true
+	}
+	if _, folded := t[anyCase]; folded {
+		name, ok := t[strings.ToLower(key)]
+		return name, ok && name != anyCase
+	}
+	return "", false
+}
+
 func newKeyTable(camel ...string) keyTable {
 	t := keyTable{}
 	for _, k := range camel {
@@ -82,7 +98,7 @@ func snakeCase(camel string) string {
 func (c *collector) fields(n *yaml.Node, path string, known keyTable) map[string]entry {
 	out := map[string]entry{}
 	for _, e := range c.entries(n, path) {
-		name, ok := known[e.key]
+		name, ok := known.lookup(e.key)
 		if !ok {
 			msg := fmt.Sprintf("unknown key %q", e.key)
 			if s := suggest(e.key, known); s != "" {
@@ -115,7 +131,9 @@ func index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
 func suggest(key string, known keyTable) string {
 	spellings := make([]string, 0, len(known))
 	for spelling := range known {
-		spellings = append(spellings, spelling)
+		if spelling != anyCase {
+			spellings = append(spellings, spelling)
+		}
 	}
 	sort.Strings(spellings)
 	best, bestDistance := "", math.MaxInt
