@@ -135,6 +135,30 @@ func TestFingerprintedGPULabels(t *testing.T) {
 	if got := runs["train"].WorkerID; got != "gpu-auto" {
 		t.Fatalf("the GPU run ran on %q, want gpu-auto", got)
 	}
+
+	// The seed's pipeline itself, unchanged: its gpu: "true" child runs on
+	// a worker whose gpu label was fingerprinted, never on those with
+	// fingerprinting off. Its `python train_model.py` is a stand-in
+	// beside the stand-in nvidia-smi.
+	bin := strings.Split(strings.TrimPrefix(path, "PATH="), string(os.PathListSeparator))[0]
+	writeFile(t, filepath.Join(bin, "python"), "#!/bin/sh\necho \"trained with $1\"\n", 0o755)
+	pipeline := wire.EnqueueRequest{DagRunID: "seed-1", Yaml: seedPipeline, File: "distributed-pipeline.yaml"}
+	if code, err := leader.PostJSON("/api/v2/dag-runs", pipeline, &resp); err != nil || code != 201 {
+		t.Fatalf("enqueue the seed pipeline: HTTP %d %v", code, err)
+	}
+	parent := waitRunStatus(t, c, "seed-1", "succeeded", 60*time.Second)
+	if len(parent.Children) != 1 {
+		t.Fatalf("the pipeline's children: %+v", parent.Children)
+	}
+	ranOn := parent.Children[0].WorkerID
+	for _, w := range workers.Workers {
+		if w.ID == ranOn && (!slices.Contains(w.AutoLabels, "gpu") || w.Labels["gpu"] != "true") {
+			t.Errorf("the seed's GPU child ran on %s, whose gpu label was not fingerprinted: %v %v", ranOn, w.Labels, w.AutoLabels)
+		}
+	}
+	if ranOn != "gpu-auto" && ranOn != "gpu-hand" {
+		t.Errorf("the seed's GPU child ran on %q, want a worker with a fingerprinted GPU", ranOn)
+	}
 }
 
 // On a machine with a real NVIDIA GPU, a worker with no labels typed
