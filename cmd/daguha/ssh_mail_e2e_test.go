@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/dispatch/worker/smtptest"
 	"github.com/daguha/daguha/dispatch/worker/sshdtest"
 	"github.com/daguha/daguha/ops/wire"
 )
@@ -26,7 +27,7 @@ func TestSSHAndMailExecutorsRunADagFileInBothSyntaxes(t *testing.T) {
 	const sshPassword, smtpPassword = "e2e-ssh-s3cret-pw", "e2e-smtp-s3cret-pw"
 	sshd := sshdtest.Start(t)
 	passwordServer := sshdtest.StartPassword(t, "deploy", sshPassword)
-	sink := startMailSink(t, "dagu", smtpPassword)
+	sink := smtptest.Start(t, smtptest.Options{Username: "dagu", Password: smtpPassword})
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3})
 	leader := c.WaitLeader(t, 30*time.Second)
 	worker := startProcess(t, c.NewWorker("remote-worker"))
@@ -34,7 +35,7 @@ func TestSSHAndMailExecutorsRunADagFileInBothSyntaxes(t *testing.T) {
 	file := writeFile(t, filepath.Join(dir, "remote.yaml"), `name: remote-and-mail
 smtp:
   host: 127.0.0.1
-  port: "`+sink.port()+`"
+  port: "`+sink.Port()+`"
   username: dagu
   password: `+smtpPassword+`
 steps:
@@ -97,16 +98,16 @@ steps:
 	if got := steps["new-ssh"].OutputTail; got != "password-login-as-deploy\n" {
 		t.Errorf("new-ssh printed %q", got)
 	}
-	if got := steps["new-mail"].OutputTail; !strings.Contains(got, "sent through 127.0.0.1:"+sink.port()) {
+	if got := steps["new-mail"].OutputTail; !strings.Contains(got, "sent through 127.0.0.1:"+sink.Port()) {
 		t.Errorf("new-mail printed %q", got)
 	}
 	clustertest.WaitFor(t, 30*time.Second, "two mails", func() (bool, string) {
-		n := len(sink.received())
+		n := len(sink.Received())
 		return n >= 2, strings.Repeat("mail ", n)
 	})
 	var subjects []string
-	for _, m := range sink.received() {
-		for _, line := range strings.Split(m, "\n") {
+	for _, m := range sink.Received() {
+		for _, line := range strings.Split(string(m.Data), "\n") {
 			if strings.HasPrefix(line, "Subject: ") {
 				subjects = append(subjects, strings.TrimSpace(strings.TrimPrefix(line, "Subject: ")))
 			}

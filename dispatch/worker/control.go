@@ -316,16 +316,17 @@ func (x *execution) expandCondition(ctx context.Context, text string, env []stri
 		delim = "DAGUHA_CONDITION_" + hex.EncodeToString(b[:])
 	}
 	script := "cat <<" + delim + "\n" + text + "\n" + delim + "\n"
-	r := runProcess(ctx, process{argv: append([]string{"sh", "-c", script, "sh"}, x.positional...), dir: dir, env: env, capture: true, grace: x.e.KillGrace})
+	stdout := &capBuffer{max: maxOutputValueBytes}
+	r := runProcess(ctx, process{argv: append([]string{"sh", "-c", script, "sh"}, x.positional...), dir: dir, env: env, stdout: stdout, grace: x.e.KillGrace})
 	switch {
 	case r.stopped:
 		return "", fmt.Errorf("stopped: %v", context.Cause(ctx))
-	case r.overflow:
+	case stdout.overflow:
 		return "", fmt.Errorf("the value is more than %d bytes", maxOutputValueBytes)
 	case r.err != nil:
 		return "", fmt.Errorf("%v: %s", r.err, strings.TrimSpace(r.tail))
 	}
-	return strings.TrimSuffix(r.stdout, "\n"), nil
+	return strings.TrimSuffix(string(stdout.buf), "\n"), nil
 }
 
 // matchExpected tells whether a line of value is expected, or, for

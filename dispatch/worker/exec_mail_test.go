@@ -8,10 +8,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/daguha/daguha/dispatch/worker/smtptest"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
-// Dagu's mail executor against the test SMTP server (smtp_test.go).
+// Dagu's mail executor against the test SMTP server (smtptest).
 
 // The step sends its mail through the DAG's smtp server in both syntaxes,
 // plain, with STARTTLS and with TLS from the start: the envelope and the
@@ -66,15 +67,14 @@ func TestMailExecutorSendsTheMailInBothSyntaxes(t *testing.T) {
 `},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			server := startSMTP(t, func(s *testSMTP) {
-				authed(s)
-				if tc.tls {
-					s.tlsConfig, s.implicit = serverTLS, tc.implicit
-				}
-			})
+			options := authed
+			if tc.tls {
+				options.TLS, options.Implicit = serverTLS, tc.implicit
+			}
+			server := smtptest.Start(t, options)
 			if tc.implicit {
 				old := implicitTLSPort
-				implicitTLSPort = server.port()
+				implicitTLSPort = server.Port()
 				t.Cleanup(func() { implicitTLSPort = old })
 			}
 			dir := t.TempDir()
@@ -88,7 +88,7 @@ env:
   - SMTP_PASS: `+testPassword+`
 smtp:
   host: 127.0.0.1
-  port: "`+server.port()+`"
+  port: "`+server.Port()+`"
   username: dagu
   password: "`+tc.password+`"
 steps:
@@ -98,11 +98,11 @@ steps:
 			host := &fakeHost{}
 			r := execute(t, context.Background(), e, run, host)
 			wantRun(t, r, host, daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, "")
-			got := server.wait(1)[0]
-			if got.authUser != "dagu" || got.tls != tc.tls || got.from != "dagu@example.com" || !slices.Equal(got.to, []string{"team@example.com", "lead@example.com"}) {
-				t.Errorf("envelope: auth %q, tls %v, from %q, to %v", got.authUser, got.tls, got.from, got.to)
+			got := server.Wait(1)[0]
+			if got.AuthUser != "dagu" || got.TLS != tc.tls || got.From != "dagu@example.com" || !slices.Equal(got.To, []string{"team@example.com", "lead@example.com"}) {
+				t.Errorf("envelope: auth %q, tls %v, from %q, to %v", got.AuthUser, got.TLS, got.From, got.To)
 			}
-			m := parseMail(t, got.data)
+			m := parseMail(t, got.Data)
 			if m.subject != "nightly loaded 42 rows" || !strings.Contains(m.header.Get("To"), "lead@example.com") {
 				t.Errorf("subject %q, To %q", m.subject, m.header.Get("To"))
 			}
@@ -112,13 +112,13 @@ steps:
 			if m.attachments["report.csv"] != "id,rows\n1,42\n" {
 				t.Errorf("attachments %v", m.attachments)
 			}
-			if !strings.Contains(string(got.data), "Content-Type: text/csv") {
-				t.Errorf("the attachment is not sent as text/csv:\n%s", got.data)
+			if !strings.Contains(string(got.Data), "Content-Type: text/csv") {
+				t.Errorf("the attachment is not sent as text/csv:\n%s", got.Data)
 			}
-			if out := host.last()["tell"].GetOutputTail(); !strings.Contains(out, "subject: nightly loaded 42 rows") || !strings.Contains(out, "sent through 127.0.0.1:"+server.port()) {
+			if out := host.last()["tell"].GetOutputTail(); !strings.Contains(out, "subject: nightly loaded 42 rows") || !strings.Contains(out, "sent through 127.0.0.1:"+server.Port()) {
 				t.Errorf("output %q", out)
 			}
-			if strings.Contains(string(got.data), testPassword) || strings.Contains(host.last()["tell"].GetOutputTail(), testPassword) {
+			if strings.Contains(string(got.Data), testPassword) || strings.Contains(host.last()["tell"].GetOutputTail(), testPassword) {
 				t.Error("the mail or the output holds the SMTP password")
 			}
 			wantNoPassword(t, logs)
@@ -130,7 +130,7 @@ steps:
 // the server refuses the login, an attachment is missing (nothing is
 // sent), no SMTP server is set.
 func TestMailExecutorFailures(t *testing.T) {
-	server := startSMTP(t, authed)
+	server := smtptest.Start(t, authed)
 	const step = `
 steps:
   - name: tell
@@ -142,9 +142,9 @@ steps:
       ATTACH
 `
 	for _, tc := range []struct{ name, smtp, attach, want string }{
-		{"wrong password", "smtp: {host: 127.0.0.1, port: \"" + server.port() + "\", username: dagu, password: " + testPassword + "-not}\n", "",
-			"not sent through 127.0.0.1:" + server.port()},
-		{"missing attachment", "smtp: {host: 127.0.0.1, port: \"" + server.port() + "\", username: dagu, password: " + testPassword + "}\n",
+		{"wrong password", "smtp: {host: 127.0.0.1, port: \"" + server.Port() + "\", username: dagu, password: " + testPassword + "-not}\n", "",
+			"not sent through 127.0.0.1:" + server.Port()},
+		{"missing attachment", "smtp: {host: 127.0.0.1, port: \"" + server.Port() + "\", username: dagu, password: " + testPassword + "}\n",
 			"attachments: [\"$D/none.pdf\"]", "attachment $D/none.pdf"},
 		{"no server", "", "", "no SMTP server"},
 	} {
@@ -165,7 +165,7 @@ steps:
 			wantNoPassword(t, logs)
 		})
 	}
-	if n := len(server.received()); n != 0 {
+	if n := len(server.Received()); n != 0 {
 		t.Errorf("%d mails taken, want none", n)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/daguha/daguha/dispatch/worker/smtptest"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -37,11 +38,12 @@ func mailRun(dag *daguhav1.DagSpec, steps ...*daguhav1.StepSpec) *daguhav1.Run {
 	return &daguhav1.Run{Id: "run-7", DagName: "nightly", Attempt: 1, Params: "DAY=monday", Dag: dag}
 }
 
-func smtpOf(s *testSMTP) *daguhav1.SmtpSettings {
-	return &daguhav1.SmtpSettings{Host: "127.0.0.1", Port: s.port(), Username: "dagu", Password: "${SMTP_PASS}"}
+func smtpOf(s *smtptest.Server) *daguhav1.SmtpSettings {
+	return &daguhav1.SmtpSettings{Host: "127.0.0.1", Port: s.Port(), Username: "dagu", Password: "${SMTP_PASS}"}
 }
 
-func authed(s *testSMTP) { s.username, s.password = "dagu", testPassword }
+// authed is a server that takes one account: dagu, with testPassword.
+var authed = smtptest.Options{Username: "dagu", Password: testPassword}
 
 func wantNoPassword(t *testing.T, logs *syncBuffer) {
 	t.Helper()
@@ -54,7 +56,7 @@ func wantNoPassword(t *testing.T, logs *syncBuffer) {
 // run and its steps in the body, every step's log attached; the password
 // came from ${SMTP_PASS} and went only to the server.
 func TestMailOnFailureSendsTheErrorMailWithTheLogs(t *testing.T) {
-	server := startSMTP(t, authed)
+	server := smtptest.Start(t, authed)
 	e, logs := mailEngine(t)
 	run := mailRun(&daguhav1.DagSpec{
 		Smtp:      smtpOf(server),
@@ -70,15 +72,15 @@ func TestMailOnFailureSendsTheErrorMailWithTheLogs(t *testing.T) {
 	if res.status != daguhav1.RunStatus_RUN_STATUS_FAILED {
 		t.Fatalf("run %v %q, want FAILED", res.status, res.message)
 	}
-	mails := server.wait(1)
+	mails := server.Wait(1)
 	if len(mails) != 1 {
 		t.Fatalf("%d mails, want 1", len(mails))
 	}
 	got := mails[0]
-	if got.authUser != "dagu" || got.from != "dagu@example.com" || !slices.Equal(got.to, []string{"oncall@example.com", "lead@example.com"}) {
-		t.Errorf("envelope: auth %q, from %q, to %v", got.authUser, got.from, got.to)
+	if got.AuthUser != "dagu" || got.From != "dagu@example.com" || !slices.Equal(got.To, []string{"oncall@example.com", "lead@example.com"}) {
+		t.Errorf("envelope: auth %q, from %q, to %v", got.AuthUser, got.From, got.To)
 	}
-	m := parseMail(t, got.data)
+	m := parseMail(t, got.Data)
 	if m.subject != "[Alert] nightly (failed)" {
 		t.Errorf("subject %q, want Dagu's \"[Alert] nightly (failed)\"", m.subject)
 	}
@@ -97,7 +99,7 @@ func TestMailOnFailureSendsTheErrorMailWithTheLogs(t *testing.T) {
 	if _, ok := m.attachments["report.log"]; ok {
 		t.Error("a step that never ran has a log attached")
 	}
-	if strings.Contains(string(got.data), testPassword) {
+	if strings.Contains(string(got.Data), testPassword) {
 		t.Error("the mail holds the SMTP password")
 	}
 	if !strings.Contains(logText(logs), "mail sent") {
@@ -110,7 +112,7 @@ func TestMailOnFailureSendsTheErrorMailWithTheLogs(t *testing.T) {
 // worker's own server and addresses where the DAG gives none; a failure
 // that continueOn let pass is Dagu's partial success.
 func TestMailOnSuccessUsesTheWorkersSettings(t *testing.T) {
-	server := startSMTP(t, authed)
+	server := smtptest.Start(t, authed)
 	for _, tc := range []struct {
 		name    string
 		steps   []*daguhav1.StepSpec
@@ -121,20 +123,20 @@ func TestMailOnSuccessUsesTheWorkersSettings(t *testing.T) {
 			"[Info] nightly (partial success)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			before := len(server.received())
+			before := len(server.Received())
 			e, logs := mailEngine(t)
 			t.Setenv("WORKER_SMTP_PASSWORD", testPassword)
-			e.Mail.SMTP = SMTPServer{Host: "127.0.0.1", Port: server.port(), Username: "dagu", Password: "${WORKER_SMTP_PASSWORD}"}
+			e.Mail.SMTP = SMTPServer{Host: "127.0.0.1", Port: server.Port(), Username: "dagu", Password: "${WORKER_SMTP_PASSWORD}"}
 			e.Mail.InfoMail = MailAddresses{From: "worker@example.com", To: []string{"ops@example.com, team@example.com"}, Prefix: "[Info]"}
 			run := mailRun(&daguhav1.DagSpec{MailOn: &daguhav1.MailOn{Success: true}}, tc.steps...)
 			if res := execute(t, context.Background(), e, run, &fakeHost{}); res.status != daguhav1.RunStatus_RUN_STATUS_SUCCEEDED {
 				t.Fatalf("run %v %q", res.status, res.message)
 			}
-			got := server.wait(before + 1)[before]
-			if got.from != "worker@example.com" || !slices.Equal(got.to, []string{"ops@example.com", "team@example.com"}) {
-				t.Errorf("from %q to %v", got.from, got.to)
+			got := server.Wait(before + 1)[before]
+			if got.From != "worker@example.com" || !slices.Equal(got.To, []string{"ops@example.com", "team@example.com"}) {
+				t.Errorf("from %q to %v", got.From, got.To)
 			}
-			m := parseMail(t, got.data)
+			m := parseMail(t, got.Data)
 			if m.subject != tc.subject || len(m.attachments) != 0 {
 				t.Errorf("subject %q, %d attachments; want %q and none", m.subject, len(m.attachments), tc.subject)
 			}
@@ -146,7 +148,7 @@ func TestMailOnSuccessUsesTheWorkersSettings(t *testing.T) {
 // A step with mailOnError mails errorMail when it fails, at once, with or
 // without mailOn; the run's own end is mailed only as mailOn says.
 func TestMailOnErrorMailsAFailedStep(t *testing.T) {
-	server := startSMTP(t, authed)
+	server := smtptest.Start(t, authed)
 	e, logs := mailEngine(t)
 	run := mailRun(&daguhav1.DagSpec{
 		Smtp:      smtpOf(server),
@@ -159,12 +161,12 @@ func TestMailOnErrorMailsAFailedStep(t *testing.T) {
 	if res := execute(t, context.Background(), e, run, &fakeHost{}); res.status != daguhav1.RunStatus_RUN_STATUS_SUCCEEDED {
 		t.Fatalf("run %v %q", res.status, res.message)
 	}
-	mails := server.wait(1)
+	mails := server.Wait(1)
 	time.Sleep(100 * time.Millisecond)
-	if mails = server.received(); len(mails) != 1 {
+	if mails = server.Received(); len(mails) != 1 {
 		t.Fatalf("%d mails, want only flaky's (quiet has no mailOnError, and mailOn is not set)", len(mails))
 	}
-	m := parseMail(t, mails[0].data)
+	m := parseMail(t, mails[0].Data)
 	if m.subject != "[Step] nightly (running)" || !strings.Contains(m.html, "step flaky failed: exit status 4") {
 		t.Errorf("subject %q, body:\n%s", m.subject, m.html)
 	}
@@ -173,7 +175,7 @@ func TestMailOnErrorMailsAFailedStep(t *testing.T) {
 
 // mailOn saying no (or nothing) sends nothing, whatever else is set.
 func TestNoMailWhenMailOnSaysNo(t *testing.T) {
-	server := startSMTP(t, authed)
+	server := smtptest.Start(t, authed)
 	addresses := &daguhav1.MailSettings{From: "dagu@example.com", To: []string{"oncall@example.com"}}
 	for _, tc := range []struct {
 		name   string
@@ -197,7 +199,7 @@ func TestNoMailWhenMailOnSaysNo(t *testing.T) {
 		})
 	}
 	time.Sleep(100 * time.Millisecond)
-	if n := len(server.received()); n != 0 {
+	if n := len(server.Received()); n != 0 {
 		t.Errorf("%d mails sent, want none", n)
 	}
 }
@@ -206,7 +208,7 @@ func TestNoMailWhenMailOnSaysNo(t *testing.T) {
 // send to) is a warning in the log; the run ends as it would have, and
 // the password is in no line.
 func TestMailThatCannotGoIsLoggedAndChangesNothing(t *testing.T) {
-	server := startSMTP(t, func(s *testSMTP) { s.username, s.password = "dagu", "another-password" })
+	server := smtptest.Start(t, smtptest.Options{Username: "dagu", Password: "another-password"})
 	for _, tc := range []struct {
 		name   string
 		smtp   *daguhav1.SmtpSettings
@@ -233,7 +235,7 @@ func TestMailThatCannotGoIsLoggedAndChangesNothing(t *testing.T) {
 			wantNoPassword(t, logs)
 		})
 	}
-	if n := len(server.received()); n != 0 {
+	if n := len(server.Received()); n != 0 {
 		t.Errorf("%d mails taken, want none", n)
 	}
 }
@@ -241,20 +243,18 @@ func TestMailThatCannotGoIsLoggedAndChangesNothing(t *testing.T) {
 // A DAG that names its own SMTP host gets none of the worker's
 // credentials: they go only to the worker's own server.
 func TestWorkersPasswordNeverGoesToADagsServer(t *testing.T) {
-	workers := startSMTP(t, authed)
-	dags := startSMTP(t, func(s *testSMTP) { s.username, s.password = "dagu", "the-dags-own" })
+	workers := smtptest.Start(t, authed)
+	dags := smtptest.Start(t, smtptest.Options{Username: "dagu", Password: "the-dags-own"})
 	e, logs := mailEngine(t)
-	e.Mail.SMTP = SMTPServer{Host: "127.0.0.1", Port: workers.port(), Username: "dagu", Password: testPassword}
-	run := mailRun(&daguhav1.DagSpec{Smtp: &daguhav1.SmtpSettings{Host: "127.0.0.1", Port: dags.port()}, MailOn: &daguhav1.MailOn{Failure: true},
+	e.Mail.SMTP = SMTPServer{Host: "127.0.0.1", Port: workers.Port(), Username: "dagu", Password: testPassword}
+	run := mailRun(&daguhav1.DagSpec{Smtp: &daguhav1.SmtpSettings{Host: "127.0.0.1", Port: dags.Port()}, MailOn: &daguhav1.MailOn{Failure: true},
 		ErrorMail: &daguhav1.MailSettings{From: "dagu@example.com", To: []string{"x@example.com"}}},
 		&daguhav1.StepSpec{Name: "a", Command: "false"})
 	execute(t, context.Background(), e, run, &fakeHost{})
-	dags.mu.Lock()
-	fails := dags.authFail
-	dags.mu.Unlock()
-	if fails != 0 || len(dags.received()) != 0 || len(workers.received()) != 0 {
+	fails := dags.AuthFailures()
+	if fails != 0 || len(dags.Received()) != 0 || len(workers.Received()) != 0 {
 		t.Errorf("the DAG's server saw %d AUTH tries and took %d mails; the worker's took %d: want no AUTH and no mail",
-			fails, len(dags.received()), len(workers.received()))
+			fails, len(dags.Received()), len(workers.Received()))
 	}
 	if !strings.Contains(logText(logs), "mail not sent") {
 		t.Errorf("want a \"mail not sent\" line (the DAG's server wants AUTH):\n%s", logText(logs))
@@ -267,10 +267,12 @@ func TestMailOverTLS(t *testing.T) {
 	serverTLS, roots := testCertificate(t)
 	for _, implicit := range []bool{false, true} {
 		t.Run(map[bool]string{false: "STARTTLS", true: "implicit"}[implicit], func(t *testing.T) {
-			server := startSMTP(t, func(s *testSMTP) { authed(s); s.tlsConfig, s.implicit = serverTLS, implicit })
+			options := authed
+			options.TLS, options.Implicit = serverTLS, implicit
+			server := smtptest.Start(t, options)
 			if implicit {
 				old := implicitTLSPort
-				implicitTLSPort = server.port()
+				implicitTLSPort = server.Port()
 				t.Cleanup(func() { implicitTLSPort = old })
 			}
 			e, logs := mailEngine(t)
@@ -279,21 +281,23 @@ func TestMailOverTLS(t *testing.T) {
 				InfoMail: &daguhav1.MailSettings{From: "dagu@example.com", To: []string{"x@example.com"}}},
 				&daguhav1.StepSpec{Name: "a", Command: "true"})
 			execute(t, context.Background(), e, run, &fakeHost{})
-			if got := server.wait(1)[0]; !got.tls || got.authUser != "dagu" {
-				t.Errorf("mail over TLS %v, authenticated as %q", got.tls, got.authUser)
+			if got := server.Wait(1)[0]; !got.TLS || got.AuthUser != "dagu" {
+				t.Errorf("mail over TLS %v, authenticated as %q", got.TLS, got.AuthUser)
 			}
 			wantNoPassword(t, logs)
 		})
 	}
 	// A certificate the worker does not trust: nothing is sent.
-	server := startSMTP(t, func(s *testSMTP) { authed(s); s.tlsConfig = serverTLS })
+	options := authed
+	options.TLS = serverTLS
+	server := smtptest.Start(t, options)
 	e, logs := mailEngine(t)
 	run := mailRun(&daguhav1.DagSpec{Smtp: smtpOf(server), MailOn: &daguhav1.MailOn{Success: true},
 		InfoMail: &daguhav1.MailSettings{From: "dagu@example.com", To: []string{"x@example.com"}}},
 		&daguhav1.StepSpec{Name: "a", Command: "true"})
 	execute(t, context.Background(), e, run, &fakeHost{})
-	if len(server.received()) != 0 || !strings.Contains(logText(logs), "certificate") {
-		t.Errorf("an untrusted certificate: %d mails; log:\n%s", len(server.received()), logText(logs))
+	if len(server.Received()) != 0 || !strings.Contains(logText(logs), "certificate") {
+		t.Errorf("an untrusted certificate: %d mails; log:\n%s", len(server.Received()), logText(logs))
 	}
 }
 
@@ -305,14 +309,13 @@ func TestWorkerMailsTheRunsEndAfterItIsRecorded(t *testing.T) {
 		ErrorMail: &daguhav1.MailSettings{To: []string{"oncall@example.com"}, AttachLogs: true},
 	}, &daguhav1.StepSpec{Name: "a", Command: "echo about to fail; exit 9"})}}
 	recordedFirst := make(chan bool, 1)
-	server := startSMTP(t, func(s *testSMTP) {
-		authed(s)
-		s.onData = func() {
-			coordinator.mu.Lock()
-			recordedFirst <- coordinator.finish != nil
-			coordinator.mu.Unlock()
-		}
-	})
+	options := authed
+	options.OnData = func() {
+		coordinator.mu.Lock()
+		recordedFirst <- coordinator.finish != nil
+		coordinator.mu.Unlock()
+	}
+	server := smtptest.Start(t, options)
 	listener := bufconn.Listen(1 << 20)
 	grpcServer := grpc.NewServer()
 	daguhav1.RegisterCoordinatorServiceServer(grpcServer, coordinator)
@@ -328,7 +331,7 @@ func TestWorkerMailsTheRunsEndAfterItIsRecorded(t *testing.T) {
 	logs := &syncBuffer{}
 	worker, err := New(conn, Config{ID: "w1", MaxActiveRuns: 1, PollWait: 100 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond,
 		LogDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil)),
-		Mail: MailSettings{SMTP: SMTPServer{Host: "127.0.0.1", Port: server.port(), Username: "dagu", Password: testPassword},
+		Mail: MailSettings{SMTP: SMTPServer{Host: "127.0.0.1", Port: server.Port(), Username: "dagu", Password: testPassword},
 			ErrorMail: MailAddresses{From: "worker@example.com", Prefix: "[daguha]"}, Timeout: 5 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
@@ -340,15 +343,15 @@ func TestWorkerMailsTheRunsEndAfterItIsRecorded(t *testing.T) {
 		defer close(done)
 		_ = worker.Run(ctx)
 	}()
-	mails := server.wait(1)
+	mails := server.Wait(1)
 	cancel()
 	<-done
 	if !<-recordedFirst {
 		t.Error("the mail went before the run's end was recorded")
 	}
-	m := parseMail(t, mails[0].data)
-	if m.subject != "[daguha] nightly (failed)" || mails[0].from != "worker@example.com" || !strings.Contains(m.attachments["a.log"], "about to fail") {
-		t.Errorf("subject %q from %q attachments %v", m.subject, mails[0].from, m.attachments)
+	m := parseMail(t, mails[0].Data)
+	if m.subject != "[daguha] nightly (failed)" || mails[0].From != "worker@example.com" || !strings.Contains(m.attachments["a.log"], "about to fail") {
+		t.Errorf("subject %q from %q attachments %v", m.subject, mails[0].From, m.attachments)
 	}
 	if strings.Contains(logText(logs), testPassword) {
 		t.Errorf("the worker's log shows the password:\n%s", logText(logs))

@@ -109,18 +109,18 @@ type process struct {
 	dir  string
 	env  []string
 	// log receives the whole combined output when not nil.
-	log io.Writer
-	// capture keeps stdout (up to maxOutputValueBytes) apart as well.
-	capture bool
-	grace   time.Duration
+	log   io.Writer
+	grace time.Duration
 
-	// Set by the steps of several commands or with Dagu's output keys;
-	// nil or zero: as above.
+	// Set by the steps of several commands or with Dagu's output keys,
+	// and by backquotes and conditions (stdout); nil or zero: a tail of
+	// the process's own, nothing kept apart, SIGTERM.
 	// tail keeps the last of the combined output: one for all the
 	// commands of a step.
 	tail *tailBuffer
 	// stdout and stderr, when set, keep each stream apart (up to their
-	// max); they replace capture.
+	// max): what a step captures, or what a backquote or a condition
+	// expands to (maxOutputValueBytes).
 	stdout, stderr *capBuffer
 	// stdoutTo and stderrTo receive a copy of each stream (Dagu's stdout
 	// and stderr files).
@@ -134,8 +134,6 @@ type process struct {
 type processResult struct {
 	exitCode int
 	tail     string
-	stdout   string
-	overflow bool
 	// err is the start or exit error; nil for exit status 0.
 	err error
 	// stopped: ctx ended while the process ran and it was killed.
@@ -166,14 +164,10 @@ func runProcess(ctx context.Context, p process) processResult {
 		combined = io.MultiWriter(&lenientWriter{w: p.log}, tail)
 	}
 	combined = &lockedWriter{w: combined}
-	captured := p.stdout
-	if p.capture && captured == nil {
-		captured = &capBuffer{max: maxOutputValueBytes}
-	}
 	// A stream kept apart or copied somewhere gets a pipe of its own.
 	var stdoutCopies, stderrCopies []io.Writer
-	if captured != nil {
-		stdoutCopies = append(stdoutCopies, captured)
+	if p.stdout != nil {
+		stdoutCopies = append(stdoutCopies, p.stdout)
 	}
 	if p.stdoutTo != nil {
 		stdoutCopies = append(stdoutCopies, &lenientWriter{w: p.stdoutTo})
@@ -268,11 +262,7 @@ func runProcess(ctx context.Context, p process) processResult {
 	}
 	closeAll(readers)
 
-	result := processResult{exitCode: exitCode(waitErr), tail: tail.String(), err: waitErr, stopped: stopped}
-	if captured != nil {
-		result.stdout, result.overflow = string(captured.buf), captured.overflow
-	}
-	return result
+	return processResult{exitCode: exitCode(waitErr), tail: tail.String(), err: waitErr, stopped: stopped}
 }
 
 // stopGroup sends sig to the process group, waits until the leader

@@ -545,7 +545,8 @@ func (x *execution) substitute(ctx context.Context, command string, vars []envVa
 	for _, v := range vars {
 		env = append(env, v.name+"="+v.value)
 	}
-	res := runProcess(ctx, process{argv: []string{"sh", "-c", command}, env: env, capture: true, grace: x.e.KillGrace})
+	stdout := &capBuffer{max: maxOutputValueBytes}
+	res := runProcess(ctx, process{argv: []string{"sh", "-c", command}, env: env, stdout: stdout, grace: x.e.KillGrace})
 	switch {
 	case res.stopped:
 		return "", fmt.Errorf("command `%s`: %w", command, context.Cause(ctx))
@@ -558,8 +559,8 @@ func (x *execution) substitute(ctx context.Context, command string, vars []envVa
 			detail = ": " + detail
 		}
 		return "", fmt.Errorf("command `%s`: %v%s", command, res.err, detail)
-	case res.overflow:
+	case stdout.overflow:
 		return "", fmt.Errorf("command `%s` printed more than %d bytes", command, maxOutputValueBytes)
 	}
-	return strings.TrimSpace(res.stdout), nil
+	return strings.TrimSpace(string(stdout.buf)), nil
 }
