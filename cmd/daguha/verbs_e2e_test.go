@@ -303,4 +303,24 @@ steps:
 			t.Fatalf("status RUN_ID: exit %d\n%s", code, out)
 		}
 	})
+
+	// Issue #26's bulk enqueue from the command line: one run per line of
+	// params, sent in one request; a bad line is named, the others go.
+	t.Run("enqueue --params-file", func(t *testing.T) {
+		params := writeFile(t, filepath.Join(dir, "params.txt"), "# one run per line\nSITE=a\n\nSITE=b\nSITE=\"unclosed\nSITE=c\n", 0o644)
+		out, errOut, code := cli("enqueue", "--params-file="+params, mars)
+		ids := strings.Fields(out)
+		if code != 1 || len(ids) != 3 || !strings.Contains(errOut, "params.txt:5: ") || !strings.Contains(errOut, "1 of 4 runs were not enqueued") {
+			t.Fatalf("enqueue --params-file: exit %d\n%s%s", code, out, errOut)
+		}
+		for i, id := range ids {
+			run, err := runDetail(c, id)
+			if want := "SITE=" + string(rune('a'+i)); err != nil || run.Params != want || run.DagName != "mars" {
+				t.Errorf("run %s of line %d: %+v %v, want params %s", id, i, run, err, want)
+			}
+		}
+		if _, errOut, code := cli("enqueue", "--params-file="+params, "--run-id=x", mars); code == 0 || !strings.Contains(errOut, "drop --run-id") {
+			t.Errorf("--params-file with --run-id: exit %d\n%s", code, errOut)
+		}
+	})
 }

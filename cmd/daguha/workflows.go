@@ -13,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/urfave/cli/v2"
 
 	"github.com/daguha/daguha/dispatch/dagfile"
@@ -63,10 +64,14 @@ func enqueueCommand() *cli.Command {
 			&cli.StringFlag{Name: "run-id", Usage: "the run's id (default: the server makes one up); the same id twice is one run"},
 			&cli.StringFlag{Name: "params", Usage: "the run's params as one string (or give them after --)"},
 			&cli.BoolFlag{Name: "wait", Usage: "follow the run until it ends, printing step progress; exit with its result"},
+			&cli.StringFlag{Name: "params-file", Usage: "enqueue one run per line of this file, each line its params (empty lines and lines starting with # skipped), in bulk requests; prints the run ids in order"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() < 1 {
 				return errors.New("enqueue takes a DAG file or a stored DAG's name, then optional params after --")
+			}
+			if c.String("params-file") != "" {
+				return enqueueFromParamsFile(c)
 			}
 			req, err := enqueueRequestOf(c)
 			if err != nil {
@@ -87,6 +92,82 @@ func enqueueCommand() *cli.Command {
 			return followRun(c.Context, apiClient, resp.DagRunID, c.App.ErrWriter, exitCancelled)
 		},
 	}
+}
+
+// maxParamsFileBytes bounds the file enqueue --params-file reads.
+const maxParamsFileBytes = 64 << 20
+
+// enqueueFromParamsFile is enqueue --params-file: one run of the DAG per
+// line, each line its params, sent wire.MaxEnqueueBatch at a time. The
+// run ids are made here (UUIDv7, in line order), so a batch sent twice is
+// the same runs; they are printed in line order, and a run refused is
+// named by its line on stderr (exit 1).
+func enqueueFromParamsFile(c *cli.Context) error {
+	if c.String("run-id") != "" || c.String("params") != "" || c.Bool("wait") || len(c.Args().Tail()) > 0 {
+		return errors.New("--params-file gives each run its params and its own id: drop --run-id, --params, --wait and params after --")
+	}
+	name := c.String("params-file")
+	info, err := os.Stat(name)
+	if err != nil {
+		return err
+	}
+	if info.Size() > maxParamsFileBytes {
+		return fmt.Errorf("%s: %d bytes, more than the %d a params file may have", name, info.Size(), maxParamsFileBytes)
+	}
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	base, err := enqueueRequestOf(c)
+	if err != nil {
+		return err
+	}
+	var runs []wire.EnqueueRequest
+	var lines []int
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		id, err := uuid.NewV7()
+		if err != nil {
+			return err
+		}
+		req := base
+		req.Params, req.DagRunID = line, id.String()
+		runs = append(runs, req)
+		lines = append(lines, i+1)
+	}
+	if len(runs) == 0 {
+		return fmt.Errorf("%s: no params lines", name)
+	}
+	apiClient, err := newAPIClient(c)
+	if err != nil {
+		return err
+	}
+	failed := 0
+	for start := 0; start < len(runs); start += wire.MaxEnqueueBatch {
+		end := min(start+wire.MaxEnqueueBatch, len(runs))
+		answer, err := apiClient.EnqueueBatch(c.Context, runs[start:end])
+		if err != nil {
+			return fmt.Errorf("enqueue of lines %d to %d (%d runs before them enqueued): %w", lines[start], lines[end-1], start, err)
+		}
+		if len(answer.Runs) != end-start {
+			return fmt.Errorf("the server answered %d outcomes for %d runs", len(answer.Runs), end-start)
+		}
+		for i, out := range answer.Runs {
+			if out.Error != "" {
+				failed++
+				fmt.Fprintf(c.App.ErrWriter, "%s:%d: %s\n", name, lines[start+i], out.Error)
+				continue
+			}
+			fmt.Println(out.DagRunID)
+		}
+	}
+	if failed > 0 {
+		return cli.Exit(fmt.Sprintf("%d of %d runs were not enqueued", failed, len(runs)), 1)
+	}
+	return nil
 }
 
 // enqueueRequestOf is the run that the arguments of enqueue or start ask

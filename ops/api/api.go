@@ -155,15 +155,19 @@ func writeFailure(w http.ResponseWriter, err error) { writeFailureIn(daguhaError
 
 // writeFailureIn is writeFailure with the body in a shape.
 func writeFailureIn(shape errorShape, w http.ResponseWriter, err error) {
-	kind := service.KindOf(err)
-	code, ok := statusCodes[kind]
-	if !ok {
-		code = http.StatusInternalServerError
-	}
-	if kind == service.Unavailable {
+	code := statusOf(err)
+	if service.KindOf(err) == service.Unavailable {
 		w.Header().Set("Retry-After", "1")
 	}
 	writeJSON(w, code, errorIn(shape, daguCode(err), err))
+}
+
+// statusOf is the HTTP status code of err's kind.
+func statusOf(err error) int {
+	if code, ok := statusCodes[service.KindOf(err)]; ok {
+		return code
+	}
+	return http.StatusInternalServerError
 }
 
 // invalid marks an error in the caller's request (its body or query).

@@ -124,6 +124,41 @@ func TestSharedPathsAnswerDaguhaAndDaguClients(t *testing.T) {
 			t.Fatalf("HTTP %d %v", code, body)
 		}
 	})
+	// daguha's bulk form on the same path: each run as if sent alone, its
+	// outcome in order; sent again, the same runs.
+	t.Run("POST dag-runs with a batch of runs", func(t *testing.T) {
+		batch := `{"runs": [{"dag_name": "dagu-other", "dag_run_id": "b-1", "params": "X=1"},
+			{"dag": {"name": "inline", "steps": [{"name": "s", "command": "true"}]}, "dag_run_id": "b-2"},
+			{"dag_name": "no-such-dag", "dag_run_id": "b-3"}]}`
+		code, data := env.do(t, "POST", "/api/v2/dag-runs", batch)
+		body := object(t, data)
+		runs, _ := body["runs"].([]any)
+		if code != http.StatusOK || len(runs) != 3 || body["created"] != 2.0 || body["failed"] != 1.0 {
+			t.Fatalf("HTTP %d %v", code, body)
+		}
+		want := []string{"b-1 true 201 ", "b-2 true 201 ", "b-3 false 404 no DAG named"}
+		for i, run := range runs {
+			r := run.(map[string]any)
+			got := fmt.Sprint(r["dag_run_id"], " ", r["created"], " ", r["status"], " ", r["error"])
+			if !strings.HasPrefix(strings.ReplaceAll(got, " <nil>", " "), want[i]) {
+				t.Errorf("run %d: %s, want %s...", i, got, want[i])
+			}
+		}
+		code, data = env.do(t, "POST", "/api/v2/dag-runs", batch)
+		if body := object(t, data); code != http.StatusOK || body["existed"] != 2.0 || body["created"] != 0.0 || body["failed"] != 1.0 {
+			t.Fatalf("sent again: HTTP %d %v, want the two runs there already", code, body)
+		}
+		_, data = env.do(t, "GET", "/api/v2/dag-runs/b-1", "")
+		if run := object(t, data); run["params"] != "X=1" || run["dag_name"] != "dagu-other" {
+			t.Errorf("b-1 %v", run)
+		}
+		tooMany := `{"runs": [` + strings.TrimSuffix(strings.Repeat(`{"dag_name": "dagu-other"},`, 1001), ",") + `]}`
+		for _, bad := range []string{`{"runs": []}`, tooMany, `{"runs": [{"dag_name": "dagu-other"}], "dag_name": "x"}`} {
+			if code, data := env.do(t, "POST", "/api/v2/dag-runs", bad); code != http.StatusBadRequest {
+				t.Errorf("%.60s: HTTP %d %.200s, want 400", bad, code, data)
+			}
+		}
+	})
 }
 
 // Dagu's calls need the same tokens as daguha's: a read token reads, a

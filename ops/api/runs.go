@@ -36,6 +36,9 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) error {
 		}
 		return s.writeRunFromSpec(w, r, req, service.SingletonRunning)
 	}
+	if keys := bodyKeys(data); anyKey(keys, "runs") {
+		return s.enqueueBatch(w, r, data)
+	}
 	if len(data) > maxBodyBytes {
 		return invalid(fmt.Errorf("request body: more than %d bytes", maxBodyBytes))
 	}
@@ -52,6 +55,42 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) error {
 		code = http.StatusCreated
 	}
 	writeJSON(w, code, enqueueResponse{DagRunID: enqueued.RunID, Created: enqueued.Created})
+	return nil
+}
+
+// enqueueBatch is the bulk enqueue: {"runs": [...]}, up to
+// wire.MaxEnqueueBatch runs, each enqueued as if sent alone. The answer is
+// 200 with each run's outcome (its status as it would have had alone);
+// only a body that is not a batch is refused as a whole.
+func (s *Server) enqueueBatch(w http.ResponseWriter, r *http.Request, data []byte) error {
+	var batch wire.EnqueueBatch
+	if err := decodeStrict(data, &batch); err != nil {
+		return err
+	}
+	if len(batch.Runs) == 0 || len(batch.Runs) > wire.MaxEnqueueBatch {
+		return invalid(fmt.Errorf("runs: %d runs; a bulk enqueue takes 1 to %d", len(batch.Runs), wire.MaxEnqueueBatch))
+	}
+	reqs := make([]service.EnqueueRequest, len(batch.Runs))
+	for i, run := range batch.Runs {
+		reqs[i] = enqueueOf(enqueueRequest(run))
+	}
+	answer := wire.EnqueuedBatch{Runs: make([]wire.EnqueueOutcome, len(reqs))}
+	for i, result := range s.service.EnqueueMany(r.Context(), reqs) {
+		out := wire.EnqueueOutcome{DagRunID: result.Enqueued.RunID, Created: result.Enqueued.Created}
+		switch {
+		case result.Err != nil:
+			out.Status, out.Error, out.DagRunID = statusOf(result.Err), result.Err.Error(), reqs[i].DagRunID
+			answer.Failed++
+		case result.Enqueued.Created:
+			out.Status = http.StatusCreated
+			answer.Created++
+		default:
+			out.Status = http.StatusOK
+			answer.Existed++
+		}
+		answer.Runs[i] = out
+	}
+	writeJSON(w, http.StatusOK, answer)
 	return nil
 }
 

@@ -29,6 +29,14 @@ func (c *Client) Enqueue(ctx context.Context, req wire.EnqueueRequest) (wire.Enq
 	return answer, err
 }
 
+// EnqueueBatch enqueues up to wire.MaxEnqueueBatch runs in one request;
+// the answer has each run's outcome in order.
+func (c *Client) EnqueueBatch(ctx context.Context, runs []wire.EnqueueRequest) (wire.EnqueuedBatch, error) {
+	var answer wire.EnqueuedBatch
+	_, err := c.Do(ctx, http.MethodPost, "/api/v2/dag-runs", wire.EnqueueBatch{Runs: runs}, &answer)
+	return answer, err
+}
+
 // Run reads a run's detail (a linearizable read).
 func (c *Client) Run(ctx context.Context, id string) (wire.Run, error) {
 	var run wire.Run

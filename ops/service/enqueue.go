@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -79,6 +80,43 @@ type Enqueued struct {
 	RunID string
 	// Created is false when the run already existed (a retried request).
 	Created bool
+}
+
+// EnqueueResult is what became of one request of EnqueueMany.
+type EnqueueResult struct {
+	Enqueued Enqueued
+	Err      error
+}
+
+// enqueueManyAtOnce bounds the requests of one EnqueueMany in flight: as
+// many as the enqueue batcher takes in one entry, so a bulk enqueue of a
+// thousand runs is a few dozen Raft entries.
+const enqueueManyAtOnce = enqueueBatchMax
+
+// EnqueueMany enqueues each request as Enqueue does, several at a time so
+// the enqueue batcher writes them in few Raft entries, and returns their
+// results in the requests' order. Each request stands alone: one refused
+// takes nothing from the others.
+func (s *Service) EnqueueMany(ctx context.Context, reqs []EnqueueRequest) []EnqueueResult {
+	results := make([]EnqueueResult, len(reqs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(enqueueManyAtOnce, len(reqs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				enqueued, err := s.Enqueue(ctx, reqs[i])
+				results[i] = EnqueueResult{Enqueued: enqueued, Err: err}
+			}
+		}()
+	}
+	for i := range reqs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return results
 }
 
 // checkRunID says what is wrong with a caller's run id, if anything

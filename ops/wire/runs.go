@@ -42,6 +42,36 @@ type Enqueued struct {
 	Created bool `json:"created"`
 }
 
+// MaxEnqueueBatch bounds the runs of one bulk enqueue.
+const MaxEnqueueBatch = 1000
+
+// EnqueueBatch is the bulk form of POST /api/v2/dag-runs: up to
+// MaxEnqueueBatch runs, each enqueued as if it were sent alone (its own
+// run id makes it idempotent; none: the server makes one up).
+type EnqueueBatch struct {
+	Runs []EnqueueRequest `json:"runs"`
+}
+
+// EnqueuedBatch is the answer of a bulk enqueue: one outcome per run, in
+// the request's order, and how many were created, existed already or
+// failed.
+type EnqueuedBatch struct {
+	Runs    []EnqueueOutcome `json:"runs"`
+	Created int              `json:"created"`
+	Existed int              `json:"existed"`
+	Failed  int              `json:"failed"`
+}
+
+// EnqueueOutcome is what became of one run of a bulk enqueue: Status is
+// the HTTP status it would have had alone (201 created, 200 existed, or
+// the error's), Error the error's message.
+type EnqueueOutcome struct {
+	DagRunID string `json:"dag_run_id,omitempty"`
+	Created  bool   `json:"created"`
+	Status   int    `json:"status"`
+	Error    string `json:"error,omitempty"`
+}
+
 // Step is a step of a run as the API shows it.
 type Step struct {
 	Name       string `json:"name"`
