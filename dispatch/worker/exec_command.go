@@ -142,25 +142,7 @@ func (commandExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepSt
 			break
 		}
 	}
-	if stdout := p.stdout; stdout != nil {
-		x.setStdout(i, string(stdout.buf))
-		switch {
-		case spec.GetOutput() == "":
-		case !stdout.overflow:
-			x.setOutput(i, strings.TrimRight(string(stdout.buf), "\r\n"))
-		case st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED:
-			st.Status = daguhav1.StepStatus_STEP_STATUS_FAILED
-			st.Error = fmt.Sprintf("output %s: the step printed more than %d bytes", spec.GetOutput(), keep)
-			return st
-		}
-	}
-	if st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED && len(spec.GetOutputEntries()) > 0 {
-		sources := map[string]*capBuffer{"stdout": p.stdout, "stderr": p.stderr}
-		if err := x.publishOutputs(i, outside, dir, sources); err != nil {
-			st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, err.Error()
-		}
-	}
-	return st
+	return publishStepOutput(t, st, p.stdout, p.stderr, outside, dir)
 }
 
 // alsoTo adds w to the writers a stream is copied to; each one's failure

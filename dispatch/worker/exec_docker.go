@@ -625,7 +625,6 @@ func (x *execution) openStreamOutput(t *stepTry, dir string, outside resolver) (
 // and keeps its output as a command's is kept: the tail, the output
 // variable, ${id.stdout}, the output map.
 func (x *execution) finishStreamOutput(ctx context.Context, t *stepTry, o *streamOutput, res dockerResult, outside resolver, dir string) *daguhav1.StepState {
-	i, spec := t.i, t.spec()
 	st := &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_SUCCEEDED, ExitCode: int32(res.exitCode), OutputTail: o.tail.String()}
 	switch {
 	case res.stopped:
@@ -635,24 +634,5 @@ func (x *execution) finishStreamOutput(ctx context.Context, t *stepTry, o *strea
 	case res.err != nil:
 		st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, res.err.Error()
 	}
-	keep := x.outputLimit()
-	if stdout := o.keptOut; stdout != nil {
-		x.setStdout(i, string(stdout.buf))
-		switch {
-		case spec.GetOutput() == "":
-		case !stdout.overflow:
-			x.setOutput(i, strings.TrimRight(string(stdout.buf), "\r\n"))
-		case st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED:
-			st.Status = daguhav1.StepStatus_STEP_STATUS_FAILED
-			st.Error = fmt.Sprintf("output %s: the step printed more than %d bytes", spec.GetOutput(), keep)
-			return st
-		}
-	}
-	if st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED && len(spec.GetOutputEntries()) > 0 {
-		sources := map[string]*capBuffer{"stdout": o.keptOut, "stderr": o.keptStderr}
-		if err := x.publishOutputs(i, outside, dir, sources); err != nil {
-			st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, err.Error()
-		}
-	}
-	return st
+	return publishStepOutput(t, st, o.keptOut, o.keptStderr, outside, dir)
 }

@@ -42,27 +42,37 @@ func executorResult(t *stepTry, out []byte, failure string) *daguhav1.StepState 
 	return publishExecutorOutput(t, st, stdout, &capBuffer{max: keep})
 }
 
-// publishExecutorOutput passes on what an executor's try printed, kept
-// in buffers of the run's output limit: ${id.stdout}, the output map and
-// the output variable, as a command's stdout and stderr would be. A
-// stdout past the limit fails a step with an output variable.
+// publishExecutorOutput is publishStepOutput for an executor that runs in
+// the worker: its output map reads files from the worker's directory.
 func publishExecutorOutput(t *stepTry, st *daguhav1.StepState, stdout, stderr *capBuffer) *daguhav1.StepState {
+	return publishStepOutput(t, st, stdout, stderr, resolver{x: t.x, vars: t.vars, osEnv: true, positional: true}, "")
+}
+
+// publishStepOutput passes on what a try printed, kept in buffers of the
+// run's output limit, as every kind of step does: ${id.stdout}, the
+// output variable (a stdout past the limit fails a step that succeeded,
+// and nothing more is published) and the output map (its variables
+// resolved by outside, its files read from dir). stdout is nil where the
+// try kept none.
+func publishStepOutput(t *stepTry, st *daguhav1.StepState, stdout, stderr *capBuffer, outside resolver, dir string) *daguhav1.StepState {
 	x, i, spec := t.x, t.i, t.spec()
-	x.setStdout(i, string(stdout.buf))
-	if st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED && len(spec.GetOutputEntries()) > 0 {
-		sources := map[string]*capBuffer{"stdout": stdout, "stderr": stderr}
-		if err := x.publishOutputs(i, resolver{x: x, vars: t.vars, osEnv: true, positional: true}, "", sources); err != nil {
-			st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, err.Error()
-		}
-	}
-	if spec.GetOutput() != "" {
-		if stdout.overflow {
-			if st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED {
-				st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, fmt.Sprintf("output %s: the step printed more than %d bytes", spec.GetOutput(), stdout.max)
-			}
+	if stdout != nil {
+		x.setStdout(i, string(stdout.buf))
+		switch {
+		case spec.GetOutput() == "":
+		case !stdout.overflow:
+			x.setOutput(i, strings.TrimRight(string(stdout.buf), "\r\n"))
+		case st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED:
+			st.Status = daguhav1.StepStatus_STEP_STATUS_FAILED
+			st.Error = fmt.Sprintf("output %s: the step printed more than %d bytes", spec.GetOutput(), stdout.max)
 			return st
 		}
-		x.setOutput(i, strings.TrimRight(string(stdout.buf), "\r\n"))
+	}
+	if st.Status == daguhav1.StepStatus_STEP_STATUS_SUCCEEDED && len(spec.GetOutputEntries()) > 0 {
+		sources := map[string]*capBuffer{"stdout": stdout, "stderr": stderr}
+		if err := x.publishOutputs(i, outside, dir, sources); err != nil {
+			st.Status, st.Error = daguhav1.StepStatus_STEP_STATUS_FAILED, err.Error()
+		}
 	}
 	return st
 }
