@@ -1,16 +1,9 @@
 package main
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"debug/elf"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,6 +14,7 @@ import (
 
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/dispatch/worker"
+	"github.com/daguha/daguha/dispatch/worker/dockertest"
 	"github.com/daguha/daguha/ops/wire"
 )
 
@@ -30,22 +24,9 @@ import (
 // FROM scratch with the host's static busybox, and removes it and every
 // container of its runs when it ends.
 func TestDockerExecutorAndDagContainerRunDagFilesInBothSyntaxes(t *testing.T) {
-	if os.Getenv("DAGUHA_DOCKER_TESTS") == "0" {
-		t.Skip("DAGUHA_DOCKER_TESTS=0: the Docker tests are turned off")
-	}
-	cli, err := client.New(client.FromEnv)
-	if err != nil {
-		t.Skipf("no Docker client: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	ping, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	_, err = cli.Ping(ping, client.PingOptions{})
-	cancel()
-	if err != nil {
-		t.Skipf("the Docker engine does not answer at %s (%v): install and start Docker Engine (Debian: apt-get install docker.io)", cli.DaemonHost(), err)
-	}
-	image := importBusybox(t, cli)
-	suffix := randomHex()
+	cli := dockertest.Client(t)
+	image := dockertest.BusyboxImage(t, cli)
+	suffix := dockertest.RandomName("")
 	runIDs := map[string]string{"old-docker": "old-docker-" + suffix, "current-docker": "current-docker-" + suffix, "in-container": "in-container-" + suffix}
 	t.Cleanup(func() {
 		for _, id := range runIDs {
@@ -206,83 +187,4 @@ func runContainers(t *testing.T, cli *client.Client, runID string) []string {
 		ids = append(ids, c.ID)
 	}
 	return ids
-}
-
-func randomHex() string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// importBusybox imports an image of the host's static busybox (Debian's
-// busybox-static) with a link for each applet and PATH=/bin, removed when
-// the test ends; it skips naming the package when there is none.
-func importBusybox(t *testing.T, cli *client.Client) string {
-	t.Helper()
-	bb := ""
-	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
-		f, err := elf.Open(p)
-		if err != nil {
-			continue
-		}
-		static := true
-		for _, prog := range f.Progs {
-			static = static && prog.Type != elf.PT_INTERP
-		}
-		f.Close()
-		if static {
-			bb = p
-			break
-		}
-	}
-	if bb == "" {
-		t.Skip("no static busybox for the test image: install busybox-static (as root: apt-get install busybox-static)")
-	}
-	binary, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		t.Fatalf("%s --list: %v", bb, err)
-	}
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
-	headers := []*tar.Header{{Typeflag: tar.TypeDir, Name: "bin/", Mode: 0o755}, {Typeflag: tar.TypeDir, Name: "tmp/", Mode: 0o1777},
-		{Typeflag: tar.TypeReg, Name: "bin/busybox", Mode: 0o755, Size: int64(len(binary))}}
-	for _, h := range headers {
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := tw.Write(binary); err != nil {
-		t.Fatal(err)
-	}
-	for _, applet := range strings.Fields(string(list)) {
-		if applet != "busybox" {
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ref := "daguha-e2e-busybox:t" + randomHex()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	resp, err := cli.ImageImport(ctx, client.ImageImportSource{Source: &layer, SourceName: "-"}, ref, client.ImageImportOptions{Changes: []string{"ENV PATH=/bin"}})
-	if err != nil {
-		t.Fatalf("importing the busybox image: %v", err)
-	}
-	_, _ = io.Copy(io.Discard, resp)
-	resp.Close()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
-			t.Errorf("removing image %s: %v", ref, err)
-		}
-	})
-	return ref
 }

@@ -1,17 +1,11 @@
 package worker
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
-	"crypto/rand"
-	"debug/elf"
-	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,6 +15,7 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	"github.com/daguha/daguha/dispatch/worker/dockertest"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -30,120 +25,9 @@ import (
 // (Debian's busybox-static), and removes it and every container its runs
 // made when it ends.
 
-// dockerForTest is a client of the machine's Docker engine, or a skip
-// naming what is missing.
-func dockerForTest(t *testing.T) *client.Client {
-	t.Helper()
-	if os.Getenv("DAGUHA_DOCKER_TESTS") == "0" {
-		t.Skip("DAGUHA_DOCKER_TESTS=0: the Docker tests are turned off")
-	}
-	cli, err := newDockerClient()
-	if err != nil {
-		t.Skipf("no Docker client: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	if err := (dockerExecutor{}).probe(context.Background()); err != nil {
-		t.Skipf("the Docker engine does not answer at %s (%v): install and start Docker Engine (Debian: apt-get install docker.io)", cli.DaemonHost(), err)
-	}
-	return cli
-}
+func dockerForTest(t *testing.T) *client.Client { return dockertest.Client(t) }
 
-// staticBusybox is the path of a static busybox on this machine, or a
-// skip naming the package that has one.
-func staticBusybox(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/bin/busybox", "/usr/bin/busybox"} {
-		f, err := elf.Open(p)
-		if err != nil {
-			continue
-		}
-		static := true
-		for _, prog := range f.Progs {
-			if prog.Type == elf.PT_INTERP {
-				static = false
-			}
-		}
-		f.Close()
-		if static {
-			return p
-		}
-	}
-	t.Skip("no static busybox for the test image: install busybox-static (as root: apt-get install busybox-static)")
-	return ""
-}
-
-// randomName is prefix and 8 random hex digits.
-func randomName(prefix string) string {
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
-
-// busyboxImage imports an image of a static busybox (/bin/busybox and a
-// link for each applet, PATH=/bin) under a name of its own, removed when
-// the test ends.
-func busyboxImage(t *testing.T, cli *client.Client) string {
-	t.Helper()
-	bb := staticBusybox(t)
-	binary, err := os.ReadFile(bb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	list, err := exec.Command(bb, "--list").Output()
-	if err != nil {
-		t.Fatalf("%s --list: %v", bb, err)
-	}
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
-	for _, dir := range []struct {
-		name string
-		mode int64
-	}{{"bin/", 0o755}, {"tmp/", 0o1777}, {"etc/", 0o755}} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: dir.name, Mode: dir.mode}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	files := map[string][]byte{"bin/busybox": binary, "etc/passwd": []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n")}
-	for _, name := range []string{"bin/busybox", "etc/passwd"} {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(files[name]))}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(files[name]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, applet := range strings.Fields(string(list)) {
-		if applet == "busybox" {
-			continue
-		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + applet, Linkname: "busybox", Mode: 0o777}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ref := randomName("daguha-test-busybox:t")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	resp, err := cli.ImageImport(ctx, client.ImageImportSource{Source: &layer, SourceName: "-"}, ref, client.ImageImportOptions{Changes: []string{"ENV PATH=/bin"}})
-	if err != nil {
-		t.Fatalf("importing the busybox image: %v", err)
-	}
-	answer, _ := io.ReadAll(resp)
-	resp.Close()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := cli.ImageRemove(ctx, ref, client.ImageRemoveOptions{Force: true, PruneChildren: true}); err != nil {
-			t.Errorf("removing image %s: %v", ref, err)
-		}
-	})
-	if _, err := cli.ImageInspect(ctx, ref); err != nil {
-		t.Fatalf("the imported image %s is not there (%v): %s", ref, err, answer)
-	}
-	return ref
-}
+func busyboxImage(t *testing.T, cli *client.Client) string { return dockertest.BusyboxImage(t, cli) }
 
 // listContainers lists the containers, running or not, labelled with
 // the run.
@@ -196,7 +80,7 @@ func cleanRun(t *testing.T, cli *client.Client, runID string) {
 func dockerRun(t *testing.T, cli *client.Client, dir, image, text string) *daguhav1.Run {
 	t.Helper()
 	run := yamlRun(t, dir, strings.ReplaceAll(text, "IMG", image), "")
-	run.Id = randomName("docker-run-")
+	run.Id = dockertest.RandomName("docker-run-")
 	cleanRun(t, cli, run.Id)
 	return run
 }
@@ -303,7 +187,7 @@ steps:
 
 	t.Run("pull never refuses an image that is not there", func(t *testing.T) {
 		host := &fakeHost{}
-		absent := randomName("daguha-test-absent:t")
+		absent := dockertest.RandomName("daguha-test-absent:t")
 		run := dockerRun(t, cli, t.TempDir(), absent, "steps:\n  - name: s\n    type: docker\n    with: {image: IMG, pull: never}\n    command: echo hi\n")
 		r := execute(t, context.Background(), testEngine(t), run, host)
 		wantRun(t, r, host, daguhav1.RunStatus_RUN_STATUS_FAILED, "")
@@ -348,7 +232,7 @@ steps:
 	})
 
 	t.Run("containerName executes in a running container", func(t *testing.T) {
-		name := randomName("daguha-test-running-")
+		name := dockertest.RandomName("daguha-test-running-")
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		created, err := cli.ContainerCreate(ctx, client.ContainerCreateOptions{Name: name,
@@ -392,7 +276,7 @@ func TestDagContainerRunsEveryCommandStepInOneContainer(t *testing.T) {
 	cli := dockerForTest(t)
 	image := busyboxImage(t, cli)
 	dir := t.TempDir()
-	shared := randomName("/tmp/daguha-shared-")
+	shared := dockertest.RandomName("/tmp/daguha-shared-")
 	host := &fakeHost{}
 	run := dockerRun(t, cli, dir, image, `container:
   image: IMG
@@ -450,7 +334,7 @@ func TestDagContainerFailuresAndCancel(t *testing.T) {
 	image := busyboxImage(t, cli)
 
 	host := &fakeHost{}
-	absent := randomName("daguha-test-absent:t")
+	absent := dockertest.RandomName("daguha-test-absent:t")
 	run := dockerRun(t, cli, t.TempDir(), absent, "container: {image: IMG, pull_policy: never}\nsteps:\n  - echo a\n  - echo b\n")
 	r := execute(t, context.Background(), testEngine(t), run, host)
 	wantRun(t, r, host, daguhav1.RunStatus_RUN_STATUS_FAILED, "")
