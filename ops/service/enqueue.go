@@ -300,6 +300,12 @@ func (s *Service) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueued, er
 		s.enqueueUncommitted(run)
 		return Enqueued{RunID: run.GetId(), Created: true}, nil
 	}
+	return s.enqueueRun(ctx, run)
+}
+
+// enqueueRun writes one run and says what became of it: created, there
+// already (the same run sent again), or a Conflict naming how it differs.
+func (s *Service) enqueueRun(ctx context.Context, run *daguhav1.Run) (Enqueued, error) {
 	outcome, err := s.enqueue(ctx, run)
 	if err != nil {
 		return Enqueued{}, err

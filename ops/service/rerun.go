@@ -139,18 +139,7 @@ func (s *Service) Restart(ctx context.Context, req RestartRequest) (Enqueued, er
 		RootDagRunName:     old.GetDagName(),
 		RootDagRunId:       req.NewID,
 	}
-	outcome, err := s.enqueue(ctx, run)
-	if err != nil {
-		return Enqueued{}, err
-	}
-	switch {
-	case outcome.GetConflict() != "":
-		return Enqueued{}, errorOf(Conflict, errors.New(outcome.GetConflict()))
-	case outcome.GetCreated():
-		s.metrics.RunEnqueued()
-		return Enqueued{RunID: run.GetId(), Created: true}, nil
-	}
-	return Enqueued{RunID: run.GetId()}, nil
+	return s.enqueueRun(ctx, run)
 }
 
 // cancelChunk bounds the run ids of one cancel command.
