@@ -198,7 +198,7 @@ func enqueueRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, pending *pendin
 		case parent == nil:
 			return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Conflict: fmt.Sprintf("parent run %q does not exist", parentID)}, nil
 		case parent.GetStatus() != statusRunning && parent.GetStatus() != statusQueued:
-			return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Conflict: fmt.Sprintf("parent run %q has ended: %s", parentID, statusWord(parent.GetStatus()))}, nil
+			return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Conflict: fmt.Sprintf("parent run %q has ended: %s", parentID, parent.GetStatus().Word())}, nil
 		case parent.GetCancelRequested():
 			return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Conflict: fmt.Sprintf("parent run %q is being cancelled", parentID)}, nil
 		}

@@ -263,7 +263,7 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 		updated.FinishedAtUnixNano = finish.GetNowUnixNano()
 		updated.Outputs = finish.GetOutputs()
 		updated.ModifyIndex = index
-		endAttempt(updated, finish.GetNowUnixNano(), statusWord(finish.GetStatus()))
+		endAttempt(updated, finish.GetNowUnixNano(), finish.GetStatus().Word())
 		retried := retriesAfter(updated)
 		if retried {
 			// Its DAG's retry policy queues it again, for a new attempt
@@ -304,18 +304,6 @@ func retriesAfter(run *daguhav1.Run) bool {
 		run.GetDagRetries() < run.GetDag().GetRetryPolicy().GetLimit()
 }
 
-func statusWord(status daguhav1.RunStatus) string {
-	switch status {
-	case statusSucceeded:
-		return "succeeded"
-	case statusFailed:
-		return "failed"
-	case statusCancelled:
-		return "cancelled"
-	}
-	return status.String()
-}
-
 // CancelRuns cancels queued runs at once and marks running ones for
 // cancellation; finished runs are left as they are. Cancelling a run
 // cancels all its descendants too.
@@ -333,7 +321,7 @@ func (s *StateStore) CancelRuns(index uint64, ids []string, now int64) ([]*daguh
 			continue
 		}
 		if run.GetStatus() != statusQueued && run.GetStatus() != statusRunning {
-			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q has already finished: %s", id, statusWord(run.GetStatus()))})
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q has already finished: %s", id, run.GetStatus().Word())})
 			continue
 		}
 		self, err := cancelRun(txn, index, run, now)

@@ -107,7 +107,7 @@ func (x *execution) runHandlers(status daguhav1.RunStatus, message string) (dagu
 		if i < 0 {
 			continue
 		}
-		x.runStatus = daguStatusWord(status)
+		_, x.runStatus = status.Dagu()
 		st := x.runHandler(i)
 		if err := x.failure(); err != nil {
 			return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, err.Error()
@@ -124,19 +124,6 @@ func (x *execution) runHandlers(status daguhav1.RunStatus, message string) (dagu
 		return daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED, context.Cause(x.parent).Error()
 	}
 	return status, message
-}
-
-// daguStatusWord is a run's status as Dagu names it in DAG_RUN_STATUS.
-func daguStatusWord(status daguhav1.RunStatus) string {
-	switch status {
-	case daguhav1.RunStatus_RUN_STATUS_SUCCEEDED:
-		return "succeeded"
-	case daguhav1.RunStatus_RUN_STATUS_FAILED:
-		return "failed"
-	case daguhav1.RunStatus_RUN_STATUS_CANCELLED:
-		return "aborted"
-	}
-	return "running"
 }
 
 // handlerContext is what a handler runs in: the attempt's context, not

@@ -92,7 +92,7 @@ func (x *execution) childOutput(i int, child *daguhav1.Run) error {
 		return nil
 	}
 	result := childResult{Name: dagName(child), DAGRunID: child.GetId(), Params: child.GetParams(),
-		Outputs: child.GetOutputs(), Status: dagStatusName(child.GetStatus())}
+		Outputs: child.GetOutputs(), Status: daguWord(child.GetStatus())}
 	if result.Outputs == nil {
 		result.Outputs = map[string]string{}
 	}
@@ -118,15 +118,8 @@ func (x *execution) childOutput(i int, child *daguhav1.Run) error {
 	return nil
 }
 
-// dagStatusName is a run's status as Dagu names it.
-func dagStatusName(status daguhav1.RunStatus) string {
-	switch status {
-	case daguhav1.RunStatus_RUN_STATUS_SUCCEEDED:
-		return "succeeded"
-	case daguhav1.RunStatus_RUN_STATUS_FAILED:
-		return "failed"
-	case daguhav1.RunStatus_RUN_STATUS_CANCELLED:
-		return "aborted"
-	}
-	return "unknown"
+// daguWord is a run's status as Dagu names it.
+func daguWord(status daguhav1.RunStatus) string {
+	_, word := status.Dagu()
+	return word
 }

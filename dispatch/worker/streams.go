@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
@@ -136,7 +135,7 @@ func (x *execution) logEnd(st *daguhav1.StepState) {
 	if x.runLogger == nil {
 		return
 	}
-	attrs := []any{"step", st.GetName(), "status", strings.ToLower(strings.TrimPrefix(st.GetStatus().String(), "STEP_STATUS_")),
+	attrs := []any{"step", st.GetName(), "status", st.GetStatus().Word(),
 		"exit_code", st.GetExitCode()}
 	if st.GetError() != "" {
 		attrs = append(attrs, "error", st.GetError())

@@ -24,35 +24,18 @@ func daguTime(unixNano int64) string {
 	return time.Unix(0, unixNano).UTC().Format(time.RFC3339)
 }
 
-// Dagu's run statuses, by number; daguha has no run that is "not
-// started" (0), partly succeeded (6), waiting for approval (7) or
-// rejected (8).
-var daguRunStatuses = map[daguhav1.RunStatus]struct {
-	number int
-	label  string
-}{
-	daguhav1.RunStatus_RUN_STATUS_RUNNING:   {1, "running"},
-	daguhav1.RunStatus_RUN_STATUS_FAILED:    {2, "failed"},
-	daguhav1.RunStatus_RUN_STATUS_CANCELLED: {3, "aborted"},
-	daguhav1.RunStatus_RUN_STATUS_SUCCEEDED: {4, "succeeded"},
-	daguhav1.RunStatus_RUN_STATUS_QUEUED:    {5, "queued"},
-}
-
 // daguRunStatus is a run status as Dagu's number and word.
-func daguRunStatus(status daguhav1.RunStatus) (int, string) {
-	if s, ok := daguRunStatuses[status]; ok {
-		return s.number, s.label
-	}
-	return 0, "not_started"
-}
+func daguRunStatus(status daguhav1.RunStatus) (int, string) { return status.Dagu() }
 
 // daguhaStatusOf is the word daguha filters runs by for one of Dagu's
 // status numbers or words (or daguha's own word); "" for a status no
 // daguha run has, ok false for one that is none of these.
 func daguhaStatusOf(text string) (word string, ok bool) {
-	for status, s := range daguRunStatuses {
-		if text == strconv.Itoa(s.number) || text == s.label || text == service.RunStatusName(status) {
-			return service.RunStatusName(status), true
+	for _, status := range []daguhav1.RunStatus{daguhav1.RunStatus_RUN_STATUS_QUEUED, daguhav1.RunStatus_RUN_STATUS_RUNNING,
+		daguhav1.RunStatus_RUN_STATUS_SUCCEEDED, daguhav1.RunStatus_RUN_STATUS_FAILED, daguhav1.RunStatus_RUN_STATUS_CANCELLED} {
+		number, label := status.Dagu()
+		if text == strconv.Itoa(number) || text == label || text == status.Word() {
+			return status.Word(), true
 		}
 	}
 	switch text {
