@@ -27,6 +27,7 @@ var required = []struct {
 	{"bare_raft_apply_batched", 1, false, false},
 	// One server, three servers with the no-op executor, three with sh.
 	{"dispatch_throughput", 3, false, true},
+	{"dispatch_throughput_bulk", 1, false, true},
 	{"dispatch_latency", 1, true, true},
 	{"enqueue_latency", 1, true, true},
 	{"failover", 1, true, true},

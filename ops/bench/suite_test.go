@@ -102,11 +102,13 @@ func TestBenchSuite(t *testing.T) {
 	}{
 		{"throughput", func() {
 			one := s.throughput(1, true, fsyncRate, raftRate, 0)
-			s.throughput(3, true, fsyncRate, raftRate, one)
+			three := s.throughput(3, true, fsyncRate, raftRate, one)
+			// The same load enqueued in bulk requests, by 4 clients.
+			s.throughputWith(3, true, 4, s.pick(1000, 100), fsyncRate, raftRate, 0, three)
 			s.throughput(3, false, fsyncRate, raftRate, 0)
 			if !s.quick {
 				for _, clients := range []int{1, 4, 16} {
-					s.throughputWith(3, true, clients, fsyncRate, raftRate, 0)
+					s.throughputWith(3, true, clients, 0, fsyncRate, raftRate, 0, 0)
 				}
 			}
 		}},
@@ -204,17 +206,21 @@ func waitWorkers(t testing.TB, a *clustertest.Agent, n int) {
 // throughput enqueues runs from many concurrent clients across the
 // servers and measures runs/s from the first enqueue to the last finish.
 func (s *suite) throughput(servers int, noop bool, fsyncRate, raftRate, singleServer float64) float64 {
-	return s.throughputWith(servers, noop, 64, fsyncRate, raftRate, singleServer)
+	return s.throughputWith(servers, noop, 64, 0, fsyncRate, raftRate, singleServer, 0)
 }
 
-func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, raftRate, singleServer float64) float64 {
+// throughputWith is throughput with clients enqueuing at once; with bulk,
+// each request enqueues bulk runs ({"runs": [...]}), and singleEnqueues,
+// the rate of the same cluster enqueued a run a request in this run, is
+// the figure's baseline.
+func (s *suite) throughputWith(servers int, noop bool, clients, bulk int, fsyncRate, raftRate, singleServer, singleEnqueues float64) float64 {
 	// Enough runs that the load lasts well past the ramp (and the leader's
 	// 5 s profile) at a few thousand runs a second.
 	runs := s.pick(20000, 400)
 	if !noop {
 		runs = s.pick(5000, 200)
 	}
-	if clients < 64 {
+	if clients < 64 && bulk == 0 {
 		runs = s.pick(100*clients, 50*clients)
 	}
 	workers := 4
@@ -264,6 +270,22 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 		go func(cl int) {
 			defer wg.Done()
 			a := c.Agents[cl%servers]
+			for bulk > 0 {
+				first := next.Add(int64(bulk)) - int64(bulk)
+				if first >= int64(runs) {
+					return
+				}
+				batch := wire.EnqueueBatch{}
+				for i := first; i < min(first+int64(bulk), int64(runs)); i++ {
+					batch.Runs = append(batch.Runs, inlineRun(fmt.Sprintf("tpb-%d-%t-%d", servers, noop, i), command))
+				}
+				var answer wire.EnqueuedBatch
+				if err := postBatch(a, batch, &answer); err != nil {
+					failed.Add(int64(len(batch.Runs)))
+					continue
+				}
+				failed.Add(int64(answer.Failed))
+			}
 			for {
 				i := next.Add(1) - 1
 				if i >= int64(runs) {
@@ -290,7 +312,10 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 	if !noop {
 		executor = "sh -c true"
 	}
-	if clients != 64 {
+	switch {
+	case bulk > 0:
+		name = "dispatch_throughput_bulk"
+	case clients != 64:
 		name = "dispatch_throughput_by_clients"
 	}
 	f := figure{"name": name, "value": rate, "unit": "runs/s enqueue→finished", "params": figure{
@@ -303,6 +328,13 @@ func (s *suite) throughputWith(servers int, noop bool, clients int, fsyncRate, r
 	}
 	if followerProfile != nil {
 		f["profile_follower"] = followerProfile()
+	}
+	if bulk > 0 {
+		f["params"].(figure)["runs_per_request"] = bulk
+		if singleEnqueues > 0 {
+			f["baseline"].(figure)["single_enqueues_per_s"] = singleEnqueues
+			f["ratio_to_single_enqueues"] = rate / singleEnqueues
+		}
 	}
 	if singleServer > 0 {
 		f["single_server"] = singleServer
@@ -922,6 +954,15 @@ var benchClient = &http.Client{Transport: &http.Transport{MaxIdleConns: 512, Max
 
 // postKeepAlive posts a JSON body over benchClient and returns the status
 // (an error answer is its status, not an error).
+// postBatch sends one bulk enqueue on the bench's kept-alive connections.
+func postBatch(a *clustertest.Agent, batch wire.EnqueueBatch, answer *wire.EnqueuedBatch) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	api := client.New(a.HTTPAddr(), client.Options{HTTPClient: benchClient})
+	_, err := api.Do(ctx, http.MethodPost, "/api/v2/dag-runs", batch, answer)
+	return err
+}
+
 func postKeepAlive(a *clustertest.Agent, path string, body any) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
