@@ -103,7 +103,7 @@ func waitRunStatus(t *testing.T, a *clustertest.Agent, id, want string) wire.Run
 // history grid and the live log, in Chromium on one real cluster.
 func TestPictures(t *testing.T) {
 	ctx := browser(t)
-	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1})
+	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 1, ExtraArgs: []string{"-glance-every=200ms"}})
 	server := c.WaitLeader(t, 30*time.Second)
 	start(t, c.NewWorker("pictures-worker"))
 	gates := t.TempDir()
@@ -113,6 +113,7 @@ func TestPictures(t *testing.T) {
 		{"name": "gated.yaml", "content": gatedYAML(gates)},
 		{"name": "five.yaml", "content": historyYAML},
 		{"name": "big.yaml", "content": bigYAML()},
+		{"name": "stuck.yaml", "content": "name: stuck\nworkerSelector:\n  nowhere: \"true\"\nsteps:\n  - name: never\n    command: echo never\n"},
 	}})
 	base := server.HTTPAddr()
 
@@ -232,6 +233,47 @@ func TestPictures(t *testing.T) {
 		screenshot(t, ctx, "dag-history")
 	})
 
+	t.Run("the cluster at a glance: queue depth, runs started, workers, leader changes", func(t *testing.T) {
+		for i := 1; i <= 3; i++ {
+			post(t, server, "/api/v2/dag-runs", map[string]string{"dag_name": "stuck", "dag_run_id": fmt.Sprintf("stuck-%d", i)})
+		}
+		navigate(t, ctx, base+"/#/cluster")
+		waitJS(t, ctx, "3 queued, 1 healthy worker, runs started drawn", `(() => {
+			const chart = (key) => document.querySelector('#glance svg[data-chart="' + key + '"]') || {dataset: {}};
+			return chart("queue").dataset.last === "3" && chart("workers").dataset.last === "1,0,0,0" &&
+				chart("started").dataset.last !== undefined &&
+				chart("queue").getAttribute("aria-label").includes("Queued runs") &&
+				document.querySelectorAll("#glance polyline").length === 6;
+		})()`, 30*time.Second)
+		screenshot(t, ctx, "cluster-glance")
+		// The runs started so far are in the samples: family's and its 3
+		// children, gated's and five's 5 (the ring holds 72 s at 200 ms).
+		var glance wire.Glance
+		if code, err := server.GetJSON("/api/v2/cluster/glance", &glance); err != nil || code != 200 {
+			t.Fatalf("GET /api/v2/cluster/glance: HTTP %d %v", code, err)
+		}
+		var startedRuns uint64
+		for _, sample := range glance.Samples {
+			startedRuns += sample.RunsStarted
+		}
+		if startedRuns < 10 || glance.Server != "server1" {
+			t.Fatalf("%d runs started in %d samples of %q, want at least 10 of server1", startedRuns, len(glance.Samples), glance.Server)
+		}
+		// A change of leader is marked on each chart, and said in words.
+		waitJS(t, ctx, "two leader changes marked", `(() => {
+			const at = (s) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+			const sample = (s, leader, queued) => ({at: at(s), queue_depth: queued, runs_running: 0, runs_started: 2, workers: {HEALTHY: 2}, leader});
+			const drawn = glanceCharts({server: "s1", samples: [sample(0, "s1", 1), sample(5, "s1", 2), sample(10, "s2", 4), sample(15, "s2", 3), sample(20, "s1", 0)]});
+			const charts = [...drawn.querySelectorAll("svg.chart")];
+			return charts.length === 3 && charts.every(c => c.dataset.leaderChanges === "2" && c.querySelectorAll(".leader-change").length === 2 &&
+				c.getAttribute("aria-label").includes("the leader changed 2 times")) &&
+				charts[0].dataset.last === "0" && charts[1].dataset.last === "0.4" && charts[2].dataset.last === "2,0,0,0";
+		})()`, 5*time.Second)
+		for i := 1; i <= 3; i++ {
+			post(t, server, fmt.Sprintf("/api/v2/dag-runs/stuck-%d/cancel", i), nil)
+		}
+	})
+
 	t.Run("phone and dark mode", func(t *testing.T) {
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(375, 740)); err != nil {
 			t.Fatal(err)
@@ -253,6 +295,9 @@ func TestPictures(t *testing.T) {
 		navigate(t, ctx, base+"/#/runs/gated-1")
 		waitJS(t, ctx, "the dark run page", `document.querySelectorAll("#timeline .bar").length === 3`, 30*time.Second)
 		screenshot(t, ctx, "run-graph-dark")
+		navigate(t, ctx, base+"/#/cluster")
+		waitJS(t, ctx, "the dark cluster page", `document.querySelectorAll("#glance svg.chart").length === 3`, 30*time.Second)
+		screenshot(t, ctx, "cluster-glance-dark")
 		if err := chromedp.Do(ctx, colorScheme("light")); err != nil {
 			t.Fatal(err)
 		}

@@ -734,14 +734,71 @@ function dagPage(main, name) {
   });
 }
 
+// ---- Cluster at a glance ------------------------------------------------
+
+const CHART_W = 320, CHART_H = 96, CHART_PAD = 22;
+const HEALTH_LINES = [["HEALTHY", "healthy"], ["WARNING", "warning"], ["UNHEALTHY", "unhealthy"], ["OFFLINE", "offline"]];
+
+// chart draws one small line chart of samples: series are
+// [{name, cls, values}], marks the indexes where the leader changed.
+function chart(key, title, unit, series, samples, marks) {
+  const n = samples.length;
+  const top = Math.max(1, ...series.flatMap((sr) => sr.values));
+  const xOf = (i) => CHART_PAD + (n <= 1 ? 0 : (i / (n - 1)) * (CHART_W - 2 * CHART_PAD));
+  const yOf = (v) => CHART_H - 16 - (v / top) * (CHART_H - 34);
+  const fmt = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+  const minutes = n > 1 ? Math.max(1, Math.round((Date.parse(samples[n - 1].at) - Date.parse(samples[0].at)) / 60000)) : 0;
+  const now = series.map((sr) => `${sr.name} ${fmt(sr.values[n - 1] || 0)}`).join(", ");
+  const label = `${title} over the last ${minutes ? minutes + " min" : "moments"}: now ${now}${unit}; highest ${fmt(top)}` +
+    (marks.length ? `; the leader changed ${marks.length} time${marks.length === 1 ? "" : "s"} (${marks.map((i) => `to ${samples[i].leader || "none"} at ${new Date(samples[i].at).toLocaleTimeString()}`).join(", ")})` : "");
+  const svg = s("svg", { class: "chart", role: "img", "aria-label": label, width: CHART_W, height: CHART_H, viewBox: `0 0 ${CHART_W} ${CHART_H}`,
+    "data-chart": key, "data-last": series.map((sr) => fmt(sr.values[n - 1] || 0)).join(","), "data-leader-changes": marks.length },
+  s("title", {}, label),
+  s("text", { x: 4, y: 12, class: "name" }, title),
+  // The corner shows the latest values that are not zero: the full list is in the label.
+  s("text", { x: CHART_W - 4, y: 12, class: "kind", "text-anchor": "end" },
+    series.length === 1 ? fmt(series[0].values[n - 1] || 0) + unit : series.filter((sr) => sr.values[n - 1]).map((sr) => `${sr.name} ${fmt(sr.values[n - 1])}`).join(", ") || "none"),
+  s("line", { class: "axis", x1: CHART_PAD, x2: CHART_W - CHART_PAD, y1: yOf(0), y2: yOf(0) }),
+  s("text", { x: CHART_PAD - 4, y: yOf(top) + 4, class: "kind", "text-anchor": "end" }, fmt(top)),
+  s("text", { x: CHART_PAD - 4, y: yOf(0) + 4, class: "kind", "text-anchor": "end" }, "0"),
+  s("text", { x: CHART_PAD, y: CHART_H - 2, class: "kind" }, minutes ? `−${minutes} min` : ""),
+  s("text", { x: CHART_W - CHART_PAD, y: CHART_H - 2, class: "kind", "text-anchor": "end" }, "now"),
+  marks.map((i) => s("g", { class: "leader-change" },
+    s("title", {}, `leader: ${samples[i].leader || "none"} from ${new Date(samples[i].at).toLocaleTimeString()}`),
+    s("line", { x1: xOf(i), x2: xOf(i), y1: 16, y2: yOf(0) }),
+    s("text", { x: xOf(i) + 2, y: 24, class: "kind" }, "★"))),
+  series.map((sr) => s("polyline", { class: `line line-${sr.cls}`, "data-series": sr.name,
+    points: sr.values.map((v, i) => `${xOf(i).toFixed(1)},${yOf(v).toFixed(1)}`).join(" ") })));
+  return svg;
+}
+
+// glanceCharts draws the cluster's last minutes from GET
+// /api/v2/cluster/glance: queue depth, runs started per second and
+// workers by health, with the leader's changes marked on each.
+function glanceCharts(glance) {
+  const samples = glance.samples || [];
+  if (samples.length < 2) return h("p", { class: "muted", id: "glance" }, "The charts start after a few samples.");
+  const marks = [];
+  for (let i = 1; i < samples.length; i++) if (samples[i].leader !== samples[i - 1].leader) marks.push(i);
+  const perSecond = samples.map((x, i) => {
+    if (i === 0) return 0;
+    const seconds = (Date.parse(x.at) - Date.parse(samples[i - 1].at)) / 1000;
+    return seconds > 0 ? x.runs_started / seconds : 0;
+  });
+  return h("div", { class: "charts", id: "glance", "data-server": glance.server },
+    chart("queue", "Queued runs", "", [{ name: "queued", cls: "queue", values: samples.map((x) => x.queue_depth) }], samples, marks),
+    chart("started", "Runs started per second", "/s", [{ name: "started", cls: "started", values: perSecond }], samples, marks),
+    chart("workers", "Workers by health", "", HEALTH_LINES.map(([k, cls]) => ({ name: cls, cls, values: samples.map((x) => (x.workers || {})[k] || 0) })), samples, marks));
+}
+
 // ---- Cluster -----------------------------------------------------------
 
 function clusterPage(main) {
   const body = h("div", { id: "cluster" });
   main.replaceChildren(h("h1", {}, "Cluster"), body);
   every(async () => {
-    const [peers, self, members] = await Promise.all([
-      api("/api/v2/operator/raft/peers"), api("/api/v2/agent/self"), api("/api/v2/cluster/members")]);
+    const [peers, self, members, glance] = await Promise.all([
+      api("/api/v2/operator/raft/peers"), api("/api/v2/agent/self"), api("/api/v2/cluster/members"), api("/api/v2/cluster/glance")]);
     const gossip = {};
     for (const m of members.members) gossip[m.name] = m;
     const servers = peers.peers.map((p) => {
@@ -759,6 +816,9 @@ function clusterPage(main) {
         h("dt", {}, "This server"), h("dd", {}, `${self.node} (${self.role})`),
         h("dt", {}, "Term"), h("dd", {}, String(self.raft.term)),
         h("dt", {}, "Indexes"), h("dd", {}, `last ${self.raft.last_index}, commit ${self.raft.commit_index}, applied ${self.raft.applied_index}`)),
+      h("h2", {}, "At a glance"),
+      glanceCharts(glance),
+      h("p", { class: "muted" }, `Sampled by ${glance.server || "the leader"} every few seconds and kept in its memory; ★ marks a change of leader (a new leader's charts start from its own samples).`),
       h("h2", {}, "Servers"),
       table(["Server", "Raft address", "Role", "Health", "Voter", "Last index", "Term"], servers, "no servers"),
       h("h2", {}, "Gossip members"),
