@@ -3,6 +3,8 @@ package webui_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,6 +75,20 @@ func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
 			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
 		return err
 	})
+}
+
+func getText(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(data)
 }
 
 func touch(t *testing.T, path string) {
@@ -199,6 +215,22 @@ func TestPictures(t *testing.T) {
 		})()`, 30*time.Second)
 		waitJS(t, ctx, "the whole log after the end", textOf(`pre.log[data-step="middle"]`)+`.includes("written-after-the-page-opened")`, 10*time.Second)
 		screenshot(t, ctx, "run-graph")
+		// What the page follows with: a part of the log from an offset,
+		// at most limit bytes; a bad offset or limit is named.
+		const logText = "before-the-page\nwritten-after-the-page-opened\n"
+		for _, c := range []struct{ query, want string }{
+			{"", logText}, {"?offset=16", logText[16:]}, {"?limit=6", "before"}, {"?offset=16&limit=7", "written"}, {"?offset=999", ""},
+		} {
+			code, body := getText(t, base+"/api/v2/dag-runs/gated-1/steps/middle/log"+c.query)
+			if code != 200 || body != c.want {
+				t.Errorf("log%s: HTTP %d %q, want %q", c.query, code, body, c.want)
+			}
+		}
+		for _, c := range []struct{ query, names string }{{"?offset=-1", "offset"}, {"?limit=0", "limit"}, {"?limit=99999999", "limit"}} {
+			if code, body := getText(t, base+"/api/v2/dag-runs/gated-1/steps/middle/log"+c.query); code != 400 || !strings.Contains(body, c.names) {
+				t.Errorf("log%s: HTTP %d %s, want 400 naming %s", c.query, code, body, c.names)
+			}
+		}
 	})
 
 	t.Run("the history grid of 5 runs: 5 columns in the right colours", func(t *testing.T) {

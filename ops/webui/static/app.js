@@ -11,6 +11,7 @@ const HEALTH = {
   OFFLINE: { icon: "⚫", text: "Offline" },
 };
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const LOG_READ_BYTES = 1 << 20; // the most of a followed log read per refresh
 const HISTORY_RUNS = 20; // columns of the DAG page's history grid
 
 let timer = null;     // the current page's refresh
@@ -70,9 +71,9 @@ function clearError() {
 }
 
 // api calls the API with the tab's token and returns the decoded JSON (the
-// text with raw: true). A 401 asks for a token; any other failure is shown
+// text with raw: true, an ArrayBuffer with bytes: true). A 401 asks for a token; any other failure is shown
 // to the person and thrown.
-async function api(path, { raw, ...options } = {}) {
+async function api(path, { raw, bytes, ...options } = {}) {
   const headers = { "Content-Type": "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = "Bearer " + token;
@@ -88,6 +89,7 @@ async function api(path, { raw, ...options } = {}) {
     askToken(token ? "The token was refused; enter a valid one." : "");
     throw new AuthError("token required");
   }
+  if (resp.ok && bytes) return resp.arrayBuffer();
   const text = await resp.text();
   if (resp.ok && raw) return text;
   let body = null;
@@ -541,7 +543,11 @@ function runPage(main, id) {
     logs.set(step, { loading: true });
     draw();
     try {
-      logs.set(step, { text: await api(logPath(step), { raw: true }) });
+      // Bytes, not text: a followed log asks for what comes after the
+      // bytes it has, and a character may be cut between two reads.
+      const data = await api(logPath(step), { bytes: true });
+      const decoder = new TextDecoder();
+      logs.set(step, { text: decoder.decode(data, { stream: true }), size: data.byteLength, decoder });
     } catch (e) {
       logs.delete(step);
     }
@@ -557,11 +563,14 @@ function runPage(main, id) {
       if (log.text === undefined || !(running.has(step) || log.following)) continue;
       log.following = running.has(step);
       try {
-        const text = await api(logPath(step), { raw: true });
-        if (logs.get(step) === log && text !== log.text) {
-          log.text = text;
+        // Only what was written since (at most 1 MiB a refresh).
+        const data = await api(`${logPath(step)}?offset=${log.size}&limit=${LOG_READ_BYTES}`, { bytes: true });
+        if (logs.get(step) === log && data.byteLength) {
+          log.text += log.decoder.decode(data, { stream: true });
+          log.size += data.byteLength;
           log.grew = true;
           changed = true;
+          if (data.byteLength === LOG_READ_BYTES) log.following = true; // more to read
         }
       } catch (e) {
         if (e instanceof AuthError) throw e;
