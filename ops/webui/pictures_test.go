@@ -176,7 +176,14 @@ func TestPictures(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := chromedp.Do(ctx, chromedp.Click(`#run-graph a.node[data-step="one-child"] .box`)); err != nil {
+		// With the keyboard: the child's box takes the focus
+		// and Enter opens it.
+		waitJS(t, ctx, "the child's box focused", `(() => {
+			const a = document.querySelector('#run-graph a.node[data-step="one-child"]');
+			a.focus();
+			return document.activeElement === a;
+		})()`, 5*time.Second)
+		if err := chromedp.Do(ctx, chromedp.KeyEvent("\r")); err != nil {
 			t.Fatal(err)
 		}
 		waitJS(t, ctx, "the child run's page", fmt.Sprintf(`location.hash === %q && %s.includes("kid")`, href, textOf("#run")), 30*time.Second)
@@ -314,6 +321,11 @@ func TestPictures(t *testing.T) {
 		waitJS(t, ctx, "the DAG page on a phone", `document.querySelectorAll("#dag-graph .node").length === 2 && document.querySelectorAll("#history thead th[data-run]").length === 5`, 30*time.Second)
 		waitJS(t, ctx, "no page-wide sideways scroll", `document.documentElement.scrollWidth <= window.innerWidth`, 5*time.Second)
 		screenshot(t, ctx, "dag-phone")
+		// Each picture has a text alternative: every drawing an
+		// aria-label naming its steps, every box and bar a title.
+		waitJS(t, ctx, "text alternatives", `[...document.querySelectorAll("svg.graph")].every(s => s.getAttribute("aria-label").includes("build after") === false && s.getAttribute("aria-label").includes("check after build")) &&
+			[...document.querySelectorAll("svg .node")].every(n => n.querySelector("title").textContent.length > 0) &&
+			[...document.querySelectorAll("#history a.cell")].every(a => a.getAttribute("aria-label").includes(":"))`, 5*time.Second)
 		navigate(t, ctx, base+"/#/runs/gated-1")
 		waitJS(t, ctx, "the run page on a phone", `document.querySelectorAll("#timeline .bar").length === 3`, 30*time.Second)
 		waitJS(t, ctx, "no page-wide sideways scroll", `document.documentElement.scrollWidth <= window.innerWidth`, 5*time.Second)
