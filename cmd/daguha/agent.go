@@ -107,6 +107,7 @@ func agentFlags() []cli.Flag {
 		&cli.DurationFlag{Name: "health-warning", Value: dispatch.DefaultThresholds.Warning, Usage: "heartbeat age from which a worker is WARNING"},
 		&cli.DurationFlag{Name: "health-unhealthy", Value: dispatch.DefaultThresholds.Unhealthy, Usage: "heartbeat age past which a worker is UNHEALTHY"},
 		&cli.DurationFlag{Name: "health-offline", Value: dispatch.DefaultThresholds.Offline, Usage: "heartbeat age past which a worker is OFFLINE and its runs are taken back"},
+		&cli.DurationFlag{Name: "glance-every", Value: 5 * time.Second, Usage: "servers: how often the Cluster page's charts are sampled (the last 360 samples are kept)"},
 		&cli.DurationFlag{Name: "worker-retention", Value: dispatch.DefaultRetention, Usage: "how long an offline worker stays listed"},
 		&cli.DurationFlag{Name: "run-retention", Value: dispatch.DefaultRunRetention, Usage: "how long an ended run stays in the cluster's state (with its child runs) before the leader removes it; 0 keeps every run forever"},
 	}, append(append(coordinatorTLSFlags(), workerTLSFlags()...), mailFlags()...)...)
@@ -277,7 +278,7 @@ func runAgent(c *cli.Context) error {
 		Cluster: config, HTTPBind: httpBind, GRPCBind: grpcBind, Logger: logger,
 		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
 		APIReadTokens: splitList(c.StringSlice("api-read-token")), TLS: coordinatorTLS(c), HTTPTLS: httpTLS(c),
-		DagsDir: c.String("dags"), Pprof: c.Bool("pprof"), CertifiedLabels: certified, Dev: dev, Version: version,
+		DagsDir: c.String("dags"), Pprof: c.Bool("pprof"), GlanceEvery: c.Duration("glance-every"), CertifiedLabels: certified, Dev: dev, Version: version,
 	})
 	if err != nil {
 		return err

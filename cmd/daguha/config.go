@@ -91,6 +91,7 @@ var configKeys = []configKey{
 	{"cluster.forwardHold", "forward-hold"},
 	{"cluster.raftTimeout", "raft-timeout"},
 	{"debug.pprof", "pprof"},
+	{"ui.glanceEvery", "glance-every"},
 	{"cluster.leaseTTL", "lease-ttl"},
 	{"cluster.deadServerTimeout", "dead-server-timeout"},
 	{"cluster.health.warning", "health-warning"},

@@ -67,6 +67,9 @@ type Config struct {
 	// Pprof serves Go's profiler at /debug/pprof/ on the HTTP port,
 	// behind a full API token when tokens are set.
 	Pprof bool
+	// GlanceEvery is how often the cluster is sampled for the Cluster
+	// page's charts (0: every 5 s).
+	GlanceEvery time.Duration
 	// CertifiedLabels are worker label keys whose values come only from
 	// a worker's certificate (see rpc.CoordinatorOptions).
 	CertifiedLabels []string
@@ -318,6 +321,7 @@ func (s *startup) buildHTTP() error {
 		},
 	})
 	s.undo.push(svc.Close)
+	svc.StartGlance(service.GlanceOptions{Every: config.GlanceEvery, Started: config.Metrics.RunsStarted})
 	s.a.service = svc
 	apiOptions := api.Options{Logger: config.Logger, Tokens: config.APITokens, ReadTokens: config.APIReadTokens, Version: config.Version}
 	if config.HTTPTLS.Enabled() {

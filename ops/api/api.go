@@ -74,6 +74,7 @@ func New(svc *service.Service, options Options) *Server {
 	s.handle("GET /api/v2/cluster/peers", wrap(s.peers))
 	s.handle("GET /api/v2/cluster/members", s.members)
 	s.handle("GET /api/v2/agent/self", s.self)
+	s.handle("GET /api/v2/cluster/glance", wrap(s.glance))
 	// The paths daguha's API shares with Dagu 1.x's answer both kinds of
 	// client: see dagu.go.
 	s.handle("POST /api/v2/dag-runs", wrapIn(sharedErrors, s.enqueueRun))

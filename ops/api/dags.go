@@ -9,6 +9,7 @@ import (
 	"github.com/daguha/daguha/dispatch/dagfile"
 	"github.com/daguha/daguha/ops/service"
 	"github.com/daguha/daguha/ops/wire"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
 // maxDagPushBytes bounds one push of DAG files.
@@ -70,22 +71,10 @@ type DagView = wire.Dag
 // DagStepView is a step of a DAG definition.
 type DagStepView = wire.DagStep
 
-func viewDag(dag service.Dag, withSource bool) DagView {
-	spec := dag.Stored.GetSpec()
-	view := DagView{
-		Name: spec.GetName(), Description: spec.GetDescription(), Schedule: spec.GetSchedule(),
-		WorkerSelector: spec.GetWorkerSelector(), Params: dagfile.FormatParams(spec.GetParams()),
-		Steps: []DagStepView{}, LocalDags: []string{}, File: spec.GetSourceFile(),
-		ContentHash: dag.Stored.GetContentHash(), UpdatedAt: timestamp(dag.Stored.GetUpdatedAtUnixNano()),
-		CreateIndex: dag.Stored.GetCreateIndex(), ModifyIndex: dag.Stored.GetModifyIndex(),
-	}
-	if view.Schedule == nil {
-		view.Schedule = []string{}
-	}
-	if view.WorkerSelector == nil {
-		view.WorkerSelector = map[string]string{}
-	}
-	for _, step := range spec.GetSteps() {
+// viewDagSteps is a definition's steps as the API shows them.
+func viewDagSteps(steps []*daguhav1.StepSpec) []DagStepView {
+	views := []DagStepView{}
+	for _, step := range steps {
 		depends := step.GetDepends()
 		if depends == nil {
 			depends = []string{}
@@ -95,8 +84,28 @@ func viewDag(dag service.Dag, withSource bool) DagView {
 			// Dagu's command list: the commands run in turn, one a line.
 			command = strings.Join(commands, "\n")
 		}
-		view.Steps = append(view.Steps, DagStepView{Name: step.GetName(), Command: command, Script: step.GetScript(), Depends: depends, ChildDag: step.GetChildDag()})
+		views = append(views, DagStepView{Name: step.GetName(), Command: command, Script: step.GetScript(), Depends: depends,
+			ChildDag: step.GetChildDag(), Parallel: step.GetParallel() != nil})
 	}
+	return views
+}
+
+func viewDag(dag service.Dag, withSource bool) DagView {
+	spec := dag.Stored.GetSpec()
+	view := DagView{
+		Name: spec.GetName(), Description: spec.GetDescription(), Schedule: spec.GetSchedule(),
+		WorkerSelector: spec.GetWorkerSelector(), Params: dagfile.FormatParams(spec.GetParams()),
+		LocalDags: []string{}, File: spec.GetSourceFile(),
+		ContentHash: dag.Stored.GetContentHash(), UpdatedAt: timestamp(dag.Stored.GetUpdatedAtUnixNano()),
+		CreateIndex: dag.Stored.GetCreateIndex(), ModifyIndex: dag.Stored.GetModifyIndex(),
+	}
+	if view.Schedule == nil {
+		view.Schedule = []string{}
+	}
+	if view.WorkerSelector == nil {
+		view.WorkerSelector = map[string]string{}
+	}
+	view.Steps = viewDagSteps(spec.GetSteps())
 	for _, local := range dag.Stored.GetLocalDags() {
 		view.LocalDags = append(view.LocalDags, local.GetName())
 	}

@@ -165,3 +165,31 @@ func TestRunBlockingQueryWaitsForAChange(t *testing.T) {
 		t.Fatalf("a bad index: HTTP %d", code)
 	}
 }
+
+// The web UI draws graphs from the API alone: a DAG's steps say which run
+// a child DAG per item (parallel), and a run's detail carries its DAG's
+// steps with their depends (graph), before any step has started.
+func TestDagAndRunCarryTheirGraph(t *testing.T) {
+	srv := startAPI(t)
+	fanOut := "name: fan-out\nsteps:\n  - name: prepare\n    command: echo\n  - name: each\n    run: train-model\n    parallel: [a, b]\n    depends: prepare\n---\n" +
+		"name: train-model\nsteps:\n  - name: train\n    command: echo\n"
+	if code, body := call(t, srv, "POST", "/api/v2/dags", pushBody(t, map[string]string{"fan-out.yaml": fanOut})); code != http.StatusOK {
+		t.Fatalf("push: HTTP %d %v", code, body)
+	}
+	code, body := call(t, srv, "GET", "/api/v2/dags/fan-out", "")
+	if got := fmt.Sprint(body["steps"]); code != http.StatusOK || !strings.Contains(got, "depends:[prepare] name:each parallel:true run:train-model") {
+		t.Fatalf("DAG: HTTP %d steps %v", code, got)
+	}
+	if code, body := call(t, srv, "POST", "/api/v2/dag-runs", `{"dag_name": "fan-out", "dag_run_id": "g1"}`); code != http.StatusCreated {
+		t.Fatalf("enqueue: HTTP %d %v", code, body)
+	}
+	code, body = call(t, srv, "GET", "/api/v2/dag-runs/g1", "")
+	if got := fmt.Sprint(body["graph"]); code != http.StatusOK || got != "[map[command:echo depends:[] name:prepare] map[depends:[prepare] name:each parallel:true run:train-model]]" {
+		t.Fatalf("run: HTTP %d graph %v", code, got)
+	}
+	// A list of runs leaves the graph out: it is the detail's.
+	code, body = call(t, srv, "GET", "/api/v2/dag-runs?dag_name=fan-out", "")
+	if code != http.StatusOK || strings.Contains(fmt.Sprint(body["runs"]), "graph") {
+		t.Fatalf("list: HTTP %d %v", code, body)
+	}
+}

@@ -202,6 +202,7 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) error {
 	}
 	view := viewRun(detail.Run)
 	view.Reason = detail.Reason
+	view.Graph = viewDagSteps(detail.Run.GetDag().GetSteps())
 	view.Children = []ChildView{}
 	for _, child := range detail.Children {
 		view.Children = append(view.Children, ChildView{

@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
@@ -53,6 +54,7 @@ type Metrics struct {
 	leaderChanges  prometheus.Counter
 	enqueued       prometheus.Counter
 	started        prometheus.Counter
+	startedCount   atomic.Uint64 // started, read back by RunsStarted
 	finished       *prometheus.CounterVec
 	pruned         prometheus.Counter
 	granted        prometheus.Counter
@@ -226,10 +228,20 @@ func (m *Metrics) LeaseGranted(waited time.Duration, first bool) {
 	m.granted.Inc()
 	if first {
 		m.started.Inc()
+		m.startedCount.Add(1)
 	}
 	if waited >= 0 {
 		m.queueWait.Observe(waited.Seconds())
 	}
+}
+
+// RunsStarted is how many runs this server has started (first grants,
+// given as leader) since it began: daguha_runs_started_total.
+func (m *Metrics) RunsStarted() uint64 {
+	if m == nil {
+		return 0
+	}
+	return m.startedCount.Load()
 }
 
 // RunFinished counts a run's end with its status: succeeded, failed or

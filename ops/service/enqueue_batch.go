@@ -44,6 +44,7 @@ func (s *Service) startEnqueueBatcher() {
 // Close stops the enqueue batcher; requests still waiting fail. The
 // service must not be called after it.
 func (s *Service) Close() {
+	s.stopGlance()
 	s.stopBatcher()
 	<-s.batcherDone
 }

@@ -21,7 +21,15 @@ type StepLogQuery struct {
 	Step    string
 	Attempt string
 	Stale   bool
+	// Offset and Limit (numbers, as text; "" for none) cut the log to at
+	// most Limit bytes from byte Offset: a page that follows a running
+	// step asks only for what it has not shown yet.
+	Offset string
+	Limit  string
 }
+
+// MaxStepLogLimit is the most bytes one limited read of a log may ask for.
+const MaxStepLogLimit = 16 << 20
 
 // StepLog is a step's log as the worker that ran it streams it. Read it
 // with Next; Close it.
@@ -33,11 +41,39 @@ type StepLog struct {
 	stream   grpc.ServerStreamingClient[daguhav1.StepLogChunk]
 	first    *daguhav1.StepLogChunk
 	ended    bool
+	// skip is the bytes still to drop before the first returned, left
+	// the bytes still to return (-1: no limit).
+	skip int64
+	left int64
 }
 
 // Next returns the next part of the log; an error (io.EOF at the end)
 // ends it.
 func (l *StepLog) Next() ([]byte, error) {
+	for {
+		if l.left == 0 {
+			return nil, io.EOF
+		}
+		data, err := l.next()
+		if err != nil {
+			return nil, err
+		}
+		if l.skip >= int64(len(data)) {
+			l.skip -= int64(len(data))
+			continue
+		}
+		data, l.skip = data[l.skip:], 0
+		if l.left > 0 && int64(len(data)) > l.left {
+			data = data[:l.left]
+		}
+		if l.left > 0 {
+			l.left -= int64(len(data))
+		}
+		return data, nil
+	}
+}
+
+func (l *StepLog) next() ([]byte, error) {
 	if l.first != nil {
 		data := l.first.GetData()
 		l.first = nil
@@ -67,6 +103,21 @@ func (l *StepLog) Close() {
 // can compute (see logticket.Sign); they go nowhere else.
 func (s *Service) StepLog(ctx context.Context, query StepLogQuery) (*StepLog, error) {
 	id, step := query.RunID, query.Step
+	skip, left := int64(0), int64(-1)
+	if query.Offset != "" {
+		n, err := strconv.ParseInt(query.Offset, 10, 64)
+		if err != nil || n < 0 {
+			return nil, errorf(Invalid, "offset %q: want a number of bytes from 0", query.Offset)
+		}
+		skip = n
+	}
+	if query.Limit != "" {
+		n, err := strconv.ParseInt(query.Limit, 10, 64)
+		if err != nil || n < 1 || n > MaxStepLogLimit {
+			return nil, errorf(Invalid, "limit %q: want a number of bytes from 1 to %d", query.Limit, MaxStepLogLimit)
+		}
+		left = n
+	}
 	if s.dialWorker == nil {
 		return nil, errorOf(NotImplemented, errors.New("this server cannot reach workers for logs"))
 	}
@@ -113,7 +164,7 @@ func (s *Service) StepLog(ctx context.Context, query StepLogQuery) (*StepLog, er
 		tickets = s.logTickets(id, attempt, workerID)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	log := &StepLog{WorkerID: workerID, conn: conn, cancel: cancel}
+	log := &StepLog{WorkerID: workerID, conn: conn, cancel: cancel, skip: skip, left: left}
 	log.stream, err = daguhav1.NewWorkerLogServiceClient(conn).StepLog(ctx, &daguhav1.StepLogRequest{RunId: id, StepName: step, Attempt: attempt, LogTickets: tickets})
 	if err == nil {
 		log.first, err = log.stream.Recv()

@@ -56,6 +56,11 @@ type Service struct {
 	metrics    Metrics
 	queues     map[string]int
 
+	// glance keeps the last samples of the cluster (StartGlance).
+	glance     *Glance
+	glanceStop chan struct{}
+	glanceDone chan struct{}
+
 	// restoring is set while a snapshot restore is received or applied.
 	restoring atomic.Bool
 

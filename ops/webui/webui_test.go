@@ -62,12 +62,14 @@ func TestHandlerAnswersReadsOnly(t *testing.T) {
 }
 
 // The UI loads nothing from elsewhere (no CDN): every URL in its files is
-// a path on the server that serves it.
+// a path on the server that serves it. SVG's namespace is a name the DOM
+// needs to make SVG elements, never fetched.
 func TestFilesLoadNothingFromElsewhere(t *testing.T) {
 	h := webui.Handler()
 	absolute := regexp.MustCompile(`(?i)(https?:)?//[a-z0-9.-]+\.[a-z]{2,}`)
 	for _, path := range []string{"/", "/app.js", "/style.css"} {
 		_, body := get(t, h, http.MethodGet, path)
+		body = strings.ReplaceAll(body, `"http://www.w3.org/2000/svg"`, `""`)
 		if m := absolute.FindString(body); m != "" {
 			t.Errorf("%s refers to %q: the UI must load only from its own server", path, m)
 		}

@@ -89,3 +89,23 @@ type LeadershipTransferred struct {
 type Restored struct {
 	RestoredBytes int64 `json:"restored_bytes"`
 }
+
+// GlanceSample is the cluster at one moment, in the answer of GET
+// /api/v2/cluster/glance.
+type GlanceSample struct {
+	At          string `json:"at"`
+	QueueDepth  int    `json:"queue_depth"`
+	RunsRunning int    `json:"runs_running"`
+	// RunsStarted counts the runs the answering server started as leader
+	// since the sample before.
+	RunsStarted uint64         `json:"runs_started"`
+	Workers     map[string]int `json:"workers"`
+	Leader      string         `json:"leader"`
+}
+
+// Glance is the answer of GET /api/v2/cluster/glance: the last samples
+// one server kept (the leader's unless stale), oldest first.
+type Glance struct {
+	Server  string         `json:"server"`
+	Samples []GlanceSample `json:"samples"`
+}

@@ -52,6 +52,8 @@ type DagStep struct {
 	Script   string   `json:"script,omitempty"`
 	Depends  []string `json:"depends"`
 	ChildDag string   `json:"run,omitempty"`
+	// Parallel is true for a step that runs its child DAG once per item.
+	Parallel bool `json:"parallel,omitempty"`
 }
 
 // DagList is the answer of GET /api/v2/dags, by name.

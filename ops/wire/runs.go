@@ -173,9 +173,12 @@ type Run struct {
 	Steps    []Step            `json:"steps"`
 	Attempts []Attempt         `json:"attempts"`
 	// Children is in a run's detail only.
-	Children    []Child `json:"children,omitempty"`
-	CreateIndex uint64  `json:"create_index"`
-	ModifyIndex uint64  `json:"modify_index"`
+	Children []Child `json:"children,omitempty"`
+	// Graph is, in a run's detail only, the steps of the DAG the run runs
+	// with their depends: the web UI draws the run's graph from it.
+	Graph       []DagStep `json:"graph,omitempty"`
+	CreateIndex uint64    `json:"create_index"`
+	ModifyIndex uint64    `json:"modify_index"`
 }
 
 // RunList is the answer of GET /api/v2/dag-runs: one page of runs,

@@ -11,6 +11,8 @@ const HEALTH = {
   OFFLINE: { icon: "⚫", text: "Offline" },
 };
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const LOG_READ_BYTES = 1 << 20; // the most of a followed log read per refresh
+const HISTORY_RUNS = 20; // columns of the DAG page's history grid
 
 let timer = null;     // the current page's refresh
 let generation = 0;   // bumps on every navigation, so stale answers are dropped
@@ -69,9 +71,9 @@ function clearError() {
 }
 
 // api calls the API with the tab's token and returns the decoded JSON (the
-// text with raw: true). A 401 asks for a token; any other failure is shown
+// text with raw: true, an ArrayBuffer with bytes: true). A 401 asks for a token; any other failure is shown
 // to the person and thrown.
-async function api(path, { raw, ...options } = {}) {
+async function api(path, { raw, bytes, ...options } = {}) {
   const headers = { "Content-Type": "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = "Bearer " + token;
@@ -87,6 +89,7 @@ async function api(path, { raw, ...options } = {}) {
     askToken(token ? "The token was refused; enter a valid one." : "");
     throw new AuthError("token required");
   }
+  if (resp.ok && bytes) return resp.arrayBuffer();
   const text = await resp.text();
   if (resp.ok && raw) return text;
   let body = null;
@@ -180,6 +183,209 @@ function table(headers, rows, empty) {
   return h("div", { class: "table-wrap" },
     h("table", { class: "stack" }, h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => h("td", { "data-label": headers[i] }, c)))))));
+}
+
+// ---- Pictures ----------------------------------------------------------
+// The graph, timeline and history are drawn here from API answers, with no
+// library: a small layered layout and inline SVG.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const NODE_W = 156, NODE_H = 44, GAP_X = 22, GAP_Y = 46, PAD = 12;
+let svgCount = 0; // makes each drawing's marker id unique in the page
+
+// s builds an SVG element as h builds an HTML one.
+function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+function clip(text, max) {
+  return text.length > max ? text.slice(0, max - 1) + "…" : text;
+}
+
+// layout places steps in layers: a step's layer is the longest path of
+// depends that leads to it, so every arrow points down. Within a layer
+// the steps are ordered by the mean position of their neighbours in the
+// layer above, then below (two barycenter sweeps), which undoes most
+// crossings a definition's order makes. Returns nodes with x, y and the
+// edges between them; depends on unknown steps are left out.
+function layout(steps) {
+  const byName = new Map(steps.map((st, i) => [st.name, { step: st, index: i, layer: -1, parents: [], children: [] }]));
+  for (const n of byName.values()) {
+    for (const d of n.step.depends || []) {
+      const p = byName.get(d);
+      if (p && p !== n && !n.parents.includes(p)) {
+        n.parents.push(p);
+        p.children.push(n);
+      }
+    }
+  }
+  // Longest path, iteratively (a chain of 1000 steps must not overflow
+  // the stack); a cycle, which a valid DAG has not, is cut at the bound.
+  const nodes = [...byName.values()];
+  for (const n of nodes) n.layer = 0;
+  for (let round = 0, changed = true; changed && round <= nodes.length; round++) {
+    changed = false;
+    for (const n of nodes) {
+      for (const p of n.parents) {
+        if (p.layer + 1 > n.layer) { n.layer = p.layer + 1; changed = true; }
+      }
+    }
+  }
+  const layers = [];
+  for (const n of nodes) (layers[n.layer] = layers[n.layer] || []).push(n);
+  for (let i = 0; i < layers.length; i++) layers[i] = layers[i] || [];
+  const place = (layer) => layer.forEach((n, i) => { n.pos = i; });
+  layers.forEach(place);
+  const sweep = (layer, neighbours) => {
+    const mean = (n) => {
+      const ns = neighbours(n);
+      return ns.length ? ns.reduce((a, m) => a + m.pos, 0) / ns.length : n.pos;
+    };
+    for (const n of layer) n.bary = mean(n);
+    layer.sort((a, b) => a.bary - b.bary || a.index - b.index);
+    place(layer);
+  };
+  for (let pass = 0; pass < 2; pass++) {
+    for (let i = 1; i < layers.length; i++) sweep(layers[i], (n) => n.parents);
+    for (let i = layers.length - 2; i >= 0; i--) sweep(layers[i], (n) => n.children);
+  }
+  const widest = Math.max(1, ...layers.map((l) => l.length));
+  const width = PAD * 2 + widest * NODE_W + (widest - 1) * GAP_X;
+  layers.forEach((layer, li) => {
+    const used = layer.length * NODE_W + Math.max(0, layer.length - 1) * GAP_X;
+    const left = (width - used) / 2;
+    layer.forEach((n, i) => {
+      n.x = left + i * (NODE_W + GAP_X);
+      n.y = PAD + li * (NODE_H + GAP_Y);
+    });
+  });
+  const edges = [];
+  for (const n of nodes) for (const p of n.parents) edges.push([p, n]);
+  return { nodes, edges, width, height: PAD * 2 + layers.length * (NODE_H + GAP_Y) - GAP_Y };
+}
+
+// stepKind says in words what kind of step it is, for its box's second
+// line: a child DAG, once or per item (parallel), or a command.
+function stepKind(st) {
+  if (st.parallel) return `⫴ parallel ${st.run || ""}`.trim();
+  if (st.run) return `↪ child ${st.run}`;
+  return clip((st.command || (st.script ? "script" : "")).split("\n")[0], 22);
+}
+
+// graph draws steps as an SVG of boxes and arrows. state(step) gives a
+// step's status and, where it has one, the link of its child run.
+function graph(steps, label, state) {
+  const { nodes, edges, width, height } = layout(steps);
+  const marker = `arrow-${++svgCount}`;
+  const edgePath = ([from, to]) => {
+    const x1 = from.x + NODE_W / 2, y1 = from.y + NODE_H, x2 = to.x + NODE_W / 2, y2 = to.y;
+    const bend = (y2 - y1) / 2;
+    return s("path", { class: "edge", "data-from": from.step.name, "data-to": to.step.name,
+      d: `M${x1},${y1} C${x1},${y1 + bend} ${x2},${y2 - bend} ${x2},${y2 - 4}`, "marker-end": `url(#${marker})` });
+  };
+  const node = (n) => {
+    const st = n.step;
+    const { status, href, note } = state(st);
+    const kind = st.parallel ? "parallel" : st.run ? "child" : "command";
+    const box = [
+      s("title", {}, `${st.name}: ${status}${st.run ? `, runs ${st.parallel ? "per item " : ""}the DAG ${st.run}` : ""}${note ? ", " + note : ""}`),
+      st.parallel ? s("rect", { class: "stack", x: n.x + 4, y: n.y + 4, width: NODE_W, height: NODE_H, rx: 6 }) : "",
+      s("rect", { class: "box", x: n.x, y: n.y, width: NODE_W, height: NODE_H, rx: 6 }),
+      s("text", { x: n.x + 10, y: n.y + 18, class: "name" }, clip(st.name, 20)),
+      s("text", { x: n.x + 10, y: n.y + 35, class: "kind" }, note ? clip(note, 22) : stepKind(st)),
+    ];
+    const attrs = { class: `node node-${kind}`, "data-step": st.name, "data-status": status, "data-kind": kind };
+    return href ? s("a", { ...attrs, href, "data-key": "node " + st.name }, box) : s("g", attrs, box);
+  };
+  const wrap = h("div", { class: "graph-wrap" });
+  wrap.append(s("svg", { class: "graph", role: "group", "aria-label": label, width, height, viewBox: `0 0 ${width} ${height}` },
+    s("title", {}, label),
+    s("defs", {}, s("marker", { id: marker, viewBox: "0 0 10 10", refX: 8, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto-start-reverse" },
+      s("path", { d: "M0,0 L10,5 L0,10 z", class: "arrowhead" }))),
+    s("g", { class: "edges" }, edges.map(edgePath)),
+    s("g", { class: "nodes" }, nodes.map(node))));
+  return wrap;
+}
+
+// graphLabel is the graph's text alternative: each step and what it
+// waits for.
+function graphLabel(what, steps, status) {
+  return `${what}: ${steps.length} step${steps.length === 1 ? "" : "s"}. ` + steps.map((st) =>
+    `${st.name}${status ? " " + status(st) : ""}${(st.depends || []).length ? " after " + st.depends.join(", ") : ""}`).join("; ");
+}
+
+// timeline draws a run's started steps as bars on one time axis, ordered
+// by their start; the handlers' bars come apart, under a line.
+function timeline(run) {
+  const started = run.steps.filter((st) => st.started_at);
+  if (!started.length) return h("p", { class: "muted", id: "timeline" }, "no step has started");
+  const now = Date.now();
+  const startOf = (st) => Date.parse(st.started_at);
+  const endOf = (st) => (st.finished_at ? Date.parse(st.finished_at) : now);
+  const byStart = (a, b) => startOf(a) - startOf(b) || a.name.localeCompare(b.name);
+  const main = started.filter((st) => !st.handler).sort(byStart);
+  const handlers = started.filter((st) => st.handler).sort(byStart);
+  const t0 = Math.min(...started.map(startOf));
+  const t1 = Math.max(t0 + 1000, ...started.map(endOf));
+  const LABEL = 170, BAR_W = 560, ROW = 24;
+  const width = LABEL + BAR_W + 90;
+  const rows = [...main, ...(handlers.length ? [null] : []), ...handlers];
+  const height = rows.length * ROW + 30;
+  const xOf = (t) => LABEL + ((t - t0) / (t1 - t0)) * BAR_W;
+  const bar = (st, i) => {
+    const y = i * ROW + 4;
+    if (!st) return s("g", {}, s("line", { class: "divider", x1: 0, x2: width, y1: y + ROW / 2, y2: y + ROW / 2 }),
+      s("text", { x: 4, y: y + ROW / 2 - 3, class: "kind" }, "handlers"));
+    const x = xOf(startOf(st)), w = Math.max(3, xOf(endOf(st)) - x);
+    const extra = [st.retry > 1 ? `try ${st.retry}` : "", st.repeat > 1 ? `repeat ${st.repeat}` : ""].filter(Boolean).join(", ");
+    const took = duration(st.started_at, st.finished_at) || "running";
+    return s("g", { class: "bar", "data-step": st.name, "data-status": st.status },
+      s("title", {}, `${st.name}${st.handler ? ` (${st.handler} handler)` : ""}: ${st.status}, ${when(st.started_at)} to ${st.finished_at ? when(st.finished_at) : "now"} (${took})${extra ? ", " + extra : ""}`),
+      s("text", { x: 4, y: y + 15, class: "name" }, clip(st.handler ? `${st.name} (${st.handler})` : st.name, 22)),
+      s("rect", { x, y: y + 2, width: w, height: ROW - 8, rx: 3, class: "box" }),
+      s("text", { x: Math.min(x + w + 4, width - 86), y: y + 15, class: "kind" }, took + (extra ? " · " + extra : "")));
+  };
+  const axisY = rows.length * ROW + 10;
+  const wrap = h("div", { class: "graph-wrap", id: "timeline" });
+  wrap.append(s("svg", { class: "timeline", role: "group", width, height, viewBox: `0 0 ${width} ${height}`,
+    "aria-label": `Timeline of ${started.length} started steps, in order of start: ` + rows.filter(Boolean).map((st) => `${st.name} ${st.status} ${duration(st.started_at, st.finished_at) || "running"}`).join("; ") },
+  rows.map(bar),
+  s("line", { class: "axis", x1: LABEL, x2: LABEL + BAR_W, y1: axisY, y2: axisY }),
+  s("text", { x: LABEL, y: axisY + 14, class: "kind" }, new Date(t0).toLocaleTimeString()),
+  s("text", { x: LABEL + BAR_W, y: axisY + 14, class: "kind", "text-anchor": "end" }, `+${((t1 - t0) / 1000).toFixed(1)} s`)));
+  return wrap;
+}
+
+// history draws the last runs of a DAG as a grid: a column per run,
+// oldest at the left, a row per step, each cell the step's status in
+// that run and a link to the run.
+function history(steps, runs) {
+  if (!runs.length) return h("p", { class: "muted", id: "history" }, "no runs yet");
+  const columns = [...runs].reverse();
+  const names = steps.map((st) => st.name);
+  for (const r of columns) for (const st of r.steps) if (!names.includes(st.name)) names.push(st.name);
+  const cell = (r, name) => {
+    const st = r.steps.find((x) => x.name === name);
+    const status = st ? st.status : "none";
+    return h("td", {}, h("a", { class: "cell", href: `#/runs/${encodeURIComponent(r.dag_run_id)}`, "data-run": r.dag_run_id, "data-step": name,
+      "data-status": status, title: `${name} in ${r.dag_run_id}: ${status}`, "aria-label": `${name} in run ${r.dag_run_id}: ${status}` }));
+  };
+  return h("div", { class: "table-wrap", id: "history" },
+    h("p", { class: "muted", id: "history-note" }, `The last ${runs.length} run${runs.length === 1 ? "" : "s"}, oldest at the left; the round cell is the run's status, each square a step's. Each cell opens its run.`),
+    h("table", { class: "history", "aria-describedby": "history-note" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Step"), columns.map((r) => h("th", { scope: "col", "data-run": r.dag_run_id },
+        h("a", { class: "cell run-cell", href: `#/runs/${encodeURIComponent(r.dag_run_id)}`, "data-status": r.status,
+          title: `${r.dag_run_id}: ${r.status}, ${when(r.enqueued_at)}`, "aria-label": `run ${r.dag_run_id}: ${r.status}` }))))),
+      h("tbody", {}, names.map((name) => h("tr", {}, h("th", { scope: "row" }, name), columns.map((r) => cell(r, name)))))));
 }
 
 // ---- Workers -----------------------------------------------------------
@@ -327,6 +533,7 @@ function runPage(main, id) {
   let run = null;
 
   // A step's whole log is on the worker that ran it; the run keeps the tail.
+  const logPath = (step) => `${runPath}/steps/${encodeURIComponent(step)}/log`;
   const toggleLog = async (step) => {
     if (logs.has(step)) {
       logs.delete(step);
@@ -336,11 +543,51 @@ function runPage(main, id) {
     logs.set(step, { loading: true });
     draw();
     try {
-      logs.set(step, { text: await api(`${runPath}/steps/${encodeURIComponent(step)}/log`, { raw: true }) });
+      // Bytes, not text: a followed log asks for what comes after the
+      // bytes it has, and a character may be cut between two reads.
+      const data = await api(logPath(step), { bytes: true });
+      const decoder = new TextDecoder();
+      logs.set(step, { text: decoder.decode(data, { stream: true }), size: data.byteLength, decoder });
     } catch (e) {
       logs.delete(step);
     }
     draw();
+  };
+  // A shown log of a step still running is read again on every refresh
+  // (once more after the step ends, for its last lines): it follows
+  // what the step writes.
+  const followLogs = async () => {
+    const running = new Set(run.steps.filter((st) => st.status === "running").map((st) => st.name));
+    let changed = false;
+    for (const [step, log] of logs) {
+      if (log.text === undefined || !(running.has(step) || log.following)) continue;
+      log.following = running.has(step);
+      try {
+        // Only what was written since (at most 1 MiB a refresh).
+        const data = await api(`${logPath(step)}?offset=${log.size}&limit=${LOG_READ_BYTES}`, { bytes: true });
+        if (logs.get(step) === log && data.byteLength) {
+          log.text += log.decoder.decode(data, { stream: true });
+          log.size += data.byteLength;
+          log.grew = true;
+          changed = true;
+          if (data.byteLength === LOG_READ_BYTES) log.following = true; // more to read
+        }
+      } catch (e) {
+        if (e instanceof AuthError) throw e;
+      }
+    }
+    if (changed) draw();
+  };
+  // The download is the whole log as the API gives it; a plain link
+  // would not carry the tab's token.
+  const downloadLog = async (step) => {
+    const text = await api(logPath(step), { raw: true });
+    const url = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+    const a = h("a", { href: url, download: `${id}-${step}.log` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
   };
 
   const stepOutput = (s) => {
@@ -351,10 +598,11 @@ function runPage(main, id) {
         s.preconditions.map((c) => h("li", {}, c.met ? "met: " : "not met: ", h("code", {}, c.condition),
           c.expected ? ` expected ${c.negate ? "not " : ""}${JSON.stringify(c.expected)}, got ${JSON.stringify(c.actual)}` : ` (${c.negate ? "negated, " : ""}${c.actual})`))) : "",
       log && log.text !== undefined
-        ? h("pre", { class: "log", "data-step": s.name, "aria-label": `full log of ${s.name}` }, log.text || "(empty)")
+        ? h("pre", { class: "log", "data-step": s.name, "aria-label": `full log of ${s.name}`, "aria-live": s.status === "running" ? "polite" : null }, log.text || "(empty)")
         : (s.output_tail ? h("pre", {}, s.output_tail) : ""),
       s.started_at ? h("button", { type: "button", class: "link", "data-key": "log " + s.name, "aria-expanded": String(Boolean(log)),
-        onclick: () => toggleLog(s.name) }, log ? (log.loading ? "Loading the full log…" : "Show the tail only") : "Full log") : "");
+        onclick: () => toggleLog(s.name) }, log ? (log.loading ? "Loading the full log…" : "Show the tail only") : (s.status === "running" ? "Follow the full log" : "Full log")) : "",
+      s.started_at ? [" ", h("button", { type: "button", class: "link", "data-key": "download " + s.name, onclick: () => downloadLog(s.name).catch(() => {}) }, "Download the log")] : "");
   };
 
   const draw = () => {
@@ -377,9 +625,30 @@ function runPage(main, id) {
       ["Error", run.error],
     ].filter(([, v]) => v);
     const outputs = Object.entries(run.outputs || {}).sort(([a], [b]) => a.localeCompare(b));
+    // Where a log was at its end, it stays at its end as it grows.
+    const atEnd = new Set([...body.querySelectorAll("pre.log")].filter((pre) => pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4).map((pre) => pre.dataset.step));
+    const stepOf = new Map(run.steps.map((st) => [st.name, st]));
+    const defined = (run.graph || []).length ? run.graph : run.steps.filter((st) => !st.handler).map((st) => ({ name: st.name, depends: [] }));
+    const handlers = run.steps.filter((st) => st.handler && !defined.some((d) => d.name === st.name)).map((st) => ({ name: st.name, depends: [] }));
+    const stateOf = (d) => {
+      const st = stepOf.get(d.name);
+      if (!st) return { status: "not-started" };
+      const kids = st.parallel_children || [];
+      const href = st.child_dag_run_id ? `#/runs/${encodeURIComponent(st.child_dag_run_id)}`
+        : kids.length ? `#/runs/${encodeURIComponent(kids[0].dag_run_id)}` : null;
+      const note = kids.length ? `${kids.length} children, ${kids.filter((c) => c.status === "succeeded").length} ok`
+        : st.handler ? `${st.handler} handler` : "";
+      return { status: st.status, href, note };
+    };
+    const statusWord = (d) => stateOf(d).status;
     swap(body,
       h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       outputs.length ? [h("h2", {}, "Outputs"), h("dl", { class: "facts", id: "run-outputs" }, outputs.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]))] : "",
+      h("h2", {}, "Graph"),
+      h("div", { id: "run-graph" }, graph(defined, graphLabel(`Steps of run ${id}`, defined, statusWord), stateOf)),
+      handlers.length ? [h("h3", { class: "muted" }, "Handlers"), h("div", { id: "run-handlers" }, graph(handlers, graphLabel("Handlers", handlers, statusWord), stateOf))] : "",
+      h("h2", {}, "Timeline"),
+      timeline(run),
       h("h2", {}, "Steps"),
       table(["Step", "Status", "Exit", "Started", "Took", "Output"], run.steps.map((s) => [
         h("span", {}, s.name, s.handler ? ` (${s.handler} handler)` : "", s.child_dag_run_id ? [" → ", runLink(s.child_dag_run_id, "child run")] : "",
@@ -395,13 +664,19 @@ function runPage(main, id) {
       h("h2", {}, "Attempts"),
       table(["Attempt", "Worker", "Fencing token", "Started", "Ended", "Outcome"], run.attempts.map((a) => [
         String(a.attempt), a.worker_id, String(a.fencing_token), when(a.started_at), when(a.ended_at), a.outcome || "running"]), "not started yet"));
+    for (const pre of body.querySelectorAll("pre.log")) {
+      const log = logs.get(pre.dataset.step);
+      if (atEnd.has(pre.dataset.step) || (log && log.grew)) pre.scrollTop = pre.scrollHeight;
+      if (log) log.grew = false;
+    }
   };
 
   every(async () => {
     run = await api(runPath);
     draw();
+    await followLogs();
     const children = run.children || [];
-    return !FINAL.has(run.status) || children.some((c) => !FINAL.has(c.status));
+    return !FINAL.has(run.status) || children.some((c) => !FINAL.has(c.status)) || [...logs.values()].some((l) => l.following);
   });
 }
 
@@ -437,8 +712,15 @@ function dagPage(main, name) {
   } }, h("label", { for: "params" }, "Params", params), h("label", { for: "run-id" }, "Run id (optional)", runID), submit);
   const details = h("div", { id: "dag" });
   main.replaceChildren(h("h1", {}, "DAG ", name), form, details);
+  let d = null;
+  const runs = h("div", { id: "dag-history" });
   every(async () => {
-    const d = await api("/api/v2/dags/" + encodeURIComponent(name));
+    // The definition is drawn once; the history follows new runs.
+    const [dag, recent] = await Promise.all([d ? d : api("/api/v2/dags/" + encodeURIComponent(name)),
+      api(`/api/v2/dag-runs?dag_name=${encodeURIComponent(name)}&limit=${HISTORY_RUNS}`)]);
+    swap(runs, history(dag.steps, recent.runs));
+    if (d) return true;
+    d = dag;
     if (!params.value && d.params) params.placeholder = d.params;
     swap(details,
       h("dl", { class: "facts" },
@@ -449,12 +731,73 @@ function dagPage(main, name) {
         h("dt", {}, "Default params"), h("dd", {}, d.params || "—"),
         h("dt", {}, "Local DAGs"), h("dd", {}, d.local_dags.join(", ") || "—"),
         h("dt", {}, "File"), h("dd", {}, d.file || "—")),
+      h("h2", {}, "Graph"),
+      h("div", { id: "dag-graph" }, graph(d.steps, graphLabel(`Graph of the DAG ${name}`, d.steps), () => ({ status: "defined" }))),
+      h("h2", {}, "History"),
+      runs,
       h("h2", {}, "Steps"),
       table(["Step", "Runs", "Depends on"], d.steps.map((s) => [s.name, s.run ? `child DAG ${s.run}` : (s.command || "script"), s.depends.join(", ") || "—"]), "no steps"),
       h("h2", {}, "Definition"), h("pre", { id: "dag-source" }, d.source),
       h("p", {}, h("a", { href: `#/runs?dag_name=${encodeURIComponent(name)}` }, "Runs of this DAG")));
-    return false;
+    return true;
   });
+}
+
+// ---- Cluster at a glance ------------------------------------------------
+
+const CHART_W = 320, CHART_H = 96, CHART_PAD = 22;
+const HEALTH_LINES = [["HEALTHY", "healthy"], ["WARNING", "warning"], ["UNHEALTHY", "unhealthy"], ["OFFLINE", "offline"]];
+
+// chart draws one small line chart of samples: series are
+// [{name, cls, values}], marks the indexes where the leader changed.
+function chart(key, title, unit, series, samples, marks) {
+  const n = samples.length;
+  const top = Math.max(1, ...series.flatMap((sr) => sr.values));
+  const xOf = (i) => CHART_PAD + (n <= 1 ? 0 : (i / (n - 1)) * (CHART_W - 2 * CHART_PAD));
+  const yOf = (v) => CHART_H - 16 - (v / top) * (CHART_H - 34);
+  const fmt = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(1));
+  const minutes = n > 1 ? Math.max(1, Math.round((Date.parse(samples[n - 1].at) - Date.parse(samples[0].at)) / 60000)) : 0;
+  const now = series.map((sr) => `${sr.name} ${fmt(sr.values[n - 1] || 0)}`).join(", ");
+  const label = `${title} over the last ${minutes ? minutes + " min" : "moments"}: now ${now}${unit}; highest ${fmt(top)}` +
+    (marks.length ? `; the leader changed ${marks.length} time${marks.length === 1 ? "" : "s"} (${marks.map((i) => `to ${samples[i].leader || "none"} at ${new Date(samples[i].at).toLocaleTimeString()}`).join(", ")})` : "");
+  const svg = s("svg", { class: "chart", role: "img", "aria-label": label, width: CHART_W, height: CHART_H, viewBox: `0 0 ${CHART_W} ${CHART_H}`,
+    "data-chart": key, "data-last": series.map((sr) => fmt(sr.values[n - 1] || 0)).join(","), "data-leader-changes": marks.length },
+  s("title", {}, label),
+  s("text", { x: 4, y: 12, class: "name" }, title),
+  // The corner shows the latest values that are not zero: the full list is in the label.
+  s("text", { x: CHART_W - 4, y: 12, class: "kind", "text-anchor": "end" },
+    series.length === 1 ? fmt(series[0].values[n - 1] || 0) + unit : series.filter((sr) => sr.values[n - 1]).map((sr) => `${sr.name} ${fmt(sr.values[n - 1])}`).join(", ") || "none"),
+  s("line", { class: "axis", x1: CHART_PAD, x2: CHART_W - CHART_PAD, y1: yOf(0), y2: yOf(0) }),
+  s("text", { x: CHART_PAD - 4, y: yOf(top) + 4, class: "kind", "text-anchor": "end" }, fmt(top)),
+  s("text", { x: CHART_PAD - 4, y: yOf(0) + 4, class: "kind", "text-anchor": "end" }, "0"),
+  s("text", { x: CHART_PAD, y: CHART_H - 2, class: "kind" }, minutes ? `−${minutes} min` : ""),
+  s("text", { x: CHART_W - CHART_PAD, y: CHART_H - 2, class: "kind", "text-anchor": "end" }, "now"),
+  marks.map((i) => s("g", { class: "leader-change" },
+    s("title", {}, `leader: ${samples[i].leader || "none"} from ${new Date(samples[i].at).toLocaleTimeString()}`),
+    s("line", { x1: xOf(i), x2: xOf(i), y1: 16, y2: yOf(0) }),
+    s("text", { x: xOf(i) + 2, y: 24, class: "kind" }, "★"))),
+  series.map((sr) => s("polyline", { class: `line line-${sr.cls}`, "data-series": sr.name,
+    points: sr.values.map((v, i) => `${xOf(i).toFixed(1)},${yOf(v).toFixed(1)}`).join(" ") })));
+  return svg;
+}
+
+// glanceCharts draws the cluster's last minutes from GET
+// /api/v2/cluster/glance: queue depth, runs started per second and
+// workers by health, with the leader's changes marked on each.
+function glanceCharts(glance) {
+  const samples = glance.samples || [];
+  if (samples.length < 2) return h("p", { class: "muted", id: "glance" }, "The charts start after a few samples.");
+  const marks = [];
+  for (let i = 1; i < samples.length; i++) if (samples[i].leader !== samples[i - 1].leader) marks.push(i);
+  const perSecond = samples.map((x, i) => {
+    if (i === 0) return 0;
+    const seconds = (Date.parse(x.at) - Date.parse(samples[i - 1].at)) / 1000;
+    return seconds > 0 ? x.runs_started / seconds : 0;
+  });
+  return h("div", { class: "charts", id: "glance", "data-server": glance.server },
+    chart("queue", "Queued runs", "", [{ name: "queued", cls: "queue", values: samples.map((x) => x.queue_depth) }], samples, marks),
+    chart("started", "Runs started per second", "/s", [{ name: "started", cls: "started", values: perSecond }], samples, marks),
+    chart("workers", "Workers by health", "", HEALTH_LINES.map(([k, cls]) => ({ name: cls, cls, values: samples.map((x) => (x.workers || {})[k] || 0) })), samples, marks));
 }
 
 // ---- Cluster -----------------------------------------------------------
@@ -463,8 +806,8 @@ function clusterPage(main) {
   const body = h("div", { id: "cluster" });
   main.replaceChildren(h("h1", {}, "Cluster"), body);
   every(async () => {
-    const [peers, self, members] = await Promise.all([
-      api("/api/v2/operator/raft/peers"), api("/api/v2/agent/self"), api("/api/v2/cluster/members")]);
+    const [peers, self, members, glance] = await Promise.all([
+      api("/api/v2/operator/raft/peers"), api("/api/v2/agent/self"), api("/api/v2/cluster/members"), api("/api/v2/cluster/glance")]);
     const gossip = {};
     for (const m of members.members) gossip[m.name] = m;
     const servers = peers.peers.map((p) => {
@@ -482,6 +825,9 @@ function clusterPage(main) {
         h("dt", {}, "This server"), h("dd", {}, `${self.node} (${self.role})`),
         h("dt", {}, "Term"), h("dd", {}, String(self.raft.term)),
         h("dt", {}, "Indexes"), h("dd", {}, `last ${self.raft.last_index}, commit ${self.raft.commit_index}, applied ${self.raft.applied_index}`)),
+      h("h2", {}, "At a glance"),
+      glanceCharts(glance),
+      h("p", { class: "muted" }, `Sampled by ${glance.server || "the leader"} every few seconds and kept in its memory; ★ marks a change of leader (a new leader's charts start from its own samples).`),
       h("h2", {}, "Servers"),
       table(["Server", "Raft address", "Role", "Health", "Voter", "Last index", "Term"], servers, "no servers"),
       h("h2", {}, "Gossip members"),
