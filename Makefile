@@ -10,12 +10,21 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 TEST_TIMEOUT ?= 20m
 
-.PHONY: all build deps test check vet fmt-check unit fuzz-short fuzz-long bench bench-micro chaos proto proto-check tools run clean image image-shell docker-test
+.PHONY: all build deps test check vet fmt-check unit fuzz-short fuzz-long bench bench-micro chaos proto proto-check tools run clean image image-shell docker-test release release-check
+
+# The version (the VERSION file, semantic versioning) and the commit that
+# make build, make release and make image stamp into the binary; an
+# unstamped build (go run, go build) reports VERSION's version with -dev
+# (see cmd/daguha/version.go). The commit gets -dirty when tracked files
+# differ from it.
+VERSION   := $(shell cat VERSION)
+COMMIT    := $(shell c="$$(git rev-parse HEAD 2>/dev/null)" && { git diff --quiet HEAD 2>/dev/null || c="$$c-dirty"; }; echo "$${c:-unknown}")
+STAMP     := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 all: build
 
 build:
-	CGO_ENABLED=0 $(GO) build -o $(BIN) ./cmd/daguha
+	CGO_ENABLED=0 $(GO) build -ldflags "$(STAMP)" -o $(BIN) ./cmd/daguha
 
 # Debian packages the tests use, each with the probe that tells it is
 # there; make deps installs the missing ones as root where apt-get is, and
@@ -135,7 +144,33 @@ run:
 	$(GO) run ./cmd/daguha agent -dev
 
 clean:
-	rm -rf bin
+	rm -rf bin $(DIST)
+
+# Release artifacts: a static binary for each of RELEASE_ARCHES (Linux)
+# in $(DIST), named daguha_<version>_linux_<arch>, stamped with VERSION
+# and the commit, and their checksums in SHA256SUMS (sha256sum's format,
+# names relative to $(DIST)). make release-check verifies the checksums
+# and that the binary for this machine reports VERSION and the commit.
+DIST           ?= dist
+RELEASE_ARCHES ?= amd64 arm64
+release:
+	rm -rf $(DIST)
+	mkdir -p $(DIST)
+	@set -e; for arch in $(RELEASE_ARCHES); do \
+		echo "--- daguha $(VERSION) ($(COMMIT)) for linux/$$arch"; \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w $(STAMP)" \
+			-o $(DIST)/daguha_$(VERSION)_linux_$$arch ./cmd/daguha; \
+	done
+	cd $(DIST) && sha256sum daguha_$(VERSION)_linux_* > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
+
+release-check: release
+	cd $(DIST) && sha256sum -c SHA256SUMS
+	@set -e; arch="$$($(GO) env GOHOSTARCH)"; bin=$(DIST)/daguha_$(VERSION)_linux_$$arch; \
+	[ "$$(uname -s)" = Linux ] && [ -x "$$bin" ] || { echo "make release-check: no release binary for this machine (linux/$$arch) to run: only the checksums were checked"; exit 0; }; \
+	out="$$("$$bin" version)"; echo "$$out"; \
+	echo "$$out" | grep -qxF "version: $(VERSION)" || { echo "make release-check: $$bin reports another version than VERSION's $(VERSION)" >&2; exit 1; }; \
+	echo "$$out" | grep -qxF "commit: $(COMMIT)" || { echo "make release-check: $$bin reports another commit than $(COMMIT)" >&2; exit 1; }
 
 # The container image, built with no registry: a static binary and the
 # host's CA certificates in a FROM scratch image (see Dockerfile), and a
@@ -146,7 +181,6 @@ clean:
 # and apt-get), or fails saying what to install.
 IMAGE     ?= daguha:latest
 IMAGE_DIR ?= bin/image
-VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BUSYBOX   ?=
 CA_CERTS  ?= /etc/ssl/certs/ca-certificates.crt
 BUSYBOX_MISSING := make image: no static busybox for the image's shell (its workers run each step with sh -c): install busybox-static (as root: apt-get install busybox-static), or set BUSYBOX to a static busybox
@@ -176,7 +210,7 @@ image:
 	set -ex; \
 	rm -rf $(IMAGE_DIR); \
 	mkdir -p $(IMAGE_DIR)/etc/ssl/certs $(IMAGE_DIR)/bin $(IMAGE_DIR)/tmp $(IMAGE_DIR)/var/lib/daguha/data; \
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o $(IMAGE_DIR)/daguha ./cmd/daguha; \
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(STAMP)" -o $(IMAGE_DIR)/daguha ./cmd/daguha; \
 	cp $(CA_CERTS) $(IMAGE_DIR)/etc/ssl/certs/ca-certificates.crt; \
 	printf 'root:x:0:0:root:/root:/sbin/nologin\ndaguha:x:65532:65532:daguha:/var/lib/daguha:/sbin/nologin\n' > $(IMAGE_DIR)/etc/passwd; \
 	printf 'root:x:0:\ndaguha:x:65532:\n' > $(IMAGE_DIR)/etc/group; \

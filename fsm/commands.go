@@ -9,6 +9,15 @@ import (
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
+// SchemaVersion is the version of the replicated state's schema: the
+// command types and their bodies in the Raft log, and the records of a
+// snapshot (SnapshotVersion is that stream's own format). Bump it when a
+// command type or snapshot record is added, or when what one means or
+// holds changes, so that servers and operators can tell builds that
+// write state an older server cannot read (docs/upgrades.md). daguha
+// 0.1.0 is 1: command types 0 to 16, snapshot version 2.
+const SchemaVersion = 1
+
 // MessageType is the first byte of every Raft command.
 type MessageType uint8
 

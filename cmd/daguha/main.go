@@ -12,18 +12,16 @@ import (
 	"github.com/daguha/daguha/ops/initproc"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 func main() {
 	// As a container's first process, be its init (see ops/initproc).
 	if code, ran := initproc.Run(); ran {
 		os.Exit(code)
 	}
+	cli.VersionPrinter = func(c *cli.Context) { printVersion(c.App.Writer) }
 	app := &cli.App{
 		Name:    "daguha",
 		Usage:   "a highly available coordinator for Dagu-style distributed workflows",
-		Version: version,
+		Version: buildVersion(),
 		Commands: []*cli.Command{
 			agentCommand(),
 			seedServerCommand("start-all", "run a server with the API (Dagu's start-all); alone it is its own cluster"),
@@ -48,6 +46,7 @@ func main() {
 			snapshotCommand(),
 			configCommand(),
 			healthCommand(),
+			versionCommand(),
 		},
 	}
 	annotateConfigKeys(app.Commands)

@@ -324,7 +324,12 @@ func TestWorkerImageOnATeamsBase(t *testing.T) {
 		t.Fatalf("the worker image: %v\n%s", err, out)
 	}
 	t.Logf("sh -c in the worker image:\n%s", out)
-	for _, want := range []string{"team tool here", "daguha version", "65532", "/var/lib/daguha"} {
+	// make image stamps VERSION into the binary: daguha --version prints it.
+	release, err := os.ReadFile(filepath.Join(root, "VERSION"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"team tool here", "version: " + strings.TrimSpace(string(release)) + "\n", "65532", "/var/lib/daguha"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the worker image's answer lacks %q:\n%s", want, out)
 		}
