@@ -149,6 +149,12 @@ func TestMaskSecretsHidesExecutorPasswords(t *testing.T) {
 			"steps:\n  - type: ssh\n    with:\n      bastion: {host: b, password: <hidden>}\n"},
 		{"a reference stays", "steps:\n  - type: ssh\n    with: {password: \"${SSH_PASS}\"}\n",
 			"steps:\n  - type: ssh\n    with: {password: \"${SSH_PASS}\"}\n"},
+		// An http step's credentials in its headers, written literally;
+		// the other headers, and a credential that names a variable, stay.
+		{"http headers", "steps:\n  - type: http\n    with:\n      url: https://api.example.com\n      headers:\n        Authorization: Bearer s3cr3t-t0ken\n        X-Api-Key: \"k-123456\"\n        Content-Type: application/json\n        X-Trace: abc\n    command: echo Bearer s3cr3t-t0ken\n",
+			"steps:\n  - type: http\n    with:\n      url: https://api.example.com\n      headers:\n        Authorization: <hidden>\n        X-Api-Key: <hidden>\n        Content-Type: application/json\n        X-Trace: abc\n    command: echo <hidden>\n"},
+		{"http headers by reference", "steps:\n  - executor:\n      type: http\n      config:\n        headers: {Authorization: \"Bearer ${TOKEN}\", Cookie: session=abcdef}\n    command: GET https://x\n",
+			"steps:\n  - executor:\n      type: http\n      config:\n        headers: {Authorization: \"Bearer ${TOKEN}\", Cookie: <hidden>}\n    command: GET https://x\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := MaskSecrets(tc.source); got != tc.want {

@@ -23,13 +23,16 @@ var variableOnly = regexp.MustCompile(`^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][
 
 // MaskSecrets returns a DAG file's text as it may be shown to anyone who
 // may read DAGs: each smtp password written in it (in any of its
-// documents), and each password in a step's executor settings (ssh's), is
-// replaced by SecretMask, unless it only names a variable (password:
-// ${SMTP_PASS}), which the worker reads when it sends or connects. Every
-// other copy of such a password in the text is masked too. A text that is
-// not YAML has the value of every line's password key masked instead.
+// documents), each password in a step's executor settings (ssh's), and
+// each credential in an http step's headers (Authorization, Cookie, a name
+// with token, secret, password, auth or api-key in it) is replaced by
+// SecretMask, unless it names a variable (password: ${SMTP_PASS},
+// Authorization: Bearer ${TOKEN}), which the worker reads when it sends or
+// connects. Every other copy of such a secret in the text is masked too.
+// A text that is not YAML has the value of every line's password key
+// masked instead.
 func MaskSecrets(source string) string {
-	if !strings.Contains(source, "password") {
+	if !strings.Contains(source, "password") && !strings.Contains(strings.ToLower(source), "headers") {
 		return source
 	}
 	secrets, ok := literalPasswords(source)
@@ -197,6 +200,15 @@ func passwordsUnder(n *yaml.Node, add func(*yaml.Node), depth int) {
 				add(f.Value)
 				continue
 			}
+			if strings.EqualFold(f.Key, "headers") {
+				headers, _ := yamlmap.Entries(yamlmap.Resolve(f.Value))
+				for _, h := range headers {
+					if v := yamlmap.Resolve(h.Value); sensitiveHeader(h.Key) && v != nil && !variableIn.MatchString(v.Value) {
+						add(h.Value)
+					}
+				}
+				continue
+			}
 			passwordsUnder(f.Value, add, depth+1)
 		}
 	case yaml.SequenceNode:
@@ -204,6 +216,26 @@ func passwordsUnder(n *yaml.Node, add func(*yaml.Node), depth int) {
 			passwordsUnder(item, add, depth+1)
 		}
 	}
+}
+
+// variableIn is a value that names a variable somewhere ($NAME, ${NAME}):
+// Authorization: Bearer ${TOKEN} holds no secret of its own.
+var variableIn = regexp.MustCompile(`\$\{?[A-Za-z_]`)
+
+// sensitiveHeader says whether an http header carries a credential by its
+// name: Authorization, Proxy-Authorization, Cookie, or a name with token,
+// secret, password, auth or api-key (api_key, apikey) in it.
+func sensitiveHeader(name string) bool {
+	n := strings.ToLower(name)
+	if n == "cookie" {
+		return true
+	}
+	for _, word := range []string{"auth", "token", "secret", "password", "passwd", "api-key", "api_key", "apikey"} {
+		if strings.Contains(n, word) {
+			return true
+		}
+	}
+	return false
 }
 
 // scalarEnd is the offset just past the text of scalar n, which starts
