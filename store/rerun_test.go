@@ -145,18 +145,22 @@ func TestARetryIsRefusedUnlessTheRunHasFinished(t *testing.T) {
 	grant(t, s, 2, "running", "w")
 	next := finished(t, s, 3, daguhav1.RunStatus_RUN_STATUS_FAILED, map[string]daguhav1.StepStatus{"a": stepFailed})
 	enqueue(t, s, next, child("kid", "running", "running"))
-	for _, tc := range []struct{ id, step, want string }{
-		{"q", "", `run "q" is queued, not finished`},
-		{"running", "", `run "running" is running, not finished`},
-		{"kid", "", `run "kid" is queued, not finished`},
-		{"nope", "", `run "nope" does not exist`},
-		{"r", "zzz", `DAG "diamond" has no step named "zzz"`},
-		{"r", "onExit", `has no step named "onExit"`},
+	conflict, notFound, invalid := daguhav1.RefusalKind_REFUSAL_KIND_CONFLICT, daguhav1.RefusalKind_REFUSAL_KIND_NOT_FOUND, daguhav1.RefusalKind_REFUSAL_KIND_INVALID
+	for _, tc := range []struct {
+		id, step, want string
+		kind           daguhav1.RefusalKind
+	}{
+		{"q", "", `run "q" is queued, not finished`, conflict},
+		{"running", "", `run "running" is running, not finished`, conflict},
+		{"kid", "", `run "kid" is queued, not finished`, conflict},
+		{"nope", "", `run "nope" does not exist`, notFound},
+		{"r", "zzz", `DAG "diamond" has no step named "zzz"`, invalid},
+		{"r", "onExit", `has no step named "onExit"`, invalid},
 	} {
 		before := status(t, s, "r").GetModifyIndex()
 		o := retry(t, s, next+1, tc.id, tc.step)
-		if o.GetApplied() || !strings.Contains(o.GetRefused(), tc.want) {
-			t.Errorf("retry %s %q: %v, want refused with %q", tc.id, tc.step, o, tc.want)
+		if o.GetApplied() || !strings.Contains(o.GetRefused(), tc.want) || o.GetRefusalKind() != tc.kind {
+			t.Errorf("retry %s %q: %v, want refused (%s) with %q", tc.id, tc.step, o, tc.kind, tc.want)
 		}
 		if after := status(t, s, "r").GetModifyIndex(); after != before {
 			t.Errorf("a refused retry changed run r (modify index %d -> %d)", before, after)
@@ -185,9 +189,10 @@ func TestDequeueEndsAQueuedRunAndRefusesAnyOther(t *testing.T) {
 	if o := outcomes[0]; !o.GetApplied() || o.GetEndedCancelled() != 1 {
 		t.Errorf("dequeue of the queued run: %v", o)
 	}
+	kinds := []daguhav1.RefusalKind{0, daguhav1.RefusalKind_REFUSAL_KIND_CONFLICT, daguhav1.RefusalKind_REFUSAL_KIND_NOT_FOUND, daguhav1.RefusalKind_REFUSAL_KIND_CONFLICT}
 	for i, want := range []string{"", `run "running" is not queued but running`, `run "nope" does not exist`, `run "q" is not queued but cancelled`} {
-		if i > 0 && (outcomes[i].GetApplied() || !strings.Contains(outcomes[i].GetRefused(), want)) {
-			t.Errorf("outcome %d: %v, want refused with %q", i, outcomes[i], want)
+		if i > 0 && (outcomes[i].GetApplied() || !strings.Contains(outcomes[i].GetRefused(), want) || outcomes[i].GetRefusalKind() != kinds[i]) {
+			t.Errorf("outcome %d: %v, want refused (%s) with %q", i, outcomes[i], kinds[i], want)
 		}
 	}
 	if run := status(t, s, "q"); run.GetStatus() != daguhav1.RunStatus_RUN_STATUS_CANCELLED || run.GetFinishedAtUnixNano() != 42 {

@@ -29,8 +29,8 @@ func (s *StateStore) RetryRuns(index uint64, retries []*daguhav1.RetryRun) ([]*d
 	outcomes := make([]*daguhav1.RunOutcome, 0, len(retries))
 	for _, retry := range retries {
 		id := retry.GetRunId()
-		refuse := func(format string, args ...any) {
-			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf(format, args...)})
+		refuse := func(kind daguhav1.RefusalKind, format string, args ...any) {
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf(format, args...), RefusalKind: kind})
 		}
 		run, err := getRun(txn, id)
 		if err != nil {
@@ -38,18 +38,18 @@ func (s *StateStore) RetryRuns(index uint64, retries []*daguhav1.RetryRun) ([]*d
 		}
 		switch {
 		case run == nil:
-			refuse("run %q does not exist", id)
+			refuse(daguhav1.RefusalKind_REFUSAL_KIND_NOT_FOUND, "run %q does not exist", id)
 			continue
 		case run.GetStatus() != statusSucceeded && run.GetStatus() != statusFailed && run.GetStatus() != statusCancelled:
-			refuse("run %q is %s, not finished: only a finished run can be retried", id, run.GetStatus().Word())
+			refuse(daguhav1.RefusalKind_REFUSAL_KIND_CONFLICT, "run %q is %s, not finished: only a finished run can be retried", id, run.GetStatus().Word())
 			continue
 		case run.GetParentDagRunId() != "":
-			refuse("run %q is a child of run %q: retry its root run %q", id, run.GetParentDagRunId(), run.GetRootDagRunId())
+			refuse(daguhav1.RefusalKind_REFUSAL_KIND_CONFLICT, "run %q is a child of run %q: retry its root run %q", id, run.GetParentDagRunId(), run.GetRootDagRunId())
 			continue
 		}
 		kept, ok := keptSteps(run, retry.GetStep())
 		if !ok {
-			refuse("run %q: DAG %q has no step named %q", id, run.GetDagName(), retry.GetStep())
+			refuse(daguhav1.RefusalKind_REFUSAL_KIND_INVALID, "run %q: DAG %q has no step named %q", id, run.GetDagName(), retry.GetStep())
 			continue
 		}
 		updated := copyRun(run)

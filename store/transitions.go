@@ -317,11 +317,11 @@ func (s *StateStore) CancelRuns(index uint64, ids []string, now int64) ([]*daguh
 			return nil, err
 		}
 		if run == nil {
-			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q does not exist", id)})
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q does not exist", id), RefusalKind: daguhav1.RefusalKind_REFUSAL_KIND_NOT_FOUND})
 			continue
 		}
 		if run.GetStatus() != statusQueued && run.GetStatus() != statusRunning {
-			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q has already finished: %s", id, run.GetStatus().Word())})
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q has already finished: %s", id, run.GetStatus().Word()), RefusalKind: daguhav1.RefusalKind_REFUSAL_KIND_CONFLICT})
 			continue
 		}
 		self, err := cancelRun(txn, index, run, now)
@@ -358,10 +358,10 @@ func (s *StateStore) DequeueRuns(index uint64, ids []string, now int64) ([]*dagu
 		}
 		switch {
 		case run == nil:
-			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q does not exist", id)})
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q does not exist", id), RefusalKind: daguhav1.RefusalKind_REFUSAL_KIND_NOT_FOUND})
 			continue
 		case run.GetStatus() != statusQueued:
-			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q is not queued but %s", id, run.GetStatus().Word())})
+			outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: id, Refused: fmt.Sprintf("run %q is not queued but %s", id, run.GetStatus().Word()), RefusalKind: daguhav1.RefusalKind_REFUSAL_KIND_CONFLICT})
 			continue
 		}
 		if _, err := cancelRun(txn, index, run, now); err != nil {

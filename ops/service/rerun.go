@@ -19,19 +19,19 @@ import (
 // a finished run, restart one, dequeue a queued one, stop all the running
 // runs of a DAG.
 
-// refusal is the error of a command's outcome the state machine refused:
-// NotFound for a run that does not exist, Invalid for a step its DAG does
-// not have, else Conflict (the run's state does not allow it).
+// refusal is the error of a command's outcome the state machine refused,
+// of the kind the state machine said: NotFound for a run that does not
+// exist, Invalid for a step its DAG does not have, else Conflict (the
+// run's state does not allow it).
 func refusal(outcome *daguhav1.RunOutcome) error {
-	why := outcome.GetRefused()
 	kind := Conflict
-	switch {
-	case strings.Contains(why, "does not exist"):
+	switch outcome.GetRefusalKind() {
+	case daguhav1.RefusalKind_REFUSAL_KIND_NOT_FOUND:
 		kind = NotFound
-	case strings.Contains(why, "has no step named"):
+	case daguhav1.RefusalKind_REFUSAL_KIND_INVALID:
 		kind = Invalid
 	}
-	return errorOf(kind, errors.New(why))
+	return errorOf(kind, errors.New(outcome.GetRefused()))
 }
 
 // checkRunArg says what is wrong with a run id that names an existing

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -278,11 +277,7 @@ func (s *Service) Cancel(ctx context.Context, id string) error {
 	outcome := result.(*daguhav1.CancelRunsResult).GetOutcomes()[0]
 	s.metrics.RunsCancelledAtOnce(outcome.GetEndedCancelled())
 	if !outcome.GetApplied() {
-		kind := Conflict
-		if strings.Contains(outcome.GetRefused(), "does not exist") {
-			kind = NotFound
-		}
-		return errorOf(kind, errors.New(outcome.GetRefused()))
+		return refusal(outcome)
 	}
 	return nil
 }

@@ -21,6 +21,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type RefusalKind int32
+
+const (
+	RefusalKind_REFUSAL_KIND_UNSPECIFIED RefusalKind = 0
+	// The run (or what the command names in it) does not exist.
+	RefusalKind_REFUSAL_KIND_NOT_FOUND RefusalKind = 1
+	// The command asks for something the run cannot be asked: a step its
+	// DAG does not have.
+	RefusalKind_REFUSAL_KIND_INVALID RefusalKind = 2
+	// The run's state does not allow it now (finished, not queued, ...).
+	RefusalKind_REFUSAL_KIND_CONFLICT RefusalKind = 3
+)
+
+// Enum value maps for RefusalKind.
+var (
+	RefusalKind_name = map[int32]string{
+		0: "REFUSAL_KIND_UNSPECIFIED",
+		1: "REFUSAL_KIND_NOT_FOUND",
+		2: "REFUSAL_KIND_INVALID",
+		3: "REFUSAL_KIND_CONFLICT",
+	}
+	RefusalKind_value = map[string]int32{
+		"REFUSAL_KIND_UNSPECIFIED": 0,
+		"REFUSAL_KIND_NOT_FOUND":   1,
+		"REFUSAL_KIND_INVALID":     2,
+		"REFUSAL_KIND_CONFLICT":    3,
+	}
+)
+
+func (x RefusalKind) Enum() *RefusalKind {
+	p := new(RefusalKind)
+	*p = x
+	return p
+}
+
+func (x RefusalKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (RefusalKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_daguha_v1_commands_proto_enumTypes[0].Descriptor()
+}
+
+func (RefusalKind) Type() protoreflect.EnumType {
+	return &file_daguha_v1_commands_proto_enumTypes[0]
+}
+
+func (x RefusalKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use RefusalKind.Descriptor instead.
+func (RefusalKind) EnumDescriptor() ([]byte, []int) {
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{0}
+}
+
 type FiringKind int32
 
 const (
@@ -54,11 +110,11 @@ func (x FiringKind) String() string {
 }
 
 func (FiringKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_daguha_v1_commands_proto_enumTypes[0].Descriptor()
+	return file_daguha_v1_commands_proto_enumTypes[1].Descriptor()
 }
 
 func (FiringKind) Type() protoreflect.EnumType {
-	return &file_daguha_v1_commands_proto_enumTypes[0]
+	return &file_daguha_v1_commands_proto_enumTypes[1]
 }
 
 func (x FiringKind) Number() protoreflect.EnumNumber {
@@ -67,7 +123,7 @@ func (x FiringKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FiringKind.Descriptor instead.
 func (FiringKind) EnumDescriptor() ([]byte, []int) {
-	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{0}
+	return file_daguha_v1_commands_proto_rawDescGZIP(), []int{1}
 }
 
 // EnqueueRunsCommand adds runs to the queue. One command may carry many
@@ -713,8 +769,12 @@ type RunOutcome struct {
 	// asked, and its descendants that were queued. For the ended-runs
 	// counters of whoever applied the command.
 	EndedCancelled uint32 `protobuf:"varint,4,opt,name=ended_cancelled,json=endedCancelled,proto3" json:"ended_cancelled,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// What kind of refusal refused is, for callers that answer by kind
+	// (the service's cancel, retry and dequeue); unspecified reads as a
+	// conflict with the run's state.
+	RefusalKind   RefusalKind `protobuf:"varint,5,opt,name=refusal_kind,json=refusalKind,proto3,enum=daguha.v1.RefusalKind" json:"refusal_kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunOutcome) Reset() {
@@ -773,6 +833,13 @@ func (x *RunOutcome) GetEndedCancelled() uint32 {
 		return x.EndedCancelled
 	}
 	return 0
+}
+
+func (x *RunOutcome) GetRefusalKind() RefusalKind {
+	if x != nil {
+		return x.RefusalKind
+	}
+	return RefusalKind_REFUSAL_KIND_UNSPECIFIED
 }
 
 // ReportStepsCommand records step progress reported by lease holders.
@@ -2496,13 +2563,14 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\"\n" +
 	"\rnow_unix_nano\x18\x04 \x01(\x03R\vnowUnixNano\"F\n" +
 	"\x11ReclaimRunsResult\x121\n" +
-	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"\x80\x01\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes\"\xbb\x01\n" +
 	"\n" +
 	"RunOutcome\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x18\n" +
 	"\aapplied\x18\x02 \x01(\bR\aapplied\x12\x18\n" +
 	"\arefused\x18\x03 \x01(\tR\arefused\x12'\n" +
-	"\x0fended_cancelled\x18\x04 \x01(\rR\x0eendedCancelled\"E\n" +
+	"\x0fended_cancelled\x18\x04 \x01(\rR\x0eendedCancelled\x129\n" +
+	"\frefusal_kind\x18\x05 \x01(\x0e2\x16.daguha.v1.RefusalKindR\vrefusalKind\"E\n" +
 	"\x12ReportStepsCommand\x12/\n" +
 	"\areports\x18\x01 \x03(\v2\x15.daguha.v1.StepReportR\areports\"r\n" +
 	"\n" +
@@ -2607,7 +2675,12 @@ const file_daguha_v1_commands_proto_rawDesc = "" +
 	"\arun_ids\x18\x01 \x03(\tR\x06runIds\x12\"\n" +
 	"\rnow_unix_nano\x18\x02 \x01(\x03R\vnowUnixNano\"F\n" +
 	"\x11DequeueRunsResult\x121\n" +
-	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes*R\n" +
+	"\boutcomes\x18\x01 \x03(\v2\x15.daguha.v1.RunOutcomeR\boutcomes*|\n" +
+	"\vRefusalKind\x12\x1c\n" +
+	"\x18REFUSAL_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16REFUSAL_KIND_NOT_FOUND\x10\x01\x12\x18\n" +
+	"\x14REFUSAL_KIND_INVALID\x10\x02\x12\x19\n" +
+	"\x15REFUSAL_KIND_CONFLICT\x10\x03*R\n" +
 	"\n" +
 	"FiringKind\x12\x15\n" +
 	"\x11FIRING_KIND_START\x10\x00\x12\x14\n" +
@@ -2626,99 +2699,101 @@ func file_daguha_v1_commands_proto_rawDescGZIP() []byte {
 	return file_daguha_v1_commands_proto_rawDescData
 }
 
-var file_daguha_v1_commands_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_daguha_v1_commands_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_daguha_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_daguha_v1_commands_proto_goTypes = []any{
-	(FiringKind)(0),                   // 0: daguha.v1.FiringKind
-	(*EnqueueRunsCommand)(nil),        // 1: daguha.v1.EnqueueRunsCommand
-	(*EnqueueRunsResult)(nil),         // 2: daguha.v1.EnqueueRunsResult
-	(*EnqueueOutcome)(nil),            // 3: daguha.v1.EnqueueOutcome
-	(*NoopCommand)(nil),               // 4: daguha.v1.NoopCommand
-	(*NoopResult)(nil),                // 5: daguha.v1.NoopResult
-	(*GrantLeasesCommand)(nil),        // 6: daguha.v1.GrantLeasesCommand
-	(*Grant)(nil),                     // 7: daguha.v1.Grant
-	(*GrantLeasesResult)(nil),         // 8: daguha.v1.GrantLeasesResult
-	(*GrantOutcome)(nil),              // 9: daguha.v1.GrantOutcome
-	(*ReclaimRunsCommand)(nil),        // 10: daguha.v1.ReclaimRunsCommand
-	(*Reclaim)(nil),                   // 11: daguha.v1.Reclaim
-	(*ReclaimRunsResult)(nil),         // 12: daguha.v1.ReclaimRunsResult
-	(*RunOutcome)(nil),                // 13: daguha.v1.RunOutcome
-	(*ReportStepsCommand)(nil),        // 14: daguha.v1.ReportStepsCommand
-	(*StepReport)(nil),                // 15: daguha.v1.StepReport
-	(*ReportStepsResult)(nil),         // 16: daguha.v1.ReportStepsResult
-	(*FinishRunsCommand)(nil),         // 17: daguha.v1.FinishRunsCommand
-	(*Finish)(nil),                    // 18: daguha.v1.Finish
-	(*FinishRunsResult)(nil),          // 19: daguha.v1.FinishRunsResult
-	(*CancelRunsCommand)(nil),         // 20: daguha.v1.CancelRunsCommand
-	(*CancelRunsResult)(nil),          // 21: daguha.v1.CancelRunsResult
-	(*RegisterWorkersCommand)(nil),    // 22: daguha.v1.RegisterWorkersCommand
-	(*RegisterWorkersResult)(nil),     // 23: daguha.v1.RegisterWorkersResult
-	(*MarkWorkersOfflineCommand)(nil), // 24: daguha.v1.MarkWorkersOfflineCommand
-	(*MarkWorkersOfflineResult)(nil),  // 25: daguha.v1.MarkWorkersOfflineResult
-	(*RemoveWorkersCommand)(nil),      // 26: daguha.v1.RemoveWorkersCommand
-	(*RemoveWorkersResult)(nil),       // 27: daguha.v1.RemoveWorkersResult
-	(*SetClusterMetaCommand)(nil),     // 28: daguha.v1.SetClusterMetaCommand
-	(*SetClusterMetaResult)(nil),      // 29: daguha.v1.SetClusterMetaResult
-	(*SnapshotHeader)(nil),            // 30: daguha.v1.SnapshotHeader
-	(*PutDagsCommand)(nil),            // 31: daguha.v1.PutDagsCommand
-	(*PutDagsResult)(nil),             // 32: daguha.v1.PutDagsResult
-	(*DagOutcome)(nil),                // 33: daguha.v1.DagOutcome
-	(*DeleteDagsCommand)(nil),         // 34: daguha.v1.DeleteDagsCommand
-	(*DeleteDagsResult)(nil),          // 35: daguha.v1.DeleteDagsResult
-	(*FireSchedulesCommand)(nil),      // 36: daguha.v1.FireSchedulesCommand
-	(*Firing)(nil),                    // 37: daguha.v1.Firing
-	(*FireSchedulesResult)(nil),       // 38: daguha.v1.FireSchedulesResult
-	(*PruneRunsCommand)(nil),          // 39: daguha.v1.PruneRunsCommand
-	(*PruneRunsResult)(nil),           // 40: daguha.v1.PruneRunsResult
-	(*RetryRunsCommand)(nil),          // 41: daguha.v1.RetryRunsCommand
-	(*RetryRun)(nil),                  // 42: daguha.v1.RetryRun
-	(*RetryRunsResult)(nil),           // 43: daguha.v1.RetryRunsResult
-	(*DequeueRunsCommand)(nil),        // 44: daguha.v1.DequeueRunsCommand
-	(*DequeueRunsResult)(nil),         // 45: daguha.v1.DequeueRunsResult
-	nil,                               // 46: daguha.v1.Finish.OutputsEntry
-	nil,                               // 47: daguha.v1.DeleteDagsCommand.IfContentHashEntry
-	(*Run)(nil),                       // 48: daguha.v1.Run
-	(*StepState)(nil),                 // 49: daguha.v1.StepState
-	(RunStatus)(0),                    // 50: daguha.v1.RunStatus
-	(*Worker)(nil),                    // 51: daguha.v1.Worker
-	(*ClusterMeta)(nil),               // 52: daguha.v1.ClusterMeta
-	(*StoredDag)(nil),                 // 53: daguha.v1.StoredDag
+	(RefusalKind)(0),                  // 0: daguha.v1.RefusalKind
+	(FiringKind)(0),                   // 1: daguha.v1.FiringKind
+	(*EnqueueRunsCommand)(nil),        // 2: daguha.v1.EnqueueRunsCommand
+	(*EnqueueRunsResult)(nil),         // 3: daguha.v1.EnqueueRunsResult
+	(*EnqueueOutcome)(nil),            // 4: daguha.v1.EnqueueOutcome
+	(*NoopCommand)(nil),               // 5: daguha.v1.NoopCommand
+	(*NoopResult)(nil),                // 6: daguha.v1.NoopResult
+	(*GrantLeasesCommand)(nil),        // 7: daguha.v1.GrantLeasesCommand
+	(*Grant)(nil),                     // 8: daguha.v1.Grant
+	(*GrantLeasesResult)(nil),         // 9: daguha.v1.GrantLeasesResult
+	(*GrantOutcome)(nil),              // 10: daguha.v1.GrantOutcome
+	(*ReclaimRunsCommand)(nil),        // 11: daguha.v1.ReclaimRunsCommand
+	(*Reclaim)(nil),                   // 12: daguha.v1.Reclaim
+	(*ReclaimRunsResult)(nil),         // 13: daguha.v1.ReclaimRunsResult
+	(*RunOutcome)(nil),                // 14: daguha.v1.RunOutcome
+	(*ReportStepsCommand)(nil),        // 15: daguha.v1.ReportStepsCommand
+	(*StepReport)(nil),                // 16: daguha.v1.StepReport
+	(*ReportStepsResult)(nil),         // 17: daguha.v1.ReportStepsResult
+	(*FinishRunsCommand)(nil),         // 18: daguha.v1.FinishRunsCommand
+	(*Finish)(nil),                    // 19: daguha.v1.Finish
+	(*FinishRunsResult)(nil),          // 20: daguha.v1.FinishRunsResult
+	(*CancelRunsCommand)(nil),         // 21: daguha.v1.CancelRunsCommand
+	(*CancelRunsResult)(nil),          // 22: daguha.v1.CancelRunsResult
+	(*RegisterWorkersCommand)(nil),    // 23: daguha.v1.RegisterWorkersCommand
+	(*RegisterWorkersResult)(nil),     // 24: daguha.v1.RegisterWorkersResult
+	(*MarkWorkersOfflineCommand)(nil), // 25: daguha.v1.MarkWorkersOfflineCommand
+	(*MarkWorkersOfflineResult)(nil),  // 26: daguha.v1.MarkWorkersOfflineResult
+	(*RemoveWorkersCommand)(nil),      // 27: daguha.v1.RemoveWorkersCommand
+	(*RemoveWorkersResult)(nil),       // 28: daguha.v1.RemoveWorkersResult
+	(*SetClusterMetaCommand)(nil),     // 29: daguha.v1.SetClusterMetaCommand
+	(*SetClusterMetaResult)(nil),      // 30: daguha.v1.SetClusterMetaResult
+	(*SnapshotHeader)(nil),            // 31: daguha.v1.SnapshotHeader
+	(*PutDagsCommand)(nil),            // 32: daguha.v1.PutDagsCommand
+	(*PutDagsResult)(nil),             // 33: daguha.v1.PutDagsResult
+	(*DagOutcome)(nil),                // 34: daguha.v1.DagOutcome
+	(*DeleteDagsCommand)(nil),         // 35: daguha.v1.DeleteDagsCommand
+	(*DeleteDagsResult)(nil),          // 36: daguha.v1.DeleteDagsResult
+	(*FireSchedulesCommand)(nil),      // 37: daguha.v1.FireSchedulesCommand
+	(*Firing)(nil),                    // 38: daguha.v1.Firing
+	(*FireSchedulesResult)(nil),       // 39: daguha.v1.FireSchedulesResult
+	(*PruneRunsCommand)(nil),          // 40: daguha.v1.PruneRunsCommand
+	(*PruneRunsResult)(nil),           // 41: daguha.v1.PruneRunsResult
+	(*RetryRunsCommand)(nil),          // 42: daguha.v1.RetryRunsCommand
+	(*RetryRun)(nil),                  // 43: daguha.v1.RetryRun
+	(*RetryRunsResult)(nil),           // 44: daguha.v1.RetryRunsResult
+	(*DequeueRunsCommand)(nil),        // 45: daguha.v1.DequeueRunsCommand
+	(*DequeueRunsResult)(nil),         // 46: daguha.v1.DequeueRunsResult
+	nil,                               // 47: daguha.v1.Finish.OutputsEntry
+	nil,                               // 48: daguha.v1.DeleteDagsCommand.IfContentHashEntry
+	(*Run)(nil),                       // 49: daguha.v1.Run
+	(*StepState)(nil),                 // 50: daguha.v1.StepState
+	(RunStatus)(0),                    // 51: daguha.v1.RunStatus
+	(*Worker)(nil),                    // 52: daguha.v1.Worker
+	(*ClusterMeta)(nil),               // 53: daguha.v1.ClusterMeta
+	(*StoredDag)(nil),                 // 54: daguha.v1.StoredDag
 }
 var file_daguha_v1_commands_proto_depIdxs = []int32{
-	48, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
-	3,  // 1: daguha.v1.EnqueueRunsResult.outcomes:type_name -> daguha.v1.EnqueueOutcome
-	7,  // 2: daguha.v1.GrantLeasesCommand.grants:type_name -> daguha.v1.Grant
-	9,  // 3: daguha.v1.GrantLeasesResult.outcomes:type_name -> daguha.v1.GrantOutcome
-	48, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
-	11, // 5: daguha.v1.ReclaimRunsCommand.reclaims:type_name -> daguha.v1.Reclaim
-	13, // 6: daguha.v1.ReclaimRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	15, // 7: daguha.v1.ReportStepsCommand.reports:type_name -> daguha.v1.StepReport
-	49, // 8: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
-	13, // 9: daguha.v1.ReportStepsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	18, // 10: daguha.v1.FinishRunsCommand.finishes:type_name -> daguha.v1.Finish
-	50, // 11: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
-	46, // 12: daguha.v1.Finish.outputs:type_name -> daguha.v1.Finish.OutputsEntry
-	49, // 13: daguha.v1.Finish.steps:type_name -> daguha.v1.StepState
-	13, // 14: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	13, // 15: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	51, // 16: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
-	52, // 17: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
-	52, // 18: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
-	53, // 19: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
-	33, // 20: daguha.v1.PutDagsResult.outcomes:type_name -> daguha.v1.DagOutcome
-	47, // 21: daguha.v1.DeleteDagsCommand.if_content_hash:type_name -> daguha.v1.DeleteDagsCommand.IfContentHashEntry
-	37, // 22: daguha.v1.FireSchedulesCommand.firings:type_name -> daguha.v1.Firing
-	48, // 23: daguha.v1.Firing.run:type_name -> daguha.v1.Run
-	0,  // 24: daguha.v1.Firing.kind:type_name -> daguha.v1.FiringKind
-	13, // 25: daguha.v1.FireSchedulesResult.outcomes:type_name -> daguha.v1.RunOutcome
-	42, // 26: daguha.v1.RetryRunsCommand.retries:type_name -> daguha.v1.RetryRun
-	13, // 27: daguha.v1.RetryRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	13, // 28: daguha.v1.DequeueRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	49, // 0: daguha.v1.EnqueueRunsCommand.runs:type_name -> daguha.v1.Run
+	4,  // 1: daguha.v1.EnqueueRunsResult.outcomes:type_name -> daguha.v1.EnqueueOutcome
+	8,  // 2: daguha.v1.GrantLeasesCommand.grants:type_name -> daguha.v1.Grant
+	10, // 3: daguha.v1.GrantLeasesResult.outcomes:type_name -> daguha.v1.GrantOutcome
+	49, // 4: daguha.v1.GrantOutcome.run:type_name -> daguha.v1.Run
+	12, // 5: daguha.v1.ReclaimRunsCommand.reclaims:type_name -> daguha.v1.Reclaim
+	14, // 6: daguha.v1.ReclaimRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	0,  // 7: daguha.v1.RunOutcome.refusal_kind:type_name -> daguha.v1.RefusalKind
+	16, // 8: daguha.v1.ReportStepsCommand.reports:type_name -> daguha.v1.StepReport
+	50, // 9: daguha.v1.StepReport.step:type_name -> daguha.v1.StepState
+	14, // 10: daguha.v1.ReportStepsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	19, // 11: daguha.v1.FinishRunsCommand.finishes:type_name -> daguha.v1.Finish
+	51, // 12: daguha.v1.Finish.status:type_name -> daguha.v1.RunStatus
+	47, // 13: daguha.v1.Finish.outputs:type_name -> daguha.v1.Finish.OutputsEntry
+	50, // 14: daguha.v1.Finish.steps:type_name -> daguha.v1.StepState
+	14, // 15: daguha.v1.FinishRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	14, // 16: daguha.v1.CancelRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	52, // 17: daguha.v1.RegisterWorkersCommand.workers:type_name -> daguha.v1.Worker
+	53, // 18: daguha.v1.SetClusterMetaCommand.meta:type_name -> daguha.v1.ClusterMeta
+	53, // 19: daguha.v1.SetClusterMetaResult.meta:type_name -> daguha.v1.ClusterMeta
+	54, // 20: daguha.v1.PutDagsCommand.dags:type_name -> daguha.v1.StoredDag
+	34, // 21: daguha.v1.PutDagsResult.outcomes:type_name -> daguha.v1.DagOutcome
+	48, // 22: daguha.v1.DeleteDagsCommand.if_content_hash:type_name -> daguha.v1.DeleteDagsCommand.IfContentHashEntry
+	38, // 23: daguha.v1.FireSchedulesCommand.firings:type_name -> daguha.v1.Firing
+	49, // 24: daguha.v1.Firing.run:type_name -> daguha.v1.Run
+	1,  // 25: daguha.v1.Firing.kind:type_name -> daguha.v1.FiringKind
+	14, // 26: daguha.v1.FireSchedulesResult.outcomes:type_name -> daguha.v1.RunOutcome
+	43, // 27: daguha.v1.RetryRunsCommand.retries:type_name -> daguha.v1.RetryRun
+	14, // 28: daguha.v1.RetryRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	14, // 29: daguha.v1.DequeueRunsResult.outcomes:type_name -> daguha.v1.RunOutcome
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_daguha_v1_commands_proto_init() }
@@ -2732,7 +2807,7 @@ func file_daguha_v1_commands_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_daguha_v1_commands_proto_rawDesc), len(file_daguha_v1_commands_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   47,
 			NumExtensions: 0,
 			NumServices:   0,
