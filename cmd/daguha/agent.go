@@ -143,6 +143,7 @@ func runAgent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	setMemoryLimit(logger)
 	if err := loadSettings(c, logger.Warn); err != nil {
 		return err
 	}

@@ -178,6 +178,7 @@ func workerCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			setMemoryLimit(logger)
 			if err := loadSettings(c, logger.Warn); err != nil {
 				return err
 			}

@@ -148,6 +148,17 @@ func cpuCores(p Probe) int {
 // memoryBytes is the cgroup's memory limit where one is set below the
 // machine's MemTotal, else MemTotal; 0 when neither can be read.
 func memoryBytes(p Probe) uint64 {
+	if limit := ContainerMemoryLimit(p); limit > 0 {
+		return limit
+	}
+	return memTotal(p)
+}
+
+// ContainerMemoryLimit is the cgroup's memory limit (v2 memory.max, v1
+// memory.limit_in_bytes) where one is set below the machine's MemTotal,
+// else 0. Servers and workers size their Go heap target by it
+// (cmd/daguha's memory limit).
+func ContainerMemoryLimit(p Probe) uint64 {
 	total := memTotal(p)
 	var limit uint64
 	if text, ok := p.read("sys/fs/cgroup/memory.max"); ok {
@@ -159,7 +170,7 @@ func memoryBytes(p Probe) uint64 {
 	if limit > 0 && (total == 0 || limit < total) {
 		return limit
 	}
-	return total
+	return 0
 }
 
 func memTotal(p Probe) uint64 {
