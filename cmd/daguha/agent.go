@@ -292,6 +292,9 @@ func runAgent(c *cli.Context) error {
 		}
 		workerConfig.HeartbeatInterval = c.Duration("heartbeat-interval")
 		workerConfig.Mail = mailSettings(c)
+		// Dev mode's worker finds its machine as any worker does, so the
+		// seed's gpu: "true" pipeline runs on a GPU laptop as it is.
+		addAutoLabels(c.Bool("no-auto-labels"), &workerConfig, logger)
 		workerConfig.LogDir = c.String("step-log-dir")
 		if workerConfig.LogRetention, err = stepLogRetention(c, "step-log-retention"); err != nil {
 			return err

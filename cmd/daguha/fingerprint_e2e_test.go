@@ -5,11 +5,13 @@ package main
 // without any typed by hand, and gets the runs that select them.
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -159,6 +161,25 @@ func TestFingerprintedGPULabels(t *testing.T) {
 	if ranOn != "gpu-auto" && ranOn != "gpu-hand" {
 		t.Errorf("the seed's GPU child ran on %q, want a worker with a fingerprinted GPU", ranOn)
 	}
+}
+
+// Dev mode's worker is fingerprinted as any worker is: with a GPU, the
+// seed's gpu: "true" runs go to it with nothing typed.
+func TestDevModesWorkerIsFingerprinted(t *testing.T) {
+	ports := clustertest.FreePorts(t, 4)
+	dev := clustertest.NewProcess(t, "dev", t.TempDir(), clustertest.BuildBinary(t), "agent", "-dev",
+		"-http-port="+strconv.Itoa(ports[0]), "-grpc-port="+strconv.Itoa(ports[1]), "-raft-port="+strconv.Itoa(ports[2]), "-gossip-port="+strconv.Itoa(ports[3]))
+	dev.Env = []string{standInNvidiaSMI(t)}
+	startProcess(t, dev)
+	a := &clustertest.Agent{Process: dev, HTTPPort: ports[0]}
+	clustertest.WaitFor(t, 60*time.Second, "the dev worker with fingerprinted GPU labels", func() (bool, string) {
+		var workers wire.Workers
+		if code, err := a.GetJSON("/api/v2/workers", &workers); err != nil || code != http.StatusOK || len(workers.Workers) != 1 {
+			return false, fmt.Sprintf("HTTP %d %v %+v", code, err, workers)
+		}
+		w := workers.Workers[0]
+		return w.Labels["gpu"] == "true" && w.Labels["gpu-model"] == "nvidia-h100-80gb-hbm3" && slices.Contains(w.AutoLabels, "gpu"), fmt.Sprintf("%+v", w)
+	})
 }
 
 // On a machine with a real NVIDIA GPU, a worker with no labels typed
