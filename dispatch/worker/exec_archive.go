@@ -180,7 +180,7 @@ func newArchiveJob(t *stepTry) (*archiveJob, error) {
 			return nil, archiveFail(archiveExitConfig, "settings: %v", err)
 		}
 	}
-	r := resolver{x: t.x, vars: t.vars, osEnv: true, positional: true}
+	r := t.scope()
 	j := &archiveJob{
 		op:          strings.ToLower(strings.TrimSpace(expandVars(spec.GetCommand(), r))),
 		source:      expandVars(s.Source, r),

@@ -16,12 +16,12 @@ type childExecutor struct{}
 func init() { registerExecutor(kindChild, childExecutor{}) }
 
 func (childExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepState {
-	x, i, retry, started, vars := t.x, t.i, t.retry, t.started, t.vars
+	x, i, retry, started := t.x, t.i, t.retry, t.started
 	spec := x.steps[i]
 	// The child's params are the step's, with this run's variables
 	// (params, env, outputs) substituted and backquoted commands run, as
 	// in the DAG's env: no shell sees them.
-	params, err := x.evalValue(ctx, spec.GetChildParams(), resolver{x: x, vars: vars, osEnv: true, positional: true})
+	params, err := x.evalValue(ctx, spec.GetChildParams(), t.scope())
 	if err != nil {
 		if ctx.Err() != nil {
 			return stoppedState(ctx)

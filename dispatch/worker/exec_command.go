@@ -31,7 +31,7 @@ func init() { registerExecutor(kindCommand, commandExecutor{}) }
 func (commandExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepState {
 	x, i, retry, vars := t.x, t.i, t.retry, t.vars
 	spec := x.steps[i]
-	outside := resolver{x: x, vars: vars, osEnv: true, positional: true}
+	outside := t.scope()
 	env := os.Environ()
 	for _, v := range vars {
 		env = append(env, v.name+"="+v.value)

@@ -41,7 +41,7 @@ func init() { registerExecutor(kindContainer, containerExecutor{}) }
 
 func (containerExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepState {
 	x, spec := t.x, t.spec()
-	r := resolver{x: x, vars: t.vars, osEnv: true, positional: true}
+	r := t.scope()
 	commands := spec.GetCommands()
 	if c := spec.GetCommand(); c != "" {
 		commands = []string{c}

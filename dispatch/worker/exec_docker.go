@@ -92,7 +92,7 @@ func (dockerExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepSta
 			return failedState("docker settings: %v", err)
 		}
 	}
-	r := resolver{x: x, vars: t.vars, osEnv: true, positional: true}
+	r := t.scope()
 	s = expandSettings(s, r)
 	argv, err := commandArgs(spec.GetCommand(), r)
 	if err != nil {

@@ -55,7 +55,7 @@ func (httpExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepState
 			return executorResult(t, nil, fmt.Sprintf("http settings: %v", err))
 		}
 	}
-	r := resolver{x: t.x, vars: t.vars, osEnv: true, positional: true}
+	r := t.scope()
 	if cmd := strings.TrimSpace(spec.GetCommand()); cmd != "" {
 		method, rest, ok := strings.Cut(cmd, " ")
 		if !ok {

@@ -59,7 +59,7 @@ func (jqExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepState {
 	if err != nil {
 		return executorResult(t, nil, fmt.Sprintf("jq query: %v", err))
 	}
-	r := resolver{x: t.x, vars: t.vars, osEnv: true, positional: true}
+	r := t.scope()
 	text := expandVars(s.Input, r)
 	if strings.TrimSpace(text) == "" {
 		text = "null"

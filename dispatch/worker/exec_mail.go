@@ -52,7 +52,7 @@ func (mailExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepState
 			return executorResult(t, nil, fmt.Sprintf("mail settings: %v", err))
 		}
 	}
-	own := resolver{x: x, vars: t.vars, osEnv: true, positional: true}
+	own := t.scope()
 	server := x.smtpServer(own, resolver{x: x, osEnv: true})
 	if server.Host == "" {
 		return executorResult(t, nil, "mail step: no SMTP server: set smtp.host in the DAG, or the worker's smtp host")

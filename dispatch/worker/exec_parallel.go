@@ -63,7 +63,7 @@ type parallelEvent struct {
 
 func (parallelExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepState {
 	x, spec := t.x, t.spec()
-	runs, err := parallelRuns(spec, resolver{x: x, vars: t.vars, osEnv: true, positional: true})
+	runs, err := parallelRuns(spec, t.scope())
 	if err != nil {
 		return &daguhav1.StepState{Status: daguhav1.StepStatus_STEP_STATUS_FAILED, ExitCode: 1, Error: "parallel: " + err.Error()}
 	}

@@ -45,7 +45,7 @@ func executorResult(t *stepTry, out []byte, failure string) *daguhav1.StepState 
 // publishExecutorOutput is publishStepOutput for an executor that runs in
 // the worker: its output map reads files from the worker's directory.
 func publishExecutorOutput(t *stepTry, st *daguhav1.StepState, stdout, stderr *capBuffer) *daguhav1.StepState {
-	return publishStepOutput(t, st, stdout, stderr, resolver{x: t.x, vars: t.vars, osEnv: true, positional: true}, "")
+	return publishStepOutput(t, st, stdout, stderr, t.scope(), "")
 }
 
 // publishStepOutput passes on what a try printed, kept in buffers of the

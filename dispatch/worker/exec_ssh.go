@@ -81,7 +81,7 @@ func (sshExecutor) execute(ctx context.Context, t *stepTry) *daguhav1.StepState 
 	}
 	// The settings are the worker's to read: their references come from
 	// the step's variables, then the worker's environment.
-	values := resolver{x: x, vars: t.vars, osEnv: true, positional: true}
+	values := t.scope()
 	for _, v := range []*string{&s.User, &s.Host, &s.Port, &s.Key, &s.Password, &s.KnownHostFile, &s.Shell} {
 		*v = expandVars(*v, values)
 	}

@@ -127,3 +127,10 @@ type stepTry struct {
 }
 
 func (t *stepTry) spec() *daguhav1.StepSpec { return t.x.steps[t.i] }
+
+// scope resolves variables in the try's values as every kind of step
+// does: the step's scope, then the worker's environment, and the run's
+// positional params.
+func (t *stepTry) scope() resolver {
+	return resolver{x: t.x, vars: t.vars, osEnv: true, positional: true}
+}
