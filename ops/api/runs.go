@@ -29,14 +29,15 @@ func (s *Server) enqueueRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if anyKey(bodyKeys(data), daguRunKeys...) {
+	keys := bodyKeys(data)
+	if anyKey(keys, daguRunKeys...) {
 		var req wire.DaguRunFromSpec
 		if err := decodeStrict(data, &req); err != nil {
 			return err
 		}
 		return s.writeRunFromSpec(w, r, req, service.SingletonRunning)
 	}
-	if keys := bodyKeys(data); anyKey(keys, "runs") {
+	if anyKey(keys, "runs") {
 		return s.enqueueBatch(w, r, data)
 	}
 	if len(data) > maxBodyBytes {
