@@ -99,6 +99,16 @@ const enqueueManyAtOnce = enqueueBatchMax
 // takes nothing from the others.
 func (s *Service) EnqueueMany(ctx context.Context, reqs []EnqueueRequest) []EnqueueResult {
 	results := make([]EnqueueResult, len(reqs))
+	// One read index for the whole batch: every request's reads of stored
+	// DAGs and parents then see at least what was acknowledged before the
+	// batch came, without a leader round trip each.
+	if err := s.cluster.ConsistentRead(ctx); err != nil {
+		for i := range results {
+			results[i].Err = err
+		}
+		return results
+	}
+	ctx = context.WithValue(ctx, readDone{}, true)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(enqueueManyAtOnce, len(reqs)) {
@@ -117,6 +127,19 @@ func (s *Service) EnqueueMany(ctx context.Context, reqs []EnqueueRequest) []Enqu
 	close(next)
 	wg.Wait()
 	return results
+}
+
+// readDone marks a context whose caller has made a consistent read
+// already (EnqueueMany, once for its batch).
+type readDone struct{}
+
+// consistentOf is cluster.ConsistentReadOf, unless ctx says the caller
+// has read already.
+func (s *Service) consistentOf(ctx context.Context, tables ...string) error {
+	if done, _ := ctx.Value(readDone{}).(bool); done {
+		return nil
+	}
+	return s.cluster.ConsistentReadOf(ctx, tables...)
 }
 
 // checkRunID says what is wrong with a caller's run id, if anything
@@ -283,7 +306,7 @@ func (s *Service) Enqueue(ctx context.Context, req EnqueueRequest) (Enqueued, er
 		RootDagRunId:   req.DagRunID,
 	}
 	if req.ParentDagRunID != "" {
-		if err := s.cluster.ConsistentRead(ctx); err != nil {
+		if err := s.consistentOf(ctx); err != nil {
 			return Enqueued{}, err
 		}
 		parent, err := s.cluster.FSM().State().Run(req.ParentDagRunID)
@@ -335,7 +358,7 @@ func (s *Service) resolveDag(ctx context.Context, req *EnqueueRequest) (*daguhav
 			return nil, nil, errorOf(Invalid, err)
 		}
 		// ParseDags reads only stored DAGs (a run/call of one).
-		if err := s.cluster.ConsistentReadOf(ctx, store.TableDags); err != nil {
+		if err := s.consistentOf(ctx, store.TableDags); err != nil {
 			return nil, nil, err
 		}
 		name := req.File
@@ -362,7 +385,7 @@ func (s *Service) resolveDag(ctx context.Context, req *EnqueueRequest) (*daguhav
 	}
 	// A read of the DAG table alone: through a follower it need not wait
 	// for the runs written meanwhile (cluster.Server.ConsistentReadOf).
-	if err := s.cluster.ConsistentReadOf(ctx, store.TableDags); err != nil {
+	if err := s.consistentOf(ctx, store.TableDags); err != nil {
 		return nil, nil, err
 	}
 	stored, err := s.cluster.FSM().State().Dag(req.DagName)
