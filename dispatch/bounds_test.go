@@ -3,6 +3,7 @@ package dispatch_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +71,10 @@ func TestWorkerInfoOutsideTheRulesIsRefused(t *testing.T) {
 		{"a label key with '='", &daguhav1.WorkerInfo{Id: "weq", MaxActiveRuns: 1, Labels: map[string]string{"a=b": "c"}}, `label key "a=b"`},
 		{"65 labels", &daguhav1.WorkerInfo{Id: "w65", MaxActiveRuns: 1, Labels: many}, "65 labels, more than the limit of 64"},
 		{"a log address that is no host:port", &daguhav1.WorkerInfo{Id: "wlog", MaxActiveRuns: 1, LogAddr: strings.Repeat("h", 300) + ":1"}, "log address"},
+		{"33 executors", &daguhav1.WorkerInfo{Id: "wex", MaxActiveRuns: 1, Executors: manyExecutors(valid.MaxExecutors + 1)}, "33 executors, more than the limit of 32"},
+		{"a 1 MB executor name", &daguhav1.WorkerInfo{Id: "wexn", MaxActiveRuns: 1, Executors: []string{strings.Repeat("x", 1<<20)}}, "executor name"},
+		{"a fingerprinted key that is no label", &daguhav1.WorkerInfo{Id: "wauto", MaxActiveRuns: 1, Labels: map[string]string{"os": "linux"}, AutoLabels: []string{"gpu"}},
+			`fingerprinted label "gpu": must be the key of one of the worker's labels`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := d.Heartbeat(ctx, tc.info, nil)
@@ -88,6 +93,14 @@ func TestWorkerInfoOutsideTheRulesIsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyExecutors(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("x%d", i)
+	}
+	return out
 }
 
 // A worker reports on the steps of the run it holds, and only on them:
