@@ -180,6 +180,11 @@ func TestDevModesWorkerIsFingerprinted(t *testing.T) {
 		w := workers.Workers[0]
 		return w.Labels["gpu"] == "true" && w.Labels["gpu-model"] == "nvidia-h100-80gb-hbm3" && slices.Contains(w.AutoLabels, "gpu"), fmt.Sprintf("%+v", w)
 	})
+	// The API says the version daguha version says (an unstamped build's).
+	var health struct{ Version string }
+	if code, err := a.GetJSON("/api/v2/health", &health); err != nil || code != http.StatusOK || health.Version != fallbackVersion {
+		t.Errorf("health: HTTP %d %v, version %q, want %q", code, err, health.Version, fallbackVersion)
+	}
 }
 
 // On a machine with a real NVIDIA GPU, a worker with no labels typed
