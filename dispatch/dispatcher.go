@@ -1026,14 +1026,12 @@ func (st *leaderState) firstReport(claims LeaseClaims, arrived time.Time) {
 	l, ok := st.deadlines[claims.RunID]
 	first := ok && l.fencingToken == claims.FencingToken && !l.handedAt.IsZero()
 	if first {
-		handed := l.handedAt
-		l.handedAt = time.Time{}
-		st.deadlines[claims.RunID] = l
-		st.mu.Unlock()
-		st.d.config.Metrics.ObserveStage(StageStartReport, arrived.Sub(handed))
-		return
+		st.deadlines[claims.RunID] = lease{fencingToken: l.fencingToken, deadline: l.deadline}
 	}
 	st.mu.Unlock()
+	if first {
+		st.d.config.Metrics.ObserveStage(StageStartReport, arrived.Sub(l.handedAt))
+	}
 }
 
 func notLeaderIfStopped(err error) error {
