@@ -195,6 +195,10 @@ type leaderState struct {
 type lease struct {
 	fencingToken uint64
 	deadline     time.Time
+	// handedAt is when the poll that took this lease returned it, until
+	// the worker's first report of the attempt arrives (the start_report
+	// stage); zero after it, and for leases this leader did not grant.
+	handedAt time.Time
 }
 
 func (d *Dispatcher) leader() (*leaderState, error) {
@@ -668,6 +672,7 @@ func (st *leaderState) grant(ctx context.Context, info *daguhav1.WorkerInfo, run
 		}
 	}
 	outcomes, err := st.grants.submitAll(ctx, st.ctx.Done(), grants)
+	committed := st.d.config.Now()
 	for _, run := range runs {
 		st.unreserve(run, info.GetId())
 	}
@@ -679,6 +684,9 @@ func (st *leaderState) grant(ctx context.Context, info *daguhav1.WorkerInfo, run
 		// commit, their leases expire unrenewed and the runs are reclaimed.
 		return nil, 0, err
 	}
+	metrics := st.d.config.Metrics
+	grantCommit := committed.Sub(time.Unix(0, now))
+	fencing := make([]uint64, 0, len(runs))
 	for i, run := range runs {
 		outcome := outcomes[i]
 		if !outcome.GetGranted() {
@@ -693,12 +701,21 @@ func (st *leaderState) grant(ctx context.Context, info *daguhav1.WorkerInfo, run
 		if serr != nil {
 			return nil, 0, serr
 		}
-		st.mu.Lock()
-		st.deadlines[run.GetId()] = lease{fencingToken: outcome.GetFencingToken(), deadline: st.d.config.Now().Add(st.d.config.LeaseTTL)}
-		st.mu.Unlock()
-		st.d.config.Metrics.LeaseGranted(queueWait(outcome.GetRun()), attempt == 1)
+		fencing = append(fencing, outcome.GetFencingToken())
+		metrics.LeaseGranted(queueWait(outcome.GetRun()), attempt == 1)
+		metrics.ObserveStage(StageGrantCommit, grantCommit)
 		tasks = append(tasks, &daguhav1.Task{Run: outcome.GetRun(), LeaseToken: token, LeaseTtlMillis: uint32(st.d.config.LeaseTTL.Milliseconds()),
 			TakesStepBatches: true, LogTicket: st.signer.LogTicket(run.GetId(), attempt, info.GetId())})
+	}
+	// The leases start now, as the poll returns its tasks.
+	handed := st.d.config.Now()
+	st.mu.Lock()
+	for i, task := range tasks {
+		st.deadlines[task.GetRun().GetId()] = lease{fencingToken: fencing[i], deadline: handed.Add(st.d.config.LeaseTTL), handedAt: handed}
+	}
+	st.mu.Unlock()
+	for range tasks {
+		metrics.ObserveStage(StagePollReturn, handed.Sub(committed))
 	}
 	return tasks, refused, nil
 }
@@ -817,7 +834,11 @@ func (d *Dispatcher) Heartbeat(ctx context.Context, info *daguhav1.WorkerInfo, h
 			continue
 		}
 		st.mu.Lock()
-		st.deadlines[run.GetId()] = lease{fencingToken: claims.FencingToken, deadline: now.Add(d.config.LeaseTTL)}
+		renewed := lease{fencingToken: claims.FencingToken, deadline: now.Add(d.config.LeaseTTL)}
+		if l, ok := st.deadlines[run.GetId()]; ok && l.fencingToken == claims.FencingToken {
+			renewed.handedAt = l.handedAt
+		}
+		st.deadlines[run.GetId()] = renewed
 		st.mu.Unlock()
 		if run.GetCancelRequested() {
 			resp.CancelRunIds = append(resp.CancelRunIds, run.GetId())
@@ -914,7 +935,8 @@ func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (
 		finishes   []*daguhav1.Finish
 		finishItem []int
 	)
-	now := d.config.Now().UnixNano()
+	arrived := d.config.Now()
+	now := arrived.UnixNano()
 	for i, item := range items {
 		refusedKind := RefusedStep
 		if item.GetFinish() != nil {
@@ -933,6 +955,7 @@ func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (
 			errs[i] = err
 			continue
 		}
+		st.firstReport(claims, arrived)
 		if end := item.GetFinish(); end != nil {
 			finishes = append(finishes, &daguhav1.Finish{
 				RunId: claims.RunID, FencingToken: claims.FencingToken, Status: end.GetStatus(), Error: end.GetError(),
@@ -970,6 +993,7 @@ func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (
 	}
 	if len(finishes) > 0 {
 		outcomes, err := st.finishes.submitAll(ctx, st.ctx.Done(), finishes)
+		finishCommit := d.config.Now().Sub(arrived)
 		for j, i := range finishItem {
 			if err != nil {
 				errs[i] = notLeaderIfStopped(err)
@@ -986,12 +1010,28 @@ func (d *Dispatcher) Report(ctx context.Context, items []*daguhav1.ReportItem) (
 				delete(st.deadlines, finish.GetRunId())
 			}
 			st.mu.Unlock()
+			d.config.Metrics.ObserveStage(StageFinishCommit, finishCommit)
 			d.config.Metrics.RunFinished(finish.GetStatus().Word())
 			d.config.Metrics.RunsCancelledAtOnce(outcomes[j].GetEndedCancelled())
 		}
 	}
 	wg.Wait()
 	return errs
+}
+
+// firstReport observes the start_report stage when this is the first
+// report the leader received for the attempt it granted.
+func (st *leaderState) firstReport(claims LeaseClaims, arrived time.Time) {
+	st.mu.Lock()
+	l, ok := st.deadlines[claims.RunID]
+	first := ok && l.fencingToken == claims.FencingToken && !l.handedAt.IsZero()
+	if first {
+		st.deadlines[claims.RunID] = lease{fencingToken: l.fencingToken, deadline: l.deadline}
+	}
+	st.mu.Unlock()
+	if first {
+		st.d.config.Metrics.ObserveStage(StageStartReport, arrived.Sub(l.handedAt))
+	}
 }
 
 func notLeaderIfStopped(err error) error {

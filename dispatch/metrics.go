@@ -19,7 +19,39 @@ type Observer interface {
 	LeasesReclaimed(reason string, n int)
 	ReportRefused(kind string, n int)
 	ObserveHeartbeat(d time.Duration)
+	// ObserveStage records how long one stage of a run's life took on
+	// the leader (StageGrantCommit, StagePollReturn, StageStartReport,
+	// StageFinishCommit; the queue wait comes with LeaseGranted).
+	ObserveStage(stage string, d time.Duration)
 }
+
+// Stages of a run's life, as the leader sees them (label values of
+// daguha_run_stage_seconds). Every stage is measured on the leader's own
+// clock, from times it took itself, never inside the state machine:
+//   - StageQueueWait: the run's enqueue (or the end of its previous
+//     attempt) until the leader matched it to a polling worker and wrote
+//     the grant (the run's started_at);
+//   - StageGrantCommit: that grant written until its Raft entry was
+//     committed and applied on the leader (waiting for a place in the
+//     grant batcher, the commit, the state machine);
+//   - StagePollReturn: the grant committed until the poll that asked for
+//     it returned its tasks to the RPC layer (lease tokens signed);
+//   - StageStartReport: the poll returned until the leader received the
+//     worker's first report of that attempt (the network both ways, the
+//     worker starting the run and its first step; a report forwarded by a
+//     follower counts when it reaches the leader);
+//   - StageFinishCommit: a worker's finish received by the leader until
+//     its Raft entry was committed and applied on the leader.
+const (
+	StageQueueWait    = "queue_wait"
+	StageGrantCommit  = "grant_commit"
+	StagePollReturn   = "poll_return"
+	StageStartReport  = "start_report"
+	StageFinishCommit = "finish_commit"
+)
+
+// Stages lists the stages in the order a run goes through them.
+var Stages = []string{StageQueueWait, StageGrantCommit, StagePollReturn, StageStartReport, StageFinishCommit}
 
 // Reasons a lease is reclaimed (label values of
 // daguha_dispatch_leases_reclaimed_total).
@@ -39,14 +71,15 @@ const (
 // noObserver records nothing: the Observer of a dispatcher given none.
 type noObserver struct{}
 
-func (noObserver) RunEnqueued()                     {}
-func (noObserver) LeaseGranted(time.Duration, bool) {}
-func (noObserver) RunFinished(string)               {}
-func (noObserver) RunsCancelledAtOnce(uint32)       {}
-func (noObserver) RunsPruned(uint64)                {}
-func (noObserver) LeasesReclaimed(string, int)      {}
-func (noObserver) ReportRefused(string, int)        {}
-func (noObserver) ObserveHeartbeat(time.Duration)   {}
+func (noObserver) RunEnqueued()                       {}
+func (noObserver) LeaseGranted(time.Duration, bool)   {}
+func (noObserver) RunFinished(string)                 {}
+func (noObserver) RunsCancelledAtOnce(uint32)         {}
+func (noObserver) RunsPruned(uint64)                  {}
+func (noObserver) LeasesReclaimed(string, int)        {}
+func (noObserver) ReportRefused(string, int)          {}
+func (noObserver) ObserveHeartbeat(time.Duration)     {}
+func (noObserver) ObserveStage(string, time.Duration) {}
 
 // Helpers for the metrics the dispatcher records.
 

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/daguha/daguha/dispatch"
 )
 
 // required is what every whole run of the suite, quick or full, must
@@ -87,6 +89,9 @@ func incomplete(figures []figure) []string {
 			if r.ratio && !hasRatio(f) {
 				problems = append(problems, where+": no ratio to a baseline")
 			}
+			if strings.HasPrefix(r.name, "dispatch_throughput") {
+				problems = append(problems, lacksInside(where, f)...)
+			}
 		}
 	}
 	sort.Strings(problems)
@@ -121,6 +126,13 @@ func TestIncompleteNamesWhatARunLacks(t *testing.T) {
 				}
 				if r.ratio {
 					f["ratio_to_something"] = 0.5
+				}
+				if strings.HasPrefix(r.name, "dispatch_throughput") {
+					stages := figure{}
+					for _, stage := range dispatch.Stages {
+						stages[stage] = figure{"p50": 1.0, "p99": 2.0}
+					}
+					f["stages_ms"], f["allocs_per_run"], f["gc_cpu_share"] = stages, figure{"leader": 700.0}, figure{"leader": 0.1}
 				}
 				fs = append(fs, f)
 			}
@@ -164,6 +176,14 @@ func TestIncompleteNamesWhatARunLacks(t *testing.T) {
 			}
 			return fs
 		}, "matching[0]: no p99"},
+		{"no stage of a run's life", func(fs []figure) []figure {
+			for _, f := range fs {
+				if f["name"] == "dispatch_throughput_bulk" {
+					delete(f["stages_ms"].(figure), "start_report")
+				}
+			}
+			return fs
+		}, "dispatch_throughput_bulk[0]: no p50 and p99 of stage start_report"},
 		{"no ratio", func(fs []figure) []figure {
 			for _, f := range fs {
 				if f["name"] == "snapshot_restore" {

@@ -263,6 +263,7 @@ func (s *suite) throughputWith(servers int, noop bool, clients, bulk int, fsyncR
 		}
 	}
 	meter := newCPUMeter(c, leader, procs)
+	insideMeter := newServerMeter(c, leader)
 	start := time.Now()
 	var wg sync.WaitGroup
 	for cl := 0; cl < clients; cl++ {
@@ -306,6 +307,7 @@ func (s *suite) throughputWith(servers int, noop bool, clients, bulk int, fsyncR
 	})
 	elapsed := time.Since(start)
 	cpu := meter.stop(runs)
+	inside := insideMeter.stop(runs)
 	rate := float64(runs) / elapsed.Seconds()
 	name := "dispatch_throughput"
 	executor := "noop"
@@ -323,6 +325,12 @@ func (s *suite) throughputWith(servers int, noop bool, clients, bulk int, fsyncR
 		"enqueue_rate": float64(runs) / enqueued.Seconds(), "failed_enqueues": failed.Load(),
 		"baseline": figure{"raft_apply_per_s": raftRate, "fsync_per_s": fsyncRate}, "ratio": rate / raftRate,
 		"cpu_ms_per_run": cpu["cpu_ms_per_run"], "cores_busy": cpu["cores_busy"]}
+	// Where a run waited (the leader's stage histograms), Raft's own
+	// timings, and allocations and GC beside the CPU per run.
+	for key, v := range inside {
+		f[key] = v
+	}
+	f["dominant_stage"] = dominantStage(inside["stages_ms"].(figure))
 	if profile != nil {
 		f["profile_leader"] = profile()
 	}

@@ -45,13 +45,20 @@ type RaftSource interface {
 	Stats() map[string]string
 	State() raft.RaftState
 	LeaderWithID() (raft.ServerAddress, raft.ServerID)
+	GetConfiguration() raft.ConfigurationFuture
 }
 
-// WatchRaft exports the Raft node's state, read at every scrape.
+// WatchRaft exports the Raft node's state, read at every scrape, and
+// Raft's own timings (raft_timings.go).
 func (m *Metrics) WatchRaft(r RaftSource) {
-	if m != nil {
-		m.registry.MustRegister(&raftCollector{m: m, raft: r})
+	if m == nil {
+		return
 	}
+	timings := installRaftTimings()
+	if timings != nil {
+		m.registry.MustRegister(timings)
+	}
+	m.registry.MustRegister(&raftCollector{m: m, raft: r, timings: timings})
 }
 
 var (
@@ -75,18 +82,22 @@ var (
 		"Voters other than this server in the Raft configuration it knows.", nil, nil)
 	raftContactDesc = prometheus.NewDesc(Namespace+"_raft_last_contact_seconds",
 		"Seconds since a follower last heard from the leader (0 on the leader); absent before any contact.", nil, nil)
+	raftPeerContactDesc = prometheus.NewDesc(Namespace+"_raft_peer_last_contact_seconds",
+		"Leader only: seconds since each other server in the configuration last answered an AppendEntries or heartbeat "+
+			"successfully, by peer id (the follower's replication lag in time); absent before its first answer.", []string{"peer"}, nil)
 )
 
 var raftStates = []raft.RaftState{raft.Leader, raft.Follower, raft.Candidate, raft.Shutdown}
 
 type raftCollector struct {
-	m    *Metrics
-	raft RaftSource
+	m       *Metrics
+	raft    RaftSource
+	timings *raftTimings
 }
 
 func (c *raftCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{raftStateDesc, raftLeaderDesc, raftTermDesc, raftCommitDesc, raftAppliedDesc,
-		raftLastLogDesc, raftSnapshotDesc, raftPendingDesc, raftPeersDesc, raftContactDesc} {
+		raftLastLogDesc, raftSnapshotDesc, raftPendingDesc, raftPeersDesc, raftContactDesc, raftPeerContactDesc} {
 		ch <- d
 	}
 }
@@ -125,6 +136,29 @@ func (c *raftCollector) Collect(ch chan<- prometheus.Metric) {
 	default:
 		if d, err := time.ParseDuration(contact); err == nil {
 			ch <- prometheus.MustNewConstMetric(raftContactDesc, prometheus.GaugeValue, d.Seconds())
+		}
+	}
+	if state == raft.Leader && c.timings != nil {
+		c.collectPeerContact(ch)
+	}
+}
+
+// collectPeerContact exports, on the leader, how long ago each other
+// server of the configuration last answered it.
+func (c *raftCollector) collectPeerContact(ch chan<- prometheus.Metric) {
+	future := c.raft.GetConfiguration()
+	if err := future.Error(); err != nil {
+		c.m.collectError("raft")
+		return
+	}
+	_, self := c.raft.LeaderWithID()
+	now := time.Now()
+	for _, server := range future.Configuration().Servers {
+		if server.ID == self {
+			continue
+		}
+		if at, ok := c.timings.lastContact(string(server.ID)); ok {
+			ch <- prometheus.MustNewConstMetric(raftPeerContactDesc, prometheus.GaugeValue, now.Sub(at).Seconds(), string(server.ID))
 		}
 	}
 }

@@ -223,7 +223,8 @@ func TestLiveClusterMetrics(t *testing.T) {
 			t.Errorf("%s took enqueues but %s is 0 or missing", name, series)
 		}
 		for _, want := range []string{"go_goroutines", "process_resident_memory_bytes", "daguha_raft_term", "daguha_raft_commit_index",
-			"daguha_raft_apply_duration_seconds_count", "daguha_dispatch_queue_wait_seconds_bucket", "daguha_raft_leader_changes_total"} {
+			"daguha_raft_apply_duration_seconds_count", "daguha_dispatch_queue_wait_seconds_bucket", "daguha_raft_leader_changes_total",
+			"daguha_run_stage_seconds_bucket", "daguha_raft_timing_seconds_bucket", "go_cpu_classes_gc_total_cpu_seconds_total", "go_memstats_mallocs_total"} {
 			if !e.names[want] {
 				t.Errorf("%s exports no %s", name, want)
 			}
@@ -248,6 +249,47 @@ func TestLiveClusterMetrics(t *testing.T) {
 	}
 	if got := total("daguha_raft_commit_duration_seconds_count"); got < matched {
 		t.Errorf("raft commits timed: %v; want at least %d", got, matched)
+	}
+	// Every run went through every stage of its life once, timed by the
+	// leader: matched, granted, returned to the poll, first report, finish.
+	for _, stage := range []string{"queue_wait", "grant_commit", "poll_return", "start_report", "finish_commit"} {
+		if got := total(`daguha_run_stage_seconds_count{stage="` + stage + `"}`); got != matched {
+			t.Errorf("stage %s observed %v times; want %d (one per run)", stage, got, matched)
+		}
+	}
+	// Raft's own timings, bridged from go-metrics: the leader committed,
+	// stored and applied entries and replicated them to each follower;
+	// each follower stored what it was sent.
+	for i, e := range after {
+		name := c.Agents[i].Name
+		ops := []string{"log_store", "fsm_apply"}
+		if c.Agents[i] == leader {
+			ops = append(ops, "commit", "leader_log_write")
+		} else {
+			ops = append(ops, "follower_log_write", "follower_append")
+		}
+		for _, op := range ops {
+			if got := e.samples[`daguha_raft_timing_seconds_count{op="`+op+`"}`]; got == 0 {
+				t.Errorf("%s: raft timing %s never observed", name, op)
+			}
+		}
+		peers := map[string]bool{}
+		contacts := 0
+		for series, v := range e.samples {
+			if strings.HasPrefix(series, "daguha_raft_replication_seconds_count{") && strings.Contains(series, `kind="append_entries"`) && v > 0 {
+				peers[series] = true
+			}
+			if strings.HasPrefix(series, "daguha_raft_peer_last_contact_seconds{") {
+				contacts++
+			}
+		}
+		if c.Agents[i] == leader {
+			if len(peers) != len(c.Agents)-1 || contacts != len(c.Agents)-1 {
+				t.Errorf("%s (leader): replication timed to %d peers, last contact of %d; want %d each", name, len(peers), contacts, len(c.Agents)-1)
+			}
+		} else if contacts != 0 {
+			t.Errorf("%s (follower) exports %d peer contacts; only the leader knows them", name, contacts)
+		}
 	}
 	// The worker calls one server at a time: some server counts its
 	// heartbeats (once a second, so wait for one) by gRPC method.

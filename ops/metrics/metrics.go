@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"net/http"
+	"regexp"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +43,9 @@ var (
 	queueWaitBuckets = prometheus.ExponentialBuckets(0.01, 2.5, 14) // 10 ms .. 25 min
 	rpcBuckets       = prometheus.ExponentialBuckets(0.0005, 2, 14) // 0.5 ms .. 4 s
 	httpBuckets      = prometheus.ExponentialBuckets(0.001, 3, 10)  // 1 ms .. 20 s
+	// A run's stages range from a fraction of a millisecond (returning a
+	// poll) to hours (waiting in a queue no worker matches).
+	stageBuckets = prometheus.ExponentialBuckets(0.0002, 2.5, 18) // 0.2 ms .. 25 min
 )
 
 // Metrics is one server's metrics and the registry they are exported from.
@@ -61,6 +65,7 @@ type Metrics struct {
 	reclaimed      *prometheus.CounterVec
 	refused        *prometheus.CounterVec
 	queueWait      prometheus.Histogram
+	stages         *prometheus.HistogramVec
 	heartbeat      prometheus.Histogram
 	grpc           *grpcprom.ServerMetrics
 	httpRequests   *prometheus.CounterVec
@@ -74,7 +79,13 @@ type Metrics struct {
 func New() *Metrics {
 	m := &Metrics{registry: prometheus.NewRegistry()}
 	f := func(c prometheus.Collector) { m.registry.MustRegister(c) }
-	f(collectors.NewGoCollector())
+	// The runtime's own estimates of the CPU its garbage collector, the
+	// program and the scavenger used (go_cpu_classes_gc_total_, _user_
+	// and _scavenge_total_cpu_seconds_total): comparable with each other
+	// (not with process_cpu_seconds_total), they give the share of a
+	// server's CPU that goes to GC.
+	f(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/cpu/classes/(gc/total|user|scavenge/total):cpu-seconds$`)})))
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f(collectors.NewBuildInfoCollector())
 
@@ -125,6 +136,14 @@ func New() *Metrics {
 		Help:    "Time from a run's enqueue (or its reclaim, for a later attempt) until the leader granted it to a worker.",
 		Buckets: queueWaitBuckets,
 	})
+	m.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: Namespace, Subsystem: "run", Name: "stage_seconds",
+		Help: "A run's life by stage, each timed by the leader on its own clock: queue_wait (enqueue, or the previous attempt's end, " +
+			"until the leader matched the run to a poll and wrote the grant), grant_commit (that grant written until committed and applied " +
+			"on the leader), poll_return (grant committed until the poll returned its tasks), start_report (poll returned until the " +
+			"leader received the worker's first report of the attempt), finish_commit (a finish received until committed and applied).",
+		Buckets: stageBuckets,
+	}, []string{"stage"})
 	m.heartbeat = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: Namespace, Subsystem: "dispatch", Name: "heartbeat_duration_seconds",
 		Help:    "Time the leader took to handle a worker's heartbeat (verifying and renewing its leases).",
@@ -152,7 +171,7 @@ func New() *Metrics {
 		Help: "Scrapes in which a collector could not read the state it reports, by collector.",
 	}, []string{"collector"})
 	for _, c := range []prometheus.Collector{m.raftCommit, m.raftApply, m.leaderChanges, m.enqueued, m.started, m.finished,
-		m.pruned, m.granted, m.reclaimed, m.refused, m.queueWait, m.heartbeat, m.grpc, m.httpRequests, m.httpDuration,
+		m.pruned, m.granted, m.reclaimed, m.refused, m.queueWait, m.stages, m.heartbeat, m.grpc, m.httpRequests, m.httpDuration,
 		m.httpInFlight, m.scrapeFailures} {
 		f(c)
 	}
@@ -169,6 +188,9 @@ func New() *Metrics {
 	}
 	for _, path := range []string{"local", "forwarded"} {
 		m.raftApply.WithLabelValues(path)
+	}
+	for _, stage := range dispatch.Stages {
+		m.stages.WithLabelValues(stage)
 	}
 	for _, collector := range []string{"raft", "queues", "workers"} {
 		m.scrapeFailures.WithLabelValues(collector)
@@ -232,6 +254,16 @@ func (m *Metrics) LeaseGranted(waited time.Duration, first bool) {
 	}
 	if waited >= 0 {
 		m.queueWait.Observe(waited.Seconds())
+		m.stages.WithLabelValues(dispatch.StageQueueWait).Observe(waited.Seconds())
+	}
+}
+
+// ObserveStage records how long a stage of a run's life took
+// (dispatch.StageGrantCommit, ...); a negative d (clocks that moved) is
+// not recorded.
+func (m *Metrics) ObserveStage(stage string, d time.Duration) {
+	if m != nil && d >= 0 {
+		m.stages.WithLabelValues(stage).Observe(d.Seconds())
 	}
 }
 

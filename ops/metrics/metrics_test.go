@@ -24,6 +24,7 @@ func TestNilHooksRecordNothing(t *testing.T) {
 	m.LeasesReclaimed(ReclaimLeaseExpired, 2)
 	m.ReportRefused(RefusedStep, 1)
 	m.ObserveHeartbeat(time.Millisecond)
+	m.ObserveStage("grant_commit", time.Millisecond)
 	m.InitializeGRPC(nil)
 	m.WatchRaft(nil)
 	m.WatchQueues(nil)
