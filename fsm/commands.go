@@ -18,6 +18,11 @@ import (
 // 0.1.0 is 1: command types 0 to 16, snapshot version 2.
 const SchemaVersion = 1
 
+// SchemaReleases names, for each state schema, the first daguha release
+// whose servers read it, for messages that tell an operator what to
+// upgrade to. Bumping SchemaVersion adds an entry.
+var SchemaReleases = [SchemaVersion + 1]string{0: "before 0.1.0", 1: "0.1.0"}
+
 // MessageType is the first byte of every Raft command.
 type MessageType uint8
 
