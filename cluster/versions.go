@@ -74,4 +74,3 @@ func schemaGate(command string, need int, servers []string, member func(string) 
 	return &UpgradeError{Msg: fmt.Sprintf("%s needs every server at state schema %d or later (%s); %s: finish upgrading the servers first",
 		command, need, release, strings.Join(lacking, "; "))}
 }
-
