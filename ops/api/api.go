@@ -142,6 +142,7 @@ var statusCodes = map[service.Kind]int{
 	service.Timeout:        http.StatusGatewayTimeout,
 	service.NotImplemented: http.StatusNotImplemented,
 	service.Upstream:       http.StatusBadGateway,
+	service.NotUpgraded:    http.StatusConflict,
 }
 
 // writeFailure answers with err, its status code picked by its kind. A
