@@ -1,12 +1,20 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/cluster/buildinfo"
+	"github.com/daguha/daguha/cluster/clustertest"
+	"github.com/daguha/daguha/fsm"
 	"github.com/daguha/daguha/ops/api"
+	"github.com/daguha/daguha/ops/wire"
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
 // While a server of the Raft configuration is not known to run a release
@@ -50,5 +58,66 @@ func TestRetryAndDequeueRefusedWhileAServerIsNotUpgraded(t *testing.T) {
 	var run map[string]any
 	if err := json.Unmarshal(raw, &run); err != nil || run["status"] != "queued" {
 		t.Fatalf("the run after the refusals: %v, want it still queued", run)
+	}
+}
+
+// /api/v2/cluster/peers and the operator's peers show what each server
+// runs, /api/v2/workers what each worker runs, all from gossip: a worker
+// in the gossip pool shows its version, one the servers know only from
+// its registration shows "unknown", as does the non-voter gossip has
+// never heard of.
+func TestPeersAndWorkersShowVersionsFromGossip(t *testing.T) {
+	env := startDagu(t, api.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var serverGossip string
+	for _, m := range env.leader.Members() {
+		serverGossip = m.Addr
+	}
+	member, err := cluster.JoinAsWorker(cluster.WorkerMemberConfig{
+		NodeName: "w-gossip", BindAddr: "127.0.0.1", AdvertiseAddr: "127.0.0.1", GossipPort: clustertest.FreePorts(t, 1)[0],
+		Join: []string{serverGossip}, JoinRetryInterval: 100 * time.Millisecond, GossipTimings: cluster.GossipLocal,
+		Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer member.Shutdown(time.Second)
+	if _, _, err := env.leader.Apply(ctx, fsm.RegisterWorkersType, &daguhav1.RegisterWorkersCommand{Workers: []*daguhav1.Worker{
+		{Id: "w-gossip", MaxActiveRuns: 1}, {Id: "w-static", MaxActiveRuns: 1},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.leader.Raft().AddNonvoter("ghost", "127.0.0.1:1", 0, 5*time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	own := cluster.LocalVersions()
+	clustertest.WaitFor(t, 10*time.Second, "the workers' versions", func() (bool, string) {
+		_, raw := env.do(t, "GET", "/api/v2/workers", "")
+		var body wire.Workers
+		if err := json.Unmarshal(raw, &body); err != nil {
+			return false, err.Error()
+		}
+		got := map[string]string{}
+		for _, w := range body.Workers {
+			got[w.ID] = w.Version
+		}
+		return got["w-gossip"] == buildinfo.Version() && got["w-static"] == cluster.UnknownVersion, string(raw)
+	})
+	for _, path := range []string{"/api/v2/cluster/peers", "/api/v2/operator/raft/peers"} {
+		code, raw := env.do(t, "GET", path, "")
+		var body wire.Peers
+		if err := json.Unmarshal(raw, &body); err != nil || code != http.StatusOK || len(body.Peers) != 2 {
+			t.Fatalf("%s: HTTP %d %s", path, code, raw)
+		}
+		for _, p := range body.Peers {
+			want := own
+			if p.ID == "ghost" {
+				want = cluster.Versions{Version: cluster.UnknownVersion}
+			}
+			if p.Versions != want || (p.ID != "ghost" && p.Version != buildinfo.Version()) {
+				t.Errorf("%s: %s shows %+v, want %+v", path, p.ID, p.Versions, want)
+			}
+		}
 	}
 }
