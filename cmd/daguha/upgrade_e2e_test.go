@@ -15,7 +15,7 @@ import (
 // three killed, what it runs is unknown, so dequeue (state schema 1) sent
 // to the other follower is forwarded to the leader over gRPC, refused
 // there without being written, and comes back as 409 with the leader's
-// message, which daguha dequeue prints; the run stays queued. Once the
+// message (on Dagu's route too), which daguha dequeue prints; the run stays queued. Once the
 // server is back, the same dequeue goes through.
 func TestDequeueRefusedWhileAServerIsDownAcceptedOnceBack(t *testing.T) {
 	c := clustertest.StartCluster(t, clustertest.ClusterOptions{Servers: 3, ExtraArgs: []string{"-forward-hold=10s"}})
@@ -71,6 +71,14 @@ func TestDequeueRefusedWhileAServerIsDownAcceptedOnceBack(t *testing.T) {
 	code, err := follower.PostJSON("/api/v2/dag-runs/q-1/dequeue", nil, &refusal)
 	if err != nil || code != 409 || refusal["error"] != want {
 		t.Fatalf("dequeue through %s: HTTP %d %v %v\nwant 409 with %q", follower.Name, code, err, refusal, want)
+	}
+	// Dagu's route turns a run in the wrong status into a 400: the
+	// refusal must arrive from the leader marked as what it is, not as
+	// any refused command, to stay a 409.
+	var daguRefusal map[string]any
+	code, err = follower.GetJSON("/api/v1/dag-runs/e2e/q-1/dequeue", &daguRefusal)
+	if err != nil || code != 409 || daguRefusal["message"] != want || daguRefusal["code"] != "bad_request" {
+		t.Fatalf("Dagu's dequeue through %s: HTTP %d %v %v\nwant 409 with %q", follower.Name, code, err, daguRefusal, want)
 	}
 	_, stderr, exit := runCLI(t, "dequeue", "--run-id=q-1", "-address="+follower.HTTPAddr())
 	if exit == 0 || !strings.Contains(stderr, want) {
