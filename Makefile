@@ -15,11 +15,15 @@ TEST_TIMEOUT ?= 20m
 # The version (the VERSION file, semantic versioning) and the commit that
 # make build, make release and make image stamp into the binary; an
 # unstamped build (go run, go build) reports VERSION's version with -dev
-# (see cmd/daguha/version.go). The commit gets -dirty when tracked files
-# differ from it.
+# (see cluster/buildinfo, the one home of the version that daguha version,
+# the API's health and gossip report). The commit gets -dirty when tracked
+# files differ from it. A -X that names a variable no longer there is
+# ignored by the linker: make release-check catches that, since the binary
+# would then report VERSION-dev.
 VERSION   := $(shell cat VERSION)
 COMMIT    := $(shell c="$$(git rev-parse HEAD 2>/dev/null)" && { git diff --quiet HEAD 2>/dev/null || c="$$c-dirty"; }; echo "$${c:-unknown}")
-STAMP     := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+BUILDINFO := github.com/daguha/daguha/cluster/buildinfo
+STAMP     := -X $(BUILDINFO).version=$(VERSION) -X $(BUILDINFO).commit=$(COMMIT)
 
 all: build
 

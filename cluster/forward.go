@@ -102,7 +102,20 @@ func (s *Server) ApplyLocal(command []byte) (uint64, []byte, error) {
 	return index, encoded, nil
 }
 
+// applyLocal is the one place the leader writes a command, its own or a
+// forwarded one: the version check (checkServersRead) runs here, so no
+// path around it reaches the log.
 func (s *Server) applyLocal(command []byte) (proto.Message, uint64, error) {
+	if len(command) == 0 {
+		return nil, 0, &CommandError{Err: fsm.ErrEmptyCommand}
+	}
+	if s.raft.State() == raft.Leader {
+		// A server that is not the leader answers ErrNotLeader below,
+		// which the caller retries at the leader; it does not judge.
+		if err := s.checkServersRead(fsm.MessageType(command[0])); err != nil {
+			return nil, 0, err
+		}
+	}
 	began := time.Now()
 	future := s.raft.Apply(command, applyTimeout)
 	if err := future.Error(); err != nil {

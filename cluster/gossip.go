@@ -14,7 +14,9 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/daguha/daguha/cluster/buildinfo"
 	"github.com/daguha/daguha/cluster/identity"
+	"github.com/daguha/daguha/fsm"
 )
 
 // Roles a gossip member can have. Servers and workers share one pool.
@@ -56,7 +58,65 @@ type Meta struct {
 	// Leaving is set just before a graceful leave: memberlist reports a
 	// left node and a failed one alike, so the intent travels in the meta.
 	Leaving bool `json:"l,omitempty"`
+	// BuildVersion is the daguha version the member runs
+	// (buildinfo.Version, cut to MaxVersionLen), StateSchema the
+	// replicated state's schema it reads (fsm.SchemaVersion) and
+	// WireProtocol the protocol it speaks (buildinfo.ProtocolVersion).
+	// Members built before 0.1.0 send none of them: see Versions.
+	BuildVersion string `json:"bv,omitempty"`
+	StateSchema  int    `json:"ss,omitempty"`
+	WireProtocol int    `json:"wp,omitempty"`
 }
+
+// MaxVersionLen bounds the version string a member advertises, so that a
+// long stamped version cannot push the meta past memberlist's limit.
+const MaxVersionLen = 64
+
+// BeforeFirstRelease is how a member that advertises no version is shown:
+// builds before 0.1.0 did not put one in gossip.
+const BeforeFirstRelease = "before 0.1.0"
+
+// Versions is what a member runs, as its gossip meta says.
+type Versions struct {
+	// Version is the daguha version, BeforeFirstRelease for a member
+	// that advertised none.
+	Version      string `json:"version"`
+	StateSchema  int    `json:"state_schema"`
+	WireProtocol int    `json:"wire_protocol"`
+}
+
+// String is how messages name a member's versions.
+func (v Versions) String() string {
+	return fmt.Sprintf("daguha %s (state schema %d, wire protocol %d)", v.Version, v.StateSchema, v.WireProtocol)
+}
+
+// Versions returns what the meta says its member runs.
+func (m Meta) Versions() Versions {
+	if m.BuildVersion == "" {
+		return Versions{Version: BeforeFirstRelease, StateSchema: m.StateSchema, WireProtocol: m.WireProtocol}
+	}
+	return Versions{Version: m.BuildVersion, StateSchema: m.StateSchema, WireProtocol: m.WireProtocol}
+}
+
+// ownVersions fills in the versions of this binary.
+func ownVersions(meta Meta) Meta {
+	meta.BuildVersion = advertisedVersion(buildinfo.Version())
+	meta.StateSchema = fsm.SchemaVersion
+	meta.WireProtocol = buildinfo.ProtocolVersion
+	return meta
+}
+
+// advertisedVersion is a version string as gossip carries it: cut to
+// MaxVersionLen.
+func advertisedVersion(v string) string {
+	if len(v) > MaxVersionLen {
+		return v[:MaxVersionLen]
+	}
+	return v
+}
+
+// LocalVersions is what this binary would advertise.
+func LocalVersions() Versions { return ownVersions(Meta{}).Versions() }
 
 // Member is one node of the gossip pool.
 type Member struct {
@@ -202,19 +262,25 @@ func (s *Server) httpAddr() string {
 	return net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.HTTPPort))
 }
 
-func (s *Server) startGossip() error {
-	s.meta = &metaDelegate{meta: Meta{
+// serverMeta is what a server says about itself in gossip.
+func serverMeta(config Config, raftAddr string) Meta {
+	meta := ownVersions(Meta{
 		Version:  metaVersion,
 		Role:     RoleServer,
-		RaftAddr: string(s.raftAddr),
-		GRPCAddr: net.JoinHostPort(s.config.AdvertiseAddr, strconv.Itoa(s.config.GRPCPort)),
-		HTTPAddr: s.httpAddr(),
-		Expect:   s.config.BootstrapExpect,
-		Zone:     s.config.ScheduleZone,
-	}}
+		RaftAddr: raftAddr,
+		GRPCAddr: net.JoinHostPort(config.AdvertiseAddr, strconv.Itoa(config.GRPCPort)),
+		HTTPAddr: net.JoinHostPort(config.AdvertiseAddr, strconv.Itoa(config.HTTPPort)),
+		Expect:   config.BootstrapExpect,
+		Zone:     config.ScheduleZone,
+	})
 	if !identity.Enforced {
-		s.meta.meta.SigningKeys = s.config.SigningKeyIDs
+		meta.SigningKeys = config.SigningKeyIDs
 	}
+	return meta
+}
+
+func (s *Server) startGossip() error {
+	s.meta = &metaDelegate{meta: serverMeta(s.config, string(s.raftAddr))}
 	if encoded := s.meta.NodeMeta(memberlist.MetaMaxSize); encoded == nil {
 		return fmt.Errorf("gossip meta does not fit in %d bytes", memberlist.MetaMaxSize)
 	}

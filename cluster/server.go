@@ -287,13 +287,19 @@ func (s *Server) votersOtherThanSelf() int {
 	return n
 }
 
-// Peer is one server of the Raft configuration.
+// Peer is one server of the Raft configuration, with what it runs as
+// this server's gossip view says (Versions: UnknownVersion, schema and
+// protocol 0, for a server gossip does not know).
 type Peer struct {
 	ID      string `json:"id"`
 	Address string `json:"address"`
 	Voter   bool   `json:"voter"`
 	Leader  bool   `json:"leader"`
+	Versions
 }
+
+// UnknownVersion is the version of a server gossip does not know.
+const UnknownVersion = "unknown"
 
 // Peers returns the Raft configuration as this server knows it.
 func (s *Server) Peers() ([]Peer, error) {
@@ -304,11 +310,16 @@ func (s *Server) Peers() ([]Peer, error) {
 	_, leaderID := s.raft.LeaderWithID()
 	peers := make([]Peer, 0, len(servers))
 	for _, server := range servers {
+		versions := Versions{Version: UnknownVersion}
+		if m, ok := s.members.get(string(server.ID)); ok {
+			versions = m.Meta.Versions()
+		}
 		peers = append(peers, Peer{
-			ID:      string(server.ID),
-			Address: string(server.Address),
-			Voter:   server.Suffrage == raft.Voter,
-			Leader:  server.ID == leaderID,
+			ID:       string(server.ID),
+			Address:  string(server.Address),
+			Voter:    server.Suffrage == raft.Voter,
+			Leader:   server.ID == leaderID,
+			Versions: versions,
 		})
 	}
 	return peers, nil

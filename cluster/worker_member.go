@@ -65,7 +65,7 @@ func JoinAsWorker(config WorkerMemberConfig) (*WorkerMember, error) {
 		config.Logger = slog.Default()
 	}
 	w := &WorkerMember{members: newMembers(time.Now), shutdownCh: make(chan struct{})}
-	meta := &metaDelegate{meta: Meta{Version: metaVersion, Role: RoleWorker, Labels: config.Labels}}
+	meta := &metaDelegate{meta: ownVersions(Meta{Version: metaVersion, Role: RoleWorker, Labels: config.Labels})}
 	if meta.NodeMeta(memberlist.MetaMaxSize) == nil {
 		config.Logger.Warn("worker labels are too long for gossip meta; servers learn them from the worker's first poll", "limit_bytes", memberlist.MetaMaxSize)
 		meta.meta.Labels = nil

@@ -18,6 +18,11 @@ import (
 // 0.1.0 is 1: command types 0 to 16, snapshot version 2.
 const SchemaVersion = 1
 
+// SchemaReleases names, for each state schema, the first daguha release
+// whose servers read it, for messages that tell an operator what to
+// upgrade to. Bumping SchemaVersion adds an entry.
+var SchemaReleases = [SchemaVersion + 1]string{0: "before 0.1.0", 1: "0.1.0"}
+
 // MessageType is the first byte of every Raft command.
 type MessageType uint8
 
@@ -206,4 +211,50 @@ func DecodeResult(t MessageType, encoded []byte) (proto.Message, error) {
 		return nil, fmt.Errorf("decode result of command type %d: %w", t, err)
 	}
 	return result, nil
+}
+
+// Command names and the state schema that introduced each command type:
+// a server whose build reads an older schema panics on the type (unless
+// it carries IgnoreUnknown), so the leader writes a command only once
+// every server reads its schema (cluster's version check). Every command
+// type has a row: TestEveryCommandTypeHasASchemaRow fails for one without.
+var commandSchemas = map[MessageType]struct {
+	name   string
+	schema int
+}{
+	NoopType:               {"noop", 0},
+	EnqueueRunsType:        {"enqueue", 0},
+	GrantLeasesType:        {"grant leases", 0},
+	ReclaimRunsType:        {"reclaim runs", 0},
+	ReportStepsType:        {"report steps", 0},
+	FinishRunsType:         {"finish runs", 0},
+	CancelRunsType:         {"cancel", 0},
+	RegisterWorkersType:    {"register workers", 0},
+	SetClusterMetaType:     {"set cluster meta", 0},
+	MarkWorkersOfflineType: {"mark workers offline", 0},
+	RemoveWorkersType:      {"remove workers", 0},
+	PutDagsType:            {"put DAGs", 0},
+	DeleteDagsType:         {"delete DAGs", 0},
+	FireSchedulesType:      {"fire schedules", 0},
+	PruneRunsType:          {"prune runs", 0},
+	RetryRunsType:          {"retry", 1},
+	DequeueRunsType:        {"dequeue", 1},
+}
+
+// SchemaOf returns the state schema a server must read to apply a command
+// of type t, and the command's name for messages. A command type carrying
+// IgnoreUnknown needs schema 0 whatever its row says: a server that does
+// not know it skips it. An unknown type needs a schema beyond this
+// build's (Validate refuses such a command before this is asked).
+func SchemaOf(t MessageType) (name string, schema int) {
+	row, ok := commandSchemas[t]
+	if !ok {
+		name, row.schema = fmt.Sprintf("command type %d", t), SchemaVersion+1
+	} else {
+		name = row.name
+	}
+	if t&IgnoreUnknown != 0 {
+		return name, 0
+	}
+	return name, row.schema
 }

@@ -4,11 +4,17 @@ import (
 	"context"
 	"errors"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/daguha/daguha/cluster"
 )
+
+// upgradeReason marks, in a FailedPrecondition's details, a command the
+// leader refused by its version check (cluster.UpgradeError), so that it
+// reaches the follower that forwarded it as that, not as any refusal.
+const upgradeReason = "SERVERS_NOT_UPGRADED"
 
 // toStatus maps a cluster error to the gRPC status a peer receives.
 func toStatus(err error) error {
@@ -18,8 +24,15 @@ func toStatus(err error) error {
 	var (
 		retryable *cluster.RetryableError
 		command   *cluster.CommandError
+		upgrade   *cluster.UpgradeError
 	)
 	switch {
+	case errors.As(err, &upgrade):
+		st := status.New(codes.FailedPrecondition, upgrade.Error())
+		if detailed, detailErr := st.WithDetails(&errdetails.ErrorInfo{Reason: upgradeReason, Domain: "daguha"}); detailErr == nil {
+			st = detailed
+		}
+		return st.Err()
 	case errors.As(err, &retryable):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.As(err, &command):
@@ -47,6 +60,11 @@ func fromStatus(err error) error {
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
 		return &cluster.RetryableError{Err: errors.New(st.Message())}
 	case codes.FailedPrecondition:
+		for _, detail := range st.Details() {
+			if info, ok := detail.(*errdetails.ErrorInfo); ok && info.GetReason() == upgradeReason && info.GetDomain() == "daguha" {
+				return &cluster.UpgradeError{Msg: st.Message()}
+			}
+		}
 		return &cluster.CommandError{Err: errors.New(st.Message())}
 	}
 	return errors.New(st.Message())

@@ -39,7 +39,8 @@ type ImpostorOptions struct {
 	Name string
 	// GossipKey encrypts its gossip (nil: none).
 	GossipKey []byte
-	// Meta is what it announces; its role is always server. When Answer
+	// Meta is what it announces; its role is server unless Meta.Role
+	// says otherwise (a worker of another version, say). When Answer
 	// is set and Meta.GRPCAddr is empty, its own gRPC address is put there.
 	Meta cluster.Meta
 	// GossipPort is its gossip port on 127.0.0.1 (0: a free one).
@@ -132,7 +133,10 @@ type impostorMeta struct {
 }
 
 func (m *impostorMeta) set(t testing.TB, meta cluster.Meta) {
-	meta.Version, meta.Role = 1, cluster.RoleServer
+	meta.Version = 1
+	if meta.Role == "" {
+		meta.Role = cluster.RoleServer
+	}
 	encoded, err := json.Marshal(meta)
 	if err != nil {
 		t.Fatal(err)

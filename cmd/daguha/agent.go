@@ -279,7 +279,7 @@ func runAgent(c *cli.Context) error {
 		Cluster: config, HTTPBind: httpBind, GRPCBind: grpcBind, Logger: logger,
 		Dispatch: dispatchConfig, APITokens: splitList(c.StringSlice("api-token")),
 		APIReadTokens: splitList(c.StringSlice("api-read-token")), TLS: coordinatorTLS(c), HTTPTLS: httpTLS(c),
-		DagsDir: c.String("dags"), Pprof: c.Bool("pprof"), GlanceEvery: c.Duration("glance-every"), CertifiedLabels: certified, Dev: dev, Version: buildVersion(),
+		DagsDir: c.String("dags"), Pprof: c.Bool("pprof"), GlanceEvery: c.Duration("glance-every"), CertifiedLabels: certified, Dev: dev,
 	})
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguha/daguha/cluster/buildinfo"
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/ops/wire"
 )
@@ -182,8 +183,8 @@ func TestDevModesWorkerIsFingerprinted(t *testing.T) {
 	})
 	// The API says the version daguha version says (an unstamped build's).
 	var health struct{ Version string }
-	if code, err := a.GetJSON("/api/v2/health", &health); err != nil || code != http.StatusOK || health.Version != fallbackVersion {
-		t.Errorf("health: HTTP %d %v, version %q, want %q", code, err, health.Version, fallbackVersion)
+	if code, err := a.GetJSON("/api/v2/health", &health); err != nil || code != http.StatusOK || health.Version != buildinfo.FallbackVersion {
+		t.Errorf("health: HTTP %d %v, version %q, want %q", code, err, health.Version, buildinfo.FallbackVersion)
 	}
 }
 

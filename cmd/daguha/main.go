@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/daguha/daguha/cluster/buildinfo"
 	"github.com/daguha/daguha/ops/initproc"
 )
 
@@ -21,7 +22,7 @@ func main() {
 	app := &cli.App{
 		Name:    "daguha",
 		Usage:   "a highly available coordinator for Dagu-style distributed workflows",
-		Version: buildVersion(),
+		Version: buildinfo.Version(),
 		Commands: []*cli.Command{
 			agentCommand(),
 			seedServerCommand("start-all", "run a server with the API (Dagu's start-all); alone it is its own cluster"),

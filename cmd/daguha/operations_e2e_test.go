@@ -120,6 +120,16 @@ func TestOperatorRaftCommands(t *testing.T) {
 	if !strings.Contains(out, "leader") || strings.Contains(out, "unreachable") || strings.Count(out, "true") != 3 {
 		t.Fatalf("list-peers:\n%s", out)
 	}
+	// Each server's version, schema and protocol, from gossip: one version,
+	// so no warning.
+	var health wire.SharedHealth
+	if code, err := leader.GetJSON("/api/v2/health", &health); err != nil || code != 200 {
+		t.Fatalf("health: HTTP %d %v", code, err)
+	}
+	if !strings.Contains(out, "VERSION") || strings.Count(strings.Join(strings.Fields(out), " "), health.Version+" 1 1") != 3 ||
+		strings.Contains(out, "different versions") {
+		t.Fatalf("list-peers does not show every server at %s, schema 1, protocol 1:\n%s", health.Version, out)
+	}
 
 	leader = c.WaitLeader(t, 30*time.Second)
 	var target *clustertest.Agent

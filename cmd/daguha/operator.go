@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/daguha/daguha/ops/wire"
 )
 
 func operatorCommand() *cli.Command {
@@ -30,12 +32,7 @@ func operatorCommand() *cli.Command {
 						if err != nil {
 							return err
 						}
-						w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-						fmt.Fprintln(w, "ID\tADDRESS\tSTATE\tVOTER\tLAST INDEX")
-						for _, p := range peers {
-							fmt.Fprintf(w, "%s\t%s\t%s\t%t\t%d\n", p.ID, p.Address, p.State, p.Voter, p.LastIndex)
-						}
-						return w.Flush()
+						return printPeers(c.App.Writer, peers)
 					},
 				},
 				{
@@ -76,4 +73,28 @@ func operatorCommand() *cli.Command {
 			},
 		}},
 	}
+}
+
+// printPeers writes the Raft configuration as a table, with the version,
+// state schema and wire protocol each server runs as the answering
+// server's gossip says, and a warning line when they differ.
+func printPeers(out io.Writer, peers []wire.PeerState) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tADDRESS\tSTATE\tVOTER\tLAST INDEX\tVERSION\tSCHEMA\tPROTOCOL")
+	versions := map[string]bool{}
+	for _, p := range peers {
+		version := p.Version
+		if version == "" {
+			version = "-" // a server older than versions in the API
+		}
+		versions[version] = true
+		fmt.Fprintf(w, "%s\t%s\t%s\t%t\t%d\t%s\t%d\t%d\n", p.ID, p.Address, p.State, p.Voter, p.LastIndex, version, p.StateSchema, p.WireProtocol)
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(versions) > 1 {
+		fmt.Fprintln(out, "The servers run different versions: an upgrade is under way (docs/upgrades.md).")
+	}
+	return nil
 }

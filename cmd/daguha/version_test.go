@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/daguha/daguha/cluster/buildinfo"
 	"github.com/daguha/daguha/fsm"
-	"github.com/daguha/daguha/rpc"
 )
 
 // semver is MAJOR.MINOR.PATCH with no leading zeros (semver.org, without
@@ -25,8 +25,8 @@ func TestVersionFallbackMatchesVERSIONFile(t *testing.T) {
 	if !semver.MatchString(release) {
 		t.Fatalf("VERSION holds %q, want a semantic version MAJOR.MINOR.PATCH", release)
 	}
-	if want := release + "-dev"; fallbackVersion != want {
-		t.Fatalf("fallbackVersion is %q, VERSION is %q: set fallbackVersion to %q", fallbackVersion, release, want)
+	if want := release + "-dev"; buildinfo.FallbackVersion != want {
+		t.Fatalf("buildinfo.FallbackVersion is %q, VERSION is %q: set buildinfo.FallbackVersion to %q", buildinfo.FallbackVersion, release, want)
 	}
 }
 
@@ -35,10 +35,10 @@ func TestVersionFallbackMatchesVERSIONFile(t *testing.T) {
 // the fallback version and the commit Go recorded.
 func TestVersionCommand(t *testing.T) {
 	want := map[string]string{
-		"version":       fallbackVersion,
+		"version":       buildinfo.FallbackVersion,
 		"go":            runtime.Version(),
 		"state schema":  strconv.Itoa(fsm.SchemaVersion),
-		"wire protocol": strconv.Itoa(rpc.ProtocolVersion),
+		"wire protocol": strconv.Itoa(buildinfo.ProtocolVersion),
 	}
 	var first string
 	for _, args := range [][]string{{"version"}, {"--version"}} {

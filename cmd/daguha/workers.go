@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -48,14 +48,16 @@ func workersCommand() *cli.Command {
 			if err := json.Unmarshal(raw, &answer); err != nil {
 				return err
 			}
-			return printWorkers(answer, time.Now())
+			return printWorkers(c.App.Writer, answer, time.Now())
 		},
 	}
 }
 
-func printWorkers(answer wire.Workers, now time.Time) error {
-	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tHEALTH\tLAST HEARTBEAT\tLABELS\tEXECUTORS\tRUNNING")
+// printWorkers writes the workers as a table, with the version each runs
+// (from gossip: "unknown" for one the server's gossip does not know).
+func printWorkers(out io.Writer, answer wire.Workers, now time.Time) error {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "ID\tVERSION\tHEALTH\tLAST HEARTBEAT\tLABELS\tEXECUTORS\tRUNNING")
 	anyAuto := false
 	for _, worker := range answer.Workers {
 		age := "never"
@@ -88,14 +90,18 @@ func printWorkers(answer wire.Workers, now time.Time) error {
 			}
 			tasks = append(tasks, name)
 		}
-		fmt.Fprintf(w, "%s\t%s %s\t%s\t%s\t%s\t%s\n", worker.ID, healthMarks[worker.HealthStatus], worker.HealthStatus, age,
+		version := worker.Version
+		if version == "" {
+			version = "-" // a server older than versions in /api/v2/workers
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s %s\t%s\t%s\t%s\t%s\n", worker.ID, version, healthMarks[worker.HealthStatus], worker.HealthStatus, age,
 			strings.Join(labels, ","), executors, strings.Join(tasks, ", "))
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
 	if anyAuto {
-		fmt.Println("* fingerprinted by the worker (the others were given by hand)")
+		fmt.Fprintln(out, "* fingerprinted by the worker (the others were given by hand)")
 	}
 	return nil
 }

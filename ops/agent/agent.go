@@ -50,8 +50,6 @@ type Config struct {
 	// APIReadTokens may only read.
 	APITokens     []string
 	APIReadTokens []string
-	// Version is the build's version, for the API's health answers.
-	Version string
 	// HTTPTLS, when set (cert and key), serves the HTTP API over HTTPS;
 	// its CA file, if any, is trusted when forwarding to the leader.
 	HTTPTLS tlsutil.Files
@@ -323,7 +321,7 @@ func (s *startup) buildHTTP() error {
 	s.undo.push(svc.Close)
 	svc.StartGlance(service.GlanceOptions{Every: config.GlanceEvery, Started: config.Metrics.RunsStarted})
 	s.a.service = svc
-	apiOptions := api.Options{Logger: config.Logger, Tokens: config.APITokens, ReadTokens: config.APIReadTokens, Version: config.Version}
+	apiOptions := api.Options{Logger: config.Logger, Tokens: config.APITokens, ReadTokens: config.APIReadTokens}
 	if config.HTTPTLS.Enabled() {
 		var err error
 		// HTTPS verifies callers only through API tokens: no client

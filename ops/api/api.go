@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/cluster/buildinfo"
 	"github.com/daguha/daguha/ops/service"
 	"github.com/daguha/daguha/ops/wire"
 )
@@ -47,9 +48,6 @@ type Options struct {
 	// ForwardTLS, when set, means the servers' HTTP API speaks HTTPS:
 	// requests forwarded to the leader use it to verify the leader.
 	ForwardTLS *tls.Config
-	// Version is the build's version, for Dagu's health call ("dev" when
-	// empty).
-	Version string
 }
 
 // New returns the API handler over a server's service.
@@ -57,10 +55,7 @@ func New(svc *service.Service, options Options) *Server {
 	if options.Logger == nil {
 		options.Logger = slog.Default()
 	}
-	if options.Version == "" {
-		options.Version = "dev"
-	}
-	s := &Server{service: svc, cluster: svc.Cluster(), logger: options.Logger, mux: http.NewServeMux(), version: options.Version, started: time.Now()}
+	s := &Server{service: svc, cluster: svc.Cluster(), logger: options.Logger, mux: http.NewServeMux(), version: buildinfo.Version(), started: time.Now()}
 	s.handler = requireToken(options.Tokens, options.ReadTokens, s.logger, s.mux)
 	// Reads relayed to the leader go through the API's one client, with
 	// the caller's token; a redirect is answered, never followed.
@@ -147,6 +142,7 @@ var statusCodes = map[service.Kind]int{
 	service.Timeout:        http.StatusGatewayTimeout,
 	service.NotImplemented: http.StatusNotImplemented,
 	service.Upstream:       http.StatusBadGateway,
+	service.NotUpgraded:    http.StatusConflict,
 }
 
 // writeFailure answers with err, its status code picked by its kind. A

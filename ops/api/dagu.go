@@ -106,6 +106,7 @@ var daguCodes = map[service.Kind]string{
 	service.Timeout:        "timeout",
 	service.NotImplemented: "internal_error",
 	service.Upstream:       "bad_gateway",
+	service.NotUpgraded:    "bad_request",
 }
 
 // daguCode is Dagu's code for err.

@@ -18,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/cluster/buildinfo"
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/fsm"
 	"github.com/daguha/daguha/ops/api"
@@ -73,9 +74,6 @@ func startDagu(t *testing.T, options api.Options) *daguEnv {
 	t.Helper()
 	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
 	env := &daguEnv{leader: c.Leader(10 * time.Second).Server, clock: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-	if options.Version == "" {
-		options.Version = "v-test"
-	}
 	env.api = newAPI(t, env.leader, env.now, options)
 	env.srv = httptest.NewServer(env.api)
 	t.Cleanup(env.srv.Close)
@@ -309,8 +307,8 @@ func TestDaguCallsAnswerWithDagusRequiredFields(t *testing.T) {
 			calls := []daguCall{
 				{name: "health", method: "GET", path: "/health", code: 200, required: []string{"status", "version", "uptime", "timestamp"},
 					check: func(t *testing.T, b map[string]any) {
-						if want := map[string]string{"/api/v1": "healthy", "/api/v2": "ok"}[prefix]; b["status"] != want || b["version"] != "v-test" {
-							t.Errorf("status %v version %v, want %s and v-test", b["status"], b["version"], want)
+						if want := map[string]string{"/api/v1": "healthy", "/api/v2": "ok"}[prefix]; b["status"] != want || b["version"] != buildinfo.Version() {
+							t.Errorf("status %v version %v, want %s and %s", b["status"], b["version"], want, buildinfo.Version())
 						}
 					}},
 				{name: "workers", method: "GET", path: "/workers", only: "/api/v1", code: 200,

@@ -37,6 +37,12 @@ func (s *Server) workers(w http.ResponseWriter, r *http.Request) error {
 // workersView shows this server's view of the workers in the seed's shape.
 func (s *Server) workersView() WorkersBody {
 	body := WorkersBody{Workers: []WorkerView{}}
+	versions := map[string]string{}
+	for _, member := range s.cluster.Members() {
+		if member.Meta.Role == cluster.RoleWorker {
+			versions[member.Name] = member.Meta.Versions().Version
+		}
+	}
 	for _, worker := range s.service.Workers() {
 		view := WorkerView{
 			ID:            worker.Worker.GetId(),
@@ -46,6 +52,10 @@ func (s *Server) workersView() WorkersBody {
 			HealthStatus:  worker.Health,
 			LastHeartbeat: rfc3339(worker.LastHeartbeat),
 			RunningTasks:  []RunningTask{},
+			Version:       versions[worker.Worker.GetId()],
+		}
+		if view.Version == "" {
+			view.Version = cluster.UnknownVersion
 		}
 		if view.Labels == nil {
 			view.Labels = map[string]string{}

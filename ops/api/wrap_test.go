@@ -33,6 +33,7 @@ func TestWrapAnswersEachKindWithItsStatusCode(t *testing.T) {
 		{fmt.Errorf("%w after waiting 5s", cluster.ErrNoLeader), http.StatusServiceUnavailable, true},
 		{&cluster.RetryableError{Err: cluster.ErrNotLeader}, http.StatusServiceUnavailable, true},
 		{&cluster.CommandError{Err: errors.New("refused by the state machine")}, http.StatusConflict, false},
+		{&cluster.UpgradeError{Msg: "retry needs every server at state schema 1 or later (daguha 0.1.0); s2 runs daguha before 0.1.0 (state schema 0): finish upgrading the servers first"}, http.StatusConflict, false},
 		{fmt.Errorf("%w (last: no cluster leader)", context.DeadlineExceeded), http.StatusGatewayTimeout, false},
 		{fmt.Errorf("%w (last: x)", context.Canceled), http.StatusServiceUnavailable, false},
 		{fmt.Errorf("%w: the server is shutting down", cluster.ErrNotLeader), http.StatusInternalServerError, false},

@@ -43,6 +43,10 @@ const (
 	NotImplemented
 	// Upstream is a failure of another party the call needed (a worker).
 	Upstream
+	// NotUpgraded is a change the leader refused to write because a
+	// server of the cluster does not run a release that can apply it
+	// (cluster.UpgradeError): it succeeds once the servers are upgraded.
+	NotUpgraded
 )
 
 // Error is an error of a known Kind. Its message is Err's.
@@ -64,8 +68,8 @@ func errorf(kind Kind, format string, args ...any) error {
 
 // KindOf says what kind of failure err is: an *Error's own kind; for the
 // errors the cluster returns, Unavailable when no leader could take the
-// call (a leader may exist soon), Conflict for a command the state
-// machine refused, Timeout and Interrupted for a deadline or cancellation;
+// call (a leader may exist soon), NotUpgraded for a command the leader's
+// version check refused, Conflict for a command the state machine refused, Timeout and Interrupted for a deadline or cancellation;
 // Internal for anything else.
 func KindOf(err error) Kind {
 	var typed *Error
@@ -73,6 +77,8 @@ func KindOf(err error) Kind {
 	switch {
 	case errors.As(err, &typed):
 		return typed.Kind
+	case errors.As(err, new(*cluster.UpgradeError)):
+		return NotUpgraded
 	case errors.Is(err, cluster.ErrNoLeader), errors.As(err, new(*cluster.RetryableError)):
 		return Unavailable
 	case errors.As(err, &command):

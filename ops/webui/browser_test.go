@@ -12,6 +12,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/ops/wire"
 )
@@ -339,7 +340,26 @@ func TestEnqueueFromTheDagsPageAndCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS(t, ctx, "the cluster page", textOf("#cluster-leader")+` === "server1" && `+textOf("#cluster")+`.includes("healthy")`, 30*time.Second)
+	// One version everywhere: each server's is shown, and no banner.
+	var health wire.SharedHealth
+	if code, err := server.GetJSON("/api/v2/health", &health); err != nil || code != 200 || health.Version == "" {
+		t.Fatalf("health: HTTP %d %v %+v", code, err, health)
+	}
+	waitJS(t, ctx, "the server's version in the servers table", fmt.Sprintf(`%s.includes(%q + " (schema 1, protocol 1)")`, textOf("#cluster table"), health.Version), 30*time.Second)
+	if shown, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#versions-banner") === null`)); err != nil || !shown {
+		t.Fatalf("a mixed-versions banner while every part runs %s (%v)", health.Version, err)
+	}
 	screenshot(t, ctx, "cluster")
+	// A worker of an older release joins the gossip pool: the banner
+	// names it and its version, and goes when it leaves.
+	old := clustertest.StartImpostor(t, clustertest.ImpostorOptions{Name: "old-worker",
+		Meta: cluster.Meta{Role: cluster.RoleWorker, BuildVersion: "0.0.9", StateSchema: 0, WireProtocol: 1}})
+	old.Join(t, []string{server.GossipAddr()}, 30*time.Second)
+	waitJS(t, ctx, "the mixed-versions banner", textOf("#versions-banner")+`.includes("worker old-worker runs 0.0.9") && `+
+		textOf("#versions-banner")+fmt.Sprintf(`.includes("server server1, worker ui-worker run %s")`, health.Version), 30*time.Second)
+	screenshot(t, ctx, "cluster-mixed-versions")
+	old.Leave()
+	waitJS(t, ctx, "the banner gone once the old worker left", `document.querySelector("#versions-banner") === null && `+textOf("#cluster")+`.includes("old-worker")`, 30*time.Second)
 
 	// On a phone-sized screen nothing overflows sideways but the tables,
 	// which scroll in their own boxes.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/daguha/daguha/cluster"
 	"github.com/daguha/daguha/ops/wire"
 )
 
@@ -31,7 +32,9 @@ func TestBodiesEncodeAsTheAPIHasAlwaysAnswered(t *testing.T) {
 		{"dag", wire.Dag{}, `{"name":"","description":"","schedule":null,"worker_selector":null,"params":"","steps":null,"local_dags":null,"file":"","content_hash":"","updated_at":"","create_index":0,"modify_index":0}`},
 		{"dag step", wire.DagStep{ChildDag: "x"}, `{"name":"","depends":null,"run":"x"}`},
 		{"dag deleted", wire.DagDeleted{Name: "n", Result: "deleted"}, `{"name":"n","result":"deleted"}`},
-		{"worker", wire.Worker{RunningTasks: []wire.RunningTask{{}}}, `{"id":"","labels":null,"auto_labels":null,"executors":null,"health_status":"","last_heartbeat":"","running_tasks":[{"dag_name":"","dag_run_id":"","root_dag_run_name":"","root_dag_run_id":"","parent_dag_run_name":"","parent_dag_run_id":"","started_at":""}]}`},
+		{"worker", wire.Worker{RunningTasks: []wire.RunningTask{{}}}, `{"id":"","labels":null,"auto_labels":null,"executors":null,"health_status":"","last_heartbeat":"","running_tasks":[{"dag_name":"","dag_run_id":"","root_dag_run_name":"","root_dag_run_id":"","parent_dag_run_name":"","parent_dag_run_id":"","started_at":""}],"version":""}`},
+		{"peer, with the versions gossip gives", wire.Peer{ID: "s1", Versions: cluster.Versions{Version: "0.1.0", StateSchema: 1, WireProtocol: 1}},
+			`{"id":"s1","address":"","voter":false,"leader":false,"version":"0.1.0","state_schema":1,"wire_protocol":1}`},
 		{"leader", wire.Leader{}, `{"leader":"","address":""}`},
 		{"self", wire.Self{}, `{"node":"","role":"","leader":"","bootstrap":"","raft":{"has_state":false,"term":0,"last_index":0,"commit_index":0,"applied_index":0,"fsm_index":0}}`},
 		{"peer removed", wire.PeerRemoved{Removed: "s"}, `{"removed":"s"}`},

@@ -24,6 +24,10 @@ type Worker struct {
 	HealthStatus  string        `json:"health_status"`
 	LastHeartbeat string        `json:"last_heartbeat"`
 	RunningTasks  []RunningTask `json:"running_tasks"`
+	// Version is the daguha version the worker runs, as its gossip meta
+	// says ("before 0.1.0" when it advertises none, "unknown" when the
+	// answering server's gossip does not know it). Beyond the seed's shape.
+	Version string `json:"version"`
 }
 
 // Workers is the answer of GET /api/v2/workers.

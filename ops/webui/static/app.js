@@ -810,6 +810,7 @@ function clusterPage(main) {
       api("/api/v2/operator/raft/peers"), api("/api/v2/agent/self"), api("/api/v2/cluster/members"), api("/api/v2/cluster/glance")]);
     const gossip = {};
     for (const m of members.members) gossip[m.name] = m;
+    const mixed = mixedVersions(peers.peers, members.members);
     const servers = peers.peers.map((p) => {
       const m = gossip[p.id];
       const alive = m ? m.status : "unknown";
@@ -817,9 +818,13 @@ function clusterPage(main) {
       return [h("strong", {}, p.id), p.address,
         h("span", { class: `status ${p.leader ? "status-running" : ""}` }, p.leader ? "leader" : p.state),
         h("span", { class: healthy ? "health health-HEALTHY" : "health health-UNHEALTHY" }, healthy ? "✔ healthy" : `✖ ${p.state === "unreachable" ? "unreachable" : alive}`),
-        p.voter ? "yes" : "no", String(p.last_index), String(p.term)];
+        p.voter ? "yes" : "no", String(p.last_index), String(p.term),
+        h("span", { class: "version" }, p.version ? `${p.version} (schema ${p.state_schema}, protocol ${p.wire_protocol})` : "?")];
     });
     swap(body,
+      mixed ? h("div", { class: "banner banner-warning", id: "versions-banner", role: "status" },
+        h("strong", {}, "Mixed versions: "), mixed,
+        ". An upgrade is under way: finish it. Until every server reads a command's state schema the leader refuses that command (retry and dequeue need schema 1).") : null,
       h("dl", { class: "facts" },
         h("dt", {}, "Leader"), h("dd", { id: "cluster-leader" }, self.leader || "none"),
         h("dt", {}, "This server"), h("dd", {}, `${self.node} (${self.role})`),
@@ -829,10 +834,35 @@ function clusterPage(main) {
       glanceCharts(glance),
       h("p", { class: "muted" }, `Sampled by ${glance.server || "the leader"} every few seconds and kept in its memory; ★ marks a change of leader (a new leader's charts start from its own samples).`),
       h("h2", {}, "Servers"),
-      table(["Server", "Raft address", "Role", "Health", "Voter", "Last index", "Term"], servers, "no servers"),
+      table(["Server", "Raft address", "Role", "Health", "Voter", "Last index", "Term", "Version"], servers, "no servers"),
       h("h2", {}, "Gossip members"),
-      table(["Name", "Address", "Role", "Status", "Since"], members.members.map((m) => [m.name, m.addr, (m.meta && m.meta.r) || "?", m.status, when(m.since)]), "none"));
+      table(["Name", "Address", "Role", "Status", "Version", "Since"], members.members.map((m) => [m.name, m.addr, (m.meta && m.meta.r) || "?", m.status, memberVersion(m), when(m.since)]), "none"));
   });
+}
+
+// memberVersion is the daguha version a gossip member advertises (meta
+// key bv); members built before 0.1.0 advertise none.
+function memberVersion(m) {
+  return (m.meta && m.meta.bv) || "before 0.1.0";
+}
+
+// mixedVersions says which versions the servers (from the peers, as the
+// leader's gossip knows them) and the alive workers (from gossip) run,
+// when they are not all the same, else "". A server whose version is
+// unknown (gossip does not know it) does not count.
+function mixedVersions(peers, members) {
+  const byVersion = new Map();
+  const add = (version, who) => {
+    if (!version || version === "unknown") return;
+    if (!byVersion.has(version)) byVersion.set(version, []);
+    byVersion.get(version).push(who);
+  };
+  for (const p of peers) add(p.version, `server ${p.id}`);
+  for (const m of members) {
+    if (m.status === "alive" && m.meta && m.meta.r === "worker") add(memberVersion(m), `worker ${m.name}`);
+  }
+  if (byVersion.size < 2) return "";
+  return [...byVersion.entries()].sort().map(([v, who]) => `${who.join(", ")} ${who.length > 1 ? "run" : "runs"} ${v}`).join("; ");
 }
 
 // ---- Routing -----------------------------------------------------------
