@@ -152,9 +152,13 @@ clean:
 
 # Release artifacts: a static binary for each of RELEASE_ARCHES (Linux)
 # in $(DIST), named daguha_<version>_linux_<arch>, stamped with VERSION
-# and the commit, and their checksums in SHA256SUMS (sha256sum's format,
-# names relative to $(DIST)). make release-check verifies the checksums
-# and that the binary for this machine reports VERSION and the commit.
+# and the commit; where a Docker Engine answers, the image (make image) for
+# this machine's architecture as daguha_<version>_image_linux_<arch>.tar.gz
+# (docker save; load it with docker load); and their checksums in
+# SHA256SUMS (sha256sum's format, names relative to $(DIST)). make
+# release-check verifies the checksums, that the binary for this machine
+# reports VERSION and the commit, and that the image runs and reports
+# VERSION.
 DIST           ?= dist
 RELEASE_ARCHES ?= amd64 arm64
 release:
@@ -165,7 +169,15 @@ release:
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags "-s -w $(STAMP)" \
 			-o $(DIST)/daguha_$(VERSION)_linux_$$arch ./cmd/daguha; \
 	done
-	cd $(DIST) && sha256sum daguha_$(VERSION)_linux_* > SHA256SUMS
+	@set -e; if docker version >/dev/null 2>&1; then \
+		arch="$$($(GO) env GOHOSTARCH)"; \
+		echo "--- the image daguha:$(VERSION) for linux/$$arch"; \
+		$(MAKE) --no-print-directory image IMAGE=daguha:$(VERSION); \
+		docker save daguha:$(VERSION) | gzip -n > $(DIST)/daguha_$(VERSION)_image_linux_$$arch.tar.gz; \
+	else \
+		echo "make release: no Docker Engine answers here: the image (make image) is left out of $(DIST)"; \
+	fi
+	cd $(DIST) && sha256sum daguha_$(VERSION)_* > SHA256SUMS
 	@cat $(DIST)/SHA256SUMS
 
 release-check: release
@@ -174,7 +186,13 @@ release-check: release
 	[ "$$(uname -s)" = Linux ] && [ -x "$$bin" ] || { echo "make release-check: no release binary for this machine (linux/$$arch) to run: only the checksums were checked"; exit 0; }; \
 	out="$$("$$bin" version)"; echo "$$out"; \
 	echo "$$out" | grep -qxF "version: $(VERSION)" || { echo "make release-check: $$bin reports another version than VERSION's $(VERSION)" >&2; exit 1; }; \
-	echo "$$out" | grep -qxF "commit: $(COMMIT)" || { echo "make release-check: $$bin reports another commit than $(COMMIT)" >&2; exit 1; }
+	echo "$$out" | grep -qxF "commit: $(COMMIT)" || { echo "make release-check: $$bin reports another commit than $(COMMIT)" >&2; exit 1; }; \
+	image=$(DIST)/daguha_$(VERSION)_image_linux_$$arch.tar.gz; \
+	[ -f "$$image" ] || exit 0; \
+	docker load -q < "$$image"; \
+	out="$$(docker run --rm daguha:$(VERSION) version)"; \
+	echo "$$out" | grep -qxF "version: $(VERSION)" || { echo "make release-check: the image $$image reports another version than VERSION's $(VERSION): $$out" >&2; exit 1; }; \
+	echo "the image in $$image runs and reports $(VERSION)"
 
 # The container image, built with no registry: a static binary and the
 # host's CA certificates in a FROM scratch image (see Dockerfile), and a

@@ -131,6 +131,15 @@ func (p *Process) SetArgs(args []string) {
 	p.args = append([]string(nil), args...)
 }
 
+// SetBin changes the binary of the next Start: a server or worker
+// replaced by another build in place (an upgrade), with the same
+// arguments, data and log.
+func (p *Process) SetBin(bin string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.bin = bin
+}
+
 // Running reports whether the current incarnation has not exited.
 func (p *Process) Running() bool {
 	cmd, exited := p.current()

@@ -14,6 +14,7 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	clustertest.CleanupBinary()
+	removePreviousBuild()
 	os.Exit(code)
 }
 

@@ -140,9 +140,19 @@ func refused(err error) bool {
 // A refused connection is recorded as unknown too: harmless, and the
 // history stays complete.
 func Enqueue(s *Server, client int, id string, dag *wire.InlineDag) Op {
-	op := Op{Client: client, Kind: OpEnqueue, RunID: id, Server: s.Name, Call: time.Now().UnixNano()}
+	return enqueue(s, client, wire.EnqueueRequest{DagRunID: id, Dag: dag})
+}
+
+// EnqueueByName enqueues a run of a stored DAG with a caller-chosen id and
+// records the outcome as Enqueue does.
+func EnqueueByName(s *Server, client int, id, dagName string) Op {
+	return enqueue(s, client, wire.EnqueueRequest{DagRunID: id, DagName: dagName})
+}
+
+func enqueue(s *Server, client int, req wire.EnqueueRequest) Op {
+	op := Op{Client: client, Kind: OpEnqueue, RunID: req.DagRunID, Server: s.Name, Call: time.Now().UnixNano()}
 	var resp wire.Enqueued
-	code, err := call(s, http.MethodPost, "/api/v2/dag-runs", wire.EnqueueRequest{DagRunID: id, Dag: dag}, &resp, requestTimeout)
+	code, err := call(s, http.MethodPost, "/api/v2/dag-runs", req, &resp, requestTimeout)
 	op.Return = time.Now().UnixNano()
 	switch {
 	case err != nil:
