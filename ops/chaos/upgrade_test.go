@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/cluster/buildinfo"
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/ops/client"
 	"github.com/daguha/daguha/ops/wire"
@@ -320,6 +322,28 @@ func replaceServer(t *testing.T, h *Harness, s *Server, bin string) {
 	}
 }
 
+// waitVersions waits until s's view of the Raft configuration shows each
+// server at the version want gives it, and returns what it shows.
+func waitVersions(t *testing.T, s *Server, want func(name string) string) {
+	t.Helper()
+	clustertest.WaitFor(t, 60*time.Second, "the servers' versions in "+s.Name+"'s peers", func() (bool, string) {
+		peers, err := s.API().WithTimeout(10 * time.Second).Peers(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		seen := map[string]string{}
+		for _, p := range peers {
+			seen[p.ID] = p.Version
+		}
+		for name, version := range seen {
+			if version != want(name) {
+				return false, fmt.Sprintf("peers say %v", seen)
+			}
+		}
+		return len(seen) == 3, fmt.Sprintf("peers say %v", seen)
+	})
+}
+
 // leadFromUpgraded hands leadership to the first upgraded server, as
 // docs/upgrades.md allows: the new build then leads servers of the
 // previous release, the mixed state in which a leader could write what
@@ -465,6 +489,14 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	order := followersThenLeader(h)
 	replaceServer(t, h, order[0], current)
 	leadFromUpgraded(t, h, order[0])
+	// What each server runs, from gossip: the previous release advertises
+	// no version.
+	waitVersions(t, order[0], func(name string) string {
+		if name == order[0].Name {
+			return buildinfo.FallbackVersion
+		}
+		return cluster.BeforeFirstRelease
+	})
 	if err := retryWhileMixed(t, h, order[0]); err != nil {
 		t.Fatal(err)
 	}
@@ -483,6 +515,16 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 
 	// Every server and worker runs this build: the retry is taken now.
 	leader = h.WaitLeader(30 * time.Second)
+	waitVersions(t, leader, func(string) string { return buildinfo.FallbackVersion })
+	workers, err := leader.API().WithTimeout(10*time.Second).Workers(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range workers.Workers {
+		if w.Version != buildinfo.FallbackVersion {
+			t.Fatalf("worker %s runs %q after the upgrade; want %s", w.ID, w.Version, buildinfo.FallbackVersion)
+		}
+	}
 	if _, err := h.Servers[0].API().WithTimeout(30*time.Second).Retry(context.Background(), retryProbe, ""); err != nil {
 		t.Fatalf("retry once every server is upgraded: %v", err)
 	}
