@@ -19,11 +19,14 @@ func (e *UpgradeError) Error() string { return e.Msg }
 
 // checkServersRead is the leader's version check, run before it appends
 // a command: every server of the Raft configuration, voters and
-// non-voters alike (both apply the log), must be alive in this leader's
-// gossip view and advertise a state schema at least the one the
-// command's type needs (fsm.SchemaOf). A server that is down, or that
-// gossip does not know, may run anything: it counts as lacking the
-// schema. Commands of schema 0, and those carrying fsm.IgnoreUnknown,
+// non-voters alike (both apply the log), must advertise in this leader's
+// gossip view a state schema at least the one the command's type needs
+// (fsm.SchemaOf). A server that is down counts by what it last
+// advertised: it comes back on the data directory that version wrote,
+// with that build or a newer one (going back to an older build is not
+// supported once a newer schema's command is written), so one server's
+// outage does not stop retries. A server gossip has never heard of may
+// run anything: it counts as lacking the schema. Commands of schema 0, and those carrying fsm.IgnoreUnknown,
 // are not checked. It reads the configuration only for commands that
 // need a newer schema, so the leader's own frequent commands (leases,
 // step reports) cost nothing more.
@@ -47,8 +50,8 @@ func (s *Server) checkServersRead(t fsm.MessageType) error {
 }
 
 // schemaGate is checkServersRead's rule, over the servers' ids and a
-// lookup of their gossip members: nil when every one is alive and reads
-// schema need, else an UpgradeError that names each server that lacks it
+// lookup of their gossip members: nil when every one advertises (or, when
+// down, last advertised) schema need, else an UpgradeError that names each server that lacks it
 // and what it runs.
 func schemaGate(command string, need int, servers []string, member func(string) (Member, bool)) error {
 	var lacking []string
@@ -57,8 +60,8 @@ func schemaGate(command string, need int, servers []string, member func(string) 
 		switch {
 		case !known:
 			lacking = append(lacking, fmt.Sprintf("%s is not known in gossip, so what it runs is unknown", id))
-		case m.Status != MemberAlive:
-			lacking = append(lacking, fmt.Sprintf("%s is %s in gossip, so what it runs is unknown (it last ran daguha %s, state schema %d)",
+		case m.Meta.StateSchema < need && m.Status != MemberAlive:
+			lacking = append(lacking, fmt.Sprintf("%s is %s in gossip and last ran daguha %s (state schema %d)",
 				id, m.Status, m.Meta.Versions().Version, m.Meta.StateSchema))
 		case m.Meta.StateSchema < need:
 			lacking = append(lacking, fmt.Sprintf("%s runs daguha %s (state schema %d)", id, m.Meta.Versions().Version, m.Meta.StateSchema))

@@ -390,6 +390,29 @@ func retryWhileMixed(t *testing.T, h *Harness, upgraded *Server) error {
 	return nil
 }
 
+// refusedThroughFollower asks an upgraded follower for the retry while
+// one server of the previous release remains: forwarded to the upgraded
+// leader, refused there, and back as the same refusal through daguha's
+// route, Dagu's route and daguha retry (the current build's CLI).
+func refusedThroughFollower(t *testing.T, follower *Server, current string) {
+	t.Helper()
+	_, err := follower.API().WithTimeout(30*time.Second).Retry(context.Background(), retryProbe, "")
+	if client.StatusCode(err) != http.StatusConflict || !strings.Contains(err.Error(), "state schema") {
+		t.Fatalf("retry through the follower %s while one server is not upgraded: %v; want HTTP 409 naming it", follower.Name, err)
+	}
+	var dagu map[string]any
+	code, err := call(follower, http.MethodPost, "/api/v1/dag-runs/chaos/"+retryProbe+"/retry", map[string]string{"dagRunId": retryProbe}, &dagu, 30*time.Second)
+	if err != nil || code != http.StatusConflict {
+		t.Fatalf("Dagu's retry through %s: HTTP %d %v; want 409", follower.Name, code, err)
+	}
+	cli := exec.Command(current, "retry", "--run-id="+retryProbe, "-address="+follower.HTTPAddr(), "chaos")
+	out, err := cli.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "state schema") {
+		t.Fatalf("daguha retry through %s: %v\n%s\nwant it to fail with the refusal", follower.Name, err, out)
+	}
+	t.Logf("daguha retry through the follower %s: %s", follower.Name, strings.TrimSpace(string(out)))
+}
+
 // startPreviousCluster starts three servers and two workers of the
 // previous release, stores the DAGs, runs the runs the upgrade reads back,
 // and leaves a snapshot on every server's disk.
@@ -500,9 +523,9 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	if err := retryWhileMixed(t, h, order[0]); err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range order[1:] {
-		replaceServer(t, h, s, current)
-	}
+	replaceServer(t, h, order[1], current)
+	refusedThroughFollower(t, order[1], current)
+	replaceServer(t, h, order[2], current)
 	for _, w := range h.Workers {
 		t.Logf("upgrading %s", w.ID)
 		w.Stop()
