@@ -5,6 +5,8 @@ import (
 	"sort"
 	"sync"
 	"time"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
 // Health states of a worker, as the seed names them in the API.
@@ -109,6 +111,18 @@ func (h *Heartbeats) Health(id string, t Thresholds) (string, time.Time) {
 		return Offline, at
 	}
 	return t.Status(h.now().Sub(at)), at
+}
+
+// WorkerHealth is a registered worker's health as this server sees it:
+// by the age of its last heartbeat here, except that a worker the
+// replicated registry marks offline is OFFLINE whatever its heartbeats
+// say. Every place that shows or counts a worker's health asks this.
+func (h *Heartbeats) WorkerHealth(w *daguhav1.Worker, t Thresholds) (string, time.Time) {
+	health, last := h.Health(w.GetId(), t)
+	if w.GetOffline() {
+		health = Offline
+	}
+	return health, last
 }
 
 // Ages returns every worker's heartbeat age now, sorted by id, for a

@@ -3,6 +3,8 @@ package dispatch
 import (
 	"testing"
 	"time"
+
+	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
 // fakeClock is a clock the test moves by hand.
@@ -72,5 +74,27 @@ func TestHeartbeatTable(t *testing.T) {
 	}
 	if err := (Thresholds{Warning: 5, Unhealthy: 5, Offline: 10}).Validate(); err == nil {
 		t.Fatal("thresholds that do not grow were accepted")
+	}
+}
+
+// A worker the registry marks offline is OFFLINE on every page and count,
+// even while its heartbeats still arrive here (it was declared offline and
+// lost its runs; a fresh heartbeat does not undo that until it registers
+// again); one not marked goes by its heartbeats.
+func TestWorkerHealthHonoursTheRegistry(t *testing.T) {
+	clock := &fakeClock{now: time.Unix(1_800_000_000, 0)}
+	h := NewHeartbeats(clock.Now)
+	h.Seen("w1")
+	h.Seen("w2")
+	clock.Advance(6 * time.Second)
+	if got, _ := h.WorkerHealth(&daguhav1.Worker{Id: "w1"}, DefaultThresholds); got != Warning {
+		t.Fatalf("w1 by its heartbeats: %s, want %s", got, Warning)
+	}
+	got, last := h.WorkerHealth(&daguhav1.Worker{Id: "w2", Offline: true}, DefaultThresholds)
+	if got != Offline || last.IsZero() {
+		t.Fatalf("w2 marked offline with a heartbeat 6 s old: %s (last %v), want %s with its heartbeat's time", got, last, Offline)
+	}
+	if got, _ := h.WorkerHealth(&daguhav1.Worker{Id: "never"}, DefaultThresholds); got != Offline {
+		t.Fatalf("a worker never heard from: %s, want %s", got, Offline)
 	}
 }

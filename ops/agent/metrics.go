@@ -23,10 +23,8 @@ func watchState(m *metrics.Metrics, server *cluster.Server, dispatcher *dispatch
 		}
 		var live []map[string]string
 		err = state.EachWorker(func(w *daguhav1.Worker) bool {
-			if !w.GetOffline() {
-				if health, _ := dispatcher.Heartbeats().Health(w.GetId(), dispatcher.Thresholds()); health != dispatch.Offline {
-					live = append(live, w.GetLabels())
-				}
+			if health, _ := dispatcher.Heartbeats().WorkerHealth(w, dispatcher.Thresholds()); health != dispatch.Offline {
+				live = append(live, w.GetLabels())
 			}
 			return true
 		})
@@ -49,10 +47,7 @@ func watchState(m *metrics.Metrics, server *cluster.Server, dispatcher *dispatch
 		state := server.FSM().State()
 		counts := metrics.WorkerCounts{ByHealth: map[string]int{}}
 		err := state.EachWorker(func(w *daguhav1.Worker) bool {
-			health, _ := dispatcher.Heartbeats().Health(w.GetId(), dispatcher.Thresholds())
-			if w.GetOffline() {
-				health = dispatch.Offline
-			}
+			health, _ := dispatcher.Heartbeats().WorkerHealth(w, dispatcher.Thresholds())
 			counts.ByHealth[health]++
 			return true
 		})

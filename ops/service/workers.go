@@ -3,7 +3,6 @@ package service
 import (
 	"time"
 
-	"github.com/daguha/daguha/dispatch"
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 )
 
@@ -23,10 +22,7 @@ func (s *Service) Workers() []WorkerStatus {
 	state := s.cluster.FSM().State()
 	workers := []WorkerStatus{}
 	_ = state.EachWorker(func(worker *daguhav1.Worker) bool {
-		health, last := s.heartbeats.Health(worker.GetId(), s.thresholds)
-		if worker.GetOffline() {
-			health = dispatch.Offline
-		}
+		health, last := s.heartbeats.WorkerHealth(worker, s.thresholds)
 		status := WorkerStatus{Worker: worker, Health: health, LastHeartbeat: last}
 		_ = state.EachRunning(worker.GetId(), func(run *daguhav1.Run) bool {
 			status.Running = append(status.Running, run)
