@@ -281,8 +281,9 @@ func readRecords(buf *bufio.Reader, restore *store.Restore, header *daguhav1.Sna
 	for range decoders {
 		go func() {
 			defer wg.Done()
+			dags := newDagCache()
 			for c := range work {
-				decodeChunk(c)
+				decodeChunk(c, dags)
 				// The messages hold copies of what they read (protobuf
 				// copies strings and bytes), so the arena can be reused.
 				if cap(c.arena) <= 4*chunkBytes {
@@ -390,13 +391,20 @@ func readFrameBody(r *bufio.Reader, c *chunk) error {
 	return nil
 }
 
-// decodeChunk decodes a chunk's bodies, up to the first that fails.
-func decodeChunk(c *chunk) {
+// decodeChunk decodes a chunk's bodies, up to the first that fails; runs
+// share the DAG specs dags holds (shareddags.go).
+func decodeChunk(c *chunk, dags *dagCache) {
 	c.msgs = make([]proto.Message, 0, len(c.kinds))
 	start := 0
 	for i, kind := range c.kinds {
 		msg := newRecordMessage(kind)
-		if err := proto.Unmarshal(c.arena[start:c.ends[i]], msg); err != nil {
+		var err error
+		if run, ok := msg.(*daguhav1.Run); ok {
+			err = dags.decodeRun(c.arena[start:c.ends[i]], run)
+		} else {
+			err = proto.Unmarshal(c.arena[start:c.ends[i]], msg)
+		}
+		if err != nil {
 			c.derr = fmt.Errorf("%s: %w", recordName(kind, c.ords[i]), err)
 			return
 		}
