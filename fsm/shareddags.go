@@ -20,21 +20,24 @@ import (
 // runDagField is the field number of Run.dag.
 var runDagField = (&daguhav1.Run{}).ProtoReflect().Descriptor().Fields().ByName("dag").Number()
 
-// Bounds on what a decoder remembers: the distinct specs it keeps, and the
-// size of one (a larger one is decoded for each run, as before).
+// Bounds on what a decoder remembers: the distinct specs it keeps, the
+// size of one (a larger one is decoded for each run, as before), and the
+// bytes of the keys it holds (copies of the encoded specs) all together.
 const (
 	maxSharedDags     = 4096
 	maxSharedDagBytes = 64 << 10
+	sharedDagsBudget  = 16 << 20
 )
 
 // dagCache is one decoder's specs by their encoded bytes.
 type dagCache struct {
 	specs   map[string]*daguhav1.DagSpec
+	budget  int // bytes of keys it may still take
 	scratch []byte
 }
 
 func newDagCache() *dagCache {
-	return &dagCache{specs: map[string]*daguhav1.DagSpec{}}
+	return &dagCache{specs: map[string]*daguhav1.DagSpec{}, budget: sharedDagsBudget}
 }
 
 // decodeRun decodes a run's record into run, with a spec decoded before
@@ -56,8 +59,9 @@ func (c *dagCache) decodeRun(body []byte, run *daguhav1.Run) error {
 	if err := proto.Unmarshal(body, run); err != nil {
 		return err
 	}
-	if run.Dag != nil && len(c.specs) < maxSharedDags {
+	if run.Dag != nil && len(c.specs) < maxSharedDags && len(dag) <= c.budget {
 		c.specs[string(dag)] = run.Dag
+		c.budget -= len(dag)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"fmt"
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -83,6 +84,28 @@ func TestUnusualRunRecordsDecodeAsUnmarshal(t *testing.T) {
 	got := requireDecodesAsUnmarshal(t, c, protowire.AppendVarint(protowire.AppendTag(withDag(unknown, spec), 998, protowire.VarintType), 1))
 	if len(got.ProtoReflect().GetUnknown()) == 0 {
 		t.Fatal("unknown fields were lost")
+	}
+}
+
+// The cache stops taking specs when its key bytes are spent (and at its
+// count), and runs decode as before past that point.
+func TestDagCacheIsBounded(t *testing.T) {
+	c := newDagCache()
+	c.budget = 100
+	for i := 0; i < 20; i++ {
+		requireDecodesAsUnmarshal(t, c, marshalRun(t, &daguhav1.Run{Id: "a", Dag: &daguhav1.DagSpec{Name: fmt.Sprintf("dag-%02d", i)}}))
+	}
+	if len(c.specs) == 0 || len(c.specs) >= 20 || c.budget < 0 {
+		t.Fatalf("%d specs kept, %d bytes of budget left", len(c.specs), c.budget)
+	}
+	for i := 0; i < maxSharedDags+10; i++ {
+		c.specs[fmt.Sprint(i)] = &daguhav1.DagSpec{}
+	}
+	c.budget = 1 << 20
+	before := len(c.specs)
+	requireDecodesAsUnmarshal(t, c, marshalRun(t, &daguhav1.Run{Id: "b", Dag: &daguhav1.DagSpec{Name: "one more"}}))
+	if len(c.specs) != before {
+		t.Fatal("a spec was kept past the count")
 	}
 }
 
