@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/debug"
+	"slices"
+	"sync"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
@@ -221,142 +224,282 @@ func ReadSnapshot(r io.Reader) (*store.StateStore, uint64, error) {
 	return state, header.GetLastIndex(), nil
 }
 
-// record is one decoded record of a snapshot's body.
-type record struct {
-	kind byte
-	msg  proto.Message
+// The records of a snapshot go through three stages: one goroutine reads
+// their frames (type, length, body) in batches, decoders turn the bodies
+// into messages, a batch each at a time, and the caller's goroutine
+// inserts the batches into the store in the order they were read. The
+// store takes one writer, so its inserts are the one stage that cannot
+// be spread; the protobuf decoding, a third of a large restore's CPU, can.
+
+// chunk is one batch of records on its way through the stages.
+type chunk struct {
+	// Set by the reader.
+	kinds []byte
+	ords  []uint64 // the record's number among those of its type, from 1
+	ends  []int    // where each body ends in arena
+	arena []byte
+	end   bool  // the batch ends with the end marker
+	err   error // the reader's error after the batch's records
+	// Set by a decoder, then ready is closed.
+	msgs  []proto.Message // up to the first that did not decode
+	derr  error           // why that one did not
+	ready chan struct{}
 }
 
-// recordBatch is how many decoded records go from the decoder to the
-// inserter at a time.
-const recordBatch = 512
+// chunkRecords and chunkBytes bound a batch: by count, so a decoder gets
+// its work in pieces, and by bytes, so batches in flight stay small.
+const (
+	chunkRecords = 512
+	chunkBytes   = 256 << 10
+)
+
+// restoreDecoders is how many goroutines decode records: one per core
+// beside the one that inserts, at least one, at most four (beyond that
+// the inserts are the bound).
+func restoreDecoders() int {
+	return min(max(runtime.GOMAXPROCS(0)-1, 1), 4)
+}
 
 // readRecords reads every record after the header into restore and checks
-// the counts against the header. Reading and decoding the records runs on
-// a goroutine of its own, a batch ahead of the inserts into the store, so
-// a restore uses two cores where it has them: for a large snapshot,
-// decoding is a sixth of the work and the inserts most of the rest.
+// the counts against the header. The first error in the stream's order
+// wins, as if the records were read and inserted one by one; whatever
+// happens, every goroutine it started has ended when it returns.
 func readRecords(buf *bufio.Reader, restore *store.Restore, header *daguhav1.SnapshotHeader) error {
-	batches := make(chan []record, 4)
+	decoders := restoreDecoders()
+	work := make(chan *chunk, decoders)
+	order := make(chan *chunk, 2*decoders+2)
+	free := make(chan []byte, 2*decoders+4)
 	stop := make(chan struct{})
-	decodeErr := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Add(1 + decoders)
 	go func() {
-		defer close(batches)
-		decodeErr <- decodeRecords(buf, batches, stop)
+		defer wg.Done()
+		defer close(work)
+		defer close(order)
+		readFrames(buf, work, order, free, stop)
 	}()
-	err := insertRecords(batches, restore, header)
-	// Whether the inserts ended at the end marker or at a bad record, the
-	// decoder stops and is waited for: a restore leaves no goroutine.
+	for range decoders {
+		go func() {
+			defer wg.Done()
+			dags := newDagCache()
+			for c := range work {
+				decodeChunk(c, dags)
+				// The messages hold copies of what they read (protobuf
+				// copies strings and bytes), so the arena can be reused.
+				if cap(c.arena) <= 4*chunkBytes {
+					select {
+					case free <- c.arena[:0]:
+					default:
+					}
+				}
+				c.arena = nil
+				close(c.ready)
+			}
+		}()
+	}
+	err := insertChunks(order, restore, header)
 	close(stop)
-	for range batches {
+	for range order {
 	}
-	if derr := <-decodeErr; derr != nil {
-		return derr
-	}
+	wg.Wait()
 	return err
 }
 
-// decodeRecords reads and decodes records until the end marker (which it
-// passes on as the last record), an error, or stop.
-func decodeRecords(buf *bufio.Reader, out chan<- []record, stop <-chan struct{}) error {
-	var runs, workers, dags, schedules uint64
-	batch := make([]record, 0, recordBatch)
-	send := func() bool {
+// readFrames reads records' frames into chunks until the end marker, an
+// error (carried by the last chunk) or stop. Each chunk goes to order,
+// in sequence, and to a decoder.
+func readFrames(buf *bufio.Reader, work, order chan<- *chunk, free chan []byte, stop <-chan struct{}) {
+	var counts [256]uint64
+	next := func() *chunk {
+		c := &chunk{ready: make(chan struct{})}
 		select {
-		case out <- batch:
-			batch = make([]record, 0, recordBatch)
-			return true
+		case c.arena = <-free:
+		default:
+			c.arena = make([]byte, 0, chunkBytes)
+		}
+		return c
+	}
+	send := func(c *chunk) bool {
+		select {
+		case order <- c:
 		case <-stop:
 			return false
 		}
+		select {
+		case work <- c:
+			return true
+		case <-stop:
+			// Nothing will decode it: the inserter, which stopped, does
+			// not wait on it either.
+			return false
+		}
 	}
+	c := next()
 	for {
 		kind, err := buf.ReadByte()
 		if err != nil {
-			send()
-			return fmt.Errorf("snapshot ends without end marker after %d runs: %w", runs, err)
+			c.err = fmt.Errorf("snapshot ends without end marker after %d runs: %w", counts[recordRun], err)
+			send(c)
+			return
 		}
-		var msg proto.Message
-		var what string
 		switch kind {
 		case recordEnd:
-			batch = append(batch, record{kind: kind})
-			send()
-			return nil
-		case recordTableIndex:
-			msg, what = &daguhav1.TableIndex{}, "snapshot table index record"
-		case recordRun:
-			runs++
-			msg, what = &daguhav1.Run{}, fmt.Sprintf("snapshot run record %d", runs)
-		case recordWorker:
-			workers++
-			msg, what = &daguhav1.Worker{}, fmt.Sprintf("snapshot worker record %d", workers)
-		case recordClusterMeta:
-			msg, what = &daguhav1.ClusterMeta{}, "snapshot cluster meta record"
-		case recordDag:
-			dags++
-			msg, what = &daguhav1.StoredDag{}, fmt.Sprintf("snapshot DAG record %d", dags)
-		case recordSchedule:
-			schedules++
-			msg, what = &daguhav1.ScheduleRecord{}, fmt.Sprintf("snapshot schedule record %d", schedules)
+			c.end = true
+			send(c)
+			return
+		case recordTableIndex, recordRun, recordWorker, recordClusterMeta, recordDag, recordSchedule:
 		default:
-			send()
-			return fmt.Errorf("snapshot record type %d is unknown", kind)
+			c.err = fmt.Errorf("snapshot record type %d is unknown", kind)
+			send(c)
+			return
 		}
-		if err := readBody(buf, msg); err != nil {
-			send()
-			return fmt.Errorf("%s: %w", what, err)
+		counts[kind]++
+		if err := readFrameBody(buf, c); err != nil {
+			c.err = fmt.Errorf("%s: %w", recordName(kind, counts[kind]), err)
+			send(c)
+			return
 		}
-		batch = append(batch, record{kind: kind, msg: msg})
-		if len(batch) == recordBatch && !send() {
-			return nil
+		c.kinds = append(c.kinds, kind)
+		c.ords = append(c.ords, counts[kind])
+		if len(c.kinds) == chunkRecords || len(c.arena) >= chunkBytes {
+			if !send(c) {
+				return
+			}
+			c = next()
 		}
 	}
 }
 
-// insertRecords puts decoded records into restore until the end marker,
-// then checks the counts against the header. It returns nil without the
-// end marker only when the decoder stopped with an error of its own.
-func insertRecords(batches <-chan []record, restore *store.Restore, header *daguhav1.SnapshotHeader) error {
+// readFrameBody reads one length-prefixed body onto the end of c's arena.
+func readFrameBody(r *bufio.Reader, c *chunk) error {
+	size, err := binary.ReadUvarint(r)
+	if err != nil {
+		return fmt.Errorf("read length: %w", err)
+	}
+	if size > maxRecordSize {
+		return fmt.Errorf("record of %d bytes exceeds the %d byte limit", size, maxRecordSize)
+	}
+	start := len(c.arena)
+	c.arena = slices.Grow(c.arena, int(size))[:start+int(size)]
+	if _, err := io.ReadFull(r, c.arena[start:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("read %d byte record: %w", size, err)
+	}
+	c.ends = append(c.ends, len(c.arena))
+	return nil
+}
+
+// decodeChunk decodes a chunk's bodies, up to the first that fails; runs
+// share the DAG specs dags holds (shareddags.go).
+func decodeChunk(c *chunk, dags *dagCache) {
+	c.msgs = make([]proto.Message, 0, len(c.kinds))
+	start := 0
+	for i, kind := range c.kinds {
+		msg := newRecordMessage(kind)
+		var err error
+		if run, ok := msg.(*daguhav1.Run); ok {
+			err = dags.decodeRun(c.arena[start:c.ends[i]], run)
+		} else {
+			err = proto.Unmarshal(c.arena[start:c.ends[i]], msg)
+		}
+		if err != nil {
+			c.derr = fmt.Errorf("%s: %w", recordName(kind, c.ords[i]), err)
+			return
+		}
+		start = c.ends[i]
+		c.msgs = append(c.msgs, msg)
+	}
+}
+
+func newRecordMessage(kind byte) proto.Message {
+	switch kind {
+	case recordTableIndex:
+		return &daguhav1.TableIndex{}
+	case recordRun:
+		return &daguhav1.Run{}
+	case recordWorker:
+		return &daguhav1.Worker{}
+	case recordClusterMeta:
+		return &daguhav1.ClusterMeta{}
+	case recordDag:
+		return &daguhav1.StoredDag{}
+	case recordSchedule:
+		return &daguhav1.ScheduleRecord{}
+	}
+	panic(fmt.Sprintf("snapshot record type %d has no message", kind))
+}
+
+// recordName names a record in errors: its type and number.
+func recordName(kind byte, ord uint64) string {
+	switch kind {
+	case recordTableIndex:
+		return "snapshot table index record"
+	case recordRun:
+		return fmt.Sprintf("snapshot run record %d", ord)
+	case recordWorker:
+		return fmt.Sprintf("snapshot worker record %d", ord)
+	case recordClusterMeta:
+		return "snapshot cluster meta record"
+	case recordDag:
+		return fmt.Sprintf("snapshot DAG record %d", ord)
+	case recordSchedule:
+		return fmt.Sprintf("snapshot schedule record %d", ord)
+	}
+	return fmt.Sprintf("snapshot record of type %d", kind)
+}
+
+// insertChunks puts the decoded records into restore, chunk by chunk in
+// the order they were read, until the end marker, then checks the counts
+// against the header.
+func insertChunks(order <-chan *chunk, restore *store.Restore, header *daguhav1.SnapshotHeader) error {
 	var runs, workers, dags, schedules uint64
-	for batch := range batches {
-		for _, rec := range batch {
+	for c := range order {
+		<-c.ready
+		for _, msg := range c.msgs {
 			var err error
-			switch rec.kind {
-			case recordEnd:
-				if runs != header.GetRuns() {
-					return fmt.Errorf("snapshot has %d runs, header says %d", runs, header.GetRuns())
-				}
-				if workers != header.GetWorkers() {
-					return fmt.Errorf("snapshot has %d workers, header says %d", workers, header.GetWorkers())
-				}
-				if dags != header.GetDags() || schedules != header.GetSchedules() {
-					return fmt.Errorf("snapshot has %d DAGs and %d schedules, header says %d and %d", dags, schedules, header.GetDags(), header.GetSchedules())
-				}
-				return nil
-			case recordTableIndex:
-				err = restore.TableIndex(rec.msg.(*daguhav1.TableIndex))
-			case recordRun:
-				err = restore.Run(rec.msg.(*daguhav1.Run))
+			switch m := msg.(type) {
+			case *daguhav1.TableIndex:
+				err = restore.TableIndex(m)
+			case *daguhav1.Run:
+				err = restore.Run(m)
 				runs++
-			case recordWorker:
-				err = restore.Worker(rec.msg.(*daguhav1.Worker))
+			case *daguhav1.Worker:
+				err = restore.Worker(m)
 				workers++
-			case recordClusterMeta:
-				err = restore.ClusterMeta(rec.msg.(*daguhav1.ClusterMeta))
-			case recordDag:
-				err = restore.Dag(rec.msg.(*daguhav1.StoredDag))
+			case *daguhav1.ClusterMeta:
+				err = restore.ClusterMeta(m)
+			case *daguhav1.StoredDag:
+				err = restore.Dag(m)
 				dags++
-			case recordSchedule:
-				err = restore.Schedule(rec.msg.(*daguhav1.ScheduleRecord))
+			case *daguhav1.ScheduleRecord:
+				err = restore.Schedule(m)
 				schedules++
 			}
 			if err != nil {
 				return err
 			}
 		}
+		switch {
+		case c.derr != nil:
+			return c.derr
+		case c.err != nil:
+			return c.err
+		case c.end:
+			if runs != header.GetRuns() {
+				return fmt.Errorf("snapshot has %d runs, header says %d", runs, header.GetRuns())
+			}
+			if workers != header.GetWorkers() {
+				return fmt.Errorf("snapshot has %d workers, header says %d", workers, header.GetWorkers())
+			}
+			if dags != header.GetDags() || schedules != header.GetSchedules() {
+				return fmt.Errorf("snapshot has %d DAGs and %d schedules, header says %d and %d", dags, schedules, header.GetDags(), header.GetSchedules())
+			}
+			return nil
+		}
 	}
-	return nil
+	return errors.New("snapshot ends without end marker")
 }
 
 func readBody(r *bufio.Reader, msg proto.Message) error {

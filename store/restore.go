@@ -15,6 +15,10 @@ type Restore struct {
 	// the selector rows are written once, at Commit, rather than rewritten
 	// for every queued run (a sixth of a large restore's time).
 	pending map[string]*Selector
+	// lastRunID is the greatest run id restored so far (anyRun: whether
+	// there was one): Run looks up only an id not above it.
+	lastRunID string
+	anyRun    bool
 }
 
 // NewRestore starts filling an empty store.
