@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/daguha/daguha/cluster"
+	"github.com/daguha/daguha/cluster/buildinfo"
 	"github.com/daguha/daguha/cluster/clustertest"
 	"github.com/daguha/daguha/ops/client"
 	"github.com/daguha/daguha/ops/wire"
@@ -248,7 +249,7 @@ func TestWorkersJSONHasTheSeedsShape(t *testing.T) {
 	if err := json.Unmarshal(top["workers"], &workers); err != nil || len(workers) != 1 {
 		t.Fatalf("workers: %v %s", err, top["workers"])
 	}
-	requireKeys(t, "a worker", workers[0], "id", "labels", "auto_labels", "executors", "health_status", "last_heartbeat", "running_tasks")
+	requireKeys(t, "a worker", workers[0], "id", "labels", "auto_labels", "executors", "health_status", "last_heartbeat", "running_tasks", "version")
 	var tasks []map[string]json.RawMessage
 	if err := json.Unmarshal(workers[0]["running_tasks"], &tasks); err != nil {
 		t.Fatal(err)
@@ -277,6 +278,7 @@ func TestWorkersJSONHasTheSeedsShape(t *testing.T) {
 		HealthStatus  string            `json:"health_status"`
 		LastHeartbeat string            `json:"last_heartbeat"`
 		RunningTasks  []seedTask        `json:"running_tasks"`
+		Version       string            `json:"version"`
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -288,7 +290,7 @@ func TestWorkersJSONHasTheSeedsShape(t *testing.T) {
 	}
 	w := typed.Workers[0]
 	if w.ID != "worker-gpu-01" || w.Labels["gpu"] != "true" || w.Labels["memory"] != "64G" || w.HealthStatus != "HEALTHY" ||
-		w.AutoLabels == nil || len(w.AutoLabels) != 0 || len(w.Executors) == 0 {
+		w.AutoLabels == nil || len(w.AutoLabels) != 0 || len(w.Executors) == 0 || w.Version != buildinfo.Version() {
 		t.Fatalf("worker: %+v", w)
 	}
 	if ts, err := time.Parse(time.RFC3339, w.LastHeartbeat); err != nil || ts.Location() != time.UTC {
