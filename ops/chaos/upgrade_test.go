@@ -158,7 +158,10 @@ func removePreviousBuild() {
 
 // The DAGs the upgrade runs besides the clients' inline ones: a parent
 // stored by name whose second step runs a stored child, each step
-// recording its execution as the chaos steps do.
+// recording its execution as the chaos steps do. A parent holds its
+// worker slot while its child runs (docs/workflows.md), so at most two
+// parents run at once: parents enqueued faster than they end must not
+// take every slot of the two workers and leave their children queued.
 const (
 	upgradeParent = "upgrade-parent"
 	upgradeChild  = "upgrade-child"
@@ -166,6 +169,7 @@ const (
 
 var upgradeDagFiles = []wire.DagSource{
 	{Name: upgradeParent + ".yaml", Content: fmt.Sprintf(`name: %s
+maxActiveRuns: 2
 steps:
   - name: before-child
     command: %q
@@ -539,15 +543,22 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	// Every server and worker runs this build: the retry is taken now.
 	leader = h.WaitLeader(30 * time.Second)
 	waitVersions(t, leader, func(string) string { return buildinfo.FallbackVersion })
-	workers, err := leader.API().WithTimeout(10*time.Second).Workers(context.Background(), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range workers.Workers {
-		if w.Version != buildinfo.FallbackVersion {
-			t.Fatalf("worker %s runs %q after the upgrade; want %s", w.ID, w.Version, buildinfo.FallbackVersion)
+	// A restarted worker's new gossip meta reaches the leader a little
+	// after the worker is healthy again.
+	clustertest.WaitFor(t, 60*time.Second, "every worker to show "+buildinfo.FallbackVersion+" on the leader", func() (bool, string) {
+		workers, err := leader.API().WithTimeout(10*time.Second).Workers(context.Background(), false)
+		if err != nil {
+			return false, err.Error()
 		}
-	}
+		seen := map[string]string{}
+		for _, w := range workers.Workers {
+			seen[w.ID] = w.Version
+			if w.Version != buildinfo.FallbackVersion {
+				return false, fmt.Sprintf("workers run %v", seen)
+			}
+		}
+		return len(seen) == len(h.Workers), fmt.Sprintf("workers run %v", seen)
+	})
 	if _, err := h.Servers[0].API().WithTimeout(30*time.Second).Retry(context.Background(), retryProbe, ""); err != nil {
 		t.Fatalf("retry once every server is upgraded: %v", err)
 	}
