@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"time"
 
@@ -214,6 +215,13 @@ func (s *Server) WriteArchive(w io.Writer) error {
 	}, state, applied, secrets)
 }
 
+// returnMemoryAfterRestore hands the memory a restore's reads and copies
+// freed back to the operating system once it ends, taken or refused: a
+// restore is a rare burst of up to MaxArchiveBytes of garbage, and without
+// this the server's resident memory stays as high as that burst until the
+// runtime's scavenger gets to it.
+func returnMemoryAfterRestore() { debug.FreeOSMemory() }
+
 // SpooledArchive is an archive received for a restore, kept in a
 // temporary file in the data directory rather than in memory. Remove
 // deletes it; every path that spools one removes it.
@@ -296,6 +304,7 @@ func (s *Server) restoreTempFile(pattern string) (*os.File, error) {
 // the leader. A truncated or altered archive is refused before it is
 // sent on; the leader checks every record before anything changes.
 func (s *Server) RestoreArchive(ctx context.Context, archive *SpooledArchive) error {
+	defer returnMemoryAfterRestore()
 	if _, _, err := fsm.OpenArchive(archive, archive.Size()); err != nil {
 		return &CommandError{Err: err}
 	}
@@ -317,6 +326,7 @@ func (s *Server) RestoreArchive(ctx context.Context, archive *SpooledArchive) er
 // carries one, is dropped, so the leases out in the cluster go on
 // verifying and no archive can bring in a key of its maker's choosing.
 func (s *Server) RestoreArchiveLocal(archive *SpooledArchive) error {
+	defer returnMemoryAfterRestore()
 	if !s.IsLeader() {
 		return &RetryableError{Err: raft.ErrNotLeader}
 	}
