@@ -243,6 +243,14 @@ func TestAttacksOfTheTrustTable(t *testing.T) {
 					}
 					marks := markLogs(g.processes())
 					got := r.attack(g)
+					// Against the broken build the attack must get through; one
+					// that met an election (the broken build takes the 20 MB
+					// label into Raft, and a loaded machine can lose its leader
+					// over it) is tried again, twice at most.
+					for try := 2; broken && !got.succeeded && try <= 3; try++ {
+						t.Logf("%s (%s): the attack failed against the broken build (%s); try %d", r.name, g.mode(), got.evidence, try)
+						got = r.attack(g)
+					}
 					res := result{row: r.name, build: build, mode: g.mode(), outcome: got}
 					switch {
 					case !broken && got.succeeded:
