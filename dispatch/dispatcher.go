@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -588,6 +589,7 @@ func (d *Dispatcher) Poll(ctx context.Context, info *daguhav1.WorkerInfo, wait t
 // max of them at once: matched together, committed in one Raft entry by
 // the grant batcher. It returns as soon as at least one is granted.
 func (d *Dispatcher) PollMany(ctx context.Context, info *daguhav1.WorkerInfo, wait time.Duration, limit int) ([]*daguhav1.Task, error) {
+	arrived := d.config.Now()
 	st, err := d.workerCall(ctx, info)
 	if err != nil {
 		return nil, err
@@ -600,7 +602,7 @@ func (d *Dispatcher) PollMany(ctx context.Context, info *daguhav1.WorkerInfo, wa
 	// reserved for its polls in flight against its maxActiveRuns, and the
 	// grant itself is refused in the state machine past that limit.
 	for {
-		tasks, watch, err := st.tryGrant(ctx, info, limit)
+		tasks, watch, err := st.tryGrant(ctx, info, limit, arrived)
 		if err != nil || len(tasks) > 0 {
 			return tasks, err
 		}
@@ -621,7 +623,8 @@ const capacityRecheck = 200 * time.Millisecond
 
 // tryGrant matches up to max runs and grants them. With nothing to grant
 // it returns a channel that is closed when it is worth looking again.
-func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo, limit int) ([]*daguhav1.Task, <-chan struct{}, error) {
+// arrived is when the poll reached the leader.
+func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo, limit int, arrived time.Time) ([]*daguhav1.Task, <-chan struct{}, error) {
 	for {
 		state := st.d.backend.State()
 		selectors, watch, err := state.PendingSelectors()
@@ -652,7 +655,7 @@ func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo, 
 			}
 			return nil, watch, nil
 		}
-		tasks, refused, err := st.grant(ctx, info, runs)
+		tasks, refused, err := st.grant(ctx, info, runs, arrived)
 		if err != nil || len(tasks) > 0 || refused == 0 {
 			return tasks, nil, err
 		}
@@ -662,7 +665,9 @@ func (st *leaderState) tryGrant(ctx context.Context, info *daguhav1.WorkerInfo, 
 
 // grant commits the grants of the matched runs (one Raft entry, as the
 // batcher gathers them) and signs a lease token for each granted one.
-func (st *leaderState) grant(ctx context.Context, info *daguhav1.WorkerInfo, runs []*daguhav1.Run) (tasks []*daguhav1.Task, refused int, err error) {
+// arrived is when the poll asking for them reached the leader: each task
+// says how long after it its lease started (Task.poll_held_millis).
+func (st *leaderState) grant(ctx context.Context, info *daguhav1.WorkerInfo, runs []*daguhav1.Run, arrived time.Time) (tasks []*daguhav1.Task, refused int, err error) {
 	now := st.d.config.Now().UnixNano()
 	grants := make([]*daguhav1.Grant, len(runs))
 	for i, run := range runs {
@@ -707,10 +712,15 @@ func (st *leaderState) grant(ctx context.Context, info *daguhav1.WorkerInfo, run
 		tasks = append(tasks, &daguhav1.Task{Run: outcome.GetRun(), LeaseToken: token, LeaseTtlMillis: uint32(st.d.config.LeaseTTL.Milliseconds()),
 			TakesStepBatches: true, LogTicket: st.signer.LogTicket(run.GetId(), attempt, info.GetId())})
 	}
-	// The leases start now, as the poll returns its tasks.
+	// The leases start now, as the poll returns its tasks. The poll was
+	// held this long before: the worker counts its lease from when it sent
+	// the poll plus this (rounded down, so never later than the lease's
+	// real start).
 	handed := st.d.config.Now()
+	held := uint32(min(max(handed.Sub(arrived), 0)/time.Millisecond, math.MaxUint32))
 	st.mu.Lock()
 	for i, task := range tasks {
+		task.PollHeldMillis = held
 		st.deadlines[task.GetRun().GetId()] = lease{fencingToken: fencing[i], deadline: handed.Add(st.d.config.LeaseTTL), handedAt: handed}
 	}
 	st.mu.Unlock()

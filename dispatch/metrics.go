@@ -39,7 +39,9 @@ type Observer interface {
 //   - StageStartReport: the poll returned until the leader received the
 //     worker's first report of that attempt (the network both ways, the
 //     worker starting the run and its first step; a report forwarded by a
-//     follower counts when it reaches the leader);
+//     follower counts when it reaches the leader). A worker under a fresh
+//     lease holds its first start (docs/dispatch.md): then it is the call
+//     that carried it, often the run's finish;
 //   - StageFinishCommit: a worker's finish received by the leader until
 //     its Raft entry was committed and applied on the leader.
 const (

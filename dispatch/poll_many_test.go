@@ -85,3 +85,64 @@ func TestPollManyGrantsSeveralRunsWithinTheLimits(t *testing.T) {
 		t.Fatalf("granted %v, want free:3 limited:2", counts)
 	}
 }
+
+// A task says how long the leader held its poll before the lease started
+// (Task.poll_held_millis): at least the time the poll waited for the run,
+// never more than the whole call took.
+func TestTaskSaysHowLongItsPollWasHeld(t *testing.T) {
+	c := clustertest.StartInProc(t, clustertest.InProcOptions{Servers: 1})
+	leader := c.Leader(10 * time.Second)
+	d := dispatch.New(backend{leader.Server}, dispatch.Config{LeaseTTL: time.Hour, SigningKeys: [][]byte{[]byte("poll-held-key")}})
+	leader.Server.RegisterLeaderDuty("dispatch", d.RunLeader)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	spec := &daguhav1.DagSpec{Name: "held", Steps: []*daguhav1.StepSpec{{Name: "s", Command: "true"}}}
+	worker := &daguhav1.WorkerInfo{Id: "w", MaxActiveRuns: 4}
+	// Wait until the dispatcher leads: a poll with nothing queued returns
+	// empty rather than not-leader.
+	clustertest.WaitFor(t, 10*time.Second, "the dispatcher to lead", func() (bool, string) {
+		_, err := d.PollMany(ctx, worker, 10*time.Millisecond, 1)
+		return err == nil, fmt.Sprint(err)
+	})
+	type answer struct {
+		tasks []*daguhav1.Task
+		err   error
+		took  time.Duration
+	}
+	done := make(chan answer, 1)
+	began := time.Now()
+	go func() {
+		tasks, err := d.PollMany(ctx, worker, 20*time.Second, 1)
+		done <- answer{tasks, err, time.Since(began)}
+	}()
+	// The run comes a second after the poll (the poll notes its arrival
+	// first thing, long before that).
+	const delay = time.Second
+	time.Sleep(delay)
+	if _, _, err := leader.Server.Apply(ctx, fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: []*daguhav1.Run{{Id: "late", DagName: "held", Dag: spec}}}); err != nil {
+		t.Fatal(err)
+	}
+	a := <-done
+	if a.err != nil || len(a.tasks) != 1 {
+		t.Fatalf("poll: %d tasks, %v", len(a.tasks), a.err)
+	}
+	held := time.Duration(a.tasks[0].GetPollHeldMillis()) * time.Millisecond
+	if held < delay/2 || held > a.took {
+		t.Errorf("a poll that waited %s for its run, in a call of %s, says it was held %s", delay, a.took, held)
+	}
+
+	// A run already queued is granted without a wait: held far less than
+	// the wait the poll offered.
+	if _, _, err := leader.Server.Apply(ctx, fsm.EnqueueRunsType, &daguhav1.EnqueueRunsCommand{Runs: []*daguhav1.Run{{Id: "ready", DagName: "held", Dag: spec}}}); err != nil {
+		t.Fatal(err)
+	}
+	began = time.Now()
+	tasks, err := d.PollMany(ctx, worker, 20*time.Second, 1)
+	took := time.Since(began)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("poll: %d tasks, %v", len(tasks), err)
+	}
+	if held := time.Duration(tasks[0].GetPollHeldMillis()) * time.Millisecond; held > took {
+		t.Errorf("a poll answered in %s says it was held %s", took, held)
+	}
+}

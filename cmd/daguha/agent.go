@@ -96,7 +96,7 @@ func agentFlags() []cli.Flag {
 		&cli.StringFlag{Name: "worker-id", Usage: "worker id (default hostname@PID)"},
 		&cli.DurationFlag{Name: "heartbeat-interval", Value: time.Second, Usage: "how often a worker heartbeats"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve a worker agent's Prometheus /metrics on this host:port (servers serve theirs on the HTTP port)"},
-		&cli.BoolFlag{Name: "noop-executor", Usage: "worker agents: complete every command or script step at once without starting a process (to benchmark the coordinator alone)"},
+		&cli.BoolFlag{Name: "noop-executor", Usage: "worker agents: complete every command or script step at once without starting a process, keeping no logs (to benchmark the coordinator alone)"},
 		&cli.StringFlag{Name: "step-log-dir", Usage: "where a worker keeps the full logs of its steps (default: a new temporary directory)"},
 		&cli.DurationFlag{Name: "step-log-retention", Value: worker.DefaultStepLogRetention, Usage: "how long a worker keeps a run's full step logs after they were last written; 0 keeps them forever"},
 		&cli.IntFlag{Name: "step-log-port", Usage: "port a worker agent serves its step logs to the servers on, at -bind when given (0.0.0.0: every interface), else at the address it reaches the servers from (0: any free port; -1: none)"},

@@ -31,15 +31,25 @@ type RunHost interface {
 }
 
 // StepHolder is a RunHost that need not send a step's end at once. A
-// step's start is always reported, and acknowledged, before its command
-// runs; its end (SUCCEEDED, FAILED, SKIPPED, CANCELLED) changes nothing
-// the attempt does next, so HoldStep may keep it to go with the run's next
+// step's end (SUCCEEDED, FAILED, SKIPPED, CANCELLED) changes nothing the
+// attempt does next, so HoldStep may keep it to go with the run's next
 // report or its finish, or send it on its own shortly after. If the
 // cluster refuses it, or it cannot be sent, the host calls failed with the
 // error a ReportStep of it would have returned (from another goroutine,
 // at most once).
+//
+// A step's start is reported, and taken, before its command runs: that is
+// what keeps an attempt whose lease has passed to another from running
+// anything more. The one exception is a lease the host knows to be fresh
+// (LeaseFresh): granted so recently that it cannot have run out and gone
+// to another attempt, so the start is held like an end and the command
+// runs at once. A held start that is refused later gives the attempt up,
+// as a refused end does.
 type StepHolder interface {
 	HoldStep(step *daguhav1.StepState, failed func(error))
+	// LeaseFresh tells whether the attempt's lease is certain to be held
+	// still, by the host's own clock (see Task.poll_held_millis).
+	LeaseFresh() bool
 }
 
 // Engine runs the steps of a DAG run as Dagu does: as a graph by their
@@ -128,9 +138,10 @@ type StepHolder interface {
 //   - Any other end of ctx (lease lost, worker stopping) or a refused
 //     report stops the attempt silently: processes are killed, nothing more
 //     is reported, and Execute returns RUN_STATUS_UNSPECIFIED. A step's
-//     start report must be taken before the step runs; its end may be held
-//     by a host that is a StepHolder, and refused later: that stops the
-//     attempt the same way.
+//     start report must be taken before the step runs, unless the host is
+//     a StepHolder that vouches for its lease; its end may be held by a
+//     StepHolder, and a held state refused later stops the attempt the
+//     same way.
 type Engine struct {
 	// LogDir holds the full output of every step, at LogPath. Empty: full
 	// logs are not kept (reports still carry the tail).
@@ -791,6 +802,18 @@ func (x *execution) report(st *daguhav1.StepState) error {
 	return nil
 }
 
+// reportStart reports a try's start: as report does, waiting for it to
+// be taken, unless the host holds states and vouches for its lease
+// (StepHolder.LeaseFresh); then it is held as an end is and the step runs
+// at once.
+func (x *execution) reportStart(st *daguhav1.StepState) error {
+	holder, ok := x.host.(StepHolder)
+	if !ok || x.cancelled() || !holder.LeaseFresh() {
+		return x.report(st)
+	}
+	return x.hold(holder, st)
+}
+
 // reportEnd reports a step's end (a try's, or a skip): as report does, or,
 // with a host that holds ends, handed to it to go with a later call. A
 // held end refused later gives the attempt up then.
@@ -800,6 +823,11 @@ func (x *execution) reportEnd(st *daguhav1.StepState) error {
 	if !ok {
 		return x.report(st)
 	}
+	return x.hold(holder, st)
+}
+
+// hold hands a step state to the host to go with a later call.
+func (x *execution) hold(holder StepHolder, st *daguhav1.StepState) error {
 	sanitize(st)
 	if failed := x.failure(); failed != nil {
 		return failed
@@ -930,7 +958,7 @@ func (x *execution) try(ctx context.Context, i int, n *tryNumber, met []*daguhav
 	started := x.now().UnixNano()
 	running := x.state(i, n, met)
 	running.Status, running.StartedAtUnixNano = daguhav1.StepStatus_STEP_STATUS_RUNNING, started
-	if x.report(running) != nil {
+	if x.reportStart(running) != nil {
 		return nil, false
 	}
 	x.mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -647,7 +648,12 @@ type holdingHost struct {
 	held       []*daguhav1.StepState
 	refuseHeld func(*daguhav1.StepState) error
 	lost       error
+	// fresh, when set, answers LeaseFresh (else the lease is never
+	// fresh and every start waits to be taken).
+	fresh func() bool
 }
+
+func (h *holdingHost) LeaseFresh() bool { return h.fresh != nil && h.fresh() }
 
 func (h *holdingHost) HoldStep(step *daguhav1.StepState, failed func(error)) {
 	h.heldMu.Lock()
@@ -735,6 +741,99 @@ func TestEngineHoldsEndsAndRunsAStepOnlyAfterItsStartWasTaken(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "b-ran")); err == nil {
 		t.Error("a step whose start report was refused ran")
 	}
+}
+
+// Under a lease the host vouches for (LeaseFresh) a step's start is held
+// like its end and the step runs at once; a held start refused later gives
+// the attempt up (the running step is killed, nothing after it starts);
+// once the lease is no longer fresh, starts wait to be taken again.
+func TestEngineHoldsStartsOnlyUnderAFreshLease(t *testing.T) {
+	dir := t.TempDir()
+	states := func(list []*daguhav1.StepState) string {
+		var out []string
+		for _, s := range list {
+			out = append(out, fmt.Sprintf("%s/%d:%s", s.GetName(), s.GetRetry(), strings.TrimPrefix(s.GetStatus().String(), "STEP_STATUS_")))
+		}
+		return strings.Join(out, " ")
+	}
+	host := &holdingHost{fresh: func() bool { return true }}
+	r := execute(t, context.Background(), testEngine(t), testRun(dir,
+		&daguhav1.StepSpec{Name: "a", Command: `touch "$D/a"`},
+		&daguhav1.StepSpec{Name: "b", Command: `touch "$D/b"`, Depends: []string{"a"}},
+	), host)
+	if r.status != daguhav1.RunStatus_RUN_STATUS_SUCCEEDED {
+		t.Fatalf("run: %s %q", r.status, r.message)
+	}
+	host.mu.Lock()
+	waited := states(host.reports)
+	host.mu.Unlock()
+	if waited != "" {
+		t.Errorf("under a fresh lease these states were waited for: %s", waited)
+	}
+	if got := states(host.heldStates()); got != "a/1:RUNNING a/1:SUCCEEDED b/1:RUNNING b/1:SUCCEEDED" {
+		t.Errorf("held: %s", got)
+	}
+
+	// Fresh for the first start only: b's start waits.
+	var calls atomic.Int32
+	host = &holdingHost{fresh: func() bool { return calls.Add(1) == 1 }}
+	r = execute(t, context.Background(), testEngine(t), testRun(dir,
+		&daguhav1.StepSpec{Name: "a", Command: `true`},
+		&daguhav1.StepSpec{Name: "b", Command: `true`, Depends: []string{"a"}},
+	), host)
+	host.mu.Lock()
+	waited = states(host.reports)
+	host.mu.Unlock()
+	if r.status != daguhav1.RunStatus_RUN_STATUS_SUCCEEDED || waited != "b/1:RUNNING" {
+		t.Errorf("with the lease fresh for a only: %s, waited for %q", r.status, waited)
+	}
+
+	// slow's held start is refused once slow runs, as a later call would.
+	refusing := &lateRefusal{holdingHost: holdingHost{fresh: func() bool { return true }}, step: "slow", after: filepath.Join(dir, "slow-ran")}
+	r = execute(t, context.Background(), testEngine(t), testRun(dir,
+		&daguhav1.StepSpec{Name: "slow", Command: `touch "$D/slow-ran"; exec sleep 300`},
+		&daguhav1.StepSpec{Name: "after", Command: `touch "$D/after-ran"`, Depends: []string{"slow"}},
+	), refusing)
+	if r.status != daguhav1.RunStatus_RUN_STATUS_UNSPECIFIED || !strings.Contains(r.message, "lease lost") {
+		t.Fatalf("run with a held start refused: %s %q", r.status, r.message)
+	}
+	// The refusal ended the attempt, not execute's 10 s deadline: the
+	// step's process was killed.
+	if r.took >= 9*time.Second {
+		t.Errorf("the step whose held start was refused ran on for %s", r.took)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "slow-ran")); err != nil {
+		t.Error("under a fresh lease the step did not start before its start was taken")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "after-ran")); err == nil {
+		t.Error("a step after one whose held start was refused ran")
+	}
+}
+
+// lateRefusal is a holdingHost that refuses the held start of one step
+// once the file after exists (the step ran).
+type lateRefusal struct {
+	holdingHost
+	step, after string
+}
+
+func (h *lateRefusal) HoldStep(step *daguhav1.StepState, failed func(error)) {
+	if step.GetName() != h.step || step.GetStatus() != daguhav1.StepStatus_STEP_STATUS_RUNNING {
+		h.holdingHost.HoldStep(step, failed)
+		return
+	}
+	h.heldMu.Lock()
+	h.held = append(h.held, cloneState(step))
+	h.heldMu.Unlock()
+	go func() {
+		for range 1000 {
+			if _, err := os.Stat(h.after); err == nil {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		failed(errors.New("lease lost"))
+	}()
 }
 
 // A held end refused later gives the attempt up as a refused report does:

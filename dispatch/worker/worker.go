@@ -49,7 +49,10 @@ type Config struct {
 	LogRetention time.Duration
 	// NoopExecutor makes every command or script step succeed at once
 	// without starting a process (run/call steps still start child runs):
-	// for benchmarks of the coordinator, never for real work.
+	// for benchmarks of the coordinator, never for real work. Such a
+	// worker keeps no logs (no run log, no step logs, no log tickets):
+	// its steps write nothing, and the files an attempt would create cost
+	// more CPU than the coordinator spends on the run.
 	NoopExecutor bool
 	// KillGrace is how long a stopped step's processes get between
 	// SIGTERM and SIGKILL (default 5 s).
@@ -62,6 +65,10 @@ type Config struct {
 	// 100 ms; servers that do not take step batches get every state at
 	// once).
 	HoldSteps time.Duration
+	// WaitForStarts makes every step's start wait to be taken before the
+	// step runs, even under a lease granted a moment ago (by default such
+	// a start goes with the run's next call; see StepHolder).
+	WaitForStarts bool
 	// Mail is the worker's own mail settings (Dagu's smtp, errorMail and
 	// infoMail), which a DAG's override (see mail.go).
 	Mail MailSettings
@@ -146,7 +153,10 @@ func New(conn grpc.ClientConnInterface, config Config) (*Worker, error) {
 		config.Metrics = noMetrics{}
 	}
 	config.Metrics.SetCapacity(config.MaxActiveRuns)
-	ownLogDir := config.LogDir == ""
+	ownLogDir := config.LogDir == "" && !config.NoopExecutor
+	if config.NoopExecutor {
+		config.LogDir = ""
+	}
 	if ownLogDir {
 		dir, err := os.MkdirTemp(os.TempDir(), "daguha-worker-logs-*")
 		if err != nil {
@@ -191,7 +201,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		defer wg.Done()
 		w.refreshLoop(ctx)
 	}()
-	if w.config.LogRetention > 0 {
+	if w.config.LogRetention > 0 && w.config.LogDir != "" {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -319,6 +329,7 @@ func (w *Worker) pollLoop(ctx context.Context, wg *sync.WaitGroup) {
 				break more
 			}
 		}
+		sent := time.Now()
 		tasks, err := w.poll(ctx, taken)
 		for range taken - len(tasks) {
 			<-w.slots
@@ -338,7 +349,7 @@ func (w *Worker) pollLoop(ctx context.Context, wg *sync.WaitGroup) {
 			go func() {
 				defer wg.Done()
 				defer func() { <-w.slots }()
-				w.execute(ctx, task)
+				w.execute(ctx, task, sent)
 			}()
 		}
 	}
@@ -420,8 +431,9 @@ func (w *Worker) stop(runID string, cause error) {
 	}
 }
 
-// execute runs a task with the engine, then reports its end.
-func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
+// execute runs a task with the engine, then reports its end. polled is
+// when the worker sent the poll that brought the task.
+func (w *Worker) execute(ctx context.Context, task *daguhav1.Task, polled time.Time) {
 	run := task.GetRun()
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -443,7 +455,7 @@ func (w *Worker) execute(ctx context.Context, task *daguhav1.Task) {
 	ended := RunAbandoned
 	defer func() { w.config.Metrics.RunEnded(ended) }()
 
-	host := newWorkerHost(w, task, runCtx)
+	host := newWorkerHost(w, task, runCtx, polled)
 	defer host.close()
 	final, message, outputs := w.engine.Execute(runCtx, run, host)
 	if ctx.Err() != nil {

@@ -27,10 +27,16 @@ var errAttemptOver = errors.New("the attempt is over")
 // (HoldStep) waits for no call of its own: it goes with the run's next
 // report, or its finish, or on its own after the worker's HoldSteps delay.
 // With an older server every state is its own call, as it always was.
+//
+// Until freshUntil a step's start is held too (LeaseFresh): the lease
+// started no earlier than the poll's sending plus the time the leader held
+// the poll (Task.poll_held_millis), and runs for lease_ttl_millis, so for
+// the first quarter of that no other attempt can hold the run.
 type workerHost struct {
-	w       *Worker
-	task    *daguhav1.Task
-	batches bool
+	w          *Worker
+	task       *daguhav1.Task
+	batches    bool
+	freshUntil time.Time
 	// ctx carries the calls: it ends when the attempt is given up (lease
 	// lost, worker stopping, host closed), not when the run is cancelled,
 	// since a cancelled run still reports its end.
@@ -64,8 +70,12 @@ type hostState struct {
 	failed func(error)
 }
 
-func newWorkerHost(w *Worker, task *daguhav1.Task, runCtx context.Context) *workerHost {
+func newWorkerHost(w *Worker, task *daguhav1.Task, runCtx context.Context, polled time.Time) *workerHost {
 	h := &workerHost{w: w, task: task, batches: task.GetTakesStepBatches()}
+	if h.batches && !w.config.WaitForStarts {
+		ttl := time.Duration(task.GetLeaseTtlMillis()) * time.Millisecond
+		h.freshUntil = polled.Add(time.Duration(task.GetPollHeldMillis())*time.Millisecond + ttl/4)
+	}
 	h.ctx, h.cancel = context.WithCancelCause(context.WithoutCancel(runCtx))
 	h.stopWatch = context.AfterFunc(runCtx, func() {
 		if cause := context.Cause(runCtx); !errors.Is(cause, errCancelled) {
@@ -98,7 +108,15 @@ func (h *workerHost) ReportStep(ctx context.Context, step *daguhav1.StepState) e
 	}
 }
 
-// HoldStep takes a step's end to send with the run's next call.
+// LeaseFresh tells whether the lease is certain to be held still: before
+// freshUntil, by the monotonic clock.
+func (h *workerHost) LeaseFresh() bool {
+	return time.Now().Before(h.freshUntil)
+}
+
+// HoldStep takes a step's state to send with the run's next call. A held
+// start still waiting is replaced by its own end, which carries all it
+// said (the cluster keeps one state per step).
 func (h *workerHost) HoldStep(step *daguhav1.StepState, failed func(error)) {
 	h.stepMetrics(step)
 	if !h.batches {
@@ -113,11 +131,29 @@ func (h *workerHost) HoldStep(step *daguhav1.StepState, failed func(error)) {
 		failed(errAttemptOver)
 		return
 	}
-	h.queue = append(h.queue, &hostState{step: step, failed: failed})
+	if i := h.heldStart(step.GetName()); i >= 0 {
+		h.queue[i] = &hostState{step: step, failed: failed}
+	} else {
+		h.queue = append(h.queue, &hostState{step: step, failed: failed})
+	}
 	if !h.sending {
 		h.arm()
 	}
 	h.mu.Unlock()
+}
+
+// heldStart is the place in the queue of the step's held start when that
+// is the step's last state queued, or -1. h.mu is held.
+func (h *workerHost) heldStart(name string) int {
+	for i := len(h.queue) - 1; i >= 0; i-- {
+		if s := h.queue[i]; s.step.GetName() == name {
+			if s.done == nil && s.step.GetStatus() == daguhav1.StepStatus_STEP_STATUS_RUNNING {
+				return i
+			}
+			return -1
+		}
+	}
+	return -1
 }
 
 func (h *workerHost) stepMetrics(step *daguhav1.StepState) {

@@ -739,9 +739,17 @@ type Task struct {
 	// the run id, attempt and worker id: the worker keeps it beside the
 	// attempt's step logs and serves them only to a request that carries
 	// it, which only the servers can compute. Never logged nor shown.
-	LogTicket     string `protobuf:"bytes,5,opt,name=log_ticket,json=logTicket,proto3" json:"log_ticket,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	LogTicket string `protobuf:"bytes,5,opt,name=log_ticket,json=logTicket,proto3" json:"log_ticket,omitempty"`
+	// How long, at least, the leader held the poll before the lease started
+	// (its deadline counts from then): the lease started no earlier than the
+	// worker sent the poll plus this, on the worker's own clock. Until a
+	// quarter of lease_ttl_millis past that point, no other attempt can
+	// have been granted the run by its lease running out, so a worker may
+	// start a step without waiting for its start to be taken (the start goes
+	// with the run's next call). 0 from older servers: the poll's sending.
+	PollHeldMillis uint32 `protobuf:"varint,6,opt,name=poll_held_millis,json=pollHeldMillis,proto3" json:"poll_held_millis,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -807,6 +815,13 @@ func (x *Task) GetLogTicket() string {
 		return x.LogTicket
 	}
 	return ""
+}
+
+func (x *Task) GetPollHeldMillis() uint32 {
+	if x != nil {
+		return x.PollHeldMillis
+	}
+	return 0
 }
 
 type HeldLease struct {
@@ -1509,7 +1524,7 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\fPollResponse\x12#\n" +
 	"\x04task\x18\x01 \x01(\v2\x0f.daguha.v1.TaskR\x04task\x12.\n" +
 	"\n" +
-	"more_tasks\x18\x02 \x03(\v2\x0f.daguha.v1.TaskR\tmoreTasks\"\xc0\x01\n" +
+	"more_tasks\x18\x02 \x03(\v2\x0f.daguha.v1.TaskR\tmoreTasks\"\xea\x01\n" +
 	"\x04Task\x12 \n" +
 	"\x03run\x18\x01 \x01(\v2\x0e.daguha.v1.RunR\x03run\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
@@ -1517,7 +1532,8 @@ const file_daguha_v1_coordinator_proto_rawDesc = "" +
 	"\x10lease_ttl_millis\x18\x03 \x01(\rR\x0eleaseTtlMillis\x12,\n" +
 	"\x12takes_step_batches\x18\x04 \x01(\bR\x10takesStepBatches\x12\x1d\n" +
 	"\n" +
-	"log_ticket\x18\x05 \x01(\tR\tlogTicket\"C\n" +
+	"log_ticket\x18\x05 \x01(\tR\tlogTicket\x12(\n" +
+	"\x10poll_held_millis\x18\x06 \x01(\rR\x0epollHeldMillis\"C\n" +
 	"\tHeldLease\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x1f\n" +
 	"\vlease_token\x18\x02 \x01(\tR\n" +
