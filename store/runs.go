@@ -194,8 +194,9 @@ func (s *StateStore) EnqueueRuns(index uint64, runs []*daguhav1.Run) ([]*daguhav
 
 	outcomes := make([]*daguhav1.EnqueueOutcome, 0, len(runs))
 	var pending pendingCounts
+	reads := newBatchReads(s.db, txn)
 	for _, run := range runs {
-		outcome, err := enqueueRun(txn, index, run, &pending)
+		outcome, err := enqueueRun(reads, index, run, &pending)
 		if err != nil {
 			return nil, err
 		}
@@ -213,11 +214,11 @@ func (s *StateStore) EnqueueRuns(index uint64, runs []*daguhav1.Run) ([]*daguhav
 // enqueueRun adds one run inside txn. A child run is refused once its
 // parent has ended or is being cancelled: a worker's late request for a
 // child must not outlive the cancellation of its root.
-func enqueueRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, pending *pendingCounts) (*daguhav1.EnqueueOutcome, error) {
+func enqueueRun(reads *batchReads, index uint64, run *daguhav1.Run, pending *pendingCounts) (*daguhav1.EnqueueOutcome, error) {
 	if run.GetId() == "" {
 		return nil, fmt.Errorf("enqueue at index %d: run without id", index)
 	}
-	existing, err := getRun(txn, run.GetId())
+	existing, err := reads.run(run.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -225,7 +226,7 @@ func enqueueRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, pending *pendin
 		return &daguhav1.EnqueueOutcome{RunId: run.GetId(), Conflict: enqueueConflict(existing, run)}, nil
 	}
 	if parentID := run.GetParentDagRunId(); parentID != "" {
-		parent, err := getRun(txn, parentID)
+		parent, err := reads.run(parentID)
 		if err != nil {
 			return nil, err
 		}
@@ -244,7 +245,7 @@ func enqueueRun(txn *memdb.Txn, index uint64, run *daguhav1.Run, pending *pendin
 	stored.CreateIndex = index
 	stored.ModifyIndex = index
 	stored.Attempt, stored.WorkerId, stored.FencingToken = 0, "", 0
-	if err := txn.Insert(tableRuns, stored); err != nil {
+	if err := reads.insert(stored); err != nil {
 		return nil, fmt.Errorf("enqueue %q: %w", run.GetId(), err)
 	}
 	pending.add(stored.GetSelectorKey(), stored.GetDag().GetWorkerSelector(), 1)

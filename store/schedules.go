@@ -108,7 +108,7 @@ func (s *StateStore) FireSchedules(index uint64, firings []*daguhav1.Firing) ([]
 			outcomes = append(outcomes, &daguhav1.RunOutcome{Applied: true, EndedCancelled: stopped})
 			continue
 		}
-		enqueued, err := enqueueRun(txn, index, run, &pending)
+		enqueued, err := enqueueRun(readsThrough(txn), index, run, &pending)
 		if err != nil {
 			return nil, err
 		}

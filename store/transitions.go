@@ -24,8 +24,9 @@ func (s *StateStore) GrantLeases(index uint64, grants []*daguhav1.Grant) ([]*dag
 	// The runs each worker holds, counted once per entry and kept up to
 	// date by its grants (an entry grants many runs to one worker).
 	held := map[string]int{}
+	reads := newBatchReads(s.db, txn)
 	for _, grant := range grants {
-		outcome, err := grantOne(txn, index, grant, &pending, held)
+		outcome, err := grantOne(reads, index, grant, &pending, held)
 		if err != nil {
 			return nil, err
 		}
@@ -40,11 +41,11 @@ func (s *StateStore) GrantLeases(index uint64, grants []*daguhav1.Grant) ([]*dag
 	return outcomes, nil
 }
 
-func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant, pending *pendingCounts, held map[string]int) (*daguhav1.GrantOutcome, error) {
+func grantOne(reads *batchReads, index uint64, grant *daguhav1.Grant, pending *pendingCounts, held map[string]int) (*daguhav1.GrantOutcome, error) {
 	refuse := func(format string, args ...interface{}) (*daguhav1.GrantOutcome, error) {
 		return &daguhav1.GrantOutcome{RunId: grant.GetRunId(), Refused: fmt.Sprintf(format, args...)}, nil
 	}
-	run, err := getRun(txn, grant.GetRunId())
+	run, err := reads.run(grant.GetRunId())
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +59,9 @@ func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant, pending *pend
 	}
 	count, counted := held[grant.GetWorkerId()]
 	if !counted {
-		iter, err := txn.Get(tableRuns, "running_prefix", grant.GetWorkerId())
+		// Counted as the batch found them; held counts this batch's
+		// grants on top.
+		iter, err := reads.reader().Get(tableRuns, "running_prefix", grant.GetWorkerId())
 		if err != nil {
 			return nil, err
 		}
@@ -87,7 +90,7 @@ func grantOne(txn *memdb.Txn, index uint64, grant *daguhav1.Grant, pending *pend
 		FencingToken:      index,
 		StartedAtUnixNano: grant.GetNowUnixNano(),
 	})
-	if err := txn.Insert(tableRuns, updated); err != nil {
+	if err := reads.insert(updated); err != nil {
 		return nil, fmt.Errorf("grant %q: %w", run.GetId(), err)
 	}
 	held[grant.GetWorkerId()]++
@@ -181,11 +184,14 @@ func (s *StateStore) ReportSteps(index uint64, reports []*daguhav1.StepReport) (
 	outcomes := make([]*daguhav1.RunOutcome, 0, len(reports))
 	changed := map[string]*daguhav1.Run{}
 	var order []*daguhav1.Run
+	// Every run is read before any is written: through a read transaction
+	// of the same state, which leaves the write's node cache alone.
+	reads := newBatchReads(s.db, txn)
 	for _, report := range reports {
 		run := changed[report.GetRunId()]
 		if run == nil {
 			var err error
-			if run, err = getRun(txn, report.GetRunId()); err != nil {
+			if run, err = reads.run(report.GetRunId()); err != nil {
 				return nil, err
 			}
 		}
@@ -231,8 +237,9 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 	txn := s.db.Txn(true)
 	defer txn.Abort()
 	outcomes := make([]*daguhav1.RunOutcome, 0, len(finishes))
+	reads := newBatchReads(s.db, txn)
 	for _, finish := range finishes {
-		run, err := getRun(txn, finish.GetRunId())
+		run, err := reads.run(finish.GetRunId())
 		if err != nil {
 			return nil, err
 		}
@@ -275,7 +282,7 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 				int64(daguhav1.BackoffWait(policy.GetIntervalSec(), policy.GetBackoff(), policy.GetMaxIntervalSec(), int(updated.GetDagRetries())))
 			updated.DagRetries++
 		}
-		if err := txn.Insert(tableRuns, updated); err != nil {
+		if err := reads.insert(updated); err != nil {
 			return nil, fmt.Errorf("finish %q: %w", run.GetId(), err)
 		}
 		if retried {
@@ -283,10 +290,20 @@ func (s *StateStore) FinishRuns(index uint64, finishes []*daguhav1.Finish) ([]*d
 				return nil, err
 			}
 		}
-		// A run that ended leaves no child behind it.
-		ended, err := cancelDescendants(txn, index, run.GetId(), finish.GetNowUnixNano())
+		// A run that ended leaves no child behind it. Cancelling children
+		// changes runs behind the batch's reads: later reads go through
+		// the write transaction. (Children are enqueued by entries of
+		// their own, so a run without one before the batch has none.)
+		hasChildren, err := reads.reader().First(tableRuns, "parent", run.GetId())
 		if err != nil {
 			return nil, err
+		}
+		var ended uint32
+		if hasChildren != nil {
+			reads.throughTxn()
+			if ended, err = cancelDescendants(txn, index, run.GetId(), finish.GetNowUnixNano()); err != nil {
+				return nil, err
+			}
 		}
 		outcomes = append(outcomes, &daguhav1.RunOutcome{RunId: run.GetId(), Applied: true, EndedCancelled: ended})
 	}
