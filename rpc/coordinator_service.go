@@ -95,7 +95,8 @@ func dispatchStatus(err error) error {
 }
 
 // route runs local on the leader, or forward against the leader's
-// CoordinatorService from a follower.
+// CoordinatorService from a follower, whose answer then names the leader
+// (leaderHeader) for the worker's next calls.
 //
 // The worker the call acts for goes with it: the leader binds leases to
 // it (dispatch.WithWorker), and a forwarded call carries it to the leader
@@ -109,6 +110,7 @@ func (c *coordinatorService) route(ctx context.Context, local func(context.Conte
 		}
 		return dispatchStatus(local(ctx))
 	}
+	call := ctx
 	err := c.cluster.OnLeader(ctx, func(ctx context.Context, isLocal bool, grpcAddr string) error {
 		var err error
 		if isLocal {
@@ -118,6 +120,9 @@ func (c *coordinatorService) route(ctx context.Context, local func(context.Conte
 			if cerr != nil {
 				return &cluster.RetryableError{Err: cerr}
 			}
+			// The worker's next calls can go to the leader itself
+			// (ServerList); the answer names it whatever the outcome.
+			_ = grpc.SetHeader(call, metadata.Pairs(leaderHeader, grpcAddr))
 			err = forward(forwardWorker(metadata.AppendToOutgoingContext(ctx, forwardedKey, "1"), worker), client)
 		}
 		if status.Code(err) == codes.Unavailable {
