@@ -301,6 +301,9 @@ func (d *Dispatcher) runLeases(ctx context.Context) {
 			run(ctx)
 		}(b)
 	}
+	// Counted before the state is published: from then on polls change
+	// deadlines under st.mu.
+	running := len(st.deadlines)
 	d.mu.Lock()
 	d.active = st
 	d.mu.Unlock()
@@ -308,7 +311,7 @@ func (d *Dispatcher) runLeases(ctx context.Context) {
 	if d.config.ScheduleZone != nil {
 		zone = d.config.ScheduleZone.String()
 	}
-	d.logger.Info("dispatch started", "running_runs", len(st.deadlines), "lease_ttl", d.config.LeaseTTL, "schedule_zone", zone)
+	d.logger.Info("dispatch started", "running_runs", running, "lease_ttl", d.config.LeaseTTL, "schedule_zone", zone)
 
 	wg.Add(1)
 	go func() {
