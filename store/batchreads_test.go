@@ -6,8 +6,6 @@ import (
 	"slices"
 	"testing"
 
-	"google.golang.org/protobuf/proto"
-
 	daguhav1 "github.com/daguha/daguha/proto/daguha/v1"
 	"github.com/daguha/daguha/store"
 )
@@ -40,39 +38,23 @@ func TestBatchesAnswerAsTheirItemsOneByOne(t *testing.T) {
 				err                         error
 			)
 			apply := func(s *store.StateStore, idx uint64, batch any) []string {
-				var out []proto.Message
+				var answers []string
 				switch items := batch.(type) {
 				case []*daguhav1.Run:
-					var o []*daguhav1.EnqueueOutcome
-					o, err = s.EnqueueRuns(idx, items)
-					for _, x := range o {
-						out = append(out, x)
-					}
+					o, e := s.EnqueueRuns(idx, items)
+					answers, err = sprintEach(o), e
 				case []*daguhav1.Grant:
-					var o []*daguhav1.GrantOutcome
-					o, err = s.GrantLeases(idx, items)
-					for _, x := range o {
-						out = append(out, x)
-					}
+					o, e := s.GrantLeases(idx, items)
+					answers, err = sprintEach(o), e
 				case []*daguhav1.StepReport:
-					var o []*daguhav1.RunOutcome
-					o, err = s.ReportSteps(idx, items)
-					for _, x := range o {
-						out = append(out, x)
-					}
+					o, e := s.ReportSteps(idx, items)
+					answers, err = sprintEach(o), e
 				case []*daguhav1.Finish:
-					var o []*daguhav1.RunOutcome
-					o, err = s.FinishRuns(idx, items)
-					for _, x := range o {
-						out = append(out, x)
-					}
+					o, e := s.FinishRuns(idx, items)
+					answers, err = sprintEach(o), e
 				}
 				if err != nil {
 					t.Fatalf("seed %d step %d: %v", seed, step, err)
-				}
-				var answers []string
-				for _, m := range out {
-					answers = append(answers, fmt.Sprint(m))
 				}
 				return answers
 			}
@@ -163,4 +145,13 @@ func TestBatchesAnswerAsTheirItemsOneByOne(t *testing.T) {
 			}
 		}
 	}
+}
+
+// sprintEach prints each outcome of a batch.
+func sprintEach[T any](outcomes []T) []string {
+	answers := make([]string, 0, len(outcomes))
+	for _, o := range outcomes {
+		answers = append(answers, fmt.Sprint(o))
+	}
+	return answers
 }
