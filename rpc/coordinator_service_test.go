@@ -49,6 +49,17 @@ func (c *callCounter) count(method string) int {
 	return c.calls["/daguha.v1.CoordinatorService/"+method]
 }
 
+// total is the number of calls of every method.
+func (c *callCounter) total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	total := 0
+	for _, n := range c.calls {
+		total += n
+	}
+	return total
+}
+
 // servedCluster is an in-process cluster whose servers each serve the
 // CoordinatorService on their gRPC address, forwarding to the leader
 // through real connections, as the agent wires it.
@@ -89,6 +100,14 @@ func runWorker(t *testing.T, addr string, config worker.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { conn.Close() })
+	runWorkerOn(t, conn, config)
+}
+
+// runWorkerOn runs a no-op worker over conn until the test ends (it stops
+// before conn's own cleanup runs).
+func runWorkerOn(t *testing.T, conn *grpc.ClientConn, config worker.Config) {
+	t.Helper()
 	config.LogDir = t.TempDir()
 	config.NoopExecutor = true
 	w, err := worker.New(conn, config)
@@ -104,7 +123,6 @@ func runWorker(t *testing.T, addr string, config worker.Config) {
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		conn.Close()
 	})
 }
 

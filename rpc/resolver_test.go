@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -31,26 +30,8 @@ func TestWorkerCallsGoToTheLeaderOnceAFollowerNamesIt(t *testing.T) {
 	for _, s := range c.Servers {
 		addrs = append(addrs, s.GRPCAddr)
 	}
-	list := rpc.NewServerList(addrs)
-	conn, err := list.Dial(grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	w, err := worker.New(conn, worker.Config{ID: "w1", MaxActiveRuns: 8, NoopExecutor: true, PollWait: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = w.Run(ctx)
-	}()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	list, conn := dialList(t, addrs)
+	runWorkerOn(t, conn, worker.Config{ID: "w1", MaxActiveRuns: 8, PollWait: time.Second})
 
 	dag := &daguhav1.DagSpec{Name: "first", Steps: []*daguhav1.StepSpec{{Name: "a", Command: "true"}}}
 	waitSucceeded(t, leader, enqueueRuns(t, leader, 20, dag), 1)
@@ -60,24 +41,14 @@ func TestWorkerCallsGoToTheLeaderOnceAFollowerNamesIt(t *testing.T) {
 		return list.Leader() == leader.GRPCAddr, fmt.Sprintf("named %q, leader %s", list.Leader(), leader.GRPCAddr)
 	})
 	// The calls each server took from the worker so far.
-	workerCalls := func(name string) int {
-		counter := c.counters[name]
-		counter.mu.Lock()
-		defer counter.mu.Unlock()
-		total := 0
-		for _, n := range counter.calls {
-			total += n
-		}
-		return total
-	}
 	before := map[string]int{}
 	for _, s := range c.Servers {
-		before[s.Name] = workerCalls(s.Name)
+		before[s.Name] = c.counters[s.Name].total()
 	}
 	dag = &daguhav1.DagSpec{Name: "second", Steps: []*daguhav1.StepSpec{{Name: "a", Command: "true"}}}
 	waitSucceeded(t, leader, enqueueRuns(t, leader, 40, dag), 1)
 	for _, s := range c.Servers {
-		got := workerCalls(s.Name) - before[s.Name]
+		got := c.counters[s.Name].total() - before[s.Name]
 		switch {
 		case s.Name == leader.Name && got == 0:
 			t.Errorf("the leader took no call of the worker's 40 runs")
@@ -86,6 +57,18 @@ func TestWorkerCallsGoToTheLeaderOnceAFollowerNamesIt(t *testing.T) {
 		}
 		t.Logf("%s (leader %v): %d calls before the leader was known, %d after", s.Name, s.Name == leader.Name, before[s.Name], got)
 	}
+}
+
+// dialList connects to addrs through a ServerList, until the test ends.
+func dialList(t *testing.T, addrs []string) (*rpc.ServerList, *grpc.ClientConn) {
+	t.Helper()
+	list := rpc.NewServerList(addrs)
+	conn, err := list.Dial(grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return list, conn
 }
 
 // namingServer is a CoordinatorService whose answers name a leader, as a
@@ -173,12 +156,7 @@ func TestServerListNeverDialsANameOutsideIt(t *testing.T) {
 	name := stranger.Addr().String()
 	names.Store(&name)
 	services, _, addrs := startNamingServers(t, 3, &names)
-	list := rpc.NewServerList(addrs)
-	conn, err := list.Dial(grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	list, conn := dialList(t, addrs)
 	client := daguhav1.NewCoordinatorServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -221,12 +199,7 @@ func TestServerListFollowsTheNamedLeaderAndGoesOnWithoutIt(t *testing.T) {
 	var names atomic.Pointer[string]
 	services, servers, addrs := startNamingServers(t, 3, &names)
 	names.Store(&addrs[1])
-	list := rpc.NewServerList(addrs)
-	conn, err := list.Dial(grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	list, conn := dialList(t, addrs)
 	client := daguhav1.NewCoordinatorServiceClient(conn)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -274,11 +247,8 @@ func TestServerListFollowsTheNamedLeaderAndGoesOnWithoutIt(t *testing.T) {
 
 	// The named server goes away: calls go on over the other two.
 	servers[1].Stop()
-	var failed sync.Map
 	clustertest.WaitFor(t, 20*time.Second, "a call answered without server 1", func() (bool, string) {
-		_, err := client.Discover(ctx, &daguhav1.DiscoverRequest{})
-		if err != nil {
-			failed.Store(err.Error(), true)
+		if _, err := client.Discover(ctx, &daguhav1.DiscoverRequest{}); err != nil {
 			return false, err.Error()
 		}
 		return true, ""
