@@ -17,10 +17,12 @@ import (
 // Enqueues that arrive while earlier ones are on their way to the leader
 // go together in one EnqueueRuns command: one forward, one Raft entry and
 // one fsync for all of them. Under light load a batch is one run and adds
-// no wait; under load batches grow, up to enqueueBatchMax runs.
+// no wait; under load batches grow, up to enqueueBatchMax runs. Two
+// commands on their way at once, as the leader's batchers (dispatch's
+// Config.InFlight): four made smaller commands for no gain.
 const (
 	enqueueBatchMax      = 64
-	enqueueBatchInFlight = 4
+	enqueueBatchInFlight = 2
 )
 
 // enqueueResult is what became of one run of a batch: its outcome, or the
