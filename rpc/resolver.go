@@ -199,5 +199,5 @@ func (p *leaderFirstPicker) Pick(balancer.PickInfo) (balancer.PickResult, error)
 		}
 	}
 	n := p.next.Add(1)
-	return balancer.PickResult{SubConn: p.ready[int(n)%len(p.ready)]}, nil
+	return balancer.PickResult{SubConn: p.ready[n%uint32(len(p.ready))]}, nil
 }
