@@ -104,6 +104,13 @@ func (l *ServerList) learnLeader(ctx context.Context, method string, req, reply 
 	return err
 }
 
+// Addrs returns the addresses the list holds now.
+func (l *ServerList) Addrs() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.addrs...)
+}
+
 // Update replaces the addresses.
 func (l *ServerList) Update(addrs []string) {
 	l.mu.Lock()

@@ -158,10 +158,31 @@ func (a *WorkerAgent) follow(member *cluster.WorkerMember, list *rpc.ServerList,
 	a.mu.Lock()
 	a.member = member
 	a.mu.Unlock()
+	followServers(member, list, given)
+}
+
+// serverSource is where a worker learns the servers' addresses: its
+// gossip member (cluster.WorkerMember).
+type serverSource interface {
+	Servers() []string
+	// Changed receives (at most one pending signal) when the pool
+	// changes after the call.
+	Changed() <-chan struct{}
+	Done() <-chan struct{}
+}
+
+// followServers sets list to the source's servers plus given, and again
+// at every change until the source is done. It subscribes before it
+// reads: the pool joins in the background, and servers learned between
+// a first read and a later subscription would never reach the list (a
+// worker that joined a quiet pool then polled no server until some other
+// member came or went).
+func followServers(source serverSource, list *rpc.ServerList, given []string) {
+	changed := source.Changed()
 	update := func() {
 		seen := map[string]bool{}
 		var addrs []string
-		for _, addr := range append(member.Servers(), given...) {
+		for _, addr := range append(source.Servers(), given...) {
 			if !seen[addr] {
 				seen[addr] = true
 				addrs = append(addrs, addr)
@@ -170,13 +191,12 @@ func (a *WorkerAgent) follow(member *cluster.WorkerMember, list *rpc.ServerList,
 		list.Update(addrs)
 	}
 	update()
-	changed := member.Changed()
 	go func() {
 		for {
 			select {
 			case <-changed:
 				update()
-			case <-member.Done():
+			case <-source.Done():
 				return
 			}
 		}
