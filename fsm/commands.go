@@ -144,6 +144,21 @@ func Validate(command []byte) error {
 	if err != nil {
 		return err
 	}
+	return ValidateBody(t, body)
+}
+
+// ValidateBody is Validate for a command not yet encoded: the same rules,
+// without decoding what the caller has in hand (the leader's own batches
+// spent a decode of every entry on it). body must be the message type t
+// carries.
+func ValidateBody(t MessageType, body proto.Message) error {
+	want := commandBody(t)
+	if want == nil {
+		return fmt.Errorf("unknown command type %d (ignorable: %t)", t&^IgnoreUnknown, t&IgnoreUnknown != 0)
+	}
+	if got, wantName := body.ProtoReflect().Descriptor().FullName(), want.ProtoReflect().Descriptor().FullName(); got != wantName {
+		return fmt.Errorf("command type %d carries %s, not %s", t, wantName, got)
+	}
 	switch cmd := body.(type) {
 	case *daguhav1.EnqueueRunsCommand:
 		for i, run := range cmd.GetRuns() {

@@ -754,8 +754,24 @@ func TestValidate(t *testing.T) {
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
 			}
+			// The leader validates its own commands before encoding
+			// them (ValidateBody): the same verdict on the same body.
+			if typ, body, derr := fsm.Decode(tc.command); derr == nil {
+				if berr := fsm.ValidateBody(typ, body); (berr == nil) != (err == nil) || (berr != nil && berr.Error() != err.Error()) {
+					t.Fatalf("ValidateBody says %v where Validate says %v", berr, err)
+				}
+			}
 		})
 	}
+	t.Run("a body of another type than its command type is rejected", func(t *testing.T) {
+		err := fsm.ValidateBody(fsm.EnqueueRunsType, &daguhav1.GrantLeasesCommand{Grants: []*daguhav1.Grant{{RunId: "a"}}})
+		if err == nil || !strings.Contains(err.Error(), "EnqueueRunsCommand, not daguha.v1.GrantLeasesCommand") {
+			t.Fatalf("error %v, want one naming both message types", err)
+		}
+		if err := fsm.ValidateBody(0x7e, &daguhav1.NoopCommand{}); err == nil || !strings.Contains(err.Error(), "unknown command type 126") {
+			t.Fatalf("error %v for an unknown type, want one naming it", err)
+		}
+	})
 	t.Run("every known type with an empty body is accepted", func(t *testing.T) {
 		for typ := fsm.NoopType; typ <= fsm.RemoveWorkersType; typ++ {
 			if err := fsm.Validate([]byte{byte(typ)}); err != nil {
