@@ -128,7 +128,7 @@ func Decode(command []byte) (MessageType, proto.Message, error) {
 	t := MessageType(command[0])
 	body := commandBody(t)
 	if body == nil {
-		return t, nil, fmt.Errorf("unknown command type %d (ignorable: %t)", t&^IgnoreUnknown, t&IgnoreUnknown != 0)
+		return t, nil, unknownType(t)
 	}
 	if err := proto.Unmarshal(command[1:], body); err != nil {
 		return t, nil, fmt.Errorf("decode command type %d: %w", t, err)
@@ -144,21 +144,31 @@ func Validate(command []byte) error {
 	if err != nil {
 		return err
 	}
-	return ValidateBody(t, body)
+	return checkBody(t, body)
 }
 
 // ValidateBody is Validate for a command not yet encoded: the same rules,
 // without decoding what the caller has in hand (the leader's own batches
 // spent a decode of every entry on it). body must be the message type t
-// carries.
+// carries, which Decode ensures for Validate.
 func ValidateBody(t MessageType, body proto.Message) error {
 	want := commandBody(t)
 	if want == nil {
-		return fmt.Errorf("unknown command type %d (ignorable: %t)", t&^IgnoreUnknown, t&IgnoreUnknown != 0)
+		return unknownType(t)
 	}
 	if got, wantName := body.ProtoReflect().Descriptor().FullName(), want.ProtoReflect().Descriptor().FullName(); got != wantName {
 		return fmt.Errorf("command type %d carries %s, not %s", t, wantName, got)
 	}
+	return checkBody(t, body)
+}
+
+// unknownType is the error for a command type this build does not know.
+func unknownType(t MessageType) error {
+	return fmt.Errorf("unknown command type %d (ignorable: %t)", t&^IgnoreUnknown, t&IgnoreUnknown != 0)
+}
+
+// checkBody holds Validate's rules for a body of the type t carries.
+func checkBody(t MessageType, body proto.Message) error {
 	switch cmd := body.(type) {
 	case *daguhav1.EnqueueRunsCommand:
 		for i, run := range cmd.GetRuns() {
